@@ -1,0 +1,40 @@
+"""Shared fixtures: small generated videos and the location of the real data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64), fps: float = 25.0) -> Path:
+    """Write an MJPG AVI whose frame ``i`` is a flat grey of level ``8 * i`` (so content identifies the index)."""
+    height, width = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for index in range(num_frames):
+        writer.write(np.full((height, width, 3), (8 * index) % 256, dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def frame_level(frame: np.ndarray) -> int:
+    """The index a frame written by :func:`write_video` encodes."""
+    return round(float(frame.mean()) / 8)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def short_video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "clip.avi", 30)

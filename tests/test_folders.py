@@ -1,0 +1,210 @@
+"""Folder index: what counts as a video and a class, how groups are found, and that the split is honest and seeded."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from vidrnn.data.folders import folder_index
+from vidrnn.data.records import DatasetIndex
+
+UCF_MINI_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini" / "UCF-101"
+
+
+def _touch(root: Path, *relative: str) -> None:
+    for name in relative:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def _ungrouped(root: Path, classes: dict[str, int]) -> None:
+    for label, count in classes.items():
+        _touch(root, *(f"{label}/clip{number:02d}.mp4" for number in range(count)))
+
+
+def _test_files(index: DatasetIndex) -> list[str]:
+    return [record.path.name for record in index.split("test")]
+
+
+def _assert_groups_disjoint(index: DatasetIndex) -> None:
+    train_groups = {record.group for record in index.split("train")}
+    test_groups = {record.group for record in index.split("test")}
+    assert not train_groups & test_groups
+
+
+def test_videos_are_found_at_any_depth_with_any_case_and_hidden_entries_are_ignored(tmp_path: Path) -> None:
+    _touch(
+        tmp_path,
+        "cat/a.MP4",
+        "cat/deep/er/b.avi",
+        "cat/notes.txt",
+        "cat/.hidden.mp4",
+        "cat/.cache/c.mp4",
+        "bird/d.mkv",
+        ".trash/old/e.mp4",
+    )
+
+    index = folder_index(tmp_path, subfolder_groups=False)
+
+    assert index.classes == ["bird", "cat"]
+    assert sorted(str(record.path.relative_to(tmp_path)) for record in index.records) == [
+        "bird/d.mkv",
+        "cat/a.MP4",
+        "cat/deep/er/b.avi",
+    ]
+    assert {record.path.name: record.label for record in index.records}["b.avi"] == "cat"
+
+
+def test_ucf_style_names_split_by_whole_groups_in_every_class(tmp_path: Path) -> None:
+    for label in ("Run", "Walk"):
+        _touch(tmp_path, *(f"{label}/v_{label}_g0{group}_c{clip}.avi" for group in range(1, 8) for clip in (1, 2, 3)))
+
+    index = folder_index(tmp_path, test_fraction=0.3, seed=0)
+
+    assert {record.group for record in index.records if record.label == "Run"} == {f"Run/g{n:02d}" for n in range(1, 8)}
+    _assert_groups_disjoint(index)
+    for label in index.classes:
+        tested = {record.group for record in index.split("test") if record.label == label}
+        assert len(tested) == 2  # 2 of 7 groups is 6 of 21 clips, the closest whole-group share to 0.3
+    assert "whole groups per class" in index.split_rule
+    assert "test_fraction=0.3" in index.split_rule and "seed=0" in index.split_rule
+
+
+def test_sub_folders_are_groups_when_file_names_carry_none(tmp_path: Path) -> None:
+    _touch(tmp_path, *(f"dog/session{s}/take{t}.mov" for s in range(4) for t in range(3)), "dog/loose.mov")
+
+    index = folder_index(tmp_path, test_fraction=0.25, seed=1)
+
+    groups = {record.path.name if record.group is None else record.group for record in index.records}
+    assert groups == {"dog/session0", "dog/session1", "dog/session2", "dog/session3", "loose.mov"}
+    _assert_groups_disjoint(index)
+    assert 1 <= len(index.split("test")) <= 4
+
+
+def test_without_groups_each_class_is_split_at_random_by_the_fraction(tmp_path: Path) -> None:
+    _ungrouped(tmp_path, {"a": 10, "b": 20})
+
+    index = folder_index(tmp_path, test_fraction=0.3, seed=0)
+
+    assert all(record.group is None for record in index.records)
+    assert sum(record.label == "a" for record in index.split("test")) == 3
+    assert sum(record.label == "b" for record in index.split("test")) == 6
+    assert "at random" in index.split_rule and "seed=0" in index.split_rule
+
+
+def test_the_same_seed_gives_the_same_split(tmp_path: Path) -> None:
+    _ungrouped(tmp_path, {"a": 12, "b": 12})
+
+    assert folder_index(tmp_path, seed=7).records == folder_index(tmp_path, seed=7).records
+
+
+def test_a_different_seed_gives_a_different_split(tmp_path: Path) -> None:
+    _ungrouped(tmp_path, {"a": 12, "b": 12})
+
+    assert _test_files(folder_index(tmp_path, seed=0)) != _test_files(folder_index(tmp_path, seed=1))
+
+
+def test_adding_a_class_leaves_the_split_of_the_others_unchanged(tmp_path: Path) -> None:
+    _ungrouped(tmp_path, {"a": 12})
+    before = folder_index(tmp_path, seed=3).split("test")
+    _ungrouped(tmp_path, {"b": 12})
+
+    after = folder_index(tmp_path, seed=3).split("test")
+
+    assert [record for record in after if record.label == "a"] == before
+
+
+@pytest.mark.parametrize(
+    ("clips_per_group", "fraction"),
+    [(10, 0.1), (1, 0.9)],
+    ids=["groups larger than the target are still tested", "the last group is kept for training"],
+)
+def test_a_class_with_two_groups_gets_one_on_each_side(tmp_path: Path, clips_per_group: int, fraction: float) -> None:
+    _touch(tmp_path, *(f"a/v_a_g0{group}_c{clip:02d}.avi" for group in (1, 2) for clip in range(clips_per_group)))
+
+    index = folder_index(tmp_path, test_fraction=fraction)
+
+    assert len({record.group for record in index.split("train")}) == 1
+    assert len({record.group for record in index.split("test")}) == 1
+
+
+def test_a_class_with_one_group_stays_in_train_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _touch(tmp_path, "solo/v_solo_g01_c01.avi", "solo/v_solo_g01_c02.avi")
+    _ungrouped(tmp_path, {"many": 5})
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert {record.split for record in index.records if record.label == "solo"} == {"train"}
+    assert "'solo'" in caplog.text
+
+
+def test_a_class_folder_without_videos_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _ungrouped(tmp_path, {"a": 3, "b": 3})
+    _touch(tmp_path, "thumbnails/a.jpg")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert index.classes == ["a", "b"]
+    assert str(tmp_path / "thumbnails") in caplog.text
+
+
+def test_train_and_test_folders_are_used_as_given(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _touch(tmp_path, "train/cat/v_cat_g01_c01.mp4", "train/dog/x.mp4", "test/cat/v_cat_g01_c02.mp4", "test/dog/y.mp4")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path, seed=5)
+
+    assert index.classes == ["cat", "dog"]
+    assert [record.path.name for record in index.split("train")] == ["v_cat_g01_c01.mp4", "x.mp4"]
+    assert [record.path.name for record in index.split("test")] == ["v_cat_g01_c02.mp4", "y.mp4"]
+    assert index.split_rule.startswith("explicit split")
+    assert "cat/g01" in caplog.text
+
+
+def test_a_missing_root_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
+        folder_index(tmp_path / "nowhere")
+
+
+def test_a_root_without_class_folders_is_named(tmp_path: Path) -> None:
+    _touch(tmp_path, "loose.mp4")
+
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path}: no class folders")):
+        folder_index(tmp_path)
+
+
+def test_class_folders_without_any_video_are_refused(tmp_path: Path) -> None:
+    _touch(tmp_path, "a/readme.txt", "b/frame.png")
+
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path}: no class folder holds a video")):
+        folder_index(tmp_path)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2])
+def test_a_test_fraction_outside_0_to_1_is_refused(tmp_path: Path, fraction: float) -> None:
+    _ungrouped(tmp_path, {"a": 3})
+
+    with pytest.raises(ValueError, match="test_fraction"):
+        folder_index(tmp_path, test_fraction=fraction)
+
+
+@pytest.mark.realdata
+def test_the_real_ucf_videos_as_a_folder_dataset_split_by_group() -> None:
+    if not UCF_MINI_VIDEOS.is_dir():
+        pytest.skip(f"real data not found at {UCF_MINI_VIDEOS}")
+
+    index = folder_index(UCF_MINI_VIDEOS, test_fraction=0.3, seed=0)
+
+    assert index.classes == ["ApplyEyeMakeup", "ApplyLipstick", "BalanceBeam", "BaseballPitch"]
+    assert len(index.records) == 517
+    assert all(record.group is not None for record in index.records)
+    _assert_groups_disjoint(index)
+    assert 0.2 < len(index.split("test")) / len(index.records) < 0.4

@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import write_video
+from vidrnn.data.tracking import TrackingSequence, find_sequences, load_sequence
+
+TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
+
+
+def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg") -> Path:
+    """Write ``count`` 32x32 frames numbered from 1, frame ``i`` a flat grey of level ``8 * i`` (OTB naming)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        cv2.imwrite(str(folder / pattern.format(index + 1)), np.full((32, 32, 3), 8 * index, dtype=np.uint8))
+    return folder
+
+
+def write_otb(folder: Path, frames: int, lines: list[str]) -> Path:
+    write_images(folder / "img", frames)
+    (folder / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+# --- the real benchmark sequences in ../shared/data/tracking -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, TrackingSequence]:
+    if not TRACKING.is_dir():
+        pytest.skip(f"real tracking data not found at {TRACKING}")
+    return {sequence.name: sequence for sequence in find_sequences(TRACKING)}
+
+
+@pytest.mark.realdata
+def test_every_real_sequence_loads_with_one_box_per_frame(real: dict[str, TrackingSequence]) -> None:
+    lengths = {name: (sequence.format, sequence.num_frames) for name, sequence in real.items()}
+    assert lengths == {
+        "Couple": ("otb", 140),
+        "Crossing": ("otb", 120),
+        "Football1": ("otb", 74),
+        "bag": ("vot", 196),
+        "01_david": ("tld", 761),
+        "02_jumping": ("tld", 313),
+        "03_pedestrian1": ("tld", 140),
+    }
+    for sequence in real.values():
+        assert sequence.boxes.shape == (sequence.num_frames, 4)
+        assert sequence.visible.all() and (sequence.boxes[:, 2:] > 0).all()
+
+
+@pytest.mark.realdata
+def test_find_sequences_sorts_by_name_ignoring_case(real: dict[str, TrackingSequence]) -> None:
+    assert list(real) == ["01_david", "02_jumping", "03_pedestrian1", "bag", "Couple", "Crossing", "Football1"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("name", "ground_truth", "first_line", "expected"),
+    [
+        ("Couple", "otb/Couple/groundtruth_rect.txt", "51\t47\t25\t62", [50, 46, 25, 62]),  # 1-based x,y,w,h
+        ("Crossing", "otb/Crossing/groundtruth_rect.txt", "205\t151\t17\t50", [204, 150, 17, 50]),
+        ("Football1", "otb/Football1/groundtruth_rect.txt", "153,105,26,43", [152, 104, 26, 43]),
+        ("01_david", "tld/01_david/gt.txt", "165,93,216,147", [164, 92, 52, 55]),  # 1-based inclusive corners
+        (
+            "bag",
+            "vot/bag/groundtruth.txt",
+            "334.02,128.36,438.19,188.78,396.39,260.83,292.23,200.41",  # 0-based polygon
+            [292.23, 128.36, 438.19 - 292.23, 260.83 - 128.36],  # min x, min y, x range, y range
+        ),
+    ],
+)
+def test_first_real_box_matches_the_file_by_hand(
+    real: dict[str, TrackingSequence], name: str, ground_truth: str, first_line: str, expected: list[float]
+) -> None:
+    assert (TRACKING / ground_truth).read_text().splitlines()[0] == first_line
+    assert real[name].boxes[0] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.realdata
+def test_tld_jumping_agrees_with_otbs_copy_of_the_same_clip(real: dict[str, TrackingSequence]) -> None:
+    """OTB's Jumping is TLD's jumping; OTB annotates its first frame as 147,110,34,33 (1-based x,y,w,h)."""
+    assert real["02_jumping"].boxes[0].tolist() == [147 - 1, 110 - 1, 34, 33]
+
+
+@pytest.mark.realdata
+def test_tld_frames_are_the_video_counted_by_decoding(real: dict[str, TrackingSequence]) -> None:
+    david = real["01_david"]
+    assert david.frames.name == "david.mpg"
+    assert david.num_frames == 761  # the container claims 760
+    assert (david.unannotated_frames, david.unmatched_boxes) == (0, 0)
+
+
+@pytest.mark.realdata
+def test_football1_drops_its_seven_unannotated_frames_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    if not TRACKING.is_dir():
+        pytest.skip(f"real tracking data not found at {TRACKING}")
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking"):
+        football = load_sequence(TRACKING / "otb" / "Football1")
+    assert (football.num_frames, football.unannotated_frames) == (74, 7)
+    assert "Football1" in caplog.text and "81 frames, 74 boxes" in caplog.text
+
+
+# --- synthetic sequences ---------------------------------------------------------------------------------------------
+
+
+def test_otb_folder_written_by_any_tool_loads_zero_based(tmp_path: Path) -> None:
+    folder = write_otb(tmp_path / "Toy", 3, ["1,1,10,12", "2, 3, 10, 12", "3 5\t10 12"])
+    sequence = load_sequence(folder)
+    assert sequence.format == "otb" and sequence.frames == folder / "img"
+    assert sequence.boxes.tolist() == [[0, 0, 10, 12], [1, 2, 10, 12], [2, 4, 10, 12]]
+
+
+def test_crlf_and_trailing_blank_lines_are_accepted(tmp_path: Path) -> None:
+    folder = write_otb(tmp_path / "Toy", 2, [])
+    (folder / "groundtruth_rect.txt").write_bytes(b"1,1,4,4\r\n2,2,4,4\r\n\r\n\n")
+    assert load_sequence(folder).boxes[:, 0].tolist() == [0, 1]
+
+
+def test_vot_reads_images_in_the_folder_itself_and_both_line_shapes(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "toy", 2, "{:08d}.jpg")
+    (folder / "groundtruth.txt").write_text("10,2,14,6,10,10,6,6\n1.5,2.5,3,4\n")
+    sequence = load_sequence(folder)
+    assert (sequence.format, sequence.frames) == ("vot", folder)
+    assert sequence.boxes.tolist() == [[6, 2, 8, 8], [1.5, 2.5, 3, 4]]
+
+
+def test_nan_lines_mark_absent_frames(tmp_path: Path) -> None:
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 4, size=(32, 32))
+    (folder / "gt.txt").write_text("1,1,10,10\nNaN,NaN,NaN,NaN\nnan,nan,nan,nan\n3,4,12,14\n")
+    sequence = load_sequence(folder)
+    assert (sequence.format, sequence.frames.name) == ("tld", "toy.avi")
+    assert sequence.visible.tolist() == [True, False, False, True]
+    assert np.isnan(sequence.boxes[1:3]).all()
+    assert sequence.boxes[3].tolist() == [2, 3, 10, 11]
+
+
+def test_a_partly_nan_line_blanks_the_whole_box(tmp_path: Path) -> None:
+    folder = write_otb(tmp_path / "Toy", 2, ["1,2,NaN,4", "1,2,3,4"])
+    sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [False, True]
+    assert np.isnan(sequence.boxes[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [("1,2,3", "expected 4 values"), ("1,2,three,4", "'three' is not a number"), ("1,2,inf,4", "not a finite")],
+)
+def test_malformed_ground_truth_names_file_and_line(tmp_path: Path, bad_line: str, message: str) -> None:
+    folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4", "2,2,4,4", bad_line])
+    with pytest.raises(ValueError, match=message) as error:
+        load_sequence(folder)
+    assert f"{folder / 'groundtruth_rect.txt'}:3" in str(error.value)
+
+
+def test_a_blank_line_inside_the_ground_truth_is_malformed(tmp_path: Path) -> None:
+    folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4", "", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: expected 4 values .* found 0"):
+        load_sequence(folder)
+
+
+def test_vot_line_of_six_values_is_malformed(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "toy", 1)
+    (folder / "groundtruth.txt").write_text("1,2,3,4,5,6\n")
+    with pytest.raises(ValueError, match="groundtruth.txt:1: expected 8 or 4 values"):
+        load_sequence(folder)
+
+
+def test_folder_that_is_no_sequence_is_named_in_the_error(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "holiday", 2)
+    with pytest.raises(ValueError, match="holiday: not a tracking sequence"):
+        load_sequence(folder)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_sequence(tmp_path / "missing")
+
+
+def test_empty_ground_truth_is_an_error(tmp_path: Path) -> None:
+    folder = write_otb(tmp_path / "Toy", 2, [])
+    with pytest.raises(ValueError, match="holds no boxes"):
+        load_sequence(folder)
+
+
+def test_extra_frames_are_dropped_and_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_otb(tmp_path / "Toy", 5, ["1,1,4,4", "2,2,4,4", "3,3,4,4"])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking"):
+        sequence = load_sequence(folder)
+    assert (sequence.num_frames, sequence.unannotated_frames, sequence.unmatched_boxes) == (3, 2, 0)
+    assert "last 2 frames dropped" in caplog.text
+    frames = sequence.read(size=(16, 16))
+    assert frames.shape == (3, 16, 16, 3)
+    assert [round(float(frame.mean()) / 8) for frame in frames] == [0, 1, 2]
+    assert [indices.tolist() for indices, _ in sequence.iter_frames(chunk_size=2)] == [[0, 1], [2]]
+
+
+def test_extra_boxes_are_dropped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_otb(tmp_path / "Toy", 2, ["1,1,4,4", "2,2,4,4", "3,3,4,4", "4,4,4,4"])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking"):
+        sequence = load_sequence(folder)
+    assert (sequence.num_frames, sequence.unannotated_frames, sequence.unmatched_boxes) == (2, 0, 2)
+    assert sequence.boxes[:, 0].tolist() == [0, 1]
+    assert "last 2 boxes dropped" in caplog.text
+
+
+def test_otb_folder_without_img_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    (folder / "groundtruth_rect.txt").write_text("1,1,4,4\n")
+    with pytest.raises(ValueError, match="Toy: OTB sequence without an img/ folder"):
+        load_sequence(folder)
+
+
+def test_find_sequences_walks_nested_mixed_formats(tmp_path: Path) -> None:
+    write_otb(tmp_path / "otb" / "Zebra", 1, ["1,1,4,4"])
+    vot = write_images(tmp_path / "vot" / "deep" / "apple" / "color", 1)
+    (vot.parent / "groundtruth.txt").write_text("0,0,4,4\n")
+    write_images(tmp_path / "not_a_sequence", 1)
+    sequences = find_sequences(tmp_path)
+    assert [(sequence.name, sequence.format) for sequence in sequences] == [("apple", "vot"), ("Zebra", "otb")]
+    assert find_sequences(tmp_path / "not_a_sequence") == []
+
+
+def test_boxes_are_read_only(tmp_path: Path) -> None:
+    sequence = load_sequence(write_otb(tmp_path / "Toy", 1, ["1,1,4,4"]))
+    with pytest.raises(ValueError):
+        sequence.boxes[0, 0] = 99

@@ -1,0 +1,174 @@
+"""UCF101 index: the official folds on the real class subset, and the loader's handling of partial or broken input."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from vidrnn.data.ucf101 import ucf101_index
+
+UCF_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini"
+MINI_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "BalanceBeam", "BaseballPitch"]
+
+
+@pytest.fixture
+def ucf_mini() -> Path:
+    if not (UCF_MINI / "UCF-101").is_dir():
+        pytest.skip(f"real data not found at {UCF_MINI}")
+    return UCF_MINI
+
+
+def _listed_for_mini_classes(list_file: Path) -> int:
+    """Count list lines of the four classes on disk, independently of the loader."""
+    lines = list_file.read_text().splitlines()
+    return sum(1 for line in lines if line.split("/")[0] in MINI_CLASSES)
+
+
+@pytest.mark.realdata
+def test_fold_1_of_the_mini_subset_matches_the_published_counts(ucf_mini: Path) -> None:
+    index = ucf101_index(ucf_mini, ucf_mini / "ucfTrainTestlist", fold=1)
+
+    assert index.classes == MINI_CLASSES
+    assert index.counts() == {"train": 367, "test": 150}
+    assert index.missing == []
+    assert index.split_rule.startswith("UCF101 official split 1")
+    assert all(record.path.is_file() for record in index.records)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("fold", [1, 2, 3])
+def test_each_fold_holds_exactly_the_listed_clips_of_present_classes(ucf_mini: Path, fold: int) -> None:
+    splits = ucf_mini / "ucfTrainTestlist"
+    index = ucf101_index(ucf_mini, splits, fold=fold)
+
+    assert index.counts() == {
+        "train": _listed_for_mini_classes(splits / f"trainlist0{fold}.txt"),
+        "test": _listed_for_mini_classes(splits / f"testlist0{fold}.txt"),
+    }
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("fold", [1, 2, 3])
+def test_no_group_spans_train_and_test(ucf_mini: Path, fold: int) -> None:
+    index = ucf101_index(ucf_mini, fold=fold)
+
+    train_groups = {record.group for record in index.split("train")}
+    test_groups = {record.group for record in index.split("test")}
+    assert train_groups and test_groups
+    assert not train_groups & test_groups
+
+
+@pytest.mark.realdata
+def test_fold_1_tests_on_groups_1_to_7(ucf_mini: Path) -> None:
+    index = ucf101_index(ucf_mini, fold=1)
+
+    assert {record.group for record in index.split("test")} == {f"g{number:02d}" for number in range(1, 8)}
+
+
+@pytest.mark.realdata
+def test_root_may_be_the_videos_folder_or_its_parent(ucf_mini: Path) -> None:
+    from_parent = ucf101_index(ucf_mini, ucf_mini / "ucfTrainTestlist", fold=2)
+    from_videos = ucf101_index(ucf_mini / "UCF-101", ucf_mini / "ucfTrainTestlist", fold=2)
+
+    assert from_parent.root == from_videos.root == ucf_mini / "UCF-101"
+    assert from_parent.records == from_videos.records
+
+
+def _write_crlf(path: Path, lines: list[str]) -> None:
+    path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+
+
+def _make_ucf(tmp_path: Path, on_disk: dict[str, list[str]]) -> tuple[Path, Path]:
+    """A tiny official-style layout: classInd lists Zeta, Alpha, Absent (in that order); ``on_disk`` decides files."""
+    videos, splits = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
+    splits.mkdir()
+    for label, names in on_disk.items():
+        (videos / label).mkdir(parents=True)
+        for name in names:
+            (videos / label / name).touch()
+    _write_crlf(splits / "classInd.txt", ["1 Zeta", "2 Alpha", "3 Absent"])
+    train = ["Zeta/v_Zeta_g02_c01.avi 1", "Alpha/v_Alpha_g02_c01.avi 2", "Absent/v_Absent_g02_c01.avi 3"]
+    test = ["Zeta/v_Zeta_g01_c01.avi", "Alpha/v_Alpha_g01_c01.avi", "Absent/v_Absent_g01_c01.avi"]
+    for fold in (1, 2, 3):
+        _write_crlf(splits / f"trainlist0{fold}.txt", train)
+        _write_crlf(splits / f"testlist0{fold}.txt", test)
+    return videos, splits
+
+
+def test_classes_are_the_present_ones_in_class_ind_order_and_crlf_is_stripped(tmp_path: Path) -> None:
+    videos, splits = _make_ucf(
+        tmp_path,
+        {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"], "Alpha": ["v_Alpha_g01_c01.avi", "v_Alpha_g02_c01.avi"]},
+    )
+
+    index = ucf101_index(tmp_path, splits, fold=1)
+
+    assert index.classes == ["Zeta", "Alpha"]
+    assert [(record.path, record.label, record.group, record.split) for record in index.records] == [
+        (videos / "Zeta" / "v_Zeta_g02_c01.avi", "Zeta", "g02", "train"),
+        (videos / "Alpha" / "v_Alpha_g02_c01.avi", "Alpha", "g02", "train"),
+        (videos / "Zeta" / "v_Zeta_g01_c01.avi", "Zeta", "g01", "test"),
+        (videos / "Alpha" / "v_Alpha_g01_c01.avi", "Alpha", "g01", "test"),
+    ]
+    assert index.missing == []
+
+
+def test_listed_clips_missing_from_a_present_class_are_reported_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"], "Alpha": []})
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.ucf101"):
+        index = ucf101_index(videos, splits, fold=3)
+
+    assert index.missing == [videos / "Alpha" / "v_Alpha_g02_c01.avi", videos / "Alpha" / "v_Alpha_g01_c01.avi"]
+    assert [record.label for record in index.records] == ["Zeta", "Zeta"]
+    assert "2 clips" in caplog.text and str(videos) in caplog.text
+
+
+@pytest.mark.parametrize("fold", [0, 4])
+def test_a_fold_outside_1_to_3_is_refused(tmp_path: Path, fold: int) -> None:
+    _, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi"]})
+
+    with pytest.raises(ValueError, match=f"fold must be one of .*got {fold}"):
+        ucf101_index(tmp_path, splits, fold=fold)
+
+
+def test_a_missing_root_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
+        ucf101_index(tmp_path / "nowhere", tmp_path, fold=1)
+
+
+def test_a_missing_split_file_is_named(tmp_path: Path) -> None:
+    _, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi"]})
+    (splits / "testlist02.txt").unlink()
+
+    with pytest.raises(FileNotFoundError, match=re.escape(str(splits / "testlist02.txt"))):
+        ucf101_index(tmp_path, splits, fold=2)
+    assert ucf101_index(tmp_path, splits, fold=1).counts() == {"test": 1}
+
+
+def test_a_root_without_any_listed_class_is_refused(tmp_path: Path) -> None:
+    _, splits = _make_ucf(tmp_path, {"Other": ["v_Other_g01_c01.avi"]})
+
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'UCF-101'}: none of the 3 classes")):
+        ucf101_index(tmp_path, splits, fold=1)
+
+
+def test_a_group_on_both_sides_of_a_fold_is_refused(tmp_path: Path) -> None:
+    _, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g01_c02.avi"]})
+    _write_crlf(splits / "trainlist01.txt", ["Zeta/v_Zeta_g01_c02.avi 1"])
+
+    with pytest.raises(ValueError, match=r"groups \['g01'\] appear in both"):
+        ucf101_index(tmp_path, splits, fold=1)
+
+
+def test_a_clip_name_without_a_group_is_refused(tmp_path: Path) -> None:
+    _, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "zeta_take1.avi"]})
+    _write_crlf(splits / "trainlist01.txt", ["Zeta/zeta_take1.avi 1"])
+
+    with pytest.raises(ValueError, match="zeta_take1.avi has no _gGG_cCC_"):
+        ucf101_index(tmp_path, splits, fold=1)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import frame_level, write_video
+from vidrnn.sampling import SamplingSpec
+from vidrnn.video import VideoReadError, iter_frames, probe, read_frames, read_sampled
+
+
+def test_probe_reports_count_rate_size_and_duration(short_video: Path) -> None:
+    info = probe(short_video)
+    assert (info.num_frames, info.fps, info.width, info.height) == (30, 25.0, 64, 48)
+    assert info.duration == pytest.approx(1.2)
+    assert probe(short_video, count=True).counted
+
+
+def test_read_frames_returns_rgb_uint8_in_requested_order_with_repeats(short_video: Path) -> None:
+    frames = read_frames(short_video, [7, 2, 2, 29])
+    assert frames.shape == (4, 48, 64, 3) and frames.dtype == np.uint8
+    assert [frame_level(f) for f in frames] == [7, 2, 2, 29]
+
+
+def test_frames_are_rgb_not_bgr(tmp_path: Path) -> None:
+    path = tmp_path / "red.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    for _ in range(3):
+        writer.write(np.dstack([np.zeros((32, 32)), np.zeros((32, 32)), np.full((32, 32), 255)]).astype(np.uint8))
+    writer.release()
+    red, green, blue = read_frames(path, [1])[0].reshape(-1, 3).mean(axis=0)
+    assert red > 200 and green < 40 and blue < 40
+
+
+def test_resize_at_decode_keeps_aspect_for_short_side_and_obeys_exact_size(short_video: Path) -> None:
+    assert read_frames(short_video, [0], size=24).shape == (1, 24, 32, 3)
+    assert read_frames(short_video, [0], size=(20, 30)).shape == (1, 20, 30, 3)
+
+
+def test_iter_frames_streams_bounded_chunks_covering_every_frame(short_video: Path) -> None:
+    chunks = list(iter_frames(short_video, chunk_size=8))
+    assert [len(frames) for _, frames in chunks] == [8, 8, 8, 6]
+    positions = np.concatenate([positions for positions, _ in chunks])
+    assert positions.tolist() == list(range(30))
+    assert [frame_level(f) for _, frames in chunks for f in frames] == list(range(30))
+
+
+def test_image_folder_reads_through_the_same_interface(tmp_path: Path) -> None:
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for index in range(5):
+        cv2.imwrite(str(folder / f"{index + 1:04d}.png"), np.full((16, 24, 3), 8 * index, dtype=np.uint8))
+    (folder / "notes.txt").write_text("not a frame")
+    info = probe(folder)
+    assert (info.num_frames, info.width, info.height) == (5, 24, 16)
+    assert [frame_level(f) for f in read_frames(folder, [4, 0])] == [4, 0]
+
+
+def test_paths_with_spaces_and_non_ascii_characters(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "ünïcødé dir" / "my clip é.avi", 4)
+    assert read_frames(path, [3]).shape[0] == 1
+
+
+def test_read_sampled_recovers_when_container_overstates_length(tmp_path: Path, short_video: Path) -> None:
+    asked = []
+
+    def every_frame_of_40(info):
+        asked.append(info.num_frames)
+        return np.arange(40 if len(asked) == 1 else info.num_frames)
+
+    frames, indices, info = read_sampled(short_video, every_frame_of_40)
+    assert asked == [30, 30] and len(frames) == 30 and info.counted
+
+
+@pytest.mark.realdata
+def test_real_mpeg1_container_understates_its_frame_count_and_reader_counts_truth(shared_data: Path) -> None:
+    video = shared_data / "tracking" / "tld" / "01_david" / "david.mpg"
+    assert probe(video).num_frames == 760  # what the container claims
+    assert probe(video, count=True).num_frames == 761
+    spec = SamplingSpec(strategy="all", short_side=None)
+    frames, indices, _ = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
+    assert len(frames) == 760 and indices[-1] == 759
+
+
+@pytest.mark.realdata
+def test_sequential_selection_matches_full_decode_on_real_xvid(shared_data: Path) -> None:
+    video = sorted((shared_data / "ucf101-mini" / "UCF-101" / "BaseballPitch").glob("*.avi"))[0]
+    everything = np.concatenate([frames for _, frames in iter_frames(video, size=64)])
+    wanted = [len(everything) // 2, 3, len(everything) - 1]
+    np.testing.assert_array_equal(read_frames(video, wanted, size=64), everything[wanted])
+
+
+def _bad_inputs(tmp_path: Path, short_video: Path) -> dict[str, tuple[Path, str]]:
+    zero = tmp_path / "zero.avi"
+    zero.touch()
+    noise = tmp_path / "noise.avi"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    text = tmp_path / "readme.txt"
+    text.write_text("this is not a video\n" * 50)
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(short_video.read_bytes()[: short_video.stat().st_size * 2 // 3])
+    empty_dir = tmp_path / "empty_dir"
+    empty_dir.mkdir()
+    return {
+        "missing": (tmp_path / "nope.avi", "no such file"),
+        "directory": (empty_dir, "directory without image files"),
+        "zero-byte": (zero, "empty file"),
+        "random bytes": (noise, "cannot be opened"),
+        "text": (text, "text file"),
+        "truncated": (truncated, "ends after"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "random bytes", "text", "truncated"])
+def test_bad_input_raises_one_error_type_naming_path_and_reason(tmp_path: Path, short_video: Path, case: str) -> None:
+    path, reason = _bad_inputs(tmp_path, short_video)[case]
+    with pytest.raises(VideoReadError) as caught:
+        read_frames(path, range(0, 30, 3))
+    assert caught.value.path == str(path)
+    assert reason in caught.value.reason
+    assert str(path) in str(caught.value)
+
+
+def test_asking_for_more_frames_than_the_video_has(short_video: Path) -> None:
+    with pytest.raises(VideoReadError, match="asked for frame 45 but the video ends after 30 frames") as caught:
+        read_frames(short_video, [1, 45])
+    assert caught.value.frames_available == 30
+
+
+def test_negative_index_and_empty_request_are_programming_errors(short_video: Path) -> None:
+    with pytest.raises(ValueError):
+        read_frames(short_video, [-1])
+    with pytest.raises(ValueError):
+        read_frames(short_video, [])

@@ -1,0 +1,209 @@
+"""An index of the user's own videos, sorted into one folder per class.
+
+Layout: ``root/<class>/**/<video>``. The top-level folder is the class; deeper sub-folders are free for the user's
+own organisation. A video is any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden
+files and folders (name starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
+
+Splitting is where a folder dataset most easily lies. Clips cut from one recording look alike, and a split that puts
+some in train and their siblings in test measures how well the model remembers a recording, not how well it
+recognises the class. So when the files reveal their recording, the split keeps each recording (*group*) whole:
+
+1. a file name matching ``group_pattern`` (default: UCF101's ``_gGG_``) belongs to the group it captures;
+2. otherwise, a file in a sub-folder of its class folder belongs to that sub-folder (``dog/session3/clip.mp4``);
+3. otherwise the clip has no group and is split on its own.
+
+A group id is qualified by its class (``"dog/g03"``, ``"dog/session3"``): groups are chosen per class, so a bare
+``g03`` could be test in one class and train in another; qualified ids are unique across the dataset, and any check
+on ``record.group`` alone is valid. Test groups are drawn per class with a generator seeded by ``seed`` and the class
+name, so adding a class does not reshuffle the others, and the recorded ``split_rule`` reproduces the split.
+
+A root holding ``train/`` and ``test/`` folders (each laid out as above) is taken as an explicit split and used as
+given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.video import VIDEO_EXTENSIONS
+
+__all__ = ["DEFAULT_GROUP_PATTERN", "folder_index"]
+
+#: UCF101-style recording group in a file name: ``v_Walk_g03_c01.avi`` belongs to group ``g03``.
+DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
+
+_EXPLICIT_SPLITS = ("train", "test")
+
+logger = logging.getLogger(__name__)
+
+
+def folder_index(
+    root: str | os.PathLike,
+    *,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    group_pattern: str | None = DEFAULT_GROUP_PATTERN,
+    subfolder_groups: bool = True,
+) -> DatasetIndex:
+    """Index ``root/<class>/**/<video>`` and split it into ``"train"`` and ``"test"`` records.
+
+    Classes are the top-level folder names in sorted order. A class folder without videos is skipped with a warning
+    rather than failing: stray folders (notes, thumbnails) are common, and the warning names them.
+
+    Per class, test groups are drawn until the test share is as close to ``test_fraction`` as whole groups allow; a
+    class with at least two groups (or ungrouped clips) always gets a test group and keeps a train group, while a
+    class with a single one stays in train with a warning. ``group_pattern`` is a regular expression searched in the
+    file name (its first capture group, or the whole match, names the group); ``None`` turns it off, as
+    ``subfolder_groups=False`` turns off sub-folder groups. When ``root`` holds ``train/`` and ``test/`` folders,
+    they are the split and ``test_fraction`` and ``seed`` play no part.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: video folder not found; expected {root}/<class>/<video>")
+    pattern = re.compile(group_pattern) if group_pattern is not None else None
+
+    if all((root / split).is_dir() for split in _EXPLICIT_SPLITS):
+        return _explicit_index(root, pattern, subfolder_groups)
+
+    videos = _scan_classes(root)
+    records: list[VideoRecord] = []
+    for label, files in videos.items():
+        groups = {file: _group_of(file.relative_to(root), pattern, subfolder_groups) for file in files}
+        records += _split_class(label, groups, test_fraction, random.Random(f"{seed}:{label}"))
+    rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
+    return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
+
+
+def _scan_classes(base: Path) -> dict[str, list[Path]]:
+    """Class name → its video files (sorted), in class-name order; classes without videos are left out."""
+    class_dirs = sorted(
+        (path for path in base.iterdir() if path.is_dir() and not _hidden(path.name)), key=lambda path: path.name
+    )
+    if not class_dirs:
+        raise FileNotFoundError(f"{base}: no class folders; expected {base}/<class>/<video>, one folder per class")
+    videos: dict[str, list[Path]] = {}
+    for class_dir in class_dirs:
+        files = _video_files(class_dir)
+        if files:
+            videos[class_dir.name] = files
+        else:
+            logger.warning("%s holds no video files; class %r is skipped", class_dir, class_dir.name)
+    if not videos:
+        raise FileNotFoundError(
+            f"{base}: no class folder holds a video file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
+        )
+    return videos
+
+
+def _video_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = [name for name in subdirs if not _hidden(name)]
+        found.extend(
+            Path(directory, name)
+            for name in files
+            if not _hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
+        )
+    return sorted(found)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:
+    """The group of a clip from its path relative to the split root (``<class>/.../<file>``), class-qualified."""
+    label = relative.parts[0]
+    if pattern is not None and (match := pattern.search(relative.name)):
+        return f"{label}/{match.group(1) if pattern.groups else match.group(0)}"
+    if subfolder_groups and len(relative.parts) > 2:
+        return f"{label}/{relative.parts[1]}"
+    return None
+
+
+def _split_class(
+    label: str, groups: dict[Path, str | None], test_fraction: float, rng: random.Random
+) -> list[VideoRecord]:
+    """Assign one class's clips (file → group) to train or test by whole groups, keeping file order."""
+    sizes: Counter[str] = Counter(_unit(file, group) for file, group in groups.items())
+    units = sorted(sizes)
+    rng.shuffle(units)
+    test_units = _choose_test_units(units, sizes, test_fraction * len(groups))
+    if not test_units:
+        logger.warning("class %r has a single group or clip, so all its clips go to train", label)
+    return [
+        VideoRecord(file, label, group, "test" if _unit(file, group) in test_units else "train")
+        for file, group in groups.items()
+    ]
+
+
+def _unit(file: Path, group: str | None) -> str:
+    """What the split moves as a whole: the clip's group, or the clip alone when it has none."""
+    return group if group is not None else str(file)
+
+
+def _choose_test_units(units: list[str], sizes: Counter[str], target: float) -> set[str]:
+    """Greedily take units (in the given, shuffled order) that bring the test size closer to ``target``.
+
+    One unit always stays in train; when every unit alone overshoots, the smallest is taken anyway so that a class
+    with several groups is still tested.
+    """
+    if len(units) < 2:
+        return set()
+    chosen: set[str] = set()
+    taken = 0
+    for unit in units:
+        if len(chosen) == len(units) - 1:
+            break
+        if abs(taken + sizes[unit] - target) < abs(taken - target):
+            chosen.add(unit)
+            taken += sizes[unit]
+    return chosen or {min(units, key=sizes.__getitem__)}
+
+
+def _split_rule(
+    records: list[VideoRecord], pattern: re.Pattern[str] | None, subfolder_groups: bool, test_fraction: float, seed: int
+) -> str:
+    if any(record.group for record in records):
+        sources = [f"file-name pattern {pattern.pattern!r}"] if pattern is not None else []
+        sources += ["sub-folders"] if subfolder_groups else []
+        how = f"whole groups per class (groups from {', then '.join(sources)}; an ungrouped clip is its own group)"
+    else:
+        how = "clips per class at random (no groups found)"
+    return f"folder split: {how}, test_fraction={test_fraction}, seed={seed}"
+
+
+def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> DatasetIndex:
+    records: list[VideoRecord] = []
+    for split in _EXPLICIT_SPLITS:
+        base = root / split
+        for label, files in _scan_classes(base).items():
+            records += [
+                VideoRecord(file, label, _group_of(file.relative_to(base), pattern, subfolder_groups), split)
+                for file in files
+            ]
+    _warn_shared_groups(records, root)
+    return DatasetIndex(
+        root=root,
+        classes=sorted({record.label for record in records}),
+        records=records,
+        split_rule="explicit split: the train/ and test/ folders as given",
+    )
+
+
+def _warn_shared_groups(records: list[VideoRecord], root: Path) -> None:
+    """A given split is the user's call, but one that leaks a recording across train and test deserves a warning."""
+    train, test = ({record.group for record in records if record.split == split} for split in _EXPLICIT_SPLITS)
+    shared = sorted(group for group in train & test if group is not None)
+    if shared:
+        logger.warning(
+            "%s: groups %s have clips in both train/ and test/; test results will be optimistic", root, shared
+        )

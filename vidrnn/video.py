@@ -1,0 +1,319 @@
+"""Decoding video files and image folders into RGB uint8 frames with OpenCV.
+
+Everything that turns bytes on disk into pixels lives here, and nothing else does. Two rules shape the code:
+
+* Frames are read **sequentially**. Which frames to keep is decided before decoding; frames we skip are only
+  ``grab()``-ed (demuxed, not converted), because ``CAP_PROP_POS_FRAMES`` seeking lands on the wrong frame for many
+  codecs.
+* The container's frame count is a hint, not a fact (MPEG-1 and many AVIs get it wrong). Readers count what they
+  actually decode, and :func:`read_sampled` re-plans when the hint turns out to be wrong.
+
+A video file and a folder of images (OTB/VOT sequences) look the same to callers: both are "a video" here.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "FrameSize",
+    "VideoInfo",
+    "VideoReadError",
+    "iter_frames",
+    "probe",
+    "read_frames",
+    "read_sampled",
+]
+
+VIDEO_EXTENSIONS = frozenset(
+    {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
+)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+#: Frame rate reported for a folder of images, which carries none (OTB and VOT are recorded at about 30 fps).
+IMAGE_FOLDER_FPS = 30.0
+
+#: ``int``: resize so the shorter side has this many pixels (aspect kept); ``(height, width)``: exact size;
+#: ``None``: keep the decoded size.
+FrameSize = int | tuple[int, int] | None
+
+#: FFmpeg "decodes" text files as rendered terminal art; such a stream is never a video a user meant.
+_TEXT_CODECS = frozenset({"ansi", "bin", "xbin", "idf", "tty"})
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # FFmpeg warnings on broken files flood a terminal
+
+
+class VideoReadError(Exception):
+    """A video (file or image folder) could not be read as asked.
+
+    The single error type for every kind of bad video input: a missing path, an empty or corrupt file, a file that is
+    not a video, a folder without images, a video with fewer frames than requested. ``path`` and ``reason`` say what
+    to fix; batch jobs record them and carry on with the next video.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str, *, frames_available: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        #: When the video ended early: how many frames it really has.
+        self.frames_available = frames_available
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learns about a video without decoding its pixels."""
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    #: True when ``num_frames`` was counted frame by frame rather than taken from the container.
+    counted: bool
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+class _FrameSource(abc.ABC):
+    """Sequential access to the frames of one video: ``grab`` moves on, ``retrieve`` decodes the grabbed frame."""
+
+    fps: float
+    width: int
+    height: int
+    declared_frames: int
+
+    @abc.abstractmethod
+    def grab(self) -> bool: ...
+
+    @abc.abstractmethod
+    def retrieve(self) -> np.ndarray:
+        """Return the grabbed frame as RGB uint8 ``[H,W,3]``."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _VideoFileSource(_FrameSource):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # FFmpeg only: OpenCV's other backends read '%d' in a file name as an image-sequence pattern or a URL.
+        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise VideoReadError(path, "cannot be opened as a video (not a video file, or corrupt)")
+        codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1").strip().lower()
+        if codec in _TEXT_CODECS:
+            self._cap.release()
+            raise VideoReadError(path, "is a text file, not a video")
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.declared_frames = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        if self.width <= 0 or self.height <= 0:
+            self._cap.release()
+            raise VideoReadError(path, "has no video stream with a frame size")
+
+    def grab(self) -> bool:
+        return bool(self._cap.grab())
+
+    def retrieve(self) -> np.ndarray:
+        ok, frame = self._cap.retrieve()
+        if not ok or frame is None:
+            raise VideoReadError(self.path, "a frame could not be decoded (corrupt or truncated stream)")
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class _ImageFolderSource(_FrameSource):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not self._files:
+            raise VideoReadError(path, "is a directory without image files (expected a video file or a folder of frames)")
+        self._next = 0
+        self.fps = IMAGE_FOLDER_FPS
+        self.declared_frames = len(self._files)
+        first = self._decode(self._files[0])
+        self.height, self.width = first.shape[:2]
+
+    def _decode(self, file: Path) -> np.ndarray:
+        data = np.fromfile(file, dtype=np.uint8)  # np.fromfile + imdecode copes with any file name encoding
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise VideoReadError(file, "image frame could not be decoded")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def grab(self) -> bool:
+        if self._next >= len(self._files):
+            return False
+        self._next += 1
+        return True
+
+    def retrieve(self) -> np.ndarray:
+        return self._decode(self._files[self._next - 1])
+
+
+def _open(path: str | os.PathLike) -> _FrameSource:
+    path = Path(path)
+    if not path.exists():
+        raise VideoReadError(path, "no such file or directory")
+    if path.is_dir():
+        return _ImageFolderSource(path)
+    if not path.is_file():
+        raise VideoReadError(path, "is not a regular file")
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise VideoReadError(path, f"cannot be read ({error.strerror})") from error
+    if size == 0:
+        raise VideoReadError(path, "is an empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise VideoReadError(path, "is not readable (permission denied)")
+    return _VideoFileSource(path)
+
+
+def _resize(frame: np.ndarray, size: FrameSize) -> np.ndarray:
+    if size is None:
+        return frame
+    height, width = frame.shape[:2]
+    if isinstance(size, int):
+        scale = size / min(height, width)
+        new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    else:
+        new_height, new_width = size
+    if (new_height, new_width) == (height, width):
+        return frame
+    shrinking = new_height * new_width < height * width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(frame, (new_width, new_height), interpolation=interpolation)
+
+
+def _output_shape(source: _FrameSource, size: FrameSize) -> tuple[int, int]:
+    if size is None:
+        return source.height, source.width
+    if isinstance(size, int):
+        scale = size / min(source.height, source.width)
+        return max(1, round(source.height * scale)), max(1, round(source.width * scale))
+    return size
+
+
+def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
+    """Frame count, frame rate and size of a video.
+
+    The frame count comes from the container unless it is missing or ``count=True``; then frames are counted by
+    grabbing them all (no pixel conversion, so still fast). Raises :class:`VideoReadError` for unreadable input.
+    """
+    with _open(path) as source:
+        num_frames, counted = source.declared_frames, False
+        if count or num_frames <= 0:
+            num_frames, counted = 0, True
+            while source.grab():
+                num_frames += 1
+        if num_frames == 0:
+            raise VideoReadError(path, "contains no decodable frames")
+        return VideoInfo(str(path), num_frames, source.fps, source.width, source.height, counted)
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    indices: Sequence[int] | None = None,
+    *,
+    size: FrameSize = None,
+    chunk_size: int = 64,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame_indices, frames)`` chunks of at most ``chunk_size`` frames, decoding sequentially.
+
+    ``indices`` (sorted, unique is not required) selects frames; ``None`` reads every frame. Memory holds one chunk,
+    so arbitrarily long videos stream. A requested index past the real end raises :class:`VideoReadError` with
+    ``frames_available`` set, after the chunks before it were yielded.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    wanted = None if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+    if wanted is not None and wanted.size and wanted[0] < 0:
+        raise ValueError(f"frame indices must be non-negative, got {int(wanted[0])}")
+    with _open(path) as source:
+        height, width = _output_shape(source, size)
+        buffer = np.empty((chunk_size, height, width, 3), dtype=np.uint8)
+        kept: list[int] = []
+        position = 0  # index of the next frame grab() would deliver
+        cursor = 0  # next position in `wanted`
+        while wanted is None or cursor < wanted.size:
+            if not source.grab():
+                break
+            if wanted is None or wanted[cursor] == position:
+                buffer[len(kept)] = _resize(source.retrieve(), (height, width))
+                kept.append(position)
+                cursor += 1
+                if len(kept) == chunk_size:
+                    yield np.asarray(kept), buffer[: len(kept)].copy()
+                    kept.clear()
+            position += 1
+        if kept:
+            yield np.asarray(kept), buffer[: len(kept)].copy()
+        if wanted is not None and cursor < wanted.size:
+            raise VideoReadError(
+                path,
+                f"asked for frame {int(wanted[cursor])} but the video ends after {position} frames",
+                frames_available=position,
+            )
+        if wanted is None and position == 0:
+            raise VideoReadError(path, "contains no decodable frames", frames_available=0)
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None) -> np.ndarray:
+    """Decode the frames at ``indices`` (in the order given, repeats allowed) as RGB uint8 ``[T,H,W,3]``."""
+    order = np.asarray(indices, dtype=np.int64)
+    if order.size == 0:
+        raise ValueError("read_frames needs at least one frame index")
+    positions, chunks = [], []
+    for chunk_positions, chunk in iter_frames(path, order, size=size):
+        positions.append(chunk_positions)
+        chunks.append(chunk)
+    decoded_positions = np.concatenate(positions)
+    frames = np.concatenate(chunks)
+    return frames[np.searchsorted(decoded_positions, order)]
+
+
+def read_sampled(
+    path: str | os.PathLike,
+    choose: Callable[[VideoInfo], np.ndarray],
+    *,
+    size: FrameSize = None,
+) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them.
+
+    When the container over-states its length (common), the read stops short; the video's real frame count is then
+    known, ``choose`` picks again from the corrected :class:`VideoInfo`, and the read is repeated once. Returns
+    ``(frames, indices, info)`` with ``info`` describing the video as actually decoded.
+    """
+    info = probe(path)
+    indices = np.asarray(choose(info), dtype=np.int64)
+    try:
+        return read_frames(path, indices, size=size), indices, info
+    except VideoReadError as error:
+        if not error.frames_available:
+            raise
+        info = VideoInfo(info.path, error.frames_available, info.fps, info.width, info.height, counted=True)
+        indices = np.asarray(choose(info), dtype=np.int64)
+        return read_frames(path, indices, size=size), indices, info
