@@ -1,0 +1,242 @@
+"""The demo data generator: UCF101 and OTB formats, order pairs that only order tells apart, honest tracking boxes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vidrnn.data.synthetic import (
+    CLASSES,
+    DEMO_MARKER,
+    ORDER_PAIRS,
+    TrackingScene,
+    ensure_demo_data,
+    make_classification_dataset,
+    make_tracking_sequences,
+    render_clip,
+    render_tracking_frame,
+    sample_clip,
+    sample_tracking_scene,
+)
+from vidrnn.data.tracking import load_sequence
+from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.video import probe, read_frames
+
+GROUPS, CLIPS, FRAMES, SIZE = 3, 2, 6, (32, 48)
+GROUP_IN_NAME = re.compile(r"_g(\d+)_c\d+\.avi")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_classification_dataset(
+        tmp_path_factory.mktemp("ucf") / "demo", groups=GROUPS, clips_per_group=CLIPS, num_frames=FRAMES, size=SIZE
+    )
+
+
+def _list_lines(dataset: Path, name: str) -> list[str]:
+    return (dataset / "ucfTrainTestlist" / name).read_bytes().decode("ascii").split("\r\n")[:-1]
+
+
+def _groups(lines: list[str]) -> set[int]:
+    return {int(GROUP_IN_NAME.search(line).group(1)) for line in lines}
+
+
+# --- classification: layout and formats ------------------------------------------------------------------------------
+
+
+def test_videos_and_lists_follow_the_ucf101_layout(dataset: Path) -> None:
+    assert sorted(path.name for path in (dataset / "UCF-101").iterdir()) == sorted(CLASSES)
+    for name in CLASSES:
+        expected = {f"v_{name}_g{g:02d}_c{c:02d}.avi" for g in range(1, GROUPS + 1) for c in range(1, CLIPS + 1)}
+        assert {path.name for path in (dataset / "UCF-101" / name).iterdir()} == expected
+    lists = {path.name for path in (dataset / "ucfTrainTestlist").iterdir()}
+    assert lists == {"classInd.txt"} | {f"{kind}list0{fold}.txt" for kind in ("train", "test") for fold in (1, 2, 3)}
+    assert _list_lines(dataset, "classInd.txt") == [f"{i} {name}" for i, name in enumerate(CLASSES, 1)]
+
+
+def test_every_video_decodes_to_the_requested_frames_and_size(dataset: Path) -> None:
+    for video in (dataset / "UCF-101").rglob("*.avi"):
+        info = probe(video, count=True)
+        assert (info.num_frames, info.height, info.width, info.fps) == (FRAMES, *SIZE, 25.0)
+
+
+def test_lists_use_crlf_only(dataset: Path) -> None:
+    for path in (dataset / "ucfTrainTestlist").iterdir():
+        data = path.read_bytes()
+        assert data.endswith(b"\r\n") and data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+
+
+@pytest.mark.parametrize("fold", [1, 2, 3])
+def test_each_fold_splits_by_group_and_covers_every_clip_once(dataset: Path, fold: int) -> None:
+    train = _list_lines(dataset, f"trainlist0{fold}.txt")
+    test = _list_lines(dataset, f"testlist0{fold}.txt")
+    assert _groups(train).isdisjoint(_groups(test)) and _groups(test)
+    listed = sorted([line.split(" ")[0] for line in train] + test)
+    on_disk = sorted(path.relative_to(dataset / "UCF-101").as_posix() for path in dataset.rglob("*.avi"))
+    assert listed == on_disk
+    class_ids = {name: i for i, name in enumerate(CLASSES, 1)}
+    assert all(int(line.split(" ")[1]) == class_ids[line.split("/")[0]] for line in train)
+
+
+def test_the_folds_test_different_groups(dataset: Path) -> None:
+    tested = [_groups(_list_lines(dataset, f"testlist0{fold}.txt")) for fold in (1, 2, 3)]
+    assert set().union(*tested) == set(range(1, GROUPS + 1)) and sum(map(len, tested)) == GROUPS
+
+
+def test_the_ucf101_loader_reads_it_with_every_class_on_both_sides_of_fold_1(dataset: Path) -> None:
+    index = ucf101_index(dataset, fold=1)
+    assert index.classes == list(CLASSES) and index.missing == []
+    for split in ("train", "test"):
+        assert {record.label for record in index.split(split)} == set(CLASSES)
+
+
+def test_a_class_subset_keeps_canonical_ids(tmp_path: Path) -> None:
+    root = make_classification_dataset(
+        tmp_path, classes=["Shrink", "Grow"], groups=3, clips_per_group=1, num_frames=2, size=SIZE
+    )
+    assert _list_lines(root, "classInd.txt") == ["1 Grow", "2 Shrink"]
+    with pytest.raises(ValueError, match="unknown classes"):
+        make_classification_dataset(tmp_path, classes=["Jump"])
+
+
+# --- classification: determinism --------------------------------------------------------------------------------------
+
+
+def _small(out_dir: Path, seed: int) -> Path:
+    return make_classification_dataset(
+        out_dir, classes=["FadeIn"], groups=3, clips_per_group=1, num_frames=4, size=SIZE, seed=seed
+    )
+
+
+def test_same_seed_gives_identical_files_and_another_seed_other_frames(tmp_path: Path) -> None:
+    first, again, other = _small(tmp_path / "a", 7), _small(tmp_path / "b", 7), _small(tmp_path / "c", 8)
+    for video in sorted(first.rglob("*.avi")):
+        relative = video.relative_to(first)
+        assert video.read_bytes() == (again / relative).read_bytes()
+        frames = read_frames(video, range(4))
+        assert np.array_equal(frames, read_frames(again / relative, range(4)))
+        assert not np.array_equal(frames, read_frames(other / relative, range(4)))
+
+
+# --- classification: order pairs -------------------------------------------------------------------------------------
+
+
+def _pair_clips(forward: str, backward: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    setting = np.random.default_rng(seed).uniform(size=(40, 60, 3)).astype(np.float32)
+    clips = [sample_clip(np.random.default_rng([seed, 1]), name, setting, SIZE, 8) for name in (forward, backward)]
+    return render_clip(clips[0]), render_clip(clips[1])
+
+
+@pytest.mark.parametrize(("forward", "backward"), ORDER_PAIRS)
+def test_backward_class_is_the_forward_clip_reversed_frame_for_frame(forward: str, backward: str) -> None:
+    forward_frames, backward_frames = _pair_clips(forward, backward, seed=3)
+    assert forward_frames.shape == (8, *SIZE, 3) and forward_frames.dtype == np.uint8
+    assert np.array_equal(backward_frames, forward_frames[::-1])
+
+
+@pytest.mark.parametrize(("forward", "backward"), ORDER_PAIRS)
+def test_a_pair_has_the_same_mean_frame_but_changes_over_time(forward: str, backward: str) -> None:
+    forward_frames, backward_frames = _pair_clips(forward, backward, seed=4)
+    assert np.array_equal(forward_frames.mean(axis=0), backward_frames.mean(axis=0))
+    first, last = forward_frames[0].astype(float), forward_frames[-1].astype(float)
+    assert np.abs(first - last).mean() > 5.0
+
+
+# --- tracking --------------------------------------------------------------------------------------------------------
+
+TRACK_SIZE = (60, 80)
+
+
+@pytest.fixture(scope="module", params=[0, 1, 2])
+def scene(request: pytest.FixtureRequest) -> TrackingScene:
+    return sample_tracking_scene(np.random.default_rng(request.param), num_frames=24, size=TRACK_SIZE)
+
+
+def test_ground_truth_lies_inside_the_frame(scene: TrackingScene) -> None:
+    x, y, w, h = scene.ground_truth().T
+    height, width = TRACK_SIZE
+    assert (x >= 0).all() and (y >= 0).all() and (w >= 1).all() and (h >= 1).all()
+    assert (x + w <= width).all() and (y + h <= height).all()
+
+
+def test_target_moves_and_changes_scale(scene: TrackingScene) -> None:
+    x, y, w, h = scene.target.boxes.T.astype(float)
+    centres = np.stack([x + w / 2, y + h / 2], axis=1)
+    assert np.linalg.norm(centres - centres[0], axis=1).max() > 5.0
+    area = w * h
+    assert area.max() / area.min() > 1.3
+
+
+def _overlaps(box: np.ndarray, other: np.ndarray) -> bool:
+    (x, y, w, h), (other_x, other_y, other_w, other_h) = box, other
+    return x < other_x + other_w and other_x < x + w and y < other_y + other_h and other_y < y + h
+
+
+def test_target_is_drawn_exactly_in_its_ground_truth_box(scene: TrackingScene) -> None:
+    occluded = 0
+    for index, (x, y, w, h) in enumerate(scene.ground_truth()):
+        without_target = render_tracking_frame(scene, index, with_target=False)
+        changed = (render_tracking_frame(scene, index) != without_target).any(axis=2)
+        inside = np.zeros_like(changed)
+        inside[y : y + h, x : x + w] = True
+        assert not changed[~inside].any(), f"frame {index}: target pixels outside its box"
+        if _overlaps(scene.target.boxes[index], scene.occluder.boxes[index]):
+            occluded += 1
+        else:
+            assert changed[inside].mean() > 0.5, f"frame {index}: box mostly shows no target"
+    assert 1 <= occluded <= len(scene.ground_truth()) // 2
+
+
+def test_sequences_are_written_in_otb_format(tmp_path: Path) -> None:
+    folders = make_tracking_sequences(tmp_path, num_sequences=2, num_frames=8, size=TRACK_SIZE, seed=5)
+    assert [folder.name for folder in folders] == ["Synth01", "Synth02"]
+    height, width = TRACK_SIZE
+    for folder in folders:
+        images = sorted((folder / "img").iterdir())
+        assert [image.name for image in images] == [f"{i:04d}.jpg" for i in range(1, 9)]
+        assert cv2.imread(str(images[0])).shape == (height, width, 3)
+        lines = (folder / "groundtruth_rect.txt").read_text().splitlines()
+        assert len(lines) == len(images) and all(re.fullmatch(r"\d+,\d+,\d+,\d+", line) for line in lines)
+        x, y, w, h = np.array([line.split(",") for line in lines], dtype=int).T
+        assert (x >= 1).all() and (y >= 1).all() and (x + w - 1 <= width).all() and (y + h - 1 <= height).all()
+        sequence = load_sequence(folder)
+        assert sequence.num_frames == 8 and np.array_equal(sequence.boxes, np.stack([x - 1, y - 1, w, h], axis=1))
+
+
+# --- ensure_demo_data ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recovered_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo directory left behind by an interrupted generation (no marker, a truncated video), then ensured."""
+    root = tmp_path_factory.mktemp("cache") / "demo"
+    truncated = root / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi"
+    truncated.parent.mkdir(parents=True)
+    truncated.write_bytes(b"RIFF")
+    assert ensure_demo_data(root) == root
+    return root
+
+
+def test_ensure_demo_data_redoes_an_interrupted_generation(recovered_demo: Path) -> None:
+    assert (recovered_demo / DEMO_MARKER).is_file()
+    assert probe(recovered_demo / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi", count=True).num_frames == 16
+    assert len(list(recovered_demo.rglob("*.avi"))) == len(CLASSES) * 6 * 3
+    assert ucf101_index(recovered_demo).classes == list(CLASSES)
+    assert [path.name for path in recovered_demo.parent.iterdir()] == ["demo"], "staging directory left behind"
+
+
+def test_ensure_demo_data_does_not_rewrite_a_complete_dataset(recovered_demo: Path) -> None:
+    before = {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")}
+    assert ensure_demo_data(recovered_demo) == recovered_demo
+    assert {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")} == before
+
+
+def test_ensure_demo_data_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        ensure_demo_data(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
