@@ -95,7 +95,118 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_synth, _add_probe)
+def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", choices=("ucf101", "folders"), default="ucf101",
+                       help="ucf101: official split lists; folders: ROOT/<class>/**/<video> (default: ucf101)")
+    group.add_argument("--root", type=Path, required=True,
+                       help="UCF101: the UCF-101 folder or its parent; folders: the folder of class folders")
+    group.add_argument("--splits", type=Path, default=None,
+                       help="UCF101 split lists folder (default: ucfTrainTestlist beside UCF-101)")
+    group.add_argument("--fold", type=int, default=1, help="UCF101 official split 1, 2 or 3 (default: 1)")
+
+
+def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    from vidrnn.backbones import OFFLINE_DEFAULT
+
+    group = parser.add_argument_group("backbone (frozen ImageNet CNN)")
+    group.add_argument("--backbone", default=OFFLINE_DEFAULT,
+                       help=f"{OFFLINE_DEFAULT} (offline, default) or a torchvision model name, e.g. resnet50")
+    group.add_argument("--weights", default="DEFAULT", help="torchvision weights enum member (default: DEFAULT)")
+    group.add_argument("--weights-path", default=None, help="local state-dict file instead of a download")
+    group.add_argument("--input-size", type=int, default=None, help="crop side (default: the weights' own)")
+    group.add_argument("--pooling", choices=("avg", "grid", "map"), default="avg",
+                       help="avg: [T,D]; grid: GxG pooled [T,G*G*D]; map: spatial maps [T,C,h,w] (default: avg)")
+    group.add_argument("--grid", type=int, default=2, help="grid side for --pooling grid (default: 2)")
+    group.add_argument("--layer", default=None, help="feature layer (default: the last convolutional stage)")
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("frame sampling")
+    group.add_argument("--sampling", choices=("segments", "stride", "fps", "all"), default="segments",
+                       help="segments: one frame per equal segment (default); stride: every Nth; fps: at a rate; all")
+    group.add_argument("--segments", type=int, default=16, help="number of segments (default: 16)")
+    group.add_argument("--stride", type=int, default=1, help="frame stride for --sampling stride")
+    group.add_argument("--fps", type=float, default=None, help="frames per second for --sampling fps")
+    group.add_argument("--max-frames", type=int, default=None, help="cap, spread evenly over the video")
+    group.add_argument("--short-side", type=int, default=256, help="decode size: shorter side in pixels (default: 256)")
+
+
+def _add_extract(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "extract",
+        help="run the frozen CNN over a dataset once and cache the features",
+        description="Extract per-frame features of every clip of a dataset into a feature cache (one float16 array "
+        "per video, a manifest, an error list). Re-running skips finished videos; an interrupted run resumes. "
+        "Videos that cannot be read are listed with the reason, the rest is extracted, and the exit status is "
+        f"{EXIT_SOME_FAILED}. Under torchrun every rank extracts its own share into the same cache.",
+    )
+    _add_dataset_arguments(parser)
+    _add_backbone_arguments(parser)
+    _add_sampling_arguments(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument("--cache-dir", type=Path, default=Path("vidrnn-cache"),
+                     help="feature cache root (default: ./vidrnn-cache)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch (default: 32)")
+    run.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
+    run.add_argument("--limit", type=int, default=None, help="extract at most this many videos (for a quick try)")
+    parser.set_defaults(run=_run_extract)
+
+
+def _dataset_index(args: argparse.Namespace):
+    if args.dataset == "ucf101":
+        from vidrnn.data.ucf101 import ucf101_index
+
+        return ucf101_index(args.root, args.splits, args.fold)
+    from vidrnn.data.folders import folder_index
+
+    return folder_index(args.root)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _init_distributed_from_environment(device: str) -> None:
+    """Join the process group torchrun describes in the environment, if there is one."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from vidrnn.backbones import BackboneSpec, build_backbone
+    from vidrnn.features import FeatureCache, extract_features, items_from_index
+    from vidrnn.sampling import SamplingSpec
+
+    sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
+                            max_frames=args.max_frames, short_side=args.short_side)
+    spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
+                        input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
+    index = _dataset_index(args)
+    device = _device(args.device)
+    _init_distributed_from_environment(device)
+    backbone = build_backbone(spec)
+    cache = FeatureCache(args.cache_dir, spec, sampling, index.root)
+    report = extract_features(items_from_index(index), cache, backbone, device=device, batch_size=args.batch_size,
+                              num_workers=args.workers, limit=args.limit)
+    print(f"cache: {report.cache_dir}")
+    print(f"extracted {report.extracted} videos ({report.frames} frames, {report.frames_per_second:.1f} frames/s), "
+          f"skipped {report.skipped} already cached, {report.failed} failed")
+    for key, reason in sorted(report.failures.items()):
+        print(f"  FAILED {key}: {reason}")
+    return EXIT_SOME_FAILED if report.failed else 0
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_extract, _add_synth, _add_probe)
 
 
 def build_parser() -> argparse.ArgumentParser:

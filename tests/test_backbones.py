@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vidrnn.backbones import BackboneSpec, Preprocess, build_backbone
+
+# The 281-285 block of ImageNet-1k is the domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat.
+IMAGENET_CATS = range(281, 286)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build_backbone(BackboneSpec())
+
+
+def test_offline_default_has_real_imagenet_weights_it_sees_a_cat(lite0) -> None:
+    data = pytest.importorskip("skimage.data")
+    images = lite0.preprocess(data.chelsea()[None])
+    with torch.no_grad():
+        logits = lite0.trunk.model(images)  # the full EfficientNet-Lite0, classifier included
+    top = logits.softmax(-1)[0].topk(3)
+    assert int(top.indices[0]) in IMAGENET_CATS
+    assert float(top.values[top.indices.tolist().index(int(top.indices[0]))]) > 0.3
+    assert sum(float(p) for p, i in zip(top.values, top.indices) if int(i) in IMAGENET_CATS) > 0.8
+
+
+def test_pooling_modes_shapes(lite0) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
+    assert lite0(lite0.preprocess(frames)).shape == (3, 1280) and lite0.feature_dim == 1280
+    grid = build_backbone(BackboneSpec(pooling="grid", grid=3, input_size=96))
+    assert grid(grid.preprocess(frames)).shape == (3, 9 * 1280) and grid.feature_dim == 9 * 1280
+    maps = build_backbone(BackboneSpec(pooling="map", input_size=128, layer="blocks.10"))
+    assert maps(maps.preprocess(frames)).shape == (3, 112, 8, 11)  # whole 128x171 frame, stride 16 at blocks.10
+
+
+def test_preprocess_resizes_crops_and_normalises() -> None:
+    preprocess = Preprocess(resize_size=64, crop_size=56, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    frames = np.full((2, 100, 200, 3), 255, dtype=np.uint8)
+    out = preprocess(frames)
+    assert out.shape == (2, 3, 56, 56)
+    assert torch.allclose(out, torch.full_like(out, 2.0))  # (1 - 0.5) / 0.25
+    uncropped = Preprocess(resize_size=64, crop_size=None, mean=(0, 0, 0), std=(1, 1, 1))(frames)
+    assert uncropped.shape == (2, 3, 64, 128)
+
+
+class _Parent(nn.Module):
+    def __init__(self, backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, 2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+def test_backbone_stays_frozen_through_a_training_step_of_its_parent() -> None:
+    backbone = build_backbone(BackboneSpec(input_size=64))
+    parent = _Parent(backbone)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    head_before = parent.head.weight.clone()
+    optimizer = torch.optim.SGD(parent.parameters(), lr=1.0, momentum=0.9)
+    parent.train()
+    images = torch.randn(4, 3, 64, 64) * 3 + 1  # far from ImageNet statistics: BN in train mode would move
+    loss = nn.functional.cross_entropy(parent(images), torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    optimizer.step()
+    assert not backbone.training and not backbone.trunk.training
+    assert all(not m.training for m in backbone.modules())
+    assert all(p.grad is None and not p.requires_grad for p in backbone.parameters())
+    after = backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN running stats alike
+    assert not torch.equal(head_before, parent.head.weight)  # the step did happen
+
+
+def test_any_torchvision_model_from_a_local_weights_file(tmp_path: Path) -> None:
+    from torchvision.models import resnet18
+
+    reference = resnet18()
+    weights = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), weights)
+    backbone = build_backbone(BackboneSpec(name="resnet18", weights_path=str(weights), input_size=64))
+    assert backbone.feature_dim == 512
+    assert torch.equal(backbone.trunk.extractor.conv1.weight, reference.conv1.weight)
+    assert backbone.preprocess.mean == (0.485, 0.456, 0.406)  # the weights enum's own preprocessing
+    digest = BackboneSpec(name="resnet18", weights_path=str(weights)).identity()["weights_sha256"]
+    assert len(digest) == 64
+
+
+def test_missing_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    from torchvision.models import ResNet18_Weights
+
+    from vidrnn.backbones import WeightsUnavailableError
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", offline)
+    with pytest.raises(WeightsUnavailableError, match="weights_path"):
+        build_backbone(BackboneSpec(name="resnet18"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (BackboneSpec(name="no_such_net"), "unknown backbone"),
+        (BackboneSpec(name="resnet18", weights="IMAGENET9K"), "no weights"),
+        (BackboneSpec(layer="blocks.99"), "unknown layer"),
+    ],
+)
+def test_bad_specs_fail_with_a_clear_message(spec: BackboneSpec, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_backbone(spec)

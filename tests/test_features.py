@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.sampling import SamplingSpec
+
+SAMPLING = SamplingSpec(strategy="all", short_side=64)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    return make_classification_dataset(root, groups=3, clips_per_group=1, num_frames=8, size=(48, 64), seed=1)
+
+
+@pytest.fixture(scope="module")
+def small_backbone():
+    return build_backbone(BackboneSpec(input_size=64))
+
+
+def _extract(dataset: Path, cache_root: Path, backbone, **kwargs):
+    index = ucf101_index(dataset, fold=1)
+    cache = FeatureCache(cache_root, backbone.spec, SAMPLING, index.root)
+    report = extract_features(items_from_index(index), cache, backbone, progress=False, **kwargs)
+    return index, cache, report
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_extraction_fills_the_cache_and_a_second_run_is_a_no_op(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    index, cache, report = _extract(dataset, tmp_path, small_backbone, batch_size=12, num_workers=1)
+    assert (report.extracted, report.failed, report.frames) == (18, 0, 18 * 8)
+    entries = cache.entries()
+    assert sorted(entries) == sorted(r.path.relative_to(index.root).as_posix() for r in index.records)
+    first = next(iter(entries.values()))
+    features = cache.load(first["path"])
+    assert features.dtype == np.float16 and features.shape == (8, 1280) and first["shape"] == [8, 1280]
+    assert first["indices"] == list(range(8)) and first["source_fps"] == 25.0 and first["label"] in index.classes
+    assert json.loads((cache.dir / "errors.json").read_text()) == []
+    assert not list(cache.dir.glob("journal-*"))
+    spec = json.loads((cache.dir / "spec.json").read_text())
+    assert spec["backbone"]["name"] == "efficientnet_lite0" and spec["sampling"]["strategy"] == "all"
+
+    before = _tree(cache.dir)
+    start = time.perf_counter()
+    _, _, again = _extract(dataset, tmp_path, small_backbone, batch_size=12, num_workers=1)
+    assert (again.extracted, again.skipped) == (0, 18)
+    assert time.perf_counter() - start < 5
+    assert _tree(cache.dir) == before
+
+
+def test_features_do_not_depend_on_batch_composition(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    _, together, _ = _extract(dataset, tmp_path / "a", small_backbone, batch_size=16, num_workers=0)
+    index = ucf101_index(dataset, fold=1)
+    alone = FeatureCache(tmp_path / "b", small_backbone.spec, SAMPLING, index.root)
+    item = items_from_index(index)[5]
+    extract_features([item], alone, small_backbone, batch_size=16, num_workers=0, progress=False)
+    np.testing.assert_array_equal(alone.load(item.key), together.load(item.key))
+
+
+def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    index = ucf101_index(dataset, fold=1)
+    items = items_from_index(index)
+    broken = tmp_path / "videos"
+    broken.mkdir()
+    corrupt = broken / "corrupt.avi"
+    corrupt.write_bytes(b"\x00garbage" * 500)
+    from vidrnn.features import VideoItem
+
+    mixed = [*items[:4], VideoItem(corrupt, "Grow/corrupt.avi", "Grow"), *items[4:8]]
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
+    report = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    assert (report.extracted, report.failed) == (8, 1)
+    errors = json.loads((cache.dir / "errors.json").read_text())
+    assert errors == [{"path": "Grow/corrupt.avi", "reason": "cannot be opened as a video (not a video file, or corrupt)"}]
+    assert len(cache.entries()) == 8
+
+
+def test_a_changed_source_video_is_extracted_again(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    index = ucf101_index(dataset, fold=1)
+    items = items_from_index(index)[:2]
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    os.utime(items[0].path, ns=(0, 0))
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (report.extracted, report.skipped) == (1, 1)
+
+
+def test_one_cache_directory_per_videos_root(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    FeatureCache(tmp_path, small_backbone.spec, SAMPLING, dataset).open_for_writing()
+    with pytest.raises(ValueError, match="choose another cache directory"):
+        FeatureCache(tmp_path, small_backbone.spec, SAMPLING, tmp_path).open_for_writing()
+
+
+_EXTRACT_SCRIPT = """
+import sys
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.sampling import SamplingSpec
+index = ucf101_index(sys.argv[1], fold=1)
+backbone = build_backbone(BackboneSpec(input_size=160))
+cache = FeatureCache(sys.argv[2], backbone.spec, SamplingSpec(strategy="all", short_side=64), index.root)
+extract_features(items_from_index(index), cache, backbone, batch_size=4, num_workers=1, progress=False)
+"""
+
+
+def _run_extraction(dataset: Path, cache_root: Path, kill_after_videos: int | None = None) -> bool:
+    """Run extraction in a child process; with ``kill_after_videos``, SIGKILL it once that many are journaled."""
+    child = subprocess.Popen([sys.executable, "-c", _EXTRACT_SCRIPT, str(dataset), str(cache_root)],
+                             start_new_session=True)
+    if kill_after_videos is None:
+        return child.wait(timeout=300) == 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        journals = list(cache_root.glob("*/journal-*.jsonl"))
+        if journals and len(journals[0].read_text().splitlines()) >= kill_after_videos:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_a_byte_identical_cache(dataset: Path, tmp_path: Path) -> None:
+    assert _run_extraction(dataset, tmp_path / "reference")
+    assert _run_extraction(dataset, tmp_path / "killed", kill_after_videos=5), "the run ended before it was killed"
+    (killed_dir,) = (tmp_path / "killed").iterdir()
+    assert not (killed_dir / "manifest.json").exists()  # it really was interrupted
+    assert _run_extraction(dataset, tmp_path / "killed")
+    (reference_dir,) = (tmp_path / "reference").iterdir()
+    reference, resumed = _tree(reference_dir), _tree(killed_dir)
+    assert sorted(resumed) == sorted(reference)
+    assert all(resumed[name] == reference[name] for name in reference)
+
+
+def _distributed_worker(rank: int, world_size: int, dataset: str, cache_root: str, init_file: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    backbone = build_backbone(BackboneSpec(input_size=64))
+    _extract(Path(dataset), Path(cache_root), backbone, batch_size=12, num_workers=0)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_share_the_work_into_one_cache(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(
+        _distributed_worker, args=(2, str(dataset), str(tmp_path / "ddp"), str(tmp_path / "init")), nprocs=2
+    )
+    _, single, _ = _extract(dataset, tmp_path / "single", small_backbone, batch_size=12, num_workers=0)
+    (shared_dir,) = (tmp_path / "ddp").iterdir()
+    assert _tree(shared_dir) == _tree(single.dir)

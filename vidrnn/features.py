@@ -1,0 +1,384 @@
+"""The feature cache: run the frozen CNN over every video once, store the result, reuse it for every epoch.
+
+Layout of one cache (a directory under the cache root, named by a hash of backbone spec + sampling spec)::
+
+    spec.json                      backbone spec, sampling spec, videos root: what these features are
+    features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
+    manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, ...
+    errors.json                    videos that could not be read, with the reason
+    journal-<rank>.jsonl           progress of a run in flight (merged into the two files above when it ends)
+
+A killed run loses at most the video it was writing: arrays appear whole or not at all (rename is atomic), and a
+video counts as done only once its journal line is written after its array. The next run reads manifest and journals,
+skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, so a resumed cache is
+byte-identical to an uninterrupted one. Frames are batched to a fixed size (the last batch is zero-padded) so a
+frame's features never depend on which other frames shared its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess
+from vidrnn.data.records import DatasetIndex
+from vidrnn.sampling import SamplingSpec
+from vidrnn.video import VideoReadError, read_sampled
+
+__all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "VideoItem", "extract_features", "items_from_index"]
+
+#: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """A video to extract: where it is, its key in the cache (path relative to the videos root), its label."""
+
+    path: Path
+    key: str
+    label: str | None = None
+
+
+def items_from_index(index: DatasetIndex) -> list[VideoItem]:
+    """Every clip of a dataset index (all splits), keyed by its path relative to the index root."""
+    return [
+        VideoItem(record.path, record.path.relative_to(index.root).as_posix(), record.label) for record in index.records
+    ]
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _json_bytes(value: Any) -> bytes:
+    """JSON with one list element (or key) per line: diffable, and small even for thousands of videos."""
+    if isinstance(value, list):
+        return ("[\n" + ",\n".join(json.dumps(v, sort_keys=True) for v in value) + "\n]\n").encode()
+    return (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
+
+
+class FeatureCache:
+    """One directory of features for one (backbone, sampling) pair over one videos root."""
+
+    def __init__(self, cache_root: str | os.PathLike, backbone: BackboneSpec, sampling: SamplingSpec, videos_root: Path):
+        identity = {"version": CACHE_VERSION, "backbone": backbone.identity(), "sampling": sampling.to_dict()}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.dir = Path(cache_root).expanduser() / f"{backbone.name}-{backbone.pooling}-{digest}"
+        self.backbone, self.sampling = backbone, sampling
+        self.videos_root = Path(videos_root).resolve()
+        self._spec = {**identity, "videos_root": str(self.videos_root)}
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def _read_json(self, name: str, default: Any) -> Any:
+        path = self.dir / name
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def _journal_lines(self) -> Iterator[dict[str, Any]]:
+        for journal in sorted(self.dir.glob("journal-*.jsonl")):
+            for line in journal.read_text().splitlines():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line a killed run was writing; its video is simply done again
+
+    def _state(self) -> tuple[dict[str, dict], dict[str, str]]:
+        entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
+        errors = {error["path"]: error["reason"] for error in self._read_json("errors.json", [])}
+        for line in self._journal_lines():
+            if line["kind"] == "video":
+                entry = {key: value for key, value in line.items() if key != "kind"}
+                entries[entry["path"]] = entry
+                errors.pop(entry["path"], None)
+            else:
+                errors[line["path"]] = line["reason"]
+                entries.pop(line["path"], None)
+        return entries, errors
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Manifest entries of every finished video (including those of a run still in flight), by key."""
+        return self._state()[0]
+
+    def errors(self) -> dict[str, str]:
+        """Reason for every video that could not be read, by key."""
+        return self._state()[1]
+
+    def load(self, key: str) -> np.ndarray:
+        """The stored float16 features of one video."""
+        return np.load(self.dir / "features" / f"{key}.npy", allow_pickle=False)
+
+    def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
+        """A finished entry still describes the file on disk (same size and modification time)."""
+        try:
+            stat = item.path.stat()
+        except OSError:
+            return False
+        return entry.get("source_bytes") == stat.st_size and entry.get("source_mtime_ns") == stat.st_mtime_ns
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    def open_for_writing(self) -> None:
+        """Create the directory and its ``spec.json``, or check an existing one belongs to the same videos."""
+        spec_path = self.dir / "spec.json"
+        if spec_path.exists():
+            existing = json.loads(spec_path.read_text())
+            if existing.get("videos_root") != self._spec["videos_root"]:
+                raise ValueError(
+                    f"feature cache {self.dir} holds features of videos under {existing.get('videos_root')}, not "
+                    f"{self._spec['videos_root']}; choose another cache directory for this dataset"
+                )
+            return
+        _atomic_write_bytes(spec_path, _json_bytes(self._spec))
+
+    def _journal(self, rank: int, record: dict[str, Any]) -> None:
+        with (self.dir / f"journal-{rank}.jsonl").open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
+              rank: int = 0) -> None:
+        """Store one video's features atomically, then mark it done in this rank's journal."""
+        array = np.ascontiguousarray(features, dtype=np.float16)
+        target = self.dir / "features" / f"{item.key}.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with temporary.open("wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        stat = item.path.stat()
+        self._journal(rank, {
+            "kind": "video",
+            "path": item.key,
+            "label": item.label,
+            "file": f"features/{item.key}.npy",
+            "frames": int(array.shape[0]),
+            "shape": list(array.shape),
+            "indices": [int(i) for i in indices],
+            "source_frames": int(source_frames),
+            "source_fps": float(fps),
+            "source_bytes": stat.st_size,
+            "source_mtime_ns": stat.st_mtime_ns,
+        })
+
+    def write_error(self, item: VideoItem, reason: str, rank: int = 0) -> None:
+        self._journal(rank, {"kind": "error", "path": item.key, "reason": reason})
+
+    def finalize(self) -> None:
+        """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals."""
+        entries, errors = self._state()
+        _atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
+        error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
+        _atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+        for journal in self.dir.glob("journal-*.jsonl"):
+            journal.unlink()
+
+
+class _DecodedVideos(Dataset):
+    """Decoding + preprocessing of one video per item; runs inside DataLoader worker processes."""
+
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
+        self.items, self.sampling, self.preprocess = items, sampling, preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        item = self.items[position]
+        try:
+            frames, indices, info = read_sampled(
+                item.path,
+                lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
+                size=self.sampling.short_side,
+            )
+            images = self.preprocess(frames)
+        except VideoReadError as error:
+            return {"position": position, "error": error.reason}
+        except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
+            return {"position": position, "error": f"{type(error).__name__}: {error}"}
+        return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames}
+
+
+def _identity(item: dict[str, Any]) -> dict[str, Any]:
+    return item
+
+
+@dataclass
+class ExtractionReport:
+    """What one extraction run did."""
+
+    cache_dir: Path
+    extracted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Pending:
+    """A decoded video whose frames are (partly) waiting for the CNN."""
+
+    item: VideoItem
+    decoded: dict[str, Any]
+    outputs: list[torch.Tensor] = field(default_factory=list)
+    remaining: int = 0
+
+
+class _FixedBatcher:
+    """Packs frames of consecutive videos into CNN batches of exactly ``batch_size`` frames."""
+
+    def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
+        self.backbone, self.batch_size, self.device = backbone, batch_size, device
+        self.queue: list[tuple[_Pending, torch.Tensor]] = []
+        self.queued = 0
+
+    def add(self, pending: _Pending, images: torch.Tensor) -> list[_Pending]:
+        pending.remaining = len(images)
+        self.queue.append((pending, images))
+        self.queued += len(images)
+        finished: list[_Pending] = []
+        while self.queued >= self.batch_size:
+            finished += self._run(self.batch_size)
+        return finished
+
+    def flush(self) -> list[_Pending]:
+        return self._run(self.queued) if self.queued else []
+
+    def _run(self, count: int) -> list[_Pending]:
+        owners, parts, taken = [], [], 0
+        while taken < count:
+            pending, images = self.queue[0]
+            part = images[: count - taken]
+            owners.append((pending, len(part)))
+            parts.append(part)
+            taken += len(part)
+            if len(part) == len(images):
+                self.queue.pop(0)
+            else:
+                self.queue[0] = (pending, images[len(part):])
+        self.queued -= count
+        batch = torch.cat(parts)
+        if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
+            padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
+            batch = torch.cat([batch, padding])
+        features = self.backbone(batch.to(self.device, non_blocking=True))[:count].cpu()
+        finished, offset = [], 0
+        for pending, size in owners:
+            pending.outputs.append(features[offset : offset + size])
+            offset += size
+            pending.remaining -= size
+            if pending.remaining == 0:
+                finished.append(pending)
+        return finished
+
+
+def _todo(cache: FeatureCache, items: Sequence[VideoItem]) -> tuple[list[VideoItem], int]:
+    entries = cache.entries()
+    todo = [item for item in items if not (item.key in entries and cache.is_current(entries[item.key], item))]
+    return todo, len(items) - len(todo)
+
+
+def extract_features(
+    items: Sequence[VideoItem],
+    cache: FeatureCache,
+    backbone: FrozenBackbone,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 32,
+    num_workers: int = 2,
+    limit: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    progress: bool = True,
+) -> ExtractionReport:
+    """Fill ``cache`` with the features of ``items`` that are not in it yet.
+
+    Videos are decoded and preprocessed in ``num_workers`` DataLoader processes while the CNN runs here on
+    ``device``; frames of several videos share each batch. Unreadable videos land in the cache's error list and the
+    rest carries on. With several ranks (``torch.distributed`` initialised, or ``rank``/``world_size`` given), rank
+    ``r`` extracts items ``r, r+world_size, ...``; under torch.distributed rank 0 merges the journals after a barrier,
+    otherwise the caller runs :meth:`FeatureCache.finalize` once every rank has finished.
+    """
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if rank is None or world_size is None:
+        rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    if backbone.spec != cache.backbone:
+        raise ValueError(f"backbone {backbone.spec} does not match the cache's {cache.backbone}")
+    device = torch.device(device)
+    backbone = backbone.to(device)
+    cache.open_for_writing()
+
+    todo, skipped = _todo(cache, items)
+    todo = todo[rank::world_size]
+    if limit is not None:
+        todo = todo[:limit]
+    report = ExtractionReport(cache.dir, skipped=skipped)
+    loader = DataLoader(
+        _DecodedVideos(todo, cache.sampling, backbone.preprocess),
+        batch_size=None,
+        collate_fn=_identity,
+        num_workers=num_workers,
+        prefetch_factor=4 if num_workers else None,
+        pin_memory=device.type == "cuda",
+    )
+    batcher = _FixedBatcher(backbone, batch_size, device)
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo)
+
+    def store(finished: list[_Pending]) -> None:
+        for pending in finished:
+            features = torch.cat(pending.outputs).numpy()
+            decoded = pending.decoded
+            cache.write(pending.item, features, decoded["indices"], decoded["fps"], decoded["frames"], rank)
+            report.extracted += 1
+            report.frames += len(features)
+            bar.update(1)
+        report.seconds = time.perf_counter() - start
+        bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
+
+    for decoded in loader:
+        item = todo[decoded["position"]]
+        if "error" in decoded:
+            cache.write_error(item, decoded["error"], rank)
+            report.failed += 1
+            report.failures[item.key] = decoded["error"]
+            bar.update(1)
+            continue
+        store(batcher.add(_Pending(item, decoded), decoded["images"]))
+    store(batcher.flush())
+    bar.close()
+    report.seconds = time.perf_counter() - start
+
+    if distributed:
+        torch.distributed.barrier()
+    if world_size == 1 or (distributed and rank == 0):
+        cache.finalize()
+    if distributed:
+        torch.distributed.barrier()
+    return report
