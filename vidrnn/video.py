@@ -112,10 +112,10 @@ class _FrameSource(abc.ABC):
 
 
 class _VideoFileSource(_FrameSource):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, decoder_threads: int) -> None:
         self.path = path
         # FFmpeg only: OpenCV's other backends read '%d' in a file name as an image-sequence pattern or a URL.
-        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads])
         if not self._cap.isOpened():
             self._cap.release()
             raise VideoReadError(path, "cannot be opened as a video (not a video file, or corrupt)")
@@ -189,7 +189,9 @@ def _open(path: str | os.PathLike) -> _FrameSource:
         raise VideoReadError(path, "is an empty file (0 bytes)")
     if not os.access(path, os.R_OK):
         raise VideoReadError(path, "is not readable (permission denied)")
-    return _VideoFileSource(path)
+    # One decoding thread: vidrnn parallelises across videos (one per DataLoader worker) and leaves the remaining
+    # cores to the CNN; FFmpeg's own frame threads would only compete with both.
+    return _VideoFileSource(path, decoder_threads=1)
 
 
 def _resize(frame: np.ndarray, size: FrameSize) -> np.ndarray:

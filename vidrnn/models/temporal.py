@@ -1,0 +1,276 @@
+"""The temporal encoder: a stacked (bi)RNN/LSTM/GRU over a clip's per-frame features, pooled to one vector.
+
+Clips differ in length, so a batch is a padded tensor ``[B,T,D]`` plus ``lengths``. Padding is a storage detail and
+must never reach a result: the recurrent cell reads packed sequences (it never sees a padded step), "last" means the
+last *valid* step, mean/max/attention pool over valid steps only, and padded steps of the per-step output are zero.
+The property this buys, and that the tests check for every configuration, is that a clip's encoding does not change
+when it is batched with longer or shorter clips.
+
+``cell="none"`` is the non-recurrent baseline of the same family: the per-step outputs are the (normalised,
+projected) frame features themselves, so ``pooling="mean"`` is exactly "mean of frame features". Comparing a
+recurrent cell with that baseline is then a one-flag change, and the baseline is blind to frame order by
+construction — the gap between the two measures what order is worth.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, get_args
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["AdditiveAttention", "Cell", "EncoderOutput", "Pooling", "TemporalEncoder", "padding_mask"]
+
+Cell = Literal["rnn", "lstm", "gru", "none"]
+Pooling = Literal["last", "mean", "max", "attention"]
+
+_RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# How many gate blocks are stacked in each cell's weight matrices (PyTorch's order for the LSTM: i, f, g, o).
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+class EncoderOutput(NamedTuple):
+    """What the encoder returns for a batch.
+
+    ``pooled [B,H']``: one vector per clip. ``steps [B,T,H']``: one vector per frame, zero at padded steps (a
+    per-frame head such as a tracker reads these). ``mask [B,T]``: ``True`` at valid steps. ``weights [B,T]``: the
+    attention weights (sum to 1 over valid steps, 0 on padding) with ``pooling="attention"``, else ``None`` — they
+    show where in the clip the decision is made.
+    """
+
+    pooled: Tensor
+    steps: Tensor
+    mask: Tensor
+    weights: Tensor | None
+
+
+def padding_mask(lengths: Tensor, total_length: int, device: torch.device | None = None) -> Tensor:
+    """``[B,T]`` boolean mask, ``True`` at the first ``lengths[b]`` steps of each row."""
+    steps = torch.arange(total_length, device=device)
+    return steps[None, :] < lengths.to(device)[:, None]
+
+
+def masked_mean(steps: Tensor, mask: Tensor) -> Tensor:
+    """Mean over valid steps. Padded steps are excluded by selection, not by trusting them to be zero."""
+    valid = mask[..., None]
+    total = torch.where(valid, steps, 0).sum(dim=1)
+    return total / valid.sum(dim=1).to(steps.dtype)
+
+
+def masked_max(steps: Tensor, mask: Tensor) -> Tensor:
+    """Per-feature maximum over valid steps (every clip has at least one)."""
+    return steps.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+
+
+class AdditiveAttention(nn.Module):
+    """Attention pooling: ``score_t = v · tanh(W h_t + b)``, softmax over valid steps, weighted sum of steps.
+
+    The additive form (Bahdanau et al. 2015, as used for pooling by Yang et al. 2016) scores each step with a small
+    MLP, so even the non-recurrent baseline gets a non-linear judgement of which frames matter. Padded steps get a
+    score of ``-inf`` before the softmax, so their weight is exactly zero.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(dim, hidden)
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, steps: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Pool ``steps [B,T,H]`` under ``mask [B,T]``; returns ``(pooled [B,H], weights [B,T])``."""
+        scores = self.score(torch.tanh(self.project(steps))).squeeze(-1)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
+        pooled = torch.einsum("bt,bth->bh", weights, torch.where(mask[..., None], steps, 0))
+        return pooled, weights
+
+
+class TemporalEncoder(nn.Module):
+    """Encode variable-length sequences of frame features ``[B,T,D]`` into clip vectors ``[B,H']``.
+
+    Per step: optional LayerNorm, input dropout, optional linear projection, then the recurrent cell; then pooling.
+
+    Args:
+        input_dim: size ``D`` of a frame's feature vector.
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, or ``"none"`` for the order-blind baseline (steps are the frame
+            features; ``hidden_size``, ``num_layers``, ``bidirectional`` and ``dropout`` are then unused, so switching
+            cells needs no other change to a config).
+        nonlinearity: ``"tanh"`` or ``"relu"`` for the plain RNN; other cells have fixed non-linearities, so
+            ``"relu"`` with them is refused rather than silently ignored.
+        hidden_size: units per direction of each recurrent layer.
+        num_layers: stacked recurrent layers.
+        bidirectional: also read the clip backwards; doubles the output size.
+        dropout: dropout between stacked recurrent layers (as in ``nn.LSTM``; no effect with one layer).
+        input_dropout: dropout on the frame features, a regulariser for a classifier on fixed features.
+        projection: size of a linear projection of the features before the cell, or ``None``. It factors the cell's
+            large input matrix (``D`` is often 1280–2048) into a low-rank product, cutting parameters.
+        input_norm: LayerNorm over each frame's features. A frozen CNN's features have an arbitrary, backbone-specific
+            scale (post-ReLU averages, often far from unit variance) that would otherwise saturate tanh/sigmoid gates;
+            LayerNorm works per step, so unlike BatchNorm it keeps a clip independent of its batch and its padding.
+        pooling: ``"last"`` (final state: forward's last valid step, backward's first), ``"mean"`` or ``"max"`` over
+            valid steps, or ``"attention"`` (:class:`AdditiveAttention`). ``cell="none"`` refuses ``"last"``: without
+            recurrence it would be the last frame alone, not a baseline anyone means to run.
+        attention_dim: hidden size of the attention scorer (used only with ``pooling="attention"``).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        cell: Cell = "lstm",
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        projection: int | None = None,
+        input_norm: bool = True,
+        pooling: Pooling = "last",
+        attention_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        _check_config(input_dim, cell, nonlinearity, hidden_size, num_layers, dropout, input_dropout, projection,
+                      pooling, attention_dim)
+        self.input_dim = input_dim
+        self.cell = cell
+        self.pooling = pooling
+        self.input_norm = nn.LayerNorm(input_dim) if input_norm else nn.Identity()
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.projection = nn.Linear(input_dim, projection) if projection is not None else nn.Identity()
+        step_dim = projection if projection is not None else input_dim
+        if cell == "none":
+            self.rnn = None
+            self._output_dim = step_dim
+        else:
+            self.rnn = _build_rnn(cell, step_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity)
+            self._output_dim = hidden_size * (2 if bidirectional else 1)
+        self.attention = AdditiveAttention(self._output_dim, attention_dim) if pooling == "attention" else None
+
+    @property
+    def output_dim(self) -> int:
+        """Size ``H'`` of ``pooled`` and of each step in ``steps``."""
+        return self._output_dim
+
+    def forward(self, features: Tensor, lengths: Tensor) -> EncoderOutput:
+        """Encode ``features [B,T,D]`` whose row ``b`` is valid for its first ``lengths[b]`` steps.
+
+        ``lengths`` is an integer tensor ``[B]`` with ``1 <= lengths <= T``, on the CPU (best: packing needs it
+        there) or on the features' device. Padded steps may hold anything, even NaN; they are replaced by zeros on
+        entry, so neither the output nor any gradient depends on them.
+        """
+        lengths = _checked_lengths(lengths, features, self.input_dim)
+        mask = padding_mask(lengths, features.shape[1], features.device)
+        inputs = torch.where(mask[..., None], features, 0)
+        inputs = self.projection(self.input_dropout(self.input_norm(inputs)))
+        if self.rnn is None:
+            steps, last = torch.where(mask[..., None], inputs, 0), None
+        else:
+            steps, last = self._recur(inputs, lengths)
+        pooled, weights = self._pool(steps, mask, last)
+        return EncoderOutput(pooled, steps, mask, weights)
+
+    def _recur(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Run the cell on packed sequences; return per-step outputs ``[B,T,H']`` and final states ``[B,H']``.
+
+        Packing is what makes lengths exact: the cell never steps over padding, so a short clip's forward state stops
+        at its last valid frame and its backward pass starts there (a padded batch would have the backward direction
+        read the padding first). The final hidden state ``h_n`` of the top layer is therefore the right "last state"
+        for both directions: forward's state after the last valid step and backward's state after step 0, each
+        having read the whole valid clip. ``enforce_sorted=False`` lets PyTorch sort and unsort the batch for us;
+        ``h_n`` comes back in the caller's order.
+        """
+        packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        outputs, hidden = self.rnn(packed)
+        steps, _ = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.shape[1])
+        h_n = hidden[0] if isinstance(hidden, tuple) else hidden
+        directions = 2 if self.rnn.bidirectional else 1
+        top = h_n.view(self.rnn.num_layers, directions, -1, self.rnn.hidden_size)[-1]
+        last = top.transpose(0, 1).reshape(-1, directions * self.rnn.hidden_size)
+        return steps, last
+
+    def _pool(self, steps: Tensor, mask: Tensor, last: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """One vector per clip from its valid steps, plus attention weights when pooling by attention."""
+        if self.pooling == "last":
+            return last, None
+        if self.pooling == "mean":
+            return masked_mean(steps, mask), None
+        if self.pooling == "max":
+            return masked_max(steps, mask), None
+        return self.attention(steps, mask)
+
+
+def _build_rnn(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float,
+    nonlinearity: str,
+) -> nn.RNNBase:
+    """The recurrent module, initialised as in :func:`_init_recurrent`."""
+    options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    rnn = _RNN_CLASSES[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                             bidirectional=bidirectional, dropout=dropout, **options)
+    _init_recurrent(rnn, cell)
+    return rnn
+
+
+@torch.no_grad()
+def _init_recurrent(rnn: nn.RNNBase, cell: str) -> None:
+    """Orthogonal recurrent weights, zero biases, LSTM forget-gate bias 1.
+
+    An orthogonal matrix preserves norms, so at initialisation repeated multiplication through time neither blows up
+    nor shrinks the state and its gradients (Saxe et al. 2014); each gate's block is made orthogonal on its own. A
+    forget-gate bias of 1 starts the LSTM remembering rather than forgetting, so gradients reach early frames from
+    the first updates (Gers et al. 2000; Jozefowicz et al. 2015). PyTorch adds ``bias_ih`` and ``bias_hh``; the 1 is
+    put in ``bias_ih`` only.
+    """
+    hidden = rnn.hidden_size
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_hh"):
+            for block in param.chunk(_GATES[cell], dim=0):
+                nn.init.orthogonal_(block)
+        elif name.startswith("bias"):
+            param.zero_()
+            if cell == "lstm" and name.startswith("bias_ih"):
+                param[hidden:2 * hidden] = 1.0
+
+
+def _check_config(
+    input_dim: int, cell: str, nonlinearity: str, hidden_size: int, num_layers: int, dropout: float,
+    input_dropout: float, projection: int | None, pooling: str, attention_dim: int,
+) -> None:
+    """Refuse configurations that would fail later or silently mean something else."""
+    if cell not in get_args(Cell):
+        raise ValueError(f"unknown cell {cell!r}; use one of {', '.join(get_args(Cell))}")
+    if pooling not in get_args(Pooling):
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(get_args(Pooling))}")
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use tanh or relu")
+    if nonlinearity != "tanh" and cell != "rnn":
+        raise ValueError(f"nonlinearity={nonlinearity!r} applies only to cell='rnn', not {cell!r}")
+    if cell == "none" and pooling == "last":
+        raise ValueError("cell='none' has no recurrent state, so pooling='last' would be the last frame alone; "
+                         "use mean, max or attention")
+    for name, value in (("input_dim", input_dim), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                        ("attention_dim", attention_dim)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if projection is not None and projection < 1:
+        raise ValueError(f"projection must be at least 1 (or None for no projection), got {projection}")
+    for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {rate}")
+
+
+def _checked_lengths(lengths: Tensor, features: Tensor, input_dim: int) -> Tensor:
+    """Validate a batch; return its lengths as a CPU int64 tensor (where packing needs them)."""
+    if features.dim() != 3 or features.shape[-1] != input_dim:
+        raise ValueError(f"features must be [B,T,{input_dim}], got {list(features.shape)}")
+    batch, total_length = features.shape[:2]
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"lengths must be [B] = [{batch}], got {list(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+    if batch == 0:
+        raise ValueError("cannot encode an empty batch")
+    lengths = lengths.to("cpu", torch.int64)
+    if lengths.min() < 1 or lengths.max() > total_length:
+        raise ValueError(f"lengths must lie in [1, T={total_length}], got min {int(lengths.min())}, "
+                         f"max {int(lengths.max())}")
+    return lengths
