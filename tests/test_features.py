@@ -102,10 +102,12 @@ def test_a_changed_source_video_is_extracted_again(dataset: Path, small_backbone
     assert (report.extracted, report.skipped) == (1, 1)
 
 
-def test_one_cache_directory_per_videos_root(dataset: Path, small_backbone, tmp_path: Path) -> None:
-    FeatureCache(tmp_path, small_backbone.spec, SAMPLING, dataset).open_for_writing()
-    with pytest.raises(ValueError, match="choose another cache directory"):
-        FeatureCache(tmp_path, small_backbone.spec, SAMPLING, tmp_path).open_for_writing()
+def test_datasets_sharing_a_cache_root_get_separate_directories(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    first = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, dataset)
+    second = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, tmp_path)
+    assert first.dir != second.dir and first.dir.parent == second.dir.parent == tmp_path
+    other_sampling = FeatureCache(tmp_path, small_backbone.spec, SamplingSpec(strategy="all", short_side=32), dataset)
+    assert other_sampling.dir != first.dir
 
 
 _EXTRACT_SCRIPT = """

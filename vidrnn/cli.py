@@ -206,7 +206,28 @@ def _run_extract(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.failed else 0
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_extract, _add_synth, _add_probe)
+LIGHTNING_COMMANDS = {
+    "fit": "train a model (LightningCLI: --config configs/X.yaml, --print_config, --ckpt_path to resume)",
+    "validate": "evaluate a checkpoint on the validation split (--ckpt_path)",
+    "test": "evaluate a checkpoint on the test split and write its confusion matrix (--ckpt_path)",
+    "predict": "class probabilities for the test split's clips (--ckpt_path)",
+}
+
+
+def _add_lightning_commands(commands: argparse._SubParsersAction) -> None:
+    """List LightningCLI's commands in ``vidrnn --help``; :func:`main` hands their arguments to LightningCLI."""
+    for name, summary in LIGHTNING_COMMANDS.items():
+        commands.add_parser(name, help=summary, add_help=False)
+
+
+def _run_lightning(argv: Sequence[str]) -> int:
+    from vidrnn.training import run_lightning_cli
+
+    run_lightning_cli(list(argv))
+    return 0
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_lightning_commands, _add_extract, _add_synth, _add_probe)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return _run_lightning(argv)
     args = build_parser().parse_args(argv)
     return args.run(args)
 

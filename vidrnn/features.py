@@ -76,15 +76,21 @@ def _json_bytes(value: Any) -> bytes:
 
 
 class FeatureCache:
-    """One directory of features for one (backbone, sampling) pair over one videos root."""
+    """One directory of features for one (backbone, sampling, videos root) triple, under a shared cache root."""
 
     def __init__(self, cache_root: str | os.PathLike, backbone: BackboneSpec, sampling: SamplingSpec, videos_root: Path):
-        identity = {"version": CACHE_VERSION, "backbone": backbone.identity(), "sampling": sampling.to_dict()}
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.videos_root = Path(videos_root).resolve()
+        # The videos root is part of the key: datasets with the same relative paths (two UCF101 copies, a demo and
+        # a real set) can share one cache root without ever sharing features.
+        self._spec = {
+            "version": CACHE_VERSION,
+            "backbone": backbone.identity(),
+            "sampling": sampling.to_dict(),
+            "videos_root": str(self.videos_root),
+        }
+        digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(cache_root).expanduser() / f"{backbone.name}-{backbone.pooling}-{digest}"
         self.backbone, self.sampling = backbone, sampling
-        self.videos_root = Path(videos_root).resolve()
-        self._spec = {**identity, "videos_root": str(self.videos_root)}
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -136,17 +142,10 @@ class FeatureCache:
     # -- writing -------------------------------------------------------------------------------------------------
 
     def open_for_writing(self) -> None:
-        """Create the directory and its ``spec.json``, or check an existing one belongs to the same videos."""
+        """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet."""
         spec_path = self.dir / "spec.json"
-        if spec_path.exists():
-            existing = json.loads(spec_path.read_text())
-            if existing.get("videos_root") != self._spec["videos_root"]:
-                raise ValueError(
-                    f"feature cache {self.dir} holds features of videos under {existing.get('videos_root')}, not "
-                    f"{self._spec['videos_root']}; choose another cache directory for this dataset"
-                )
-            return
-        _atomic_write_bytes(spec_path, _json_bytes(self._spec))
+        if not spec_path.exists():
+            _atomic_write_bytes(spec_path, _json_bytes(self._spec))
 
     def _journal(self, rank: int, record: dict[str, Any]) -> None:
         with (self.dir / f"journal-{rank}.jsonl").open("a") as handle:
@@ -349,7 +348,8 @@ def extract_features(
     )
     batcher = _FixedBatcher(backbone, batch_size, device)
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo)
+    bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
+               mininterval=1.0)
 
     def store(finished: list[_Pending]) -> None:
         for pending in finished:

@@ -1,0 +1,101 @@
+"""The data module over the feature cache, the VideoClassifier and their checkpoint contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec
+from vidrnn.data.module import VideoDataModule, collate_sequences
+from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.models.classifier import VideoClassifier
+from vidrnn.sampling import SamplingSpec
+
+
+@pytest.fixture(scope="module")
+def datamodule(tmp_path_factory: pytest.TempPathFactory) -> VideoDataModule:
+    root = make_classification_dataset(tmp_path_factory.mktemp("demo"), groups=6, clips_per_group=1, num_frames=12,
+                                       size=(48, 64), seed=3)
+    module = VideoDataModule(
+        root=str(root), dataset="ucf101", cache_dir=str(tmp_path_factory.mktemp("cache")),
+        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
+        steps=8, batch_size=8, extract_workers=0, val_fraction=0.25,
+    )
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_splits_are_honest_validation_comes_from_train_groups(datamodule: VideoDataModule) -> None:
+    def groups(split: str) -> set[str]:
+        return {key.split("_g")[1][:2] for key in datamodule.split_keys(split)}
+
+    train, val, test = groups("train"), groups("val"), groups("test")
+    assert train and val and test
+    assert not (train & test) and not (val & test)
+    assert len(datamodule.split_keys("test")) == 2 * 6  # fold 1 tests a third of the 6 groups, all 6 classes
+    keys = [k for s in ("train", "val", "test") for k in datamodule.split_keys(s)]
+    assert len(keys) == len(set(keys)) == 36
+
+
+def test_model_facts_come_from_the_data(datamodule: VideoDataModule) -> None:
+    assert datamodule.num_classes == 6 and datamodule.feature_dim == 1280
+    assert datamodule.class_names[:2] == ["Grow", "Shrink"]
+
+
+def test_batches_carry_lengths_and_training_offsets_vary_while_evaluation_is_fixed(datamodule) -> None:
+    batch = next(iter(datamodule.test_dataloader()))
+    assert batch.features.shape[1:] == (8, 1280) and batch.lengths.tolist() == [8] * len(batch.lengths)
+    again = next(iter(datamodule.test_dataloader()))
+    assert torch.equal(batch.features, again.features)
+    train_set = datamodule._datasets["train"]
+    draws = {tuple(train_set[0][0].astype(np.float64).sum(axis=1).round(2)) for _ in range(6)}
+    assert len(draws) > 1
+
+
+def test_collate_pads_to_the_longest_clip() -> None:
+    batch = collate_sequences([(np.ones((3, 4), np.float16), 1, "a"), (np.ones((5, 4), np.float16), 0, "b")])
+    assert batch.features.shape == (2, 5, 4) and batch.lengths.tolist() == [3, 5]
+    assert batch.features[0, 3:].abs().sum() == 0 and batch.labels.tolist() == [1, 0] and batch.keys == ["a", "b"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "none"])
+def test_a_clips_logits_do_not_change_when_batched_with_longer_or_shorter_clips(cell: str) -> None:
+    torch.manual_seed(0)
+    pooling = "mean" if cell == "none" else "last"
+    model = VideoClassifier(5, 32, cell=cell, pooling=pooling, num_layers=2, hidden_size=16, projection=16).eval()
+    clip = torch.randn(1, 7, 32)
+    alone = model(clip, torch.tensor([7]))
+    batch = torch.randn(3, 12, 32) * 10
+    batch[1, :7] = clip[0]
+    together = model(batch, torch.tensor([12, 7, 3]))
+    assert (alone[0] - together[1]).abs().max() < 1e-5
+
+
+def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule, tmp_path: Path) -> None:
+    model = VideoClassifier(datamodule.num_classes, datamodule.feature_dim, class_names=datamodule.class_names,
+                            backbone=datamodule.backbone_spec.to_dict(), sampling=datamodule.sampling_spec.to_dict(),
+                            steps=datamodule.steps, hidden_size=16, projection=16)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, datamodule=datamodule)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert checkpoint["task"] == "classification" and hparams["class_names"] == datamodule.class_names
+    assert BackboneSpec.from_dict(hparams["backbone"]) == datamodule.backbone_spec
+    assert SamplingSpec.from_dict(hparams["sampling"]) == datamodule.sampling_spec and hparams["steps"] == 8
+    restored = VideoClassifier.load_from_checkpoint(path, weights_only=True)
+    features = torch.randn(2, 8, 1280)
+    with torch.no_grad():
+        assert torch.allclose(restored.eval()(features, torch.tensor([8, 5])), model.eval()(features, torch.tensor([8, 5])))
+
+
+def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        VideoDataModule(root=str(tmp_path / "nowhere"), dataset="ucf101")

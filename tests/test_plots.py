@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.plots import (
+    confusion_matrix_figure,
+    normalize_rows,
+    read_confusion_csv,
+    save_confusion_matrix,
+    write_confusion_csv,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def random_counts(num_classes: int, seed: int = 0) -> np.ndarray:
+    """A plausible confusion matrix: a heavy diagonal plus scattered mistakes."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 5, size=(num_classes, num_classes)) + np.diag(rng.integers(10, 40, size=num_classes))
+
+
+def test_csv_round_trips_counts_and_names(tmp_path: Path) -> None:
+    counts = random_counts(4)
+    names = ["ApplyEyeMakeup", "Basketball, dunk", 'say "hi"', "Yo-Yo"]
+    path = write_confusion_csv(torch.from_numpy(counts), names, tmp_path / "cm.csv")
+    read_counts, read_names = read_confusion_csv(path)
+    assert read_names == names
+    assert read_counts.dtype == np.int64
+    np.testing.assert_array_equal(read_counts, counts)
+    first_line = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first_line.endswith("Yo-Yo")
+
+
+def test_save_writes_csv_and_small_valid_png(tmp_path: Path) -> None:
+    names = [f"class_{index:02d}" for index in range(10)]
+    directory = tmp_path / "out"
+    csv_path, png_path = save_confusion_matrix(random_counts(10), names, directory)
+    assert (csv_path, png_path) == (directory / "confusion_matrix.csv", directory / "confusion_matrix.png")
+    assert png_path.read_bytes()[:8] == PNG_MAGIC
+    assert png_path.stat().st_size < 200_000
+    assert read_confusion_csv(csv_path)[1] == names
+
+
+def test_normalized_rows_sum_to_one_and_empty_row_stays_zero() -> None:
+    counts = np.array([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
+    fractions = normalize_rows(counts)
+    np.testing.assert_allclose(fractions.sum(axis=1), [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(fractions[0], [0.75, 0.25, 0.0])
+    assert np.isfinite(fractions).all()
+
+
+def test_figure_shows_normalized_data_and_accuracy() -> None:
+    counts = np.array([[3, 1], [0, 4]])
+    figure = confusion_matrix_figure(counts, ["a", "b"])
+    axes = figure.axes[0]
+    np.testing.assert_allclose(axes.images[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])
+    assert "87.5%" in axes.get_title()
+    assert len(figure.axes) == 2
+    assert [text.get_text() for text in axes.texts] == ["0.75", "0.25", "0.00", "1.00"]
+
+
+def test_figure_without_normalization_annotates_counts() -> None:
+    figure = confusion_matrix_figure(np.array([[3, 1], [0, 4]]), ["a", "b"], normalize=False)
+    assert [text.get_text() for text in figure.axes[0].texts] == ["3", "1", "0", "4"]
+
+
+def test_many_classes_are_not_annotated() -> None:
+    names = [str(index) for index in range(25)]
+    figure = confusion_matrix_figure(random_counts(25), names)
+    assert len(figure.axes[0].texts) == 0
+
+
+@pytest.mark.parametrize(
+    ("matrix", "names"),
+    [
+        (np.zeros((2, 3)), ["a", "b"]),
+        (np.zeros((2, 2)), ["a"]),
+        (np.array([[0.5, 0.5], [0.0, 1.0]]), ["a", "b"]),
+        (np.array([[-1, 0], [0, 1]]), ["a", "b"]),
+    ],
+)
+def test_bad_matrices_are_refused(matrix: np.ndarray, names: list[str], tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        write_confusion_csv(matrix, names, tmp_path / "cm.csv")

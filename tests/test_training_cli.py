@@ -1,0 +1,104 @@
+"""`vidrnn fit|test` through LightningCLI on a tiny generated dataset: configs, test-after-fit, resuming."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vidrnn.cli import main
+from vidrnn.data.synthetic import make_classification_dataset
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("cli")
+    root = make_classification_dataset(work / "data", groups=3, clips_per_group=2, num_frames=8, size=(48, 64), seed=5)
+    values = {
+        "seed_everything": 0,
+        "data": {
+            "dataset": "ucf101", "root": str(root), "cache_dir": str(work / "cache"), "steps": 8, "batch_size": 8,
+            "backbone": {"input_size": 64}, "sampling": {"strategy": "all", "short_side": 64}, "extract_workers": 0,
+        },
+        "model": {"cell": "gru", "hidden_size": 16, "projection": 16},
+        "trainer": {
+            "max_epochs": 2, "accelerator": "cpu", "default_root_dir": str(work / "runs"), "log_every_n_steps": 1,
+            "enable_progress_bar": False, "enable_model_summary": False, "gradient_clip_val": 1.0,
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                 "init_args": {"monitor": "val/acc", "mode": "max"}},
+                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "latest"}},
+            ],
+        },
+    }
+    path = work / "tiny.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _versions(config: Path) -> list[Path]:
+    return sorted((config.parent / "runs" / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["fit", "--config", str(config), "--test_after_fit", "true"]) == 0
+    out = capsys.readouterr().out
+    assert "test/acc" in out and "test/mean_class_acc" in out
+    run = _versions(config)[-1]
+    assert (run / "confusion_matrix.csv").exists() and (run / "confusion_matrix.png").exists()
+    assert (run / "checkpoints" / "latest.ckpt").exists()
+
+
+def test_test_command_reports_metrics_of_a_checkpoint(config: Path, capsys: pytest.CaptureFixture) -> None:
+    if not _versions(config):
+        main(["fit", "--config", str(config)])
+    checkpoint = _versions(config)[-1] / "checkpoints" / "latest.ckpt"
+    capsys.readouterr()
+    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
+    assert "test/acc" in capsys.readouterr().out
+
+
+def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert done.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["cell"] == "gru" and printed["data"]["backbone"]["name"] == "efficientnet_lite0"
+
+
+@pytest.mark.slow
+def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path) -> None:
+    command = [sys.executable, "-m", "vidrnn", "fit", "--config", str(config)]
+    before = len(_versions(config))
+    child = subprocess.Popen([*command, "--trainer.max_epochs", "1000"], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    last = None
+    while time.monotonic() < deadline and child.poll() is None:
+        runs = _versions(config)[before:]
+        if runs and (runs[0] / "checkpoints" / "latest.ckpt").exists():
+            last = runs[0] / "checkpoints" / "latest.ckpt"
+            break
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert last is not None, "the run never wrote a checkpoint"
+    killed_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    target = killed_epoch + 3
+    resumed = subprocess.run([*command, "--trainer.max_epochs", str(target), "--ckpt_path", str(last)],
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = _versions(config)[-1] / "checkpoints" / "latest.ckpt"
+    assert final != last
+    state = torch.load(final, map_location="cpu", weights_only=True)
+    assert state["epoch"] == target - 1  # finished the remaining epochs, no more, no fewer
+    metrics = (final.parent.parent / "metrics.csv").read_text().splitlines()
+    epochs = {int(line.split(",")[0]) for line in metrics[1:] if line}
+    assert min(epochs) >= killed_epoch  # continued, did not start over

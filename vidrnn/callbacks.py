@@ -1,0 +1,172 @@
+"""Gradient norms in the training log: the vanishing- and exploding-gradient picture, while the model trains.
+
+Two views are logged, both cheap and both only on logging steps:
+
+* **Per layer** — the L2 norm of each weight matrix's gradient (``weight_ih_l0``, ``weight_hh_l0``,
+  ``weight_hh_l0_reverse``, the head's ``weight``...) and the total over all parameters. A recurrent matrix whose
+  gradient norm spikes by orders of magnitude is the exploding-gradient signature.
+* **Per time step** — the norm of ``dLoss / d(input features at step t)`` at a few relative positions in each clip
+  (first, 25 %, 50 %, 75 %, last valid step). How much the first frame still moves the loss, compared with the last,
+  is the vanishing-gradient signature: over 60 steps a freshly initialised tanh RNN's curve falls by many orders of
+  magnitude towards the first frame; gating (LSTM, GRU) and training are what should flatten it. A bidirectional
+  encoder's backward direction reads the clip from its end, so there the curve is U-shaped and the middle of the clip
+  is the part the loss sees least.
+
+The norms are taken **before gradient clipping**, so a user sees the explosion that clipping then tames. Lightning
+guarantees that order: ``Precision._after_closure`` (``lightning/pytorch/plugins/precision/precision.py``) runs::
+
+    call._call_callback_hooks(trainer, "on_before_optimizer_step", optimizer)
+    call._call_lightning_module_hook(trainer, "on_before_optimizer_step", optimizer)
+    self._clip_gradients(model, optimizer, trainer.gradient_clip_val, ...)
+
+and the hook's own documentation (``lightning/pytorch/core/hooks.py``) says "If clipping gradients, the gradients will
+not have been clipped yet." With 16-bit mixed precision, ``MixedPrecision.optimizer_step`` unscales the parameters'
+gradients before that call, so parameter norms are true norms too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+__all__ = ["DEFAULT_POSITIONS", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
+
+#: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
+DEFAULT_POSITIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def parameter_grad_norms(module: nn.Module) -> dict[str, Tensor]:
+    """L2 gradient norm of each weight matrix, keyed ``grad_norm/<parameter name>``, plus ``grad_norm/total``.
+
+    Only matrices (``dim >= 2``) get a key of their own: they carry the recurrence and the layer-to-layer maps that
+    explode or vanish, and leaving out biases and normalisation gains keeps the log readable. ``total`` covers every
+    parameter with a gradient, so it is the same norm that ``gradient_clip_val`` compares against. Norms are computed
+    in float32 so a half-precision gradient cannot overflow in the square. Returns an empty dict when no parameter has
+    a gradient.
+    """
+    grads = {name: param.grad for name, param in module.named_parameters() if param.grad is not None}
+    if not grads:
+        return {}
+    norms = {name: torch.linalg.vector_norm(grad, dtype=torch.float32) for name, grad in grads.items()}
+    total = torch.linalg.vector_norm(torch.stack(list(norms.values())))
+    per_layer = {f"grad_norm/{name}": norms[name] for name, grad in grads.items() if grad.dim() >= 2}
+    return per_layer | {"grad_norm/total": total}
+
+
+def input_step_grad_norms(grad: Tensor, lengths: Tensor, positions: Sequence[float] = DEFAULT_POSITIONS) -> Tensor:
+    """Batch mean of ``‖dLoss/dx_t‖`` at each relative position; ``grad [B,T,D]``, ``lengths [B]`` → ``[P]``.
+
+    Clips differ in length, so a position is relative to each clip's own valid steps: position ``p`` is step
+    ``round(p * (length - 1))``, and 0 and 1 are exactly the first and the last valid step. Padded steps are never
+    read. Averaging norms (rather than taking the norm of the batch-mean gradient) keeps clips whose gradients point
+    different ways from cancelling out.
+    """
+    last = (lengths.to(grad.device, torch.int64) - 1).float()
+    fractions = torch.tensor(list(positions), dtype=torch.float32, device=grad.device)
+    steps = torch.round(fractions[:, None] * last[None, :]).long()
+    rows = torch.arange(grad.shape[0], device=grad.device)
+    picked = grad[rows[None, :], steps]
+    return torch.linalg.vector_norm(picked, dim=-1, dtype=torch.float32).mean(dim=1)
+
+
+def position_key(position: float) -> str:
+    """Log key of the input-gradient norm at a relative position, e.g. ``grad_norm/input_pos_0.25``."""
+    return f"grad_norm/input_pos_{position:.2f}"
+
+
+class GradientNormLogger(Callback):
+    """Log gradient norms per layer and, optionally, per time step, every ``log_every_n_steps`` optimizer steps.
+
+    Steps ``0, n, 2n, ...`` are logged, so the very first update (the freshly initialised model) is always in the
+    log. The values go straight to the trainer's loggers at ``trainer.global_step``, not through ``self.log``: the
+    trainer writes ``self.log`` values only on its own ``log_every_n_steps`` cadence and would silently drop norms
+    computed on other steps. Nothing is computed on other steps, on ranks other than 0, or without a logger.
+
+    Per-time-step norms need the LightningModule's help, because the input features are not a parameter and their
+    gradient is normally not kept. The protocol:
+
+    * Before each training batch the callback sets ``pl_module.track_input_gradients`` — ``True`` only when that
+      step will be logged (so the extra gradient is only paid for then), ``False`` otherwise and after training.
+    * When the flag is set, the module's ``training_step`` makes its features tensor require and retain a gradient
+      and exposes it as ``pl_module.last_input_features [B,T,D]`` with ``pl_module.last_input_lengths [B]``.
+
+    A module that does not expose those attributes (or whose tensor got no gradient) simply gets no per-step keys;
+    that is not an error. With gradient accumulation the per-step norms describe the last micro-batch only. Under
+    16-bit mixed precision the input gradient is divided by the loss scale, since the scaler unscales only the
+    optimizer's parameters.
+
+    Args:
+        log_every_n_steps: log on every ``n``-th optimizer step (``n >= 1``).
+        per_time_step: also log ``grad_norm/input_pos_<p>`` for each relative position ``p``.
+        positions: relative positions in ``[0, 1]`` within each clip's valid steps.
+    """
+
+    def __init__(
+        self,
+        log_every_n_steps: int = 25,
+        per_time_step: bool = True,
+        positions: Sequence[float] = DEFAULT_POSITIONS,
+    ) -> None:
+        super().__init__()
+        if log_every_n_steps < 1:
+            raise ValueError(f"log_every_n_steps must be at least 1, got {log_every_n_steps}")
+        if not positions or any(not 0.0 <= position <= 1.0 for position in positions):
+            raise ValueError(f"positions must be a non-empty list of fractions in [0, 1], got {list(positions)}")
+        self.log_every_n_steps = log_every_n_steps
+        self.per_time_step = per_time_step
+        self.positions = tuple(float(position) for position in positions)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        """Ask the module to keep its input gradient, only for a step that will be logged."""
+        if self.per_time_step:
+            pl_module.track_input_gradients = self._should_log(trainer)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Leave the module not tracking, so later use of it pays nothing."""
+        if self.per_time_step:
+            pl_module.track_input_gradients = False
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
+        """Compute and log the norms: gradients are complete here and not yet clipped (see the module docstring)."""
+        if not self._should_log(trainer):
+            return
+        norms = parameter_grad_norms(pl_module)
+        if self.per_time_step:
+            norms |= self._input_norms(trainer, pl_module)
+        if norms:
+            metrics = _as_floats(norms)
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+
+    def _should_log(self, trainer: Trainer) -> bool:
+        """Log this optimizer step? Only when it is due, on rank 0, and with a logger to write to."""
+        return (bool(trainer.loggers) and trainer.is_global_zero
+                and trainer.global_step % self.log_every_n_steps == 0)
+
+    def _input_norms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+        """Per-position input-gradient norms, or nothing when the module did not keep its features' gradient."""
+        features = getattr(pl_module, "last_input_features", None)
+        lengths = getattr(pl_module, "last_input_lengths", None)
+        if features is None or lengths is None or features.grad is None:
+            return {}
+        norms = input_step_grad_norms(features.grad, lengths, self.positions) / _loss_scale(trainer)
+        return {position_key(position): norm for position, norm in zip(self.positions, norms)}
+
+
+def _loss_scale(trainer: Trainer) -> float:
+    """The factor the loss was multiplied by before ``backward`` (mixed-precision ``GradScaler``), else 1."""
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    return float(scaler.get_scale()) if scaler is not None else 1.0
+
+
+def _as_floats(tensors: dict[str, Tensor]) -> dict[str, float]:
+    """Scalar tensors to Python floats with a single device-to-host copy."""
+    device = next(iter(tensors.values())).device
+    values = torch.stack([tensor.detach().to(device, torch.float32) for tensor in tensors.values()]).tolist()
+    return dict(zip(tensors, values))

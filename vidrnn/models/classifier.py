@@ -1,0 +1,175 @@
+"""VideoClassifier: the Lightning wrapper that trains a temporal encoder + linear head on cached features.
+
+The model itself is plain PyTorch (:class:`~vidrnn.models.temporal.TemporalEncoder` and a linear head); this module
+adds the loss, optimiser, metrics and the test-time confusion matrix. Its hyperparameters also carry what inference
+needs and the training data defined — class names, backbone spec, sampling spec, steps per clip — so a checkpoint
+alone is enough to classify new videos.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from vidrnn.data.module import SequenceBatch
+from vidrnn.models.temporal import Cell, EncoderOutput, Pooling, TemporalEncoder
+
+__all__ = ["VideoClassifier"]
+
+logger = logging.getLogger(__name__)
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
+        },
+        prefix=prefix,
+        # Compute groups would merge metrics whose states happen to agree after the first batch (top-1 and top-5
+        # when every first prediction is right), and report one metric's value under both names.
+        compute_groups=False,
+    )
+
+
+class VideoClassifier(L.LightningModule):
+    """A label per clip from a sequence of frame features.
+
+    Args:
+        num_classes, input_dim, class_names, backbone, sampling, steps: set from the data module by the CLI (they
+            must match the features, and they travel in the checkpoint).
+        cell: ``rnn`` (with ``nonlinearity`` tanh or relu), ``lstm``, ``gru``, or ``none`` for the non-recurrent
+            mean-of-features baseline.
+        hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm, pooling: the
+            temporal encoder (see :class:`TemporalEncoder`).
+        head_dropout: dropout before the linear classifier.
+        label_smoothing: cross-entropy label smoothing.
+        optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
+            and no scheduler.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        input_dim: int,
+        class_names: list[str] | None = None,
+        backbone: dict[str, Any] | None = None,
+        sampling: dict[str, Any] | None = None,
+        steps: int = 16,
+        cell: Cell = "lstm",
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        input_dropout: float = 0.1,
+        projection: int | None = 256,
+        input_norm: bool = True,
+        pooling: Pooling = "last",
+        head_dropout: float = 0.2,
+        label_smoothing: float = 0.1,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.encoder = TemporalEncoder(
+            input_dim, cell=cell, nonlinearity=nonlinearity, hidden_size=hidden_size, num_layers=num_layers,
+            bidirectional=bidirectional, dropout=dropout, input_dropout=input_dropout, projection=projection,
+            input_norm=input_norm, pooling=pooling,
+        )
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.encoder.output_dim, num_classes))
+        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.val_metrics = _metrics(num_classes, "val/")
+        self.test_metrics = _metrics(num_classes, "test/")
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        #: Set by GradientNormLogger: keep the input features' gradient so per-time-step norms can be logged.
+        self.track_input_gradients = False
+        self.last_input_features: Tensor | None = None
+        self.last_input_lengths: Tensor | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.hparams.class_names or [str(k) for k in range(self.hparams.num_classes)]
+
+    def encode(self, features: Tensor, lengths: Tensor) -> EncoderOutput:
+        """The encoder's pooled, per-step and attention outputs (for analysis and per-frame probabilities)."""
+        return self.encoder(features, lengths)
+
+    def forward(self, features: Tensor, lengths: Tensor) -> Tensor:
+        """Clip logits ``[B,K]`` from padded features ``[B,T,D]`` and their lengths."""
+        return self.head(self.encoder(features, lengths).pooled)
+
+    def step_probabilities(self, features: Tensor, lengths: Tensor) -> Tensor:
+        """Class probabilities after each frame ``[B,T,K]``: the head applied to each step's encoder output.
+
+        For ``pooling="last"`` with a unidirectional encoder, step ``t`` is exactly the prediction the model would make
+        had the clip ended there; for other settings it is the head's reading of each step's representation.
+        """
+        return self.head(self.encoder(features, lengths).steps).softmax(-1)
+
+    def training_step(self, batch: SequenceBatch, batch_index: int) -> Tensor:
+        features = batch.features
+        if self.track_input_gradients:
+            features = features.clone().requires_grad_(True)
+            features.retain_grad()
+            self.last_input_features, self.last_input_lengths = features, batch.lengths
+        logits = self(features, batch.lengths)
+        loss = self.loss(logits, batch.labels)
+        accuracy = (logits.argmax(-1) == batch.labels).float().mean()
+        self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True, batch_size=len(batch.labels))
+        return loss
+
+    def _evaluate(self, batch: SequenceBatch, metrics: MetricCollection, prefix: str) -> Tensor:
+        logits = self(batch.features, batch.lengths)
+        loss = self.loss(logits, batch.labels)
+        metrics.update(logits, batch.labels)
+        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch.labels))
+        self.log_dict(metrics, prog_bar=True, batch_size=len(batch.labels))
+        return logits
+
+    def validation_step(self, batch: SequenceBatch, batch_index: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val/")
+
+    def test_step(self, batch: SequenceBatch, batch_index: int) -> None:
+        logits = self._evaluate(batch, self.test_metrics, "test/")
+        self.confusion.update(logits, batch.labels)
+
+    def on_test_epoch_end(self) -> None:
+        from vidrnn.plots import save_confusion_matrix
+
+        matrix = self.confusion.compute().cpu()
+        self.confusion.reset()
+        if self.trainer.is_global_zero and self.trainer.logger is not None and self.trainer.log_dir is not None:
+            csv_path, png_path = save_confusion_matrix(matrix, self.class_names, Path(self.trainer.log_dir))
+            logger.info("confusion matrix written to %s and %s", csv_path, png_path)
+
+    def predict_step(self, batch: SequenceBatch, batch_index: int) -> dict[str, Any]:
+        probabilities = self(batch.features, batch.lengths).softmax(-1)
+        return {"keys": batch.keys, "probabilities": probabilities.cpu(), "labels": batch.labels.cpu()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
+        # checkpoint know which model it holds.
+        checkpoint["task"] = "classification"
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer is None:
+            optimizer = torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=0.01)
+        else:
+            optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}
