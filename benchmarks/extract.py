@@ -4,13 +4,14 @@ Both are measured in one run, on the same device, backbone, batch size and frame
 upper bound: the same preprocessed frames, already in memory, pushed through the frozen backbone in batches of the
 same fixed size. End-to-end runs ``extract_features`` into a fresh cache, with decoding in worker processes.
 
-    python benchmarks/extract.py [--videos 48] [--batch-size 32] [--workers 2] [--device cpu]
+    python benchmarks/extract.py [--videos 48] [--rounds 3] [--batch-size 32] [--workers 2] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--segments", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds (medians reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -59,27 +61,31 @@ def main() -> None:
     sampling = SamplingSpec(strategy="segments", num_segments=args.segments, short_side=256)
     backbone = build_backbone(BackboneSpec(name=args.backbone)).to(device)
 
-    # End to end first, from a fresh process state: DataLoader workers fork from this process, and the in-memory
-    # frames the CNN-only run needs would otherwise be forked with them.
-    with tempfile.TemporaryDirectory() as cache_root:
-        cache = FeatureCache(cache_root, backbone.spec, sampling, index.root)
-        start = time.perf_counter()
-        report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
-                                  num_workers=args.workers, progress=False)
-        end_to_end = report.frames / (time.perf_counter() - start)
-
     frames = torch.cat([
         backbone.preprocess(read_sampled(item.path, lambda i: sampling.indices(i.num_frames, i.fps), size=256)[0])
         for item in items
     ])
-    bound = cnn_only(backbone, frames, args.batch_size, device)
+    # Rounds alternate the two measurements, and medians are compared: on a shared or throttled machine the speed
+    # drifts over minutes, and a single pair of runs can land on either side of a drift.
+    bounds, end_to_ends = [], []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as cache_root:
+            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root)
+            start = time.perf_counter()
+            report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
+                                      num_workers=args.workers, progress=False)
+            end_to_ends.append(report.frames / (time.perf_counter() - start))
+        bounds.append(cnn_only(backbone, frames, args.batch_size, device))
+    bound, end_to_end = statistics.median(bounds), statistics.median(end_to_ends)
 
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"device {device}, torch {torch.__version__}")
     print(f"{len(items)} videos, {len(frames)} frames, backbone {args.backbone}, batch {args.batch_size}, "
           f"{args.workers} decoding workers")
-    print(f"{'CNN only':>12} {'end to end':>12} {'ratio':>7}")
-    print(f"{bound:>8.1f} f/s {end_to_end:>8.1f} f/s {end_to_end / bound:>7.2f}")
+    print(f"{'round':>6} {'CNN only':>12} {'end to end':>12} {'ratio':>7}")
+    for number, (cnn, full) in enumerate(zip(bounds, end_to_ends), start=1):
+        print(f"{number:>6} {cnn:>8.1f} f/s {full:>8.1f} f/s {full / cnn:>7.2f}")
+    print(f"{'median':>6} {bound:>8.1f} f/s {end_to_end:>8.1f} f/s {end_to_end / bound:>7.2f}")
 
 
 if __name__ == "__main__":
