@@ -16,8 +16,9 @@ The backbone's per-frame feature is globally average pooled, so it records *what
 
 * ``Grow`` / ``Shrink``: a textured object swells from a small speck to one filling much of the frame (area x10 and
   more) / shrinks from large to small.
-* ``FadeIn`` / ``FadeOut``: a textured object materialises from fully transparent to opaque / dissolves into the
-  background.
+* ``FadeIn`` / ``FadeOut``: the lights come up on the scene from near darkness / go down to near darkness. A
+  whole-scene fade, not an object's: an object fading in would start, like ``Grow``, with no object to see, and the
+  two pairs would look alike at their ends.
 * ``RedToBlue`` / ``BlueToRed``: a textured object's colour turns from red through purple to blue / from blue to red.
 
 Everything else in a clip is nuisance, as in real video: each recording *group* (UCF101's ``_gGG_``) has its own
@@ -263,6 +264,8 @@ class Clip:
     distractors: tuple[Distractor, ...]
     #: True for the second class of an order pair: the forward film is played in reverse.
     backwards: bool
+    #: Brightness of the whole scene in the first and last frame of the forward film.
+    light: tuple[float, float] = (1.0, 1.0)
 
     @property
     def num_frames(self) -> int:
@@ -275,15 +278,19 @@ def _grow(rng: np.random.Generator, look: Look, side: float) -> tuple[Look, Look
 
 
 def _fade_in(rng: np.random.Generator, look: Look, side: float) -> tuple[Look, Look]:
-    """From transparent to opaque: the same object, with how much of it shows changing over time."""
-    return replace(look, opacity=rng.uniform(0.0, 0.1)), replace(look, opacity=rng.uniform(0.9, 1.0))
+    """The subject does not change: the scene's light does (see :func:`_lighting`)."""
+    return look, look
 
 
 def _red_to_blue(rng: np.random.Generator, look: Look, side: float) -> tuple[Look, Look]:
-    """From a red to a blue: colour survives global average pooling intact."""
+    """From a red to a blue: colour survives global average pooling intact.
+
+    The object is drawn large, so its colour dominates the frame rather than competing with a colourful background.
+    """
     red = _colour(rng, hue=(-12.0, 12.0), saturation=(0.7, 1.0), value=(0.7, 1.0))
     blue = _colour(rng, hue=(220.0, 245.0), saturation=(0.7, 1.0), value=(0.7, 1.0))
-    return replace(look, colour=red), replace(look, colour=blue)
+    large = replace(look, radius=side * rng.uniform(0.34, 0.42))
+    return replace(large, colour=red), replace(large, colour=blue)
 
 
 #: For the first class of each order pair: how the subject's first and last look are drawn.
@@ -292,6 +299,13 @@ _TRANSITIONS: dict[str, Callable[[np.random.Generator, Look, float], tuple[Look,
     "FadeIn": _fade_in,
     "RedToBlue": _red_to_blue,
 }
+
+
+def _lighting(rng: np.random.Generator, forward_class: str) -> tuple[float, float]:
+    """Scene brightness in the first and last frame of the forward film: lights coming up for ``FadeIn``."""
+    if forward_class == "FadeIn":
+        return rng.uniform(0.04, 0.12), rng.uniform(0.95, 1.0)
+    return 1.0, 1.0
 
 
 def _camera_view(rng: np.random.Generator, setting: np.ndarray, size: Size) -> np.ndarray:
@@ -325,6 +339,7 @@ def sample_clip(rng: np.random.Generator, class_name: str, setting: np.ndarray, 
     subject = _sample_sprite(rng)
     look = Look(radius=side * rng.uniform(0.2, 0.28), opacity=1.0, colour=_colour(rng, value=(0.5, 1.0)))
     start, end = _TRANSITIONS[forward](rng, look, side)
+    light = _lighting(rng, forward)
     subject_path = _bouncing_path(rng, num_frames, 0.3 * frame_box, 0.7 * frame_box, speed=(0.0, 0.01 * side))
     distractors = tuple(
         Distractor(
@@ -334,7 +349,8 @@ def sample_clip(rng: np.random.Generator, class_name: str, setting: np.ndarray, 
         )
         for _ in range(rng.integers(2, 5))
     )
-    return Clip(background, subject, start, end, subject_path, distractors, backwards=class_name != forward)
+    return Clip(background, subject, start, end, subject_path, distractors, backwards=class_name != forward,
+                light=light)
 
 
 def _render_forward_frame(clip: Clip, index: int) -> np.ndarray:
@@ -343,7 +359,8 @@ def _render_forward_frame(clip: Clip, index: int) -> np.ndarray:
     _paint_sprite(canvas, clip.subject, clip.subject_path[index], clip.start.towards(clip.end, progress))
     for distractor in clip.distractors:
         _paint_sprite(canvas, distractor.sprite, distractor.path[index], distractor.look)
-    return _to_uint8(canvas)
+    first, last = clip.light
+    return _to_uint8(canvas * (first + progress * (last - first)))
 
 
 def render_clip(clip: Clip) -> np.ndarray:
@@ -417,7 +434,7 @@ def make_classification_dataset(
     *,
     classes: Sequence[str] | None = None,
     groups: int = 6,
-    clips_per_group: int = 3,
+    clips_per_group: int = 8,
     num_frames: int = 16,
     size: Size = (96, 128),
     fps: float = 25.0,
