@@ -1,5 +1,7 @@
 """End to end on the demo data: recurrent models learn the order pairs, the order-blind baseline cannot.
 
+Settings are those of configs/demo.yaml; the final weights are tested.
+
 The demo's classes come in pairs whose clips are the same frames in opposite order. A bidirectional LSTM or GRU over
 the frame features must separate them; the mean of frame features must stay at chance within each pair (it still
 tells the pairs apart, which is why the within-pair figure is the one that measures order).
@@ -40,9 +42,10 @@ def _train_and_test(demo: VideoDataModule, **model: object) -> tuple[float, floa
     try:
         classifier = VideoClassifier(
             demo.num_classes, demo.feature_dim, hidden_size=128, projection=None, input_dropout=0.1,
-            optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=3e-3, weight_decay=0.05), **model,
+            optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=3e-3, weight_decay=0.05),
+            scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60), **model,
         )
-        trainer = L.Trainer(max_epochs=40, accelerator="cpu", logger=False, enable_checkpointing=False,
+        trainer = L.Trainer(max_epochs=60, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
         trainer.fit(classifier, datamodule=demo)
         outputs = trainer.predict(classifier, datamodule=demo)

@@ -345,6 +345,9 @@ def extract_features(
         num_workers=num_workers,
         prefetch_factor=4 if num_workers else None,
         pin_memory=device.type == "cuda",
+        # Its own generator: extracting must not advance the global RNG, or a training run that had to extract
+        # first would draw different initial weights than the same run over a ready cache.
+        generator=torch.Generator().manual_seed(0),
     )
     batcher = _FixedBatcher(backbone, batch_size, device)
     start = time.perf_counter()
