@@ -224,7 +224,7 @@ def recovered_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_ensure_demo_data_redoes_an_interrupted_generation(recovered_demo: Path) -> None:
     assert (recovered_demo / DEMO_MARKER).is_file()
     assert probe(recovered_demo / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi", count=True).num_frames == 16
-    assert len(list(recovered_demo.rglob("*.avi"))) == len(CLASSES) * 6 * 3
+    assert len(list(recovered_demo.rglob("*.avi"))) == len(CLASSES) * 6 * 8  # the default: 6 groups x 8 clips
     assert ucf101_index(recovered_demo).classes == list(CLASSES)
     assert [path.name for path in recovered_demo.parent.iterdir()] == ["demo"], "staging directory left behind"
 

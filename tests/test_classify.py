@@ -1,0 +1,222 @@
+"""``vidrnn classify`` and the Predictor: new videos are classified exactly as ``vidrnn test`` saw its clips."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec
+from vidrnn.classify import add_classify_parser
+from vidrnn.data.module import VideoDataModule
+from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.inference import Prediction, PredictionFailure, Predictor
+from vidrnn.models.classifier import VideoClassifier
+from vidrnn.sampling import SamplingSpec
+from vidrnn.video import probe, read_frames
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[VideoDataModule, VideoClassifier, Path]:
+    """A data module over demo videos, a classifier trained on it for two epochs, and its checkpoint."""
+    root = make_classification_dataset(tmp_path_factory.mktemp("demo"), groups=3, clips_per_group=1, num_frames=8,
+                                       size=(48, 64), seed=5)
+    datamodule = VideoDataModule(
+        root=str(root), dataset="ucf101", cache_dir=str(tmp_path_factory.mktemp("cache")),
+        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64), steps=8,
+        batch_size=8, extract_workers=0,
+    )
+    torch.manual_seed(0)
+    model = VideoClassifier(
+        datamodule.num_classes, datamodule.feature_dim, class_names=datamodule.class_names,
+        backbone=datamodule.backbone_spec.to_dict(), sampling=datamodule.sampling_spec.to_dict(),
+        steps=datamodule.steps, hidden_size=16, projection=16,
+    )
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, datamodule=datamodule)
+    checkpoint = tmp_path_factory.mktemp("model") / "model.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    datamodule.setup("test")
+    return datamodule, model.eval(), checkpoint
+
+
+@pytest.fixture(scope="module")
+def test_videos(trained) -> list[Path]:
+    datamodule, _, _ = trained
+    return [datamodule.videos_root / key for key in datamodule.split_keys("test")]
+
+
+def classify(*arguments: str | Path) -> int:
+    parser = argparse.ArgumentParser()
+    add_classify_parser(parser.add_subparsers())
+    args = parser.parse_args(["classify", *map(str, arguments)])
+    return args.run(args)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_classify_agrees_with_evaluation_on_cached_features(trained, test_videos, tmp_path: Path) -> None:
+    datamodule, model, checkpoint = trained
+    reference = {}
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            probabilities = model(batch.features, batch.lengths).softmax(-1).numpy()
+            reference.update({str(datamodule.videos_root / key): row for key, row in zip(batch.keys, probabilities)})
+
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--top-k", "3") == 0
+    rows = read_csv(output)
+    assert sorted(row["path"] for row in rows) == sorted(reference)
+    names = datamodule.class_names
+    for row in rows:
+        expected = reference[row["path"]]
+        assert row["status"] == "ok" and row["top1_label"] == names[int(expected.argmax())]
+        assert float(row["top1_probability"]) == pytest.approx(float(expected.max()), abs=1e-4)
+        assert len(row["topk_labels"].split(";")) == len(row["topk_probabilities"].split(";")) == 3
+        assert row["frames_used"] == "8" and float(row["duration_s"]) == pytest.approx(8 / 25)
+
+    predictions = list(Predictor.from_checkpoint(checkpoint, device="cpu").predict(test_videos, num_workers=0))
+    assert all(isinstance(p, Prediction) for p in predictions)
+    for prediction in predictions:
+        np.testing.assert_allclose(prediction.probabilities, reference[prediction.path], atol=1e-4)
+        assert prediction.step_probabilities.shape == (8, len(names))
+        assert prediction.step_outputs.shape[0] == 8
+        np.testing.assert_array_equal(prediction.frame_indices, np.arange(8))
+
+
+def make_messy_folder(root: Path, videos: list[Path]) -> tuple[set[str], set[str]]:
+    """Good videos under odd names and nested folders, broken files, a text file; returns (good, bad) paths."""
+    good = [root / "plain.avi", root / "with space.avi", root / "ünïcødé 動画.AVI", root / "nested" / "deeper" / "n.avi"]
+    for source, target in zip(videos, good):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    corrupt, empty = root / "corrupt.avi", root / "nested" / "empty.avi"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    empty.write_bytes(b"")
+    (root / "notes.txt").write_text("not a video\n")
+    return {str(p) for p in good}, {str(corrupt), str(empty)}
+
+
+def test_a_messy_folder_gives_a_row_per_video_and_exit_status_3(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    good, bad = make_messy_folder(tmp_path / "in", test_videos)
+    output = tmp_path / "out.csv"
+    status = classify(tmp_path / "in", "--ckpt", checkpoint, "--output", output, "--recursive", "--workers", "2")
+    assert status == 3
+    rows = {row["path"]: row for row in read_csv(output)}
+    assert set(rows) == good | bad  # notes.txt found in a folder is not a video
+    assert all(rows[path]["status"] == "ok" and rows[path]["error"] == "" for path in good)
+    assert all(rows[path]["status"] == "error" and rows[path]["top1_label"] == "" for path in bad)
+    assert "empty file" in rows[str(tmp_path / "in" / "nested" / "empty.avi")]["error"]
+    assert "cannot be opened" in rows[str(tmp_path / "in" / "corrupt.avi")]["error"]
+
+
+def test_without_recursive_only_direct_files_and_named_files_are_always_tried(trained, test_videos,
+                                                                             tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    make_messy_folder(tmp_path / "in", test_videos)
+    named = tmp_path / "in" / "notes.txt"
+    output = tmp_path / "out.csv"
+    assert classify(tmp_path / "in", named, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    rows = {row["path"]: row for row in read_csv(output)}
+    assert not any("nested" in path for path in rows)
+    assert len(rows) == 5 and rows[str(named)]["status"] == "error"  # 3 good, corrupt.avi, the named notes.txt
+
+
+def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for video in test_videos:
+        shutil.copy(video, folder)
+    output = tmp_path / "out.csv"
+    arguments = (folder, "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    complete = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(complete) == len(test_videos) + 1
+    output.write_text("".join(complete[:3]) + complete[3][:12], encoding="utf-8")  # killed while writing a row
+
+    assert classify(*arguments, "--resume") == 0
+    rows = read_csv(output)
+    paths = [row["path"] for row in rows]
+    assert len(paths) == len(set(paths)) == len(test_videos)
+    assert output.read_text(encoding="utf-8").splitlines(keepends=True)[:3] == complete[:3]
+
+    assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
+    assert len(read_csv(output)) == len(test_videos)
+
+
+def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    output = tmp_path / "out.jsonl"
+    bad = tmp_path / "missing.avi"
+    assert classify(*test_videos[:2], bad, "--ckpt", checkpoint, "--output", output, "--workers", "0",
+                    "--top-k", "50") == 3
+    rows = {row["path"]: row for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+    assert len(rows) == 3
+    for video in test_videos[:2]:
+        row = rows[str(video)]
+        assert len(row["topk_labels"]) == len(row["topk_probabilities"]) == 6  # capped at the number of classes
+        assert row["topk_probabilities"] == sorted(row["topk_probabilities"], reverse=True)
+        assert row["top1_label"] == row["topk_labels"][0] and row["frames_used"] == 8
+    assert rows[str(bad)]["status"] == "error" and "no such file" in rows[str(bad)]["error"]
+
+
+def test_predict_frames_matches_predict_on_the_file(trained, test_videos) -> None:
+    _, _, checkpoint = trained
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    video = test_videos[0]
+    info = probe(video, count=True)
+    frames = read_frames(video, range(info.num_frames))
+    from_frames = predictor.predict_frames(frames, fps=info.fps)
+    (from_file,) = predictor.predict([video], num_workers=0)
+    np.testing.assert_allclose(from_frames.probabilities, from_file.probabilities, atol=1e-6)
+    np.testing.assert_allclose(from_frames.step_probabilities, from_file.step_probabilities, atol=1e-6)
+    assert from_frames.top_labels == from_file.top_labels and from_frames.path is None
+    assert from_frames.duration == pytest.approx(from_file.duration)
+
+
+def test_predict_reports_unreadable_videos_and_goes_on(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    results = list(predictor.predict([empty, test_videos[0]], num_workers=0))
+    assert [type(result) for result in results] == [PredictionFailure, Prediction]
+    assert results[0].path == str(empty) and "empty" in results[0].reason
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_a_bad_checkpoint_is_a_usage_error_before_any_work(kind: str, test_videos, tmp_path: Path, capsys) -> None:
+    checkpoint = tmp_path / "nowhere" / "model.ckpt"
+    if kind == "corrupt":
+        checkpoint.parent.mkdir()
+        checkpoint.write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    output = tmp_path / "out.csv"
+    start = time.perf_counter()
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output) == 2
+    assert time.perf_counter() - start < 5
+    assert str(checkpoint) in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "clip.avi").write_bytes(b"")
+    (tmp_path / "in" / "notes.txt").write_text("not a video\n")
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    assert classify(tmp_path / "in", "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 2
+    assert "--recursive" in capsys.readouterr().err

@@ -1,0 +1,221 @@
+"""``vidrnn classify``: label video files with a trained checkpoint, one output row per video.
+
+Built for long unattended runs over many files: rows are written and flushed as each video finishes, so an
+interrupted run keeps its work and ``--resume`` carries on where it stopped; a video that cannot be read gets an
+error row with the reason and the rest goes on. Usage errors (a missing checkpoint, an unknown output format) stop
+the command before any video is decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from vidrnn.video import VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from vidrnn.inference import Prediction, PredictionFailure
+
+__all__ = ["add_classify_parser", "run_classify"]
+
+#: Exit status for a usage error, as argparse itself uses.
+EXIT_USAGE = 2
+
+FIELDS = ("path", "status", "top1_label", "top1_probability", "topk_labels", "topk_probabilities", "frames_used",
+          "duration_s", "error")
+FORMATS = (".csv", ".jsonl")
+
+
+def add_classify_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``vidrnn classify`` with the ``vidrnn`` command's sub-parsers."""
+    parser = commands.add_parser(
+        "classify",
+        help="classify video files with a trained checkpoint",
+        description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
+        "training data was. Folders contribute their files with a video extension; files named explicitly are "
+        "always tried. One row per video is written (and flushed) as it finishes; unreadable videos get an error "
+        "row with the reason, and the command then ends with exit status 3.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
+    parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")
+    parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
+                        help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
+    parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="frames per CNN batch (default: 32, as extraction; keep it for bit-identical results)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available (default)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip videos already in the output file and append; without it the output is replaced")
+    parser.set_defaults(run=run_classify)
+
+
+# -- which files ---------------------------------------------------------------------------------------------------
+
+
+def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
+    """The videos to classify, in a stable order, each once.
+
+    A folder contributes its files with a video extension (any case), sorted; sub-folders only when ``recursive``.
+    A path that is not a folder is taken as given, whatever its extension or existence, so a mistyped or broken
+    file the user named gets an error row rather than silently vanishing.
+    """
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_dir():
+            candidates = path.rglob("*") if recursive else path.iterdir()
+            videos = sorted(p for p in candidates if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            found.update(dict.fromkeys(videos))
+        else:
+            found[path] = None
+    return list(found)
+
+
+# -- the output file -----------------------------------------------------------------------------------------------
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of an earlier run's output; a row cut short by a crash is dropped (and redone)."""
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        if path.suffix == ".csv":
+            return [row for row in csv.DictReader(handle) if row.get("status") in ("ok", "error")]
+        rows = []
+        for line in handle:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+
+class RowWriter:
+    """Writes result rows to CSV or JSON Lines, flushing each row so an interrupted run keeps every finished video."""
+
+    def __init__(self, path: Path, kept_rows: list[dict[str, Any]]) -> None:
+        self.path = path
+        self.csv = path.suffix == ".csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Rewritten with the kept rows, so a line a crash cut short cannot glue itself to the first new row.
+        self._handle: TextIO = path.open("w", newline="", encoding="utf-8")
+        self._csv_writer = csv.DictWriter(self._handle, fieldnames=FIELDS) if self.csv else None
+        if self._csv_writer is not None:
+            self._csv_writer.writeheader()
+        for row in kept_rows:
+            self._emit(row)
+        self._handle.flush()
+
+    def _emit(self, row: dict[str, Any]) -> None:
+        if self._csv_writer is not None:
+            self._csv_writer.writerow(row)
+        else:
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row and push it to the operating system."""
+        self._emit(self._for_csv(row) if self.csv else row)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    @staticmethod
+    def _for_csv(row: dict[str, Any]) -> dict[str, Any]:
+        """Lists become ``;``-joined strings and floats get six decimals: one flat, readable cell each."""
+        flat = dict(row)
+        flat["topk_labels"] = ";".join(row["topk_labels"])
+        flat["topk_probabilities"] = ";".join(f"{p:.6f}" for p in row["topk_probabilities"])
+        for name in ("top1_probability", "duration_s"):
+            if flat[name] is not None:
+                flat[name] = f"{flat[name]:.6f}"
+        return {name: "" if value is None else value for name, value in flat.items()}
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
+    """One output row per video, whether it was classified or not, so every input is accounted for."""
+    if not result.ok:
+        return {"path": result.path, "status": "error", "top1_label": None, "top1_probability": None,
+                "topk_labels": [], "topk_probabilities": [], "frames_used": None, "duration_s": None,
+                "error": result.reason}
+    return {
+        "path": result.path,
+        "status": "ok",
+        "top1_label": result.top_labels[0],
+        "top1_probability": float(result.top_probabilities[0]),
+        "topk_labels": list(result.top_labels),
+        "topk_probabilities": [float(p) for p in result.top_probabilities],
+        "frames_used": result.frames_used,
+        "duration_s": float(result.duration),
+        "error": None,
+    }
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes the request unrunnable, checked before the (slow) model load and any decoding."""
+    if not args.ckpt.is_file():
+        return f"checkpoint not found: {args.ckpt}"
+    if args.output.suffix not in FORMATS:
+        return f"--output must end in .csv or .jsonl, got {args.output}"
+    if args.top_k < 1 or args.batch_size < 1 or args.workers < 0:
+        return "--top-k and --batch-size must be at least 1, --workers at least 0"
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "--device cuda, but PyTorch sees no CUDA device (use --device auto or cpu)"
+    return None
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Classify every video the arguments name; 0 when all succeeded, 3 when some failed, 2 on usage errors."""
+    from tqdm.auto import tqdm
+
+    from vidrnn.cli import EXIT_SOME_FAILED
+    from vidrnn.inference import Predictor
+
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"vidrnn classify: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    videos = discover(args.paths, args.recursive)
+    if not videos:
+        folders = ", ".join(str(path) for path in args.paths)
+        hint = "" if args.recursive else " (add --recursive to search sub-folders)"
+        print(f"vidrnn classify: error: no video files in {folders}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    kept = _read_rows(args.output) if args.resume else []
+    done = {row["path"] for row in kept}
+    todo = [video for video in videos if str(video) not in done]
+    try:
+        predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
+    except ValueError as error:
+        print(f"vidrnn classify: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    writer = RowWriter(args.output, kept)
+    failed = 0
+    bar = tqdm(total=len(todo), unit="video", desc="classify", disable=not todo)
+    try:
+        results = predictor.predict(todo, batch_size=args.batch_size, num_workers=args.workers, top_k=args.top_k)
+        for result in results:
+            writer.write(result_row(result))
+            failed += not result.ok
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
+    finally:
+        bar.close()
+        writer.close()
+    print(f"{len(todo) - failed} classified, {failed} failed, {len(videos) - len(todo)} already done: {args.output}")
+    return EXIT_SOME_FAILED if failed else 0

@@ -1,0 +1,224 @@
+"""Classifying new videos with a trained checkpoint, exactly as training and ``vidrnn test`` saw its clips.
+
+A :class:`~vidrnn.models.classifier.VideoClassifier` checkpoint carries everything inference needs: class names, the
+backbone spec, the sampling spec and the number of time steps. :class:`Predictor` replays the training pipeline on
+new input, step for step:
+
+1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec` and decode them at its size
+   (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in DataLoader workers);
+2. run the frozen CNN in fixed-size batches packed across videos (the extractor's batcher, so a frame's features do
+   not depend on its batch neighbours);
+3. round the features through float16, because the feature cache stores float16 — without this, predictions would
+   differ slightly from what ``vidrnn test`` reports for the same clip;
+4. take the centred ``steps`` of those frames (:func:`~vidrnn.sampling.segment_indices` without a generator, as the
+   data module's evaluation loaders do);
+5. run the recurrent classifier.
+
+Unreadable videos become :class:`PredictionFailure` values instead of exceptions, so a batch of thousands goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
+from vidrnn.data.module import collate_sequences
+from vidrnn.features import VideoItem, _DecodedVideos, _FixedBatcher, _identity, _Pending
+from vidrnn.models.classifier import VideoClassifier
+from vidrnn.sampling import SamplingSpec, segment_indices
+from vidrnn.video import _resize
+
+__all__ = ["Prediction", "PredictionFailure", "Predictor", "resolve_device"]
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The model's reading of one video.
+
+    ``probabilities [K]``: class probabilities for the clip. ``top_labels`` / ``top_probabilities``: the ``top_k``
+    most likely classes, best first. ``frame_indices [t]``: the source frames the classifier saw (after sampling and
+    the centred ``steps``); ``frames_used`` is their number. ``duration``: seconds, from the probe (0 for frames
+    passed in directly without a frame rate). ``step_probabilities [t,K]``: the head applied after each step
+    (:meth:`VideoClassifier.step_probabilities`); ``step_outputs [t,H]``: the encoder's per-step outputs.
+    """
+
+    path: str | None
+    probabilities: np.ndarray
+    top_labels: list[str]
+    top_probabilities: np.ndarray
+    frame_indices: np.ndarray
+    duration: float
+    step_probabilities: np.ndarray
+    step_outputs: np.ndarray
+
+    ok: ClassVar[bool] = True
+
+    @property
+    def frames_used(self) -> int:
+        return len(self.frame_indices)
+
+    @property
+    def label(self) -> str:
+        """The most likely class."""
+        return self.top_labels[0]
+
+
+@dataclasses.dataclass
+class PredictionFailure:
+    """A video that could not be classified, and why (the decoder's :class:`~vidrnn.video.VideoReadError` reason)."""
+
+    path: str
+    reason: str
+
+    ok: ClassVar[bool] = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when available, else the CPU; anything else is taken as a torch device name."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _as_cached(features: torch.Tensor) -> np.ndarray:
+    """The features as a round trip through the cache would return them: float16 storage, float32 for the model."""
+    return features.numpy().astype(np.float16).astype(np.float32)
+
+
+class Predictor:
+    """A trained classifier with its frozen backbone, sampling and step count, ready for new videos.
+
+    Build it with :meth:`from_checkpoint`. ``batch_size`` is the number of frames per CNN batch; keep the value
+    extraction used (32 by default) for results that match ``vidrnn test`` to the last bit.
+    """
+
+    def __init__(self, model: VideoClassifier, backbone: FrozenBackbone, sampling: SamplingSpec, steps: int,
+                 device: torch.device) -> None:
+        self.model = model.eval().to(device)
+        self.backbone = backbone.to(device)
+        self.sampling, self.steps, self.device = sampling, steps, device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> Predictor:
+        """Load a ``VideoClassifier`` checkpoint (``weights_only``: no code runs from the file) and its backbone.
+
+        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not a classifier
+        checkpoint, or one that does not record the backbone or sampling it was trained with (those cannot be
+        guessed without silently wrong predictions).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        try:
+            model = VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch.load reports a foreign or corrupt file with many different exception types
+            raise ValueError(f"{path} cannot be loaded as a VideoClassifier checkpoint: {type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}") from error
+        hparams = model.hparams
+        if hparams.get("backbone") is None or hparams.get("sampling") is None:
+            raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "
+                             "videos (train it with the data module linked, as 'vidrnn fit' does)")
+        backbone = build_backbone(BackboneSpec.from_dict(dict(hparams.backbone)))
+        sampling = SamplingSpec.from_dict(dict(hparams.sampling))
+        return cls(model, backbone, sampling, int(hparams.steps), resolve_device(device))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in the order of the probabilities."""
+        return self.model.class_names
+
+    # -- one clip already in memory --------------------------------------------------------------------------------
+
+    def predict_frames(self, frames: np.ndarray, fps: float | None = None, *, top_k: int = 5,
+                       batch_size: int = 32) -> Prediction:
+        """Classify a whole clip the caller decoded: uint8 RGB ``[T,H,W,3]``, every frame, in order.
+
+        The checkpoint's sampling picks frames from these as it would from the file (``fps``, the source frame
+        rate, is needed only for fps-based sampling and for the duration), and each picked frame is resized to the
+        sampling's short side with the decoder's own resize (area interpolation when shrinking).
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+            raise ValueError(f"expected uint8 RGB frames [T,H,W,3] with T >= 1, got {frames.dtype} {frames.shape}")
+        if self.sampling.strategy == "fps" and not fps:
+            raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
+        indices = self.sampling.indices(len(frames), fps or 0.0)
+        resized = np.stack([_resize(frame, self.sampling.short_side) for frame in frames[indices]])
+        batcher = _FixedBatcher(self.backbone, batch_size, self.device)
+        decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
+        pending = _Pending(VideoItem(Path("<frames>"), "<frames>"), decoded)
+        finished = batcher.add(pending, self.backbone.preprocess(resized)) + batcher.flush()
+        return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
+
+    # -- many video files ------------------------------------------------------------------------------------------
+
+    def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int = 32, num_workers: int = 2,
+                top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
+        """Classify video files, yielding one result per path as it finishes (not necessarily in input order).
+
+        Decoding runs in ``num_workers`` DataLoader processes while the CNN runs here in batches of ``batch_size``
+        frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
+        """
+        items = [VideoItem(Path(path), str(path)) for path in paths]
+        loader = DataLoader(
+            _DecodedVideos(items, self.sampling, self.backbone.preprocess),
+            batch_size=None,
+            collate_fn=_identity,
+            num_workers=num_workers,
+            prefetch_factor=4 if num_workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+        batcher = _FixedBatcher(self.backbone, batch_size, self.device)
+        for decoded in loader:
+            item = items[decoded["position"]]
+            if "error" in decoded:
+                yield PredictionFailure(item.key, decoded["error"])
+                continue
+            yield from self._classify(batcher.add(_Pending(item, decoded), decoded["images"]), top_k)
+        yield from self._classify(batcher.flush(), top_k)
+
+    # -- the recurrent classifier ----------------------------------------------------------------------------------
+
+    def _classify(self, finished: Sequence[_Pending], top_k: int) -> list[Prediction]:
+        """Run the classifier over videos whose CNN features are complete, as one padded batch."""
+        if not finished:
+            return []
+        chosen, sequences = [], []
+        for pending in finished:
+            features = _as_cached(torch.cat(pending.outputs))
+            steps = segment_indices(len(features), self.steps, rng=None)
+            chosen.append(steps)
+            sequences.append((features[steps], 0, pending.item.key))
+        batch = collate_sequences(sequences)
+        features = batch.features.to(self.device)
+        with torch.no_grad():
+            encoded = self.model.encode(features, batch.lengths)
+            probabilities = self.model.head(encoded.pooled).softmax(-1).cpu().numpy()
+            step_probabilities = self.model.step_probabilities(features, batch.lengths).cpu().numpy()
+        step_outputs = encoded.steps.cpu().numpy()
+        k = min(top_k, len(self.class_names))
+        results = []
+        for row, pending in enumerate(finished):
+            length = len(chosen[row])
+            order = np.argsort(-probabilities[row], kind="stable")[:k]
+            decoded = pending.decoded
+            fps = float(decoded["fps"])
+            results.append(Prediction(
+                path=pending.item.key,
+                probabilities=probabilities[row],
+                top_labels=[self.class_names[i] for i in order],
+                top_probabilities=probabilities[row][order],
+                frame_indices=np.asarray(decoded["indices"])[chosen[row]],
+                duration=decoded["frames"] / fps if fps > 0 else 0.0,
+                step_probabilities=step_probabilities[row, :length],
+                step_outputs=step_outputs[row, :length],
+            ))
+        return results
