@@ -447,7 +447,7 @@ def make_classification_dataset(
     Clips of a group share a setting, so the three folds split by group (each fold tests a different third of the
     groups; ``groups`` must be at least 3). ``classes`` (default: all of :data:`CLASSES`) may pick a subset; each
     clip is drawn from its own random stream, so a clip is the same whichever other classes are generated.
-    ``size`` is ``(height, width)``. The defaults (6 classes x 6 groups x 3 clips of 16 frames) take seconds.
+    ``size`` is ``(height, width)``. The defaults (6 classes x 6 groups x 8 clips of 16 frames, 288 clips) take seconds.
     """
     names = _chosen_classes(classes)
     if groups < 3:
