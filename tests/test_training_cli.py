@@ -47,6 +47,14 @@ def _versions(config: Path) -> list[Path]:
     return sorted((config.parent / "runs" / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
+def _latest_checkpoint(config: Path) -> Path:
+    """The ``latest.ckpt`` of the newest run that trained (test and predict runs get log folders too)."""
+    if not any((run / "checkpoints").is_dir() for run in _versions(config)):
+        main(["fit", "--config", str(config)])
+    return next(run / "checkpoints" / "latest.ckpt" for run in reversed(_versions(config))
+                if (run / "checkpoints").is_dir())
+
+
 def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["fit", "--config", str(config), "--test_after_fit", "true"]) == 0
     out = capsys.readouterr().out
@@ -57,12 +65,19 @@ def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytes
 
 
 def test_test_command_reports_metrics_of_a_checkpoint(config: Path, capsys: pytest.CaptureFixture) -> None:
-    if not _versions(config):
-        main(["fit", "--config", str(config)])
-    checkpoint = _versions(config)[-1] / "checkpoints" / "latest.ckpt"
+    checkpoint = _latest_checkpoint(config)
     capsys.readouterr()
     assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
     assert "test/acc" in capsys.readouterr().out
+
+
+def test_predict_writes_one_row_per_test_clip(config: Path) -> None:
+    checkpoint = _latest_checkpoint(config)
+    assert main(["predict", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
+    rows = (_versions(config)[-1] / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "clip,true_label,predicted_label,probability"
+    assert len(rows) == 1 + 12  # fold 1 tests 1 of 3 groups: 6 classes x 2 clips
+    assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows[1:])
 
 
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:

@@ -26,15 +26,19 @@ gradients before that call, so parameter norms are true norms too.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-__all__ = ["DEFAULT_POSITIONS", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
+__all__ = ["DEFAULT_POSITIONS", "ClipPredictionWriter", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
 
 #: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
 DEFAULT_POSITIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -170,3 +174,29 @@ def _as_floats(tensors: dict[str, Tensor]) -> dict[str, float]:
     device = next(iter(tensors.values())).device
     values = torch.stack([tensor.detach().to(device, torch.float32) for tensor in tensors.values()]).tolist()
     return dict(zip(tensors, values))
+
+
+class ClipPredictionWriter(BasePredictionWriter):
+    """Writes ``predictions.csv`` (clip, true label, predicted label, its probability) into the run's log folder.
+
+    ``vidrnn predict`` adds it, so a prediction run leaves a file a person can open; without it Lightning would
+    compute the predictions and discard them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions: Sequence[Any],
+                           batch_indices: Sequence[Any]) -> None:
+        directory = Path(trainer.log_dir or ".")
+        directory.mkdir(parents=True, exist_ok=True)
+        names = pl_module.class_names
+        path = directory / "predictions.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["clip", "true_label", "predicted_label", "probability"])
+            for batch in predictions:
+                best, index = batch["probabilities"].max(dim=1)
+                for key, label, chosen, probability in zip(batch["keys"], batch["labels"], index, best):
+                    writer.writerow([key, names[int(label)], names[int(chosen)], f"{float(probability):.6f}"])
+        rank_zero_info(f"predictions written to {path}")

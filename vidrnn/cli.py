@@ -10,8 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidrnn import __version__
+
+if TYPE_CHECKING:
+    from vidrnn.data.records import DatasetIndex
 
 #: Exit status when a command finished its work but some inputs failed (listed in its output).
 EXIT_SOME_FAILED = 3
@@ -154,7 +158,7 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_extract)
 
 
-def _dataset_index(args: argparse.Namespace):
+def _dataset_index(args: argparse.Namespace) -> DatasetIndex:
     if args.dataset == "ucf101":
         from vidrnn.data.ucf101 import ucf101_index
 

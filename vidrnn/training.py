@@ -11,6 +11,7 @@ import sys
 
 from lightning.pytorch.cli import LightningCLI
 
+from vidrnn.callbacks import ClipPredictionWriter
 from vidrnn.data.module import VideoDataModule
 from vidrnn.models.classifier import VideoClassifier
 
@@ -36,6 +37,9 @@ class VidrnnCLI(LightningCLI):
                               apply_on="instantiate")
         parser.link_arguments("data.sampling_spec", "model.sampling", compute_fn=lambda spec: spec.to_dict(),
                               apply_on="instantiate")
+
+    def before_predict(self) -> None:
+        self.trainer.callbacks.append(ClipPredictionWriter())
 
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
