@@ -55,6 +55,11 @@ def test_videos(trained) -> list[Path]:
     return [datamodule.videos_root / key for key in datamodule.split_keys("test")]
 
 
+@pytest.fixture(scope="module")
+def predictor(trained) -> Predictor:
+    return Predictor.from_checkpoint(trained[2], device="cpu")
+
+
 def classify(*arguments: str | Path) -> int:
     parser = argparse.ArgumentParser()
     add_classify_parser(parser.add_subparsers())
@@ -67,7 +72,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_classify_agrees_with_evaluation_on_cached_features(trained, test_videos, tmp_path: Path) -> None:
+def test_classify_agrees_with_evaluation_on_cached_features(trained, predictor, test_videos, tmp_path: Path) -> None:
     datamodule, model, checkpoint = trained
     reference = {}
     with torch.no_grad():
@@ -87,7 +92,7 @@ def test_classify_agrees_with_evaluation_on_cached_features(trained, test_videos
         assert len(row["topk_labels"].split(";")) == len(row["topk_probabilities"].split(";")) == 3
         assert row["frames_used"] == "8" and float(row["duration_s"]) == pytest.approx(8 / 25)
 
-    predictions = list(Predictor.from_checkpoint(checkpoint, device="cpu").predict(test_videos, num_workers=0))
+    predictions = list(predictor.predict(test_videos, num_workers=0))
     assert all(isinstance(p, Prediction) for p in predictions)
     for prediction in predictions:
         np.testing.assert_allclose(prediction.probabilities, reference[prediction.path], atol=1e-4)
@@ -174,9 +179,7 @@ def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:
     assert rows[str(bad)]["status"] == "error" and "no such file" in rows[str(bad)]["error"]
 
 
-def test_predict_frames_matches_predict_on_the_file(trained, test_videos) -> None:
-    _, _, checkpoint = trained
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+def test_predict_frames_matches_predict_on_the_file(predictor, test_videos) -> None:
     video = test_videos[0]
     info = probe(video, count=True)
     frames = read_frames(video, range(info.num_frames))
@@ -188,11 +191,9 @@ def test_predict_frames_matches_predict_on_the_file(trained, test_videos) -> Non
     assert from_frames.duration == pytest.approx(from_file.duration)
 
 
-def test_predict_reports_unreadable_videos_and_goes_on(trained, test_videos, tmp_path: Path) -> None:
-    _, _, checkpoint = trained
+def test_predict_reports_unreadable_videos_and_goes_on(predictor, test_videos, tmp_path: Path) -> None:
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     results = list(predictor.predict([empty, test_videos[0]], num_workers=0))
     assert [type(result) for result in results] == [PredictionFailure, Prediction]
     assert results[0].path == str(empty) and "empty" in results[0].reason

@@ -218,6 +218,12 @@ LIGHTNING_COMMANDS = {
 }
 
 
+def _add_classify(commands: argparse._SubParsersAction) -> None:
+    from vidrnn.classify import add_classify_parser
+
+    add_classify_parser(commands)
+
+
 def _add_lightning_commands(commands: argparse._SubParsersAction) -> None:
     """List LightningCLI's commands in ``vidrnn --help``; :func:`main` hands their arguments to LightningCLI."""
     for name, summary in LIGHTNING_COMMANDS.items():
@@ -231,7 +237,7 @@ def _run_lightning(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_lightning_commands, _add_extract, _add_synth, _add_probe)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_lightning_commands, _add_classify, _add_extract, _add_synth, _add_probe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,18 @@ from vidrnn.data.records import DatasetIndex
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 
-__all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "VideoItem", "extract_features", "items_from_index"]
+__all__ = [
+    "CACHE_VERSION",
+    "DecodedVideos",
+    "ExtractionReport",
+    "FeatureCache",
+    "FixedBatcher",
+    "PendingVideo",
+    "VideoItem",
+    "extract_features",
+    "items_from_index",
+    "keep_item",
+]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 CACHE_VERSION = 1
@@ -193,7 +204,7 @@ class FeatureCache:
             journal.unlink()
 
 
-class _DecodedVideos(Dataset):
+class DecodedVideos(Dataset):
     """Decoding + preprocessing of one video per item; runs inside DataLoader worker processes."""
 
     def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
@@ -218,7 +229,8 @@ class _DecodedVideos(Dataset):
         return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames}
 
 
-def _identity(item: dict[str, Any]) -> dict[str, Any]:
+def keep_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Collate for one-video items: hand them over as they are (the CNN batches frames itself, across videos)."""
     return item
 
 
@@ -240,7 +252,7 @@ class ExtractionReport:
 
 
 @dataclass
-class _Pending:
+class PendingVideo:
     """A decoded video whose frames are (partly) waiting for the CNN."""
 
     item: VideoItem
@@ -249,27 +261,27 @@ class _Pending:
     remaining: int = 0
 
 
-class _FixedBatcher:
+class FixedBatcher:
     """Packs frames of consecutive videos into CNN batches of exactly ``batch_size`` frames."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
-        self.queue: list[tuple[_Pending, torch.Tensor]] = []
+        self.queue: list[tuple[PendingVideo, torch.Tensor]] = []
         self.queued = 0
 
-    def add(self, pending: _Pending, images: torch.Tensor) -> list[_Pending]:
+    def add(self, pending: PendingVideo, images: torch.Tensor) -> list[PendingVideo]:
         pending.remaining = len(images)
         self.queue.append((pending, images))
         self.queued += len(images)
-        finished: list[_Pending] = []
+        finished: list[PendingVideo] = []
         while self.queued >= self.batch_size:
             finished += self._run(self.batch_size)
         return finished
 
-    def flush(self) -> list[_Pending]:
+    def flush(self) -> list[PendingVideo]:
         return self._run(self.queued) if self.queued else []
 
-    def _run(self, count: int) -> list[_Pending]:
+    def _run(self, count: int) -> list[PendingVideo]:
         owners, parts, taken = [], [], 0
         while taken < count:
             pending, images = self.queue[0]
@@ -339,9 +351,9 @@ def extract_features(
         todo = todo[:limit]
     report = ExtractionReport(cache.dir, skipped=skipped)
     loader = DataLoader(
-        _DecodedVideos(todo, cache.sampling, backbone.preprocess),
+        DecodedVideos(todo, cache.sampling, backbone.preprocess),
         batch_size=None,
-        collate_fn=_identity,
+        collate_fn=keep_item,
         num_workers=num_workers,
         prefetch_factor=4 if num_workers else None,
         pin_memory=device.type == "cuda",
@@ -349,12 +361,12 @@ def extract_features(
         # first would draw different initial weights than the same run over a ready cache.
         generator=torch.Generator().manual_seed(0),
     )
-    batcher = _FixedBatcher(backbone, batch_size, device)
+    batcher = FixedBatcher(backbone, batch_size, device)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
                mininterval=1.0)
 
-    def store(finished: list[_Pending]) -> None:
+    def store(finished: list[PendingVideo]) -> None:
         for pending in finished:
             features = torch.cat(pending.outputs).numpy()
             decoded = pending.decoded
@@ -373,7 +385,7 @@ def extract_features(
             report.failures[item.key] = decoded["error"]
             bar.update(1)
             continue
-        store(batcher.add(_Pending(item, decoded), decoded["images"]))
+        store(batcher.add(PendingVideo(item, decoded), decoded["images"]))
     store(batcher.flush())
     bar.close()
     report.seconds = time.perf_counter() - start

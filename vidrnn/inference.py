@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
 from vidrnn.data.module import collate_sequences
-from vidrnn.features import VideoItem, _DecodedVideos, _FixedBatcher, _identity, _Pending
+from vidrnn.features import DecodedVideos, FixedBatcher, PendingVideo, VideoItem, keep_item
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import _resize
@@ -152,9 +152,9 @@ class Predictor:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
         indices = self.sampling.indices(len(frames), fps or 0.0)
         resized = np.stack([_resize(frame, self.sampling.short_side) for frame in frames[indices]])
-        batcher = _FixedBatcher(self.backbone, batch_size, self.device)
+        batcher = FixedBatcher(self.backbone, batch_size, self.device)
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
-        pending = _Pending(VideoItem(Path("<frames>"), "<frames>"), decoded)
+        pending = PendingVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
         finished = batcher.add(pending, self.backbone.preprocess(resized)) + batcher.flush()
         return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
 
@@ -169,25 +169,25 @@ class Predictor:
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]
         loader = DataLoader(
-            _DecodedVideos(items, self.sampling, self.backbone.preprocess),
+            DecodedVideos(items, self.sampling, self.backbone.preprocess),
             batch_size=None,
-            collate_fn=_identity,
+            collate_fn=keep_item,
             num_workers=num_workers,
             prefetch_factor=4 if num_workers else None,
             pin_memory=self.device.type == "cuda",
         )
-        batcher = _FixedBatcher(self.backbone, batch_size, self.device)
+        batcher = FixedBatcher(self.backbone, batch_size, self.device)
         for decoded in loader:
             item = items[decoded["position"]]
             if "error" in decoded:
                 yield PredictionFailure(item.key, decoded["error"])
                 continue
-            yield from self._classify(batcher.add(_Pending(item, decoded), decoded["images"]), top_k)
+            yield from self._classify(batcher.add(PendingVideo(item, decoded), decoded["images"]), top_k)
         yield from self._classify(batcher.flush(), top_k)
 
     # -- the recurrent classifier ----------------------------------------------------------------------------------
 
-    def _classify(self, finished: Sequence[_Pending], top_k: int) -> list[Prediction]:
+    def _classify(self, finished: Sequence[PendingVideo], top_k: int) -> list[Prediction]:
         """Run the classifier over videos whose CNN features are complete, as one padded batch."""
         if not finished:
             return []
