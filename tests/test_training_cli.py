@@ -117,3 +117,19 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
     metrics = (final.parent.parent / "metrics.csv").read_text().splitlines()
     epochs = {int(line.split(",")[0]) for line in metrics[1:] if line}
     assert min(epochs) >= killed_epoch  # continued, did not start over
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "ucf101.yaml", "ucf101_cpu.yaml"])
+@pytest.mark.parametrize("variant", [None, *sorted(p.name for p in (CONFIGS / "variants").glob("*.yaml"))])
+def test_every_shipped_config_and_variant_parses(name: str, variant: str | None, capsys) -> None:
+    extra = [] if variant is None else ["--config", str(CONFIGS / "variants" / variant)]
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(CONFIGS / name), *extra, "--print_config"])
+    assert done.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["trainer"]["gradient_clip_val"] > 0  # every shipped config clips
+    if variant == "mean_pool.yaml":
+        assert (printed["model"]["cell"], printed["model"]["pooling"]) == ("none", "mean")
