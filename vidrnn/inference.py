@@ -34,7 +34,7 @@ from vidrnn.data.module import collate_sequences
 from vidrnn.features import DecodedVideos, FixedBatcher, PendingVideo, VideoItem, keep_item
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec, segment_indices
-from vidrnn.video import _resize
+from vidrnn.video import resize_frame
 
 __all__ = ["Prediction", "PredictionFailure", "Predictor", "resolve_device"]
 
@@ -151,7 +151,7 @@ class Predictor:
         if self.sampling.strategy == "fps" and not fps:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
         indices = self.sampling.indices(len(frames), fps or 0.0)
-        resized = np.stack([_resize(frame, self.sampling.short_side) for frame in frames[indices]])
+        resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
         batcher = FixedBatcher(self.backbone, batch_size, self.device)
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
         pending = PendingVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)

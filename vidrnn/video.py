@@ -32,6 +32,7 @@ __all__ = [
     "probe",
     "read_frames",
     "read_sampled",
+    "resize_frame",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
@@ -194,7 +195,8 @@ def _open(path: str | os.PathLike) -> _FrameSource:
     return _VideoFileSource(path, decoder_threads=1)
 
 
-def _resize(frame: np.ndarray, size: FrameSize) -> np.ndarray:
+def resize_frame(frame: np.ndarray, size: FrameSize) -> np.ndarray:
+    """Resize one frame as the decoder does (area interpolation when shrinking), for frames decoded elsewhere."""
     if size is None:
         return frame
     height, width = frame.shape[:2]
@@ -264,7 +266,7 @@ def iter_frames(
             if not source.grab():
                 break
             if wanted is None or wanted[cursor] == position:
-                buffer[len(kept)] = _resize(source.retrieve(), (height, width))
+                buffer[len(kept)] = resize_frame(source.retrieve(), (height, width))
                 kept.append(position)
                 cursor += 1
                 if len(kept) == chunk_size:
