@@ -213,7 +213,7 @@ def _run_extract(args: argparse.Namespace) -> int:
 LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI: --config configs/X.yaml, --print_config, --ckpt_path to resume)",
     "validate": "evaluate a checkpoint on the validation split (--ckpt_path)",
-    "test": "evaluate a checkpoint on the test split and write its confusion matrix (--ckpt_path)",
+    "test": "evaluate a checkpoint on the test split: confusion matrix, or tracking scores per sequence (--ckpt_path)",
     "predict": "class probabilities for the test split's clips (--ckpt_path)",
 }
 
@@ -222,6 +222,12 @@ def _add_classify(commands: argparse._SubParsersAction) -> None:
     from vidrnn.classify import add_classify_parser
 
     add_classify_parser(commands)
+
+
+def _add_track(commands: argparse._SubParsersAction) -> None:
+    from vidrnn.track import add_track_parser
+
+    add_track_parser(commands)
 
 
 def _add_lightning_commands(commands: argparse._SubParsersAction) -> None:
@@ -237,7 +243,9 @@ def _run_lightning(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_lightning_commands, _add_classify, _add_extract, _add_synth, _add_probe)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_lightning_commands, _add_classify, _add_track, _add_extract, _add_synth, _add_probe,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Plots shared by the command line and notebooks: the confusion matrix as a figure, a CSV and a PNG.
+"""Plots shared by the command line and notebooks: the confusion matrix (figure, CSV, PNG) and box overlays.
 
 Figures are built as :class:`matplotlib.figure.Figure` objects, never through ``pyplot``. Such a figure needs no GUI
 backend — ``savefig`` renders with Agg — so the CLI works on a headless server, and nothing here changes the backend
@@ -20,7 +20,9 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 __all__ = [
+    "BOX_COLOURS",
     "confusion_matrix_figure",
+    "draw_boxes",
     "normalize_rows",
     "read_confusion_csv",
     "save_confusion_matrix",
@@ -148,3 +150,28 @@ def _accuracy_title(counts: np.ndarray) -> str:
         return "no clips counted"
     correct = int(np.trace(counts))
     return f"accuracy {correct / total:.1%} ({correct}/{total} clips)"
+
+
+#: Box colours (RGB) for overlays, in the order trackers are listed: green, red, blue, orange, magenta.
+BOX_COLOURS = ((40, 200, 60), (230, 40, 40), (40, 110, 240), (250, 160, 20), (210, 60, 210))
+
+
+def draw_boxes(frame: np.ndarray, boxes: Sequence[np.ndarray], labels: Sequence[str] | None = None,
+               thickness: int = 2) -> np.ndarray:
+    """A copy of an RGB ``frame`` with ``x, y, w, h`` boxes drawn in :data:`BOX_COLOURS` (NaN boxes are skipped).
+
+    Used by ``vidrnn track --render`` and the tracking notebook; labels, when given, are written above each box.
+    """
+    import cv2
+
+    canvas = np.ascontiguousarray(frame).copy()
+    for position, box in enumerate(boxes):
+        if box is None or np.isnan(np.asarray(box, dtype=float)).any():
+            continue
+        colour = BOX_COLOURS[position % len(BOX_COLOURS)]
+        x, y, w, h = (int(round(float(value))) for value in box)
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        if labels is not None:
+            cv2.putText(canvas, labels[position], (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
+                        cv2.LINE_AA)
+    return canvas

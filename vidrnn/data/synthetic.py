@@ -30,14 +30,19 @@ of time -- only the class's change does.
 
 Tracking
 --------
-OTB-style sequences of a textured card on a cluttered background: it wanders with random accelerations, bounces off
-the frame edges, grows and shrinks, and is hidden for a few frames by a bar that sweeps across in front of it, with
-look-alike textured distractors moving behind it. The ground truth is the box the card was drawn in, clipped to the
-frame, and stays its true box while hidden (the OTB convention).
+OTB-style sequences cut from real photographs (the ones scikit-image ships in its wheel, so nothing is downloaded):
+the camera pans slowly across one photo, the target is a patch of another photo (a face, a cat, a mug, a rocket,
+a texture) that wanders with random accelerations, bounces off the frame edges, grows and shrinks and changes its
+aspect, the light drifts, look-alike patches cut from near the target's source wander behind it, and once a bar cut
+from a third photo sweeps across in front of it and hides it for a few frames. Real image statistics matter here:
+a tracker built on ImageNet features and trained on flat synthetic cards learns cues that real video lacks. The
+ground truth is the box the target was drawn in, clipped to the frame, and stays its true box while hidden (the OTB
+convention).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -61,7 +66,9 @@ __all__ = [
     "PatchTrack",
     "Sprite",
     "TrackingScene",
+    "TRACKING_DEMO_SPLITS",
     "ensure_demo_data",
+    "ensure_tracking_demo",
     "make_classification_dataset",
     "make_tracking_sequences",
     "render_clip",
@@ -472,47 +479,54 @@ def make_classification_dataset(
 # --- the demo dataset, generated once ---------------------------------------------------------------------------------
 
 
-def _marker_text(seed: int) -> str:
-    return json.dumps({"generator": "vidrnn.data.synthetic.make_classification_dataset", "seed": seed})
+def _marker_text(generator: str, seed: int) -> str:
+    return json.dumps({"generator": generator, "seed": seed})
 
 
-def _is_complete(root: Path, seed: int) -> bool:
-    marker = root / DEMO_MARKER
-    return marker.is_file() and marker.read_text(encoding="utf-8") == _marker_text(seed)
+def _is_complete(root: Path, marker: str) -> bool:
+    path = root / DEMO_MARKER
+    return path.is_file() and path.read_text(encoding="utf-8") == marker
 
 
-def _check_replaceable(root: Path) -> None:
+def _check_replaceable(root: Path, ours: set[str]) -> None:
     """Refuse to delete a directory that holds anything a demo generation would not have written."""
-    ours = {VIDEOS_FOLDER, SPLITS_FOLDER, DEMO_MARKER}
-    foreign = sorted(entry.name for entry in root.iterdir() if entry.name not in ours)
+    foreign = sorted(entry.name for entry in root.iterdir() if entry.name not in ours | {DEMO_MARKER})
     if foreign:
         raise FileExistsError(f"{root} holds {foreign}, which is not demo data; refusing to replace it")
 
 
-def ensure_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """The default demo dataset at ``out_dir``, generated only if a complete one is not already there.
+def _ensure_generated(out_dir: Path, marker: str, ours: set[str], generate: Callable[[Path], object]) -> Path:
+    """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
     Generation goes into a hidden sibling directory, the marker file is written last, and only then is the directory
     renamed into place: ``out_dir`` is either absent or complete, and an interrupted generation (killed, disk full) is
     simply redone by the next call. A directory without the right marker (partial, or made with another seed) is
     replaced, but only if it holds nothing besides demo data.
     """
-    out_dir = Path(out_dir)
-    if _is_complete(out_dir, seed):
+    if _is_complete(out_dir, marker):
         return out_dir
     if out_dir.exists():
-        _check_replaceable(out_dir)
+        _check_replaceable(out_dir, ours)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        make_classification_dataset(staging, seed=seed)
-        (staging / DEMO_MARKER).write_text(_marker_text(seed), encoding="utf-8")
+        generate(staging)
+        (staging / DEMO_MARKER).write_text(marker, encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def ensure_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """The default classification demo dataset at ``out_dir``, generated once (see :func:`_ensure_generated`)."""
+    marker = _marker_text("vidrnn.data.synthetic.make_classification_dataset", seed)
+    return _ensure_generated(
+        Path(out_dir), marker, {VIDEOS_FOLDER, SPLITS_FOLDER},
+        lambda staging: make_classification_dataset(staging, seed=seed),
+    )
 
 
 # --- tracking sequences ----------------------------------------------------------------------------------------------
@@ -534,7 +548,12 @@ class PatchTrack:
 class TrackingScene:
     """Everything needed to film one tracking sequence; :func:`render_tracking_frame` draws its frames."""
 
+    #: A photo larger than the frame; frame ``t`` shows it from ``camera[t]`` (``x, y`` of the view's corner).
     background: np.ndarray
+    camera: np.ndarray
+    #: Brightness of the whole frame over time (the light drifts).
+    gain: np.ndarray
+    frame_size: Size
     #: Drawn first, behind the target.
     distractors: tuple[PatchTrack, ...]
     target: PatchTrack
@@ -550,8 +569,7 @@ class TrackingScene:
 
         While the occluder hides the target this stays the target's true box, as in OTB.
         """
-        size = self.background.shape[:2]
-        return np.array([_clip_box(box, size) for box in self.target.boxes])
+        return np.array([_clip_box(box, self.frame_size) for box in self.target.boxes])
 
 
 def _clip_box(box: np.ndarray, size: Size) -> tuple[int, int, int, int]:
@@ -588,6 +606,41 @@ def _textured_patch(rng: np.random.Generator, size: Size) -> np.ndarray:
     return np.clip(patch, 0.0, 1.0)
 
 
+#: scikit-image's bundled photographs (they ship inside its wheel: no download at run time).
+_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
+    "camera", "coins", "moon", "grass", "gravel", "brick", "text", "page",
+)
+
+
+@functools.cache
+def _photo(name: str) -> np.ndarray:
+    """A bundled photograph as float32 RGB in ``[0, 1]`` (grey ones repeated over three channels)."""
+    import skimage.data
+
+    image = np.asarray(getattr(skimage.data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return image[..., :3].astype(np.float32) / 255.0
+
+
+def _photo_region(rng: np.random.Generator, photo: np.ndarray, aspect: float, fraction: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A random ``(x, y, w, h)`` region of ``photo`` with the given aspect (w / h), spanning ``fraction`` of its side."""
+    height, width = photo.shape[:2]
+    side = rng.uniform(*fraction) * min(height, width)
+    w = int(min(width, max(8, side * np.sqrt(aspect))))
+    h = int(min(height, max(8, side / np.sqrt(aspect))))
+    return int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h
+
+
+def _photo_patch(rng: np.random.Generator, size: Size, photo: np.ndarray | None = None) -> np.ndarray:
+    """A patch of a real photograph resized to ``size``: natural texture, edges and colour for a target to have."""
+    photo = _photo(str(rng.choice(_PHOTOS))) if photo is None else photo
+    height, width = size
+    x, y, w, h = _photo_region(rng, photo, width / height, (0.15, 0.45))
+    return cv2.resize(photo[y : y + h, x : x + w], (width, height), interpolation=cv2.INTER_AREA)
+
+
 def _wander(
     rng: np.random.Generator, num_frames: int, low: np.ndarray, high: np.ndarray, max_speed: float
 ) -> np.ndarray:
@@ -618,28 +671,29 @@ def _boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([corners, wh], axis=1).astype(np.int64)
 
 
-def _sample_target(rng: np.random.Generator, num_frames: int, size: Size) -> PatchTrack:
-    """A textured card that wanders, bounces off the frame edges and swells and shrinks as if it came and went."""
+def _sample_target(rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray) -> PatchTrack:
+    """A patch that wanders, bounces off the frame edges, swells and shrinks and changes its aspect a little."""
     height, width = size
-    base_w = rng.uniform(0.12, 0.2) * width
-    base_h = min(base_w * rng.uniform(0.7, 1.4), 0.35 * height)
-    swing = rng.uniform(0.25, 0.4)  # log-scale amplitude: the box spans a factor of about 1.6 to 2.2
+    base_w = rng.uniform(0.1, 0.22) * width
+    base_h = min(base_w * rng.uniform(0.6, 1.8), 0.4 * height)
+    swing = rng.uniform(0.2, 0.4)  # log-scale amplitude: the box spans a factor of about 1.5 to 2.2
     period = rng.uniform(0.8, 1.5) * num_frames
-    scale = np.exp(swing * np.sin(2 * np.pi * np.arange(num_frames) / period + rng.uniform(0.0, 2 * np.pi)))
-    sizes = np.stack([base_w * scale, base_h * scale], axis=1)
+    phase = 2 * np.pi * np.arange(num_frames) / period + rng.uniform(0.0, 2 * np.pi)
+    scale = np.exp(swing * np.sin(phase))
+    squash = np.exp(rng.uniform(0.0, 0.15) * np.sin(phase * rng.uniform(0.5, 1.5) + rng.uniform(0, 2 * np.pi)))
+    sizes = np.stack([base_w * scale * squash, base_h * scale / squash], axis=1)
     reach = sizes.max(axis=0) / 4  # the centre keeps this far inside: three quarters of the card stay in view
     frame_box = np.array([width, height], dtype=np.float64)
-    centres = _wander(rng, num_frames, reach, frame_box - reach, _TARGET_MAX_SPEED * width)
-    texture = _textured_patch(rng, (round(base_h), round(base_w)))
-    return PatchTrack(texture, _boxes(centres, sizes))
+    speed = rng.uniform(0.3, 1.0) * _TARGET_MAX_SPEED * width
+    centres = _wander(rng, num_frames, reach, frame_box - reach, speed)
+    return PatchTrack(cv2.resize(texture, (round(base_w), round(base_h))), _boxes(centres, sizes))
 
 
-def _sample_distractor(rng: np.random.Generator, num_frames: int, size: Size) -> PatchTrack:
-    """A card like the target, of fixed size, wandering anywhere: something a careless tracker can jump to."""
+def _sample_distractor(rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray) -> PatchTrack:
+    """A patch like the target, of fixed size, wandering anywhere: something a careless tracker can jump to."""
     height, width = size
-    card = np.array([rng.uniform(0.08, 0.15) * width, rng.uniform(0.08, 0.2) * height])
+    card = np.array([rng.uniform(0.08, 0.18) * width, rng.uniform(0.08, 0.25) * height])
     centres = _wander(rng, num_frames, np.zeros(2), np.array([width, height], float), _TARGET_MAX_SPEED * width)
-    texture = _textured_patch(rng, (round(card[1]), round(card[0])))
     return PatchTrack(texture, _boxes(centres, np.broadcast_to(card, (num_frames, 2))))
 
 
@@ -656,28 +710,53 @@ def _sample_occluder(rng: np.random.Generator, target: PatchTrack, size: Size) -
     speed = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, 4.0) * _TARGET_MAX_SPEED * width
     centre_x = x + w / 2 + speed * (np.arange(num_frames) - crossing)
     centres = np.stack([centre_x, np.full(num_frames, y + h / 2)], axis=1)
-    texture = _textured_patch(rng, (round(bar[1]), max(1, round(bar[0]))))
+    texture = _photo_patch(rng, (round(bar[1]), max(1, round(bar[0]))))
     return PatchTrack(texture, _boxes(centres, np.broadcast_to(bar, (num_frames, 2))))
 
 
+def _panning_background(rng: np.random.Generator, num_frames: int, size: Size) -> tuple[np.ndarray, np.ndarray]:
+    """A photo 1.3-1.6 times the frame and the camera's slow, smooth path across it (``[T, 2]`` view corners)."""
+    height, width = size
+    photo = _photo(str(rng.choice(_PHOTOS)))
+    zoom = rng.uniform(1.3, 1.6) * max(height / photo.shape[0], width / photo.shape[1])
+    setting = cv2.resize(photo, (round(photo.shape[1] * zoom) + 1, round(photo.shape[0] * zoom) + 1))
+    room = np.array([setting.shape[1] - width, setting.shape[0] - height], dtype=np.float64)
+    start, end = rng.uniform(0, room), rng.uniform(0, room)
+    progress = np.linspace(0.0, 1.0, num_frames)[:, None]
+    camera = np.rint(start + (end - start) * (3 * progress**2 - 2 * progress**3)).astype(np.int64)
+    return setting, camera
+
+
 def sample_tracking_scene(rng: np.random.Generator, num_frames: int, size: Size) -> TrackingScene:
-    """Draw one tracking scene: background, distractors, the target and the occluder that hides it for a while."""
-    background = _cluttered_background(rng, size)
-    distractors = tuple(_sample_distractor(rng, num_frames, size) for _ in range(rng.integers(2, 4)))
-    target = _sample_target(rng, num_frames, size)
+    """Draw one tracking scene: a panning photo, a target cut from another photo, look-alikes and an occluder."""
+    background, camera = _panning_background(rng, num_frames, size)
+    source = _photo(str(rng.choice(_PHOTOS)))
+    textured = rng.uniform() < 0.25  # some targets keep the synthetic card: high-contrast patterns occur too
+    height, width = size
+    target_size = (max(8, round(0.3 * height)), max(8, round(0.3 * width)))
+    texture = _textured_patch(rng, target_size) if textured else _photo_patch(rng, target_size, source)
+    target = _sample_target(rng, num_frames, size, texture)
+    distractors = tuple(
+        _sample_distractor(rng, num_frames, size, _photo_patch(rng, target_size, source))
+        for _ in range(rng.integers(1, 4))
+    )
     occluder = _sample_occluder(rng, target, size)
-    return TrackingScene(background, distractors, target, occluder)
+    gain = np.exp(rng.uniform(0.05, 0.3) * np.sin(np.linspace(0, rng.uniform(1, 3) * np.pi, num_frames)
+                                                   + rng.uniform(0, 2 * np.pi)))
+    return TrackingScene(background, camera, gain, size, distractors, target, occluder)
 
 
 def render_tracking_frame(scene: TrackingScene, index: int, *, with_target: bool = True) -> np.ndarray:
     """Frame ``index`` as RGB uint8 ``[H, W, 3]``; ``with_target=False`` shows what the target covers."""
-    canvas = scene.background.copy()
+    height, width = scene.frame_size
+    x, y = scene.camera[index]
+    canvas = scene.background[y : y + height, x : x + width].copy()
     for distractor in scene.distractors:
         _paste(canvas, distractor.texture, distractor.boxes[index])
     if with_target:
         _paste(canvas, scene.target.texture, scene.target.boxes[index])
     _paste(canvas, scene.occluder.texture, scene.occluder.boxes[index])
-    return _to_uint8(canvas)
+    return _to_uint8(canvas * scene.gain[index])
 
 
 def _write_jpeg(path: Path, frame: np.ndarray) -> None:
@@ -719,3 +798,22 @@ def make_tracking_sequences(
         _write_ground_truth(folder / "groundtruth_rect.txt", scene.ground_truth())
         folders.append(folder)
     return folders
+
+
+#: Sequences and frames of the tracking demo: ``train`` for fitting, ``val`` for choosing, ``test`` for reporting.
+TRACKING_DEMO_SPLITS = {"train": (48, 48), "val": (8, 60), "test": (8, 90)}
+
+
+def ensure_tracking_demo(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """The tracking demo at ``out_dir``: ``train/``, ``val/`` and ``test/`` folders of OTB-format sequences.
+
+    Generated once, atomically, like :func:`ensure_demo_data`. Each split draws from its own seed, so no scene is in
+    two splits.
+    """
+    def generate(staging: Path) -> None:
+        for offset, (split, (sequences, frames)) in enumerate(TRACKING_DEMO_SPLITS.items()):
+            make_tracking_sequences(staging / split, num_sequences=sequences, num_frames=frames,
+                                    seed=seed * 1000 + offset)
+
+    marker = _marker_text(f"vidrnn.data.synthetic.ensure_tracking_demo {TRACKING_DEMO_SPLITS}", seed)
+    return _ensure_generated(Path(out_dir), marker, set(TRACKING_DEMO_SPLITS), generate)

@@ -1,0 +1,81 @@
+"""Tracking metrics against values computed by hand, and the rules for absent targets and the first frame."""
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from vidrnn.metrics import (
+    OVERLAP_THRESHOLDS,
+    SequenceScore,
+    center_errors,
+    iou_per_frame,
+    mean_scores,
+    score_sequence,
+    success_auc,
+    success_curve,
+)
+
+
+def test_iou_of_hand_made_boxes() -> None:
+    truth = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], dtype=float)
+    predicted = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5], [0, 0, 5, 10]], dtype=float)
+    # Identical; half-shifted: 50 / (100 + 100 - 50) = 1/3; disjoint; contained: 50 / 100.
+    assert iou_per_frame(predicted, truth) == pytest.approx([1.0, 1 / 3, 0.0, 0.5])
+
+
+def test_iou_agrees_with_torchvision() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.c_[rng.uniform(0, 50, (30, 2)), rng.uniform(1, 30, (30, 2))]
+    predicted = truth + rng.normal(0, 5, truth.shape)
+    predicted[:, 2:] = np.abs(predicted[:, 2:]) + 1
+    xyxy = lambda b: torch.tensor(np.c_[b[:, :2], b[:, :2] + b[:, 2:]])  # noqa: E731
+    expected = box_iou(xyxy(predicted), xyxy(truth)).diagonal().numpy()
+    assert iou_per_frame(predicted, truth) == pytest.approx(expected)
+
+
+def test_absent_truth_is_nan_and_lost_prediction_scores_zero() -> None:
+    truth = np.array([[0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]])
+    predicted = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4])
+    ious = iou_per_frame(predicted, truth)
+    assert ious[0] == 1.0 and np.isnan(ious[1]) and ious[2] == 0.0
+    errors = center_errors(predicted, truth)
+    assert errors[0] == 0.0 and np.isnan(errors[1]) and np.isinf(errors[2])
+
+
+def test_center_error_in_pixels() -> None:
+    assert center_errors(np.array([[3.0, 4.0, 10, 10]]), np.array([[0.0, 0.0, 10, 10]])) == pytest.approx([5.0])
+
+
+def test_success_curve_counts_ious_strictly_above_each_threshold() -> None:
+    ious = np.array([0.0, 0.5, 1.0, np.nan])
+    curve = success_curve(ious)
+    assert len(curve) == 21 and OVERLAP_THRESHOLDS[10] == pytest.approx(0.5)
+    assert curve[0] == pytest.approx(2 / 3)  # IoU > 0: 0.5 and 1.0
+    assert curve[10] == pytest.approx(1 / 3)  # IoU > 0.5: only 1.0
+    assert curve[20] == 0.0  # nothing is above 1
+    # 0.5 clears thresholds 0..0.45 (10 of 21), 1.0 clears 0..0.95 (20 of 21): (10 + 20) / 3 / 21.
+    assert success_auc(ious) == pytest.approx(30 / 63)
+
+
+def test_score_sequence_skips_the_given_first_frame_and_absent_frames() -> None:
+    truth = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [30, 30, 10, 10]], dtype=float)
+    predicted = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [0, 0, 10, 10], [60, 30, 10, 10]], dtype=float)
+    score = score_sequence(predicted, truth)
+    assert score.frames == 2
+    assert score.mean_iou == pytest.approx((1 / 3 + 0.0) / 2)
+    assert score.precision_20 == pytest.approx(0.5)  # 5 px: in; 30 px: out
+    with_first = score_sequence(predicted, truth, skip_first=False)
+    assert with_first.frames == 3 and with_first.mean_iou == pytest.approx((1 + 1 / 3 + 0) / 3)
+
+
+def test_mean_scores_weigh_each_sequence_equally() -> None:
+    short = SequenceScore(frames=10, mean_iou=1.0, success_auc=1.0, precision_20=1.0)
+    long = SequenceScore(frames=1000, mean_iou=0.0, success_auc=0.0, precision_20=0.0)
+    mean = mean_scores([short, long])
+    assert mean.frames == 1010 and mean.success_auc == 0.5 and mean.mean_iou == 0.5
+
+
+def test_mismatched_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="3 predicted boxes for 2 frames"):
+        iou_per_frame(np.zeros((3, 4)), np.zeros((2, 4)))

@@ -1,0 +1,165 @@
+"""The tracker's parts: search regions, template matching, the recurrent head, and the online/offline runner."""
+
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, peak_positions
+from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
+from vidrnn.tracking import Tracker, validate_box
+
+# --- search regions ---------------------------------------------------------------------------------------------------
+
+
+def test_window_follows_siamfc_context_rule() -> None:
+    window = SearchGeometry(context=0.5, search_factor=2.0).window(np.array([10.0, 20.0, 40.0, 40.0]))
+    # p = 0.5 * (40 + 40) = 40; context side sqrt(80 * 80) = 80; search side 2 * 80.
+    assert (window.cx, window.cy, window.side) == (30.0, 40.0, 160.0)
+
+
+def test_box_round_trips_through_crop_coordinates() -> None:
+    window = SearchWindow(cx=50.0, cy=60.0, side=80.0)
+    box = np.array([40.0, 45.0, 20.0, 10.0])
+    crop_box = window.box_to_crop(box)
+    assert crop_box == pytest.approx([0.375, 0.3125, 0.25, 0.125])
+    assert window.box_from_crop(crop_box) == pytest.approx(box)
+
+
+def test_crop_window_cuts_the_right_pixels_and_fills_outside_with_the_mean() -> None:
+    frame = np.zeros((40, 60, 3), dtype=np.uint8)
+    frame[10:20, 30:40] = 255  # a white 10x10 square, centre (35, 15)
+    crop = crop_window(frame, SearchWindow(cx=35.0, cy=15.0, side=20.0), size=20)
+    assert crop.shape == (20, 20, 3)
+    assert crop[5:15, 5:15].min() == 255 and crop[:4].max() == 0  # the square sits in the middle, 1:1 scale
+    outside = crop_window(frame, SearchWindow(cx=-100.0, cy=-100.0, side=20.0), size=8)
+    assert (outside == np.round(frame.reshape(-1, 3).mean(axis=0))).all()
+
+
+def test_geometry_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="search_factor"):
+        SearchGeometry(search_factor=0.5)
+
+
+def test_first_box_is_validated_before_tracking() -> None:
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        validate_box([1, 2, 3])
+    with pytest.raises(ValueError, match="at least 2x2"):
+        validate_box([1, 2, 0, 5])
+    with pytest.raises(ValueError, match="outside the 64x48 frame"):
+        validate_box([100, 10, 5, 5], (48, 64, 3))
+
+
+# --- matching ---------------------------------------------------------------------------------------------------------
+
+
+def test_matcher_response_peaks_where_the_template_was_cut() -> None:
+    torch.manual_seed(0)
+    maps = torch.randn(2, 8, 16, 16)
+    matcher = TemplateMatcher(template_cells=3)
+    # Template = the 3x3 cells around (row 5, col 9) of map 0, and around (row 12, col 3) of map 1.
+    boxes = torch.tensor([[8 / 16, 4 / 16, 3 / 16, 3 / 16], [2 / 16, 11 / 16, 3 / 16, 3 / 16]])
+    templates = matcher.template(maps, boxes)
+    assert torch.allclose(templates[0], maps[0, :, 4:7, 8:11], atol=1e-5)
+    response = matcher(maps, templates)
+    assert response.shape == (2, 16, 16)
+    assert response[0].flatten().argmax() == 5 * 16 + 9 and response[1].flatten().argmax() == 12 * 16 + 3
+    assert response[0, 5, 9] == pytest.approx(1.0, abs=1e-4)  # normalised: a perfect match is a cosine of 1
+    # Brightness and contrast do not matter to a normalised correlation (away from the zero-padded border).
+    brighter = matcher(maps * 3 + 2, templates)
+    assert torch.allclose(brighter[:, 1:-1, 1:-1], response[:, 1:-1, 1:-1], atol=1e-4)
+
+
+def test_peak_is_refined_below_one_cell() -> None:
+    response = torch.zeros(1, 8, 8)
+    response[0, 4, 4], response[0, 4, 5], response[0, 4, 3] = 1.0, 0.5, 0.0  # true peak right of cell centre
+    position, value = peak_positions(response)
+    assert value.item() == 1.0
+    assert 4.5 / 8 < position[0, 0].item() < 5.0 / 8  # x refined towards the stronger neighbour
+    assert position[0, 1].item() == pytest.approx(4.5 / 8)  # y: symmetric neighbours, cell centre
+
+
+def test_template_cells_must_be_odd() -> None:
+    with pytest.raises(ValueError, match="odd"):
+        TemplateMatcher(4)
+
+
+# --- recurrent head ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "none"])
+def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
+    torch.manual_seed(0)
+    response = torch.rand(6, 8, 8)
+    reference = torch.full((6, 2), 0.25)
+    evidence = RecurrentBoxHead.evidence(response, reference)
+    head = RecurrentBoxHead(8, cell=cell, hidden_size=16)
+    boxes, _ = head(evidence[None])
+    position, _ = peak_positions(response)
+    assert torch.allclose(boxes[0, :, :2] + boxes[0, :, 2:] / 2, position, atol=1e-6)
+    assert torch.allclose(boxes[0, :, 2:], reference, atol=1e-6)
+
+
+def test_online_steps_equal_one_pass_over_the_clip() -> None:
+    torch.manual_seed(0)
+    head = RecurrentBoxHead(8, cell="lstm", hidden_size=16)
+    torch.nn.init.normal_(head.out.weight, std=0.1)
+    evidence = RecurrentBoxHead.evidence(torch.rand(5, 8, 8), torch.full((5, 2), 0.3))[None]
+    whole, _ = head(evidence)
+    state, stepped = None, []
+    for step in range(5):
+        box, state = head(evidence[:, step : step + 1], state)
+        stepped.append(box)
+    assert torch.allclose(torch.cat(stepped, dim=1), whole, atol=1e-6)
+
+
+def test_bidirectional_needs_a_recurrent_cell() -> None:
+    with pytest.raises(ValueError, match="bidirectional"):
+        RecurrentBoxHead(8, cell="none", bidirectional=True)
+
+
+# --- the runner -------------------------------------------------------------------------------------------------------
+
+
+def _moving_square(num_frames: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    """A textured square gliding right over a textured background: boxes are known exactly."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 90, (120, 160, 3), dtype=np.uint8)
+    texture = rng.integers(120, 255, (24, 24, 3), dtype=np.uint8)
+    frames, boxes = [], []
+    for index in range(num_frames):
+        x, y = 20 + 6 * index, 40 + 2 * index
+        frame = background.copy()
+        frame[y : y + 24, x : x + 24] = texture
+        frames.append(frame)
+        boxes.append([x, y, 24, 24])
+    return frames, np.array(boxes, dtype=float)
+
+
+@pytest.fixture(scope="module")
+def small_backbone():
+    return build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=128))
+
+
+def test_matching_only_tracker_follows_a_moving_square(small_backbone) -> None:
+    frames, truth = _moving_square()
+    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5))
+    boxes = np.array(list(tracker.track(iter(frames), truth[0])))
+    assert boxes.shape == truth.shape and (boxes[0] == truth[0]).all()
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    true_centres = truth[:, :2] + truth[:, 2:] / 2
+    assert np.abs(centres - true_centres).max() < 6.0  # it moved 66 px right; error stays within a few pixels
+
+
+def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
+    frames, truth = _moving_square(6)
+    head = RecurrentBoxHead(8, cell="lstm", hidden_size=8, bidirectional=True)
+    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head)
+    assert not tracker.online
+    boxes = list(tracker.track(iter(frames), truth[0]))
+    assert len(boxes) == 6 and np.isfinite(np.array(boxes)).all()
+
+
+def test_tracker_refuses_pooled_backbones() -> None:
+    with pytest.raises(ValueError, match="pooling='map'"):
+        Tracker(build_backbone(BackboneSpec(input_size=64)), SearchGeometry(), TemplateMatcher(5))

@@ -1,0 +1,325 @@
+"""Tracking data for Lightning: match evidence of simulated tracking runs for training, whole sequences for testing.
+
+The recurrent head never sees pixels: its input per frame is the *evidence* of one template search (the response map,
+its peak, the searched-for size — :meth:`vidrnn.tracking.Tracker.search`). The frozen CNN and the matcher have no
+trainable parameters, so evidence can be computed once and cached, exactly like classification's frame features:
+the CNN runs once per (frame, simulated run), and every training epoch afterwards costs milliseconds.
+
+A simulated run is what the online tracker would see, minus its own mistakes: frame ``t`` is searched around the
+**previous** frame's true box disturbed by a smooth random error (an AR(1) walk in position and log-scale, ``walks``
+independent walks per sequence), because a real tracker's last estimate is never exact and its errors persist for
+several frames; a head trained only on perfect crops would never learn to pull a drifting box back. Targets are the
+true boxes in each search crop's normalised coordinates; frames whose ground truth is NaN (target absent) are masked
+out of the loss, and their search goes around the last box where the target was seen.
+
+Training samples random windows of ``window`` frames from those runs; validation uses fixed windows (seeded per
+index, so every epoch scores the same samples); test runs the tracker over whole sequences, online, exactly as
+``vidrnn track`` does, and scores it with :mod:`vidrnn.metrics`.
+
+Sequences are any folders :func:`vidrnn.data.tracking.find_sequences` reads (OTB, VOT, TLD layouts), so the same
+module trains on the generated demo or on a real training set converted to one of those layouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.data.synthetic import ensure_tracking_demo
+from vidrnn.data.tracking import TrackingSequence, find_sequences
+from vidrnn.models.tracker import TemplateMatcher
+from vidrnn.search_region import SearchGeometry
+from vidrnn.tracking import Tracker
+
+__all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_runs"]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the evidence computation changes, so old caches are not reused.
+EVIDENCE_VERSION = 1
+
+#: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
+ERROR_PERSISTENCE = 0.7
+
+
+@dataclass(frozen=True)
+class EvidenceRuns:
+    """Simulated runs over one sequence: ``evidence [W, N-1, F]`` and ``targets [W, N-1, 4]`` for frames 1..N-1
+    under ``W`` error walks, and ``valid [N-1]`` (target visible)."""
+
+    name: str
+    evidence: np.ndarray
+    targets: np.ndarray
+    valid: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return self.evidence.shape[1]
+
+
+def _last_visible(boxes: np.ndarray, index: int) -> np.ndarray:
+    """The latest box at or before ``index`` that is not NaN (the last place the target was seen)."""
+    for position in range(index, -1, -1):
+        if not np.isnan(boxes[position]).any():
+            return boxes[position]
+    raise ValueError("no visible box at or before frame index %d" % index)
+
+
+def _error_walks(rng: np.random.Generator, walks: int, steps: int, position: float, scale: float) -> np.ndarray:
+    """``[walks, steps, 3]`` smooth errors: centre offset in target sizes (x, y), then log-scale."""
+    spread = np.array([position, position, scale])
+    errors = np.empty((walks, steps, 3))
+    state = rng.normal(0.0, spread, size=(walks, 3))
+    for step in range(steps):
+        errors[:, step] = state
+        state = ERROR_PERSISTENCE * state + rng.normal(0.0, spread * np.sqrt(1 - ERROR_PERSISTENCE**2), (walks, 3))
+    return errors
+
+
+def simulate_runs(
+    tracker: Tracker,
+    sequence: TrackingSequence,
+    walks: int,
+    rng: np.random.Generator,
+    position_jitter: float,
+    scale_jitter: float,
+    chunk_size: int = 8,
+) -> EvidenceRuns:
+    """Search every frame of ``sequence`` around its previous true box disturbed by ``walks`` error walks."""
+    truth = sequence.boxes
+    errors = _error_walks(rng, walks, sequence.num_frames, position_jitter, scale_jitter)
+    steps = sequence.num_frames - 1
+    evidence, targets = None, np.zeros((walks, steps, 4), dtype=np.float32)
+    template = None
+    for indices, frames in sequence.iter_frames(chunk_size=chunk_size):
+        if template is None:
+            template = tracker.template(frames[0], truth[0])
+        batch_frames, guesses, slots = [], [], []
+        for index, frame in zip(indices, frames):
+            if index == 0:
+                continue
+            previous = _last_visible(truth, index - 1)
+            size = np.sqrt(previous[2] * previous[3])
+            for walk in range(walks):
+                offset, log_scale = errors[walk, index, :2], errors[walk, index, 2]
+                centre = previous[:2] + previous[2:] / 2 + offset * size
+                scaled = previous[2:] * np.exp(log_scale)
+                batch_frames.append(frame)
+                guesses.append(np.r_[centre - scaled / 2, scaled])
+                slots.append((walk, index - 1))
+        if not batch_frames:
+            continue
+        for (walk, step), result in zip(slots, tracker.search(batch_frames, guesses, template)):
+            if evidence is None:
+                evidence = np.zeros((walks, steps, len(result.evidence)), dtype=np.float32)
+            evidence[walk, step] = result.evidence.cpu().numpy()
+            targets[walk, step] = result.window.box_to_crop(np.nan_to_num(truth[step + 1]))
+    return EvidenceRuns(sequence.name, evidence, targets, sequence.visible[1:].copy())
+
+
+class EvidenceWindows(Dataset):
+    """``length`` windows of ``window`` consecutive steps from simulated runs.
+
+    ``seed=None`` draws a fresh window on every access (training; the worker's torch RNG, seeded by Lightning, seeds
+    it); an integer seed makes item ``i`` the same window forever (validation).
+    """
+
+    def __init__(self, runs: list[EvidenceRuns], window: int, length: int, seed: int | None = None) -> None:
+        self.runs = [run for run in runs if run.steps >= window and run.valid.any()]
+        if not self.runs:
+            raise ValueError(f"no sequence has the {window + 1} frames a training window needs")
+        self.window, self.length, self.seed = window, length, seed
+        weights = np.array([run.steps - window + 1 for run in self.runs], dtype=np.float64)
+        self.weights = weights / weights.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.seed is not None:
+            rng = np.random.default_rng((self.seed, index))
+        else:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        run = self.runs[rng.choice(len(self.runs), p=self.weights)]
+        walk = int(rng.integers(run.evidence.shape[0]))
+        start = int(rng.integers(run.steps - self.window + 1))
+        span = slice(start, start + self.window)
+        return {
+            "evidence": torch.from_numpy(run.evidence[walk, span]),
+            "targets": torch.from_numpy(run.targets[walk, span]),
+            "valid": torch.from_numpy(run.valid[span]),
+        }
+
+
+def _first_item(batch: list[Any]) -> Any:
+    return batch[0]
+
+
+def _fingerprint(sequence: TrackingSequence) -> str:
+    """What the cached runs of a sequence depend on besides the settings: its frames and its ground truth."""
+    stat = sequence.frames.stat()
+    digest = hashlib.sha256(np.ascontiguousarray(sequence.boxes).tobytes()).hexdigest()[:16]
+    return f"{sequence.frames.resolve()}|{stat.st_mtime_ns}|{sequence.num_frames}|{digest}"
+
+
+class TrackingDataModule(L.LightningDataModule):
+    """Tracking sequences → cached simulated runs for training and validation, whole sequences for test.
+
+    Args:
+        root: a folder with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences; ``"demo"`` generates
+            the built-in demo under ``demo_dir`` on first use.
+        test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
+            ``../shared/data/tracking``; never train or choose settings on it).
+        cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
+        backbone: the frozen CNN; ``pooling`` is forced to ``map`` and ``input_size`` to the crop size.
+        geometry: search-region context, size factor and crop resolution.
+        template_cells: the template's side in feature-map cells (odd).
+        walks: simulated runs per sequence (independent error walks).
+        position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
+        window: frames per training window (the recurrent head's unrolled length).
+        train_windows / val_windows: samples per epoch.
+        device: where the CNN runs while caching (``auto``: CUDA when available).
+    """
+
+    def __init__(
+        self,
+        root: str = "demo",
+        demo_dir: str = "data/demo_tracking",
+        test_root: str | None = None,
+        cache_dir: str = "data/cache",
+        backbone: BackboneSpec = BackboneSpec(layer="blocks.10"),
+        geometry: SearchGeometry = SearchGeometry(),
+        template_cells: int = 5,
+        walks: int = 4,
+        position_jitter: float = 0.1,
+        scale_jitter: float = 0.05,
+        window: int = 16,
+        train_windows: int = 2048,
+        val_windows: int = 256,
+        batch_size: int = 32,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__()
+        if window < 2 or walks < 1:
+            raise ValueError(f"need window >= 2 and walks >= 1, got window={window}, walks={walks}")
+        self.root, self.demo_dir, self.test_root, self.cache_dir = root, demo_dir, test_root, Path(cache_dir)
+        self.backbone_spec = BackboneSpec(**{**backbone.to_dict(), "pooling": "map", "input_size": geometry.size})
+        self.geometry, self.template_cells = geometry, template_cells
+        self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
+        self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self._runs: dict[str, list[EvidenceRuns]] = {}
+        TemplateMatcher(template_cells)  # refuses an even or non-positive size now, not after the cache is built
+        self._check_paths()
+
+    def _check_paths(self) -> None:
+        """Fail before anything slow when a folder is missing (the demo is generated later, in prepare_data)."""
+        folders = [] if self.root == "demo" else [Path(self.root) / split for split in ("train", "val")]
+        if self.test_root is not None:
+            folders.append(Path(self.test_root))
+        missing = [str(folder) for folder in folders if not folder.is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"tracking data folder(s) not found: {', '.join(missing)}. data.root needs train/ and val/ "
+                "sub-folders of sequences (or use data.root=demo); data.test_root must be an existing folder."
+            )
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
+
+    @property
+    def cache_folder(self) -> Path:
+        """One folder per setting of everything the evidence depends on."""
+        settings = {
+            "version": EVIDENCE_VERSION, "backbone": self.backbone_spec.identity(), "geometry": asdict(self.geometry),
+            "template_cells": self.template_cells, "walks": self.walks, "position_jitter": self.position_jitter,
+            "scale_jitter": self.scale_jitter, "seed": self.seed,
+        }
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / f"tracking-{self.backbone_spec.name}-{key}"
+
+    def _sequences(self, folder: Path) -> list[TrackingSequence]:
+        sequences = find_sequences(folder)
+        if not sequences:
+            raise FileNotFoundError(f"{folder}: no tracking sequences found (expected OTB, VOT or TLD folders)")
+        return sequences
+
+    def _cache_file(self, split: str, sequence: TrackingSequence) -> Path:
+        return self.cache_folder / split / f"{sequence.name}.npz"
+
+    def _load(self, path: Path, sequence: TrackingSequence) -> EvidenceRuns | None:
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["fingerprint"]) != _fingerprint(sequence):
+                return None
+            return EvidenceRuns(sequence.name, stored["evidence"], stored["targets"], stored["valid"])
+
+    def prepare_data(self) -> None:
+        """Generate the demo if asked for, then simulate and cache the runs that are missing (rank 0 only)."""
+        if self.root == "demo":
+            ensure_tracking_demo(self.demo_dir, seed=self.seed)
+        todo = [(split, sequence) for split in ("train", "val") for sequence in self._sequences(self.data_root / split)
+                if self._load(self._cache_file(split, sequence), sequence) is None]
+        if not todo:
+            return
+        from vidrnn.inference import resolve_device
+
+        tracker = Tracker(build_backbone(self.backbone_spec), self.geometry, TemplateMatcher(self.template_cells),
+                          device=resolve_device(self.device))
+        for split, sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
+            # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
+            rng = np.random.default_rng([self.seed, *sequence.name.encode()])
+            runs = simulate_runs(tracker, sequence, self.walks, rng, self.position_jitter, self.scale_jitter)
+            path = self._cache_file(split, sequence)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, evidence=runs.evidence, targets=runs.targets, valid=runs.valid,
+                         fingerprint=np.array(_fingerprint(sequence)))
+            os.replace(temporary, path)
+
+    def _split_runs(self, split: str) -> list[EvidenceRuns]:
+        if split not in self._runs:
+            runs = []
+            for sequence in self._sequences(self.data_root / split):
+                loaded = self._load(self._cache_file(split, sequence), sequence)
+                if loaded is None:
+                    raise RuntimeError(f"{split}/{sequence.name}: no cached runs; prepare_data() must run first")
+                runs.append(loaded)
+            self._runs[split] = runs
+        return self._runs[split]
+
+    def train_dataloader(self) -> DataLoader:
+        windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows)
+        return DataLoader(windows, batch_size=self.batch_size, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        windows = EvidenceWindows(self._split_runs("val"), self.window, self.val_windows, seed=self.seed)
+        return DataLoader(windows, batch_size=self.batch_size)
+
+    def test_sequences(self) -> list[TrackingSequence]:
+        return self._sequences(Path(self.test_root) if self.test_root else self.data_root / "test")
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_sequences(), batch_size=1, collate_fn=_first_item)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, TrackingSequence):  # a test sequence is paths and boxes: frames are read as it is tracked
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)

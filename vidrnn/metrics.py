@@ -1,0 +1,134 @@
+"""Tracking scores as the OTB benchmark defines them: overlap (IoU), success AUC and precision at 20 pixels.
+
+Boxes are 0-based pixel ``x, y, w, h`` rows ``[N, 4]``. Three rules decide which frames count:
+
+* frames whose ground truth is NaN (target absent or fully occluded, as TLD marks them) are left out of every score:
+  a tracker cannot be right or wrong about a box that does not exist;
+* the first frame is left out by default, because the tracker was given its box (``skip_first=False`` restores
+  OTB's own habit of counting it, which lifts every tracker equally);
+* a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error.
+
+**Success AUC** is the mean, over the 21 overlap thresholds 0, 0.05, ..., 1, of the fraction of frames whose IoU is
+*greater* than the threshold (OTB's success plot, whose area under the curve equals the mean IoU up to the
+discretisation). **Precision at 20 px** is the fraction of frames whose predicted centre lies within 20 pixels of the
+true one. Averages over several sequences are means of per-sequence scores, so a long sequence does not outweigh the
+others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = [
+    "OVERLAP_THRESHOLDS",
+    "SequenceScore",
+    "center_errors",
+    "iou_per_frame",
+    "mean_scores",
+    "score_sequence",
+    "success_auc",
+    "success_curve",
+]
+
+#: OTB's overlap thresholds for the success plot.
+OVERLAP_THRESHOLDS = np.linspace(0.0, 1.0, 21)
+
+#: OTB's precision threshold, in pixels.
+PRECISION_PIXELS = 20.0
+
+
+def _as_boxes(boxes: np.ndarray | Iterable) -> np.ndarray:
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"boxes must be an [N, 4] array of x, y, w, h, got shape {array.shape}")
+    return array
+
+
+def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """IoU of each predicted box with the true box of the same frame, ``[N]``; NaN where the truth is NaN.
+
+    Element-wise rather than ``torchvision.ops.box_iou``'s all-pairs matrix, which is quadratic in the length of the
+    sequence. A prediction that is NaN or has no area scores 0.
+    """
+    predicted, truth = _as_boxes(predicted), _as_boxes(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"{len(predicted)} predicted boxes for {len(truth)} frames")
+    left = np.maximum(predicted[:, 0], truth[:, 0])
+    top = np.maximum(predicted[:, 1], truth[:, 1])
+    right = np.minimum(predicted[:, 0] + predicted[:, 2], truth[:, 0] + truth[:, 2])
+    bottom = np.minimum(predicted[:, 1] + predicted[:, 3], truth[:, 1] + truth[:, 3])
+    intersection = np.clip(right - left, 0.0, None) * np.clip(bottom - top, 0.0, None)
+    union = predicted[:, 2] * predicted[:, 3] + truth[:, 2] * truth[:, 3] - intersection
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, intersection / union, 0.0)
+    iou = np.where(np.isnan(predicted).any(axis=1), 0.0, iou)
+    return np.where(np.isnan(truth).any(axis=1), np.nan, iou)
+
+
+def center_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Distance in pixels between predicted and true box centres, ``[N]``; NaN where the truth is NaN."""
+    predicted, truth = _as_boxes(predicted), _as_boxes(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"{len(predicted)} predicted boxes for {len(truth)} frames")
+    offset = (predicted[:, :2] + predicted[:, 2:] / 2) - (truth[:, :2] + truth[:, 2:] / 2)
+    error = np.hypot(offset[:, 0], offset[:, 1])
+    error = np.where(np.isnan(predicted).any(axis=1), np.inf, error)
+    return np.where(np.isnan(truth).any(axis=1), np.nan, error)
+
+
+def success_curve(ious: np.ndarray) -> np.ndarray:
+    """Fraction of frames with IoU above each of :data:`OVERLAP_THRESHOLDS` (NaN frames ignored)."""
+    valid = ious[~np.isnan(ious)]
+    if len(valid) == 0:
+        return np.full(len(OVERLAP_THRESHOLDS), np.nan)
+    return (valid[None, :] > OVERLAP_THRESHOLDS[:, None]).mean(axis=1)
+
+
+def success_auc(ious: np.ndarray) -> float:
+    """Area under the success curve: the mean of :func:`success_curve`."""
+    return float(success_curve(ious).mean())
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    """The scores of one tracked sequence, over the frames that count (see the module notes)."""
+
+    frames: int
+    mean_iou: float
+    success_auc: float
+    precision_20: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def score_sequence(predicted: np.ndarray, truth: np.ndarray, *, skip_first: bool = True) -> SequenceScore:
+    """Score one sequence's predicted boxes against its ground truth."""
+    ious, errors = iou_per_frame(predicted, truth), center_errors(predicted, truth)
+    if skip_first:
+        ious, errors = ious[1:], errors[1:]
+    counted = ~np.isnan(ious)
+    if not counted.any():
+        return SequenceScore(0, float("nan"), float("nan"), float("nan"))
+    return SequenceScore(
+        frames=int(counted.sum()),
+        mean_iou=float(ious[counted].mean()),
+        success_auc=success_auc(ious),
+        precision_20=float((errors[counted] <= PRECISION_PIXELS).mean()),
+    )
+
+
+def mean_scores(scores: Iterable[SequenceScore]) -> SequenceScore:
+    """The mean of per-sequence scores (each sequence weighs the same); ``frames`` is their total."""
+    scores = [score for score in scores if score.frames > 0]
+    if not scores:
+        return SequenceScore(0, float("nan"), float("nan"), float("nan"))
+    return SequenceScore(
+        frames=sum(score.frames for score in scores),
+        mean_iou=float(np.mean([score.mean_iou for score in scores])),
+        success_auc=float(np.mean([score.success_auc for score in scores])),
+        precision_20=float(np.mean([score.precision_20 for score in scores])),
+    )

@@ -1,0 +1,104 @@
+"""Where a tracker looks: a square search region around the target, cut from the frame at a fixed resolution.
+
+Why not the whole frame: a frozen CNN sees a 1920x1080 frame squeezed to a few hundred pixels, and a 30-pixel target
+becomes a 5-pixel smudge — less than one cell of a stride-16 feature map. Cropping a region whose side is a fixed
+multiple of the target's size (SiamFC's rule: context ``p = context * (w + h)`` around the box, side
+``search_factor * sqrt((w + p)(h + p))``) and resizing it to ``size`` pixels makes the target appear at about the
+same size in every crop, whatever the resolution of the video — ``size / (2 * search_factor)`` pixels for a square
+target with the defaults. The CNN's cost per frame is fixed as well, so a 4K video costs what a 320x240 one does.
+
+Coordinates: boxes are 0-based pixel ``x, y, w, h`` with pixel ``i`` covering ``[i, i + 1)``. A
+:class:`SearchWindow` is the region's centre and side in frame pixels; inside a crop, positions are normalised to
+``[0, 1]`` of the crop's side, so models never see pixel sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["SearchGeometry", "SearchWindow", "crop_window"]
+
+
+@dataclass(frozen=True)
+class SearchWindow:
+    """A square region of a frame: centre ``(cx, cy)`` and ``side``, in frame pixels."""
+
+    cx: float
+    cy: float
+    side: float
+
+    @property
+    def left(self) -> float:
+        return self.cx - self.side / 2
+
+    @property
+    def top(self) -> float:
+        return self.cy - self.side / 2
+
+    def box_to_crop(self, box: np.ndarray) -> np.ndarray:
+        """Frame ``x, y, w, h`` → crop-normalised ``x, y, w, h`` (works on ``[..., 4]``)."""
+        box = np.asarray(box, dtype=np.float64)
+        offset = np.array([self.left, self.top, 0.0, 0.0])
+        return (box - offset) / self.side
+
+    def box_from_crop(self, box: np.ndarray) -> np.ndarray:
+        """Crop-normalised ``x, y, w, h`` → frame ``x, y, w, h`` (works on ``[..., 4]``)."""
+        box = np.asarray(box, dtype=np.float64)
+        return box * self.side + np.array([self.left, self.top, 0.0, 0.0])
+
+
+@dataclass(frozen=True)
+class SearchGeometry:
+    """How large a region to search around a box, and at what resolution the CNN sees it."""
+
+    #: Context added around the box, as a fraction of ``w + h`` (SiamFC: 0.5).
+    context: float = 0.5
+    #: Side of the search region over the side of the context box: room for the target to move between frames.
+    search_factor: float = 2.0
+    #: Pixels of the square crop fed to the CNN.
+    size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.context < 0 or self.search_factor < 1 or self.size < 32:
+            raise ValueError(
+                f"need context >= 0, search_factor >= 1 and size >= 32, got {self.context}, {self.search_factor}, "
+                f"{self.size}"
+            )
+
+    def window(self, box: np.ndarray) -> SearchWindow:
+        """The search region for a target whose last known box is ``box`` (``x, y, w, h``)."""
+        x, y, w, h = (float(value) for value in box)
+        w, h = max(w, 1.0), max(h, 1.0)
+        pad = self.context * (w + h)
+        side = self.search_factor * math.sqrt((w + pad) * (h + pad))
+        return SearchWindow(x + w / 2, y + h / 2, side)
+
+
+def crop_window(frame: np.ndarray, window: SearchWindow, size: int, fill: np.ndarray | None = None) -> np.ndarray:
+    """Cut ``window`` out of an RGB ``frame`` and resize it to ``size`` x ``size`` in one bilinear warp.
+
+    Parts of the window outside the frame are filled with ``fill`` (default: the frame's mean colour, SiamFC's
+    choice: a neutral value the CNN does not read as an edge or an object).
+    """
+    scale = size / window.side
+    # Pixel centres: destination pixel j (centre j + 0.5) samples frame position left + (j + 0.5) / scale.
+    matrix = np.array(
+        [
+            [scale, 0.0, scale * (0.5 - window.left) - 0.5],
+            [0.0, scale, scale * (0.5 - window.top) - 0.5],
+        ]
+    )
+    if fill is None:
+        fill = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
+    return cv2.warpAffine(
+        frame,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=tuple(float(value) for value in fill),
+    )

@@ -1,0 +1,166 @@
+"""``vidrnn track``: follow one target through a video (or a folder of frames) from its box in the first frame.
+
+Frames stream from the decoder in chunks and each box is written (and flushed) as soon as it is known, so memory
+stays flat on long videos and an interrupted run keeps the rows it wrote. ``--render`` writes a copy of the video with
+the box drawn. The checkpoint, the box and the output paths are checked before the first frame is decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["add_track_parser", "load_tracker", "run_track"]
+
+#: Exit status for a usage error, as argparse itself uses.
+EXIT_USAGE = 2
+
+
+def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto"):
+    """A :class:`~vidrnn.tracking.Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from
+    the file), or the untrained matching-only tracker with default settings when ``ckpt`` is ``None``."""
+    from vidrnn.inference import resolve_device
+    from vidrnn.models.frame_tracker import FrameTracker
+
+    if ckpt is None:
+        if not matching_only:
+            raise ValueError("a trained tracker needs --ckpt; without one, ask for --matching-only")
+        return FrameTracker().tracker(matching_only=True)
+    path = Path(ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        model = FrameTracker.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load reports foreign or corrupt files with many exception types
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise ValueError(f"{path} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}: "
+                         f"{first_line}") from error
+    model.eval().to(resolve_device(device))
+    return model.tracker(matching_only=matching_only)
+
+
+def _parse_box(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h (four numbers, 0-based pixels), got {text!r}")
+    return values
+
+
+def add_track_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``vidrnn track`` with the ``vidrnn`` command's sub-parsers."""
+    parser = commands.add_parser(
+        "track",
+        help="follow a target through a video from its first-frame box",
+        description="Track one target: give its box in the first frame, get a box for every frame (CSV: frame, x, "
+        "y, w, h in 0-based pixels). A unidirectional checkpoint tracks online and streams; a bidirectional one "
+        "reads the whole clip first (memory: a few hundred numbers per frame, never the frames).",
+    )
+    parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
+    parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h")
+    parser.add_argument("--ckpt", type=Path, default=None, help="FrameTracker checkpoint from 'vidrnn fit'")
+    parser.add_argument("--matching-only", action="store_true",
+                        help="ignore the recurrent head: follow the template-matching peak (the ablation; needs no "
+                        "checkpoint)")
+    parser.add_argument("--output", type=Path, default=Path("boxes.csv"), help="CSV of boxes (default: boxes.csv)")
+    parser.add_argument("--render", type=Path, default=None, help="also write this video (.mp4) with the box drawn")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available (default)")
+    parser.set_defaults(run=run_track)
+
+
+def _frames(video: Path) -> Iterator[np.ndarray]:
+    from vidrnn.video import iter_frames
+
+    for _, chunk in iter_frames(video, chunk_size=16):
+        yield from chunk
+
+
+class _Renderer:
+    """An mp4 copy of the frames with the box drawn, opened at the first frame (when its size is known).
+
+    Frames pass through :meth:`tee` on their way to the tracker and wait until their box is known: one frame when
+    tracking online, the whole clip with a bidirectional (offline) head.
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps, self.writer = path, fps, None
+        self.pending: deque[np.ndarray] = deque()
+
+    def tee(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for frame in frames:
+            self.pending.append(frame)
+            yield frame
+
+    def write(self, box: np.ndarray) -> None:
+        import cv2
+
+        from vidrnn.plots import draw_boxes
+
+        frame = self.pending.popleft()
+
+        if self.writer is None:
+            height, width = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            if not self.writer.isOpened():
+                raise OSError(f"{self.path}: OpenCV cannot write an mp4 video there")
+        self.writer.write(cv2.cvtColor(draw_boxes(frame, [box]), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vidrnn.tracking import validate_box
+    from vidrnn.video import VideoReadError, probe
+
+    try:
+        validate_box(args.box)
+        for output in (args.output, args.render):
+            if output is not None and not output.parent.is_dir():
+                raise FileNotFoundError(f"output folder {output.parent} does not exist")
+        if args.render is not None and args.render.suffix.lower() != ".mp4":
+            raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
+        info = probe(args.video)
+        tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device)
+    except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
+        print(f"vidrnn track: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    renderer = _Renderer(args.render, info.fps or 25.0) if args.render is not None else None
+    frames = _frames(args.video) if renderer is None else renderer.tee(_frames(args.video))
+    written = 0
+    try:
+        with args.output.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["frame", "x", "y", "w", "h"])
+            progress = tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0)
+            for index, box in enumerate(tracker.track(frames, args.box)):
+                writer.writerow([index, *(f"{value:.2f}" for value in box)])
+                handle.flush()
+                if renderer is not None:
+                    renderer.write(box)
+                written += 1
+                progress.update()
+            progress.close()
+    except (VideoReadError, ValueError) as error:
+        print(f"vidrnn track: error after {written} frames: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if renderer is not None:
+            renderer.close()
+    print(f"{written} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if renderer else ""))
+    return 0
+

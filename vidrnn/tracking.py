@@ -1,0 +1,139 @@
+"""Run a tracker over a clip: the first frame's box in, one box per frame out.
+
+:class:`Tracker` ties the pieces together — search regions (:mod:`vidrnn.search_region`), the frozen CNN, the
+template matcher and, optionally, a trained :class:`~vidrnn.models.tracker.RecurrentBoxHead`:
+
+* **online** (no head, or a unidirectional head): each frame is searched around the previous frame's box and its box
+  is final at once. Frames stream through :meth:`Tracker.track`, a generator, so memory does not grow with the
+  video's length and a live source works too.
+* **offline** (a bidirectional head): the head needs the whole clip before it can answer. A first, online pass places
+  the search regions by matching alone and keeps each frame's small evidence vector (a few hundred numbers, never the
+  frames); the head then reads the evidence in both directions and the boxes come out at the end.
+
+Without a head the tracker is the matching-only ablation: the box moves to the response's peak and keeps its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vidrnn.backbones import FrozenBackbone
+from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, peak_positions
+from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
+
+__all__ = ["SearchResult", "Tracker", "validate_box"]
+
+
+def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The initial box as float64 ``x, y, w, h``, refused early with a reason if it cannot be tracked."""
+    box = np.asarray(list(box), dtype=np.float64)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f"the first box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
+    if box[2] < 2 or box[3] < 2:
+        raise ValueError(f"the first box must be at least 2x2 pixels; got w={box[2]}, h={box[3]}")
+    if frame_shape is not None:
+        height, width = frame_shape[:2]
+        if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+            raise ValueError(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
+    return box
+
+
+@dataclass
+class SearchResult:
+    """One frame's search: where it looked (``window``), the head's input (``evidence [F]``) and the box at the
+    response's peak with the searched-for size (``peak_box``, frame pixels: the matching-only answer)."""
+
+    window: SearchWindow
+    evidence: torch.Tensor
+    peak_box: np.ndarray
+
+
+class Tracker:
+    """A frozen backbone + template matcher (+ an optional trained head) that follows one target through a clip."""
+
+    def __init__(
+        self,
+        backbone: FrozenBackbone,
+        geometry: SearchGeometry,
+        matcher: TemplateMatcher,
+        head: RecurrentBoxHead | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if backbone.spec.pooling != "map":
+            raise ValueError("a tracker needs spatial feature maps: build its backbone with pooling='map'")
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
+        self.geometry = geometry
+        self.matcher = matcher.to(self.device)
+        self.head = head.to(self.device).eval() if head is not None else None
+
+    @property
+    def online(self) -> bool:
+        """Whether boxes come out frame by frame (False: a bidirectional head answers at the end of the clip)."""
+        return self.head is None or not self.head.bidirectional
+
+    @torch.no_grad()
+    def template(self, frame: np.ndarray, box: np.ndarray) -> torch.Tensor:
+        """The target's appearance ``[1,C,k,k]``: the CNN map of its search crop, pooled inside its box."""
+        window = self.geometry.window(box)
+        crop = crop_window(frame, window, self.geometry.size)
+        maps = self.backbone(self.backbone.preprocess(crop[None]).to(self.device))
+        crop_box = torch.tensor(window.box_to_crop(box)[None], dtype=maps.dtype, device=self.device)
+        return self.matcher.template(maps, crop_box)
+
+    @torch.no_grad()
+    def search(self, frames: list[np.ndarray], boxes: list[np.ndarray], template: torch.Tensor) -> list[SearchResult]:
+        """Search each frame around the matching box (the previous estimate), in one CNN batch."""
+        windows = [self.geometry.window(box) for box in boxes]
+        crops = np.stack([crop_window(frame, window, self.geometry.size) for frame, window in zip(frames, windows)])
+        maps = self.backbone(self.backbone.preprocess(crops).to(self.device))
+        response = self.matcher(maps, template.expand(len(frames), -1, -1, -1))
+        sizes = np.array([box[2:] / window.side for box, window in zip(boxes, windows)])
+        evidence = RecurrentBoxHead.evidence(response, torch.tensor(sizes, dtype=response.dtype, device=self.device))
+        positions = peak_positions(response)[0].cpu().numpy()
+        results = []
+        for window, box, row, position in zip(windows, boxes, evidence, positions):
+            centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
+            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]]))
+        return results
+
+    @torch.no_grad()
+    def track(self, frames: Iterable[np.ndarray], box: Iterable[float]) -> Iterator[np.ndarray]:
+        """Yield ``x, y, w, h`` (float64) for every frame of ``frames`` (RGB uint8), starting with ``box`` itself."""
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:
+            return
+        box = validate_box(box, first.shape)
+        template = self.template(first, box)
+        yield box.copy()
+        if self.online:
+            yield from self._track_online(frames, box, template)
+        else:
+            yield from self._track_offline(frames, box, template)
+
+    def _track_online(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
+        state = None
+        for frame in frames:
+            step = self.search([frame], [box], template)[0]
+            if self.head is None:
+                box = step.peak_box
+            else:
+                crop_box, state = self.head(step.evidence[None, None], state)
+                box = step.window.box_from_crop(crop_box[0, 0].cpu().numpy())
+            yield box.copy()
+
+    def _track_offline(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
+        steps = []
+        for frame in frames:
+            steps.append(self.search([frame], [box], template)[0])
+            box = steps[-1].peak_box
+        if not steps:
+            return
+        crop_boxes, _ = self.head(torch.stack([step.evidence for step in steps])[None])
+        for step, crop_box in zip(steps, crop_boxes[0].cpu().numpy()):
+            yield step.window.box_from_crop(crop_box)
