@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, peak_positions
+from vidrnn.models.tracker import EVIDENCE_DIM, SCALES, RecurrentBoxHead, TemplateMatcher, match_evidence, peak_positions
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 from vidrnn.tracking import Tracker, validate_box
 
@@ -87,24 +87,40 @@ def test_template_cells_must_be_odd() -> None:
 # --- recurrent head ---------------------------------------------------------------------------------------------------
 
 
+def _evidence(count: int) -> torch.Tensor:
+    torch.manual_seed(0)
+    maps, matcher = torch.randn(count, 8, 16, 16), TemplateMatcher(3)
+    # Cells 4..6 of map 0 on both axes (aligned with the grid and exact in binary, so the template is exact).
+    templates = matcher.template(maps[:1], torch.tensor([[4 / 16, 4 / 16, 3 / 16, 3 / 16]])).expand(count, -1, -1, -1)
+    return match_evidence(matcher, maps, templates, torch.full((count, 2), 3 / 16))
+
+
+def test_evidence_summarises_the_search() -> None:
+    evidence = _evidence(4)
+    assert evidence.shape == (4, EVIDENCE_DIM) and torch.isfinite(evidence).all()
+    # Map 0 is where the template came from: its best peak is a perfect match at the template's centre, and the
+    # similarity at the searched-for size (scale 1.0, the middle of SCALES) is the best of the five.
+    assert evidence[0, 2] == pytest.approx(1.0, abs=1e-4)
+    assert evidence[0, :2].tolist() == pytest.approx([5.5 / 16, 5.5 / 16], abs=0.5 / 16)
+    similarities = evidence[0, 3 * 3 : 3 * 3 + len(SCALES)]
+    assert similarities.argmax() == SCALES.index(1.0)
+    assert evidence[0, -2:].exp().tolist() == pytest.approx([3 / 16, 3 / 16])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "none"])
 def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
-    torch.manual_seed(0)
-    response = torch.rand(6, 8, 8)
-    reference = torch.full((6, 2), 0.25)
-    evidence = RecurrentBoxHead.evidence(response, reference)
-    head = RecurrentBoxHead(8, cell=cell, hidden_size=16)
+    evidence = _evidence(6)
+    head = RecurrentBoxHead(cell=cell, hidden_size=16)
     boxes, _ = head(evidence[None])
-    position, _ = peak_positions(response)
-    assert torch.allclose(boxes[0, :, :2] + boxes[0, :, 2:] / 2, position, atol=1e-6)
-    assert torch.allclose(boxes[0, :, 2:], reference, atol=1e-6)
+    assert torch.allclose(boxes[0], head.peak_boxes(evidence), atol=1e-6)
+    assert torch.allclose(boxes[0, :, 2:], torch.full((6, 2), 3 / 16), atol=1e-6)
 
 
 def test_online_steps_equal_one_pass_over_the_clip() -> None:
     torch.manual_seed(0)
-    head = RecurrentBoxHead(8, cell="lstm", hidden_size=16)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=16)
     torch.nn.init.normal_(head.out.weight, std=0.1)
-    evidence = RecurrentBoxHead.evidence(torch.rand(5, 8, 8), torch.full((5, 2), 0.3))[None]
+    evidence = _evidence(5)[None]
     whole, _ = head(evidence)
     state, stepped = None, []
     for step in range(5):
@@ -115,7 +131,7 @@ def test_online_steps_equal_one_pass_over_the_clip() -> None:
 
 def test_bidirectional_needs_a_recurrent_cell() -> None:
     with pytest.raises(ValueError, match="bidirectional"):
-        RecurrentBoxHead(8, cell="none", bidirectional=True)
+        RecurrentBoxHead(cell="none", bidirectional=True)
 
 
 # --- the runner -------------------------------------------------------------------------------------------------------
@@ -153,7 +169,7 @@ def test_matching_only_tracker_follows_a_moving_square(small_backbone) -> None:
 
 def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     frames, truth = _moving_square(6)
-    head = RecurrentBoxHead(8, cell="lstm", hidden_size=8, bidirectional=True)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, bidirectional=True)
     tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head)
     assert not tracker.online
     boxes = list(tracker.track(iter(frames), truth[0]))

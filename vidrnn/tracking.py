@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import FrozenBackbone
-from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, peak_positions
+from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, match_evidence
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 
 __all__ = ["SearchResult", "Tracker", "validate_box"]
@@ -42,6 +42,12 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
     return box
 
 
+def _within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """The box with its size kept between 2 pixels and the frame's: a box larger than the frame means nothing."""
+    height, width = frame_shape[:2]
+    return np.r_[box[:2], np.clip(box[2], 2.0, width), np.clip(box[3], 2.0, height)]
+
+
 @dataclass
 class SearchResult:
     """One frame's search: where it looked (``window``), the head's input (``evidence [F]``) and the box at the
@@ -50,6 +56,7 @@ class SearchResult:
     window: SearchWindow
     evidence: torch.Tensor
     peak_box: np.ndarray
+    frame_shape: tuple[int, ...]
 
 
 class Tracker:
@@ -91,14 +98,14 @@ class Tracker:
         windows = [self.geometry.window(box) for box in boxes]
         crops = np.stack([crop_window(frame, window, self.geometry.size) for frame, window in zip(frames, windows)])
         maps = self.backbone(self.backbone.preprocess(crops).to(self.device))
-        response = self.matcher(maps, template.expand(len(frames), -1, -1, -1))
-        sizes = np.array([box[2:] / window.side for box, window in zip(boxes, windows)])
-        evidence = RecurrentBoxHead.evidence(response, torch.tensor(sizes, dtype=response.dtype, device=self.device))
-        positions = peak_positions(response)[0].cpu().numpy()
+        sizes = torch.tensor(np.array([box[2:] / window.side for box, window in zip(boxes, windows)]),
+                             dtype=maps.dtype, device=self.device)
+        evidence = match_evidence(self.matcher, maps, template.expand(len(frames), -1, -1, -1), sizes)
+        positions = evidence[:, :2].cpu().numpy()
         results = []
-        for window, box, row, position in zip(windows, boxes, evidence, positions):
+        for frame, window, box, row, position in zip(frames, windows, boxes, evidence, positions):
             centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
-            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]]))
+            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]], frame.shape))
         return results
 
     @torch.no_grad()
@@ -124,7 +131,7 @@ class Tracker:
                 box = step.peak_box
             else:
                 crop_box, state = self.head(step.evidence[None, None], state)
-                box = step.window.box_from_crop(crop_box[0, 0].cpu().numpy())
+                box = _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), frame.shape)
             yield box.copy()
 
     def _track_offline(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
@@ -136,4 +143,4 @@ class Tracker:
             return
         crop_boxes, _ = self.head(torch.stack([step.evidence for step in steps])[None])
         for step, crop_box in zip(steps, crop_boxes[0].cpu().numpy()):
-            yield step.window.box_from_crop(crop_box)
+            yield _within_frame(step.window.box_from_crop(crop_box), step.frame_shape)

@@ -674,8 +674,11 @@ def _boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 def _sample_target(rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray) -> PatchTrack:
     """A patch that wanders, bounces off the frame edges, swells and shrinks and changes its aspect a little."""
     height, width = size
-    base_w = rng.uniform(0.1, 0.22) * width
-    base_h = min(base_w * rng.uniform(0.6, 1.8), 0.4 * height)
+    # Real targets come in every shape: people are two to three times taller than wide, cars and bags wider than tall.
+    area = rng.uniform(0.1, 0.2) ** 2 * width * height
+    aspect = np.exp(rng.uniform(np.log(0.5), np.log(3.0)))  # height / width
+    base_w = np.sqrt(area / aspect)
+    base_h = min(base_w * aspect, 0.45 * height)
     swing = rng.uniform(0.2, 0.4)  # log-scale amplitude: the box spans a factor of about 1.5 to 2.2
     period = rng.uniform(0.8, 1.5) * num_frames
     phase = 2 * np.pi * np.arange(num_frames) / period + rng.uniform(0.0, 2 * np.pi)

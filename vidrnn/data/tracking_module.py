@@ -5,12 +5,12 @@ its peak, the searched-for size — :meth:`vidrnn.tracking.Tracker.search`). The
 trainable parameters, so evidence can be computed once and cached, exactly like classification's frame features:
 the CNN runs once per (frame, simulated run), and every training epoch afterwards costs milliseconds.
 
-A simulated run is what the online tracker would see, minus its own mistakes: frame ``t`` is searched around the
-**previous** frame's true box disturbed by a smooth random error (an AR(1) walk in position and log-scale, ``walks``
-independent walks per sequence), because a real tracker's last estimate is never exact and its errors persist for
-several frames; a head trained only on perfect crops would never learn to pull a drifting box back. Targets are the
-true boxes in each search crop's normalised coordinates; frames whose ground truth is NaN (target absent) are masked
-out of the loss, and their search goes around the last box where the target was seen.
+A simulated run is what an online tracker would see. Run 0 of each sequence *is* an online tracker — the
+matching-only one, each search placed where its previous peak was — so the data holds the drifting, half-lost states
+a real run visits. The other runs search around the **previous** frame's true box disturbed by a smooth random error
+(an AR(1) walk in position and log-scale), because a tracker's last estimate is never exact and its errors persist
+for several frames. Targets are the true boxes in each search crop's normalised coordinates; frames whose ground truth
+is NaN (target absent), or whose target lies outside the search region, are masked out of the loss.
 
 Training samples random windows of ``window`` frames from those runs; validation uses fixed windows (seeded per
 index, so every epoch scores the same samples); test runs the tracker over whole sequences, online, exactly as
@@ -40,7 +40,7 @@ from tqdm import tqdm
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import ensure_tracking_demo
 from vidrnn.data.tracking import TrackingSequence, find_sequences
-from vidrnn.models.tracker import TemplateMatcher
+from vidrnn.models.tracker import EVIDENCE_DIM, TemplateMatcher
 from vidrnn.search_region import SearchGeometry
 from vidrnn.tracking import Tracker
 
@@ -49,7 +49,7 @@ __all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_ru
 logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
-EVIDENCE_VERSION = 1
+EVIDENCE_VERSION = 3
 
 #: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
 ERROR_PERSISTENCE = 0.7
@@ -57,8 +57,8 @@ ERROR_PERSISTENCE = 0.7
 
 @dataclass(frozen=True)
 class EvidenceRuns:
-    """Simulated runs over one sequence: ``evidence [W, N-1, F]`` and ``targets [W, N-1, 4]`` for frames 1..N-1
-    under ``W`` error walks, and ``valid [N-1]`` (target visible)."""
+    """Simulated runs over one sequence: ``evidence [W, N-1, F]``, ``targets [W, N-1, 4]`` and ``valid [W, N-1]``
+    (the step counts in the loss) for frames 1..N-1 under ``W`` simulated trackers."""
 
     name: str
     evidence: np.ndarray
@@ -89,6 +89,14 @@ def _error_walks(rng: np.random.Generator, walks: int, steps: int, position: flo
     return errors
 
 
+def _disturbed(box: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``box`` moved by ``error`` (centre offset in target sizes, log-scale)."""
+    size = np.sqrt(box[2] * box[3])
+    centre = box[:2] + box[2:] / 2 + error[:2] * size
+    scaled = box[2:] * np.exp(error[2])
+    return np.r_[centre - scaled / 2, scaled]
+
+
 def simulate_runs(
     tracker: Tracker,
     sequence: TrackingSequence,
@@ -96,38 +104,39 @@ def simulate_runs(
     rng: np.random.Generator,
     position_jitter: float,
     scale_jitter: float,
-    chunk_size: int = 8,
 ) -> EvidenceRuns:
-    """Search every frame of ``sequence`` around its previous true box disturbed by ``walks`` error walks."""
+    """Search every frame of ``sequence`` as ``walks`` simulated trackers would.
+
+    Run 0 is the matching-only tracker itself, online: each search goes where its previous peak was, so the runs
+    contain the states a drifting tracker really visits (a head trained only around true boxes never sees them and,
+    online, compounds its first mistakes). Runs 1.. search around the previous true box moved by a smooth error walk.
+    A step counts (``valid``) when the target is visible and its centre lies inside the search region: when the
+    search missed the target entirely, no evidence could say where it went.
+    """
     truth = sequence.boxes
     errors = _error_walks(rng, walks, sequence.num_frames, position_jitter, scale_jitter)
     steps = sequence.num_frames - 1
-    evidence, targets = None, np.zeros((walks, steps, 4), dtype=np.float32)
-    template = None
-    for indices, frames in sequence.iter_frames(chunk_size=chunk_size):
-        if template is None:
-            template = tracker.template(frames[0], truth[0])
-        batch_frames, guesses, slots = [], [], []
+    evidence = np.zeros((walks, steps, EVIDENCE_DIM), dtype=np.float32)
+    targets = np.zeros((walks, steps, 4), dtype=np.float32)
+    valid = np.zeros((walks, steps), dtype=bool)
+    template, matching_box = None, truth[0]
+    for indices, frames in sequence.iter_frames(chunk_size=16):
         for index, frame in zip(indices, frames):
             if index == 0:
+                template = tracker.template(frame, truth[0])
                 continue
             previous = _last_visible(truth, index - 1)
-            size = np.sqrt(previous[2] * previous[3])
-            for walk in range(walks):
-                offset, log_scale = errors[walk, index, :2], errors[walk, index, 2]
-                centre = previous[:2] + previous[2:] / 2 + offset * size
-                scaled = previous[2:] * np.exp(log_scale)
-                batch_frames.append(frame)
-                guesses.append(np.r_[centre - scaled / 2, scaled])
-                slots.append((walk, index - 1))
-        if not batch_frames:
-            continue
-        for (walk, step), result in zip(slots, tracker.search(batch_frames, guesses, template)):
-            if evidence is None:
-                evidence = np.zeros((walks, steps, len(result.evidence)), dtype=np.float32)
-            evidence[walk, step] = result.evidence.cpu().numpy()
-            targets[walk, step] = result.window.box_to_crop(np.nan_to_num(truth[step + 1]))
-    return EvidenceRuns(sequence.name, evidence, targets, sequence.visible[1:].copy())
+            guesses = [matching_box, *(_disturbed(previous, errors[walk, index]) for walk in range(1, walks))]
+            results = tracker.search([frame] * walks, guesses, template)
+            box = truth[index]
+            for walk, result in enumerate(results):
+                evidence[walk, index - 1] = result.evidence.cpu().numpy()
+                target = result.window.box_to_crop(np.nan_to_num(box))
+                targets[walk, index - 1] = target
+                centre = target[:2] + target[2:] / 2
+                valid[walk, index - 1] = not np.isnan(box).any() and bool(((centre > 0) & (centre < 1)).all())
+            matching_box = results[0].peak_box
+    return EvidenceRuns(sequence.name, evidence, targets, valid)
 
 
 class EvidenceWindows(Dataset):
@@ -160,7 +169,7 @@ class EvidenceWindows(Dataset):
         return {
             "evidence": torch.from_numpy(run.evidence[walk, span]),
             "targets": torch.from_numpy(run.targets[walk, span]),
-            "valid": torch.from_numpy(run.valid[span]),
+            "valid": torch.from_numpy(run.valid[walk, span]),
         }
 
 
@@ -187,7 +196,7 @@ class TrackingDataModule(L.LightningDataModule):
         backbone: the frozen CNN; ``pooling`` is forced to ``map`` and ``input_size`` to the crop size.
         geometry: search-region context, size factor and crop resolution.
         template_cells: the template's side in feature-map cells (odd).
-        walks: simulated runs per sequence (independent error walks).
+        walks: simulated runs per sequence: the matching-only tracker online, plus walks - 1 error walks.
         position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
         window: frames per training window (the recurrent head's unrolled length).
         train_windows / val_windows: samples per epoch.
@@ -204,8 +213,8 @@ class TrackingDataModule(L.LightningDataModule):
         geometry: SearchGeometry = SearchGeometry(),
         template_cells: int = 5,
         walks: int = 4,
-        position_jitter: float = 0.1,
-        scale_jitter: float = 0.05,
+        position_jitter: float = 0.15,
+        scale_jitter: float = 0.1,
         window: int = 16,
         train_windows: int = 2048,
         val_windows: int = 256,

@@ -136,7 +136,8 @@ class VideoClassifier(L.LightningModule):
         logits = self(batch.features, batch.lengths)
         loss = self.loss(logits, batch.labels)
         metrics.update(logits, batch.labels)
-        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch.labels))
+        # sync_dist: under DDP each rank sees a shard; the logged loss must be the mean over all of them.
+        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch.labels), sync_dist=True)
         self.log_dict(metrics, prog_bar=True, batch_size=len(batch.labels))
         return logits
 

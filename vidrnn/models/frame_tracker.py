@@ -74,10 +74,8 @@ class FrameTracker(L.LightningModule):
         spec = BackboneSpec(**{**(backbone or {"layer": "blocks.10"}), "pooling": "map",
                                "input_size": self.geometry.size})
         self.backbone = build_backbone(spec)
-        with torch.no_grad():
-            map_cells = self.backbone(torch.zeros(1, 3, self.geometry.size, self.geometry.size)).shape[-1]
         self.matcher = TemplateMatcher(template_cells)
-        self.head = RecurrentBoxHead(map_cells, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+        self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                                      bidirectional=bidirectional, dropout=dropout)
         self.optimizer, self.scheduler = optimizer, scheduler
         self._test_rows: list[dict[str, Any]] = []
@@ -110,7 +108,7 @@ class FrameTracker(L.LightningModule):
             iou = _paired_iou(predicted, targets).mean()
             peak_iou = _paired_iou(self.head.peak_boxes(evidence)[valid], targets).mean()
         self.log_dict({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": peak_iou},
-                      prog_bar=True, batch_size=int(valid.sum()))
+                      prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
@@ -130,7 +128,7 @@ class FrameTracker(L.LightningModule):
             runs["matching_"] = self._track(sequence, matching_only=True)
         for prefix, score in runs.items():
             self.log_dict({f"test/{prefix}{name}": value for name, value in score.to_dict().items() if name != "frames"},
-                          batch_size=1)
+                          batch_size=1, sync_dist=True)
             self._test_rows.append({"sequence": sequence.name, "tracker": prefix.rstrip("_") or "vidrnn",
                                     **score.to_dict()})
 

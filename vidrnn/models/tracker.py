@@ -5,8 +5,9 @@ appearance is taken once, from the first frame's map, with ``torchvision.ops.roi
 cross-correlation of that template over each new map gives a **response map**: high where the frame looks like the
 target. Its peak alone is a tracker — the *matching-only* ablation, no training at all (:func:`peak_positions`).
 
-:class:`RecurrentBoxHead` reads, frame after frame, the whole response map, its peak and the search region's scale,
-and regresses the box as a correction to the peak. What a recurrent state can add that a single frame cannot:
+:class:`RecurrentBoxHead` reads, frame after frame, a compact summary of each search — the strongest peaks of the
+response, how well the template matches at five scales around the best one, the size the search was cut for (see
+:func:`match_evidence`) — and regresses the box as a correction to the peak. What a recurrent state can add that a single frame cannot:
 motion continuity (a second peak far from where the target was heading is a distractor), memory through occlusion
 (when the response collapses, keep the course), and a size that changes smoothly. ``cell="none"`` gives the same
 head without recurrence (a per-frame MLP), so the table can separate "learned" from "recurrent".
@@ -23,9 +24,29 @@ from torchvision.ops import roi_align
 
 from vidrnn.models.temporal import _RNN_CLASSES
 
-__all__ = ["RecurrentBoxHead", "TemplateMatcher", "TrackerCell", "peak_positions", "xywh_to_xyxy"]
+__all__ = [
+    "EVIDENCE_DIM",
+    "SCALES",
+    "RecurrentBoxHead",
+    "TemplateMatcher",
+    "TrackerCell",
+    "match_evidence",
+    "peak_positions",
+    "xywh_to_xyxy",
+]
 
 TrackerCell = Literal["rnn", "lstm", "gru", "none"]
+
+#: Relative target sizes at which the template is compared around the peak (the head's evidence of a size change).
+SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
+#: Peaks reported per frame: the best one and the strongest rivals, where a distractor or the lost target may be.
+PEAKS = 3
+#: Largest change of the box's log-size from one frame to the next. Generated targets change by at most ~0.07 per
+#: frame; online, every size estimate becomes the next search's reference, so an unbounded head compounds its errors
+#: (a box grew 14-fold in 40 frames on a real sequence before this bound).
+MAX_SCALE_STEP = 0.1
+#: Length of one frame's evidence vector (see :func:`match_evidence`).
+EVIDENCE_DIM = 3 * PEAKS + len(SCALES) + 2 + 2
 
 
 def xywh_to_xyxy(boxes: Tensor) -> Tensor:
@@ -54,6 +75,12 @@ class TemplateMatcher(nn.Module):
         return roi_align(maps, rois, output_size=self.template_cells, spatial_scale=1.0, sampling_ratio=-1,
                          aligned=True)
 
+    def similarity(self, maps: Tensor, templates: Tensor, boxes: Tensor) -> Tensor:
+        """Cosine similarity (zero-mean) of each template with the map pooled inside ``boxes [N,4]`` → ``[N]``."""
+        pooled = self.template(maps, boxes)
+        centred = [value - value.mean(dim=(1, 2, 3), keepdim=True) for value in (pooled, templates)]
+        return F.cosine_similarity(centred[0].flatten(1), centred[1].flatten(1), dim=1, eps=1e-6)
+
     def forward(self, maps: Tensor, templates: Tensor) -> Tensor:
         """Response ``[N,H,W]``: cosine similarity of each map patch with its own template (row ``i`` with ``i``)."""
         count, channels, height, width = maps.shape
@@ -68,39 +95,78 @@ class TemplateMatcher(nn.Module):
         return (dot.reshape(count, 1, height, width) / variance.clamp_min(1e-6).sqrt()).squeeze(1)
 
 
+def _refine(response: Tensor, row: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
+    """Crop-normalised ``(u, v)`` of cells ``(row, col)``, refined below one cell by a parabola on each axis."""
+    count, height, width = response.shape
+    rows = torch.arange(count, device=response.device)
+
+    def offset(before: Tensor, peak: Tensor, after: Tensor) -> Tensor:
+        curvature = before - 2 * peak + after
+        shift = 0.5 * (before - after) / torch.where(curvature < -1e-6, curvature, -1e-6)
+        return shift.clamp(-0.5, 0.5)
+
+    peak = response[rows, row, col]
+    dy = offset(response[rows, (row - 1).clamp(min=0), col], peak, response[rows, (row + 1).clamp(max=height - 1), col])
+    dx = offset(response[rows, row, (col - 1).clamp(min=0)], peak, response[rows, row, (col + 1).clamp(max=width - 1)])
+    u = (col.to(response.dtype) + 0.5 + dx) / width
+    v = (row.to(response.dtype) + 0.5 + dy) / height
+    return torch.stack([u, v], dim=1), peak
+
+
 def peak_positions(response: Tensor) -> tuple[Tensor, Tensor]:
     """The response's maximum per map: crop-normalised ``(u, v)`` ``[N,2]`` and its value ``[N]``.
 
     Refined below one cell by a parabola through the peak and its neighbours on each axis, so a stride-16 map does not
     quantise positions to 16-pixel steps.
     """
-    count, height, width = response.shape
+    width = response.shape[-1]
     flat_index = response.flatten(1).argmax(dim=1)
-    row, col = flat_index // width, flat_index % width
-    rows = torch.arange(count, device=response.device)
+    return _refine(response, flat_index // width, flat_index % width)
 
-    def offset(values_before: Tensor, values_peak: Tensor, values_after: Tensor) -> Tensor:
-        curvature = values_before - 2 * values_peak + values_after
-        shift = 0.5 * (values_before - values_after) / torch.where(curvature < -1e-6, curvature, -1e-6)
-        return shift.clamp(-0.5, 0.5)
 
-    row_before, row_after = (row - 1).clamp(min=0), (row + 1).clamp(max=height - 1)
-    col_before, col_after = (col - 1).clamp(min=0), (col + 1).clamp(max=width - 1)
-    peak = response[rows, row, col]
-    dy = offset(response[rows, row_before, col], peak, response[rows, row_after, col])
-    dx = offset(response[rows, row, col_before], peak, response[rows, row, col_after])
-    u = (col.to(response.dtype) + 0.5 + dx) / width
-    v = (row.to(response.dtype) + 0.5 + dy) / height
-    return torch.stack([u, v], dim=1), peak
+def _strongest_peaks(response: Tensor, count: int) -> Tensor:
+    """``[N, count, 3]``: ``(u, v, value)`` of the ``count`` highest local maxima (cell centres), best first.
+
+    Local maxima are cells equal to the maximum of their 3x3 neighbourhood; a map with fewer repeats its last one.
+    """
+    width = response.shape[-1]
+    is_peak = response == F.max_pool2d(response[:, None], 3, stride=1, padding=1)[:, 0]
+    scores = torch.where(is_peak, response, torch.finfo(response.dtype).min).flatten(1)
+    values, index = scores.topk(count, dim=1)
+    values = torch.where(values > -2, values, values[:, :1])  # fewer peaks than asked: repeat the best
+    index = torch.where(scores.gather(1, index) > -2, index, index[:, :1])
+    u = (index % width).to(response.dtype).add(0.5) / width
+    v = (index // width).to(response.dtype).add(0.5) / response.shape[-2]
+    return torch.stack([u, v, response.flatten(1).gather(1, index)], dim=2)
+
+
+def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, reference_size: Tensor) -> Tensor:
+    """One frame's search summarised for the head: ``[N, EVIDENCE_DIM]`` from maps ``[N,C,H,W]`` and templates.
+
+    Layout: the refined best peak ``(u, v)`` and its value; the next :data:`PEAKS` - 1 local maxima ``(u, v, value)``;
+    the template's similarity to the map around the best peak at each of :data:`SCALES` times ``reference_size`` (the
+    crop-normalised ``(w, h)`` the search was cut for); the response's mean and standard deviation; the log of
+    ``reference_size``. A summary rather than the whole response map: a few dozen numbers generalise from generated
+    training data, where a head reading 256 raw cells learned the training sequences by heart.
+    """
+    response = matcher(maps, templates)
+    position, peak = peak_positions(response)
+    rivals = _strongest_peaks(response, PEAKS)[:, 1:].flatten(1)
+    similarities = []
+    for scale in SCALES:
+        size = reference_size * scale
+        similarities.append(matcher.similarity(maps, templates, torch.cat([position - size / 2, size], dim=1)))
+    statistics = torch.stack([response.flatten(1).mean(dim=1), response.flatten(1).std(dim=1)], dim=1)
+    return torch.cat([position, peak[:, None], rivals, torch.stack(similarities, dim=1), statistics,
+                      reference_size.log()], dim=1)
 
 
 class RecurrentBoxHead(nn.Module):
     """Per-frame match evidence ``[B,T,F]`` → boxes ``[B,T,4]`` (crop-normalised ``x, y, w, h``).
 
-    Input per frame (see :meth:`evidence`): the response map, its refined peak and value, and the log of the box size
-    the crop was cut for. The output is a correction to the peak (centre offset) and a log-scale change of that size,
+    Input per frame: :func:`match_evidence`. The output is a correction to the peak (centre offset) and a log-scale change of that size,
     starting at exactly "peak, same size" (the last layer starts at zero), so training begins from the matching-only
-    tracker and can only learn what improves on it.
+    tracker and can only learn what improves on it. The size changes by at most :data:`MAX_SCALE_STEP` (log) a frame.
 
     ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
     one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
@@ -108,7 +174,6 @@ class RecurrentBoxHead(nn.Module):
 
     def __init__(
         self,
-        map_cells: int,
         cell: TrackerCell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -121,8 +186,7 @@ class RecurrentBoxHead(nn.Module):
         if cell == "none" and bidirectional:
             raise ValueError("cell='none' reads frames one by one: bidirectional needs a recurrent cell")
         self.cell, self.bidirectional = cell, bidirectional
-        self.evidence_dim = map_cells * map_cells + 5
-        self.embed = nn.Sequential(nn.Linear(self.evidence_dim, hidden_size), nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(EVIDENCE_DIM, hidden_size), nn.ReLU())
         if cell == "none":
             self.rnn = None
             self.temporal = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
@@ -138,15 +202,9 @@ class RecurrentBoxHead(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     @staticmethod
-    def evidence(response: Tensor, reference_size: Tensor) -> Tensor:
-        """Build one frame's input vector ``[N,F]`` from its response ``[N,H,W]`` and crop-normalised ``(w, h)``."""
-        position, peak = peak_positions(response)
-        return torch.cat([response.flatten(1), position, peak[:, None], reference_size.log()], dim=1)
-
-    def _parts(self, evidence: Tensor) -> tuple[Tensor, Tensor]:
-        """The peak position ``[...,2]`` and the searched-for size ``[...,2]`` recorded in the evidence."""
-        cells = self.evidence_dim - 5
-        return evidence[..., cells : cells + 2], evidence[..., -2:].exp()
+    def _parts(evidence: Tensor) -> tuple[Tensor, Tensor]:
+        """The best peak ``(u, v)`` and the searched-for size ``(w, h)`` recorded in the evidence."""
+        return evidence[..., :2], evidence[..., -2:].exp()
 
     def peak_boxes(self, evidence: Tensor) -> Tensor:
         """The matching-only answer for the same evidence: the peak, at the searched-for size."""
@@ -163,5 +221,5 @@ class RecurrentBoxHead(nn.Module):
         correction = self.out(hidden)
         position, size = self._parts(evidence)
         centre = position + correction[..., :2] * size
-        size = size * correction[..., 2:].clamp(-2.0, 2.0).exp()
+        size = size * (MAX_SCALE_STEP * torch.tanh(correction[..., 2:])).exp()
         return torch.cat([centre - size / 2, size], dim=-1), state

@@ -1,0 +1,188 @@
+"""Tracking end to end: cached simulated runs, `vidrnn fit/test` with task: tracking, and `vidrnn track`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.cli import main
+from vidrnn.data.synthetic import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
+from vidrnn.data.tracking import load_sequence
+from vidrnn.data.tracking_module import EvidenceWindows, TrackingDataModule, simulate_runs
+from vidrnn.metrics import iou_per_frame
+from vidrnn.models.tracker import EVIDENCE_DIM, TemplateMatcher
+from vidrnn.search_region import SearchGeometry
+from vidrnn.tracking import Tracker
+from vidrnn.training import run_lightning_cli, task_of
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SIZE = (96, 128)
+
+
+@pytest.fixture(scope="module")
+def tracking_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tracking")
+    for offset, (split, count, frames) in enumerate([("train", 10, 32), ("val", 2, 32), ("test", 3, 40)]):
+        make_tracking_sequences(root / split, num_sequences=count, num_frames=frames, seed=10 + offset)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config(tracking_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("track-cli")
+    values = {
+        "task": "tracking",
+        "seed_everything": 0,
+        "data": {
+            "root": str(tracking_root), "cache_dir": str(work / "cache"), "walks": 3,
+            "window": 8, "train_windows": 256, "val_windows": 32, "batch_size": 32, "device": "cpu",
+        },
+        "model": {"cell": "lstm", "hidden_size": 32, "optimizer": {
+            "class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}}},
+        "trainer": {
+            "max_epochs": 10, "accelerator": "cpu", "default_root_dir": str(work / "runs"), "enable_progress_bar": False,
+            "enable_model_summary": False, "gradient_clip_val": 1.0,
+        },
+    }
+    path = work / "track.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+def test_configs_name_their_task(tmp_path: Path) -> None:
+    assert task_of(["fit", "--config", str(CONFIGS / "track_demo.yaml")]) == "tracking"
+    assert task_of(["fit", "--config", str(CONFIGS / "demo.yaml")]) == "classification"
+    assert task_of(["fit", "--config", str(CONFIGS / "demo.yaml"), "--task", "tracking"]) == "tracking"
+    with pytest.raises(SystemExit, match="unknown task"):
+        task_of(["fit", "--task=segmentation"])
+
+
+def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(CONFIGS / "track_demo.yaml"), "--print_config"])
+    assert done.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["task"] == "tracking" and printed["trainer"]["gradient_clip_val"] > 0
+    assert printed["model"]["cell"] == "lstm" and printed["data"]["geometry"]["size"] == 256
+
+
+def test_missing_folders_fail_before_anything_slow(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="train/ and val/"):
+        TrackingDataModule(root=str(tmp_path / "nowhere"))
+
+
+def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path) -> None:
+    folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=10, size=SIZE, seed=3)[0]
+    truth = (folder / "groundtruth_rect.txt").read_text().splitlines()
+    truth[4] = "NaN,NaN,NaN,NaN"  # the target leaves the view in frame 5 (0-based 4)
+    (folder / "groundtruth_rect.txt").write_text("\n".join(truth) + "\n")
+    sequence = load_sequence(folder)
+    geometry = SearchGeometry(size=96)
+    tracker = Tracker(build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=96)), geometry,
+                      TemplateMatcher(5))
+    runs = simulate_runs(tracker, sequence, walks=3, rng=np.random.default_rng(0), position_jitter=0.0,
+                         scale_jitter=0.0)
+    assert runs.evidence.shape == (3, 9, EVIDENCE_DIM) and runs.targets.shape == (3, 9, 4)
+    assert np.isfinite(runs.evidence).all()
+    assert runs.valid.shape == (3, 9) and not runs.valid[:, 3].any()  # frame 4: absent
+    # Without error, walks 1 and 2 search around the previous true box: identical runs, and each target lies where
+    # the crop's geometry says it must.
+    assert np.allclose(runs.evidence[1], runs.evidence[2]) and runs.valid[1:, [0, 1, 2, 4]].all()
+    expected = geometry.window(sequence.boxes[1]).box_to_crop(sequence.boxes[2])
+    assert runs.targets[1, 1] == pytest.approx(expected, abs=1e-5)
+    # Walk 0 is the matching-only tracker online: its first search is around the given box, like the others; later
+    # ones follow its own peaks (its searches, and so its targets, differ from the true-box walks).
+    assert np.allclose(runs.evidence[0, 0], runs.evidence[1, 0])
+    assert not np.allclose(runs.targets[0, 1:], runs.targets[1, 1:])
+    windows = EvidenceWindows([runs], window=4, length=5, seed=0)
+    item = windows[0]
+    assert item["evidence"].shape == (4, EVIDENCE_DIM) and item["valid"].dtype == torch.bool
+    assert torch.equal(windows[1]["evidence"], EvidenceWindows([runs], window=4, length=5, seed=0)[1]["evidence"])
+
+
+@pytest.mark.slow
+def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root: Path, capsys) -> None:
+    """Fit (cache + training) and test through the CLI; the trained tracker follows the target far better than a
+    box that stays where it started, and the scores land in tracking_scores.csv."""
+    cli = run_lightning_cli(["fit", "--config", str(config), "--test_after_fit", "true"])
+    metrics = cli.trainer.callback_metrics
+    cache = Path(yaml.safe_load(config.read_text())["data"]["cache_dir"])
+    assert len(list(cache.rglob("*.npz"))) == 12  # one cached file per train and val sequence
+
+    tracked_iou = float(metrics["test/mean_iou"])
+    staying = []
+    for folder in sorted((tracking_root / "test").iterdir()):
+        sequence = load_sequence(folder)
+        still = np.repeat(sequence.boxes[:1], sequence.num_frames, axis=0)
+        staying.append(np.nanmean(iou_per_frame(still, sequence.boxes)[1:]))
+    # Measured: tracked 0.29, a box that stays put 0.07 (the matching-only ablation: 0.56 — this tiny head, trained
+    # on 10 sequences, does not beat it; the demo-sized one does, see docs/results.md).
+    assert tracked_iou > np.mean(staying) + 0.15, (tracked_iou, np.mean(staying))
+
+    log_dir = Path(cli.trainer.log_dir)
+    rows = list(csv.DictReader((log_dir / "tracking_scores.csv").open()))
+    assert {row["tracker"] for row in rows} == {"vidrnn", "matching"}
+    assert sum(row["sequence"] == "MEAN" for row in rows) == 2 and len(rows) == 2 * 3 + 2
+
+    checkpoint = cli.trainer.checkpoint_callback.best_model_path
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["task"] == "tracking"
+    assert not any(key.startswith("backbone.") for key in state["state_dict"])  # the frozen CNN is rebuilt, not saved
+    _track_cli(Path(checkpoint), tracking_root, capsys)
+
+
+def _write_clip(path: Path, frames: list[np.ndarray]) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _track_cli(checkpoint: Path, tracking_root: Path, capsys) -> None:
+    """`vidrnn track` on a short generated video: one row per frame, a rendered video, online and streaming."""
+    work = checkpoint.parent
+    scene = sample_tracking_scene(np.random.default_rng(7), 20, (240, 320))
+    video = work / "clip.mp4"
+    _write_clip(video, [render_tracking_frame(scene, index) for index in range(20)])
+    box = ",".join(str(value) for value in scene.ground_truth()[0])
+    output, rendered = work / "boxes.csv", work / "boxes.mp4"
+    code = main(["track", str(video), "--ckpt", str(checkpoint), "--box", box, "--output", str(output),
+                 "--render", str(rendered), "--device", "cpu"])
+    assert code == 0
+    rows = list(csv.DictReader(output.open()))
+    assert [int(row["frame"]) for row in rows] == list(range(20))
+    boxes = np.array([[float(row[key]) for key in "xywh"] for row in rows])
+    assert np.isfinite(boxes).all() and (boxes[:, 2:] >= 2).all() and (boxes[:, 2] <= 320).all()
+    assert boxes[0] == pytest.approx(scene.ground_truth()[0])
+    capture = cv2.VideoCapture(str(rendered))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    capture.release()
+
+
+def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    assert main(["track", str(video), "--box", "1,1,0,5", "--matching-only"]) == 2
+    assert "at least 2x2" in capsys.readouterr().err
+    assert main(["track", str(video), "--box", "1,1,8,8", "--ckpt", str(tmp_path / "none.ckpt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["track", str(video), "--box", "1,1,8,8"]) == 2
+    assert "--ckpt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["track", str(video), "--box", "1,2,3"])
+
+
+def test_matching_only_track_cli_writes_a_row_per_frame(tmp_path: Path) -> None:
+    folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=8, size=SIZE, seed=1)[0]
+    sequence = load_sequence(folder)
+    output = tmp_path / "boxes.csv"
+    box = ",".join(str(value) for value in sequence.boxes[0])
+    assert main(["track", str(folder / "img"), "--box", box, "--matching-only", "--output", str(output)]) == 0
+    assert len(list(csv.DictReader(output.open()))) == 8
