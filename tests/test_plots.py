@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,13 @@ import pytest
 import torch
 
 from vidrnn.plots import (
+    BOX_COLOURS,
     confusion_matrix_figure,
+    frame_grid_figure,
+    iou_timeline_figure,
+    jpeg_bytes,
     normalize_rows,
+    probability_timeline_figure,
     read_confusion_csv,
     save_confusion_matrix,
     write_confusion_csv,
@@ -86,3 +92,54 @@ def test_many_classes_are_not_annotated() -> None:
 def test_bad_matrices_are_refused(matrix: np.ndarray, names: list[str], tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_confusion_csv(matrix, names, tmp_path / "cm.csv")
+
+
+def test_probability_timeline_shows_top_classes_and_the_true_one() -> None:
+    names = ["a", "b", "c", "d"]
+    probabilities = np.array([[0.7, 0.2, 0.05, 0.05], [0.3, 0.6, 0.05, 0.05], [0.1, 0.8, 0.05, 0.05]])
+    figure = probability_timeline_figure(probabilities, names, frame_indices=[0, 5, 10], true_class="d", top=2)
+    axes = figure.axes[0]
+    assert [line.get_label() for line in axes.lines] == ["b", "a", "d (true)"]
+    np.testing.assert_array_equal(axes.lines[0].get_xdata(), [0, 5, 10])
+    np.testing.assert_allclose(axes.lines[0].get_ydata(), probabilities[:, 1])
+    assert axes.get_xlabel() == "frame"
+
+
+@pytest.mark.parametrize(("probabilities", "true_class"), [(np.full((3, 2), 0.5), None), (np.eye(3), "x")])
+def test_probability_timeline_refuses_mismatched_input(probabilities: np.ndarray, true_class: str | None) -> None:
+    with pytest.raises(ValueError):
+        probability_timeline_figure(probabilities, ["a", "b", "c"], true_class=true_class)
+
+
+def test_iou_timeline_reports_mean_without_first_frame_in_overlay_colours() -> None:
+    ious = {"ours": np.array([1.0, 0.5, np.nan, 0.7]), "other": np.array([1.0, 0.0, np.nan, 0.2])}
+    axes = iou_timeline_figure(ious).axes[0]
+    assert [line.get_label() for line in axes.lines] == ["ours (mean 0.60)", "other (mean 0.10)"]
+    assert axes.lines[0].get_color() == tuple(channel / 255 for channel in BOX_COLOURS[1])
+
+
+def test_frame_grid_has_one_image_per_frame_and_keeps_the_aspect() -> None:
+    frame = np.zeros((40, 80, 3), dtype=np.uint8)
+    figure = frame_grid_figure([[frame, frame, frame], [frame]], row_titles=["clip 1", "clip 2"],
+                               frame_titles=[["0", "1", "2"], ["0"]], row_inches=1.0)
+    images = [axes for axes in figure.axes if axes.images]
+    assert len(images) == 4
+    assert [axes.get_title() for axes in images] == ["0", "1", "2", "0"]
+    width, height = figure.get_size_inches()
+    assert width == pytest.approx(3 * 2.0)
+    assert height == pytest.approx(2 * 1.3)
+
+
+def test_frame_grid_refuses_an_empty_row() -> None:
+    with pytest.raises(ValueError):
+        frame_grid_figure([[]])
+
+
+def test_frames_as_jpeg_are_smaller_than_as_png() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, size=(96, 128, 3), dtype=np.uint8)
+    figure = frame_grid_figure([[noise, noise]])
+    jpeg = jpeg_bytes(figure)
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    assert jpeg[:3] == b"\xff\xd8\xff"
+    assert len(jpeg) < len(png.getvalue()) / 2

@@ -1,4 +1,5 @@
-"""Plots shared by the command line and notebooks: the confusion matrix (figure, CSV, PNG) and box overlays.
+"""Plots shared by the command line and notebooks: the confusion matrix (figure, CSV, PNG), box overlays, per-frame
+timelines (class probabilities, tracking IoU) and grids of frames.
 
 Figures are built as :class:`matplotlib.figure.Figure` objects, never through ``pyplot``. Such a figure needs no GUI
 backend — ``savefig`` renders with Agg — so the CLI works on a headless server, and nothing here changes the backend
@@ -10,20 +11,26 @@ Convention throughout: rows are the true class, columns the predicted class, as 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 __all__ = [
     "BOX_COLOURS",
     "confusion_matrix_figure",
     "draw_boxes",
+    "frame_grid_figure",
+    "iou_timeline_figure",
+    "jpeg_bytes",
     "normalize_rows",
+    "probability_timeline_figure",
     "read_confusion_csv",
     "save_confusion_matrix",
     "write_confusion_csv",
@@ -175,3 +182,107 @@ def draw_boxes(frame: np.ndarray, boxes: Sequence[np.ndarray], labels: Sequence[
             cv2.putText(canvas, labels[position], (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
                         cv2.LINE_AA)
     return canvas
+
+
+def _rgb(colour: Sequence[int]) -> tuple[float, ...]:
+    """A :data:`BOX_COLOURS` entry as the 0-1 floats matplotlib takes."""
+    return tuple(channel / 255 for channel in colour)
+
+
+def probability_timeline_figure(step_probabilities: np.ndarray, class_names: Sequence[str], *,
+                                frame_indices: Sequence[int] | None = None, true_class: str | None = None,
+                                top: int = 5, title: str | None = None) -> Figure:
+    """Class probabilities after each step of one clip, ``[t,K]``: where in the clip the decision is made.
+
+    Only the ``top`` classes that reach the highest probability anywhere in the clip get a line, because with 101
+    classes the rest would be a tangle near zero; the true class always gets one, drawn thicker, so a mistake shows
+    which class won and from which frame on. The x axis is the source frame when ``frame_indices`` (the
+    :class:`~vidrnn.inference.Prediction`'s) is given, else the step.
+    """
+    names = list(class_names)
+    probabilities = np.asarray(step_probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(names):
+        raise ValueError(f"step probabilities must be [t, {len(names)}], got shape {list(probabilities.shape)}")
+    if true_class is not None and true_class not in names:
+        raise ValueError(f"true class {true_class!r} is not one of the class names")
+    steps = np.arange(len(probabilities)) if frame_indices is None else np.asarray(frame_indices)
+    shown = list(np.argsort(-probabilities.max(axis=0), kind="stable")[:top])
+    if true_class is not None and names.index(true_class) not in shown:
+        shown.append(names.index(true_class))
+    figure = Figure(figsize=(4.6, 2.3), layout="constrained")
+    axes = figure.add_subplot()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for k in shown:
+        is_true = names[k] == true_class
+        axes.plot(steps, probabilities[:, k], marker=".", linewidth=2.5 if is_true else 1.2,
+                  label=f"{names[k]} (true)" if is_true else names[k])
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("step" if frame_indices is None else "frame")
+    axes.set_ylabel("probability")
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if title is not None:
+        axes.set_title(title, fontsize=9)
+    return figure
+
+
+def iou_timeline_figure(ious: Mapping[str, np.ndarray], title: str | None = None) -> Figure:
+    """IoU with the ground truth frame by frame, one line per tracker, its mean over frames 2.. in the legend.
+
+    A single success score hides *when* a tracker lost the target and whether it came back; this shows it. Frames
+    without ground truth (NaN) leave gaps. Tracker ``i`` is drawn in ``BOX_COLOURS[i + 1]``, the colour
+    :func:`draw_boxes` gives it when the ground truth comes first, so lines and overlays match. The mean leaves out
+    the first frame, whose box the tracker was given, as :func:`vidrnn.metrics.score_sequence` does.
+    """
+    figure = Figure(figsize=(5.0, 2.4), layout="constrained")
+    axes = figure.add_subplot()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for position, (name, values) in enumerate(ious.items()):
+        values = np.asarray(values, dtype=np.float64)
+        mean = np.nanmean(values[1:]) if np.isfinite(values[1:]).any() else float("nan")
+        colour = _rgb(BOX_COLOURS[(position + 1) % len(BOX_COLOURS)])
+        axes.plot(np.arange(len(values)), values, color=colour, linewidth=1.2, label=f"{name} (mean {mean:.2f})")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("frame")
+    axes.set_ylabel("IoU with ground truth")
+    axes.legend(fontsize=7, loc="lower left", frameon=False)
+    if title is not None:
+        axes.set_title(title, fontsize=9)
+    return figure
+
+
+def frame_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str] | None = None,
+                      frame_titles: Sequence[Sequence[str]] | None = None, row_inches: float = 1.1) -> Figure:
+    """RGB frames in a grid, one row per clip, each row under its own title: clips with their predictions, a
+    gallery of mistakes, tracked boxes.
+
+    Cells take the first frame's aspect ratio and rows are ``row_inches`` tall, so a notebook's figure stays small
+    whatever the frames' resolution. ``frame_titles``, parallel to ``rows``, label single frames (e.g. frame numbers).
+    """
+    if not rows or any(len(row) == 0 for row in rows):
+        raise ValueError("frame_grid_figure needs at least one row, and every row at least one frame")
+    height, width = np.asarray(rows[0][0]).shape[:2]
+    columns = max(len(row) for row in rows)
+    title_inches = 0.3 if row_titles is not None else 0.0
+    figure = Figure(figsize=(columns * row_inches * width / height, len(rows) * (row_inches + title_inches)),
+                    layout="constrained")
+    for number, (subfigure, row) in enumerate(zip(np.atleast_1d(figure.subfigures(len(rows), 1)), rows)):
+        if row_titles is not None:
+            subfigure.suptitle(row_titles[number], fontsize=8)
+        for column, axes in enumerate(np.atleast_1d(subfigure.subplots(1, columns))):
+            axes.set_axis_off()
+            if column < len(row):
+                axes.imshow(row[column])
+                if frame_titles is not None:
+                    axes.set_title(frame_titles[number][column], fontsize=7)
+    return figure
+
+
+def jpeg_bytes(figure: Figure, quality: int = 80) -> bytes:
+    """The figure rendered as JPEG at its own dpi: ``IPython.display.Image(jpeg_bytes(figure))`` in a notebook.
+
+    Video frames compress several times smaller as JPEG than as PNG (the inline backend's format), which keeps
+    notebooks committed with their outputs small; keep PNG for line plots, where JPEG blurs the edges.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="jpeg", pil_kwargs={"quality": quality})
+    return buffer.getvalue()
