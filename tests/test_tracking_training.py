@@ -186,3 +186,14 @@ def test_matching_only_track_cli_writes_a_row_per_frame(tmp_path: Path) -> None:
     box = ",".join(str(value) for value in sequence.boxes[0])
     assert main(["track", str(folder / "img"), "--box", box, "--matching-only", "--output", str(output)]) == 0
     assert len(list(csv.DictReader(output.open()))) == 8
+
+
+def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for split in ("train", "val"):
+        make_tracking_sequences(tmp_path / split, num_sequences=2, num_frames=4, size=SIZE, seed=2)
+    truth = tmp_path / "train" / "Synth02" / "groundtruth_rect.txt"
+    lines = truth.read_text().splitlines()
+    truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
+    module = TrackingDataModule(root=str(tmp_path))
+    assert [sequence.name for sequence in module._sequences(tmp_path / "train")] == ["Synth01"]
+    assert "no box in the first frame" in caplog.text

@@ -63,7 +63,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
         help="follow a target through a video from its first-frame box",
         description="Track one target: give its box in the first frame, get a box for every frame (CSV: frame, x, "
         "y, w, h in 0-based pixels). A unidirectional checkpoint tracks online and streams; a bidirectional one "
-        "reads the whole clip first (memory: a few hundred numbers per frame, never the frames).",
+        "reads the whole clip first (memory: a few hundred numbers per frame; with --render, the frames too, until "
+        "their boxes are known).",
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
     parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h")

@@ -263,10 +263,16 @@ class TrackingDataModule(L.LightningDataModule):
         return self.cache_dir / f"tracking-{self.backbone_spec.name}-{key}"
 
     def _sequences(self, folder: Path) -> list[TrackingSequence]:
+        """The sequences in ``folder`` that can be tracked: a tracker starts from the first frame's box, so a
+        sequence whose target is absent there is left out, with a warning."""
         sequences = find_sequences(folder)
         if not sequences:
             raise FileNotFoundError(f"{folder}: no tracking sequences found (expected OTB, VOT or TLD folders)")
-        return sequences
+        trackable = [sequence for sequence in sequences if sequence.visible[0]]
+        for sequence in sequences:
+            if not sequence.visible[0]:
+                logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
+        return trackable
 
     def _cache_file(self, split: str, sequence: TrackingSequence) -> Path:
         return self.cache_folder / split / f"{sequence.name}.npz"
