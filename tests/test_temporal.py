@@ -138,14 +138,57 @@ def test_attention_weights_sum_to_one_over_valid_steps_and_are_zero_on_padding(c
     assert (out.weights[out.mask] > 0).all()
 
 
-def test_initialisation_remembers_and_keeps_the_recurrent_map_orthogonal() -> None:
-    encoder = make_encoder("lstm", hidden_size=8, num_layers=1)
+@pytest.mark.parametrize(("cell", "gates"), [("lstm", 4), ("gru", 3)])
+def test_initialisation_remembers_and_keeps_the_recurrent_map_orthogonal(cell: str, gates: int) -> None:
+    """The second gate block is the LSTM's forget gate and the GRU's update gate: bias 1 there, 0 elsewhere."""
+    encoder = make_encoder(cell, hidden_size=8, num_layers=1)
     rnn = encoder.rnn
     for bias_ih in (rnn.bias_ih_l0, rnn.bias_ih_l0_reverse):
         assert bias_ih[8:16].eq(1).all() and bias_ih[:8].eq(0).all() and bias_ih[16:].eq(0).all()
     assert rnn.bias_hh_l0.eq(0).all()
-    for block in rnn.weight_hh_l0.detach().chunk(4):
+    for block in rnn.weight_hh_l0.detach().chunk(gates):
         torch.testing.assert_close(block @ block.T, torch.eye(8), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell", RECURRENT)
+def test_a_residual_encoder_starts_as_the_mean_baseline_and_reads_order_once_its_scale_moves(cell: str) -> None:
+    encoder = make_encoder(cell, "mean", hidden_size=2, residual=True)
+    baseline = make_encoder("none", "mean")
+    baseline.load_state_dict({k: v for k, v in encoder.state_dict().items() if k in baseline.state_dict()})
+    clip = random_clips(6)[0]
+    features, lengths = pad([clip, clip.flip(0)], 7)
+    with torch.no_grad():
+        start, blind = encoder(features, lengths), baseline(features, lengths)
+        torch.testing.assert_close(start.steps, blind.steps)
+        torch.testing.assert_close(start.pooled[0], start.pooled[1])
+        encoder.residual_scale.fill_(1.0)
+        moved = encoder(features, lengths)
+    assert not torch.allclose(moved.pooled[0], moved.pooled[1], atol=1e-4)
+    assert torch.count_nonzero(moved.steps[~moved.mask]) == 0
+
+
+def test_a_residual_cell_of_another_size_is_mapped_to_the_step_size() -> None:
+    encoder = make_encoder("gru", "mean", hidden_size=HIDDEN, residual=True)
+    assert encoder.output_dim == 4
+    assert encoder(*pad(random_clips(3), 3)).steps.shape == (1, 3, 4)
+
+
+@pytest.mark.parametrize(("pooling", "hidden_size"), [("mean", 2), ("max", 2), ("attention", HIDDEN)])
+def test_a_residual_clip_encodes_the_same_alone_and_batched(pooling: str, hidden_size: int) -> None:
+    encoder = make_encoder("lstm", pooling, hidden_size=hidden_size, residual=True)
+    with torch.no_grad():
+        encoder.residual_scale.fill_(0.7)
+        clips = random_clips(5, 9, 2)
+        alone = encoder(*pad(clips[:1], 5)).pooled
+        batched = encoder(*pad(clips, 11)).pooled[:1]
+    torch.testing.assert_close(alone, batched, atol=1e-6, rtol=0)
+
+
+def test_a_residual_lstm_learns_the_order_task() -> None:
+    encoder = TemporalEncoder(4, cell="lstm", hidden_size=16, projection=16, bidirectional=False, input_norm=False,
+                              pooling="mean", residual=True)
+    assert train_and_score(encoder) > 0.95
+    assert encoder.residual_scale.abs() > 0.1
 
 
 def ramps(count: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -233,6 +276,8 @@ def test_features_of_the_wrong_shape_are_refused() -> None:
         (dict(pooling="sum"), "unknown pooling"),
         (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
         (dict(projection=0), "projection must be at least 1"),
+        (dict(cell="none", pooling="mean", residual=True), "cell='none' has none"),
+        (dict(pooling="last", residual=True), "pool them with mean, max or attention"),
     ],
 )
 def test_invalid_configurations_are_refused(options: dict, message: str) -> None:

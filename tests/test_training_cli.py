@@ -15,6 +15,7 @@ import yaml
 
 from vidrnn.cli import main
 from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.models.classifier import VideoClassifier
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,7 @@ def test_every_shipped_config_and_variant_parses(name: str, variant: str | None,
     assert printed["trainer"]["gradient_clip_val"] > 0  # every shipped config clips
     if variant == "mean_pool.yaml":
         assert (printed["model"]["cell"], printed["model"]["pooling"]) == ("none", "mean")
+    # Parsing checks types only; building the model checks that the options fit together (residual needs a cell).
+    linked = {"num_classes", "input_dim", "class_names", "backbone", "sampling", "steps", "optimizer", "scheduler"}
+    options = {key: value for key, value in printed["model"].items() if key not in linked}
+    VideoClassifier(num_classes=3, input_dim=32, **options)

@@ -49,8 +49,9 @@ class VideoClassifier(L.LightningModule):
             must match the features, and they travel in the checkpoint).
         cell: ``rnn`` (with ``nonlinearity`` tanh or relu), ``lstm``, ``gru``, or ``none`` for the non-recurrent
             mean-of-features baseline.
-        hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm, pooling: the
-            temporal encoder (see :class:`TemporalEncoder`).
+        hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm, pooling, residual:
+            the temporal encoder (see :class:`TemporalEncoder`). With ``residual`` the learned share of the recurrent
+            output is logged as ``train/residual_scale``: how much temporal context the model chose to add.
         head_dropout: dropout before the linear classifier.
         label_smoothing: cross-entropy label smoothing.
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
@@ -75,6 +76,7 @@ class VideoClassifier(L.LightningModule):
         projection: int | None = 256,
         input_norm: bool = True,
         pooling: Pooling = "last",
+        residual: bool = False,
         head_dropout: float = 0.2,
         label_smoothing: float = 0.1,
         optimizer: OptimizerCallable | None = None,
@@ -87,7 +89,7 @@ class VideoClassifier(L.LightningModule):
         self.encoder = TemporalEncoder(
             input_dim, cell=cell, nonlinearity=nonlinearity, hidden_size=hidden_size, num_layers=num_layers,
             bidirectional=bidirectional, dropout=dropout, input_dropout=input_dropout, projection=projection,
-            input_norm=input_norm, pooling=pooling,
+            input_norm=input_norm, pooling=pooling, residual=residual,
         )
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.encoder.output_dim, num_classes))
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -130,6 +132,8 @@ class VideoClassifier(L.LightningModule):
         loss = self.loss(logits, batch.labels)
         accuracy = (logits.argmax(-1) == batch.labels).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True, batch_size=len(batch.labels))
+        if self.encoder.residual_scale is not None:
+            self.log("train/residual_scale", self.encoder.residual_scale.detach(), batch_size=len(batch.labels))
         return loss
 
     def _evaluate(self, batch: SequenceBatch, metrics: MetricCollection, prefix: str) -> Tensor:

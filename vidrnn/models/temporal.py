@@ -10,6 +10,11 @@ when it is batched with longer or shorter clips.
 projected) frame features themselves, so ``pooling="mean"`` is exactly "mean of frame features". Comparing a
 recurrent cell with that baseline is then a one-flag change, and the baseline is blind to frame order by
 construction — the gap between the two measures what order is worth.
+
+``residual=True`` puts the two in one model: each step's output is the projected frame feature plus a learned scale
+(zero at initialisation) times the cell's output. The model starts as the order-blind baseline and the training data
+decides how much temporal context to add; on small datasets, where a plain recurrent model memorises its training
+clips and falls below the baseline, this keeps the frame evidence while still reading order.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ Pooling = Literal["last", "mean", "max", "attention"]
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # How many gate blocks are stacked in each cell's weight matrices (PyTorch's order for the LSTM: i, f, g, o).
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# The gate whose bias decides how much state is kept each step: the LSTM's forget gate, the GRU's update gate; both
+# are the second block of their weight matrices.
+_REMEMBER_GATE = {"lstm", "gru"}
 
 
 class EncoderOutput(NamedTuple):
@@ -110,6 +118,12 @@ class TemporalEncoder(nn.Module):
             valid steps, or ``"attention"`` (:class:`AdditiveAttention`). ``cell="none"`` refuses ``"last"``: without
             recurrence it would be the last frame alone, not a baseline anyone means to run.
         attention_dim: hidden size of the attention scorer (used only with ``pooling="attention"``).
+        residual: per-step output = projected frame feature + ``residual_scale`` x cell output, with the scale a
+            learned scalar that starts at 0 (ReZero, Bachlechner et al. 2021; residual recurrent layers as in Wu et
+            al. 2016). Where the cell's output size (``hidden_size`` x directions) differs from the step size
+            (``projection``, or ``input_dim`` without one), a linear map brings it there (ResNet's projection
+            shortcut); the output size is then the step size. The pooling must read the steps (mean, max or
+            attention).
     """
 
     def __init__(
@@ -126,10 +140,11 @@ class TemporalEncoder(nn.Module):
         input_norm: bool = True,
         pooling: Pooling = "last",
         attention_dim: int = 128,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         _check_config(input_dim, cell, nonlinearity, hidden_size, num_layers, dropout, input_dropout, projection,
-                      pooling, attention_dim)
+                      pooling, attention_dim, residual)
         self.input_dim = input_dim
         self.cell = cell
         self.pooling = pooling
@@ -143,6 +158,13 @@ class TemporalEncoder(nn.Module):
         else:
             self.rnn = _build_rnn(cell, step_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity)
             self._output_dim = hidden_size * (2 if bidirectional else 1)
+        #: How much of the cell's output is added to the frame features (``residual=True`` only; starts at 0).
+        self.residual_scale = nn.Parameter(torch.zeros(())) if residual else None
+        self.residual_projection = nn.Identity()
+        if residual and self._output_dim != step_dim:
+            self.residual_projection = nn.Linear(self._output_dim, step_dim, bias=False)
+        if residual:
+            self._output_dim = step_dim
         self.attention = AdditiveAttention(self._output_dim, attention_dim) if pooling == "attention" else None
 
     @property
@@ -165,6 +187,9 @@ class TemporalEncoder(nn.Module):
             steps, last = torch.where(mask[..., None], inputs, 0), None
         else:
             steps, last = self._recur(inputs, lengths)
+            if self.residual_scale is not None:
+                context = self.residual_projection(steps)
+                steps = torch.where(mask[..., None], inputs, 0) + self.residual_scale * context
         pooled, weights = self._pool(steps, mask, last)
         return EncoderOutput(pooled, steps, mask, weights)
 
@@ -212,13 +237,15 @@ def _build_rnn(
 
 @torch.no_grad()
 def _init_recurrent(rnn: nn.RNNBase, cell: str) -> None:
-    """Orthogonal recurrent weights, zero biases, LSTM forget-gate bias 1.
+    """Orthogonal recurrent weights, zero biases, LSTM forget-gate and GRU update-gate bias 1.
 
     An orthogonal matrix preserves norms, so at initialisation repeated multiplication through time neither blows up
     nor shrinks the state and its gradients (Saxe et al. 2014); each gate's block is made orthogonal on its own. A
     forget-gate bias of 1 starts the LSTM remembering rather than forgetting, so gradients reach early frames from
-    the first updates (Gers et al. 2000; Jozefowicz et al. 2015). PyTorch adds ``bias_ih`` and ``bias_hh``; the 1 is
-    put in ``bias_ih`` only.
+    the first updates (Gers et al. 2000; Jozefowicz et al. 2015). The GRU's update gate ``z`` plays the same role
+    (PyTorch: ``h' = (1 - z) * n + z * h``, gates ordered r, z, n), so it gets the same bias; at 0 it would keep only
+    half of its state per step and its gradients would fade like a plain RNN's. PyTorch adds ``bias_ih`` and
+    ``bias_hh``; the 1 is put in ``bias_ih`` only.
     """
     hidden = rnn.hidden_size
     for name, param in rnn.named_parameters():
@@ -227,13 +254,13 @@ def _init_recurrent(rnn: nn.RNNBase, cell: str) -> None:
                 nn.init.orthogonal_(block)
         elif name.startswith("bias"):
             param.zero_()
-            if cell == "lstm" and name.startswith("bias_ih"):
+            if cell in _REMEMBER_GATE and name.startswith("bias_ih"):
                 param[hidden:2 * hidden] = 1.0
 
 
 def _check_config(
     input_dim: int, cell: str, nonlinearity: str, hidden_size: int, num_layers: int, dropout: float,
-    input_dropout: float, projection: int | None, pooling: str, attention_dim: int,
+    input_dropout: float, projection: int | None, pooling: str, attention_dim: int, residual: bool,
 ) -> None:
     """Refuse configurations that would fail later or silently mean something else."""
     if cell not in get_args(Cell):
@@ -256,6 +283,12 @@ def _check_config(
     for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {rate}")
+    if residual and cell == "none":
+        raise ValueError("residual=True adds a recurrent cell's output to the frame features; cell='none' has none "
+                         "(set residual: false for the baseline)")
+    if residual and pooling == "last":
+        raise ValueError("residual=True changes the per-step outputs, not the final state; pool them with mean, max "
+                         "or attention")
 
 
 def _checked_lengths(lengths: Tensor, features: Tensor, input_dim: int) -> Tensor:

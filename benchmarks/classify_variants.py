@@ -1,0 +1,90 @@
+"""Test accuracy of every model variant over several seeds: the table behind docs/results.md.
+
+One accuracy on 150 test clips moves by 0.7 points per clip, and two seeds of one model often differ by more than two
+models do; so each variant is trained with several seeds and reported as the mean and spread, next to each run. Every
+run is the plain CLI, started as a subprocess:
+
+    vidrnn fit --config BASE --config configs/variants/VARIANT.yaml --seed_everything SEED [DATA ARGS] [EXTRA ARGS]
+
+and reads the tested best checkpoint's metrics from the run's CSV log.
+
+    python benchmarks/classify_variants.py --root ../shared/data/ucf101-mini \\
+        --splits ../shared/data/ucf101-mini/ucfTrainTestlist [--seeds 0 1 2] [--variants lstm gru mean_pool] \\
+        [--extra --model.residual false]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
+VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", "mean_pool")
+
+
+def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extra: list[str], workdir: Path) -> dict:
+    """Run one ``vidrnn fit`` (it tests its best checkpoint) and return its test metrics and wall time."""
+    save_dir = workdir / f"{variant}-{seed}"
+    command = [
+        sys.executable, "-m", "vidrnn", "fit", "--config", str(base),
+        "--config", str(REPO / "configs" / "variants" / f"{variant}.yaml"), "--seed_everything", str(seed),
+        *data_args, "--trainer.enable_progress_bar", "false",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(save_dir),
+        "--trainer.default_root_dir", str(save_dir), *extra,
+    ]
+    start = time.perf_counter()
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if finished.returncode != 0:
+        raise RuntimeError(f"{variant} seed {seed} failed:\n{finished.stderr[-3000:]}")
+    rows = [row for path in save_dir.rglob("metrics.csv") for row in csv.DictReader(path.open())]
+    tested = [row for row in rows if row.get("test/acc")]
+    if not tested:
+        raise RuntimeError(f"{variant} seed {seed}: no test metrics in {save_dir}")
+    return {"acc": float(tested[-1]["test/acc"]), "mean_class_acc": float(tested[-1]["test/mean_class_acc"]),
+            "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "ucf101_cpu.yaml", help="base config")
+    parser.add_argument("--root", type=Path, default=DEFAULT_DATA, help="--data.root ('' keeps the config's data)")
+    parser.add_argument("--splits", type=Path, default=DEFAULT_DATA / "ucfTrainTestlist", help="--data.splits")
+    parser.add_argument("--fold", type=int, default=1)
+    parser.add_argument("--cache_dir", type=Path, default=None, help="--data.cache_dir (default: the config's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="more CLI arguments for every run (must come last)")
+    args = parser.parse_args()
+
+    data_args = ["--data.fold", str(args.fold)]
+    if str(args.root) not in ("", "."):
+        data_args += ["--data.root", str(args.root.resolve()), "--data.splits", str(args.splits.resolve())]
+    if args.cache_dir is not None:
+        data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
+    print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, "
+          f"extra {' '.join(args.extra) or '-'}")
+    print("| variant | " + " | ".join(f"seed {seed}" for seed in args.seeds) + " | mean ± sd | mean class acc | s/run |")
+    print("|---|" + "---:|" * (len(args.seeds) + 3))
+    with tempfile.TemporaryDirectory(prefix="vidrnn-variants-") as workdir:
+        for variant in args.variants:
+            runs = [fit_and_test(args.config.resolve(), variant, seed, data_args, args.extra, Path(workdir))
+                    for seed in args.seeds]
+            accuracies = [100 * run["acc"] for run in runs]
+            class_accuracies = [100 * run["mean_class_acc"] for run in runs]
+            spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+            print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
+                  + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} % | {statistics.mean(class_accuracies):.1f} %"
+                  + f" | {statistics.mean(run['seconds'] for run in runs):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
