@@ -4,7 +4,9 @@
         [--root ../shared/data/tracking] [--markdown table.md]
 
 Each ``--ckpt NAME=PATH`` adds a trained vidrnn tracker; the first one also gives the **matching-only ablation**
-(same backbone and template matching, no head), so the table shows what the learned recurrent head adds. MIL is in
+(same backbone and template matching, no head), so the table shows what the learned recurrent head adds, and the
+same ablation with the first frame's template kept throughout (``template_rate`` 0), for what the template update
+adds. Without ``--ckpt`` the ablations use the default settings. MIL is in
 every OpenCV build; CSRT needs the contrib build (``pip install opencv-contrib-python-headless``, the ``bench`` extra),
 and its column says so when it is missing. All trackers get the first frame's true box and nothing else; scores
 come from :mod:`vidrnn.metrics` (first frame and absent-target frames excluded, means over sequences).
@@ -95,12 +97,13 @@ def main() -> int:
     args = parser.parse_args()
 
     trackers: dict[str, RunTracker] = {}
-    for position, (name, path) in enumerate(args.ckpt):
+    for name, path in args.ckpt:
         trackers[f"vidrnn-{name}"] = vidrnn_runner(load_tracker(path, device="cpu"))
-        if position == 0:
-            trackers["matching-only"] = vidrnn_runner(load_tracker(path, matching_only=True, device="cpu"))
-    if not args.ckpt:
-        trackers["matching-only"] = vidrnn_runner(load_tracker(None, matching_only=True, device="cpu"))
+    # The ablations share the first checkpoint's settings (or the defaults): no head, then also no template update.
+    first = args.ckpt[0][1] if args.ckpt else None
+    trackers["matching-only"] = vidrnn_runner(load_tracker(first, matching_only=True, device="cpu"))
+    trackers["matching-only, fixed template"] = vidrnn_runner(
+        load_tracker(first, matching_only=True, device="cpu", template_rate=0.0))
     if not args.no_opencv:
         trackers["MIL"] = opencv_runner(cv2.TrackerMIL_create)
         csrt = getattr(cv2, "TrackerCSRT_create", None)
@@ -118,7 +121,7 @@ def main() -> int:
             boxes, fps = run(sequence)
             scores[name][sequence.name] = score_sequence(boxes, sequence.boxes)
             speeds[name].append(fps)
-            print(f"{sequence.name:16s} {name:18s} AUC {scores[name][sequence.name].success_auc:.3f}  "
+            print(f"{sequence.name:16s} {name:30s} AUC {scores[name][sequence.name].success_auc:.3f}  "
                   f"P@20 {scores[name][sequence.name].precision_20:.3f}  {fps:6.1f} fps", file=sys.stderr)
 
     names = list(trackers)

@@ -157,9 +157,10 @@ def small_backbone():
     return build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=128))
 
 
-def test_matching_only_tracker_follows_a_moving_square(small_backbone) -> None:
+@pytest.mark.parametrize("template_rate", [0.0, 0.01])
+def test_matching_only_tracker_follows_a_moving_square(small_backbone, template_rate: float) -> None:
     frames, truth = _moving_square()
-    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5))
+    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=template_rate)
     boxes = np.array(list(tracker.track(iter(frames), truth[0])))
     assert boxes.shape == truth.shape and (boxes[0] == truth[0]).all()
     centres = boxes[:, :2] + boxes[:, 2:] / 2
@@ -174,6 +175,25 @@ def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     assert not tracker.online
     boxes = list(tracker.track(iter(frames), truth[0]))
     assert len(boxes) == 6 and np.isfinite(np.array(boxes)).all()
+
+
+def test_template_update_moves_the_template_towards_the_new_box_by_its_rate(small_backbone) -> None:
+    frames, truth = _moving_square(2)
+    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=0.25)
+    template = tracker.template(frames[0], truth[0])
+    step = tracker.search([frames[1]], [truth[0]], template)[0]
+    crop_box = torch.tensor(step.window.box_to_crop(truth[1])[None], dtype=torch.float32)
+    appearance = tracker.matcher.template(step.maps, crop_box)
+    assert not torch.allclose(appearance, template)
+    torch.testing.assert_close(tracker.updated_template(template, step, truth[1]), 0.75 * template + 0.25 * appearance)
+    tracker.template_rate = 0.0
+    assert tracker.updated_template(template, step, truth[1]) is template
+
+
+@pytest.mark.parametrize("template_rate", [-0.1, 1.0])
+def test_template_rate_outside_zero_to_one_is_refused(small_backbone, template_rate: float) -> None:
+    with pytest.raises(ValueError, match="template_rate must be in"):
+        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=template_rate)
 
 
 def test_tracker_refuses_pooled_backbones() -> None:

@@ -23,16 +23,18 @@ __all__ = ["add_track_parser", "load_tracker", "run_track"]
 EXIT_USAGE = 2
 
 
-def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto"):
+def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
+                 template_rate: float | None = None):
     """A :class:`~vidrnn.tracking.Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from
-    the file), or the untrained matching-only tracker with default settings when ``ckpt`` is ``None``."""
+    the file), or the untrained matching-only tracker with default settings when ``ckpt`` is ``None``.
+    ``template_rate`` overrides the checkpoint's (or the default) template update rate."""
     from vidrnn.inference import resolve_device
     from vidrnn.models.frame_tracker import FrameTracker
 
     if ckpt is None:
         if not matching_only:
             raise ValueError("a trained tracker needs --ckpt; without one, ask for --matching-only")
-        return FrameTracker().tracker(matching_only=True)
+        return FrameTracker().tracker(matching_only=True, template_rate=template_rate)
     path = Path(ckpt)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -43,7 +45,7 @@ def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False,
         raise ValueError(f"{path} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}: "
                          f"{first_line}") from error
     model.eval().to(resolve_device(device))
-    return model.tracker(matching_only=matching_only)
+    return model.tracker(matching_only=matching_only, template_rate=template_rate)
 
 
 def _parse_box(text: str) -> list[float]:
@@ -72,6 +74,10 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--matching-only", action="store_true",
                         help="ignore the recurrent head: follow the template-matching peak (the ablation; needs no "
                         "checkpoint)")
+    parser.add_argument("--template-rate", type=float, default=None, metavar="RATE",
+                        help="how fast the target's template follows its appearance, in [0, 1): after each frame "
+                        "template = (1 - RATE) x template + RATE x the new box's appearance; 0 keeps the first "
+                        "frame's (default: the checkpoint's; 0.01 with --matching-only)")
     parser.add_argument("--output", type=Path, default=Path("boxes.csv"), help="CSV of boxes (default: boxes.csv)")
     parser.add_argument("--render", type=Path, default=None, help="also write this video (.mp4) with the box drawn")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -135,7 +141,8 @@ def run_track(args: argparse.Namespace) -> int:
         if args.render is not None and args.render.suffix.lower() != ".mp4":
             raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
         info = probe(args.video)
-        tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device)
+        tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
+                               template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
         print(f"vidrnn track: error: {error}", file=sys.stderr)
         return EXIT_USAGE

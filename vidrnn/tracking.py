@@ -11,6 +11,10 @@ template matcher and, optionally, a trained :class:`~vidrnn.models.tracker.Recur
   frames); the head then reads the evidence in both directions and the boxes come out at the end.
 
 Without a head the tracker is the matching-only ablation: the box moves to the response's peak and keeps its size.
+
+``template_rate`` lets the template follow slow appearance change (light, pose): after each frame the template becomes
+``(1 - rate) x template + rate x`` the appearance inside the new box, pooled from the same search map — the linear
+update of correlation-filter trackers. At 0 (the default) the first frame's template is kept for the whole clip.
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ def _within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
 @dataclass
 class SearchResult:
     """One frame's search: where it looked (``window``), the head's input (``evidence [F]``) and the box at the
-    response's peak with the searched-for size (``peak_box``, frame pixels: the matching-only answer)."""
+    response's peak with the searched-for size (``peak_box``, frame pixels: the matching-only answer); ``maps``
+    ``[1,C,H,W]`` is the crop's feature map (to update the template from)."""
 
     window: SearchWindow
     evidence: torch.Tensor
     peak_box: np.ndarray
     frame_shape: tuple[int, ...]
+    maps: torch.Tensor | None
 
 
 class Tracker:
@@ -69,9 +75,13 @@ class Tracker:
         matcher: TemplateMatcher,
         head: RecurrentBoxHead | None = None,
         device: str | torch.device = "cpu",
+        template_rate: float = 0.0,
     ) -> None:
         if backbone.spec.pooling != "map":
             raise ValueError("a tracker needs spatial feature maps: build its backbone with pooling='map'")
+        if not 0.0 <= template_rate < 1.0:
+            raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
+        self.template_rate = template_rate
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
         self.geometry = geometry
@@ -103,10 +113,19 @@ class Tracker:
         evidence = match_evidence(self.matcher, maps, template.expand(len(frames), -1, -1, -1), sizes)
         positions = evidence[:, :2].cpu().numpy()
         results = []
-        for frame, window, box, row, position in zip(frames, windows, boxes, evidence, positions):
+        for index, (frame, window, box, row, position) in enumerate(zip(frames, windows, boxes, evidence, positions)):
             centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
-            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]], frame.shape))
+            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]], frame.shape,
+                                        maps[index:index + 1]))
         return results
+
+    @torch.no_grad()
+    def updated_template(self, template: torch.Tensor, step: SearchResult, box: np.ndarray) -> torch.Tensor:
+        """``template`` moved by ``template_rate`` towards the appearance inside ``box`` (frame pixels) in ``step``."""
+        if self.template_rate == 0.0:
+            return template
+        crop_box = torch.tensor(step.window.box_to_crop(box)[None], dtype=step.maps.dtype, device=self.device)
+        return torch.lerp(template, self.matcher.template(step.maps, crop_box), self.template_rate)
 
     @torch.no_grad()
     def track(self, frames: Iterable[np.ndarray], box: Iterable[float]) -> Iterator[np.ndarray]:
@@ -132,6 +151,7 @@ class Tracker:
             else:
                 crop_box, state = self.head(step.evidence[None, None], state)
                 box = _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), frame.shape)
+            template = self.updated_template(template, step, box)
             yield box.copy()
 
     def _track_offline(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
@@ -139,6 +159,8 @@ class Tracker:
         for frame in frames:
             steps.append(self.search([frame], [box], template)[0])
             box = steps[-1].peak_box
+            template = self.updated_template(template, steps[-1], box)
+            steps[-1].maps = None  # the clip's evidence is kept until the head answers; its maps are not
         if not steps:
             return
         crop_boxes, _ = self.head(torch.stack([step.evidence for step in steps])[None])

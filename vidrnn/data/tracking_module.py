@@ -49,7 +49,7 @@ __all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_ru
 logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
-EVIDENCE_VERSION = 3
+EVIDENCE_VERSION = 4
 
 #: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
 ERROR_PERSISTENCE = 0.7
@@ -110,6 +110,9 @@ def simulate_runs(
     Run 0 is the matching-only tracker itself, online: each search goes where its previous peak was, so the runs
     contain the states a drifting tracker really visits (a head trained only around true boxes never sees them and,
     online, compounds its first mistakes). Runs 1.. search around the previous true box moved by a smooth error walk.
+    Each run keeps its own template and updates it as the tracker does (``tracker.template_rate``) at the box it
+    believed in — run 0 at its peak, a walk at the box it searched around — so the evidence carries the template
+    drift the tracker will live with.
     A step counts (``valid``) when the target is visible and its centre lies inside the search region: when the
     search missed the target entirely, no evidence could say where it went.
     """
@@ -119,15 +122,15 @@ def simulate_runs(
     evidence = np.zeros((walks, steps, EVIDENCE_DIM), dtype=np.float32)
     targets = np.zeros((walks, steps, 4), dtype=np.float32)
     valid = np.zeros((walks, steps), dtype=bool)
-    template, matching_box = None, truth[0]
+    templates, matching_box = [], truth[0]
     for indices, frames in sequence.iter_frames(chunk_size=16):
         for index, frame in zip(indices, frames):
             if index == 0:
-                template = tracker.template(frame, truth[0])
+                templates = [tracker.template(frame, truth[0])] * walks
                 continue
             previous = _last_visible(truth, index - 1)
             guesses = [matching_box, *(_disturbed(previous, errors[walk, index]) for walk in range(1, walks))]
-            results = tracker.search([frame] * walks, guesses, template)
+            results = tracker.search([frame] * walks, guesses, torch.cat(templates))
             box = truth[index]
             for walk, result in enumerate(results):
                 evidence[walk, index - 1] = result.evidence.cpu().numpy()
@@ -136,6 +139,9 @@ def simulate_runs(
                 centre = target[:2] + target[2:] / 2
                 valid[walk, index - 1] = not np.isnan(box).any() and bool(((centre > 0) & (centre < 1)).all())
             matching_box = results[0].peak_box
+            believed = [matching_box, *guesses[1:]]
+            templates = [tracker.updated_template(template, result, box)
+                         for template, result, box in zip(templates, results, believed)]
     return EvidenceRuns(sequence.name, evidence, targets, valid)
 
 
@@ -196,6 +202,8 @@ class TrackingDataModule(L.LightningDataModule):
         backbone: the frozen CNN; ``pooling`` is forced to ``map`` and ``input_size`` to the crop size.
         geometry: search-region context, size factor and crop resolution.
         template_cells: the template's side in feature-map cells (odd).
+        template_rate: how fast the template follows the target's appearance (see :class:`Tracker`); the simulated
+            runs update their templates at this rate, as the trained tracker will.
         walks: simulated runs per sequence: the matching-only tracker online, plus walks - 1 error walks.
         position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
         window: frames per training window (the recurrent head's unrolled length).
@@ -212,6 +220,7 @@ class TrackingDataModule(L.LightningDataModule):
         backbone: BackboneSpec = BackboneSpec(layer="blocks.10"),
         geometry: SearchGeometry = SearchGeometry(),
         template_cells: int = 5,
+        template_rate: float = 0.01,
         walks: int = 4,
         position_jitter: float = 0.15,
         scale_jitter: float = 0.1,
@@ -227,12 +236,14 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError(f"need window >= 2 and walks >= 1, got window={window}, walks={walks}")
         self.root, self.demo_dir, self.test_root, self.cache_dir = root, demo_dir, test_root, Path(cache_dir)
         self.backbone_spec = BackboneSpec(**{**backbone.to_dict(), "pooling": "map", "input_size": geometry.size})
-        self.geometry, self.template_cells = geometry, template_cells
+        self.geometry, self.template_cells, self.template_rate = geometry, template_cells, template_rate
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self._runs: dict[str, list[EvidenceRuns]] = {}
         TemplateMatcher(template_cells)  # refuses an even or non-positive size now, not after the cache is built
+        if not 0.0 <= template_rate < 1.0:
+            raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -256,7 +267,8 @@ class TrackingDataModule(L.LightningDataModule):
         """One folder per setting of everything the evidence depends on."""
         settings = {
             "version": EVIDENCE_VERSION, "backbone": self.backbone_spec.identity(), "geometry": asdict(self.geometry),
-            "template_cells": self.template_cells, "walks": self.walks, "position_jitter": self.position_jitter,
+            "template_cells": self.template_cells, "template_rate": self.template_rate, "walks": self.walks,
+            "position_jitter": self.position_jitter,
             "scale_jitter": self.scale_jitter, "seed": self.seed,
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -296,7 +308,7 @@ class TrackingDataModule(L.LightningDataModule):
         from vidrnn.inference import resolve_device
 
         tracker = Tracker(build_backbone(self.backbone_spec), self.geometry, TemplateMatcher(self.template_cells),
-                          device=resolve_device(self.device))
+                          device=resolve_device(self.device), template_rate=self.template_rate)
         for split, sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
             # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
             rng = np.random.default_rng([self.seed, *sequence.name.encode()])

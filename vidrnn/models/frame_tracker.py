@@ -43,8 +43,8 @@ class FrameTracker(L.LightningModule):
     """A box per frame from the first frame's box.
 
     Args:
-        backbone, geometry, template_cells: set from the data module by the CLI (the evidence it caches must be the
-            evidence the model computes when it tracks), and saved so a checkpoint alone can track.
+        backbone, geometry, template_cells, template_rate: set from the data module by the CLI (the evidence it
+            caches must be the evidence the model computes when it tracks), and saved so a checkpoint alone can track.
         cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
             recurrent" ablation).
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
@@ -58,6 +58,7 @@ class FrameTracker(L.LightningModule):
         backbone: dict[str, Any] | None = None,
         geometry: dict[str, Any] | None = None,
         template_cells: int = 5,
+        template_rate: float = 0.01,
         cell: TrackerCell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -89,10 +90,12 @@ class FrameTracker(L.LightningModule):
         full = {**{f"backbone.{key}": value for key, value in self.backbone.state_dict().items()}, **state_dict}
         return super().load_state_dict(full, strict=strict, assign=assign)
 
-    def tracker(self, *, matching_only: bool = False) -> Tracker:
-        """The runnable tracker of this model (or its matching-only ablation, which ignores the head)."""
+    def tracker(self, *, matching_only: bool = False, template_rate: float | None = None) -> Tracker:
+        """The runnable tracker of this model (or its matching-only ablation, which ignores the head); the template
+        follows the target at the rate the model was trained with unless ``template_rate`` says otherwise."""
         head = None if matching_only else self.head
-        return Tracker(self.backbone, self.geometry, self.matcher, head, device=self.device)
+        rate = self.hparams.template_rate if template_rate is None else template_rate
+        return Tracker(self.backbone, self.geometry, self.matcher, head, device=self.device, template_rate=rate)
 
     def forward(self, evidence: Tensor) -> Tensor:
         """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,F]`` read in one pass."""
