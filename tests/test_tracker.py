@@ -1,11 +1,20 @@
 """The tracker's parts: search regions, template matching, the recurrent head, and the online/offline runner."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.models.tracker import EVIDENCE_DIM, SCALES, RecurrentBoxHead, TemplateMatcher, match_evidence, peak_positions
+from vidrnn.models.tracker import (
+    EVIDENCE_DIM,
+    SCALES,
+    RecurrentBoxHead,
+    TemplateMatcher,
+    best_scale,
+    match_evidence,
+    peak_positions,
+)
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 from vidrnn.tracking import Tracker, validate_box
 
@@ -116,6 +125,15 @@ def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
     assert torch.allclose(boxes[0, :, 2:], torch.full((6, 2), 3 / 16), atol=1e-6)
 
 
+def test_untrained_head_with_a_scale_rate_answers_the_scaled_matching_box() -> None:
+    evidence = _evidence(4)
+    evidence[:, 3 * 3 : 3 * 3 + len(SCALES)] = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9])  # best at 1.25
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.5)
+    boxes, _ = head(evidence[None])
+    torch.testing.assert_close(boxes[0], head.peak_boxes(evidence))
+    torch.testing.assert_close(boxes[0, :, 2:], torch.full((4, 2), 3 / 16 * 1.25**0.5))
+
+
 def test_online_steps_equal_one_pass_over_the_clip() -> None:
     torch.manual_seed(0)
     head = RecurrentBoxHead(cell="lstm", hidden_size=16)
@@ -137,19 +155,34 @@ def test_bidirectional_needs_a_recurrent_cell() -> None:
 # --- the runner -------------------------------------------------------------------------------------------------------
 
 
-def _moving_square(num_frames: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
-    """A textured square gliding right over a textured background: boxes are known exactly."""
+def _textured_square(num_frames: int, frame_shape: tuple[int, int], texture_side: int, place) -> tuple[list, np.ndarray]:
+    """A textured square over a textured background, at ``place(index) -> (x, y, side)``: boxes are known exactly."""
     rng = np.random.default_rng(0)
-    background = rng.integers(0, 90, (120, 160, 3), dtype=np.uint8)
-    texture = rng.integers(120, 255, (24, 24, 3), dtype=np.uint8)
+    background = rng.integers(0, 90, (*frame_shape, 3), dtype=np.uint8)
+    texture = rng.integers(120, 255, (texture_side, texture_side, 3), dtype=np.uint8)
     frames, boxes = [], []
     for index in range(num_frames):
-        x, y = 20 + 6 * index, 40 + 2 * index
+        x, y, side = place(index)
         frame = background.copy()
-        frame[y : y + 24, x : x + 24] = texture
+        frame[y : y + side, x : x + side] = cv2.resize(texture, (side, side), interpolation=cv2.INTER_NEAREST)
         frames.append(frame)
-        boxes.append([x, y, 24, 24])
+        boxes.append([x, y, side, side])
     return frames, np.array(boxes, dtype=float)
+
+
+def _moving_square(num_frames: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    """A 24-px square gliding right and a little down."""
+    return _textured_square(num_frames, (120, 160), 24, lambda index: (20 + 6 * index, 40 + 2 * index, 24))
+
+
+def _growing_square(num_frames: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    """A square that grows by 6.5 % a frame (24 to 48 px) in place."""
+
+    def place(index: int) -> tuple[int, int, int]:
+        side = int(round(24 * 1.065**index))
+        return 100 - side // 2, 80 - side // 2, side
+
+    return _textured_square(num_frames, (160, 200), 8, place)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +210,24 @@ def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     assert len(boxes) == 6 and np.isfinite(np.array(boxes)).all()
 
 
+def test_best_scale_is_the_scale_where_the_template_matches_best() -> None:
+    evidence = torch.zeros(2, EVIDENCE_DIM)
+    first = 3 * 3  # after the best peak and the two rivals
+    evidence[0, first:first + len(SCALES)] = torch.tensor([0.1, 0.2, 0.3, 0.9, 0.1])
+    evidence[1, first:first + len(SCALES)] = torch.tensor([0.8, 0.2, 0.3, 0.1, 0.1])
+    assert best_scale(evidence).tolist() == pytest.approx([SCALES[3], SCALES[0]])
+
+
+def test_scale_rate_lets_the_matching_box_follow_a_growing_target(small_backbone) -> None:
+    frames, truth = _growing_square()
+    final_sides = {}
+    for scale_rate in (0.0, 0.3):
+        tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), scale_rate=scale_rate)
+        final_sides[scale_rate] = np.array(list(tracker.track(iter(frames), truth[0])))[-1, 2]
+    assert final_sides[0.0] == truth[0, 2]  # without it the box keeps the first size
+    assert abs(final_sides[0.3] - truth[-1, 2]) < abs(final_sides[0.0] - truth[-1, 2]) / 2, final_sides
+
+
 def test_template_update_moves_the_template_towards_the_new_box_by_its_rate(small_backbone) -> None:
     frames, truth = _moving_square(2)
     tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=0.25)
@@ -190,10 +241,13 @@ def test_template_update_moves_the_template_towards_the_new_box_by_its_rate(smal
     assert tracker.updated_template(template, step, truth[1]) is template
 
 
-@pytest.mark.parametrize("template_rate", [-0.1, 1.0])
-def test_template_rate_outside_zero_to_one_is_refused(small_backbone, template_rate: float) -> None:
-    with pytest.raises(ValueError, match="template_rate must be in"):
-        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=template_rate)
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(template_rate=-0.1), "template_rate must be in"), (dict(template_rate=1.0), "template_rate must be in"),
+    (dict(scale_rate=-0.1), "scale_rate must be in"), (dict(scale_rate=1.5), "scale_rate must be in"),
+])
+def test_rates_outside_their_range_are_refused(small_backbone, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), **options)
 
 
 def test_tracker_refuses_pooled_backbones() -> None:

@@ -10,7 +10,12 @@ template matcher and, optionally, a trained :class:`~vidrnn.models.tracker.Recur
   the search regions by matching alone and keeps each frame's small evidence vector (a few hundred numbers, never the
   frames); the head then reads the evidence in both directions and the boxes come out at the end.
 
-Without a head the tracker is the matching-only ablation: the box moves to the response's peak and keeps its size.
+Without a head the tracker is the matching-only ablation: the box moves to the response's peak, and its size follows
+the best-matching scale at ``scale_rate`` (0: it keeps the first frame's size).
+
+``scale_rate`` lets the matching-only box change size: each frame its size moves that fraction (in log) towards the
+scale at which the template matches best around the peak (one of :data:`~vidrnn.models.tracker.SCALES`, as SiamFC's
+damped scale search); at 0 it keeps the first frame's size.
 
 ``template_rate`` lets the template follow slow appearance change (light, pose): after each frame the template becomes
 ``(1 - rate) x template + rate x`` the appearance inside the new box, pooled from the same search map — the linear
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import FrozenBackbone
-from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, match_evidence
+from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, best_scale, match_evidence
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 
 __all__ = ["SearchResult", "Tracker", "validate_box"]
@@ -55,7 +60,8 @@ def _within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
 @dataclass
 class SearchResult:
     """One frame's search: where it looked (``window``), the head's input (``evidence [F]``) and the box at the
-    response's peak with the searched-for size (``peak_box``, frame pixels: the matching-only answer); ``maps``
+    response's peak with the searched-for size moved by ``scale_rate`` (``peak_box``, frame pixels: the matching-only
+    answer); ``maps``
     ``[1,C,H,W]`` is the crop's feature map (to update the template from)."""
 
     window: SearchWindow
@@ -76,12 +82,15 @@ class Tracker:
         head: RecurrentBoxHead | None = None,
         device: str | torch.device = "cpu",
         template_rate: float = 0.0,
+        scale_rate: float = 0.0,
     ) -> None:
         if backbone.spec.pooling != "map":
             raise ValueError("a tracker needs spatial feature maps: build its backbone with pooling='map'")
         if not 0.0 <= template_rate < 1.0:
             raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
-        self.template_rate = template_rate
+        if not 0.0 <= scale_rate <= 1.0:
+            raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
+        self.template_rate, self.scale_rate = template_rate, scale_rate
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
         self.geometry = geometry
@@ -112,11 +121,12 @@ class Tracker:
                              dtype=maps.dtype, device=self.device)
         evidence = match_evidence(self.matcher, maps, template.expand(len(frames), -1, -1, -1), sizes)
         positions = evidence[:, :2].cpu().numpy()
+        size_factors = (best_scale(evidence) ** self.scale_rate).cpu().numpy()
         results = []
         for index, (frame, window, box, row, position) in enumerate(zip(frames, windows, boxes, evidence, positions)):
             centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
-            results.append(SearchResult(window, row, np.r_[centre - box[2:] / 2, box[2:]], frame.shape,
-                                        maps[index:index + 1]))
+            size = box[2:] * size_factors[index]
+            results.append(SearchResult(window, row, np.r_[centre - size / 2, size], frame.shape, maps[index:index + 1]))
         return results
 
     @torch.no_grad()
@@ -147,7 +157,7 @@ class Tracker:
         for frame in frames:
             step = self.search([frame], [box], template)[0]
             if self.head is None:
-                box = step.peak_box
+                box = _within_frame(step.peak_box, frame.shape)
             else:
                 crop_box, state = self.head(step.evidence[None, None], state)
                 box = _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), frame.shape)
@@ -158,7 +168,7 @@ class Tracker:
         steps = []
         for frame in frames:
             steps.append(self.search([frame], [box], template)[0])
-            box = steps[-1].peak_box
+            box = _within_frame(steps[-1].peak_box, frame.shape)
             template = self.updated_template(template, steps[-1], box)
             steps[-1].maps = None  # the clip's evidence is kept until the head answers; its maps are not
         if not steps:

@@ -49,7 +49,7 @@ __all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_ru
 logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
-EVIDENCE_VERSION = 4
+EVIDENCE_VERSION = 5
 
 #: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
 ERROR_PERSISTENCE = 0.7
@@ -204,6 +204,8 @@ class TrackingDataModule(L.LightningDataModule):
         template_cells: the template's side in feature-map cells (odd).
         template_rate: how fast the template follows the target's appearance (see :class:`Tracker`); the simulated
             runs update their templates at this rate, as the trained tracker will.
+        scale_rate: how fast the matching-only box follows the best-matching scale (see :class:`Tracker`): the
+            matching-only run 0 moves this way, and the head learns corrections of that answer.
         walks: simulated runs per sequence: the matching-only tracker online, plus walks - 1 error walks.
         position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
         window: frames per training window (the recurrent head's unrolled length).
@@ -221,6 +223,7 @@ class TrackingDataModule(L.LightningDataModule):
         geometry: SearchGeometry = SearchGeometry(),
         template_cells: int = 5,
         template_rate: float = 0.01,
+        scale_rate: float = 0.3,
         walks: int = 4,
         position_jitter: float = 0.15,
         scale_jitter: float = 0.1,
@@ -237,6 +240,7 @@ class TrackingDataModule(L.LightningDataModule):
         self.root, self.demo_dir, self.test_root, self.cache_dir = root, demo_dir, test_root, Path(cache_dir)
         self.backbone_spec = BackboneSpec(**{**backbone.to_dict(), "pooling": "map", "input_size": geometry.size})
         self.geometry, self.template_cells, self.template_rate = geometry, template_cells, template_rate
+        self.scale_rate = scale_rate
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
         self.batch_size, self.seed, self.device = batch_size, seed, device
@@ -244,6 +248,8 @@ class TrackingDataModule(L.LightningDataModule):
         TemplateMatcher(template_cells)  # refuses an even or non-positive size now, not after the cache is built
         if not 0.0 <= template_rate < 1.0:
             raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
+        if not 0.0 <= scale_rate <= 1.0:
+            raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -267,9 +273,9 @@ class TrackingDataModule(L.LightningDataModule):
         """One folder per setting of everything the evidence depends on."""
         settings = {
             "version": EVIDENCE_VERSION, "backbone": self.backbone_spec.identity(), "geometry": asdict(self.geometry),
-            "template_cells": self.template_cells, "template_rate": self.template_rate, "walks": self.walks,
-            "position_jitter": self.position_jitter,
-            "scale_jitter": self.scale_jitter, "seed": self.seed,
+            "template_cells": self.template_cells, "template_rate": self.template_rate, "scale_rate": self.scale_rate,
+            "walks": self.walks, "position_jitter": self.position_jitter, "scale_jitter": self.scale_jitter,
+            "seed": self.seed,
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_dir / f"tracking-{self.backbone_spec.name}-{key}"
@@ -308,7 +314,8 @@ class TrackingDataModule(L.LightningDataModule):
         from vidrnn.inference import resolve_device
 
         tracker = Tracker(build_backbone(self.backbone_spec), self.geometry, TemplateMatcher(self.template_cells),
-                          device=resolve_device(self.device), template_rate=self.template_rate)
+                          device=resolve_device(self.device), template_rate=self.template_rate,
+                          scale_rate=self.scale_rate)
         for split, sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
             # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
             rng = np.random.default_rng([self.seed, *sequence.name.encode()])

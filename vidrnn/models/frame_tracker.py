@@ -43,8 +43,9 @@ class FrameTracker(L.LightningModule):
     """A box per frame from the first frame's box.
 
     Args:
-        backbone, geometry, template_cells, template_rate: set from the data module by the CLI (the evidence it
-            caches must be the evidence the model computes when it tracks), and saved so a checkpoint alone can track.
+        backbone, geometry, template_cells, template_rate, scale_rate: set from the data module by the CLI (the
+            evidence it caches must be the evidence the model computes when it tracks, and the head corrects the
+            matching-only box the simulated runs followed), and saved so a checkpoint alone can track.
         cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
             recurrent" ablation).
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
@@ -59,6 +60,7 @@ class FrameTracker(L.LightningModule):
         geometry: dict[str, Any] | None = None,
         template_cells: int = 5,
         template_rate: float = 0.01,
+        scale_rate: float = 0.3,
         cell: TrackerCell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -77,7 +79,7 @@ class FrameTracker(L.LightningModule):
         self.backbone = build_backbone(spec)
         self.matcher = TemplateMatcher(template_cells)
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-                                     bidirectional=bidirectional, dropout=dropout)
+                                     bidirectional=bidirectional, dropout=dropout, scale_rate=scale_rate)
         self.optimizer, self.scheduler = optimizer, scheduler
         self._test_rows: list[dict[str, Any]] = []
 
@@ -95,7 +97,8 @@ class FrameTracker(L.LightningModule):
         follows the target at the rate the model was trained with unless ``template_rate`` says otherwise."""
         head = None if matching_only else self.head
         rate = self.hparams.template_rate if template_rate is None else template_rate
-        return Tracker(self.backbone, self.geometry, self.matcher, head, device=self.device, template_rate=rate)
+        return Tracker(self.backbone, self.geometry, self.matcher, head, device=self.device, template_rate=rate,
+                       scale_rate=self.hparams.scale_rate)
 
     def forward(self, evidence: Tensor) -> Tensor:
         """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,F]`` read in one pass."""

@@ -30,6 +30,7 @@ __all__ = [
     "RecurrentBoxHead",
     "TemplateMatcher",
     "TrackerCell",
+    "best_scale",
     "match_evidence",
     "peak_positions",
     "xywh_to_xyxy",
@@ -47,6 +48,13 @@ PEAKS = 3
 MAX_SCALE_STEP = 0.1
 #: Length of one frame's evidence vector (see :func:`match_evidence`).
 EVIDENCE_DIM = 3 * PEAKS + len(SCALES) + 2 + 2
+
+
+def best_scale(evidence: Tensor) -> Tensor:
+    """The relative size among :data:`SCALES` at which the template matches best, per frame: ``[...]`` from
+    evidence ``[..., EVIDENCE_DIM]``."""
+    similarities = evidence[..., 3 * PEAKS:3 * PEAKS + len(SCALES)]
+    return evidence.new_tensor(SCALES)[similarities.argmax(dim=-1)]
 
 
 def xywh_to_xyxy(boxes: Tensor) -> Tensor:
@@ -164,9 +172,11 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
 class RecurrentBoxHead(nn.Module):
     """Per-frame match evidence ``[B,T,F]`` → boxes ``[B,T,4]`` (crop-normalised ``x, y, w, h``).
 
-    Input per frame: :func:`match_evidence`. The output is a correction to the peak (centre offset) and a log-scale change of that size,
-    starting at exactly "peak, same size" (the last layer starts at zero), so training begins from the matching-only
-    tracker and can only learn what improves on it. The size changes by at most :data:`MAX_SCALE_STEP` (log) a frame.
+    Input per frame: :func:`match_evidence`. The output is a correction of the matching-only answer — the peak, at the
+    searched-for size moved ``scale_rate`` of the way (in log) towards the best-matching scale (:func:`best_scale`) —
+    as a centre offset and a log-scale change, starting at exactly that answer (the last layer starts at zero), so
+    training begins from the matching-only tracker and can only learn what improves on it. The learned size change is
+    at most :data:`MAX_SCALE_STEP` (log) a frame.
 
     ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
     one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
@@ -179,8 +189,12 @@ class RecurrentBoxHead(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        scale_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= scale_rate <= 1.0:
+            raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
+        self.scale_rate = scale_rate
         if cell not in ("rnn", "lstm", "gru", "none"):
             raise ValueError(f"cell must be rnn, lstm, gru or none, got {cell!r}")
         if cell == "none" and bidirectional:
@@ -201,13 +215,14 @@ class RecurrentBoxHead(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    @staticmethod
-    def _parts(evidence: Tensor) -> tuple[Tensor, Tensor]:
-        """The best peak ``(u, v)`` and the searched-for size ``(w, h)`` recorded in the evidence."""
-        return evidence[..., :2], evidence[..., -2:].exp()
+    def _parts(self, evidence: Tensor) -> tuple[Tensor, Tensor]:
+        """The best peak ``(u, v)`` and the matching-only size ``(w, h)``: the searched-for size recorded in the
+        evidence, moved ``scale_rate`` of the way towards the best-matching scale."""
+        return evidence[..., :2], evidence[..., -2:].exp() * best_scale(evidence)[..., None] ** self.scale_rate
 
     def peak_boxes(self, evidence: Tensor) -> Tensor:
-        """The matching-only answer for the same evidence: the peak, at the searched-for size."""
+        """The matching-only answer for the same evidence (what :class:`~vidrnn.tracking.Tracker` does without a
+        head, with the same ``scale_rate``)."""
         position, size = self._parts(evidence)
         return torch.cat([position - size / 2, size], dim=-1)
 
