@@ -201,6 +201,22 @@ def test_matching_only_tracker_follows_a_moving_square(small_backbone, template_
     assert np.abs(centres - true_centres).max() < 6.0  # it moved 66 px right; error stays within a few pixels
 
 
+def test_the_matching_tracker_steers_and_the_head_only_reports(small_backbone) -> None:
+    """A head that always reports half a box to the right of the peak: online, its boxes are the matching-only boxes
+    moved by exactly that much, frame after frame — the offset does not feed back into where the next search goes."""
+    frames, truth = _moving_square()
+    matching = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=0.01, scale_rate=0.3)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3)
+    with torch.no_grad():
+        head.out.bias.copy_(torch.tensor([0.5, 0.0, 0.0, 0.0]))
+    reporting = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head, template_rate=0.01,
+                        scale_rate=0.3)
+    assert reporting.online
+    expected = np.array(list(matching.track(iter(frames), truth[0])))
+    expected[1:, 0] += 0.5 * expected[1:, 2]
+    np.testing.assert_allclose(np.array(list(reporting.track(iter(frames), truth[0]))), expected, atol=1e-3)
+
+
 def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     frames, truth = _moving_square(6)
     head = RecurrentBoxHead(cell="lstm", hidden_size=8, bidirectional=True)

@@ -130,9 +130,11 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
         sequence = load_sequence(folder)
         still = np.repeat(sequence.boxes[:1], sequence.num_frames, axis=0)
         staying.append(np.nanmean(iou_per_frame(still, sequence.boxes)[1:]))
-    # Measured: tracked 0.59, a box that stays put 0.07 (the matching-only ablation: 0.62 — this tiny head, trained
-    # on 10 sequences, does not beat it; nor does the demo-sized one with the default scale search, docs/results.md).
+    # Measured: tracked 0.642, a box that stays put 0.071, the matching-only ablation 0.624. The head reports beside
+    # the matching tracker that steers the searches, so it must not fall below it (while its own boxes steered, this
+    # tiny head scored 0.29-0.59 against matching's 0.56-0.62).
     assert tracked_iou > np.mean(staying) + 0.15, (tracked_iou, np.mean(staying))
+    assert tracked_iou > float(metrics["test/matching_mean_iou"]) - 0.02, metrics
 
     log_dir = Path(cli.trainer.log_dir)
     rows = list(csv.DictReader((log_dir / "tracking_scores.csv").open()))
