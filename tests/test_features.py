@@ -156,6 +156,8 @@ def test_killed_run_resumes_to_a_byte_identical_cache(dataset: Path, tmp_path: P
 def _distributed_worker(rank: int, world_size: int, dataset: str, cache_root: str, init_file: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     backbone = build_backbone(BackboneSpec(input_size=64))
+    if rank == 1:
+        time.sleep(3.0)  # a late rank must still shard the list rank 0 saw, not one shortened by rank 0's writes
     _extract(Path(dataset), Path(cache_root), backbone, batch_size=12, num_workers=0)
     torch.distributed.destroy_process_group()
 

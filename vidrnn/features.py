@@ -333,8 +333,9 @@ def extract_features(
     Videos are decoded and preprocessed in ``num_workers`` DataLoader processes while the CNN runs here on
     ``device``; frames of several videos share each batch. Unreadable videos land in the cache's error list and the
     rest carries on. With several ranks (``torch.distributed`` initialised, or ``rank``/``world_size`` given), rank
-    ``r`` extracts items ``r, r+world_size, ...``; under torch.distributed rank 0 merges the journals after a barrier,
-    otherwise the caller runs :meth:`FeatureCache.finalize` once every rank has finished.
+    ``r`` extracts items ``r, r+world_size, ...`` of the videos not yet cached; under torch.distributed the ranks read
+    the cache's state together, before any writes, and rank 0 merges the journals after a barrier. Otherwise the caller
+    starts the ranks on the same cache state and runs :meth:`FeatureCache.finalize` once every rank has finished.
     """
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     if rank is None or world_size is None:
@@ -346,6 +347,10 @@ def extract_features(
     cache.open_for_writing()
 
     todo, skipped = _todo(cache, items)
+    if distributed:
+        # Every rank must shard the same list: one that read the cache after another rank's first write would skip
+        # what it should do and repeat what another does.
+        torch.distributed.barrier()
     todo = todo[rank::world_size]
     if limit is not None:
         todo = todo[:limit]
