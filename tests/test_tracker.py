@@ -14,6 +14,7 @@ from vidrnn.models.tracker import (
     best_scale,
     match_evidence,
     peak_positions,
+    with_motion_prior,
 )
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 from vidrnn.tracking import Tracker, validate_box
@@ -86,6 +87,21 @@ def test_peak_is_refined_below_one_cell() -> None:
     assert value.item() == 1.0
     assert 4.5 / 8 < position[0, 0].item() < 5.0 / 8  # x refined towards the stronger neighbour
     assert position[0, 1].item() == pytest.approx(4.5 / 8)  # y: symmetric neighbours, cell centre
+
+
+def test_motion_prior_lets_a_slightly_better_edge_match_lose_to_the_centre() -> None:
+    response = torch.zeros(1, 16, 16)
+    response[0, 8, 8], response[0, 1, 1] = 0.8, 0.9  # the target near the centre, a look-alike at the edge
+    assert peak_positions(response)[0][0, 0].item() < 0.2  # raw: the look-alike wins
+    penalised = with_motion_prior(response, weight=0.4)
+    position, value = peak_positions(response, choice=penalised)
+    assert position[0].tolist() == pytest.approx([8.5 / 16, 8.5 / 16])  # the prior chooses the cell ...
+    assert value.item() == pytest.approx(0.8)  # ... the raw response gives its value (and sub-cell position)
+    hann_centre = torch.hann_window(18, periodic=False)[9] ** 2
+    assert penalised[0, 8, 8].item() == pytest.approx(0.8 - 0.4 * (1 - hann_centre.item()), abs=1e-6)
+    # Edge cells are penalised, never ruled out; weight 0 changes nothing.
+    assert penalised.min().item() > -0.4
+    assert torch.equal(with_motion_prior(response, weight=0.0), response)
 
 
 def test_template_cells_must_be_odd() -> None:
