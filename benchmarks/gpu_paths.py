@@ -87,7 +87,7 @@ def tracker_table(frames: int) -> None:
         images = sequence.read()
     geometry = SearchGeometry()
     backbone = build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=geometry.size))
-    tracker = Tracker(backbone, geometry, TemplateMatcher(5), device="cuda")
+    tracker = Tracker(backbone, geometry, TemplateMatcher(7), device="cuda")
     list(tracker.track(iter(images[:10]), sequence.boxes[0]))  # warm-up
     torch.cuda.synchronize()
     start = time.perf_counter()

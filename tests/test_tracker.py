@@ -80,6 +80,28 @@ def test_matcher_response_peaks_where_the_template_was_cut() -> None:
     assert torch.allclose(brighter[:, 1:-1, 1:-1], response[:, 1:-1, 1:-1], atol=1e-4)
 
 
+@pytest.mark.parametrize(("width", "height", "shape"), [(1, 1, (5, 5)), (1, 3, (9, 3)), (3, 1, (3, 9)),
+                                                         (1, 2, (7, 3)), (1, 81, (45, 1))])
+def test_template_is_shaped_like_the_box(width: float, height: float, shape: tuple[int, int]) -> None:
+    assert TemplateMatcher(5).kernel_shape(torch.tensor([0.0, 0.0, width, height])) == shape
+
+
+def test_a_tall_template_is_a_tall_kernel_that_peaks_where_it_was_cut() -> None:
+    torch.manual_seed(0)
+    maps = torch.randn(1, 8, 16, 16)
+    matcher = TemplateMatcher(5)
+    box = torch.tensor([[3 / 16, 4 / 16, 3 / 16, 9 / 16]])  # cells 3..5 across, 4..12 down: 1:3, centre (8, 4)
+    template = matcher.template(maps, box)
+    assert torch.allclose(template[0], maps[0, :, 4:13, 3:6], atol=1e-5)
+    response = matcher(maps, template)
+    assert response.shape == (1, 16, 16)
+    assert response[0].flatten().argmax() == 8 * 16 + 4
+    assert response[0, 8, 4] == pytest.approx(1.0, abs=1e-4)
+    # Pooling the same box again gives the template itself; a template being compared keeps its own shape.
+    assert matcher.similarity(maps, template, box).item() == pytest.approx(1.0, abs=1e-5)
+    assert matcher.template(maps, torch.tensor([[0.0, 0.0, 0.5, 0.5]]), template.shape[-2:]).shape == template.shape
+
+
 def test_peak_is_refined_below_one_cell() -> None:
     response = torch.zeros(1, 8, 8)
     response[0, 4, 4], response[0, 4, 5], response[0, 4, 3] = 1.0, 0.5, 0.0  # true peak right of cell centre

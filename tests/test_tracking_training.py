@@ -43,6 +43,7 @@ def config(tracking_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         "seed_everything": 0,
         "data": {
             "root": str(tracking_root), "cache_dir": str(work / "cache"), "walks": 3,
+            "geometry": {"size": 256}, "template_cells": 5,  # a third of the default's pixels: the suite stays fast
             "window": 8, "train_windows": 256, "val_windows": 32, "batch_size": 32, "device": "cpu",
         },
         "model": {"cell": "lstm", "hidden_size": 32, "optimizer": {
@@ -71,7 +72,7 @@ def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["task"] == "tracking" and printed["trainer"]["gradient_clip_val"] > 0
-    assert printed["model"]["cell"] == "lstm" and printed["data"]["geometry"]["size"] == 256
+    assert printed["model"]["cell"] == "lstm" and printed["data"]["geometry"]["size"] == 448
 
 
 def test_missing_folders_fail_before_anything_slow(tmp_path: Path) -> None:
@@ -130,9 +131,9 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
         sequence = load_sequence(folder)
         still = np.repeat(sequence.boxes[:1], sequence.num_frames, axis=0)
         staying.append(np.nanmean(iou_per_frame(still, sequence.boxes)[1:]))
-    # Measured: tracked 0.642, a box that stays put 0.071, the matching-only ablation 0.624. The head reports beside
-    # the matching tracker that steers the searches, so it must not fall below it (while its own boxes steered, this
-    # tiny head scored 0.29-0.59 against matching's 0.56-0.62).
+    # Measured: tracked 0.849, a box that stays put 0.082, the matching-only ablation 0.857. The head reports beside
+    # the matching tracker that steers the searches, so it must not fall clearly below it (while its own boxes
+    # steered, this tiny head scored 0.29-0.59 against matching's 0.56-0.62).
     assert tracked_iou > np.mean(staying) + 0.15, (tracked_iou, np.mean(staying))
     assert tracked_iou > float(metrics["test/matching_mean_iou"]) - 0.02, metrics
 
@@ -212,10 +213,10 @@ def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pyte
 @pytest.mark.realdata
 def test_matching_only_tracker_follows_a_real_pedestrian(shared_data: Path) -> None:
     """A regression guard on real video (OTB Crossing, evaluation only): the untrained tracker keeps a 17x50-px
-    pedestrian in a 360x240 frame. Measured 2026-11-27: success AUC 0.599 with the first frame's template and size
-    kept, 0.545 with the template update, 0.589 with the default template update and scale search."""
+    pedestrian in a 360x240 frame. Measured: success AUC 0.589 with 256-px crops and a square 5-cell template
+    (2026-11-27), 0.729 with the defaults, 448-px crops and a template shaped like the box (2026-11-29)."""
     sequence = load_sequence(shared_data / "tracking" / "otb" / "Crossing")
     frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
     boxes = np.array(list(load_tracker(None, matching_only=True, device="cpu").track(frames, sequence.boxes[0])))
     score = score_sequence(boxes, sequence.boxes)
-    assert score.precision_20 > 0.9 and score.success_auc > 0.5, score
+    assert score.precision_20 > 0.9 and score.success_auc > 0.65, score

@@ -110,7 +110,7 @@ class Tracker:
 
     @torch.no_grad()
     def template(self, frame: np.ndarray, box: np.ndarray) -> torch.Tensor:
-        """The target's appearance ``[1,C,k,k]``: the CNN map of its search crop, pooled inside its box."""
+        """The target's appearance ``[1,C,rows,cols]`` (shaped like its box): the CNN map of its search crop, pooled inside its box."""
         window = self.geometry.window(box)
         crop = crop_window(frame, window, self.geometry.size)
         maps = self.backbone(self.backbone.preprocess(crop[None]).to(self.device))
@@ -141,7 +141,7 @@ class Tracker:
         if self.template_rate == 0.0:
             return template
         crop_box = torch.tensor(step.window.box_to_crop(box)[None], dtype=step.maps.dtype, device=self.device)
-        return torch.lerp(template, self.matcher.template(step.maps, crop_box), self.template_rate)
+        return torch.lerp(template, self.matcher.template(step.maps, crop_box, template.shape[-2:]), self.template_rate)
 
     @torch.no_grad()
     def track(self, frames: Iterable[np.ndarray], box: Iterable[float]) -> Iterator[np.ndarray]:

@@ -49,7 +49,7 @@ __all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_ru
 logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
-EVIDENCE_VERSION = 6
+EVIDENCE_VERSION = 7
 
 #: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
 ERROR_PERSISTENCE = 0.7
@@ -201,7 +201,8 @@ class TrackingDataModule(L.LightningDataModule):
         cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
         backbone: the frozen CNN; ``pooling`` is forced to ``map`` and ``input_size`` to the crop size.
         geometry: search-region context, size factor and crop resolution.
-        template_cells: the template's side in feature-map cells (odd).
+        template_cells: the template's side in feature-map cells for a square target (odd; a box of another
+            aspect gets as many cells, shaped like it: :meth:`TemplateMatcher.kernel_shape`).
         template_rate: how fast the template follows the target's appearance (see :class:`Tracker`); the simulated
             runs update their templates at this rate, as the trained tracker will.
         scale_rate: how fast the matching-only box follows the best-matching scale (see :class:`Tracker`): the
@@ -221,7 +222,7 @@ class TrackingDataModule(L.LightningDataModule):
         cache_dir: str = "data/cache",
         backbone: BackboneSpec = BackboneSpec(layer="blocks.10"),
         geometry: SearchGeometry = SearchGeometry(),
-        template_cells: int = 5,
+        template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
         walks: int = 4,

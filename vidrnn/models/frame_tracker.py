@@ -58,7 +58,7 @@ class FrameTracker(L.LightningModule):
         self,
         backbone: dict[str, Any] | None = None,
         geometry: dict[str, Any] | None = None,
-        template_cells: int = 5,
+        template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
         cell: TrackerCell = "lstm",
