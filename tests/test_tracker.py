@@ -7,11 +7,13 @@ import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.models.tracker import (
+    ASPECTS,
     EVIDENCE_DIM,
     SCALES,
     RecurrentBoxHead,
     TemplateMatcher,
     best_scale,
+    level_free,
     match_evidence,
     peak_positions,
     with_motion_prior,
@@ -152,6 +154,36 @@ def test_evidence_summarises_the_search() -> None:
     similarities = evidence[0, 3 * 3 : 3 * 3 + len(SCALES)]
     assert similarities.argmax() == SCALES.index(1.0)
     assert evidence[0, -2:].exp().tolist() == pytest.approx([3 / 16, 3 / 16])
+
+
+def test_evidence_measures_a_change_of_aspect() -> None:
+    torch.manual_seed(0)
+    maps, matcher = torch.randn(1, 8, 16, 16), TemplateMatcher(3)
+    template = matcher.template(maps, torch.tensor([[4 / 16, 4 / 16, 3 / 16, 3 / 16]]))
+    # The search believes the target is 1.25 times narrower and taller than it is: stretched by 1.25 in width (and
+    # squeezed as much in height), the searched-for box is the template's own box, a perfect match.
+    believed = torch.tensor([[3 / 16 / 1.25, 3 / 16 * 1.25]])
+    evidence = match_evidence(matcher, maps, template, believed)
+    first = 3 * 3 + len(SCALES)
+    aspects = evidence[0, first:first + len(ASPECTS)]
+    assert ASPECTS[int(aspects.argmax())] == 1.25
+    assert float(aspects.max()) == pytest.approx(1.0, abs=1e-3)
+    assert float(evidence[0, 3 * 3 + SCALES.index(1.0)]) < 0.99
+
+
+def test_head_input_ignores_the_overall_level_of_similarity() -> None:
+    """Shifting every cosine similarity of a frame by the same amount (a darker frame, a drifted appearance) changes
+    neither what the head reads nor the box it gives."""
+    evidence = _evidence(5)
+    shifted = evidence.clone()
+    peaks, shapes = 3 * 3, len(SCALES) + len(ASPECTS)
+    shifted[:, 2:peaks:3] -= 0.2  # peak and rival values
+    shifted[:, peaks:peaks + shapes] -= 0.2  # scale and aspect similarities
+    shifted[:, -4] -= 0.2  # the response's mean (its spread is unchanged)
+    torch.testing.assert_close(level_free(shifted), level_free(evidence))
+    head = RecurrentBoxHead(cell="lstm", hidden_size=16)
+    torch.nn.init.normal_(head.out.weight, std=0.1)
+    torch.testing.assert_close(head(shifted[None])[0], head(evidence[None])[0])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "none"])

@@ -49,7 +49,7 @@ __all__ = ["EvidenceRuns", "EvidenceWindows", "TrackingDataModule", "simulate_ru
 logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
-EVIDENCE_VERSION = 7
+EVIDENCE_VERSION = 8
 
 #: Strength of the simulated error's memory from one frame to the next (AR(1) coefficient).
 ERROR_PERSISTENCE = 0.7

@@ -25,6 +25,7 @@ from torchvision.ops import roi_align
 from vidrnn.models.temporal import _RNN_CLASSES
 
 __all__ = [
+    "ASPECTS",
     "EVIDENCE_DIM",
     "MOTION_PRIOR",
     "SCALES",
@@ -42,6 +43,9 @@ TrackerCell = Literal["rnn", "lstm", "gru", "none"]
 
 #: Relative target sizes at which the template is compared around the peak (the head's evidence of a size change).
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
+#: Width factors at which the template is compared around the peak at the searched-for area (height divided by the
+#: same factor): the head's evidence of a change of aspect, which the matching-only box, scaled evenly, cannot follow.
+ASPECTS = (0.8, 0.9, 1.1, 1.25)
 #: Peaks reported per frame: the best one and the strongest rivals, where a distractor or the lost target may be.
 PEAKS = 3
 #: Largest change of the box's log-size from one frame to the next. Generated targets change by about 0.005 per
@@ -55,7 +59,9 @@ MAX_SCALE_STEP = 0.1
 #: 0, 0.751 and 0.765 at 0.6, flat from there to 1 (0.753, 0.765); the smallest weight on that plateau.
 MOTION_PRIOR = 0.6
 #: Length of one frame's evidence vector (see :func:`match_evidence`).
-EVIDENCE_DIM = 3 * PEAKS + len(SCALES) + 2 + 2
+EVIDENCE_DIM = 3 * PEAKS + len(SCALES) + len(ASPECTS) + 2 + 2
+#: Length of what the head reads of it (see :func:`level_free`).
+LEVEL_FREE_DIM = 3 * PEAKS + len(SCALES) + len(ASPECTS) + 2
 
 
 def best_scale(evidence: Tensor) -> Tensor:
@@ -63,6 +69,26 @@ def best_scale(evidence: Tensor) -> Tensor:
     evidence ``[..., EVIDENCE_DIM]``."""
     similarities = evidence[..., 3 * PEAKS:3 * PEAKS + len(SCALES)]
     return evidence.new_tensor(SCALES)[similarities.argmax(dim=-1)]
+
+
+def level_free(evidence: Tensor) -> Tensor:
+    """The head's view of the evidence ``[..., EVIDENCE_DIM]``: what it says about *where* and *how large*, without
+    how strongly the frame resembles the template overall → ``[..., LEVEL_FREE_DIM]``.
+
+    The level of the cosine similarities moves with everything that is not the target's position — lighting, blur,
+    the camera's noise, how far the appearance has drifted from the first frame — and generated training clips and
+    real footage differ most in exactly that. So the head reads the peaks as heights above the response's mean in
+    units of its spread (MOSSE's peak-to-sidelobe idea: a contrast-free confidence) and the scale and aspect
+    similarities as differences from the similarity at the searched-for size; positions and the searched-for size
+    are kept as they are.
+    """
+    peaks = 3 * PEAKS
+    mean, spread = evidence[..., -4:-3], evidence[..., -3:-2].clamp_min(1e-3)
+    positions = evidence[..., :peaks].unflatten(-1, (PEAKS, 3))
+    heights = (positions[..., 2] - mean) / spread
+    shapes = evidence[..., peaks:peaks + len(SCALES) + len(ASPECTS)]
+    at_reference = shapes[..., SCALES.index(1.0):SCALES.index(1.0) + 1]
+    return torch.cat([positions[..., :2].flatten(-2), heights, shapes - at_reference, evidence[..., -2:]], dim=-1)
 
 
 def xywh_to_xyxy(boxes: Tensor) -> Tensor:
@@ -197,7 +223,8 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
 
     Layout: the refined best peak ``(u, v)`` and its value; the next :data:`PEAKS` - 1 local maxima ``(u, v, value)``;
     the template's similarity to the map around the best peak at each of :data:`SCALES` times ``reference_size`` (the
-    crop-normalised ``(w, h)`` the search was cut for); the response's mean and standard deviation; the log of
+    crop-normalised ``(w, h)`` the search was cut for), then at the same area stretched by each of :data:`ASPECTS`
+    in width (and squeezed as much in height); the response's mean and standard deviation; the log of
     ``reference_size``. Peaks are ranked after :func:`with_motion_prior` (the rivals' values include it); the best
     one's position and value are the raw response's. A summary rather than the whole response map: a few dozen
     numbers generalise from generated training data, where a head reading 256 raw cells learned the training
@@ -211,6 +238,9 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
     for scale in SCALES:
         size = reference_size * scale
         similarities.append(matcher.similarity(maps, templates, torch.cat([position - size / 2, size], dim=1)))
+    for factor in ASPECTS:
+        size = reference_size * reference_size.new_tensor([factor, 1 / factor])
+        similarities.append(matcher.similarity(maps, templates, torch.cat([position - size / 2, size], dim=1)))
     statistics = torch.stack([response.flatten(1).mean(dim=1), response.flatten(1).std(dim=1)], dim=1)
     return torch.cat([position, peak[:, None], rivals, torch.stack(similarities, dim=1), statistics,
                       reference_size.log()], dim=1)
@@ -219,7 +249,7 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
 class RecurrentBoxHead(nn.Module):
     """Per-frame match evidence ``[B,T,F]`` → boxes ``[B,T,4]`` (crop-normalised ``x, y, w, h``).
 
-    Input per frame: :func:`match_evidence`. The output is a correction of the matching-only answer — the peak, at the
+    Input per frame: :func:`match_evidence`, read through :func:`level_free`. The output is a correction of the matching-only answer — the peak, at the
     searched-for size moved ``scale_rate`` of the way (in log) towards the best-matching scale (:func:`best_scale`) —
     as a centre offset and a log-scale change, starting at exactly that answer (the last layer starts at zero), so
     training begins from the matching-only tracker and can only learn what improves on it. The learned size change is
@@ -247,7 +277,7 @@ class RecurrentBoxHead(nn.Module):
         if cell == "none" and bidirectional:
             raise ValueError("cell='none' reads frames one by one: bidirectional needs a recurrent cell")
         self.cell, self.bidirectional = cell, bidirectional
-        self.embed = nn.Sequential(nn.Linear(EVIDENCE_DIM, hidden_size), nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(LEVEL_FREE_DIM, hidden_size), nn.ReLU())
         if cell == "none":
             self.rnn = None
             self.temporal = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
@@ -275,7 +305,7 @@ class RecurrentBoxHead(nn.Module):
 
     def forward(self, evidence: Tensor, state: object = None) -> tuple[Tensor, object]:
         """Boxes ``[B,T,4]`` for evidence ``[B,T,F]``; returns the recurrent state after the last step too."""
-        hidden = self.embed(evidence)
+        hidden = self.embed(level_free(evidence))
         if self.rnn is None:
             hidden, state = self.temporal(hidden), None
         else:
