@@ -31,9 +31,9 @@ of time -- only the class's change does.
 Tracking
 --------
 OTB-style sequences cut from real photographs (the ones scikit-image ships in its wheel, so nothing is downloaded):
-the camera pans slowly across one photo, the target is a patch of another photo (a face, a cat, a mug, a rocket,
-a texture) that wanders with random accelerations, bounces off the frame edges, grows and shrinks and changes its
-aspect, the light drifts, look-alike patches cut from near the target's source wander behind it, and once a bar cut
+the camera pans slowly across one photo, the target is a rounded patch of another photo (a face, a cat, a mug, a
+rocket) or a textured card that wanders with random accelerations, bounces off the frame edges, grows and shrinks (or
+keeps its size), changes its aspect and slowly turns towards another view of itself, the light drifts, look-alike patches cut from near the target's source wander behind it, and once a bar cut
 from a third photo sweeps across in front of it and hides it for a few frames. Real image statistics matter here:
 a tracker built on ImageNet features and trained on flat synthetic cards learns cues that real video lacks. The
 ground truth is the box the target was drawn in, clipped to the frame, and stays its true box while hidden (the OTB
@@ -534,14 +534,23 @@ def ensure_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
 @dataclass(frozen=True, eq=False)
 class PatchTrack:
-    """A textured rectangle and its box in every frame.
+    """A textured patch and its box in every frame.
 
     Boxes are integer ``(x, y, w, h)`` rows ``[T, 4]``, 0-based, and may reach past the frame edge; the texture is
-    stretched to each box, so a growing box shows the same texture larger.
+    stretched to each box, so a growing box shows the same texture larger. A fourth channel is the patch's shape
+    (alpha: a rounded object leaves the box's corners to the background). ``later`` is the look it turns towards,
+    ``turn[t]`` how far it has turned at frame ``t`` (0: ``texture`` itself).
     """
 
     texture: np.ndarray
     boxes: np.ndarray
+    later: np.ndarray | None = None
+    turn: np.ndarray | None = None
+
+    def texture_at(self, index: int) -> np.ndarray:
+        if self.later is None or self.turn is None:
+            return self.texture
+        return self.texture + self.turn[index] * (self.later - self.texture)
 
 
 @dataclass(frozen=True, eq=False)
@@ -582,15 +591,29 @@ def _clip_box(box: np.ndarray, size: Size) -> tuple[int, int, int, int]:
 
 
 def _paste(canvas: np.ndarray, texture: np.ndarray, box: np.ndarray) -> None:
-    """Stretch ``texture`` to ``box`` and draw the part of it that lies inside the canvas."""
+    """Stretch ``texture`` (RGB, or RGBA with its shape as alpha) to ``box`` and draw the part inside the canvas."""
     x, y, w, h = (int(value) for value in box)
     left, top, visible_w, visible_h = _clip_box(box, canvas.shape[:2])
     if visible_w == 0 or visible_h == 0:
         return
     stretched = cv2.resize(texture, (w, h), interpolation=cv2.INTER_LINEAR)
-    canvas[top : top + visible_h, left : left + visible_w] = stretched[
-        top - y : top - y + visible_h, left - x : left - x + visible_w
-    ]
+    stretched = stretched[top - y : top - y + visible_h, left - x : left - x + visible_w]
+    region = canvas[top : top + visible_h, left : left + visible_w]
+    if stretched.shape[2] == 4:
+        alpha = stretched[..., 3:]
+        region[...] = region * (1 - alpha) + stretched[..., :3] * alpha
+    else:
+        region[...] = stretched
+
+
+def _rounded(texture: np.ndarray, exponent: float) -> np.ndarray:
+    """``texture`` with a superellipse ``|u|^p + |v|^p <= 1`` as its alpha: an ellipse at ``p = 2``, nearly the
+    whole rectangle at large ``p`` (real objects seldom fill their box; the corners show what is behind them)."""
+    height, width = texture.shape[:2]
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = (u + 0.5) / width * 2 - 1, (v + 0.5) / height * 2 - 1
+    alpha = (np.abs(u) ** exponent + np.abs(v) ** exponent <= 1).astype(np.float32)
+    return np.concatenate([texture, alpha[..., None]], axis=2)
 
 
 def _textured_patch(rng: np.random.Generator, size: Size) -> np.ndarray:
@@ -671,15 +694,20 @@ def _boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([corners, wh], axis=1).astype(np.int64)
 
 
-def _sample_target(rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray) -> PatchTrack:
-    """A patch that wanders, bounces off the frame edges, swells and shrinks and changes its aspect a little."""
+def _sample_target(
+    rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray, later: np.ndarray | None = None
+) -> PatchTrack:
+    """A patch that wanders, bounces off the frame edges, swells and shrinks (or hardly does), changes its aspect a
+    little and, given a ``later`` look, slowly turns towards it and back (the appearance a template must follow)."""
     height, width = size
     # Real targets come in every shape: people are two to three times taller than wide, cars and bags wider than tall.
     area = rng.uniform(0.1, 0.2) ** 2 * width * height
     aspect = np.exp(rng.uniform(np.log(0.5), np.log(3.0)))  # height / width
     base_w = np.sqrt(area / aspect)
     base_h = min(base_w * aspect, 0.45 * height)
-    swing = rng.uniform(0.2, 0.4)  # log-scale amplitude: over a whole period the box spans a factor of 1.5 to 2.2
+    # Log-scale amplitude: over a whole period the box spans a factor of 1 to 2.2. Many real targets keep their size
+    # for a whole clip; a head trained only on targets that always grow or shrink learns to expect it.
+    swing = rng.uniform(0.0, 0.4)
     # Sizes change at the pace real ones do: someone walking towards a camera 5 m away at 1.5 m/s grows by 1 % a frame
     # at 30 frames/s. A period of 150-400 frames keeps the change under 1.7 % a frame (about 0.5 % on average).
     period = rng.uniform(150.0, 400.0)
@@ -691,7 +719,11 @@ def _sample_target(rng: np.random.Generator, num_frames: int, size: Size, textur
     frame_box = np.array([width, height], dtype=np.float64)
     speed = rng.uniform(0.3, 1.0) * _TARGET_MAX_SPEED * width
     centres = _wander(rng, num_frames, reach, frame_box - reach, speed)
-    return PatchTrack(cv2.resize(texture, (round(base_w), round(base_h))), _boxes(centres, sizes))
+    shape = (round(base_w), round(base_h))
+    if later is None:
+        return PatchTrack(cv2.resize(texture, shape), _boxes(centres, sizes))
+    turn = rng.uniform(0.0, 0.6) * (1 - np.cos(2 * np.pi * np.arange(num_frames) / rng.uniform(150.0, 400.0))) / 2
+    return PatchTrack(cv2.resize(texture, shape), _boxes(centres, sizes), cv2.resize(later, shape), turn)
 
 
 def _sample_distractor(rng: np.random.Generator, num_frames: int, size: Size, texture: np.ndarray) -> PatchTrack:
@@ -739,8 +771,12 @@ def sample_tracking_scene(rng: np.random.Generator, num_frames: int, size: Size)
     textured = rng.uniform() < 0.25  # some targets keep the synthetic card: high-contrast patterns occur too
     height, width = size
     target_size = (max(8, round(0.3 * height)), max(8, round(0.3 * width)))
-    texture = _textured_patch(rng, target_size) if textured else _photo_patch(rng, target_size, source)
-    target = _sample_target(rng, num_frames, size, texture)
+    if textured:
+        target = _sample_target(rng, num_frames, size, _textured_patch(rng, target_size))
+    else:  # a rounded patch of a photo that turns towards another view of the same thing
+        exponent = rng.uniform(2.0, 6.0)
+        looks = [_rounded(_photo_patch(rng, target_size, source), exponent) for _ in range(2)]
+        target = _sample_target(rng, num_frames, size, *looks)
     distractors = tuple(
         _sample_distractor(rng, num_frames, size, _photo_patch(rng, target_size, source))
         for _ in range(rng.integers(1, 4))
@@ -759,7 +795,7 @@ def render_tracking_frame(scene: TrackingScene, index: int, *, with_target: bool
     for distractor in scene.distractors:
         _paste(canvas, distractor.texture, distractor.boxes[index])
     if with_target:
-        _paste(canvas, scene.target.texture, scene.target.boxes[index])
+        _paste(canvas, scene.target.texture_at(index), scene.target.boxes[index])
     _paste(canvas, scene.occluder.texture, scene.occluder.boxes[index])
     return _to_uint8(canvas * scene.gain[index])
 
@@ -808,7 +844,7 @@ def make_tracking_sequences(
 #: Sequences and frames of the tracking demo: ``train`` for fitting, ``val`` for choosing, ``test`` for reporting.
 TRACKING_DEMO_SPLITS = {"train": (96, 48), "val": (8, 60), "test": (8, 90)}
 #: Bump when the tracking scenes change, so a demo generated by older code is replaced rather than reused.
-TRACKING_DEMO_VERSION = 3
+TRACKING_DEMO_VERSION = 4
 
 
 def ensure_tracking_demo(out_dir: str | os.PathLike, seed: int = 0) -> Path:
