@@ -6,8 +6,8 @@ cross-correlation of that template over each new map gives a **response map**: h
 target. Its peak alone is a tracker — the *matching-only* ablation, no training at all (:func:`peak_positions`).
 
 :class:`RecurrentBoxHead` reads, frame after frame, a compact summary of each search — the strongest peaks of the
-response, how well the template matches at five scales around the best one, the size the search was cut for (see
-:func:`match_evidence`) — and regresses the box as a correction to the peak. What a recurrent state can add that a single frame cannot:
+response, how well the template matches at five scales and four aspects around the best one, the size the search was
+cut for (see :func:`match_evidence`) — and regresses the box as a correction to the peak. What a recurrent state can add that a single frame cannot:
 motion continuity (a second peak far from where the target was heading is a distractor), memory through occlusion
 (when the response collapses, keep the course), and a size that changes smoothly. ``cell="none"`` gives the same
 head without recurrence (a per-frame MLP), so the table can separate "learned" from "recurrent".
@@ -48,9 +48,10 @@ SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
 ASPECTS = (0.8, 0.9, 1.1, 1.25)
 #: Peaks reported per frame: the best one and the strongest rivals, where a distractor or the lost target may be.
 PEAKS = 3
-#: Largest change of the box's log-size from one frame to the next. Generated targets change by about 0.005 per
-#: frame on average and by up to ~0.06 where the frame's edge cuts their box; online, every size estimate becomes the next search's reference, so an unbounded head compounds its errors
-#: (a box grew 14-fold in 40 frames on a real sequence before this bound).
+#: Largest log-size correction of the matching box's width or height. Generated targets change by about 0.005 per
+#: frame on average and by up to ~0.06 where the frame's edge cuts their box. The bound dates from heads whose box
+#: placed the next search, where an unbounded size compounded its errors (a box grew 14-fold in 40 frames on a real
+#: sequence); now the matching box steers, and the bound keeps a head that meets unfamiliar evidence near it.
 MAX_SCALE_STEP = 0.1
 #: Weight of the motion prior on the response: a Hann window centred where the search was placed (the previous
 #: matching box) is added as ``MOTION_PRIOR * (window - 1)`` when choosing the peak, so a rival at the crop's edge
@@ -253,7 +254,7 @@ class RecurrentBoxHead(nn.Module):
     searched-for size moved ``scale_rate`` of the way (in log) towards the best-matching scale (:func:`best_scale`) —
     as a centre offset and a log-scale change, starting at exactly that answer (the last layer starts at zero), so
     training begins from the matching-only tracker and can only learn what improves on it. The learned size change is
-    at most :data:`MAX_SCALE_STEP` (log) a frame.
+    at most :data:`MAX_SCALE_STEP` (log) per side, relative to the matching box.
 
     ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
     one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
