@@ -16,6 +16,7 @@ from vidrnn.models.tracker import (
     level_free,
     match_evidence,
     peak_positions,
+    peak_sharpness,
     with_motion_prior,
 )
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
@@ -191,7 +192,7 @@ def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
     evidence = _evidence(6)
     head = RecurrentBoxHead(cell=cell, hidden_size=16)
     boxes, _ = head(evidence[None])
-    assert torch.allclose(boxes[0], head.peak_boxes(evidence), atol=1e-6)
+    assert torch.allclose(boxes[0], head.matching_boxes(evidence), atol=1e-6)
     assert torch.allclose(boxes[0, :, 2:], torch.full((6, 2), 3 / 16), atol=1e-6)
 
 
@@ -200,8 +201,31 @@ def test_untrained_head_with_a_scale_rate_answers_the_scaled_matching_box() -> N
     evidence[:, 3 * 3 : 3 * 3 + len(SCALES)] = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9])  # best at 1.25
     head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.5)
     boxes, _ = head(evidence[None])
-    torch.testing.assert_close(boxes[0], head.peak_boxes(evidence))
+    torch.testing.assert_close(boxes[0], head.matching_boxes(evidence))
     torch.testing.assert_close(boxes[0, :, 2:], torch.full((4, 2), 3 / 16 * 1.25**0.5))
+
+
+def test_sharpness_is_the_peaks_height_over_the_responses_spread() -> None:
+    evidence = torch.zeros(1, EVIDENCE_DIM)
+    evidence[0, 2], evidence[0, -4], evidence[0, -3] = 0.9, 0.1, 0.2  # peak, response mean, response std
+    assert peak_sharpness(evidence).item() == pytest.approx(4.0)
+    sharpness = peak_sharpness(_evidence(4))  # map 0 holds the template exactly; maps 1-3 are noise
+    assert sharpness[0] > 2 * sharpness[1:].max(), sharpness
+
+
+def test_a_held_search_answers_the_box_it_was_cut_for() -> None:
+    """Below ``hold_below`` the matching-only answer is the searched-for box (centred in its crop, reference size),
+    whatever the peak says; above it, the peak."""
+    evidence = _evidence(4)
+    sharpness = peak_sharpness(evidence)
+    threshold = float(sharpness[0] + sharpness[1:].max()) / 2  # only map 0 is sharp enough
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=threshold)
+    boxes = head.matching_boxes(evidence)
+    free = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3).matching_boxes(evidence)
+    torch.testing.assert_close(boxes[0], free[0])
+    held = torch.tensor([0.5 - 3 / 32, 0.5 - 3 / 32, 3 / 16, 3 / 16]).expand(3, 4)
+    torch.testing.assert_close(boxes[1:], held)
+    torch.testing.assert_close(head(evidence[None])[0][0], boxes)  # the untrained head starts from that answer
 
 
 def test_online_steps_equal_one_pass_over_the_clip() -> None:
@@ -296,6 +320,27 @@ def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     assert len(boxes) == 6 and np.isfinite(np.array(boxes)).all()
 
 
+def test_a_held_search_stays_where_it_was_and_keeps_its_template(small_backbone) -> None:
+    """With every peak below ``hold_below`` the tracker never moves, resizes or updates its template — the head,
+    told the same rule, starts from that held box too."""
+    frames, truth = _moving_square(5)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=1e6)
+    for with_head in (None, head):
+        tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), with_head, template_rate=0.25,
+                          scale_rate=0.3, hold_below=1e6)
+        boxes = np.array(list(tracker.track(iter(frames), truth[0])))
+        np.testing.assert_allclose(boxes, np.broadcast_to(truth[0], boxes.shape), atol=1e-4)
+    template = tracker.template(frames[0], truth[0])
+    step = tracker.search([frames[1]], [truth[0]], template)[0]
+    assert step.held and tracker.updated_template(template, step, truth[1]) is template
+
+
+def test_a_head_trained_for_another_matching_rule_is_refused(small_backbone) -> None:
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=2.5)
+    with pytest.raises(ValueError, match="hold_below=2.5"):
+        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head, scale_rate=0.3)
+
+
 def test_best_scale_is_the_scale_where_the_template_matches_best() -> None:
     evidence = torch.zeros(2, EVIDENCE_DIM)
     first = 3 * 3  # after the best peak and the two rivals
@@ -330,6 +375,7 @@ def test_template_update_moves_the_template_towards_the_new_box_by_its_rate(smal
 @pytest.mark.parametrize(("options", "message"), [
     (dict(template_rate=-0.1), "template_rate must be in"), (dict(template_rate=1.0), "template_rate must be in"),
     (dict(scale_rate=-0.1), "scale_rate must be in"), (dict(scale_rate=1.5), "scale_rate must be in"),
+    (dict(hold_below=-1.0), "hold_below must be >= 0"),
 ])
 def test_rates_outside_their_range_are_refused(small_backbone, options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

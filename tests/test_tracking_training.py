@@ -81,7 +81,8 @@ def test_missing_folders_fail_before_anything_slow(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [(dict(template_rate=1.0), "template_rate must be in"),
-                                                   (dict(scale_rate=2.0), "scale_rate must be in")])
+                                                   (dict(scale_rate=2.0), "scale_rate must be in"),
+                                                   (dict(hold_below=-0.5), "hold_below must be >= 0")])
 def test_rates_outside_their_range_fail_before_anything_slow(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrackingDataModule(**options)

@@ -23,6 +23,14 @@ the best-matching scale at ``scale_rate`` (0: it keeps the first frame's size).
 scale at which the template matches best around the peak (one of :data:`~vidrnn.models.tracker.SCALES`, as SiamFC's
 damped scale search); at 0 it keeps the first frame's size.
 
+``hold_below`` keeps the search still while the target is probably hidden: when the response's peak stands less
+than that many standard deviations above its mean (:func:`~vidrnn.models.tracker.peak_sharpness`; MOSSE's
+peak-to-sidelobe test), the matching box stays where it was — no move, no resize, no template update — instead of
+jumping to whatever resembles the target best, often the occluder, which it then follows away. The search waits
+where the target was last seen; when it comes out again the peak is sharp once more. The trained head is told the
+same rule, and while the search is held it answers from its memory of the target's motion (see
+:class:`~vidrnn.models.tracker.RecurrentBoxHead`).
+
 ``template_rate`` lets the template follow slow appearance change (light, pose): after each frame the template becomes
 ``(1 - rate) x template + rate x`` the appearance inside the new box, pooled from the same search map — the linear
 update of correlation-filter trackers. At 0 (the default) the first frame's template is kept for the whole clip.
@@ -37,7 +45,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import FrozenBackbone
-from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, best_scale, match_evidence
+from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, best_scale, match_evidence, peak_sharpness
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 
 __all__ = ["SearchResult", "Tracker", "validate_box"]
@@ -65,14 +73,15 @@ def _within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass
 class SearchResult:
-    """One frame's search: where it looked (``window``), the head's input (``evidence [F]``) and the box at the
-    response's peak with the searched-for size moved by ``scale_rate`` (``peak_box``, frame pixels: the matching-only
-    answer); ``maps``
-    ``[1,C,H,W]`` is the crop's feature map (to update the template from)."""
+    """One frame's search: where it looked (``window``), the head's input (``evidence [F]``), the matching-only
+    answer in frame pixels (``matching_box``: the response's peak with the searched-for size moved by ``scale_rate``,
+    or — ``held`` — the searched-for box itself, the peak being too weak to trust); ``maps`` ``[1,C,H,W]`` is the
+    crop's feature map (to update the template from)."""
 
     window: SearchWindow
     evidence: torch.Tensor
-    peak_box: np.ndarray
+    matching_box: np.ndarray
+    held: bool
     frame_shape: tuple[int, ...]
     maps: torch.Tensor | None
 
@@ -89,6 +98,7 @@ class Tracker:
         device: str | torch.device = "cpu",
         template_rate: float = 0.0,
         scale_rate: float = 0.0,
+        hold_below: float = 0.0,
     ) -> None:
         if backbone.spec.pooling != "map":
             raise ValueError("a tracker needs spatial feature maps: build its backbone with pooling='map'")
@@ -96,7 +106,12 @@ class Tracker:
             raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
         if not 0.0 <= scale_rate <= 1.0:
             raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
-        self.template_rate, self.scale_rate = template_rate, scale_rate
+        if hold_below < 0.0:
+            raise ValueError(f"hold_below must be >= 0 (0: never hold the search), got {hold_below}")
+        if head is not None and (head.scale_rate, head.hold_below) != (scale_rate, hold_below):
+            raise ValueError(f"the head was trained to correct a matching box with scale_rate={head.scale_rate} and "
+                             f"hold_below={head.hold_below}; this tracker uses {scale_rate} and {hold_below}")
+        self.template_rate, self.scale_rate, self.hold_below = template_rate, scale_rate, hold_below
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
         self.geometry = geometry
@@ -128,17 +143,24 @@ class Tracker:
         evidence = match_evidence(self.matcher, maps, template.expand(len(frames), -1, -1, -1), sizes)
         positions = evidence[:, :2].cpu().numpy()
         size_factors = (best_scale(evidence) ** self.scale_rate).cpu().numpy()
+        held = (peak_sharpness(evidence) < self.hold_below).cpu().numpy()
         results = []
         for index, (frame, window, box, row, position) in enumerate(zip(frames, windows, boxes, evidence, positions)):
-            centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
-            size = box[2:] * size_factors[index]
-            results.append(SearchResult(window, row, np.r_[centre - size / 2, size], frame.shape, maps[index:index + 1]))
+            if held[index]:
+                matching_box = np.asarray(box, dtype=np.float64).copy()
+            else:
+                centre = window.box_from_crop(np.r_[position, 0.0, 0.0])[:2]
+                size = box[2:] * size_factors[index]
+                matching_box = np.r_[centre - size / 2, size]
+            results.append(SearchResult(window, row, matching_box, bool(held[index]), frame.shape,
+                                        maps[index:index + 1]))
         return results
 
     @torch.no_grad()
     def updated_template(self, template: torch.Tensor, step: SearchResult, box: np.ndarray) -> torch.Tensor:
-        """``template`` moved by ``template_rate`` towards the appearance inside ``box`` (frame pixels) in ``step``."""
-        if self.template_rate == 0.0:
+        """``template`` moved by ``template_rate`` towards the appearance inside ``box`` (frame pixels) in ``step``;
+        unchanged while the search is held (what is at the box then is probably not the target)."""
+        if self.template_rate == 0.0 or step.held:
             return template
         crop_box = torch.tensor(step.window.box_to_crop(box)[None], dtype=step.maps.dtype, device=self.device)
         return torch.lerp(template, self.matcher.template(step.maps, crop_box, template.shape[-2:]), self.template_rate)
@@ -151,34 +173,41 @@ class Tracker:
         if first is None:
             return
         box = validate_box(box, first.shape)
-        template = self.template(first, box)
         yield box.copy()
-        if self.online:
-            yield from self._track_online(frames, box, template)
-        else:
-            yield from self._track_offline(frames, box, template)
+        steps = self.matching_steps(first, box, frames)
+        yield from self._track_online(steps) if self.online else self._track_offline(steps)
 
-    def _track_online(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
-        state = None
+    @torch.no_grad()
+    def matching_steps(
+        self, first: np.ndarray, box: np.ndarray, frames: Iterable[np.ndarray]
+    ) -> Iterator[SearchResult]:
+        """The matching tracker's search of each frame after ``first`` (whose target is at ``box``): each placed
+        around the previous matching box, which then moves to this frame's (``step.matching_box``, kept inside the
+        frame) unless the search is held, and the template updated there. Every tracker — with a head or without —
+        runs this loop; a head only reads its evidence."""
+        template = self.template(first, box)
         for frame in frames:
             step = self.search([frame], [box], template)[0]
-            box = _within_frame(step.peak_box, frame.shape)
+            box = step.matching_box = _within_frame(step.matching_box, frame.shape)
             template = self.updated_template(template, step, box)
+            yield step
+
+    def _track_online(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
+        state = None
+        for step in steps:
             if self.head is None:
-                yield box.copy()
+                yield step.matching_box.copy()
                 continue
             crop_box, state = self.head(step.evidence[None, None], state)
-            yield _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), frame.shape)
+            yield _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
-    def _track_offline(self, frames: Iterator[np.ndarray], box: np.ndarray, template: torch.Tensor) -> Iterator[np.ndarray]:
-        steps = []
-        for frame in frames:
-            steps.append(self.search([frame], [box], template)[0])
-            box = _within_frame(steps[-1].peak_box, frame.shape)
-            template = self.updated_template(template, steps[-1], box)
-            steps[-1].maps = None  # the clip's evidence is kept until the head answers; its maps are not
-        if not steps:
+    def _track_offline(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
+        kept = []
+        for step in steps:
+            step.maps = None  # the clip's evidence is kept until the head answers; its maps are not
+            kept.append(step)
+        if not kept:
             return
-        crop_boxes, _ = self.head(torch.stack([step.evidence for step in steps])[None])
-        for step, crop_box in zip(steps, crop_boxes[0].cpu().numpy()):
+        crop_boxes, _ = self.head(torch.stack([step.evidence for step in kept])[None])
+        for step, crop_box in zip(kept, crop_boxes[0].cpu().numpy()):
             yield _within_frame(step.window.box_from_crop(crop_box), step.frame_shape)

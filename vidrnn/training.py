@@ -79,6 +79,7 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
         parser.link_arguments("data.template_cells", "model.template_cells", apply_on="instantiate")
         parser.link_arguments("data.template_rate", "model.template_rate", apply_on="instantiate")
         parser.link_arguments("data.scale_rate", "model.scale_rate", apply_on="instantiate")
+        parser.link_arguments("data.hold_below", "model.hold_below", apply_on="instantiate")
 
 
 def _config_paths(args: Sequence[str]) -> list[Path]:

@@ -138,7 +138,7 @@ def simulate_runs(
                 targets[walk, index - 1] = target
                 centre = target[:2] + target[2:] / 2
                 valid[walk, index - 1] = not np.isnan(box).any() and bool(((centre > 0) & (centre < 1)).all())
-            matching_box = results[0].peak_box
+            matching_box = results[0].matching_box
             believed = [matching_box, *guesses[1:]]
             templates = [tracker.updated_template(template, result, box)
                          for template, result, box in zip(templates, results, believed)]
@@ -207,6 +207,8 @@ class TrackingDataModule(L.LightningDataModule):
             runs update their templates at this rate, as the trained tracker will.
         scale_rate: how fast the matching-only box follows the best-matching scale (see :class:`Tracker`): the
             matching-only run 0 moves this way, and the head learns corrections of that answer.
+        hold_below: the search stays still while the response's peak stands less than this many standard deviations
+            above its mean (see :class:`Tracker`; 0: never): run 0 waits out occlusions the way the tracker will.
         walks: simulated runs per sequence: the matching-only tracker online, plus walks - 1 error walks.
         position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
         window: frames per training window (the recurrent head's unrolled length).
@@ -225,6 +227,7 @@ class TrackingDataModule(L.LightningDataModule):
         template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
+        hold_below: float = 2.5,
         walks: int = 2,
         position_jitter: float = 0.15,
         scale_jitter: float = 0.1,
@@ -241,7 +244,7 @@ class TrackingDataModule(L.LightningDataModule):
         self.root, self.demo_dir, self.test_root, self.cache_dir = root, demo_dir, test_root, Path(cache_dir)
         self.backbone_spec = BackboneSpec(**{**backbone.to_dict(), "pooling": "map", "input_size": geometry.size})
         self.geometry, self.template_cells, self.template_rate = geometry, template_cells, template_rate
-        self.scale_rate = scale_rate
+        self.scale_rate, self.hold_below = scale_rate, hold_below
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
         self.batch_size, self.seed, self.device = batch_size, seed, device
@@ -251,6 +254,8 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError(f"template_rate must be in [0, 1), got {template_rate}")
         if not 0.0 <= scale_rate <= 1.0:
             raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
+        if hold_below < 0.0:
+            raise ValueError(f"hold_below must be >= 0 (0: never hold the search), got {hold_below}")
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -275,8 +280,8 @@ class TrackingDataModule(L.LightningDataModule):
         settings = {
             "version": EVIDENCE_VERSION, "backbone": self.backbone_spec.identity(), "geometry": asdict(self.geometry),
             "template_cells": self.template_cells, "template_rate": self.template_rate, "scale_rate": self.scale_rate,
-            "walks": self.walks, "position_jitter": self.position_jitter, "scale_jitter": self.scale_jitter,
-            "seed": self.seed,
+            "hold_below": self.hold_below, "walks": self.walks, "position_jitter": self.position_jitter,
+            "scale_jitter": self.scale_jitter, "seed": self.seed,
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_dir / f"tracking-{self.backbone_spec.name}-{key}"
@@ -316,7 +321,7 @@ class TrackingDataModule(L.LightningDataModule):
 
         tracker = Tracker(build_backbone(self.backbone_spec), self.geometry, TemplateMatcher(self.template_cells),
                           device=resolve_device(self.device), template_rate=self.template_rate,
-                          scale_rate=self.scale_rate)
+                          scale_rate=self.scale_rate, hold_below=self.hold_below)
         for split, sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
             # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
             rng = np.random.default_rng([self.seed, *sequence.name.encode()])

@@ -43,9 +43,9 @@ class FrameTracker(L.LightningModule):
     """A box per frame from the first frame's box.
 
     Args:
-        backbone, geometry, template_cells, template_rate, scale_rate: set from the data module by the CLI (the
-            evidence it caches must be the evidence the model computes when it tracks, and the head corrects the
-            matching-only box the simulated runs followed), and saved so a checkpoint alone can track.
+        backbone, geometry, template_cells, template_rate, scale_rate, hold_below: set from the data module by the
+            CLI (the evidence it caches must be the evidence the model computes when it tracks, and the head
+            corrects the matching-only box the simulated runs followed), and saved so a checkpoint alone can track.
         cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
             recurrent" ablation).
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
@@ -61,6 +61,7 @@ class FrameTracker(L.LightningModule):
         template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
+        hold_below: float = 2.5,
         cell: TrackerCell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -79,7 +80,8 @@ class FrameTracker(L.LightningModule):
         self.backbone = build_backbone(spec)
         self.matcher = TemplateMatcher(template_cells)
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-                                     bidirectional=bidirectional, dropout=dropout, scale_rate=scale_rate)
+                                     bidirectional=bidirectional, dropout=dropout, scale_rate=scale_rate,
+                                     hold_below=hold_below)
         self.optimizer, self.scheduler = optimizer, scheduler
         self._test_rows: list[dict[str, Any]] = []
 
@@ -98,7 +100,7 @@ class FrameTracker(L.LightningModule):
         head = None if matching_only else self.head
         rate = self.hparams.template_rate if template_rate is None else template_rate
         return Tracker(self.backbone, self.geometry, self.matcher, head, device=self.device, template_rate=rate,
-                       scale_rate=self.hparams.scale_rate)
+                       scale_rate=self.hparams.scale_rate, hold_below=self.hparams.hold_below)
 
     def forward(self, evidence: Tensor) -> Tensor:
         """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,F]`` read in one pass."""
@@ -112,7 +114,7 @@ class FrameTracker(L.LightningModule):
         loss = l1 + self.hparams.giou_weight * giou
         with torch.no_grad():
             iou = _paired_iou(predicted, targets).mean()
-            peak_iou = _paired_iou(self.head.peak_boxes(evidence)[valid], targets).mean()
+            peak_iou = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
         self.log_dict({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": peak_iou},
                       prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
         return loss

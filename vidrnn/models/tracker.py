@@ -35,6 +35,7 @@ __all__ = [
     "best_scale",
     "match_evidence",
     "peak_positions",
+    "peak_sharpness",
     "with_motion_prior",
     "xywh_to_xyxy",
 ]
@@ -72,6 +73,22 @@ def best_scale(evidence: Tensor) -> Tensor:
     return evidence.new_tensor(SCALES)[similarities.argmax(dim=-1)]
 
 
+def _heights(values: Tensor, evidence: Tensor) -> Tensor:
+    """Response values ``[..., K]`` as heights above the frame's response mean, in units of its spread."""
+    return (values - evidence[..., -4:-3]) / evidence[..., -3:-2].clamp_min(1e-3)
+
+
+def peak_sharpness(evidence: Tensor) -> Tensor:
+    """How far the best peak stands out of its response, per frame: ``[...]`` from evidence ``[..., EVIDENCE_DIM]``.
+
+    The peak's height above the response's mean in standard deviations — MOSSE's peak-to-sidelobe ratio in spirit.
+    It does not depend on how bright, blurred or changed the frame is, only on whether one place clearly looks like
+    the template: it collapses when the target is hidden (on generated sequences a median of 8 in frames where the
+    target is clear, under 3 where the occluder hides most of it).
+    """
+    return _heights(evidence[..., 2:3], evidence)[..., 0]
+
+
 def level_free(evidence: Tensor) -> Tensor:
     """The head's view of the evidence ``[..., EVIDENCE_DIM]``: what it says about *where* and *how large*, without
     how strongly the frame resembles the template overall → ``[..., LEVEL_FREE_DIM]``.
@@ -79,14 +96,12 @@ def level_free(evidence: Tensor) -> Tensor:
     The level of the cosine similarities moves with everything that is not the target's position — lighting, blur,
     the camera's noise, how far the appearance has drifted from the first frame — and generated training clips and
     real footage differ most in exactly that. So the head reads the peaks as heights above the response's mean in
-    units of its spread (MOSSE's peak-to-sidelobe idea: a contrast-free confidence) and the scale and aspect
-    similarities as differences from the similarity at the searched-for size; positions and the searched-for size
-    are kept as they are.
+    units of its spread (:func:`peak_sharpness` for each) and the scale and aspect similarities as differences from
+    the similarity at the searched-for size; positions and the searched-for size are kept as they are.
     """
     peaks = 3 * PEAKS
-    mean, spread = evidence[..., -4:-3], evidence[..., -3:-2].clamp_min(1e-3)
     positions = evidence[..., :peaks].unflatten(-1, (PEAKS, 3))
-    heights = (positions[..., 2] - mean) / spread
+    heights = _heights(positions[..., 2], evidence)
     shapes = evidence[..., peaks:peaks + len(SCALES) + len(ASPECTS)]
     at_reference = shapes[..., SCALES.index(1.0):SCALES.index(1.0) + 1]
     return torch.cat([positions[..., :2].flatten(-2), heights, shapes - at_reference, evidence[..., -2:]], dim=-1)
@@ -250,11 +265,16 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
 class RecurrentBoxHead(nn.Module):
     """Per-frame match evidence ``[B,T,F]`` → boxes ``[B,T,4]`` (crop-normalised ``x, y, w, h``).
 
-    Input per frame: :func:`match_evidence`, read through :func:`level_free`. The output is a correction of the matching-only answer — the peak, at the
-    searched-for size moved ``scale_rate`` of the way (in log) towards the best-matching scale (:func:`best_scale`) —
-    as a centre offset and a log-scale change, starting at exactly that answer (the last layer starts at zero), so
-    training begins from the matching-only tracker and can only learn what improves on it. The learned size change is
-    at most :data:`MAX_SCALE_STEP` (log) per side, relative to the matching box.
+    Input per frame: :func:`match_evidence`, read through :func:`level_free`. The output is a correction of the
+    matching-only answer (:meth:`matching_boxes`) as a centre offset and a log-scale change, starting at exactly that
+    answer (the last layer starts at zero), so training begins from the matching-only tracker and can only learn what
+    improves on it. The learned size change is at most :data:`MAX_SCALE_STEP` (log) per side, relative to the
+    matching box.
+
+    While the search is *held* — the peak stands less than ``hold_below`` standard deviations out of its response
+    (:func:`peak_sharpness`), so the tracker keeps the search where it was — the matching-only answer is the box the
+    search was cut for, and the head's correction is where it believes the hidden target has gone since: the one
+    answer a single frame cannot give and a recurrent state, which saw the target move before it vanished, can.
 
     ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
     one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
@@ -268,11 +288,14 @@ class RecurrentBoxHead(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         scale_rate: float = 0.0,
+        hold_below: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= scale_rate <= 1.0:
             raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
-        self.scale_rate = scale_rate
+        if hold_below < 0.0:
+            raise ValueError(f"hold_below must be >= 0 (0: never hold the search), got {hold_below}")
+        self.scale_rate, self.hold_below = scale_rate, hold_below
         if cell not in ("rnn", "lstm", "gru", "none"):
             raise ValueError(f"cell must be rnn, lstm, gru or none, got {cell!r}")
         if cell == "none" and bidirectional:
@@ -294,13 +317,18 @@ class RecurrentBoxHead(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def _parts(self, evidence: Tensor) -> tuple[Tensor, Tensor]:
-        """The best peak ``(u, v)`` and the matching-only size ``(w, h)``: the searched-for size recorded in the
-        evidence, moved ``scale_rate`` of the way towards the best-matching scale."""
-        return evidence[..., :2], evidence[..., -2:].exp() * best_scale(evidence)[..., None] ** self.scale_rate
+        """Centre ``(u, v)`` and size ``(w, h)`` of the matching-only answer: the best peak at the searched-for size
+        moved ``scale_rate`` of the way towards the best-matching scale — or, where the search is held, the box the
+        search was cut for (centred in its crop)."""
+        searched = evidence[..., -2:].exp()
+        held = (peak_sharpness(evidence) < self.hold_below)[..., None]
+        position = torch.where(held, torch.full_like(searched, 0.5), evidence[..., :2])
+        size = searched * torch.where(held, 1.0, best_scale(evidence)[..., None] ** self.scale_rate)
+        return position, size
 
-    def peak_boxes(self, evidence: Tensor) -> Tensor:
+    def matching_boxes(self, evidence: Tensor) -> Tensor:
         """The matching-only answer for the same evidence (what :class:`~vidrnn.tracking.Tracker` does without a
-        head, with the same ``scale_rate``)."""
+        head, with the same ``scale_rate`` and ``hold_below``)."""
         position, size = self._parts(evidence)
         return torch.cat([position - size / 2, size], dim=-1)
 
