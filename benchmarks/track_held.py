@@ -26,7 +26,7 @@ from torchvision.ops import box_iou
 
 from vidrnn.data.tracking import TrackingSequence, find_sequences
 from vidrnn.track import load_tracker
-from vidrnn.tracking import Tracker, validate_box
+from vidrnn.tracking import Tracker, validate_box, within_frame
 
 #: Frames before a hold over which the constant-velocity guess measures the matching box's speed.
 SPEED_FRAMES = 4
@@ -65,7 +65,8 @@ def held_frame_boxes(trackers: dict[str, Tracker], sequence: TrackingSequence) -
     evidence = torch.stack([step.evidence for step in steps])[None]
     for name, tracker in trackers.items():
         crop_boxes = tracker.head(evidence)[0][0].cpu().numpy()
-        boxes[name] = np.r_[box[None], [step.window.box_from_crop(crop) for step, crop in zip(steps, crop_boxes)]]
+        boxes[name] = np.r_[box[None], [within_frame(step.window.box_from_crop(crop), step.frame_shape)
+                                         for step, crop in zip(steps, crop_boxes)]]
     boxes["constant velocity"] = constant_velocity(boxes["matching-only"], held)
     return held, boxes
 
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"--ckpt wants NAME=PATH, got {spec!r}")
         trackers[name] = load_tracker(path, device="cpu")
-    settings = {name: (t.scale_rate, t.hold_below, t.template_rate, t.geometry) for name, t in trackers.items()}
+    settings = {name: (t.backbone.spec, t.matcher.template_cells, t.geometry, t.template_rate, t.scale_rate,
+                       t.hold_below) for name, t in trackers.items()}
     if len(set(settings.values())) > 1:
         parser.error(f"the checkpoints track with different matching settings: {settings}")
     sequences = find_sequences(args.root)

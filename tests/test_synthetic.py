@@ -187,6 +187,12 @@ def _overlaps(box: np.ndarray, other: np.ndarray) -> bool:
     return x < other_x + other_w and other_x < x + w and y < other_y + other_h and other_y < y + h
 
 
+@pytest.mark.parametrize("num_frames", [1, 2, 3])
+def test_the_shortest_scenes_are_drawn_too(num_frames: int) -> None:
+    scene = sample_tracking_scene(np.random.default_rng(0), num_frames=num_frames, size=TRACK_SIZE)
+    assert scene.occluder.boxes.shape == (num_frames, 4)
+
+
 def test_target_is_drawn_exactly_in_its_ground_truth_box(scene: TrackingScene) -> None:
     occluded = 0
     for index, (x, y, w, h) in enumerate(scene.ground_truth()):

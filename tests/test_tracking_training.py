@@ -147,6 +147,13 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert state["task"] == "tracking"
     assert not any(key.startswith("backbone.") for key in state["state_dict"])  # the frozen CNN is rebuilt, not saved
+    # The matching rule travels from the data module into the checkpoint; one saved before hold_below existed holds
+    # no value for it and tracks as it was trained, never holding.
+    assert state["hyper_parameters"]["hold_below"] == 2.5
+    del state["hyper_parameters"]["hold_below"]
+    older = Path(checkpoint).with_name("before-hold.ckpt")
+    torch.save(state, older)
+    assert load_tracker(older, device="cpu").hold_below == 0.0
     _track_cli(Path(checkpoint), tracking_root, capsys)
 
 

@@ -48,7 +48,7 @@ from vidrnn.backbones import FrozenBackbone
 from vidrnn.models.tracker import RecurrentBoxHead, TemplateMatcher, best_scale, match_evidence, peak_sharpness
 from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
 
-__all__ = ["SearchResult", "Tracker", "validate_box"]
+__all__ = ["SearchResult", "Tracker", "validate_box", "within_frame"]
 
 
 def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -65,7 +65,7 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
     return box
 
 
-def _within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+def within_frame(box: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
     """The box with its size kept between 2 pixels and the frame's: a box larger than the frame means nothing."""
     height, width = frame_shape[:2]
     return np.r_[box[:2], np.clip(box[2], 2.0, width), np.clip(box[3], 2.0, height)]
@@ -188,7 +188,7 @@ class Tracker:
         template = self.template(first, box)
         for frame in frames:
             step = self.search([frame], [box], template)[0]
-            box = step.matching_box = _within_frame(step.matching_box, frame.shape)
+            box = step.matching_box = within_frame(step.matching_box, frame.shape)
             template = self.updated_template(template, step, box)
             yield step
 
@@ -199,7 +199,7 @@ class Tracker:
                 yield step.matching_box.copy()
                 continue
             crop_box, state = self.head(step.evidence[None, None], state)
-            yield _within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
+            yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
     def _track_offline(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
         kept = []
@@ -210,4 +210,4 @@ class Tracker:
             return
         crop_boxes, _ = self.head(torch.stack([step.evidence for step in kept])[None])
         for step, crop_box in zip(kept, crop_boxes[0].cpu().numpy()):
-            yield _within_frame(step.window.box_from_crop(crop_box), step.frame_shape)
+            yield within_frame(step.window.box_from_crop(crop_box), step.frame_shape)

@@ -744,7 +744,7 @@ def _sample_occluder(rng: np.random.Generator, target: PatchTrack, size: Size) -
     """
     height, width = size
     num_frames = len(target.boxes)
-    crossing = rng.integers(num_frames // 3, 2 * num_frames // 3 + 1)
+    crossing = rng.integers(max(num_frames // 3, min(1, num_frames - 1)), 2 * num_frames // 3 + 1)
     x, y, w, h = target.boxes[crossing]
     bar = np.array([rng.uniform(0.8, 1.3) * target.boxes[:, 2].mean(), rng.uniform(0.6, 0.9) * height])
     centres_x = target.boxes[:, 0] + target.boxes[:, 2] / 2
@@ -753,8 +753,8 @@ def _sample_occluder(rng: np.random.Generator, target: PatchTrack, size: Size) -
     side, duration = rng.choice([-1.0, 1.0]), rng.uniform(3.0, 18.0)
     while True:  # hurried along until the first frame, where the template is taken, is clear of the bar
         centre_x = x + w / 2 + (target_speed + side * (bar[0] + w) / duration) * (np.arange(num_frames) - crossing)
-        if abs(centre_x[0] - centres_x[0]) >= (bar[0] + target.boxes[0, 2]) / 2 + 1:
-            break
+        if crossing == 0 or abs(centre_x[0] - centres_x[0]) >= (bar[0] + target.boxes[0, 2]) / 2 + 1:
+            break  # (a one-frame scene has no other frame to cross in)
         duration *= 0.8
     centres = np.stack([centre_x, np.full(num_frames, y + h / 2)], axis=1)
     texture = _photo_patch(rng, (round(bar[1]), max(1, round(bar[0]))))

@@ -46,6 +46,8 @@ class FrameTracker(L.LightningModule):
         backbone, geometry, template_cells, template_rate, scale_rate, hold_below: set from the data module by the
             CLI (the evidence it caches must be the evidence the model computes when it tracks, and the head
             corrects the matching-only box the simulated runs followed), and saved so a checkpoint alone can track.
+            ``hold_below`` defaults to 0 (never hold) here, unlike the data module's 2.5: a checkpoint saved before
+            the setting existed holds no value for it and must keep tracking as it was trained.
         cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
             recurrent" ablation).
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
@@ -61,7 +63,7 @@ class FrameTracker(L.LightningModule):
         template_cells: int = 7,
         template_rate: float = 0.01,
         scale_rate: float = 0.3,
-        hold_below: float = 2.5,
+        hold_below: float = 0.0,
         cell: TrackerCell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
