@@ -20,7 +20,7 @@ import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
 
@@ -57,7 +57,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     index = ucf101_index(args.root, fold=1)
-    items = items_from_index(index)[:: max(1, len(index.records) // args.videos)][: args.videos]
+    items = index.video_items()[:: max(1, len(index.records) // args.videos)][: args.videos]
     sampling = SamplingSpec(strategy="segments", num_segments=args.segments, short_side=256)
     backbone = build_backbone(BackboneSpec(name=args.backbone)).to(device)
 

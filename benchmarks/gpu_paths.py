@@ -26,10 +26,9 @@ import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_tracking_sequences
-from vidrnn.data.tracking import load_sequence
-from vidrnn.models.tracker import TemplateMatcher
-from vidrnn.search_region import SearchGeometry
-from vidrnn.tracking import Tracker
+from vidrnn.data.tracking_sequences import load_sequence
+from vidrnn.tracker.runtime import Tracker
+from vidrnn.tracker.settings import TrackerSettings
 
 
 def _frames_per_second(run, batch: torch.Tensor, rounds: int = 5) -> float:
@@ -85,25 +84,25 @@ def tracker_table(frames: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         sequence = load_sequence(make_tracking_sequences(Path(folder), num_sequences=1, num_frames=frames)[0])
         images = sequence.read()
-    geometry = SearchGeometry()
-    backbone = build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=geometry.size))
-    tracker = Tracker(backbone, geometry, TemplateMatcher(7), device="cuda")
+    settings = TrackerSettings()
+    tracker = Tracker.build(settings, device="cuda")
     list(tracker.track(iter(images[:10]), sequence.boxes[0]))  # warm-up
     torch.cuda.synchronize()
     start = time.perf_counter()
     boxes = list(tracker.track(iter(images), sequence.boxes[0]))
     online = len(boxes) / (time.perf_counter() - start)
-    template = tracker.template(images[0], sequence.boxes[0])
+    template = tracker.search.template(images[0], sequence.boxes[0])
     batch = [images[index % len(images)] for index in range(64)]
     guesses = [sequence.boxes[index % len(images)] for index in range(64)]
-    tracker.search(batch, guesses, template)
+    templates = template.expand(len(batch), -1, -1, -1)
+    tracker.search.search(batch, guesses, templates)
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(5):
-        tracker.search(batch, guesses, template)
+        tracker.search.search(batch, guesses, templates)
     torch.cuda.synchronize()
     batched = 5 * len(batch) / (time.perf_counter() - start)
-    print(f"\nTracker on {torch.cuda.get_device_name()} (crop {geometry.size}, lite0 to blocks.10):")
+    print(f"\nTracker on {torch.cuda.get_device_name()} (crop {settings.geometry.size}, lite0 to blocks.10):")
     print(f"| mode | frames/s |\n|---|---:|\n| online, one frame at a time ({frames} frames) | {online:,.0f} |")
     print(f"| batched search (64 crops, as when simulating training runs) | {batched:,.0f} |")
 

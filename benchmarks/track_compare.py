@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,57 +25,23 @@ import cv2
 import numpy as np
 import torch
 
-from vidrnn.data.tracking import TrackingSequence, find_sequences
-from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
-from vidrnn.track import load_tracker
-
-RunTracker = Callable[[TrackingSequence], tuple[np.ndarray, float]]
+from vidrnn.data.tracking_sequences import find_sequences
+from vidrnn.tracker.evaluation import TrackFunction, evaluate
+from vidrnn.tracker.runtime import load_tracker
 
 
-def _frames(sequence: TrackingSequence) -> Iterator[np.ndarray]:
-    for _, chunk in sequence.iter_frames():
-        yield from chunk
+def opencv_tracker(create: Callable[[], object]) -> TrackFunction:
+    """An OpenCV tracker as a track function (a lost target is NaN: IoU 0)."""
 
+    def track(frames: Iterator[np.ndarray], box: np.ndarray) -> Iterator[np.ndarray]:
+        tracker = create()
+        tracker.init(cv2.cvtColor(next(frames), cv2.COLOR_RGB2BGR), tuple(int(round(value)) for value in box))
+        yield box
+        for frame in frames:
+            found, estimate = tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            yield np.array(estimate, dtype=float) if found else np.full(4, np.nan)
 
-def _timed(frames: Iterator[np.ndarray], clock: list[float]) -> Iterator[np.ndarray]:
-    """Pass frames on, adding the time spent decoding them to ``clock`` (so it can be subtracted)."""
-    while True:
-        start = time.perf_counter()
-        frame = next(frames, None)
-        clock[0] += time.perf_counter() - start
-        if frame is None:
-            return
-        yield frame
-
-
-def vidrnn_runner(tracker) -> RunTracker:
-    def run(sequence: TrackingSequence) -> tuple[np.ndarray, float]:
-        decoding = [0.0]
-        start = time.perf_counter()
-        boxes = np.array(list(tracker.track(_timed(_frames(sequence), decoding), sequence.boxes[0])))
-        return boxes, len(boxes) / max(time.perf_counter() - start - decoding[0], 1e-9)
-
-    return run
-
-
-def opencv_runner(create: Callable[[], object]) -> RunTracker:
-    def run(sequence: TrackingSequence) -> tuple[np.ndarray, float]:
-        boxes, tracker, elapsed = [], None, 0.0
-        for frame in _frames(sequence):
-            image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            start = time.perf_counter()
-            if tracker is None:
-                tracker = create()
-                tracker.init(image, tuple(int(round(value)) for value in sequence.boxes[0]))
-                box = sequence.boxes[0].copy()
-            else:
-                found, estimate = tracker.update(image)
-                box = np.array(estimate, dtype=float) if found else np.full(4, np.nan)  # lost: scores IoU 0
-            elapsed += time.perf_counter() - start
-            boxes.append(box)
-        return np.array(boxes), len(boxes) / max(elapsed, 1e-9)
-
-    return run
+    return track
 
 
 def _parse_checkpoint(text: str) -> tuple[str, Path]:
@@ -96,34 +61,26 @@ def main() -> int:
     parser.add_argument("--no-opencv", action="store_true", help="run the vidrnn trackers only (skip MIL and CSRT)")
     args = parser.parse_args()
 
-    trackers: dict[str, RunTracker] = {}
+    trackers: dict[str, TrackFunction] = {}
     for name, path in args.ckpt:
-        trackers[f"vidrnn-{name}"] = vidrnn_runner(load_tracker(path, device="cpu"))
+        trackers[f"vidrnn-{name}"] = load_tracker(path, device="cpu").track
     # The ablations share the first checkpoint's settings (or the defaults): no head, then also no template update.
     first = args.ckpt[0][1] if args.ckpt else None
-    trackers["matching-only"] = vidrnn_runner(load_tracker(first, matching_only=True, device="cpu"))
-    trackers["matching-only, fixed template"] = vidrnn_runner(
-        load_tracker(first, matching_only=True, device="cpu", template_rate=0.0))
+    trackers["matching-only"] = load_tracker(first, matching_only=True, device="cpu").track
+    trackers["matching-only, fixed template"] = load_tracker(first, matching_only=True, device="cpu",
+                                                             template_rate=0.0).track
     if not args.no_opencv:
-        trackers["MIL"] = opencv_runner(cv2.TrackerMIL_create)
+        trackers["MIL"] = opencv_tracker(cv2.TrackerMIL_create)
         csrt = getattr(cv2, "TrackerCSRT_create", None)
         if csrt is None:
             print("CSRT not available: it ships in the contrib build (pip install opencv-contrib-python-headless)",
                   file=sys.stderr)
         else:
-            trackers["CSRT"] = opencv_runner(csrt)
+            trackers["CSRT"] = opencv_tracker(csrt)
 
     sequences = find_sequences(args.root)
-    scores: dict[str, dict[str, SequenceScore]] = {name: {} for name in trackers}
-    speeds: dict[str, list[float]] = {name: [] for name in trackers}
-    for sequence in sequences:
-        for name, run in trackers.items():
-            boxes, fps = run(sequence)
-            scores[name][sequence.name] = score_sequence(boxes, sequence.boxes)
-            speeds[name].append(fps)
-            print(f"{sequence.name:16s} {name:30s} AUC {scores[name][sequence.name].success_auc:.3f}  "
-                  f"P@20 {scores[name][sequence.name].precision_20:.3f}  {fps:6.1f} fps", file=sys.stderr)
-
+    rows = evaluate(trackers, sequences)
+    scores = {(row.sequence, row.tracker): row for row in rows}
     names = list(trackers)
     lines = [
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, OpenCV {cv2.__version__}; "
@@ -135,13 +92,13 @@ def main() -> int:
         "|---|---:|" + "---:|" * len(names),
     ]
     for sequence in sequences:
-        cells = [f"{scores[name][sequence.name].success_auc:.3f}" for name in names]
+        cells = [f"{scores[sequence.name, name].score.success_auc:.3f}" for name in names]
         lines.append(f"| {sequence.name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
-    means = {name: mean_scores(scores[name].values()) for name in names}
-    lines.append("| **mean AUC** | | " + " | ".join(f"**{means[name].success_auc:.3f}**" for name in names) + " |")
-    lines.append("| mean P@20 | | " + " | ".join(f"{means[name].precision_20:.3f}" for name in names) + " |")
-    lines.append("| mean IoU | | " + " | ".join(f"{means[name].mean_iou:.3f}" for name in names) + " |")
-    lines.append("| frames/s (median) | | " + " | ".join(f"{np.median(speeds[name]):.1f}" for name in names) + " |")
+    means = {name: scores["MEAN", name] for name in names}
+    lines.append("| **mean AUC** | | " + " | ".join(f"**{means[n].score.success_auc:.3f}**" for n in names) + " |")
+    lines.append("| mean P@20 | | " + " | ".join(f"{means[n].score.precision_20:.3f}" for n in names) + " |")
+    lines.append("| mean IoU | | " + " | ".join(f"{means[n].score.mean_iou:.3f}" for n in names) + " |")
+    lines.append("| frames/s (median) | | " + " | ".join(f"{means[n].frames_per_second:.1f}" for n in names) + " |")
     table = "\n".join(lines)
     print(table)
     if args.markdown is not None:

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from vidrnn.data.tracking import TrackingSequence, find_sequences
-from vidrnn.track import load_tracker
-from vidrnn.tracking import Tracker, validate_box, within_frame
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
+from vidrnn.tracker.geometry import validate_box, within_frame
+from vidrnn.tracker.runtime import Tracker, load_tracker
 
 #: Frames before a hold over which the constant-velocity guess measures the matching box's speed.
 SPEED_FRAMES = 4
@@ -59,7 +59,7 @@ def held_frame_boxes(trackers: dict[str, Tracker], sequence: TrackingSequence) -
     frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
     first = next(frames)
     box = validate_box(sequence.boxes[0], first.shape)
-    steps = list(matching.matching_steps(first, box, frames))
+    steps = list(matching.search.steps(first, box, frames))
     held = np.r_[False, [step.held for step in steps]]
     boxes = {"matching-only": np.r_[box[None], [step.matching_box for step in steps]]}
     evidence = torch.stack([step.evidence for step in steps])[None]
@@ -87,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             parser.error(f"--ckpt wants NAME=PATH, got {spec!r}")
         trackers[name] = load_tracker(path, device="cpu")
-    settings = {name: (t.backbone.spec, t.matcher.template_cells, t.geometry, t.template_rate, t.scale_rate,
-                       t.hold_below) for name, t in trackers.items()}
-    if len(set(settings.values())) > 1:
+    settings = {name: tracker.settings for name, tracker in trackers.items()}
+    if any(value != next(iter(settings.values())) for value in settings.values()):
         parser.error(f"the checkpoints track with different matching settings: {settings}")
     sequences = find_sequences(args.root)
     ious: dict[str, dict[bool, list[float]]] = {}

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.module import collate_sequences
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.features import FeatureCache, extract_features
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
@@ -89,7 +89,7 @@ def main() -> None:
     index = ucf101_index(args.root, fold=1)
     records = index.split("train")[:: max(1, len(index.split("train")) // args.videos)][: args.videos]
     subset = type(index)(index.root, index.classes, records, index.split_rule)
-    items = items_from_index(subset)
+    items = subset.video_items()
     labels = [index.label_index(r) for r in records]
     sampling = SamplingSpec(strategy="segments", num_segments=16, short_side=256)
     backbone = build_backbone(BackboneSpec()).to(device)

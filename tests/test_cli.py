@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_video
-from vidrnn.cli import EXIT_SOME_FAILED, build_parser, main
+from vidrnn.cli import build_parser, main
+from vidrnn.exit_codes import EXIT_SOME_FAILED
 
 
 def _subcommands() -> list[str]:
@@ -35,7 +36,7 @@ def test_probe_reports_good_and_bad_files_and_says_some_failed(tmp_path: Path, c
 
 
 def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
-    from vidrnn.data.tracking import find_sequences
+    from vidrnn.data.tracking_sequences import find_sequences
     from vidrnn.data.ucf101 import ucf101_index
 
     assert main(["synth", str(tmp_path), "--groups", "3", "--clips-per-group", "1", "--frames", "8", "--sequences", "2"]) == 0

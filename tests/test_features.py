@@ -15,7 +15,7 @@ import torch
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 
 SAMPLING = SamplingSpec(strategy="all", short_side=64)
@@ -35,7 +35,7 @@ def small_backbone():
 def _extract(dataset: Path, cache_root: Path, backbone, **kwargs):
     index = ucf101_index(dataset, fold=1)
     cache = FeatureCache(cache_root, backbone.spec, SAMPLING, index.root)
-    report = extract_features(items_from_index(index), cache, backbone, progress=False, **kwargs)
+    report = extract_features(index.video_items(), cache, backbone, progress=False, **kwargs)
     return index, cache, report
 
 
@@ -69,14 +69,14 @@ def test_features_do_not_depend_on_batch_composition(dataset: Path, small_backbo
     _, together, _ = _extract(dataset, tmp_path / "a", small_backbone, batch_size=16, num_workers=0)
     index = ucf101_index(dataset, fold=1)
     alone = FeatureCache(tmp_path / "b", small_backbone.spec, SAMPLING, index.root)
-    item = items_from_index(index)[5]
+    item = index.video_items()[5]
     extract_features([item], alone, small_backbone, batch_size=16, num_workers=0, progress=False)
     np.testing.assert_array_equal(alone.load(item.key), together.load(item.key))
 
 
 def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: Path, small_backbone, tmp_path: Path) -> None:
     index = ucf101_index(dataset, fold=1)
-    items = items_from_index(index)
+    items = index.video_items()
     broken = tmp_path / "videos"
     broken.mkdir()
     corrupt = broken / "corrupt.avi"
@@ -94,7 +94,7 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
 
 def test_a_changed_source_video_is_extracted_again(dataset: Path, small_backbone, tmp_path: Path) -> None:
     index = ucf101_index(dataset, fold=1)
-    items = items_from_index(index)[:2]
+    items = index.video_items()[:2]
     cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
     extract_features(items, cache, small_backbone, num_workers=0, progress=False)
     os.utime(items[0].path, ns=(0, 0))
@@ -114,12 +114,12 @@ _EXTRACT_SCRIPT = """
 import sys
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 index = ucf101_index(sys.argv[1], fold=1)
 backbone = build_backbone(BackboneSpec(input_size=160))
 cache = FeatureCache(sys.argv[2], backbone.spec, SamplingSpec(strategy="all", short_side=64), index.root)
-extract_features(items_from_index(index), cache, backbone, batch_size=4, num_workers=1, progress=False)
+extract_features(index.video_items(), cache, backbone, batch_size=4, num_workers=1, progress=False)
 """
 
 

@@ -22,7 +22,7 @@ from vidrnn.data.synthetic import (
     sample_clip,
     sample_tracking_scene,
 )
-from vidrnn.data.tracking import load_sequence
+from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.video import probe, read_frames
 

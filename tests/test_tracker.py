@@ -1,4 +1,4 @@
-"""The tracker's parts: search regions, template matching, the recurrent head, and the online/offline runner."""
+"""The tracker's parts: search regions, settings, template matching, the recurrent head, and the online/offline runner."""
 
 import cv2
 import numpy as np
@@ -6,21 +6,25 @@ import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.models.tracker import (
+from vidrnn.tracker.geometry import SearchGeometry, SearchWindow, crop_window, validate_box
+from vidrnn.tracker.head import RecurrentBoxHead
+from vidrnn.tracker.matching import (
     ASPECTS,
     EVIDENCE_DIM,
     SCALES,
-    RecurrentBoxHead,
+    Evidence,
+    MatchingRule,
     TemplateMatcher,
-    best_scale,
-    level_free,
     match_evidence,
     peak_positions,
-    peak_sharpness,
     with_motion_prior,
 )
-from vidrnn.search_region import SearchGeometry, SearchWindow, crop_window
-from vidrnn.tracking import Tracker, validate_box
+from vidrnn.tracker.runtime import Tracker
+from vidrnn.tracker.search import MatchingSearch
+from vidrnn.tracker.settings import TrackerSettings
+
+#: The matching rule without a scale change or a hold: the answer is the peak at the searched-for size.
+PEAK_ONLY = MatchingRule(scale_rate=0.0, hold_below=0.0)
 
 # --- search regions ---------------------------------------------------------------------------------------------------
 
@@ -150,11 +154,11 @@ def test_evidence_summarises_the_search() -> None:
     assert evidence.shape == (4, EVIDENCE_DIM) and torch.isfinite(evidence).all()
     # Map 0 is where the template came from: its best peak is a perfect match at the template's centre, and the
     # similarity at the searched-for size (scale 1.0, the middle of SCALES) is the best of the five.
-    assert evidence[0, 2] == pytest.approx(1.0, abs=1e-4)
-    assert evidence[0, :2].tolist() == pytest.approx([5.5 / 16, 5.5 / 16], abs=0.5 / 16)
-    similarities = evidence[0, 3 * 3 : 3 * 3 + len(SCALES)]
-    assert similarities.argmax() == SCALES.index(1.0)
-    assert evidence[0, -2:].exp().tolist() == pytest.approx([3 / 16, 3 / 16])
+    named = Evidence(evidence[0])
+    assert named.peaks[0, 2] == pytest.approx(1.0, abs=1e-4)
+    assert named.peak_position.tolist() == pytest.approx([5.5 / 16, 5.5 / 16], abs=0.5 / 16)
+    assert named.part("scales").argmax() == SCALES.index(1.0)
+    assert named.searched_size.tolist() == pytest.approx([3 / 16, 3 / 16])
 
 
 def test_evidence_measures_a_change_of_aspect() -> None:
@@ -165,11 +169,10 @@ def test_evidence_measures_a_change_of_aspect() -> None:
     # squeezed as much in height), the searched-for box is the template's own box, a perfect match.
     believed = torch.tensor([[3 / 16 / 1.25, 3 / 16 * 1.25]])
     evidence = match_evidence(matcher, maps, template, believed)
-    first = 3 * 3 + len(SCALES)
-    aspects = evidence[0, first:first + len(ASPECTS)]
+    aspects = Evidence(evidence[0]).part("aspects")
     assert ASPECTS[int(aspects.argmax())] == 1.25
     assert float(aspects.max()) == pytest.approx(1.0, abs=1e-3)
-    assert float(evidence[0, 3 * 3 + SCALES.index(1.0)]) < 0.99
+    assert float(Evidence(evidence[0]).part("scales")[SCALES.index(1.0)]) < 0.99
 
 
 def test_head_input_ignores_the_overall_level_of_similarity() -> None:
@@ -177,11 +180,13 @@ def test_head_input_ignores_the_overall_level_of_similarity() -> None:
     neither what the head reads nor the box it gives."""
     evidence = _evidence(5)
     shifted = evidence.clone()
-    peaks, shapes = 3 * 3, len(SCALES) + len(ASPECTS)
-    shifted[:, 2:peaks:3] -= 0.2  # peak and rival values
-    shifted[:, peaks:peaks + shapes] -= 0.2  # scale and aspect similarities
-    shifted[:, -4] -= 0.2  # the response's mean (its spread is unchanged)
-    torch.testing.assert_close(level_free(shifted), level_free(evidence))
+    view = Evidence(shifted)
+    view.part("peak")[:, 2] -= 0.2  # the peak's value ...
+    view.part("rivals")[:, 2::3] -= 0.2  # ... and the rivals'
+    view.part("scales").sub_(0.2)  # scale and aspect similarities
+    view.part("aspects").sub_(0.2)
+    view.part("response_level")[:, 0] -= 0.2  # the response's mean (its spread is unchanged)
+    torch.testing.assert_close(Evidence(shifted).level_free(), Evidence(evidence).level_free())
     head = RecurrentBoxHead(cell="lstm", hidden_size=16)
     torch.nn.init.normal_(head.out.weight, std=0.1)
     torch.testing.assert_close(head(shifted[None])[0], head(evidence[None])[0])
@@ -190,7 +195,7 @@ def test_head_input_ignores_the_overall_level_of_similarity() -> None:
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "none"])
 def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
     evidence = _evidence(6)
-    head = RecurrentBoxHead(cell=cell, hidden_size=16)
+    head = RecurrentBoxHead(cell=cell, hidden_size=16, rule=PEAK_ONLY)
     boxes, _ = head(evidence[None])
     assert torch.allclose(boxes[0], head.matching_boxes(evidence), atol=1e-6)
     assert torch.allclose(boxes[0, :, 2:], torch.full((6, 2), 3 / 16), atol=1e-6)
@@ -198,18 +203,19 @@ def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
 
 def test_untrained_head_with_a_scale_rate_answers_the_scaled_matching_box() -> None:
     evidence = _evidence(4)
-    evidence[:, 3 * 3 : 3 * 3 + len(SCALES)] = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9])  # best at 1.25
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.5)
+    Evidence(evidence).part("scales")[:] = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9])  # best at 1.25
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(scale_rate=0.5, hold_below=0.0))
     boxes, _ = head(evidence[None])
     torch.testing.assert_close(boxes[0], head.matching_boxes(evidence))
     torch.testing.assert_close(boxes[0, :, 2:], torch.full((4, 2), 3 / 16 * 1.25**0.5))
 
 
 def test_sharpness_is_the_peaks_height_over_the_responses_spread() -> None:
-    evidence = torch.zeros(1, EVIDENCE_DIM)
-    evidence[0, 2], evidence[0, -4], evidence[0, -3] = 0.9, 0.1, 0.2  # peak, response mean, response std
-    assert peak_sharpness(evidence).item() == pytest.approx(4.0)
-    sharpness = peak_sharpness(_evidence(4))  # map 0 holds the template exactly; maps 1-3 are noise
+    evidence = Evidence(torch.zeros(1, EVIDENCE_DIM))
+    evidence.part("peak")[0, 2] = 0.9
+    evidence.part("response_level")[0] = torch.tensor([0.1, 0.2])  # the response's mean and standard deviation
+    assert evidence.sharpness().item() == pytest.approx(4.0)
+    sharpness = Evidence(_evidence(4)).sharpness()  # map 0 holds the template exactly; maps 1-3 are noise
     assert sharpness[0] > 2 * sharpness[1:].max(), sharpness
 
 
@@ -217,11 +223,11 @@ def test_a_held_search_answers_the_box_it_was_cut_for() -> None:
     """Below ``hold_below`` the matching-only answer is the searched-for box (centred in its crop, reference size),
     whatever the peak says; above it, the peak."""
     evidence = _evidence(4)
-    sharpness = peak_sharpness(evidence)
+    sharpness = Evidence(evidence).sharpness()
     threshold = float(sharpness[0] + sharpness[1:].max()) / 2  # only map 0 is sharp enough
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=threshold)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(scale_rate=0.3, hold_below=threshold))
     boxes = head.matching_boxes(evidence)
-    free = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3).matching_boxes(evidence)
+    free = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(0.3, 0.0)).matching_boxes(evidence)
     torch.testing.assert_close(boxes[0], free[0])
     held = torch.tensor([0.5 - 3 / 32, 0.5 - 3 / 32, 3 / 16, 3 / 16]).expand(3, 4)
     torch.testing.assert_close(boxes[1:], held)
@@ -284,10 +290,20 @@ def small_backbone():
     return build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=128))
 
 
+def _settings(template_rate: float = 0.0, scale_rate: float = 0.0, hold_below: float = 0.0) -> TrackerSettings:
+    """A 128-px search with a 5-cell template, by default without template update, scale change or hold."""
+    return TrackerSettings(geometry=SearchGeometry(size=128), template_cells=5, template_rate=template_rate,
+                           scale_rate=scale_rate, hold_below=hold_below)
+
+
+def _tracker(backbone, head: RecurrentBoxHead | None = None, **settings: float) -> Tracker:
+    return Tracker(MatchingSearch(_settings(**settings), backbone=backbone), head)
+
+
 @pytest.mark.parametrize("template_rate", [0.0, 0.01])
 def test_matching_only_tracker_follows_a_moving_square(small_backbone, template_rate: float) -> None:
     frames, truth = _moving_square()
-    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=template_rate)
+    tracker = _tracker(small_backbone, template_rate=template_rate)
     boxes = np.array(list(tracker.track(iter(frames), truth[0])))
     assert boxes.shape == truth.shape and (boxes[0] == truth[0]).all()
     centres = boxes[:, :2] + boxes[:, 2:] / 2
@@ -299,12 +315,11 @@ def test_the_matching_tracker_steers_and_the_head_only_reports(small_backbone) -
     """A head that always reports half a box to the right of the peak: online, its boxes are the matching-only boxes
     moved by exactly that much, frame after frame — the offset does not feed back into where the next search goes."""
     frames, truth = _moving_square()
-    matching = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=0.01, scale_rate=0.3)
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3)
+    matching = _tracker(small_backbone, template_rate=0.01, scale_rate=0.3)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(0.3, 0.0))
     with torch.no_grad():
         head.out.bias.copy_(torch.tensor([0.5, 0.0, 0.0, 0.0]))
-    reporting = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head, template_rate=0.01,
-                        scale_rate=0.3)
+    reporting = _tracker(small_backbone, head, template_rate=0.01, scale_rate=0.3)
     assert reporting.online
     expected = np.array(list(matching.track(iter(frames), truth[0])))
     expected[1:, 0] += 0.5 * expected[1:, 2]
@@ -313,8 +328,8 @@ def test_the_matching_tracker_steers_and_the_head_only_reports(small_backbone) -
 
 def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:
     frames, truth = _moving_square(6)
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, bidirectional=True)
-    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, bidirectional=True, rule=PEAK_ONLY)
+    tracker = _tracker(small_backbone, head)
     assert not tracker.online
     boxes = list(tracker.track(iter(frames), truth[0]))
     assert len(boxes) == 6 and np.isfinite(np.array(boxes)).all()
@@ -324,36 +339,35 @@ def test_a_held_search_stays_where_it_was_and_keeps_its_template(small_backbone)
     """With every peak below ``hold_below`` the tracker never moves, resizes or updates its template — the head,
     told the same rule, starts from that held box too."""
     frames, truth = _moving_square(5)
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=1e6)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(scale_rate=0.3, hold_below=1e6))
     for with_head in (None, head):
-        tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), with_head, template_rate=0.25,
-                          scale_rate=0.3, hold_below=1e6)
+        tracker = _tracker(small_backbone, with_head, template_rate=0.25, scale_rate=0.3, hold_below=1e6)
         boxes = np.array(list(tracker.track(iter(frames), truth[0])))
         np.testing.assert_allclose(boxes, np.broadcast_to(truth[0], boxes.shape), atol=1e-4)
-    template = tracker.template(frames[0], truth[0])
-    step = tracker.search([frames[1]], [truth[0]], template)[0]
-    assert step.held and tracker.updated_template(template, step, truth[1]) is template
+    search = tracker.search
+    template = search.template(frames[0], truth[0])
+    step = search.search([frames[1]], [truth[0]], template)[0]
+    assert step.held and search.updated_template(template, step, truth[1]) is template
 
 
 def test_a_head_trained_for_another_matching_rule_is_refused(small_backbone) -> None:
-    head = RecurrentBoxHead(cell="lstm", hidden_size=8, scale_rate=0.3, hold_below=2.5)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(scale_rate=0.3, hold_below=2.5))
     with pytest.raises(ValueError, match="hold_below=2.5"):
-        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), head, scale_rate=0.3)
+        _tracker(small_backbone, head, scale_rate=0.3)
 
 
 def test_best_scale_is_the_scale_where_the_template_matches_best() -> None:
-    evidence = torch.zeros(2, EVIDENCE_DIM)
-    first = 3 * 3  # after the best peak and the two rivals
-    evidence[0, first:first + len(SCALES)] = torch.tensor([0.1, 0.2, 0.3, 0.9, 0.1])
-    evidence[1, first:first + len(SCALES)] = torch.tensor([0.8, 0.2, 0.3, 0.1, 0.1])
-    assert best_scale(evidence).tolist() == pytest.approx([SCALES[3], SCALES[0]])
+    evidence = Evidence(torch.zeros(2, EVIDENCE_DIM))
+    evidence.part("scales")[0] = torch.tensor([0.1, 0.2, 0.3, 0.9, 0.1])
+    evidence.part("scales")[1] = torch.tensor([0.8, 0.2, 0.3, 0.1, 0.1])
+    assert evidence.best_scale().tolist() == pytest.approx([SCALES[3], SCALES[0]])
 
 
 def test_scale_rate_lets_the_matching_box_follow_a_growing_target(small_backbone) -> None:
     frames, truth = _growing_square()
     final_sides = {}
     for scale_rate in (0.0, 0.3):
-        tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), scale_rate=scale_rate)
+        tracker = _tracker(small_backbone, scale_rate=scale_rate)
         final_sides[scale_rate] = np.array(list(tracker.track(iter(frames), truth[0])))[-1, 2]
     assert final_sides[0.0] == truth[0, 2]  # without it the box keeps the first size
     assert abs(final_sides[0.3] - truth[-1, 2]) < abs(final_sides[0.0] - truth[-1, 2]) / 2, final_sides
@@ -361,27 +375,33 @@ def test_scale_rate_lets_the_matching_box_follow_a_growing_target(small_backbone
 
 def test_template_update_moves_the_template_towards_the_new_box_by_its_rate(small_backbone) -> None:
     frames, truth = _moving_square(2)
-    tracker = Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), template_rate=0.25)
-    template = tracker.template(frames[0], truth[0])
-    step = tracker.search([frames[1]], [truth[0]], template)[0]
+    search = MatchingSearch(_settings(template_rate=0.25), backbone=small_backbone)
+    template = search.template(frames[0], truth[0])
+    step = search.search([frames[1]], [truth[0]], template)[0]
     crop_box = torch.tensor(step.window.box_to_crop(truth[1])[None], dtype=torch.float32)
-    appearance = tracker.matcher.template(step.maps, crop_box)
+    appearance = search.matcher.template(step.maps, crop_box)
     assert not torch.allclose(appearance, template)
-    torch.testing.assert_close(tracker.updated_template(template, step, truth[1]), 0.75 * template + 0.25 * appearance)
-    tracker.template_rate = 0.0
-    assert tracker.updated_template(template, step, truth[1]) is template
+    torch.testing.assert_close(search.updated_template(template, step, truth[1]), 0.75 * template + 0.25 * appearance)
+    fixed = MatchingSearch(_settings(template_rate=0.0), backbone=small_backbone)
+    assert fixed.updated_template(template, step, truth[1]) is template
 
 
 @pytest.mark.parametrize(("options", "message"), [
     (dict(template_rate=-0.1), "template_rate must be in"), (dict(template_rate=1.0), "template_rate must be in"),
     (dict(scale_rate=-0.1), "scale_rate must be in"), (dict(scale_rate=1.5), "scale_rate must be in"),
-    (dict(hold_below=-1.0), "hold_below must be >= 0"),
+    (dict(hold_below=-1.0), "hold_below must be >= 0"), (dict(template_cells=4), "odd"),
 ])
-def test_rates_outside_their_range_are_refused(small_backbone, options: dict, message: str) -> None:
+def test_settings_out_of_range_are_refused(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Tracker(small_backbone, SearchGeometry(size=128), TemplateMatcher(5), **options)
+        TrackerSettings(**options)
 
 
-def test_tracker_refuses_pooled_backbones() -> None:
-    with pytest.raises(ValueError, match="pooling='map'"):
-        Tracker(build_backbone(BackboneSpec(input_size=64)), SearchGeometry(), TemplateMatcher(5))
+def test_settings_ask_for_spatial_maps_at_the_crop_size_and_survive_a_checkpoint() -> None:
+    settings = TrackerSettings(backbone=BackboneSpec(pooling="avg", layer="blocks.10"), geometry=SearchGeometry(size=320))
+    assert (settings.backbone.pooling, settings.backbone.input_size) == ("map", 320)
+    assert TrackerSettings.from_dict(settings.to_dict()) == settings
+
+
+def test_a_search_refuses_a_backbone_its_settings_did_not_ask_for(small_backbone) -> None:
+    with pytest.raises(ValueError, match="not the one the settings ask for"):
+        MatchingSearch(TrackerSettings(), backbone=small_backbone)  # 448-px settings, a 128-px backbone

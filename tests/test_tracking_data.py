@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_video
-from vidrnn.data.tracking import TrackingSequence, find_sequences, load_sequence
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence
 
 TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 

@@ -14,13 +14,16 @@ import yaml
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.cli import main
 from vidrnn.data.synthetic import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
-from vidrnn.data.tracking import load_sequence
-from vidrnn.data.tracking_module import EvidenceWindows, TrackingDataModule, simulate_runs
+from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
+from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.metrics import iou_per_frame, score_sequence
-from vidrnn.models.tracker import EVIDENCE_DIM, TemplateMatcher
-from vidrnn.search_region import SearchGeometry
-from vidrnn.track import load_tracker
-from vidrnn.tracking import Tracker
+from vidrnn.tracker.evaluation import evaluate
+from vidrnn.tracker.geometry import SearchGeometry
+from vidrnn.tracker.matching import EVIDENCE_DIM
+from vidrnn.tracker.runtime import load_tracker
+from vidrnn.tracker.search import MatchingSearch
+from vidrnn.tracker.settings import TrackerSettings
+from vidrnn.tracker.simulation import simulate_runs
 from vidrnn.training import run_lightning_cli, task_of
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -43,7 +46,7 @@ def config(tracking_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         "seed_everything": 0,
         "data": {
             "root": str(tracking_root), "cache_dir": str(work / "cache"), "walks": 3,
-            "geometry": {"size": 256}, "template_cells": 5,  # a third of the default's pixels: the suite stays fast
+            "tracker": {"geometry": {"size": 256}, "template_cells": 5},  # a third of the default's pixels: fast
             "window": 8, "train_windows": 256, "val_windows": 32, "batch_size": 32, "device": "cpu",
         },
         "model": {"cell": "lstm", "hidden_size": 32, "optimizer": {
@@ -72,7 +75,7 @@ def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["task"] == "tracking" and printed["trainer"]["gradient_clip_val"] > 0
-    assert printed["model"]["cell"] == "lstm" and printed["data"]["geometry"]["size"] == 448
+    assert printed["model"]["cell"] == "lstm" and printed["data"]["tracker"]["geometry"]["size"] == 448
 
 
 def test_missing_folders_fail_before_anything_slow(tmp_path: Path) -> None:
@@ -85,7 +88,7 @@ def test_missing_folders_fail_before_anything_slow(tmp_path: Path) -> None:
                                                    (dict(hold_below=-0.5), "hold_below must be >= 0")])
 def test_rates_outside_their_range_fail_before_anything_slow(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        TrackingDataModule(**options)
+        TrackingDataModule(tracker=TrackerSettings(**options))
 
 
 def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path) -> None:
@@ -95,10 +98,11 @@ def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path
     (folder / "groundtruth_rect.txt").write_text("\n".join(truth) + "\n")
     sequence = load_sequence(folder)
     geometry = SearchGeometry(size=96)
-    tracker = Tracker(build_backbone(BackboneSpec(pooling="map", layer="blocks.10", input_size=96)), geometry,
-                      TemplateMatcher(5))
-    runs = simulate_runs(tracker, sequence, walks=3, rng=np.random.default_rng(0), position_jitter=0.0,
-                         scale_jitter=0.0)
+    search = MatchingSearch(TrackerSettings(geometry=geometry, template_cells=5, template_rate=0.0, scale_rate=0.0,
+                                            hold_below=0.0))
+    frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
+    runs = simulate_runs(search, sequence.name, frames, sequence.boxes, walks=3, rng=np.random.default_rng(0),
+                         position_jitter=0.0, scale_jitter=0.0)
     assert runs.evidence.shape == (3, 9, EVIDENCE_DIM) and runs.targets.shape == (3, 9, 4)
     assert np.isfinite(runs.evidence).all()
     assert runs.valid.shape == (3, 9) and not runs.valid[:, 3].any()  # frame 4: absent
@@ -122,11 +126,15 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     """Fit (cache + training) and test through the CLI; the trained tracker follows the target far better than a
     box that stays where it started, and the scores land in tracking_scores.csv."""
     cli = run_lightning_cli(["fit", "--config", str(config), "--test_after_fit", "true"])
-    metrics = cli.trainer.callback_metrics
     cache = Path(yaml.safe_load(config.read_text())["data"]["cache_dir"])
     assert len(list(cache.rglob("*.npz"))) == 12  # one cached file per train and val sequence
 
-    tracked_iou = float(metrics["test/mean_iou"])
+    log_dir = Path(cli.trainer.log_dir)
+    rows = list(csv.DictReader((log_dir / "tracking_scores.csv").open()))
+    assert {row["tracker"] for row in rows} == {"vidrnn", "matching"}
+    assert sum(row["sequence"] == "MEAN" for row in rows) == 2 and len(rows) == 2 * 3 + 2
+    means = {row["tracker"]: row for row in rows if row["sequence"] == "MEAN"}
+    tracked_iou = float(means["vidrnn"]["mean_iou"])
     staying = []
     for folder in sorted((tracking_root / "test").iterdir()):
         sequence = load_sequence(folder)
@@ -136,24 +144,31 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     # the matching tracker that steers the searches, so it must not fall clearly below it (while its own boxes
     # steered, this tiny head scored 0.29-0.59 against matching's 0.56-0.62).
     assert tracked_iou > np.mean(staying) + 0.15, (tracked_iou, np.mean(staying))
-    assert tracked_iou > float(metrics["test/matching_mean_iou"]) - 0.02, metrics
+    assert tracked_iou > float(means["matching"]["mean_iou"]) - 0.02, means
 
-    log_dir = Path(cli.trainer.log_dir)
-    rows = list(csv.DictReader((log_dir / "tracking_scores.csv").open()))
-    assert {row["tracker"] for row in rows} == {"vidrnn", "matching"}
-    assert sum(row["sequence"] == "MEAN" for row in rows) == 2 and len(rows) == 2 * 3 + 2
-
+    # Validation scores whole sequences from the matching run's cached evidence: the same boxes the tracker reports
+    # when it runs online over the decoded frames.
     checkpoint = cli.trainer.checkpoint_callback.best_model_path
+    loaders = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, verbose=False)
+    validated = {name: value for metrics in loaders for name, value in metrics.items()}
+    online = evaluate({"vidrnn": load_tracker(checkpoint, device="cpu").track}, cli.datamodule.sequences("val"),
+                      progress=False)[-1]
+    assert validated["val/success_auc"] == pytest.approx(online.score.success_auc, abs=1e-3), (validated, online)
+
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert state["task"] == "tracking"
     assert not any(key.startswith("backbone.") for key in state["state_dict"])  # the frozen CNN is rebuilt, not saved
-    # The matching rule travels from the data module into the checkpoint; one saved before hold_below existed holds
-    # no value for it and tracks as it was trained, never holding.
-    assert state["hyper_parameters"]["hold_below"] == 2.5
-    del state["hyper_parameters"]["hold_below"]
-    older = Path(checkpoint).with_name("before-hold.ckpt")
-    torch.save(state, older)
-    assert load_tracker(older, device="cpu").hold_below == 0.0
+    # The settings travel from the data module into the checkpoint as one record. A checkpoint saved before that
+    # stored them one by one, and one saved before hold_below existed tracks as it was trained, never holding.
+    settings = state["hyper_parameters"]["tracker"]
+    assert settings["hold_below"] == 2.5 and settings["geometry"]["size"] == 256
+    older_hyper = {key: value for key, value in state["hyper_parameters"].items() if key != "tracker"}
+    older_hyper.update({key: settings[key] for key in ("backbone", "geometry", "template_cells", "template_rate",
+                                                       "scale_rate")})
+    older = Path(checkpoint).with_name("before-settings.ckpt")
+    torch.save({**state, "hyper_parameters": older_hyper}, older)
+    older_settings = load_tracker(older, device="cpu").settings
+    assert older_settings.hold_below == 0.0 and older_settings.geometry.size == 256
     _track_cli(Path(checkpoint), tracking_root, capsys)
 
 
@@ -214,7 +229,7 @@ def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pyte
     lines = truth.read_text().splitlines()
     truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
     module = TrackingDataModule(root=str(tmp_path))
-    assert [sequence.name for sequence in module._sequences(tmp_path / "train")] == ["Synth01"]
+    assert [sequence.name for sequence in module.sequences("train")] == ["Synth01"]
     assert "no box in the first frame" in caplog.text
 
 

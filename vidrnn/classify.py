@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from vidrnn.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.video import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["add_classify_parser", "run_classify"]
 
 #: Exit status for a usage error, as argparse itself uses.
-EXIT_USAGE = 2
 
 FIELDS = ("path", "status", "top1_label", "top1_probability", "topk_labels", "topk_probabilities", "frames_used",
           "duration_s", "error")
@@ -183,7 +183,6 @@ def run_classify(args: argparse.Namespace) -> int:
     """Classify every video the arguments name; 0 when all succeeded, 3 when some failed, 2 on usage errors."""
     from tqdm.auto import tqdm
 
-    from vidrnn.cli import EXIT_SOME_FAILED
     from vidrnn.inference import Predictor
 
     problem = _usage_problem(args)
@@ -218,4 +217,4 @@ def run_classify(args: argparse.Namespace) -> int:
         bar.close()
         writer.close()
     print(f"{len(todo) - failed} classified, {failed} failed, {len(videos) - len(todo)} already done: {args.output}")
-    return EXIT_SOME_FAILED if failed else 0
+    return EXIT_SOME_FAILED if failed else EXIT_OK

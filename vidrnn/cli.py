@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidrnn import __version__
+from vidrnn.exit_codes import EXIT_SOME_FAILED
 
 if TYPE_CHECKING:
     from vidrnn.data.records import DatasetIndex
-
-#: Exit status when a command finished its work but some inputs failed (listed in its output).
-EXIT_SOME_FAILED = 3
 
 
 def _add_probe(commands: argparse._SubParsersAction) -> None:
@@ -189,7 +187,7 @@ def _init_distributed_from_environment(device: str) -> None:
 
 def _run_extract(args: argparse.Namespace) -> int:
     from vidrnn.backbones import BackboneSpec, build_backbone
-    from vidrnn.features import FeatureCache, extract_features, items_from_index
+    from vidrnn.features import FeatureCache, extract_features
     from vidrnn.sampling import SamplingSpec
 
     sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
@@ -201,7 +199,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     _init_distributed_from_environment(device)
     backbone = build_backbone(spec)
     cache = FeatureCache(args.cache_dir, spec, sampling, index.root)
-    report = extract_features(items_from_index(index), cache, backbone, device=device, batch_size=args.batch_size,
+    report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
                               num_workers=args.workers, limit=args.limit)
     print(f"cache: {report.cache_dir}")
     print(f"extracted {report.extracted} videos ({report.frames} frames, {report.frames_per_second:.1f} frames/s), "

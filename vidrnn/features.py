@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess
-from vidrnn.data.records import DatasetIndex
+from vidrnn.files import atomic_write, atomic_write_bytes
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 
@@ -45,7 +45,6 @@ __all__ = [
     "PendingVideo",
     "VideoItem",
     "extract_features",
-    "items_from_index",
     "keep_item",
 ]
 
@@ -60,23 +59,6 @@ class VideoItem:
     path: Path
     key: str
     label: str | None = None
-
-
-def items_from_index(index: DatasetIndex) -> list[VideoItem]:
-    """Every clip of a dataset index (all splits), keyed by its path relative to the index root."""
-    return [
-        VideoItem(record.path, record.path.relative_to(index.root).as_posix(), record.label) for record in index.records
-    ]
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -156,7 +138,7 @@ class FeatureCache:
         """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet."""
         spec_path = self.dir / "spec.json"
         if not spec_path.exists():
-            _atomic_write_bytes(spec_path, _json_bytes(self._spec))
+            atomic_write_bytes(spec_path, _json_bytes(self._spec))
 
     def _journal(self, rank: int, record: dict[str, Any]) -> None:
         with (self.dir / f"journal-{rank}.jsonl").open("a") as handle:
@@ -169,13 +151,7 @@ class FeatureCache:
         """Store one video's features atomically, then mark it done in this rank's journal."""
         array = np.ascontiguousarray(features, dtype=np.float16)
         target = self.dir / "features" / f"{item.key}.npy"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with temporary.open("wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        atomic_write(target, lambda handle: np.save(handle, array, allow_pickle=False))
         stat = item.path.stat()
         self._journal(rank, {
             "kind": "video",
@@ -197,9 +173,9 @@ class FeatureCache:
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals."""
         entries, errors = self._state()
-        _atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
+        atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
         error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
-        _atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+        atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
         for journal in self.dir.glob("journal-*.jsonl"):
             journal.unlink()
 

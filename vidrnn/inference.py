@@ -30,13 +30,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
+from vidrnn.checkpoints import load_module
 from vidrnn.data.module import collate_sequences
+from vidrnn.devices import resolve_device
 from vidrnn.features import DecodedVideos, FixedBatcher, PendingVideo, VideoItem, keep_item
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import resize_frame
 
-__all__ = ["Prediction", "PredictionFailure", "Predictor", "resolve_device"]
+__all__ = ["Prediction", "PredictionFailure", "Predictor"]
 
 
 @dataclasses.dataclass
@@ -81,13 +83,6 @@ class PredictionFailure:
     ok: ClassVar[bool] = False
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else the CPU; anything else is taken as a torch device name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _as_cached(features: torch.Tensor) -> np.ndarray:
     """The features as a round trip through the cache would return them: float16 storage, float32 for the model."""
     return features.numpy().astype(np.float16).astype(np.float32)
@@ -114,14 +109,7 @@ class Predictor:
         checkpoint, or one that does not record the backbone or sampling it was trained with (those cannot be
         guessed without silently wrong predictions).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            model = VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch.load reports a foreign or corrupt file with many different exception types
-            raise ValueError(f"{path} cannot be loaded as a VideoClassifier checkpoint: {type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''}") from error
+        model = load_module(VideoClassifier, path)
         hparams = model.hparams
         if hparams.get("backbone") is None or hparams.get("sampling") is None:
             raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -17,35 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_track_parser", "load_tracker", "run_track"]
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-#: Exit status for a usage error, as argparse itself uses.
-EXIT_USAGE = 2
-
-
-def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
-                 template_rate: float | None = None):
-    """A :class:`~vidrnn.tracking.Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from
-    the file), or the untrained matching-only tracker with default settings when ``ckpt`` is ``None``.
-    ``template_rate`` overrides the checkpoint's (or the default) template update rate."""
-    from vidrnn.inference import resolve_device
-    from vidrnn.models.frame_tracker import FrameTracker
-
-    if ckpt is None:
-        if not matching_only:
-            raise ValueError("a trained tracker needs --ckpt; without one, ask for --matching-only")
-        return FrameTracker().tracker(matching_only=True, template_rate=template_rate)
-    path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        model = FrameTracker.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load reports foreign or corrupt files with many exception types
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        raise ValueError(f"{path} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}: "
-                         f"{first_line}") from error
-    model.eval().to(resolve_device(device))
-    return model.tracker(matching_only=matching_only, template_rate=template_rate)
+__all__ = ["add_track_parser", "run_track"]
 
 
 def _parse_box(text: str) -> list[float]:
@@ -130,7 +103,8 @@ class _Renderer:
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from vidrnn.tracking import validate_box
+    from vidrnn.tracker.geometry import validate_box
+    from vidrnn.tracker.runtime import load_tracker
     from vidrnn.video import VideoReadError, probe
 
     try:
@@ -165,10 +139,10 @@ def run_track(args: argparse.Namespace) -> int:
             progress.close()
     except (VideoReadError, ValueError) as error:
         print(f"vidrnn track: error after {written} frames: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     finally:
         if renderer is not None:
             renderer.close()
     print(f"{written} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if renderer else ""))
-    return 0
+    return EXIT_OK
 

@@ -7,17 +7,19 @@ links:
 * classification — :class:`VideoClassifier` on :class:`VideoDataModule`. The model's input size and class list are
   linked from the instantiated data module (its features and its dataset), and so are the backbone and sampling
   specs, which the model saves as hyperparameters: a checkpoint carries everything ``vidrnn classify`` needs.
-* tracking — :class:`FrameTracker` on :class:`TrackingDataModule`; the backbone spec, search geometry and template
-  size are linked the same way, so the evidence the model was trained on is the evidence ``vidrnn track`` computes.
+* tracking — :class:`FrameTracker` on :class:`TrackingDataModule`; the tracker's settings (backbone, search
+  geometry, template, matching rule) are linked the same way, so the evidence the model was trained on is the
+  evidence ``vidrnn track`` computes. ``test`` tracks whole sequences online (:mod:`vidrnn.tracker.evaluation`)
+  rather than running Lightning's test loop: a sequence is a stream of frames, not a batch.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from lightning.pytorch.cli import LightningCLI
@@ -25,6 +27,8 @@ from lightning.pytorch.cli import LightningCLI
 from vidrnn.callbacks import ClipPredictionWriter
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
+
+logger = logging.getLogger(__name__)
 
 Task = Literal["classification", "tracking"]
 
@@ -44,7 +48,8 @@ class _TestAfterFit:
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+            test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
+            test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
 
 
 class VidrnnCLI(_TestAfterFit, LightningCLI):
@@ -69,17 +74,37 @@ class VidrnnCLI(_TestAfterFit, LightningCLI):
 
 
 class TrackingCLI(_TestAfterFit, LightningCLI):
-    """Tracking: the backbone and search geometry travel from the data module to the model."""
+    """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     def add_arguments_to_parser(self, parser) -> None:
         _add_common_arguments(parser)
-        parser.link_arguments("data.backbone_spec", "model.backbone", compute_fn=lambda spec: spec.to_dict(),
+        parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
-        parser.link_arguments("data.geometry", "model.geometry", compute_fn=asdict, apply_on="instantiate")
-        parser.link_arguments("data.template_cells", "model.template_cells", apply_on="instantiate")
-        parser.link_arguments("data.template_rate", "model.template_rate", apply_on="instantiate")
-        parser.link_arguments("data.scale_rate", "model.scale_rate", apply_on="instantiate")
-        parser.link_arguments("data.hold_below", "model.hold_below", apply_on="instantiate")
+
+    def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
+        """Track every test sequence online with the model's head and without it (the matching-only ablation); write
+        ``tracking_scores.csv`` into the run's log folder and return the rows."""
+        from vidrnn.checkpoints import load_module
+        from vidrnn.tracker.evaluation import evaluate, write_scores
+        from vidrnn.tracker.runtime import Tracker
+        from vidrnn.tracker.search import MatchingSearch
+
+        if ckpt_path == "best":
+            ckpt_path = self.trainer.checkpoint_callback.best_model_path
+        if ckpt_path:
+            model = load_module(type(model), ckpt_path)
+        search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
+        trackers = {"vidrnn": Tracker(search, model.head).track, "matching": Tracker(search).track}
+        rows = evaluate(trackers, datamodule.sequences("test"))
+        means = {row.tracker: row.score for row in rows if row.sequence == "MEAN"}
+        for name, score in means.items():
+            print(f"{name:10s} success AUC {score.success_auc:.3f}  P@20 {score.precision_20:.3f}  "
+                  f"mean IoU {score.mean_iou:.3f}  ({len(rows) // len(means) - 1} sequences, {score.frames} frames)")
+        if self.trainer.log_dir is not None:
+            path = Path(self.trainer.log_dir) / "tracking_scores.csv"
+            write_scores(rows, path)
+            logger.info("per-sequence tracking scores written to %s", path)
+        return rows
 
 
 def _config_paths(args: Sequence[str]) -> list[Path]:
@@ -113,8 +138,8 @@ def task_of(args: Sequence[str]) -> Task:
 def run_lightning_cli(args: list[str]) -> LightningCLI:
     """Run one LightningCLI command (``fit``, ``validate``, ``test`` or ``predict``) with its arguments."""
     if task_of(args) == "tracking":
-        from vidrnn.data.tracking_module import TrackingDataModule
-        from vidrnn.models.frame_tracker import FrameTracker
+        from vidrnn.data.tracking_datamodule import TrackingDataModule
+        from vidrnn.models.tracker_module import FrameTracker
 
         cli_class, model_class, data_class = TrackingCLI, FrameTracker, TrackingDataModule
     else:

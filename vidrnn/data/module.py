@@ -28,7 +28,7 @@ from vidrnn.data.folders import folder_index
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features, items_from_index
+from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec, segment_indices
 
 __all__ = ["SequenceBatch", "VideoDataModule", "collate_sequences"]
@@ -185,7 +185,7 @@ class VideoDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
         hp = self.hparams
-        items = items_from_index(self.index)
+        items = self.index.video_items()
         entries = self.cache.entries()
         if all(item.key in entries and self.cache.is_current(entries[item.key], item) for item in items):
             return

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidrnn.features import VideoItem
+
 __all__ = ["DatasetIndex", "VideoRecord"]
 
 
@@ -48,3 +50,8 @@ class DatasetIndex:
     def counts(self) -> dict[str, int]:
         """Number of clips per split."""
         return dict(Counter(record.split for record in self.records))
+
+    def video_items(self) -> list[VideoItem]:
+        """Every clip (all splits) as the feature extractor takes it, keyed by its path relative to the root."""
+        return [VideoItem(record.path, record.path.relative_to(self.root).as_posix(), record.label)
+                for record in self.records]

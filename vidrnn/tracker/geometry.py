@@ -24,10 +24,52 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
+import torch
 
-__all__ = ["SearchGeometry", "SearchWindow", "crop_window"]
+__all__ = [
+    "SearchGeometry", "SearchWindow", "boxes_from_crops", "crop_window", "validate_box", "within_frame", "xywh_to_xyxy",
+]
+
+
+def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The initial box as float64 ``x, y, w, h``, refused early with a reason if it cannot be tracked."""
+    box = np.asarray(list(box), dtype=np.float64)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f"the first box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
+    if box[2] < 2 or box[3] < 2:
+        raise ValueError(f"the first box must be at least 2x2 pixels; got w={box[2]}, h={box[3]}")
+    if frame_shape is not None:
+        height, width = frame_shape[:2]
+        if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+            raise ValueError(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
+    return box
+
+
+def within_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """Boxes ``[..., 4]`` with their sizes kept between 2 pixels and the frame's: a box larger than the frame means
+    nothing."""
+    height, width = frame_shape[:2]
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([boxes[..., :2], np.clip(boxes[..., 2:3], 2.0, width), np.clip(boxes[..., 3:4], 2.0, height)],
+                          axis=-1)
+
+
+def boxes_from_crops(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Crop-normalised ``x, y, w, h`` ``[..., 4]`` → frame pixels, each in its window ``[..., 3]`` (centre x, y and
+    side, as :class:`SearchWindow` holds them)."""
+    boxes, windows = np.asarray(boxes, dtype=np.float64), np.asarray(windows, dtype=np.float64)
+    side = windows[..., 2:3]
+    corner = windows[..., :2] - side / 2
+    return np.concatenate([boxes[..., :2] * side + corner, boxes[..., 2:] * side], axis=-1)
+
+
+def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    """``x, y, w, h`` → ``x1, y1, x2, y2`` on the last axis (as ``torchvision.ops`` wants them)."""
+    return torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:]], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -54,8 +96,7 @@ class SearchWindow:
 
     def box_from_crop(self, box: np.ndarray) -> np.ndarray:
         """Crop-normalised ``x, y, w, h`` → frame ``x, y, w, h`` (works on ``[..., 4]``)."""
-        box = np.asarray(box, dtype=np.float64)
-        return box * self.side + np.array([self.left, self.top, 0.0, 0.0])
+        return boxes_from_crops(box, np.array([self.cx, self.cy, self.side]))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import numpy as np
 
 from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, iter_frames, probe, read_frames
 
-__all__ = ["GROUND_TRUTH_FILES", "TrackingSequence", "find_sequences", "load_sequence"]
+__all__ = ["GROUND_TRUTH_FILES", "TrackingSequence", "find_sequences", "load_sequence", "sequence_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,16 @@ def load_sequence(path: str | os.PathLike) -> TrackingSequence:
     return TrackingSequence(folder.name, frames, boxes, spec.name, unannotated, unmatched)
 
 
+def sequence_folders(root: str | os.PathLike) -> list[Path]:
+    """Every folder under ``root`` (``root`` included, symbolic links followed) that holds one of
+    :data:`GROUND_TRUTH_FILES`: the sequences :func:`find_sequences` loads, found without decoding anything."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory")
+    return sorted(Path(folder) for folder, _, files in os.walk(root, followlinks=True)
+                  if any(name in files and (Path(folder) / name).is_file() for name in GROUND_TRUTH_FILES))
+
+
 def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     """Load every sequence folder under ``root`` (``root`` included), sorted by name, case ignored.
 
@@ -232,9 +242,5 @@ def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     nest them at any depth. Returns an empty list when there is none; one broken sequence raises rather than being
     skipped, because a silently smaller benchmark gives scores that cannot be compared.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    folders = {file.parent for name in GROUND_TRUTH_FILES for file in root.rglob(name) if file.is_file()}
-    sequences = [load_sequence(folder) for folder in folders]
+    sequences = [load_sequence(folder) for folder in sequence_folders(root)]
     return sorted(sequences, key=lambda sequence: (sequence.name.casefold(), str(sequence.frames)))

@@ -1,46 +1,43 @@
-"""The tracker's networks: match a first-frame template in each search crop, then read the matches over time.
+"""Template matching on frozen CNN maps, and the evidence one search leaves for a learned head.
 
-Per frame, the frozen CNN turns a search crop (see :mod:`vidrnn.search_region`) into a feature map. The target's
+Per frame, the frozen CNN turns a search crop (see :mod:`vidrnn.tracker.geometry`) into a feature map. The target's
 appearance is taken once, from the first frame's map, with ``torchvision.ops.roi_align`` on its box. A normalised
 cross-correlation of that template over each new map gives a **response map**: high where the frame looks like the
-target. Its peak alone is a tracker — the *matching-only* ablation, no training at all (:func:`peak_positions`).
+target. Its peak, with the size moved towards the best-matching scale, is a tracker on its own — the *matching-only*
+rule (:class:`MatchingRule`), no training at all.
 
-:class:`RecurrentBoxHead` reads, frame after frame, a compact summary of each search — the strongest peaks of the
-response, how well the template matches at five scales and four aspects around the best one, the size the search was
-cut for (see :func:`match_evidence`) — and regresses the box as a correction to the peak. What a recurrent state can add that a single frame cannot:
-motion continuity (a second peak far from where the target was heading is a distractor), memory through occlusion
-(when the response collapses, keep the course), and a size that changes smoothly. ``cell="none"`` gives the same
-head without recurrence (a per-frame MLP), so the table can separate "learned" from "recurrent".
+Each search is also summarised as an :class:`Evidence` record — the strongest peaks of the response, how well the
+template matches at five scales and four aspects around the best one, the response's level and spread, the size the
+search was cut for — which is what a learned head reads (:mod:`vidrnn.tracker.head`) and what training caches.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from vidrnn.models.temporal import _RNN_CLASSES
+from vidrnn.tracker.geometry import xywh_to_xyxy
 
 __all__ = [
     "ASPECTS",
     "EVIDENCE_DIM",
+    "EVIDENCE_LAYOUT",
+    "LEVEL_FREE_DIM",
     "MOTION_PRIOR",
+    "PEAKS",
+    "RESPONSE_GRID",
     "SCALES",
-    "RecurrentBoxHead",
+    "Evidence",
     "TemplateMatcher",
-    "TrackerCell",
-    "best_scale",
+    "MatchingRule",
     "match_evidence",
     "peak_positions",
-    "peak_sharpness",
     "with_motion_prior",
-    "xywh_to_xyxy",
 ]
-
-TrackerCell = Literal["rnn", "lstm", "gru", "none"]
 
 #: Relative target sizes at which the template is compared around the peak (the head's evidence of a size change).
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
@@ -49,66 +46,144 @@ SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
 ASPECTS = (0.8, 0.9, 1.1, 1.25)
 #: Peaks reported per frame: the best one and the strongest rivals, where a distractor or the lost target may be.
 PEAKS = 3
-#: Largest log-size correction of the matching box's width or height. Generated targets change by about 0.005 per
-#: frame on average and by up to ~0.06 where the frame's edge cuts their box. The bound dates from heads whose box
-#: placed the next search, where an unbounded size compounded its errors (a box grew 14-fold in 40 frames on a real
-#: sequence); now the matching box steers, and the bound keeps a head that meets unfamiliar evidence near it.
-MAX_SCALE_STEP = 0.1
 #: Weight of the motion prior on the response: a Hann window centred where the search was placed (the previous
 #: matching box) is added as ``MOTION_PRIOR * (window - 1)`` when choosing the peak, so a rival at the crop's edge
 #: must beat the target by up to this much cosine similarity to win — SiamFC's cosine window. Chosen among 0, 0.2,
 #: 0.4, 0.6, 0.8, 1 on the generated training and validation sequences: matching-only success AUC 0.711 and 0.753 at
 #: 0, 0.751 and 0.765 at 0.6, flat from there to 1 (0.753, 0.765); the smallest weight on that plateau.
 MOTION_PRIOR = 0.6
-#: Length of one frame's evidence vector (see :func:`match_evidence`).
-EVIDENCE_DIM = 3 * PEAKS + len(SCALES) + len(ASPECTS) + 2 + 2
-#: Length of what the head reads of it (see :func:`level_free`).
-LEVEL_FREE_DIM = 3 * PEAKS + len(SCALES) + len(ASPECTS) + 2
+
+#: Side of the coarse response map kept in the evidence (the response max-pooled to RESPONSE_GRID x RESPONSE_GRID
+#: cells): where every candidate is, for a head that learns to tell the target from look-alikes over time.
+RESPONSE_GRID = 9
+
+#: The parts of one frame's evidence vector, in order, with their lengths (see :func:`match_evidence`).
+EVIDENCE_LAYOUT = {
+    "peak": 3,  # the refined best peak: u, v (crop-normalised) and its response value
+    "rivals": 3 * (PEAKS - 1),  # the next strongest local maxima: u, v, value each
+    "scales": len(SCALES),  # template similarity around the peak at each of SCALES x the searched-for size
+    "aspects": len(ASPECTS),  # ... at the searched-for area stretched by each of ASPECTS in width
+    "response_level": 2,  # the response's mean and standard deviation
+    "log_searched_size": 2,  # log of the crop-normalised (w, h) the search was cut for
+    "response_map": RESPONSE_GRID**2,  # the response max-pooled to a coarse grid, row by row
+}
+#: Length of one frame's evidence vector.
+EVIDENCE_DIM = sum(EVIDENCE_LAYOUT.values())
+#: Length of the summary a head reads of it (see :meth:`Evidence.level_free`).
+LEVEL_FREE_DIM = EVIDENCE_DIM - 2 - RESPONSE_GRID**2
+_SLICES: dict[str, slice] = {}
+for _name, _length in EVIDENCE_LAYOUT.items():
+    _start = max((part.stop for part in _SLICES.values()), default=0)
+    _SLICES[_name] = slice(_start, _start + _length)
 
 
-def best_scale(evidence: Tensor) -> Tensor:
-    """The relative size among :data:`SCALES` at which the template matches best, per frame: ``[...]`` from
-    evidence ``[..., EVIDENCE_DIM]``."""
-    similarities = evidence[..., 3 * PEAKS:3 * PEAKS + len(SCALES)]
-    return evidence.new_tensor(SCALES)[similarities.argmax(dim=-1)]
+class Evidence:
+    """A named view of evidence values ``[..., EVIDENCE_DIM]`` — the form that is cached, batched and windowed.
 
-
-def _heights(values: Tensor, evidence: Tensor) -> Tensor:
-    """Response values ``[..., K]`` as heights above the frame's response mean, in units of its spread."""
-    return (values - evidence[..., -4:-3]) / evidence[..., -3:-2].clamp_min(1e-3)
-
-
-def peak_sharpness(evidence: Tensor) -> Tensor:
-    """How far the best peak stands out of its response, per frame: ``[...]`` from evidence ``[..., EVIDENCE_DIM]``.
-
-    The peak's height above the response's mean in standard deviations — MOSSE's peak-to-sidelobe ratio in spirit.
-    It does not depend on how bright, blurred or changed the frame is, only on whether one place clearly looks like
-    the template: it collapses when the target is hidden (on generated sequences a median of 8 in frames where the
-    target is clear, under 3 where the occluder hides most of it).
+    Evidence travels as plain tensors (and arrays in the cache); this view is the one place that knows where each
+    part lies in them, so the matching rule, the head and the analyses read ``evidence.peak_position`` instead of
+    index arithmetic.
     """
-    return _heights(evidence[..., 2:3], evidence)[..., 0]
+
+    def __init__(self, values: Tensor) -> None:
+        if values.shape[-1] != EVIDENCE_DIM:
+            raise ValueError(f"evidence has {EVIDENCE_DIM} values per frame, got shape {tuple(values.shape)}")
+        self.values = values
+
+    @staticmethod
+    def assemble(**parts: Tensor) -> Tensor:
+        """Concatenate ``[N, length]`` parts named as in :data:`EVIDENCE_LAYOUT` into ``[N, EVIDENCE_DIM]``."""
+        if set(parts) != set(EVIDENCE_LAYOUT):
+            raise ValueError(f"evidence needs exactly the parts {list(EVIDENCE_LAYOUT)}, got {sorted(parts)}")
+        return torch.cat([parts[name] for name in EVIDENCE_LAYOUT], dim=-1)
+
+    def part(self, name: str) -> Tensor:
+        return self.values[..., _SLICES[name]]
+
+    @property
+    def peak_position(self) -> Tensor:
+        """``[..., 2]``: the best peak's crop-normalised ``(u, v)``."""
+        return self.part("peak")[..., :2]
+
+    @property
+    def peaks(self) -> Tensor:
+        """``[..., PEAKS, 3]``: ``(u, v, value)`` of the best peak and its rivals, best first."""
+        return torch.cat([self.part("peak"), self.part("rivals")], dim=-1).unflatten(-1, (PEAKS, 3))
+
+    @property
+    def searched_size(self) -> Tensor:
+        """``[..., 2]``: the crop-normalised ``(w, h)`` the search was cut for."""
+        return self.part("log_searched_size").exp()
+
+    def heights(self, values: Tensor) -> Tensor:
+        """Response values ``[..., K]`` as heights above the frame's response mean, in units of its spread."""
+        mean, spread = self.part("response_level").split(1, dim=-1)
+        return (values - mean) / spread.clamp_min(1e-3)
+
+    def sharpness(self) -> Tensor:
+        """How far the best peak stands out of its response, ``[...]``.
+
+        The peak's height above the response's mean in standard deviations — MOSSE's peak-to-sidelobe ratio in
+        spirit. It does not depend on how bright, blurred or changed the frame is, only on whether one place clearly
+        looks like the template: it collapses when the target is hidden (on generated sequences a median of 8 in
+        frames where the target is clear, under 3 where the occluder hides most of it).
+        """
+        return self.heights(self.part("peak")[..., 2:3])[..., 0]
+
+    def best_scale(self) -> Tensor:
+        """``[...]``: the relative size among :data:`SCALES` at which the template matches best."""
+        return self.values.new_tensor(SCALES)[self.part("scales").argmax(dim=-1)]
+
+    def level_free(self) -> Tensor:
+        """What the evidence says about *where* and *how large*, without how strongly the frame resembles the
+        template overall → ``[..., LEVEL_FREE_DIM]``.
+
+        The level of the cosine similarities moves with everything that is not the target's position — lighting,
+        blur, the camera's noise, how far the appearance has drifted from the first frame. So peaks become heights
+        above the response's mean in units of its spread (:meth:`sharpness` for each) and the scale and aspect
+        similarities differences from the similarity at the searched-for size; positions and the searched-for size
+        are kept as they are.
+        """
+        peaks = self.peaks
+        shapes = torch.cat([self.part("scales"), self.part("aspects")], dim=-1)
+        at_reference = self.part("scales")[..., SCALES.index(1.0):SCALES.index(1.0) + 1]
+        return torch.cat([peaks[..., :2].flatten(-2), self.heights(peaks[..., 2]), shapes - at_reference,
+                          self.part("log_searched_size")], dim=-1)
+
+    def response_heights(self) -> Tensor:
+        """``[..., RESPONSE_GRID**2]``: the coarse response map as heights above its mean in units of its spread (free
+        of the overall level, like :meth:`level_free`)."""
+        return self.heights(self.part("response_map"))
 
 
-def level_free(evidence: Tensor) -> Tensor:
-    """The head's view of the evidence ``[..., EVIDENCE_DIM]``: what it says about *where* and *how large*, without
-    how strongly the frame resembles the template overall → ``[..., LEVEL_FREE_DIM]``.
+@dataclass(frozen=True)
+class MatchingRule:
+    """How the matching-only tracker answers one search — the rule every tracker and every head starts from.
 
-    The level of the cosine similarities moves with everything that is not the target's position — lighting, blur,
-    the camera's noise, how far the appearance has drifted from the first frame — and generated training clips and
-    real footage differ most in exactly that. So the head reads the peaks as heights above the response's mean in
-    units of its spread (:func:`peak_sharpness` for each) and the scale and aspect similarities as differences from
-    the similarity at the searched-for size; positions and the searched-for size are kept as they are.
+    Normally the box's centre is the response's peak and its size moves ``scale_rate`` (in log) towards the
+    best-matching scale (SiamFC's damped scale search; 0: the size stays). While the peak stands less than
+    ``hold_below`` standard deviations out of its response (:meth:`Evidence.sharpness`; 0: never) the target is
+    probably hidden, and the answer is the searched-for box itself (centre of the crop, same size): the search waits
+    where the target was last seen instead of jumping to the best look-alike, often the occluder.
     """
-    peaks = 3 * PEAKS
-    positions = evidence[..., :peaks].unflatten(-1, (PEAKS, 3))
-    heights = _heights(positions[..., 2], evidence)
-    shapes = evidence[..., peaks:peaks + len(SCALES) + len(ASPECTS)]
-    at_reference = shapes[..., SCALES.index(1.0):SCALES.index(1.0) + 1]
-    return torch.cat([positions[..., :2].flatten(-2), heights, shapes - at_reference, evidence[..., -2:]], dim=-1)
 
+    scale_rate: float = 0.3
+    hold_below: float = 2.5
 
-def xywh_to_xyxy(boxes: Tensor) -> Tensor:
-    return torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:]], dim=-1)
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.scale_rate <= 1.0:
+            raise ValueError(f"scale_rate must be in [0, 1], got {self.scale_rate}")
+        if self.hold_below < 0.0:
+            raise ValueError(f"hold_below must be >= 0 (0: never hold the search), got {self.hold_below}")
+
+    def answer(self, evidence: Evidence) -> tuple[Tensor, Tensor, Tensor]:
+        """The box's crop-normalised centre ``[..., 2]``, its size as a factor of the searched-for size ``[...]``,
+        and whether the search is held ``[...]``."""
+        held = evidence.sharpness() < self.hold_below
+        centre = torch.where(held[..., None], torch.full_like(evidence.peak_position, 0.5), evidence.peak_position)
+        factor = torch.where(held, torch.ones_like(held, dtype=evidence.values.dtype),
+                             evidence.best_scale() ** self.scale_rate)
+        return centre, factor, held
 
 
 class TemplateMatcher(nn.Module):
@@ -237,14 +312,15 @@ def with_motion_prior(response: Tensor, weight: float = MOTION_PRIOR) -> Tensor:
 def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, reference_size: Tensor) -> Tensor:
     """One frame's search summarised for the head: ``[N, EVIDENCE_DIM]`` from maps ``[N,C,H,W]`` and templates.
 
-    Layout: the refined best peak ``(u, v)`` and its value; the next :data:`PEAKS` - 1 local maxima ``(u, v, value)``;
+    Layout (:data:`EVIDENCE_LAYOUT`, read through :class:`Evidence`): the refined best peak ``(u, v)`` and its value; the next :data:`PEAKS` - 1 local maxima ``(u, v, value)``;
     the template's similarity to the map around the best peak at each of :data:`SCALES` times ``reference_size`` (the
     crop-normalised ``(w, h)`` the search was cut for), then at the same area stretched by each of :data:`ASPECTS`
     in width (and squeezed as much in height); the response's mean and standard deviation; the log of
-    ``reference_size``. Peaks are ranked after :func:`with_motion_prior` (the rivals' values include it); the best
-    one's position and value are the raw response's. A summary rather than the whole response map: a few dozen
-    numbers generalise from generated training data, where a head reading 256 raw cells learned the training
-    sequences by heart.
+    ``reference_size``; the response max-pooled to :data:`RESPONSE_GRID` cells a side. Peaks are ranked after
+    :func:`with_motion_prior` (the rivals' values include it); the best one's position and value are the raw
+    response's. Heads read the summary by default: a few dozen numbers generalised from generated training data,
+    where a head reading 256 raw cells learned the 48 training sequences by heart; the coarse map is there for heads
+    trained on real sequences (``response_map`` of :class:`~vidrnn.tracker.head.RecurrentBoxHead`).
     """
     response = matcher(maps, templates)
     prior = with_motion_prior(response)
@@ -257,90 +333,13 @@ def match_evidence(matcher: TemplateMatcher, maps: Tensor, templates: Tensor, re
     for factor in ASPECTS:
         size = reference_size * reference_size.new_tensor([factor, 1 / factor])
         similarities.append(matcher.similarity(maps, templates, torch.cat([position - size / 2, size], dim=1)))
-    statistics = torch.stack([response.flatten(1).mean(dim=1), response.flatten(1).std(dim=1)], dim=1)
-    return torch.cat([position, peak[:, None], rivals, torch.stack(similarities, dim=1), statistics,
-                      reference_size.log()], dim=1)
-
-
-class RecurrentBoxHead(nn.Module):
-    """Per-frame match evidence ``[B,T,F]`` → boxes ``[B,T,4]`` (crop-normalised ``x, y, w, h``).
-
-    Input per frame: :func:`match_evidence`, read through :func:`level_free`. The output is a correction of the
-    matching-only answer (:meth:`matching_boxes`) as a centre offset and a log-scale change, starting at exactly that
-    answer (the last layer starts at zero), so training begins from the matching-only tracker and can only learn what
-    improves on it. The learned size change is at most :data:`MAX_SCALE_STEP` (log) per side, relative to the
-    matching box.
-
-    While the search is *held* — the peak stands less than ``hold_below`` standard deviations out of its response
-    (:func:`peak_sharpness`), so the tracker keeps the search where it was — the matching-only answer is the box the
-    search was cut for, and the head's correction is where it believes the hidden target has gone since: the one
-    answer a single frame cannot give and a recurrent state, which saw the target move before it vanished, can.
-
-    ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
-    one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
-    """
-
-    def __init__(
-        self,
-        cell: TrackerCell = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        scale_rate: float = 0.0,
-        hold_below: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if not 0.0 <= scale_rate <= 1.0:
-            raise ValueError(f"scale_rate must be in [0, 1], got {scale_rate}")
-        if hold_below < 0.0:
-            raise ValueError(f"hold_below must be >= 0 (0: never hold the search), got {hold_below}")
-        self.scale_rate, self.hold_below = scale_rate, hold_below
-        if cell not in ("rnn", "lstm", "gru", "none"):
-            raise ValueError(f"cell must be rnn, lstm, gru or none, got {cell!r}")
-        if cell == "none" and bidirectional:
-            raise ValueError("cell='none' reads frames one by one: bidirectional needs a recurrent cell")
-        self.cell, self.bidirectional = cell, bidirectional
-        self.embed = nn.Sequential(nn.Linear(LEVEL_FREE_DIM, hidden_size), nn.ReLU())
-        if cell == "none":
-            self.rnn = None
-            self.temporal = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
-            out_dim = hidden_size
-        else:
-            self.rnn = _RNN_CLASSES[cell](
-                hidden_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional,
-                dropout=dropout if num_layers > 1 else 0.0,
-            )
-            out_dim = hidden_size * (2 if bidirectional else 1)
-        self.out = nn.Linear(out_dim, 4)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def _parts(self, evidence: Tensor) -> tuple[Tensor, Tensor]:
-        """Centre ``(u, v)`` and size ``(w, h)`` of the matching-only answer: the best peak at the searched-for size
-        moved ``scale_rate`` of the way towards the best-matching scale — or, where the search is held, the box the
-        search was cut for (centred in its crop)."""
-        searched = evidence[..., -2:].exp()
-        held = (peak_sharpness(evidence) < self.hold_below)[..., None]
-        position = torch.where(held, torch.full_like(searched, 0.5), evidence[..., :2])
-        size = searched * torch.where(held, 1.0, best_scale(evidence)[..., None] ** self.scale_rate)
-        return position, size
-
-    def matching_boxes(self, evidence: Tensor) -> Tensor:
-        """The matching-only answer for the same evidence (what :class:`~vidrnn.tracking.Tracker` does without a
-        head, with the same ``scale_rate`` and ``hold_below``)."""
-        position, size = self._parts(evidence)
-        return torch.cat([position - size / 2, size], dim=-1)
-
-    def forward(self, evidence: Tensor, state: object = None) -> tuple[Tensor, object]:
-        """Boxes ``[B,T,4]`` for evidence ``[B,T,F]``; returns the recurrent state after the last step too."""
-        hidden = self.embed(level_free(evidence))
-        if self.rnn is None:
-            hidden, state = self.temporal(hidden), None
-        else:
-            hidden, state = self.rnn(hidden, state)
-        correction = self.out(hidden)
-        position, size = self._parts(evidence)
-        centre = position + correction[..., :2] * size
-        size = size * (MAX_SCALE_STEP * torch.tanh(correction[..., 2:])).exp()
-        return torch.cat([centre - size / 2, size], dim=-1), state
+    similarities = torch.stack(similarities, dim=1)
+    return Evidence.assemble(
+        peak=torch.cat([position, peak[:, None]], dim=1),
+        rivals=rivals,
+        scales=similarities[:, :len(SCALES)],
+        aspects=similarities[:, len(SCALES):],
+        response_level=torch.stack([response.flatten(1).mean(dim=1), response.flatten(1).std(dim=1)], dim=1),
+        log_searched_size=reference_size.log(),
+        response_map=F.adaptive_max_pool2d(response[:, None], RESPONSE_GRID).flatten(1),
+    )

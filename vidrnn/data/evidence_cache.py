@@ -1,0 +1,66 @@
+"""Where simulated tracking runs are kept between fits: one file per sequence, in a folder per setting.
+
+The frozen CNN runs once per (frame, simulated run); every later fit with the same settings reads the files back.
+A folder's name carries a digest of everything the evidence depends on (the tracker's settings, the simulation's,
+:data:`EVIDENCE_VERSION`); a file's fingerprint carries what the sequence itself contributes (its frames' path,
+modification time and count, a digest of its ground truth), so an edited sequence is simulated again. Files are
+written atomically: a killed simulation leaves whole files and resumes with the sequences that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidrnn.data.tracking_sequences import TrackingSequence
+from vidrnn.files import atomic_write
+from vidrnn.tracker.simulation import EvidenceRuns
+
+__all__ = ["EVIDENCE_VERSION", "EvidenceCache"]
+
+#: Bump when the evidence computation changes, so old caches are not reused.
+EVIDENCE_VERSION = 10
+
+#: The arrays of :class:`EvidenceRuns`, stored under their own names.
+_ARRAYS = ("evidence", "targets", "valid", "windows", "frame_size")
+
+
+def _digest(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()[:16]
+
+
+def _fingerprint(sequence: TrackingSequence) -> str:
+    """What the cached runs of a sequence depend on besides the settings: its frames and its ground truth."""
+    stat = sequence.frames.stat()
+    boxes = _digest(np.ascontiguousarray(sequence.boxes).tobytes())
+    return f"{sequence.frames.resolve()}|{stat.st_mtime_ns}|{sequence.num_frames}|{boxes}"
+
+
+class EvidenceCache:
+    """Simulated runs of sequences under ``root``, for one setting (``settings``: plain, JSON-able values)."""
+
+    def __init__(self, root: Path, prefix: str, settings: dict[str, Any]) -> None:
+        key = _digest(json.dumps({"version": EVIDENCE_VERSION, **settings}, sort_keys=True).encode())
+        self.folder = Path(root) / f"{prefix}-{key}"
+
+    def path(self, sequence: TrackingSequence) -> Path:
+        """One file per sequence; two sequences of one name in different folders get different files."""
+        return self.folder / f"{sequence.name}-{_digest(str(sequence.frames.resolve()).encode())[:8]}.npz"
+
+    def load(self, sequence: TrackingSequence) -> EvidenceRuns | None:
+        """The sequence's cached runs, or ``None`` when there are none for its current frames and boxes."""
+        path = self.path(sequence)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["fingerprint"]) != _fingerprint(sequence):
+                return None
+            return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
+
+    def save(self, sequence: TrackingSequence, runs: EvidenceRuns) -> None:
+        arrays = {name: getattr(runs, name) for name in _ARRAYS} | {"fingerprint": np.array(_fingerprint(sequence))}
+        atomic_write(self.path(sequence), lambda handle: np.savez(handle, **arrays))

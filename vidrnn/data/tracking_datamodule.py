@@ -1,0 +1,265 @@
+"""Tracking data for Lightning: windows of cached evidence for training and validation, whole sequences for test.
+
+Training and validation read the evidence of simulated tracking runs (:mod:`vidrnn.tracker.simulation`), computed once
+per sequence and kept in an :class:`~vidrnn.data.evidence_cache.EvidenceCache`. Training samples random windows of
+``window`` frames from those runs; validation uses fixed windows (seeded per index, so every epoch scores the same
+samples) and, beside them, scores whole validation sequences from the matching run's evidence (the tracker's boxes
+there are exactly what it reports online, because the matching box steers every search). Test sequences are handed
+out whole, to be tracked online exactly as ``vidrnn track`` does
+(:mod:`vidrnn.tracker.evaluation`).
+
+Where the sequences come from (any folders :func:`~vidrnn.data.tracking_sequences.find_sequences` reads: OTB, VOT,
+TLD layouts):
+
+* ``root: demo`` — the generated demo, made under ``demo_dir`` on first use, with its own train/val/test split;
+* a ``root`` with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences;
+* a ``root`` that is one folder of sequences, with ``val_sequences`` naming the ones held out for validation — whole
+  sequences, never frames of a training sequence (``configs/track.yaml``: 10 of the 55 real training sequences).
+
+``extra_train`` adds folders of sequences to training only (``demo``: the generated demo's training split).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from functools import cached_property
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.synthetic import ensure_tracking_demo
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
+from vidrnn.devices import resolve_device
+from vidrnn.tracker.search import MatchingSearch
+from vidrnn.tracker.settings import TrackerSettings
+from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
+
+__all__ = ["EvidenceWindows", "MatchingRuns", "TrackingDataModule"]
+
+logger = logging.getLogger(__name__)
+
+
+class EvidenceWindows(Dataset):
+    """``length`` windows of ``window`` consecutive steps from simulated runs.
+
+    ``seed=None`` draws a fresh window on every access (training; the worker's torch RNG, seeded by Lightning, seeds
+    it); an integer seed makes item ``i`` the same window forever (validation).
+    """
+
+    def __init__(self, runs: list[EvidenceRuns], window: int, length: int, seed: int | None = None) -> None:
+        self.runs = [run for run in runs if run.steps >= window and run.valid.any()]
+        if not self.runs:
+            raise ValueError(f"no sequence has the {window + 1} frames a training window needs")
+        self.window, self.length, self.seed = window, length, seed
+        weights = np.array([run.steps - window + 1 for run in self.runs], dtype=np.float64)
+        self.weights = weights / weights.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.seed is not None:
+            rng = np.random.default_rng((self.seed, index))
+        else:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        run = self.runs[rng.choice(len(self.runs), p=self.weights)]
+        walk = int(rng.integers(run.evidence.shape[0]))
+        start = int(rng.integers(run.steps - self.window + 1))
+        span = slice(start, start + self.window)
+        return {
+            "evidence": torch.from_numpy(run.evidence[walk, span]),
+            "targets": torch.from_numpy(run.targets[walk, span]),
+            "valid": torch.from_numpy(run.valid[walk, span]),
+        }
+
+
+class MatchingRuns(Dataset):
+    """Run 0 of each sequence whole — the matching tracker online, as it tracks at run time — with what turns a head's
+    answers into frame boxes and scores: ``evidence [N-1, EVIDENCE_DIM]``, ``windows [N-1, 3]``, ``frame_size [2]``
+    and the ground truth ``truth [N, 4]`` (frame pixels, NaN where the target is absent)."""
+
+    def __init__(self, runs: list[EvidenceRuns], sequences: list[TrackingSequence]) -> None:
+        self.items = [{"evidence": torch.from_numpy(run.evidence[0]), "windows": torch.from_numpy(run.windows[0]),
+                       "frame_size": torch.from_numpy(run.frame_size), "truth": torch.from_numpy(sequence.boxes.copy())}
+                      for run, sequence in zip(runs, sequences)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+
+class TrackingDataModule(L.LightningDataModule):
+    """Tracking sequences → cached simulated runs for training and validation, whole sequences for test.
+
+    Args:
+        root: ``demo``; a folder with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences; or one folder
+            of sequences split by ``val_sequences``.
+        val_sequences: names of the sequences under ``root`` held out for validation (``root`` without ``train/``
+            and ``val/``); every other sequence there trains.
+        extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
+        demo_dir: where the generated demo lives.
+        test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
+            ``../shared/data/tracking``; never train or choose settings on it).
+        cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
+        tracker: how the matching tracker searches (:class:`~vidrnn.tracker.settings.TrackerSettings`); the
+            simulated runs search the same way, and the CLI hands the same settings to the model.
+        walks: simulated runs per sequence: the matching tracker online, plus ``walks - 1`` error walks.
+        position_jitter / scale_jitter: standard deviation of the simulated error (target sizes; log-scale).
+        window: frames per training window (the recurrent head's unrolled length).
+        train_windows / val_windows: samples per epoch.
+        device: where the CNN runs while caching (``auto``: CUDA when available).
+    """
+
+    def __init__(
+        self,
+        root: str = "demo",
+        val_sequences: list[str] | None = None,
+        extra_train: list[str] | None = None,
+        demo_dir: str = "data/demo_tracking",
+        test_root: str | None = None,
+        cache_dir: str = "data/cache",
+        tracker: TrackerSettings = TrackerSettings(),
+        walks: int = 2,
+        position_jitter: float = 0.15,
+        scale_jitter: float = 0.1,
+        window: int = 16,
+        train_windows: int = 2048,
+        val_windows: int = 256,
+        batch_size: int = 32,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__()
+        if window < 2 or walks < 1:
+            raise ValueError(f"need window >= 2 and walks >= 1, got window={window}, walks={walks}")
+        self.root, self.val_sequences, self.extra_train = root, val_sequences, list(extra_train or [])
+        self.demo_dir, self.test_root = demo_dir, test_root
+        self.settings = tracker
+        self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
+        self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.cache = EvidenceCache(Path(cache_dir), f"tracking-{tracker.backbone.name}", {
+            "tracker": tracker.identity(), "walks": walks, "position_jitter": position_jitter,
+            "scale_jitter": scale_jitter, "seed": seed,
+        })
+        self._splits: dict[str, list[TrackingSequence]] = {}
+        self._runs: dict[str, list[EvidenceRuns]] = {}
+        self._check_paths()
+
+    def _check_paths(self) -> None:
+        """Fail before anything slow when a folder or a named sequence is missing (the demo is made later)."""
+        folders = [Path(folder) for folder in self.extra_train if folder != "demo"]
+        if self.test_root is not None:
+            folders.append(Path(self.test_root))
+        if self.root != "demo":
+            root = Path(self.root)
+            folders += [root] if self.val_sequences is not None else [root / "train", root / "val"]
+        missing = [str(folder) for folder in folders if not folder.is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"tracking data folder(s) not found: {', '.join(missing)}. data.root needs train/ and val/ "
+                "sub-folders of sequences, or data.val_sequences naming the sequences of root to validate on (or use "
+                "data.root=demo); data.test_root and data.extra_train must be existing folders."
+            )
+        if self.val_sequences is not None and self.root == "demo":
+            raise ValueError("data.val_sequences splits a folder of sequences; the demo (data.root=demo) has its own "
+                             "train/ and val/ split")
+        if self.val_sequences is not None:
+            found = {folder.name for folder in sequence_folders(self.root)}
+            unknown = sorted(set(self.val_sequences) - set(found))
+            if unknown:
+                raise ValueError(f"data.val_sequences names sequences that are not under {self.root}: "
+                                 f"{', '.join(unknown)}")
+            if not set(found) - set(self.val_sequences):
+                raise ValueError(f"data.val_sequences holds every sequence under {self.root}: none is left to train on")
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
+
+    @staticmethod
+    def _trackable(sequences: list[TrackingSequence], where: Path) -> list[TrackingSequence]:
+        """The sequences that can be tracked: a tracker starts from the first frame's box, so a sequence whose target
+        is absent there is left out, with a warning."""
+        if not sequences:
+            raise FileNotFoundError(f"{where}: no tracking sequences found (expected OTB, VOT or TLD folders)")
+        for sequence in sequences:
+            if not sequence.visible[0]:
+                logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
+        return [sequence for sequence in sequences if sequence.visible[0]]
+
+    @cached_property
+    def _all_sequences(self) -> list[TrackingSequence]:
+        return self._trackable(find_sequences(self.data_root), self.data_root)
+
+    def sequences(self, split: str) -> list[TrackingSequence]:
+        """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them)."""
+        if split not in self._splits:
+            self._splits[split] = self._load_split(split)
+        return self._splits[split]
+
+    def _load_split(self, split: str) -> list[TrackingSequence]:
+        root = self.data_root
+        if split == "test":
+            folder = Path(self.test_root) if self.test_root else root / "test"
+            if not folder.is_dir():
+                raise FileNotFoundError(f"no test sequences: {folder} does not exist; set data.test_root to a folder "
+                                        "of sequences to evaluate on")
+            return self._trackable(find_sequences(folder), folder)
+        if self.val_sequences is None:
+            sequences = self._trackable(find_sequences(root / split), root / split)
+        else:
+            held_out = set(self.val_sequences)
+            sequences = [sequence for sequence in self._all_sequences if (sequence.name in held_out) == (split == "val")]
+        if split == "train":
+            for folder in self.extra_train:
+                extra = Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)
+                sequences += self._trackable(find_sequences(extra), extra)
+        return sequences
+
+    def prepare_data(self) -> None:
+        """Generate the demo if asked for, then simulate and cache the runs that are missing (rank 0 only)."""
+        if self.root == "demo" or "demo" in self.extra_train:
+            ensure_tracking_demo(self.demo_dir, seed=self.seed)
+        todo = [sequence for split in ("train", "val") for sequence in self.sequences(split)
+                if self.cache.load(sequence) is None]
+        if not todo:
+            return
+        search = MatchingSearch(self.settings, resolve_device(self.device))
+        for sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
+            # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
+            rng = np.random.default_rng([self.seed, *sequence.name.encode()])
+            frames = (frame for _, chunk in sequence.iter_frames(chunk_size=16) for frame in chunk)
+            runs = simulate_runs(search, sequence.name, frames, sequence.boxes, self.walks, rng,
+                                 self.position_jitter, self.scale_jitter)
+            self.cache.save(sequence, runs)
+
+    def _split_runs(self, split: str) -> list[EvidenceRuns]:
+        if split not in self._runs:
+            runs = []
+            for sequence in self.sequences(split):
+                loaded = self.cache.load(sequence)
+                if loaded is None:
+                    raise RuntimeError(f"{split}/{sequence.name}: no cached runs; prepare_data() must run first")
+                runs.append(loaded)
+            self._runs[split] = runs
+        return self._runs[split]
+
+    def train_dataloader(self) -> DataLoader:
+        windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows)
+        return DataLoader(windows, batch_size=self.batch_size, drop_last=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Two loaders: fixed windows (the loss and window IoU), then whole validation sequences (success AUC of the
+        tracker as it runs, from the matching run's cached evidence)."""
+        runs = self._split_runs("val")
+        windows = EvidenceWindows(runs, self.window, self.val_windows, seed=self.seed)
+        return [DataLoader(windows, batch_size=self.batch_size),
+                DataLoader(MatchingRuns(runs, self.sequences("val")), batch_size=None)]

@@ -1,0 +1,10 @@
+"""Exit statuses of the ``vidrnn`` commands, one meaning each, so scripts can tell what happened."""
+
+#: Everything worked.
+EXIT_OK = 0
+#: The command itself failed after it started (a read error midway).
+EXIT_FAILED = 1
+#: Wrong arguments, paths or settings, reported before any slow work (argparse uses 2 as well).
+EXIT_USAGE = 2
+#: The batch ran to the end, but some inputs could not be processed (each is reported with its reason).
+EXIT_SOME_FAILED = 3

@@ -1,0 +1,115 @@
+"""FrameTracker: the Lightning wrapper that trains the recurrent box head on cached match evidence.
+
+Training sees windows of evidence (:class:`~vidrnn.data.tracking_datamodule.EvidenceWindows`); the loss is
+``torchvision.ops`` L1 + generalised IoU on the crop-normalised boxes of the frames where the target is visible.
+Validation reports the mean IoU of the head and, beside it, of the matching-only answer on the same crops, and the
+success AUC and precision at 20 px of both over whole validation sequences (the matching run's cached evidence: the
+boxes the tracker reports online), so a run shows at once whether the head improves on what it was given. Whole sequences are scored outside the module, by
+tracking them online (:mod:`vidrnn.tracker.evaluation`; ``vidrnn test`` does it with this module's head).
+
+The module holds the head and the tracker's settings, never the frozen CNN: a checkpoint is the head's weights plus
+the settings (plain values, ``weights_only`` loading), and :func:`vidrnn.track.load_tracker` rebuilds the CNN from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+from torchvision.ops import box_iou, generalized_box_iou_loss
+
+from vidrnn.metrics import score_sequence
+from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
+from vidrnn.tracker.head import RecurrentBoxHead, TrackerCell
+from vidrnn.tracker.settings import TrackerSettings
+
+__all__ = ["FrameTracker"]
+
+
+def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
+    return box_iou(xywh_to_xyxy(boxes), xywh_to_xyxy(targets)).diagonal()
+
+
+class FrameTracker(L.LightningModule):
+    """A box per frame from the first frame's box.
+
+    Args:
+        tracker: the matching tracker's settings (:class:`~vidrnn.tracker.settings.TrackerSettings` as a dict), set
+            from the data module by the CLI: the evidence it cached is the evidence the model reads when it tracks,
+            and the head corrects the matching box the simulated runs followed. Saved, so a checkpoint alone can
+            track.
+        cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
+            recurrent" ablation).
+        hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
+            ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
+        giou_weight: weight of the generalised-IoU loss beside L1.
+    """
+
+    def __init__(
+        self,
+        tracker: dict[str, Any] | None = None,
+        cell: TrackerCell = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        giou_weight: float = 1.0,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.settings = TrackerSettings.from_dict(tracker or {})
+        self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                                     bidirectional=bidirectional, dropout=dropout, rule=self.settings.rule)
+        self.optimizer, self.scheduler = optimizer, scheduler
+
+    def forward(self, evidence: Tensor) -> Tensor:
+        """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,EVIDENCE_DIM]`` read in one pass."""
+        return self.head(evidence)[0]
+
+    def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+        evidence, valid = batch["evidence"], batch["valid"]
+        predicted, targets = self(evidence)[valid], batch["targets"][valid]
+        l1 = F.l1_loss(predicted, targets)
+        giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
+        loss = l1 + self.hparams.giou_weight * giou
+        with torch.no_grad():
+            iou = _paired_iou(predicted, targets).mean()
+            matching_iou = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
+        self.log_dict({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": matching_iou},
+                      prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        return self._step(batch, "train/")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_index: int, dataloader_idx: int = 0) -> None:
+        if dataloader_idx == 0:
+            self._step(batch, "val/")
+            return
+        # A whole sequence's matching run: the head's boxes there are what the tracker reports online.
+        frame_shape = tuple(int(value) for value in batch["frame_size"])
+        truth = batch["truth"].cpu().numpy()
+        windows = batch["windows"].cpu().numpy()
+        answers = {"": self(batch["evidence"][None])[0], "_matching": self.head.matching_boxes(batch["evidence"])}
+        for suffix, crop_boxes in answers.items():
+            boxes = within_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
+            score = score_sequence(np.concatenate([truth[:1], boxes]), truth)
+            self.log_dict({f"val/success_auc{suffix}": score.success_auc, f"val/precision_20{suffix}": score.precision_20},
+                          batch_size=1, add_dataloader_idx=False, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["task"] = "tracking"
+
+    def configure_optimizers(self) -> Any:
+        parameters = [parameter for parameter in self.parameters() if parameter.requires_grad]
+        optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.AdamW(parameters, lr=1e-3)
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}

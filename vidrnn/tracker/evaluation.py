@@ -1,0 +1,91 @@
+"""Score trackers on whole annotated sequences: one code path for ``vidrnn test``, the benchmarks and the notebooks.
+
+Every tracker gets the first frame's true box and nothing else, frames stream from the decoder, and the boxes are
+scored with :mod:`vidrnn.metrics` (the given first frame and absent-target frames excluded; means over sequences, each
+sequence weighing the same). Speed is the tracker's own: the time spent decoding frames is measured and subtracted.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vidrnn.data.tracking_sequences import TrackingSequence
+from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
+
+__all__ = ["ScoreRow", "TrackFunction", "evaluate", "track_timed", "write_scores"]
+
+logger = logging.getLogger(__name__)
+
+#: Anything that turns frames and a first box into one box per frame: ``Tracker.track``, an OpenCV wrapper, ...
+TrackFunction = Callable[[Iterator[np.ndarray], np.ndarray], Iterable[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One tracker's scores on one sequence (``sequence == "MEAN"``: the mean over sequences)."""
+
+    sequence: str
+    tracker: str
+    score: SequenceScore
+    frames_per_second: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"sequence": self.sequence, "tracker": self.tracker, **self.score.to_dict(),
+                "frames_per_second": round(self.frames_per_second, 2)}
+
+
+def _frames(sequence: TrackingSequence, decoding: list[float]) -> Iterator[np.ndarray]:
+    """The sequence's frames, adding the time spent decoding them to ``decoding[0]`` (to subtract it)."""
+    chunks = sequence.iter_frames(chunk_size=16)
+    while True:
+        start = time.perf_counter()
+        item = next(chunks, None)
+        decoding[0] += time.perf_counter() - start
+        if item is None:
+            return
+        yield from item[1]
+
+
+def track_timed(track: TrackFunction, sequence: TrackingSequence) -> tuple[np.ndarray, float]:
+    """Boxes ``[N,4]`` from ``track`` over the sequence, and its frames per second with decoding excluded."""
+    decoding = [0.0]
+    start = time.perf_counter()
+    boxes = np.array([np.asarray(box, dtype=np.float64) for box in track(_frames(sequence, decoding),
+                                                                         sequence.boxes[0].copy())])
+    elapsed = time.perf_counter() - start - decoding[0]
+    return boxes, len(boxes) / max(elapsed, 1e-9)
+
+
+def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
+             progress: bool = True) -> list[ScoreRow]:
+    """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences)."""
+    rows = []
+    for sequence in tqdm(sequences, desc="tracking", unit="sequence", disable=not progress):
+        for name, track in trackers.items():
+            boxes, speed = track_timed(track, sequence)
+            row = ScoreRow(sequence.name, name, score_sequence(boxes, sequence.boxes), speed)
+            logger.info("%s %s: success AUC %.3f, P@20 %.3f, %.1f frames/s", sequence.name, name,
+                        row.score.success_auc, row.score.precision_20, speed)
+            rows.append(row)
+    for name in trackers:
+        own = [row for row in rows if row.tracker == name]
+        rows.append(ScoreRow("MEAN", name, mean_scores(row.score for row in own),
+                             float(np.median([row.frames_per_second for row in own]))))
+    return rows
+
+
+def write_scores(rows: Sequence[ScoreRow], path: Path) -> None:
+    """The rows as CSV (one per tracker and sequence, then the means)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].to_dict()))
+        writer.writeheader()
+        writer.writerows(row.to_dict() for row in rows)

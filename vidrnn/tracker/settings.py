@@ -1,0 +1,75 @@
+"""One validated record of how a matching tracker searches: the settings that decide its evidence.
+
+The evidence a head is trained on must be the evidence it reads when it tracks, and the box it learns to correct must
+be the box the matching tracker computes. Both depend on the same handful of settings — the frozen CNN, the search
+region, the template's size, how fast the template and the box's size follow the target, when a weak peak holds the
+search. They are checked here, once, and travel as one object: from the config into the data module (which caches
+evidence with them), from there into the model (linked by the CLI), into its checkpoint, and back out into the
+tracker that ``vidrnn track`` builds. Nothing else declares or validates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from vidrnn.backbones import BackboneSpec
+from vidrnn.tracker.geometry import SearchGeometry
+from vidrnn.tracker.matching import MatchingRule
+
+__all__ = ["TrackerSettings"]
+
+
+def _map_backbone() -> BackboneSpec:
+    return BackboneSpec(name="efficientnet_lite0", pooling="map", layer="blocks.10")
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How the matching tracker searches (see :class:`~vidrnn.tracker.runtime.Tracker` for what each one does).
+
+    Args:
+        backbone: the frozen CNN; its ``pooling`` is always ``map`` and its ``input_size`` the crop's side.
+        geometry: search-region context, size factor and crop resolution.
+        template_cells: the template's side in feature-map cells for a square target (odd: a centred kernel; other
+            aspects get about as many cells, shaped like the box).
+        template_rate: the template moves this fraction towards the tracked box's appearance each frame, in [0, 1).
+        scale_rate: the matching box's size moves this fraction (log) towards the best-matching scale, in [0, 1].
+        hold_below: the search stays put while the peak stands less than this many standard deviations above the
+            response's mean (0: never).
+    """
+
+    backbone: BackboneSpec = field(default_factory=_map_backbone)
+    geometry: SearchGeometry = field(default_factory=SearchGeometry)
+    template_cells: int = 7
+    template_rate: float = 0.01
+    scale_rate: float = 0.3
+    hold_below: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.template_cells < 1 or self.template_cells % 2 == 0:
+            raise ValueError(f"template_cells must be a positive odd number (a centred kernel), got {self.template_cells}")
+        if not 0.0 <= self.template_rate < 1.0:
+            raise ValueError(f"template_rate must be in [0, 1), got {self.template_rate}")
+        MatchingRule(self.scale_rate, self.hold_below)  # refuses a scale_rate or hold_below out of range
+        backbone = BackboneSpec(**self.backbone) if isinstance(self.backbone, dict) else self.backbone
+        geometry = SearchGeometry(**self.geometry) if isinstance(self.geometry, dict) else self.geometry
+        object.__setattr__(self, "geometry", geometry)
+        object.__setattr__(self, "backbone", replace(backbone, pooling="map", input_size=geometry.size))
+
+    @property
+    def rule(self) -> MatchingRule:
+        """The matching-only answer these settings give (what a trained head corrects)."""
+        return MatchingRule(self.scale_rate, self.hold_below)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (a checkpoint loads with ``weights_only=True``; a config prints them)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrackerSettings:
+        return cls(**values)
+
+    def identity(self) -> dict[str, Any]:
+        """What evidence computed with these settings depends on (a local weights file by its digest)."""
+        return {**self.to_dict(), "backbone": self.backbone.identity()}
