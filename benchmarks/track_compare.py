@@ -1,16 +1,20 @@
-"""Tracking benchmark: vidrnn trackers against OpenCV's MIL and CSRT on every sequence of a folder, one metric code.
+"""Tracking benchmark: vidrnn trackers against OpenCV's MIL and CSRT on whole sequences, one metric code.
 
-    python benchmarks/track_compare.py --ckpt lstm=runs/track_demo/.../best.ckpt [--ckpt none=OTHER.ckpt ...]
-        [--root ../shared/data/tracking] [--markdown table.md]
+    python benchmarks/track_compare.py --ckpt lstm=SEED0.ckpt,SEED1.ckpt,SEED2.ckpt --ckpt none=... \\
+        [--root ../shared/data/tracking | --val-of configs/track.yaml] [--markdown table.md] [--no-opencv]
 
-Each ``--ckpt NAME=PATH`` adds a trained vidrnn tracker; the first one also gives the **matching-only ablation**
-(same backbone and template matching, no head), so the table shows what the learned recurrent head adds, and the
-same ablation with the first frame's template kept throughout (``template_rate`` 0), for what the template update
-adds. Without ``--ckpt`` the ablations use the default settings. MIL is in
-every OpenCV build; CSRT needs the contrib build (``pip install opencv-contrib-python-headless``, the ``bench`` extra),
-and its column says so when it is missing. All trackers get the first frame's true box and nothing else; scores
-come from :mod:`vidrnn.metrics` (first frame and absent-target frames excluded, means over sequences).
-Speed (frames/s) is the tracker's own time on this machine, decoding excluded.
+Each ``--ckpt NAME=PATH[,PATH...]`` adds a trained vidrnn tracker; several paths are training seeds of one design, and
+its row shows their mean with every seed's value and the spread (max - min): a difference between two designs
+inside that spread is no difference. The first checkpoint also gives the **matching-only ablation** (the same
+backbone, template matching and rule, no head), so the table shows what the learned head adds. MIL is in every
+OpenCV build; CSRT needs the contrib build (``pip install opencv-contrib-python-headless``, the ``bench`` extra).
+
+Sequences: every sequence under ``--root`` (default: the evaluation sequences, ``../shared/data/tracking``), or with
+``--val-of CONFIG`` the validation sequences a tracking config holds out (``data.val_sequences`` under
+``data.root``) — where designs are compared and settings chosen. All trackers get the first frame's true box and
+nothing else; scores come from :mod:`vidrnn.tracker.evaluation` (first frame and absent-target frames excluded, means
+over sequences). Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over
+sequences; run the benchmark alone on the machine for speeds that mean anything.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import yaml
 
-from vidrnn.data.tracking_sequences import find_sequences
-from vidrnn.tracker.evaluation import TrackFunction, evaluate
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence
+from vidrnn.tracker.evaluation import ScoreRow, TrackFunction, evaluate
 from vidrnn.tracker.runtime import load_tracker
 
 
@@ -44,31 +49,57 @@ def opencv_tracker(create: Callable[[], object]) -> TrackFunction:
     return track
 
 
-def _parse_checkpoint(text: str) -> tuple[str, Path]:
-    name, separator, path = text.partition("=")
-    if not separator or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
+def _parse_checkpoints(text: str) -> tuple[str, list[Path]]:
+    name, separator, paths = text.partition("=")
+    if not separator or not name or not paths:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH[,PATH...], got {text!r}")
+    return name, [Path(path) for path in paths.split(",")]
+
+
+def validation_sequences(config: Path) -> list[TrackingSequence]:
+    """The sequences a tracking config holds out for validation (``data.val_sequences`` under ``data.root``)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))["data"]
+    root = Path(data["root"])
+    return [load_sequence(root / name) for name in data["val_sequences"]]
+
+
+def _summary(name: str, rows: list[ScoreRow]) -> str:
+    """One table row: mean over seeds of each metric, every seed's AUC and their spread."""
+    aucs = [row.score.success_auc for row in rows]
+    seeds = " / ".join(f"{auc:.3f}" for auc in aucs) if len(rows) > 1 else "—"
+    spread = f"{max(aucs) - min(aucs):.3f}" if len(rows) > 1 else "—"
+    return (f"| {name} | {len(rows)} | **{np.mean(aucs):.3f}** | {seeds} | {spread} | "
+            f"{np.mean([row.score.precision_20 for row in rows]):.3f} | "
+            f"{np.mean([row.score.mean_iou for row in rows]):.3f} | "
+            f"{np.median([row.frames_per_second for row in rows]):.1f} |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", type=_parse_checkpoint, action="append", default=[],
-                        help="NAME=PATH of a FrameTracker checkpoint (repeatable)")
-    parser.add_argument("--root", type=Path, default=Path("../shared/data/tracking"),
-                        help="folder of OTB/VOT/TLD sequences (default: ../shared/data/tracking)")
+    parser.add_argument("--ckpt", type=_parse_checkpoints, action="append", default=[],
+                        help="NAME=PATH[,PATH...]: FrameTracker checkpoints of one design, one per training seed "
+                        "(repeatable)")
+    sequences = parser.add_mutually_exclusive_group()
+    sequences.add_argument("--root", type=Path, default=Path("../shared/data/tracking"),
+                           help="folder of OTB/VOT/TLD sequences (default: ../shared/data/tracking)")
+    sequences.add_argument("--val-of", type=Path, default=None, metavar="CONFIG",
+                           help="the validation sequences of this tracking config instead")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown here")
     parser.add_argument("--no-opencv", action="store_true", help="run the vidrnn trackers only (skip MIL and CSRT)")
     args = parser.parse_args()
 
+    sequences = validation_sequences(args.val_of) if args.val_of else find_sequences(args.root)
     trackers: dict[str, TrackFunction] = {}
-    for name, path in args.ckpt:
-        trackers[f"vidrnn-{name}"] = load_tracker(path, device="cpu").track
-    # The ablations share the first checkpoint's settings (or the defaults): no head, then also no template update.
-    first = args.ckpt[0][1] if args.ckpt else None
+    designs: dict[str, list[str]] = {}
+    for name, paths in args.ckpt:
+        designs[f"vidrnn {name}"] = []
+        for seed, path in enumerate(paths):
+            run = f"vidrnn {name} #{seed}"
+            trackers[run] = load_tracker(path, device="cpu").track
+            designs[f"vidrnn {name}"].append(run)
+    # The ablation shares the first checkpoint's settings (or the defaults): the same matching, no head.
+    first = args.ckpt[0][1][0] if args.ckpt else None
     trackers["matching-only"] = load_tracker(first, matching_only=True, device="cpu").track
-    trackers["matching-only, fixed template"] = load_tracker(first, matching_only=True, device="cpu",
-                                                             template_rate=0.0).track
     if not args.no_opencv:
         trackers["MIL"] = opencv_tracker(cv2.TrackerMIL_create)
         csrt = getattr(cv2, "TrackerCSRT_create", None)
@@ -77,28 +108,26 @@ def main() -> int:
                   file=sys.stderr)
         else:
             trackers["CSRT"] = opencv_tracker(csrt)
+    for name in trackers:
+        designs.setdefault(name, [name])
 
-    sequences = find_sequences(args.root)
     rows = evaluate(trackers, sequences)
     scores = {(row.sequence, row.tracker): row for row in rows}
-    names = list(trackers)
+    where = f"the validation sequences of {args.val_of}" if args.val_of else str(args.root)
     lines = [
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, OpenCV {cv2.__version__}; "
-        f"{len(sequences)} sequences from {args.root}",
+        f"{len(sequences)} sequences from {where}",
         "",
-        "Success AUC (mean IoU over OTB thresholds) per sequence; P@20 = precision at 20 px",
-        "",
-        "| sequence | frames | " + " | ".join(names) + " |",
-        "|---|---:|" + "---:|" * len(names),
+        "| tracker | seeds | mean success AUC | per seed | spread | P@20 | mean IoU | frames/s |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
+    lines += [_summary(design, [scores["MEAN", run] for run in runs]) for design, runs in designs.items()]
+    lines += ["", "Success AUC per sequence (mean over seeds)", "",
+              "| sequence | frames | " + " | ".join(designs) + " |", "|---|---:|" + "---:|" * len(designs)]
     for sequence in sequences:
-        cells = [f"{scores[sequence.name, name].score.success_auc:.3f}" for name in names]
+        cells = [f"{np.mean([scores[sequence.name, run].score.success_auc for run in runs]):.3f}"
+                 for runs in designs.values()]
         lines.append(f"| {sequence.name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
-    means = {name: scores["MEAN", name] for name in names}
-    lines.append("| **mean AUC** | | " + " | ".join(f"**{means[n].score.success_auc:.3f}**" for n in names) + " |")
-    lines.append("| mean P@20 | | " + " | ".join(f"{means[n].score.precision_20:.3f}" for n in names) + " |")
-    lines.append("| mean IoU | | " + " | ".join(f"{means[n].score.mean_iou:.3f}" for n in names) + " |")
-    lines.append("| frames/s (median) | | " + " | ".join(f"{means[n].frames_per_second:.1f}" for n in names) + " |")
     table = "\n".join(lines)
     print(table)
     if args.markdown is not None:

@@ -1,0 +1,147 @@
+"""Where a recurrent head wins or loses against a per-frame head: mean IoU under the conditions memory should matter.
+
+    python benchmarks/track_conditions.py --ckpt lstm=A.ckpt,B.ckpt,C.ckpt --ckpt none=D.ckpt,E.ckpt,F.ckpt \\
+        [--val-of configs/track.yaml | --root DIR]
+
+Frames are sorted into conditions read off the ground truth and the matching tracker's own evidence, then every
+design's mean IoU is reported per condition (mean over its seeds, with the spread):
+
+* **after absence** — the first ``AFTER_ABSENCE`` visible frames after the ground truth marked the target absent
+  (occluded or out of view: NaN boxes): where a tracker must find the target again;
+* **held** — the matching search was held (its peak too weak to trust): the target is probably hidden, and only a
+  memory of its motion says where it went;
+* **fast motion** — the target's centre moved more than ``FAST`` of its size since the previous frame;
+* **look-alike** — a rival peak of the response stands at least ``LOOK_ALIKE`` of the best peak's height: something
+  else in the search region looks like the target;
+* **other** — none of these; and **all** frames.
+
+Every head reads the evidence of one matching run per sequence (the first checkpoint's settings; they must agree):
+the matching box steers every search, so a head's boxes there are exactly what it reports online. Validation
+sequences by default (``--val-of configs/track.yaml``); never tune on the evaluation sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from track_compare import validation_sequences
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
+from vidrnn.metrics import iou_per_frame
+from vidrnn.tracker.geometry import validate_box, within_frame
+from vidrnn.tracker.matching import Evidence
+from vidrnn.tracker.runtime import Tracker, load_tracker
+
+#: Visible frames after an absence that count as "after absence".
+AFTER_ABSENCE = 15
+#: Centre displacement per frame, in units of the target's size (sqrt(w h)), above which motion counts as fast.
+FAST = 0.2
+#: A rival peak at least this fraction of the best peak's height (above the response's mean) is a look-alike.
+LOOK_ALIKE = 0.8
+
+CONDITIONS = ("after absence", "held", "fast motion", "look-alike", "other", "all")
+
+
+def conditions(truth: np.ndarray, held: np.ndarray, evidence: torch.Tensor) -> dict[str, np.ndarray]:
+    """Boolean masks ``[N]`` per condition over the frames that count (visible, not the given first frame);
+    ``held [N]`` and ``evidence [N-1, EVIDENCE_DIM]`` come from the matching run (frames 1..N-1)."""
+    visible = ~np.isnan(truth).any(axis=1)
+    counted = visible.copy()
+    counted[0] = False
+    after = np.zeros(len(truth), dtype=bool)
+    last_absent = -AFTER_ABSENCE - 1
+    for index, seen in enumerate(visible):
+        if not seen:
+            last_absent = index
+        after[index] = seen and index - last_absent <= AFTER_ABSENCE
+    centres = truth[:, :2] + truth[:, 2:] / 2
+    motion = np.zeros(len(truth))
+    motion[1:] = np.linalg.norm(np.diff(centres, axis=0), axis=1) / np.sqrt(truth[1:, 2] * truth[1:, 3])
+    fast = np.nan_to_num(motion) > FAST
+    heights = Evidence(evidence).heights(Evidence(evidence).peaks[..., 2]).numpy()
+    look_alike = np.r_[False, heights[:, 1:].max(axis=1) >= LOOK_ALIKE * heights[:, 0]]
+    masks = {"after absence": after, "held": held, "fast motion": fast, "look-alike": look_alike}
+    masks["other"] = ~np.any(list(masks.values()), axis=0)
+    masks["all"] = np.ones(len(truth), dtype=bool)
+    return {name: mask & counted for name, mask in masks.items()}
+
+
+@torch.no_grad()
+def head_ious(trackers: dict[str, Tracker], sequence: TrackingSequence) -> tuple[dict[str, np.ndarray],
+                                                                                 dict[str, np.ndarray]]:
+    """The condition masks of ``sequence`` and every tracker's IoU per frame (plus the matching-only tracker's)."""
+    matching = next(iter(trackers.values()))
+    frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
+    first = next(frames)
+    box = validate_box(sequence.boxes[0], first.shape)
+    steps = list(matching.search.steps(first, box, frames))
+    evidence = torch.stack([step.evidence for step in steps])
+    windows = [step.window for step in steps]
+    boxes = {"matching-only": np.r_[box[None], [step.matching_box for step in steps]]}
+    for name, tracker in trackers.items():
+        crop_boxes = tracker.head(evidence[None])[0][0].cpu().numpy()
+        boxes[name] = np.r_[box[None], [within_frame(window.box_from_crop(crop), first.shape)
+                                        for window, crop in zip(windows, crop_boxes)]]
+    held = np.r_[False, [step.held for step in steps]]
+    ious = {name: iou_per_frame(tracked, sequence.boxes) for name, tracked in boxes.items()}
+    return conditions(sequence.boxes, held, evidence), ious
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", action="append", required=True, metavar="NAME=PATH[,PATH...]",
+                        help="FrameTracker checkpoints of one design, one per seed (repeatable)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--val-of", type=Path, default=Path("configs/track.yaml"), metavar="CONFIG",
+                       help="score the validation sequences of this tracking config (default: configs/track.yaml)")
+    where.add_argument("--root", type=Path, default=None, help="score every sequence in this folder instead")
+    args = parser.parse_args(argv)
+
+    designs: dict[str, list[str]] = {}
+    trackers: dict[str, Tracker] = {}
+    for spec in args.ckpt:
+        name, _, paths = spec.partition("=")
+        if not paths:
+            parser.error(f"--ckpt wants NAME=PATH[,PATH...], got {spec!r}")
+        designs[name] = [f"{name} #{seed}" for seed, _ in enumerate(paths.split(","))]
+        for run, path in zip(designs[name], paths.split(",")):
+            trackers[run] = load_tracker(path, device="cpu")
+    settings = [tracker.settings for tracker in trackers.values()]
+    if any(value != settings[0] for value in settings):
+        parser.error(f"the checkpoints track with different matching settings: {settings}")
+    sequences = find_sequences(args.root) if args.root else validation_sequences(args.val_of)
+
+    masks: dict[str, list[np.ndarray]] = {name: [] for name in CONDITIONS}
+    ious: dict[str, list[np.ndarray]] = {}
+    for sequence in sequences:
+        sequence_masks, sequence_ious = head_ious(trackers, sequence)
+        for name in CONDITIONS:
+            masks[name].append(sequence_masks[name])
+        for run, values in sequence_ious.items():
+            ious.setdefault(run, []).append(values)
+    mask = {name: np.concatenate(values) for name, values in masks.items()}
+    iou = {run: np.concatenate(values) for run, values in ious.items()}
+
+    print(f"{len(sequences)} sequences; mean IoU per condition (mean over seeds, spread in brackets)")
+    print("| condition | frames | matching-only | " + " | ".join(designs) + " |")
+    print("|---|---:|---:|" + "---:|" * len(designs))
+    for name in CONDITIONS:
+        frames = int(mask[name].sum())
+        if frames == 0:
+            print(f"| {name} | 0 | — | " + " | ".join("—" for _ in designs) + " |")
+            continue
+        cells = [f"{iou['matching-only'][mask[name]].mean():.3f}"]
+        for runs in designs.values():
+            values = [iou[run][mask[name]].mean() for run in runs]
+            cells.append(f"{np.mean(values):.3f} ({max(values) - min(values):.3f})")
+        print(f"| {name} | {frames} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
