@@ -201,6 +201,26 @@ def test_untrained_head_answers_peak_at_the_reference_size(cell: str) -> None:
     assert torch.allclose(boxes[0, :, 2:], torch.full((6, 2), 3 / 16), atol=1e-6)
 
 
+@pytest.mark.parametrize(("response_map", "levels"), [(True, False), (False, True), (True, True)])
+def test_heads_that_read_more_start_as_the_matching_answer_and_use_what_they_read(response_map: bool,
+                                                                                  levels: bool) -> None:
+    evidence = _evidence(5)
+    head = RecurrentBoxHead(cell="gru", hidden_size=16, rule=PEAK_ONLY, response_map=response_map, levels=levels)
+    torch.testing.assert_close(head(evidence[None])[0][0], head.matching_boxes(evidence))
+    torch.nn.init.normal_(head.out.weight, std=0.1)
+    changed = Evidence(evidence.clone())
+    if response_map:
+        changed.part("response_map")[:, 0] += 0.3  # one cell of the coarse map: the summary does not read it
+    else:
+        changed.part("peak")[:, 2] += 0.3  # every similarity and the response's mean shifted alike: level-free
+        changed.part("rivals")[:, 2::3] += 0.3  # ignores it, the levels do not
+        changed.part("scales").add_(0.3)
+        changed.part("aspects").add_(0.3)
+        changed.part("response_level")[:, 0] += 0.3
+        torch.testing.assert_close(changed.level_free(), Evidence(evidence).level_free())
+    assert not torch.allclose(head(changed.values[None])[0], head(evidence[None])[0])
+
+
 def test_untrained_head_with_a_scale_rate_answers_the_scaled_matching_box() -> None:
     evidence = _evidence(4)
     Evidence(evidence).part("scales")[:] = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9])  # best at 1.25

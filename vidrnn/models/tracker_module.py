@@ -46,6 +46,8 @@ class FrameTracker(L.LightningModule):
         cell: ``lstm``, ``gru``, ``rnn`` or ``none`` (a per-frame head without recurrence: the "learned but not
             recurrent" ablation).
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
+        response_map, levels: what the head reads besides the evidence's summary: the coarse response map, the
+            similarity levels (see :class:`RecurrentBoxHead`).
             ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
         giou_weight: weight of the generalised-IoU loss beside L1.
     """
@@ -58,6 +60,8 @@ class FrameTracker(L.LightningModule):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        response_map: bool = False,
+        levels: bool = False,
         giou_weight: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
@@ -66,7 +70,8 @@ class FrameTracker(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.settings = TrackerSettings.from_dict(tracker or {})
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-                                     bidirectional=bidirectional, dropout=dropout, rule=self.settings.rule)
+                                     bidirectional=bidirectional, dropout=dropout, rule=self.settings.rule,
+                                     response_map=response_map, levels=levels)
         self.optimizer, self.scheduler = optimizer, scheduler
 
     def forward(self, evidence: Tensor) -> Tensor:

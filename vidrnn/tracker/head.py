@@ -32,7 +32,9 @@ class RecurrentBoxHead(nn.Module):
 
     Input per frame: the evidence's summary read through :meth:`Evidence.level_free` and, with ``response_map``, the
     coarse response map as heights (:meth:`Evidence.response_heights`: where every candidate stands, for telling the
-    target from look-alikes by how they moved). The output is a correction of the
+    target from look-alikes by how they moved) and, with ``levels``, the similarity levels the summary leaves out
+    (:meth:`Evidence.levels`: a drop against their own history in the sequence says the target may be lost). The
+    output is a correction of the
     matching-only answer (:meth:`matching_boxes`, the ``rule`` the tracker follows) as a centre offset and a
     log-scale change, starting at exactly that answer (the last layer starts at zero), so training begins from the
     matching-only tracker and can only learn what improves on it. The learned size change is at most
@@ -55,14 +57,16 @@ class RecurrentBoxHead(nn.Module):
         dropout: float = 0.0,
         rule: MatchingRule = MatchingRule(),
         response_map: bool = False,
+        levels: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("rnn", "lstm", "gru", "none"):
             raise ValueError(f"cell must be rnn, lstm, gru or none, got {cell!r}")
         if cell == "none" and bidirectional:
             raise ValueError("cell='none' reads frames one by one: bidirectional needs a recurrent cell")
-        self.cell, self.bidirectional, self.rule, self.response_map = cell, bidirectional, rule, response_map
-        inputs = LEVEL_FREE_DIM + (RESPONSE_GRID**2 if response_map else 0)
+        self.cell, self.bidirectional, self.rule = cell, bidirectional, rule
+        self.response_map, self.levels = response_map, levels
+        inputs = LEVEL_FREE_DIM + (RESPONSE_GRID**2 if response_map else 0) + (4 if levels else 0)
         self.embed = nn.Sequential(nn.Linear(inputs, hidden_size), nn.ReLU())
         if cell == "none":
             self.rnn = None
@@ -95,6 +99,8 @@ class RecurrentBoxHead(nn.Module):
         inputs = evidence.level_free()
         if self.response_map:
             inputs = torch.cat([inputs, evidence.response_heights()], dim=-1)
+        if self.levels:
+            inputs = torch.cat([inputs, evidence.levels()], dim=-1)
         hidden = self.embed(inputs)
         if self.rnn is None:
             hidden, state = self.temporal(hidden), None

@@ -150,6 +150,14 @@ class Evidence:
         return torch.cat([peaks[..., :2].flatten(-2), self.heights(peaks[..., 2]), shapes - at_reference,
                           self.part("log_searched_size")], dim=-1)
 
+    def levels(self) -> Tensor:
+        """``[..., 4]``: what :meth:`level_free` leaves out — the best peak's cosine similarity, the response's mean and
+        spread, and the template's similarity at the searched-for size. On their own they say little (lighting,
+        blur and drift move them); against their own history in the same sequence a drop says the tracker may have
+        left the target — something only a head with memory can read."""
+        at_reference = self.part("scales")[..., SCALES.index(1.0):SCALES.index(1.0) + 1]
+        return torch.cat([self.part("peak")[..., 2:3], self.part("response_level"), at_reference], dim=-1)
+
     def response_heights(self) -> Tensor:
         """``[..., RESPONSE_GRID**2]``: the coarse response map as heights above its mean in units of its spread (free
         of the overall level, like :meth:`level_free`)."""
