@@ -85,6 +85,9 @@ def main() -> int:
     sequences.add_argument("--val-of", type=Path, default=None, metavar="CONFIG",
                            help="the validation sequences of this tracking config instead")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown here")
+    parser.add_argument("--redetect-below", type=float, default=None, metavar="P",
+                        help="track every checkpoint with this re-detection threshold (heads trained with confidence; "
+                        "default: each checkpoint's own)")
     parser.add_argument("--no-opencv", action="store_true", help="run the vidrnn trackers only (skip MIL and CSRT)")
     args = parser.parse_args()
 
@@ -95,7 +98,7 @@ def main() -> int:
         designs[f"vidrnn {name}"] = []
         for seed, path in enumerate(paths):
             run = f"vidrnn {name} #{seed}"
-            trackers[run] = load_tracker(path, device="cpu").track
+            trackers[run] = load_tracker(path, device="cpu", redetect_below=args.redetect_below).track
             designs[f"vidrnn {name}"].append(run)
     # The ablation shares the first checkpoint's settings (or the defaults): the same matching, no head.
     first = args.ckpt[0][1][0] if args.ckpt else None

@@ -425,3 +425,28 @@ def test_settings_ask_for_spatial_maps_at_the_crop_size_and_survive_a_checkpoint
 def test_a_search_refuses_a_backbone_its_settings_did_not_ask_for(small_backbone) -> None:
     with pytest.raises(ValueError, match="not the one the settings ask for"):
         MatchingSearch(TrackerSettings(), backbone=small_backbone)  # 448-px settings, a 128-px backbone
+
+
+def test_a_confident_head_keeps_the_normal_search_and_a_doubting_one_widens_it(small_backbone) -> None:
+    """With a head whose confidence is always low, every other frame is a wider search (re-detection), reported as
+    the matching box found there; an always-confident head tracks exactly like the reporting head."""
+    frames, truth = _moving_square(7)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=PEAK_ONLY, confidence=True)
+    reporting = np.array(list(_tracker(small_backbone, head).track(iter(frames), truth[0])))
+    widened = []
+    search = MatchingSearch(_settings(), backbone=small_backbone)
+    original = search.search
+    search.search = lambda *args: widened.append(args[3] if len(args) > 3 else 1.0) or original(*args)
+    for bias, expected in ((10.0, [1.0] * 6), (-10.0, [1.0, 2.0] * 3)):
+        widened.clear()
+        with torch.no_grad():
+            head.confidence.bias.fill_(bias)
+        boxes = np.array(list(Tracker(search, head, redetect_below=0.5, redetect_widen=2.0).track(iter(frames),
+                                                                                                   truth[0])))
+        assert widened == expected
+        if bias > 0:
+            np.testing.assert_allclose(boxes, reporting, atol=1e-6)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    assert np.abs(centres - (truth[:, :2] + truth[:, 2:] / 2)).max() < 8.0  # the wide searches still find it
+    with pytest.raises(ValueError, match="confidence"):
+        Tracker(search, RecurrentBoxHead(cell="lstm", hidden_size=8, rule=PEAK_ONLY), redetect_below=0.5)

@@ -49,7 +49,7 @@ def config(tracking_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
             "tracker": {"geometry": {"size": 256}, "template_cells": 5},  # a third of the default's pixels: fast
             "window": 8, "train_windows": 256, "val_windows": 32, "batch_size": 32, "device": "cpu",
         },
-        "model": {"cell": "lstm", "hidden_size": 32, "optimizer": {
+        "model": {"cell": "lstm", "hidden_size": 32, "confidence": True, "optimizer": {
             "class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}}},
         "trainer": {
             "max_epochs": 10, "accelerator": "cpu", "default_root_dir": str(work / "runs"), "enable_progress_bar": False,

@@ -25,7 +25,7 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from vidrnn.metrics import score_sequence
 from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
-from vidrnn.tracker.head import RecurrentBoxHead, TrackerCell
+from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
 __all__ = ["FrameTracker"]
@@ -48,6 +48,10 @@ class FrameTracker(L.LightningModule):
         hidden_size, num_layers, bidirectional, dropout: the recurrent head (see :class:`RecurrentBoxHead`).
         response_map, levels: what the head reads besides the evidence's summary: the coarse response map, the
             similarity levels (see :class:`RecurrentBoxHead`).
+        confidence: the head also answers whether the matching box is still on the target (binary cross-entropy
+            beside the box loss); redetect_below, redetect_widen: the tracker built from this model widens its next
+            search that many times when that confidence falls below ``redetect_below`` (0: never; see
+            :class:`~vidrnn.tracker.runtime.Tracker`).
             ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
         giou_weight: weight of the generalised-IoU loss beside L1.
     """
@@ -62,6 +66,9 @@ class FrameTracker(L.LightningModule):
         dropout: float = 0.0,
         response_map: bool = False,
         levels: bool = False,
+        confidence: bool = False,
+        redetect_below: float = 0.0,
+        redetect_widen: float = 3.0,
         giou_weight: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
@@ -71,7 +78,7 @@ class FrameTracker(L.LightningModule):
         self.settings = TrackerSettings.from_dict(tracker or {})
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                                      bidirectional=bidirectional, dropout=dropout, rule=self.settings.rule,
-                                     response_map=response_map, levels=levels)
+                                     response_map=response_map, levels=levels, confidence=confidence)
         self.optimizer, self.scheduler = optimizer, scheduler
 
     def forward(self, evidence: Tensor) -> Tensor:
@@ -80,15 +87,25 @@ class FrameTracker(L.LightningModule):
 
     def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
         evidence, valid = batch["evidence"], batch["valid"]
-        predicted, targets = self(evidence)[valid], batch["targets"][valid]
+        boxes, logits, _ = self.head.read(evidence)
+        predicted, targets = boxes[valid], batch["targets"][valid]
         l1 = F.l1_loss(predicted, targets)
         giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
         loss = l1 + self.hparams.giou_weight * giou
+        metrics = {}
+        if logits is not None:
+            # On target: the matching box overlaps the true box enough; absent or missed targets are not on it.
+            with torch.no_grad():
+                on_target = valid & (_paired_iou(self.head.matching_boxes(evidence).flatten(0, 1),
+                                                 batch["targets"].flatten(0, 1)).view_as(valid) >= ON_TARGET_IOU)
+            confidence = F.binary_cross_entropy_with_logits(logits, on_target.float())
+            loss = loss + confidence
+            metrics[f"{prefix}confidence_loss"] = confidence
         with torch.no_grad():
             iou = _paired_iou(predicted, targets).mean()
             matching_iou = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
-        self.log_dict({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": matching_iou},
-                      prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
+        metrics.update({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": matching_iou})
+        self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from vidrnn.tracker.matching import LEVEL_FREE_DIM, RESPONSE_GRID, Evidence, MatchingRule
 
-__all__ = ["MAX_SCALE_STEP", "RecurrentBoxHead", "TrackerCell"]
+__all__ = ["MAX_SCALE_STEP", "ON_TARGET_IOU", "RecurrentBoxHead", "TrackerCell"]
 
 TrackerCell = Literal["rnn", "lstm", "gru", "none"]
 
@@ -25,6 +25,8 @@ TrackerCell = Literal["rnn", "lstm", "gru", "none"]
 #: placed the next search, where an unbounded size compounded its errors (a box grew 14-fold in 40 frames on a real
 #: sequence); now the matching box steers, and the bound keeps a head that meets unfamiliar evidence near it.
 MAX_SCALE_STEP = 0.1
+#: The matching box counts as on the target (the confidence's training label) at this IoU with the true box or more.
+ON_TARGET_IOU = 0.3
 
 
 class RecurrentBoxHead(nn.Module):
@@ -44,6 +46,11 @@ class RecurrentBoxHead(nn.Module):
     for, and the head's correction is where it believes the hidden target has gone since: the one answer a single
     frame cannot give and a recurrent state, which saw the target move before it vanished, can.
 
+    ``confidence`` adds a second answer per frame: the logit that the matching box is still on the target (trained
+    on whether it overlaps the true box by at least :data:`ON_TARGET_IOU`). A tracker may widen its next search when
+    that belief falls (:class:`~vidrnn.tracker.runtime.Tracker`'s ``redetect_below``) — the head's memory then steers
+    the search, where a loss shows as a change against the sequence's own history.
+
     ``bidirectional`` reads the whole clip in both directions (offline analysis); the unidirectional head runs online,
     one frame at a time, carrying its ``state`` (:meth:`forward` with ``T = 1``).
     """
@@ -58,6 +65,7 @@ class RecurrentBoxHead(nn.Module):
         rule: MatchingRule = MatchingRule(),
         response_map: bool = False,
         levels: bool = False,
+        confidence: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("rnn", "lstm", "gru", "none"):
@@ -81,6 +89,7 @@ class RecurrentBoxHead(nn.Module):
         self.out = nn.Linear(out_dim, 4)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.confidence = nn.Linear(out_dim, 1) if confidence else None
 
     def _matching(self, evidence: Evidence) -> tuple[Tensor, Tensor]:
         """Centre ``(u, v)`` and size ``(w, h)`` of the matching-only answer, crop-normalised."""
@@ -95,6 +104,12 @@ class RecurrentBoxHead(nn.Module):
     def forward(self, evidence: Tensor, state: object = None) -> tuple[Tensor, object]:
         """Boxes ``[B,T,4]`` for evidence ``[B,T,EVIDENCE_DIM]``; returns the recurrent state after the last step
         too."""
+        boxes, _, state = self.read(evidence, state)
+        return boxes, state
+
+    def read(self, evidence: Tensor, state: object = None) -> tuple[Tensor, Tensor | None, object]:
+        """Boxes ``[B,T,4]``, the confidence logits ``[B,T]`` that the matching box is still on the target (``None``
+        without ``confidence``) and the recurrent state after the last step."""
         evidence = Evidence(evidence)
         inputs = evidence.level_free()
         if self.response_map:
@@ -110,4 +125,5 @@ class RecurrentBoxHead(nn.Module):
         centre, size = self._matching(evidence)
         centre = centre + correction[..., :2] * size
         size = size * (MAX_SCALE_STEP * torch.tanh(correction[..., 2:])).exp()
-        return torch.cat([centre - size / 2, size], dim=-1), state
+        logits = self.confidence(hidden)[..., 0] if self.confidence is not None else None
+        return torch.cat([centre - size / 2, size], dim=-1), logits, state

@@ -43,18 +43,24 @@ __all__ = ["Tracker", "load_tracker"]
 class Tracker:
     """The matching tracker (+ an optional trained head) that follows one target through a clip."""
 
-    def __init__(self, search: MatchingSearch, head: RecurrentBoxHead | None = None) -> None:
+    def __init__(self, search: MatchingSearch, head: RecurrentBoxHead | None = None, redetect_below: float = 0.0,
+                 redetect_widen: float = 3.0) -> None:
         if head is not None and head.rule != search.settings.rule:
             raise ValueError(f"the head was trained to correct the matching answer of {head.rule}; this tracker "
                              f"answers with {search.settings.rule}")
+        if redetect_below > 0 and (head is None or head.confidence is None or head.bidirectional):
+            raise ValueError("redetect_below needs an online head trained with confidence (model.confidence: true)")
+        if redetect_widen < 1:
+            raise ValueError(f"redetect_widen must be >= 1, got {redetect_widen}")
         self.search = search
         self.head = head.to(search.device).eval() if head is not None else None
+        self.redetect_below, self.redetect_widen = redetect_below, redetect_widen
 
     @classmethod
     def build(cls, settings: TrackerSettings, head: RecurrentBoxHead | None = None,
-              device: str | torch.device = "cpu") -> Tracker:
-        """A tracker with its own frozen CNN, built from ``settings``."""
-        return cls(MatchingSearch(settings, device), head)
+              device: str | torch.device = "cpu", **options: float) -> Tracker:
+        """A tracker with its own frozen CNN, built from ``settings`` (``options``: ``redetect_below``, ...)."""
+        return cls(MatchingSearch(settings, device), head, **options)
 
     @property
     def settings(self) -> TrackerSettings:
@@ -74,6 +80,9 @@ class Tracker:
             return
         box = validate_box(box, first.shape)
         yield box.copy()
+        if self.redetect_below > 0:
+            yield from self._track_steering(first, box, frames)
+            return
         steps = self.search.steps(first, box, frames)
         yield from self._track_online(steps) if self.online else self._track_offline(steps)
 
@@ -84,6 +93,22 @@ class Tracker:
                 yield step.matching_box.copy()
                 continue
             crop_box, state = self.head(step.evidence[None, None], state)
+            yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
+
+    def _track_steering(self, first: np.ndarray, box: np.ndarray, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Online, with the head's belief steering: when its confidence that the matching box is on the target falls
+        below ``redetect_below``, the next frame is searched in a region ``redetect_widen`` times wider (re-detection);
+        that frame's answer is the matching box found there, and the head reads normal searches only."""
+        run, state, widen = self.search.start(first, box), None, False
+        for frame in frames:
+            step = self.search.search([frame], [run.box], run.template, self.redetect_widen if widen else 1.0)[0]
+            run.advance(step)
+            if widen:
+                widen = False
+                yield step.matching_box.copy()
+                continue
+            crop_box, logit, state = self.head.read(step.evidence[None, None], state)
+            widen = bool(torch.sigmoid(logit[0, 0]) < self.redetect_below)
             yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
     def _track_offline(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
@@ -113,14 +138,15 @@ def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
-                 template_rate: float | None = None) -> Tracker:
+                 template_rate: float | None = None, redetect_below: float | None = None) -> Tracker:
     """A :class:`Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), or the
     untrained matching-only tracker with default settings when ``ckpt`` is ``None``. ``matching_only`` leaves the
-    checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate."""
+    checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate and
+    ``redetect_below`` the confidence below which the next search is widened."""
     if ckpt is None:
         if not matching_only:
             raise ValueError("a trained tracker needs --ckpt; without one, ask for --matching-only")
-        settings, head = TrackerSettings(), None
+        settings, head, options = TrackerSettings(), None, {}
     else:
         if not os.path.isfile(ckpt):
             raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
@@ -130,6 +156,10 @@ def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False,
             raise ValueError(f"{ckpt} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}") from error
         model = load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
         settings, head = model.settings, None if matching_only else model.head
+        options = {} if matching_only else {"redetect_below": model.hparams.get("redetect_below", 0.0),
+                                            "redetect_widen": model.hparams.get("redetect_widen", 3.0)}
     if template_rate is not None:
         settings = dataclasses.replace(settings, template_rate=template_rate)
-    return Tracker.build(settings, head, resolve_device(device))
+    if redetect_below is not None and head is not None:
+        options["redetect_below"] = redetect_below
+    return Tracker.build(settings, head, resolve_device(device), **options)

@@ -16,7 +16,7 @@ they were.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -56,7 +56,10 @@ class MatchingSearch:
         self.matcher = TemplateMatcher(settings.template_cells).to(self.device)
 
     def _maps(self, crops: np.ndarray) -> torch.Tensor:
-        return self.backbone(self.backbone.preprocess(crops).to(self.device))
+        preprocess = self.backbone.preprocess
+        if crops.shape[1] != preprocess.resize_size:  # a widened search: the CNN reads the larger crop as it is
+            preprocess = replace(preprocess, resize_size=crops.shape[1])
+        return self.backbone(preprocess(crops).to(self.device))
 
     @torch.no_grad()
     def template(self, frame: np.ndarray, box: np.ndarray) -> torch.Tensor:
@@ -68,11 +71,18 @@ class MatchingSearch:
         return self.matcher.template(maps, crop_box)
 
     @torch.no_grad()
-    def search(self, frames: list[np.ndarray], boxes: list[np.ndarray], templates: torch.Tensor) -> list[SearchResult]:
-        """Search each frame around its box with its template (``[N,C,rows,cols]``), in one CNN batch."""
+    def search(self, frames: list[np.ndarray], boxes: list[np.ndarray], templates: torch.Tensor,
+               widen: float = 1.0) -> list[SearchResult]:
+        """Search each frame around its box with its template (``[N,C,rows,cols]``), in one CNN batch.
+
+        ``widen`` > 1 searches a region that many times wider, cut at as many times the pixels, so the target keeps
+        its size on the feature map and the template still fits it (the CNN's cost grows with ``widen`` squared):
+        re-detection when the tracker believes it has lost the target."""
         geometry = self.settings.geometry
+        size = int(round(geometry.size * widen))
         windows = [geometry.window(box) for box in boxes]
-        crops = np.stack([crop_window(frame, window, geometry.size) for frame, window in zip(frames, windows)])
+        windows = [SearchWindow(window.cx, window.cy, window.side * widen) for window in windows]
+        crops = np.stack([crop_window(frame, window, size) for frame, window in zip(frames, windows)])
         maps = self._maps(crops)
         sizes = torch.tensor(np.array([box[2:] / window.side for box, window in zip(boxes, windows)]),
                              dtype=maps.dtype, device=self.device)
