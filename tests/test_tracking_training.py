@@ -205,6 +205,12 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
     _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
     assert main(["track", str(video), "--box", "1,1,0,5", "--matching-only"]) == 2
     assert "at least 2x2" in capsys.readouterr().err
+    output = tmp_path / "kept.csv"
+    output.write_text("earlier results\n")
+    assert main(["track", str(video), "--box", "70,1,8,8", "--ckpt", str(tmp_path / "none.ckpt"),
+                 "--output", str(output)]) == 2
+    assert "outside the 64x48 frame" in capsys.readouterr().err
+    assert output.read_text() == "earlier results\n"  # refused before the output was opened
     assert main(["track", str(video), "--box", "1,1,8,8", "--ckpt", str(tmp_path / "none.ckpt")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["track", str(video), "--box", "1,1,8,8"]) == 2

@@ -108,13 +108,13 @@ def run_track(args: argparse.Namespace) -> int:
     from vidrnn.video import VideoReadError, probe
 
     try:
-        validate_box(args.box)
+        info = probe(args.video)
+        validate_box(args.box, (info.height, info.width))  # before the model loads or the output is opened
         for output in (args.output, args.render):
             if output is not None and not output.parent.is_dir():
                 raise FileNotFoundError(f"output folder {output.parent} does not exist")
         if args.render is not None and args.render.suffix.lower() != ".mp4":
             raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
-        info = probe(args.video)
         tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
                                template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
