@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from conftest import write_video
-from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence, load_sequences
 
 TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
 
-def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg") -> Path:
-    """Write ``count`` 32x32 frames numbered from 1, frame ``i`` a flat grey of level ``8 * i`` (OTB naming)."""
+def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg", first: int = 1) -> Path:
+    """Write ``count`` 32x32 frames numbered from ``first``, frame ``i`` a flat grey of level ``8 * i`` (OTB
+    naming)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        cv2.imwrite(str(folder / pattern.format(index + 1)), np.full((32, 32, 3), 8 * index, dtype=np.uint8))
+        cv2.imwrite(str(folder / pattern.format(index + first)), np.full((32, 32, 3), 8 * index, dtype=np.uint8))
     return folder
 
 
@@ -114,6 +115,29 @@ def test_otb_folder_written_by_any_tool_loads_zero_based(tmp_path: Path) -> None
     sequence = load_sequence(folder)
     assert sequence.format == "otb" and sequence.frames == folder / "img"
     assert sequence.boxes.tolist() == [[0, 0, 10, 12], [1, 2, 10, 12], [2, 4, 10, 12]]
+
+
+def test_otb_folders_with_one_file_per_target_hold_one_sequence_each(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "Jogging" / "img", 4).parent
+    (folder / "groundtruth_rect.1.txt").write_text("1,1,4,4\n" * 4)
+    (folder / "groundtruth_rect.2.txt").write_text("9,9,5,5\n" * 3)
+    first, second = load_sequences(folder)
+    assert (first.name, first.num_frames, second.name, second.num_frames) == ("Jogging-1", 4, "Jogging-2", 3)
+    assert second.boxes[0].tolist() == [8, 8, 5, 5] and first.frames == second.frames == folder / "img"
+    assert [sequence.name for sequence in find_sequences(tmp_path)] == ["Jogging-1", "Jogging-2"]
+    with pytest.raises(ValueError, match="several targets"):
+        load_sequence(folder)
+
+
+def test_otb_david_starts_at_its_300th_image_when_the_earlier_ones_are_there(tmp_path: Path) -> None:
+    folder = tmp_path / "David"
+    write_images(folder / "img", 8, first=296)  # images 0296..0303; the annotation covers 0300..0303
+    (folder / "groundtruth_rect.txt").write_text("1,1,4,4\n" * 4)
+    sequence = load_sequence(folder)
+    assert (sequence.first_frame, sequence.num_frames) == (4, 4)
+    levels = [round(float(frame.mean()) / 8) for frame in sequence.read()]
+    assert levels == [4, 5, 6, 7]  # the frames of images 0300..0303
+    assert [index for index, _ in sequence.iter_frames(chunk_size=2)][0].tolist() == [4, 5]
 
 
 def test_crlf_and_trailing_blank_lines_are_accepted(tmp_path: Path) -> None:

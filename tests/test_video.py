@@ -134,3 +134,11 @@ def test_negative_index_and_empty_request_are_programming_errors(short_video: Pa
         read_frames(short_video, [-1])
     with pytest.raises(ValueError):
         read_frames(short_video, [])
+
+
+def test_image_folders_read_numbered_frames_in_numeric_order(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in (1, 2, 10, 11, 3):  # as text: 1, 10, 11, 2, 3
+        cv2.imwrite(str(folder / f"frame{number}.png"), np.full((8, 8, 3), 8 * number, dtype=np.uint8))
+    assert [frame_level(frame) for frame in read_frames(folder, range(5))] == [1, 2, 3, 10, 11]

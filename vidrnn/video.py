@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,10 +146,16 @@ class _VideoFileSource(_FrameSource):
         self._cap.release()
 
 
+def _natural_order(path: Path) -> list[tuple[int, int | str]]:
+    """Sort key reading digit runs as numbers, so frames ``1, 2, ..., 10`` come in that order (not ``1, 10, 2``)."""
+    return [(0, int(part)) if part.isdigit() else (1, part.casefold()) for part in re.split(r"(\d+)", path.name)]
+
+
 class _ImageFolderSource(_FrameSource):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        self._files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                             key=_natural_order)
         if not self._files:
             raise VideoReadError(path, "is a directory without image files (expected a video file or a folder of frames)")
         self._next = 0

@@ -37,7 +37,7 @@ def _fingerprint(sequence: TrackingSequence) -> str:
     """What the cached runs of a sequence depend on besides the settings: its frames and its ground truth."""
     stat = sequence.frames.stat()
     boxes = _digest(np.ascontiguousarray(sequence.boxes).tobytes())
-    return f"{sequence.frames.resolve()}|{stat.st_mtime_ns}|{sequence.num_frames}|{boxes}"
+    return f"{sequence.frames.resolve()}|{stat.st_mtime_ns}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
 class EvidenceCache:

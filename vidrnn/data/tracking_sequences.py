@@ -4,6 +4,10 @@ Three benchmark families store the same thing in three ways, and this module tur
 :class:`TrackingSequence`, whose boxes are always **0-based pixel** ``x, y, w, h`` (float64, ``[N, 4]``):
 
 * **OTB**: ``img/*.jpg`` + ``groundtruth_rect.txt`` with ``x,y,w,h`` per line, 1-based: becomes ``x-1, y-1, w, h``.
+  Following OTB's own conventions, a folder with one file per target (``groundtruth_rect.1.txt``, ``.2.txt``: Jogging,
+  Skating2, ...) holds one sequence per target (``Jogging-1``, ``Jogging-2``), and David's annotation starts at its
+  300th image (:attr:`TrackingSequence.first_frame`); sequences whose image folder starts later (BlurCar1 at 0247.jpg)
+  need nothing, their first image is their first annotated frame.
 * **VOT**: ``color/*.jpg`` (or images directly in the folder) + ``groundtruth.txt`` with a rotated box as the polygon
   ``x1,y1,...,x4,y4`` or an upright ``x,y,w,h`` per line, 0-based: a polygon becomes its axis-aligned bounding box.
 * **TLD**: one video file (or images) + ``gt.txt`` with corners ``x1,y1,x2,y2``, 1-based and inclusive: becomes
@@ -45,7 +49,9 @@ import numpy as np
 
 from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, iter_frames, probe, read_frames
 
-__all__ = ["GROUND_TRUTH_FILES", "TrackingSequence", "find_sequences", "load_sequence", "sequence_folders"]
+__all__ = [
+    "GROUND_TRUTH_FILES", "TrackingSequence", "find_sequences", "load_sequence", "load_sequences", "sequence_folders",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,8 @@ class TrackingSequence:
     unannotated_frames: int = 0
     #: Boxes at the end of the ground-truth file that had no frame and were dropped.
     unmatched_boxes: int = 0
+    #: Index in ``frames`` of the sequence's first frame (OTB's David is annotated from its 300th image on).
+    first_frame: int = 0
 
     def __post_init__(self) -> None:
         boxes = np.array(self.boxes, dtype=np.float64)  # a copy, so freezing it leaves the caller's array writable
@@ -88,11 +96,16 @@ class TrackingSequence:
 
     def read(self, *, size: FrameSize = None) -> np.ndarray:
         """All frames of the sequence as RGB uint8 ``[N, H, W, 3]``; for long clips prefer :meth:`iter_frames`."""
-        return read_frames(self.frames, range(self.num_frames), size=size)
+        return read_frames(self.frames, self._indices, size=size)
 
     def iter_frames(self, *, size: FrameSize = None, chunk_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream ``(frame_indices, frames)`` chunks, so memory holds one chunk whatever the sequence's length."""
-        return iter_frames(self.frames, range(self.num_frames), size=size, chunk_size=chunk_size)
+        """Stream ``(frame_indices, frames)`` chunks (indices into ``frames``), so memory holds one chunk whatever the
+        sequence's length."""
+        return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size)
+
+    @property
+    def _indices(self) -> range:
+        return range(self.first_frame, self.first_frame + self.num_frames)
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,11 @@ _FORMATS = (
 
 #: The ground-truth file names that mark a folder as a tracking sequence.
 GROUND_TRUTH_FILES = tuple(spec.ground_truth for spec in _FORMATS)
+#: OTB's files for sequences with several targets, one file each (Jogging, Skating2, Human4, ...).
+_OTB_TARGET_FILE = re.compile(r"groundtruth_rect\.(\d+)\.txt")
+#: OTB sequences whose images start before their annotation (OTB's own sequence configuration): the number of the
+#: first annotated image. Applied only when the folder still holds the images before it.
+_OTB_FIRST_ANNOTATED = {"David": 300}
 
 _SEPARATOR = re.compile(r"[,\s]+")
 
@@ -189,12 +207,28 @@ def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
     return np.stack([_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines, start=1)])
 
 
-def _detect_format(folder: Path) -> _Format:
+def _ground_truth(folder: Path) -> tuple[_Format, dict[str, Path]]:
+    """The folder's format and its ground-truth files by sequence name: one, or one per target (OTB's
+    ``groundtruth_rect.1.txt``, ``.2.txt``: the sequences ``NAME-1``, ``NAME-2``)."""
     for spec in _FORMATS:
         if (folder / spec.ground_truth).is_file():
-            return spec
+            return spec, {folder.name: folder / spec.ground_truth}
+    targets = sorted((int(match[1]), folder / match[0]) for match in
+                     (_OTB_TARGET_FILE.fullmatch(path.name) for path in folder.iterdir()) if match)
+    if targets:
+        return _FORMATS[0], {f"{folder.name}-{number}": path for number, path in targets}
     expected = ", ".join(GROUND_TRUTH_FILES)
-    raise ValueError(f"{folder}: not a tracking sequence (no ground-truth file; expected one of {expected})")
+    raise ValueError(f"{folder}: not a tracking sequence (no ground-truth file; expected one of {expected}, or OTB's "
+                     "groundtruth_rect.N.txt per target)")
+
+
+def _first_frame(folder: Path, spec: _Format, frames: Path) -> int:
+    """Where the annotation starts in ``frames``: 0, except for the OTB sequences that number it otherwise."""
+    first = _OTB_FIRST_ANNOTATED.get(folder.name)
+    if spec.name != "otb" or first is None or not frames.is_dir():
+        return 0
+    numbers = sorted(int(path.stem) for path in frames.iterdir() if path.stem.isdigit())
+    return first - numbers[0] if numbers and numbers[0] < first else 0
 
 
 def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tuple[np.ndarray, int, int]:
@@ -208,8 +242,9 @@ def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tu
     return boxes[: min(frame_count, box_count)], unannotated, unmatched
 
 
-def load_sequence(path: str | os.PathLike) -> TrackingSequence:
-    """Load the sequence in folder ``path``, recognising OTB, VOT or TLD by its ground-truth file.
+def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
+    """Load the sequence in folder ``path`` — or one per target, where OTB annotates several — recognising OTB, VOT
+    or TLD by its ground-truth file.
 
     Raises :class:`FileNotFoundError` when the folder does not exist, :class:`ValueError` when it is not a sequence or
     its ground truth is malformed, and :class:`vidrnn.video.VideoReadError` when its frames cannot be read.
@@ -217,12 +252,24 @@ def load_sequence(path: str | os.PathLike) -> TrackingSequence:
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such sequence folder")
-    spec = _detect_format(folder)
-    boxes = _read_boxes(folder / spec.ground_truth, spec)
+    spec, files = _ground_truth(folder)
     frames = spec.find_frames(folder)
-    frame_count = probe(frames, count=True).num_frames
-    boxes, unannotated, unmatched = _trim_to_common_length(folder.name, boxes, frame_count)
-    return TrackingSequence(folder.name, frames, boxes, spec.name, unannotated, unmatched)
+    first = _first_frame(folder, spec, frames)
+    frame_count = probe(frames, count=True).num_frames - first
+    sequences = []
+    for name, file in files.items():
+        boxes, unannotated, unmatched = _trim_to_common_length(name, _read_boxes(file, spec), frame_count)
+        sequences.append(TrackingSequence(name, frames, boxes, spec.name, unannotated, unmatched, first))
+    return sequences
+
+
+def load_sequence(path: str | os.PathLike) -> TrackingSequence:
+    """The one sequence in folder ``path`` (see :func:`load_sequences`; a folder with several targets is refused)."""
+    sequences = load_sequences(path)
+    if len(sequences) > 1:
+        names = ", ".join(sequence.name for sequence in sequences)
+        raise ValueError(f"{path}: several targets ({names}); load them with load_sequences")
+    return sequences[0]
 
 
 def sequence_folders(root: str | os.PathLike) -> list[Path]:
@@ -232,7 +279,7 @@ def sequence_folders(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
     return sorted(Path(folder) for folder, _, files in os.walk(root, followlinks=True)
-                  if any(name in files and (Path(folder) / name).is_file() for name in GROUND_TRUTH_FILES))
+                  if any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in files))
 
 
 def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
@@ -242,5 +289,5 @@ def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     nest them at any depth. Returns an empty list when there is none; one broken sequence raises rather than being
     skipped, because a silently smaller benchmark gives scores that cannot be compared.
     """
-    sequences = [load_sequence(folder) for folder in sequence_folders(root)]
+    sequences = [sequence for folder in sequence_folders(root) for sequence in load_sequences(folder)]
     return sorted(sequences, key=lambda sequence: (sequence.name.casefold(), str(sequence.frames)))
