@@ -81,7 +81,7 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     broken.mkdir()
     corrupt = broken / "corrupt.avi"
     corrupt.write_bytes(b"\x00garbage" * 500)
-    from vidrnn.features import VideoItem
+    from vidrnn.embedding import VideoItem
 
     mixed = [*items[:4], VideoItem(corrupt, "Grow/corrupt.avi", "Grow"), *items[4:8]]
     cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)

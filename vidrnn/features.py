@@ -28,37 +28,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess
+from vidrnn.backbones import BackboneSpec, FrozenBackbone
+from vidrnn.embedding import EmbeddedVideo, FailedVideo, VideoItem, embed_videos
 from vidrnn.files import atomic_write, atomic_write_bytes
 from vidrnn.sampling import SamplingSpec
-from vidrnn.video import VideoReadError, read_sampled
 
-__all__ = [
-    "CACHE_VERSION",
-    "DecodedVideos",
-    "ExtractionReport",
-    "FeatureCache",
-    "FixedBatcher",
-    "PendingVideo",
-    "VideoItem",
-    "extract_features",
-    "keep_item",
-]
+__all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class VideoItem:
-    """A video to extract: where it is, its key in the cache (path relative to the videos root), its label."""
-
-    path: Path
-    key: str
-    label: str | None = None
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -180,36 +160,6 @@ class FeatureCache:
             journal.unlink()
 
 
-class DecodedVideos(Dataset):
-    """Decoding + preprocessing of one video per item; runs inside DataLoader worker processes."""
-
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
-        self.items, self.sampling, self.preprocess = items, sampling, preprocess
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, position: int) -> dict[str, Any]:
-        item = self.items[position]
-        try:
-            frames, indices, info = read_sampled(
-                item.path,
-                lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
-                size=self.sampling.short_side,
-            )
-            images = self.preprocess(frames)
-        except VideoReadError as error:
-            return {"position": position, "error": error.reason}
-        except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
-            return {"position": position, "error": f"{type(error).__name__}: {error}"}
-        return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames}
-
-
-def keep_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Collate for one-video items: hand them over as they are (the CNN batches frames itself, across videos)."""
-    return item
-
-
 @dataclass
 class ExtractionReport:
     """What one extraction run did."""
@@ -225,64 +175,6 @@ class ExtractionReport:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class PendingVideo:
-    """A decoded video whose frames are (partly) waiting for the CNN."""
-
-    item: VideoItem
-    decoded: dict[str, Any]
-    outputs: list[torch.Tensor] = field(default_factory=list)
-    remaining: int = 0
-
-
-class FixedBatcher:
-    """Packs frames of consecutive videos into CNN batches of exactly ``batch_size`` frames."""
-
-    def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
-        self.backbone, self.batch_size, self.device = backbone, batch_size, device
-        self.queue: list[tuple[PendingVideo, torch.Tensor]] = []
-        self.queued = 0
-
-    def add(self, pending: PendingVideo, images: torch.Tensor) -> list[PendingVideo]:
-        pending.remaining = len(images)
-        self.queue.append((pending, images))
-        self.queued += len(images)
-        finished: list[PendingVideo] = []
-        while self.queued >= self.batch_size:
-            finished += self._run(self.batch_size)
-        return finished
-
-    def flush(self) -> list[PendingVideo]:
-        return self._run(self.queued) if self.queued else []
-
-    def _run(self, count: int) -> list[PendingVideo]:
-        owners, parts, taken = [], [], 0
-        while taken < count:
-            pending, images = self.queue[0]
-            part = images[: count - taken]
-            owners.append((pending, len(part)))
-            parts.append(part)
-            taken += len(part)
-            if len(part) == len(images):
-                self.queue.pop(0)
-            else:
-                self.queue[0] = (pending, images[len(part):])
-        self.queued -= count
-        batch = torch.cat(parts)
-        if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
-            padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
-            batch = torch.cat([batch, padding])
-        features = self.backbone(batch.to(self.device, non_blocking=True))[:count].cpu()
-        finished, offset = [], 0
-        for pending, size in owners:
-            pending.outputs.append(features[offset : offset + size])
-            offset += size
-            pending.remaining -= size
-            if pending.remaining == 0:
-                finished.append(pending)
-        return finished
 
 
 def _todo(cache: FeatureCache, items: Sequence[VideoItem]) -> tuple[list[VideoItem], int]:
@@ -306,8 +198,8 @@ def extract_features(
 ) -> ExtractionReport:
     """Fill ``cache`` with the features of ``items`` that are not in it yet.
 
-    Videos are decoded and preprocessed in ``num_workers`` DataLoader processes while the CNN runs here on
-    ``device``; frames of several videos share each batch. Unreadable videos land in the cache's error list and the
+    Videos are embedded by :func:`vidrnn.embedding.embed_videos` (decoding in ``num_workers`` processes, the CNN here
+    on ``device``, frames of several videos sharing each batch). Unreadable videos land in the cache's error list and the
     rest carries on. With several ranks (``torch.distributed`` initialised, or ``rank``/``world_size`` given), rank
     ``r`` extracts items ``r, r+world_size, ...`` of the videos not yet cached; under torch.distributed the ranks read
     the cache's state together, before any writes, and rank 0 merges the journals after a barrier. Otherwise the caller
@@ -331,43 +223,24 @@ def extract_features(
     if limit is not None:
         todo = todo[:limit]
     report = ExtractionReport(cache.dir, skipped=skipped)
-    loader = DataLoader(
-        DecodedVideos(todo, cache.sampling, backbone.preprocess),
-        batch_size=None,
-        collate_fn=keep_item,
-        num_workers=num_workers,
-        prefetch_factor=4 if num_workers else None,
-        pin_memory=device.type == "cuda",
-        # Its own generator: extracting must not advance the global RNG, or a training run that had to extract
-        # first would draw different initial weights than the same run over a ready cache.
-        generator=torch.Generator().manual_seed(0),
-    )
-    batcher = FixedBatcher(backbone, batch_size, device)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
                mininterval=1.0)
-
-    def store(finished: list[PendingVideo]) -> None:
-        for pending in finished:
-            features = torch.cat(pending.outputs).numpy()
-            decoded = pending.decoded
-            cache.write(pending.item, features, decoded["indices"], decoded["fps"], decoded["frames"], rank)
+    for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
+                              num_workers=num_workers):
+        if isinstance(video, FailedVideo):
+            cache.write_error(video.item, video.reason, rank)
+            report.failed += 1
+            report.failures[video.item.key] = video.reason
+        else:
+            features = video.features.numpy()
+            decoded = video.decoded
+            cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"], rank)
             report.extracted += 1
             report.frames += len(features)
-            bar.update(1)
+        bar.update(1)
         report.seconds = time.perf_counter() - start
         bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
-
-    for decoded in loader:
-        item = todo[decoded["position"]]
-        if "error" in decoded:
-            cache.write_error(item, decoded["error"], rank)
-            report.failed += 1
-            report.failures[item.key] = decoded["error"]
-            bar.update(1)
-            continue
-        store(batcher.add(PendingVideo(item, decoded), decoded["images"]))
-    store(batcher.flush())
     bar.close()
     report.seconds = time.perf_counter() - start
 

@@ -27,13 +27,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
 from vidrnn.checkpoints import load_module
 from vidrnn.data.module import collate_sequences
 from vidrnn.devices import resolve_device
-from vidrnn.features import DecodedVideos, FixedBatcher, PendingVideo, VideoItem, keep_item
+from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import resize_frame
@@ -142,7 +141,7 @@ class Predictor:
         resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
         batcher = FixedBatcher(self.backbone, batch_size, self.device)
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
-        pending = PendingVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
+        pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
         finished = batcher.add(pending, self.backbone.preprocess(resized)) + batcher.flush()
         return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
 
@@ -156,32 +155,22 @@ class Predictor:
         frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]
-        loader = DataLoader(
-            DecodedVideos(items, self.sampling, self.backbone.preprocess),
-            batch_size=None,
-            collate_fn=keep_item,
-            num_workers=num_workers,
-            prefetch_factor=4 if num_workers else None,
-            pin_memory=self.device.type == "cuda",
-        )
-        batcher = FixedBatcher(self.backbone, batch_size, self.device)
-        for decoded in loader:
-            item = items[decoded["position"]]
-            if "error" in decoded:
-                yield PredictionFailure(item.key, decoded["error"])
-                continue
-            yield from self._classify(batcher.add(PendingVideo(item, decoded), decoded["images"]), top_k)
-        yield from self._classify(batcher.flush(), top_k)
+        for video in embed_videos(items, self.sampling, self.backbone, device=self.device, batch_size=batch_size,
+                                  num_workers=num_workers):
+            if isinstance(video, FailedVideo):
+                yield PredictionFailure(video.item.key, video.reason)
+            else:  # as soon as its features are complete (a clip's answer does not depend on its batch-mates)
+                yield from self._classify([video], top_k)
 
     # -- the recurrent classifier ----------------------------------------------------------------------------------
 
-    def _classify(self, finished: Sequence[PendingVideo], top_k: int) -> list[Prediction]:
+    def _classify(self, finished: Sequence[EmbeddedVideo], top_k: int) -> list[Prediction]:
         """Run the classifier over videos whose CNN features are complete, as one padded batch."""
         if not finished:
             return []
         chosen, sequences = [], []
         for pending in finished:
-            features = _as_cached(torch.cat(pending.outputs))
+            features = _as_cached(pending.features)
             steps = segment_indices(len(features), self.steps, rng=None)
             chosen.append(steps)
             sequences.append((features[steps], 0, pending.item.key))

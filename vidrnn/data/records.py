@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidrnn.features import VideoItem
+from vidrnn.embedding import VideoItem
 
 __all__ = ["DatasetIndex", "VideoRecord"]
 
