@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.data.synthetic import make_tracking_sequences
+from vidrnn.data.synthetic_tracking import make_tracking_sequences
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.tracker.runtime import Tracker
 from vidrnn.tracker.settings import TrackerSettings

@@ -13,13 +13,15 @@ from vidrnn.data.synthetic import (
     CLASSES,
     DEMO_MARKER,
     ORDER_PAIRS,
-    TrackingScene,
     ensure_demo_data,
     make_classification_dataset,
-    make_tracking_sequences,
     render_clip,
-    render_tracking_frame,
     sample_clip,
+)
+from vidrnn.data.synthetic_tracking import (
+    TrackingScene,
+    make_tracking_sequences,
+    render_tracking_frame,
     sample_tracking_scene,
 )
 from vidrnn.data.tracking_sequences import load_sequence

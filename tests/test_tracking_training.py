@@ -13,7 +13,7 @@ import yaml
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.cli import main
-from vidrnn.data.synthetic import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
+from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.metrics import iou_per_frame, score_sequence

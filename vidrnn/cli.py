@@ -80,7 +80,8 @@ def _given(**options: object) -> dict[str, object]:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from vidrnn.data.synthetic import make_classification_dataset, make_tracking_sequences
+    from vidrnn.data.synthetic import make_classification_dataset
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
 
     if args.kind in ("classification", "both"):
         root = make_classification_dataset(

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vidrnn.data.evidence_cache import EvidenceCache
-from vidrnn.data.synthetic import ensure_tracking_demo
+from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
 from vidrnn.devices import resolve_device
 from vidrnn.tracker.search import MatchingSearch
