@@ -170,3 +170,66 @@ def test_two_ranks_share_the_work_into_one_cache(dataset: Path, small_backbone, 
     _, single, _ = _extract(dataset, tmp_path / "single", small_backbone, batch_size=12, num_workers=0)
     (shared_dir,) = (tmp_path / "ddp").iterdir()
     assert _tree(shared_dir) == _tree(single.dir)
+
+
+# --- the cache under concurrent runs and kills (no CNN: arrays written directly) -----------------------------------
+
+
+def _cache(tmp_path: Path, videos: Path) -> FeatureCache:
+    return FeatureCache(tmp_path / "cache", BackboneSpec(input_size=64), SAMPLING, videos)
+
+
+def _video(videos: Path, name: str):
+    from vidrnn.embedding import VideoItem
+
+    path = videos / "Class" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not decoded here")
+    stat = path.stat()
+    return VideoItem(path, f"Class/{name}", "Class"), (stat.st_size, stat.st_mtime_ns)
+
+
+def _store(cache: FeatureCache, item, source) -> None:
+    cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, 2, source)
+
+
+def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_meanwhile(tmp_path: Path) -> None:
+    """Two extractions into one cache (a parallel sweep, another terminal): the one that finishes first merges the
+    journals but leaves the other's, still being written; the other's later lines all reach the manifest."""
+    videos = tmp_path / "videos"
+    first, second = _cache(tmp_path, videos), _cache(tmp_path, videos)
+    first.open_for_writing(rank=0)
+    second.open_for_writing(rank=1)
+    _store(first, *_video(videos, "a.avi"))
+    _store(second, *_video(videos, "b.avi"))
+    first.finalize()
+    assert sorted(first.entries()) == ["Class/a.avi", "Class/b.avi"]
+    assert len(list(first.dir.glob("journal-*"))) == 1  # the second run's, still open
+    _store(second, *_video(videos, "c.avi"))
+    second.finalize()
+    assert sorted(entry["path"] for entry in json.loads((first.dir / "manifest.json").read_text())) == [
+        "Class/a.avi", "Class/b.avi", "Class/c.avi"]
+    assert not list(first.dir.glob("journal-*"))
+
+
+def test_a_line_left_half_written_by_a_killed_run_costs_only_its_own_video(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.dir.mkdir(parents=True)
+    (cache.dir / f"journal-0-{os.getpid()}.jsonl").write_text('{"kind": "video", "path": "Class/kil')  # no newline
+    cache.open_for_writing()
+    _store(cache, *_video(videos, "next.avi"))
+    assert list(cache.entries()) == ["Class/next.avi"]
+
+
+def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    item, source = _video(videos, "a.avi")
+    _store(cache, item, (source[0] - 1, source[1]))  # the file changed between decoding and storing
+    assert not cache.is_current(cache.entries()["Class/a.avi"], item)  # so it is extracted again next time
+    outside = type(item)(item.path, "Class/../../../escape", "Class")
+    with pytest.raises(ValueError, match="inside the cache"):
+        _store(cache, outside, source)
+    assert not list(tmp_path.rglob("escape*"))

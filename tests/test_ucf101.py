@@ -172,3 +172,14 @@ def test_a_clip_name_without_a_group_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="zeta_take1.avi has no _gGG_cCC_"):
         ucf101_index(tmp_path, splits, fold=1)
+
+
+def test_a_list_line_that_leaves_the_videos_folder_is_refused_by_line(tmp_path: Path) -> None:
+    videos, lists = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
+    (videos / "Jump").mkdir(parents=True)
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 Jump\n")
+    (lists / "trainlist01.txt").write_text("Jump/v_Jump_g08_c01.avi 1\nJump/../../../tmp/v_x_g08_c01.avi 1\n")
+    (lists / "testlist01.txt").write_text("Jump/v_Jump_g01_c01.avi\n")
+    with pytest.raises(ValueError, match=r"trainlist01.txt:2: .* not Class/video"):
+        ucf101_index(tmp_path, fold=1)

@@ -34,6 +34,15 @@ class VideoItem:
     label: str | None = None
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    """Size and modification time of a file; ``(-1, -1)`` (never current) when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
+
+
 class DecodedVideos(Dataset):
     """Decoding + preprocessing of one video per item; runs inside DataLoader worker processes."""
 
@@ -46,6 +55,9 @@ class DecodedVideos(Dataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
         try:
+            # The file's identity as it is decoded: one replaced afterwards is found stale by the next run. A file that
+            # cannot even be looked at is left to the reader, which names the reason.
+            source = _identity(item.path)
             frames, indices, info = read_sampled(
                 item.path,
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
@@ -56,7 +68,8 @@ class DecodedVideos(Dataset):
             return {"position": position, "error": error.reason}
         except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
             return {"position": position, "error": f"{type(error).__name__}: {error}"}
-        return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames}
+        return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames,
+                "source": source}
 
 
 @dataclass

@@ -6,10 +6,15 @@ Layout of one cache (a directory under the cache root, named by a hash of backbo
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, ...
     errors.json                    videos that could not be read, with the reason
-    journal-<rank>.jsonl           progress of a run in flight (merged into the two files above when it ends)
+    journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
+                                   above when it ends)
+    finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
 
 A killed run loses at most the video it was writing: arrays appear whole or not at all (rename is atomic), and a
-video counts as done only once its journal line is written after its array. The next run reads manifest and journals,
+video counts as done only once its journal line is written after its array. Every process appends to a journal of its
+own, holding a lock on it while it runs, so a second extraction into the same cache (a parallel sweep, another
+terminal) neither glues its lines onto a line a killed run left half-written nor has its journal deleted under it:
+merging happens under ``finalize.lock`` and removes only journals whose writer has finished. The next run reads manifest and journals,
 skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, so a resumed cache is
 byte-identical to an uninterrupted one. Frames are batched to a fixed size (the last batch is zero-padded) so a
 frame's features never depend on which other frames shared its batch.
@@ -17,6 +22,7 @@ frame's features never depend on which other frames shared its batch.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -64,6 +70,7 @@ class FeatureCache:
         digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(cache_root).expanduser() / f"{backbone.name}-{backbone.pooling}-{digest}"
         self.backbone, self.sampling = backbone, sampling
+        self._journal_file: TextIO | None = None
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -73,7 +80,11 @@ class FeatureCache:
 
     def _journal_lines(self) -> Iterator[dict[str, Any]]:
         for journal in sorted(self.dir.glob("journal-*.jsonl")):
-            for line in journal.read_text().splitlines():
+            try:
+                text = journal.read_text()
+            except FileNotFoundError:  # merged and removed by another process since the listing
+                continue
+            for line in text.splitlines():
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
@@ -114,26 +125,43 @@ class FeatureCache:
 
     # -- writing -------------------------------------------------------------------------------------------------
 
-    def open_for_writing(self) -> None:
-        """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet."""
+    def open_for_writing(self, rank: int = 0) -> None:
+        """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet, and this
+        process's journal, locked while it writes."""
         spec_path = self.dir / "spec.json"
         if not spec_path.exists():
             atomic_write_bytes(spec_path, _json_bytes(self._spec))
+        if self._journal_file is None:
+            handle = (self.dir / f"journal-{rank}-{os.getpid()}.jsonl").open("a", encoding="utf-8")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if handle.tell() > 0:  # a file of an earlier process with this id: never glue onto its last line
+                handle.write("\n")
+            self._journal_file = handle
 
-    def _journal(self, rank: int, record: dict[str, Any]) -> None:
-        with (self.dir / f"journal-{rank}.jsonl").open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def close_journal(self) -> None:
+        """This process writes no more: its journal may be merged and removed (by any process's finalize)."""
+        if self._journal_file is not None:
+            self._journal_file.close()
+            self._journal_file = None
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        if self._journal_file is None:
+            raise RuntimeError("open_for_writing() must come before writing to the cache")
+        self._journal_file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._journal_file.flush()
+        os.fsync(self._journal_file.fileno())
 
     def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
-              rank: int = 0) -> None:
-        """Store one video's features atomically, then mark it done in this rank's journal."""
+              source: tuple[int, int]) -> None:
+        """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
+        video file's size and modification time as they were when it was decoded (a file replaced since is found
+        stale next time, never recorded as current)."""
         array = np.ascontiguousarray(features, dtype=np.float16)
         target = self.dir / "features" / f"{item.key}.npy"
+        if not target.resolve().is_relative_to(self.dir.resolve()):
+            raise ValueError(f"{item.key}: a video key must stay inside the cache (no '..' or absolute paths)")
         atomic_write(target, lambda handle: np.save(handle, array, allow_pickle=False))
-        stat = item.path.stat()
-        self._journal(rank, {
+        self._journal({
             "kind": "video",
             "path": item.key,
             "label": item.label,
@@ -143,21 +171,30 @@ class FeatureCache:
             "indices": [int(i) for i in indices],
             "source_frames": int(source_frames),
             "source_fps": float(fps),
-            "source_bytes": stat.st_size,
-            "source_mtime_ns": stat.st_mtime_ns,
+            "source_bytes": source[0],
+            "source_mtime_ns": source[1],
         })
 
-    def write_error(self, item: VideoItem, reason: str, rank: int = 0) -> None:
-        self._journal(rank, {"kind": "error", "path": item.key, "reason": reason})
+    def write_error(self, item: VideoItem, reason: str) -> None:
+        self._journal({"kind": "error", "path": item.key, "reason": reason})
 
     def finalize(self) -> None:
-        """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals."""
-        entries, errors = self._state()
-        atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
-        error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
-        atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
-        for journal in self.dir.glob("journal-*.jsonl"):
-            journal.unlink()
+        """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
+        have finished (a run still writing keeps its own and merges it when it ends)."""
+        self.close_journal()
+        with (self.dir / "finalize.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            entries, errors = self._state()
+            atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
+            error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
+            atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+            for journal in self.dir.glob("journal-*.jsonl"):
+                with journal.open("a") as handle:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # its writer is still running
+                    journal.unlink()
 
 
 @dataclass
@@ -212,7 +249,7 @@ def extract_features(
         raise ValueError(f"backbone {backbone.spec} does not match the cache's {cache.backbone}")
     device = torch.device(device)
     backbone = backbone.to(device)
-    cache.open_for_writing()
+    cache.open_for_writing(rank)
 
     todo, skipped = _todo(cache, items)
     if distributed:
@@ -229,13 +266,13 @@ def extract_features(
     for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
                               num_workers=num_workers):
         if isinstance(video, FailedVideo):
-            cache.write_error(video.item, video.reason, rank)
+            cache.write_error(video.item, video.reason)
             report.failed += 1
             report.failures[video.item.key] = video.reason
         else:
             features = video.features.numpy()
             decoded = video.decoded
-            cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"], rank)
+            cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"], decoded["source"])
             report.extracted += 1
             report.frames += len(features)
         bar.update(1)
@@ -243,6 +280,7 @@ def extract_features(
         bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
     bar.close()
     report.seconds = time.perf_counter() - start
+    cache.close_journal()
 
     if distributed:
         torch.distributed.barrier()

@@ -106,8 +106,17 @@ def _read_class_ind(path: Path) -> list[str]:
 
 
 def _read_list(path: Path) -> list[PurePosixPath]:
-    """Clip paths of a train or test list; a train line's trailing class number is redundant with its folder."""
-    return [PurePosixPath(line.split()[0]) for line in _lines(path)]
+    """Clip paths of a train or test list; a train line's trailing class number is redundant with its folder.
+
+    A clip must stay inside the videos root (its path becomes a key of the feature cache, and a file there): a line
+    with ``..`` or an absolute path is refused, naming the line."""
+    clips = []
+    for number, line in enumerate(_lines(path), start=1):
+        clip = PurePosixPath(line.split()[0].replace("\\", "/"))
+        if clip.is_absolute() or ".." in clip.parts or len(clip.parts) != 2:
+            raise ValueError(f"{path}:{number}: {line!r} is not Class/video (a path inside the videos folder)")
+        clips.append(clip)
+    return clips
 
 
 def _records(
