@@ -18,6 +18,7 @@ from vidrnn.backbones import BackboneSpec
 from vidrnn.classify import add_classify_parser
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.files import atomic_write
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec
@@ -161,6 +162,36 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
 
     assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
     assert len(read_csv(output)) == len(test_videos)
+
+
+def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_videos, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, checkpoint = trained
+    shutil.copy(test_videos[0], tmp_path / "a.avi")
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "out.jsonl"
+    assert classify("a.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    first = output.read_text(encoding="utf-8")
+    assert classify("./a.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
+    assert output.read_text(encoding="utf-8") == first  # ./a.avi is a.avi: nothing classified twice
+
+
+def test_a_resume_killed_while_it_rewrites_the_kept_rows_loses_none_of_them(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidrnn import classify as command
+
+    output = tmp_path / "out.jsonl"
+    output.write_text('{"path": "a.avi", "status": "ok"}\n', encoding="utf-8")
+
+    def killed(handle) -> None:
+        handle.write(b"{")
+        raise KeyboardInterrupt  # the moment a kill would strike
+
+    monkeypatch.setattr(command, "atomic_write", lambda path, write: atomic_write(path, killed))
+    with pytest.raises(KeyboardInterrupt):
+        command.RowWriter(output, [{"path": "a.avi", "status": "ok"}])
+    assert output.read_text(encoding="utf-8") == '{"path": "a.avi", "status": "ok"}\n'
+    assert [path.name for path in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left either
 
 
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.files import atomic_write
 from vidrnn.video import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -104,15 +106,22 @@ class RowWriter:
     def __init__(self, path: Path, kept_rows: list[dict[str, Any]]) -> None:
         self.path = path
         self.csv = path.suffix == ".csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Rewritten with the kept rows, so a line a crash cut short cannot glue itself to the first new row.
-        self._handle: TextIO = path.open("w", newline="", encoding="utf-8")
+        # Rewritten with the kept rows, so a line a crash cut short cannot glue itself to the first new row — into a
+        # temporary file renamed over the old one, so a kill meanwhile leaves the earlier results whole.
+        atomic_write(path, lambda handle: handle.write(self._text(kept_rows).encode("utf-8")))
+        self._handle: TextIO = path.open("a", newline="", encoding="utf-8")
         self._csv_writer = csv.DictWriter(self._handle, fieldnames=FIELDS) if self.csv else None
-        if self._csv_writer is not None:
-            self._csv_writer.writeheader()
-        for row in kept_rows:
-            self._emit(row)
-        self._handle.flush()
+
+    def _text(self, rows: list[dict[str, Any]]) -> str:
+        """The file's content holding ``rows`` (and the CSV header)."""
+        buffer = io.StringIO(newline="")
+        if self.csv:
+            writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            buffer.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        return buffer.getvalue()
 
     def _emit(self, row: dict[str, Any]) -> None:
         if self._csv_writer is not None:
@@ -196,8 +205,8 @@ def run_classify(args: argparse.Namespace) -> int:
         print(f"vidrnn classify: error: no video files in {folders}{hint}", file=sys.stderr)
         return EXIT_USAGE
     kept = _read_rows(args.output) if args.resume else []
-    done = {row["path"] for row in kept}
-    todo = [video for video in videos if str(video) not in done]
+    done = {Path(row["path"]).resolve() for row in kept}  # ./a.avi and a.avi are one video
+    todo = [video for video in videos if video.resolve() not in done]
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:
