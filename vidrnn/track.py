@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +37,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
         help="follow a target through a video from its first-frame box",
         description="Track one target: give its box in the first frame, get a box for every frame (CSV: frame, x, "
         "y, w, h in 0-based pixels). A unidirectional checkpoint tracks online and streams; a bidirectional one "
-        "reads the whole clip first (memory: a few hundred numbers per frame; with --render, the frames too, until "
-        "their boxes are known).",
+        "reads the whole clip first (memory: about a hundred numbers per frame). --render decodes the video again "
+        "afterwards to draw the boxes.",
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
     parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h")
@@ -65,39 +64,25 @@ def _frames(video: Path) -> Iterator[np.ndarray]:
         yield from chunk
 
 
-class _Renderer:
-    """An mp4 copy of the frames with the box drawn, opened at the first frame (when its size is known).
+def _render(video: Path, boxes: list[np.ndarray], path: Path, fps: float) -> None:
+    """An mp4 copy of ``video`` with ``boxes`` drawn, decoded a second time after tracking: memory holds the boxes and
+    one chunk of frames, never the clip (a bidirectional head answers only at the end of it)."""
+    import cv2
 
-    Frames pass through :meth:`tee` on their way to the tracker and wait until their box is known: one frame when
-    tracking online, the whole clip with a bidirectional (offline) head.
-    """
+    from vidrnn.plots import draw_boxes
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps, self.writer = path, fps, None
-        self.pending: deque[np.ndarray] = deque()
-
-    def tee(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        for frame in frames:
-            self.pending.append(frame)
-            yield frame
-
-    def write(self, box: np.ndarray) -> None:
-        import cv2
-
-        from vidrnn.plots import draw_boxes
-
-        frame = self.pending.popleft()
-
-        if self.writer is None:
-            height, width = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
-            if not self.writer.isOpened():
-                raise OSError(f"{self.path}: OpenCV cannot write an mp4 video there")
-        self.writer.write(cv2.cvtColor(draw_boxes(frame, [box]), cv2.COLOR_RGB2BGR))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+    writer = None
+    try:
+        for frame, box in zip(_frames(video), boxes):
+            if writer is None:
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                if not writer.isOpened():
+                    raise OSError(f"{path}: OpenCV cannot write an mp4 video there")
+            writer.write(cv2.cvtColor(draw_boxes(frame, [box]), cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -121,28 +106,23 @@ def run_track(args: argparse.Namespace) -> int:
         print(f"vidrnn track: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    renderer = _Renderer(args.render, info.fps or 25.0) if args.render is not None else None
-    frames = _frames(args.video) if renderer is None else renderer.tee(_frames(args.video))
-    written = 0
+    boxes: list[np.ndarray] = []
     try:
         with args.output.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["frame", "x", "y", "w", "h"])
             progress = tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0)
-            for index, box in enumerate(tracker.track(frames, args.box)):
+            for index, box in enumerate(tracker.track(_frames(args.video), args.box)):
                 writer.writerow([index, *(f"{value:.2f}" for value in box)])
                 handle.flush()
-                if renderer is not None:
-                    renderer.write(box)
-                written += 1
+                boxes.append(box)
                 progress.update()
             progress.close()
+        if args.render is not None:
+            _render(args.video, boxes, args.render, info.fps or 25.0)
     except (VideoReadError, ValueError) as error:
-        print(f"vidrnn track: error after {written} frames: {error}", file=sys.stderr)
+        print(f"vidrnn track: error after {len(boxes)} frames: {error}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        if renderer is not None:
-            renderer.close()
-    print(f"{written} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if renderer else ""))
+    print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""))
     return EXIT_OK
 
