@@ -23,6 +23,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -32,7 +33,7 @@ import yaml
 
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence
 from vidrnn.tracker.evaluation import ScoreRow, TrackFunction, evaluate
-from vidrnn.tracker.runtime import load_tracker
+from vidrnn.tracker.runtime import Tracker, load_tracker
 
 
 def opencv_tracker(create: Callable[[], object]) -> TrackFunction:
@@ -85,6 +86,9 @@ def main() -> int:
     sequences.add_argument("--val-of", type=Path, default=None, metavar="CONFIG",
                            help="the validation sequences of this tracking config instead")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown here")
+    parser.add_argument("--matching", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+                        help="add a matching-only row with other tracker settings, e.g. "
+                        "'redetect:redetect_after=5,redetect_widen=3' (repeatable; choose them on validation sequences)")
     parser.add_argument("--redetect-below", type=float, default=None, metavar="P",
                         help="track every checkpoint with this re-detection threshold (heads trained with confidence; "
                         "default: each checkpoint's own)")
@@ -102,7 +106,12 @@ def main() -> int:
             designs[f"vidrnn {name}"].append(run)
     # The ablation shares the first checkpoint's settings (or the defaults): the same matching, no head.
     first = args.ckpt[0][1][0] if args.ckpt else None
-    trackers["matching-only"] = load_tracker(first, matching_only=True, device="cpu").track
+    matching = load_tracker(first, matching_only=True, device="cpu")
+    trackers["matching-only"] = matching.track
+    for spec in args.matching:
+        name, _, assignments = spec.partition(":")
+        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in assignments.split(","))}
+        trackers[f"matching-only {name}"] = Tracker.build(replace(matching.settings, **changes), device="cpu").track
     if not args.no_opencv:
         trackers["MIL"] = opencv_tracker(cv2.TrackerMIL_create)
         csrt = getattr(cv2, "TrackerCSRT_create", None)

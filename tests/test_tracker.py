@@ -1,5 +1,7 @@
 """The tracker's parts: search regions, settings, template matching, the recurrent head, and the online/offline runner."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -433,16 +435,13 @@ def test_a_confident_head_keeps_the_normal_search_and_a_doubting_one_widens_it(s
     frames, truth = _moving_square(7)
     head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=PEAK_ONLY, confidence=True)
     reporting = np.array(list(_tracker(small_backbone, head).track(iter(frames), truth[0])))
-    widened = []
-    search = MatchingSearch(_settings(), backbone=small_backbone)
-    original = search.search
-    search.search = lambda *args: widened.append(args[3] if len(args) > 3 else 1.0) or original(*args)
+    search = MatchingSearch(replace(_settings(), redetect_widen=2.0), backbone=small_backbone)
+    widened = _record_widening(search)
     for bias, expected in ((10.0, [1.0] * 6), (-10.0, [1.0, 2.0] * 3)):
         widened.clear()
         with torch.no_grad():
             head.confidence.bias.fill_(bias)
-        boxes = np.array(list(Tracker(search, head, redetect_below=0.5, redetect_widen=2.0).track(iter(frames),
-                                                                                                   truth[0])))
+        boxes = np.array(list(Tracker(search, head, redetect_below=0.5).track(iter(frames), truth[0])))
         assert widened == expected
         if bias > 0:
             np.testing.assert_allclose(boxes, reporting, atol=1e-6)
@@ -450,3 +449,26 @@ def test_a_confident_head_keeps_the_normal_search_and_a_doubting_one_widens_it(s
     assert np.abs(centres - (truth[:, :2] + truth[:, 2:] / 2)).max() < 8.0  # the wide searches still find it
     with pytest.raises(ValueError, match="confidence"):
         Tracker(search, RecurrentBoxHead(cell="lstm", hidden_size=8, rule=PEAK_ONLY), redetect_below=0.5)
+
+
+def _record_widening(search: MatchingSearch) -> list[float]:
+    """Make ``search`` record how much each of its searches was widened."""
+    widened, original = [], search.search
+    search.search = lambda *args: widened.append(args[3] if len(args) > 3 else 1.0) or original(*args)
+    return widened
+
+
+def test_a_search_held_for_long_widens_until_the_peak_is_sharp_again(small_backbone) -> None:
+    """redetect_after: after that many held searches in a row the region grows; a sharp peak ends it."""
+    frames, truth = _moving_square(6)
+    settings = replace(_settings(hold_below=1e6), redetect_after=2, redetect_widen=2.0)  # every search is held
+    search = MatchingSearch(settings, backbone=small_backbone)
+    widened = _record_widening(search)
+    list(Tracker(search).track(iter(frames), truth[0]))
+    assert widened == [1.0, 1.0, 2.0, 2.0, 2.0]
+    assert TrackerSettings(redetect_after=0).identity() == TrackerSettings(redetect_widen=5.0).identity()  # off: moot
+    widened.clear()
+    never_held = MatchingSearch(replace(_settings(), redetect_after=1), backbone=small_backbone)
+    moving = _record_widening(never_held)
+    list(Tracker(never_held).track(iter(frames), truth[0]))
+    assert moving == [1.0] * 5

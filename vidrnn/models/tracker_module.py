@@ -49,8 +49,8 @@ class FrameTracker(L.LightningModule):
         response_map, levels: what the head reads besides the evidence's summary: the coarse response map, the
             similarity levels (see :class:`RecurrentBoxHead`).
         confidence: the head also answers whether the matching box is still on the target (binary cross-entropy
-            beside the box loss); redetect_below, redetect_widen: the tracker built from this model widens its next
-            search that many times when that confidence falls below ``redetect_below`` (0: never; see
+            beside the box loss); redetect_below: the tracker built from this model searches the re-detection region
+            (``tracker.redetect_widen`` times wider) when that confidence falls below it (0: never; see
             :class:`~vidrnn.tracker.runtime.Tracker`).
             ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
         giou_weight: weight of the generalised-IoU loss beside L1.
@@ -68,7 +68,6 @@ class FrameTracker(L.LightningModule):
         levels: bool = False,
         confidence: bool = False,
         redetect_below: float = 0.0,
-        redetect_widen: float = 3.0,
         giou_weight: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,

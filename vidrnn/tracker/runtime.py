@@ -43,18 +43,16 @@ __all__ = ["Tracker", "load_tracker"]
 class Tracker:
     """The matching tracker (+ an optional trained head) that follows one target through a clip."""
 
-    def __init__(self, search: MatchingSearch, head: RecurrentBoxHead | None = None, redetect_below: float = 0.0,
-                 redetect_widen: float = 3.0) -> None:
+    def __init__(self, search: MatchingSearch, head: RecurrentBoxHead | None = None,
+                 redetect_below: float = 0.0) -> None:
         if head is not None and head.rule != search.settings.rule:
             raise ValueError(f"the head was trained to correct the matching answer of {head.rule}; this tracker "
                              f"answers with {search.settings.rule}")
         if redetect_below > 0 and (head is None or head.confidence is None or head.bidirectional):
             raise ValueError("redetect_below needs an online head trained with confidence (model.confidence: true)")
-        if redetect_widen < 1:
-            raise ValueError(f"redetect_widen must be >= 1, got {redetect_widen}")
         self.search = search
         self.head = head.to(search.device).eval() if head is not None else None
-        self.redetect_below, self.redetect_widen = redetect_below, redetect_widen
+        self.redetect_below = redetect_below
 
     @classmethod
     def build(cls, settings: TrackerSettings, head: RecurrentBoxHead | None = None,
@@ -97,18 +95,18 @@ class Tracker:
 
     def _track_steering(self, first: np.ndarray, box: np.ndarray, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         """Online, with the head's belief steering: when its confidence that the matching box is on the target falls
-        below ``redetect_below``, the next frame is searched in a region ``redetect_widen`` times wider (re-detection);
-        that frame's answer is the matching box found there, and the head reads normal searches only."""
-        run, state, widen = self.search.start(first, box), None, False
+        below ``redetect_below``, the next frame is searched in the re-detection region (``redetect_widen`` times
+        wider); that frame's answer is the matching box found there, and the head reads normal searches only."""
+        run, state, doubt = self.search.start(first, box), None, False
         for frame in frames:
-            step = self.search.search([frame], [run.box], run.template, self.redetect_widen if widen else 1.0)[0]
-            run.advance(step)
-            if widen:
-                widen = False
+            widen = self.settings.redetect_widen if doubt else run.widen
+            step = run.step(frame, widen)
+            if widen > 1:
+                doubt = False
                 yield step.matching_box.copy()
                 continue
             crop_box, logit, state = self.head.read(step.evidence[None, None], state)
-            widen = bool(torch.sigmoid(logit[0, 0]) < self.redetect_below)
+            doubt = bool(torch.sigmoid(logit[0, 0]) < self.redetect_below)
             yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
     def _track_offline(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
@@ -156,8 +154,7 @@ def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False,
             raise ValueError(f"{ckpt} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}") from error
         model = load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
         settings, head = model.settings, None if matching_only else model.head
-        options = {} if matching_only else {"redetect_below": model.hparams.get("redetect_below", 0.0),
-                                            "redetect_widen": model.hparams.get("redetect_widen", 3.0)}
+        options = {} if matching_only else {"redetect_below": model.hparams.get("redetect_below", 0.0)}
     if template_rate is not None:
         settings = dataclasses.replace(settings, template_rate=template_rate)
     if redetect_below is not None and head is not None:

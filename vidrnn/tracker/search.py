@@ -115,9 +115,7 @@ class MatchingSearch:
         """The matching tracker's search of each frame after ``first``, one after the other."""
         run = self.start(first, box)
         for frame in frames:
-            step = self.search([frame], [run.box], run.template)[0]
-            run.advance(step)
-            yield step
+            yield run.step(frame)
 
 
 @dataclass
@@ -127,9 +125,26 @@ class MatchingRun:
     search: MatchingSearch
     box: np.ndarray
     template: torch.Tensor
+    #: Consecutive held searches (the target probably hidden or lost) up to now.
+    held_streak: int = 0
+
+    @property
+    def widen(self) -> float:
+        """How much wider than usual the next search is: ``redetect_widen`` once the search has been held for
+        ``redetect_after`` frames in a row (re-detection of a target that left the region), else 1."""
+        settings = self.search.settings
+        lost = settings.redetect_after > 0 and self.held_streak >= settings.redetect_after
+        return settings.redetect_widen if lost else 1.0
+
+    def step(self, frame: np.ndarray, widen: float | None = None) -> SearchResult:
+        """Search ``frame`` around the box (``widen``: this much wider; default :attr:`widen`) and advance."""
+        result = self.search.search([frame], [self.box], self.template, self.widen if widen is None else widen)[0]
+        self.advance(result)
+        return result
 
     def advance(self, step: SearchResult) -> None:
         """Move to this frame's answer: the matching box, kept a sensible size for the frame (``step.matching_box``
         is updated to it), and the template updated there."""
         self.box = step.matching_box = within_frame(step.matching_box, step.frame_shape)
         self.template = self.search.updated_template(self.template, step, self.box)
+        self.held_streak = self.held_streak + 1 if step.held else 0

@@ -37,6 +37,11 @@ class TrackerSettings:
         scale_rate: the matching box's size moves this fraction (log) towards the best-matching scale, in [0, 1].
         hold_below: the search stays put while the peak stands less than this many standard deviations above the
             response's mean (0: never).
+        redetect_after: once the search has been held this many frames in a row, the next searches cover a region
+            ``redetect_widen`` times wider, until the peak is sharp again (0: never) — the target may have moved out
+            of the region while it was hidden or while the tracker waited elsewhere.
+        redetect_widen: how much wider a re-detection search is (cut at as many times the pixels, so the target keeps
+            its size on the feature map; the CNN's cost grows with its square).
     """
 
     backbone: BackboneSpec = field(default_factory=_map_backbone)
@@ -45,6 +50,8 @@ class TrackerSettings:
     template_rate: float = 0.01
     scale_rate: float = 0.3
     hold_below: float = 2.5
+    redetect_after: int = 0
+    redetect_widen: float = 3.0
 
     def __post_init__(self) -> None:
         if self.template_cells < 1 or self.template_cells % 2 == 0:
@@ -52,6 +59,9 @@ class TrackerSettings:
         if not 0.0 <= self.template_rate < 1.0:
             raise ValueError(f"template_rate must be in [0, 1), got {self.template_rate}")
         MatchingRule(self.scale_rate, self.hold_below)  # refuses a scale_rate or hold_below out of range
+        if self.redetect_after < 0 or self.redetect_widen < 1:
+            raise ValueError(f"need redetect_after >= 0 and redetect_widen >= 1, got {self.redetect_after} and "
+                             f"{self.redetect_widen}")
         backbone = BackboneSpec(**self.backbone) if isinstance(self.backbone, dict) else self.backbone
         geometry = SearchGeometry(**self.geometry) if isinstance(self.geometry, dict) else self.geometry
         object.__setattr__(self, "geometry", geometry)
@@ -71,5 +81,9 @@ class TrackerSettings:
         return cls(**values)
 
     def identity(self) -> dict[str, Any]:
-        """What evidence computed with these settings depends on (a local weights file by its digest)."""
-        return {**self.to_dict(), "backbone": self.backbone.identity()}
+        """What evidence computed with these settings depends on (a local weights file by its digest; the
+        re-detection region's size only when re-detection is on)."""
+        values = {**self.to_dict(), "backbone": self.backbone.identity()}
+        if self.redetect_after == 0:
+            del values["redetect_after"], values["redetect_widen"]
+        return values

@@ -116,7 +116,7 @@ def simulate_runs(
         guesses = [_disturbed(previous, errors[walk, index]) for walk in range(1, walks)]
         # Run 0 is searched on its own: the CNN's arithmetic can depend on the batch, and run 0 must be exactly the
         # tracker's own run (validation scores whole sequences from it).
-        results = search.search([frame], [matching.box], matching.template)
+        results = [matching.step(frame)]
         if guesses:
             results += search.search([frame] * len(guesses), guesses, torch.cat(templates))
         box = truth[index]
@@ -127,7 +127,6 @@ def simulate_runs(
             targets[walk, index - 1] = target
             centre = target[:2] + target[2:] / 2
             valid[walk, index - 1] = not np.isnan(box).any() and bool(((centre > 0) & (centre < 1)).all())
-        matching.advance(results[0])
         templates = [search.updated_template(template, result, guess)
                      for template, result, guess in zip(templates, results[1:], guesses)]
     return EvidenceRuns(name, evidence, targets, valid, windows, np.array(first.shape[:2]))
