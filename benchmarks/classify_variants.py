@@ -13,6 +13,9 @@ chooses settings: the test column is read once per setting, never to choose). A 
     python benchmarks/classify_variants.py --root ../shared/data/ucf101-mini \\
         --splits ../shared/data/ucf101-mini/ucfTrainTestlist [--seeds 0 1 2] [--variants lstm gru mean_pool] \\
         [--extra --model.residual false]
+
+``{seed}`` in an extra argument becomes each run's seed (``--extra --model.init_from pretrained/seed{seed}.ckpt``:
+each seed's classifier starts from the encoder pretrained with the same seed).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extr
         "--seed_everything", str(seed),
         *data_args, "--trainer.enable_progress_bar", "false",
         "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(save_dir),
-        "--trainer.default_root_dir", str(save_dir), *extra,
+        "--trainer.default_root_dir", str(save_dir), *(argument.replace("{seed}", str(seed)) for argument in extra),
     ]
     start = time.perf_counter()
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)

@@ -15,6 +15,7 @@ from vidrnn.data.module import VideoDataModule
 from vidrnn.data.order import OrderTask, reverse_steps, shuffle_parts
 from vidrnn.data.synthetic import ORDER_PAIRS, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
+from vidrnn.models.temporal import reverse_padded
 from vidrnn.sampling import SamplingSpec
 
 from conftest import write_video
@@ -170,3 +171,20 @@ def test_a_pretrained_encoder_starts_the_classifier_when_fitting_and_only_then(g
 
     with pytest.raises(ValueError, match="hidden_size: 8 there, 16 here"):
         pretrained_encoder(path, settings | {"hidden_size": 16})
+
+
+def test_an_antisymmetric_score_swaps_the_probabilities_of_a_clip_and_its_reversal() -> None:
+    torch.manual_seed(0)
+    model = VideoClassifier(2, 6, cell="gru", hidden_size=8, projection=8, pooling="mean", antisymmetric=True).eval()
+    features = torch.randn(3, 7, 6)
+    lengths = torch.tensor([7, 4, 2])
+    with torch.no_grad():
+        forwards = model(features, lengths).softmax(-1)
+        backwards = model(reverse_padded(features, lengths), lengths).softmax(-1)
+        blind = VideoClassifier(2, 6, cell="none", pooling="mean", antisymmetric=True).eval()(features, lengths)
+    torch.testing.assert_close(forwards, backwards.flip(-1))
+    torch.testing.assert_close(blind.softmax(-1), torch.full((3, 2), 0.5))
+    with pytest.raises(ValueError, match="arrow of time only"):
+        VideoClassifier(4, 6, antisymmetric=True)
+    with pytest.raises(ValueError, match="arrow of time only"):
+        VideoClassifier(2, 6, class_names=["shuffled", "in order"], antisymmetric=True)

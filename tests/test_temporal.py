@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from vidrnn.models.temporal import TemporalEncoder
+from vidrnn.models.temporal import TemporalEncoder, reverse_padded
 
 INPUT_DIM, HIDDEN = 6, 5
 CELLS = ("rnn", "lstm", "gru", "conv", "none")
@@ -331,3 +331,12 @@ def test_invalid_configurations_are_refused(options: dict, message: str) -> None
 def test_a_plain_relu_rnn_is_available() -> None:
     encoder = TemporalEncoder(INPUT_DIM, cell="rnn", nonlinearity="relu")
     assert encoder.rnn.nonlinearity == "relu"
+
+
+def test_reverse_padded_reverses_each_clip_and_leaves_its_padding() -> None:
+    clips = random_clips(4, 2, 1)
+    features, lengths = pad(clips, 5)
+    backwards = reverse_padded(features, lengths)
+    for row, clip in enumerate(clips):
+        torch.testing.assert_close(backwards[row, : len(clip)], clip.flip(0), rtol=0, atol=0)
+        torch.testing.assert_close(backwards[row, len(clip):], features[row, len(clip):], rtol=0, atol=0)

@@ -21,7 +21,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vidrnn.data.module import SequenceBatch
-from vidrnn.models.temporal import Cell, EncoderOutput, Inputs, Pooling, TemporalEncoder
+from vidrnn.data.order import ORDER_CLASSES
+from vidrnn.models.temporal import Cell, EncoderOutput, Inputs, Pooling, TemporalEncoder, reverse_padded
 
 __all__ = ["VideoClassifier", "pretrained_encoder"]
 
@@ -77,6 +78,10 @@ class VideoClassifier(L.LightningModule):
         inputs, kernel_size, hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm,
             pooling, residual: the temporal encoder (see :class:`TemporalEncoder`). With ``residual`` the learned share of the recurrent
             output is logged as ``train/residual_scale``: how much temporal context the model chose to add.
+        antisymmetric: arrow of time only (two classes, backwards and forwards): score a clip against itself played
+            backwards, ``logits(x) - logits(reverse(x))``. Then reversing a clip exactly swaps its two
+            probabilities, so the model is consistent by construction and an order-blind encoder is at 0.5 for
+            every clip. ``step_probabilities`` reads the forward pass alone.
         head_dropout: dropout before the linear classifier.
         label_smoothing: cross-entropy label smoothing.
         init_from: a checkpoint whose encoder starts this model's encoder when fitting begins (temporal
@@ -108,6 +113,7 @@ class VideoClassifier(L.LightningModule):
         input_norm: bool = True,
         pooling: Pooling = "last",
         residual: bool = False,
+        antisymmetric: bool = False,
         head_dropout: float = 0.2,
         label_smoothing: float = 0.1,
         init_from: str | None = None,
@@ -117,6 +123,10 @@ class VideoClassifier(L.LightningModule):
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        arrow = ORDER_CLASSES["arrow_of_time"]
+        if antisymmetric and (num_classes != 2 or (class_names is not None and tuple(class_names) != arrow)):
+            raise ValueError(f"antisymmetric scores a clip against its reversal: for the arrow of time only (classes "
+                             f"{', '.join(arrow)}), not {class_names or num_classes}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.encoder = TemporalEncoder(
             input_dim, cell=cell, nonlinearity=nonlinearity, inputs=inputs, kernel_size=kernel_size,
@@ -145,7 +155,10 @@ class VideoClassifier(L.LightningModule):
 
     def forward(self, features: Tensor, lengths: Tensor) -> Tensor:
         """Clip logits ``[B,K]`` from padded features ``[B,T,D]`` and their lengths."""
-        return self.head(self.encoder(features, lengths).pooled)
+        logits = self.head(self.encoder(features, lengths).pooled)
+        if not self.hparams.antisymmetric:
+            return logits
+        return logits - self.head(self.encoder(reverse_padded(features, lengths), lengths).pooled)
 
     def step_probabilities(self, features: Tensor, lengths: Tensor) -> Tensor:
         """Class probabilities after each frame ``[B,T,K]``: the head applied to each step's encoder output.

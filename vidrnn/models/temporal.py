@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = [
     "AdditiveAttention", "Cell", "EncoderOutput", "Inputs", "Pooling", "TemporalConv", "TemporalEncoder",
-    "frame_changes", "padding_mask",
+    "frame_changes", "padding_mask", "reverse_padded",
 ]
 
 Cell = Literal["rnn", "lstm", "gru", "conv", "none"]
@@ -68,6 +68,15 @@ def frame_changes(frames: Tensor, mask: Tensor) -> Tensor:
     changes = torch.zeros_like(frames)
     changes[:, 1:] = frames[:, 1:] - frames[:, :-1]
     return torch.where(mask[..., None], changes, 0)
+
+
+def reverse_padded(features: Tensor, lengths: Tensor) -> Tensor:
+    """Each row's first ``lengths[b]`` steps in reverse order (the clip played backwards); padding stays where it is."""
+    total_length = features.shape[1]
+    steps = torch.arange(total_length, device=features.device)
+    lengths = lengths.to(features.device)[:, None]
+    index = torch.where(steps[None, :] < lengths, lengths - 1 - steps[None, :], steps[None, :])
+    return features.gather(1, index[..., None].expand_as(features))
 
 
 def padding_mask(lengths: Tensor, total_length: int, device: torch.device | None = None) -> Tensor:
