@@ -64,17 +64,12 @@ def collate_sequences(items: Sequence[tuple[np.ndarray, int, str]]) -> SequenceB
 
 
 class _CachedSequences(Dataset):
-    """Clips of one split, read from the feature cache, ``steps`` time steps sampled per clip.
+    """Clips of one split, read from the feature cache, ``steps`` time steps sampled per clip."""
 
-    Training draws new segment offsets at every visit, inside a random window of the clip when ``window`` < 1 (a
-    temporal crop: a window covering a random share between ``window`` and all of the cached frames); evaluation
-    takes the centres of the whole clip (no generator).
-    """
-
-    def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], steps: int, train: bool, seed: int,
-                 window: float = 1.0):
+    def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], steps: int, train: bool, seed: int):
         self.cache, self.keys, self.labels = cache, keys, labels
-        self.steps, self.window = steps, window
+        self.steps = steps
+        # Training draws new segment offsets at every visit; evaluation takes the centres (no generator).
         self.rng = np.random.default_rng(seed) if train else None
 
     def __len__(self) -> int:
@@ -82,11 +77,6 @@ class _CachedSequences(Dataset):
 
     def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
         features = self.cache.load(self.keys[position])
-        if self.rng is not None and self.window < 1.0:
-            length = len(features)
-            kept = self.rng.integers(min(length, max(1, round(self.window * length))), length + 1)
-            start = self.rng.integers(0, length - kept + 1)
-            features = features[start:start + kept]
         chosen = segment_indices(len(features), self.steps, self.rng)
         return features[chosen], self.labels[position], self.keys[position]
 
@@ -136,8 +126,6 @@ class VideoDataModule(L.LightningDataModule):
         sampling: which frames are decoded and cached per video.
         steps: time steps the model sees per clip, sampled from the cached frames (random segment offsets when
             training, centred otherwise).
-        train_window: training only: each visit reads a random window of the clip covering at least this share of
-            its cached frames (temporal cropping; 1 reads the whole clip). Evaluation always reads whole clips.
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
         extract_batch_size, extract_workers, device: for building the cache in ``prepare_data``.
         seed: split and sampling seed.
@@ -158,7 +146,6 @@ class VideoDataModule(L.LightningDataModule):
         backbone: BackboneSpec = BackboneSpec(),
         sampling: SamplingSpec = SamplingSpec(strategy="segments", num_segments=16),
         steps: int = 16,
-        train_window: float = 1.0,
         batch_size: int = 32,
         num_workers: int = 0,
         extract_batch_size: int = 32,
@@ -172,8 +159,6 @@ class VideoDataModule(L.LightningDataModule):
         if dataset == "unlabeled" and objective == "classes":
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
-        if not 0.0 < train_window <= 1.0:
-            raise ValueError(f"train_window must be in (0, 1], got {train_window}")
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
@@ -265,7 +250,7 @@ class VideoDataModule(L.LightningDataModule):
             present = [r for r in records if r not in missing]
             keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
             labels = [self.index.label_index(r) for r in present]
-            clips = _CachedSequences(self.cache, keys, labels, hp.steps, name == "train", hp.seed, hp.train_window)
+            clips = _CachedSequences(self.cache, keys, labels, hp.steps, name == "train", hp.seed)
             self._clips[name] = clips
             if hp.objective == "classes":
                 self._datasets[name] = clips
