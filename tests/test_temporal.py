@@ -6,17 +6,18 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from vidrnn.models.temporal import TemporalEncoder
+from vidrnn.models.temporal import TemporalEncoder, reverse_padded
 
 INPUT_DIM, HIDDEN = 6, 5
-CELLS = ("rnn", "lstm", "gru", "none")
+CELLS = ("rnn", "lstm", "gru", "conv", "none")
 RECURRENT = ("rnn", "lstm", "gru")
 POOLINGS = ("last", "mean", "max", "attention")
 COMBOS = [
     (cell, pooling, bidirectional)
     for cell, pooling, bidirectional in itertools.product(CELLS, POOLINGS, (False, True))
-    if not (cell == "none" and pooling == "last")
+    if not (cell in ("none", "conv") and pooling == "last")
 ]
+INPUTS = ("frames", "differences", "both")
 
 
 def make_encoder(cell: str, pooling: str = "mean", bidirectional: bool = True, **options) -> TemporalEncoder:
@@ -48,7 +49,7 @@ def test_output_shapes(cell: str, pooling: str, bidirectional: bool) -> None:
     encoder = make_encoder(cell, pooling, bidirectional)
     features, lengths = pad(random_clips(7, 2, 4), 7)
     out = encoder(features, lengths)
-    expected_dim = 4 if cell == "none" else HIDDEN * (2 if bidirectional else 1)
+    expected_dim = {"none": 4, "conv": HIDDEN}.get(cell, HIDDEN * (2 if bidirectional else 1))
     assert encoder.output_dim == expected_dim
     assert out.pooled.shape == (3, expected_dim)
     assert out.steps.shape == (3, 7, expected_dim)
@@ -59,19 +60,57 @@ def test_output_shapes(cell: str, pooling: str, bidirectional: bool) -> None:
         assert out.weights is None
 
 
-@pytest.mark.parametrize(("cell", "pooling", "bidirectional"), COMBOS)
-def test_a_clip_encodes_the_same_alone_and_batched_with_longer_and_shorter_clips(
-    cell: str, pooling: str, bidirectional: bool
-) -> None:
-    encoder = make_encoder(cell, pooling, bidirectional)
+def assert_encodes_a_clip_the_same_alone_and_batched(encoder: TemporalEncoder) -> None:
     longer, clip, shorter = random_clips(9, 5, 3)
     with torch.no_grad():
         alone = encoder(clip[None], torch.tensor([5]))
         batched = encoder(*pad([longer, clip, shorter], 12))
     assert (alone.pooled[0] - batched.pooled[1]).abs().max() < 1e-5
     assert (alone.steps[0] - batched.steps[1, :5]).abs().max() < 1e-5
-    if pooling == "attention":
+    if alone.weights is not None:
         assert (alone.weights[0] - batched.weights[1, :5]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("cell", "pooling", "bidirectional"), COMBOS)
+def test_a_clip_encodes_the_same_alone_and_batched_with_longer_and_shorter_clips(
+    cell: str, pooling: str, bidirectional: bool
+) -> None:
+    assert_encodes_a_clip_the_same_alone_and_batched(make_encoder(cell, pooling, bidirectional))
+
+
+@pytest.mark.parametrize(("cell", "inputs"), list(itertools.product(CELLS, INPUTS)))
+def test_every_input_encodes_a_clip_the_same_alone_and_batched(cell: str, inputs: str) -> None:
+    assert_encodes_a_clip_the_same_alone_and_batched(make_encoder(cell, "mean", inputs=inputs, kernel_size=3))
+
+
+def test_differences_are_the_change_since_the_previous_frame_and_zero_at_the_first() -> None:
+    encoder = make_encoder("none", "mean", inputs="both", input_norm=False, projection=None)
+    clips = random_clips(4, 2)
+    out = encoder(*pad(clips, 6))
+    for row, clip in enumerate(clips):
+        changes = torch.cat([torch.zeros(1, INPUT_DIM), clip[1:] - clip[:-1]])
+        torch.testing.assert_close(out.steps[row, : len(clip)], torch.cat([clip, changes], dim=1))
+
+
+@pytest.mark.parametrize("inputs", ("differences", "both"))
+def test_mean_pooled_differences_read_frame_order(inputs: str) -> None:
+    clips = random_clips(6, 4)
+    forward, lengths = pad(clips, 6)
+    backward, _ = pad([clip.flip(0) for clip in clips], 6)
+    encoder = make_encoder("none", "mean", inputs=inputs)
+    with torch.no_grad():
+        assert (encoder(forward, lengths).pooled - encoder(backward, lengths).pooled).abs().max() > 1e-3
+
+
+def test_a_convolution_reads_only_its_window() -> None:
+    """With one layer of kernel 3, changing frame 5 changes the outputs at steps 4-6 and nowhere else."""
+    encoder = make_encoder("conv", "mean", num_layers=1, kernel_size=3, hidden_size=32)
+    clip = random_clips(9)[0]
+    changed = clip.clone()
+    changed[5] += 1.0
+    with torch.no_grad():
+        difference = (encoder(*pad([clip], 9)).steps - encoder(*pad([changed], 9)).steps).abs().amax(dim=-1)[0]
+    assert (difference[[4, 5, 6]] > 0).all() and (difference[[0, 1, 2, 3, 7, 8]] == 0).all()
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -270,7 +309,11 @@ def test_features_of_the_wrong_shape_are_refused() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (dict(cell="none", pooling="last"), "pooling='last' would be the last frame"),
+        (dict(cell="none", pooling="last"), "pooling='last' would read the last step alone"),
+        (dict(cell="conv", pooling="last"), "pooling='last' would read the last step alone"),
+        (dict(inputs="flow"), "unknown inputs"),
+        (dict(cell="conv", pooling="mean", kernel_size=2), "kernel_size must be odd"),
+        (dict(cell="conv", pooling="mean", residual=True), "cell='conv' has none"),
         (dict(cell="lstm", nonlinearity="relu"), "applies only to cell='rnn'"),
         (dict(cell="transformer"), "unknown cell"),
         (dict(pooling="sum"), "unknown pooling"),
@@ -288,3 +331,12 @@ def test_invalid_configurations_are_refused(options: dict, message: str) -> None
 def test_a_plain_relu_rnn_is_available() -> None:
     encoder = TemporalEncoder(INPUT_DIM, cell="rnn", nonlinearity="relu")
     assert encoder.rnn.nonlinearity == "relu"
+
+
+def test_reverse_padded_reverses_each_clip_and_leaves_its_padding() -> None:
+    clips = random_clips(4, 2, 1)
+    features, lengths = pad(clips, 5)
+    backwards = reverse_padded(features, lengths)
+    for row, clip in enumerate(clips):
+        torch.testing.assert_close(backwards[row, : len(clip)], clip.flip(0), rtol=0, atol=0)
+        torch.testing.assert_close(backwards[row, len(clip):], features[row, len(clip):], rtol=0, atol=0)

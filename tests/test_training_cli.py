@@ -123,7 +123,7 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "ucf101.yaml", "ucf101_cpu.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "ucf101.yaml", "ucf101_cpu.yaml", "order_ucf101_cpu.yaml"])
 @pytest.mark.parametrize("variant", [None, *sorted(p.name for p in (CONFIGS / "variants").glob("*.yaml"))])
 def test_every_shipped_config_and_variant_parses(name: str, variant: str | None, capsys) -> None:
     extra = [] if variant is None else ["--config", str(CONFIGS / "variants" / variant)]
@@ -137,4 +137,4 @@ def test_every_shipped_config_and_variant_parses(name: str, variant: str | None,
     # Parsing checks types only; building the model checks that the options fit together (residual needs a cell).
     linked = {"num_classes", "input_dim", "class_names", "backbone", "sampling", "steps", "optimizer", "scheduler"}
     options = {key: value for key, value in printed["model"].items() if key not in linked}
-    VideoClassifier(num_classes=3, input_dim=32, **options)
+    VideoClassifier(num_classes=2 if options.get("antisymmetric") else 3, input_dim=32, **options)

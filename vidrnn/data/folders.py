@@ -19,6 +19,9 @@ name, so adding a class does not reshuffle the others, and the recorded ``split_
 
 A root holding ``train/`` and ``test/`` folders (each laid out as above) is taken as an explicit split and used as
 given.
+
+Videos nobody has labelled (:func:`unlabeled_index`: every video under a folder) are one class, ``unlabeled``, split
+by the same group rules; they serve the temporal-order tasks, whose labels come from the clips themselves.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from pathlib import Path
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.video import VIDEO_EXTENSIONS
 
-__all__ = ["DEFAULT_GROUP_PATTERN", "folder_index"]
+__all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "unlabeled_index"]
 
 #: UCF101-style recording group in a file name: ``v_Walk_g03_c01.avi`` belongs to group ``g03``.
 DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
 
 _EXPLICIT_SPLITS = ("train", "test")
+
+#: The one class of :func:`unlabeled_index`.
+UNLABELED = "unlabeled"
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +69,7 @@ def folder_index(
     ``subfolder_groups=False`` turns off sub-folder groups. When ``root`` holds ``train/`` and ``test/`` folders,
     they are the split and ``test_fraction`` and ``seed`` play no part.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: video folder not found; expected {root}/<class>/<video>")
-    pattern = re.compile(group_pattern) if group_pattern is not None else None
+    root, pattern = _checked(root, test_fraction, group_pattern, "<class>/<video>")
 
     if all((root / split).is_dir() for split in _EXPLICIT_SPLITS):
         return _explicit_index(root, pattern, subfolder_groups)
@@ -80,6 +81,42 @@ def folder_index(
         records += _split_class(label, groups, test_fraction, random.Random(f"{seed}:{label}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
+
+
+def unlabeled_index(
+    root: str | os.PathLike,
+    *,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    group_pattern: str | None = DEFAULT_GROUP_PATTERN,
+    subfolder_groups: bool = True,
+) -> DatasetIndex:
+    """Index every video under ``root`` (any depth) as one class, :data:`UNLABELED`, split into train and test.
+
+    Groups come from the file name (``group_pattern``) or the first sub-folder under ``root``, and whole groups are
+    split as :func:`folder_index` splits a class.
+    """
+    root, pattern = _checked(root, test_fraction, group_pattern, "<video>, at any depth")
+    files = _video_files(root)
+    if not files:
+        raise FileNotFoundError(f"{root}: no video files (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    # Seen as if under one class folder, the first sub-folder is where a class folder's sub-folder would be.
+    groups = {file: _group_of(Path(UNLABELED) / file.relative_to(root), pattern, subfolder_groups) for file in files}
+    records = _split_class(UNLABELED, groups, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
+    rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
+    return DatasetIndex(root=root, classes=[UNLABELED], records=records, split_rule=f"unlabeled videos; {rule}")
+
+
+def _checked(
+    root: str | os.PathLike, test_fraction: float, group_pattern: str | None, layout: str
+) -> tuple[Path, re.Pattern[str] | None]:
+    """The root as a path and the compiled group pattern, after refusing a missing root or a useless fraction."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: video folder not found; expected {root}/{layout}")
+    return root, re.compile(group_pattern) if group_pattern is not None else None
 
 
 def _scan_classes(base: Path) -> dict[str, list[Path]]:

@@ -7,6 +7,9 @@ reproducible.
 
 Splits stay honest: UCF101 uses its official fold, a class-folder dataset its recorded group-keeping split, and the
 validation set is carved out of the training side by whole groups, never from the test side.
+
+The labels are the dataset's classes, or (``objective``) a temporal-order task built from the clips themselves
+(:mod:`vidrnn.data.order`): arrow of time or order verification, on any dataset, unlabeled folders included.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.data.folders import folder_index
+from vidrnn.data.folders import folder_index, unlabeled_index
+from vidrnn.data.order import ORDER_CLASSES, Objective, OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
@@ -77,15 +81,24 @@ class _CachedSequences(Dataset):
         return features[chosen], self.labels[position], self.keys[position]
 
 
-def _validation_groups(train: list[VideoRecord], fraction: float, seed: int) -> set[tuple[str, str | None]]:
-    """Whole (class, group) units moved from train to validation, per class, seeded."""
-    chosen: set[tuple[str, str | None]] = set()
+def _unit(record: VideoRecord) -> tuple[str, str]:
+    """What moves between train and validation as a whole: the clip's (class, group), or the clip alone."""
+    return record.label, record.group or record.path.name
+
+
+def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare: int) -> set[tuple[str, str]]:
+    """About ``fraction`` of each class's (class, group) units, at least one, drawn with ``seed``.
+
+    ``spare`` units of each class are never drawn (validation must leave a class something to train on); a class
+    with no more units than that gives none.
+    """
+    chosen: set[tuple[str, str]] = set()
     rng = random.Random(seed)
-    for label in sorted({record.label for record in train}):
-        groups = sorted({record.group or record.path.name for record in train if record.label == label})
-        if len(groups) < 2:
+    for label in sorted({record.label for record in records}):
+        groups = sorted({_unit(record)[1] for record in records if record.label == label})
+        if len(groups) <= spare:
             continue
-        count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+        count = min(len(groups) - spare, max(1, round(fraction * len(groups))))
         chosen |= {(label, group) for group in rng.sample(groups, count)}
     return chosen
 
@@ -94,13 +107,20 @@ class VideoDataModule(L.LightningDataModule):
     """Video classification data over a feature cache.
 
     Args:
-        root: UCF101 (the ``UCF-101`` folder or its parent), a folder of class folders, or where the demo data is
-            generated on first use (``dataset: demo``).
-        dataset: ``ucf101`` (official split lists), ``folders`` (``root/<class>/**/<video>``) or ``demo``.
+        root: UCF101 (the ``UCF-101`` folder or its parent), a folder of class folders, a folder of videos without
+            labels (``dataset: unlabeled``), or where the demo data is generated on first use (``dataset: demo``).
+        dataset: ``ucf101`` (official split lists), ``folders`` (``root/<class>/**/<video>``), ``unlabeled`` (every
+            video under ``root``; order objectives only) or ``demo``.
+        objective: what the labels are: ``classes`` (the dataset's), or a temporal-order task whose labels come from
+            the clips themselves — ``arrow_of_time`` (forwards or backwards) or ``order_verification`` (in order or
+            shuffled parts). Every clip then appears in both versions, so an order-blind model scores exactly 50 %.
+        order_parts: order verification: the number of parts a clip is cut into before they are shuffled.
         splits: UCF101 split lists folder; default ``ucfTrainTestlist`` beside ``UCF-101``.
         fold: UCF101 official split (1, 2 or 3).
         test_fraction: class folders only: share of each class's groups held out for testing.
         val_fraction: share of each class's training groups held out for validation (whole groups).
+        train_fraction: share of each class's remaining training groups that is used (whole groups, seeded): the
+            small-labelled-data setting. Validation and test are unchanged.
         cache_dir: feature cache root.
         backbone: the frozen CNN; its spec is stored with the features and in checkpoints.
         sampling: which frames are decoded and cached per video.
@@ -114,11 +134,14 @@ class VideoDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str = "data/demo",
-        dataset: Literal["ucf101", "folders", "demo"] = "demo",
+        dataset: Literal["ucf101", "folders", "unlabeled", "demo"] = "demo",
+        objective: Objective = "classes",
+        order_parts: int = 4,
         splits: str | None = None,
         fold: int = 1,
         test_fraction: float = 0.3,
         val_fraction: float = 0.2,
+        train_fraction: float = 1.0,
         cache_dir: str = "vidrnn-cache",
         backbone: BackboneSpec = BackboneSpec(),
         sampling: SamplingSpec = SamplingSpec(strategy="segments", num_segments=16),
@@ -133,6 +156,11 @@ class VideoDataModule(L.LightningDataModule):
         super().__init__()
         if steps < 1:
             raise ValueError("steps must be at least 1")
+        if dataset == "unlabeled" and objective == "classes":
+            raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
+                             "order_verification")
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
@@ -140,7 +168,8 @@ class VideoDataModule(L.LightningDataModule):
         self.index = self._build_index()  # fails fast on wrong paths, before any slow work
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root)
         self._feature_dim: int | None = None
-        self._datasets: dict[str, _CachedSequences] = {}
+        self._clips: dict[str, _CachedSequences] = {}
+        self._datasets: dict[str, _CachedSequences | OrderTask] = {}
 
     def _build_index(self) -> DatasetIndex:
         hp = self.hparams
@@ -148,17 +177,21 @@ class VideoDataModule(L.LightningDataModule):
             return ucf101_index(ensure_demo_data(hp.root, seed=hp.seed), fold=hp.fold)
         if hp.dataset == "ucf101":
             return ucf101_index(hp.root, hp.splits, hp.fold)
+        if hp.dataset == "unlabeled":
+            return unlabeled_index(hp.root, test_fraction=hp.test_fraction, seed=hp.seed)
         return folder_index(hp.root, test_fraction=hp.test_fraction, seed=hp.seed)
 
     # -- what the model needs to know (linked into the model's hyperparameters by the CLI) --------------------
 
     @property
     def class_names(self) -> list[str]:
+        if self.hparams.objective in ORDER_CLASSES:
+            return list(ORDER_CLASSES[self.hparams.objective])
         return list(self.index.classes)
 
     @property
     def num_classes(self) -> int:
-        return len(self.index.classes)
+        return len(self.class_names)
 
     @property
     def steps(self) -> int:
@@ -203,19 +236,26 @@ class VideoDataModule(L.LightningDataModule):
             raise RuntimeError(f"no features cached in {self.cache.dir}; prepare_data did not run or every video failed")
         if missing:
             logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
+        hp = self.hparams
         train_records = self.index.split("train")
-        held_out = _validation_groups(train_records, self.hparams.val_fraction, self.hparams.seed)
-        splits = {
-            "train": [r for r in train_records if (r.label, r.group or r.path.name) not in held_out],
-            "val": [r for r in train_records if (r.label, r.group or r.path.name) in held_out],
-            "test": self.index.split("test"),
-        }
+        held_out = _sample_groups(train_records, hp.val_fraction, hp.seed, spare=1)
+        train = [r for r in train_records if _unit(r) not in held_out]
+        if hp.train_fraction < 1.0:
+            # Drawn with another seed than validation, from the groups left for training.
+            kept = _sample_groups(train, hp.train_fraction, hp.seed + 1, spare=0)
+            train = [r for r in train if _unit(r) in kept]
+        splits = {"train": train, "val": [r for r in train_records if _unit(r) in held_out],
+                  "test": self.index.split("test")}
         for name, records in splits.items():
             present = [r for r in records if r not in missing]
             keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
             labels = [self.index.label_index(r) for r in present]
-            self._datasets[name] = _CachedSequences(self.cache, keys, labels, self.hparams.steps, name == "train",
-                                                    self.hparams.seed)
+            clips = _CachedSequences(self.cache, keys, labels, hp.steps, name == "train", hp.seed)
+            self._clips[name] = clips
+            if hp.objective == "classes":
+                self._datasets[name] = clips
+            else:
+                self._datasets[name] = OrderTask(clips, hp.objective, name == "train", hp.seed, hp.order_parts)
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]
@@ -239,8 +279,12 @@ class VideoDataModule(L.LightningDataModule):
         return batch.to(device)
 
     def split_keys(self, split: str) -> list[str]:
-        """Cache keys (paths relative to the videos root) of one split, in loader order (unshuffled)."""
-        return list(self._datasets[split].keys)
+        """Cache keys (paths relative to the videos root) of one split's clips, in index order.
+
+        With an order objective the loader yields each clip twice (altered copy first), so these are its clips, not
+        its rows.
+        """
+        return list(self._clips[split].keys)
 
     @property
     def videos_root(self) -> Path:

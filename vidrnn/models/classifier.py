@@ -8,6 +8,7 @@ alone is enough to classify new videos.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -20,9 +21,10 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vidrnn.data.module import SequenceBatch
-from vidrnn.models.temporal import Cell, EncoderOutput, Pooling, TemporalEncoder
+from vidrnn.data.order import ORDER_CLASSES
+from vidrnn.models.temporal import Cell, EncoderOutput, Inputs, Pooling, TemporalEncoder, reverse_padded
 
-__all__ = ["VideoClassifier"]
+__all__ = ["VideoClassifier", "pretrained_encoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +43,51 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+#: Hyperparameters that fix the encoder's weights' shapes and meaning: a pretrained encoder must agree on all of them.
+_ENCODER_SETTINGS = ("input_dim", "cell", "nonlinearity", "inputs", "kernel_size", "hidden_size", "num_layers",
+                     "bidirectional", "projection", "input_norm", "pooling", "residual", "backbone")
+
+
+def pretrained_encoder(path: str | Path, hparams: dict[str, Any]) -> dict[str, Tensor]:
+    """The encoder weights of the checkpoint at ``path``, refused unless its encoder is built like ``hparams``'s.
+
+    The backbone must match too: an encoder trained on one CNN's features means nothing on another's. Settings a
+    checkpoint predates take their defaults.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    saved = checkpoint.get("hyper_parameters", {})
+    defaults = {name: parameter.default for name, parameter in inspect.signature(VideoClassifier).parameters.items()}
+    differing = [name for name in _ENCODER_SETTINGS
+                 if saved.get(name, defaults[name]) != hparams.get(name, defaults[name])]
+    if differing:
+        detail = ", ".join(f"{name}: {saved.get(name, defaults[name])!r} there, {hparams.get(name, defaults[name])!r} here"
+                           for name in differing)
+        raise ValueError(f"{path}: its encoder differs from this model's ({detail})")
+    prefix = "encoder."
+    return {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
+
+
 class VideoClassifier(L.LightningModule):
     """A label per clip from a sequence of frame features.
 
     Args:
         num_classes, input_dim, class_names, backbone, sampling, steps: set from the data module by the CLI (they
             must match the features, and they travel in the checkpoint).
-        cell: ``rnn`` (with ``nonlinearity`` tanh or relu), ``lstm``, ``gru``, or ``none`` for the non-recurrent
-            mean-of-features baseline.
-        hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm, pooling, residual:
-            the temporal encoder (see :class:`TemporalEncoder`). With ``residual`` the learned share of the recurrent
+        cell: ``rnn`` (with ``nonlinearity`` tanh or relu), ``lstm``, ``gru``, ``conv`` (temporal convolution), or
+            ``none`` for the non-recurrent mean-of-features baseline.
+        inputs, kernel_size, hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm,
+            pooling, residual: the temporal encoder (see :class:`TemporalEncoder`). With ``residual`` the learned share of the recurrent
             output is logged as ``train/residual_scale``: how much temporal context the model chose to add.
+        antisymmetric: arrow of time only (two classes, backwards and forwards): score a clip against itself played
+            backwards, ``logits(x) - logits(reverse(x))``. Then reversing a clip exactly swaps its two
+            probabilities, so the model is consistent by construction and an order-blind encoder is at 0.5 for
+            every clip. ``step_probabilities`` reads the forward pass alone.
         head_dropout: dropout before the linear classifier.
         label_smoothing: cross-entropy label smoothing.
+        init_from: a checkpoint whose encoder starts this model's encoder when fitting begins (temporal
+            pretraining: fit on an order objective, then on the classes from there). Its encoder must have the same
+            settings; its head is not used. Loaded in ``setup("fit")``, before Lightning restores a checkpoint to
+            resume from, so resuming keeps the resumed weights, and never when a finished model is only loaded.
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
             and no scheduler.
     """
@@ -68,6 +102,8 @@ class VideoClassifier(L.LightningModule):
         steps: int = 16,
         cell: Cell = "lstm",
         nonlinearity: Literal["tanh", "relu"] = "tanh",
+        inputs: Inputs = "frames",
+        kernel_size: int = 3,
         hidden_size: int = 256,
         num_layers: int = 1,
         bidirectional: bool = True,
@@ -77,17 +113,24 @@ class VideoClassifier(L.LightningModule):
         input_norm: bool = True,
         pooling: Pooling = "last",
         residual: bool = False,
+        antisymmetric: bool = False,
         head_dropout: float = 0.2,
         label_smoothing: float = 0.1,
+        init_from: str | None = None,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        arrow = ORDER_CLASSES["arrow_of_time"]
+        if antisymmetric and (num_classes != 2 or (class_names is not None and tuple(class_names) != arrow)):
+            raise ValueError(f"antisymmetric scores a clip against its reversal: for the arrow of time only (classes "
+                             f"{', '.join(arrow)}), not {class_names or num_classes}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.encoder = TemporalEncoder(
-            input_dim, cell=cell, nonlinearity=nonlinearity, hidden_size=hidden_size, num_layers=num_layers,
+            input_dim, cell=cell, nonlinearity=nonlinearity, inputs=inputs, kernel_size=kernel_size,
+            hidden_size=hidden_size, num_layers=num_layers,
             bidirectional=bidirectional, dropout=dropout, input_dropout=input_dropout, projection=projection,
             input_norm=input_norm, pooling=pooling, residual=residual,
         )
@@ -112,7 +155,10 @@ class VideoClassifier(L.LightningModule):
 
     def forward(self, features: Tensor, lengths: Tensor) -> Tensor:
         """Clip logits ``[B,K]`` from padded features ``[B,T,D]`` and their lengths."""
-        return self.head(self.encoder(features, lengths).pooled)
+        logits = self.head(self.encoder(features, lengths).pooled)
+        if not self.hparams.antisymmetric:
+            return logits
+        return logits - self.head(self.encoder(reverse_padded(features, lengths), lengths).pooled)
 
     def step_probabilities(self, features: Tensor, lengths: Tensor) -> Tensor:
         """Class probabilities after each frame ``[B,T,K]``: the head applied to each step's encoder output.
@@ -121,6 +167,11 @@ class VideoClassifier(L.LightningModule):
         had the clip ended there; for other settings it is the head's reading of each step's representation.
         """
         return self.head(self.encoder(features, lengths).steps).softmax(-1)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.init_from is not None:
+            self.encoder.load_state_dict(pretrained_encoder(self.hparams.init_from, self.hparams))
+            logger.info("encoder initialised from %s", self.hparams.init_from)
 
     def training_step(self, batch: SequenceBatch, batch_index: int) -> Tensor:
         features = batch.features

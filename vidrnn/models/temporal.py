@@ -11,6 +11,11 @@ projected) frame features themselves, so ``pooling="mean"`` is exactly "mean of 
 recurrent cell with that baseline is then a one-flag change, and the baseline is blind to frame order by
 construction — the gap between the two measures what order is worth.
 
+Order-aware models need not be recurrent. ``inputs="differences"`` (or ``"both"``) gives every step the change
+since the previous frame, and ``cell="conv"`` is a temporal convolution (ReLU layers over a window of ``kernel_size``
+steps; ``kernel_size=1`` makes it a per-step network, so over frame changes and mean-pooled it is "frame-difference
+pooling"). A recurrent result counts only against these, not against the order-blind mean alone.
+
 ``residual=True`` puts the two in one model: each step's output is the projected frame feature plus a learned scale
 (zero at initialisation) times the cell's output. The model starts as the order-blind baseline and the training data
 decides how much temporal context to add; on small datasets, where a plain recurrent model memorises its training
@@ -25,10 +30,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["AdditiveAttention", "Cell", "EncoderOutput", "Pooling", "TemporalEncoder", "padding_mask"]
+__all__ = [
+    "AdditiveAttention", "Cell", "EncoderOutput", "Inputs", "Pooling", "TemporalConv", "TemporalEncoder",
+    "frame_changes", "padding_mask", "reverse_padded",
+]
 
-Cell = Literal["rnn", "lstm", "gru", "none"]
+Cell = Literal["rnn", "lstm", "gru", "conv", "none"]
 Pooling = Literal["last", "mean", "max", "attention"]
+#: What each step shows the cell: the frame, its change since the previous frame, or both side by side.
+Inputs = Literal["frames", "differences", "both"]
 
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # How many gate blocks are stacked in each cell's weight matrices (PyTorch's order for the LSTM: i, f, g, o).
@@ -51,6 +61,22 @@ class EncoderOutput(NamedTuple):
     steps: Tensor
     mask: Tensor
     weights: Tensor | None
+
+
+def frame_changes(frames: Tensor, mask: Tensor) -> Tensor:
+    """``x_t - x_{t-1}`` at every valid step ``t >= 1``; zero at step 0 (nothing came before) and on padding."""
+    changes = torch.zeros_like(frames)
+    changes[:, 1:] = frames[:, 1:] - frames[:, :-1]
+    return torch.where(mask[..., None], changes, 0)
+
+
+def reverse_padded(features: Tensor, lengths: Tensor) -> Tensor:
+    """Each row's first ``lengths[b]`` steps in reverse order (the clip played backwards); padding stays where it is."""
+    total_length = features.shape[1]
+    steps = torch.arange(total_length, device=features.device)
+    lengths = lengths.to(features.device)[:, None]
+    index = torch.where(steps[None, :] < lengths, lengths - 1 - steps[None, :], steps[None, :])
+    return features.gather(1, index[..., None].expand_as(features))
 
 
 def padding_mask(lengths: Tensor, total_length: int, device: torch.device | None = None) -> Tensor:
@@ -95,13 +121,21 @@ class AdditiveAttention(nn.Module):
 class TemporalEncoder(nn.Module):
     """Encode variable-length sequences of frame features ``[B,T,D]`` into clip vectors ``[B,H']``.
 
-    Per step: optional LayerNorm, input dropout, optional linear projection, then the recurrent cell; then pooling.
+    Per step: optional LayerNorm, the frame and/or its change, input dropout, optional linear projection, then the
+    recurrent (or convolutional) cell; then pooling.
 
     Args:
         input_dim: size ``D`` of a frame's feature vector.
-        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, or ``"none"`` for the order-blind baseline (steps are the frame
-            features; ``hidden_size``, ``num_layers``, ``bidirectional`` and ``dropout`` are then unused, so switching
-            cells needs no other change to a config).
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"conv"`` (a temporal convolution: ``num_layers`` ReLU layers of
+            ``hidden_size`` channels over ``kernel_size`` steps; ``bidirectional`` is unused, it sees both sides), or
+            ``"none"`` (steps are the projected inputs; ``hidden_size``, ``num_layers``, ``bidirectional`` and
+            ``dropout`` are then unused, so switching cells needs no other change to a config). With
+            ``inputs="frames"`` and mean pooling, ``"none"`` is the order-blind baseline.
+        inputs: ``"frames"`` (each step is the frame's features), ``"differences"`` (its change since the previous
+            frame, ``x_t - x_{t-1}``, zero at step 0) or ``"both"`` (the two concatenated). Changes are taken after
+            ``input_norm``, so their size is measured against a frame's own scale. A cell then sees motion directly
+            instead of having to subtract two of its inputs itself; a clip played backwards has its changes negated.
+        kernel_size: ``cell="conv"`` only: steps each convolution reads (odd; centred, zero beyond the clip's ends).
         nonlinearity: ``"tanh"`` or ``"relu"`` for the plain RNN; other cells have fixed non-linearities, so
             ``"relu"`` with them is refused rather than silently ignored.
         hidden_size: units per direction of each recurrent layer.
@@ -131,6 +165,8 @@ class TemporalEncoder(nn.Module):
         input_dim: int,
         cell: Cell = "lstm",
         nonlinearity: Literal["tanh", "relu"] = "tanh",
+        inputs: Inputs = "frames",
+        kernel_size: int = 3,
         hidden_size: int = 256,
         num_layers: int = 1,
         bidirectional: bool = True,
@@ -143,18 +179,24 @@ class TemporalEncoder(nn.Module):
         residual: bool = False,
     ) -> None:
         super().__init__()
-        _check_config(input_dim, cell, nonlinearity, hidden_size, num_layers, dropout, input_dropout, projection,
-                      pooling, attention_dim, residual)
+        _check_config(input_dim, cell, nonlinearity, inputs, kernel_size, hidden_size, num_layers, dropout,
+                      input_dropout, projection, pooling, attention_dim, residual)
         self.input_dim = input_dim
         self.cell = cell
+        self.inputs = inputs
         self.pooling = pooling
         self.input_norm = nn.LayerNorm(input_dim) if input_norm else nn.Identity()
         self.input_dropout = nn.Dropout(input_dropout)
-        self.projection = nn.Linear(input_dim, projection) if projection is not None else nn.Identity()
-        step_dim = projection if projection is not None else input_dim
+        shown_dim = 2 * input_dim if inputs == "both" else input_dim
+        self.projection = nn.Linear(shown_dim, projection) if projection is not None else nn.Identity()
+        step_dim = projection if projection is not None else shown_dim
+        self.rnn = None
+        self.conv = None
         if cell == "none":
-            self.rnn = None
             self._output_dim = step_dim
+        elif cell == "conv":
+            self.conv = TemporalConv(step_dim, hidden_size, num_layers, kernel_size, dropout)
+            self._output_dim = hidden_size
         else:
             self.rnn = _build_rnn(cell, step_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity)
             self._output_dim = hidden_size * (2 if bidirectional else 1)
@@ -181,9 +223,10 @@ class TemporalEncoder(nn.Module):
         """
         lengths = _checked_lengths(lengths, features, self.input_dim)
         mask = padding_mask(lengths, features.shape[1], features.device)
-        inputs = torch.where(mask[..., None], features, 0)
-        inputs = self.projection(self.input_dropout(self.input_norm(inputs)))
-        if self.rnn is None:
+        inputs = self.projection(self.input_dropout(self._shown(features, mask)))
+        if self.conv is not None:
+            steps, last = self.conv(inputs, mask), None
+        elif self.rnn is None:
             steps, last = torch.where(mask[..., None], inputs, 0), None
         else:
             steps, last = self._recur(inputs, lengths)
@@ -192,6 +235,14 @@ class TemporalEncoder(nn.Module):
                 steps = torch.where(mask[..., None], inputs, 0) + self.residual_scale * context
         pooled, weights = self._pool(steps, mask, last)
         return EncoderOutput(pooled, steps, mask, weights)
+
+    def _shown(self, features: Tensor, mask: Tensor) -> Tensor:
+        """What each step shows the cell (before dropout and projection): frames, their changes, or both."""
+        frames = self.input_norm(torch.where(mask[..., None], features, 0))
+        if self.inputs == "frames":
+            return frames
+        changes = frame_changes(frames, mask)
+        return changes if self.inputs == "differences" else torch.cat([frames, changes], dim=-1)
 
     def _recur(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run the cell on packed sequences; return per-step outputs ``[B,T,H']`` and final states ``[B,H']``.
@@ -221,6 +272,32 @@ class TemporalEncoder(nn.Module):
         if self.pooling == "max":
             return masked_max(steps, mask), None
         return self.attention(steps, mask)
+
+
+class TemporalConv(nn.Module):
+    """Stacked 1-D convolutions over time with ReLU: an order-aware encoder without recurrence.
+
+    Each layer reads ``kernel_size`` steps centred on its own; steps beyond a clip's ends count as zero. Padded
+    steps are zeroed before every layer, so a clip's output does not depend on what it is batched with.
+    """
+
+    def __init__(self, input_dim: int, channels: int, num_layers: int, kernel_size: int, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Conv1d(input_dim if layer == 0 else channels, channels, kernel_size, padding=kernel_size // 2)
+            for layer in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, inputs: Tensor, mask: Tensor) -> Tensor:
+        """``inputs [B,T,C]`` under ``mask [B,T]`` → ``[B,T,channels]``, zero on padding."""
+        valid = mask[:, None, :]
+        hidden = inputs.transpose(1, 2)
+        for position, layer in enumerate(self.layers):
+            if position > 0:
+                hidden = self.dropout(hidden)
+            hidden = torch.relu(layer(torch.where(valid, hidden, 0)))
+        return torch.where(valid, hidden, 0).transpose(1, 2)
 
 
 def _build_rnn(
@@ -259,20 +336,24 @@ def _init_recurrent(rnn: nn.RNNBase, cell: str) -> None:
 
 
 def _check_config(
-    input_dim: int, cell: str, nonlinearity: str, hidden_size: int, num_layers: int, dropout: float,
-    input_dropout: float, projection: int | None, pooling: str, attention_dim: int, residual: bool,
+    input_dim: int, cell: str, nonlinearity: str, inputs: str, kernel_size: int, hidden_size: int, num_layers: int,
+    dropout: float, input_dropout: float, projection: int | None, pooling: str, attention_dim: int, residual: bool,
 ) -> None:
     """Refuse configurations that would fail later or silently mean something else."""
     if cell not in get_args(Cell):
         raise ValueError(f"unknown cell {cell!r}; use one of {', '.join(get_args(Cell))}")
+    if inputs not in get_args(Inputs):
+        raise ValueError(f"unknown inputs {inputs!r}; use one of {', '.join(get_args(Inputs))}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive (a window centred on its step), got {kernel_size}")
     if pooling not in get_args(Pooling):
         raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(get_args(Pooling))}")
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use tanh or relu")
     if nonlinearity != "tanh" and cell != "rnn":
         raise ValueError(f"nonlinearity={nonlinearity!r} applies only to cell='rnn', not {cell!r}")
-    if cell == "none" and pooling == "last":
-        raise ValueError("cell='none' has no recurrent state, so pooling='last' would be the last frame alone; "
+    if cell in ("none", "conv") and pooling == "last":
+        raise ValueError(f"cell={cell!r} has no recurrent state, so pooling='last' would read the last step alone; "
                          "use mean, max or attention")
     for name, value in (("input_dim", input_dim), ("hidden_size", hidden_size), ("num_layers", num_layers),
                         ("attention_dim", attention_dim)):
@@ -283,9 +364,9 @@ def _check_config(
     for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {rate}")
-    if residual and cell == "none":
-        raise ValueError("residual=True adds a recurrent cell's output to the frame features; cell='none' has none "
-                         "(set residual: false for the baseline)")
+    if residual and cell in ("none", "conv"):
+        raise ValueError(f"residual=True adds a recurrent cell's output to the frame features; cell={cell!r} has none "
+                         "(set residual: false)")
     if residual and pooling == "last":
         raise ValueError("residual=True changes the per-step outputs, not the final state; pool them with mean, max "
                          "or attention")

@@ -1,0 +1,190 @@
+"""Temporal-order tasks: arrow of time and order verification on any dataset, labels from the clips themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec
+from vidrnn.data.folders import UNLABELED, unlabeled_index
+from vidrnn.data.module import VideoDataModule
+from vidrnn.data.order import OrderTask, reverse_steps, shuffle_parts
+from vidrnn.data.synthetic import ORDER_PAIRS, make_classification_dataset
+from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
+from vidrnn.models.temporal import reverse_padded
+from vidrnn.sampling import SamplingSpec
+
+from conftest import write_video
+
+
+class _Clips(torch.utils.data.Dataset):
+    """Three clips of distinct steps ``[t,2]`` (step ``i`` of clip ``c`` is ``(c, i)``), labelled 7."""
+
+    def __init__(self, lengths: tuple[int, ...] = (5, 8, 1)) -> None:
+        self.clips = [np.stack([np.full(n, c), np.arange(n)], axis=1).astype(np.float32) for c, n in enumerate(lengths)]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
+        return self.clips[position], 7, f"clip{position}"
+
+
+def test_arrow_of_time_shows_every_clip_as_recorded_and_exactly_reversed() -> None:
+    clips = _Clips()
+    task = OrderTask(clips, "arrow_of_time", train=False, seed=0)
+    assert len(task) == 6
+    for clip in range(3):
+        backwards, forwards = task[2 * clip], task[2 * clip + 1]
+        assert forwards[1] == 1 and backwards[1] == 0
+        assert forwards[2] == f"clip{clip}" and backwards[2] == f"clip{clip}@backwards"
+        np.testing.assert_array_equal(forwards[0], clips[clip][0])
+        np.testing.assert_array_equal(backwards[0], clips[clip][0][::-1])
+
+
+def test_shuffled_parts_move_whole_and_never_stay_in_order() -> None:
+    steps = np.arange(16)[:, None]
+    for seed in range(50):
+        shuffled = shuffle_parts(steps, 4, np.random.default_rng(seed))[:, 0]
+        parts = [tuple(shuffled[k:k + 4]) for k in range(0, 16, 4)]
+        assert sorted(parts) == [tuple(range(k, k + 4)) for k in range(0, 16, 4)]
+        assert parts != sorted(parts)
+    np.testing.assert_array_equal(shuffle_parts(steps[:1], 4, np.random.default_rng(0)), steps[:1])
+    np.testing.assert_array_equal(reverse_steps(steps)[:, 0], np.arange(16)[::-1])
+
+
+def test_order_verification_is_reproducible_in_evaluation_and_varies_in_training() -> None:
+    clips = _Clips((12, 12, 12))
+    evaluation = OrderTask(clips, "order_verification", train=False, seed=3)
+    np.testing.assert_array_equal(evaluation[0][0], OrderTask(clips, "order_verification", False, 3)[0][0])
+    assert evaluation[0][2] == "clip0@shuffled" and evaluation[1][1] == 1
+    training = OrderTask(clips, "order_verification", train=True, seed=3)
+    assert len({tuple(training[0][0][:, 1]) for _ in range(10)}) > 1
+
+
+def test_order_tasks_are_refused_with_nonsense_settings() -> None:
+    with pytest.raises(ValueError, match="not an order task"):
+        OrderTask(_Clips(), "classes", train=False, seed=0)
+    with pytest.raises(ValueError, match="at least 2 parts"):
+        OrderTask(_Clips(), "order_verification", train=False, seed=0, parts=1)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Generated clips with an arrow of time (an object grows, the lights come up, a colour turns) and a cache root.
+
+    Only the first class of each demo order pair: the second is the first played backwards, so with both the
+    direction of a clip would say nothing about whether it was reversed.
+    """
+    root = make_classification_dataset(tmp_path_factory.mktemp("order"), classes=[pair[0] for pair in ORDER_PAIRS],
+                                       groups=6, clips_per_group=3, num_frames=12, size=(48, 64), seed=4)
+    return root, tmp_path_factory.mktemp("cache")
+
+
+def _module(generated: tuple[Path, Path], objective: str, **options: object) -> VideoDataModule:
+    root, cache = generated
+    module = VideoDataModule(
+        root=str(root), dataset="ucf101", objective=objective, cache_dir=str(cache),
+        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64), steps=12,
+        batch_size=16, extract_workers=0, val_fraction=0.2, **options,
+    )
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def _test_accuracy(module: VideoDataModule, epochs: int, **model: object) -> float:
+    """Train a small classifier on the module's objective; its accuracy on every test clip shown both ways."""
+    L.seed_everything(0)
+    classifier = VideoClassifier(
+        module.num_classes, module.feature_dim, class_names=module.class_names, hidden_size=16, projection=16,
+        input_dropout=0.0, head_dropout=0.0,
+        optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=1e-2), **model,
+    )
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+    trainer.fit(classifier, datamodule=module)
+    return trainer.test(classifier, datamodule=module, verbose=False)[0]["test/acc"]
+
+
+@pytest.mark.parametrize("objective", ["arrow_of_time", "order_verification"])
+def test_mean_pooling_scores_exactly_half_on_an_order_task(generated, objective: str) -> None:
+    module = _module(generated, objective)
+    assert module.num_classes == 2 and module.class_names[1] in ("forwards", "in order")
+    labels = [label for _, label, _ in module._datasets["test"]]
+    assert labels == [0, 1] * len(module.split_keys("test"))
+    assert _test_accuracy(module, epochs=3, cell="none", pooling="mean") == 0.5
+
+
+@pytest.mark.slow
+def test_a_tiny_recurrent_model_learns_the_arrow_of_time_on_generated_clips(generated) -> None:
+    module = _module(generated, "arrow_of_time")
+    assert _test_accuracy(module, epochs=40, cell="gru", pooling="mean", inputs="differences") > 0.85
+
+
+def test_a_fraction_of_the_training_groups_leaves_validation_and_test_alone(generated) -> None:
+    full, quarter = _module(generated, "classes"), _module(generated, "classes", train_fraction=0.25)
+    assert quarter.split_keys("val") == full.split_keys("val") and quarter.split_keys("test") == full.split_keys("test")
+    kept = quarter.split_keys("train")
+    assert set(kept) < set(full.split_keys("train"))
+    assert {key.split("/")[0] for key in kept} == set(full.class_names)  # every class keeps a group
+
+
+def test_unlabeled_videos_are_one_class_split_by_group(tmp_path: Path) -> None:
+    for group in range(1, 5):
+        for clip in range(1, 3):
+            write_video(tmp_path / "videos" / f"v_walk_g{group:02d}_c{clip:02d}.avi", 6)
+    write_video(tmp_path / "videos" / "session" / "loose.avi", 6)
+    index = unlabeled_index(tmp_path / "videos", test_fraction=0.25)
+    assert index.classes == [UNLABELED] and len(index.records) == 9
+    groups = {record.group for record in index.records}
+    assert groups == {f"{UNLABELED}/g0{group}" for group in range(1, 5)} | {f"{UNLABELED}/session"}
+    for group in groups:
+        assert len({record.split for record in index.records if record.group == group}) == 1
+    assert index.counts()["test"] >= 2
+    with pytest.raises(ValueError, match="no classes to learn"):
+        VideoDataModule(root=str(tmp_path / "videos"), dataset="unlabeled")
+
+
+def test_a_pretrained_encoder_starts_the_classifier_when_fitting_and_only_then(generated, tmp_path: Path) -> None:
+    order = _module(generated, "arrow_of_time")
+    settings = dict(input_dim=order.feature_dim, backbone=order.backbone_spec.to_dict(), cell="gru", hidden_size=8,
+                    projection=8, pooling="mean")
+    pretrained = VideoClassifier(2, class_names=order.class_names, **settings)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(pretrained, datamodule=order)
+    path = tmp_path / "order.ckpt"
+    trainer.save_checkpoint(path)
+
+    classifier = VideoClassifier(3, init_from=str(path), **settings)
+    classifier.setup("test")
+    assert not torch.equal(classifier.encoder.rnn.weight_hh_l0, pretrained.encoder.rnn.weight_hh_l0)
+    classifier.setup("fit")
+    for name, value in pretrained.encoder.state_dict().items():
+        torch.testing.assert_close(classifier.encoder.state_dict()[name], value, rtol=0, atol=0)
+    assert classifier.head[1].out_features == 3
+
+    with pytest.raises(ValueError, match="hidden_size: 8 there, 16 here"):
+        pretrained_encoder(path, settings | {"hidden_size": 16})
+
+
+def test_an_antisymmetric_score_swaps_the_probabilities_of_a_clip_and_its_reversal() -> None:
+    torch.manual_seed(0)
+    model = VideoClassifier(2, 6, cell="gru", hidden_size=8, projection=8, pooling="mean", antisymmetric=True).eval()
+    features = torch.randn(3, 7, 6)
+    lengths = torch.tensor([7, 4, 2])
+    with torch.no_grad():
+        forwards = model(features, lengths).softmax(-1)
+        backwards = model(reverse_padded(features, lengths), lengths).softmax(-1)
+        blind = VideoClassifier(2, 6, cell="none", pooling="mean", antisymmetric=True).eval()(features, lengths)
+    torch.testing.assert_close(forwards, backwards.flip(-1))
+    torch.testing.assert_close(blind.softmax(-1), torch.full((3, 2), 0.5))
+    with pytest.raises(ValueError, match="arrow of time only"):
+        VideoClassifier(4, 6, antisymmetric=True)
+    with pytest.raises(ValueError, match="arrow of time only"):
+        VideoClassifier(2, 6, class_names=["shuffled", "in order"], antisymmetric=True)

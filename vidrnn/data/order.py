@@ -1,0 +1,88 @@
+"""Temporal-order tasks: labels that every clip carries in itself, so any folder of video can train on them.
+
+* **Arrow of time** (Pickup et al. 2014; Wei et al. 2018): was the clip played forwards or backwards?
+* **Order verification** (Misra et al. 2016, "Shuffle and Learn"): are its segments in order, or shuffled?
+
+Both are built on the feature cache, after the time steps are sampled: the frozen CNN sees one frame at a time, so
+reversing a clip reverses its sequence of frame features exactly and nothing is extracted again. Every clip appears
+twice, once as recorded (label 1) and once reversed or shuffled (label 0), in training and in evaluation alike: a
+model blind to frame order gives both copies the same answer, so it is right on exactly one of them and scores
+exactly 50 % — chance is a fact of the construction, not an estimate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from torch.utils.data import Dataset
+
+__all__ = ["ORDER_CLASSES", "Objective", "OrderTask", "reverse_steps", "shuffle_parts"]
+
+#: What a data module's labels are: the dataset's classes, or a temporal-order task needing no annotation.
+Objective = Literal["classes", "arrow_of_time", "order_verification"]
+
+#: Class names of the order tasks; index 1 is the clip as recorded, index 0 its reversed or shuffled copy.
+ORDER_CLASSES: dict[str, tuple[str, str]] = {
+    "arrow_of_time": ("backwards", "forwards"),
+    "order_verification": ("shuffled", "in order"),
+}
+
+#: Key suffix of a clip's altered copy (in predictions and in the analysis notebook).
+_ALTERED = {"arrow_of_time": "@backwards", "order_verification": "@shuffled"}
+
+
+def reverse_steps(features: np.ndarray) -> np.ndarray:
+    """The clip played backwards: its time steps in reverse order."""
+    return features[::-1].copy()
+
+
+def shuffle_parts(features: np.ndarray, parts: int, rng: np.random.Generator) -> np.ndarray:
+    """Cut the steps into ``parts`` contiguous parts of near-equal length and put them in a random other order.
+
+    Whole parts move, not single steps: inside a part the clip still flows, so the model has to find where the
+    parts join rather than notice that every step jumps. The order is never the original one (a clip with fewer
+    steps than two parts is returned as it is).
+    """
+    count = min(parts, len(features))
+    if count < 2:
+        return features.copy()
+    pieces = np.array_split(features, count)
+    order = np.arange(count)
+    while (order == np.arange(count)).all():
+        order = rng.permutation(count)
+    return np.concatenate([pieces[position] for position in order])
+
+
+class OrderTask(Dataset):
+    """Each clip of ``clips`` twice: as recorded (label 1) and reversed or shuffled (label 0).
+
+    ``clips`` yields ``(features [t,D], label, key)``; its label is dropped. Item ``2i + 1`` is clip ``i`` as
+    sampled, item ``2i`` its altered copy. Training (``train=True``) samples the clip afresh for each copy (the
+    underlying dataset draws new segment offsets) and shuffles with a running generator; evaluation takes the same
+    centred steps for both copies and a shuffle fixed by ``seed`` and the clip's position, so it is reproducible.
+    """
+
+    def __init__(self, clips: Dataset, objective: Objective, train: bool, seed: int, parts: int = 4) -> None:
+        if objective not in ORDER_CLASSES:
+            raise ValueError(f"{objective!r} is not an order task; use one of {', '.join(ORDER_CLASSES)}")
+        if parts < 2:
+            raise ValueError(f"order verification needs at least 2 parts to shuffle, got {parts}")
+        self.clips, self.objective, self.parts, self.seed = clips, objective, parts, seed
+        self.rng = np.random.default_rng(seed) if train else None
+
+    def __len__(self) -> int:
+        return 2 * len(self.clips)
+
+    def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
+        clip, as_recorded = divmod(position, 2)
+        features, _, key = self.clips[clip]
+        if as_recorded:
+            return features, 1, key
+        return self._alter(features, clip), 0, key + _ALTERED[self.objective]
+
+    def _alter(self, features: np.ndarray, clip: int) -> np.ndarray:
+        if self.objective == "arrow_of_time":
+            return reverse_steps(features)
+        rng = self.rng if self.rng is not None else np.random.default_rng([self.seed, clip])
+        return shuffle_parts(features, self.parts, rng)
