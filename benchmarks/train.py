@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.data.module import collate_sequences
+from vidrnn.batches import collate_sequences
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.models.classifier import VideoClassifier

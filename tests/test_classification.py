@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec
-from vidrnn.data.module import VideoDataModule, collate_sequences
+from vidrnn.batches import collate_sequences
+from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec

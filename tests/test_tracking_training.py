@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule

@@ -16,6 +16,8 @@ from vidrnn import __version__
 from vidrnn.exit_codes import EXIT_SOME_FAILED
 
 if TYPE_CHECKING:
+    import torch
+
     from vidrnn.data.records import DatasetIndex
 
 
@@ -168,26 +170,19 @@ def _dataset_index(args: argparse.Namespace) -> DatasetIndex:
     return folder_index(args.root)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def _init_distributed_from_environment(device: str) -> None:
+def _init_distributed_from_environment(device: torch.device) -> None:
     """Join the process group torchrun describes in the environment, if there is one."""
     import os
 
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def _run_extract(args: argparse.Namespace) -> int:
     from vidrnn.backbones import BackboneSpec, build_backbone
+    from vidrnn.devices import resolve_device
     from vidrnn.features import FeatureCache, extract_features
     from vidrnn.sampling import SamplingSpec
 
@@ -196,7 +191,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
                         input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
     index = _dataset_index(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     _init_distributed_from_environment(device)
     backbone = build_backbone(spec)
     cache = FeatureCache(args.cache_dir, spec, sampling, index.root)

@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone
-from vidrnn.embedding import EmbeddedVideo, FailedVideo, VideoItem, embed_videos
+from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import atomic_write, atomic_write_bytes
 from vidrnn.sampling import SamplingSpec
 

@@ -30,7 +30,7 @@ import torch
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
 from vidrnn.checkpoints import load_module
-from vidrnn.data.module import collate_sequences
+from vidrnn.batches import collate_sequences
 from vidrnn.devices import resolve_device
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier

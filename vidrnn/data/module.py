@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -27,40 +25,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
-from vidrnn.data.order import ORDER_CLASSES, Objective, OrderTask
+from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.devices import resolve_device
 from vidrnn.features import FeatureCache, extract_features
+from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-__all__ = ["SequenceBatch", "VideoDataModule", "collate_sequences"]
+__all__ = ["VideoDataModule"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SequenceBatch:
-    """Padded features ``[B,T,D]`` with the true length of each clip, its label and its key in the cache."""
-
-    features: torch.Tensor
-    lengths: torch.Tensor
-    labels: torch.Tensor
-    keys: list[str]
-
-    def to(self, device: torch.device | str) -> SequenceBatch:
-        return SequenceBatch(self.features.to(device), self.lengths, self.labels.to(device), self.keys)
-
-
-def collate_sequences(items: Sequence[tuple[np.ndarray, int, str]]) -> SequenceBatch:
-    """Pad a list of ``(features [t,D], label, key)`` to the longest ``t``; lengths travel with the batch."""
-    lengths = torch.tensor([len(features) for features, _, _ in items], dtype=torch.int64)
-    padded = torch.zeros(len(items), int(lengths.max()), *items[0][0].shape[1:], dtype=torch.float32)
-    for row, (features, _, _) in enumerate(items):
-        padded[row, : len(features)] = torch.from_numpy(np.asarray(features, dtype=np.float32))
-    labels = torch.tensor([label for _, label, _ in items], dtype=torch.int64)
-    return SequenceBatch(padded, lengths, labels, [key for _, _, key in items])
 
 
 class _CachedSequences(Dataset):
@@ -210,11 +188,6 @@ class VideoDataModule(L.LightningDataModule):
 
     # -- Lightning hooks ------------------------------------------------------------------------------------------
 
-    def _device(self) -> str:
-        if self.hparams.device != "auto":
-            return self.hparams.device
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
     def prepare_data(self) -> None:
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
         hp = self.hparams
@@ -223,7 +196,7 @@ class VideoDataModule(L.LightningDataModule):
         if all(item.key in entries and self.cache.is_current(entries[item.key], item) for item in items):
             return
         backbone = build_backbone(self.backbone_spec)
-        report = extract_features(items, self.cache, backbone, device=self._device(), batch_size=hp.extract_batch_size,
+        report = extract_features(items, self.cache, backbone, device=resolve_device(self.hparams.device), batch_size=hp.extract_batch_size,
                                   num_workers=hp.extract_workers, rank=0, world_size=1)
         if report.failed:
             logger.warning("%d videos could not be read and are left out; see %s", report.failed,

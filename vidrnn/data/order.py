@@ -12,21 +12,12 @@ exactly 50 % — chance is a fact of the construction, not an estimate.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from torch.utils.data import Dataset
 
-__all__ = ["ORDER_CLASSES", "Objective", "OrderTask", "reverse_steps", "shuffle_parts"]
+from vidrnn.objectives import ORDER_CLASSES, Objective
 
-#: What a data module's labels are: the dataset's classes, or a temporal-order task needing no annotation.
-Objective = Literal["classes", "arrow_of_time", "order_verification"]
-
-#: Class names of the order tasks; index 1 is the clip as recorded, index 0 its reversed or shuffled copy.
-ORDER_CLASSES: dict[str, tuple[str, str]] = {
-    "arrow_of_time": ("backwards", "forwards"),
-    "order_verification": ("shuffled", "in order"),
-}
+__all__ = ["OrderTask", "reverse_steps", "shuffle_parts"]
 
 #: Key suffix of a clip's altered copy (in predictions and in the analysis notebook).
 _ALTERED = {"arrow_of_time": "@backwards", "order_verification": "@shuffled"}

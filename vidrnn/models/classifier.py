@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from vidrnn.data.module import SequenceBatch
-from vidrnn.data.order import ORDER_CLASSES
+from vidrnn.batches import SequenceBatch
+from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import Cell, EncoderOutput, Inputs, Pooling, TemporalEncoder, reverse_padded
 
 __all__ = ["VideoClassifier", "pretrained_encoder"]
