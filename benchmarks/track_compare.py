@@ -120,8 +120,7 @@ def main() -> int:
                   file=sys.stderr)
         else:
             trackers["CSRT"] = opencv_tracker(csrt)
-    for name in trackers:
-        designs.setdefault(name, [name])
+    designs.update({name: [name] for name in trackers if not name.startswith("vidrnn ")})
 
     rows = evaluate(trackers, sequences)
     scores = {(row.sequence, row.tracker): row for row in rows}
