@@ -36,20 +36,22 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
         "track",
         help="follow a target through a video from its first-frame box",
         description="Track one target: give its box in the first frame, get a box for every frame (CSV: frame, x, "
-        "y, w, h in 0-based pixels). A unidirectional checkpoint tracks online and streams; a bidirectional one "
+        "y, w, h in 0-based pixels). Without --ckpt the untrained matching tracker follows it — the default, because "
+        "on real validation sequences no trained head has beaten it yet (docs/results.md). A unidirectional "
+        "checkpoint tracks online and streams; a bidirectional one "
         "reads the whole clip first (memory: about a hundred numbers per frame). --render decodes the video again "
         "afterwards to draw the boxes.",
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
     parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h")
-    parser.add_argument("--ckpt", type=Path, default=None, help="FrameTracker checkpoint from 'vidrnn fit'")
+    parser.add_argument("--ckpt", type=Path, default=None,
+                        help="FrameTracker checkpoint from 'vidrnn fit' (default: none, the matching tracker)")
     parser.add_argument("--matching-only", action="store_true",
-                        help="ignore the recurrent head: follow the template-matching peak (the ablation; needs no "
-                        "checkpoint)")
+                        help="with --ckpt: keep the checkpoint's matching settings but ignore its learned head")
     parser.add_argument("--template-rate", type=float, default=None, metavar="RATE",
                         help="how fast the target's template follows its appearance, in [0, 1): after each frame "
                         "template = (1 - RATE) x template + RATE x the new box's appearance; 0 keeps the first "
-                        "frame's (default: the checkpoint's; 0.01 with --matching-only)")
+                        "frame's (default: the checkpoint's, or 0.01)")
     parser.add_argument("--output", type=Path, default=Path("boxes.csv"), help="CSV of boxes (default: boxes.csv)")
     parser.add_argument("--render", type=Path, default=None, help="also write this video (.mp4) with the box drawn")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -100,7 +102,7 @@ def run_track(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(f"output folder {output.parent} does not exist")
         if args.render is not None and args.render.suffix.lower() != ".mp4":
             raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
-        tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
+        tracker = load_tracker(args.ckpt, matching_only=args.matching_only or args.ckpt is None, device=args.device,
                                template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
         print(f"vidrnn track: error: {error}", file=sys.stderr)
