@@ -246,7 +246,7 @@ def test_matching_only_tracker_follows_a_real_pedestrian(shared_data: Path) -> N
     (2026-11-27), 0.735 with the defaults, 448-px crops and a template shaped like the box (2026-11-29)."""
     sequence = load_sequence(shared_data / "tracking" / "otb" / "Crossing")
     frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
-    boxes = np.array(list(load_tracker(None, matching_only=True, device="cpu").track(frames, sequence.boxes[0])))
+    boxes = np.array(list(load_tracker(None, device="cpu").track(frames, sequence.boxes[0])))
     score = score_sequence(boxes, sequence.boxes)
     assert score.precision_20 > 0.9 and score.success_auc > 0.65, score
 

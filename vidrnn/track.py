@@ -102,7 +102,7 @@ def run_track(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(f"output folder {output.parent} does not exist")
         if args.render is not None and args.render.suffix.lower() != ".mp4":
             raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
-        tracker = load_tracker(args.ckpt, matching_only=args.matching_only or args.ckpt is None, device=args.device,
+        tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
                                template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
         print(f"vidrnn track: error: {error}", file=sys.stderr)

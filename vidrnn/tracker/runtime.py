@@ -138,12 +138,10 @@ def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
 def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
                  template_rate: float | None = None, redetect_below: float | None = None) -> Tracker:
     """A :class:`Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), or the
-    untrained matching-only tracker with default settings when ``ckpt`` is ``None``. ``matching_only`` leaves the
-    checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate and
-    ``redetect_below`` the confidence below which the next search is widened."""
+    untrained matching tracker with default settings when ``ckpt`` is ``None`` (the default of ``vidrnn track``).
+    ``matching_only`` leaves the checkpoint's head out (its settings stay); ``template_rate`` overrides the template
+    update rate and ``redetect_below`` the confidence below which the next search is widened."""
     if ckpt is None:
-        if not matching_only:
-            raise ValueError("a trained tracker needs --ckpt; without one, ask for --matching-only")
         settings, head, options = TrackerSettings(), None, {}
     else:
         if not os.path.isfile(ckpt):
