@@ -15,6 +15,10 @@ design's mean IoU is reported per condition (mean over its seeds, with the sprea
   else in the search region looks like the target;
 * **other** — none of these; and **all** frames.
 
+A second table gives every design's success AUC (mean over sequences, each seed's value and the spread), the score
+``track_compare.py`` reports, at the cost of one CNN pass per sequence however many heads are compared — without
+the frames/s, which need each tracker run on its own.
+
 Every head reads the evidence of one matching run per sequence (the first checkpoint's settings; they must agree):
 the matching box steers every search, so a head's boxes there are exactly what it reports online. Validation
 sequences by default (``--val-of configs/track.yaml``); never tune on the evaluation sequences.
@@ -31,7 +35,7 @@ import torch
 
 from track_compare import validation_sequences
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
-from vidrnn.metrics import iou_per_frame
+from vidrnn.metrics import iou_per_frame, success_auc
 from vidrnn.tracker.geometry import validate_box, within_frame
 from vidrnn.tracker.matching import Evidence
 from vidrnn.tracker.runtime import Tracker, load_tracker
@@ -118,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
 
     masks: dict[str, list[np.ndarray]] = {name: [] for name in CONDITIONS}
     ious: dict[str, list[np.ndarray]] = {}
+    aucs: dict[str, list[float]] = {}
     for sequence in sequences:
         sequence_masks, sequence_ious = head_ious(trackers, sequence)
         for name in CONDITIONS:
             masks[name].append(sequence_masks[name])
         for run, values in sequence_ious.items():
             ious.setdefault(run, []).append(values)
+            aucs.setdefault(run, []).append(success_auc(values[sequence_masks["all"]]))
     mask = {name: np.concatenate(values) for name, values in masks.items()}
     iou = {run: np.concatenate(values) for run, values in ious.items()}
 
@@ -140,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             values = [iou[run][mask[name]].mean() for run in runs]
             cells.append(f"{np.mean(values):.3f} ({max(values) - min(values):.3f})")
         print(f"| {name} | {frames} | " + " | ".join(cells) + " |")
+
+    print("\nSuccess AUC, mean over sequences")
+    print("| design | mean | per seed | spread |\n|---|---:|---|---:|")
+    print(f"| matching-only | {np.mean(aucs['matching-only']):.3f} | — | — |")
+    for name, runs in designs.items():
+        values = [np.mean(aucs[run]) for run in runs]
+        print(f"| {name} | {np.mean(values):.3f} | " + " / ".join(f"{value:.3f}" for value in values)
+              + f" | {max(values) - min(values):.3f} |")
     return 0
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -39,3 +40,32 @@ def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show
     assert np.flatnonzero(masks["look-alike"]).tolist() == [11]
     assert masks["all"].sum() == len(truth) - 1 - 2  # not the given first frame, not the absent ones
     assert not (masks["other"] & (masks["held"] | masks["after absence"])).any()
+
+
+def test_conditions_success_auc_equals_tracking_each_head_online(tmp_path: Path) -> None:
+    """track_conditions scores every head from one matching run; that is only honest because the matching box steers
+    every search and the head only reports — so its AUC must equal the head's own online run, frame for frame."""
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+    from vidrnn.data.tracking_sequences import load_sequence
+    from vidrnn.metrics import success_auc
+    from vidrnn.tracker.evaluation import evaluate
+    from vidrnn.tracker.geometry import SearchGeometry
+    from vidrnn.tracker.head import RecurrentBoxHead
+    from vidrnn.tracker.runtime import Tracker
+    from vidrnn.tracker.settings import TrackerSettings
+
+    track_conditions = _load("track_conditions")
+    sequence = load_sequence(make_tracking_sequences(tmp_path, num_sequences=1, num_frames=10, size=(96, 128),
+                                                     seed=3)[0])
+    settings = TrackerSettings(geometry=SearchGeometry(size=128), template_cells=5, scale_rate=0.3)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=settings.rule)
+    with torch.no_grad():
+        head.out.bias.copy_(torch.tensor([0.2, 0.1, 0.05, 0.0]))  # a head whose boxes differ from the matching ones
+    tracker = Tracker.build(settings, head)
+    masks, ious = track_conditions.head_ious({"head": tracker}, sequence)
+    online = {row.tracker: row.score.success_auc
+              for row in evaluate({"head": tracker.track, "matching-only": Tracker(tracker.search).track}, [sequence],
+                                  progress=False) if row.sequence == "MEAN"}
+    assert online["head"] != online["matching-only"]
+    for name in ("head", "matching-only"):
+        assert success_auc(ious[name][masks["all"]]) == pytest.approx(online[name], abs=1e-9)
