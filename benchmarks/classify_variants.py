@@ -12,7 +12,7 @@ chooses settings: the test column is read once per setting, never to choose). A 
 
     python benchmarks/classify_variants.py --root ../shared/data/ucf101-mini \\
         --splits ../shared/data/ucf101-mini/ucfTrainTestlist [--seeds 0 1 2] [--variants lstm gru mean_pool] \\
-        [--extra --model.residual false]
+        [--extra --model.encoder.residual false]
 
 ``{seed}`` in an extra argument becomes each run's seed (``--extra --model.init_from pretrained/seed{seed}.ckpt``:
 each seed's classifier starts from the encoder pretrained with the same seed).

@@ -23,6 +23,7 @@ from vidrnn.batches import collate_sequences
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.models.classifier import VideoClassifier
+from vidrnn.models.temporal import EncoderSpec
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
 
@@ -93,7 +94,8 @@ def main() -> None:
     labels = [index.label_index(r) for r in records]
     sampling = SamplingSpec(strategy="segments", num_segments=16, short_side=256)
     backbone = build_backbone(BackboneSpec()).to(device)
-    model = VideoClassifier(len(index.classes), backbone.feature_dim, hidden_size=256, projection=256).to(device)
+    encoder = EncoderSpec(hidden_size=256, projection=256)
+    model = VideoClassifier(len(index.classes), backbone.feature_dim, encoder).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     with tempfile.TemporaryDirectory() as cache_root:

@@ -14,6 +14,8 @@ from vidrnn.batches import collate_sequences
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
+from vidrnn.models.temporal import EncoderSpec
+from vidrnn.pipeline import PipelineSpec
 from vidrnn.sampling import SamplingSpec
 
 
@@ -68,7 +70,8 @@ def test_collate_pads_to_the_longest_clip() -> None:
 def test_a_clips_logits_do_not_change_when_batched_with_longer_or_shorter_clips(cell: str) -> None:
     torch.manual_seed(0)
     pooling = "mean" if cell == "none" else "last"
-    model = VideoClassifier(5, 32, cell=cell, pooling=pooling, num_layers=2, hidden_size=16, projection=16).eval()
+    encoder = EncoderSpec(cell=cell, pooling=pooling, num_layers=2, hidden_size=16, projection=16)
+    model = VideoClassifier(5, 32, encoder).eval()
     clip = torch.randn(1, 7, 32)
     alone = model(clip, torch.tensor([7]))
     batch = torch.randn(3, 12, 32) * 10
@@ -78,9 +81,8 @@ def test_a_clips_logits_do_not_change_when_batched_with_longer_or_shorter_clips(
 
 
 def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule, tmp_path: Path) -> None:
-    model = VideoClassifier(datamodule.num_classes, datamodule.feature_dim, class_names=datamodule.class_names,
-                            backbone=datamodule.backbone_spec.to_dict(), sampling=datamodule.sampling_spec.to_dict(),
-                            steps=datamodule.steps, hidden_size=16, projection=16)
+    model = VideoClassifier(datamodule.num_classes, datamodule.feature_dim, EncoderSpec(hidden_size=16, projection=16),
+                            class_names=datamodule.class_names, pipeline=datamodule.pipeline.to_dict())
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")
     trainer.fit(model, datamodule=datamodule)
@@ -89,9 +91,11 @@ def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
     assert checkpoint["task"] == "classification" and hparams["class_names"] == datamodule.class_names
-    assert BackboneSpec.from_dict(hparams["backbone"]) == datamodule.backbone_spec
-    assert SamplingSpec.from_dict(hparams["sampling"]) == datamodule.sampling_spec and hparams["steps"] == 8
+    pipeline = PipelineSpec.from_dict(hparams["pipeline"])
+    assert pipeline == datamodule.pipeline and pipeline.steps == 8
+    assert EncoderSpec.from_dict(hparams["encoder"]) == EncoderSpec(hidden_size=16, projection=16)
     restored = VideoClassifier.load_from_checkpoint(path, weights_only=True)
+    assert restored.pipeline == pipeline and restored.encoder.spec == model.encoder.spec
     features = torch.randn(2, 8, 1280)
     with torch.no_grad():
         assert torch.allclose(restored.eval()(features, torch.tensor([8, 5])), model.eval()(features, torch.tensor([8, 5])))

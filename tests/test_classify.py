@@ -21,6 +21,7 @@ from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.files import atomic_write
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
+from vidrnn.models.temporal import EncoderSpec
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import probe, read_frames
 
@@ -37,9 +38,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[VideoDataModule, 
     )
     torch.manual_seed(0)
     model = VideoClassifier(
-        datamodule.num_classes, datamodule.feature_dim, class_names=datamodule.class_names,
-        backbone=datamodule.backbone_spec.to_dict(), sampling=datamodule.sampling_spec.to_dict(),
-        steps=datamodule.steps, hidden_size=16, projection=16,
+        datamodule.num_classes, datamodule.feature_dim, EncoderSpec(hidden_size=16, projection=16),
+        class_names=datamodule.class_names, pipeline=datamodule.pipeline.to_dict(),
     )
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")

@@ -19,6 +19,7 @@ from vidrnn.backbones import BackboneSpec
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.models.classifier import VideoClassifier
+from vidrnn.models.temporal import EncoderSpec
 from vidrnn.sampling import SamplingSpec
 
 
@@ -34,16 +35,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> VideoDataModule:
     return module
 
 
-def _train_and_test(demo: VideoDataModule, **model: object) -> tuple[float, float]:
+def _train_and_test(demo: VideoDataModule, **encoder: object) -> tuple[float, float]:
     """Test accuracy, and accuracy within pairs (among clips whose pair was recognised)."""
     L.seed_everything(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small recurrent matrices: a second thread costs more in handoff than it gains
     try:
+        spec = EncoderSpec(hidden_size=128, projection=None, input_dropout=0.1, **encoder)
         classifier = VideoClassifier(
-            demo.num_classes, demo.feature_dim, hidden_size=128, projection=None, input_dropout=0.1,
+            demo.num_classes, demo.feature_dim, spec,
             optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=3e-3, weight_decay=0.05),
-            scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60), **model,
+            scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60),
         )
         trainer = L.Trainer(max_epochs=60, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -15,7 +16,7 @@ from vidrnn.data.module import VideoDataModule
 from vidrnn.data.order import OrderTask, reverse_steps, shuffle_parts
 from vidrnn.data.synthetic import ORDER_PAIRS, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
-from vidrnn.models.temporal import reverse_padded
+from vidrnn.models.temporal import EncoderSpec, reverse_padded
 from vidrnn.sampling import SamplingSpec
 
 from conftest import write_video
@@ -97,13 +98,13 @@ def _module(generated: tuple[Path, Path], objective: str, **options: object) -> 
     return module
 
 
-def _test_accuracy(module: VideoDataModule, epochs: int, **model: object) -> float:
+def _test_accuracy(module: VideoDataModule, epochs: int, **encoder: object) -> float:
     """Train a small classifier on the module's objective; its accuracy on every test clip shown both ways."""
     L.seed_everything(0)
+    spec = EncoderSpec(hidden_size=16, projection=16, input_dropout=0.0, **encoder)
     classifier = VideoClassifier(
-        module.num_classes, module.feature_dim, class_names=module.class_names, hidden_size=16, projection=16,
-        input_dropout=0.0, head_dropout=0.0,
-        optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=1e-2), **model,
+        module.num_classes, module.feature_dim, spec, class_names=module.class_names, head_dropout=0.0,
+        optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=1e-2),
     )
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
@@ -152,16 +153,16 @@ def test_unlabeled_videos_are_one_class_split_by_group(tmp_path: Path) -> None:
 
 def test_a_pretrained_encoder_starts_the_classifier_when_fitting_and_only_then(generated, tmp_path: Path) -> None:
     order = _module(generated, "arrow_of_time")
-    settings = dict(input_dim=order.feature_dim, backbone=order.backbone_spec.to_dict(), cell="gru", hidden_size=8,
-                    projection=8, pooling="mean")
-    pretrained = VideoClassifier(2, class_names=order.class_names, **settings)
+    encoder = EncoderSpec(cell="gru", hidden_size=8, projection=8, pooling="mean")
+    pipeline = order.pipeline.to_dict()
+    pretrained = VideoClassifier(2, order.feature_dim, encoder, class_names=order.class_names, pipeline=pipeline)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(pretrained, datamodule=order)
     path = tmp_path / "order.ckpt"
     trainer.save_checkpoint(path)
 
-    classifier = VideoClassifier(3, init_from=str(path), **settings)
+    classifier = VideoClassifier(3, order.feature_dim, encoder, pipeline=pipeline, init_from=str(path))
     classifier.setup("test")
     assert not torch.equal(classifier.encoder.rnn.weight_hh_l0, pretrained.encoder.rnn.weight_hh_l0)
     classifier.setup("fit")
@@ -170,18 +171,23 @@ def test_a_pretrained_encoder_starts_the_classifier_when_fitting_and_only_then(g
     assert classifier.head[1].out_features == 3
 
     with pytest.raises(ValueError, match="hidden_size: 8 there, 16 here"):
-        pretrained_encoder(path, settings | {"hidden_size": 16})
+        pretrained_encoder(path, order.feature_dim, replace(encoder, hidden_size=16), order.pipeline)
+    regularised = replace(encoder, dropout=0.3, input_dropout=0.5)  # dropout rates leave the weights' meaning alone
+    weights = pretrained_encoder(path, order.feature_dim, regularised, order.pipeline)
+    assert weights.keys() == classifier.encoder.state_dict().keys()
 
 
 def test_an_antisymmetric_score_swaps_the_probabilities_of_a_clip_and_its_reversal() -> None:
     torch.manual_seed(0)
-    model = VideoClassifier(2, 6, cell="gru", hidden_size=8, projection=8, pooling="mean", antisymmetric=True).eval()
+    model = VideoClassifier(2, 6, EncoderSpec(cell="gru", hidden_size=8, projection=8, pooling="mean"),
+                            antisymmetric=True).eval()
     features = torch.randn(3, 7, 6)
     lengths = torch.tensor([7, 4, 2])
     with torch.no_grad():
         forwards = model(features, lengths).softmax(-1)
         backwards = model(reverse_padded(features, lengths), lengths).softmax(-1)
-        blind = VideoClassifier(2, 6, cell="none", pooling="mean", antisymmetric=True).eval()(features, lengths)
+        order_blind = VideoClassifier(2, 6, EncoderSpec(cell="none", pooling="mean"), antisymmetric=True).eval()
+        blind = order_blind(features, lengths)
     torch.testing.assert_close(forwards, backwards.flip(-1))
     torch.testing.assert_close(blind.softmax(-1), torch.full((3, 2), 0.5))
     with pytest.raises(ValueError, match="arrow of time only"):

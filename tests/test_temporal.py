@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from vidrnn.models.temporal import TemporalEncoder, reverse_padded
+from vidrnn.models.temporal import EncoderSpec, TemporalEncoder, reverse_padded
 
 INPUT_DIM, HIDDEN = 6, 5
 CELLS = ("rnn", "lstm", "gru", "conv", "none")
@@ -23,8 +23,9 @@ INPUTS = ("frames", "differences", "both")
 def make_encoder(cell: str, pooling: str = "mean", bidirectional: bool = True, **options) -> TemporalEncoder:
     """A small two-layer encoder with every input stage switched on, in eval mode, seeded."""
     torch.manual_seed(0)
-    settings = dict(hidden_size=HIDDEN, num_layers=2, projection=4, attention_dim=3) | options
-    encoder = TemporalEncoder(INPUT_DIM, cell=cell, pooling=pooling, bidirectional=bidirectional, **settings)
+    settings = dict(hidden_size=HIDDEN, num_layers=2, projection=4, attention_dim=3, input_dropout=0.0) | options
+    spec = EncoderSpec(cell=cell, pooling=pooling, bidirectional=bidirectional, **settings)
+    encoder = TemporalEncoder(INPUT_DIM, spec)
     return encoder.eval()
 
 
@@ -224,8 +225,8 @@ def test_a_residual_clip_encodes_the_same_alone_and_batched(pooling: str, hidden
 
 
 def test_a_residual_lstm_learns_the_order_task() -> None:
-    encoder = TemporalEncoder(4, cell="lstm", hidden_size=16, projection=16, bidirectional=False, input_norm=False,
-                              pooling="mean", residual=True)
+    encoder = TemporalEncoder(4, EncoderSpec(cell="lstm", hidden_size=16, projection=16, bidirectional=False,
+                                             input_norm=False, input_dropout=0.0, pooling="mean", residual=True))
     assert train_and_score(encoder) > 0.95
     assert encoder.residual_scale.abs() > 0.1
 
@@ -277,12 +278,14 @@ def train_and_score(encoder: TemporalEncoder, steps: int = 150) -> float:
 # meant to test the cell, not the input stage.
 @pytest.mark.parametrize("cell", ("lstm", "gru"))
 def test_a_small_recurrent_cell_learns_the_order_task(cell: str) -> None:
-    encoder = TemporalEncoder(4, cell=cell, hidden_size=16, bidirectional=False, input_norm=False)
+    encoder = TemporalEncoder(4, EncoderSpec(cell=cell, hidden_size=16, bidirectional=False, input_norm=False,
+                                             input_dropout=0.0, projection=None))
     assert train_and_score(encoder) > 0.95
 
 
 def test_the_mean_baseline_stays_at_chance_on_the_order_task() -> None:
-    encoder = TemporalEncoder(4, cell="none", pooling="mean", input_norm=False)
+    encoder = TemporalEncoder(4, EncoderSpec(cell="none", pooling="mean", input_norm=False, input_dropout=0.0,
+                                             projection=None))
     assert train_and_score(encoder) == pytest.approx(0.5, abs=0.02)
 
 
@@ -325,11 +328,11 @@ def test_features_of_the_wrong_shape_are_refused() -> None:
 )
 def test_invalid_configurations_are_refused(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        TemporalEncoder(INPUT_DIM, **options)
+        EncoderSpec(**options)
 
 
 def test_a_plain_relu_rnn_is_available() -> None:
-    encoder = TemporalEncoder(INPUT_DIM, cell="rnn", nonlinearity="relu")
+    encoder = TemporalEncoder(INPUT_DIM, EncoderSpec(cell="rnn", nonlinearity="relu"))
     assert encoder.rnn.nonlinearity == "relu"
 
 

@@ -15,7 +15,10 @@ import yaml
 
 from vidrnn.cli import main
 from vidrnn.data.synthetic import make_classification_dataset
-from vidrnn.models.classifier import VideoClassifier
+from vidrnn.checkpoints import load_module
+from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
+from vidrnn.models.temporal import EncoderSpec
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "dataset": "ucf101", "root": str(root), "cache_dir": str(work / "cache"), "steps": 8, "batch_size": 8,
             "backbone": {"input_size": 64}, "sampling": {"strategy": "all", "short_side": 64}, "extract_workers": 0,
         },
-        "model": {"cell": "gru", "hidden_size": 16, "projection": 16},
+        "model": {"encoder": {"cell": "gru", "hidden_size": 16, "projection": 16}},
         "trainer": {
             "max_epochs": 2, "accelerator": "cpu", "default_root_dir": str(work / "runs"), "log_every_n_steps": 1,
             "enable_progress_bar": False, "enable_model_summary": False, "gradient_clip_val": 1.0,
@@ -86,7 +89,7 @@ def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pyte
         main(["fit", "--config", str(config), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["cell"] == "gru" and printed["data"]["backbone"]["name"] == "efficientnet_lite0"
+    assert printed["model"]["encoder"]["cell"] == "gru" and printed["data"]["backbone"]["name"] == "efficientnet_lite0"
 
 
 @pytest.mark.slow
@@ -132,9 +135,52 @@ def test_every_shipped_config_and_variant_parses(name: str, variant: str | None,
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["trainer"]["gradient_clip_val"] > 0  # every shipped config clips
+    encoder = printed["model"]["encoder"]
     if variant == "mean_pool.yaml":
-        assert (printed["model"]["cell"], printed["model"]["pooling"]) == ("none", "mean")
+        assert (encoder["cell"], encoder["pooling"], encoder["hidden_size"]) == ("none", "mean", base_hidden_size(name))
     # Parsing checks types only; building the model checks that the options fit together (residual needs a cell).
-    linked = {"num_classes", "input_dim", "class_names", "backbone", "sampling", "steps", "optimizer", "scheduler"}
+    linked = {"num_classes", "input_dim", "class_names", "pipeline", "optimizer", "scheduler", "encoder"}
     options = {key: value for key, value in printed["model"].items() if key not in linked}
-    VideoClassifier(num_classes=2 if options.get("antisymmetric") else 3, input_dim=32, **options)
+    VideoClassifier(num_classes=2 if options.get("antisymmetric") else 3, input_dim=32,
+                    encoder=EncoderSpec.from_dict(encoder), **options)
+
+
+def base_hidden_size(name: str) -> int:
+    """The encoder's hidden size in a base config: a variant changes only the keys it names."""
+    return yaml.safe_load((CONFIGS / name).read_text())["model"]["encoder"]["hidden_size"]
+
+
+def _as_saved_before_encoder(checkpoint: Path, target: Path) -> None:
+    """``checkpoint`` as vidrnn saved it before ``model.encoder``: encoder settings, backbone, sampling and steps as
+    hyperparameters of their own (``attention_dim`` was not one)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hparams = dict(state["hyper_parameters"])
+    encoder, pipeline = hparams.pop("encoder"), hparams.pop("pipeline")
+    del encoder["attention_dim"]
+    torch.save({**state, "hyper_parameters": {**hparams, **encoder, **pipeline}}, target)
+
+
+def test_an_older_checkpoint_is_refused_saying_how_to_convert_it_and_converts(config: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    checkpoint = _latest_checkpoint(config)
+    older, converted = tmp_path / "older.ckpt", tmp_path / "converted.ckpt"
+    _as_saved_before_encoder(checkpoint, older)
+    with pytest.raises(SystemExit) as refused:  # rather than a model with default encoder settings
+        main(["test", "--config", str(config), "--ckpt_path", str(older)])
+    assert str(refused.value).startswith(f"vidrnn: {older}: saved by an older vidrnn")
+    assert str(refused.value).endswith("convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt")
+    with pytest.raises(ValueError, match="vidrnn upgrade OLD.ckpt NEW.ckpt"):
+        load_module(VideoClassifier, older)
+    with pytest.raises(ValueError, match="vidrnn upgrade"):
+        pretrained_encoder(older, 32, EncoderSpec(), None)
+
+    assert main(["upgrade", str(older), str(converted)]) == 0
+    assert main(["upgrade", str(converted), str(tmp_path / "again.ckpt")]) == EXIT_USAGE
+    current, upgraded = (torch.load(path, map_location="cpu", weights_only=True) for path in (checkpoint, converted))
+    assert upgraded["hyper_parameters"] == current["hyper_parameters"]
+    assert upgraded["state_dict"].keys() == current["state_dict"].keys()
+    assert all(torch.equal(upgraded["state_dict"][key], value) for key, value in current["state_dict"].items())
+    assert load_module(VideoClassifier, converted).encoder.spec.cell == "gru"
+    capsys.readouterr()
+    assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
+    assert "test/acc" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidrnn import __version__
-from vidrnn.exit_codes import EXIT_SOME_FAILED
+from vidrnn.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     import torch
@@ -205,6 +205,31 @@ def _run_extract(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.failed else 0
 
 
+def _add_upgrade(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "upgrade",
+        help="convert a classifier checkpoint saved by an older vidrnn to today's shape",
+        description="Rewrite a VideoClassifier checkpoint whose hyperparameters list the encoder's settings one by one "
+        "(model.cell, model.hidden_size, ...) and the backbone, sampling and steps separately, into today's shape "
+        "(model.encoder, one pipeline record). Weights and training state are copied unchanged.",
+    )
+    parser.add_argument("source", type=Path, help="the older checkpoint")
+    parser.add_argument("target", type=Path, help="where to write the converted one")
+    parser.set_defaults(run=_run_upgrade)
+
+
+def _run_upgrade(args: argparse.Namespace) -> int:
+    from vidrnn.models.classifier import upgrade_checkpoint
+
+    try:
+        upgrade_checkpoint(args.source, args.target)
+    except (OSError, ValueError) as error:
+        print(f"vidrnn upgrade: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"converted: {args.target}")
+    return EXIT_OK
+
+
 LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI: --config configs/X.yaml, --print_config, --ckpt_path to resume)",
     "validate": "evaluate a checkpoint on the validation split (--ckpt_path)",
@@ -239,7 +264,7 @@ def _run_lightning(argv: Sequence[str]) -> int:
 
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_lightning_commands, _add_classify, _add_track, _add_extract, _add_synth, _add_probe,
+    _add_lightning_commands, _add_classify, _add_track, _add_extract, _add_synth, _add_probe, _add_upgrade,
 )
 
 

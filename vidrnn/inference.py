@@ -1,8 +1,8 @@
 """Classifying new videos with a trained checkpoint, exactly as training and ``vidrnn test`` saw its clips.
 
-A :class:`~vidrnn.models.classifier.VideoClassifier` checkpoint carries everything inference needs: class names, the
-backbone spec, the sampling spec and the number of time steps. :class:`Predictor` replays the training pipeline on
-new input, step for step:
+A :class:`~vidrnn.models.classifier.VideoClassifier` checkpoint carries everything inference needs: class names and
+the preprocessing pipeline (:class:`~vidrnn.pipeline.PipelineSpec`: backbone spec, sampling spec, number of time
+steps). :class:`Predictor` replays the training pipeline on new input, step for step:
 
 1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec` and decode them at its size
    (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in DataLoader workers);
@@ -28,9 +28,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
-from vidrnn.checkpoints import load_module
+from vidrnn.backbones import FrozenBackbone, build_backbone
 from vidrnn.batches import collate_sequences
+from vidrnn.checkpoints import load_module
 from vidrnn.devices import resolve_device
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
@@ -109,13 +109,11 @@ class Predictor:
         guessed without silently wrong predictions).
         """
         model = load_module(VideoClassifier, path)
-        hparams = model.hparams
-        if hparams.get("backbone") is None or hparams.get("sampling") is None:
+        pipeline = model.pipeline
+        if pipeline is None:
             raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "
                              "videos (train it with the data module linked, as 'vidrnn fit' does)")
-        backbone = build_backbone(BackboneSpec.from_dict(dict(hparams.backbone)))
-        sampling = SamplingSpec.from_dict(dict(hparams.sampling))
-        return cls(model, backbone, sampling, int(hparams.steps), resolve_device(device))
+        return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, resolve_device(device))
 
     @property
     def class_names(self) -> list[str]:

@@ -5,8 +5,9 @@ default, or ``tracking``); ``--task`` on the command line says it too. Each task
 links:
 
 * classification — :class:`VideoClassifier` on :class:`VideoDataModule`. The model's input size and class list are
-  linked from the instantiated data module (its features and its dataset), and so are the backbone and sampling
-  specs, which the model saves as hyperparameters: a checkpoint carries everything ``vidrnn classify`` needs.
+  linked from the instantiated data module (its features and its dataset), and so is the preprocessing pipeline
+  (backbone, sampling, steps), which the model saves as a hyperparameter: a checkpoint carries everything
+  ``vidrnn classify`` needs. The config describes the model's temporal encoder under ``model.encoder``.
 * tracking — :class:`FrameTracker` on :class:`TrackingDataModule`; the tracker's settings (backbone, search
   geometry, template, matching rule) are linked the same way, so the evidence the model was trained on is the
   evidence ``vidrnn track`` computes. ``test`` tracks whole sequences online (:mod:`vidrnn.tracker.evaluation`)
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from vidrnn.callbacks import ClipPredictionWriter
 
@@ -61,13 +62,28 @@ class VidrnnCLI(_TestAfterFit, LightningCLI):
             ("data.num_classes", "model.num_classes"),
             ("data.feature_dim", "model.input_dim"),
             ("data.class_names", "model.class_names"),
-            ("data.steps", "model.steps"),
         ]:
             parser.link_arguments(source, target, apply_on="instantiate")
-        parser.link_arguments("data.backbone_spec", "model.backbone", compute_fn=lambda spec: spec.to_dict(),
+        parser.link_arguments("data.pipeline", "model.pipeline", compute_fn=lambda spec: spec.to_dict(),
                               apply_on="instantiate")
-        parser.link_arguments("data.sampling_spec", "model.sampling", compute_fn=lambda spec: spec.to_dict(),
-                              apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse as LightningCLI does, then refuse a ``--ckpt_path`` saved in an older shape, saying how to convert
+        it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail on keys it no
+        longer knows without saying why."""
+        super().parse_arguments(parser, args)
+        import torch
+
+        from vidrnn.models.classifier import require_current
+
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            try:
+                require_current(checkpoint.get("hyper_parameters", {}))
+            except ValueError as error:
+                raise SystemExit(f"vidrnn: {ckpt_path}: {error}") from None
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())

@@ -34,6 +34,7 @@ from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.objectives import ORDER_CLASSES, Objective
+from vidrnn.pipeline import PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
 __all__ = ["VideoDataModule"]
@@ -132,8 +133,8 @@ class VideoDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if steps < 1:
-            raise ValueError("steps must be at least 1")
+        #: What the model is told of its input (linked into its checkpoint by the CLI); validated here, first.
+        self.pipeline = PipelineSpec(backbone, sampling, steps)
         if dataset == "unlabeled" and objective == "classes":
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
@@ -142,7 +143,6 @@ class VideoDataModule(L.LightningDataModule):
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
-        self.backbone_spec, self.sampling_spec = backbone, sampling
         self.index = self._build_index()  # fails fast on wrong paths, before any slow work
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root)
         self._feature_dim: int | None = None
@@ -172,10 +172,6 @@ class VideoDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     @property
-    def steps(self) -> int:
-        return self.hparams.steps
-
-    @property
     def feature_dim(self) -> int:
         """Length of a frame's feature vector; read from the cache when it exists, else from the backbone."""
         if self._feature_dim is None:
@@ -183,7 +179,7 @@ class VideoDataModule(L.LightningDataModule):
             if entry is not None:
                 self._feature_dim = int(np.prod(entry["shape"][1:]))
             else:
-                self._feature_dim = build_backbone(self.backbone_spec).feature_dim
+                self._feature_dim = build_backbone(self.pipeline.backbone).feature_dim
         return self._feature_dim
 
     # -- Lightning hooks ------------------------------------------------------------------------------------------
@@ -195,7 +191,7 @@ class VideoDataModule(L.LightningDataModule):
         entries = self.cache.entries()
         if all(item.key in entries and self.cache.is_current(entries[item.key], item) for item in items):
             return
-        backbone = build_backbone(self.backbone_spec)
+        backbone = build_backbone(self.pipeline.backbone)
         report = extract_features(items, self.cache, backbone, device=resolve_device(self.hparams.device), batch_size=hp.extract_batch_size,
                                   num_workers=hp.extract_workers, rank=0, world_size=1)
         if report.failed:

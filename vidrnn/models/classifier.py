@@ -1,17 +1,18 @@
 """VideoClassifier: the Lightning wrapper that trains a temporal encoder + linear head on cached features.
 
-The model itself is plain PyTorch (:class:`~vidrnn.models.temporal.TemporalEncoder` and a linear head); this module
-adds the loss, optimiser, metrics and the test-time confusion matrix. Its hyperparameters also carry what inference
-needs and the training data defined — class names, backbone spec, sampling spec, steps per clip — so a checkpoint
-alone is enough to classify new videos.
+The model itself is plain PyTorch (a :class:`~vidrnn.models.temporal.TemporalEncoder`, built from the
+:class:`~vidrnn.models.temporal.EncoderSpec` the classifier receives, and a linear head); this module adds the loss,
+optimiser, metrics and the test-time confusion matrix. Its hyperparameters also carry what inference needs and the
+training data defined — class names and the preprocessing pipeline (:class:`~vidrnn.pipeline.PipelineSpec`: backbone,
+sampling, steps per clip) — so a checkpoint alone is enough to classify new videos.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -21,10 +22,12 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vidrnn.batches import SequenceBatch
+from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
-from vidrnn.models.temporal import Cell, EncoderOutput, Inputs, Pooling, TemporalEncoder, reverse_padded
+from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
+from vidrnn.pipeline import PipelineSpec
 
-__all__ = ["VideoClassifier", "pretrained_encoder"]
+__all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +46,68 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-#: Hyperparameters that fix the encoder's weights' shapes and meaning: a pretrained encoder must agree on all of them.
-_ENCODER_SETTINGS = ("input_dim", "cell", "nonlinearity", "inputs", "kernel_size", "hidden_size", "num_layers",
-                     "bidirectional", "projection", "input_norm", "pooling", "residual", "backbone")
+#: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
+_FLAT_ENCODER = ("cell", "nonlinearity", "inputs", "kernel_size", "hidden_size", "num_layers", "bidirectional",
+                 "dropout", "input_dropout", "projection", "input_norm", "pooling", "residual")
+_FLAT_PIPELINE = ("backbone", "sampling", "steps")
 
 
-def pretrained_encoder(path: str | Path, hparams: dict[str, Any]) -> dict[str, Tensor]:
-    """The encoder weights of the checkpoint at ``path``, refused unless its encoder is built like ``hparams``'s.
+def require_current(hparams: dict[str, Any]) -> None:
+    """Refuse, saying how to convert them, a classifier checkpoint's ``hparams`` in the shape saved before
+    ``encoder`` and ``pipeline`` were records (their settings one by one).
 
-    The backbone must match too: an encoder trained on one CNN's features means nothing on another's. Settings a
-    checkpoint predates take their defaults.
+    Loading them as they are would be wrong silently: Lightning drops hyperparameters the class no longer takes, so
+    the encoder would be built with default settings, and when its shapes happen to match, the weights would load.
+    """
+    if "encoder" not in hparams and any(name in hparams for name in _FLAT_ENCODER + _FLAT_PIPELINE):
+        raise ValueError("saved by an older vidrnn, with the encoder's settings one by one (cell, hidden_size, ...) "
+                         "instead of under encoder; convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt")
+
+
+def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Write the classifier checkpoint at ``source`` to ``target`` with its hyperparameters in today's shape.
+
+    The one migration of old checkpoints: the flat encoder settings become ``encoder`` (settings the checkpoint
+    predates keep the values they had then: their defaults, which are today's), ``backbone``, ``sampling`` and
+    ``steps`` become ``pipeline`` (left out when the checkpoint lacks the specs). Weights, optimiser state and
+    everything else are copied as they are.
+    """
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    if checkpoint.get("task", "classification") != "classification":
+        raise ValueError(f"{source} is a {checkpoint['task']} checkpoint, not a classifier's")
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    if "encoder" in hparams:
+        raise ValueError(f"{source} is already in today's shape")
+    hparams["encoder"] = EncoderSpec.from_dict({name: hparams.pop(name) for name in _FLAT_ENCODER
+                                                if name in hparams}).to_dict()
+    backbone, sampling, steps = hparams.pop("backbone", None), hparams.pop("sampling", None), hparams.pop("steps", 16)
+    if backbone is not None and sampling is not None:
+        pipeline = PipelineSpec.from_dict({"backbone": backbone, "sampling": sampling, "steps": steps})
+        hparams["pipeline"] = pipeline.to_dict()
+    checkpoint["hyper_parameters"] = hparams
+    atomic_write(Path(target), lambda file: torch.save(checkpoint, file))
+
+
+def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
+                       pipeline: PipelineSpec | None) -> dict[str, Tensor]:
+    """The encoder weights of the checkpoint at ``path``, refused unless its encoder is built like this one.
+
+    The input size, the encoder's architecture (:meth:`EncoderSpec.architecture`) and the backbone must all match:
+    an encoder trained on one CNN's features means nothing on another's.
     """
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     saved = checkpoint.get("hyper_parameters", {})
-    defaults = {name: parameter.default for name, parameter in inspect.signature(VideoClassifier).parameters.items()}
-    differing = [name for name in _ENCODER_SETTINGS
-                 if saved.get(name, defaults[name]) != hparams.get(name, defaults[name])]
+    try:
+        require_current(saved)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    saved_pipeline = saved.get("pipeline")
+    there = {"input_dim": saved.get("input_dim"), **EncoderSpec.from_dict(saved["encoder"]).architecture(),
+             "backbone": PipelineSpec.from_dict(saved_pipeline).backbone if saved_pipeline else None}
+    here = {"input_dim": input_dim, **encoder.architecture(), "backbone": pipeline.backbone if pipeline else None}
+    differing = [name for name in here if there[name] != here[name]]
     if differing:
-        detail = ", ".join(f"{name}: {saved.get(name, defaults[name])!r} there, {hparams.get(name, defaults[name])!r} here"
-                           for name in differing)
+        detail = ", ".join(f"{name}: {there[name]!r} there, {here[name]!r} here" for name in differing)
         raise ValueError(f"{path}: its encoder differs from this model's ({detail})")
     prefix = "encoder."
     return {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
@@ -71,13 +117,11 @@ class VideoClassifier(L.LightningModule):
     """A label per clip from a sequence of frame features.
 
     Args:
-        num_classes, input_dim, class_names, backbone, sampling, steps: set from the data module by the CLI (they
-            must match the features, and they travel in the checkpoint).
-        cell: ``rnn`` (with ``nonlinearity`` tanh or relu), ``lstm``, ``gru``, ``conv`` (temporal convolution), or
-            ``none`` for the non-recurrent mean-of-features baseline.
-        inputs, kernel_size, hidden_size, num_layers, bidirectional, dropout, input_dropout, projection, input_norm,
-            pooling, residual: the temporal encoder (see :class:`TemporalEncoder`). With ``residual`` the learned share of the recurrent
-            output is logged as ``train/residual_scale``: how much temporal context the model chose to add.
+        num_classes, input_dim, class_names, pipeline: set from the data module by the CLI (they must match the
+            features, and they travel in the checkpoint; ``pipeline`` is a :class:`PipelineSpec` as a dict).
+        encoder: the temporal encoder's settings (:class:`EncoderSpec`; ``model.encoder`` in a config). With
+            ``residual`` the learned share of the recurrent output is logged as ``train/residual_scale``: how much
+            temporal context the model chose to add.
         antisymmetric: arrow of time only (two classes, backwards and forwards): score a clip against itself played
             backwards, ``logits(x) - logits(reverse(x))``. Then reversing a clip exactly swaps its two
             probabilities, so the model is consistent by construction and an order-blind encoder is at 0.5 for
@@ -86,7 +130,7 @@ class VideoClassifier(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         init_from: a checkpoint whose encoder starts this model's encoder when fitting begins (temporal
             pretraining: fit on an order objective, then on the classes from there). Its encoder must have the same
-            settings; its head is not used. Loaded in ``setup("fit")``, before Lightning restores a checkpoint to
+            architecture; its head is not used. Loaded in ``setup("fit")``, before Lightning restores a checkpoint to
             resume from, so resuming keeps the resumed weights, and never when a finished model is only loaded.
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
             and no scheduler.
@@ -96,23 +140,9 @@ class VideoClassifier(L.LightningModule):
         self,
         num_classes: int,
         input_dim: int,
+        encoder: EncoderSpec = EncoderSpec(),
         class_names: list[str] | None = None,
-        backbone: dict[str, Any] | None = None,
-        sampling: dict[str, Any] | None = None,
-        steps: int = 16,
-        cell: Cell = "lstm",
-        nonlinearity: Literal["tanh", "relu"] = "tanh",
-        inputs: Inputs = "frames",
-        kernel_size: int = 3,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        input_dropout: float = 0.1,
-        projection: int | None = 256,
-        input_norm: bool = True,
-        pooling: Pooling = "last",
-        residual: bool = False,
+        pipeline: dict[str, Any] | None = None,
         antisymmetric: bool = False,
         head_dropout: float = 0.2,
         label_smoothing: float = 0.1,
@@ -127,13 +157,13 @@ class VideoClassifier(L.LightningModule):
         if antisymmetric and (num_classes != 2 or (class_names is not None and tuple(class_names) != arrow)):
             raise ValueError(f"antisymmetric scores a clip against its reversal: for the arrow of time only (classes "
                              f"{', '.join(arrow)}), not {class_names or num_classes}")
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.encoder = TemporalEncoder(
-            input_dim, cell=cell, nonlinearity=nonlinearity, inputs=inputs, kernel_size=kernel_size,
-            hidden_size=hidden_size, num_layers=num_layers,
-            bidirectional=bidirectional, dropout=dropout, input_dropout=input_dropout, projection=projection,
-            input_norm=input_norm, pooling=pooling, residual=residual,
-        )
+        # A checkpoint hands the spec back as the plain dict it was saved as (weights_only loading admits no others).
+        spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec.from_dict(encoder)
+        #: The preprocessing the features came from, when the data module told (``None`` for a model built by hand).
+        self.pipeline = PipelineSpec.from_dict(pipeline) if pipeline is not None else None
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "encoder"])
+        self.hparams["encoder"] = spec.to_dict()
+        self.encoder = TemporalEncoder(input_dim, spec)
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.encoder.output_dim, num_classes))
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -170,8 +200,10 @@ class VideoClassifier(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.init_from is not None:
-            self.encoder.load_state_dict(pretrained_encoder(self.hparams.init_from, self.hparams))
-            logger.info("encoder initialised from %s", self.hparams.init_from)
+            init_from = self.hparams.init_from
+            self.encoder.load_state_dict(pretrained_encoder(init_from, self.encoder.input_dim, self.encoder.spec,
+                                                            self.pipeline))
+            logger.info("encoder initialised from %s", init_from)
 
     def training_step(self, batch: SequenceBatch, batch_index: int) -> Tensor:
         features = batch.features
@@ -215,6 +247,10 @@ class VideoClassifier(L.LightningModule):
     def predict_step(self, batch: SequenceBatch, batch_index: int) -> dict[str, Any]:
         probabilities = self(batch.features, batch.lengths).softmax(-1)
         return {"keys": batch.keys, "probabilities": probabilities.cpu(), "labels": batch.labels.cpu()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
+        require_current(checkpoint.get("hyper_parameters", {}))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a

@@ -24,14 +24,15 @@ clips and falls below the baseline, this keeps the frame evidence while still re
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, get_args
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = [
-    "AdditiveAttention", "Cell", "EncoderOutput", "Inputs", "Pooling", "TemporalConv", "TemporalEncoder",
+    "AdditiveAttention", "Cell", "EncoderOutput", "EncoderSpec", "Inputs", "Pooling", "TemporalConv", "TemporalEncoder",
     "frame_changes", "padding_mask", "reverse_padded",
 ]
 
@@ -118,26 +119,62 @@ class AdditiveAttention(nn.Module):
         return pooled, weights
 
 
-class TemporalEncoder(nn.Module):
-    """Encode variable-length sequences of frame features ``[B,T,D]`` into clip vectors ``[B,H']``.
+def _check_spec(spec: EncoderSpec) -> None:
+    """Refuse settings that would fail later or silently mean something else."""
+    cell, pooling, residual, nonlinearity = spec.cell, spec.pooling, spec.residual, spec.nonlinearity
+    if cell not in get_args(Cell):
+        raise ValueError(f"unknown cell {cell!r}; use one of {', '.join(get_args(Cell))}")
+    if spec.inputs not in get_args(Inputs):
+        raise ValueError(f"unknown inputs {spec.inputs!r}; use one of {', '.join(get_args(Inputs))}")
+    if spec.kernel_size < 1 or spec.kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive (a window centred on its step), got {spec.kernel_size}")
+    if pooling not in get_args(Pooling):
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(get_args(Pooling))}")
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use tanh or relu")
+    if nonlinearity != "tanh" and cell != "rnn":
+        raise ValueError(f"nonlinearity={nonlinearity!r} applies only to cell='rnn', not {cell!r}")
+    if cell in ("none", "conv") and pooling == "last":
+        raise ValueError(f"cell={cell!r} has no recurrent state, so pooling='last' would read the last step alone; "
+                         "use mean, max or attention")
+    for name, value in (("hidden_size", spec.hidden_size), ("num_layers", spec.num_layers),
+                        ("attention_dim", spec.attention_dim)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if spec.projection is not None and spec.projection < 1:
+        raise ValueError(f"projection must be at least 1 (or None for no projection), got {spec.projection}")
+    for name, rate in (("dropout", spec.dropout), ("input_dropout", spec.input_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {rate}")
+    if residual and cell in ("none", "conv"):
+        raise ValueError(f"residual=True adds a recurrent cell's output to the frame features; cell={cell!r} has none "
+                         "(set residual: false)")
+    if residual and pooling == "last":
+        raise ValueError("residual=True changes the per-step outputs, not the final state; pool them with mean, max "
+                         "or attention")
 
-    Per step: optional LayerNorm, the frame and/or its change, input dropout, optional linear projection, then the
-    recurrent (or convolutional) cell; then pooling.
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How a :class:`TemporalEncoder` is built: every setting but the size of its input, which the features decide.
+
+    One validated record, so the encoder is described once — in a config (``model.encoder``), in a checkpoint's
+    hyperparameters (as a dict), to a model that receives it — instead of its arguments being listed again by each
+    thing that builds one. The defaults are the classifier's.
 
     Args:
-        input_dim: size ``D`` of a frame's feature vector.
         cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"conv"`` (a temporal convolution: ``num_layers`` ReLU layers of
             ``hidden_size`` channels over ``kernel_size`` steps; ``bidirectional`` is unused, it sees both sides), or
             ``"none"`` (steps are the projected inputs; ``hidden_size``, ``num_layers``, ``bidirectional`` and
             ``dropout`` are then unused, so switching cells needs no other change to a config). With
             ``inputs="frames"`` and mean pooling, ``"none"`` is the order-blind baseline.
+        nonlinearity: ``"tanh"`` or ``"relu"`` for the plain RNN; other cells have fixed non-linearities, so
+            ``"relu"`` with them is refused rather than silently ignored.
         inputs: ``"frames"`` (each step is the frame's features), ``"differences"`` (its change since the previous
             frame, ``x_t - x_{t-1}``, zero at step 0) or ``"both"`` (the two concatenated). Changes are taken after
             ``input_norm``, so their size is measured against a frame's own scale. A cell then sees motion directly
             instead of having to subtract two of its inputs itself; a clip played backwards has its changes negated.
         kernel_size: ``cell="conv"`` only: steps each convolution reads (odd; centred, zero beyond the clip's ends).
-        nonlinearity: ``"tanh"`` or ``"relu"`` for the plain RNN; other cells have fixed non-linearities, so
-            ``"relu"`` with them is refused rather than silently ignored.
         hidden_size: units per direction of each recurrent layer.
         num_layers: stacked recurrent layers.
         bidirectional: also read the clip backwards; doubles the output size.
@@ -155,38 +192,66 @@ class TemporalEncoder(nn.Module):
         residual: per-step output = projected frame feature + ``residual_scale`` x cell output, with the scale a
             learned scalar that starts at 0 (ReZero, Bachlechner et al. 2021; residual recurrent layers as in Wu et
             al. 2016). Where the cell's output size (``hidden_size`` x directions) differs from the step size
-            (``projection``, or ``input_dim`` without one), a linear map brings it there (ResNet's projection
+            (``projection``, or the input size without one), a linear map brings it there (ResNet's projection
             shortcut); the output size is then the step size. The pooling must read the steps (mean, max or
             attention).
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        cell: Cell = "lstm",
-        nonlinearity: Literal["tanh", "relu"] = "tanh",
-        inputs: Inputs = "frames",
-        kernel_size: int = 3,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        input_dropout: float = 0.0,
-        projection: int | None = None,
-        input_norm: bool = True,
-        pooling: Pooling = "last",
-        attention_dim: int = 128,
-        residual: bool = False,
-    ) -> None:
+    cell: Cell = "lstm"
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    inputs: Inputs = "frames"
+    kernel_size: int = 3
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.0
+    input_dropout: float = 0.1
+    projection: int | None = 256
+    input_norm: bool = True
+    pooling: Pooling = "last"
+    attention_dim: int = 128
+    residual: bool = False
+
+    def __post_init__(self) -> None:
+        _check_spec(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (a checkpoint loads with ``weights_only=True``; a config prints them)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EncoderSpec:
+        return cls(**values)
+
+    def architecture(self) -> dict[str, Any]:
+        """The settings that decide what the weights mean: all but the dropout rates, which only regularise training.
+
+        Two encoders with the same architecture (and input) can exchange weights.
+        """
+        return {name: value for name, value in self.to_dict().items() if name not in ("dropout", "input_dropout")}
+
+
+class TemporalEncoder(nn.Module):
+    """Encode variable-length sequences of frame features ``[B,T,D]`` into clip vectors ``[B,H']``.
+
+    Per step: optional LayerNorm, the frame and/or its change, input dropout, optional linear projection, then the
+    recurrent (or convolutional) cell; then pooling.
+
+    Args:
+        input_dim: size ``D`` of a frame's feature vector.
+        spec: everything else (:class:`EncoderSpec`).
+    """
+
+    def __init__(self, input_dim: int, spec: EncoderSpec = EncoderSpec()) -> None:
         super().__init__()
-        _check_config(input_dim, cell, nonlinearity, inputs, kernel_size, hidden_size, num_layers, dropout,
-                      input_dropout, projection, pooling, attention_dim, residual)
+        if input_dim < 1:
+            raise ValueError(f"input_dim must be at least 1, got {input_dim}")
         self.input_dim = input_dim
-        self.cell = cell
-        self.inputs = inputs
-        self.pooling = pooling
-        self.input_norm = nn.LayerNorm(input_dim) if input_norm else nn.Identity()
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.spec = spec
+        cell, inputs, projection, hidden_size = spec.cell, spec.inputs, spec.projection, spec.hidden_size
+        num_layers, dropout = spec.num_layers, spec.dropout
+        self.input_norm = nn.LayerNorm(input_dim) if spec.input_norm else nn.Identity()
+        self.input_dropout = nn.Dropout(spec.input_dropout)
         shown_dim = 2 * input_dim if inputs == "both" else input_dim
         self.projection = nn.Linear(shown_dim, projection) if projection is not None else nn.Identity()
         step_dim = projection if projection is not None else shown_dim
@@ -195,19 +260,22 @@ class TemporalEncoder(nn.Module):
         if cell == "none":
             self._output_dim = step_dim
         elif cell == "conv":
-            self.conv = TemporalConv(step_dim, hidden_size, num_layers, kernel_size, dropout)
+            self.conv = TemporalConv(step_dim, hidden_size, num_layers, spec.kernel_size, dropout)
             self._output_dim = hidden_size
         else:
-            self.rnn = _build_rnn(cell, step_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity)
-            self._output_dim = hidden_size * (2 if bidirectional else 1)
+            self.rnn = _build_rnn(cell, step_dim, hidden_size, num_layers, spec.bidirectional, dropout,
+                                  spec.nonlinearity)
+            self._output_dim = hidden_size * (2 if spec.bidirectional else 1)
         #: How much of the cell's output is added to the frame features (``residual=True`` only; starts at 0).
-        self.residual_scale = nn.Parameter(torch.zeros(())) if residual else None
+        self.residual_scale = nn.Parameter(torch.zeros(())) if spec.residual else None
         self.residual_projection = nn.Identity()
-        if residual and self._output_dim != step_dim:
+        if spec.residual and self._output_dim != step_dim:
             self.residual_projection = nn.Linear(self._output_dim, step_dim, bias=False)
-        if residual:
+        if spec.residual:
             self._output_dim = step_dim
-        self.attention = AdditiveAttention(self._output_dim, attention_dim) if pooling == "attention" else None
+        self.attention = None
+        if spec.pooling == "attention":
+            self.attention = AdditiveAttention(self._output_dim, spec.attention_dim)
 
     @property
     def output_dim(self) -> int:
@@ -239,10 +307,10 @@ class TemporalEncoder(nn.Module):
     def _shown(self, features: Tensor, mask: Tensor) -> Tensor:
         """What each step shows the cell (before dropout and projection): frames, their changes, or both."""
         frames = self.input_norm(torch.where(mask[..., None], features, 0))
-        if self.inputs == "frames":
+        if self.spec.inputs == "frames":
             return frames
         changes = frame_changes(frames, mask)
-        return changes if self.inputs == "differences" else torch.cat([frames, changes], dim=-1)
+        return changes if self.spec.inputs == "differences" else torch.cat([frames, changes], dim=-1)
 
     def _recur(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run the cell on packed sequences; return per-step outputs ``[B,T,H']`` and final states ``[B,H']``.
@@ -265,11 +333,11 @@ class TemporalEncoder(nn.Module):
 
     def _pool(self, steps: Tensor, mask: Tensor, last: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """One vector per clip from its valid steps, plus attention weights when pooling by attention."""
-        if self.pooling == "last":
+        if self.spec.pooling == "last":
             return last, None
-        if self.pooling == "mean":
+        if self.spec.pooling == "mean":
             return masked_mean(steps, mask), None
-        if self.pooling == "max":
+        if self.spec.pooling == "max":
             return masked_max(steps, mask), None
         return self.attention(steps, mask)
 
@@ -333,43 +401,6 @@ def _init_recurrent(rnn: nn.RNNBase, cell: str) -> None:
             param.zero_()
             if cell in _REMEMBER_GATE and name.startswith("bias_ih"):
                 param[hidden:2 * hidden] = 1.0
-
-
-def _check_config(
-    input_dim: int, cell: str, nonlinearity: str, inputs: str, kernel_size: int, hidden_size: int, num_layers: int,
-    dropout: float, input_dropout: float, projection: int | None, pooling: str, attention_dim: int, residual: bool,
-) -> None:
-    """Refuse configurations that would fail later or silently mean something else."""
-    if cell not in get_args(Cell):
-        raise ValueError(f"unknown cell {cell!r}; use one of {', '.join(get_args(Cell))}")
-    if inputs not in get_args(Inputs):
-        raise ValueError(f"unknown inputs {inputs!r}; use one of {', '.join(get_args(Inputs))}")
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd and positive (a window centred on its step), got {kernel_size}")
-    if pooling not in get_args(Pooling):
-        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(get_args(Pooling))}")
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use tanh or relu")
-    if nonlinearity != "tanh" and cell != "rnn":
-        raise ValueError(f"nonlinearity={nonlinearity!r} applies only to cell='rnn', not {cell!r}")
-    if cell in ("none", "conv") and pooling == "last":
-        raise ValueError(f"cell={cell!r} has no recurrent state, so pooling='last' would read the last step alone; "
-                         "use mean, max or attention")
-    for name, value in (("input_dim", input_dim), ("hidden_size", hidden_size), ("num_layers", num_layers),
-                        ("attention_dim", attention_dim)):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    if projection is not None and projection < 1:
-        raise ValueError(f"projection must be at least 1 (or None for no projection), got {projection}")
-    for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {rate}")
-    if residual and cell in ("none", "conv"):
-        raise ValueError(f"residual=True adds a recurrent cell's output to the frame features; cell={cell!r} has none "
-                         "(set residual: false)")
-    if residual and pooling == "last":
-        raise ValueError("residual=True changes the per-step outputs, not the final state; pool them with mean, max "
-                         "or attention")
 
 
 def _checked_lengths(lengths: Tensor, features: Tensor, input_dim: int) -> Tensor:
