@@ -16,6 +16,7 @@ def _load(name: str):
         sys.path.insert(0, str(BENCHMARKS))  # as when a script runs: its folder is importable
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as when a script runs: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -69,3 +70,14 @@ def test_conditions_success_auc_equals_tracking_each_head_online(tmp_path: Path)
     assert online["head"] != online["matching-only"]
     for name in ("head", "matching-only"):
         assert success_auc(ious[name][masks["all"]]) == pytest.approx(online[name], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_the_quick_fault_run_loses_nothing(tmp_path: Path) -> None:
+    """benchmarks/faults.py --quick: bad inputs through every command, kills, two extractions at once."""
+    faults = _load("faults")
+    summary = faults.run_faults(tmp_path, quick=True, kills=2, seed=0)
+    assert summary.inputs_tried == 3 * (len(faults.QUICK_KINDS) + 1)  # and the good video, through each command
+    assert [report.kills for report in summary.kills] == [2, 2, 0] and summary.kills[2].runs == 2
+    assert (summary.lost, summary.duplicated, summary.corrupt, summary.tracebacks) == (0, 0, 0, 0)
+    assert summary.without_reason == summary.wrong_statuses == 0

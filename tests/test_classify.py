@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import faulthandler
 import json
+import os
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -141,6 +145,21 @@ def test_without_recursive_only_direct_files_and_named_files_are_always_tried(tr
     assert len(rows) == 5 and rows[str(named)]["status"] == "error"  # 3 good, corrupt.avi, the named notes.txt
 
 
+def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "good.avi")
+    (folder / "gone.avi").symlink_to(tmp_path / "nowhere.avi")
+    (folder / "loop.avi").symlink_to("loop.avi")
+    output = tmp_path / "out.csv"
+    assert classify(folder, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    rows = {Path(row["path"]).name: row for row in read_csv(output)}
+    assert sorted(rows) == ["gone.avi", "good.avi", "loop.avi"] and rows["good.avi"]["status"] == "ok"
+    assert rows["gone.avi"]["status"] == rows["loop.avi"]["status"] == "error"
+    assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
+
+
 def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     folder = tmp_path / "in"
@@ -162,6 +181,18 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
 
     assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
     assert len(read_csv(output)) == len(test_videos)
+
+
+def test_resume_redoes_a_row_cut_after_its_status(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    output = tmp_path / "out.csv"
+    arguments = (*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    complete = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = complete[2][: complete[2].index(",ok,") + 10]  # status and part of the label: killed mid-row
+    output.write_text("".join(complete[:2]) + cut, encoding="utf-8")
+    assert classify(*arguments, "--resume") == 0
+    assert output.read_text(encoding="utf-8") == "".join(complete)
 
 
 def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_videos, tmp_path: Path,
@@ -192,6 +223,38 @@ def test_a_resume_killed_while_it_rewrites_the_kept_rows_loses_none_of_them(tmp_
         command.RowWriter(output, [{"path": "a.avi", "status": "ok"}])
     assert output.read_text(encoding="utf-8") == '{"path": "a.avi", "status": "ok"}\n'
     assert [path.name for path in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left either
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched decoder reaches workers by fork")
+def test_a_decoder_that_crashes_its_worker_costs_one_error_row_and_resume_skips_it(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidrnn import embedding
+
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for video in test_videos[:3]:
+        shutil.copy(video, folder)
+    poison = Path(shutil.copy(test_videos[0], folder / "v_crashes_g01_c01.avi"))
+    read = embedding.read_sampled
+
+    def crashing_read(path, *args, **kwargs):
+        if Path(path).name == poison.name:  # as FFmpeg might on a hostile file: native code takes the process down
+            faulthandler.disable()
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(embedding, "read_sampled", crashing_read)
+    output = tmp_path / "out.csv"
+    arguments = (folder, "--ckpt", checkpoint, "--output", output, "--workers", "2")
+    assert classify(*arguments) == 3
+    rows = {row["path"]: row for row in read_csv(output)}
+    assert len(rows) == 4 and rows[str(poison)]["status"] == "error"
+    assert rows[str(poison)]["error"] == "the decoder crashed: worker process killed by SIGSEGV"
+    assert all(row["status"] == "ok" for path, row in rows.items() if path != str(poison))
+    before = output.read_text(encoding="utf-8")
+    assert classify(*arguments, "--resume") == 0  # the crashing file has its row: it is not decoded again
+    assert output.read_text(encoding="utf-8") == before
 
 
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -90,6 +91,30 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     errors = json.loads((cache.dir / "errors.json").read_text())
     assert errors == [{"path": "Grow/corrupt.avi", "reason": "cannot be opened as a video (not a video file, or corrupt)"}]
     assert len(cache.entries()) == 8
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched decoder reaches workers by fork")
+def test_a_decoder_that_crashes_its_worker_costs_one_error_entry(dataset: Path, small_backbone, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidrnn import embedding
+
+    index = ucf101_index(dataset, fold=1)
+    items = index.video_items()
+    poison = items[2].path
+    read = embedding.read_sampled
+
+    def crashing_read(path, *args, **kwargs):
+        if Path(path) == poison:
+            faulthandler.disable()
+            os.abort()
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(embedding, "read_sampled", crashing_read)
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    report = extract_features(items, cache, small_backbone, batch_size=8, num_workers=2, progress=False)
+    assert report.failures == {items[2].key: "the decoder crashed: worker process killed by SIGABRT"}
+    assert report.extracted == len(items) - 1
+    assert [entry["path"] for entry in json.loads((cache.dir / "errors.json").read_text())] == [items[2].key]
 
 
 def test_a_changed_source_video_is_extracted_again(dataset: Path, small_backbone, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.tracker.geometry import SearchGeometry, SearchWindow, crop_window, validate_box
+from vidrnn.tracker.geometry import SearchGeometry, SearchWindow, crop_window, validate_box, within_frame
 from vidrnn.tracker.head import RecurrentBoxHead
 from vidrnn.tracker.matching import (
     ASPECTS,
@@ -67,6 +67,15 @@ def test_first_box_is_validated_before_tracking() -> None:
         validate_box([1, 2, 0, 5])
     with pytest.raises(ValueError, match="outside the 64x48 frame"):
         validate_box([100, 10, 5, 5], (48, 64, 3))
+
+
+def test_a_box_keeps_its_centre_in_the_frame_and_boxes_whose_centre_is_inside_are_untouched() -> None:
+    shape = (48, 64, 3)
+    inside = np.array([[10.0, 5.0, 20.0, 10.0], [50.0, 40.0, 20.0, 16.0]])  # the second: half out, centre on the edge
+    np.testing.assert_array_equal(within_frame(inside, shape), inside)
+    gone = np.array([[500.0, -300.0, 20.0, 10.0], [-90.0, 20.0, 200.0, 4.0]])
+    # Centres (510, -295) and (-58, 22) (after the width is cut to the frame's 64) move to the nearest frame edge.
+    assert within_frame(gone, shape).tolist() == [[54.0, -5.0, 20.0, 10.0], [-32.0, 20.0, 64.0, 4.0]]
 
 
 # --- matching ---------------------------------------------------------------------------------------------------------
@@ -346,6 +355,17 @@ def test_the_matching_tracker_steers_and_the_head_only_reports(small_backbone) -
     expected = np.array(list(matching.track(iter(frames), truth[0])))
     expected[1:, 0] += 0.5 * expected[1:, 2]
     np.testing.assert_allclose(np.array(list(reporting.track(iter(frames), truth[0]))), expected, atol=1e-3)
+
+
+def test_a_head_that_pushes_the_box_away_still_reports_boxes_on_the_frame(small_backbone) -> None:
+    frames, truth = _moving_square(4)
+    head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=PEAK_ONLY)
+    with torch.no_grad():
+        head.out.bias.copy_(torch.tensor([40.0, 40.0, 0.0, 0.0]))  # 40 box widths right and down: far off the frame
+    boxes = np.array(list(_tracker(small_backbone, head).track(iter(frames), truth[0])))
+    height, width = frames[0].shape[:2]
+    centres = boxes[1:, :2] + boxes[1:, 2:] / 2
+    np.testing.assert_allclose(centres, [[width, height]] * 3)  # at the frame's corner, not 1000 px away
 
 
 def test_offline_tracker_gives_one_box_per_frame(small_backbone) -> None:

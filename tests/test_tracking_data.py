@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import write_video
+from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence, load_sequences
+from vidrnn.tracker.simulation import EvidenceRuns
 
 TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
@@ -253,3 +255,19 @@ def test_boxes_are_read_only(tmp_path: Path) -> None:
     sequence = load_sequence(write_otb(tmp_path / "Toy", 1, ["1,1,4,4"]))
     with pytest.raises(ValueError):
         sequence.boxes[0, 0] = 99
+
+
+def test_sequences_of_one_name_in_two_folders_keep_their_own_cached_evidence(tmp_path: Path) -> None:
+    first = load_sequence(write_otb(tmp_path / "otb" / "Basketball", 3, ["1,1,4,4"] * 3))
+    second = load_sequence(write_otb(tmp_path / "more" / "Basketball", 3, ["1,1,4,4"] * 3))
+    assert first.name == second.name and first.boxes.tolist() == second.boxes.tolist()
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+
+    def runs(value: float) -> EvidenceRuns:
+        return EvidenceRuns("Basketball", np.full((1, 2, 3), value), np.zeros((1, 2, 4)), np.ones((1, 2), dtype=bool),
+                            np.zeros((1, 2, 3)), np.array([32, 32]))
+
+    cache.save(first, runs(1.0))
+    cache.save(second, runs(2.0))
+    assert cache.path(first) != cache.path(second) and len(list(cache.folder.iterdir())) == 2
+    assert cache.load(first).evidence.max() == 1.0 and cache.load(second).evidence.max() == 2.0

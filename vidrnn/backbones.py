@@ -110,7 +110,7 @@ class Preprocess:
 
     ImageNet evaluation preprocessing: resize the shorter side to ``resize_size``, centre-crop ``crop_size`` (no crop
     when ``crop_size`` is ``None``, as for spatial maps), scale to [0,1] and normalise. A picklable value object, so
-    DataLoader workers can run it next to decoding.
+    decoding processes can run it next to decoding.
     """
 
     resize_size: int

@@ -52,7 +52,9 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="frames per CNN batch (default: 32, as extraction; keep it for bit-identical results)")
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="decoding processes (default: 2); a decoder that crashes one costs that video an error "
+                        "row. 0 decodes in this process, where such a crash ends the run")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
     parser.add_argument("--resume", action="store_true",
@@ -67,30 +69,38 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     """The videos to classify, in a stable order, each once.
 
     A folder contributes its files with a video extension (any case), sorted; sub-folders only when ``recursive``.
-    A path that is not a folder is taken as given, whatever its extension or existence, so a mistyped or broken
-    file the user named gets an error row rather than silently vanishing.
+    Symbolic links count as files even when they lead nowhere (or in a loop): like a broken file, a broken link
+    gets an error row rather than silently vanishing. A path that is not a folder is taken as given, whatever its
+    extension or existence, so a mistyped file the user named gets an error row too.
     """
     found: dict[Path, None] = {}
     for path in paths:
         if path.is_dir():
             candidates = path.rglob("*") if recursive else path.iterdir()
-            videos = sorted(p for p in candidates if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            videos = sorted(p for p in candidates if p.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(p))
             found.update(dict.fromkeys(videos))
         else:
             found[path] = None
     return list(found)
 
 
+def _file_or_link(path: Path) -> bool:
+    """A regular file, or a symbolic link whatever it points to (``is_file`` is false for a link that is broken)."""
+    return path.is_symlink() or path.is_file()
+
+
 # -- the output file -----------------------------------------------------------------------------------------------
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete rows of an earlier run's output; a row cut short by a crash is dropped (and redone)."""
+    """The complete rows of an earlier run's output; a row cut short by a crash is dropped (and redone): in CSV, one
+    that lacks a field (a row cut after its status column would otherwise pass for a result)."""
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
         if path.suffix == ".csv":
-            return [row for row in csv.DictReader(handle) if row.get("status") in ("ok", "error")]
+            return [row for row in csv.DictReader(handle)
+                    if row.get("status") in ("ok", "error") and None not in row.values()]
         rows = []
         for line in handle:
             try:
@@ -172,6 +182,12 @@ def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
 # -- the command ---------------------------------------------------------------------------------------------------
 
 
+def _resolved(path: str | Path) -> str:
+    """The path with links followed as far as they lead: ``os.path.realpath``, which, unlike ``Path.resolve``, does
+    not raise on a symbolic-link loop (a loop is a bad input to report in its row, not a reason to stop)."""
+    return os.path.realpath(path)
+
+
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """What makes the request unrunnable, checked before the (slow) model load and any decoding."""
     if not args.ckpt.is_file():
@@ -205,8 +221,8 @@ def run_classify(args: argparse.Namespace) -> int:
         print(f"vidrnn classify: error: no video files in {folders}{hint}", file=sys.stderr)
         return EXIT_USAGE
     kept = _read_rows(args.output) if args.resume else []
-    done = {Path(row["path"]).resolve() for row in kept}  # ./a.avi and a.avi are one video
-    todo = [video for video in videos if video.resolve() not in done]
+    done = {_resolved(row["path"]) for row in kept}  # ./a.avi and a.avi are one video
+    todo = [video for video in videos if _resolved(video) not in done]
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:

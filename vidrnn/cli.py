@@ -155,7 +155,9 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
                      help="feature cache root (default: ./vidrnn-cache)")
     run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     run.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch (default: 32)")
-    run.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
+    run.add_argument("--workers", type=int, default=2,
+                     help="decoding processes (default: 2); a decoder that crashes one costs that video an error "
+                     "entry. 0 decodes in this process, where such a crash ends the run")
     run.add_argument("--limit", type=int, default=None, help="extract at most this many videos (for a quick try)")
     parser.set_defaults(run=_run_extract)
 

@@ -1,11 +1,12 @@
 """Embed a stream of videos: decode them in worker processes, run the frozen CNN over their frames in fixed batches.
 
 One loop serves both uses of the frozen CNN on videos: filling the feature cache (:mod:`vidrnn.features`) and
-classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded and preprocessed in DataLoader
-worker processes while the CNN runs in the main process; frames of consecutive videos are packed into batches of
-exactly ``batch_size`` (the last one zero-padded), so a frame's features never depend on which other frames shared its
-batch — what makes a resumed or multi-rank cache byte-identical to one uninterrupted run, and a prediction equal to
-``vidrnn test``'s.
+classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded and preprocessed in worker processes
+(:func:`vidrnn.workers.isolated_map`) while the CNN runs in the main process; a decoder that crashes its worker (a
+segfault or an abort in native code) costs that one video, reported as failed, never the run. Frames of consecutive
+videos are packed into batches of exactly ``batch_size`` (the last one zero-padded), so a frame's features never
+depend on which other frames shared its batch — what makes a resumed or multi-rank cache byte-identical to one
+uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import FrozenBackbone, Preprocess
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
+from vidrnn.workers import WorkerCrash, isolated_map
 
 __all__ = ["DecodedVideos", "EmbeddedVideo", "FailedVideo", "FixedBatcher", "VideoItem", "embed_videos"]
 
@@ -43,16 +45,29 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-class DecodedVideos(Dataset):
-    """Decoding + preprocessing of one video per item; runs inside DataLoader worker processes."""
+def _to_plain(images: torch.Tensor) -> np.ndarray:
+    """Preprocessed images (``[N,3,h,w]``, channels-last in memory) as the ``[N,h,w,3]`` array of the same bytes: plain
+    data to send between processes (see :mod:`vidrnn.workers`)."""
+    return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
+
+
+def _from_plain(array: np.ndarray) -> torch.Tensor:
+    """The inverse of :func:`_to_plain`: the very tensor layout the CNN got before, so its features keep their bits."""
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
+def _one_thread() -> None:
+    """Each decoding process uses one thread for torch (as DataLoader workers do): the processes are the parallelism."""
+    torch.set_num_threads(1)
+
+
+class DecodedVideos:
+    """Decoding + preprocessing of one video per call (by its position in ``items``); runs inside worker processes."""
 
     def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
         self.items, self.sampling, self.preprocess = items, sampling, preprocess
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, position: int) -> dict[str, Any]:
+    def __call__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
         try:
             # The file's identity as it is decoded: one replaced afterwards is found stale by the next run. A file that
@@ -65,10 +80,10 @@ class DecodedVideos(Dataset):
             )
             images = self.preprocess(frames)
         except VideoReadError as error:
-            return {"position": position, "error": error.reason}
+            return {"error": error.reason}
         except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
-            return {"position": position, "error": f"{type(error).__name__}: {error}"}
-        return {"position": position, "images": images, "indices": indices, "fps": info.fps, "frames": info.num_frames,
+            return {"error": f"{type(error).__name__}: {error}"}
+        return {"images": _to_plain(images), "indices": indices, "fps": info.fps, "frames": info.num_frames,
                 "source": source}
 
 
@@ -144,30 +159,20 @@ class FailedVideo:
     reason: str
 
 
-def _keep(item: dict[str, Any]) -> dict[str, Any]:
-    """Collate for one-video items: hand them over as they are (the CNN batches frames itself, across videos)."""
-    return item
-
-
 def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
                  device: torch.device, batch_size: int = 32, num_workers: int = 2) -> Iterator[EmbeddedVideo | FailedVideo]:
-    """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order)."""
-    loader = DataLoader(
-        DecodedVideos(items, sampling, backbone.preprocess),
-        batch_size=None,
-        collate_fn=_keep,
-        num_workers=num_workers,
-        prefetch_factor=4 if num_workers else None,
-        pin_memory=device.type == "cuda",
-        # Its own generator: embedding must not advance the global RNG, or a training run that had to extract first
-        # would draw different initial weights than the same run over a ready cache.
-        generator=torch.Generator().manual_seed(0),
-    )
+    """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order).
+
+    ``num_workers`` decoding processes (0: decode here, where a crashing decoder ends the process)."""
+    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=num_workers,
+                            prefetch=4, initializer=_one_thread)
     batcher = FixedBatcher(backbone, batch_size, device)
-    for decoded in loader:
-        item = items[decoded["position"]]
-        if "error" in decoded:
+    for position, decoded in decoding:
+        item = items[position]
+        if isinstance(decoded, WorkerCrash):  # a native crash in FFmpeg/OpenCV: this video fails, the run goes on
+            yield FailedVideo(item, f"the decoder crashed: {decoded.reason}")
+        elif "error" in decoded:
             yield FailedVideo(item, decoded["error"])
-            continue
-        yield from batcher.add(EmbeddedVideo(item, decoded), decoded["images"])
+        else:
+            yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded["images"]))
     yield from batcher.flush()

@@ -149,7 +149,7 @@ class Predictor:
                 top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
         """Classify video files, yielding one result per path as it finishes (not necessarily in input order).
 
-        Decoding runs in ``num_workers`` DataLoader processes while the CNN runs here in batches of ``batch_size``
+        Decoding runs in ``num_workers`` processes while the CNN runs here in batches of ``batch_size``
         frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]

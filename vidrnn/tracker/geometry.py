@@ -50,12 +50,18 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
 
 
 def within_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """Boxes ``[..., 4]`` with their sizes kept between 2 pixels and the frame's: a box larger than the frame means
-    nothing."""
+    """Boxes ``[..., 4]`` that mean something in the frame: sizes between 2 pixels and the frame's, centres inside it.
+
+    A box larger than the frame means nothing, and a box wholly outside it shows no target: the next search around it
+    would see mostly the fill colour, and the tracker would never come back. With its centre kept inside, a box always
+    overlaps the frame (by a quarter of its area at least), while a target leaving across an edge can still be
+    followed half out. A box whose centre is inside keeps its position.
+    """
     height, width = frame_shape[:2]
     boxes = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate([boxes[..., :2], np.clip(boxes[..., 2:3], 2.0, width), np.clip(boxes[..., 3:4], 2.0, height)],
-                          axis=-1)
+    size = np.concatenate([np.clip(boxes[..., 2:3], 2.0, width), np.clip(boxes[..., 3:4], 2.0, height)], axis=-1)
+    centre = np.clip(boxes[..., :2] + size / 2, 0.0, [width, height])
+    return np.concatenate([centre - size / 2, size], axis=-1)
 
 
 def boxes_from_crops(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:

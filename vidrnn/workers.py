@@ -1,0 +1,220 @@
+"""Run one function over many items in worker processes that may die, and know which item killed a worker.
+
+Decoding goes through FFmpeg and OpenCV: native code that can crash its process on a hostile file (a segfault, an
+abort) where Python code would have raised. In a batch job (``vidrnn classify`` over a night of files, ``vidrnn
+extract`` over a dataset) one such file must cost one error entry, not the run. torch's DataLoader cannot give that:
+a dead worker surfaces as a ``RuntimeError`` that its SIGCHLD handler raises wherever the main process happens to be,
+without saying which item was in flight, and the loader is finished.
+
+Here each worker reads positions from a pipe of its own, works on them one at a time in the order they were sent, and
+answers on a second pipe. When a worker dies, the answers it sent are read first; the item it was working on is then
+the first one it has not answered. That item's answer is a :class:`WorkerCrash`, the items queued behind it go to a
+fresh worker, and the run goes on. Answers come out in input order, so a run is reproducible.
+
+Answers travel by value (pickled through the pipe), never as handles to shared memory: memory that a dying worker
+owned cannot be opened any more, and the answer it sent just before it crashed would be lost with it. So answers
+should be plain data (numpy arrays, numbers, strings), not torch tensors (whose pickling hands out such handles).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+__all__ = ["WorkerCrash", "isolated_map"]
+
+#: Seconds an idle worker waits for work before it checks that the process that started it still exists (a main
+#: process killed with SIGKILL cannot stop its workers; they notice and leave).
+_WATCH_INTERVAL = 1.0
+#: Seconds a worker told to stop gets before it is killed.
+_STOP_GRACE = 5.0
+
+# Fork on Linux: a worker starts in milliseconds and holds the work function as it is, so replacing a dead one costs
+# nothing (what DataLoader does there). Elsewhere the platform's safe method: the work function must then pickle.
+_CONTEXT = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+@dataclass(frozen=True)
+class WorkerCrash:
+    """The answer for an item whose worker process died while working on it (``exitcode``: negative = signal)."""
+
+    exitcode: int | None
+
+    @property
+    def reason(self) -> str:
+        """The death in words, e.g. ``worker process killed by SIGSEGV``."""
+        if self.exitcode is None or self.exitcode >= 0:
+            return f"worker process exited with status {self.exitcode}"
+        try:
+            name = signal.Signals(-self.exitcode).name
+        except ValueError:
+            name = f"signal {-self.exitcode}"
+        return f"worker process killed by {name}"
+
+
+def _serve(work: Callable[[int], Any], initializer: Callable[[], None] | None, tasks: Connection,
+           answers: Connection, main_ends: list[Connection], parent: int) -> None:
+    """A worker's life: answer each position it is sent, in order, until told to stop (``None``) or orphaned.
+
+    ``main_ends``: the main process's ends of this worker's pipes and of the other workers', inherited by fork and
+    closed at once. A worker holding the reading end of its own answers would wait forever to send an answer once the
+    main process is killed; with it closed, the send fails and the worker leaves."""
+    for connection in main_ends:
+        connection.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
+    if initializer is not None:
+        initializer()
+    while True:
+        if not tasks.poll(_WATCH_INTERVAL):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            position = tasks.recv()
+        except EOFError:
+            return
+        if position is None:
+            return
+        try:
+            answers.send((position, work(position)))
+        except BrokenPipeError:  # the main process is gone, and nobody will read the answer
+            return
+
+
+@dataclass
+class _Worker:
+    """A worker process, the main process's ends of its two pipes, and the positions sent to it not yet answered."""
+
+    process: Any
+    tasks: Connection
+    answers: Connection
+    pending: deque[int] = field(default_factory=deque)
+
+    def close(self) -> None:
+        self.tasks.close()
+        self.answers.close()
+
+
+def _start(work: Callable[[int], Any], initializer: Callable[[], None] | None, others: list[_Worker]) -> _Worker:
+    task_reader, task_writer = _CONTEXT.Pipe(duplex=False)
+    answer_reader, answer_writer = _CONTEXT.Pipe(duplex=False)
+    main_ends = [task_writer, answer_reader, *(end for other in others for end in (other.tasks, other.answers))]
+    process = _CONTEXT.Process(target=_serve, args=(work, initializer, task_reader, answer_writer, main_ends,
+                                                    os.getpid()), daemon=True)
+    process.start()
+    # The worker's ends, closed here so that its death shows as the end of its pipe (and no later worker inherits them).
+    task_reader.close()
+    answer_writer.close()
+    return _Worker(process, task_writer, answer_reader)
+
+
+class _Pool:
+    """The main process's side of :func:`isolated_map`: who works on what, and the answers not yet handed out."""
+
+    def __init__(self, work: Callable[[int], Any], count: int, workers: int, prefetch: int,
+                 initializer: Callable[[], None] | None) -> None:
+        self.work, self.initializer = work, initializer
+        self.count, self.prefetch, self.window = count, prefetch, workers * prefetch
+        self.queue: deque[int] = deque(range(count))
+        self.answers: dict[int, Any] = {}
+        self.workers: list[_Worker] = []
+        self.size = min(workers, count)
+
+    def results(self) -> Iterator[tuple[int, Any]]:
+        finished = False
+        try:
+            for _ in range(self.size):
+                self.workers.append(_start(self.work, self.initializer, self.workers))
+            for position in range(self.count):
+                while position not in self.answers:
+                    self._dispatch(position)
+                    self._collect()
+                yield position, self.answers.pop(position)
+            finished = True
+        finally:
+            self._stop(gently=finished)
+
+    def _dispatch(self, next_out: int) -> None:
+        """Send queued positions to workers with room, never more than ``window`` positions past the next one out
+        (memory stays bounded while a slow item holds up the order)."""
+        for worker in self.workers:
+            while len(worker.pending) < self.prefetch and self.queue and self.queue[0] < next_out + self.window:
+                position = self.queue.popleft()
+                try:
+                    worker.tasks.send(position)
+                except OSError:  # it is dead; its sentinel says so and _collect replaces it
+                    self.queue.appendleft(position)
+                    break
+                worker.pending.append(position)
+
+    def _collect(self) -> None:
+        """Wait for answers or deaths; take the answers, replace the dead."""
+        ready = set(wait([w.answers for w in self.workers] + [w.process.sentinel for w in self.workers]))
+        for worker in list(self.workers):
+            ended = worker.process.sentinel in ready
+            if worker.answers in ready:
+                ended |= not self._receive(worker)
+            if ended:
+                self._replace(worker)
+
+    def _receive(self, worker: _Worker) -> bool:
+        """Take every answer the worker has sent; ``False`` when its pipe has ended (the worker is gone)."""
+        while worker.answers.poll():
+            try:
+                position, answer = worker.answers.recv()
+            except EOFError:
+                return False
+            worker.pending.popleft()  # answers come in the order the positions were sent
+            self.answers[position] = answer
+        return True
+
+    def _replace(self, dead: _Worker) -> None:
+        """The dead worker's last answers are taken, the item it was on fails, the rest go to a fresh worker."""
+        self._receive(dead)
+        dead.process.join()
+        if dead.pending:
+            self.answers[dead.pending.popleft()] = WorkerCrash(dead.process.exitcode)
+            self.queue.extendleft(reversed(dead.pending))
+        dead.close()
+        self.workers.remove(dead)
+        if self.queue:
+            self.workers.append(_start(self.work, self.initializer, self.workers))
+
+    def _stop(self, gently: bool) -> None:
+        """Ask the workers to stop after a complete run; kill them when the run was cut short (an error, Ctrl-C)."""
+        for worker in self.workers:
+            if gently:
+                try:
+                    worker.tasks.send(None)
+                except OSError:
+                    pass
+            else:
+                worker.process.kill()
+        for worker in self.workers:
+            worker.process.join(_STOP_GRACE if gently else None)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.close()
+
+
+def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefetch: int = 2,
+                 initializer: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(position, work(position))`` for positions ``0 .. count - 1``, in order.
+
+    ``work`` runs in ``workers`` processes (each started with ``initializer``), at most ``prefetch`` positions queued
+    per worker. A position whose worker dies while working on it yields a :class:`WorkerCrash` instead, and the others
+    carry on in a fresh worker. With ``workers=0`` everything runs here, in order, and nothing is isolated.
+    """
+    if workers < 0 or prefetch < 1:
+        raise ValueError(f"need workers >= 0 and prefetch >= 1, got {workers} and {prefetch}")
+    if workers == 0:
+        return ((position, work(position)) for position in range(count))
+    return _Pool(work, count, workers, prefetch, initializer).results()
