@@ -499,13 +499,16 @@ def untrained_checkpoint(path: Path, classes: list[str]) -> Path:
 
     from vidrnn.backbones import BackboneSpec, build_backbone
     from vidrnn.models.classifier import VideoClassifier
+    from vidrnn.models.temporal import EncoderSpec
+    from vidrnn.pipeline import PipelineSpec
     from vidrnn.sampling import SamplingSpec
 
     backbone = BackboneSpec(input_size=64)
+    pipeline = PipelineSpec(backbone, SamplingSpec(num_segments=8, short_side=64), steps=8)
     torch.manual_seed(0)
-    model = VideoClassifier(len(classes), build_backbone(backbone).feature_dim, class_names=classes,
-                            backbone=backbone.to_dict(), sampling=SamplingSpec(num_segments=8, short_side=64).to_dict(),
-                            steps=8, hidden_size=16, projection=16)
+    encoder = EncoderSpec(hidden_size=16, projection=16)
+    model = VideoClassifier(len(classes), build_backbone(backbone).feature_dim, encoder, class_names=classes,
+                            pipeline=pipeline.to_dict())
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                 "pytorch-lightning_version": lightning.__version__}, path)
     return path
