@@ -1,15 +1,27 @@
-"""Feature extraction throughput: the CNN alone versus the whole pipeline (decode + preprocess + CNN + write).
+"""Feature extraction throughput: is the pipeline bounded by the CNN or the decoder, or by itself?
 
-Both are measured in one run, on the same device, backbone, batch size and frames. The CNN-only figure is the
-upper bound: the same preprocessed frames, already in memory, pushed through the frozen backbone in batches of the
-same fixed size. End-to-end runs ``extract_features`` into a fresh cache, with decoding in worker processes.
+Three measurements in one run, on the same device, backbone, batch size and videos, alternating over rounds:
 
-    python benchmarks/extract.py [--videos 48] [--rounds 3] [--batch-size 32] [--workers 2] [--device cpu]
+* **CNN only** — the same preprocessed frames, already in memory, through the frozen backbone in batches of the same
+  fixed size: what the CNN allows.
+* **decode ceiling** — the same decoding processes (:func:`vidrnn.workers.isolated_map` over
+  :class:`vidrnn.embedding.DecodedVideos`, as extraction starts them) decoding every video, each answering with its
+  frame count only: what the decoders allow, nothing sent back.
+* **end to end** — ``extract_features`` into a fresh cache: decode, send, preprocess, CNN, write.
+
+The ratio is end to end over min(CNN only, decode ceiling): 1.0 means the pipeline costs nothing of its own.
+``--cnn tiny`` swaps the CNN for a nearly free one (a 32x32 average pool of the preprocessed frames, same
+preprocessing): then the decoders are the bound, and the ratio shows the pipeline's own overhead — sending frames
+between processes, batching, writing the cache — even on a CPU, where the real CNN hides it.
+
+    python benchmarks/extract.py [--videos 48] [--rounds 3] [--batch-size 32] [--workers 2] [--cnn real|tiny]
+                                 [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -17,14 +29,30 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.backbones import BackboneSpec, FrozenBackbone, build_backbone
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.embedding import DecodedVideos, VideoItem, decoding_initializer
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
+from vidrnn.workers import isolated_map
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini"
+
+
+class _AveragePool(nn.Module):
+    """The nearly free "CNN" of ``--cnn tiny``: 32x32 average pooling, ~1 % of EfficientNet-Lite0's time."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(images, 32)
+
+
+def tiny_backbone(real: FrozenBackbone) -> FrozenBackbone:
+    """A backbone with ``real``'s spec and preprocessing whose network costs almost nothing."""
+    return FrozenBackbone(real.spec, _AveragePool(), real.preprocess, channels=3)
 
 
 def cnn_only(backbone, frames: torch.Tensor, batch_size: int, device: torch.device) -> float:
@@ -43,13 +71,44 @@ def cnn_only(backbone, frames: torch.Tensor, batch_size: int, device: torch.devi
     return len(frames) / (time.perf_counter() - start)
 
 
+class _FrameCount:
+    """Decoding of one video, as extraction does it, answering only how many frames it gave."""
+
+    def __init__(self, decoded: DecodedVideos) -> None:
+        self.decoded = decoded
+
+    def __call__(self, position: int) -> int:
+        answer = self.decoded(position)
+        return 0 if "error" in answer else len(answer["indices"])
+
+
+def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec, workers: int) -> float:
+    """Frames per second the decoding processes deliver when nothing waits for their frames."""
+    work = _FrameCount(DecodedVideos(items, sampling))
+    start = time.perf_counter()
+    frames = sum(count for _, count in isolated_map(work, len(items), workers=workers, prefetch=4,
+                                                      initializer=decoding_initializer))
+    return frames / (time.perf_counter() - start)
+
+
+def print_rounds(rounds: list[tuple[float, float, float]], unit: str) -> None:
+    """Each round's (CNN only, decode ceiling, end to end), then their medians, each with the ratio of end to end to
+    the smaller of the two bounds."""
+    print(f"{'round':>6} {'CNN only':>12} {'decode ceiling':>15} {'end to end':>12} {'ratio':>6}")
+    medians = tuple(statistics.median(values) for values in zip(*rounds))
+    for label, (cnn, decode, full) in [*((str(n), r) for n, r in enumerate(rounds, start=1)), ("median", medians)]:
+        print(f"{label:>6} {cnn:>8.2f} {unit} {decode:>11.2f} {unit} {full:>8.2f} {unit} {full / min(cnn, decode):>6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="UCF101 (or a subset) with split lists")
-    parser.add_argument("--videos", type=int, default=48)
+    parser.add_argument("--videos", type=int, default=48, help="clips, spread over the dataset (default: 48)")
     parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--cnn", choices=("real", "tiny"), default="real",
+                        help="real: the backbone; tiny: a nearly free stand-in with its preprocessing (default: real)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
     parser.add_argument("--segments", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds (medians reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -59,33 +118,33 @@ def main() -> None:
     index = ucf101_index(args.root, fold=1)
     items = index.video_items()[:: max(1, len(index.records) // args.videos)][: args.videos]
     sampling = SamplingSpec(strategy="segments", num_segments=args.segments, short_side=256)
-    backbone = build_backbone(BackboneSpec(name=args.backbone)).to(device)
+    backbone = build_backbone(BackboneSpec(name=args.backbone))
+    if args.cnn == "tiny":
+        backbone = tiny_backbone(backbone)
+    backbone = backbone.to(device)
 
     frames = torch.cat([
         backbone.preprocess(read_sampled(item.path, lambda i: sampling.indices(i.num_frames, i.fps), size=256)[0])
         for item in items
     ])
-    # Rounds alternate the two measurements, and medians are compared: on a shared or throttled machine the speed
-    # drifts over minutes, and a single pair of runs can land on either side of a drift.
-    bounds, end_to_ends = [], []
+    # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
+    # over minutes, and a single set of runs can land on either side of a drift.
+    rounds = []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as cache_root:
-            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root)
+            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
             start = time.perf_counter()
             report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
                                       num_workers=args.workers, progress=False)
-            end_to_ends.append(report.frames / (time.perf_counter() - start))
-        bounds.append(cnn_only(backbone, frames, args.batch_size, device))
-    bound, end_to_end = statistics.median(bounds), statistics.median(end_to_ends)
+            end_to_end = report.frames / (time.perf_counter() - start)
+        rounds.append((cnn_only(backbone, frames, args.batch_size, device),
+                       decode_ceiling(items, sampling, args.workers), end_to_end))
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {device}, torch {torch.__version__}")
-    print(f"{len(items)} videos, {len(frames)} frames, backbone {args.backbone}, batch {args.batch_size}, "
-          f"{args.workers} decoding workers")
-    print(f"{'round':>6} {'CNN only':>12} {'end to end':>12} {'ratio':>7}")
-    for number, (cnn, full) in enumerate(zip(bounds, end_to_ends), start=1):
-        print(f"{number:>6} {cnn:>8.1f} f/s {full:>8.1f} f/s {full / cnn:>7.2f}")
-    print(f"{'median':>6} {bound:>8.1f} f/s {end_to_end:>8.1f} f/s {end_to_end / bound:>7.2f}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}")
+    print(f"{len(items)} videos, {len(frames)} frames, CNN {args.cnn} ({args.backbone} preprocessing), "
+          f"batch {args.batch_size}, {args.workers} decoding workers")
+    print_rounds(rounds, "f/s")
 
 
 if __name__ == "__main__":

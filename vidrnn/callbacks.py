@@ -38,6 +38,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from vidrnn.distributed import gather_rows
+
 __all__ = ["DEFAULT_POSITIONS", "ClipPredictionWriter", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
 
 #: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
@@ -180,7 +182,8 @@ class ClipPredictionWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` (clip, true label, predicted label, its probability) into the run's log folder.
 
     ``vidrnn predict`` adds it, so a prediction run leaves a file a person can open; without it Lightning would
-    compute the predictions and discard them.
+    compute the predictions and discard them. Under DDP every rank predicts its own share of the clips; the rows are
+    gathered and rank 0 writes them all, one per clip, sorted by clip.
     """
 
     def __init__(self) -> None:
@@ -188,15 +191,20 @@ class ClipPredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions: Sequence[Any],
                            batch_indices: Sequence[Any]) -> None:
-        directory = Path(trainer.log_dir or ".")
-        directory.mkdir(parents=True, exist_ok=True)
         names = pl_module.class_names
+        rows = []
+        for batch in predictions:
+            best, index = batch["probabilities"].max(dim=1)
+            for key, label, chosen, probability in zip(batch["keys"], batch["labels"], index, best):
+                rows.append([key, names[int(label)], names[int(chosen)], f"{float(probability):.6f}"])
+        rows = gather_rows(rows)
+        directory = Path(trainer.log_dir or ".")  # on every rank: under DDP, Lightning broadcasts it from rank 0
+        if not trainer.is_global_zero:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
         path = directory / "predictions.csv"
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["clip", "true_label", "predicted_label", "probability"])
-            for batch in predictions:
-                best, index = batch["probabilities"].max(dim=1)
-                for key, label, chosen, probability in zip(batch["keys"], batch["labels"], index, best):
-                    writer.writerow([key, names[int(label)], names[int(chosen)], f"{float(probability):.6f}"])
+            writer.writerows(sorted(rows))
         rank_zero_info(f"predictions written to {path}")

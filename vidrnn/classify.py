@@ -52,8 +52,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="frames per CNN batch (default: 32, as extraction; keep it for bit-identical results)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="decoding processes (default: 2); a decoder that crashes one costs that video an error "
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                         "row. 0 decodes in this process, where such a crash ends the run")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
@@ -194,7 +194,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
         return f"--output must end in .csv or .jsonl, got {args.output}"
-    if args.top_k < 1 or args.batch_size < 1 or args.workers < 0:
+    if args.top_k < 1 or args.batch_size < 1 or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
     if args.device == "cuda":
         import torch

@@ -155,8 +155,8 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
                      help="feature cache root (default: ./vidrnn-cache)")
     run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     run.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch (default: 32)")
-    run.add_argument("--workers", type=int, default=2,
-                     help="decoding processes (default: 2); a decoder that crashes one costs that video an error "
+    run.add_argument("--workers", type=int, default=None,
+                     help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                      "entry. 0 decodes in this process, where such a crash ends the run")
     run.add_argument("--limit", type=int, default=None, help="extract at most this many videos (for a quick try)")
     parser.set_defaults(run=_run_extract)
@@ -173,16 +173,22 @@ def _dataset_index(args: argparse.Namespace) -> DatasetIndex:
 
 
 def _init_distributed_from_environment(device: torch.device) -> None:
-    """Join the process group torchrun describes in the environment, if there is one."""
+    """Join the process group torchrun describes in the environment, if there is one, and make ``device`` (this
+    rank's GPU, from ``LOCAL_RANK``) the current one. The group only carries barriers, so gloo serves CPU and GPU."""
     import os
 
+    import torch
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("gloo")
 
 
 def _run_extract(args: argparse.Namespace) -> int:
+    import torch
+
     from vidrnn.backbones import BackboneSpec, build_backbone
     from vidrnn.devices import resolve_device
     from vidrnn.features import FeatureCache, extract_features
@@ -196,9 +202,11 @@ def _run_extract(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     _init_distributed_from_environment(device)
     backbone = build_backbone(spec)
-    cache = FeatureCache(args.cache_dir, spec, sampling, index.root)
+    cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device)
     report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
                               num_workers=args.workers, limit=args.limit)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     print(f"cache: {report.cache_dir}")
     print(f"extracted {report.extracted} videos ({report.frames} frames, {report.frames_per_second:.1f} frames/s), "
           f"skipped {report.skipped} already cached, {report.failed} failed")

@@ -1,8 +1,9 @@
 """Embed a stream of videos: decode them in worker processes, run the frozen CNN over their frames in fixed batches.
 
 One loop serves both uses of the frozen CNN on videos: filling the feature cache (:mod:`vidrnn.features`) and
-classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded and preprocessed in worker processes
-(:func:`vidrnn.workers.isolated_map`) while the CNN runs in the main process; a decoder that crashes its worker (a
+classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded in worker processes
+(:func:`vidrnn.workers.isolated_map`) and sent as uint8 frames to the main process, where they are preprocessed on the
+CNN's device and the CNN runs; a decoder that crashes its worker (a
 segfault or an abort in native code) costs that one video, reported as failed, never the run. Frames of consecutive
 videos are packed into batches of exactly ``batch_size`` (the last one zero-padded), so a frame's features never
 depend on which other frames shared its batch — what makes a resumed or multi-rank cache byte-identical to one
@@ -19,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidrnn.backbones import FrozenBackbone, Preprocess
+from vidrnn.backbones import FrozenBackbone
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
-from vidrnn.workers import WorkerCrash, isolated_map
+from vidrnn.workers import WorkerCrash, available_cores, isolated_map
 
-__all__ = ["DecodedVideos", "EmbeddedVideo", "FailedVideo", "FixedBatcher", "VideoItem", "embed_videos"]
+__all__ = ["DecodedVideos", "EmbeddedVideo", "FailedVideo", "FixedBatcher", "VideoItem", "decoding_initializer", "embed_videos"]
 
 
 @dataclass(frozen=True)
@@ -45,27 +46,21 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _to_plain(images: torch.Tensor) -> np.ndarray:
-    """Preprocessed images (``[N,3,h,w]``, channels-last in memory) as the ``[N,h,w,3]`` array of the same bytes: plain
-    data to send between processes (see :mod:`vidrnn.workers`)."""
-    return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
-
-
-def _from_plain(array: np.ndarray) -> torch.Tensor:
-    """The inverse of :func:`_to_plain`: the very tensor layout the CNN got before, so its features keep their bits."""
-    return torch.from_numpy(array).permute(0, 3, 1, 2)
-
-
-def _one_thread() -> None:
+def decoding_initializer() -> None:
     """Each decoding process uses one thread for torch (as DataLoader workers do): the processes are the parallelism."""
     torch.set_num_threads(1)
 
 
 class DecodedVideos:
-    """Decoding + preprocessing of one video per call (by its position in ``items``); runs inside worker processes."""
+    """Decoding of one video per call (by its position in ``items``); runs inside worker processes.
 
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
-        self.items, self.sampling, self.preprocess = items, sampling, preprocess
+    The answer holds the sampled frames as decoded, uint8 at the sampling's ``short_side``: preprocessing (resize,
+    crop, normalise to float32) happens where the CNN runs, on its device. Sent between processes, uint8 frames are
+    about half the bytes of float32 crops, and on a GPU the float work leaves the CPU altogether.
+    """
+
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec) -> None:
+        self.items, self.sampling = items, sampling
 
     def __call__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
@@ -78,13 +73,11 @@ class DecodedVideos:
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
                 size=self.sampling.short_side,
             )
-            images = self.preprocess(frames)
         except VideoReadError as error:
             return {"error": error.reason}
         except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
             return {"error": f"{type(error).__name__}: {error}"}
-        return {"images": _to_plain(images), "indices": indices, "fps": info.fps, "frames": info.num_frames,
-                "source": source}
+        return {"pixels": frames, "indices": indices, "fps": info.fps, "frames": info.num_frames, "source": source}
 
 
 @dataclass
@@ -160,12 +153,15 @@ class FailedVideo:
 
 
 def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
-                 device: torch.device, batch_size: int = 32, num_workers: int = 2) -> Iterator[EmbeddedVideo | FailedVideo]:
+                 device: torch.device, batch_size: int = 32,
+                 num_workers: int | None = None) -> Iterator[EmbeddedVideo | FailedVideo]:
     """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order).
 
-    ``num_workers`` decoding processes (0: decode here, where a crashing decoder ends the process)."""
-    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=num_workers,
-                            prefetch=4, initializer=_one_thread)
+    ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
+    ends the process)."""
+    workers = available_cores() if num_workers is None else num_workers
+    decoding = isolated_map(DecodedVideos(items, sampling), len(items), workers=workers, prefetch=4,
+                            initializer=decoding_initializer)
     batcher = FixedBatcher(backbone, batch_size, device)
     for position, decoded in decoding:
         item = items[position]
@@ -174,5 +170,6 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
         elif "error" in decoded:
             yield FailedVideo(item, decoded["error"])
         else:
-            yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded["images"]))
+            pixels = torch.from_numpy(decoded.pop("pixels")).to(device, non_blocking=True)
+            yield from batcher.add(EmbeddedVideo(item, decoded), backbone.preprocess(pixels))
     yield from batcher.flush()

@@ -1,8 +1,9 @@
 """The feature cache: run the frozen CNN over every video once, store the result, reuse it for every epoch.
 
-Layout of one cache (a directory under the cache root, named by a hash of backbone spec + sampling spec)::
+Layout of one cache (a directory under the cache root, named by a hash of backbone, sampling, videos root and
+precision)::
 
-    spec.json                      backbone spec, sampling spec, videos root: what these features are
+    spec.json                      backbone, sampling, videos root, precision: what these features are
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, ...
     errors.json                    videos that could not be read, with the reason
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vidrnn.backbones import BackboneSpec, FrozenBackbone
+from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import atomic_write, atomic_write_bytes
 from vidrnn.sampling import SamplingSpec
@@ -44,7 +45,8 @@ from vidrnn.sampling import SamplingSpec
 __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
-CACHE_VERSION = 1
+#: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
+CACHE_VERSION = 2
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -55,10 +57,17 @@ def _json_bytes(value: Any) -> bytes:
 
 
 class FeatureCache:
-    """One directory of features for one (backbone, sampling, videos root) triple, under a shared cache root."""
+    """One directory of features for one (backbone, sampling, videos root, precision) under a shared cache root.
 
-    def __init__(self, cache_root: str | os.PathLike, backbone: BackboneSpec, sampling: SamplingSpec, videos_root: Path):
+    ``device`` is where the features are (or were) computed: it decides their arithmetic
+    (:func:`vidrnn.backbones.feature_precision`), so a cache extracted on a GPU is found by runs that extract on a GPU,
+    and a CPU run makes its own instead of adding float32 features to float16-autocast ones.
+    """
+
+    def __init__(self, cache_root: str | os.PathLike, backbone: BackboneSpec, sampling: SamplingSpec, videos_root: Path,
+                 device: str | torch.device = "cpu"):
         self.videos_root = Path(videos_root).resolve()
+        self.precision = feature_precision(device)
         # The videos root is part of the key: datasets with the same relative paths (two UCF101 copies, a demo and
         # a real set) can share one cache root without ever sharing features.
         self._spec = {
@@ -66,6 +75,7 @@ class FeatureCache:
             "backbone": backbone.identity(),
             "sampling": sampling.to_dict(),
             "videos_root": str(self.videos_root),
+            "precision": self.precision,
         }
         digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(cache_root).expanduser() / f"{backbone.name}-{backbone.pooling}-{digest}"
@@ -227,7 +237,7 @@ def extract_features(
     *,
     device: str | torch.device = "cpu",
     batch_size: int = 32,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     limit: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
@@ -237,17 +247,28 @@ def extract_features(
 
     Videos are embedded by :func:`vidrnn.embedding.embed_videos` (decoding in ``num_workers`` processes, the CNN here
     on ``device``, frames of several videos sharing each batch). Unreadable videos land in the cache's error list and the
-    rest carries on. With several ranks (``torch.distributed`` initialised, or ``rank``/``world_size`` given), rank
-    ``r`` extracts items ``r, r+world_size, ...`` of the videos not yet cached; under torch.distributed the ranks read
-    the cache's state together, before any writes, and rank 0 merges the journals after a barrier. Otherwise the caller
-    starts the ranks on the same cache state and runs :meth:`FeatureCache.finalize` once every rank has finished.
+    rest carries on.
+
+    Several ranks share the work in one of two ways. Without ``rank``/``world_size``, an initialised
+    ``torch.distributed`` default group (``torchrun -m vidrnn extract``) shards it: every rank must call this, they
+    read the cache's state together before any writes, rank ``r`` extracts items ``r, r+world_size, ...`` of the
+    videos not yet cached, and rank 0 merges the journals after a barrier. With ``rank``/``world_size`` given, the
+    process group is never touched, whether or not one exists: a caller that runs on one process while the others wait
+    elsewhere (Lightning's ``prepare_data``, ``rank=0, world_size=1``) must not enter a collective they never join.
+    Such a caller starts the ranks on the same cache state; ``world_size=1`` finalizes, larger worlds leave
+    :meth:`FeatureCache.finalize` to the caller once every rank has finished.
     """
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if (rank is None) != (world_size is None):
+        raise ValueError("give both rank and world_size, or neither (then torch.distributed decides)")
+    distributed = rank is None and torch.distributed.is_available() and torch.distributed.is_initialized()
     if rank is None or world_size is None:
         rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     if backbone.spec != cache.backbone:
         raise ValueError(f"backbone {backbone.spec} does not match the cache's {cache.backbone}")
     device = torch.device(device)
+    if feature_precision(device) != cache.precision:
+        raise ValueError(f"the cache holds {cache.precision} features but {device} computes "
+                         f"{feature_precision(device)}: open the cache with device={device.type!r}")
     backbone = backbone.to(device)
     cache.open_for_writing(rank)
 

@@ -5,7 +5,7 @@ the preprocessing pipeline (:class:`~vidrnn.pipeline.PipelineSpec`: backbone spe
 steps). :class:`Predictor` replays the training pipeline on new input, step for step:
 
 1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec` and decode them at its size
-   (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in DataLoader workers);
+   (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in decoding processes);
 2. run the frozen CNN in fixed-size batches packed across videos (the extractor's batcher, so a frame's features do
    not depend on its batch neighbours);
 3. round the features through float16, because the feature cache stores float16 — without this, predictions would
@@ -145,12 +145,12 @@ class Predictor:
 
     # -- many video files ------------------------------------------------------------------------------------------
 
-    def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int = 32, num_workers: int = 2,
+    def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int = 32, num_workers: int | None = None,
                 top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
         """Classify video files, yielding one result per path as it finishes (not necessarily in input order).
 
-        Decoding runs in ``num_workers`` processes while the CNN runs here in batches of ``batch_size``
-        frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
+        Decoding runs in ``num_workers`` processes (default: one per available core) while the CNN runs here in
+        batches of ``batch_size`` frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]
         for video in embed_videos(items, self.sampling, self.backbone, device=self.device, batch_size=batch_size,

@@ -99,9 +99,11 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
 
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
         """Track every test sequence online with the model's head and without it (the matching-only ablation); write
-        ``tracking_scores.csv`` into the run's log folder and return the rows."""
+        ``tracking_scores.csv`` into the run's log folder and return the rows. Under DDP each rank tracks its share of
+        the sequences; every rank returns all rows, rank 0 prints and writes them."""
         from vidrnn.checkpoints import load_module
-        from vidrnn.tracker.evaluation import evaluate, write_scores
+        from vidrnn.distributed import gather_rows, rank_share
+        from vidrnn.tracker.evaluation import sequence_rows, with_means, write_scores
         from vidrnn.tracker.runtime import Tracker
         from vidrnn.tracker.search import MatchingSearch
 
@@ -111,13 +113,19 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
             model = load_module(type(model), ckpt_path)
         search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
         trackers = {"vidrnn": Tracker(search, model.head).track, "matching": Tracker(search).track}
-        rows = evaluate(trackers, datamodule.sequences("test"))
+        sequences = datamodule.sequences("test")
+        order = {sequence.name: position for position, sequence in enumerate(sequences)}
+        shared = gather_rows(sequence_rows(trackers, rank_share(sequences)))
+        rows = with_means(sorted(shared, key=lambda row: order[row.sequence]))
+        log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
+        if not self.trainer.is_global_zero:
+            return rows
         means = {row.tracker: row.score for row in rows if row.sequence == "MEAN"}
         for name, score in means.items():
             print(f"{name:10s} success AUC {score.success_auc:.3f}  P@20 {score.precision_20:.3f}  "
                   f"mean IoU {score.mean_iou:.3f}  ({len(rows) // len(means) - 1} sequences, {score.frames} frames)")
-        if self.trainer.log_dir is not None:
-            path = Path(self.trainer.log_dir) / "tracking_scores.csv"
+        if log_dir is not None:
+            path = Path(log_dir) / "tracking_scores.csv"
             write_scores(rows, path)
             logger.info("per-sequence tracking scores written to %s", path)
         return rows

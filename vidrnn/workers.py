@@ -218,3 +218,12 @@ def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefet
     if workers == 0:
         return ((position, work(position)) for position in range(count))
     return _Pool(work, count, workers, prefetch, initializer).results()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a scheduler's share, ``taskset``), the default number of
+    decoding processes: decoding is the CPU's part of extraction, and on a GPU machine it is the part that starves
+    the GPU when given too few cores."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -32,6 +32,7 @@ from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
+from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import PipelineSpec
@@ -106,7 +107,8 @@ class VideoDataModule(L.LightningDataModule):
         steps: time steps the model sees per clip, sampled from the cached frames (random segment offsets when
             training, centred otherwise).
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
-        extract_batch_size, extract_workers, device: for building the cache in ``prepare_data``.
+        extract_batch_size, extract_workers (default: one per available core), device: for building the cache in
+            ``prepare_data``.
         seed: split and sampling seed.
     """
 
@@ -128,7 +130,7 @@ class VideoDataModule(L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         extract_batch_size: int = 32,
-        extract_workers: int = 2,
+        extract_workers: int | None = None,
         device: str = "auto",
         seed: int = 0,
     ) -> None:
@@ -144,7 +146,7 @@ class VideoDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
         self.index = self._build_index()  # fails fast on wrong paths, before any slow work
-        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root)
+        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device))
         self._feature_dim: int | None = None
         self._clips: dict[str, _CachedSequences] = {}
         self._datasets: dict[str, _CachedSequences | OrderTask] = {}
@@ -228,7 +230,9 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=split == "train",
+        training = split == "train"
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=training,
+                          sampler=None if training else evaluation_sampler(dataset),
                           num_workers=self.hparams.num_workers, collate_fn=collate_sequences,
                           persistent_workers=self.hparams.num_workers > 0)
 

@@ -35,6 +35,7 @@ from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
 from vidrnn.devices import resolve_device
+from vidrnn.distributed import evaluation_sampler
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
@@ -261,5 +262,6 @@ class TrackingDataModule(L.LightningDataModule):
         tracker as it runs, from the matching run's cached evidence)."""
         runs = self._split_runs("val")
         windows = EvidenceWindows(runs, self.window, self.val_windows, seed=self.seed)
-        return [DataLoader(windows, batch_size=self.batch_size),
-                DataLoader(MatchingRuns(runs, self.sequences("val")), batch_size=None)]
+        sequences = MatchingRuns(runs, self.sequences("val"))
+        return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows)),
+                DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences))]

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vidrnn.batches import SequenceBatch
@@ -169,6 +169,9 @@ class VideoClassifier(L.LightningModule):
         self.optimizer, self.scheduler = optimizer, scheduler
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
+        # The evaluation loss as a metric: under DDP its clip-weighted sum and count are reduced over ranks, so ranks
+        # holding different numbers of clips (every clip is evaluated exactly once) still give the exact mean.
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.confusion = MulticlassConfusionMatrix(num_classes)
         #: Set by GradientNormLogger: keep the input features' gradient so per-time-step norms can be logged.
         self.track_input_gradients = False
@@ -219,20 +222,19 @@ class VideoClassifier(L.LightningModule):
             self.log("train/residual_scale", self.encoder.residual_scale.detach(), batch_size=len(batch.labels))
         return loss
 
-    def _evaluate(self, batch: SequenceBatch, metrics: MetricCollection, prefix: str) -> Tensor:
+    def _evaluate(self, batch: SequenceBatch, metrics: MetricCollection, loss_mean: MeanMetric, prefix: str) -> Tensor:
         logits = self(batch.features, batch.lengths)
-        loss = self.loss(logits, batch.labels)
+        loss_mean.update(self.loss(logits, batch.labels), weight=len(batch.labels))
         metrics.update(logits, batch.labels)
-        # sync_dist: under DDP each rank sees a shard; the logged loss must be the mean over all of them.
-        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch.labels), sync_dist=True)
+        self.log(f"{prefix}loss", loss_mean, prog_bar=True, batch_size=len(batch.labels))
         self.log_dict(metrics, prog_bar=True, batch_size=len(batch.labels))
         return logits
 
     def validation_step(self, batch: SequenceBatch, batch_index: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val/")
+        self._evaluate(batch, self.val_metrics, self.val_loss, "val/")
 
     def test_step(self, batch: SequenceBatch, batch_index: int) -> None:
-        logits = self._evaluate(batch, self.test_metrics, "test/")
+        logits = self._evaluate(batch, self.test_metrics, self.test_loss, "test/")
         self.confusion.update(logits, batch.labels)
 
     def on_test_epoch_end(self) -> None:
@@ -240,8 +242,9 @@ class VideoClassifier(L.LightningModule):
 
         matrix = self.confusion.compute().cpu()
         self.confusion.reset()
-        if self.trainer.is_global_zero and self.trainer.logger is not None and self.trainer.log_dir is not None:
-            csv_path, png_path = save_confusion_matrix(matrix, self.class_names, Path(self.trainer.log_dir))
+        log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
+        if self.trainer.is_global_zero and self.trainer.logger is not None and log_dir is not None:
+            csv_path, png_path = save_confusion_matrix(matrix, self.class_names, Path(log_dir))
             logger.info("confusion matrix written to %s and %s", csv_path, png_path)
 
     def predict_step(self, batch: SequenceBatch, batch_index: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torchmetrics import MeanMetric, MetricCollection
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from vidrnn.metrics import score_sequence
@@ -79,6 +80,11 @@ class FrameTracker(L.LightningModule):
                                      bidirectional=bidirectional, dropout=dropout, rule=self.settings.rule,
                                      response_map=response_map, levels=levels, confidence=confidence)
         self.optimizer, self.scheduler = optimizer, scheduler
+        # Means over whole validation sequences, each weighing the same; as metrics their sums and counts are reduced
+        # over DDP ranks, which hold different numbers of sequences (each is tracked exactly once).
+        self.sequence_scores = MetricCollection({f"val/{name}{suffix}": MeanMetric()
+                                                 for name in ("success_auc", "precision_20")
+                                                 for suffix in ("", "_matching")}, compute_groups=False)
 
     def forward(self, evidence: Tensor) -> Tensor:
         """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,EVIDENCE_DIM]`` read in one pass."""
@@ -122,8 +128,9 @@ class FrameTracker(L.LightningModule):
         for suffix, crop_boxes in answers.items():
             boxes = within_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
             score = score_sequence(np.concatenate([truth[:1], boxes]), truth)
-            self.log_dict({f"val/success_auc{suffix}": score.success_auc, f"val/precision_20{suffix}": score.precision_20},
-                          batch_size=1, add_dataloader_idx=False, sync_dist=True)
+            self.sequence_scores[f"val/success_auc{suffix}"].update(score.success_auc)
+            self.sequence_scores[f"val/precision_20{suffix}"].update(score.precision_20)
+        self.log_dict(self.sequence_scores, batch_size=1, add_dataloader_idx=False)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["task"] = "tracking"

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
 
-__all__ = ["ScoreRow", "TrackFunction", "evaluate", "track_timed", "write_scores"]
+__all__ = ["ScoreRow", "TrackFunction", "evaluate", "sequence_rows", "track_timed", "with_means", "write_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ def track_timed(track: TrackFunction, sequence: TrackingSequence) -> tuple[np.nd
     return boxes, len(boxes) / max(elapsed, 1e-9)
 
 
-def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
-             progress: bool = True) -> list[ScoreRow]:
-    """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences)."""
+def sequence_rows(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
+                  progress: bool = True) -> list[ScoreRow]:
+    """Every tracker on every sequence: one row each, by sequence, then tracker."""
     rows = []
     for sequence in tqdm(sequences, desc="tracking", unit="sequence", disable=not progress):
         for name, track in trackers.items():
@@ -75,11 +75,24 @@ def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[Tracking
             logger.info("%s %s: success AUC %.3f, P@20 %.3f, %.1f frames/s", sequence.name, name,
                         row.score.success_auc, row.score.precision_20, speed)
             rows.append(row)
+    return rows
+
+
+def with_means(rows: Sequence[ScoreRow]) -> list[ScoreRow]:
+    """``rows`` followed by one ``MEAN`` row per tracker (each sequence weighing the same; median speed)."""
+    trackers = list(dict.fromkeys(row.tracker for row in rows))
+    means = []
     for name in trackers:
         own = [row for row in rows if row.tracker == name]
-        rows.append(ScoreRow("MEAN", name, mean_scores(row.score for row in own),
-                             float(np.median([row.frames_per_second for row in own]))))
-    return rows
+        means.append(ScoreRow("MEAN", name, mean_scores(row.score for row in own),
+                              float(np.median([row.frames_per_second for row in own]))))
+    return [*rows, *means]
+
+
+def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
+             progress: bool = True) -> list[ScoreRow]:
+    """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences)."""
+    return with_means(sequence_rows(trackers, sequences, progress))
 
 
 def write_scores(rows: Sequence[ScoreRow], path: Path) -> None:

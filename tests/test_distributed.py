@@ -1,0 +1,160 @@
+"""Several processes (CPU, gloo): Lightning's DDP over an uncached dataset, torchrun extraction, each clip counted once."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import yaml
+
+from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.devices import resolve_device
+from vidrnn.distributed import evaluation_sampler, gather_rows, rank_share
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_a_bare_cuda_device_is_the_gpu_of_this_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("cuda") == torch.device("cuda", 3)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit choice stays
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+
+
+def test_one_process_evaluates_everything_itself() -> None:
+    assert evaluation_sampler(list(range(5))) is None
+    assert rank_share(["a", "b", "c"]) == ["a", "b", "c"]
+    assert gather_rows(("a", "b")) == ["a", "b"]
+
+
+def _sharing_worker(rank: int, init_file: str, answers: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    sampled = list(evaluation_sampler(list(range(5))))
+    shared = rank_share(["s0", "s1", "s2"])
+    gathered = gather_rows([f"clip{index}" for index in sampled])
+    Path(answers, f"rank{rank}.yaml").write_text(yaml.safe_dump({"sampled": sampled, "shared": shared,
+                                                                 "gathered": gathered}))
+    dist.destroy_process_group()
+
+
+def test_two_ranks_evaluate_every_item_exactly_once_and_both_get_all_rows(tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(_sharing_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    ranks = [yaml.safe_load((tmp_path / f"rank{rank}.yaml").read_text()) for rank in (0, 1)]
+    assert [answer["sampled"] for answer in ranks] == [[0, 2, 4], [1, 3]]  # no padding with repeats
+    assert [answer["shared"] for answer in ranks] == [["s0", "s2"], ["s1"]]
+    assert ranks[0]["gathered"] == ranks[1]["gathered"] == ["clip0", "clip2", "clip4", "clip1", "clip3"]
+
+
+def _prepare_data_worker(rank: int, dataset: str, cache_root: str, init_file: str) -> None:
+    """What Lightning does with prepare_data: local rank 0 runs it while the other ranks wait in a barrier of their
+    own; then all meet. Before the fix, extraction entered collectives rank 1 never joined and timed out."""
+    from vidrnn.backbones import BackboneSpec, build_backbone
+    from vidrnn.features import FeatureCache, extract_features
+    from vidrnn.sampling import SamplingSpec
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=30))
+    if rank == 0:
+        backbone = build_backbone(BackboneSpec(input_size=64))
+        index = ucf101_index(Path(dataset), fold=1)
+        cache = FeatureCache(cache_root, backbone.spec, SamplingSpec(strategy="all", short_side=64), index.root)
+        report = extract_features(index.video_items(), cache, backbone, num_workers=0, rank=0, world_size=1,
+                                  progress=False)
+        assert report.extracted == len(index.records) and (cache.dir / "manifest.json").exists()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_classification_dataset(tmp_path_factory.mktemp("videos"), groups=3, clips_per_group=1, num_frames=8,
+                                       size=(48, 64), seed=2)
+
+
+def test_extraction_on_one_rank_never_enters_a_collective_the_others_do_not_join(dataset: Path, tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(_prepare_data_worker, args=(str(dataset), str(tmp_path / "cache"),
+                                                            str(tmp_path / "init")), nprocs=2)
+
+
+def _vidrnn(*args: str, launcher: list[str] | None = None, timeout: float = 300,
+            threads: int | None = None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
+    command = [*(launcher or [sys.executable]), "-m", "vidrnn", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment,
+                            cwd=REPOSITORY)
+    assert result.returncode in (0, 3), f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_torchrun_extract_fills_the_same_cache_bytes_as_one_process(dataset: Path, tmp_path: Path) -> None:
+    arguments = ["extract", "--root", str(dataset), "--input-size", "64", "--sampling", "all", "--short-side", "64",
+                 "--batch-size", "12", "--workers", "0"]
+    # A CPU convolution's float rounding depends on its thread count (torchrun gives each rank one thread): equal
+    # bytes are promised for equal arithmetic, so the one process gets one thread too.
+    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "one"), threads=1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
+    (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
+    assert not list(two.glob("journal-*"))
+    assert _tree(two) == _tree(one)
+    assert len(list(two.rglob("*.npy"))) == 18
+
+
+def _test_clips(root: Path) -> list[str]:
+    return ucf101_index(root, fold=1).split("test")
+
+
+@pytest.mark.slow
+def test_ddp_fit_of_the_demo_config_over_an_uncached_dataset_with_a_broken_video_counts_each_test_clip_once(
+        tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=2, num_frames=8, size=(48, 64),
+                                       seed=3)
+    test_records = _test_clips(root)
+    broken = test_records[0].path
+    broken.write_bytes(b"this is not a video")
+    smaller = {
+        "data": {"dataset": "ucf101", "root": str(root), "cache_dir": str(tmp_path / "cache"), "steps": 8,
+                 "backbone": {"input_size": 64}, "sampling": {"strategy": "all", "short_side": 64}},
+        "trainer": {"max_epochs": 2, "default_root_dir": str(tmp_path / "runs"), "enable_progress_bar": False,
+                    "strategy": "ddp", "devices": 2, "accelerator": "cpu"},
+    }
+    override = tmp_path / "small.yaml"
+    override.write_text(yaml.safe_dump(smaller))
+    readable = sorted(r.path.relative_to(root / "UCF-101").as_posix() for r in test_records if r.path != broken)
+    for attempt in range(2):  # the broken video is tried again on every fit; neither may hang
+        result = _vidrnn("fit", "--config", "configs/demo.yaml", "--config", str(override))
+        assert "Starting with 2 processes" in result.stdout + result.stderr
+        run = _newest_run(tmp_path / "runs")
+        assert run.name == f"version_{attempt}"
+        with (run / "confusion_matrix.csv").open(newline="") as handle:
+            counts = [int(value) for row in list(csv.reader(handle))[1:] for value in row[1:]]
+        assert sum(counts) == len(readable)  # every readable test clip once (padding to 12 would count one twice)
+    errors = yaml.safe_load(next((tmp_path / "cache").glob("*/errors.json")).read_text())
+    assert [error["path"] for error in errors] == [broken.relative_to(root / "UCF-101").as_posix()]
+
+    _vidrnn("predict", "--config", "configs/demo.yaml", "--config", str(override),
+            "--ckpt_path", str(run / "checkpoints" / "latest.ckpt"))
+    with (_newest_run(tmp_path / "runs") / "predictions.csv").open(newline="") as handle:
+        assert [row["clip"] for row in csv.DictReader(handle)] == readable  # both ranks' rows, once each, sorted
+
+
+def _newest_run(runs: Path) -> Path:
+    return max((runs / "lightning_logs").glob("version_*"), key=lambda path: int(path.name.split("_")[1]))
