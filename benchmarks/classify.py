@@ -43,7 +43,8 @@ def folder_throughput(predictor: Predictor, paths: list[Path], batch_size: int,
     ]
     frames_per_video = sum(len(f) for f in frames) / len(paths)
     bound = cnn_only(predictor.backbone, torch.cat(frames), batch_size, predictor.device) / frames_per_video
-    ceiling = decode_ceiling([VideoItem(p, str(p)) for p in paths], sampling, workers) / frames_per_video
+    items = [VideoItem(p, str(p)) for p in paths]
+    ceiling = decode_ceiling(items, sampling, predictor.backbone.preprocess, workers) / frames_per_video
     start = time.perf_counter()
     results = list(predictor.predict(paths, batch_size=batch_size, num_workers=workers))
     seconds = time.perf_counter() - start

@@ -88,6 +88,25 @@ def test_preprocess_resizes_crops_and_normalises() -> None:
     assert uncropped.shape == (2, 3, 64, 128)
 
 
+def test_preprocess_crops_in_uint8_and_normalises_in_float_without_touching_its_input() -> None:
+    """The two stages extraction runs apart (crops in the decoding processes, normalisation where the CNN is)."""
+    preprocess = Preprocess(resize_size=64, crop_size=56, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    frames = torch.randint(0, 256, (3, 96, 128, 3), dtype=torch.uint8)
+    crops = preprocess.resize_and_crop(frames)
+    assert crops.dtype == torch.uint8 and crops.shape == (3, 3, 56, 56)
+    same_size = Preprocess(resize_size=96, crop_size=56, mean=preprocess.mean, std=preprocess.std)
+    top, left = (96 - 56) // 2, (128 - 56) // 2
+    assert torch.equal(same_size.resize_and_crop(frames), frames[:, top:top + 56, left:left + 56].permute(0, 3, 1, 2))
+    images = preprocess.normalize(crops)
+    assert images.dtype == torch.float32 and images.is_contiguous(memory_format=torch.channels_last)
+    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in (preprocess.mean, preprocess.std))
+    expected = (crops.float() / 255 - mean) / std
+    assert torch.equal(images, expected) and torch.equal(preprocess(frames), images)
+    floats = crops.float()
+    preprocess.normalize(floats)
+    assert torch.equal(floats, crops.float())  # a float input is copied, never normalised in place
+
+
 class _Parent(nn.Module):
     def __init__(self, backbone) -> None:
         super().__init__()

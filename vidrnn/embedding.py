@@ -1,9 +1,9 @@
 """Embed a stream of videos: decode them in worker processes, run the frozen CNN over their frames in fixed batches.
 
 One loop serves both uses of the frozen CNN on videos: filling the feature cache (:mod:`vidrnn.features`) and
-classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded in worker processes
-(:func:`vidrnn.workers.isolated_map`) and sent as uint8 frames to the main process, where they are preprocessed on the
-CNN's device and the CNN runs; a decoder that crashes its worker (a
+classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded, resized and cropped in worker
+processes (:func:`vidrnn.workers.isolated_map`) and sent as uint8 crops to the main process, where they are normalised
+on the CNN's device and the CNN runs; a decoder that crashes its worker (a
 segfault or an abort in native code) costs that one video, reported as failed, never the run. Frames of consecutive
 videos are packed into batches of exactly ``batch_size`` (the last one zero-padded), so a frame's features never
 depend on which other frames shared its batch — what makes a resumed or multi-rank cache byte-identical to one
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidrnn.backbones import FrozenBackbone
+from vidrnn.backbones import FrozenBackbone, Preprocess
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 from vidrnn.workers import WorkerCrash, available_cores, isolated_map
@@ -46,21 +46,34 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def _to_plain(images: torch.Tensor) -> np.ndarray:
+    """``[N,3,h,w]`` images (channels-last strides) as the contiguous ``[N,h,w,3]`` array of their pixels: plain data
+    to send between processes (see :mod:`vidrnn.workers`)."""
+    return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
+
+
+def _from_plain(array: np.ndarray) -> torch.Tensor:
+    """The inverse of :func:`_to_plain`."""
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
 def decoding_initializer() -> None:
     """Each decoding process uses one thread for torch (as DataLoader workers do): the processes are the parallelism."""
     torch.set_num_threads(1)
 
 
 class DecodedVideos:
-    """Decoding of one video per call (by its position in ``items``); runs inside worker processes.
+    """Decoding, resizing and cropping of one video per call (by its position in ``items``); runs inside worker
+    processes.
 
-    The answer holds the sampled frames as decoded, uint8 at the sampling's ``short_side``: preprocessing (resize,
-    crop, normalise to float32) happens where the CNN runs, on its device. Sent between processes, uint8 frames are
-    about half the bytes of float32 crops, and on a GPU the float work leaves the CPU altogether.
+    The answer holds the network's crops still in uint8 (:meth:`~vidrnn.backbones.Preprocess.resize_and_crop`):
+    normalising to float32 happens where the CNN runs, on its device, a batch at a time (:class:`FixedBatcher`). Sent
+    between processes, uint8 crops are a quarter of the bytes of float32 ones, and on a GPU the float work leaves the
+    CPU altogether.
     """
 
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec) -> None:
-        self.items, self.sampling = items, sampling
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
+        self.items, self.sampling, self.preprocess = items, sampling, preprocess
 
     def __call__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
@@ -73,11 +86,13 @@ class DecodedVideos:
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
                 size=self.sampling.short_side,
             )
+            crops = self.preprocess.resize_and_crop(frames)
         except VideoReadError as error:
             return {"error": error.reason}
         except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
             return {"error": f"{type(error).__name__}: {error}"}
-        return {"pixels": frames, "indices": indices, "fps": info.fps, "frames": info.num_frames, "source": source}
+        return {"crops": _to_plain(crops), "indices": indices, "fps": info.fps, "frames": info.num_frames,
+                "source": source}
 
 
 @dataclass
@@ -97,7 +112,9 @@ class EmbeddedVideo:
 
 
 class FixedBatcher:
-    """Packs frames of consecutive videos into CNN batches of exactly ``batch_size`` frames."""
+    """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames; each batch
+    goes to the device and is normalised there as one tensor (one copy of a quarter of the bytes, then the float work
+    where the CNN is)."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
@@ -105,6 +122,7 @@ class FixedBatcher:
         self.queued = 0
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
+        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos whose every frame has been through the CNN."""
         pending.remaining = len(images)
         self.queue.append((pending, images))
         self.queued += len(images)
@@ -133,7 +151,8 @@ class FixedBatcher:
         if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
             padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
             batch = torch.cat([batch, padding])
-        features = self.backbone(batch.to(self.device, non_blocking=True))[:count].cpu()
+        images = self.backbone.preprocess.normalize(batch.to(self.device, non_blocking=True))
+        features = self.backbone(images)[:count].cpu()
         finished, offset = [], 0
         for pending, size in owners:
             pending.outputs.append(features[offset : offset + size])
@@ -160,8 +179,8 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
     ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
     ends the process)."""
     workers = available_cores() if num_workers is None else num_workers
-    decoding = isolated_map(DecodedVideos(items, sampling), len(items), workers=workers, prefetch=4,
-                            initializer=decoding_initializer)
+    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
+                            prefetch=4, initializer=decoding_initializer)
     batcher = FixedBatcher(backbone, batch_size, device)
     for position, decoded in decoding:
         item = items[position]
@@ -170,6 +189,5 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
         elif "error" in decoded:
             yield FailedVideo(item, decoded["error"])
         else:
-            pixels = torch.from_numpy(decoded.pop("pixels")).to(device, non_blocking=True)
-            yield from batcher.add(EmbeddedVideo(item, decoded), backbone.preprocess(pixels))
+            yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded.pop("crops")))
     yield from batcher.flush()

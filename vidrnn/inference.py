@@ -140,7 +140,8 @@ class Predictor:
         batcher = FixedBatcher(self.backbone, batch_size, self.device)
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
-        finished = batcher.add(pending, self.backbone.preprocess(resized)) + batcher.flush()
+        crops = self.backbone.preprocess.resize_and_crop(resized)  # as in embed_videos: uint8, normalised in batches
+        finished = batcher.add(pending, crops) + batcher.flush()
         return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
 
     # -- many video files ------------------------------------------------------------------------------------------
