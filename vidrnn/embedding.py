@@ -163,7 +163,8 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
                  device: torch.device, batch_size: int = 32, num_workers: int = 2) -> Iterator[EmbeddedVideo | FailedVideo]:
     """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order).
 
-    ``num_workers`` decoding processes (0: decode here, where a crashing decoder ends the process)."""
+    ``num_workers`` decoding processes (0: decode here, where a crashing decoder ends the process). Processes that
+    cannot start at all raise :class:`~vidrnn.workers.WorkerStartError`: that is the environment, not the videos."""
     decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=num_workers,
                             prefetch=4, initializer=_one_thread)
     batcher = FixedBatcher(backbone, batch_size, device)
