@@ -257,6 +257,23 @@ def test_a_decoder_that_crashes_its_worker_costs_one_error_row_and_resume_skips_
     assert output.read_text(encoding="utf-8") == before
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched initializer reaches workers by fork")
+def test_decoding_processes_that_cannot_start_stop_the_run_instead_of_failing_every_video(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from vidrnn import embedding
+
+    _, _, checkpoint = trained
+
+    def broken_environment() -> None:
+        raise OSError("libavcodec.so.60: cannot open shared object file")
+
+    monkeypatch.setattr(embedding, "decoding_initializer", broken_environment)
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos[:3], "--ckpt", checkpoint, "--output", output, "--workers", "2") == 1
+    assert "the initializer raised OSError: libavcodec.so.60" in capsys.readouterr().err
+    assert read_csv(output) == []  # no video is marked as failed: each is still to do for a --resume
+
+
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     output = tmp_path / "out.jsonl"

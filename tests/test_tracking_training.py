@@ -16,14 +16,16 @@ from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_track
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.metrics import iou_per_frame, score_sequence
+from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker.evaluation import evaluate
 from vidrnn.tracker.geometry import SearchGeometry
 from vidrnn.tracker.matching import EVIDENCE_DIM
-from vidrnn.tracker.runtime import load_tracker
+from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import simulate_runs
 from vidrnn.training import run_lightning_cli, task_of
+from vidrnn.video import read_frames
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SIZE = (96, 128)
@@ -214,6 +216,11 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["track", str(video), "--box", "1,2,3"])
+    assert main(["track", str(video), "--box", "1,1,6,6", "--max-side", "16", "--output", str(output)]) == 2
+    assert "working size 16x12: the first box must be at least 2x2" in capsys.readouterr().err
+    assert output.read_text() == "earlier results\n"
+    with pytest.raises(SystemExit):
+        main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
 
 
 def test_without_a_checkpoint_the_matching_tracker_writes_a_row_per_frame(tmp_path: Path) -> None:
@@ -226,6 +233,68 @@ def test_without_a_checkpoint_the_matching_tracker_writes_a_row_per_frame(tmp_pa
         assert main(["track", str(folder / "img"), "--box", box, *flags, "--output", str(output)]) == 0
         rows.append(output.read_text())
     assert len(rows[0].splitlines()) == 8 + 1 and rows[0] == rows[1]
+
+
+def _read_boxes(path: Path) -> np.ndarray:
+    """The ``x, y, w, h`` rows of a CSV that ``vidrnn track`` wrote."""
+    return np.array([[float(row[key]) for key in "xywh"] for row in csv.DictReader(path.open())])
+
+
+def _write_gliding_card(path: Path, num_frames: int) -> np.ndarray:
+    """A 320x240 clip of a textured 60x60 card gliding over a smooth gradient — a scene that looks alike at any
+    resolution — and the card's box in every frame."""
+    rng = np.random.default_rng(0)
+    card = np.kron(rng.integers(0, 256, (6, 6, 3)), np.ones((10, 10, 1))).astype(np.uint8)
+    background = np.broadcast_to(np.linspace(40, 200, 320).astype(np.uint8)[None, :, None], (240, 320, 3))
+    frames, boxes = [], []
+    for index in range(num_frames):
+        x, y = 60 + 4 * index, 80 + 2 * index
+        frame = background.copy()
+        frame[y : y + 60, x : x + 60] = card
+        frames.append(frame)
+        boxes.append((x, y, 60, 60))
+    _write_clip(path, frames)
+    return np.array(boxes, dtype=np.float64)
+
+
+def test_working_scale_keeps_the_longer_side_within_the_limit() -> None:
+    scale = working_scale(3840, 2160, 1280)
+    assert scale.size == (720, 1280) and scale.x == scale.y == pytest.approx(1 / 3)
+    assert scale.up(scale.down([300.0, 150.0, 90.0, 60.0])) == pytest.approx([300, 150, 90, 60])
+    assert working_scale(1080, 1920, 1280).size == (1280, 720)  # portrait: the height is the longer side
+    assert working_scale(1280, 720, 1280) == working_scale(7680, 4320, 0) == WorkingScale()
+
+
+def test_track_decodes_at_the_working_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video larger than --max-side reaches the tracker at the working size (memory), while the given box and the
+    written ones stay in the video's pixels and match tracking at full resolution — which a video within the limit
+    (here, the default's) gets, decoded as it is."""
+    video = tmp_path / "card.mp4"
+    truth = _write_gliding_card(video, 8)
+    seen: list[tuple[int, ...]] = []
+    track = Tracker.track
+
+    def recording(self: Tracker, frames, box):
+        return track(self, (seen.append(frame.shape) or frame for frame in frames), box)
+
+    monkeypatch.setattr(Tracker, "track", recording)
+    box = ",".join(str(value) for value in truth[0])
+    half_csv, full_csv, rendered = tmp_path / "half.csv", tmp_path / "full.csv", tmp_path / "half.mp4"
+    assert main(["track", str(video), "--box", box, "--max-side", "160", "--render", str(rendered), "--output",
+                 str(half_csv), "--device", "cpu"]) == 0
+    assert main(["track", str(video), "--box", box, "--output", str(full_csv), "--device", "cpu"]) == 0
+    assert seen == [(120, 160, 3)] * 8 + [(240, 320, 3)] * 8
+    half, full = _read_boxes(half_csv), _read_boxes(full_csv)
+    assert half[0] == pytest.approx(truth[0]) and full[0] == pytest.approx(truth[0])
+    assert np.abs(half - full).max() <= 2.5, (half, full)  # measured: 1.9 px at most, in the size
+    assert np.abs(full - truth).max() <= 3.0, (full, truth)
+
+    capture = cv2.VideoCapture(str(rendered))
+    ok, first = capture.read()
+    assert ok and first.shape == (120, 160, 3) and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    capture.release()
+    change = np.abs(cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int) - read_frames(video, [0], size=(120, 160))[0])
+    assert change[40, 32:58].mean() > 30 and change[100].mean() < 15  # the box (30, 40, 30, 30) drawn, nothing else
 
 
 def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

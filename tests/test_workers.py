@@ -67,9 +67,7 @@ def test_workers_of_a_killed_main_process_leave(tmp_path: Path) -> None:
         for _ in workers.isolated_map(work, 1000, workers=2):
             pass
     """)
-    repository = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(filter(None, [repository, os.environ.get("PYTHONPATH")]))
-    main = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": path})
+    main = subprocess.Popen([sys.executable, "-c", script], env=_with_this_checkout())
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(set(_lines(pids))) < 2:
         time.sleep(0.05)
@@ -81,6 +79,62 @@ def test_workers_of_a_killed_main_process_leave(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(_alive(pid) for pid in started):
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in started)
+
+
+@pytest.mark.parametrize(("failure", "cause"), [
+    ("os._exit(1)", "worker process exited with status 1"),
+    ("raise OSError('libavcodec.so.60: cannot open shared object file')",
+     "the initializer raised OSError: libavcodec.so.60: cannot open shared object file"),
+])
+def test_workers_that_cannot_start_stop_the_run_and_name_the_cause(failure: str, cause: str) -> None:
+    """An initializer that always fails is the environment's fault, not the items': the run stops after a few
+    failed starts, saying why, instead of failing every item or starting fresh workers for ever (hence the deadline:
+    the map runs in a child process)."""
+    script = textwrap.dedent(f"""
+        import os
+        from vidrnn.workers import isolated_map
+
+        def initializer():
+            {failure}
+
+        try:
+            answers = list(isolated_map(lambda position: position, 50, workers=2, initializer=initializer))
+        except RuntimeError as error:
+            print(f"stopped: {{error}}")
+        else:
+            print(f"answered: {{answers[:3]}} ...")
+    """)
+    finished = subprocess.run([sys.executable, "-c", script], env=_with_this_checkout(), capture_output=True,
+                              text=True, timeout=60)
+    assert finished.stdout == (f"stopped: worker processes cannot start: 3 in a row ended before taking any work; "
+                               f"the last: {cause}\n"), finished.stdout + finished.stderr
+
+
+def test_a_worker_that_fails_to_start_costs_no_item(tmp_path: Path) -> None:
+    """The items sent to a worker that died in its initializer were never worked on: a fresh worker answers them."""
+    failed = tmp_path / "failed once"
+
+    def fails_the_first_time() -> None:
+        if not failed.exists():
+            failed.touch()
+            os._exit(1)
+
+    results = list(isolated_map(_crashing_at({}), 12, workers=2, prefetch=2, initializer=fails_the_first_time))
+    assert failed.exists() and results == [(position, position * position) for position in range(12)]
+
+
+def test_items_that_kill_fresh_workers_in_a_row_fail_one_by_one() -> None:
+    """Workers that started and died on their first item, again and again, are the items' doing: no start error."""
+    deaths = dict.fromkeys(range(5), signal.SIGSEGV)
+    results = dict(isolated_map(_crashing_at(deaths), 8, workers=1, prefetch=1))
+    assert all(isinstance(results[position], WorkerCrash) for position in deaths)
+    assert [results[position] for position in range(5, 8)] == [25, 36, 49]
+
+
+def _with_this_checkout() -> dict[str, str]:
+    """The environment for a child Python that imports vidrnn from this checkout."""
+    repository = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repository, os.environ.get("PYTHONPATH")]))}
 
 
 def _lines(path: Path) -> list[str]:

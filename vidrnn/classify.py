@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from vidrnn.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write
 from vidrnn.video import VIDEO_EXTENSIONS
 
@@ -42,7 +42,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
         "training data was. Folders contribute their files with a video extension; files named explicitly are "
         "always tried. One row per video is written (and flushed) as it finishes; unreadable videos get an error "
-        "row with the reason, and the command then ends with exit status 3.",
+        "row with the reason, and the command then ends with exit status 3. Decoding processes that cannot start at "
+        "all (an environment problem, not a video's) stop the run with exit status 1.",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
     parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")
@@ -205,10 +206,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    """Classify every video the arguments name; 0 when all succeeded, 3 when some failed, 2 on usage errors."""
+    """Classify every video the arguments name; 0 when all succeeded, 3 when some failed, 2 on usage errors, 1 when
+    the decoding processes cannot start (the rows written until then are kept, for --resume)."""
     from tqdm.auto import tqdm
 
     from vidrnn.inference import Predictor
+    from vidrnn.workers import WorkerStartError
 
     problem = _usage_problem(args)
     if problem is not None:
@@ -238,6 +241,9 @@ def run_classify(args: argparse.Namespace) -> int:
             failed += not result.ok
             bar.update(1)
             bar.set_postfix(failed=failed, refresh=False)
+    except WorkerStartError as error:
+        print(f"vidrnn classify: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         bar.close()
         writer.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidrnn import __version__
-from vidrnn.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     import torch
@@ -193,6 +193,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     from vidrnn.devices import resolve_device
     from vidrnn.features import FeatureCache, extract_features
     from vidrnn.sampling import SamplingSpec
+    from vidrnn.workers import WorkerStartError
 
     sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
                             max_frames=args.max_frames, short_side=args.short_side)
@@ -203,10 +204,15 @@ def _run_extract(args: argparse.Namespace) -> int:
     _init_distributed_from_environment(device)
     backbone = build_backbone(spec)
     cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device)
-    report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
-                              num_workers=args.workers, limit=args.limit)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    try:
+        report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
+                                  num_workers=args.workers, limit=args.limit)
+    except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
+        print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     print(f"cache: {report.cache_dir}")
     print(f"extracted {report.extracted} videos ({report.frames} frames, {report.frames_per_second:.1f} frames/s), "
           f"skipped {report.skipped} already cached, {report.failed} failed")

@@ -177,7 +177,8 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
     """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order).
 
     ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
-    ends the process)."""
+    ends the process). Processes that cannot start at all raise :class:`~vidrnn.workers.WorkerStartError`: that is
+    the environment, not the videos."""
     workers = available_cores() if num_workers is None else num_workers
     decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
                             prefetch=4, initializer=decoding_initializer)

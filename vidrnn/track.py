@@ -3,6 +3,12 @@
 Frames stream from the decoder in chunks and each box is written (and flushed) as soon as it is known, so memory
 stays flat on long videos and an interrupted run keeps the rows it wrote. ``--render`` writes a copy of the video with
 the box drawn. The checkpoint, the box and the output paths are checked before the first frame is decoded.
+
+Frames are decoded at a working size: the longer side at most ``--max-side`` pixels (default 1280). The tracker cuts a
+region around the target and resizes it to a fixed side (448 px by default) whatever the video's resolution, so the
+pixels of a 4K or 8K frame beyond that mostly cost memory: a chunk of 16 decoded 4K frames takes 400 MB, of 1280x720
+frames 44 MB. Boxes, given and written, stay in the video's own pixels: the first box is scaled down to the working
+size and every box the tracker answers is scaled back up. Videos within the limit are decoded and tracked as they are.
 """
 
 from __future__ import annotations
@@ -10,14 +16,50 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-__all__ = ["add_track_parser", "run_track"]
+__all__ = ["DEFAULT_MAX_SIDE", "WorkingScale", "add_track_parser", "run_track", "working_scale"]
+
+#: The longer side, in pixels, of the frames ``vidrnn track`` decodes unless ``--max-side`` says otherwise (720p's).
+DEFAULT_MAX_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class WorkingScale:
+    """The size frames are decoded at for tracking, and the factors from the video's pixels to the working frame's.
+
+    ``size`` is what :func:`vidrnn.video.iter_frames` takes (``(height, width)``; ``None``: as the video is); ``x`` and
+    ``y`` are the factors per axis (rounding the size to whole pixels makes them differ slightly). With pixel ``i``
+    covering ``[i, i + 1)``, a resize maps every coordinate by these factors, so boxes scale exactly as the frame does.
+    """
+
+    size: tuple[int, int] | None = None
+    x: float = 1.0
+    y: float = 1.0
+
+    def down(self, box: Iterable[float]) -> np.ndarray:
+        """A box ``x, y, w, h`` in the video's pixels → in the working frame's."""
+        return np.asarray(list(box), dtype=np.float64) * [self.x, self.y, self.x, self.y]
+
+    def up(self, box: Iterable[float]) -> np.ndarray:
+        """A box ``x, y, w, h`` in the working frame's pixels → in the video's."""
+        return np.asarray(list(box), dtype=np.float64) / [self.x, self.y, self.x, self.y]
+
+
+def working_scale(width: int, height: int, max_side: int) -> WorkingScale:
+    """The scale that brings a ``width`` x ``height`` video's longer side down to ``max_side`` pixels, aspect kept;
+    none (factors of 1) when the video is no larger than that already or ``max_side`` is 0."""
+    longer = max(width, height)
+    if max_side == 0 or longer <= max_side:
+        return WorkingScale()
+    new_width, new_height = max(1, round(width * max_side / longer)), max(1, round(height * max_side / longer))
+    return WorkingScale((new_height, new_width), new_width / width, new_height / height)
 
 
 def _parse_box(text: str) -> list[float]:
@@ -30,6 +72,16 @@ def _parse_box(text: str) -> list[float]:
     return values
 
 
+def _parse_max_side(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels (0: full resolution), got {text!r}")
+    return value
+
+
 def add_track_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``vidrnn track`` with the ``vidrnn`` command's sub-parsers."""
     parser = commands.add_parser(
@@ -39,8 +91,10 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
         "y, w, h in 0-based pixels). Without --ckpt the untrained matching tracker follows it — the default, because "
         "on real validation sequences no trained head has beaten it yet (docs/results.md). A unidirectional "
         "checkpoint tracks online and streams; a bidirectional one "
-        "reads the whole clip first (memory: about a hundred numbers per frame). --render decodes the video again "
-        "afterwards to draw the boxes.",
+        "reads the whole clip first (memory: about a hundred numbers per frame). Frames are decoded with their "
+        f"longer side at most --max-side pixels (default {DEFAULT_MAX_SIDE}), so 4K and 8K videos need little "
+        "memory; --box and the CSV stay in the video's own pixels. --render decodes the video again afterwards, at "
+        "that working size, to draw the boxes.",
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
     parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h")
@@ -52,30 +106,38 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
                         help="how fast the target's template follows its appearance, in [0, 1): after each frame "
                         "template = (1 - RATE) x template + RATE x the new box's appearance; 0 keeps the first "
                         "frame's (default: the checkpoint's, or 0.01)")
+    parser.add_argument("--max-side", type=_parse_max_side, default=DEFAULT_MAX_SIDE, metavar="PIXELS",
+                        help="decode frames with their longer side at most this many pixels (default: "
+                        f"{DEFAULT_MAX_SIDE}; 0: full resolution). The tracker resizes a region around the target "
+                        "to a fixed side (448 px by default) whatever the resolution, so more pixels mostly cost "
+                        "memory (16 decoded 4K frames: 400 MB); a target only a few dozen pixels wide in a 4K video "
+                        "keeps more detail with more")
     parser.add_argument("--output", type=Path, default=Path("boxes.csv"), help="CSV of boxes (default: boxes.csv)")
-    parser.add_argument("--render", type=Path, default=None, help="also write this video (.mp4) with the box drawn")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="also write this video (.mp4) with the box drawn, at the working size (--max-side)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
     parser.set_defaults(run=run_track)
 
 
-def _frames(video: Path) -> Iterator[np.ndarray]:
+def _frames(video: Path, scale: WorkingScale) -> Iterator[np.ndarray]:
     from vidrnn.video import iter_frames
 
-    for _, chunk in iter_frames(video, chunk_size=16):
+    for _, chunk in iter_frames(video, size=scale.size, chunk_size=16):
         yield from chunk
 
 
-def _render(video: Path, boxes: list[np.ndarray], path: Path, fps: float) -> None:
-    """An mp4 copy of ``video`` with ``boxes`` drawn, decoded a second time after tracking: memory holds the boxes and
-    one chunk of frames, never the clip (a bidirectional head answers only at the end of it)."""
+def _render(video: Path, scale: WorkingScale, boxes: list[np.ndarray], path: Path, fps: float) -> None:
+    """An mp4 copy of ``video`` at the working size with ``boxes`` (in its pixels) drawn, decoded a second time after
+    tracking: memory holds the boxes and one chunk of frames, never the clip (a bidirectional head answers only at
+    the end of it)."""
     import cv2
 
     from vidrnn.plots import draw_boxes
 
     writer = None
     try:
-        for frame, box in zip(_frames(video), boxes):
+        for frame, box in zip(_frames(video, scale), boxes):
             if writer is None:
                 height, width = frame.shape[:2]
                 writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
@@ -87,16 +149,31 @@ def _render(video: Path, boxes: list[np.ndarray], path: Path, fps: float) -> Non
             writer.release()
 
 
+def _check_box(box: list[float], width: int, height: int, scale: WorkingScale) -> None:
+    """Refuse a first box outside the video, or one that the working size shrinks below what can be tracked."""
+    from vidrnn.tracker.geometry import validate_box
+
+    validate_box(box, (height, width))
+    if scale.size is None:
+        return
+    try:
+        validate_box(scale.down(box), scale.size)
+    except ValueError as error:
+        working_height, working_width = scale.size
+        raise ValueError(f"scaled to the working size {working_width}x{working_height}: {error}; give a larger "
+                         "--max-side (0: full resolution)") from error
+
+
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from vidrnn.tracker.geometry import validate_box
     from vidrnn.tracker.runtime import load_tracker
     from vidrnn.video import VideoReadError, probe
 
     try:
         info = probe(args.video)
-        validate_box(args.box, (info.height, info.width))  # before the model loads or the output is opened
+        scale = working_scale(info.width, info.height, args.max_side)
+        _check_box(args.box, info.width, info.height, scale)  # before the model loads or the output is opened
         for output in (args.output, args.render):
             if output is not None and not output.parent.is_dir():
                 raise FileNotFoundError(f"output folder {output.parent} does not exist")
@@ -108,23 +185,22 @@ def run_track(args: argparse.Namespace) -> int:
         print(f"vidrnn track: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    boxes: list[np.ndarray] = []
+    boxes: list[np.ndarray] = []  # in the working frame's pixels, for --render
     try:
         with args.output.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["frame", "x", "y", "w", "h"])
             progress = tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0)
-            for index, box in enumerate(tracker.track(_frames(args.video), args.box)):
-                writer.writerow([index, *(f"{value:.2f}" for value in box)])
+            for index, box in enumerate(tracker.track(_frames(args.video, scale), scale.down(args.box))):
+                writer.writerow([index, *(f"{value:.2f}" for value in scale.up(box))])
                 handle.flush()
                 boxes.append(box)
                 progress.update()
             progress.close()
         if args.render is not None:
-            _render(args.video, boxes, args.render, info.fps or 25.0)
+            _render(args.video, scale, boxes, args.render, info.fps or 25.0)
     except (VideoReadError, ValueError) as error:
         print(f"vidrnn track: error after {len(boxes)} frames: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""))
     return EXIT_OK
-

@@ -11,6 +11,11 @@ answers on a second pipe. When a worker dies, the answers it sent are read first
 the first one it has not answered. That item's answer is a :class:`WorkerCrash`, the items queued behind it go to a
 fresh worker, and the run goes on. Answers come out in input order, so a run is reproducible.
 
+A worker that dies before it could start — its initializer raised or crashed — was working on no item, so no item is
+blamed: its items go to the next worker. When starts keep failing, the cause is the environment (a missing library,
+no memory), not the items, and marking every item as crashed would hide it; after a few failed starts in a row the
+run stops with a :class:`WorkerStartError` that names the cause.
+
 Answers travel by value (pickled through the pipe), never as handles to shared memory: memory that a dying worker
 owned cannot be opened any more, and the answer it sent just before it crashed would be lost with it. So answers
 should be plain data (numpy arrays, numbers, strings), not torch tensors (whose pickling hands out such handles).
@@ -28,13 +33,16 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["WorkerCrash", "isolated_map"]
+__all__ = ["WorkerCrash", "WorkerStartError", "available_cores", "isolated_map"]
 
 #: Seconds an idle worker waits for work before it checks that the process that started it still exists (a main
 #: process killed with SIGKILL cannot stop its workers; they notice and leave).
 _WATCH_INTERVAL = 1.0
 #: Seconds a worker told to stop gets before it is killed.
 _STOP_GRACE = 5.0
+#: Worker starts that may fail in a row before the run stops: one can be bad luck (memory short for a moment), three
+#: are the environment.
+_START_ATTEMPTS = 3
 
 # Fork on Linux: a worker starts in milliseconds and holds the work function as it is, so replacing a dead one costs
 # nothing (what DataLoader does there). Elsewhere the platform's safe method: the work function must then pickle.
@@ -59,9 +67,32 @@ class WorkerCrash:
         return f"worker process killed by {name}"
 
 
+class WorkerStartError(RuntimeError):
+    """Worker processes die before they can take any work, start after start: a problem of the environment (the
+    initializer fails, the process cannot run), not of the items, so the run stops instead of failing each item."""
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A worker's first message: its initializer ran (``error`` is ``None``), or what it raised."""
+
+    error: str | None
+
+
+def _initialize(initializer: Callable[[], None] | None) -> str | None:
+    """Run a worker's initializer; ``None`` when it ran (or there is none), else what it raised, in words."""
+    if initializer is None:
+        return None
+    try:
+        initializer()
+    except Exception as error:  # reported to the main process, which names it when it stops the run
+        return f"the initializer raised {type(error).__name__}: {error}"
+    return None
+
+
 def _serve(work: Callable[[int], Any], initializer: Callable[[], None] | None, tasks: Connection,
            answers: Connection, main_ends: list[Connection], parent: int) -> None:
-    """A worker's life: answer each position it is sent, in order, until told to stop (``None``) or orphaned.
+    """A worker's life: run the initializer and tell the main process how that went; once it ran, answer positions.
 
     ``main_ends``: the main process's ends of this worker's pipes and of the other workers', inherited by fork and
     closed at once. A worker holding the reading end of its own answers would wait forever to send an answer once the
@@ -69,8 +100,17 @@ def _serve(work: Callable[[int], Any], initializer: Callable[[], None] | None, t
     for connection in main_ends:
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
-    if initializer is not None:
-        initializer()
+    started = _Started(_initialize(initializer))
+    try:
+        answers.send(started)
+        if started.error is None:
+            _answer(work, tasks, answers, parent)
+    except BrokenPipeError:
+        pass  # the main process is gone, and nobody will read the answer
+
+
+def _answer(work: Callable[[int], Any], tasks: Connection, answers: Connection, parent: int) -> None:
+    """Answer each position sent on ``tasks``, in order, until told to stop (``None``) or orphaned."""
     while True:
         if not tasks.poll(_WATCH_INTERVAL):
             if os.getppid() != parent:
@@ -82,20 +122,24 @@ def _serve(work: Callable[[int], Any], initializer: Callable[[], None] | None, t
             return
         if position is None:
             return
-        try:
-            answers.send((position, work(position)))
-        except BrokenPipeError:  # the main process is gone, and nobody will read the answer
-            return
+        answers.send((position, work(position)))
 
 
 @dataclass
 class _Worker:
-    """A worker process, the main process's ends of its two pipes, and the positions sent to it not yet answered."""
+    """A worker process, the main process's ends of its two pipes, and the positions sent to it not yet answered.
+    ``start`` is its first message, once received."""
 
     process: Any
     tasks: Connection
     answers: Connection
     pending: deque[int] = field(default_factory=deque)
+    start: _Started | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether it said its initializer ran: from then on, its death is the doing of the item it was on."""
+        return self.start is not None and self.start.error is None
 
     def close(self) -> None:
         self.tasks.close()
@@ -126,6 +170,7 @@ class _Pool:
         self.answers: dict[int, Any] = {}
         self.workers: list[_Worker] = []
         self.size = min(workers, count)
+        self.failed_starts = 0  # workers in a row that died before they were ready
 
     def results(self) -> Iterator[tuple[int, Any]]:
         finished = False
@@ -165,27 +210,45 @@ class _Pool:
                 self._replace(worker)
 
     def _receive(self, worker: _Worker) -> bool:
-        """Take every answer the worker has sent; ``False`` when its pipe has ended (the worker is gone)."""
+        """Take every message the worker has sent; ``False`` when its pipe has ended (the worker is gone)."""
         while worker.answers.poll():
             try:
-                position, answer = worker.answers.recv()
+                message = worker.answers.recv()
             except EOFError:
                 return False
+            if isinstance(message, _Started):
+                worker.start = message
+                if worker.ready:
+                    self.failed_starts = 0
+                continue
+            position, answer = message
             worker.pending.popleft()  # answers come in the order the positions were sent
             self.answers[position] = answer
         return True
 
     def _replace(self, dead: _Worker) -> None:
-        """The dead worker's last answers are taken, the item it was on fails, the rest go to a fresh worker."""
+        """The dead worker's last answers are taken, the item it was on fails, the rest go to a fresh worker.
+
+        A worker that died before it was ready was on no item: none fails, and its items wait for the next worker."""
         self._receive(dead)
         dead.process.join()
-        if dead.pending:
-            self.answers[dead.pending.popleft()] = WorkerCrash(dead.process.exitcode)
-            self.queue.extendleft(reversed(dead.pending))
         dead.close()
         self.workers.remove(dead)
+        if not dead.ready:
+            self._failed_start(dead)
+        elif dead.pending:
+            self.answers[dead.pending.popleft()] = WorkerCrash(dead.process.exitcode)
+        self.queue.extendleft(reversed(dead.pending))
         if self.queue:
             self.workers.append(_start(self.work, self.initializer, self.workers))
+
+    def _failed_start(self, dead: _Worker) -> None:
+        """Count a worker that died before it was ready; stop the run at :data:`_START_ATTEMPTS` of them in a row."""
+        self.failed_starts += 1
+        if self.failed_starts >= _START_ATTEMPTS:
+            cause = dead.start.error if dead.start is not None else WorkerCrash(dead.process.exitcode).reason
+            raise WorkerStartError(f"worker processes cannot start: {self.failed_starts} in a row ended before taking "
+                                   f"any work; the last: {cause}")
 
     def _stop(self, gently: bool) -> None:
         """Ask the workers to stop after a complete run; kill them when the run was cut short (an error, Ctrl-C)."""
@@ -211,7 +274,8 @@ def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefet
 
     ``work`` runs in ``workers`` processes (each started with ``initializer``), at most ``prefetch`` positions queued
     per worker. A position whose worker dies while working on it yields a :class:`WorkerCrash` instead, and the others
-    carry on in a fresh worker. With ``workers=0`` everything runs here, in order, and nothing is isolated.
+    carry on in a fresh worker. Workers that keep dying before they can take work (``initializer`` raises or crashes)
+    raise :class:`WorkerStartError`. With ``workers=0`` everything runs here, in order, and nothing is isolated.
     """
     if workers < 0 or prefetch < 1:
         raise ValueError(f"need workers >= 0 and prefetch >= 1, got {workers} and {prefetch}")
