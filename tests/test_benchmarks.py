@@ -99,3 +99,13 @@ def test_extraction_benchmark_measures_the_cnn_the_decoders_and_the_pipeline(
     cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])
     assert median[0] == "median" and min(cnn, decode, full) > 0
     assert ratio == pytest.approx(full / min(cnn, decode), abs=0.01)
+
+
+def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:
+    from vidrnn.embedding import VideoItem
+
+    extract = _load("extract")
+    items = [VideoItem(Path(f"/videos/{name}.avi"), f"C/{name}.avi", "C") for name in "abcd"]
+    assert [item.key for item in extract.spread(items, 2)] == ["C/a.avi", "C/c.avi"]
+    long = extract.spread(items, 10)
+    assert len({item.key for item in long}) == 10 and [item.path.stem for item in long] == list("abcdabcdab")
