@@ -133,7 +133,7 @@ def test_ddp_fit_of_the_demo_config_over_an_uncached_dataset_with_a_broken_video
     smaller = {
         "data": {"dataset": "ucf101", "root": str(root), "cache_dir": str(tmp_path / "cache"), "steps": 8,
                  "backbone": {"input_size": 64}, "sampling": {"strategy": "all", "short_side": 64}},
-        "trainer": {"max_epochs": 2, "default_root_dir": str(tmp_path / "runs"), "enable_progress_bar": False,
+        "trainer": {"max_epochs": 1, "default_root_dir": str(tmp_path / "runs"), "enable_progress_bar": False,
                     "strategy": "ddp", "devices": 2, "accelerator": "cpu"},
     }
     override = tmp_path / "small.yaml"
