@@ -101,10 +101,25 @@ def test_preprocess_crops_in_uint8_and_normalises_in_float_without_touching_its_
     assert images.dtype == torch.float32 and images.is_contiguous(memory_format=torch.channels_last)
     mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in (preprocess.mean, preprocess.std))
     expected = (crops.float() / 255 - mean) / std
-    assert torch.equal(images, expected) and torch.equal(preprocess(frames), images)
+    assert torch.allclose(images, expected, rtol=0, atol=5e-7) and torch.equal(preprocess(frames), images)
     floats = crops.float()
     preprocess.normalize(floats)
     assert torch.equal(floats, crops.float())  # a float input is copied, never normalised in place
+
+
+def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() -> None:
+    """FixedBatcher normalises each video's crops into its rows of one reused batch."""
+    preprocess = Preprocess(resize_size=32, crop_size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    crops = torch.randint(0, 256, (5, 32, 32, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # as the workers send them
+    batch = torch.full((8, 3, 32, 32), float("nan")).contiguous(memory_format=torch.channels_last)
+    preprocess.normalize(crops[:3], out=batch[2:5])
+    preprocess.normalize(crops[3:], out=batch[5:7])
+    assert torch.equal(batch[2:7], preprocess.normalize(crops))
+    assert batch[:2].isnan().all() and batch[7:].isnan().all()  # nothing outside the rows it was given
+    with pytest.raises(ValueError, match="channels-last"):
+        preprocess.normalize(crops, out=torch.empty(5, 3, 32, 32))  # contiguous, but not channels-last
+    with pytest.raises(ValueError, match="shape"):
+        preprocess.normalize(crops, out=batch[:4])
 
 
 class _Parent(nn.Module):

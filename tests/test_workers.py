@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vidrnn.workers import WorkerCrash, isolated_map
@@ -44,6 +45,34 @@ def test_a_worker_that_dies_costs_only_the_item_it_was_working_on() -> None:
     assert crashed == {3: "worker process killed by SIGSEGV", 4: "worker process killed by SIGABRT",
                        11: "worker process killed by SIGKILL"}
     assert all(results[position] == position * position for position in set(results) - set(deaths))
+
+
+def _frames(position: int) -> dict:
+    """An answer shaped like a decoded video: a few MB of frames (several times a pipe's capacity) and plain values."""
+    frames = np.random.default_rng(position).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
+    return {"crops": frames, "indices": np.arange(position, position + 16), "fps": 25.0}
+
+
+def test_large_arrays_cross_intact_and_writable() -> None:
+    for position, answer in isolated_map(_frames, 6, workers=2, prefetch=2):
+        expected = _frames(position)
+        assert np.array_equal(answer["crops"], expected["crops"]) and answer["crops"].flags.writeable
+        assert np.array_equal(answer["indices"], expected["indices"]) and answer["fps"] == 25.0
+
+
+def _dying_inside_answer(position: int) -> dict:
+    """Position 2's worker dies after the answer's pickled part has gone out and before its frames have."""
+    if position == 2:
+        os.write = lambda fd, data: os._exit(9)  # this worker's own os module: the main process is untouched
+    return _frames(position)
+
+
+def test_a_worker_that_dies_inside_an_answer_costs_only_that_item() -> None:
+    results = dict(isolated_map(_dying_inside_answer, 6, workers=2, prefetch=2))
+    assert sorted(results) == list(range(6))
+    assert isinstance(results[2], WorkerCrash) and results[2].exitcode == 9
+    for position in (0, 1, 3, 4, 5):
+        assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
 
 
 def test_without_workers_the_work_runs_here_in_order() -> None:

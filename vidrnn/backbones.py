@@ -16,6 +16,7 @@ Two sources of weights:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib import import_module
 import urllib.error
@@ -172,12 +173,33 @@ class Preprocess:
             images = images[..., top : top + self.crop_size, left : left + self.crop_size]
         return images
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N,3,h,w]`` → float32 in the network's normalisation, channels-last, on the images' device."""
-        images = images.to(torch.float32, memory_format=torch.channels_last, copy=True)  # never the caller's tensor
-        mean = torch.tensor(self.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
-        return images.div_(255.0).sub_(mean).div_(std)
+    def normalize(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 ``[N,3,h,w]`` → float32 in the network's normalisation, channels-last, on the images' device; never
+        in place. Written into ``out`` when given (float32, channels-last contiguous, same shape and device): a slice of
+        a batch its caller reuses, so that filling a batch costs neither an allocation nor a concatenation."""
+        if out is None:
+            out = torch.empty(images.shape, dtype=torch.float32, device=images.device,
+                              memory_format=torch.channels_last)
+        elif out.shape != images.shape or not out.is_contiguous(memory_format=torch.channels_last):
+            raise ValueError(f"out must be a channels-last float32 tensor of shape {tuple(images.shape)}, "
+                             f"got {tuple(out.shape)} with strides {out.stride()}")
+        # (x / 255 - mean) / std as one multiply-add, x * scale + shift (within 5e-7 of the three steps), over each
+        # frame as one row of h*w*3 interleaved channel values against rows of the channel constants: long inner
+        # loops, where broadcasting [3,1,1] over channels-last [N,3,h,w] runs 3-long ones. ~4x faster on a CPU.
+        pixels = out.permute(0, 2, 3, 1).view(len(out), -1)
+        pixels.copy_(images.permute(0, 2, 3, 1).reshape(len(images), -1))
+        scale, shift = _channel_rows(tuple(self.mean), tuple(self.std), pixels.shape[1] // 3, out.device)
+        torch.addcmul(shift, pixels, scale, out=pixels)
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _channel_rows(mean: tuple[float, ...], std: tuple[float, ...], pixels: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalisation as ``x * scale + shift`` for uint8 values ``x``: the two float32 constants of each channel,
+    repeated over ``pixels`` interleaved pixels (made once per crop size)."""
+    mean_, std_ = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+    return tuple((values.float().repeat(pixels).to(device)) for values in (1 / (255 * std_), -mean_ / std_))
 
 
 class FrozenBackbone(nn.Module):

@@ -13,6 +13,7 @@ uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,36 @@ class EmbeddedVideo:
         return torch.cat(self.outputs)
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """torch on one thread for the duration, when ``device`` is the CPU.
+
+    For normalising frames on a CPU: work that short and memory-bound gains little from a second thread, and loses
+    much when the decoding processes hold the other cores — each operation then waits for its second half until the
+    scheduler gives that thread a core."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class FixedBatcher:
-    """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames; each batch
-    goes to the device and is normalised there as one tensor (one copy of a quarter of the bytes, then the float work
-    where the CNN is)."""
+    """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames.
+
+    Each video's crops go to the device as they are (a quarter of the bytes of float32) and are normalised there,
+    straight into their rows of one float32 batch that lives as long as the batcher: no concatenation, and no fresh
+    allocation (whose first touch of every page costs more on a CPU than the normalisation itself)."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.queue: list[tuple[EmbeddedVideo, torch.Tensor]] = []
         self.queued = 0
+        self.batch: torch.Tensor | None = None
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
         """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos whose every frame has been through the CNN."""
@@ -134,25 +156,33 @@ class FixedBatcher:
     def flush(self) -> list[EmbeddedVideo]:
         return self._run(self.queued) if self.queued else []
 
+    def _batch(self, frame_shape: torch.Size) -> torch.Tensor:
+        """The float32 batch for frames of ``frame_shape``, made again only when the frame size changes."""
+        if self.batch is None or self.batch.shape[1:] != frame_shape:
+            self.batch = torch.empty((self.batch_size, *frame_shape), dtype=torch.float32, device=self.device,
+                                     memory_format=torch.channels_last)
+        return self.batch
+
     def _run(self, count: int) -> list[EmbeddedVideo]:
-        owners, parts, taken = [], [], 0
-        while taken < count:
-            pending, images = self.queue[0]
-            part = images[: count - taken]
-            owners.append((pending, len(part)))
-            parts.append(part)
-            taken += len(part)
-            if len(part) == len(images):
-                self.queue.pop(0)
-            else:
-                self.queue[0] = (pending, images[len(part):])
+        batch = self._batch(self.queue[0][1].shape[1:])
+        normalize = self.backbone.preprocess.normalize
+        owners, taken = [], 0
+        with _one_cpu_thread(self.device):
+            while taken < count:
+                pending, images = self.queue[0]
+                part = images[: count - taken]
+                normalize(part.to(self.device, non_blocking=True), out=batch[taken : taken + len(part)])
+                owners.append((pending, len(part)))
+                taken += len(part)
+                if len(part) == len(images):
+                    self.queue.pop(0)
+                else:
+                    self.queue[0] = (pending, images[len(part):])
+            if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
+                normalize(torch.zeros((self.batch_size - count, *batch.shape[1:]), dtype=torch.uint8,
+                                      device=self.device), out=batch[count:])
         self.queued -= count
-        batch = torch.cat(parts)
-        if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
-            padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
-            batch = torch.cat([batch, padding])
-        images = self.backbone.preprocess.normalize(batch.to(self.device, non_blocking=True))
-        features = self.backbone(images)[:count].cpu()
+        features = self.backbone(batch)[:count].cpu()
         finished, offset = [], 0
         for pending, size in owners:
             pending.outputs.append(features[offset : offset + size])

@@ -19,12 +19,18 @@ run stops with a :class:`WorkerStartError` that names the cause.
 Answers travel by value (pickled through the pipe), never as handles to shared memory: memory that a dying worker
 owned cannot be opened any more, and the answer it sent just before it crashed would be lost with it. So answers
 should be plain data (numpy arrays, numbers, strings), not torch tensors (whose pickling hands out such handles).
+Large arrays (decoded frames) go out of band (pickle protocol 5): their bytes follow the pickled answer on the same
+pipe and are read straight into the memory that becomes the array, with no copy through intermediate buffers — which,
+for a video's frames, used to cost the main process more than normalising them. An answer cut short by the worker's
+death counts as not sent.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from collections import deque
@@ -32,6 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
+import numpy as np
 
 __all__ = ["WorkerCrash", "WorkerStartError", "available_cores", "isolated_map"]
 
@@ -70,6 +78,55 @@ class WorkerCrash:
 class WorkerStartError(RuntimeError):
     """Worker processes die before they can take any work, start after start: a problem of the environment (the
     initializer fails, the process cannot run), not of the items, so the run stops instead of failing each item."""
+
+
+#: Bytes a pipe holds before its writer waits (Linux default 64 KiB, widened where allowed): a video's frames then
+#: cross in a few large reads instead of dozens of small ones, each a wake-up of both processes.
+_PIPE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An answer as sent: pickled without its large buffers, whose sizes say how many raw bytes follow it."""
+
+    pickled: bytes
+    buffer_sizes: list[int]
+
+
+def _send_answer(answers: Connection, answer: Any) -> None:
+    buffers: list[pickle.PickleBuffer] = []
+    pickled = pickle.dumps(answer, protocol=5, buffer_callback=buffers.append)
+    views = [buffer.raw() for buffer in buffers]
+    answers.send(_Answer(pickled, [view.nbytes for view in views]))
+    for view in views:
+        while view:
+            view = view[os.write(answers.fileno(), view):]
+
+
+def _receive_answer(answers: Connection, header: _Answer) -> Any:
+    """The answer ``header`` announced, its buffers read into memory of their own (raises ``EOFError`` when the
+    worker died before it sent them all)."""
+    buffers = []
+    for size in header.buffer_sizes:
+        buffer = np.empty(size, dtype=np.uint8)  # not zero-filled: every byte is read into it
+        view = memoryview(buffer)
+        while view:
+            read = os.readv(answers.fileno(), [view])
+            if read == 0:
+                raise EOFError("the worker's pipe ended inside an answer")
+            view = view[read:]
+        buffers.append(buffer)
+    return pickle.loads(header.pickled, buffers=buffers)
+
+
+def _widen(pipe_end: Connection) -> None:
+    """Give a pipe :data:`_PIPE_BYTES` of room where the system allows (Linux; elsewhere, or above the limit in
+    ``/proc/sys/fs/pipe-max-size``, it keeps its size: only speed depends on it)."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(pipe_end.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -122,7 +179,7 @@ def _answer(work: Callable[[int], Any], tasks: Connection, answers: Connection, 
             return
         if position is None:
             return
-        answers.send((position, work(position)))
+        _send_answer(answers, (position, work(position)))
 
 
 @dataclass
@@ -149,6 +206,7 @@ class _Worker:
 def _start(work: Callable[[int], Any], initializer: Callable[[], None] | None, others: list[_Worker]) -> _Worker:
     task_reader, task_writer = _CONTEXT.Pipe(duplex=False)
     answer_reader, answer_writer = _CONTEXT.Pipe(duplex=False)
+    _widen(answer_writer)
     main_ends = [task_writer, answer_reader, *(end for other in others for end in (other.tasks, other.answers))]
     process = _CONTEXT.Process(target=_serve, args=(work, initializer, task_reader, answer_writer, main_ends,
                                                     os.getpid()), daemon=True)
@@ -214,6 +272,8 @@ class _Pool:
         while worker.answers.poll():
             try:
                 message = worker.answers.recv()
+                if isinstance(message, _Answer):
+                    message = _receive_answer(worker.answers, message)
             except EOFError:
                 return False
             if isinstance(message, _Started):
