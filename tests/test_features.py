@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -282,3 +283,31 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     with pytest.raises(ValueError, match="inside the cache"):
         _store(cache, outside, source)
     assert not list(tmp_path.rglob("escape*"))
+
+
+def test_a_run_cut_short_by_an_error_releases_its_journal(dataset: Path, small_backbone, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a notebook, the interrupted run's frames live on in the traceback: its journal must not stay locked, or the
+    next extraction into the same cache from the same process waits for the lock forever."""
+    calls = []
+
+    def failing_forward(images: torch.Tensor) -> torch.Tensor:
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise RuntimeError("out of memory, say")
+        return type(small_backbone).forward(small_backbone, images)
+
+    monkeypatch.setattr(small_backbone, "forward", failing_forward)
+    with pytest.raises(RuntimeError, match="out of memory") as failed:
+        _extract(dataset, tmp_path, small_backbone, batch_size=4, num_workers=0)
+    monkeypatch.undo()
+    assert failed.traceback  # the traceback (and the first run's cache object in it) is still alive here
+
+    second = threading.Thread(target=_extract, args=(dataset, tmp_path, small_backbone),
+                              kwargs={"batch_size": 4, "num_workers": 0}, daemon=True)
+    second.start()
+    second.join(timeout=60)
+    assert not second.is_alive(), "the second run waits for the first run's journal lock"
+    index = ucf101_index(dataset, fold=1)
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    assert sorted(cache.entries()) == sorted(item.key for item in index.video_items())

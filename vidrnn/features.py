@@ -284,24 +284,29 @@ def extract_features(
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
                mininterval=1.0)
-    for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
-                              num_workers=num_workers):
-        if isinstance(video, FailedVideo):
-            cache.write_error(video.item, video.reason)
-            report.failed += 1
-            report.failures[video.item.key] = video.reason
-        else:
-            features = video.features.numpy()
-            decoded = video.decoded
-            cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"], decoded["source"])
-            report.extracted += 1
-            report.frames += len(features)
-        bar.update(1)
-        report.seconds = time.perf_counter() - start
-        bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
-    bar.close()
+    try:
+        for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
+                                  num_workers=num_workers):
+            if isinstance(video, FailedVideo):
+                cache.write_error(video.item, video.reason)
+                report.failed += 1
+                report.failures[video.item.key] = video.reason
+            else:
+                features = video.features.numpy()
+                decoded = video.decoded
+                cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"],
+                            decoded["source"])
+                report.extracted += 1
+                report.frames += len(features)
+            bar.update(1)
+            report.seconds = time.perf_counter() - start
+            bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
+    finally:
+        # Also when cut short (an error, Ctrl-C): the journal's lock goes with it. An interrupted run in a notebook
+        # lives on in the traceback, and the next run into this cache from the same process would wait for it.
+        bar.close()
+        cache.close_journal()
     report.seconds = time.perf_counter() - start
-    cache.close_journal()
 
     if distributed:
         torch.distributed.barrier()
