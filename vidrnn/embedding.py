@@ -130,18 +130,45 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@dataclass
+class _Batch:
+    """A batch the CNN has been given: whose frames it holds, and its outputs on their way to the host (``copied``:
+    the CUDA event after which they are there; ``None`` when they already are)."""
+
+    owners: list[tuple[EmbeddedVideo, int]]
+    features: torch.Tensor
+    copied: torch.cuda.Event | None
+
+
+def _to_host(features: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Start copying CNN outputs to the host without waiting for them (pinned memory, on the CNN's stream)."""
+    if features.device.type != "cuda":
+        return features.cpu(), None
+    host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
+    host.copy_(features, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied
+
+
 class FixedBatcher:
     """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames.
 
     Each video's crops go to the device as they are (a quarter of the bytes of float32) and are normalised there,
     straight into their rows of one float32 batch that lives as long as the batcher: no concatenation, and no fresh
-    allocation (whose first touch of every page costs more on a CPU than the normalisation itself)."""
+    allocation (whose first touch of every page costs more on a CPU than the normalisation itself).
+
+    A batch's results are handed out once the next batch has been given to the CNN (or at :meth:`flush`): on a GPU,
+    whose work runs asynchronously, the CPU's work between batches — reading decoded videos, writing the cache — then
+    overlaps the CNN's instead of waiting for it. (Reusing the one input batch is safe there: the normalisation that
+    refills it is queued on the same stream, behind the CNN that reads it.)"""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.queue: list[tuple[EmbeddedVideo, torch.Tensor]] = []
         self.queued = 0
         self.batch: torch.Tensor | None = None
+        self.in_flight: _Batch | None = None
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
         """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos whose every frame has been through the CNN."""
@@ -154,9 +181,14 @@ class FixedBatcher:
         return finished
 
     def flush(self) -> list[EmbeddedVideo]:
-        return self._run(self.queued) if self.queued else []
+        """Run what is queued (a smaller batch, padded) and return every video not returned yet."""
+        finished = self._run(self.queued) if self.queued else []
+        if self.in_flight is not None:
+            finished += self._land(self.in_flight)
+            self.in_flight = None
+        return finished
 
-    def _batch(self, frame_shape: torch.Size) -> torch.Tensor:
+    def _input_batch(self, frame_shape: torch.Size) -> torch.Tensor:
         """The float32 batch for frames of ``frame_shape``, made again only when the frame size changes."""
         if self.batch is None or self.batch.shape[1:] != frame_shape:
             self.batch = torch.empty((self.batch_size, *frame_shape), dtype=torch.float32, device=self.device,
@@ -164,7 +196,8 @@ class FixedBatcher:
         return self.batch
 
     def _run(self, count: int) -> list[EmbeddedVideo]:
-        batch = self._batch(self.queue[0][1].shape[1:])
+        """Give the CNN the next ``count`` queued frames; return the videos the batch before this one completed."""
+        batch = self._input_batch(self.queue[0][1].shape[1:])
         normalize = self.backbone.preprocess.normalize
         owners, taken = [], 0
         with _one_cpu_thread(self.device):
@@ -182,10 +215,17 @@ class FixedBatcher:
                 normalize(torch.zeros((self.batch_size - count, *batch.shape[1:]), dtype=torch.uint8,
                                       device=self.device), out=batch[count:])
         self.queued -= count
-        features = self.backbone(batch)[:count].cpu()
+        previous, self.in_flight = self.in_flight, _Batch(owners, *_to_host(self.backbone(batch)[:count]))
+        return self._land(previous) if previous is not None else []
+
+    @staticmethod
+    def _land(batch: _Batch) -> list[EmbeddedVideo]:
+        """Give each of a batch's videos its outputs (once they are on the host); return those now complete."""
+        if batch.copied is not None:
+            batch.copied.synchronize()
         finished, offset = [], 0
-        for pending, size in owners:
-            pending.outputs.append(features[offset : offset + size])
+        for pending, size in batch.owners:
+            pending.outputs.append(batch.features[offset : offset + size])
             offset += size
             pending.remaining -= size
             if pending.remaining == 0:

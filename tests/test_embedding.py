@@ -1,0 +1,59 @@
+"""FixedBatcher: frames of consecutive videos in CNN batches of one fixed size, each video handed out once, whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.embedding import EmbeddedVideo, FixedBatcher, VideoItem
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return build_backbone(BackboneSpec(input_size=64))
+
+
+def _video(name: str, frames: int, seed: int) -> tuple[EmbeddedVideo, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    crops = torch.randint(0, 256, (frames, 64, 64, 3), dtype=torch.uint8, generator=generator).permute(0, 3, 1, 2)
+    return EmbeddedVideo(VideoItem(Path(f"{name}.avi"), key=name), decoded={}), crops  # crops as the decoding processes send them
+
+
+def _alone(backbone, crops: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The video's features computed on its own, each chunk padded to the batch size with black frames."""
+    chunks = []
+    for first in range(0, len(crops), batch_size):
+        chunk = crops[first : first + batch_size]
+        padding = torch.zeros((batch_size - len(chunk), *chunk.shape[1:]), dtype=torch.uint8)
+        chunks.append(backbone(backbone.preprocess.normalize(torch.cat([chunk, padding])))[: len(chunk)])
+    return torch.cat(chunks)
+
+
+def test_every_video_comes_back_once_whole_and_as_if_computed_alone(backbone) -> None:
+    batcher = FixedBatcher(backbone, batch_size=8, device=torch.device("cpu"))
+    videos = [_video(name, frames, seed) for seed, (name, frames) in enumerate([("a", 5), ("b", 12), ("c", 3),
+                                                                                ("d", 9), ("e", 1)])]
+    returned = []
+    for video, crops in videos:
+        returned += batcher.add(video, crops)
+        assert all(done.remaining == 0 for done in returned)
+    returned += batcher.flush()
+    assert sorted(video.item.key for video in returned) == ["a", "b", "c", "d", "e"]
+    for video, crops in videos:
+        # Frames of a video are spread over batches shared with other videos; a batch's shape never changes, so each
+        # frame's features are what it gets alone (the CPU convolution is deterministic for a fixed shape).
+        assert torch.equal(video.features, _alone(backbone, crops, 8))
+
+
+def test_a_batch_is_handed_out_once_the_next_one_is_on_its_way(backbone) -> None:
+    """On a GPU the CPU's work between batches overlaps the CNN's; the order is the same on every device."""
+    batcher = FixedBatcher(backbone, batch_size=4, device=torch.device("cpu"))
+    first, second, third = (_video(name, 4, seed) for seed, name in enumerate("xyz"))
+    assert batcher.add(*first) == []  # its batch ran; its outputs wait for the next batch to start
+    assert [video.item.key for video in batcher.add(*second)] == ["x"]
+    assert batcher.add(third[0], third[1][:2]) == []  # 2 frames: no batch yet
+    assert [video.item.key for video in batcher.flush()] == ["y", "z"]
+    assert batcher.flush() == []
