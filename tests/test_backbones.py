@@ -120,6 +120,11 @@ def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() ->
         preprocess.normalize(crops, out=torch.empty(5, 3, 32, 32))  # contiguous, but not channels-last
     with pytest.raises(ValueError, match="shape"):
         preprocess.normalize(crops, out=batch[:4])
+    with pytest.raises(ValueError, match="float32"):
+        preprocess.normalize(crops, out=batch.half()[:5])
+    with pytest.raises(ValueError, match="RGB"):
+        preprocess.normalize(crops[:, :1])
+    assert preprocess.normalize(crops[:0]).shape == (0, 3, 32, 32)
 
 
 class _Parent(nn.Module):

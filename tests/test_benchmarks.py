@@ -109,3 +109,20 @@ def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:
     assert [item.key for item in extract.spread(items, 2)] == ["C/a.avi", "C/c.avi"]
     long = extract.spread(items, 10)
     assert len({item.key for item in long}) == 10 and [item.path.stem for item in long] == list("abcdabcdab")
+
+
+def test_the_gpu_subset_takes_whole_groups_from_both_sides_of_fold_1_within_its_budget(tmp_path: Path) -> None:
+    from vidrnn.data.synthetic import make_classification_dataset
+    from vidrnn.data.ucf101 import ucf101_index
+
+    gpu_prepare = _load("gpu_prepare")
+    assert gpu_prepare._alternating([1, 2, 3, 8, 9, 10, 11]) == [1, 8, 2, 9, 3, 10, 11]
+    root = make_classification_dataset(tmp_path / "full", groups=10, clips_per_group=2, num_frames=4, size=(32, 48))
+    full = ucf101_index(root, fold=1)
+    clip_bytes = max(record.path.stat().st_size for record in full.records)
+    clips, used = gpu_prepare.copy_subset(root, tmp_path / "subset", budget_bytes=clip_bytes * 2 * 2 * 3 + 1)
+    subset = ucf101_index(tmp_path / "subset", fold=1)
+    assert clips == len(subset.records) and used <= clip_bytes * 12 + 1
+    copied_groups = {(record.path.parent.name, record.group) for record in subset.records}
+    assert len(copied_groups) * 2 == clips  # whole groups (two clips each) only
+    assert {"train", "test"} <= {record.split for record in subset.records}

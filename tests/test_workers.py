@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,24 @@ def test_a_worker_that_dies_inside_an_answer_costs_only_that_item() -> None:
     assert sorted(results) == list(range(6))
     assert isinstance(results[2], WorkerCrash) and results[2].exitcode == 9
     for position in (0, 1, 3, 4, 5):
+        assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
+
+
+def _dying_inside_pickled_part(position: int) -> dict:
+    """Position 2's worker dies two bytes into its answer's pickled part."""
+    if position == 2:
+        def two_bytes_then_death(connection, buffer, write=os.write):
+            write(connection.fileno(), bytes(buffer[:2]))
+            os._exit(9)
+
+        Connection._send = two_bytes_then_death  # this worker's own class: the main process is untouched
+    return _frames(position)
+
+
+def test_a_worker_that_dies_inside_the_pickled_part_of_an_answer_costs_only_that_item() -> None:
+    results = dict(isolated_map(_dying_inside_pickled_part, 5, workers=2, prefetch=2))
+    assert isinstance(results[2], WorkerCrash) and results[2].exitcode == 9
+    for position in (0, 1, 3, 4):
         assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
 
 

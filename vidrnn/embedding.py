@@ -141,13 +141,15 @@ class _Batch:
 
 
 def _to_host(features: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-    """Start copying CNN outputs to the host without waiting for them (pinned memory, on the CNN's stream)."""
+    """Start copying CNN outputs to the host without waiting for them: into pinned memory, on the current stream of
+    the outputs' own GPU (which need not be the current device: ``--device cuda:1`` on one process)."""
     if features.device.type != "cuda":
         return features.cpu(), None
-    host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
-    host.copy_(features, non_blocking=True)
-    copied = torch.cuda.Event()
-    copied.record()
+    with torch.cuda.device(features.device):
+        host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
+        host.copy_(features, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
     return host, copied
 
 
@@ -171,7 +173,8 @@ class FixedBatcher:
         self.in_flight: _Batch | None = None
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
-        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos whose every frame has been through the CNN."""
+        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos completed by the batch before the one this
+        started, if it started one."""
         pending.remaining = len(images)
         self.queue.append((pending, images))
         self.queued += len(images)
@@ -244,7 +247,8 @@ class FailedVideo:
 def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
                  device: torch.device, batch_size: int = 32,
                  num_workers: int | None = None) -> Iterator[EmbeddedVideo | FailedVideo]:
-    """Yield every item once, embedded or failed, as soon as its last frame leaves the CNN (not in input order).
+    """Yield every item once, embedded or failed: a failed one at once, an embedded one once the batch holding its
+    last frame is done (see :class:`FixedBatcher`); not in input order.
 
     ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
     ends the process). Processes that cannot start at all raise :class:`~vidrnn.workers.WorkerStartError`: that is

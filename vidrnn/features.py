@@ -271,42 +271,41 @@ def extract_features(
                          f"{feature_precision(device)}: open the cache with device={device.type!r}")
     backbone = backbone.to(device)
     cache.open_for_writing(rank)
-
-    todo, skipped = _todo(cache, items)
-    if distributed:
-        # Every rank must shard the same list: one that read the cache after another rank's first write would skip
-        # what it should do and repeat what another does.
-        torch.distributed.barrier()
-    todo = todo[rank::world_size]
-    if limit is not None:
-        todo = todo[:limit]
-    report = ExtractionReport(cache.dir, skipped=skipped)
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
-               mininterval=1.0)
     try:
-        for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
-                                  num_workers=num_workers):
-            if isinstance(video, FailedVideo):
-                cache.write_error(video.item, video.reason)
-                report.failed += 1
-                report.failures[video.item.key] = video.reason
-            else:
-                features = video.features.numpy()
-                decoded = video.decoded
-                cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"],
-                            decoded["source"])
-                report.extracted += 1
-                report.frames += len(features)
-            bar.update(1)
-            report.seconds = time.perf_counter() - start
-            bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
+        todo, skipped = _todo(cache, items)
+        if distributed:
+            # Every rank must shard the same list: one that read the cache after another rank's first write would
+            # skip what it should do and repeat what another does.
+            torch.distributed.barrier()
+        todo = todo[rank::world_size]
+        if limit is not None:
+            todo = todo[:limit]
+        report = ExtractionReport(cache.dir, skipped=skipped)
+        start = time.perf_counter()
+        with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
+                  mininterval=1.0) as bar:
+            for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
+                                      num_workers=num_workers):
+                if isinstance(video, FailedVideo):
+                    cache.write_error(video.item, video.reason)
+                    report.failed += 1
+                    report.failures[video.item.key] = video.reason
+                else:
+                    features = video.features.numpy()
+                    decoded = video.decoded
+                    cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"],
+                                decoded["source"])
+                    report.extracted += 1
+                    report.frames += len(features)
+                bar.update(1)
+                report.seconds = time.perf_counter() - start
+                bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
+        report.seconds = time.perf_counter() - start
     finally:
-        # Also when cut short (an error, Ctrl-C): the journal's lock goes with it. An interrupted run in a notebook
-        # lives on in the traceback, and the next run into this cache from the same process would wait for it.
-        bar.close()
+        # Also when cut short (an error, Ctrl-C, a barrier that timed out): the journal's lock goes with it. An
+        # interrupted run in a notebook lives on in the traceback, and the next run into this cache from the same
+        # process would wait for the lock forever.
         cache.close_journal()
-    report.seconds = time.perf_counter() - start
 
     if distributed:
         torch.distributed.barrier()

@@ -274,7 +274,7 @@ class _Pool:
                 message = worker.answers.recv()
                 if isinstance(message, _Answer):
                     message = _receive_answer(worker.answers, message)
-            except EOFError:
+            except (EOFError, OSError):  # the pipe ended, between messages or inside one ("end of file during message")
                 return False
             if isinstance(message, _Started):
                 worker.start = message

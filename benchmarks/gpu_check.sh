@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The device check of issue #20 as one script, for a session that is lent the GPU machine (at most 9 min 30 s there):
+#   1. benchmarks/extract.py: CNN only, decode ceiling, end to end, ratio — the real CNN and the nearly free one;
+#   2. a 1-GPU `vidrnn fit` of configs/ucf101_cpu.yaml in bf16-mixed (EfficientNet-Lite0: Lite2's weights do not fit
+#      the device tool's 64 MiB beside the data), its extraction timed too;
+#   3. benchmarks/classify.py with the checkpoint that fit made.
+# Prepare it here with `python benchmarks/gpu_prepare.py` (wheels and a UCF101 subset in an ignored folder), which
+# prints the command to run there. Every step's output goes to OUT_DIR (the device tool's $OUT) as it runs.
+#
+#   bash benchmarks/gpu_check.sh ROOT OUT_DIR
+#   DEVICE=cpu VIDEOS=8 WORKERS=2 BATCH=8 EPOCHS=1 bash benchmarks/gpu_check.sh ROOT OUT_DIR   # a dry run on a CPU
+set -euo pipefail
+root=${1:?usage: gpu_check.sh UCF101_ROOT OUT_DIR}
+out=${2:?usage: gpu_check.sh UCF101_ROOT OUT_DIR}
+device=${DEVICE:-cuda}
+videos=${VIDEOS:-1000}
+workers=${WORKERS:-16}
+batch=${BATCH:-64}
+epochs=${EPOCHS:-30}
+accelerator=gpu precision=bf16-mixed
+if [ "$device" = cpu ]; then accelerator=cpu precision=32-true; fi
+python=${PYTHON:-python3}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to the terminal and OUT_DIR/NAME.txt
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name: $*" | tee "$out/$name.txt"
+    local start=$SECONDS status=0
+    timeout "$limit" "$@" 2>&1 | tee -a "$out/$name.txt" || status=$?  # a failed step does not stop the others
+    echo "== $name: exit $status, $((SECONDS - start)) s" | tee -a "$out/$name.txt"
+}
+
+step machine 60 bash -c "nproc; (nvidia-smi -L || true); $python -c 'import torch, cv2, lightning; print(torch.__version__, torch.cuda.is_available(), cv2.__version__, lightning.__version__)'"
+step extract_real 120 "$python" benchmarks/extract.py --root "$root" --device "$device" --videos "$videos" \
+    --workers "$workers" --batch-size "$batch" --rounds 3
+step extract_tiny 90 "$python" benchmarks/extract.py --root "$root" --device "$device" --videos "$videos" \
+    --workers "$workers" --batch-size "$batch" --rounds 3 --cnn tiny
+runs=$(mktemp -d)
+step fit 200 "$python" -m vidrnn fit --config configs/ucf101_cpu.yaml --data.root "$root" \
+    --data.backbone.name efficientnet_lite0 --data.cache_dir "$runs/cache" --data.extract_workers "$workers" \
+    --trainer.accelerator "$accelerator" --trainer.devices 1 --trainer.precision "$precision" \
+    --trainer.max_epochs "$epochs" --trainer.default_root_dir "$runs/fit" --trainer.enable_progress_bar false
+ckpt=$(find "$runs/fit" -name "*.ckpt" ! -name "latest*.ckpt" | head -n 1)
+if [ -z "$ckpt" ]; then echo "no checkpoint from fit: classify skipped" | tee "$out/classify.txt"; exit 1; fi
+step classify 100 "$python" benchmarks/classify.py --ckpt "$ckpt" --root "$root" --videos "$videos" \
+    --workers "$workers" --batch-size "$batch" --skip-memory
