@@ -9,7 +9,10 @@ Three measurements in one run, on the same device, backbone, batch size and vide
   each answering with its frame count only: what the decoders allow, nothing sent back.
 * **end to end** — ``extract_features`` into a fresh cache: decode, crop, send, normalise, CNN, write.
 
-The ratio is end to end over min(CNN only, decode ceiling): 1.0 means the pipeline costs nothing of its own.
+The ratio is end to end over min(CNN only, decode ceiling): 1.0 means the pipeline costs nothing of its own. Where
+the time goes is printed too: CPU time per frame of the decoding processes (alone, and end to end, where they also
+send their frames) and of the main process end to end (normalising, the CNN, writing the cache) — on a machine whose
+cores are all busy, end to end cannot beat the decode ceiling's CPU over its own.
 ``--cnn tiny`` swaps the CNN for a nearly free one (every 32nd pixel of the normalised crops, same preprocessing): then the decoders are the bound, and the ratio shows the pipeline's own overhead — sending frames
 between processes, batching, writing the cache — even on a CPU, where the real CNN hides it.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -102,6 +106,12 @@ def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec, preprocess: P
     return frames / (time.perf_counter() - start)
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user + system) so far of this process (all its threads) and of its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def print_rounds(rounds: list[tuple[float, float, float]], unit: str) -> None:
     """Each round's (CNN only, decode ceiling, end to end), then their medians, each with the ratio of end to end to
     the smaller of the two bounds."""
@@ -141,22 +151,38 @@ def main() -> None:
         for item in items[:CNN_ONLY_CLIPS]
     ])
     # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
-    # over minutes, and a single set of runs can land on either side of a drift.
-    rounds = []
-    for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory() as cache_root:
-            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
-            start = time.perf_counter()
-            report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
-                                      num_workers=args.workers, progress=False)
-            end_to_end = report.frames / (time.perf_counter() - start)
-        rounds.append((cnn_only(backbone, frames, args.batch_size, device),
-                       decode_ceiling(items, sampling, backbone.preprocess, args.workers), end_to_end))
+    # over minutes, and a single set of runs can land on either side of a drift. Every other round runs the three in
+    # reverse order, so that a steady drift favours none of them.
+    rounds, cpu_ms = [], []
+    for round_ in range(args.rounds):
+        rates, cpu = {}, {}
+        order = ["cnn", "ceiling", "end_to_end"]
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            before = cpu_seconds()
+            if name == "cnn":
+                rates[name] = cnn_only(backbone, frames, args.batch_size, device)
+            elif name == "ceiling":
+                rates[name] = decode_ceiling(items, sampling, backbone.preprocess, args.workers)
+            else:
+                with tempfile.TemporaryDirectory() as cache_root:
+                    cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
+                    start = time.perf_counter()
+                    report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
+                                              num_workers=args.workers, progress=False)
+                    rates[name] = report.frames / (time.perf_counter() - start)
+            cpu[name] = [after - first for first, after in zip(before, cpu_seconds())]
+        rounds.append((rates["cnn"], rates["ceiling"], rates["end_to_end"]))
+        # ms a frame: the decoders alone, the decoders end to end, the main process end to end
+        cpu_ms.append(tuple(1000 * seconds / report.frames
+                            for seconds in (cpu["ceiling"][1], cpu["end_to_end"][1], cpu["end_to_end"][0])))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}")
     print(f"{len(items)} videos, {report.frames} frames, CNN {args.cnn} ({args.backbone} preprocessing), "
           f"batch {args.batch_size}, {args.workers} decoding workers")
+    alone, decoders, main_process = (statistics.median(values) for values in zip(*cpu_ms))
+    print(f"CPU a frame (medians): decoders alone {alone:.2f} ms; end to end, decoders {decoders:.2f} ms "
+          f"+ main process {main_process:.2f} ms (normalising, CNN, writing)")
     print_rounds(rounds, "f/s")
 
 

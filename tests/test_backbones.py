@@ -105,6 +105,9 @@ def test_preprocess_crops_in_uint8_and_normalises_in_float_without_touching_its_
     floats = crops.float()
     preprocess.normalize(floats)
     assert torch.equal(floats, crops.float())  # a float input is copied, never normalised in place
+    uncropped = Preprocess(resize_size=48, crop_size=None, mean=preprocess.mean, std=preprocess.std)
+    wide = uncropped.resize_and_crop(frames)  # 48x64: rows of constants must follow the width, not the height
+    assert torch.allclose(uncropped.normalize(wide), (wide.float() / 255 - mean) / std, rtol=0, atol=5e-7)
 
 
 def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() -> None:

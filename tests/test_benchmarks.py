@@ -95,6 +95,8 @@ def test_extraction_benchmark_measures_the_cnn_the_decoders_and_the_pipeline(
     extract.main()
     lines = capsys.readouterr().out.splitlines()
     assert "6 videos, 24 frames, CNN tiny" in lines[1]
+    cpu = [float(word) for word in lines[2].replace(";", " ").split() if word.replace(".", "").isdigit()]
+    assert lines[2].startswith("CPU a frame") and len(cpu) == 3 and min(cpu) > 0, lines[2]
     median = lines[-1].split()
     cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])
     assert median[0] == "median" and min(cnn, decode, full) > 0

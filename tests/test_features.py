@@ -285,6 +285,17 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     assert not list(tmp_path.rglob("escape*"))
 
 
+def test_a_key_that_would_leave_the_cache_stops_the_run_before_any_decoding(dataset: Path, small_backbone,
+                                                                             tmp_path: Path) -> None:
+    index = ucf101_index(dataset, fold=1)
+    items = index.video_items()
+    escaping = type(items[0])(items[0].path, "/tmp/escape", items[0].label)
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    with pytest.raises(ValueError, match="'/tmp/escape': a video key must stay inside the cache"):
+        extract_features([*items, escaping], cache, small_backbone, num_workers=0, progress=False)
+    assert cache.entries() == {} and not (cache.dir / "features").exists()
+
+
 def test_a_run_cut_short_by_an_error_releases_its_journal(dataset: Path, small_backbone, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """In a notebook, the interrupted run's frames live on in the traceback: its journal must not stay locked, or the

@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 import numpy as np
@@ -166,11 +166,9 @@ class FeatureCache:
         """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
         video file's size and modification time as they were when it was decoded (a file replaced since is found
         stale next time, never recorded as current)."""
+        check_key(item.key)
         array = np.ascontiguousarray(features, dtype=np.float16)
-        target = self.dir / "features" / f"{item.key}.npy"
-        if not target.resolve().is_relative_to(self.dir.resolve()):
-            raise ValueError(f"{item.key}: a video key must stay inside the cache (no '..' or absolute paths)")
-        atomic_write(target, lambda handle: np.save(handle, array, allow_pickle=False))
+        atomic_write(self.dir / "features" / f"{item.key}.npy", lambda handle: np.save(handle, array, allow_pickle=False))
         self._journal({
             "kind": "video",
             "path": item.key,
@@ -205,6 +203,14 @@ class FeatureCache:
                     except BlockingIOError:
                         continue  # its writer is still running
                     journal.unlink()
+
+
+def check_key(key: str) -> None:
+    """A video key names a file under the cache's ``features/``: relative, without ``..``, so that no key can write
+    outside the cache. Checked on the key's text, so a whole dataset's keys are checked before any decoding starts."""
+    path = PurePosixPath(key)
+    if not key or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{key!r}: a video key must stay inside the cache (a relative path without '..')")
 
 
 @dataclass
@@ -273,6 +279,8 @@ def extract_features(
     cache.open_for_writing(rank)
     try:
         todo, skipped = _todo(cache, items)
+        for item in todo:
+            check_key(item.key)
         if distributed:
             # Every rank must shard the same list: one that read the cache after another rank's first write would
             # skip what it should do and repeat what another does.
