@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
+import mmap
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidrnn import workers as workers_module
 from vidrnn.workers import WorkerCrash, isolated_map
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the work is a closure: fork only")
@@ -61,6 +64,47 @@ def test_large_arrays_cross_intact_and_writable() -> None:
         assert np.array_equal(answer["indices"], expected["indices"]) and answer["fps"] == 25.0
 
 
+def _in_shared_memory(array: np.ndarray) -> bool:
+    """Whether the array's memory is a worker's arena (its chain of bases ends in an mmap)."""
+    owner = array
+    while isinstance(owner, (np.ndarray, memoryview)):
+        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
+    return isinstance(owner, mmap.mmap)
+
+
+def test_frames_come_through_shared_memory_that_is_handed_back_once_the_array_is_garbage() -> None:
+    """40 answers of 2.4 MB: three times the arena, so it is only enough if memory comes back as arrays are dropped."""
+    shared = 0
+    for position, answer in isolated_map(_frames, 40, workers=2, prefetch=2):
+        assert np.array_equal(answer["crops"], _frames(position)["crops"])
+        shared += _in_shared_memory(answer["crops"])
+        assert not _in_shared_memory(answer["indices"])  # small arrays follow on the pipe
+    assert shared == 40
+
+
+def test_answers_held_by_the_main_process_fill_the_arena_and_the_rest_come_by_pipe_intact() -> None:
+    held = dict(isolated_map(_frames, 40, workers=2, prefetch=2))
+    assert 0 < sum(_in_shared_memory(answer["crops"]) for answer in held.values()) < 40
+    for position, answer in held.items():
+        assert np.array_equal(answer["crops"], _frames(position)["crops"])
+
+
+def test_the_arena_reuses_memory_oldest_first_once_released() -> None:
+    arena = workers_module._Arena(size=100)
+    data = memoryview(bytes(range(40)))
+    first, second = arena.place(data), arena.place(data)
+    assert (first, second) == ((0, 0), (1, 40)) and arena.place(data) is None  # 80 of 100 bytes held
+    views = [arena.take(*first, 40), arena.take(*second, 40)]
+    assert bytes(views[1]) == bytes(range(40))
+    del views[1]
+    gc.collect()
+    assert arena.place(data) is None  # the second is free, but the oldest is still held: memory is reused in order
+    del views[0]
+    gc.collect()
+    assert arena.place(data) == (2, 0)  # back at the start
+    assert arena.place(memoryview(bytes(60))) == (3, 40) and arena.place(memoryview(bytes(1))) is None
+
+
 def _dying_inside_answer(position: int) -> dict:
     """Position 2's worker dies after the answer's pickled part has gone out and before its frames have."""
     if position == 2:
@@ -91,6 +135,26 @@ def test_a_worker_that_dies_inside_the_pickled_part_of_an_answer_costs_only_that
     results = dict(isolated_map(_dying_inside_pickled_part, 5, workers=2, prefetch=2))
     assert isinstance(results[2], WorkerCrash) and results[2].exitcode == 9
     for position in (0, 1, 3, 4):
+        assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
+
+
+def _dying_inside_shared_memory(position: int) -> dict:
+    """Position 2's worker dies halfway through copying its frames into the arena."""
+    if position == 2:
+        def half_then_death(arena, data):
+            start = workers_module._ARENA_SLOTS + arena._room(data.nbytes)  # where the real copy would go
+            arena.memory[start : start + data.nbytes // 2] = data[: data.nbytes // 2]
+            os._exit(9)
+
+        workers_module._Arena.place = half_then_death  # this worker's own class: the main process is untouched
+    return _frames(position)
+
+
+def test_a_worker_that_dies_inside_shared_memory_costs_only_that_item_and_its_sent_frames_stay_valid() -> None:
+    results = dict(isolated_map(_dying_inside_shared_memory, 6, workers=1, prefetch=2))
+    assert isinstance(results[2], WorkerCrash) and results[2].exitcode == 9
+    for position in (0, 1, 3, 4, 5):  # 0 and 1 lie in the dead worker's arena, 3-5 in its successor's
+        assert _in_shared_memory(results[position]["crops"])
         assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
 
 
