@@ -37,7 +37,7 @@ from torch import nn
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess, build_backbone
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.embedding import DecodedVideos, VideoItem, decoding_initializer
+from vidrnn.embedding import DECODING_PREFETCH, DecodedVideos, VideoItem, decoding_initializer
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
@@ -101,7 +101,7 @@ def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec, preprocess: P
     """Frames per second the decoding processes deliver when nothing waits for their frames."""
     work = _FrameCount(DecodedVideos(items, sampling, preprocess))
     start = time.perf_counter()
-    frames = sum(count for _, count in isolated_map(work, len(items), workers=workers, prefetch=4,
+    frames = sum(count for _, count in isolated_map(work, len(items), workers=workers, prefetch=DECODING_PREFETCH,
                                                       initializer=decoding_initializer))
     return frames / (time.perf_counter() - start)
 

@@ -90,19 +90,65 @@ def test_answers_held_by_the_main_process_fill_the_arena_and_the_rest_come_by_pi
 
 
 def test_the_arena_reuses_memory_oldest_first_once_released() -> None:
-    arena = workers_module._Arena(size=100)
-    data = memoryview(bytes(range(40)))
-    first, second = arena.place(data), arena.place(data)
-    assert (first, second) == ((0, 0), (1, 40)) and arena.place(data) is None  # 80 of 100 bytes held
-    views = [arena.take(*first, 40), arena.take(*second, 40)]
-    assert bytes(views[1]) == bytes(range(40))
+    arena = workers_module._Arena(size=256)
+    data = bytes(range(100))
+    first, second = arena.place(memoryview(data)), arena.place(memoryview(data))
+    assert (first, second) == ((0, 0), (1, 128))  # arrays start at multiples of 64
+    assert arena.place(memoryview(data)) is None  # 28 bytes left at the end, none free at the start
+    views = [arena.take(*first, 100), arena.take(*second, 100)]
+    assert bytes(views[1]) == data
     del views[1]
     gc.collect()
-    assert arena.place(data) is None  # the second is free, but the oldest is still held: memory is reused in order
+    assert arena.place(memoryview(data)) is None  # the second is free, but the oldest is still held: reuse is in order
     del views[0]
     gc.collect()
-    assert arena.place(data) == (2, 0)  # back at the start
-    assert arena.place(memoryview(bytes(60))) == (3, 40) and arena.place(memoryview(bytes(1))) is None
+    assert arena.place(memoryview(bytes(60))) == (2, 0)  # both free: back at the start
+    assert arena.place(memoryview(bytes(64))) == (3, 64) and arena.place(memoryview(bytes(128))) == (4, 128)
+    assert arena.place(memoryview(bytes(1))) is None  # full
+
+
+def test_arena_arrays_of_any_dtype_come_back_aligned() -> None:
+    arena = workers_module._Arena(size=1000)
+    odd = arena.place(memoryview(bytes(3)))
+    even = arena.place(memoryview(np.arange(5, dtype=np.float64).tobytes()))
+    array = np.frombuffer(arena.take(*even, 40), dtype=np.float64)
+    assert odd == (0, 0) and array.flags.aligned and array.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_forked_process_dropping_its_copy_of_an_array_releases_nothing() -> None:
+    """A child forked while the main process holds an array has a copy of its Python object: when that copy dies in
+    the child, the memory must stay the main process's, or the worker would overwrite an array still in use."""
+    arena = workers_module._Arena(size=100)
+    held = arena.take(*arena.place(memoryview(bytes(10))), 10)
+    child = os.fork()
+    if child == 0:
+        del held
+        gc.collect()
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert arena.held[0] == 1
+    del held
+    gc.collect()
+    assert arena.held[0] == 0
+
+
+def test_a_worker_does_not_map_the_arenas_of_workers_started_before_it() -> None:
+    """Else a dead worker's arena would stay in memory as long as any worker started while it existed."""
+    pool = workers_module._Pool(_frames, 4, workers=2, prefetch=1, initializer=None)
+    results = pool.results()
+    next(results)
+    first, second = pool.workers
+    address = first.arena.held.__array_interface__["data"][0]
+
+    def maps_it(pid: int) -> bool:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            low, high = (int(bound, 16) for bound in line.split()[0].split("-"))
+            if low <= address < high:
+                return True
+        return False
+
+    assert maps_it(first.process.pid) and not maps_it(second.process.pid)
+    results.close()
 
 
 def _dying_inside_answer(position: int) -> dict:
@@ -142,7 +188,7 @@ def _dying_inside_shared_memory(position: int) -> dict:
     """Position 2's worker dies halfway through copying its frames into the arena."""
     if position == 2:
         def half_then_death(arena, data):
-            start = workers_module._ARENA_SLOTS + arena._room(data.nbytes)  # where the real copy would go
+            start = workers_module._ARENA_HEADER + arena._room(data.nbytes)  # where the real copy would go
             arena.memory[start : start + data.nbytes // 2] = data[: data.nbytes // 2]
             os._exit(9)
 

@@ -58,6 +58,11 @@ def _from_plain(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(0, 3, 1, 2)
 
 
+#: Videos queued per decoding process: one being decoded, the next ones ready, so that a process never waits for the
+#: main process to hand it work (more holds more decoded videos in memory, and a longer tail at the end of a run).
+DECODING_PREFETCH = 4
+
+
 def decoding_initializer() -> None:
     """Each decoding process uses one thread for torch (as DataLoader workers do): the processes are the parallelism."""
     torch.set_num_threads(1)
@@ -255,7 +260,7 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
     the environment, not the videos."""
     workers = available_cores() if num_workers is None else num_workers
     decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
-                            prefetch=4, initializer=decoding_initializer)
+                            prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
     batcher = FixedBatcher(backbone, batch_size, device)
     for position, decoded in decoding:
         item = items[position]

@@ -19,8 +19,8 @@ run stops with a :class:`WorkerStartError` that names the cause.
 Answers travel by value, never as handles to memory a worker owns: memory that a dying worker owned cannot be opened
 any more, and the answer it sent just before it crashed would be lost with it. So answers should be plain data (numpy
 arrays, numbers, strings), not torch tensors (whose pickling hands out such handles). Large arrays (decoded frames) go
-out of band (pickle protocol 5). Each worker has a shared-memory arena that the *main* process maps before it starts
-the worker, so it outlives the worker: the worker copies a large array into it, then sends only where it lies, and the
+out of band (pickle protocol 5). Where workers are forked (Linux), each has a shared-memory arena that the *main*
+process maps before it starts the worker, so it outlives the worker (and no worker started later maps it): the worker copies a large array into it, then sends only where it lies, and the
 main process's array is that memory itself, handed back to the worker once the array is garbage. Sending a video's
 frames through the pipe instead (two copies through the kernel) cost the decoders and the main process about 6 % of
 extraction on two cores. An array that does not fit (the arena is full of arrays the main process still holds, or
@@ -98,6 +98,10 @@ _ARENA_BYTES = 32 << 20
 _ARENA_SLOTS = 64
 #: Arrays smaller than this follow the answer through the pipe: a copy that small costs less than its bookkeeping.
 _ARENA_MIN_BYTES = 64 << 10
+#: Arrays start at multiples of this (a cache line; any dtype's alignment).
+_ARENA_ALIGN = 64
+#: Bytes before the arrays: the flags, padded to the alignment.
+_ARENA_HEADER = -(-_ARENA_SLOTS // _ARENA_ALIGN) * _ARENA_ALIGN
 
 
 class _Arena:
@@ -113,7 +117,7 @@ class _Arena:
     only after it has seen the flag cleared."""
 
     def __init__(self, size: int = _ARENA_BYTES) -> None:
-        self.memory = mmap.mmap(-1, _ARENA_SLOTS + size)  # anonymous and shared with the processes forked after this
+        self.memory = mmap.mmap(-1, _ARENA_HEADER + size)  # anonymous, shared with the worker forked next
         self.held = np.frombuffer(self.memory, dtype=np.uint8, count=_ARENA_SLOTS)
         self.size = size
         # The worker's side: its arrays the main process may still hold, oldest first, as (slot, start, end).
@@ -128,7 +132,7 @@ class _Arena:
         slot = self.next_slot
         if start is None or self.held[slot]:
             return None
-        offset = _ARENA_SLOTS + start
+        offset = _ARENA_HEADER + start
         self.memory[offset : offset + data.nbytes] = data
         self.held[slot] = 1
         self.placed.append((slot, start, start + data.nbytes))
@@ -136,25 +140,30 @@ class _Arena:
         return slot, start
 
     def _room(self, size: int) -> int | None:
-        """Where ``size`` free bytes begin after the newest array (or from the ring's start, wrapping), if anywhere."""
+        """Where ``size`` free bytes begin after the newest array (or from the ring's start, wrapping), if anywhere;
+        always at a multiple of :data:`_ARENA_ALIGN`, so that arrays of any dtype come back aligned."""
         if not self.placed:
             return 0 if size <= self.size else None
         oldest, newest = self.placed[0][1], self.placed[-1][2]
+        after = -(-newest // _ARENA_ALIGN) * _ARENA_ALIGN
         if oldest < newest:  # arrays lie in [oldest, newest): room after them, or before them from the start
-            if self.size - newest >= size:
-                return newest
+            if self.size - after >= size:
+                return after
             return 0 if oldest >= size else None
-        return newest if oldest - newest >= size else None  # wrapped: room between the newest and the oldest
+        return after if oldest - after >= size else None  # wrapped: room between the newest and the oldest
 
     def take(self, slot: int, start: int, size: int) -> np.ndarray:
         """The main process's array over bytes the worker placed: that memory itself, released when it is garbage."""
-        array = np.frombuffer(self.memory, dtype=np.uint8, count=size, offset=_ARENA_SLOTS + start)
-        weakref.finalize(array, _release, self.held, slot)
+        array = np.frombuffer(self.memory, dtype=np.uint8, count=size, offset=_ARENA_HEADER + start)
+        weakref.finalize(array, _release, self.held, slot, os.getpid())
         return array
 
 
-def _release(held: np.ndarray, slot: int) -> None:
-    held[slot] = 0
+def _release(held: np.ndarray, slot: int, taker: int) -> None:
+    """Hand an array's memory back to its worker — only from the process that took it: a process forked from it holds
+    a copy of the array's Python object, whose garbage there says nothing about the array here."""
+    if os.getpid() == taker:
+        held[slot] = 0
 
 
 @dataclass(frozen=True)
@@ -278,8 +287,7 @@ class _Worker:
         return self.start is not None and self.start.error is None
 
     def close(self) -> None:
-        """Close the pipes and let the arena go: it is unmapped once the last array taken from it is garbage (and
-        not inherited by the worker started next)."""
+        """Close the pipes and let the arena go: it is unmapped once the last array taken from it is garbage."""
         self.tasks.close()
         self.answers.close()
         self.arena = None
@@ -294,6 +302,10 @@ def _start(work: Callable[[int], Any], initializer: Callable[[], None] | None, o
     process = _CONTEXT.Process(target=_serve, args=(work, initializer, task_reader, answer_writer, arena, main_ends,
                                                     os.getpid()), daemon=True)
     process.start()
+    if arena is not None and hasattr(mmap, "MADV_DONTFORK"):
+        # Mapped by this worker and the main process only: a worker forked later must not keep this one's memory
+        # alive after it died (nor touch it: it releases nothing it did not take, see _release).
+        arena.memory.madvise(mmap.MADV_DONTFORK)
     # The worker's ends, closed here so that its death shows as the end of its pipe (and no later worker inherits them).
     task_reader.close()
     answer_writer.close()
