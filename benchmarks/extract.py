@@ -114,11 +114,14 @@ def cpu_seconds() -> tuple[float, float]:
 
 def print_rounds(rounds: list[tuple[float, float, float]], unit: str) -> None:
     """Each round's (CNN only, decode ceiling, end to end), then their medians, each with the ratio of end to end to
-    the smaller of the two bounds."""
+    the smaller of the two bounds; last, the median of the rounds' own ratios: each round compares measurements taken
+    within seconds of each other, so the machine's drift between rounds cancels out of it."""
     print(f"{'round':>6} {'CNN only':>12} {'decode ceiling':>15} {'end to end':>12} {'ratio':>6}")
     medians = tuple(statistics.median(values) for values in zip(*rounds))
     for label, (cnn, decode, full) in [*((str(n), r) for n, r in enumerate(rounds, start=1)), ("median", medians)]:
         print(f"{label:>6} {cnn:>8.2f} {unit} {decode:>11.2f} {unit} {full:>8.2f} {unit} {full / min(cnn, decode):>6.2f}")
+    paired = statistics.median(full / min(cnn, decode) for cnn, decode, full in rounds)
+    print(f"median of the rounds' ratios: {paired:.2f}")
 
 
 def main() -> None:
