@@ -2,8 +2,9 @@
 
 Three measurements in one run, on the same device, backbone, batch size and videos, alternating over rounds:
 
-* **CNN only** — the same preprocessed frames, already in memory, through the frozen backbone in batches of the same
-  fixed size: what the CNN allows.
+* **CNN only** — the same frames, decoded and cropped already, in memory, normalised and run through the frozen
+  backbone as extraction runs them (:class:`vidrnn.embedding.FixedBatcher`: batches of the same fixed size, several
+  at once on a CPU): what the CNN allows.
 * **decode ceiling** — the same decoding processes (:func:`vidrnn.workers.isolated_map` over
   :class:`vidrnn.embedding.DecodedVideos`, as extraction starts them) decoding, resizing and cropping every video,
   each answering with its frame count only: what the decoders allow, nothing sent back.
@@ -37,7 +38,8 @@ from torch import nn
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess, build_backbone
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.embedding import DECODING_PREFETCH, DecodedVideos, VideoItem, decoding_initializer
+from vidrnn.embedding import (DECODING_PREFETCH, DecodedVideos, EmbeddedVideo, FixedBatcher, VideoItem,
+                              decoding_initializer)
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
@@ -70,20 +72,23 @@ def tiny_backbone(real: FrozenBackbone) -> FrozenBackbone:
     return FrozenBackbone(real.spec, _Subsample(), real.preprocess, channels=3)
 
 
-def cnn_only(backbone, frames: torch.Tensor, batch_size: int, device: torch.device) -> float:
-    """Frames per second of the backbone alone over ``frames`` (preprocessed, in memory), fixed-size batches."""
-    backbone(frames[:batch_size].to(device))  # warm-up: first-call allocations and kernel selection
+def cnn_only(backbone, crops: torch.Tensor, batch_size: int, device: torch.device) -> float:
+    """Frames per second of the CNN as extraction runs it — :class:`~vidrnn.embedding.FixedBatcher`: normalised on the
+    device into fixed-size batches, several batches at once on a CPU — over uint8 crops ``[N,3,h,w]`` already in
+    memory: no decoding, nothing sent between processes."""
+    def run(frames: torch.Tensor) -> None:
+        batcher = FixedBatcher(backbone, batch_size, device)
+        batcher.add(EmbeddedVideo(VideoItem(Path("in-memory"), "in-memory"), {}), frames)
+        batcher.flush()
+
+    run(crops[:batch_size])  # warm-up: first-call allocations and kernel selection
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for first in range(0, len(frames), batch_size):
-        batch = frames[first : first + batch_size]
-        if len(batch) < batch_size:
-            batch = torch.cat([batch, batch.new_zeros((batch_size - len(batch), *batch.shape[1:]))])
-        backbone(batch.to(device, non_blocking=True)).cpu()
+    run(crops)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return len(frames) / (time.perf_counter() - start)
+    return len(crops) / (time.perf_counter() - start)
 
 
 class _FrameCount:
@@ -149,10 +154,11 @@ def main() -> None:
     backbone = backbone.to(device)
 
     # The CNN's speed needs no more than a few dozen clips in memory (a thousand would take gigabytes).
-    frames = torch.cat([
-        backbone.preprocess(read_sampled(item.path, lambda i: sampling.indices(i.num_frames, i.fps), size=256)[0])
+    crops = torch.cat([
+        backbone.preprocess.resize_and_crop(
+            read_sampled(item.path, lambda i: sampling.indices(i.num_frames, i.fps), size=256)[0])
         for item in items[:CNN_ONLY_CLIPS]
-    ])
+    ]).contiguous(memory_format=torch.channels_last)  # as the decoding processes send them
     # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
     # over minutes, and a single set of runs can land on either side of a drift. Every other round runs the three in
     # reverse order, so that a steady drift favours none of them.
@@ -163,7 +169,7 @@ def main() -> None:
         for name in order if round_ % 2 == 0 else order[::-1]:
             before = cpu_seconds()
             if name == "cnn":
-                rates[name] = cnn_only(backbone, frames, args.batch_size, device)
+                rates[name] = cnn_only(backbone, crops, args.batch_size, device)
             elif name == "ceiling":
                 rates[name] = decode_ceiling(items, sampling, backbone.preprocess, args.workers)
             else:

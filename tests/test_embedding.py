@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,18 +24,33 @@ def _video(name: str, frames: int, seed: int) -> tuple[EmbeddedVideo, torch.Tens
     return EmbeddedVideo(VideoItem(Path(f"{name}.avi"), key=name), decoded={}), crops  # crops as the decoding processes send them
 
 
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _alone(backbone, crops: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The video's features computed on its own, each chunk padded to the batch size with black frames."""
+    """The video's features computed on its own, each chunk padded to the batch size with black frames, on one thread
+    (as the batcher runs each batch on a CPU)."""
     chunks = []
-    for first in range(0, len(crops), batch_size):
-        chunk = crops[first : first + batch_size]
-        padding = torch.zeros((batch_size - len(chunk), *chunk.shape[1:]), dtype=torch.uint8)
-        chunks.append(backbone(backbone.preprocess.normalize(torch.cat([chunk, padding])))[: len(chunk)])
+    with _torch_threads(1):
+        for first in range(0, len(crops), batch_size):
+            chunk = crops[first : first + batch_size]
+            padding = torch.zeros((batch_size - len(chunk), *chunk.shape[1:]), dtype=torch.uint8)
+            chunks.append(backbone(backbone.preprocess.normalize(torch.cat([chunk, padding])))[: len(chunk)])
     return torch.cat(chunks)
 
 
-def test_every_video_comes_back_once_whole_and_as_if_computed_alone(backbone) -> None:
-    batcher = FixedBatcher(backbone, batch_size=8, device=torch.device("cpu"))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_video_comes_back_once_whole_and_as_if_computed_alone(backbone, threads: int) -> None:
+    """Whatever torch's thread count (the number of batches run at once on a CPU), the same features."""
+    with _torch_threads(threads):
+        batcher = FixedBatcher(backbone, batch_size=8, device=torch.device("cpu"))
     videos = [_video(name, frames, seed) for seed, (name, frames) in enumerate([("a", 5), ("b", 12), ("c", 3),
                                                                                 ("d", 9), ("e", 1)])]
     returned = []
@@ -48,12 +65,15 @@ def test_every_video_comes_back_once_whole_and_as_if_computed_alone(backbone) ->
         assert torch.equal(video.features, _alone(backbone, crops, 8))
 
 
-def test_a_batch_is_handed_out_once_the_next_one_is_on_its_way(backbone) -> None:
-    """On a GPU the CPU's work between batches overlaps the CNN's; the order is the same on every device."""
-    batcher = FixedBatcher(backbone, batch_size=4, device=torch.device("cpu"))
-    first, second, third = (_video(name, 4, seed) for seed, name in enumerate("xyz"))
-    assert batcher.add(*first) == []  # its batch ran; its outputs wait for the next batch to start
-    assert [video.item.key for video in batcher.add(*second)] == ["x"]
-    assert batcher.add(third[0], third[1][:2]) == []  # 2 frames: no batch yet
-    assert [video.item.key for video in batcher.flush()] == ["y", "z"]
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_is_handed_out_once_as_many_later_ones_as_run_at_once_are_on_their_way(backbone, threads: int) -> None:
+    """One at a time on a GPU (and on a one-thread CPU); on a CPU, as many batches as torch has threads run at once.
+    Either way the CPU's work for the next batches overlaps the CNN's on the earlier ones."""
+    with _torch_threads(threads):
+        batcher = FixedBatcher(backbone, batch_size=4, device=torch.device("cpu"))
+    videos = [_video(name, 4, seed) for seed, name in enumerate("vwxyz")]
+    handed_out = [[video.item.key for video in batcher.add(*videos[n])] for n in range(4)]
+    assert handed_out == ([[], ["v"], ["w"], ["x"]] if threads == 1 else [[], [], ["v"], ["w"]])
+    assert batcher.add(videos[4][0], videos[4][1][:2]) == []  # 2 frames: no batch yet
+    assert [video.item.key for video in batcher.flush()] == (["y", "z"] if threads == 1 else ["x", "y", "z"])
     assert batcher.flush() == []

@@ -12,7 +12,9 @@ uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,13 +137,24 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _one_thread_here() -> None:
+    """Make torch's operations in the calling thread run on that thread alone.
+
+    torch sets a thread's operation thread count from a process-wide value the first time the thread asks for it;
+    asked first, the count set after it stays the thread's own. (Set first, it was overwritten by whatever the
+    process-wide value had become by the thread's first operation: the first batches ran on two threads.)"""
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
 @dataclass
 class _Batch:
-    """A batch the CNN has been given: whose frames it holds, and its outputs on their way to the host (``copied``:
-    the CUDA event after which they are there; ``None`` when they already are)."""
+    """A batch the CNN has been given: whose frames it holds, and its outputs — on their way to the host (``copied``:
+    the CUDA event after which they are there; ``None`` when they already are), or still being computed by a thread
+    (a future, on a CPU)."""
 
     owners: list[tuple[EmbeddedVideo, int]]
-    features: torch.Tensor
+    features: torch.Tensor | Future
     copied: torch.cuda.Event | None
 
 
@@ -162,24 +175,32 @@ class FixedBatcher:
     """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames.
 
     Each video's crops go to the device as they are (a quarter of the bytes of float32) and are normalised there,
-    straight into their rows of one float32 batch that lives as long as the batcher: no concatenation, and no fresh
-    allocation (whose first touch of every page costs more on a CPU than the normalisation itself).
+    straight into their rows of a float32 input batch that lives as long as the batcher: no concatenation, and no
+    fresh allocation (whose first touch of every page costs more on a CPU than the normalisation itself).
 
-    A batch's results are handed out once the next batch has been given to the CNN (or at :meth:`flush`): on a GPU,
-    whose work runs asynchronously, the CPU's work between batches — reading decoded videos, writing the cache — then
-    overlaps the CNN's instead of waiting for it. (Reusing the one input batch is safe there: the normalisation that
-    refills it is queued on the same stream, behind the CNN that reads it.)"""
+    The CNN runs while the next batch is being filled, and a batch's results are handed out once later batches have
+    been given to the CNN (or at :meth:`flush`). On a GPU, whose work runs asynchronously, one batch is in flight: the
+    CPU's work between batches — reading decoded videos, writing the cache — overlaps the GPU's, and the one input
+    batch is reused safely (the normalisation that refills it is queued on the same stream, behind the CNN that reads
+    it). On a CPU, as many batches as torch has threads run at once, each on one thread of its own, and each has an
+    input batch of its own plus one being filled: a batch split over two threads waits at every operation for its
+    slower half, and while the decoding processes hold a core one half often waits for the scheduler (on two cores
+    the CNN lost ~20 % of its speed that way). One thread per batch also makes a frame's features independent of the
+    thread count. Call :meth:`flush` at the end, or :meth:`close` to stop early."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.queue: list[tuple[EmbeddedVideo, torch.Tensor]] = []
         self.queued = 0
-        self.batch: torch.Tensor | None = None
-        self.in_flight: _Batch | None = None
+        self.concurrent = torch.get_num_threads() if device.type == "cpu" else 1
+        self.inputs: list[torch.Tensor] = []
+        self.batches_run = 0
+        self.in_flight: deque[_Batch] = deque()
+        self.threads: ThreadPoolExecutor | None = None
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
-        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos completed by the batch before the one this
-        started, if it started one."""
+        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos that batches given to the CNN earlier have
+        completed, if this started a batch."""
         pending.remaining = len(images)
         self.queue.append((pending, images))
         self.queued += len(images)
@@ -191,20 +212,30 @@ class FixedBatcher:
     def flush(self) -> list[EmbeddedVideo]:
         """Run what is queued (a smaller batch, padded) and return every video not returned yet."""
         finished = self._run(self.queued) if self.queued else []
-        if self.in_flight is not None:
-            finished += self._land(self.in_flight)
-            self.in_flight = None
+        while self.in_flight:
+            finished += self._land(self.in_flight.popleft())
+        self.close()
         return finished
 
+    def close(self) -> None:
+        """Stop the CNN's threads (batches not started are dropped; their videos are never handed out)."""
+        if self.threads is not None:
+            self.threads.shutdown(wait=True, cancel_futures=True)
+            self.threads = None
+        self.in_flight.clear()
+
     def _input_batch(self, frame_shape: torch.Size) -> torch.Tensor:
-        """The float32 batch for frames of ``frame_shape``, made again only when the frame size changes."""
-        if self.batch is None or self.batch.shape[1:] != frame_shape:
-            self.batch = torch.empty((self.batch_size, *frame_shape), dtype=torch.float32, device=self.device,
-                                     memory_format=torch.channels_last)
-        return self.batch
+        """The float32 input batch to fill next, for frames of ``frame_shape`` (made again only when the frame size
+        changes). On a CPU it takes turns with the others, and the batch that last read it has landed."""
+        count = self.concurrent + 1 if self.device.type == "cpu" else 1
+        if len(self.inputs) != count or self.inputs[0].shape[1:] != frame_shape:
+            self.inputs = [torch.empty((self.batch_size, *frame_shape), dtype=torch.float32, device=self.device,
+                                       memory_format=torch.channels_last) for _ in range(count)]
+        return self.inputs[self.batches_run % count]
 
     def _run(self, count: int) -> list[EmbeddedVideo]:
-        """Give the CNN the next ``count`` queued frames; return the videos the batch before this one completed."""
+        """Give the CNN the next ``count`` queued frames; return the videos completed by the batches that landed to
+        make room for it."""
         batch = self._input_batch(self.queue[0][1].shape[1:])
         normalize = self.backbone.preprocess.normalize
         owners, taken = [], 0
@@ -223,17 +254,34 @@ class FixedBatcher:
                 normalize(torch.zeros((self.batch_size - count, *batch.shape[1:]), dtype=torch.uint8,
                                       device=self.device), out=batch[count:])
         self.queued -= count
-        previous, self.in_flight = self.in_flight, _Batch(owners, *_to_host(self.backbone(batch)[:count]))
-        return self._land(previous) if previous is not None else []
+        self.batches_run += 1
+        if self.device.type == "cpu":
+            self.in_flight.append(_Batch(owners, self._cnn_threads().submit(self._forward, batch, count), None))
+        else:
+            self.in_flight.append(_Batch(owners, *_to_host(self._forward(batch, count))))
+        finished = []
+        while len(self.in_flight) > self.concurrent:
+            finished += self._land(self.in_flight.popleft())
+        return finished
+
+    def _forward(self, batch: torch.Tensor, count: int) -> torch.Tensor:
+        return self.backbone(batch)[:count]
+
+    def _cnn_threads(self) -> ThreadPoolExecutor:
+        if self.threads is None:
+            self.threads = ThreadPoolExecutor(self.concurrent, thread_name_prefix="vidrnn-cnn",
+                                              initializer=_one_thread_here)
+        return self.threads
 
     @staticmethod
     def _land(batch: _Batch) -> list[EmbeddedVideo]:
         """Give each of a batch's videos its outputs (once they are on the host); return those now complete."""
+        features = batch.features.result() if isinstance(batch.features, Future) else batch.features
         if batch.copied is not None:
             batch.copied.synchronize()
         finished, offset = [], 0
         for pending, size in batch.owners:
-            pending.outputs.append(batch.features[offset : offset + size])
+            pending.outputs.append(features[offset : offset + size])
             offset += size
             pending.remaining -= size
             if pending.remaining == 0:
@@ -262,12 +310,15 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
     decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
                             prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
     batcher = FixedBatcher(backbone, batch_size, device)
-    for position, decoded in decoding:
-        item = items[position]
-        if isinstance(decoded, WorkerCrash):  # a native crash in FFmpeg/OpenCV: this video fails, the run goes on
-            yield FailedVideo(item, f"the decoder crashed: {decoded.reason}")
-        elif "error" in decoded:
-            yield FailedVideo(item, decoded["error"])
-        else:
-            yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded.pop("crops")))
-    yield from batcher.flush()
+    try:
+        for position, decoded in decoding:
+            item = items[position]
+            if isinstance(decoded, WorkerCrash):  # a native crash in FFmpeg/OpenCV: this video fails, the run goes on
+                yield FailedVideo(item, f"the decoder crashed: {decoded.reason}")
+            elif "error" in decoded:
+                yield FailedVideo(item, decoded["error"])
+            else:
+                yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded.pop("crops")))
+        yield from batcher.flush()
+    finally:  # also when cut short: the CNN's threads end with the run
+        batcher.close()
