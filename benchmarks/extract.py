@@ -76,19 +76,20 @@ def cnn_only(backbone, crops: torch.Tensor, batch_size: int, device: torch.devic
     """Frames per second of the CNN as extraction runs it — :class:`~vidrnn.embedding.FixedBatcher`: normalised on the
     device into fixed-size batches, several batches at once on a CPU — over uint8 crops ``[N,3,h,w]`` already in
     memory: no decoding, nothing sent between processes."""
-    def run(frames: torch.Tensor) -> None:
-        batcher = FixedBatcher(backbone, batch_size, device)
-        batcher.add(EmbeddedVideo(VideoItem(Path("in-memory"), "in-memory"), {}), frames)
-        batcher.flush()
+    with FixedBatcher(backbone, batch_size, device) as batcher:
+        def run(frames: torch.Tensor) -> None:
+            batcher.add(EmbeddedVideo(VideoItem(Path("in-memory"), "in-memory"), {}), frames)
+            batcher.flush()
 
-    run(crops[:batch_size])  # warm-up: first-call allocations and kernel selection
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run(crops)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return len(crops) / (time.perf_counter() - start)
+        # Warm-up: first-call allocations and kernel selection, every input batch touched and every thread started.
+        run(crops[: (batcher.concurrent + 1) * batch_size])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run(crops)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return len(crops) / (time.perf_counter() - start)
 
 
 class _FrameCount:

@@ -111,7 +111,7 @@ def test_preprocess_crops_in_uint8_and_normalises_in_float_without_touching_its_
 
 
 def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() -> None:
-    """FixedBatcher normalises each video's crops into its rows of one reused batch."""
+    """FixedBatcher normalises each video's crops into their rows of a reused input batch."""
     preprocess = Preprocess(resize_size=32, crop_size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     crops = torch.randint(0, 256, (5, 32, 32, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # as the workers send them
     batch = torch.full((8, 3, 32, 32), float("nan")).contiguous(memory_format=torch.channels_last)

@@ -107,9 +107,9 @@ def _tree(directory: Path) -> dict[str, bytes]:
 def test_torchrun_extract_fills_the_same_cache_bytes_as_one_process(dataset: Path, tmp_path: Path) -> None:
     arguments = ["extract", "--root", str(dataset), "--input-size", "64", "--sampling", "all", "--short-side", "64",
                  "--batch-size", "12", "--workers", "0"]
-    # A CPU convolution's float rounding depends on its thread count (torchrun gives each rank one thread): equal
-    # bytes are promised for equal arithmetic, so the one process gets one thread too.
-    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "one"), threads=1)
+    # A CPU convolution's float rounding depends on its thread count, so every CNN batch runs on one thread: the one
+    # process with two threads gives the bytes of two ranks with one each.
+    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "one"), threads=2)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
     (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()

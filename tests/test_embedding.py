@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,3 +78,15 @@ def test_a_batch_is_handed_out_once_as_many_later_ones_as_run_at_once_are_on_the
     assert batcher.add(videos[4][0], videos[4][1][:2]) == []  # 2 frames: no batch yet
     assert [video.item.key for video in batcher.flush()] == (["y", "z"] if threads == 1 else ["x", "y", "z"])
     assert batcher.flush() == []
+
+
+def test_the_cnn_threads_end_with_the_batcher_and_leave_torch_as_they_found_it(backbone) -> None:
+    """Each CNN thread sets torch's process-wide thread count to one when it starts; a thread that first uses torch
+    after the batcher must still get the count its creator had."""
+    with _torch_threads(2):
+        with FixedBatcher(backbone, batch_size=4, device=torch.device("cpu")) as batcher:
+            batcher.add(*_video("a", 8, 0))
+            assert len(batcher.flush()) == 1 and batcher.threads is not None
+        assert batcher.threads is None
+        with ThreadPoolExecutor(1) as fresh:
+            assert fresh.submit(torch.get_num_threads).result() == 2

@@ -186,13 +186,17 @@ class FixedBatcher:
     input batch of its own plus one being filled: a batch split over two threads waits at every operation for its
     slower half, and while the decoding processes hold a core one half often waits for the scheduler (on two cores
     the CNN lost ~20 % of its speed that way). One thread per batch also makes a frame's features independent of the
-    thread count. Call :meth:`flush` at the end, or :meth:`close` to stop early."""
+    thread count (with torch's OpenMP backend, that of its PyPI wheels). The price is memory: as many input batches
+    plus one, and as many forwards' activations at once — on a CPU with dozens of cores, gigabytes; bound it with
+    ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``). Use it as a context manager (or call :meth:`close`): the
+    threads end with it."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.queue: list[tuple[EmbeddedVideo, torch.Tensor]] = []
         self.queued = 0
-        self.concurrent = torch.get_num_threads() if device.type == "cpu" else 1
+        # torch's thread count, but never more batches than cores this process may use (torch counts the machine's).
+        self.concurrent = max(1, min(torch.get_num_threads(), available_cores())) if device.type == "cpu" else 1
         self.inputs: list[torch.Tensor] = []
         self.batches_run = 0
         self.in_flight: deque[_Batch] = deque()
@@ -214,15 +218,26 @@ class FixedBatcher:
         finished = self._run(self.queued) if self.queued else []
         while self.in_flight:
             finished += self._land(self.in_flight.popleft())
-        self.close()
         return finished
 
     def close(self) -> None:
-        """Stop the CNN's threads (batches not started are dropped; their videos are never handed out)."""
+        """End the CNN's threads, after the batches they are running. Whatever was not handed out yet — batches in
+        flight, frames still queued — is dropped."""
         if self.threads is not None:
             self.threads.shutdown(wait=True, cancel_futures=True)
             self.threads = None
+            # Each thread's start set torch's process-wide thread count to 1 (see _one_thread_here); a thread that
+            # first uses torch after this would otherwise get one thread. This thread's own count is the one to keep.
+            torch.set_num_threads(torch.get_num_threads())
         self.in_flight.clear()
+        self.queue.clear()
+        self.queued = 0
+
+    def __enter__(self) -> FixedBatcher:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
 
     def _input_batch(self, frame_shape: torch.Size) -> torch.Tensor:
         """The float32 input batch to fill next, for frames of ``frame_shape`` (made again only when the frame size
@@ -309,8 +324,7 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
     workers = available_cores() if num_workers is None else num_workers
     decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
                             prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
-    batcher = FixedBatcher(backbone, batch_size, device)
-    try:
+    with FixedBatcher(backbone, batch_size, device) as batcher:  # its threads end with the run, also when cut short
         for position, decoded in decoding:
             item = items[position]
             if isinstance(decoded, WorkerCrash):  # a native crash in FFmpeg/OpenCV: this video fails, the run goes on
@@ -320,5 +334,3 @@ def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: F
             else:
                 yield from batcher.add(EmbeddedVideo(item, decoded), _from_plain(decoded.pop("crops")))
         yield from batcher.flush()
-    finally:  # also when cut short: the CNN's threads end with the run
-        batcher.close()

@@ -137,11 +137,11 @@ class Predictor:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
         indices = self.sampling.indices(len(frames), fps or 0.0)
         resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
-        batcher = FixedBatcher(self.backbone, batch_size, self.device)
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
         crops = self.backbone.preprocess.resize_and_crop(resized)  # as in embed_videos: uint8, normalised in batches
-        finished = batcher.add(pending, crops) + batcher.flush()
+        with FixedBatcher(self.backbone, batch_size, self.device) as batcher:
+            finished = batcher.add(pending, crops) + batcher.flush()
         return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
 
     # -- many video files ------------------------------------------------------------------------------------------
