@@ -243,6 +243,7 @@ def test_workers_of_a_killed_main_process_leave(tmp_path: Path) -> None:
     ("os._exit(1)", "worker process exited with status 1"),
     ("raise OSError('libavcodec.so.60: cannot open shared object file')",
      "the initializer raised OSError: libavcodec.so.60: cannot open shared object file"),
+    ("import time; time.sleep(600)", "it had not started after 0.5 s and was killed"),  # stuck, e.g. on a lock
 ])
 def test_workers_that_cannot_start_stop_the_run_and_name_the_cause(failure: str, cause: str) -> None:
     """An initializer that always fails is the environment's fault, not the items': the run stops after a few
@@ -250,7 +251,10 @@ def test_workers_that_cannot_start_stop_the_run_and_name_the_cause(failure: str,
     the map runs in a child process)."""
     script = textwrap.dedent(f"""
         import os
+        from vidrnn import workers
         from vidrnn.workers import isolated_map
+
+        workers._START_TIMEOUT = 0.5  # a stuck start is given up on that soon here (forked, one takes milliseconds)
 
         def initializer():
             {failure}

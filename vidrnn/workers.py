@@ -11,8 +11,9 @@ answers on a second pipe. When a worker dies, the answers it sent are read first
 the first one it has not answered. That item's answer is a :class:`WorkerCrash`, the items queued behind it go to a
 fresh worker, and the run goes on. Answers come out in input order, so a run is reproducible.
 
-A worker that dies before it could start — its initializer raised or crashed — was working on no item, so no item is
-blamed: its items go to the next worker. When starts keep failing, the cause is the environment (a missing library,
+A worker that dies before it could start — its initializer raised or crashed, or it did not finish starting in
+:data:`_START_TIMEOUT` seconds (stuck, say, on a lock that another thread held when it was forked) and was killed —
+was working on no item, so no item is blamed: its items go to the next worker. When starts keep failing, the cause is the environment (a missing library,
 no memory), not the items, and marking every item as crashed would hide it; after a few failed starts in a row the
 run stops with a :class:`WorkerStartError` that names the cause.
 
@@ -38,6 +39,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -57,6 +59,9 @@ _STOP_GRACE = 5.0
 #: Worker starts that may fail in a row before the run stops: one can be bad luck (memory short for a moment), three
 #: are the environment.
 _START_ATTEMPTS = 3
+#: Seconds a worker may take to start (run its initializer) before it counts as a failed start: forked, one starts in
+#: milliseconds; spawned, importing torch and OpenCV takes seconds. One that never starts must not hang the run.
+_START_TIMEOUT = 120.0
 
 # Fork on Linux: a worker starts in milliseconds and holds the work function as it is, so replacing a dead one costs
 # nothing (what DataLoader does there). Elsewhere the platform's safe method: the work function must then pickle.
@@ -280,6 +285,8 @@ class _Worker:
     arena: _Arena | None
     pending: deque[int] = field(default_factory=deque)
     start: _Started | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
 
     @property
     def ready(self) -> bool:
@@ -353,9 +360,17 @@ class _Pool:
                 worker.pending.append(position)
 
     def _collect(self) -> None:
-        """Wait for answers or deaths; take the answers, replace the dead."""
-        ready = set(wait([w.answers for w in self.workers] + [w.process.sentinel for w in self.workers]))
+        """Wait for answers or deaths; take the answers, replace the dead (and those too slow to start)."""
+        starting = [w.started_at + _START_TIMEOUT for w in self.workers if w.start is None]
+        timeout = max(0.0, min(starting) - time.monotonic()) if starting else None
+        ready = set(wait([w.answers for w in self.workers] + [w.process.sentinel for w in self.workers], timeout))
         for worker in list(self.workers):
+            overdue = worker.start is None and time.monotonic() > worker.started_at + _START_TIMEOUT
+            if overdue and worker.answers not in ready:  # (its first message may be arriving just now)
+                worker.timed_out = True
+                worker.process.kill()
+                worker.process.join()
+                ready.add(worker.process.sentinel)
             ended = worker.process.sentinel in ready
             if worker.answers in ready:
                 ended |= not self._receive(worker)
@@ -401,7 +416,10 @@ class _Pool:
         """Count a worker that died before it was ready; stop the run at :data:`_START_ATTEMPTS` of them in a row."""
         self.failed_starts += 1
         if self.failed_starts >= _START_ATTEMPTS:
-            cause = dead.start.error if dead.start is not None else WorkerCrash(dead.process.exitcode).reason
+            if dead.timed_out:
+                cause = f"it had not started after {_START_TIMEOUT:g} s and was killed"
+            else:
+                cause = dead.start.error if dead.start is not None else WorkerCrash(dead.process.exitcode).reason
             raise WorkerStartError(f"worker processes cannot start: {self.failed_starts} in a row ended before taking "
                                    f"any work; the last: {cause}")
 
