@@ -28,7 +28,7 @@ from vidrnn.inference import Predictor
 from vidrnn.video import read_sampled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract import CNN_ONLY_CLIPS, DEFAULT_ROOT, cnn_only, decode_ceiling, print_rounds, spread  # noqa: E402  (the extraction benchmark's measurements)
+from extract import CNN_ONLY_CLIPS, DEFAULT_ROOT, RoundTable, cnn_only, decode_ceiling, spread  # noqa: E402  (the extraction benchmark's measurements)
 from video_memory import write_long_video  # noqa: E402
 
 
@@ -89,10 +89,12 @@ def main() -> None:
     predictor = Predictor.from_checkpoint(args.ckpt)
     index = ucf101_index(args.root, fold=1)
     paths = [item.path for item in spread(index.video_items(), args.videos)]
-    rounds = [folder_throughput(predictor, paths, args.batch_size, args.workers) for _ in range(args.rounds)]
     print(f"{len(paths)} videos, {predictor.sampling.strategy} sampling, device {predictor.device}, "
           f"batch {args.batch_size}, {args.workers} workers")
-    print_rounds(rounds, "v/s")
+    table = RoundTable("v/s")
+    for _ in range(args.rounds):
+        table.add(folder_throughput(predictor, paths, args.batch_size, args.workers))
+    table.finish()
     if args.skip_memory:
         return
 

@@ -118,16 +118,30 @@ def cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
-def print_rounds(rounds: list[tuple[float, float, float]], unit: str) -> None:
-    """Each round's (CNN only, decode ceiling, end to end), then their medians, each with the ratio of end to end to
-    the smaller of the two bounds; last, the median of the rounds' own ratios: each round compares measurements taken
+class RoundTable:
+    """Each round's (CNN only, decode ceiling, end to end) printed as soon as it is measured — a run cut short by a
+    time limit still leaves its finished rounds — then their medians, each with the ratio of end to end to the
+    smaller of the two bounds; last, the median of the rounds' own ratios: each round compares measurements taken
     within seconds of each other, so the machine's drift between rounds cancels out of it."""
-    print(f"{'round':>6} {'CNN only':>12} {'decode ceiling':>15} {'end to end':>12} {'ratio':>6}")
-    medians = tuple(statistics.median(values) for values in zip(*rounds))
-    for label, (cnn, decode, full) in [*((str(n), r) for n, r in enumerate(rounds, start=1)), ("median", medians)]:
-        print(f"{label:>6} {cnn:>8.2f} {unit} {decode:>11.2f} {unit} {full:>8.2f} {unit} {full / min(cnn, decode):>6.2f}")
-    paired = statistics.median(full / min(cnn, decode) for cnn, decode, full in rounds)
-    print(f"median of the rounds' ratios: {paired:.2f}")
+
+    def __init__(self, unit: str) -> None:
+        self.unit, self.rounds = unit, []
+        print(f"{'round':>6} {'CNN only':>12} {'decode ceiling':>15} {'end to end':>12} {'ratio':>6}", flush=True)
+
+    def _row(self, label: str, rates: tuple[float, float, float]) -> None:
+        cnn, decode, full = rates
+        unit = self.unit
+        print(f"{label:>6} {cnn:>8.2f} {unit} {decode:>11.2f} {unit} {full:>8.2f} {unit} {full / min(cnn, decode):>6.2f}",
+              flush=True)
+
+    def add(self, rates: tuple[float, float, float]) -> None:
+        self.rounds.append(rates)
+        self._row(str(len(self.rounds)), rates)
+
+    def finish(self) -> None:
+        self._row("median", tuple(statistics.median(values) for values in zip(*self.rounds)))
+        paired = statistics.median(full / min(cnn, decode) for cnn, decode, full in self.rounds)
+        print(f"median of the rounds' ratios: {paired:.2f}")
 
 
 def main() -> None:
@@ -160,10 +174,14 @@ def main() -> None:
             read_sampled(item.path, lambda i: sampling.indices(i.num_frames, i.fps), size=256)[0])
         for item in items[:CNN_ONLY_CLIPS]
     ]).contiguous(memory_format=torch.channels_last)  # as the decoding processes send them
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}")
+    print(f"{len(items)} videos, CNN {args.cnn} ({args.backbone} preprocessing), batch {args.batch_size}, "
+          f"{args.workers} decoding workers")
     # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
     # over minutes, and a single set of runs can land on either side of a drift. Every other round runs the three in
     # reverse order, so that a steady drift favours none of them.
-    rounds, cpu_ms = [], []
+    table, cpu_ms = RoundTable("f/s"), []
     for round_ in range(args.rounds):
         rates, cpu = {}, {}
         order = ["cnn", "ceiling", "end_to_end"]
@@ -181,19 +199,15 @@ def main() -> None:
                                               num_workers=args.workers, progress=False)
                     rates[name] = report.frames / (time.perf_counter() - start)
             cpu[name] = [after - first for first, after in zip(before, cpu_seconds())]
-        rounds.append((rates["cnn"], rates["ceiling"], rates["end_to_end"]))
+        table.add((rates["cnn"], rates["ceiling"], rates["end_to_end"]))
         # ms a frame: the decoders alone, the decoders end to end, the main process end to end
         cpu_ms.append(tuple(1000 * seconds / report.frames
                             for seconds in (cpu["ceiling"][1], cpu["end_to_end"][1], cpu["end_to_end"][0])))
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}")
-    print(f"{len(items)} videos, {report.frames} frames, CNN {args.cnn} ({args.backbone} preprocessing), "
-          f"batch {args.batch_size}, {args.workers} decoding workers")
+    table.finish()
     alone, decoders, main_process = (statistics.median(values) for values in zip(*cpu_ms))
-    print(f"CPU a frame (medians): decoders alone {alone:.2f} ms; end to end, decoders {decoders:.2f} ms "
-          f"+ main process {main_process:.2f} ms (normalising, CNN, writing)")
-    print_rounds(rounds, "f/s")
+    print(f"{report.frames} frames a round; CPU a frame (medians): decoders alone {alone:.2f} ms; end to end, "
+          f"decoders {decoders:.2f} ms + main process {main_process:.2f} ms (normalising, CNN, writing)")
 
 
 if __name__ == "__main__":
