@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The device check of issue #20 as one script, for a session that is lent the GPU machine (at most 9 min 30 s there):
+#   0. tests/test_cuda.py: the CUDA path of the CNN's batches (pinned staging, the CUDA graph), skipped on CPUs;
 #   1. benchmarks/extract.py with the real CNN: CNN only, decode ceiling, end to end, ratio;
 #   2. a 1-GPU `vidrnn fit` of configs/ucf101_cpu.yaml in bf16-mixed (EfficientNet-Lite0: Lite2's weights do not fit
 #      the device tool's 64 MiB beside the data), its extraction timed too;
@@ -34,6 +35,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to the t
 }
 
 step machine 30 bash -c "nproc; (nvidia-smi -L || true); $python -c 'import torch, cv2, lightning; print(torch.__version__, torch.cuda.is_available(), cv2.__version__, lightning.__version__)'"
+step tests 90 "$python" -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step extract_real 150 "$python" benchmarks/extract.py --root "$root" --device "$device" --videos "$videos" \
     --workers "$workers" --batch-size "$batch" --rounds 3
 runs=$(mktemp -d)

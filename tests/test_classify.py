@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidrnn.backbones import BackboneSpec
+from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
@@ -26,6 +26,7 @@ from vidrnn.files import atomic_write
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import probe, read_frames
 
@@ -300,6 +301,47 @@ def test_predict_frames_matches_predict_on_the_file(predictor, test_videos) -> N
     np.testing.assert_allclose(from_frames.step_probabilities, from_file.step_probabilities, atol=1e-6)
     assert from_frames.top_labels == from_file.top_labels and from_frames.path is None
     assert from_frames.duration == pytest.approx(from_file.duration)
+
+
+@pytest.mark.parametrize("wait_s", [60.0, 0.0])
+def test_predict_classifies_finished_clips_together_within_a_bounded_wait(predictor, test_videos, monkeypatch,
+                                                                          wait_s: float) -> None:
+    """Clips go through the recurrent classifier in groups (one clip at a time cost a GPU more than the CNN), of at
+    most CLASSIFY_GROUP, each handed out no later than CLASSIFY_WAIT_S after the first of its group finished; the
+    answers are those of one clip at a time."""
+    alone = {str(video): next(iter(predictor.predict([video], num_workers=0))) for video in test_videos[:2]}
+    monkeypatch.setattr("vidrnn.inference.CLASSIFY_GROUP", 3)
+    monkeypatch.setattr("vidrnn.inference.CLASSIFY_WAIT_S", wait_s)
+    groups = []
+    classify_group = Predictor._classify
+
+    def counting(self, finished, top_k):
+        groups.extend([len(finished)] if finished else [])
+        return classify_group(self, finished, top_k)
+
+    monkeypatch.setattr(Predictor, "_classify", counting)
+    results = {result.path: result for result in predictor.predict(test_videos, num_workers=0)}
+    assert sorted(results) == sorted(map(str, test_videos))
+    videos = len(test_videos)
+    assert videos >= 4 and groups == ([3] * (videos // 3) + [videos % 3] * bool(videos % 3) if wait_s else [1] * videos)
+    for path, expected in alone.items():
+        np.testing.assert_allclose(results[path].probabilities, expected.probabilities, atol=1e-6)
+        np.testing.assert_allclose(results[path].step_probabilities, expected.step_probabilities, atol=1e-6)
+
+
+def test_an_arrow_of_time_model_is_scored_as_evaluation_scores_it() -> None:
+    """An antisymmetric model scores a clip against its reversal (``VideoClassifier.forward``); Predictor must use that
+    score, not the head's reading of the forward pass alone: then a reversed clip's two probabilities swap exactly."""
+    torch.manual_seed(0)
+    backbone = build_backbone(BackboneSpec(input_size=64))
+    model = VideoClassifier(num_classes=2, input_dim=backbone.feature_dim, antisymmetric=True,
+                            class_names=list(ORDER_CLASSES["arrow_of_time"]))
+    predictor = Predictor(model, backbone, SamplingSpec(strategy="all", short_side=64), 8, torch.device("cpu"))
+    frames = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    forwards = predictor.predict_frames(frames, batch_size=8).probabilities
+    backwards = predictor.predict_frames(np.ascontiguousarray(frames[::-1]), batch_size=8).probabilities
+    np.testing.assert_allclose(backwards, forwards[::-1], atol=1e-6)
+    assert abs(forwards[0] - 0.5) > 1e-4  # an untrained model, but not one that says 0.5 for everything
 
 
 def test_predict_reports_unreadable_videos_and_goes_on(predictor, test_videos, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -115,8 +116,11 @@ class EmbeddedVideo:
 
     @property
     def features(self) -> torch.Tensor:
-        """``[T, ...]``: every frame's CNN output, in frame order (once the video left the batcher)."""
-        return torch.cat(self.outputs)
+        """``[T, ...]``: every frame's CNN output, in frame order (once the video left the batcher), on the host.
+
+        Joined by numpy, on this thread alone: torch's CPU copy of a long video spreads over its thread pool, whose
+        threads spin against the decoding processes for the cores (see :meth:`FixedBatcher._fill_on_gpu`)."""
+        return torch.from_numpy(np.concatenate([output.numpy() for output in self.outputs]))
 
 
 @contextmanager
@@ -158,6 +162,35 @@ class _Batch:
     copied: torch.cuda.Event | None
 
 
+class _CapturedForward:
+    """A frozen CNN's forward pass over one CUDA input batch, captured once as a CUDA graph and replayed for every
+    batch written into that same tensor.
+
+    Replaying launches the whole network at once, where running it eagerly costs the CPU a few microseconds per kernel
+    — for EfficientNet-Lite0 at batch 64, about as long as the GPU needs for the batch. The kernels are the same, so
+    are the features (``tests/test_gpu.py``). The outputs live in the graph's memory, overwritten by the next replay:
+    their copy to the host is queued before it, on the same stream."""
+
+    def __init__(self, backbone: FrozenBackbone, inputs: torch.Tensor) -> None:
+        self.inputs, self.graph = inputs, torch.cuda.CUDAGraph()
+        with torch.cuda.device(inputs.device):
+            # Warm-up on a side stream, as capture requires: lazy initialisation (cuDNN handles, workspaces) must not
+            # happen inside the graph.
+            side, current = torch.cuda.Stream(), torch.cuda.current_stream()
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    backbone(inputs)
+            current.wait_stream(side)
+            with torch.cuda.graph(self.graph):
+                self.outputs = backbone(inputs)
+
+    def replay(self) -> torch.Tensor:
+        with torch.cuda.device(self.inputs.device):
+            self.graph.replay()
+        return self.outputs
+
+
 def _to_host(features: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
     """Start copying CNN outputs to the host without waiting for them: into pinned memory, on the current stream of
     the outputs' own GPU (which need not be the current device: ``--device cuda:1`` on one process)."""
@@ -182,10 +215,16 @@ class FixedBatcher:
     been given to the CNN (or at :meth:`flush`). On a GPU, whose work runs asynchronously, one batch is in flight: the
     CPU's work between batches — reading decoded videos, writing the cache — overlaps the GPU's, and the one input
     batch is reused safely (the normalisation that refills it is queued on the same stream, behind the CNN that reads
-    it). On a CPU, as many batches as torch has threads run at once, each on one thread of its own, and each has an
-    input batch of its own plus one being filled: a batch split over two threads waits at every operation for its
-    slower half, and while the decoding processes hold a core one half often waits for the scheduler (on two cores
-    the CNN lost ~20 % of its speed that way). One thread per batch also makes a frame's features independent of the
+    it). Two things keep the CPU from waiting there: a batch's crops are gathered in pinned host memory and sent in
+    one copy (a copy from ordinary memory waits for the GPU to finish the work queued before it — the CNN — so the
+    main process and the CNN took turns: 0.59 of the decoders' speed on an H200), and the CNN runs as a CUDA graph,
+    captured at the second batch and replayed (its hundreds of kernel launches cost the CPU about as long as the GPU
+    takes to run them); a network that cannot be captured runs eagerly, with a warning.
+
+    On a CPU, as many batches as torch has threads run at once, each on one thread of its own, and each has an input
+    batch of its own plus one being filled: a batch split over two threads waits at every operation for its slower
+    half, and while the decoding processes hold a core one half often waits for the scheduler (on two cores the CNN
+    lost ~20 % of its speed that way). One thread per batch also makes a frame's features independent of the
     thread count (with torch's OpenMP backend, that of its PyPI wheels). The price is memory: as many input batches
     plus one, and as many forwards' activations at once — on a CPU with dozens of cores, gigabytes; bound it with
     ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``). Use it as a context manager (or call :meth:`close`): the
@@ -198,6 +237,10 @@ class FixedBatcher:
         # torch's thread count, but never more batches than cores this process may use (torch counts the machine's).
         self.concurrent = max(1, min(torch.get_num_threads(), available_cores())) if device.type == "cpu" else 1
         self.inputs: list[torch.Tensor] = []
+        self.staging: list[tuple[torch.Tensor, torch.cuda.Event]] = []  # CUDA: pinned uint8 batches, their copies
+        self.uint8_batch: torch.Tensor | None = None  # CUDA: where the staged crops land on the device
+        self.graph: _CapturedForward | None = None
+        self.eager = device.type != "cuda"  # CUDA: until a capture fails
         self.batches_run = 0
         self.in_flight: deque[_Batch] = deque()
         self.threads: ThreadPoolExecutor | None = None
@@ -232,6 +275,7 @@ class FixedBatcher:
         self.in_flight.clear()
         self.queue.clear()
         self.queued = 0
+        self.graph = None
 
     def __enter__(self) -> FixedBatcher:
         return self
@@ -252,23 +296,11 @@ class FixedBatcher:
         """Give the CNN the next ``count`` queued frames; return the videos completed by the batches that landed to
         make room for it."""
         batch = self._input_batch(self.queue[0][1].shape[1:])
-        normalize = self.backbone.preprocess.normalize
-        owners, taken = [], 0
-        with _one_cpu_thread(self.device):
-            while taken < count:
-                pending, images = self.queue[0]
-                part = images[: count - taken]
-                normalize(part.to(self.device, non_blocking=True), out=batch[taken : taken + len(part)])
-                owners.append((pending, len(part)))
-                taken += len(part)
-                if len(part) == len(images):
-                    self.queue.pop(0)
-                else:
-                    self.queue[0] = (pending, images[len(part):])
-            if count < self.batch_size:  # pad, so every frame sees the same batch shape (bitwise-stable features)
-                normalize(torch.zeros((self.batch_size - count, *batch.shape[1:]), dtype=torch.uint8,
-                                      device=self.device), out=batch[count:])
-        self.queued -= count
+        owners, parts = self._take(count)
+        if self.device.type == "cuda":
+            self._fill_on_gpu(parts, batch)
+        else:
+            self._fill_here(parts, batch)
         self.batches_run += 1
         if self.device.type == "cpu":
             self.in_flight.append(_Batch(owners, self._cnn_threads().submit(self._forward, batch, count), None))
@@ -279,8 +311,76 @@ class FixedBatcher:
             finished += self._land(self.in_flight.popleft())
         return finished
 
+    def _take(self, count: int) -> tuple[list[tuple[EmbeddedVideo, int]], list[torch.Tensor]]:
+        """The next ``count`` queued frames, as the videos they belong to (with how many of each) and their crops."""
+        owners, parts, taken = [], [], 0
+        while taken < count:
+            pending, images = self.queue[0]
+            part = images[: count - taken]
+            owners.append((pending, len(part)))
+            parts.append(part)
+            taken += len(part)
+            if len(part) == len(images):
+                self.queue.pop(0)
+            else:
+                self.queue[0] = (pending, images[len(part):])
+        self.queued -= count
+        return owners, parts
+
+    def _fill_here(self, parts: list[torch.Tensor], batch: torch.Tensor) -> None:
+        """Normalise each part into its rows of ``batch`` where the crops are (no device copy: a CPU, or the
+        device of a non-CUDA backend), zeros in the rows left over: every frame sees the same batch shape
+        (bitwise-stable features)."""
+        normalize, offset = self.backbone.preprocess.normalize, 0
+        with _one_cpu_thread(self.device):
+            for part in parts:
+                normalize(part.to(self.device), out=batch[offset : offset + len(part)])
+                offset += len(part)
+            if offset < self.batch_size:
+                normalize(torch.zeros((self.batch_size - offset, *batch.shape[1:]), dtype=torch.uint8,
+                                      device=self.device), out=batch[offset:])
+
+    def _fill_on_gpu(self, parts: list[torch.Tensor], batch: torch.Tensor) -> None:
+        """Gather the parts (zeros after them) in pinned memory, copy them to the GPU in one go without waiting,
+        normalise them there into ``batch``.
+
+        The gathering is numpy's copy, on this thread alone: torch's CPU copy spreads over its thread pool, whose
+        threads spin against the decoding processes for the cores (on an H200 machine with 16 of each, the main
+        process then burned 4.6 ms of CPU a frame and extraction fell to 0.35 of the decoders' speed). The pinned
+        batches take turns, and each is refilled only once its last copy is done: with one batch in flight, that copy
+        ended long before (it was queued ahead of the CNN that the previous batch waited for)."""
+        shape = (self.batch_size, *batch.shape[1:])
+        if len(self.staging) != 2 or self.staging[0][0].shape != (self.batch_size, *shape[2:], 3):
+            self.staging = [(torch.empty((self.batch_size, *shape[2:], 3), dtype=torch.uint8, pin_memory=True),
+                             torch.cuda.Event()) for _ in range(2)]
+            self.uint8_batch = torch.empty(shape, dtype=torch.uint8, device=self.device,
+                                           memory_format=torch.channels_last)
+        staging, copied = self.staging[self.batches_run % 2]
+        copied.synchronize()
+        pixels, offset = staging.numpy(), 0  # [B,h,w,3]: the memory of channels-last [B,3,h,w]
+        for part in parts:
+            pixels[offset : offset + len(part)] = part.permute(0, 2, 3, 1).numpy()
+            offset += len(part)
+        pixels[offset:] = 0
+        with torch.cuda.device(self.device):
+            self.uint8_batch.copy_(staging.permute(0, 3, 1, 2), non_blocking=True)
+            copied.record()
+        self.backbone.preprocess.normalize(self.uint8_batch, out=batch)
+
     def _forward(self, batch: torch.Tensor, count: int) -> torch.Tensor:
-        return self.backbone(batch)[:count]
+        """The CNN's outputs for the first ``count`` frames of ``batch``. On CUDA the first batch runs eagerly and the
+        second captures the graph: a single batch (one clip from a notebook) is not worth a capture."""
+        if self.eager or self.batches_run == 1:
+            return self.backbone(batch)[:count]
+        if self.graph is None or self.graph.inputs is not batch:
+            try:
+                self.graph = _CapturedForward(self.backbone, batch)
+            except Exception as error:  # e.g. an operation that waits for the CPU: it cannot be captured
+                warnings.warn(f"the CNN cannot run as a CUDA graph ({type(error).__name__}: {error}); it runs "
+                              "eagerly, at the cost of the CPU time of its kernel launches", stacklevel=2)
+                self.eager, self.graph = True, None
+                return self.backbone(batch)[:count]
+        return self.graph.replay()[:count]
 
     def _cnn_threads(self) -> ThreadPoolExecutor:
         if self.threads is None:
