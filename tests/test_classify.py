@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser
 from vidrnn.data.module import VideoDataModule
@@ -327,6 +328,27 @@ def test_predict_classifies_finished_clips_together_within_a_bounded_wait(predic
     for path, expected in alone.items():
         np.testing.assert_allclose(results[path].probabilities, expected.probabilities, atol=1e-6)
         np.testing.assert_allclose(results[path].step_probabilities, expected.step_probabilities, atol=1e-6)
+
+
+def test_clips_embedded_before_the_run_fails_are_still_handed_out(predictor, test_videos, monkeypatch) -> None:
+    """A run that ends with an error (decoders that cannot start again, Ctrl-C) first hands out the clips it had
+    finished but not classified yet, so that `vidrnn classify` writes their rows and a resume does not redo them."""
+    embed = inference.embed_videos
+
+    def two_then_an_error(*args, **kwargs):
+        videos = embed(*args, **kwargs)
+        yield next(videos)
+        yield next(videos)
+        videos.close()
+        raise RuntimeError("the decoders are gone")
+
+    monkeypatch.setattr("vidrnn.inference.embed_videos", two_then_an_error)
+    monkeypatch.setattr("vidrnn.inference.CLASSIFY_WAIT_S", 60.0)
+    results = []
+    with pytest.raises(RuntimeError, match="the decoders are gone"):
+        for result in predictor.predict(test_videos, num_workers=0):
+            results.append(result)
+    assert len(results) == 2 and all(isinstance(result, Prediction) for result in results)
 
 
 def test_an_arrow_of_time_model_is_scored_as_evaluation_scores_it() -> None:

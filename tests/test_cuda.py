@@ -27,7 +27,8 @@ def _videos(lengths: list[int], size: int = 224) -> list[torch.Tensor]:
             for length in lengths]
 
 
-def _through_batcher(backbone: FrozenBackbone, videos: list[torch.Tensor]) -> tuple[list[torch.Tensor], FixedBatcher]:
+def _through_batcher(backbone: FrozenBackbone, videos: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
+    """Each video's features through a CUDA batcher, and whether it ran the CNN as a CUDA graph."""
     with FixedBatcher(backbone, BATCH, CUDA) as batcher:
         pending = [EmbeddedVideo(VideoItem(Path(f"v{n}"), f"v{n}"), {}) for n in range(len(videos))]
         for video, crops in zip(pending, videos):
@@ -48,7 +49,7 @@ def _eager(backbone: FrozenBackbone, videos: list[torch.Tensor]) -> list[torch.T
 
 def test_graphed_batches_give_the_eager_networks_features_bit_for_bit():
     backbone = build_backbone(BackboneSpec(name="efficientnet_lite0")).to(CUDA)
-    videos = _videos([5, 11, 3, 9, 2])  # 30 frames: batches that split videos, and a padded last one
+    videos = _videos([5, 11, 3, 9, 2, 6])  # 36 frames: batches that split videos, eager and graphed, a padded last one
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         features, captured = _through_batcher(backbone, videos)
@@ -71,5 +72,6 @@ def test_a_network_that_cannot_be_captured_runs_eagerly_with_a_warning():
     with pytest.warns(UserWarning, match="cannot run as a CUDA graph"):
         features, captured = _through_batcher(backbone, videos)
     assert not captured
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()  # the failed capture's stream is not left current
     for got, expected in zip(features, _eager(backbone, videos), strict=True):
         assert torch.equal(got, expected)

@@ -1,6 +1,6 @@
 """``vidrnn classify``: label video files with a trained checkpoint, one output row per video.
 
-Built for long unattended runs over many files: rows are written and flushed as each video finishes, so an
+Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a time, within about a second), so an
 interrupted run keeps its work and ``--resume`` carries on where it stopped; a video that cannot be read gets an
 error row with the reason and the rest goes on. Usage errors (a missing checkpoint, an unknown output format) stop
 the command before any video is decoded.
@@ -41,9 +41,10 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         help="classify video files with a trained checkpoint",
         description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
         "training data was. Folders contribute their files with a video extension; files named explicitly are "
-        "always tried. One row per video is written (and flushed) as it finishes; unreadable videos get an error "
-        "row with the reason, and the command then ends with exit status 3. Decoding processes that cannot start at "
-        "all (an environment problem, not a video's) stop the run with exit status 1.",
+        "always tried. One row per video is written (and flushed) as it finishes (a few at a time, within about a "
+        "second); unreadable videos get an error row with the reason, and the command then ends with exit status 3. "
+        "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
+        "status 1.",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
     parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")

@@ -66,6 +66,10 @@ def _from_plain(array: np.ndarray) -> torch.Tensor:
 DECODING_PREFETCH = 4
 
 
+#: Batches a :class:`FixedBatcher` on CUDA runs eagerly before it captures the CNN as a CUDA graph.
+EAGER_BATCHES = 2
+
+
 def decoding_initializer() -> None:
     """Each decoding process uses one thread for torch (as DataLoader workers do): the processes are the parallelism."""
     torch.set_num_threads(1)
@@ -168,7 +172,7 @@ class _CapturedForward:
 
     Replaying launches the whole network at once, where running it eagerly costs the CPU a few microseconds per kernel
     — for EfficientNet-Lite0 at batch 64, about as long as the GPU needs for the batch. The kernels are the same, so
-    are the features (``tests/test_gpu.py``). The outputs live in the graph's memory, overwritten by the next replay:
+    are the features (``tests/test_cuda.py``). The outputs live in the graph's memory, overwritten by the next replay:
     their copy to the host is queued before it, on the same stream."""
 
     def __init__(self, backbone: FrozenBackbone, inputs: torch.Tensor) -> None:
@@ -182,8 +186,13 @@ class _CapturedForward:
                 for _ in range(2):
                     backbone(inputs)
             current.wait_stream(side)
-            with torch.cuda.graph(self.graph):
-                self.outputs = backbone(inputs)
+            try:
+                # On this device's side stream (torch's default capture stream belongs to whichever device captured
+                # first), failing only this thread's unsafe calls, not those of other threads in the process.
+                with torch.cuda.graph(self.graph, stream=side, capture_error_mode="thread_local"):
+                    self.outputs = backbone(inputs)
+            finally:
+                torch.cuda.set_stream(current)  # torch restores it only when the capture succeeds
 
     def replay(self) -> torch.Tensor:
         with torch.cuda.device(self.inputs.device):
@@ -218,7 +227,7 @@ class FixedBatcher:
     it). Two things keep the CPU from waiting there: a batch's crops are gathered in pinned host memory and sent in
     one copy (a copy from ordinary memory waits for the GPU to finish the work queued before it — the CNN — so the
     main process and the CNN took turns: 0.59 of the decoders' speed on an H200), and the CNN runs as a CUDA graph,
-    captured at the second batch and replayed (its hundreds of kernel launches cost the CPU about as long as the GPU
+    captured at the third batch and replayed (its hundreds of kernel launches cost the CPU about as long as the GPU
     takes to run them); a network that cannot be captured runs eagerly, with a warning.
 
     On a CPU, as many batches as torch has threads run at once, each on one thread of its own, and each has an input
@@ -246,7 +255,7 @@ class FixedBatcher:
         self.threads: ThreadPoolExecutor | None = None
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
-        """Queue a video's crops (uint8 ``[T,3,h,w]``); return the videos that batches given to the CNN earlier have
+        """Queue a video's crops (uint8 ``[T,3,h,w]``, in host memory); return the videos that batches given to the CNN earlier have
         completed, if this started a batch."""
         pending.remaining = len(images)
         self.queue.append((pending, images))
@@ -272,10 +281,14 @@ class FixedBatcher:
             # Each thread's start set torch's process-wide thread count to 1 (see _one_thread_here); a thread that
             # first uses torch after this would otherwise get one thread. This thread's own count is the one to keep.
             torch.set_num_threads(torch.get_num_threads())
+        if self.graph is not None:  # its memory is freed with it, without waiting for a replay still running
+            with torch.cuda.device(self.device):
+                torch.cuda.current_stream().synchronize()
+            self.graph = None
         self.in_flight.clear()
         self.queue.clear()
         self.queued = 0
-        self.graph = None
+        self.batches_run = 0
 
     def __enter__(self) -> FixedBatcher:
         return self
@@ -359,7 +372,7 @@ class FixedBatcher:
         copied.synchronize()
         pixels, offset = staging.numpy(), 0  # [B,h,w,3]: the memory of channels-last [B,3,h,w]
         for part in parts:
-            pixels[offset : offset + len(part)] = part.permute(0, 2, 3, 1).numpy()
+            pixels[offset : offset + len(part)] = part.cpu().permute(0, 2, 3, 1).numpy()
             offset += len(part)
         pixels[offset:] = 0
         with torch.cuda.device(self.device):
@@ -368,9 +381,10 @@ class FixedBatcher:
         self.backbone.preprocess.normalize(self.uint8_batch, out=batch)
 
     def _forward(self, batch: torch.Tensor, count: int) -> torch.Tensor:
-        """The CNN's outputs for the first ``count`` frames of ``batch``. On CUDA the first batch runs eagerly and the
-        second captures the graph: a single batch (one clip from a notebook) is not worth a capture."""
-        if self.eager or self.batches_run == 1:
+        """The CNN's outputs for the first ``count`` frames of ``batch``. On CUDA the first ``EAGER_BATCHES`` batches
+        run eagerly and the next captures the graph: a capture costs a few forwards, not worth it for a clip or two
+        (``Predictor.predict_frames`` makes a batcher per clip)."""
+        if self.eager or self.batches_run <= EAGER_BATCHES:
             return self.backbone(batch)[:count]
         if self.graph is None or self.graph.inputs is not batch:
             try:

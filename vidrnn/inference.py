@@ -41,9 +41,10 @@ from vidrnn.video import resize_frame
 __all__ = ["Prediction", "PredictionFailure", "Predictor"]
 
 #: :meth:`Predictor.predict` runs the recurrent classifier over the clips finished so far together, once there are this
-#: many or the first of them has waited ``CLASSIFY_WAIT_S`` seconds: one clip at a time, its few small operations and
-#: three copies back to the host cost a GPU ~8 ms a clip — more than the CNN and the decoders (82 clips/s against
-#: 320 on an H200); waiting is bounded so that a slow machine still hands out results as they come.
+#: many or the first of them has waited ``CLASSIFY_WAIT_S`` seconds (checked whenever a video finishes, embedded or
+#: failed): one clip at a time, its few small operations and three copies back to the host cost a GPU ~8 ms a clip —
+#: more than the CNN and the decoders (82 clips/s against 320 on an H200); the wait is bounded so that a slow machine
+#: still hands out results as they come.
 CLASSIFY_GROUP = 64
 CLASSIFY_WAIT_S = 1.0
 
@@ -156,7 +157,9 @@ class Predictor:
 
     def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int = 32, num_workers: int | None = None,
                 top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
-        """Classify video files, yielding one result per path as it finishes (not necessarily in input order).
+        """Classify video files, yielding one result per path as it finishes (not necessarily in input order; finished
+        clips are classified a few at a time, see :data:`CLASSIFY_GROUP`). Clips already embedded when the run ends
+        with an error (or Ctrl-C) are still yielded before the error goes on.
 
         Decoding runs in ``num_workers`` processes (default: one per available core) while the CNN runs here in
         batches of ``batch_size`` frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
@@ -164,17 +167,22 @@ class Predictor:
         items = [VideoItem(Path(path), str(path)) for path in paths]
         finished: list[EmbeddedVideo] = []
         waiting_since = 0.0
-        for video in embed_videos(items, self.sampling, self.backbone, device=self.device, batch_size=batch_size,
-                                  num_workers=num_workers):
-            if isinstance(video, FailedVideo):
-                yield PredictionFailure(video.item.key, video.reason)
-                continue
-            if not finished:
-                waiting_since = time.monotonic()
-            finished.append(video)  # a clip's answer does not depend on the clips classified with it
-            if len(finished) >= CLASSIFY_GROUP or time.monotonic() - waiting_since >= CLASSIFY_WAIT_S:
-                yield from self._classify(finished, top_k)
-                finished = []
+        try:
+            for video in embed_videos(items, self.sampling, self.backbone, device=self.device, batch_size=batch_size,
+                                      num_workers=num_workers):
+                if isinstance(video, FailedVideo):
+                    yield PredictionFailure(video.item.key, video.reason)
+                else:
+                    if not finished:
+                        waiting_since = time.monotonic()
+                    finished.append(video)
+                if finished and (len(finished) >= CLASSIFY_GROUP
+                                 or time.monotonic() - waiting_since >= CLASSIFY_WAIT_S):
+                    group, finished = finished, []
+                    yield from self._classify(group, top_k)
+        except (Exception, KeyboardInterrupt):
+            yield from self._classify(finished, top_k)  # the clips already embedded are not lost with the run
+            raise
         yield from self._classify(finished, top_k)
 
     # -- the recurrent classifier ----------------------------------------------------------------------------------
