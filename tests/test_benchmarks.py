@@ -94,14 +94,16 @@ def test_extraction_benchmark_measures_the_cnn_the_decoders_and_the_pipeline(
                                       "tiny", "--segments", "4", "--batch-size", "8", "--workers", "1", "--device", "cpu"])
     extract.main()
     lines = capsys.readouterr().out.splitlines()
-    assert "6 videos, 24 frames, CNN tiny" in lines[1]
-    cpu = [float(word) for word in lines[2].replace(";", " ").split() if word.replace(".", "").isdigit()]
-    assert lines[2].startswith("CPU a frame") and len(cpu) == 3 and min(cpu) > 0, lines[2]
-    median = lines[-2].split()
+    assert "6 videos, CNN tiny" in lines[1]  # what is measured comes first, each round's row as it is measured
+    assert lines[2].split() == ["round", "CNN", "only", "decode", "ceiling", "end", "to", "end", "ratio"]
+    frames, cpu_line = lines[-1].split(" frames a round; ")
+    cpu = [float(word) for word in cpu_line.replace(";", " ").split() if word.replace(".", "").isdigit()]
+    assert frames == "24" and cpu_line.startswith("CPU a frame") and len(cpu) == 3 and min(cpu) > 0, lines[-1]
+    median = lines[-3].split()
     cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])
     assert median[0] == "median" and min(cnn, decode, full) > 0
     assert ratio == pytest.approx(full / min(cnn, decode), abs=0.01)
-    assert lines[-1] == f"median of the rounds' ratios: {float(lines[-3].split()[-1]):.2f}"  # one round: its own
+    assert lines[-2] == f"median of the rounds' ratios: {float(lines[-4].split()[-1]):.2f}"  # one round: its own
 
 
 def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:

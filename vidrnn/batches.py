@@ -31,8 +31,10 @@ class SequenceBatch:
 def collate_sequences(items: Sequence[tuple[np.ndarray, int, str]]) -> SequenceBatch:
     """Pad a list of ``(features [t,D], label, key)`` to the longest ``t``; lengths travel with the batch."""
     lengths = torch.tensor([len(features) for features, _, _ in items], dtype=torch.int64)
-    padded = torch.zeros(len(items), int(lengths.max()), *items[0][0].shape[1:], dtype=torch.float32)
+    # numpy, on this thread alone: torch spreads a large fill over its thread pool, whose threads spin against
+    # decoding processes for the cores when a Predictor pads many clips at once (see vidrnn.embedding).
+    padded = np.zeros((len(items), int(lengths.max()), *items[0][0].shape[1:]), dtype=np.float32)
     for row, (features, _, _) in enumerate(items):
-        padded[row, : len(features)] = torch.from_numpy(np.asarray(features, dtype=np.float32))
+        padded[row, : len(features)] = features
     labels = torch.tensor([label for _, label, _ in items], dtype=torch.int64)
-    return SequenceBatch(padded, lengths, labels, [key for _, _, key in items])
+    return SequenceBatch(torch.from_numpy(padded), lengths, labels, [key for _, _, key in items])

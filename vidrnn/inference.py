@@ -200,9 +200,9 @@ class Predictor:
         batch = collate_sequences(sequences)
         features = batch.features.to(self.device)
         with torch.no_grad():
-            encoded = self.model.encode(features, batch.lengths)
-            probabilities = self.model(features, batch.lengths).softmax(-1).cpu().numpy()  # as `vidrnn test` scores
-            step_probabilities = self.model.step_probabilities(features, batch.lengths).cpu().numpy()
+            encoded = self.model.encode(features, batch.lengths)  # once, for the clips' and the steps' readings
+            probabilities = self.model.clip_logits(encoded, features, batch.lengths).softmax(-1).cpu().numpy()
+            step_probabilities = self.model.step_probabilities(encoded).cpu().numpy()
         step_outputs = encoded.steps.cpu().numpy()
         k = min(top_k, len(self.class_names))
         results = []

@@ -188,18 +188,24 @@ class VideoClassifier(L.LightningModule):
 
     def forward(self, features: Tensor, lengths: Tensor) -> Tensor:
         """Clip logits ``[B,K]`` from padded features ``[B,T,D]`` and their lengths."""
-        logits = self.head(self.encoder(features, lengths).pooled)
+        return self.clip_logits(self.encoder(features, lengths), features, lengths)
+
+    def clip_logits(self, encoded: EncoderOutput, features: Tensor, lengths: Tensor) -> Tensor:
+        """Clip logits from the encoder's output over ``features`` (:meth:`encode`), for a caller that also reads the
+        per-step outputs and should not run the encoder twice. Antisymmetric: minus those of the reversed clip."""
+        logits = self.head(encoded.pooled)
         if not self.hparams.antisymmetric:
             return logits
         return logits - self.head(self.encoder(reverse_padded(features, lengths), lengths).pooled)
 
-    def step_probabilities(self, features: Tensor, lengths: Tensor) -> Tensor:
-        """Class probabilities after each frame ``[B,T,K]``: the head applied to each step's encoder output.
+    def step_probabilities(self, encoded: EncoderOutput) -> Tensor:
+        """Class probabilities after each frame ``[B,T,K]``: the head applied to each step of the encoder's output
+        (:meth:`encode`).
 
         For ``pooling="last"`` with a unidirectional encoder, step ``t`` is exactly the prediction the model would make
         had the clip ended there; for other settings it is the head's reading of each step's representation.
         """
-        return self.head(self.encoder(features, lengths).steps).softmax(-1)
+        return self.head(encoded.steps).softmax(-1)
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.init_from is not None:
