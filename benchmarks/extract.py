@@ -14,23 +14,30 @@ The ratio is end to end over min(CNN only, decode ceiling): 1.0 means the pipeli
 the time goes is printed too: CPU time per frame of the decoding processes (alone, and end to end, where they also
 send their frames) and of the main process end to end (normalising, the CNN, writing the cache) — on a machine whose
 cores are all busy, end to end cannot beat the decode ceiling's CPU over its own.
-``--cnn tiny`` swaps the CNN for a nearly free one (every 32nd pixel of the normalised crops, same preprocessing): then the decoders are the bound, and the ratio shows the pipeline's own overhead — sending frames
-between processes, batching, writing the cache — even on a CPU, where the real CNN hides it.
+``--profile N`` adds one end-to-end run under cProfile and prints the main process's N most expensive functions
+(their own time): where its time goes between waiting for the decoders, gathering frames, the CNN and the cache.
+``--cnn tiny`` swaps the CNN for a nearly free one (every 32nd pixel of the normalised crops, same preprocessing,
+features of the real width): then the decoders are the bound, and the ratio shows the pipeline's own overhead —
+sending frames between processes, batching, writing the cache — even on a CPU, where the real CNN hides it.
 
     python benchmarks/extract.py [--videos 48] [--rounds 3] [--batch-size 32] [--workers 2] [--cnn real|tiny]
-                                 [--device cpu]
+                                 [--device cpu] [--profile 20]
     python benchmarks/extract.py --device cuda --videos 1000 --workers 16 --batch-size 64   # a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
+import pstats
 import resource
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,7 +47,7 @@ from vidrnn.backbones import BackboneSpec, FrozenBackbone, Preprocess, build_bac
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.embedding import (DECODING_PREFETCH, DecodedVideos, EmbeddedVideo, FixedBatcher, VideoItem,
                               decoding_initializer)
-from vidrnn.features import FeatureCache, extract_features
+from vidrnn.features import ExtractionReport, FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
 from vidrnn.workers import isolated_map
@@ -51,11 +58,18 @@ CNN_ONLY_CLIPS = 64
 
 
 class _Subsample(nn.Module):
-    """The nearly free "CNN" of ``--cnn tiny``: every 32nd pixel of every 32nd row (a 7x7 map from a 224 crop). It reads
-    almost none of its input, so what is left of the time is the pipeline's."""
+    """The nearly free "CNN" of ``--cnn tiny``: the mean of every 32nd pixel of every 32nd row, repeated (a view, no
+    copy) to the real network's channel count. It reads almost none of its input, so what is left of the time is the
+    pipeline's; and its features have the real width, so the cache writes as many bytes and a trained classifier can
+    read them."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return images[..., ::32, ::32]
+        level = images[..., ::32, ::32].mean(dim=(1, 2, 3))
+        return level.view(-1, 1, 1, 1).expand(-1, self.channels, 1, 1)
 
 
 def spread(items: list[VideoItem], count: int) -> list[VideoItem]:
@@ -68,8 +82,8 @@ def spread(items: list[VideoItem], count: int) -> list[VideoItem]:
 
 
 def tiny_backbone(real: FrozenBackbone) -> FrozenBackbone:
-    """A backbone with ``real``'s spec and preprocessing whose network costs almost nothing."""
-    return FrozenBackbone(real.spec, _Subsample(), real.preprocess, channels=3)
+    """A backbone with ``real``'s spec, preprocessing and feature width whose network costs almost nothing."""
+    return FrozenBackbone(real.spec, _Subsample(real.channels), real.preprocess, real.channels)
 
 
 def cnn_only(backbone, crops: torch.Tensor, batch_size: int, device: torch.device) -> float:
@@ -118,6 +132,16 @@ def cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
+def profile_main_process(run: Callable[[], object], top: int) -> None:
+    """Run once under cProfile and print the ``top`` functions of the main process by their own time. cProfile
+    slows Python code down (C calls and waits much less), so read the shares, not the absolute times."""
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(run)
+    print(f"profiled end-to-end run: {time.perf_counter() - start:.2f} s wall")
+    pstats.Stats(profile, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
 class RoundTable:
     """Each round's (CNN only, decode ceiling, end to end) printed as soon as it is measured — a run cut short by a
     time limit still leaves its finished rounds — then their medians, each with the ratio of end to end to the
@@ -157,6 +181,8 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds (medians reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then profile one more end-to-end run and print the N costliest functions (default: 0)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -178,6 +204,13 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}")
     print(f"{len(items)} videos, CNN {args.cnn} ({args.backbone} preprocessing), batch {args.batch_size}, "
           f"{args.workers} decoding workers")
+
+    def end_to_end() -> ExtractionReport:
+        with tempfile.TemporaryDirectory() as cache_root:
+            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
+            return extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
+                                    num_workers=args.workers, progress=False)
+
     # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
     # over minutes, and a single set of runs can land on either side of a drift. Every other round runs the three in
     # reverse order, so that a steady drift favours none of them.
@@ -192,12 +225,9 @@ def main() -> None:
             elif name == "ceiling":
                 rates[name] = decode_ceiling(items, sampling, backbone.preprocess, args.workers)
             else:
-                with tempfile.TemporaryDirectory() as cache_root:
-                    cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
-                    start = time.perf_counter()
-                    report = extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
-                                              num_workers=args.workers, progress=False)
-                    rates[name] = report.frames / (time.perf_counter() - start)
+                start = time.perf_counter()
+                report = end_to_end()
+                rates[name] = report.frames / (time.perf_counter() - start)
             cpu[name] = [after - first for first, after in zip(before, cpu_seconds())]
         table.add((rates["cnn"], rates["ceiling"], rates["end_to_end"]))
         # ms a frame: the decoders alone, the decoders end to end, the main process end to end
@@ -208,6 +238,8 @@ def main() -> None:
     alone, decoders, main_process = (statistics.median(values) for values in zip(*cpu_ms))
     print(f"{report.frames} frames a round; CPU a frame (medians): decoders alone {alone:.2f} ms; end to end, "
           f"decoders {decoders:.2f} ms + main process {main_process:.2f} ms (normalising, CNN, writing)")
+    if args.profile:
+        profile_main_process(end_to_end, args.profile)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The device check of issue #20 as one script, for a session that is lent the GPU machine (at most 9 min 30 s there):
 #   0. tests/test_cuda.py: the CUDA path of the CNN's batches (pinned staging, the CUDA graph), skipped on CPUs;
-#   1. benchmarks/extract.py with the real CNN: CNN only, decode ceiling, end to end, ratio;
+#   1. benchmarks/extract.py with the real CNN: CNN only, decode ceiling, end to end, ratio, then a profile of the main
+#      process over one more end-to-end run;
 #   2. a 1-GPU `vidrnn fit` of configs/ucf101_cpu.yaml in bf16-mixed (EfficientNet-Lite0: Lite2's weights do not fit
 #      the device tool's 64 MiB beside the data), its extraction timed too;
-#   3. benchmarks/classify.py with the checkpoint that fit made;
+#   3. benchmarks/classify.py with the checkpoint that fit made (and its main process's profile);
 #   4. benchmarks/extract.py with the nearly free CNN (last: the least needed if time runs short).
 # Prepare it here with `python benchmarks/gpu_prepare.py` (wheels and a UCF101 subset in an ignored folder), which
 # prints the command to run there. Every step's output goes to OUT_DIR (the device tool's $OUT) as it runs.
@@ -37,7 +38,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to the t
 step machine 30 bash -c "nproc; (nvidia-smi -L || true); $python -c 'import torch, cv2, lightning; print(torch.__version__, torch.cuda.is_available(), cv2.__version__, lightning.__version__)'"
 step tests 90 "$python" -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step extract_real 150 "$python" benchmarks/extract.py --root "$root" --device "$device" --videos "$videos" \
-    --workers "$workers" --batch-size "$batch" --rounds 3
+    --workers "$workers" --batch-size "$batch" --rounds 3 --profile 25
 runs=$(mktemp -d)
 step fit 180 "$python" -m vidrnn fit --config configs/ucf101_cpu.yaml --data.root "$root" \
     --data.backbone.name efficientnet_lite0 --data.cache_dir "$runs/cache" --data.extract_workers "$workers" \
@@ -46,7 +47,7 @@ step fit 180 "$python" -m vidrnn fit --config configs/ucf101_cpu.yaml --data.roo
 ckpt=$(find "$runs/fit" -name "*.ckpt" ! -name "latest*.ckpt" 2>/dev/null | head -n 1 || true)
 if [ -n "$ckpt" ]; then
     step classify 110 "$python" benchmarks/classify.py --ckpt "$ckpt" --root "$root" --videos "$videos" \
-        --workers "$workers" --batch-size "$batch" --skip-memory
+        --workers "$workers" --batch-size "$batch" --skip-memory --profile 25
 else
     echo "no checkpoint from fit: classify skipped" | tee "$out/classify.txt"
 fi

@@ -106,6 +106,29 @@ def test_extraction_benchmark_measures_the_cnn_the_decoders_and_the_pipeline(
     assert lines[-2] == f"median of the rounds' ratios: {float(lines[-4].split()[-1]):.2f}"  # one round: its own
 
 
+def test_classify_benchmark_runs_a_checkpoint_with_the_nearly_free_cnn(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidrnn.data.synthetic import make_classification_dataset
+
+    root = make_classification_dataset(tmp_path, classes=["Grow", "Shrink"], groups=3, clips_per_group=1,
+                                       num_frames=8, size=(48, 64), seed=0)
+    checkpoint = _load("faults").untrained_checkpoint(tmp_path / "untrained.ckpt", ["Grow", "Shrink"])
+    classify = _load("classify")
+    monkeypatch.setattr(sys, "argv", ["classify.py", "--ckpt", str(checkpoint), "--root", str(root), "--videos", "6",
+                                      "--rounds", "1", "--cnn", "tiny", "--batch-size", "8", "--workers", "1",
+                                      "--skip-memory", "--profile", "5"])
+    classify.main()
+    out = capsys.readouterr().out
+    lines, profile = out.split("profiled end-to-end run: ")[0].splitlines(), out.split("profiled end-to-end run: ")[1]
+    assert lines[0].startswith("6 videos, CNN tiny, segments sampling, device cpu")
+    assert "Ordered by: internal time" in profile and "List reduced" in profile  # the main process's costliest calls
+    median = lines[-3].split()
+    cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])
+    assert median[0] == "median" and min(cnn, decode, full) > 0
+    assert ratio == pytest.approx(full / min(cnn, decode), abs=0.01)
+    assert lines[-1].startswith("main process CPU a video end to end (median): ") and float(lines[-1].split()[-2]) > 0
+
+
 def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:
     from vidrnn.embedding import VideoItem
 
