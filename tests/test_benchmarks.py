@@ -129,6 +129,19 @@ def test_classify_benchmark_runs_a_checkpoint_with_the_nearly_free_cnn(
     assert lines[-1].startswith("main process CPU a video end to end (median): ") and float(lines[-1].split()[-2]) > 0
 
 
+def test_the_window_simulation_idles_workers_behind_a_long_video_only_when_the_window_is_short() -> None:
+    decode_window = _load("decode_window")
+    even = np.ones(40)
+    assert decode_window.busy_share(even, workers=4, prefetch=2, window=8) == pytest.approx(1.0)
+    # One video as long as four at the front: with the window as long as the queues, the three other workers finish
+    # the rest of the window and wait; twice as long, they find work past it.
+    straggler = np.concatenate([[4.0], np.ones(99)])
+    short, long_ = (decode_window.busy_share(straggler, workers=4, prefetch=2, window=m * 8) for m in (1, 2))
+    assert short < 0.9 and long_ > 0.98
+    # the work is all done, none twice: busy time is the sum of the times
+    assert decode_window.busy_share(np.array([3.0, 1.0]), workers=2, prefetch=1, window=2) == pytest.approx(4 / 6)
+
+
 def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:
     from vidrnn.embedding import VideoItem
 

@@ -96,6 +96,14 @@ class WorkerStartError(RuntimeError):
 _PIPE_BYTES = 1 << 20
 
 
+#: How far past the next answer out (the one the main process waits for, answers being handed out in order) positions
+#: may be handed to workers, in multiples of their queue places (workers x prefetch). At 1, one long video holding the
+#: next answer idles every other worker as soon as they have done the rest of the window. Simulated over ucf101-mini's
+#: clip lengths (``benchmarks/decode_window.py``): 16 workers busy 89-95 % of the time at 1, 98-99 % at 2, no better
+#: beyond; 64 workers 75-87 % against 92-96 %; 2 workers ~100 % either way. The main process holds at most this many
+#: times ``workers x prefetch`` answers.
+_WINDOW = 2
+
 #: Bytes of each worker's shared-memory arena: room for several decoded videos (16 crops of 224x224 are 2.4 MB) while
 #: the main process holds the ones before them. Only pages ever written take memory.
 _ARENA_BYTES = 32 << 20
@@ -325,7 +333,7 @@ class _Pool:
     def __init__(self, work: Callable[[int], Any], count: int, workers: int, prefetch: int,
                  initializer: Callable[[], None] | None) -> None:
         self.work, self.initializer = work, initializer
-        self.count, self.prefetch, self.window = count, prefetch, workers * prefetch
+        self.count, self.prefetch, self.window = count, prefetch, _WINDOW * workers * prefetch
         self.queue: deque[int] = deque(range(count))
         self.answers: dict[int, Any] = {}
         self.workers: list[_Worker] = []
