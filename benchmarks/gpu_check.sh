@@ -6,7 +6,8 @@
 #   2. a 1-GPU `vidrnn fit` of configs/ucf101_cpu.yaml in bf16-mixed (EfficientNet-Lite0: Lite2's weights do not fit
 #      the device tool's 64 MiB beside the data), its extraction timed too;
 #   3. benchmarks/classify.py with the checkpoint that fit made (and its main process's profile);
-#   4. benchmarks/extract.py with the nearly free CNN (last: the least needed if time runs short).
+#   4. benchmarks/decode_window.py: the decode ceiling with the dispatch window at 1x and 2x the workers' queue places;
+#   5. benchmarks/extract.py with the nearly free CNN (last: the least needed if time runs short).
 # Prepare it here with `python benchmarks/gpu_prepare.py` (wheels and a UCF101 subset in an ignored folder), which
 # prints the command to run there. Every step's output goes to OUT_DIR (the device tool's $OUT) as it runs.
 #
@@ -51,5 +52,7 @@ if [ -n "$ckpt" ]; then
 else
     echo "no checkpoint from fit: classify skipped" | tee "$out/classify.txt"
 fi
+step window 60 "$python" benchmarks/decode_window.py --root "$root" --clips "$videos" --workers "$workers" \
+    --measure 3 --timed 24
 step extract_tiny 90 "$python" benchmarks/extract.py --root "$root" --device "$device" --videos "$videos" \
     --workers "$workers" --batch-size "$batch" --rounds 3 --cnn tiny

@@ -1,6 +1,7 @@
 """The benchmark scripts' own logic (their measurements live in benchmarks/RESULTS.md, not here)."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -140,6 +141,31 @@ def test_the_window_simulation_idles_workers_behind_a_long_video_only_when_the_w
     assert short < 0.9 and long_ > 0.98
     # the work is all done, none twice: busy time is the sum of the times
     assert decode_window.busy_share(np.array([3.0, 1.0]), workers=2, prefetch=1, window=2) == pytest.approx(4 / 6)
+
+
+def test_the_window_measurement_decodes_at_both_windows_and_restores_the_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vidrnn import workers
+    from vidrnn.data.synthetic import make_classification_dataset
+    from vidrnn.data.ucf101 import ucf101_index
+    from vidrnn.sampling import SamplingSpec
+
+    root = make_classification_dataset(tmp_path, classes=["Grow", "Shrink"], groups=3, clips_per_group=1,
+                                       num_frames=8, size=(48, 64), seed=0)
+    decode_window = _load("decode_window")
+    default = workers._WINDOW
+    decode_window.measure(ucf101_index(root, fold=1).video_items(), SamplingSpec(num_segments=4, short_side=64),
+                          workers=1, rounds=2)
+    lines = capsys.readouterr().out.splitlines()
+    ratios = []
+    for round_, line in enumerate(lines[:2], start=1):
+        found = re.fullmatch(rf"1 workers, round {round_}: window x1 ([\d,]+) f/s, x2 ([\d,]+) f/s, ratio ([\d.]+)", line)
+        one, two, ratio = (float(value.replace(",", "")) for value in found.groups())
+        assert min(one, two) > 0 and ratio == pytest.approx(two / one, rel=0.01, abs=0.002)
+        ratios.append(ratio)
+    assert lines[2].startswith("1 workers: median ratio x2 / x1 ")
+    assert float(lines[2].split()[-1]) == pytest.approx((ratios[0] + ratios[1]) / 2, abs=0.0015)  # printed rounded
+    assert workers._WINDOW == default
 
 
 def test_a_long_benchmark_run_repeats_the_clips_under_new_keys() -> None:

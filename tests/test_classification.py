@@ -101,6 +101,26 @@ def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule
         assert torch.allclose(restored.eval()(features, torch.tensor([8, 5])), model.eval()(features, torch.tensor([8, 5])))
 
 
+def test_a_fit_without_training_clips_fails_before_extracting_naming_what_to_check(tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=8, size=(48, 64))
+    datamodule = VideoDataModule(root=str(root), dataset="ucf101", cache_dir=str(tmp_path / "cache"),
+                                 backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(short_side=64), steps=4)
+    for record in datamodule.index.split("train"):
+        record.path.unlink()  # a root holding the test side only (a partial copy, or the wrong fold's lists)
+    datamodule = VideoDataModule(root=str(root), dataset="ucf101", cache_dir=str(tmp_path / "cache"),
+                                 backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(short_side=64), steps=4)
+    model = VideoClassifier(datamodule.num_classes, 1280, EncoderSpec(hidden_size=8, projection=8))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    with pytest.raises(ValueError, match=r"no training clips in .* \(\d+ test clips\): .*data.root, data.splits or "
+                                         r"data.fold \(fold 1\)"):
+        trainer.fit(model, datamodule=datamodule)
+    assert not datamodule.cache.entries()  # nothing was extracted first
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.test(model, datamodule=datamodule)  # testing needs only the test side
+    assert len(datamodule.cache.entries()) == len(datamodule.index.split("test")) > 0
+
+
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
         VideoDataModule(root=str(tmp_path / "nowhere"), dataset="ucf101")

@@ -75,3 +75,13 @@ def test_a_network_that_cannot_be_captured_runs_eagerly_with_a_warning():
     assert torch.cuda.current_stream() == torch.cuda.default_stream()  # the failed capture's stream is not left current
     for got, expected in zip(features, _eager(backbone, videos), strict=True):
         assert torch.equal(got, expected)
+
+
+def test_a_copy_to_the_host_lands_in_pinned_memory_once_its_event_says_so() -> None:
+    from vidrnn.devices import start_copy_to_host
+
+    values = torch.randn(64, 1280, device=CUDA)
+    values.mul_(2)  # queued work the copy must follow
+    host, copied = start_copy_to_host(values.t())  # not contiguous on the device
+    copied.synchronize()
+    assert host.is_pinned() and host.device.type == "cpu" and torch.equal(host, values.t().cpu())

@@ -90,3 +90,11 @@ def test_the_cnn_threads_end_with_the_batcher_and_leave_torch_as_they_found_it(b
         assert batcher.threads is None
         with ThreadPoolExecutor(1) as fresh:
             assert fresh.submit(torch.get_num_threads).result() == 2
+
+
+def test_a_host_tensor_needs_no_copy_to_the_host() -> None:
+    from vidrnn.devices import start_copy_to_host
+
+    values = torch.arange(6.0)
+    host, copied = start_copy_to_host(values)
+    assert host is values and copied is None

@@ -57,6 +57,10 @@ def _frames(position: int) -> dict:
     return {"crops": frames, "indices": np.arange(position, position + 16), "fps": 25.0}
 
 
+#: Answers of :func:`_frames` that fill three arenas (one and a half for each of two workers).
+_THREE_ARENAS = 3 * workers_module._ARENA_BYTES // (16 * 224 * 224 * 3)
+
+
 def test_large_arrays_cross_intact_and_writable() -> None:
     for position, answer in isolated_map(_frames, 6, workers=2, prefetch=2):
         expected = _frames(position)
@@ -73,18 +77,18 @@ def _in_shared_memory(array: np.ndarray) -> bool:
 
 
 def test_frames_come_through_shared_memory_that_is_handed_back_once_the_array_is_garbage() -> None:
-    """40 answers of 2.4 MB: three times the arena, so it is only enough if memory comes back as arrays are dropped."""
+    """Answers of 2.4 MB, three arenas' worth over two workers: enough only if memory comes back as arrays are dropped."""
     shared = 0
-    for position, answer in isolated_map(_frames, 40, workers=2, prefetch=2):
+    for position, answer in isolated_map(_frames, _THREE_ARENAS, workers=2, prefetch=2):
         assert np.array_equal(answer["crops"], _frames(position)["crops"])
         shared += _in_shared_memory(answer["crops"])
         assert not _in_shared_memory(answer["indices"])  # small arrays follow on the pipe
-    assert shared == 40
+    assert shared == _THREE_ARENAS
 
 
 def test_answers_held_by_the_main_process_fill_the_arena_and_the_rest_come_by_pipe_intact() -> None:
-    held = dict(isolated_map(_frames, 40, workers=2, prefetch=2))
-    assert 0 < sum(_in_shared_memory(answer["crops"]) for answer in held.values()) < 40
+    held = dict(isolated_map(_frames, _THREE_ARENAS, workers=2, prefetch=2))
+    assert 0 < sum(_in_shared_memory(answer["crops"]) for answer in held.values()) < _THREE_ARENAS
     for position, answer in held.items():
         assert np.array_equal(answer["crops"], _frames(position)["crops"])
 
@@ -130,6 +134,25 @@ def test_a_forked_process_dropping_its_copy_of_an_array_releases_nothing() -> No
     del held
     gc.collect()
     assert arena.held[0] == 0
+
+
+def _slow_first(position: int) -> int:
+    if position == 0:
+        time.sleep(1.0)
+    return position
+
+
+def test_workers_get_their_next_positions_while_the_caller_works_through_answers_a_long_item_held_up() -> None:
+    """While position 0 takes long, the other worker answers every position the window allows and waits. Once 0 is
+    there, the caller works through the answers held up behind it (running the CNN on each): the pool must hand out
+    new positions now, not after the last of them."""
+    pool = workers_module._Pool(_slow_first, 20, workers=2, prefetch=1, initializer=None)
+    results = pool.results()
+    assert next(results) == (0, 0)
+    assert set(pool.answers) == set(range(1, pool.window))  # the rest of the window, done while 0 was
+    handed_out = set(pool.answers) | {position for worker in pool.workers for position in worker.pending}
+    assert pool.window in handed_out  # past the window of the answer just taken
+    results.close()
 
 
 def test_a_worker_does_not_map_the_arenas_of_workers_started_before_it() -> None:

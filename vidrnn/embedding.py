@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import FrozenBackbone, Preprocess
+from vidrnn.devices import start_copy_to_host
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 from vidrnn.workers import WorkerCrash, available_cores, isolated_map
@@ -200,19 +201,6 @@ class _CapturedForward:
         return self.outputs
 
 
-def _to_host(features: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-    """Start copying CNN outputs to the host without waiting for them: into pinned memory, on the current stream of
-    the outputs' own GPU (which need not be the current device: ``--device cuda:1`` on one process)."""
-    if features.device.type != "cuda":
-        return features.cpu(), None
-    with torch.cuda.device(features.device):
-        host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
-        host.copy_(features, non_blocking=True)
-        copied = torch.cuda.Event()
-        copied.record()
-    return host, copied
-
-
 class FixedBatcher:
     """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames.
 
@@ -318,7 +306,7 @@ class FixedBatcher:
         if self.device.type == "cpu":
             self.in_flight.append(_Batch(owners, self._cnn_threads().submit(self._forward, batch, count), None))
         else:
-            self.in_flight.append(_Batch(owners, *_to_host(self._forward(batch, count))))
+            self.in_flight.append(_Batch(owners, *start_copy_to_host(self._forward(batch, count))))
         finished = []
         while len(self.in_flight) > self.concurrent:
             finished += self._land(self.in_flight.popleft())
@@ -365,7 +353,7 @@ class FixedBatcher:
         shape = (self.batch_size, *batch.shape[1:])
         if len(self.staging) != 2 or self.staging[0][0].shape != (self.batch_size, *shape[2:], 3):
             self.staging = [(torch.empty((self.batch_size, *shape[2:], 3), dtype=torch.uint8, pin_memory=True),
-                             torch.cuda.Event()) for _ in range(2)]
+                             torch.cuda.Event(blocking=True)) for _ in range(2)]
             self.uint8_batch = torch.empty(shape, dtype=torch.uint8, device=self.device,
                                            memory_format=torch.channels_last)
         staging, copied = self.staging[self.batches_run % 2]

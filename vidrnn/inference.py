@@ -32,7 +32,7 @@ import torch
 from vidrnn.backbones import FrozenBackbone, build_backbone
 from vidrnn.batches import collate_sequences
 from vidrnn.checkpoints import load_module
-from vidrnn.devices import resolve_device
+from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.sampling import SamplingSpec, segment_indices
@@ -201,9 +201,13 @@ class Predictor:
         features = batch.features.to(self.device)
         with torch.no_grad():
             encoded = self.model.encode(features, batch.lengths)  # once, for the clips' and the steps' readings
-            probabilities = self.model.clip_logits(encoded, features, batch.lengths).softmax(-1).cpu().numpy()
-            step_probabilities = self.model.step_probabilities(encoded).cpu().numpy()
-        step_outputs = encoded.steps.cpu().numpy()
+            readings = (self.model.clip_logits(encoded, features, batch.lengths).softmax(-1),
+                        self.model.step_probabilities(encoded), encoded.steps)
+        copies = [start_copy_to_host(reading) for reading in readings]  # one wait for the three, not three
+        if copies[-1][1] is not None:
+            copies[-1][1].synchronize()
+        # Copied out of pinned memory, which must not stay locked for as long as a caller keeps the predictions.
+        probabilities, step_probabilities, step_outputs = (host.numpy().copy() for host, _ in copies)
         k = min(top_k, len(self.class_names))
         results = []
         for row, pending in enumerate(finished):

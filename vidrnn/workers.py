@@ -9,7 +9,8 @@ without saying which item was in flight, and the loader is finished.
 Here each worker reads positions from a pipe of its own, works on them one at a time in the order they were sent, and
 answers on a second pipe. When a worker dies, the answers it sent are read first; the item it was working on is then
 the first one it has not answered. That item's answer is a :class:`WorkerCrash`, the items queued behind it go to a
-fresh worker, and the run goes on. Answers come out in input order, so a run is reproducible.
+fresh worker, and the run goes on. Answers come out in input order, so a run is reproducible; workers run ahead of
+the next answer out (up to :data:`_WINDOW` times their queue places) so that a long item does not idle the others.
 
 A worker that dies before it could start — its initializer raised or crashed, or it did not finish starting in
 :data:`_START_TIMEOUT` seconds (stuck, say, on a lock that another thread held when it was forked) and was killed —
@@ -104,9 +105,10 @@ _PIPE_BYTES = 1 << 20
 #: times ``workers x prefetch`` answers.
 _WINDOW = 2
 
-#: Bytes of each worker's shared-memory arena: room for several decoded videos (16 crops of 224x224 are 2.4 MB) while
-#: the main process holds the ones before them. Only pages ever written take memory.
-_ARENA_BYTES = 32 << 20
+#: Bytes of each worker's shared-memory arena: room for the decoded videos the main process may hold from one worker
+#: (about ``_WINDOW x prefetch``, 8 with extraction's prefetch: 32 crops of 224x224 are 4.8 MB). What does not fit
+#: comes through the pipe, at the cost of copies in both processes. Only pages ever written take memory.
+_ARENA_BYTES = 64 << 20
 #: Arrays the arena can hold at once (each has a flag saying whether the main process still holds it).
 _ARENA_SLOTS = 64
 #: Arrays smaller than this follow the answer through the pipe: a copy that small costs less than its bookkeeping.
@@ -349,7 +351,12 @@ class _Pool:
                 while position not in self.answers:
                     self._dispatch(position)
                     self._collect()
-                yield position, self.answers.pop(position)
+                answer = self.answers.pop(position)
+                # The caller works on this answer before it asks for the next (the CNN runs on a run of answers that a
+                # long video held up): workers done with theirs get their next positions now, not once it is through.
+                self._collect(block=False)
+                self._dispatch(position + 1)
+                yield position, answer
             finished = True
         finally:
             self._stop(gently=finished)
@@ -367,10 +374,13 @@ class _Pool:
                     break
                 worker.pending.append(position)
 
-    def _collect(self) -> None:
-        """Wait for answers or deaths; take the answers, replace the dead (and those too slow to start)."""
+    def _collect(self, block: bool = True) -> None:
+        """Take the answers there are, replace the dead (and those too slow to start); when ``block``, first wait for
+        at least one answer or death."""
         starting = [w.started_at + _START_TIMEOUT for w in self.workers if w.start is None]
         timeout = max(0.0, min(starting) - time.monotonic()) if starting else None
+        if not block:
+            timeout = 0.0
         ready = set(wait([w.answers for w in self.workers] + [w.process.sentinel for w in self.workers], timeout))
         for worker in list(self.workers):
             overdue = worker.start is None and time.monotonic() > worker.started_at + _START_TIMEOUT

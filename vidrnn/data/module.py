@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -189,6 +190,8 @@ class VideoDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
         hp = self.hparams
+        if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            self._require_training_clips()  # before extracting the test clips, minutes or hours
         items = self.index.video_items()
         entries = self.cache.entries()
         if all(item.key in entries and self.cache.is_current(entries[item.key], item) for item in items):
@@ -200,7 +203,19 @@ class VideoDataModule(L.LightningDataModule):
             logger.warning("%d videos could not be read and are left out; see %s", report.failed,
                            self.cache.dir / "errors.json")
 
+    def _require_training_clips(self) -> None:
+        """A fit needs a training side; a root, split list or fold that leaves none would otherwise fail later, inside
+        a DataLoader, with a message that names none of them."""
+        if not self.index.split("train"):
+            hp = self.hparams
+            where = (f"data.root, data.splits or data.fold (fold {hp.fold})" if hp.dataset in ("ucf101", "demo")
+                     else "data.root or data.test_fraction")
+            raise ValueError(f"no training clips in {self.index.root} ({len(self.index.split('test'))} test clips): "
+                             f"a fit needs both sides of the split; check {where}")
+
     def setup(self, stage: str | None = None) -> None:
+        if stage == "fit":
+            self._require_training_clips()
         entries = self.cache.entries()
         missing = {r for r in self.index.records if r.path.relative_to(self.index.root).as_posix() not in entries}
         if len(missing) == len(self.index.records):
