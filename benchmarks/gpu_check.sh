@@ -46,6 +46,9 @@ step fit 180 "$python" -m vidrnn fit --config configs/ucf101_cpu.yaml --data.roo
     --trainer.accelerator "$accelerator" --trainer.devices 1 --trainer.precision "$precision" \
     --trainer.max_epochs "$epochs" --trainer.default_root_dir "$runs/fit" --trainer.enable_progress_bar false
 ckpt=$(find "$runs/fit" -name "*.ckpt" ! -name "latest*.ckpt" 2>/dev/null | head -n 1 || true)
+if [ -z "$ckpt" ]; then  # no validation split to pick a best one by (a small dry run): the last one
+    ckpt=$(find "$runs/fit" -name "latest.ckpt" 2>/dev/null | head -n 1 || true)
+fi
 if [ -n "$ckpt" ]; then
     step classify 110 "$python" benchmarks/classify.py --ckpt "$ckpt" --root "$root" --videos "$videos" \
         --workers "$workers" --batch-size "$batch" --skip-memory --profile 25
