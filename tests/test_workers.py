@@ -155,6 +155,24 @@ def test_workers_get_their_next_positions_while_the_caller_works_through_answers
     results.close()
 
 
+def test_an_error_while_handing_out_an_answer_comes_after_that_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Collecting at a hand-out can find workers that cannot start (WorkerStartError): the answer in hand is still
+    the caller's, as it was when such errors came only while waiting for the next one."""
+    collect = workers_module._Pool._collect
+
+    def failing_at_hand_out(self, block: bool = True) -> None:
+        if not block:
+            raise workers_module.WorkerStartError("workers cannot start")
+        collect(self, block)
+
+    monkeypatch.setattr(workers_module._Pool, "_collect", failing_at_hand_out)
+    received = []
+    with pytest.raises(workers_module.WorkerStartError, match="cannot start"):
+        for position, answer in isolated_map(_slow_first, 5, workers=2, prefetch=1):
+            received.append((position, answer))
+    assert received == [(0, 0)]
+
+
 def test_a_worker_does_not_map_the_arenas_of_workers_started_before_it() -> None:
     """Else a dead worker's arena would stay in memory as long as any worker started while it existed."""
     pool = workers_module._Pool(_frames, 4, workers=2, prefetch=1, initializer=None)

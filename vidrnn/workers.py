@@ -354,8 +354,13 @@ class _Pool:
                 answer = self.answers.pop(position)
                 # The caller works on this answer before it asks for the next (the CNN runs on a run of answers that a
                 # long video held up): workers done with theirs get their next positions now, not once it is through.
-                self._collect(block=False)
-                self._dispatch(position + 1)
+                # What goes wrong here (workers that cannot start) is raised after this answer, not instead of it.
+                try:
+                    self._collect(block=False)
+                    self._dispatch(position + 1)
+                except Exception as error:
+                    yield position, answer
+                    raise error
                 yield position, answer
             finished = True
         finally:
