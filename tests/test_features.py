@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import faulthandler
+import fcntl
 import json
 import os
 import signal
@@ -260,6 +261,26 @@ def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_
     assert sorted(entry["path"] for entry in json.loads((first.dir / "manifest.json").read_text())) == [
         "Class/a.avi", "Class/b.avi", "Class/c.avi"]
     assert not list(first.dir.glob("journal-*"))
+
+
+def test_finalize_removes_the_temporary_files_of_killed_runs_but_not_those_of_runs_still_writing(
+        tmp_path: Path) -> None:
+    """A SIGKILL inside an atomic write leaves its ``.NAME.PID.tmp``; a run still writing owns its own."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    _store(cache, *_video(videos, "a.avi"))
+    features = cache.dir / "features" / "Class"
+    killed = [features / ".b.avi.npy.4000001.tmp", cache.dir / ".manifest.json.4000001.tmp",
+              cache.dir / ".errors.json.4000002.tmp"]
+    writing = features / ".c.avi.npy.4000003.tmp"
+    for path in [*killed, writing]:
+        path.write_bytes(b"half")
+    with (cache.dir / "journal-1-4000003.jsonl").open("a") as held:  # the run writing c.avi, alive
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cache.finalize()
+        assert writing.exists() and not any(path.exists() for path in killed)
+    assert list(cache.entries()) == ["Class/a.avi"] and (features / "a.avi.npy").exists()
 
 
 def test_a_line_left_half_written_by_a_killed_run_costs_only_its_own_video(tmp_path: Path) -> None:

@@ -155,9 +155,10 @@ def test_workers_get_their_next_positions_while_the_caller_works_through_answers
     results.close()
 
 
-def test_an_error_while_handing_out_an_answer_comes_after_that_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Collecting at a hand-out can find workers that cannot start (WorkerStartError): the answer in hand is still
-    the caller's, as it was when such errors came only while waiting for the next one."""
+def test_an_error_while_handing_out_an_answer_comes_after_the_answers_already_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Collecting at a hand-out can find workers that cannot start (WorkerStartError): the answer in hand and those
+    already received are still the caller's, as when such errors came only while waiting for the next answer."""
     collect = workers_module._Pool._collect
 
     def failing_at_hand_out(self, block: bool = True) -> None:
@@ -170,7 +171,7 @@ def test_an_error_while_handing_out_an_answer_comes_after_that_answer(monkeypatc
     with pytest.raises(workers_module.WorkerStartError, match="cannot start"):
         for position, answer in isolated_map(_slow_first, 5, workers=2, prefetch=1):
             received.append((position, answer))
-    assert received == [(0, 0)]
+    assert received == [(0, 0), (1, 1), (2, 2), (3, 3)]  # 1-3 were done while 0 was; 4 was never sent
 
 
 def test_a_worker_does_not_map_the_arenas_of_workers_started_before_it() -> None:

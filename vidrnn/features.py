@@ -188,7 +188,8 @@ class FeatureCache:
 
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
-        have finished (a run still writing keeps its own and merges it when it ends)."""
+        have finished (a run still writing keeps its own and merges it when it ends), and the temporary files that
+        killed runs left behind."""
         self.close_journal()
         with (self.dir / "finalize.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -196,13 +197,29 @@ class FeatureCache:
             atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
             error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
             atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+            writing = set()  # process ids of the runs still writing
             for journal in self.dir.glob("journal-*.jsonl"):
                 with journal.open("a") as handle:
                     try:
                         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
-                        continue  # its writer is still running
+                        writing.add(journal.stem.rsplit("-", 1)[1])  # its writer is still running
+                        continue
                     journal.unlink()
+            self._remove_leftovers(writing)
+
+    def _remove_leftovers(self, writing: set[str]) -> None:
+        """Remove the temporary files (``atomic_write``'s ``.NAME.PID.tmp``) of runs killed while writing them.
+
+        A feature file is written only while its process holds its journal's lock, so one whose process id has no
+        locked journal is a dead run's (a process id reused by a live run only keeps a leftover one run longer); a
+        manifest or error list is written only under ``finalize.lock``, held here. The spec, written before a run's
+        journal exists, is left alone."""
+        leftovers = [path for path in (self.dir / "features").rglob(".*.tmp")
+                     if path.name.rsplit(".", 2)[-2] not in writing]
+        leftovers += [*self.dir.glob(".manifest.json.*.tmp"), *self.dir.glob(".errors.json.*.tmp")]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
 
 
 def check_key(key: str) -> None:

@@ -106,8 +106,9 @@ _PIPE_BYTES = 1 << 20
 _WINDOW = 2
 
 #: Bytes of each worker's shared-memory arena: room for the decoded videos the main process may hold from one worker
-#: (about ``_WINDOW x prefetch``, 8 with extraction's prefetch: 32 crops of 224x224 are 4.8 MB). What does not fit
-#: comes through the pipe, at the cost of copies in both processes. Only pages ever written take memory.
+#: (``_WINDOW x prefetch`` on average, 8 with extraction's prefetch: 32 crops of 224x224 are 4.8 MB; a fast worker
+#: can have more). What does not fit comes through the pipe, at the cost of copies in both processes. Pages take
+#: memory once written, and the ring writes them all in a long run: this much a worker.
 _ARENA_BYTES = 64 << 20
 #: Arrays the arena can hold at once (each has a flag saying whether the main process still holds it).
 _ARENA_SLOTS = 64
@@ -347,20 +348,24 @@ class _Pool:
         try:
             for _ in range(self.size):
                 self.workers.append(_start(self.work, self.initializer, self.workers))
+            deferred: Exception | None = None
             for position in range(self.count):
                 while position not in self.answers:
+                    if deferred is not None:
+                        raise deferred
                     self._dispatch(position)
                     self._collect()
                 answer = self.answers.pop(position)
                 # The caller works on this answer before it asks for the next (the CNN runs on a run of answers that a
                 # long video held up): workers done with theirs get their next positions now, not once it is through.
-                # What goes wrong here (workers that cannot start) is raised after this answer, not instead of it.
-                try:
-                    self._collect(block=False)
-                    self._dispatch(position + 1)
-                except Exception as error:
-                    yield position, answer
-                    raise error
+                # What goes wrong here (workers that cannot start) waits until the answers already here are handed
+                # out, as it would have had it come up while waiting.
+                if deferred is None:
+                    try:
+                        self._collect(block=False)
+                        self._dispatch(position + 1)
+                    except Exception as error:
+                        deferred = error
                 yield position, answer
             finished = True
         finally:
