@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from vidrnn import backbones
 from vidrnn.backbones import LITE_CROP, BackboneSpec, Preprocess, WeightsUnavailableError, build_backbone
 
 # The 281-285 block of ImageNet-1k is the domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat.
@@ -108,6 +109,19 @@ def test_preprocess_crops_in_uint8_and_normalises_in_float_without_touching_its_
     uncropped = Preprocess(resize_size=48, crop_size=None, mean=preprocess.mean, std=preprocess.std)
     wide = uncropped.resize_and_crop(frames)  # 48x64: rows of constants must follow the width, not the height
     assert torch.allclose(uncropped.normalize(wide), (wide.float() / 255 - mean) / std, rtol=0, atol=5e-7)
+
+
+def test_normalise_in_cpu_sized_pieces_equals_one_pass_over_the_batch() -> None:
+    """On a CPU the batch is normalised a few hundred rows at a time (for the cache); the numbers must be those of
+    one pass: frames larger than a piece, and a last piece shorter than the others."""
+    preprocess = Preprocess(resize_size=300, crop_size=None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    crops = torch.randint(0, 256, (3, 300, 400, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+    rows = crops.permute(0, 2, 3, 1).reshape(3 * 300, 400 * 3).float()
+    assert (4 * rows.shape[1]) * len(rows) > 2 * backbones._CPU_CHUNK_BYTES
+    assert len(rows) % (backbones._CPU_CHUNK_BYTES // (4 * rows.shape[1])) != 0
+    scale, shift = backbones._channel_rows(preprocess.mean, preprocess.std, 400, torch.device("cpu"))
+    expected = torch.addcmul(shift, rows, scale).view(3, 300, 400, 3).permute(0, 3, 1, 2)
+    assert torch.equal(preprocess.normalize(crops), expected)
 
 
 def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() -> None:
