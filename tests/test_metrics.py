@@ -43,6 +43,14 @@ def test_absent_truth_is_nan_and_lost_prediction_scores_zero() -> None:
     assert errors[0] == 0.0 and np.isnan(errors[1]) and np.isinf(errors[2])
 
 
+def test_truth_without_area_is_absent_not_a_miss() -> None:
+    """``0,0,0,0`` (LaSOT's, GOT-10k's mark for an absent target) and other boxes without area are left out, as NaN."""
+    truth = np.array([[0, 0, 10, 10], [0, 0, 0, 0], [5, 5, 10, 0], [5, 5, -3, 10]], dtype=float)
+    predicted = np.array([[0, 0, 10, 10]] * 4, dtype=float)
+    assert np.isnan(iou_per_frame(predicted, truth)[1:]).all() and np.isnan(center_errors(predicted, truth)[1:]).all()
+    assert score_sequence(predicted, truth, skip_first=False).frames == 1
+
+
 def test_center_error_in_pixels() -> None:
     assert center_errors(np.array([[3.0, 4.0, 10, 10]]), np.array([[0.0, 0.0, 10, 10]])) == pytest.approx([5.0])
 

@@ -174,6 +174,15 @@ def test_a_partly_nan_line_blanks_the_whole_box(tmp_path: Path) -> None:
     assert np.isnan(sequence.boxes[0]).all()
 
 
+def test_a_box_without_area_marks_an_absent_frame(tmp_path: Path) -> None:
+    """LaSOT- and GOT-10k-style files write 0,0,0,0 where the target is absent: read as a visible box it would give
+    training a search of size 0 (log 0) and evaluation a miss."""
+    folder = write_otb(tmp_path / "Toy", 4, ["1,2,3,4", "0,0,0,0", "5,5,0,7", "1,2,3,4"])
+    sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, False, False, True]
+    assert np.isnan(sequence.boxes[1:3]).all()
+
+
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [("1,2,3", "expected 4 values"), ("1,2,three,4", "'three' is not a number"), ("1,2,inf,4", "not a finite")],

@@ -2,8 +2,9 @@
 
 Boxes are 0-based pixel ``x, y, w, h`` rows ``[N, 4]``. Three rules decide which frames count:
 
-* frames whose ground truth is NaN (target absent or fully occluded, as TLD marks them) are left out of every score:
-  a tracker cannot be right or wrong about a box that does not exist;
+* frames whose ground truth is NaN (target absent or fully occluded, as TLD marks them) or has no area (width or
+  height of 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark an absent target) are left out of
+  every score: a tracker cannot be right or wrong about a box that does not exist;
 * the first frame is left out by default, because the tracker was given its box (``skip_first=False`` restores
   OTB's own habit of counting it, which lifts every tracker equally);
 * a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error.
@@ -47,8 +48,14 @@ def _as_boxes(boxes: np.ndarray | Iterable) -> np.ndarray:
     return array
 
 
+def _absent(truth: np.ndarray) -> np.ndarray:
+    """``[N]``: frames whose true box is no box (NaN, or no area)."""
+    return ~((truth[:, 2] > 0) & (truth[:, 3] > 0)) | np.isnan(truth[:, :2]).any(axis=1)
+
+
 def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """IoU of each predicted box with the true box of the same frame, ``[N]``; NaN where the truth is NaN.
+    """IoU of each predicted box with the true box of the same frame, ``[N]``; NaN where the truth is absent (NaN,
+    or no area).
 
     Element-wise rather than ``torchvision.ops.box_iou``'s all-pairs matrix, which is quadratic in the length of the
     sequence. A prediction that is NaN or has no area scores 0.
@@ -65,18 +72,19 @@ def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, intersection / union, 0.0)
     iou = np.where(np.isnan(predicted).any(axis=1), 0.0, iou)
-    return np.where(np.isnan(truth).any(axis=1), np.nan, iou)
+    return np.where(_absent(truth), np.nan, iou)
 
 
 def center_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Distance in pixels between predicted and true box centres, ``[N]``; NaN where the truth is NaN."""
+    """Distance in pixels between predicted and true box centres, ``[N]``; NaN where the truth is absent (NaN, or
+    no area)."""
     predicted, truth = _as_boxes(predicted), _as_boxes(truth)
     if predicted.shape != truth.shape:
         raise ValueError(f"{len(predicted)} predicted boxes for {len(truth)} frames")
     offset = (predicted[:, :2] + predicted[:, 2:] / 2) - (truth[:, :2] + truth[:, 2:] / 2)
     error = np.hypot(offset[:, 0], offset[:, 1])
     error = np.where(np.isnan(predicted).any(axis=1), np.inf, error)
-    return np.where(np.isnan(truth).any(axis=1), np.nan, error)
+    return np.where(_absent(truth), np.nan, error)
 
 
 def success_curve(ious: np.ndarray) -> np.ndarray:

@@ -18,8 +18,10 @@ one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its firs
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
-occluded) makes that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation must skip
-such frames rather than score them.
+occluded), or a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark
+an absent target), makes that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
+must skip such frames rather than score them, and training must not aim at them (a box without area has no centre
+to search around and no size to take the logarithm of).
 
 **Frames and boxes that disagree in number.** A sequence is the frames that have a box: its length is
 ``min(frames, boxes)``, counted from the first frame. Trailing frames without a box are dropped (OTB's Football1 has
@@ -186,7 +188,8 @@ def _parse_value(token: str, where: str) -> float:
 
 
 def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
-    """One line as an ``x, y, w, h`` box; any NaN blanks the whole box, because a partly known box is no box."""
+    """One line as an ``x, y, w, h`` box; any NaN, or no area, blanks the whole box: a partly known box is no box,
+    and one without area marks an absent target."""
     text = line.strip()
     tokens = _SEPARATOR.split(text) if text else []
     if len(tokens) not in spec.values_per_line:
@@ -194,7 +197,7 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
         raise ValueError(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
     values = np.array([_parse_value(token, where) for token in tokens])
     box = spec.to_xywh(values)
-    return np.full(4, np.nan) if np.isnan(box).any() else box
+    return box if box[2] > 0 and box[3] > 0 and not np.isnan(box).any() else np.full(4, np.nan)
 
 
 def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
