@@ -66,6 +66,22 @@ def test_collate_pads_to_the_longest_clip() -> None:
     assert batch.features[0, 3:].abs().sum() == 0 and batch.labels.tolist() == [1, 0] and batch.keys == ["a", "b"]
 
 
+def test_mean_class_accuracy_averages_the_classes_the_split_holds() -> None:
+    """A class without clips in the split (a one-group class has no validation clips) is not a class at 0 %, even
+    when the model predicts it: UCF101's mean class accuracy is over the classes evaluated."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from vidrnn.models.classifier import MeanClassAccuracy
+
+    metric = MeanClassAccuracy(3)
+    metric.update(torch.tensor([0, 2, 1, 1]), torch.tensor([0, 0, 1, 1]))
+    metric.update(torch.tensor([1]), torch.tensor([1]))
+    assert metric.compute().item() == pytest.approx((1 / 2 + 3 / 3) / 2)
+    logits = torch.randn(40, 4)
+    labels = torch.arange(40) % 4
+    assert MeanClassAccuracy(4)(logits, labels) == pytest.approx(MulticlassAccuracy(4, average="macro")(logits, labels))
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "none"])
 def test_a_clips_logits_do_not_change_when_batched_with_longer_or_shorter_clips(cell: str) -> None:
     torch.manual_seed(0)

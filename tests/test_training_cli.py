@@ -84,6 +84,22 @@ def test_predict_writes_one_row_per_test_clip(config: Path) -> None:
     assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows[1:])
 
 
+def test_a_checkpoint_of_other_classes_is_refused_before_its_weights_load(config: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """The model is built from the data's classes and then given the checkpoint's weights: a class folder renamed
+    since training (same count) would otherwise print scores and predictions under the wrong names."""
+    checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
+    names = list(checkpoint["hyper_parameters"]["class_names"])
+    checkpoint["hyper_parameters"]["class_names"] = [names[1], names[0], *names[2:]]
+    torch.save(checkpoint, tmp_path / "swapped.ckpt")
+    with pytest.raises(ValueError, match="the same names in another order"):
+        main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "swapped.ckpt")])
+    checkpoint["hyper_parameters"]["class_names"] = [*names[:-1], "renamed"]
+    torch.save(checkpoint, tmp_path / "renamed.ckpt")
+    with pytest.raises(ValueError, match=f"not in the data: renamed; not trained on: {names[-1]}"):
+        main(["test", "--config", str(config), "--ckpt_path", str(tmp_path / "renamed.ckpt")])
+
+
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(config), "--print_config"])

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
 from vidrnn.batches import SequenceBatch
 from vidrnn.files import atomic_write
@@ -32,18 +32,46 @@ __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_
 logger = logging.getLogger(__name__)
 
 
+class MeanClassAccuracy(MulticlassStatScores):
+    """The mean, over the classes the split holds clips of, of each class's accuracy (its recall): UCF101's "mean
+    class accuracy".
+
+    torchmetrics' macro average also counts a class without clips as soon as the model predicts it once, at 0 — and
+    the splits here often lack a class (a class of one group has no validation clips): the score would then fall for
+    a class the split cannot measure."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes, average="none")
+
+    def compute(self) -> Tensor:
+        true_positives, _, _, false_negatives = self._final_state()
+        clips = true_positives + false_negatives
+        present = clips > 0
+        return (true_positives[present] / clips[present]).float().mean()
+
+
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(num_classes, average="micro"),
             "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-            "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
+            "mean_class_acc": MeanClassAccuracy(num_classes),
         },
         prefix=prefix,
         # Compute groups would merge metrics whose states happen to agree after the first batch (top-1 and top-5
         # when every first prediction is right), and report one metric's value under both names.
         compute_groups=False,
     )
+
+
+def _class_difference(trained: list[str], data: list[str]) -> str:
+    """How the data's class list differs from the trained one, in words short enough for an error message."""
+    missing, extra = [name for name in trained if name not in data], [name for name in data if name not in trained]
+    if not missing and not extra:
+        return "the same names in another order"
+    parts = [f"not in the data: {', '.join(missing[:5])}" if missing else "",
+             f"not trained on: {', '.join(extra[:5])}" if extra else ""]
+    return "; ".join(part for part in parts if part)
 
 
 #: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
@@ -259,7 +287,36 @@ class VideoClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
-        require_current(checkpoint.get("hyper_parameters", {}))
+        saved = checkpoint.get("hyper_parameters", {})
+        require_current(saved)
+        self._require_same_data(saved)
+
+    def _require_same_data(self, saved: dict[str, Any]) -> None:
+        """Refuse weights trained on other classes or other features than this model was built for.
+
+        ``vidrnn test|predict|fit --ckpt_path`` build the model from the data module (its classes, its pipeline) and
+        then load the checkpoint's weights into it: with a class folder renamed, added or removed, the outputs would be
+        read under other names without a word (the same count of classes loads without error). Another backbone means
+        other features. Another sampling or step count is an evaluation choice, but not the one trained with: warned."""
+        here_names, there_names = self.hparams.get("class_names"), saved.get("class_names")
+        if here_names is not None and there_names is not None and list(here_names) != list(there_names):
+            raise ValueError(
+                f"the checkpoint was trained on {len(there_names)} classes ({_class_difference(there_names, here_names)}"
+                "): its outputs would be read under other class names. Evaluate it on data with the classes it was "
+                "trained on, or train a new model")
+        if saved.get("num_classes", self.hparams.num_classes) != self.hparams.num_classes:
+            raise ValueError(f"the checkpoint has {saved['num_classes']} classes, the data {self.hparams.num_classes}")
+        here, there = self.pipeline, saved.get("pipeline")
+        if here is None or there is None:
+            return
+        there = PipelineSpec.from_dict(there)
+        if there.backbone != here.backbone:
+            raise ValueError(f"the checkpoint was trained on features of {there.backbone}, the data module makes them "
+                             f"with {here.backbone}: set the data's backbone to the checkpoint's")
+        if (there.sampling, there.steps) != (here.sampling, here.steps):
+            logger.warning("the checkpoint was trained with sampling %s and %d steps; the data module has %s and %d "
+                           "steps: scores will not be those of the training protocol", there.sampling, there.steps,
+                           here.sampling, here.steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
