@@ -58,6 +58,20 @@ def test_image_folder_reads_through_the_same_interface(tmp_path: Path) -> None:
     assert [frame_level(f) for f in read_frames(folder, [4, 0])] == [4, 0]
 
 
+def test_frames_of_another_size_than_the_first_are_refused_naming_the_frame(tmp_path: Path) -> None:
+    """A folder of images may mix sizes; stretched to the first one's, a frame would no longer match its tracking
+    box, so reading stops with the reason instead."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0001.png"), np.zeros((24, 32, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "0002.png"), np.zeros((48, 64, 3), dtype=np.uint8))
+    for size in (None, 16):
+        with pytest.raises(VideoReadError, match="frame 1 is 64x48 pixels, the first frame read 32x24") as error:
+            read_frames(folder, [0, 1], size=size)
+        assert error.value.path == str(folder)
+    assert read_frames(folder, [1], size=None).shape == (1, 48, 64, 3)  # alone, the larger frame reads at its size
+
+
 def test_paths_with_spaces_and_non_ascii_characters(tmp_path: Path) -> None:
     path = write_video(tmp_path / "ünïcødé dir" / "my clip é.avi", 4)
     assert read_frames(path, [3]).shape[0] == 1

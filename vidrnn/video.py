@@ -219,12 +219,13 @@ def resize_frame(frame: np.ndarray, size: FrameSize) -> np.ndarray:
     return cv2.resize(frame, (new_width, new_height), interpolation=interpolation)
 
 
-def _output_shape(source: _FrameSource, size: FrameSize) -> tuple[int, int]:
+def _output_shape(frame_shape: tuple[int, int], size: FrameSize) -> tuple[int, int]:
+    height, width = frame_shape
     if size is None:
-        return source.height, source.width
+        return height, width
     if isinstance(size, int):
-        scale = size / min(source.height, source.width)
-        return max(1, round(source.height * scale)), max(1, round(source.width * scale))
+        scale = size / min(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
     return size
 
 
@@ -257,6 +258,10 @@ def iter_frames(
     ``indices`` (sorted, unique is not required) selects frames; ``None`` reads every frame. Memory holds one chunk,
     so arbitrarily long videos stream. A requested index past the real end raises :class:`VideoReadError` with
     ``frames_available`` set, after the chunks before it were yielded.
+
+    Every frame read must have the size of the first one read (a folder of images may mix sizes): one size is what
+    lets frames stack, and what a tracking box in pixels refers to — resized to a common size, a frame's ground truth
+    would no longer match it. Another size raises :class:`VideoReadError` naming the frame.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -264,8 +269,8 @@ def iter_frames(
     if wanted is not None and wanted.size and wanted[0] < 0:
         raise ValueError(f"frame indices must be non-negative, got {int(wanted[0])}")
     with _open(path) as source:
-        height, width = _output_shape(source, size)
-        buffer = np.empty((chunk_size, height, width, 3), dtype=np.uint8)
+        first_shape = (source.height, source.width)  # of the first frame read, once there is one
+        buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
         kept: list[int] = []
         position = 0  # index of the next frame grab() would deliver
         cursor = 0  # next position in `wanted`
@@ -273,7 +278,15 @@ def iter_frames(
             if not source.grab():
                 break
             if wanted is None or wanted[cursor] == position:
-                buffer[len(kept)] = resize_frame(source.retrieve(), (height, width))
+                frame = source.retrieve()
+                if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
+                    first_shape = frame.shape[:2]
+                    buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
+                elif frame.shape[:2] != first_shape:
+                    raise VideoReadError(
+                        path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
+                        f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
+                buffer[len(kept)] = resize_frame(frame, buffer.shape[1:3])
                 kept.append(position)
                 cursor += 1
                 if len(kept) == chunk_size:
