@@ -118,6 +118,23 @@ def test_adding_a_class_leaves_the_split_of_the_others_unchanged(tmp_path: Path)
     assert [record for record in after if record.label == "a"] == before
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_split_is_the_same_whatever_spelling_of_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # A fit given a relative root and a test given the absolute one must hold out the same clips, or they leak.
+    _touch(tmp_path / "ds", *(f"dog/session{s}/take{t}.mov" for s in range(3) for t in range(2)))
+    _touch(tmp_path / "ds", *(f"dog/loose{n}.mov" for n in range(4)))
+    monkeypatch.chdir(tmp_path)
+
+    relative, absolute = (folder_index(root, seed=seed) for root in ("ds", tmp_path / "ds"))
+
+    def held_out(index: DatasetIndex) -> list[str]:
+        return [record.path.relative_to(index.root).as_posix() for record in index.split("test")]
+
+    assert held_out(relative) == held_out(absolute)
+
+
 @pytest.mark.parametrize(
     ("clips_per_group", "fraction"),
     [(10, 0.1), (1, 0.9)],

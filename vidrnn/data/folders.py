@@ -78,7 +78,7 @@ def folder_index(
     records: list[VideoRecord] = []
     for label, files in videos.items():
         groups = {file: _group_of(file.relative_to(root), pattern, subfolder_groups) for file in files}
-        records += _split_class(label, groups, test_fraction, random.Random(f"{seed}:{label}"))
+        records += _split_class(label, groups, root, test_fraction, random.Random(f"{seed}:{label}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
 
@@ -102,7 +102,7 @@ def unlabeled_index(
         raise FileNotFoundError(f"{root}: no video files (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     # Seen as if under one class folder, the first sub-folder is where a class folder's sub-folder would be.
     groups = {file: _group_of(Path(UNLABELED) / file.relative_to(root), pattern, subfolder_groups) for file in files}
-    records = _split_class(UNLABELED, groups, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
+    records = _split_class(UNLABELED, groups, root, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=[UNLABELED], records=records, split_rule=f"unlabeled videos; {rule}")
 
@@ -167,24 +167,30 @@ def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups:
 
 
 def _split_class(
-    label: str, groups: dict[Path, str | None], test_fraction: float, rng: random.Random
+    label: str, groups: dict[Path, str | None], root: Path, test_fraction: float, rng: random.Random
 ) -> list[VideoRecord]:
-    """Assign one class's clips (file → group) to train or test by whole groups, keeping file order."""
-    sizes: Counter[str] = Counter(_unit(file, group) for file, group in groups.items())
-    units = sorted(sizes)
-    rng.shuffle(units)
-    test_units = _choose_test_units(units, sizes, test_fraction * len(groups))
+    """Assign one class's clips (file under ``root`` → group) to train or test by whole groups, keeping file order."""
+    units = {file: _unit(file.relative_to(root), group) for file, group in groups.items()}
+    sizes: Counter[str] = Counter(units.values())
+    order = sorted(sizes)
+    rng.shuffle(order)
+    test_units = _choose_test_units(order, sizes, test_fraction * len(groups))
     if not test_units:
         logger.warning("class %r has a single group or clip, so all its clips go to train", label)
     return [
-        VideoRecord(file, label, group, "test" if _unit(file, group) in test_units else "train")
+        VideoRecord(file, label, group, "test" if units[file] in test_units else "train")
         for file, group in groups.items()
     ]
 
 
-def _unit(file: Path, group: str | None) -> str:
-    """What the split moves as a whole: the clip's group, or the clip alone when it has none."""
-    return group if group is not None else str(file)
+def _unit(relative: Path, group: str | None) -> str:
+    """What the split moves as a whole: the clip's group, or the clip alone when it has none.
+
+    A clip alone is named by its path relative to the root, never by the root's spelling: the order of the units,
+    and so the seeded split, must be the same for ``ds`` and ``/abs/ds``, or a fit and a test that spell the root
+    differently would hold out different clips.
+    """
+    return group if group is not None else relative.as_posix()
 
 
 def _choose_test_units(units: list[str], sizes: Counter[str], target: float) -> set[str]:
