@@ -1,8 +1,9 @@
 """An index of the user's own videos, sorted into one folder per class.
 
 Layout: ``root/<class>/**/<video>``. The top-level folder is the class; deeper sub-folders are free for the user's
-own organisation. A video is any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden
-files and folders (name starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
+own organisation, and may be symbolic links to folders elsewhere (followed, each folder walked once). A video is
+any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden files and folders (name
+starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
 
 Splitting is where a folder dataset most easily lies. Clips cut from one recording look alike, and a split that puts
 some in train and their siblings in test measures how well the model remembers a recording, not how well it
@@ -141,15 +142,32 @@ def _scan_classes(base: Path) -> dict[str, list[Path]]:
 
 
 def _video_files(folder: Path) -> list[Path]:
+    """The video files under ``folder``, at any depth, sorted; hidden names skipped.
+
+    Links to folders are followed, as the tracking loader follows them: a class folder made of linked session
+    folders must not silently lose them. A folder already reached on this walk (a link cycle, or a second link to the
+    same folder) is not entered again, so a cycle ends and no clip is indexed twice.
+    """
     found: list[Path] = []
-    for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = [name for name in subdirs if not _hidden(name)]
+    visited = {os.path.realpath(folder)}
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        subdirs[:] = [name for name in sorted(subdirs)
+                      if not _hidden(name) and _first_visit(directory, name, visited)]
         found.extend(
             Path(directory, name)
             for name in files
             if not _hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
         )
     return sorted(found)
+
+
+def _first_visit(directory: str, name: str, visited: set[str]) -> bool:
+    """Whether the sub-folder ``name`` of ``directory`` leads somewhere this walk has not been; records it if so."""
+    real = os.path.realpath(os.path.join(directory, name))
+    if real in visited:
+        return False
+    visited.add(real)
+    return True
 
 
 def _hidden(name: str) -> bool:
