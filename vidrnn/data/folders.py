@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.video import VIDEO_EXTENSIONS
+from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "unlabeled_index"]
 
@@ -123,7 +123,7 @@ def _checked(
 def _scan_classes(base: Path) -> dict[str, list[Path]]:
     """Class name → its video files (sorted), in class-name order; classes without videos are left out."""
     class_dirs = sorted(
-        (path for path in base.iterdir() if path.is_dir() and not _hidden(path.name)), key=lambda path: path.name
+        (path for path in base.iterdir() if path.is_dir() and not is_hidden(path.name)), key=lambda path: path.name
     )
     if not class_dirs:
         raise FileNotFoundError(f"{base}: no class folders; expected {base}/<class>/<video>, one folder per class")
@@ -152,11 +152,11 @@ def _video_files(folder: Path) -> list[Path]:
     visited = {os.path.realpath(folder)}
     for directory, subdirs, files in os.walk(folder, followlinks=True):
         subdirs[:] = [name for name in sorted(subdirs)
-                      if not _hidden(name) and _first_visit(directory, name, visited)]
+                      if not is_hidden(name) and _first_visit(directory, name, visited)]
         found.extend(
             Path(directory, name)
             for name in files
-            if not _hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
+            if not is_hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
         )
     return sorted(found)
 
@@ -168,10 +168,6 @@ def _first_visit(directory: str, name: str, visited: set[str]) -> bool:
         return False
     visited.add(real)
     return True
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
 
 
 def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:
