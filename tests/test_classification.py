@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
@@ -19,15 +20,19 @@ from vidrnn.pipeline import PipelineSpec
 from vidrnn.sampling import SamplingSpec
 
 
+def _module(root: str | Path, cache_dir: str | Path, **options: object) -> VideoDataModule:
+    return VideoDataModule(
+        root=str(root), dataset="ucf101", cache_dir=str(cache_dir),
+        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
+        steps=8, batch_size=8, extract_workers=0, **options,
+    )
+
+
 @pytest.fixture(scope="module")
 def datamodule(tmp_path_factory: pytest.TempPathFactory) -> VideoDataModule:
     root = make_classification_dataset(tmp_path_factory.mktemp("demo"), groups=6, clips_per_group=1, num_frames=12,
                                        size=(48, 64), seed=3)
-    module = VideoDataModule(
-        root=str(root), dataset="ucf101", cache_dir=str(tmp_path_factory.mktemp("cache")),
-        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
-        steps=8, batch_size=8, extract_workers=0, val_fraction=0.25,
-    )
+    module = _module(root, tmp_path_factory.mktemp("cache"), val_fraction=0.25)
     module.prepare_data()
     module.setup("fit")
     return module
@@ -43,6 +48,26 @@ def test_splits_are_honest_validation_comes_from_train_groups(datamodule: VideoD
     assert len(datamodule.split_keys("test")) == 2 * 6  # fold 1 tests a third of the 6 groups, all 6 classes
     keys = [k for s in ("train", "val", "test") for k in datamodule.split_keys(s)]
     assert len(keys) == len(set(keys)) == 36
+
+
+def test_val_fraction_0_trains_on_the_whole_training_side_and_a_fit_skips_validation(datamodule) -> None:
+    whole = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, val_fraction=0.0)
+    whole.setup("fit")
+    assert not whole.split_keys("val")
+    assert sorted(whole.split_keys("train")) == sorted(datamodule.split_keys("train") + datamodule.split_keys("val"))
+    model = VideoClassifier(whole.num_classes, whole.feature_dim, EncoderSpec(hidden_size=8, projection=8))
+    best = ModelCheckpoint(monitor="val/acc", mode="max")  # as the shipped configs have it
+    trainer = L.Trainer(max_epochs=1, logger=False, callbacks=[best], enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", default_root_dir=whole.hparams.cache_dir)
+    trainer.fit(model, datamodule=whole)
+    assert trainer.state.finished and trainer.global_step > 0
+    assert not any(name.startswith("val/") for name in trainer.callback_metrics) and not best.best_model_path
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_a_val_fraction_outside_0_to_1_is_refused_naming_it(fraction: float, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"data\.val_fraction must be in \[0, 1\)"):
+        VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", val_fraction=fraction)
 
 
 def test_model_facts_come_from_the_data(datamodule: VideoDataModule) -> None:
