@@ -30,6 +30,7 @@ from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.data.streams import WorkerRandom
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
@@ -50,15 +51,16 @@ class _CachedSequences(Dataset):
     def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], steps: int, train: bool, seed: int):
         self.cache, self.keys, self.labels = cache, keys, labels
         self.steps = steps
-        # Training draws new segment offsets at every visit; evaluation takes the centres (no generator).
-        self.rng = np.random.default_rng(seed) if train else None
+        # Training draws new segment offsets at every visit, each loader worker from its own stream; evaluation takes
+        # the centres (no generator).
+        self.random = WorkerRandom(seed) if train else None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
         features = self.cache.load(self.keys[position])
-        chosen = segment_indices(len(features), self.steps, self.rng)
+        chosen = segment_indices(len(features), self.steps, self.random.generator() if self.random else None)
         return features[chosen], self.labels[position], self.keys[position]
 
 
