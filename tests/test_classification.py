@@ -8,26 +8,31 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
-from vidrnn.data.module import VideoDataModule
+from vidrnn.data.module import VideoDataModule, _CachedSequences
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.pipeline import PipelineSpec
-from vidrnn.sampling import SamplingSpec
+from vidrnn.sampling import SamplingSpec, segment_indices
+
+
+def _module(root: str | Path, cache_dir: str | Path, **options: object) -> VideoDataModule:
+    return VideoDataModule(
+        root=str(root), dataset="ucf101", cache_dir=str(cache_dir),
+        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
+        **{"steps": 8, "batch_size": 8, "extract_workers": 0, **options},
+    )
 
 
 @pytest.fixture(scope="module")
 def datamodule(tmp_path_factory: pytest.TempPathFactory) -> VideoDataModule:
     root = make_classification_dataset(tmp_path_factory.mktemp("demo"), groups=6, clips_per_group=1, num_frames=12,
                                        size=(48, 64), seed=3)
-    module = VideoDataModule(
-        root=str(root), dataset="ucf101", cache_dir=str(tmp_path_factory.mktemp("cache")),
-        backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
-        steps=8, batch_size=8, extract_workers=0, val_fraction=0.25,
-    )
+    module = _module(root, tmp_path_factory.mktemp("cache"), val_fraction=0.25)
     module.prepare_data()
     module.setup("fit")
     return module
@@ -45,6 +50,26 @@ def test_splits_are_honest_validation_comes_from_train_groups(datamodule: VideoD
     assert len(keys) == len(set(keys)) == 36
 
 
+def test_val_fraction_0_trains_on_the_whole_training_side_and_a_fit_skips_validation(datamodule) -> None:
+    whole = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, val_fraction=0.0)
+    whole.setup("fit")
+    assert not whole.split_keys("val")
+    assert sorted(whole.split_keys("train")) == sorted(datamodule.split_keys("train") + datamodule.split_keys("val"))
+    model = VideoClassifier(whole.num_classes, whole.feature_dim, EncoderSpec(hidden_size=8, projection=8))
+    best = ModelCheckpoint(monitor="val/acc", mode="max")  # as the shipped configs have it
+    trainer = L.Trainer(max_epochs=1, logger=False, callbacks=[best], enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", default_root_dir=whole.hparams.cache_dir)
+    trainer.fit(model, datamodule=whole)
+    assert trainer.state.finished and trainer.global_step > 0
+    assert not any(name.startswith("val/") for name in trainer.callback_metrics) and not best.best_model_path
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_a_val_fraction_outside_0_to_1_is_refused_naming_it(fraction: float, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"data\.val_fraction must be in \[0, 1\)"):
+        VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", val_fraction=fraction)
+
+
 def test_model_facts_come_from_the_data(datamodule: VideoDataModule) -> None:
     assert datamodule.num_classes == 6 and datamodule.feature_dim == 1280
     assert datamodule.class_names[:2] == ["Grow", "Shrink"]
@@ -58,6 +83,36 @@ def test_batches_carry_lengths_and_training_offsets_vary_while_evaluation_is_fix
     train_set = datamodule._datasets["train"]
     draws = {tuple(train_set[0][0].astype(np.float64).sum(axis=1).round(2)) for _ in range(6)}
     assert len(draws) > 1
+
+
+class _StepNumbers:
+    """A feature cache whose every clip holds its own step numbers, so a sampled clip shows the offsets drawn."""
+
+    def load(self, key: str) -> np.ndarray:
+        return np.arange(64, dtype=np.float32)[:, None]
+
+
+def _drawn_offsets(datamodule: VideoDataModule, num_workers: int, epochs: int) -> list[list[tuple[int, ...]]]:
+    """Per epoch, the offsets of each training clip in loading order (batches of one: clip k from worker k % n)."""
+    module = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, num_workers=num_workers, batch_size=1)
+    module._datasets["train"] = _CachedSequences(_StepNumbers(), [f"c{n}" for n in range(8)], [0] * 8, steps=8,
+                                                 train=True, seed=0)
+    loader = module.train_dataloader()
+    return [[tuple(batch.features[0, :, 0].int().tolist()) for batch in loader] for _ in range(epochs)]
+
+
+def test_each_loader_worker_draws_training_offsets_of_its_own(datamodule: VideoDataModule) -> None:
+    first, second = _drawn_offsets(datamodule, num_workers=2, epochs=2)
+    assert first[0::2] != first[1::2]  # the two workers' clips, pairwise: not one stream copied twice
+    assert len(set(first)) == len(first)
+    assert second != first  # workers persist, and their streams run on from epoch to epoch
+    assert _drawn_offsets(datamodule, num_workers=2, epochs=1) == [first]  # the same seed and workers: the same draws
+
+
+def test_without_workers_training_offsets_are_one_stream_from_the_seed(datamodule: VideoDataModule) -> None:
+    stream = np.random.default_rng(0)
+    expected = [tuple(segment_indices(64, 8, stream).tolist()) for _ in range(16)]
+    assert sum(_drawn_offsets(datamodule, num_workers=0, epochs=2), []) == expected
 
 
 def test_collate_pads_to_the_longest_clip() -> None:

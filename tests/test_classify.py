@@ -162,6 +162,23 @@ def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, t
     assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
 
 
+def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged
+    good = [given / "good.avi", given / "sub" / "deep.avi"]
+    for source, target in zip(test_videos, good):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    (given / "._good.avi").write_bytes(b"\0\5\26\7")  # macOS AppleDouble metadata beside its video
+    (given / ".cache" / "old").mkdir(parents=True)
+    shutil.copy(test_videos[0], given / ".cache" / "old" / "kept.avi")
+    (given / "sub" / ".trash").mkdir()
+    (given / "sub" / ".trash" / "broken.avi").write_bytes(b"")
+    output = tmp_path / "out.csv"
+    assert classify(given, "--recursive", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    assert sorted(row["path"] for row in read_csv(output)) == sorted(map(str, good))
+
+
 def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     folder = tmp_path / "in"

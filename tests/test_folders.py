@@ -59,6 +59,24 @@ def test_videos_are_found_at_any_depth_with_any_case_and_hidden_entries_are_igno
     assert {record.path.name: record.label for record in index.records}["b.avi"] == "cat"
 
 
+def test_linked_session_folders_are_followed_and_link_cycles_walked_once(tmp_path: Path) -> None:
+    recordings = tmp_path / "recordings"
+    _touch(recordings, *(f"session{s}/take{t}.mov" for s in range(3) for t in range(2)))
+    (tmp_path / "ds" / "dog").mkdir(parents=True)
+    for session in range(3):
+        (tmp_path / "ds" / "dog" / f"session{session}").symlink_to(recordings / f"session{session}")
+    (recordings / "session0" / "back").symlink_to(tmp_path / "ds" / "dog")  # a cycle through the class folder
+    (recordings / "session1" / "again").symlink_to(recordings / "session1")  # a folder linked into itself
+
+    index = folder_index(tmp_path / "ds", seed=0)
+
+    assert sorted(record.path.relative_to(index.root).as_posix() for record in index.records) == [
+        f"dog/session{s}/take{t}.mov" for s in range(3) for t in range(2)
+    ]
+    assert {record.group for record in index.records} == {"dog/session0", "dog/session1", "dog/session2"}
+    _assert_groups_disjoint(index)
+
+
 def test_ucf_style_names_split_by_whole_groups_in_every_class(tmp_path: Path) -> None:
     for label in ("Run", "Walk"):
         _touch(tmp_path, *(f"{label}/v_{label}_g0{group}_c{clip}.avi" for group in range(1, 8) for clip in (1, 2, 3)))
@@ -116,6 +134,23 @@ def test_adding_a_class_leaves_the_split_of_the_others_unchanged(tmp_path: Path)
     after = folder_index(tmp_path, seed=3).split("test")
 
     assert [record for record in after if record.label == "a"] == before
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_split_is_the_same_whatever_spelling_of_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # A fit given a relative root and a test given the absolute one must hold out the same clips, or they leak.
+    _touch(tmp_path / "ds", *(f"dog/session{s}/take{t}.mov" for s in range(3) for t in range(2)))
+    _touch(tmp_path / "ds", *(f"dog/loose{n}.mov" for n in range(4)))
+    monkeypatch.chdir(tmp_path)
+
+    relative, absolute = (folder_index(root, seed=seed) for root in ("ds", tmp_path / "ds"))
+
+    def held_out(index: DatasetIndex) -> list[str]:
+        return [record.path.relative_to(index.root).as_posix() for record in index.split("test")]
+
+    assert held_out(relative) == held_out(absolute)
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,17 @@ def test_order_verification_is_reproducible_in_evaluation_and_varies_in_training
     assert len({tuple(training[0][0][:, 1]) for _ in range(10)}) > 1
 
 
+def test_each_loader_worker_shuffles_with_a_stream_of_its_own() -> None:
+    def shuffles() -> list[list[float]]:
+        task = OrderTask(_Clips((16,) * 8), "order_verification", train=True, seed=3)
+        loader = torch.utils.data.DataLoader(task, batch_size=2, num_workers=2, collate_fn=list)
+        return [batch[0][0][:, 1].tolist() for batch in loader]  # batch j: clip j shuffled, then as is; worker j % 2
+
+    drawn = shuffles()
+    assert drawn[0::2] != drawn[1::2]  # the two workers' clips, pairwise: not one stream copied twice
+    assert shuffles() == drawn  # the same seed and workers: the same shuffles
+
+
 def test_order_tasks_are_refused_with_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="not an order task"):
         OrderTask(_Clips(), "classes", train=False, seed=0)

@@ -72,6 +72,17 @@ def test_frames_of_another_size_than_the_first_are_refused_naming_the_frame(tmp_
     assert read_frames(folder, [1], size=None).shape == (1, 48, 64, 3)  # alone, the larger frame reads at its size
 
 
+def test_an_image_folder_passes_over_hidden_files(tmp_path: Path) -> None:
+    """macOS writes ``._0001.jpg`` beside every frame copied from a Mac: not a frame (and not an image)."""
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index + 1:04d}.jpg"), np.full((8, 8, 3), 60 * index, dtype=np.uint8))
+        (folder / f"._{index + 1:04d}.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert probe(folder, count=True).num_frames == 3
+    assert read_frames(folder, [0, 1, 2]).shape == (3, 8, 8, 3)
+
+
 def test_paths_with_spaces_and_non_ascii_characters(tmp_path: Path) -> None:
     path = write_video(tmp_path / "ünïcødé dir" / "my clip é.avi", 4)
     assert read_frames(path, [3]).shape[0] == 1

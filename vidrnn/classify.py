@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write
-from vidrnn.video import VIDEO_EXTENSIONS
+from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure
@@ -40,9 +40,10 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "classify",
         help="classify video files with a trained checkpoint",
         description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
-        "training data was. Folders contribute their files with a video extension; files named explicitly are "
-        "always tried. One row per video is written (and flushed) as it finishes (a few at a time, within about a "
-        "second); unreadable videos get an error row with the reason, and the command then ends with exit status 3. "
+        "training data was. Folders contribute their files with a video extension, except hidden ones (a name "
+        "starting with '.', or under such a folder, as macOS's ._clip.mp4); files named explicitly are always tried. "
+        "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
+        "unreadable videos get an error row with the reason, and the command then ends with exit status 3. "
         "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
         "status 1.",
     )
@@ -71,6 +72,8 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     """The videos to classify, in a stable order, each once.
 
     A folder contributes its files with a video extension (any case), sorted; sub-folders only when ``recursive``.
+    Hidden names below it are skipped, files and folders alike, as a folder dataset skips them: macOS's
+    ``._clip.mp4`` beside each clip would otherwise be an error row, and a failed run, for every video.
     Symbolic links count as files even when they lead nowhere (or in a loop): like a broken file, a broken link
     gets an error row rather than silently vanishing. A path that is not a folder is taken as given, whatever its
     extension or existence, so a mistyped file the user named gets an error row too.
@@ -79,11 +82,18 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     for path in paths:
         if path.is_dir():
             candidates = path.rglob("*") if recursive else path.iterdir()
-            videos = sorted(p for p in candidates if p.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(p))
+            videos = sorted(p for p in candidates if _listed_video(path, p))
             found.update(dict.fromkeys(videos))
         else:
             found[path] = None
     return list(found)
+
+
+def _listed_video(folder: Path, path: Path) -> bool:
+    """Whether ``path``, found in ``folder``, is a video to classify: a video extension, no hidden name between the
+    two (``folder`` itself, hidden or not, the user named), a file or a link."""
+    hidden = any(is_hidden(part) for part in path.relative_to(folder).parts)
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not hidden and _file_or_link(path)
 
 
 def _file_or_link(path: Path) -> bool:

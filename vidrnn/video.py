@@ -29,6 +29,7 @@ __all__ = [
     "FrameSize",
     "VideoInfo",
     "VideoReadError",
+    "is_hidden",
     "iter_frames",
     "probe",
     "read_frames",
@@ -40,6 +41,17 @@ VIDEO_EXTENSIONS = frozenset(
     {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is hidden (starts with ``.``), so that a search for videos passes it over.
+
+    Hidden names hold no user's video but often wear a video extension: macOS's ``._clip.mp4`` metadata beside every
+    clip copied from a Mac, a ``.cache`` or ``.trash`` folder. Every search of a folder for videos (datasets,
+    ``vidrnn classify``) or for the frames of an image folder asks this one rule.
+    """
+    return name.startswith(".")
+
 
 #: Frame rate reported for a folder of images, which carries none (OTB and VOT are recorded at about 30 fps).
 IMAGE_FOLDER_FPS = 30.0
@@ -154,7 +166,8 @@ def _natural_order(path: Path) -> list[tuple[int, int | str]]:
 class _ImageFolderSource(_FrameSource):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+        self._files = sorted((p for p in path.iterdir()
+                              if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p.name) and p.is_file()),
                              key=_natural_order)
         if not self._files:
             raise VideoReadError(path, "is a directory without image files (expected a video file or a folder of frames)")

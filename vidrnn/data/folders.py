@@ -1,8 +1,9 @@
 """An index of the user's own videos, sorted into one folder per class.
 
 Layout: ``root/<class>/**/<video>``. The top-level folder is the class; deeper sub-folders are free for the user's
-own organisation. A video is any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden
-files and folders (name starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
+own organisation, and may be symbolic links to folders elsewhere (followed, each folder walked once). A video is
+any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden files and folders (name
+starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
 
 Splitting is where a folder dataset most easily lies. Clips cut from one recording look alike, and a split that puts
 some in train and their siblings in test measures how well the model remembers a recording, not how well it
@@ -34,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.video import VIDEO_EXTENSIONS
+from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "unlabeled_index"]
 
@@ -78,7 +79,7 @@ def folder_index(
     records: list[VideoRecord] = []
     for label, files in videos.items():
         groups = {file: _group_of(file.relative_to(root), pattern, subfolder_groups) for file in files}
-        records += _split_class(label, groups, test_fraction, random.Random(f"{seed}:{label}"))
+        records += _split_class(label, groups, root, test_fraction, random.Random(f"{seed}:{label}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
 
@@ -102,7 +103,7 @@ def unlabeled_index(
         raise FileNotFoundError(f"{root}: no video files (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     # Seen as if under one class folder, the first sub-folder is where a class folder's sub-folder would be.
     groups = {file: _group_of(Path(UNLABELED) / file.relative_to(root), pattern, subfolder_groups) for file in files}
-    records = _split_class(UNLABELED, groups, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
+    records = _split_class(UNLABELED, groups, root, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=[UNLABELED], records=records, split_rule=f"unlabeled videos; {rule}")
 
@@ -122,7 +123,7 @@ def _checked(
 def _scan_classes(base: Path) -> dict[str, list[Path]]:
     """Class name → its video files (sorted), in class-name order; classes without videos are left out."""
     class_dirs = sorted(
-        (path for path in base.iterdir() if path.is_dir() and not _hidden(path.name)), key=lambda path: path.name
+        (path for path in base.iterdir() if path.is_dir() and not is_hidden(path.name)), key=lambda path: path.name
     )
     if not class_dirs:
         raise FileNotFoundError(f"{base}: no class folders; expected {base}/<class>/<video>, one folder per class")
@@ -141,19 +142,32 @@ def _scan_classes(base: Path) -> dict[str, list[Path]]:
 
 
 def _video_files(folder: Path) -> list[Path]:
+    """The video files under ``folder``, at any depth, sorted; hidden names skipped.
+
+    Links to folders are followed, as the tracking loader follows them: a class folder made of linked session
+    folders must not silently lose them. A folder already reached on this walk (a link cycle, or a second link to the
+    same folder) is not entered again, so a cycle ends and no clip is indexed twice.
+    """
     found: list[Path] = []
-    for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = [name for name in subdirs if not _hidden(name)]
+    visited = {os.path.realpath(folder)}
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        subdirs[:] = [name for name in sorted(subdirs)
+                      if not is_hidden(name) and _first_visit(directory, name, visited)]
         found.extend(
             Path(directory, name)
             for name in files
-            if not _hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
+            if not is_hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
         )
     return sorted(found)
 
 
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
+def _first_visit(directory: str, name: str, visited: set[str]) -> bool:
+    """Whether the sub-folder ``name`` of ``directory`` leads somewhere this walk has not been; records it if so."""
+    real = os.path.realpath(os.path.join(directory, name))
+    if real in visited:
+        return False
+    visited.add(real)
+    return True
 
 
 def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:
@@ -167,24 +181,30 @@ def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups:
 
 
 def _split_class(
-    label: str, groups: dict[Path, str | None], test_fraction: float, rng: random.Random
+    label: str, groups: dict[Path, str | None], root: Path, test_fraction: float, rng: random.Random
 ) -> list[VideoRecord]:
-    """Assign one class's clips (file → group) to train or test by whole groups, keeping file order."""
-    sizes: Counter[str] = Counter(_unit(file, group) for file, group in groups.items())
-    units = sorted(sizes)
-    rng.shuffle(units)
-    test_units = _choose_test_units(units, sizes, test_fraction * len(groups))
+    """Assign one class's clips (file under ``root`` → group) to train or test by whole groups, keeping file order."""
+    units = {file: _unit(file.relative_to(root), group) for file, group in groups.items()}
+    sizes: Counter[str] = Counter(units.values())
+    order = sorted(sizes)
+    rng.shuffle(order)
+    test_units = _choose_test_units(order, sizes, test_fraction * len(groups))
     if not test_units:
         logger.warning("class %r has a single group or clip, so all its clips go to train", label)
     return [
-        VideoRecord(file, label, group, "test" if _unit(file, group) in test_units else "train")
+        VideoRecord(file, label, group, "test" if units[file] in test_units else "train")
         for file, group in groups.items()
     ]
 
 
-def _unit(file: Path, group: str | None) -> str:
-    """What the split moves as a whole: the clip's group, or the clip alone when it has none."""
-    return group if group is not None else str(file)
+def _unit(relative: Path, group: str | None) -> str:
+    """What the split moves as a whole: the clip's group, or the clip alone when it has none.
+
+    A clip alone is named by its path relative to the root, never by the root's spelling: the order of the units,
+    and so the seeded split, must be the same for ``ds`` and ``/abs/ds``, or a fit and a test that spell the root
+    differently would hold out different clips.
+    """
+    return group if group is not None else relative.as_posix()
 
 
 def _choose_test_units(units: list[str], sizes: Counter[str], target: float) -> set[str]:

@@ -30,6 +30,7 @@ from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.data.streams import WorkerRandom
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
@@ -50,15 +51,16 @@ class _CachedSequences(Dataset):
     def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], steps: int, train: bool, seed: int):
         self.cache, self.keys, self.labels = cache, keys, labels
         self.steps = steps
-        # Training draws new segment offsets at every visit; evaluation takes the centres (no generator).
-        self.rng = np.random.default_rng(seed) if train else None
+        # Training draws new segment offsets at every visit, each loader worker from its own stream; evaluation takes
+        # the centres (no generator).
+        self.random = WorkerRandom(seed) if train else None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
         features = self.cache.load(self.keys[position])
-        chosen = segment_indices(len(features), self.steps, self.rng)
+        chosen = segment_indices(len(features), self.steps, self.random.generator() if self.random else None)
         return features[chosen], self.labels[position], self.keys[position]
 
 
@@ -99,7 +101,10 @@ class VideoDataModule(L.LightningDataModule):
         splits: UCF101 split lists folder; default ``ucfTrainTestlist`` beside ``UCF-101``.
         fold: UCF101 official split (1, 2 or 3).
         test_fraction: class folders only: share of each class's groups held out for testing.
-        val_fraction: share of each class's training groups held out for validation (whole groups).
+        val_fraction: share of each class's training groups held out for validation (whole groups, at least one per
+            class that has two). 0: no validation split, the model trains on the whole training side (UCF101's
+            official training list); a fit then skips validation, so a checkpoint monitoring ``val/...`` saves none
+            (use the unmonitored ``latest.ckpt``) and ``test_after_fit`` tests the final weights.
         train_fraction: share of each class's remaining training groups that is used (whole groups, seeded): the
             small-labelled-data setting. Validation and test are unchanged.
         cache_dir: feature cache root.
@@ -143,6 +148,8 @@ class VideoDataModule(L.LightningDataModule):
                              "order_verification")
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
@@ -224,7 +231,8 @@ class VideoDataModule(L.LightningDataModule):
             logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
         hp = self.hparams
         train_records = self.index.split("train")
-        held_out = _sample_groups(train_records, hp.val_fraction, hp.seed, spare=1)
+        # Any fraction above 0 holds out at least a group per class; 0 holds out none.
+        held_out = _sample_groups(train_records, hp.val_fraction, hp.seed, spare=1) if hp.val_fraction > 0 else set()
         train = [r for r in train_records if _unit(r) not in held_out]
         if hp.train_fraction < 1.0:
             # Drawn with another seed than validation, from the groups left for training.

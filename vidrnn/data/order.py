@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from vidrnn.data.streams import WorkerRandom
 from vidrnn.objectives import ORDER_CLASSES, Objective
 
 __all__ = ["OrderTask", "reverse_steps", "shuffle_parts"]
@@ -50,8 +51,9 @@ class OrderTask(Dataset):
 
     ``clips`` yields ``(features [t,D], label, key)``; its label is dropped. Item ``2i + 1`` is clip ``i`` as
     sampled, item ``2i`` its altered copy. Training (``train=True``) samples the clip afresh for each copy (the
-    underlying dataset draws new segment offsets) and shuffles with a running generator; evaluation takes the same
-    centred steps for both copies and a shuffle fixed by ``seed`` and the clip's position, so it is reproducible.
+    underlying dataset draws new segment offsets) and shuffles with a running generator, one stream per loader worker
+    (:class:`~vidrnn.data.streams.WorkerRandom`); evaluation takes the same centred steps for both copies and a
+    shuffle fixed by ``seed`` and the clip's position, so it is reproducible.
     """
 
     def __init__(self, clips: Dataset, objective: Objective, train: bool, seed: int, parts: int = 4) -> None:
@@ -60,7 +62,7 @@ class OrderTask(Dataset):
         if parts < 2:
             raise ValueError(f"order verification needs at least 2 parts to shuffle, got {parts}")
         self.clips, self.objective, self.parts, self.seed = clips, objective, parts, seed
-        self.rng = np.random.default_rng(seed) if train else None
+        self.random = WorkerRandom(seed) if train else None
 
     def __len__(self) -> int:
         return 2 * len(self.clips)
@@ -75,5 +77,5 @@ class OrderTask(Dataset):
     def _alter(self, features: np.ndarray, clip: int) -> np.ndarray:
         if self.objective == "arrow_of_time":
             return reverse_steps(features)
-        rng = self.rng if self.rng is not None else np.random.default_rng([self.seed, clip])
+        rng = self.random.generator() if self.random else np.random.default_rng([self.seed, clip])
         return shuffle_parts(features, self.parts, rng)
