@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,8 +16,10 @@ from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.data.tracking_sequences import load_sequence
+from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.metrics import iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
+from vidrnn.tracker import evaluation
 from vidrnn.tracker.evaluation import evaluate
 from vidrnn.tracker.geometry import SearchGeometry
 from vidrnn.tracker.matching import EVIDENCE_DIM
@@ -24,7 +27,7 @@ from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import simulate_runs
-from vidrnn.training import run_lightning_cli, task_of
+from vidrnn.training import TrackingCLI, run_lightning_cli, task_of
 from vidrnn.video import read_frames
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -199,6 +202,31 @@ def _track_cli(checkpoint: Path, tracking_root: Path, capsys) -> None:
     capture = cv2.VideoCapture(str(rendered))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
     capture.release()
+
+
+def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vidrnn test --ckpt_path` tracks with the checkpoint's head and its re-detection threshold, as `vidrnn track
+    --ckpt` does; the matching-only ablation beside it has neither."""
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8, confidence=True,
+                         redetect_below=0.4)
+    checkpoint = tmp_path / "track.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": "2.0.0"}, checkpoint)
+    used = {}
+
+    def record(trackers, sequences, progress=True):
+        used.update({name: track.__self__ for name, track in trackers.items()})
+        return []
+
+    monkeypatch.setattr(evaluation, "sequence_rows", record)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
+                              is_global_zero=False)
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), SimpleNamespace(sequences=lambda split: []),
+                     ckpt_path=str(checkpoint))
+    tracked = load_tracker(checkpoint, device="cpu")
+    assert used["vidrnn"].redetect_below == tracked.redetect_below == 0.4 and used["vidrnn"].head is not None
+    assert used["vidrnn"].settings == tracked.settings
+    assert used["matching"].head is None and used["matching"].redetect_below == 0.0
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:
