@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
@@ -146,9 +147,11 @@ class TrackingDataModule(L.LightningDataModule):
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
         self.batch_size, self.seed, self.device = batch_size, seed, device
+        # The CNN's arithmetic (float16 autocast on CUDA, float32 elsewhere) changes the evidence: a run begun on a
+        # GPU and resumed on a CPU must not mix the two in one cache.
         self.cache = EvidenceCache(Path(cache_dir), f"tracking-{tracker.backbone.name}", {
             "tracker": tracker.identity(), "walks": walks, "position_jitter": position_jitter,
-            "scale_jitter": scale_jitter, "seed": seed,
+            "scale_jitter": scale_jitter, "seed": seed, "precision": feature_precision(resolve_device(device)),
         })
         self._splits: dict[str, list[TrackingSequence]] = {}
         self._runs: dict[str, list[EvidenceRuns]] = {}
