@@ -325,15 +325,30 @@ def test_track_decodes_at_the_working_size(tmp_path: Path, monkeypatch: pytest.M
     assert change[40, 32:58].mean() > 30 and change[100].mean() < 15  # the box (30, 40, 30, 30) drawn, nothing else
 
 
+def _hide_first_box(folder: Path) -> None:
+    """Mark the target of the OTB sequence in ``folder`` absent in its first frame."""
+    truth = folder / "groundtruth_rect.txt"
+    lines = truth.read_text().splitlines()
+    truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
+
+
 def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for split in ("train", "val"):
         make_tracking_sequences(tmp_path / split, num_sequences=2, num_frames=4, size=SIZE, seed=2)
-    truth = tmp_path / "train" / "Synth02" / "groundtruth_rect.txt"
-    lines = truth.read_text().splitlines()
-    truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
+    _hide_first_box(tmp_path / "train" / "Synth02")
     module = TrackingDataModule(root=str(tmp_path))
     assert [sequence.name for sequence in module.sequences("train")] == ["Synth01"]
     assert "no box in the first frame" in caplog.text
+
+
+def test_test_sequences_without_a_first_box_are_refused(tmp_path: Path) -> None:
+    """Leaving a test sequence out would score a smaller benchmark than the one named."""
+    for split in ("train", "val", "test"):
+        make_tracking_sequences(tmp_path / split, num_sequences=3, num_frames=4, size=SIZE, seed=2)
+    for name in ("Synth01", "Synth03"):
+        _hide_first_box(tmp_path / "test" / name)
+    with pytest.raises(ValueError, match=r"Synth01, Synth03.*first frame"):
+        TrackingDataModule(root=str(tmp_path)).sequences("test")
 
 
 @pytest.mark.realdata

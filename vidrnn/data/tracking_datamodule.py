@@ -189,19 +189,24 @@ class TrackingDataModule(L.LightningDataModule):
         return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
 
     @staticmethod
-    def _trackable(sequences: list[TrackingSequence], where: Path) -> list[TrackingSequence]:
-        """The sequences that can be tracked: a tracker starts from the first frame's box, so a sequence whose target
-        is absent there is left out, with a warning."""
+    def _trackable(sequences: list[TrackingSequence], where: Path, split: str) -> list[TrackingSequence]:
+        """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation
+        sequence whose target is absent there is left out, with a warning. A test sequence is refused instead:
+        leaving it out would score a smaller benchmark than the one named, not comparable with other scores on it."""
         if not sequences:
             raise FileNotFoundError(f"{where}: no tracking sequences found (expected OTB, VOT or TLD folders)")
-        for sequence in sequences:
-            if not sequence.visible[0]:
-                logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
+        absent = [sequence for sequence in sequences if not sequence.visible[0]]
+        if absent and split == "test":
+            raise ValueError(f"{where}: the test sequences {', '.join(sequence.name for sequence in absent)} have no "
+                             "box in the first frame (target absent), where tracking starts; give each a first box or "
+                             "move it out of the test folder rather than score a smaller benchmark")
+        for sequence in absent:
+            logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
         return [sequence for sequence in sequences if sequence.visible[0]]
 
     @cached_property
     def _all_sequences(self) -> list[TrackingSequence]:
-        return self._trackable(find_sequences(self.data_root), self.data_root)
+        return self._trackable(find_sequences(self.data_root), self.data_root, "train and val")
 
     def sequences(self, split: str) -> list[TrackingSequence]:
         """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them)."""
@@ -216,16 +221,16 @@ class TrackingDataModule(L.LightningDataModule):
             if not folder.is_dir():
                 raise FileNotFoundError(f"no test sequences: {folder} does not exist; set data.test_root to a folder "
                                         "of sequences to evaluate on")
-            return self._trackable(find_sequences(folder), folder)
+            return self._trackable(find_sequences(folder), folder, split)
         if self.val_sequences is None:
-            sequences = self._trackable(find_sequences(root / split), root / split)
+            sequences = self._trackable(find_sequences(root / split), root / split, split)
         else:
             held_out = set(self.val_sequences)
             sequences = [sequence for sequence in self._all_sequences if (sequence.name in held_out) == (split == "val")]
         if split == "train":
             for folder in self.extra_train:
                 extra = Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)
-                sequences += self._trackable(find_sequences(extra), extra)
+                sequences += self._trackable(find_sequences(extra), extra, split)
         return sequences
 
     def prepare_data(self) -> None:
