@@ -303,3 +303,45 @@ def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_pa
     folders = {device: TrackingDataModule(cache_dir=str(tmp_path), device=device).cache.folder
                for device in ("cpu", "cuda", "cuda:1")}
     assert folders["cpu"] != folders["cuda"] == folders["cuda:1"]
+
+
+# --- splits of the tracking data module --------------------------------------------------------------------------
+
+
+def _tree(root: Path, *folders: str) -> Path:
+    """Tiny OTB sequences at ``root/folder`` for each of ``folders``."""
+    for folder in folders:
+        write_otb(root / folder, 3, ["1,1,4,4"] * 3)
+    return root
+
+
+def _split_names(module: TrackingDataModule, *splits: str) -> list[list[str]]:
+    return [[sequence.name for sequence in module.sequences(split)] for split in splits]
+
+
+def test_val_sequences_keep_the_test_split_out_of_training(tmp_path: Path) -> None:
+    """With ``val_sequences``, training takes the sequences at any depth under root: but never those of root/test
+    (the default test split) or of data.test_root."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1", "bench/Jumping")
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing"], cache_dir=str(tmp_path / "cache"))
+    assert _split_names(module, "train", "val", "test") == [["Couple", "Jumping"], ["Crossing"], ["Football1"]]
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing"], test_root=str(root / "bench"),
+                                cache_dir=str(tmp_path / "cache"))
+    assert _split_names(module, "train", "val", "test") == [["Couple"], ["Crossing"], ["Jumping"]]
+    with pytest.raises(ValueError, match="not under"):
+        TrackingDataModule(root=str(root), val_sequences=["Football1"])
+
+
+@pytest.mark.parametrize("where", ["extra_train", "test_root", "link"])
+def test_test_sequences_that_also_train_or_validate_are_refused(tmp_path: Path, where: str) -> None:
+    """The same frames in test and in training or validation, however they got there, refuse to start."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1")
+    options = {"extra_train": {"extra_train": [str(root / "test")]}, "test_root": {"test_root": str(root / "val")},
+               "link": {}}[where]
+    if where == "link":
+        (root / "train" / "Alias").symlink_to(root / "test" / "Football1", target_is_directory=True)
+    module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **options)
+    shared = "Crossing" if where == "test_root" else "Football1"
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match=rf"test sequence {shared} .*data.test_root"):
+            module.sequences(split)

@@ -15,8 +15,12 @@ TLD layouts):
 * a ``root`` with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences;
 * a ``root`` that is one folder of sequences, with ``val_sequences`` naming the ones held out for validation — whole
   sequences, never frames of a training sequence (``configs/track.yaml``: 10 of the 55 real training sequences).
+  Every other sequence under ``root`` trains, at any depth, except those under ``root/test`` and ``test_root``.
 
 ``extra_train`` adds folders of sequences to training only (``demo``: the generated demo's training split).
+
+Test sequences never train or validate: when a test sequence's frames (the same video or image folder, by its resolved
+path) also belong to a training or validation sequence, the module refuses to hand out any split.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from tqdm import tqdm
 from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
-from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
+from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.tracker.search import MatchingSearch
@@ -104,7 +108,7 @@ class TrackingDataModule(L.LightningDataModule):
         root: ``demo``; a folder with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences; or one folder
             of sequences split by ``val_sequences``.
         val_sequences: names of the sequences under ``root`` held out for validation (``root`` without ``train/``
-            and ``val/``); every other sequence there trains.
+            and ``val/``); every other sequence there trains, but for those under ``root/test`` and ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
         demo_dir: where the generated demo lives.
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
@@ -176,11 +180,11 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError("data.val_sequences splits a folder of sequences; the demo (data.root=demo) has its own "
                              "train/ and val/ split")
         if self.val_sequences is not None:
-            found = {folder.name for folder in sequence_folders(self.root)}
+            found = {entry.folder.name for entry in self._pool}
             unknown = sorted(set(self.val_sequences) - set(found))
             if unknown:
-                raise ValueError(f"data.val_sequences names sequences that are not under {self.root}: "
-                                 f"{', '.join(unknown)}")
+                raise ValueError(f"data.val_sequences names sequences that are not under {self.root} (outside "
+                                 f"{self._test_places_text}): {', '.join(unknown)}")
             if not set(found) - set(self.val_sequences):
                 raise ValueError(f"data.val_sequences holds every sequence under {self.root}: none is left to train on")
 
@@ -188,50 +192,97 @@ class TrackingDataModule(L.LightningDataModule):
     def data_root(self) -> Path:
         return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
 
+    @property
+    def _test_folder(self) -> Path:
+        return Path(self.test_root) if self.test_root else self.data_root / "test"
+
+    @property
+    def _test_places(self) -> list[Path]:
+        """Where test sequences live: ``root/test`` (the default test split) and ``test_root``."""
+        return [self.data_root / "test", *([Path(self.test_root)] if self.test_root else [])]
+
+    @property
+    def _test_places_text(self) -> str:
+        return " and ".join(str(place) for place in self._test_places)
+
+    @cached_property
+    def _pool(self) -> list[SequenceEntry]:
+        """With ``val_sequences``: the sequences under ``root`` that train or validate, at any depth — but none under
+        ``root/test`` or ``test_root`` (as written or through symbolic links), which test."""
+        places = [*self._test_places, *(place.resolve() for place in self._test_places)]
+        return [entry for entry in sequence_entries(self.data_root)
+                if not any(folder.is_relative_to(place) for folder in (entry.folder, entry.folder.resolve())
+                           for place in places)]
+
     @staticmethod
-    def _trackable(sequences: list[TrackingSequence], where: Path, split: str) -> list[TrackingSequence]:
+    def _found(folder: Path) -> list[SequenceEntry]:
+        """The sequences under ``folder``: none while it does not exist (the demo until prepare_data makes it, a test
+        split not given); a folder that holds none is an error."""
+        if not folder.is_dir():
+            return []
+        entries = sequence_entries(folder)
+        if not entries:
+            raise FileNotFoundError(f"{folder}: no tracking sequences found (expected OTB, VOT or TLD folders)")
+        return entries
+
+    def _entries(self, split: str) -> list[SequenceEntry]:
+        """Where the sequences of ``train``, ``val`` or ``test`` are, found without decoding: what splits them and what
+        :meth:`_check_apart` compares."""
+        if split == "test":
+            return self._found(self._test_folder)
+        if self.val_sequences is None:
+            entries = self._found(self.data_root / split)
+        else:
+            held_out = set(self.val_sequences)
+            entries = [entry for entry in self._pool if (entry.name in held_out) == (split == "val")]
+        if split == "train":
+            for folder in self.extra_train:
+                entries += self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder))
+        return entries
+
+    def _check_apart(self) -> None:
+        """Refuse test sequences whose frames also train or validate, however they got there (``extra_train``, a
+        ``test_root`` inside the training data, a symbolic link): scores on them would measure memory, not tracking."""
+        trained = {entry.frames.resolve(): (split, entry)
+                   for split in ("train", "val") for entry in self._entries(split)}
+        shared = [(entry, *trained[entry.frames.resolve()]) for entry in self._entries("test")
+                  if entry.frames.resolve() in trained]
+        if shared:
+            pairs = "; ".join(f"test sequence {entry.name} ({entry.frames}) is also the {split} sequence {other.name} "
+                              f"({other.frames})" for entry, split, other in shared)
+            raise ValueError(f"{pairs}. Test sequences must not train or validate: point data.test_root at a folder "
+                             "outside data.root's training and validation sequences, and keep it out of "
+                             "data.extra_train")
+
+    def _trackable(self, sequences: list[TrackingSequence], split: str) -> list[TrackingSequence]:
         """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation
         sequence whose target is absent there is left out, with a warning. A test sequence is refused instead:
         leaving it out would score a smaller benchmark than the one named, not comparable with other scores on it."""
         if not sequences:
-            raise FileNotFoundError(f"{where}: no tracking sequences found (expected OTB, VOT or TLD folders)")
+            raise FileNotFoundError(f"no {split} sequences found under {self.data_root}")
         absent = [sequence for sequence in sequences if not sequence.visible[0]]
         if absent and split == "test":
-            raise ValueError(f"{where}: the test sequences {', '.join(sequence.name for sequence in absent)} have no "
-                             "box in the first frame (target absent), where tracking starts; give each a first box or "
-                             "move it out of the test folder rather than score a smaller benchmark")
+            names = ", ".join(sequence.name for sequence in absent)
+            raise ValueError(f"{self._test_folder}: the test sequences {names} have no box in the first frame (target "
+                             "absent), where tracking starts; give each a first box or move it out of the test folder "
+                             "rather than score a smaller benchmark")
         for sequence in absent:
             logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
         return [sequence for sequence in sequences if sequence.visible[0]]
 
-    @cached_property
-    def _all_sequences(self) -> list[TrackingSequence]:
-        return self._trackable(find_sequences(self.data_root), self.data_root, "train and val")
-
     def sequences(self, split: str) -> list[TrackingSequence]:
-        """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them)."""
+        """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them), once the test
+        split is known to share no frames with the others."""
         if split not in self._splits:
+            self._check_apart()
             self._splits[split] = self._load_split(split)
         return self._splits[split]
 
     def _load_split(self, split: str) -> list[TrackingSequence]:
-        root = self.data_root
-        if split == "test":
-            folder = Path(self.test_root) if self.test_root else root / "test"
-            if not folder.is_dir():
-                raise FileNotFoundError(f"no test sequences: {folder} does not exist; set data.test_root to a folder "
-                                        "of sequences to evaluate on")
-            return self._trackable(find_sequences(folder), folder, split)
-        if self.val_sequences is None:
-            sequences = self._trackable(find_sequences(root / split), root / split, split)
-        else:
-            held_out = set(self.val_sequences)
-            sequences = [sequence for sequence in self._all_sequences if (sequence.name in held_out) == (split == "val")]
-        if split == "train":
-            for folder in self.extra_train:
-                extra = Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)
-                sequences += self._trackable(find_sequences(extra), extra, split)
-        return sequences
+        if split == "test" and not self._test_folder.is_dir():
+            raise FileNotFoundError(f"no test sequences: {self._test_folder} does not exist; set data.test_root to a "
+                                    "folder of sequences to evaluate on")
+        return self._trackable(load_entries(self._entries(split)), split)
 
     def prepare_data(self) -> None:
         """Generate the demo if asked for, then simulate and cache the runs that are missing (rank 0 only)."""
