@@ -343,5 +343,22 @@ def test_test_sequences_that_also_train_or_validate_are_refused(tmp_path: Path, 
     module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **options)
     shared = "Crossing" if where == "test_root" else "Football1"
     for split in ("train", "test"):
-        with pytest.raises(ValueError, match=rf"test sequence {shared} .*data.test_root"):
+        with pytest.raises(ValueError, match=rf"the test sequence {shared} .*data.test_root"):
             module.sequences(split)
+
+
+def test_val_sequences_name_a_folder_or_its_targets_never_a_target_apart_from_its_sibling(tmp_path: Path) -> None:
+    """OTB's Jogging holds two targets, Jogging-1 and Jogging-2, in the same frames: naming the folder validates on
+    both; naming one target alone would validate on the frames the other trains on."""
+    root = _tree(tmp_path / "root", "Couple", "Crossing")
+    jogging = write_images(root / "Jogging" / "img", 3).parent
+    for target in (1, 2):
+        (jogging / f"groundtruth_rect.{target}.txt").write_text("1,1,4,4\n" * 3)
+    for names in (["Jogging"], ["Jogging-1", "Jogging-2"]):
+        module = TrackingDataModule(root=str(root), val_sequences=names, cache_dir=str(tmp_path / "cache"))
+        assert _split_names(module, "train", "val") == [["Couple", "Crossing"], ["Jogging-1", "Jogging-2"]]
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing", "Jogging-1"], cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Jogging-1 .* training sequence Jogging-2 .*name the folder"):
+        module.sequences("val")
+    with pytest.raises(ValueError, match="not under.*: Jog$"):
+        TrackingDataModule(root=str(root), val_sequences=["Jog"])

@@ -15,7 +15,9 @@ TLD layouts):
 * a ``root`` with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences;
 * a ``root`` that is one folder of sequences, with ``val_sequences`` naming the ones held out for validation — whole
   sequences, never frames of a training sequence (``configs/track.yaml``: 10 of the 55 real training sequences).
-  Every other sequence under ``root`` trains, at any depth, except those under ``root/test`` and ``test_root``.
+  Every other sequence under ``root`` trains, at any depth, except those under ``root/test`` and ``test_root``. A
+  name is a sequence's or its folder's: ``Jogging`` holds out both targets of OTB's Jogging folder (``Jogging-1``,
+  ``Jogging-2``); holding out one of them while the other trains is refused, since both are the same frames.
 
 ``extra_train`` adds folders of sequences to training only (``demo``: the generated demo's training split).
 
@@ -101,6 +103,15 @@ class MatchingRuns(Dataset):
         return self.items[index]
 
 
+def _sharing_frames(role: str, entries: list[SequenceEntry], others: dict[str, list[SequenceEntry]]) -> str:
+    """Which of ``entries`` (the ``role`` sequences) share their frames (the same resolved video file or image
+    folder) with one of ``others`` (by the role of each group), in words; empty when none does."""
+    seen = {other.frames.resolve(): (group_role, other) for group_role, group in others.items() for other in group}
+    shared = [(entry, *seen[entry.frames.resolve()]) for entry in entries if entry.frames.resolve() in seen]
+    return "; ".join(f"the {role} sequence {entry.name} ({entry.frames}) shares its frames with the {other_role} "
+                     f"sequence {other.name} ({other.frames})" for entry, other_role, other in shared)
+
+
 class TrackingDataModule(L.LightningDataModule):
     """Tracking sequences → cached simulated runs for training and validation, whole sequences for test.
 
@@ -108,7 +119,9 @@ class TrackingDataModule(L.LightningDataModule):
         root: ``demo``; a folder with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences; or one folder
             of sequences split by ``val_sequences``.
         val_sequences: names of the sequences under ``root`` held out for validation (``root`` without ``train/``
-            and ``val/``); every other sequence there trains, but for those under ``root/test`` and ``test_root``.
+            and ``val/``), or of their folders (``Jogging``: all of OTB's Jogging targets, which share their frames
+            and so validate together); every other sequence there trains, but for those under ``root/test`` and
+            ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
         demo_dir: where the generated demo lives.
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
@@ -180,12 +193,12 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError("data.val_sequences splits a folder of sequences; the demo (data.root=demo) has its own "
                              "train/ and val/ split")
         if self.val_sequences is not None:
-            found = {entry.folder.name for entry in self._pool}
-            unknown = sorted(set(self.val_sequences) - set(found))
+            found = {name for entry in self._pool for name in (entry.name, entry.folder.name)}
+            unknown = sorted(set(self.val_sequences) - found)
             if unknown:
                 raise ValueError(f"data.val_sequences names sequences that are not under {self.root} (outside "
                                  f"{self._test_places_text}): {', '.join(unknown)}")
-            if not set(found) - set(self.val_sequences):
+            if all(self._held_out(entry) for entry in self._pool):
                 raise ValueError(f"data.val_sequences holds every sequence under {self.root}: none is left to train on")
 
     @property
@@ -214,6 +227,11 @@ class TrackingDataModule(L.LightningDataModule):
                 if not any(folder.is_relative_to(place) for folder in (entry.folder, entry.folder.resolve())
                            for place in places)]
 
+    def _held_out(self, entry: SequenceEntry) -> bool:
+        """Whether ``val_sequences`` names the sequence, or its folder: ``Jogging`` holds out both of OTB's Jogging
+        targets, ``Jogging-1`` the first."""
+        return entry.name in self.val_sequences or entry.folder.name in self.val_sequences
+
     @staticmethod
     def _found(folder: Path) -> list[SequenceEntry]:
         """The sequences under ``folder``: none while it does not exist (the demo until prepare_data makes it, a test
@@ -233,24 +251,26 @@ class TrackingDataModule(L.LightningDataModule):
         if self.val_sequences is None:
             entries = self._found(self.data_root / split)
         else:
-            held_out = set(self.val_sequences)
-            entries = [entry for entry in self._pool if (entry.name in held_out) == (split == "val")]
+            entries = [entry for entry in self._pool if self._held_out(entry) == (split == "val")]
         if split == "train":
             for folder in self.extra_train:
                 entries += self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder))
         return entries
 
     def _check_apart(self) -> None:
-        """Refuse test sequences whose frames also train or validate, however they got there (``extra_train``, a
-        ``test_root`` inside the training data, a symbolic link): scores on them would measure memory, not tracking."""
-        trained = {entry.frames.resolve(): (split, entry)
-                   for split in ("train", "val") for entry in self._entries(split)}
-        shared = [(entry, *trained[entry.frames.resolve()]) for entry in self._entries("test")
-                  if entry.frames.resolve() in trained]
+        """Refuse splits that share frames, however they got there (``extra_train``, a ``test_root`` inside the training
+        data, a symbolic link, one target of an OTB folder held out while its sibling trains): scores on frames that
+        trained measure memory, not tracking."""
+        train, val = self._entries("train"), self._entries("val")
+        shared = _sharing_frames("validation", val, {"training": train})
         if shared:
-            pairs = "; ".join(f"test sequence {entry.name} ({entry.frames}) is also the {split} sequence {other.name} "
-                              f"({other.frames})" for entry, split, other in shared)
-            raise ValueError(f"{pairs}. Test sequences must not train or validate: point data.test_root at a folder "
+            raise ValueError(f"{shared}. Validating on frames that train flatters the model. The targets of one OTB "
+                             "folder (Jogging-1, Jogging-2) share its frames: name the folder (Jogging) in "
+                             "data.val_sequences to validate on all of them, or none; other shared frames are one "
+                             "sequence reached twice (a symbolic link): keep one")
+        shared = _sharing_frames("test", self._entries("test"), {"training": train, "validation": val})
+        if shared:
+            raise ValueError(f"{shared}. Test sequences must not train or validate: point data.test_root at a folder "
                              "outside data.root's training and validation sequences, and keep it out of "
                              "data.extra_train")
 
