@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -9,6 +10,7 @@ import pytest
 
 from conftest import write_video
 from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence, load_sequences
 from vidrnn.tracker.simulation import EvidenceRuns
 
@@ -266,17 +268,97 @@ def test_boxes_are_read_only(tmp_path: Path) -> None:
         sequence.boxes[0, 0] = 99
 
 
+def _runs(name: str, value: float) -> EvidenceRuns:
+    return EvidenceRuns(name, np.full((1, 2, 3), value), np.zeros((1, 2, 4)), np.ones((1, 2), dtype=bool),
+                        np.zeros((1, 2, 3)), np.array([32, 32]))
+
+
 def test_sequences_of_one_name_in_two_folders_keep_their_own_cached_evidence(tmp_path: Path) -> None:
     first = load_sequence(write_otb(tmp_path / "otb" / "Basketball", 3, ["1,1,4,4"] * 3))
     second = load_sequence(write_otb(tmp_path / "more" / "Basketball", 3, ["1,1,4,4"] * 3))
     assert first.name == second.name and first.boxes.tolist() == second.boxes.tolist()
     cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
-
-    def runs(value: float) -> EvidenceRuns:
-        return EvidenceRuns("Basketball", np.full((1, 2, 3), value), np.zeros((1, 2, 4)), np.ones((1, 2), dtype=bool),
-                            np.zeros((1, 2, 3)), np.array([32, 32]))
-
-    cache.save(first, runs(1.0))
-    cache.save(second, runs(2.0))
+    cache.save(first, _runs("Basketball", 1.0))
+    cache.save(second, _runs("Basketball", 2.0))
     assert cache.path(first) != cache.path(second) and len(list(cache.folder.iterdir())) == 2
     assert cache.load(first).evidence.max() == 1.0 and cache.load(second).evidence.max() == 2.0
+
+
+def test_a_frame_overwritten_in_place_makes_the_cached_evidence_stale(tmp_path: Path) -> None:
+    """Writing over a frame file changes neither the folder's entries nor its modification time; the evidence
+    computed from the old frame must not be read back for the new one."""
+    folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4"] * 3)
+    sequence = load_sequence(folder)
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs("Toy", 1.0))
+    assert cache.load(sequence) is not None
+    images = (folder / "img").stat()
+    cv2.imwrite(str(folder / "img" / "0002.jpg"), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    os.utime(folder / "img", ns=(images.st_atime_ns, images.st_mtime_ns))
+    assert cache.load(sequence) is None
+
+
+def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_path: Path) -> None:
+    """The CNN computes in float16 autocast on CUDA and float32 on a CPU: the two give different evidence."""
+    folders = {device: TrackingDataModule(cache_dir=str(tmp_path), device=device).cache.folder
+               for device in ("cpu", "cuda", "cuda:1")}
+    assert folders["cpu"] != folders["cuda"] == folders["cuda:1"]
+
+
+# --- splits of the tracking data module --------------------------------------------------------------------------
+
+
+def _tree(root: Path, *folders: str) -> Path:
+    """Tiny OTB sequences at ``root/folder`` for each of ``folders``."""
+    for folder in folders:
+        write_otb(root / folder, 3, ["1,1,4,4"] * 3)
+    return root
+
+
+def _split_names(module: TrackingDataModule, *splits: str) -> list[list[str]]:
+    return [[sequence.name for sequence in module.sequences(split)] for split in splits]
+
+
+def test_val_sequences_keep_the_test_split_out_of_training(tmp_path: Path) -> None:
+    """With ``val_sequences``, training takes the sequences at any depth under root: but never those of root/test
+    (the default test split) or of data.test_root."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1", "bench/Jumping")
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing"], cache_dir=str(tmp_path / "cache"))
+    assert _split_names(module, "train", "val", "test") == [["Couple", "Jumping"], ["Crossing"], ["Football1"]]
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing"], test_root=str(root / "bench"),
+                                cache_dir=str(tmp_path / "cache"))
+    assert _split_names(module, "train", "val", "test") == [["Couple"], ["Crossing"], ["Jumping"]]
+    with pytest.raises(ValueError, match="not under"):
+        TrackingDataModule(root=str(root), val_sequences=["Football1"])
+
+
+@pytest.mark.parametrize("where", ["extra_train", "test_root", "link"])
+def test_test_sequences_that_also_train_or_validate_are_refused(tmp_path: Path, where: str) -> None:
+    """The same frames in test and in training or validation, however they got there, refuse to start."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1")
+    options = {"extra_train": {"extra_train": [str(root / "test")]}, "test_root": {"test_root": str(root / "val")},
+               "link": {}}[where]
+    if where == "link":
+        (root / "train" / "Alias").symlink_to(root / "test" / "Football1", target_is_directory=True)
+    module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **options)
+    shared = "Crossing" if where == "test_root" else "Football1"
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match=rf"the test sequence {shared} .*data.test_root"):
+            module.sequences(split)
+
+
+def test_val_sequences_name_a_folder_or_its_targets_never_a_target_apart_from_its_sibling(tmp_path: Path) -> None:
+    """OTB's Jogging holds two targets, Jogging-1 and Jogging-2, in the same frames: naming the folder validates on
+    both; naming one target alone would validate on the frames the other trains on."""
+    root = _tree(tmp_path / "root", "Couple", "Crossing")
+    jogging = write_images(root / "Jogging" / "img", 3).parent
+    for target in (1, 2):
+        (jogging / f"groundtruth_rect.{target}.txt").write_text("1,1,4,4\n" * 3)
+    for names in (["Jogging"], ["Jogging-1", "Jogging-2"]):
+        module = TrackingDataModule(root=str(root), val_sequences=names, cache_dir=str(tmp_path / "cache"))
+        assert _split_names(module, "train", "val") == [["Couple", "Crossing"], ["Jogging-1", "Jogging-2"]]
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing", "Jogging-1"], cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Jogging-1 .* training sequence Jogging-2 .*name the folder"):
+        module.sequences("val")
+    with pytest.raises(ValueError, match="not under.*: Jog$"):
+        TrackingDataModule(root=str(root), val_sequences=["Jog"])

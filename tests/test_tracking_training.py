@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,8 +16,10 @@ from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.data.tracking_sequences import load_sequence
+from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.metrics import iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
+from vidrnn.tracker import evaluation
 from vidrnn.tracker.evaluation import evaluate
 from vidrnn.tracker.geometry import SearchGeometry
 from vidrnn.tracker.matching import EVIDENCE_DIM
@@ -24,7 +27,7 @@ from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import simulate_runs
-from vidrnn.training import run_lightning_cli, task_of
+from vidrnn.training import TrackingCLI, run_lightning_cli, task_of
 from vidrnn.video import read_frames
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -201,6 +204,31 @@ def _track_cli(checkpoint: Path, tracking_root: Path, capsys) -> None:
     capture.release()
 
 
+def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vidrnn test --ckpt_path` tracks with the checkpoint's head and its re-detection threshold, as `vidrnn track
+    --ckpt` does; the matching-only ablation beside it has neither."""
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8, confidence=True,
+                         redetect_below=0.4)
+    checkpoint = tmp_path / "track.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": "2.0.0"}, checkpoint)
+    used = {}
+
+    def record(trackers, sequences, progress=True):
+        used.update({name: track.__self__ for name, track in trackers.items()})
+        return []
+
+    monkeypatch.setattr(evaluation, "sequence_rows", record)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
+                              is_global_zero=False)
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), SimpleNamespace(sequences=lambda split: []),
+                     ckpt_path=str(checkpoint))
+    tracked = load_tracker(checkpoint, device="cpu")
+    assert used["vidrnn"].redetect_below == tracked.redetect_below == 0.4 and used["vidrnn"].head is not None
+    assert used["vidrnn"].settings == tracked.settings
+    assert used["matching"].head is None and used["matching"].redetect_below == 0.0
+
+
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:
     video = tmp_path / "clip.mp4"
     _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
@@ -297,15 +325,30 @@ def test_track_decodes_at_the_working_size(tmp_path: Path, monkeypatch: pytest.M
     assert change[40, 32:58].mean() > 30 and change[100].mean() < 15  # the box (30, 40, 30, 30) drawn, nothing else
 
 
+def _hide_first_box(folder: Path) -> None:
+    """Mark the target of the OTB sequence in ``folder`` absent in its first frame."""
+    truth = folder / "groundtruth_rect.txt"
+    lines = truth.read_text().splitlines()
+    truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
+
+
 def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for split in ("train", "val"):
         make_tracking_sequences(tmp_path / split, num_sequences=2, num_frames=4, size=SIZE, seed=2)
-    truth = tmp_path / "train" / "Synth02" / "groundtruth_rect.txt"
-    lines = truth.read_text().splitlines()
-    truth.write_text("\n".join(["NaN,NaN,NaN,NaN", *lines[1:]]) + "\n")
+    _hide_first_box(tmp_path / "train" / "Synth02")
     module = TrackingDataModule(root=str(tmp_path))
     assert [sequence.name for sequence in module.sequences("train")] == ["Synth01"]
     assert "no box in the first frame" in caplog.text
+
+
+def test_test_sequences_without_a_first_box_are_refused(tmp_path: Path) -> None:
+    """Leaving a test sequence out would score a smaller benchmark than the one named."""
+    for split in ("train", "val", "test"):
+        make_tracking_sequences(tmp_path / split, num_sequences=3, num_frames=4, size=SIZE, seed=2)
+    for name in ("Synth01", "Synth03"):
+        _hide_first_box(tmp_path / "test" / name)
+    with pytest.raises(ValueError, match=r"Synth01, Synth03.*first frame"):
+        TrackingDataModule(root=str(tmp_path)).sequences("test")
 
 
 @pytest.mark.realdata

@@ -98,13 +98,14 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
                               apply_on="instantiate")
 
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
-        """Track every test sequence online with the model's head and without it (the matching-only ablation); write
+        """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
+        built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
         ``tracking_scores.csv`` into the run's log folder and return the rows. Under DDP each rank tracks its share of
         the sequences; every rank returns all rows, rank 0 prints and writes them."""
         from vidrnn.checkpoints import load_module
         from vidrnn.distributed import gather_rows, rank_share
         from vidrnn.tracker.evaluation import sequence_rows, with_means, write_scores
-        from vidrnn.tracker.runtime import Tracker
+        from vidrnn.tracker.runtime import Tracker, trained_tracker
         from vidrnn.tracker.search import MatchingSearch
 
         if ckpt_path == "best":
@@ -112,7 +113,7 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
         if ckpt_path:
             model = load_module(type(model), ckpt_path)
         search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
-        trackers = {"vidrnn": Tracker(search, model.head).track, "matching": Tracker(search).track}
+        trackers = {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
         sequences = datamodule.sequences("test")
         order = {sequence.name: position for position, sequence in enumerate(sequences)}
         shared = gather_rows(sequence_rows(trackers, rank_share(sequences)))

@@ -29,6 +29,7 @@ __all__ = [
     "FrameSize",
     "VideoInfo",
     "VideoReadError",
+    "image_files",
     "is_hidden",
     "iter_frames",
     "probe",
@@ -163,12 +164,18 @@ def _natural_order(path: Path) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part.casefold()) for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The frames of a folder of images, in the order they are read: files with an image extension, in natural
+    order, hidden ones passed over (macOS's ``._0001.jpg`` beside every frame copied from a Mac)."""
+    return sorted((p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p.name) and p.is_file()),
+                  key=_natural_order)
+
+
 class _ImageFolderSource(_FrameSource):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files = sorted((p for p in path.iterdir()
-                              if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p.name) and p.is_file()),
-                             key=_natural_order)
+        self._files = image_files(path)
         if not self._files:
             raise VideoReadError(path, "is a directory without image files (expected a video file or a folder of frames)")
         self._next = 0

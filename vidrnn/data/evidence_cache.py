@@ -2,8 +2,9 @@
 
 The frozen CNN runs once per (frame, simulated run); every later fit with the same settings reads the files back.
 A folder's name carries a digest of everything the evidence depends on (the tracker's settings, the simulation's,
-:data:`EVIDENCE_VERSION`); a file's fingerprint carries what the sequence itself contributes (its frames' path,
-modification time and count, a digest of its ground truth), so an edited sequence is simulated again. Files are
+the CNN's arithmetic, :data:`EVIDENCE_VERSION`); a file's fingerprint carries what the sequence itself contributes
+(its frames' path and count, the name, size and modification time of each frame file, a digest of its ground truth),
+so an edited sequence is simulated again. Files are
 written atomically: a killed simulation leaves whole files and resumes with the sequences that are missing.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.files import atomic_write
 from vidrnn.tracker.simulation import EvidenceRuns
+from vidrnn.video import image_files
 
 __all__ = ["EVIDENCE_VERSION", "EvidenceCache"]
 
@@ -33,11 +35,19 @@ def _digest(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()[:16]
 
 
+def _frames_stamp(frames: Path) -> str:
+    """A digest of the name, size and modification time of every frame file (a video, or each image of a folder):
+    stat calls only, no reading. A folder's own time would not do: a frame overwritten in place leaves it as it was."""
+    files = image_files(frames) if frames.is_dir() else [frames]
+    stats = [(file.name, file.stat()) for file in files]
+    return _digest("\n".join(f"{name}|{stat.st_size}|{stat.st_mtime_ns}" for name, stat in stats).encode())
+
+
 def _fingerprint(sequence: TrackingSequence) -> str:
     """What the cached runs of a sequence depend on besides the settings: its frames and its ground truth."""
-    stat = sequence.frames.stat()
+    frames = _frames_stamp(sequence.frames)
     boxes = _digest(np.ascontiguousarray(sequence.boxes).tobytes())
-    return f"{sequence.frames.resolve()}|{stat.st_mtime_ns}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
+    return f"{sequence.frames.resolve()}|{frames}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
 class EvidenceCache:

@@ -15,8 +15,14 @@ TLD layouts):
 * a ``root`` with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences;
 * a ``root`` that is one folder of sequences, with ``val_sequences`` naming the ones held out for validation — whole
   sequences, never frames of a training sequence (``configs/track.yaml``: 10 of the 55 real training sequences).
+  Every other sequence under ``root`` trains, at any depth, except those under ``root/test`` and ``test_root``. A
+  name is a sequence's or its folder's: ``Jogging`` holds out both targets of OTB's Jogging folder (``Jogging-1``,
+  ``Jogging-2``); holding out one of them while the other trains is refused, since both are the same frames.
 
 ``extra_train`` adds folders of sequences to training only (``demo``: the generated demo's training split).
+
+Test sequences never train or validate: when a test sequence's frames (the same video or image folder, by its resolved
+path) also belong to a training or validation sequence, the module refuses to hand out any split.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
-from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, sequence_folders
+from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.tracker.search import MatchingSearch
@@ -96,6 +103,15 @@ class MatchingRuns(Dataset):
         return self.items[index]
 
 
+def _sharing_frames(role: str, entries: list[SequenceEntry], others: dict[str, list[SequenceEntry]]) -> str:
+    """Which of ``entries`` (the ``role`` sequences) share their frames (the same resolved video file or image
+    folder) with one of ``others`` (by the role of each group), in words; empty when none does."""
+    seen = {other.frames.resolve(): (group_role, other) for group_role, group in others.items() for other in group}
+    shared = [(entry, *seen[entry.frames.resolve()]) for entry in entries if entry.frames.resolve() in seen]
+    return "; ".join(f"the {role} sequence {entry.name} ({entry.frames}) shares its frames with the {other_role} "
+                     f"sequence {other.name} ({other.frames})" for entry, other_role, other in shared)
+
+
 class TrackingDataModule(L.LightningDataModule):
     """Tracking sequences → cached simulated runs for training and validation, whole sequences for test.
 
@@ -103,7 +119,9 @@ class TrackingDataModule(L.LightningDataModule):
         root: ``demo``; a folder with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences; or one folder
             of sequences split by ``val_sequences``.
         val_sequences: names of the sequences under ``root`` held out for validation (``root`` without ``train/``
-            and ``val/``); every other sequence there trains.
+            and ``val/``), or of their folders (``Jogging``: all of OTB's Jogging targets, which share their frames
+            and so validate together); every other sequence there trains, but for those under ``root/test`` and
+            ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
         demo_dir: where the generated demo lives.
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
@@ -146,9 +164,11 @@ class TrackingDataModule(L.LightningDataModule):
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
         self.batch_size, self.seed, self.device = batch_size, seed, device
+        # The CNN's arithmetic (float16 autocast on CUDA, float32 elsewhere) changes the evidence: a run begun on a
+        # GPU and resumed on a CPU must not mix the two in one cache.
         self.cache = EvidenceCache(Path(cache_dir), f"tracking-{tracker.backbone.name}", {
             "tracker": tracker.identity(), "walks": walks, "position_jitter": position_jitter,
-            "scale_jitter": scale_jitter, "seed": seed,
+            "scale_jitter": scale_jitter, "seed": seed, "precision": feature_precision(resolve_device(device)),
         })
         self._splits: dict[str, list[TrackingSequence]] = {}
         self._runs: dict[str, list[EvidenceRuns]] = {}
@@ -173,57 +193,116 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError("data.val_sequences splits a folder of sequences; the demo (data.root=demo) has its own "
                              "train/ and val/ split")
         if self.val_sequences is not None:
-            found = {folder.name for folder in sequence_folders(self.root)}
-            unknown = sorted(set(self.val_sequences) - set(found))
+            found = {name for entry in self._pool for name in (entry.name, entry.folder.name)}
+            unknown = sorted(set(self.val_sequences) - found)
             if unknown:
-                raise ValueError(f"data.val_sequences names sequences that are not under {self.root}: "
-                                 f"{', '.join(unknown)}")
-            if not set(found) - set(self.val_sequences):
+                raise ValueError(f"data.val_sequences names sequences that are not under {self.root} (outside "
+                                 f"{self._test_places_text}): {', '.join(unknown)}")
+            if all(self._held_out(entry) for entry in self._pool):
                 raise ValueError(f"data.val_sequences holds every sequence under {self.root}: none is left to train on")
 
     @property
     def data_root(self) -> Path:
         return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
 
-    @staticmethod
-    def _trackable(sequences: list[TrackingSequence], where: Path) -> list[TrackingSequence]:
-        """The sequences that can be tracked: a tracker starts from the first frame's box, so a sequence whose target
-        is absent there is left out, with a warning."""
-        if not sequences:
-            raise FileNotFoundError(f"{where}: no tracking sequences found (expected OTB, VOT or TLD folders)")
-        for sequence in sequences:
-            if not sequence.visible[0]:
-                logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
-        return [sequence for sequence in sequences if sequence.visible[0]]
+    @property
+    def _test_folder(self) -> Path:
+        return Path(self.test_root) if self.test_root else self.data_root / "test"
+
+    @property
+    def _test_places(self) -> list[Path]:
+        """Where test sequences live: ``root/test`` (the default test split) and ``test_root``."""
+        return [self.data_root / "test", *([Path(self.test_root)] if self.test_root else [])]
+
+    @property
+    def _test_places_text(self) -> str:
+        return " and ".join(str(place) for place in self._test_places)
 
     @cached_property
-    def _all_sequences(self) -> list[TrackingSequence]:
-        return self._trackable(find_sequences(self.data_root), self.data_root)
+    def _pool(self) -> list[SequenceEntry]:
+        """With ``val_sequences``: the sequences under ``root`` that train or validate, at any depth — but none under
+        ``root/test`` or ``test_root`` (as written or through symbolic links), which test."""
+        places = [*self._test_places, *(place.resolve() for place in self._test_places)]
+        return [entry for entry in sequence_entries(self.data_root)
+                if not any(folder.is_relative_to(place) for folder in (entry.folder, entry.folder.resolve())
+                           for place in places)]
+
+    def _held_out(self, entry: SequenceEntry) -> bool:
+        """Whether ``val_sequences`` names the sequence, or its folder: ``Jogging`` holds out both of OTB's Jogging
+        targets, ``Jogging-1`` the first."""
+        return entry.name in self.val_sequences or entry.folder.name in self.val_sequences
+
+    @staticmethod
+    def _found(folder: Path) -> list[SequenceEntry]:
+        """The sequences under ``folder``: none while it does not exist (the demo until prepare_data makes it, a test
+        split not given); a folder that holds none is an error."""
+        if not folder.is_dir():
+            return []
+        entries = sequence_entries(folder)
+        if not entries:
+            raise FileNotFoundError(f"{folder}: no tracking sequences found (expected OTB, VOT or TLD folders)")
+        return entries
+
+    def _entries(self, split: str) -> list[SequenceEntry]:
+        """Where the sequences of ``train``, ``val`` or ``test`` are, found without decoding: what splits them and what
+        :meth:`_check_apart` compares."""
+        if split == "test":
+            return self._found(self._test_folder)
+        if self.val_sequences is None:
+            entries = self._found(self.data_root / split)
+        else:
+            entries = [entry for entry in self._pool if self._held_out(entry) == (split == "val")]
+        if split == "train":
+            for folder in self.extra_train:
+                entries += self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder))
+        return entries
+
+    def _check_apart(self) -> None:
+        """Refuse splits that share frames, however they got there (``extra_train``, a ``test_root`` inside the training
+        data, a symbolic link, one target of an OTB folder held out while its sibling trains): scores on frames that
+        trained measure memory, not tracking."""
+        train, val = self._entries("train"), self._entries("val")
+        shared = _sharing_frames("validation", val, {"training": train})
+        if shared:
+            raise ValueError(f"{shared}. Validating on frames that train flatters the model. The targets of one OTB "
+                             "folder (Jogging-1, Jogging-2) share its frames: name the folder (Jogging) in "
+                             "data.val_sequences to validate on all of them, or none; other shared frames are one "
+                             "sequence reached twice (a symbolic link): keep one")
+        shared = _sharing_frames("test", self._entries("test"), {"training": train, "validation": val})
+        if shared:
+            raise ValueError(f"{shared}. Test sequences must not train or validate: point data.test_root at a folder "
+                             "outside data.root's training and validation sequences, and keep it out of "
+                             "data.extra_train")
+
+    def _trackable(self, sequences: list[TrackingSequence], split: str) -> list[TrackingSequence]:
+        """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation
+        sequence whose target is absent there is left out, with a warning. A test sequence is refused instead:
+        leaving it out would score a smaller benchmark than the one named, not comparable with other scores on it."""
+        if not sequences:
+            raise FileNotFoundError(f"no {split} sequences found under {self.data_root}")
+        absent = [sequence for sequence in sequences if not sequence.visible[0]]
+        if absent and split == "test":
+            names = ", ".join(sequence.name for sequence in absent)
+            raise ValueError(f"{self._test_folder}: the test sequences {names} have no box in the first frame (target "
+                             "absent), where tracking starts; give each a first box or move it out of the test folder "
+                             "rather than score a smaller benchmark")
+        for sequence in absent:
+            logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
+        return [sequence for sequence in sequences if sequence.visible[0]]
 
     def sequences(self, split: str) -> list[TrackingSequence]:
-        """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them)."""
+        """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them), once the test
+        split is known to share no frames with the others."""
         if split not in self._splits:
+            self._check_apart()
             self._splits[split] = self._load_split(split)
         return self._splits[split]
 
     def _load_split(self, split: str) -> list[TrackingSequence]:
-        root = self.data_root
-        if split == "test":
-            folder = Path(self.test_root) if self.test_root else root / "test"
-            if not folder.is_dir():
-                raise FileNotFoundError(f"no test sequences: {folder} does not exist; set data.test_root to a folder "
-                                        "of sequences to evaluate on")
-            return self._trackable(find_sequences(folder), folder)
-        if self.val_sequences is None:
-            sequences = self._trackable(find_sequences(root / split), root / split)
-        else:
-            held_out = set(self.val_sequences)
-            sequences = [sequence for sequence in self._all_sequences if (sequence.name in held_out) == (split == "val")]
-        if split == "train":
-            for folder in self.extra_train:
-                extra = Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)
-                sequences += self._trackable(find_sequences(extra), extra)
-        return sequences
+        if split == "test" and not self._test_folder.is_dir():
+            raise FileNotFoundError(f"no test sequences: {self._test_folder} does not exist; set data.test_root to a "
+                                    "folder of sequences to evaluate on")
+        return self._trackable(load_entries(self._entries(split)), split)
 
     def prepare_data(self) -> None:
         """Generate the demo if asked for, then simulate and cache the runs that are missing (rank 0 only)."""

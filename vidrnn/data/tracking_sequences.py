@@ -43,16 +43,18 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, iter_frames, probe, read_frames
 
 __all__ = [
-    "GROUND_TRUTH_FILES", "TrackingSequence", "find_sequences", "load_sequence", "load_sequences", "sequence_folders",
+    "GROUND_TRUTH_FILES", "SequenceEntry", "TrackingSequence", "find_sequences", "load_entries", "load_sequence",
+    "load_sequences", "sequence_entries", "sequence_folders",
 ]
 
 logger = logging.getLogger(__name__)
@@ -285,6 +287,37 @@ def sequence_folders(root: str | os.PathLike) -> list[Path]:
                   if any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in files))
 
 
+class SequenceEntry(NamedTuple):
+    """Where a sequence is, known without decoding anything: enough to split sequences and to compare splits."""
+
+    #: The sequence folder (the one holding its ground truth).
+    folder: Path
+    #: The sequence's name: the folder's, or ``NAME-N`` for target N of an OTB folder with several.
+    name: str
+    #: Its video file or folder of images, which the targets of one folder share.
+    frames: Path
+
+
+def sequence_entries(root: str | os.PathLike) -> list[SequenceEntry]:
+    """Every sequence under ``root`` (``root`` included), sorted by name, case ignored: the sequences
+    :func:`find_sequences` loads, found without decoding."""
+    entries = []
+    for folder in sequence_folders(root):
+        spec, files = _ground_truth(folder)
+        frames = spec.find_frames(folder)
+        entries += [SequenceEntry(folder, name, frames) for name in files]
+    return sorted(entries, key=lambda entry: (entry.name.casefold(), str(entry.frames)))
+
+
+def load_entries(entries: Sequence[SequenceEntry]) -> list[TrackingSequence]:
+    """The sequences of ``entries``, in their order; a folder of several targets is loaded once."""
+    loaded: dict[Path, dict[str, TrackingSequence]] = {}
+    for entry in entries:
+        if entry.folder not in loaded:
+            loaded[entry.folder] = {sequence.name: sequence for sequence in load_sequences(entry.folder)}
+    return [loaded[entry.folder][entry.name] for entry in entries]
+
+
 def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     """Load every sequence folder under ``root`` (``root`` included), sorted by name, case ignored.
 
@@ -292,5 +325,4 @@ def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     nest them at any depth. Returns an empty list when there is none; one broken sequence raises rather than being
     skipped, because a silently smaller benchmark gives scores that cannot be compared.
     """
-    sequences = [sequence for folder in sequence_folders(root) for sequence in load_sequences(folder)]
-    return sorted(sequences, key=lambda sequence: (sequence.name.casefold(), str(sequence.frames)))
+    return load_entries(sequence_entries(root))

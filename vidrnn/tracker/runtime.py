@@ -37,7 +37,7 @@ from vidrnn.tracker.head import RecurrentBoxHead
 from vidrnn.tracker.search import MatchingSearch, SearchResult
 from vidrnn.tracker.settings import TrackerSettings
 
-__all__ = ["Tracker", "load_tracker"]
+__all__ = ["Tracker", "load_tracker", "trained_tracker"]
 
 
 class Tracker:
@@ -135,26 +135,37 @@ def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
     return TrackerSettings.from_dict({"hold_below": 0.0, **values}).to_dict()
 
 
+def trained_tracker(model: FrameTracker, search: MatchingSearch, redetect_below: float | None = None) -> Tracker:
+    """The tracker a trained ``FrameTracker`` stands for, searching with ``search``: its head, and the re-detection
+    threshold it was saved with (``redetect_below`` overrides it). ``vidrnn track``, ``vidrnn test`` and the benchmarks
+    all build it here, so each scores the tracker the others run."""
+    if redetect_below is None:
+        redetect_below = model.hparams.get("redetect_below", 0.0)
+    return Tracker(search, model.head, redetect_below=redetect_below)
+
+
+def _load_model(ckpt: str | os.PathLike) -> FrameTracker:
+    """A ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), older shapes included."""
+    if not os.path.isfile(ckpt):
+        raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
+    try:
+        older = _saved_settings(ckpt)
+    except Exception as error:  # torch.load reports foreign or corrupt files with many exception types
+        raise ValueError(f"{ckpt} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}") from error
+    return load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
+
+
 def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
                  template_rate: float | None = None, redetect_below: float | None = None) -> Tracker:
-    """A :class:`Tracker` from a ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), or the
-    untrained matching tracker with default settings when ``ckpt`` is ``None`` (the default of ``vidrnn track``).
-    ``matching_only`` leaves the checkpoint's head out (its settings stay); ``template_rate`` overrides the template
-    update rate and ``redetect_below`` the confidence below which the next search is widened."""
-    if ckpt is None:
-        settings, head, options = TrackerSettings(), None, {}
-    else:
-        if not os.path.isfile(ckpt):
-            raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-        try:
-            older = _saved_settings(ckpt)
-        except Exception as error:  # torch.load reports foreign or corrupt files with many exception types
-            raise ValueError(f"{ckpt} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}") from error
-        model = load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
-        settings, head = model.settings, None if matching_only else model.head
-        options = {} if matching_only else {"redetect_below": model.hparams.get("redetect_below", 0.0)}
+    """A :class:`Tracker` from a ``FrameTracker`` checkpoint (:func:`trained_tracker`), or the untrained matching
+    tracker with default settings when ``ckpt`` is ``None`` (the default of ``vidrnn track``). ``matching_only`` leaves
+    the checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate and
+    ``redetect_below`` the confidence below which the next search is widened."""
+    model = None if ckpt is None else _load_model(ckpt)
+    settings = TrackerSettings() if model is None else model.settings
     if template_rate is not None:
         settings = dataclasses.replace(settings, template_rate=template_rate)
-    if redetect_below is not None and head is not None:
-        options["redetect_below"] = redetect_below
-    return Tracker.build(settings, head, resolve_device(device), **options)
+    search = MatchingSearch(settings, resolve_device(device))
+    if model is None or matching_only:
+        return Tracker(search)
+    return trained_tracker(model, search, redetect_below)
