@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import yaml
 
-from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence
+from vidrnn.data.tracking_datamodule import TrackingDataModule
+from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
 from vidrnn.tracker.evaluation import ScoreRow, TrackFunction, evaluate
 from vidrnn.tracker.runtime import Tracker, load_tracker
 
@@ -58,10 +59,11 @@ def _parse_checkpoints(text: str) -> tuple[str, list[Path]]:
 
 
 def validation_sequences(config: Path) -> list[TrackingSequence]:
-    """The sequences a tracking config holds out for validation (``data.val_sequences`` under ``data.root``)."""
+    """The sequences a tracking config validates on, split exactly as its data module splits them (``data.root``'s
+    ``val/``, or ``data.val_sequences``: folders or single targets, at any depth, none of the test side)."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))["data"]
-    root = Path(data["root"])
-    return [load_sequence(root / name) for name in data["val_sequences"]]
+    where = {name: data[name] for name in ("root", "val_sequences", "test_root", "demo_dir") if name in data}
+    return TrackingDataModule(**where).sequences("val")
 
 
 def _summary(name: str, rows: list[ScoreRow]) -> str:

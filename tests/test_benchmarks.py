@@ -22,6 +22,22 @@ def _load(name: str):
     return module
 
 
+def test_the_comparison_validates_on_the_sequences_the_configs_data_module_validates_on(tmp_path: Path) -> None:
+    """``track_compare.py --val-of CONFIG`` must score what the fit validated on: a folder named in val_sequences holds
+    out all its targets (OTB's Jogging-1, Jogging-2), nested folders count, the test side never does."""
+    from test_tracking_data import write_otb
+
+    root = tmp_path / "sequences"
+    write_otb(root / "easy" / "Couple", 3, ["1,1,4,4"] * 3)
+    jogging = write_otb(root / "Jogging", 3, ["1,1,4,4"] * 3)
+    (jogging / "groundtruth_rect.txt").rename(jogging / "groundtruth_rect.1.txt")
+    (jogging / "groundtruth_rect.2.txt").write_text("2,2,4,4\n" * 3)
+    config = tmp_path / "track.yaml"
+    config.write_text(f"data:\n  root: {root}\n  val_sequences: [Jogging]\n")
+    validated = _load("track_compare").validation_sequences(config)
+    assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
+
+
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
     from vidrnn.tracker.matching import EVIDENCE_DIM, Evidence
 

@@ -147,7 +147,7 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
         if not 0.0 < train_fraction <= 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+            raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
