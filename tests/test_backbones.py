@@ -124,6 +124,13 @@ def test_normalise_in_cpu_sized_pieces_equals_one_pass_over_the_batch() -> None:
     assert torch.equal(preprocess.normalize(crops), expected)
 
 
+def test_normalise_an_empty_batch_on_any_device() -> None:
+    """Off the CPU the batch goes in one piece (one launch each): an empty one is a piece of no rows, not an error."""
+    preprocess = Preprocess(resize_size=8, crop_size=8, mean=(0.5,) * 3, std=(0.5,) * 3)
+    for device in ("cpu", "meta"):
+        assert preprocess.normalize(torch.zeros((0, 3, 8, 8), dtype=torch.uint8, device=device)).shape == (0, 3, 8, 8)
+
+
 def test_normalise_writes_into_a_given_batch_exactly_as_into_a_fresh_tensor() -> None:
     """FixedBatcher normalises each video's crops into their rows of a reused input batch."""
     preprocess = Preprocess(resize_size=32, crop_size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

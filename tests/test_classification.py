@@ -137,6 +137,22 @@ def test_mean_class_accuracy_averages_the_classes_the_split_holds() -> None:
     assert MeanClassAccuracy(4)(logits, labels) == pytest.approx(MulticlassAccuracy(4, average="macro")(logits, labels))
 
 
+def test_a_checkpoint_is_refused_for_other_features_but_not_for_another_spelling_of_its_weights_file() -> None:
+    """The weights file is compared by its digest (the recorded identity), not by its path: trained with
+    weights/r50.pth, tested with /abs/weights/r50.pth is the same model."""
+    sampling = SamplingSpec(num_segments=8)
+
+    def pipeline(**backbone) -> dict:
+        return PipelineSpec(BackboneSpec(name="resnet50", **backbone), sampling, steps=8).to_dict()
+
+    model = VideoClassifier(2, 16, EncoderSpec(hidden_size=8, projection=8), class_names=["a", "b"],
+                            pipeline=pipeline(weights_path="/abs/weights/r50.pth"))
+    saved = {**dict(model.hparams), "pipeline": pipeline(weights_path="weights/r50.pth")}
+    model._require_same_data(saved)
+    with pytest.raises(ValueError, match="features of"):
+        model._require_same_data({**saved, "pipeline": pipeline(weights_path="weights/r50.pth", pooling="grid")})
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "none"])
 def test_a_clips_logits_do_not_change_when_batched_with_longer_or_shorter_clips(cell: str) -> None:
     torch.manual_seed(0)

@@ -11,8 +11,11 @@ import pytest
 from conftest import write_video
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.tracking_datamodule import TrackingDataModule
-from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences, load_sequence, load_sequences
+from vidrnn.data.tracking_sequences import (
+    TrackingSequence, find_sequences, load_sequence, load_sequences, sequence_folders,
+)
 from vidrnn.tracker.simulation import EvidenceRuns
+from vidrnn.video import VideoReadError
 
 TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
@@ -330,6 +333,51 @@ def test_val_sequences_keep_the_test_split_out_of_training(tmp_path: Path) -> No
     assert _split_names(module, "train", "val", "test") == [["Couple"], ["Crossing"], ["Jumping"]]
     with pytest.raises(ValueError, match="not under"):
         TrackingDataModule(root=str(root), val_sequences=["Football1"])
+
+
+@pytest.mark.parametrize("broken", ["empty", "malformed"])
+def test_a_fit_never_reads_a_broken_test_folder_and_vidrnn_test_reports_it(tmp_path: Path, broken: str) -> None:
+    """Training and validation must not fail on the test side they never read (an empty test/, or one holding a
+    malformed sequence); the test split itself still refuses it, saying why."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    if broken == "empty":
+        (root / "test").mkdir()
+    else:
+        (root / "test" / "NoImages").mkdir(parents=True)
+        (root / "test" / "NoImages" / "groundtruth_rect.txt").write_text("1,1,4,4\n")
+    for options in ({}, {"val_sequences": ["Crossing"]}):
+        module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **options)
+        assert _split_names(module, "train", "val") == [["Couple"], ["Crossing"]]
+        with pytest.raises((FileNotFoundError, ValueError), match="no tracking sequences found|without an img/"):
+            module.sequences("test")
+
+
+def test_sequence_folders_end_a_link_cycle_and_pass_over_hidden_things(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root", "a/Couple")
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)
+    write_otb(root / ".trash" / "Old", 2, ["1,1,4,4"] * 2)
+    assert [folder.name for folder in sequence_folders(root)] == ["Couple"]
+
+
+def test_a_tld_folder_passes_over_hidden_video_files(tmp_path: Path) -> None:
+    """macOS's ``._clip.avi`` beside every video copied from a Mac: not a second video of the sequence."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 3, size=(32, 32))
+    (folder / "._toy.avi").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / "gt.txt").write_text("1,1,10,10\n" * 3)
+    assert load_sequence(folder).frames.name == "toy.avi"
+
+
+def test_a_sequence_whose_frames_change_size_is_refused_not_stretched(tmp_path: Path) -> None:
+    """Its boxes are in each frame's own pixels: stretched to the first frame's size, a later frame would no longer
+    match its box."""
+    folder = write_otb(tmp_path / "Toy", 2, ["1,1,4,4"] * 3)
+    cv2.imwrite(str(folder / "img" / "0003.jpg"), np.zeros((64, 64, 3), dtype=np.uint8))
+    sequence = load_sequence(folder)
+    with pytest.raises(VideoReadError, match="frame 2 is 64x64 pixels"):
+        sequence.read()
+    with pytest.raises(VideoReadError, match="frame 2 is 64x64 pixels"):
+        list(sequence.iter_frames())
 
 
 @pytest.mark.parametrize("where", ["extra_train", "test_root", "link"])

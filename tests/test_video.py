@@ -58,18 +58,22 @@ def test_image_folder_reads_through_the_same_interface(tmp_path: Path) -> None:
     assert [frame_level(f) for f in read_frames(folder, [4, 0])] == [4, 0]
 
 
-def test_frames_of_another_size_than_the_first_are_refused_naming_the_frame(tmp_path: Path) -> None:
-    """A folder of images may mix sizes; stretched to the first one's, a frame would no longer match its tracking
-    box, so reading stops with the reason instead."""
+def test_frames_of_another_size_come_out_at_the_first_ones_or_are_refused_naming_the_frame(tmp_path: Path) -> None:
+    """A stream may change resolution and a folder of images mix sizes: for classification the frames are resized to
+    one size; frames whose ground truth is in their own pixels (tracking) ask for one_size, and a stretched frame,
+    whose box would no longer match it, stops the read with the reason."""
     folder = tmp_path / "mixed"
     folder.mkdir()
     cv2.imwrite(str(folder / "0001.png"), np.zeros((24, 32, 3), dtype=np.uint8))
-    cv2.imwrite(str(folder / "0002.png"), np.zeros((48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "0002.png"), np.full((48, 64, 3), 200, dtype=np.uint8))
+    frames = read_frames(folder, [0, 1])
+    assert frames.shape == (2, 24, 32, 3) and (frames[1] == 200).all()
+    assert read_frames(folder, [0, 1], size=16).shape == (2, 16, 21, 3)
     for size in (None, 16):
         with pytest.raises(VideoReadError, match="frame 1 is 64x48 pixels, the first frame read 32x24") as error:
-            read_frames(folder, [0, 1], size=size)
+            read_frames(folder, [0, 1], size=size, one_size=True)
         assert error.value.path == str(folder)
-    assert read_frames(folder, [1], size=None).shape == (1, 48, 64, 3)  # alone, the larger frame reads at its size
+    assert read_frames(folder, [1], one_size=True).shape == (1, 48, 64, 3)  # alone, it reads at its own size
 
 
 def test_an_image_folder_passes_over_hidden_files(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ class Preprocess:
         # On a CPU, a few hundred rows at a time: the multiply-add then reads the floats its copy has just written
         # from the core's own cache, not from memory (a whole batch is tens of MB). With decoding processes on the
         # other cores, ~1/3 less CPU a frame (0.12 against 0.18 ms, 224x224). On a GPU, one launch of each.
-        step = max(1, _CPU_CHUNK_BYTES // (4 * width * channels)) if out.device.type == "cpu" else len(rows)
+        step = max(1, _CPU_CHUNK_BYTES // (4 * width * channels) if out.device.type == "cpu" else len(rows))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             chunk.copy_(pixels[start : start + step])

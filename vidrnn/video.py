@@ -31,6 +31,7 @@ __all__ = [
     "VideoReadError",
     "image_files",
     "is_hidden",
+    "walk_visible",
     "iter_frames",
     "probe",
     "read_frames",
@@ -52,6 +53,31 @@ def is_hidden(name: str) -> bool:
     ``vidrnn classify``) or for the frames of an image folder asks this one rule.
     """
     return name.startswith(".")
+
+
+def walk_visible(root: str | os.PathLike, *,
+                 skip: Callable[[Path], bool] = lambda folder: False) -> Iterator[tuple[Path, list[str]]]:
+    """Each folder under ``root`` (``root`` included) with the names of its visible files, sorted: what a search for
+    videos or sequences looks through.
+
+    Hidden names are passed over (:func:`is_hidden`). Links to folders are followed — a dataset made of linked
+    session folders must not silently lose them — but a folder already reached on this walk (a link cycle, a second
+    link to one folder) is not entered again, so a cycle ends and nothing is found twice. Folders for which ``skip``
+    is true are not entered (a test split inside a training tree).
+    """
+    visited = {os.path.realpath(root)}
+
+    def first_visit(folder: Path) -> bool:
+        real = os.path.realpath(folder)
+        if real in visited:
+            return False
+        visited.add(real)
+        return True
+
+    for directory, subdirs, files in os.walk(root, followlinks=True):
+        subdirs[:] = [name for name in sorted(subdirs) if not is_hidden(name)
+                      and not skip(Path(directory, name)) and first_visit(Path(directory, name))]
+        yield Path(directory), sorted(name for name in files if not is_hidden(name))
 
 
 #: Frame rate reported for a folder of images, which carries none (OTB and VOT are recorded at about 30 fps).
@@ -272,6 +298,7 @@ def iter_frames(
     *,
     size: FrameSize = None,
     chunk_size: int = 64,
+    one_size: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(frame_indices, frames)`` chunks of at most ``chunk_size`` frames, decoding sequentially.
 
@@ -279,9 +306,10 @@ def iter_frames(
     so arbitrarily long videos stream. A requested index past the real end raises :class:`VideoReadError` with
     ``frames_available`` set, after the chunks before it were yielded.
 
-    Every frame read must have the size of the first one read (a folder of images may mix sizes): one size is what
-    lets frames stack, and what a tracking box in pixels refers to — resized to a common size, a frame's ground truth
-    would no longer match it. Another size raises :class:`VideoReadError` naming the frame.
+    The frames come out at one size, the first frame read's (as ``size`` makes it): a frame of another size (a
+    stream that changes resolution, a folder of images that mixes sizes) is resized to it. ``one_size=True`` refuses
+    such a frame instead, with a :class:`VideoReadError` naming it: for frames with ground truth in their own pixels
+    (tracking sequences), which a resize would leave pointing elsewhere.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -302,7 +330,7 @@ def iter_frames(
                 if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
                     first_shape = frame.shape[:2]
                     buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
-                elif frame.shape[:2] != first_shape:
+                elif one_size and frame.shape[:2] != first_shape:
                     raise VideoReadError(
                         path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
                         f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
@@ -325,13 +353,15 @@ def iter_frames(
             raise VideoReadError(path, "contains no decodable frames", frames_available=0)
 
 
-def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None) -> np.ndarray:
-    """Decode the frames at ``indices`` (in the order given, repeats allowed) as RGB uint8 ``[T,H,W,3]``."""
+def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None,
+                one_size: bool = False) -> np.ndarray:
+    """Decode the frames at ``indices`` (in the order given, repeats allowed) as RGB uint8 ``[T,H,W,3]`` (``size`` and
+    ``one_size`` as for :func:`iter_frames`)."""
     order = np.asarray(indices, dtype=np.int64)
     if order.size == 0:
         raise ValueError("read_frames needs at least one frame index")
     positions, chunks = [], []
-    for chunk_positions, chunk in iter_frames(path, order, size=size):
+    for chunk_positions, chunk in iter_frames(path, order, size=size, one_size=one_size):
         positions.append(chunk_positions)
         chunks.append(chunk)
     decoded_positions = np.concatenate(positions)

@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
+from vidrnn.video import VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "unlabeled_index"]
 
@@ -142,32 +142,10 @@ def _scan_classes(base: Path) -> dict[str, list[Path]]:
 
 
 def _video_files(folder: Path) -> list[Path]:
-    """The video files under ``folder``, at any depth, sorted; hidden names skipped.
-
-    Links to folders are followed, as the tracking loader follows them: a class folder made of linked session
-    folders must not silently lose them. A folder already reached on this walk (a link cycle, or a second link to the
-    same folder) is not entered again, so a cycle ends and no clip is indexed twice.
-    """
-    found: list[Path] = []
-    visited = {os.path.realpath(folder)}
-    for directory, subdirs, files in os.walk(folder, followlinks=True):
-        subdirs[:] = [name for name in sorted(subdirs)
-                      if not is_hidden(name) and _first_visit(directory, name, visited)]
-        found.extend(
-            Path(directory, name)
-            for name in files
-            if not is_hidden(name) and Path(name).suffix.lower() in VIDEO_EXTENSIONS
-        )
-    return sorted(found)
-
-
-def _first_visit(directory: str, name: str, visited: set[str]) -> bool:
-    """Whether the sub-folder ``name`` of ``directory`` leads somewhere this walk has not been; records it if so."""
-    real = os.path.realpath(os.path.join(directory, name))
-    if real in visited:
-        return False
-    visited.add(real)
-    return True
+    """The video files under ``folder``, at any depth, sorted: hidden names skipped, links to folders followed, each
+    folder once (:func:`~vidrnn.video.walk_visible`)."""
+    return sorted(directory / name for directory, names in walk_visible(folder)
+                  for name in names if Path(name).suffix.lower() in VIDEO_EXTENSIONS)
 
 
 def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:

@@ -62,7 +62,9 @@ class OrderTask(Dataset):
         if parts < 2:
             raise ValueError(f"order verification needs at least 2 parts to shuffle, got {parts}")
         self.clips, self.objective, self.parts, self.seed = clips, objective, parts, seed
-        self.random = WorkerRandom(seed) if train else None
+        # Another stream than the clips' segment offsets (drawn from ``seed``): in step with one stream, the shuffles
+        # would repeat the offsets' random numbers.
+        self.random = WorkerRandom(seed + 1) if train else None
 
     def __len__(self) -> int:
         return 2 * len(self.clips)

@@ -223,9 +223,11 @@ class TrackingDataModule(L.LightningDataModule):
         """With ``val_sequences``: the sequences under ``root`` that train or validate, at any depth — but none under
         ``root/test`` or ``test_root`` (as written or through symbolic links), which test."""
         places = [*self._test_places, *(place.resolve() for place in self._test_places)]
-        return [entry for entry in sequence_entries(self.data_root)
-                if not any(folder.is_relative_to(place) for folder in (entry.folder, entry.folder.resolve())
-                           for place in places)]
+
+        def tests(folder: Path) -> bool:  # not entered at all: a fit never reads the test side
+            return any(candidate.is_relative_to(place) for candidate in (folder, folder.resolve()) for place in places)
+
+        return [entry for entry in sequence_entries(self.data_root, skip=tests) if not tests(entry.folder)]
 
     def _held_out(self, entry: SequenceEntry) -> bool:
         """Whether ``val_sequences`` names the sequence, or its folder: ``Jogging`` holds out both of OTB's Jogging
@@ -268,11 +270,20 @@ class TrackingDataModule(L.LightningDataModule):
                              "folder (Jogging-1, Jogging-2) share its frames: name the folder (Jogging) in "
                              "data.val_sequences to validate on all of them, or none; other shared frames are one "
                              "sequence reached twice (a symbolic link): keep one")
-        shared = _sharing_frames("test", self._entries("test"), {"training": train, "validation": val})
+        shared = _sharing_frames("test", self._readable_test_entries(), {"training": train, "validation": val})
         if shared:
             raise ValueError(f"{shared}. Test sequences must not train or validate: point data.test_root at a folder "
                              "outside data.root's training and validation sequences, and keep it out of "
                              "data.extra_train")
+
+    def _readable_test_entries(self) -> list[SequenceEntry]:
+        """The test side's sequences, to compare with the others; none when it cannot be listed (empty, or holding a
+        malformed sequence): a fit, which never reads it, must not fail on it, and ``vidrnn test`` reports it."""
+        try:
+            return self._entries("test")
+        except (OSError, ValueError) as error:
+            logger.debug("test sequences not compared with the training ones: %s", error)
+            return []
 
     def _trackable(self, sequences: list[TrackingSequence], split: str) -> list[TrackingSequence]:
         """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation

@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, iter_frames, probe, read_frames
+from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible
 
 __all__ = [
     "GROUND_TRUTH_FILES", "SequenceEntry", "TrackingSequence", "find_sequences", "load_entries", "load_sequence",
@@ -99,13 +99,15 @@ class TrackingSequence:
         return ~np.isnan(self.boxes).any(axis=1)
 
     def read(self, *, size: FrameSize = None) -> np.ndarray:
-        """All frames of the sequence as RGB uint8 ``[N, H, W, 3]``; for long clips prefer :meth:`iter_frames`."""
-        return read_frames(self.frames, self._indices, size=size)
+        """All frames of the sequence as RGB uint8 ``[N, H, W, 3]``; for long clips prefer :meth:`iter_frames`. Frames of
+        another size than the first are refused (:func:`~vidrnn.video.iter_frames`' ``one_size``): the boxes are in each
+        frame's own pixels."""
+        return read_frames(self.frames, self._indices, size=size, one_size=True)
 
     def iter_frames(self, *, size: FrameSize = None, chunk_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream ``(frame_indices, frames)`` chunks (indices into ``frames``), so memory holds one chunk whatever the
         sequence's length."""
-        return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size)
+        return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size, one_size=True)
 
     @property
     def _indices(self) -> range:
@@ -154,7 +156,8 @@ def _vot_frames(folder: Path) -> Path:
 
 
 def _tld_frames(folder: Path) -> Path:
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    videos = sorted(p for p in folder.iterdir()
+                    if p.suffix.lower() in VIDEO_EXTENSIONS and not is_hidden(p.name) and p.is_file())
     if len(videos) > 1:
         names = ", ".join(p.name for p in videos)
         raise ValueError(f"{folder}: TLD sequence with several video files ({names}); expected one")
@@ -277,14 +280,15 @@ def load_sequence(path: str | os.PathLike) -> TrackingSequence:
     return sequences[0]
 
 
-def sequence_folders(root: str | os.PathLike) -> list[Path]:
-    """Every folder under ``root`` (``root`` included, symbolic links followed) that holds one of
-    :data:`GROUND_TRUTH_FILES`: the sequences :func:`find_sequences` loads, found without decoding anything."""
+def sequence_folders(root: str | os.PathLike, *, skip: Callable[[Path], bool] = lambda folder: False) -> list[Path]:
+    """Every folder under ``root`` (``root`` included; symbolic links followed, each folder once, hidden ones and
+    those ``skip`` names left out: :func:`~vidrnn.video.walk_visible`) that holds one of :data:`GROUND_TRUTH_FILES`:
+    the sequences :func:`find_sequences` loads, found without decoding anything."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
-    return sorted(Path(folder) for folder, _, files in os.walk(root, followlinks=True)
-                  if any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in files))
+    return sorted(folder for folder, names in walk_visible(root, skip=skip)
+                  if any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in names))
 
 
 class SequenceEntry(NamedTuple):
@@ -298,11 +302,12 @@ class SequenceEntry(NamedTuple):
     frames: Path
 
 
-def sequence_entries(root: str | os.PathLike) -> list[SequenceEntry]:
-    """Every sequence under ``root`` (``root`` included), sorted by name, case ignored: the sequences
-    :func:`find_sequences` loads, found without decoding."""
+def sequence_entries(root: str | os.PathLike, *,
+                     skip: Callable[[Path], bool] = lambda folder: False) -> list[SequenceEntry]:
+    """Every sequence under ``root`` (``root`` included; not in folders ``skip`` names), sorted by name, case
+    ignored: the sequences :func:`find_sequences` loads, found without decoding."""
     entries = []
-    for folder in sequence_folders(root):
+    for folder in sequence_folders(root, skip=skip):
         spec, files = _ground_truth(folder)
         frames = spec.find_frames(folder)
         entries += [SequenceEntry(folder, name, frames) for name in files]

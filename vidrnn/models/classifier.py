@@ -9,6 +9,7 @@ sampling, steps per clip) — so a checkpoint alone is enough to classify new vi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -308,12 +309,15 @@ class VideoClassifier(L.LightningModule):
                 "): its outputs would be read under other class names. Evaluate it on data with the classes it was "
                 "trained on, or train a new model")
         if saved.get("num_classes", self.hparams.num_classes) != self.hparams.num_classes:
-            raise ValueError(f"the checkpoint has {saved['num_classes']} classes, the data {self.hparams.num_classes}")
+            raise ValueError(f"the checkpoint has {saved['num_classes']} classes, the data {self.hparams.num_classes}: "
+                             "evaluate it on data with the classes it was trained on, or train a new model")
         here, there = self.pipeline, saved.get("pipeline")
         if here is None or there is None:
             return
         there = PipelineSpec.from_dict(there)
-        if there.backbone != here.backbone:
+        # A weights file is compared by its content (the recorded identity, see _warn_if_weights_changed), not by how
+        # its path was spelled here or on the machine that trained.
+        if dataclasses.replace(there.backbone, weights_path=None) != dataclasses.replace(here.backbone, weights_path=None):
             raise ValueError(f"the checkpoint was trained on features of {there.backbone}, the data module makes them "
                              f"with {here.backbone}: set the data's backbone to the checkpoint's")
         if (there.sampling, there.steps) != (here.sampling, here.steps):
