@@ -16,6 +16,12 @@ chooses settings: the test column is read once per setting, never to choose). A 
 
 ``{seed}`` in an extra argument becomes each run's seed (``--extra --model.init_from pretrained/seed{seed}.ckpt``:
 each seed's classifier starts from the encoder pretrained with the same seed).
+
+The default variants are the recurrent cells and the baselines every result is measured against: order-blind
+(``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
+``temporal_conv``). After the table, each other variant gets a verdict against the best baseline by mean test
+accuracy: *above* only when its worst seed beats the baseline's best, *below* when its best seed is under the
+baseline's worst, and otherwise *level*: a gain inside the seed spread is no gain.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
-VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", "mean_pool")
+BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "temporal_conv")
+VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
 
 
@@ -42,6 +49,20 @@ def variant_configs(variant: str) -> list[str]:
     if missing:
         raise SystemExit(f"no such variant file: {', '.join(missing)}")
     return [argument for path in paths for argument in ("--config", str(path))]
+
+
+def is_baseline(variant: str) -> bool:
+    """Whether a variant (``+``-joined names) is one of the non-recurrent baselines."""
+    return any(name in BASELINES for name in variant.split("+"))
+
+
+def verdict(accuracies: list[float], baseline: list[float]) -> str:
+    """A variant's seeds against a baseline's: above or below only when the two ranges of seeds do not overlap."""
+    if min(accuracies) > max(baseline):
+        return "above"
+    if max(accuracies) < min(baseline):
+        return "below"
+    return "level (within the seed spread)"
 
 
 def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extra: list[str], workdir: Path) -> dict:
@@ -94,17 +115,32 @@ def main() -> None:
     print("| variant | " + " | ".join(f"seed {seed}" for seed in args.seeds)
           + " | mean ± sd | mean class acc | best val acc | s/run |")
     print("|---|" + "---:|" * (len(args.seeds) + 4))
+    results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="vidrnn-variants-") as workdir:
         for variant in args.variants:
             runs = [fit_and_test(args.config.resolve(), variant, seed, data_args, args.extra, Path(workdir))
                     for seed in args.seeds]
-            accuracies = [100 * run["acc"] for run in runs]
+            accuracies = results[variant] = [100 * run["acc"] for run in runs]
             class_accuracies = [100 * run["mean_class_acc"] for run in runs]
             spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
             validation = statistics.mean(100 * run["val_acc"] for run in runs)
             print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
                   + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} % | {statistics.mean(class_accuracies):.1f} %"
                   + f" | {validation:.1f} % | {statistics.mean(run['seconds'] for run in runs):.0f} |", flush=True)
+    print_verdicts(results)
+
+
+def print_verdicts(results: dict[str, list[float]]) -> None:
+    """Each non-baseline variant against the best baseline run (by mean test accuracy), if one ran."""
+    baselines = {variant: accuracies for variant, accuracies in results.items() if is_baseline(variant)}
+    if not baselines or len(baselines) == len(results):
+        return
+    best = max(baselines, key=lambda variant: statistics.mean(baselines[variant]))
+    print(f"\nagainst the best baseline, {best} ({statistics.mean(baselines[best]):.1f} %, seeds "
+          f"{min(baselines[best]):.1f}-{max(baselines[best]):.1f} %):")
+    for variant, accuracies in results.items():
+        if variant not in baselines:
+            print(f"  {variant}: {verdict(accuracies, baselines[best])}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,17 @@ def test_the_comparison_validates_on_the_sequences_the_configs_data_module_valid
     assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
 
 
+def test_variant_verdicts_count_a_gain_only_outside_the_seed_spread(capsys: pytest.CaptureFixture) -> None:
+    variants = _load("classify_variants")
+    assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file() for name in variants.VARIANTS)
+    assert variants.verdict([80.0, 81.0], [78.0, 79.5]) == "above"
+    assert variants.verdict([80.0, 83.0], [78.0, 80.5]).startswith("level")
+    assert variants.verdict([70.0, 71.0], [72.0, 75.0]) == "below"
+    variants.print_verdicts({"gru": [80.0, 81.0], "mean_pool": [70.0, 71.0], "temporal_conv+gru": [78.0, 80.5]})
+    out = capsys.readouterr().out
+    assert "best baseline, temporal_conv+gru (79.2 %" in out and "gru: level" in out and "mean_pool:" not in out
+
+
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
     from vidrnn.tracker.matching import EVIDENCE_DIM, Evidence
 

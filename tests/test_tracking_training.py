@@ -125,6 +125,28 @@ def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path
     assert torch.equal(windows[1]["evidence"], EvidenceWindows([runs], window=4, length=5, seed=0)[1]["evidence"])
 
 
+def test_training_windows_differ_between_ddp_ranks_and_follow_the_training_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The distributed sampler gives each rank other indices, but a training window is drawn at random whatever its
+    index: drawn from one seeded stream on every rank, N GPUs trained on one GPU's windows N times over."""
+    from vidrnn.tracker.simulation import EvidenceRuns
+
+    steps = 50
+    runs = EvidenceRuns("toy", np.arange(2 * steps * EVIDENCE_DIM, dtype=np.float32).reshape(2, steps, EVIDENCE_DIM),
+                        np.zeros((2, steps, 4), np.float32), np.ones((2, steps), bool), np.zeros((2, steps, 3)),
+                        np.array([64, 64]))
+
+    def first_windows(rank: int, seed: int) -> list[float]:
+        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: rank is not None)
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+        torch.manual_seed(seed)  # what seed_everything does on every rank
+        windows = EvidenceWindows([runs], window=4, length=8)
+        return [float(windows[index]["evidence"][0, 0]) for index in range(8)]
+
+    assert first_windows(0, seed=1) == first_windows(0, seed=1)
+    assert first_windows(0, seed=1) != first_windows(1, seed=1)
+    assert first_windows(0, seed=1) != first_windows(0, seed=2)
+
+
 @pytest.mark.slow
 def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root: Path, capsys) -> None:
     """Fit (cache + training) and test through the CLI; the trained tracker follows the target far better than a
@@ -202,6 +224,20 @@ def _track_cli(checkpoint: Path, tracking_root: Path, capsys) -> None:
     capture = cv2.VideoCapture(str(rendered))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
     capture.release()
+
+
+def test_a_batch_without_a_visible_target_gives_a_finite_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation windows are fixed by seed: one batch with the target absent throughout made val/loss NaN every
+    epoch (the mean box loss of no boxes), while the confidence still has something to learn."""
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8, confidence=True)
+    logged = {}
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **options: logged.update(metrics))
+    batch = {"evidence": torch.randn(2, 4, EVIDENCE_DIM), "targets": torch.rand(2, 4, 4),
+             "valid": torch.zeros(2, 4, dtype=torch.bool)}
+    loss = model._step(batch, "val/")
+    assert torch.isfinite(loss) and all(torch.isfinite(value) for value in logged.values())
+    loss.backward()
+    assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters() if parameter.grad is not None)
 
 
 def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

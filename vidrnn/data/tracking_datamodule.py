@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.streams import WorkerRandom
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries
 from vidrnn.devices import resolve_device
@@ -55,8 +56,10 @@ logger = logging.getLogger(__name__)
 class EvidenceWindows(Dataset):
     """``length`` windows of ``window`` consecutive steps from simulated runs.
 
-    ``seed=None`` draws a fresh window on every access (training; the worker's torch RNG, seeded by Lightning, seeds
-    it); an integer seed makes item ``i`` the same window forever (validation).
+    ``seed=None`` draws a fresh window on every access (training), from a stream of this process's own
+    (:class:`~vidrnn.data.streams.WorkerRandom`: under DDP each rank, in a DataLoader each worker, draws other windows —
+    the distributed sampler's indices do not choose them) seeded from torch's generator when the dataset is made, so
+    ``seed_everything`` still decides them; an integer seed makes item ``i`` the same window forever (validation).
     """
 
     def __init__(self, runs: list[EvidenceRuns], window: int, length: int, seed: int | None = None) -> None:
@@ -64,6 +67,7 @@ class EvidenceWindows(Dataset):
         if not self.runs:
             raise ValueError(f"no sequence has the {window + 1} frames a training window needs")
         self.window, self.length, self.seed = window, length, seed
+        self.random = WorkerRandom(int(torch.randint(0, 2**62, ()).item())) if seed is None else None
         weights = np.array([run.steps - window + 1 for run in self.runs], dtype=np.float64)
         self.weights = weights / weights.sum()
 
@@ -71,10 +75,7 @@ class EvidenceWindows(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self.seed is not None:
-            rng = np.random.default_rng((self.seed, index))
-        else:
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        rng = self.random.generator() if self.random is not None else np.random.default_rng((self.seed, index))
         run = self.runs[rng.choice(len(self.runs), p=self.weights)]
         walk = int(rng.integers(run.evidence.shape[0]))
         start = int(rng.integers(run.steps - self.window + 1))

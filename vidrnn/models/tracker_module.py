@@ -94,9 +94,12 @@ class FrameTracker(L.LightningModule):
         evidence, valid = batch["evidence"], batch["valid"]
         boxes, logits, _ = self.head.read(evidence)
         predicted, targets = boxes[valid], batch["targets"][valid]
-        l1 = F.l1_loss(predicted, targets)
-        giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
-        loss = l1 + self.hparams.giou_weight * giou
+        if valid.any():
+            l1 = F.l1_loss(predicted, targets)
+            giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
+            loss = l1 + self.hparams.giou_weight * giou
+        else:  # no visible target in the batch: no box to aim at (the mean loss of no boxes is NaN, and so the epoch's)
+            loss = boxes.sum() * 0
         metrics = {}
         if logits is not None:
             # On target: the matching box overlaps the true box enough; absent or missed targets are not on it.
@@ -106,10 +109,11 @@ class FrameTracker(L.LightningModule):
             confidence = F.binary_cross_entropy_with_logits(logits, on_target.float())
             loss = loss + confidence
             metrics[f"{prefix}confidence_loss"] = confidence
-        with torch.no_grad():
-            iou = _paired_iou(predicted, targets).mean()
-            matching_iou = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
-        metrics.update({f"{prefix}loss": loss, f"{prefix}iou": iou, f"{prefix}iou_matching": matching_iou})
+        metrics[f"{prefix}loss"] = loss
+        if valid.any():
+            with torch.no_grad():
+                metrics[f"{prefix}iou"] = _paired_iou(predicted, targets).mean()
+                metrics[f"{prefix}iou_matching"] = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
         self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
         return loss
 
