@@ -405,6 +405,17 @@ def test_a_bad_checkpoint_is_a_usage_error_before_any_work(kind: str, test_video
     assert not output.exists()
 
 
+def test_a_mistyped_folder_is_a_usage_error_that_leaves_the_previous_output_alone(tmp_path: Path, capsys) -> None:
+    """Nothing named exists: a typo, not a batch with one missing file; running it would replace the output."""
+    output = tmp_path / "predictions.csv"
+    output.write_text("path,status\nthree/a.avi,ok\n")
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    assert classify(tmp_path / "thre", "--ckpt", checkpoint, "--output", output) == 2
+    assert f"no such file or folder: {tmp_path / 'thre'}" in capsys.readouterr().err
+    assert output.read_text() == "path,status\nthree/a.avi,ok\n"
+
+
 def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "in" / "sub").mkdir(parents=True)
     (tmp_path / "in" / "sub" / "clip.avi").write_bytes(b"")

@@ -118,6 +118,32 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
         Predictor.from_checkpoint(tmp_path / "older_weights.ckpt", device="cpu")
 
 
+@pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task"])
+def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset."""
+    fresh = tmp_path / "fresh.yaml"  # a cache nothing was extracted into: any extraction would show there
+    values = yaml.safe_load(config.read_text())
+    values["data"]["cache_dir"] = str(tmp_path / "cache")
+    fresh.write_text(yaml.safe_dump(values))
+    not_a_checkpoint = tmp_path / "README.md"
+    not_a_checkpoint.write_text("# not a checkpoint\n")
+    command, expected = {
+        "missing checkpoint": (["test", "--config", str(fresh), "--ckpt_path", str(tmp_path / "typo.ckpt")],
+                               "no such checkpoint file"),
+        "not a checkpoint": (["test", "--config", str(fresh), "--ckpt_path", str(not_a_checkpoint)],
+                             "is not a PyTorch checkpoint"),
+        "bad yaml": (["fit", "--config", str(not_a_checkpoint.with_name("bad.yaml"))], "is not valid YAML"),
+        "unknown task": (["fit", "--config", str(fresh), "--task", "segmentation"], "unknown task 'segmentation'"),
+    }[problem]
+    not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(SystemExit) as ended:
+        main(command)
+    error = capsys.readouterr().err
+    assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
+    assert "weights_only" not in error and not (tmp_path / "cache").exists()
+
+
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(config), "--print_config"])
@@ -199,10 +225,12 @@ def test_an_older_checkpoint_is_refused_saying_how_to_convert_it_and_converts(co
     checkpoint = _latest_checkpoint(config)
     older, converted = tmp_path / "older.ckpt", tmp_path / "converted.ckpt"
     _as_saved_before_encoder(checkpoint, older)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as refused:  # rather than a model with default encoder settings
         main(["test", "--config", str(config), "--ckpt_path", str(older)])
-    assert str(refused.value).startswith(f"vidrnn: {older}: saved by an older vidrnn")
-    assert str(refused.value).endswith("convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt")
+    message = capsys.readouterr().err.strip()
+    assert refused.value.code == EXIT_USAGE and message.startswith(f"vidrnn: error: {older}: saved by an older vidrnn")
+    assert message.endswith("convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt")
     with pytest.raises(ValueError, match="vidrnn upgrade OLD.ckpt NEW.ckpt"):
         load_module(VideoClassifier, older)
     with pytest.raises(ValueError, match="vidrnn upgrade"):

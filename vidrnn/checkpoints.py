@@ -8,9 +8,29 @@ from typing import Any, TypeVar
 
 import lightning as L
 
-__all__ = ["load_module"]
+__all__ = ["load_checkpoint", "load_module"]
 
 Module = TypeVar("Module", bound=L.LightningModule)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint file at ``path`` as plain values (``weights_only=True``: no code in it runs).
+
+    ``ValueError`` naming the file when it is not a PyTorch checkpoint or is corrupt — in place of torch's own
+    message, whose advice for a file it cannot read is to load it with ``weights_only=False``: to run what is in it.
+    """
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        if not _unreadable(error):
+            raise
+        raise ValueError(f"{path} is not a PyTorch checkpoint of plain values (code in a file is never run), or it is corrupt "
+                         f"({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    return checkpoint
 
 
 def load_module(module_class: type[Module], path: str | os.PathLike, **overrides: Any) -> Module:
@@ -26,7 +46,20 @@ def load_module(module_class: type[Module], path: str | os.PathLike, **overrides
     try:
         module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
     except Exception as error:
+        if _unreadable(error):
+            raise ValueError(f"{path} is not a PyTorch checkpoint of plain values (code in a file is never run), or it is corrupt "
+                         f"({type(error).__name__})") from None
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise ValueError(f"{path} cannot be loaded as a {module_class.__name__} checkpoint: "
                          f"{type(error).__name__}: {first_line}") from error
     return module.eval()
+
+
+def _unreadable(error: Exception) -> bool:
+    """Whether ``torch.load`` failed because the file is no checkpoint it can read (not a zip or pickle, truncated, or
+    holding objects that ``weights_only`` refuses): torch then advises ``weights_only=False``, which is never the
+    answer for a file from elsewhere."""
+    import pickle
+
+    return isinstance(error, (pickle.UnpicklingError, EOFError)) or (
+        isinstance(error, RuntimeError) and any(text in str(error) for text in ("zip", "weights_only", "PytorchStreamReader")))

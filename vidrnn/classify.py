@@ -201,7 +201,12 @@ def _resolved(path: str | Path) -> str:
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
-    """What makes the request unrunnable, checked before the (slow) model load and any decoding."""
+    """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file.
+
+    Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
+    typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
+    if not any(path.exists() or path.is_symlink() for path in args.paths):
+        return f"no such file or folder: {', '.join(str(path) for path in args.paths)}"
     if not args.ckpt.is_file():
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:

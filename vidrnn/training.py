@@ -20,12 +20,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, get_args
 
 import yaml
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from vidrnn.callbacks import ClipPredictionWriter
+from vidrnn.exit_codes import EXIT_USAGE
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 
@@ -45,7 +46,26 @@ def _add_common_arguments(parser) -> None:
     )
 
 
+def _usage_error(message: str) -> NoReturn:
+    """End the command as a usage error: the message on stderr, exit status 2, no traceback."""
+    print(f"vidrnn: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+#: ``--ckpt_path`` values that name no file: Lightning finds those checkpoints itself.
+_CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
 class _TestAfterFit:
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file before anything slow (the
+        data module would extract the whole dataset first, and Lightning would fail only then)."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and not Path(ckpt_path).is_file() and str(ckpt_path).split(":")[0] not in _CKPT_KEYWORDS:
+            _usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
@@ -68,22 +88,20 @@ class VidrnnCLI(_TestAfterFit, LightningCLI):
                               apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse as LightningCLI does, then refuse a ``--ckpt_path`` saved in an older shape, saying how to convert
-        it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail on keys it no
-        longer knows without saying why."""
+        """Parse and check ``--ckpt_path`` as both tasks do, then refuse a checkpoint saved in an older shape, saying
+        how to convert it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail
+        on keys it no longer knows without saying why."""
         super().parse_arguments(parser, args)
-        import torch
-
+        from vidrnn.checkpoints import load_checkpoint
         from vidrnn.models.classifier import require_current
 
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             try:
-                require_current(checkpoint.get("hyper_parameters", {}))
+                require_current(load_checkpoint(ckpt_path).get("hyper_parameters", {}))
             except ValueError as error:
-                raise SystemExit(f"vidrnn: {ckpt_path}: {error}") from None
+                _usage_error(f"{ckpt_path}: {error}")
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())
@@ -147,7 +165,10 @@ def task_of(args: Sequence[str]) -> Task:
     task: str = "classification"
     for path in _config_paths(args):
         if path.is_file():
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+            try:
+                values = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as error:
+                _usage_error(f"{path} is not valid YAML: {error}")
             if isinstance(values, dict) and "task" in values:
                 task = values["task"]
     for position, arg in enumerate(args):
@@ -156,7 +177,7 @@ def task_of(args: Sequence[str]) -> Task:
         elif arg.startswith("--task="):
             task = arg.split("=", 1)[1]
     if task not in get_args(Task):
-        raise SystemExit(f"vidrnn: unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
+        _usage_error(f"unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
     return task  # type: ignore[return-value]
 
 

@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
 from vidrnn.batches import SequenceBatch
+from vidrnn.checkpoints import load_checkpoint
 from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
@@ -103,7 +104,7 @@ def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> 
     ``steps`` become ``pipeline`` (left out when the checkpoint lacks the specs). Weights, optimiser state and
     everything else are copied as they are.
     """
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(source)
     if checkpoint.get("task", "classification") != "classification":
         raise ValueError(f"{source} is a {checkpoint['task']} checkpoint, not a classifier's")
     hparams = dict(checkpoint.get("hyper_parameters", {}))
@@ -126,7 +127,7 @@ def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
     The input size, the encoder's architecture (:meth:`EncoderSpec.architecture`) and the backbone must all match:
     an encoder trained on one CNN's features means nothing on another's.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     saved = checkpoint.get("hyper_parameters", {})
     try:
         require_current(saved)

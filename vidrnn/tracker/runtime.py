@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidrnn.checkpoints import load_module
+from vidrnn.checkpoints import load_checkpoint, load_module
 from vidrnn.devices import resolve_device
 from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.tracker.geometry import validate_box, within_frame
@@ -128,7 +128,7 @@ _SEPARATE_SETTINGS = ("backbone", "geometry", "template_cells", "template_rate",
 def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
     """The settings of a checkpoint that stored them one by one (hold_below absent: saved before it existed, so
     it never held), as one record; ``None`` for a checkpoint that stores the record itself."""
-    hyper = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    hyper = load_checkpoint(path).get("hyper_parameters", {})
     if "tracker" in hyper or not any(name in hyper for name in _SEPARATE_SETTINGS):
         return None
     values = {name: hyper[name] for name in _SEPARATE_SETTINGS if hyper.get(name) is not None}
@@ -148,10 +148,7 @@ def _load_model(ckpt: str | os.PathLike) -> FrameTracker:
     """A ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), older shapes included."""
     if not os.path.isfile(ckpt):
         raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-    try:
-        older = _saved_settings(ckpt)
-    except Exception as error:  # torch.load reports foreign or corrupt files with many exception types
-        raise ValueError(f"{ckpt} cannot be loaded as a FrameTracker checkpoint: {type(error).__name__}") from error
+    older = _saved_settings(ckpt)
     return load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
 
 
