@@ -9,7 +9,7 @@ import pytest
 
 from conftest import write_video
 from vidrnn.cli import build_parser, main
-from vidrnn.exit_codes import EXIT_SOME_FAILED
+from vidrnn.exit_codes import EXIT_INTERRUPTED, EXIT_SOME_FAILED, EXIT_USAGE
 
 
 def _subcommands() -> list[str]:
@@ -44,3 +44,54 @@ def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
     index = ucf101_index(tmp_path / "classification", fold=1)
     assert len(index.classes) == 6 and len(index.records) == 6 * 3
     assert [len(s.boxes) for s in find_sequences(tmp_path / "tracking")] == [8, 8]
+
+
+def test_synth_help_states_the_generators_own_defaults() -> None:
+    import inspect
+
+    from vidrnn.cli import SYNTH_DEFAULTS
+    from vidrnn.data.synthetic import make_classification_dataset
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+
+    clips = inspect.signature(make_classification_dataset).parameters
+    sequences = inspect.signature(make_tracking_sequences).parameters
+    assert SYNTH_DEFAULTS == {"groups": clips["groups"].default, "clips_per_group": clips["clips_per_group"].default,
+                              "clip_frames": clips["num_frames"].default,
+                              "sequences": sequences["num_sequences"].default,
+                              "sequence_frames": sequences["num_frames"].default}
+
+
+@pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device"])
+def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, problem: str,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "videos"
+    write_video(root / "a" / "clip.avi", 4)
+    options, expected = {
+        "missing root": (["--root", str(tmp_path / "nowhere")], "nowhere"),
+        "unknown backbone": (["--root", str(root), "--backbone", "resnet5"], "resnet5"),
+        "absent device": (["--root", str(root), "--device", "cuda:99"], "device cuda:99, but PyTorch sees"),
+    }[problem]
+    status = main(["extract", "--dataset", "folders", *options, "--cache-dir", str(tmp_path / "cache")])
+    error = capsys.readouterr().err
+    assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_ctrl_c_keeps_what_is_done_and_says_how_to_go_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    import vidrnn.classify
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vidrnn.classify, "run_classify", interrupted)
+    output = tmp_path / "rows.csv"
+    assert main(["classify", str(tmp_path), "--ckpt", "x.ckpt", "--output", str(output)]) == EXIT_INTERRUPTED
+    error = capsys.readouterr().err
+    assert f"vidrnn classify: interrupted; the rows finished so far are in {output}" in error and "--resume" in error
+
+
+def test_the_parser_and_help_do_not_import_torch() -> None:
+    """``vidrnn --help`` and ``vidrnn probe`` answer at once: torch takes seconds to import."""
+    check = "import sys; from vidrnn.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True)

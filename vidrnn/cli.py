@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidrnn import __version__
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +52,11 @@ def _run_probe(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
+#: The demo generators' defaults, for ``vidrnn synth --help`` (which must not import them: they need torch); a test
+#: holds them to the generators' signatures.
+SYNTH_DEFAULTS = {"groups": 6, "clips_per_group": 8, "clip_frames": 16, "sequences": 3, "sequence_frames": 60}
+
+
 def _add_synth(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "synth",
@@ -69,10 +74,15 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         "OUT_DIR/tracking",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--groups", type=int, default=None, help="recording groups per class (classification)")
-    parser.add_argument("--clips-per-group", type=int, default=None, help="clips per group (classification)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per clip or sequence")
-    parser.add_argument("--sequences", type=int, default=None, help="number of tracking sequences")
+    parser.add_argument("--groups", type=int, default=None,
+                        help=f"recording groups per class (classification; default: {SYNTH_DEFAULTS['groups']})")
+    parser.add_argument("--clips-per-group", type=int, default=None,
+                        help=f"clips per group (classification; default: {SYNTH_DEFAULTS['clips_per_group']})")
+    parser.add_argument("--frames", type=int, default=None,
+                        help=f"frames per clip or sequence (default: {SYNTH_DEFAULTS['clip_frames']} a clip, "
+                             f"{SYNTH_DEFAULTS['sequence_frames']} a sequence)")
+    parser.add_argument("--sequences", type=int, default=None,
+                        help=f"number of tracking sequences (default: {SYNTH_DEFAULTS['sequences']})")
     parser.set_defaults(run=_run_synth)
 
 
@@ -112,7 +122,7 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    from vidrnn.backbones import OFFLINE_DEFAULT
+    from vidrnn.backbone_names import OFFLINE_DEFAULT
 
     group = parser.add_argument_group("backbone (frozen ImageNet CNN)")
     group.add_argument("--backbone", default=OFFLINE_DEFAULT,
@@ -132,7 +142,7 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sampling", choices=("segments", "stride", "fps", "all"), default="segments",
                        help="segments: one frame per equal segment (default); stride: every Nth; fps: at a rate; all")
     group.add_argument("--segments", type=int, default=16, help="number of segments (default: 16)")
-    group.add_argument("--stride", type=int, default=1, help="frame stride for --sampling stride")
+    group.add_argument("--stride", type=int, default=1, help="frame stride for --sampling stride (default: 1)")
     group.add_argument("--fps", type=float, default=None, help="frames per second for --sampling fps")
     group.add_argument("--max-frames", type=int, default=None, help="cap, spread evenly over the video")
     group.add_argument("--short-side", type=int, default=256, help="decode size: shorter side in pixels (default: 256)")
@@ -159,7 +169,8 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
                      help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                      "entry. 0 decodes in this process, where such a crash ends the run")
     run.add_argument("--limit", type=int, default=None, help="extract at most this many videos (for a quick try)")
-    parser.set_defaults(run=_run_extract)
+    parser.set_defaults(run=_run_extract, interrupted=lambda args: "the videos finished so far are in the cache: the "
+                        "same command goes on from there")
 
 
 def _dataset_index(args: argparse.Namespace) -> DatasetIndex:
@@ -189,20 +200,24 @@ def _init_distributed_from_environment(device: torch.device) -> None:
 def _run_extract(args: argparse.Namespace) -> int:
     import torch
 
-    from vidrnn.backbones import BackboneSpec, build_backbone
+    from vidrnn.backbones import BackboneSpec, WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
     from vidrnn.features import FeatureCache, extract_features
     from vidrnn.sampling import SamplingSpec
     from vidrnn.workers import WorkerStartError
 
-    sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
-                            max_frames=args.max_frames, short_side=args.short_side)
-    spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
-                        input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
-    index = _dataset_index(args)
-    device = resolve_device(args.device)
+    try:  # every setting and path checked here, before anything slow
+        sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
+                                max_frames=args.max_frames, short_side=args.short_side)
+        spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
+                            input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
+        index = _dataset_index(args)
+        device = resolve_device(args.device)
+        backbone = build_backbone(spec)
+    except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
+        print(f"vidrnn extract: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     _init_distributed_from_environment(device)
-    backbone = build_backbone(spec)
     cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device)
     try:
         report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
@@ -302,7 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         return _run_lightning(argv)
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        kept = args.interrupted(args) if hasattr(args, "interrupted") else ""
+        print(f"\nvidrnn {argv[0]}: interrupted{'; ' + kept if kept else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -15,12 +15,17 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
     A CUDA device without an index is the GPU of this process's ``LOCAL_RANK`` (0 when unset): under ``torchrun`` or
     Lightning's DDP every process on a node would otherwise crowd onto ``cuda:0``. An explicit index is kept as given.
+    A CUDA device this machine does not have is a ``ValueError`` now, not an error from deep inside the first
+    operation that uses it.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and device.index >= torch.cuda.device_count():
+        seen = f"only {torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA device"
+        raise ValueError(f"device {device}, but PyTorch sees {seen}: use auto or cpu")
     return device
 
 

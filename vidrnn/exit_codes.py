@@ -8,3 +8,5 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: The batch ran to the end, but some inputs could not be processed (each is reported with its reason).
 EXIT_SOME_FAILED = 3
+#: Stopped by Ctrl-C (128 + SIGINT, as shells report it); what was finished is kept, and the command says how to go on.
+EXIT_INTERRUPTED = 130

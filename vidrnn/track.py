@@ -117,7 +117,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
                         help="also write this video (.mp4) with the box drawn, at the working size (--max-side)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
-    parser.set_defaults(run=run_track)
+    parser.set_defaults(run=run_track, interrupted=lambda args: f"the boxes of the frames tracked so far are in "
+                        f"{args.output}")
 
 
 def _frames(video: Path, scale: WorkingScale) -> Iterator[np.ndarray]:

@@ -16,7 +16,6 @@ links:
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,13 +23,13 @@ from typing import Any, Literal, NoReturn, get_args
 
 import yaml
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_USAGE
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 
-logger = logging.getLogger(__name__)
 
 Task = Literal["classification", "tracking"]
 
@@ -56,7 +55,9 @@ def _usage_error(message: str) -> NoReturn:
 _CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
 
 
-class _TestAfterFit:
+class _VidrnnCommands:
+    """What both tasks' commands share: usage errors found before anything slow, and a test run right after fitting."""
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file before anything slow (the
         data module would extract the whole dataset first, and Lightning would fail only then)."""
@@ -66,6 +67,15 @@ class _TestAfterFit:
         if ckpt_path and not Path(ckpt_path).is_file() and str(ckpt_path).split(":")[0] not in _CKPT_KEYWORDS:
             _usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
 
+    def instantiate_classes(self) -> None:
+        """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
+        that does not exist, a split list without clips, a device this machine lacks) ends the command as a usage
+        error with their message, before anything slow, instead of a traceback."""
+        try:
+            super().instantiate_classes()
+        except (FileNotFoundError, ValueError) as error:
+            _usage_error(str(error))
+
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
@@ -73,7 +83,7 @@ class _TestAfterFit:
             test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
 
 
-class VidrnnCLI(_TestAfterFit, LightningCLI):
+class VidrnnCLI(_VidrnnCommands, LightningCLI):
     """Classification: the data → model links and an optional test run right after fitting."""
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -107,7 +117,7 @@ class VidrnnCLI(_TestAfterFit, LightningCLI):
         self.trainer.callbacks.append(ClipPredictionWriter())
 
 
-class TrackingCLI(_TestAfterFit, LightningCLI):
+class TrackingCLI(_VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -146,7 +156,7 @@ class TrackingCLI(_TestAfterFit, LightningCLI):
         if log_dir is not None:
             path = Path(log_dir) / "tracking_scores.csv"
             write_scores(rows, path)
-            logger.info("per-sequence tracking scores written to %s", path)
+            rank_zero_info(f"per-sequence tracking scores written to {path}")
         return rows
 
 

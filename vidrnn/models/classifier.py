@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
@@ -244,7 +245,7 @@ class VideoClassifier(L.LightningModule):
             init_from = self.hparams.init_from
             self.encoder.load_state_dict(pretrained_encoder(init_from, self.encoder.input_dim, self.encoder.spec,
                                                             self.pipeline))
-            logger.info("encoder initialised from %s", init_from)
+            rank_zero_info(f"encoder initialised from {init_from}")
 
     def training_step(self, batch: SequenceBatch, batch_index: int) -> Tensor:
         features = batch.features
@@ -283,7 +284,7 @@ class VideoClassifier(L.LightningModule):
         log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
         if self.trainer.is_global_zero and self.trainer.logger is not None and log_dir is not None:
             csv_path, png_path = save_confusion_matrix(matrix, self.class_names, Path(log_dir))
-            logger.info("confusion matrix written to %s and %s", csv_path, png_path)
+            rank_zero_info(f"confusion matrix written to {csv_path} and {png_path}")
 
     def predict_step(self, batch: SequenceBatch, batch_index: int) -> dict[str, Any]:
         probabilities = self(batch.features, batch.lengths).softmax(-1)
