@@ -180,6 +180,7 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     online = evaluate({"vidrnn": load_tracker(checkpoint, device="cpu").track}, cli.datamodule.sequences("val"),
                       progress=False)[-1]
     assert validated["val/success_auc"] == pytest.approx(online.score.success_auc, abs=1e-3), (validated, online)
+    assert 0 <= validated["val/success_auc_reset"] <= 1  # the LSTM as trained: its state afresh every window
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert state["task"] == "tracking"
@@ -238,6 +239,32 @@ def test_a_batch_without_a_visible_target_gives_a_finite_loss(monkeypatch: pytes
     assert torch.isfinite(loss) and all(torch.isfinite(value) for value in logged.values())
     loss.backward()
     assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters() if parameter.grad is not None)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "none"])
+def test_validation_scores_a_recurrent_head_also_with_its_state_reset_every_training_window(
+        cell: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trained on windows from a fresh state, tracked with the state carried through the whole sequence: "_reset"
+    reads the sequence as training did. A window as long as the sequence is the whole-sequence reading."""
+    torch.manual_seed(0)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, cell=cell, hidden_size=8).eval()
+    monkeypatch.setattr(model, "log_dict", lambda *args, **options: None)
+    for parameter in model.head.parameters():  # as if trained: an untrained head's correction starts at zero
+        torch.nn.init.normal_(parameter, std=0.5)
+    steps, evidence = 12, torch.randn(12, EVIDENCE_DIM)
+    with torch.no_grad():
+        whole, windowed = model.sequence_answers(evidence, steps), model.sequence_answers(evidence, 3)
+        if cell == "none":
+            assert set(windowed) == {"", "_matching"}  # no state to reset
+            return
+        assert torch.equal(whole["_reset"], whole[""]) and torch.equal(windowed[""], whole[""])
+        expected = torch.cat([model(evidence[None, start : start + 3])[0] for start in range(0, steps, 3)])
+        assert torch.equal(windowed["_reset"], expected) and not torch.allclose(windowed["_reset"], whole[""])
+        batch = {"evidence": evidence, "windows": torch.from_numpy(np.tile([[160.0, 120.0, 200.0]], (steps, 1))),
+                 "frame_size": torch.tensor([240, 320]), "truth": torch.tensor([[150.0, 110.0, 20.0, 20.0]] * 13),
+                 "window": torch.tensor(3)}
+        model.validation_step(batch, 0, dataloader_idx=1)
+    assert "val/success_auc_reset" in {name for name, metric in model.sequence_scores.items() if metric.update_count}
 
 
 def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,11 +90,13 @@ class EvidenceWindows(Dataset):
 class MatchingRuns(Dataset):
     """Run 0 of each sequence whole — the matching tracker online, as it tracks at run time — with what turns a head's
     answers into frame boxes and scores: ``evidence [N-1, EVIDENCE_DIM]``, ``windows [N-1, 3]``, ``frame_size [2]``
-    and the ground truth ``truth [N, 4]`` (frame pixels, NaN where the target is absent)."""
+    and the ground truth ``truth [N, 4]`` (frame pixels, NaN where the target is absent); and the training ``window``
+    (a recurrent head is also scored reading the sequence in windows of that many steps, as it was trained)."""
 
-    def __init__(self, runs: list[EvidenceRuns], sequences: list[TrackingSequence]) -> None:
+    def __init__(self, runs: list[EvidenceRuns], sequences: list[TrackingSequence], window: int) -> None:
         self.items = [{"evidence": torch.from_numpy(run.evidence[0]), "windows": torch.from_numpy(run.windows[0]),
-                       "frame_size": torch.from_numpy(run.frame_size), "truth": torch.from_numpy(sequence.boxes.copy())}
+                       "frame_size": torch.from_numpy(run.frame_size), "truth": torch.from_numpy(sequence.boxes.copy()),
+                       "window": torch.tensor(window)}
                       for run, sequence in zip(runs, sequences)]
 
     def __len__(self) -> int:
@@ -353,6 +355,6 @@ class TrackingDataModule(L.LightningDataModule):
         tracker as it runs, from the matching run's cached evidence)."""
         runs = self._split_runs("val")
         windows = EvidenceWindows(runs, self.window, self.val_windows, seed=self.seed)
-        sequences = MatchingRuns(runs, self.sequences("val"))
+        sequences = MatchingRuns(runs, self.sequences("val"), self.window)
         return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows)),
                 DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences))]

@@ -82,9 +82,13 @@ class FrameTracker(L.LightningModule):
         self.optimizer, self.scheduler = optimizer, scheduler
         # Means over whole validation sequences, each weighing the same; as metrics their sums and counts are reduced
         # over DDP ranks, which hold different numbers of sequences (each is tracked exactly once).
+        # A recurrent head is also scored as it was trained: training reads windows of a few steps, each from a fresh
+        # state, while tracking carries the state through the whole sequence (hundreds of steps): "_reset" restarts
+        # it every window, so the two protocols can be told apart from what recurrence adds.
+        suffixes = ("", "_matching") if cell == "none" else ("", "_matching", "_reset")
         self.sequence_scores = MetricCollection({f"val/{name}{suffix}": MeanMetric()
                                                  for name in ("success_auc", "precision_20")
-                                                 for suffix in ("", "_matching")}, compute_groups=False)
+                                                 for suffix in suffixes}, compute_groups=False)
 
     def forward(self, evidence: Tensor) -> Tensor:
         """Boxes ``[B,T,4]`` (crop-normalised) for evidence ``[B,T,EVIDENCE_DIM]`` read in one pass."""
@@ -128,13 +132,22 @@ class FrameTracker(L.LightningModule):
         frame_shape = tuple(int(value) for value in batch["frame_size"])
         truth = batch["truth"].cpu().numpy()
         windows = batch["windows"].cpu().numpy()
-        answers = {"": self(batch["evidence"][None])[0], "_matching": self.head.matching_boxes(batch["evidence"])}
-        for suffix, crop_boxes in answers.items():
+        for suffix, crop_boxes in self.sequence_answers(batch["evidence"], int(batch["window"])).items():
             boxes = within_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
             score = score_sequence(np.concatenate([truth[:1], boxes]), truth)
             self.sequence_scores[f"val/success_auc{suffix}"].update(score.success_auc)
             self.sequence_scores[f"val/precision_20{suffix}"].update(score.precision_20)
         self.log_dict(self.sequence_scores, batch_size=1, add_dataloader_idx=False)
+
+    def sequence_answers(self, evidence: Tensor, window: int) -> dict[str, Tensor]:
+        """Crop boxes ``[T,4]`` for a whole sequence's evidence, by the suffix of the scores they make: the head as it
+        tracks (its state carried through), the matching answer (``_matching``), and a recurrent head as it was trained
+        (``_reset``: windows of ``window`` steps, each from a fresh state)."""
+        answers = {"": self(evidence[None])[0], "_matching": self.head.matching_boxes(evidence)}
+        if self.hparams.cell != "none":
+            answers["_reset"] = torch.cat([self(evidence[None, start : start + window])[0]
+                                           for start in range(0, len(evidence), window)])
+        return answers
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["task"] = "tracking"
