@@ -148,6 +148,19 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
 
 
+def test_metrics_csv_is_written_even_where_tensorboard_is_installed(config: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's default logger is TensorBoard's wherever tensorboard is installed; the README, the notebooks and
+    the benchmarks read metrics.csv."""
+    from lightning.pytorch.trainer.connectors.logger_connector import logger_connector
+
+    monkeypatch.setattr(logger_connector, "_TENSORBOARD_AVAILABLE", True)
+    runs = tmp_path / "runs"
+    assert main(["fit", "--config", str(config), "--trainer.max_epochs", "1", "--trainer.default_root_dir",
+                 str(runs)]) == 0
+    assert list(runs.glob("lightning_logs/version_*/metrics.csv"))
+
+
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(config), "--print_config"])

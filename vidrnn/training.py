@@ -16,12 +16,14 @@ links:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
 import yaml
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -75,6 +77,18 @@ class _VidrnnCommands:
             super().instantiate_classes()
         except (FileNotFoundError, ValueError) as error:
             _usage_error(str(error))
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
+        TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
+        the notebooks and the benchmarks read ``metrics.csv``. ``--trainer.logger false`` or another logger still
+        wins."""
+        from lightning.pytorch.loggers import CSVLogger
+
+        configured = self._get(self.config_init, "trainer", default={})
+        if configured.get("logger") in (None, True) and "logger" not in kwargs:
+            kwargs["logger"] = CSVLogger(save_dir=configured.get("default_root_dir") or os.getcwd())
+        return super().instantiate_trainer(**kwargs)
 
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
