@@ -23,12 +23,20 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def test_a_bare_cuda_device_is_the_gpu_of_this_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert resolve_device("cuda") == torch.device("cuda", 3)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit choice stays
     assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.delenv("LOCAL_RANK")
     assert resolve_device("cuda") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match="device cuda:4, but PyTorch sees only 4 CUDA device"):
+        resolve_device("cuda:4")  # a device the machine lacks: said now, not deep inside its first use
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA device: use auto or cpu"):
+        resolve_device("cuda")
 
 
 def test_one_process_evaluates_everything_itself() -> None:

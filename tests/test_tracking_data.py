@@ -301,8 +301,13 @@ def test_a_frame_overwritten_in_place_makes_the_cached_evidence_stale(tmp_path: 
     assert cache.load(sequence) is None
 
 
-def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_path: Path) -> None:
+def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The CNN computes in float16 autocast on CUDA and float32 on a CPU: the two give different evidence."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine with two GPUs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     folders = {device: TrackingDataModule(cache_dir=str(tmp_path), device=device).cache.folder
                for device in ("cpu", "cuda", "cuda:1")}
     assert folders["cpu"] != folders["cuda"] == folders["cuda:1"]

@@ -15,6 +15,7 @@ import yaml
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
+from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.metrics import iou_per_frame, score_sequence
@@ -65,12 +66,13 @@ def config(tracking_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
-def test_configs_name_their_task(tmp_path: Path) -> None:
+def test_configs_name_their_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert task_of(["fit", "--config", str(CONFIGS / "track_demo.yaml")]) == "tracking"
     assert task_of(["fit", "--config", str(CONFIGS / "demo.yaml")]) == "classification"
     assert task_of(["fit", "--config", str(CONFIGS / "demo.yaml"), "--task", "tracking"]) == "tracking"
-    with pytest.raises(SystemExit, match="unknown task"):
+    with pytest.raises(SystemExit) as refused:
         task_of(["fit", "--task=segmentation"])
+    assert refused.value.code == EXIT_USAGE and "unknown task 'segmentation'" in capsys.readouterr().err
 
 
 def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
