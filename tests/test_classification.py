@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
 from vidrnn.data.module import VideoDataModule, _CachedSequences
-from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.pipeline import PipelineSpec
@@ -211,3 +211,28 @@ def test_a_fit_without_training_clips_fails_before_extracting_naming_what_to_che
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
         VideoDataModule(root=str(tmp_path / "nowhere"), dataset="ucf101")
+
+
+def test_a_clip_that_failed_is_left_out_of_later_fits_without_decoding_until_its_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=4, size=(48, 64),
+                                       seed=5, classes=CLASSES[:2])
+    broken = next((root / "UCF-101").rglob("*.avi"))
+    broken.write_bytes(b"not a video" * 100)
+    _module(root, tmp_path / "cache").prepare_data()
+
+    from vidrnn.data import module as module_of_the_data
+
+    def no_backbone(spec):
+        raise AssertionError("nothing should be decoded: every clip is cached or failed with its file unchanged")
+
+    monkeypatch.setattr(module_of_the_data, "build_backbone", no_backbone)
+    again = _module(root, tmp_path / "cache")
+    with caplog.at_level("WARNING"):
+        again.prepare_data()
+    assert "1 videos that could not be read before are left out" in caplog.text
+    with pytest.raises(AssertionError, match="nothing should be decoded"):
+        _module(root, tmp_path / "cache", retry_failed=True).prepare_data()
+    broken.write_bytes(b"still not a video" * 100)
+    with pytest.raises(AssertionError, match="nothing should be decoded"):
+        _module(root, tmp_path / "cache").prepare_data()

@@ -95,3 +95,21 @@ def test_the_parser_and_help_do_not_import_torch() -> None:
     """``vidrnn --help`` and ``vidrnn probe`` answer at once: torch takes seconds to import."""
     check = "import sys; from vidrnn.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_extract_lists_the_videos_that_failed_before_and_retries_them_when_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "videos"
+    write_video(root / "a" / "clip.avi", 4)
+    write_video(root / "b" / "clip.avi", 4)
+    (root / "b" / "broken.avi").write_bytes(b"not a video" * 50)
+    command = ["extract", "--dataset", "folders", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+               "--input-size", "32", "--workers", "0", "--short-side", "32"]
+    assert main(command) == EXIT_SOME_FAILED
+    assert "FAILED b/broken.avi: cannot be opened" in capsys.readouterr().out
+    assert main(command) == EXIT_SOME_FAILED  # still missing from the cache, though not decoded again
+    out = capsys.readouterr().out
+    assert "extracted 0 videos" in out and "0 failed" in out
+    assert "FAILED BEFORE b/broken.avi: cannot be opened" in out and "--retry-failed" in out
+    assert main([*command, "--retry-failed"]) == EXIT_SOME_FAILED
+    assert "FAILED b/broken.avi" in capsys.readouterr().out

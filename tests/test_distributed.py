@@ -147,7 +147,7 @@ def test_ddp_fit_of_the_demo_config_over_an_uncached_dataset_with_a_broken_video
     override = tmp_path / "small.yaml"
     override.write_text(yaml.safe_dump(smaller))
     readable = sorted(r.path.relative_to(root / "UCF-101").as_posix() for r in test_records if r.path != broken)
-    for attempt in range(2):  # the broken video is tried again on every fit; neither may hang
+    for attempt in range(2):  # the first fit tries the broken video, the second leaves it out; neither may hang
         result = _vidrnn("fit", "--config", "configs/demo.yaml", "--config", str(override))
         assert "Starting with 2 processes" in result.stdout + result.stderr
         run = _newest_run(tmp_path / "runs")

@@ -91,8 +91,23 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     report = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
     assert (report.extracted, report.failed) == (8, 1)
     errors = json.loads((cache.dir / "errors.json").read_text())
-    assert errors == [{"path": "Grow/corrupt.avi", "reason": "cannot be opened as a video (not a video file, or corrupt)"}]
+    stat = corrupt.stat()
+    assert errors == [{"path": "Grow/corrupt.avi", "reason": "cannot be opened as a video (not a video file, or corrupt)",
+                       "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}]
     assert len(cache.entries()) == 8
+
+    again = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    assert (again.extracted, again.failed, again.skipped) == (0, 0, 8)  # not decoded again: its file is unchanged
+    assert again.failed_before == {"Grow/corrupt.avi": errors[0]["reason"]}
+
+    retried = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False,
+                               retry_failed=True)
+    assert (retried.failed, retried.failed_before) == (1, {})
+
+    corrupt.write_bytes(b"\x00other garbage" * 500)  # replaced: tried again without being asked
+    replaced = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    assert (replaced.failed, replaced.failed_before) == (1, {})
+    assert json.loads((cache.dir / "errors.json").read_text())[0]["source_bytes"] == corrupt.stat().st_size
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched decoder reaches workers by fork")

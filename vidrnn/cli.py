@@ -155,7 +155,7 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
         description="Extract per-frame features of every clip of a dataset into a feature cache (one float16 array "
         "per video, a manifest, an error list). Re-running skips finished videos; an interrupted run resumes. "
         "Videos that cannot be read are listed with the reason, the rest is extracted, and the exit status is "
-        f"{EXIT_SOME_FAILED}. Under torchrun every rank extracts its own share into the same cache.",
+        f"{EXIT_SOME_FAILED}; they are not decoded again until their file changes (or --retry-failed). Under torchrun every rank extracts its own share into the same cache.",
     )
     _add_dataset_arguments(parser)
     _add_backbone_arguments(parser)
@@ -169,6 +169,9 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
                      help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                      "entry. 0 decodes in this process, where such a crash ends the run")
     run.add_argument("--limit", type=int, default=None, help="extract at most this many videos (for a quick try)")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="decode again the videos that failed before although their files have not changed (by "
+                     "default a failed video is tried again only once its file changes)")
     parser.set_defaults(run=_run_extract, interrupted=lambda args: "the videos finished so far are in the cache: the "
                         "same command goes on from there")
 
@@ -221,7 +224,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device)
     try:
         report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
-                                  num_workers=args.workers, limit=args.limit)
+                                  num_workers=args.workers, limit=args.limit, retry_failed=args.retry_failed)
     except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
         print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
         return EXIT_FAILED
@@ -233,7 +236,12 @@ def _run_extract(args: argparse.Namespace) -> int:
           f"skipped {report.skipped} already cached, {report.failed} failed")
     for key, reason in sorted(report.failures.items()):
         print(f"  FAILED {key}: {reason}")
-    return EXIT_SOME_FAILED if report.failed else 0
+    if report.failed_before:
+        print(f"{len(report.failed_before)} videos failed in an earlier run and were not tried again (their files are "
+              "unchanged; --retry-failed tries them):")
+        for key, reason in sorted(report.failed_before.items()):
+            print(f"  FAILED BEFORE {key}: {reason}")
+    return EXIT_SOME_FAILED if report.failed or report.failed_before else 0
 
 
 def _add_upgrade(commands: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ precision)::
     spec.json                      backbone, sampling, videos root, precision: what these features are
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, ...
-    errors.json                    videos that could not be read, with the reason
+    errors.json                    videos that could not be read, with the reason and the file's size and mtime
     journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
                                    above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
@@ -17,7 +17,9 @@ own, holding a lock on it while it runs, so a second extraction into the same ca
 terminal) neither glues its lines onto a line a killed run left half-written nor has its journal deleted under it:
 merging happens under ``finalize.lock`` and removes only journals whose writer has finished. The next run reads manifest and journals,
 skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, so a resumed cache is
-byte-identical to an uninterrupted one. Frames are batched to a fixed size (the last batch is zero-padded) so a
+byte-identical to an uninterrupted one. A video that failed is not decoded again while its file stays as it was (a
+dataset with a few hundred corrupt clips would otherwise pay for them on every fit); a replaced or repaired file is,
+and ``retry_failed`` tries them all again (a decoder killed for memory is not the file's fault). Frames are batched to a fixed size (the last batch is zero-padded) so a
 frame's features never depend on which other frames shared its batch.
 """
 
@@ -100,17 +102,17 @@ class FeatureCache:
                 except json.JSONDecodeError:
                     continue  # the line a killed run was writing; its video is simply done again
 
-    def _state(self) -> tuple[dict[str, dict], dict[str, str]]:
+    def _state(self) -> tuple[dict[str, dict], dict[str, dict]]:
         entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
-        errors = {error["path"]: error["reason"] for error in self._read_json("errors.json", [])}
+        errors = {error["path"]: error for error in self._read_json("errors.json", [])}
         for line in self._journal_lines():
+            record = {key: value for key, value in line.items() if key != "kind"}
             if line["kind"] == "video":
-                entry = {key: value for key, value in line.items() if key != "kind"}
-                entries[entry["path"]] = entry
-                errors.pop(entry["path"], None)
+                entries[record["path"]] = record
+                errors.pop(record["path"], None)
             else:
-                errors[line["path"]] = line["reason"]
-                entries.pop(line["path"], None)
+                errors[record["path"]] = record
+                entries.pop(record["path"], None)
         return entries, errors
 
     def entries(self) -> dict[str, dict[str, Any]]:
@@ -119,14 +121,23 @@ class FeatureCache:
 
     def errors(self) -> dict[str, str]:
         """Reason for every video that could not be read, by key."""
-        return self._state()[1]
+        return {key: error["reason"] for key, error in self._state()[1].items()}
+
+    def settled(self, items: Sequence[VideoItem], retry_failed: bool = False) -> tuple[list[VideoItem], list[VideoItem]]:
+        """The items whose file is cached as it is now, and those that failed as they are now (none with
+        ``retry_failed``): neither needs decoding again."""
+        entries, errors = self._state()
+        cached = [item for item in items if item.key in entries and self.is_current(entries[item.key], item)]
+        failed = [] if retry_failed else [item for item in items
+                                          if item.key in errors and self.is_current(errors[item.key], item)]
+        return cached, failed
 
     def load(self, key: str) -> np.ndarray:
         """The stored float16 features of one video."""
         return np.load(self.dir / "features" / f"{key}.npy", allow_pickle=False)
 
     def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
-        """A finished entry still describes the file on disk (same size and modification time)."""
+        """A manifest or error entry still describes the file on disk (same size and modification time)."""
         try:
             stat = item.path.stat()
         except OSError:
@@ -183,8 +194,13 @@ class FeatureCache:
             "source_mtime_ns": source[1],
         })
 
-    def write_error(self, item: VideoItem, reason: str) -> None:
-        self._journal({"kind": "error", "path": item.key, "reason": reason})
+    def write_error(self, item: VideoItem, reason: str, source: tuple[int, int] | None) -> None:
+        """Record why a video failed; ``source`` is its file's size and modification time as they were before it was
+        decoded (None when it could not be read at all): unchanged, it is not tried again."""
+        record: dict[str, Any] = {"kind": "error", "path": item.key, "reason": reason}
+        if source is not None:
+            record.update(source_bytes=source[0], source_mtime_ns=source[1])
+        self._journal(record)
 
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
@@ -195,7 +211,7 @@ class FeatureCache:
             fcntl.flock(lock, fcntl.LOCK_EX)
             entries, errors = self._state()
             atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
-            error_list = [{"path": key, "reason": errors[key]} for key in sorted(errors)]
+            error_list = [errors[key] for key in sorted(errors)]
             atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
             writing = set()  # process ids of the runs still writing
             for journal in self.dir.glob("journal-*.jsonl"):
@@ -238,6 +254,8 @@ class ExtractionReport:
     extracted: int = 0
     skipped: int = 0
     failed: int = 0
+    #: Videos not decoded again because they failed before and their file has not changed since.
+    failed_before: dict[str, str] = field(default_factory=dict)
     frames: int = 0
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
@@ -247,10 +265,12 @@ class ExtractionReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _todo(cache: FeatureCache, items: Sequence[VideoItem]) -> tuple[list[VideoItem], int]:
-    entries = cache.entries()
-    todo = [item for item in items if not (item.key in entries and cache.is_current(entries[item.key], item))]
-    return todo, len(items) - len(todo)
+def _file_identity(item: VideoItem) -> tuple[int, int] | None:
+    try:
+        stat = item.path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def extract_features(
@@ -265,12 +285,13 @@ def extract_features(
     rank: int | None = None,
     world_size: int | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> ExtractionReport:
     """Fill ``cache`` with the features of ``items`` that are not in it yet.
 
     Videos are embedded by :func:`vidrnn.embedding.embed_videos` (decoding in ``num_workers`` processes, the CNN here
     on ``device``, frames of several videos sharing each batch). Unreadable videos land in the cache's error list and the
-    rest carries on.
+    rest carries on; they are not tried again while their file stays the same, unless ``retry_failed``.
 
     Several ranks share the work in one of two ways. Without ``rank``/``world_size``, an initialised
     ``torch.distributed`` default group (``torchrun -m vidrnn extract``) shards it: every rank must call this, they
@@ -295,7 +316,9 @@ def extract_features(
     backbone = backbone.to(device)
     cache.open_for_writing(rank)
     try:
-        todo, skipped = _todo(cache, items)
+        cached, failed_before = cache.settled(items, retry_failed)
+        settled = {item.key for item in [*cached, *failed_before]}
+        todo = [item for item in items if item.key not in settled]
         for item in todo:
             check_key(item.key)
         if distributed:
@@ -305,14 +328,18 @@ def extract_features(
         todo = todo[rank::world_size]
         if limit is not None:
             todo = todo[:limit]
-        report = ExtractionReport(cache.dir, skipped=skipped)
+        # Taken before decoding: a file replaced while it is decoded is tried again next time, never skipped.
+        identities = {item.key: _file_identity(item) for item in todo}
+        errors = cache.errors()
+        report = ExtractionReport(cache.dir, skipped=len(cached),
+                                  failed_before={item.key: errors[item.key] for item in failed_before})
         start = time.perf_counter()
         with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
                   mininterval=1.0) as bar:
             for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
                                       num_workers=num_workers):
                 if isinstance(video, FailedVideo):
-                    cache.write_error(video.item, video.reason)
+                    cache.write_error(video.item, video.reason, identities[video.item.key])
                     report.failed += 1
                     report.failures[video.item.key] = video.reason
                 else:

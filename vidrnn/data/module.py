@@ -115,6 +115,8 @@ class VideoDataModule(L.LightningDataModule):
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
         extract_batch_size, extract_workers (default: one per available core), device: for building the cache in
             ``prepare_data``.
+        retry_failed: decode again the videos that failed before although their files have not changed (a decoder
+            killed for memory, a network drive that was away); by default they are left out at once.
         seed: split and sampling seed.
     """
 
@@ -138,6 +140,7 @@ class VideoDataModule(L.LightningDataModule):
         extract_batch_size: int = 32,
         extract_workers: int | None = None,
         device: str = "auto",
+        retry_failed: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -200,14 +203,18 @@ class VideoDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self._require_training_clips()  # before extracting the test clips, minutes or hours
         items = self.index.video_items()
-        entries = self.cache.entries()
-        if all(item.key in entries and self.cache.is_current(entries[item.key], item) for item in items):
-            return
-        backbone = build_backbone(self.pipeline.backbone)
-        report = extract_features(items, self.cache, backbone, device=resolve_device(self.hparams.device), batch_size=hp.extract_batch_size,
-                                  num_workers=hp.extract_workers, rank=0, world_size=1)
-        if report.failed:
-            logger.warning("%d videos could not be read and are left out; see %s", report.failed,
+        cached, failed_before = self.cache.settled(items, hp.retry_failed)
+        if len(cached) + len(failed_before) < len(items):
+            backbone = build_backbone(self.pipeline.backbone)
+            report = extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
+                                      batch_size=hp.extract_batch_size, num_workers=hp.extract_workers, rank=0,
+                                      world_size=1, retry_failed=hp.retry_failed)
+            if report.failed:
+                logger.warning("%d videos could not be read and are left out; see %s", report.failed,
+                               self.cache.dir / "errors.json")
+        if failed_before:
+            logger.warning("%d videos that could not be read before are left out without trying again (their files "
+                           "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
                            self.cache.dir / "errors.json")
 
     def _require_training_clips(self) -> None:
