@@ -171,3 +171,23 @@ def test_image_folders_read_numbered_frames_in_numeric_order(tmp_path: Path) -> 
     for number in (1, 2, 10, 11, 3):  # as text: 1, 10, 11, 2, 3
         cv2.imwrite(str(folder / f"frame{number}.png"), np.full((8, 8, 3), 8 * number, dtype=np.uint8))
     assert [frame_level(frame) for frame in read_frames(folder, range(5))] == [1, 2, 3, 10, 11]
+
+
+@pytest.mark.parametrize("level", [None, "24"])
+def test_ffmpegs_own_messages_which_name_no_file_stay_off_the_terminal_unless_asked_for(tmp_path: Path,
+                                                                                      level: str | None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    broken = tmp_path / "phone.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4000))  # an MP4 cut before its index
+    environment = {key: value for key, value in os.environ.items() if key != "OPENCV_FFMPEG_LOGLEVEL"}
+    if level is not None:
+        environment["OPENCV_FFMPEG_LOGLEVEL"] = level
+    script = ("import sys\nfrom vidrnn.video import VideoReadError, read_frames\ntry:\n    read_frames(sys.argv[1], [0])\n"
+              "except VideoReadError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(broken)], capture_output=True, text=True, env=environment,
+                            check=True)
+    assert str(broken) in result.stdout  # vidrnn's own message, with the file
+    assert ("moov atom not found" in result.stdout + result.stderr) == (level is not None)

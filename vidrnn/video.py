@@ -91,6 +91,10 @@ FrameSize = int | tuple[int, int] | None
 _TEXT_CODECS = frozenset({"ansi", "bin", "xbin", "idf", "tty"})
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # FFmpeg warnings on broken files flood a terminal
+# FFmpeg's own lines ("moov atom not found", "error while decoding MB ...") carry no file name, so among a batch's
+# progress they name nothing; VideoReadError names the file and the reason. Read when OpenCV first opens a file, so
+# a user who wants them back sets OPENCV_FFMPEG_LOGLEVEL (24: warnings, 48: debug) before starting.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
 
 
 class VideoReadError(Exception):
