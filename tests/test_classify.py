@@ -424,3 +424,21 @@ def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> Non
     checkpoint.write_bytes(b"never opened")
     assert classify(tmp_path / "in", "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 2
     assert "--recursive" in capsys.readouterr().err
+
+
+def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(trained, test_videos,
+                                                                              tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "good.avi")
+    latin1 = folder / os.fsdecode(b"caf\xe9.avi")  # as an old Windows zip unpacks it
+    shutil.copy(test_videos[1], latin1)
+    output = tmp_path / "out.csv"
+    assert classify(folder, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    rows = {row["path"]: row for row in read_csv(output)}
+    assert rows[str(folder / "good.avi")]["status"] == "ok"
+    shown = str(folder) + "/caf\\xe9.avi"  # the byte that is no UTF-8 written as an escape
+    assert "not valid UTF-8" in rows[shown]["error"]
+    assert classify(folder, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
+    assert len(read_csv(output)) == 2  # --resume knows the escaped row's video: not tried (and written) again

@@ -109,8 +109,8 @@ def test_real_mpeg1_container_understates_its_frame_count_and_reader_counts_trut
     assert probe(video).num_frames == 760  # what the container claims
     assert probe(video, count=True).num_frames == 761
     spec = SamplingSpec(strategy="all", short_side=None)
-    frames, indices, _ = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
-    assert len(frames) == 760 and indices[-1] == 759
+    frames, indices, info = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
+    assert len(frames) == 761 and indices[-1] == 760 and info.num_frames == 761  # the frame past the stated end too
 
 
 @pytest.mark.realdata
@@ -191,3 +191,47 @@ def test_ffmpegs_own_messages_which_name_no_file_stay_off_the_terminal_unless_as
                             check=True)
     assert str(broken) in result.stdout  # vidrnn's own message, with the file
     assert ("moov atom not found" in result.stdout + result.stderr) == (level is not None)
+
+
+def test_a_video_whose_container_understates_its_length_is_sampled_to_its_real_end(tmp_path: Path) -> None:
+    parts = []  # three MPEG-TS streams joined, as camcorders and recorders write them: each restarts its timestamps
+    for part in range(3):
+        path = tmp_path / f"part{part}.ts"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp2v"), 25, (64, 48))
+        for index in range(10 * part, 10 * part + 10):
+            writer.write(np.full((48, 64, 3), 8 * index, dtype=np.uint8))
+        writer.release()
+        parts.append(path.read_bytes())
+    joined = tmp_path / "recording.ts"
+    joined.write_bytes(b"".join(parts))
+    assert probe(joined).num_frames < 30  # the container's estimate
+    spec = SamplingSpec(strategy="segments", num_segments=6, short_side=None)
+    frames, indices, info = read_sampled(joined, lambda info: spec.indices(info.num_frames, info.fps))
+    assert info.num_frames == 30 and indices.tolist() == spec.indices(30, 25.0).tolist()
+    assert [frame_level(frame) for frame in frames] == indices.tolist()  # the frames claimed, to the last segment
+
+
+def test_a_damaged_stretch_in_the_middle_of_a_file_does_not_end_the_video(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    for index in range(100):
+        writer.write(np.full((48, 64, 3), 2 * index, dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    start, end = len(data) * 4 // 10, len(data) // 2
+    data[start:end] = bytes(end - start)  # a tenth of the file zeroed, as a bad sector or a broken download leaves it
+    path.write_bytes(bytes(data))
+    counted = probe(path, count=True).num_frames
+    assert counted > 80  # the frames after the damage are read too (the first failure used to end it at about 50)
+    frames, indices, info = read_sampled(path, lambda info: np.arange(info.num_frames))
+    assert len(frames) == info.num_frames == counted and frames[-1].mean() > 150  # the last frames are the file's last
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_with_a_clear_error_not_a_crash(tmp_path: Path,
+                                                                               short_video: Path) -> None:
+    import os
+
+    latin1 = tmp_path / os.fsdecode(b"caf\xe9.avi")  # as an old Windows zip unpacks it
+    short_video.rename(latin1)
+    with pytest.raises(VideoReadError, match="not valid UTF-8"):
+        read_frames(latin1, [0])

@@ -176,11 +176,11 @@ class RowWriter:
 def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
     """One output row per video, whether it was classified or not, so every input is accounted for."""
     if not result.ok:
-        return {"path": result.path, "status": "error", "top1_label": None, "top1_probability": None,
+        return {"path": _shown_path(result.path), "status": "error", "top1_label": None, "top1_probability": None,
                 "topk_labels": [], "topk_probabilities": [], "frames_used": None, "duration_s": None,
                 "error": result.reason}
     return {
-        "path": result.path,
+        "path": _shown_path(result.path),
         "status": "ok",
         "top1_label": result.top_labels[0],
         "top1_probability": float(result.top_probabilities[0]),
@@ -193,6 +193,12 @@ def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
+
+
+def _shown_path(path: str | Path) -> str:
+    """The path as text that can be written anywhere: a name in another encoding than UTF-8 (an old Windows zip's
+    ``café.avi`` in Latin-1) keeps its undecodable bytes as backslash escapes, where writing the name would fail."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _resolved(path: str | Path) -> str:
@@ -243,7 +249,7 @@ def run_classify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     kept = _read_rows(args.output) if args.resume else []
     done = {_resolved(row["path"]) for row in kept}  # ./a.avi and a.avi are one video
-    todo = [video for video in videos if _resolved(video) not in done]
+    todo = [video for video in videos if _shown_path(_resolved(video)) not in done]
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:

@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name in another encoding than UTF-8 is shown, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if argv and argv[0] in LIGHTNING_COMMANDS:
         return _run_lightning(argv)
     args = build_parser().parse_args(argv)

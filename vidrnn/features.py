@@ -48,7 +48,9 @@ __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_feature
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 #: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
-CACHE_VERSION = 2
+#: 3: a video whose container under-states its length is sampled over its real length (it was sampled over the stated
+#: part), and a damaged stretch mid-file no longer ends a video.
+CACHE_VERSION = 3
 
 
 def _json_bytes(value: Any) -> bytes:

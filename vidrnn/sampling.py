@@ -54,7 +54,10 @@ class SamplingSpec:
     Strategies:
         ``segments``: ``num_segments`` frames, one per equal segment (TSN); centred unless a generator is passed.
         ``stride``: every ``stride``-th frame.
-        ``fps``: frames at ``fps`` per second of source time (the source frame rate is read from the video).
+        ``fps``: frames at ``fps`` per second of source time (the source frame rate is read from the video). It
+        steps through frame numbers at the container's average rate, so on a variable-frame-rate video (phones,
+        screen recordings) the frames are evenly spaced in frames, not in seconds; ``segments`` has no such
+        assumption.
         ``all``: every frame.
     ``max_frames`` caps any strategy, keeping frames evenly spread over the video. ``short_side`` resizes frames at
     decode time (shorter side in pixels, aspect kept; ``None`` keeps the decoded size).

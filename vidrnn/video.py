@@ -5,8 +5,12 @@ Everything that turns bytes on disk into pixels lives here, and nothing else doe
 * Frames are read **sequentially**. Which frames to keep is decided before decoding; frames we skip are only
   ``grab()``-ed (demuxed, not converted), because ``CAP_PROP_POS_FRAMES`` seeking lands on the wrong frame for many
   codecs.
-* The container's frame count is a hint, not a fact (MPEG-1 and many AVIs get it wrong). Readers count what they
-  actually decode, and :func:`read_sampled` re-plans when the hint turns out to be wrong.
+* The container's frame count is a hint, not a fact, and wrong both ways: many AVIs and MPEG-1 files state a frame
+  or more too many; MKV, WebM and MPEG-TS store no count, so OpenCV estimates duration x frame rate, too few for a
+  variable-frame-rate phone video or joined camcorder streams whose timestamps restart. Readers count what they
+  actually decode, and :func:`read_sampled` reads on to the real end and re-plans when the hint was wrong either way.
+* A frame that fails to decode before the stated end (a damaged stretch in the middle of a file) is not the end:
+  up to :data:`_MAX_FAILED_GRABS` failures in a row are passed over and reading goes on with the next good frame.
 
 A video file and a folder of images (OTB/VOT sequences) look the same to callers: both are "a video" here.
 """
@@ -39,9 +43,10 @@ __all__ = [
     "resize_frame",
 ]
 
-VIDEO_EXTENSIONS = frozenset(
-    {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
-)
+VIDEO_EXTENSIONS = frozenset({
+    ".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m2v", ".wmv", ".asf", ".flv", ".3gp", ".ogv",
+    ".ts", ".mts", ".m2ts", ".vob", ".mxf", ".dv",  # the last six: camcorders, DVDs and broadcast
+})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -95,6 +100,11 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # FFmpeg warni
 # progress they name nothing; VideoReadError names the file and the reason. Read when OpenCV first opens a file, so
 # a user who wants them back sets OPENCV_FFMPEG_LOGLEVEL (24: warnings, 48: debug) before starting.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
+
+#: Failed grabs in a row passed over before the container's stated end, where a damaged stretch of a file makes the
+#: decoder refuse some frames and then go on (FFmpeg resynchronises at the next key frame); past the stated end one
+#: failure is the end.
+_MAX_FAILED_GRABS = 64
 
 
 class VideoReadError(Exception):
@@ -237,6 +247,10 @@ def _open(path: str | os.PathLike) -> _FrameSource:
         raise VideoReadError(path, "no such file or directory")
     if path.is_dir():
         return _ImageFolderSource(path)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding (an old Windows zip): OpenCV's FFmpeg crashes on the name
+        raise VideoReadError(path, "file name is not valid UTF-8 (OpenCV cannot open it): rename the file") from None
     if not path.is_file():
         raise VideoReadError(path, "is not a regular file")
     try:
@@ -279,6 +293,13 @@ def _output_shape(frame_shape: tuple[int, int], size: FrameSize) -> tuple[int, i
     return size
 
 
+def _grab_next(source: _FrameSource, position: int) -> bool:
+    """Move to the frame at ``position``; False at the end of the video. Before the stated end a failed grab is
+    retried (see :data:`_MAX_FAILED_GRABS`): one damaged frame must not cut a video short."""
+    attempts = _MAX_FAILED_GRABS if position < source.declared_frames else 1
+    return any(source.grab() for _ in range(attempts))
+
+
 def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
     """Frame count, frame rate and size of a video.
 
@@ -289,7 +310,7 @@ def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
         num_frames, counted = source.declared_frames, False
         if count or num_frames <= 0:
             num_frames, counted = 0, True
-            while source.grab():
+            while _grab_next(source, num_frames):
                 num_frames += 1
         if num_frames == 0:
             raise VideoReadError(path, "contains no decodable frames")
@@ -321,56 +342,81 @@ def iter_frames(
     if wanted is not None and wanted.size and wanted[0] < 0:
         raise ValueError(f"frame indices must be non-negative, got {int(wanted[0])}")
     with _open(path) as source:
-        first_shape = (source.height, source.width)  # of the first frame read, once there is one
-        buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
-        kept: list[int] = []
-        position = 0  # index of the next frame grab() would deliver
-        cursor = 0  # next position in `wanted`
-        while wanted is None or cursor < wanted.size:
-            if not source.grab():
-                break
-            if wanted is None or wanted[cursor] == position:
-                frame = source.retrieve()
-                if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
-                    first_shape = frame.shape[:2]
-                    buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
-                elif one_size and frame.shape[:2] != first_shape:
-                    raise VideoReadError(
-                        path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
-                        f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
-                buffer[len(kept)] = resize_frame(frame, buffer.shape[1:3])
-                kept.append(position)
-                cursor += 1
-                if len(kept) == chunk_size:
-                    yield np.asarray(kept), buffer[: len(kept)].copy()
-                    kept.clear()
-            position += 1
-        if kept:
-            yield np.asarray(kept), buffer[: len(kept)].copy()
-        if wanted is not None and cursor < wanted.size:
-            raise VideoReadError(
-                path,
-                f"asked for frame {int(wanted[cursor])} but the video ends after {position} frames",
-                frames_available=position,
-            )
-        if wanted is None and position == 0:
-            raise VideoReadError(path, "contains no decodable frames", frames_available=0)
+        yield from _decode(source, path, wanted, size, chunk_size, one_size, read_to_end=False)
+
+
+def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | None, size: FrameSize,
+            chunk_size: int, one_size: bool, read_to_end: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`iter_frames`' work on an open source. With ``read_to_end`` the frames after the last wanted one are
+    grabbed too; the generator's return value is the number of frames the video was found to hold (when read to its
+    end; else the frames grabbed)."""
+    first_shape = (source.height, source.width)  # of the first frame read, once there is one
+    buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
+    kept: list[int] = []
+    position = 0  # index of the next frame grab() would deliver
+    cursor = 0  # next position in `wanted`
+    while wanted is None or cursor < wanted.size:
+        if not _grab_next(source, position):
+            break
+        if wanted is None or wanted[cursor] == position:
+            frame = source.retrieve()
+            if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
+                first_shape = frame.shape[:2]
+                buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
+            elif one_size and frame.shape[:2] != first_shape:
+                raise VideoReadError(
+                    path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
+                    f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
+            buffer[len(kept)] = resize_frame(frame, buffer.shape[1:3])
+            kept.append(position)
+            cursor += 1
+            if len(kept) == chunk_size:
+                yield np.asarray(kept), buffer[: len(kept)].copy()
+                kept.clear()
+        position += 1
+    if kept:
+        yield np.asarray(kept), buffer[: len(kept)].copy()
+    if wanted is not None and cursor < wanted.size:
+        raise VideoReadError(
+            path,
+            f"asked for frame {int(wanted[cursor])} but the video ends after {position} frames",
+            frames_available=position,
+        )
+    if wanted is None and position == 0:
+        raise VideoReadError(path, "contains no decodable frames", frames_available=0)
+    while read_to_end and _grab_next(source, position):
+        position += 1
+    return position
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None,
                 one_size: bool = False) -> np.ndarray:
     """Decode the frames at ``indices`` (in the order given, repeats allowed) as RGB uint8 ``[T,H,W,3]`` (``size`` and
     ``one_size`` as for :func:`iter_frames`)."""
+    return _read(path, indices, size, one_size, read_to_end=False)[0]
+
+
+def _read(path: str | os.PathLike, indices: Sequence[int], size: FrameSize, one_size: bool,
+          read_to_end: bool) -> tuple[np.ndarray, int]:
+    """:func:`read_frames`, and the number of frames the video holds when ``read_to_end`` (see :func:`_decode`)."""
     order = np.asarray(indices, dtype=np.int64)
     if order.size == 0:
         raise ValueError("read_frames needs at least one frame index")
+    if order.min() < 0:
+        raise ValueError(f"frame indices must be non-negative, got {int(order.min())}")
     positions, chunks = [], []
-    for chunk_positions, chunk in iter_frames(path, order, size=size, one_size=one_size):
-        positions.append(chunk_positions)
-        chunks.append(chunk)
-    decoded_positions = np.concatenate(positions)
+    with _open(path) as source:
+        decoding = _decode(source, path, np.unique(order), size, 64, one_size, read_to_end)
+        while True:
+            try:
+                chunk_positions, chunk = next(decoding)
+            except StopIteration as end:
+                length = end.value
+                break
+            positions.append(chunk_positions)
+            chunks.append(chunk)
     frames = np.concatenate(chunks)
-    return frames[np.searchsorted(decoded_positions, order)]
+    return frames[np.searchsorted(np.concatenate(positions), order)], length
 
 
 def read_sampled(
@@ -381,17 +427,21 @@ def read_sampled(
 ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them.
 
-    When the container over-states its length (common), the read stops short; the video's real frame count is then
-    known, ``choose`` picks again from the corrected :class:`VideoInfo`, and the read is repeated once. Returns
-    ``(frames, indices, info)`` with ``info`` describing the video as actually decoded.
+    The read goes on to the video's end, so its real frame count is known either way the container's was wrong. When
+    the container over-stated it (common: the read stops short) or under-stated it (frames after those the probe saw,
+    which ``choose`` could never pick), ``choose`` picks again from the counted :class:`VideoInfo` and the read is
+    repeated once. Returns ``(frames, indices, info)`` with ``info`` describing the video as actually decoded.
     """
     info = probe(path)
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
-        return read_frames(path, indices, size=size), indices, info
+        frames, length = _read(path, indices, size, one_size=False, read_to_end=True)
+        if length <= info.num_frames:
+            return frames, indices, info
     except VideoReadError as error:
         if not error.frames_available:
             raise
-        info = VideoInfo(info.path, error.frames_available, info.fps, info.width, info.height, counted=True)
-        indices = np.asarray(choose(info), dtype=np.int64)
-        return read_frames(path, indices, size=size), indices, info
+        length = error.frames_available
+    info = VideoInfo(info.path, length, info.fps, info.width, info.height, counted=True)
+    indices = np.asarray(choose(info), dtype=np.int64)
+    return read_frames(path, indices, size=size), indices, info
