@@ -12,7 +12,7 @@ from conftest import write_video
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import (
-    TrackingSequence, find_sequences, load_sequence, load_sequences, sequence_folders,
+    TrackingSequence, find_sequences, load_sequence, load_sequences, sequence_entries,
 )
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import VideoReadError
@@ -136,8 +136,11 @@ def test_otb_folders_with_one_file_per_target_hold_one_sequence_each(tmp_path: P
         load_sequence(folder)
 
 
-def test_otb_david_starts_at_its_300th_image_when_the_earlier_ones_are_there(tmp_path: Path) -> None:
-    folder = tmp_path / "David"
+@pytest.mark.parametrize("name", ["David", "david"])
+def test_otb_david_starts_at_its_300th_image_when_the_earlier_ones_are_there(tmp_path: Path, name: str) -> None:
+    """Whatever the folder's case (a copy renamed ``david``): read from image 1, every box would sit 299 frames
+    early."""
+    folder = tmp_path / name
     write_images(folder / "img", 8, first=296)  # images 0296..0303; the annotation covers 0300..0303
     (folder / "groundtruth_rect.txt").write_text("1,1,4,4\n" * 4)
     sequence = load_sequence(folder)
@@ -212,6 +215,94 @@ def test_vot_line_of_six_values_is_malformed(tmp_path: Path) -> None:
         load_sequence(folder)
 
 
+def test_vot_mask_lines_become_the_tight_box_of_the_mask(tmp_path: Path) -> None:
+    """VOT2020+ writes masks as ``m<x>,<y>,<w>,<h>,<run lengths>``: the runs alternate 0s and 1s, starting with 0s,
+    over the w x h region in row-major order (vot-toolkit's create_mask_from_string / rle_to_mask)."""
+    folder = write_images(tmp_path / "toy", 4, "{:08d}.jpg")
+    (folder / "groundtruth.txt").write_text(
+        "m10,5,30,40,0,1200\n"  # the whole 30x40 region
+        "m10,5,4,3,5,2,3,1\n"  # region rows 0000 / 0110 / 0010 (the last 0 left out): columns 1-2, rows 1-2
+        "m10,5,4,3,12\n"  # no 1s: the target is absent
+        "1,2,3,4\n"
+    )
+    sequence = load_sequence(folder)
+    assert sequence.format == "vot"
+    assert sequence.boxes[[0, 1, 3]].tolist() == [[10, 5, 30, 40], [11, 6, 2, 2], [1, 2, 3, 4]]
+    assert sequence.visible.tolist() == [True, True, False, True]
+
+
+@pytest.mark.parametrize(("line", "message"), [("m10,5,4,3,5,20", "run lengths add up to 25, more than the 4x3"),
+                                               ("m10,5,4", "a mask needs"), ("m10,5,4,x,1", "'x' is not a whole")])
+def test_malformed_vot_masks_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    folder = write_images(tmp_path / "toy", 1, "{:08d}.jpg")
+    (folder / "groundtruth.txt").write_text(line + "\n")
+    with pytest.raises(ValueError, match=message) as error:
+        load_sequence(folder)
+    assert f"{folder / 'groundtruth.txt'}:1" in str(error.value)
+
+
+def write_got10k(folder: Path, boxes: list[str], **labels: list[int]) -> Path:
+    """A GOT-10k sequence: frames ``00000001.jpg ...`` in the folder itself, ``groundtruth.txt`` (1-based x,y,w,h),
+    ``meta_info.ini`` and the label files named in ``labels`` (``absence``, ``cover``)."""
+    write_images(folder, len(boxes), "{:08d}.jpg")
+    (folder / "groundtruth.txt").write_text("\n".join(boxes) + "\n")
+    (folder / "meta_info.ini").write_text("[METAINFO]\nresolution: (32, 32)\n")
+    for name, values in labels.items():
+        (folder / f"{name}.label").write_text("".join(f"{value}\n" for value in values))
+    return folder
+
+
+def test_got10k_boxes_are_one_based_and_its_labels_mark_absent_frames(tmp_path: Path) -> None:
+    """GOT-10k's files still hold a box where the target is absent; cover.label (0: fully hidden, what the official
+    toolkit leaves out of the score) or, without it, absence.label says so."""
+    boxes = ["1.0000,2.0000,10.0000,12.0000"] * 4
+    both = load_sequence(write_got10k(tmp_path / "GOT-10k_Val_000001", boxes, absence=[0, 1, 0, 0],
+                                      cover=[8, 0, 0, 3]))
+    assert (both.format, both.frames) == ("got10k", tmp_path / "GOT-10k_Val_000001")
+    assert both.visible.tolist() == [True, False, False, True]
+    assert both.boxes[0].tolist() == [0, 1, 10, 12]
+    absence = load_sequence(write_got10k(tmp_path / "GOT-10k_Train_000002", boxes, absence=[0, 1, 1, 0]))
+    assert absence.visible.tolist() == [True, False, False, True]
+
+
+def test_got10k_labels_of_another_length_than_the_ground_truth_are_refused(tmp_path: Path) -> None:
+    folder = write_got10k(tmp_path / "GOT-10k_Val_000001", ["1,2,10,12"] * 3, cover=[8, 8])
+    with pytest.raises(ValueError, match=r"cover.label: 2 lines for the 3 boxes of .*groundtruth.txt"):
+        load_sequence(folder)
+
+
+def test_lasot_sequences_read_their_img_folder_and_one_based_boxes(tmp_path: Path) -> None:
+    """LaSOT: category/category-N/img/ + groundtruth.txt (x,y,w,h, 1-based: OTB's toolkit), 0,0,0,0 where the
+    target is absent; the occlusion files are left to the boxes."""
+    folder = tmp_path / "airplane" / "airplane-1"
+    write_images(folder / "img", 3, "{:08d}.jpg")
+    (folder / "groundtruth.txt").write_text("1,2,10,12\n0,0,0,0\n3,4,10,12\n")
+    (folder / "full_occlusion.txt").write_text("0,1,0\n")
+    (folder / "out_of_view.txt").write_text("0,0,0\n")
+    (folder / "nlp.txt").write_text("white airplane landing\n")
+    sequence, = find_sequences(tmp_path)
+    assert (sequence.name, sequence.format, sequence.frames) == ("airplane-1", "lasot", folder / "img")
+    assert sequence.boxes[[0, 2]].tolist() == [[0, 1, 10, 12], [2, 3, 10, 12]]
+    assert sequence.visible.tolist() == [True, False, True]
+
+
+def test_trackingnet_and_uav123_layouts_are_named_with_how_to_arrange_them(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Ground truth kept apart from the frames (anno/<seq>.txt) is no sequence folder: instead of an empty result
+    without a word, the frames left unread are counted and the layout is explained."""
+    write_images(tmp_path / "TRAIN_0" / "frames" / "seqA", 3, "{}.jpg", first=0)
+    (tmp_path / "TRAIN_0" / "anno").mkdir()
+    (tmp_path / "TRAIN_0" / "anno" / "seqA.txt").write_text("1,2,10,12\n" * 3)
+    write_otb(tmp_path / "as_otb" / "bike1", 2, ["1,1,4,4"] * 2)
+    write_video(tmp_path / "videos" / "clip.avi", 2, size=(32, 32))
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        assert [sequence.name for sequence in find_sequences(tmp_path)] == ["bike1"]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert "2 image folders or video files" in warnings[0] and "TRAIN_0/frames/seqA" in warnings[0]
+    assert "videos/clip.avi" in warnings[0] and "anno" in warnings[0] and "apart from the frames" in warnings[0]
+
+
 def test_folder_that_is_no_sequence_is_named_in_the_error(tmp_path: Path) -> None:
     folder = write_images(tmp_path / "holiday", 2)
     with pytest.raises(ValueError, match="holiday: not a tracking sequence"):
@@ -232,6 +323,7 @@ def test_extra_frames_are_dropped_and_not_read(tmp_path: Path, caplog: pytest.Lo
         sequence = load_sequence(folder)
     assert (sequence.num_frames, sequence.unannotated_frames, sequence.unmatched_boxes) == (3, 2, 0)
     assert "last 2 frames dropped" in caplog.text
+    assert "assumed to start at the first frame" in caplog.text  # the cue for ground truth that starts later
     frames = sequence.read(size=(16, 16))
     assert frames.shape == (3, 16, 16, 3)
     assert [round(float(frame.mean()) / 8) for frame in frames] == [0, 1, 2]
@@ -357,11 +449,11 @@ def test_a_fit_never_reads_a_broken_test_folder_and_vidrnn_test_reports_it(tmp_p
             module.sequences("test")
 
 
-def test_sequence_folders_end_a_link_cycle_and_pass_over_hidden_things(tmp_path: Path) -> None:
+def test_sequence_entries_end_a_link_cycle_and_pass_over_hidden_things(tmp_path: Path) -> None:
     root = _tree(tmp_path / "root", "a/Couple")
     (root / "a" / "loop").symlink_to(root, target_is_directory=True)
     write_otb(root / ".trash" / "Old", 2, ["1,1,4,4"] * 2)
-    assert [folder.name for folder in sequence_folders(root)] == ["Couple"]
+    assert [entry.folder.name for entry in sequence_entries(root)] == ["Couple"]
 
 
 def test_a_tld_folder_passes_over_hidden_video_files(tmp_path: Path) -> None:
@@ -415,3 +507,67 @@ def test_val_sequences_name_a_folder_or_its_targets_never_a_target_apart_from_it
         module.sequences("val")
     with pytest.raises(ValueError, match="not under.*: Jog$"):
         TrackingDataModule(root=str(root), val_sequences=["Jog"])
+
+
+def test_a_test_sequence_whose_ground_truth_holds_only_the_first_box_is_refused(tmp_path: Path) -> None:
+    """GOT-10k's test split gives only the first box (its server scores the rest): read as it is, the sequence is one
+    frame long, scores nothing and drops out of the mean while the summary still counts it."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    bench = tmp_path / "bench"
+    write_got10k(bench / "GOT-10k_Val_000001", ["1,2,10,12"] * 4, cover=[8] * 4)
+    got_test = write_got10k(bench / "GOT-10k_Test_000001", ["1,2,10,12"])
+    write_images(got_test, 4, "{:08d}.jpg")
+    module = TrackingDataModule(root=str(root), test_root=str(bench), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"GOT-10k_Test_000001/groundtruth.txt.*holds only the first box.*GOT-10k"):
+        module.sequences("test")
+
+
+def _with_first_box(folder: Path, line: str) -> Path:
+    truth = folder / "groundtruth_rect.txt"
+    truth.write_text("\n".join([line, *truth.read_text().splitlines()[1:]]) + "\n")
+    return folder
+
+
+def test_a_first_box_too_small_to_track_is_refused_for_test_and_left_out_of_training(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The tracker needs a first box of at least 2x2 pixels: found at load time, not after hours of evaluation."""
+    root = _tree(tmp_path / "root", "train/Couple", "train/Tiny", "val/Crossing", "test/Football1", "test/Speck")
+    _with_first_box(root / "train" / "Tiny", "2,2,1,4")
+    _with_first_box(root / "test" / "Speck", "2,2,1.5,1.5")
+    module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_datamodule"):
+        assert _split_names(module, "train") == [["Couple"]]
+    assert "Tiny" in caplog.text and "at least 2x2" in caplog.text
+    with pytest.raises(ValueError, match=r"Speck.*at least 2x2 pixels; got w=1.5, h=1.5"):
+        module.sequences("test")
+
+
+def test_a_test_folder_without_sequences_says_what_a_sequence_looks_like(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    bench = tmp_path / "trackingnet" / "TRAIN_0"
+    write_images(bench / "frames" / "seqA", 3, "{}.jpg", first=0)
+    (bench / "anno").mkdir()
+    (bench / "anno" / "seqA.txt").write_text("1,2,10,12\n" * 3)
+    module = TrackingDataModule(root=str(root), test_root=str(tmp_path / "trackingnet"),
+                                cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError) as error:
+        module.sequences("test")
+    for expected in ("no tracking sequences found", "groundtruth_rect.txt", "groundtruth.txt", "gt.txt", "GOT-10k",
+                     "LaSOT", "anno", "apart from the frames"):
+        assert expected in str(error.value)
+
+
+def test_frames_no_sequence_reads_are_named_once_per_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """UAV123 as published (anno/UAV123/<seq>.txt, data_seq/UAV123/<seq>/) beside one sequence re-laid by hand: the
+    re-laid one is tested and the rest named, once, however often the splits are listed."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    bench = tmp_path / "uav123"
+    write_images(bench / "data_seq" / "UAV123" / "bike1", 3, "{:06d}.jpg")
+    (bench / "anno" / "UAV123").mkdir(parents=True)
+    (bench / "anno" / "UAV123" / "bike1.txt").write_text("1,2,10,12\n" * 3)
+    write_otb(bench / "as_otb" / "bike1", 3, ["1,1,4,4"] * 3)
+    module = TrackingDataModule(root=str(root), test_root=str(bench), cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        assert _split_names(module, "train", "val", "test") == [["Couple"], ["Crossing"], ["bike1"]]
+    warnings = [record.getMessage() for record in caplog.records if "belong to no sequence" in record.getMessage()]
+    assert len(warnings) == 1 and "data_seq/UAV123/bike1" in warnings[0] and "anno/UAV123" in warnings[0]

@@ -18,7 +18,7 @@ from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.tracker_module import FrameTracker
-from vidrnn.metrics import iou_per_frame, score_sequence
+from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker import evaluation
 from vidrnn.tracker.evaluation import evaluate
@@ -292,6 +292,23 @@ def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkey
     assert used["vidrnn"].redetect_below == tracked.redetect_below == 0.4 and used["vidrnn"].head is not None
     assert used["vidrnn"].settings == tracked.settings
     assert used["matching"].head is None and used["matching"].redetect_below == 0.0
+
+
+def test_vidrnn_test_counts_the_sequences_its_means_average(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A sequence without a frame to score (NaN) stays out of the mean: the summary must not count it as averaged."""
+    scored, unscored = SequenceScore(7, 0.5, 0.6, 1.0), SequenceScore(0, float("nan"), float("nan"), float("nan"))
+    rows = [evaluation.ScoreRow(name, tracker, score, 10.0) for name, score in (("A", scored), ("B", unscored))
+            for tracker in ("vidrnn", "matching")]
+    monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: rows)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
+                              is_global_zero=True)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
+    sequences = [SimpleNamespace(name="A"), SimpleNamespace(name="B")]
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: sequences))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("(1 sequences, 7 frames; 1 without a frame to score, not in the mean)" in line
+                                   for line in lines), lines
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:

@@ -109,6 +109,11 @@ class SequenceScore:
     success_auc: float
     precision_20: float
 
+    @property
+    def scored(self) -> bool:
+        """Whether any frame counted: a sequence without one has no score (NaN) and stays out of means."""
+        return self.frames > 0
+
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
@@ -130,8 +135,9 @@ def score_sequence(predicted: np.ndarray, truth: np.ndarray, *, skip_first: bool
 
 
 def mean_scores(scores: Iterable[SequenceScore]) -> SequenceScore:
-    """The mean of per-sequence scores (each sequence weighs the same); ``frames`` is their total."""
-    scores = [score for score in scores if score.frames > 0]
+    """The mean of per-sequence scores (each sequence weighs the same; those without a score left out); ``frames``
+    is their total."""
+    scores = [score for score in scores if score.scored]
     if not scores:
         return SequenceScore(0, float("nan"), float("nan"), float("nan"))
     return SequenceScore(

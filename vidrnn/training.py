@@ -146,7 +146,7 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         the sequences; every rank returns all rows, rank 0 prints and writes them."""
         from vidrnn.checkpoints import load_module
         from vidrnn.distributed import gather_rows, rank_share
-        from vidrnn.tracker.evaluation import sequence_rows, with_means, write_scores
+        from vidrnn.tracker.evaluation import sequence_rows, summary_lines, with_means, write_scores
         from vidrnn.tracker.runtime import Tracker, trained_tracker
         from vidrnn.tracker.search import MatchingSearch
 
@@ -163,10 +163,8 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
         if not self.trainer.is_global_zero:
             return rows
-        means = {row.tracker: row.score for row in rows if row.sequence == "MEAN"}
-        for name, score in means.items():
-            print(f"{name:10s} success AUC {score.success_auc:.3f}  P@20 {score.precision_20:.3f}  "
-                  f"mean IoU {score.mean_iou:.3f}  ({len(rows) // len(means) - 1} sequences, {score.frames} frames)")
+        for line in summary_lines(rows):
+            print(line)
         if log_dir is not None:
             path = Path(log_dir) / "tracking_scores.csv"
             write_scores(rows, path)

@@ -8,8 +8,8 @@ there are exactly what it reports online, because the matching box steers every 
 out whole, to be tracked online exactly as ``vidrnn track`` does
 (:mod:`vidrnn.tracker.evaluation`).
 
-Where the sequences come from (any folders :func:`~vidrnn.data.tracking_sequences.find_sequences` reads: OTB, VOT,
-TLD layouts):
+Where the sequences come from (any folders :func:`~vidrnn.data.tracking_sequences.find_sequences` reads: OTB,
+GOT-10k, LaSOT, VOT, TLD layouts):
 
 * ``root: demo`` — the generated demo, made under ``demo_dir`` on first use, with its own train/val/test split;
 * a ``root`` with ``train/`` and ``val/`` (and ``test/``) sub-folders of sequences;
@@ -23,6 +23,11 @@ TLD layouts):
 
 Test sequences never train or validate: when a test sequence's frames (the same video or image folder, by its resolved
 path) also belong to a training or validation sequence, the module refuses to hand out any split.
+
+Every sequence must let a tracker start: a training or validation sequence whose first box is absent or too small to
+track (:func:`~vidrnn.tracker.geometry.validate_box`) is left out with a warning; a test sequence like that, or one
+with no box to score after the first (GOT-10k's test split gives only the first box), is refused, since leaving it
+out would score a smaller benchmark than the one named.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.streams import WorkerRandom
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
-from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries
+from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
+from vidrnn.tracker.geometry import validate_box
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
@@ -104,6 +110,26 @@ class MatchingRuns(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.items[index]
+
+
+def _cannot_start(sequence: TrackingSequence) -> str | None:
+    """Why a tracker cannot start on ``sequence`` from its first box, or ``None`` when it can."""
+    if not sequence.visible[0]:
+        return "no box in the first frame (target absent), where tracking starts"
+    try:
+        validate_box(sequence.boxes[0])
+    except ValueError as error:
+        return f"{error} ({sequence.ground_truth}, x,y,w,h 0-based: {sequence.boxes[0].tolist()})"
+    return None
+
+
+def _cannot_score(sequence: TrackingSequence) -> str | None:
+    """Why ``sequence`` cannot be tracked and scored (the given first frame never counts), or ``None``."""
+    problem = _cannot_start(sequence)
+    if problem is None and sequence.visible.sum() < 2:
+        return (f"{sequence.ground_truth}: no box after the first frame, nothing to score; the benchmark's ground "
+                "truth holds only the first box (as GOT-10k's test split does, scored by its evaluation server)")
+    return problem
 
 
 def _sharing_frames(role: str, entries: list[SequenceEntry], others: dict[str, list[SequenceEntry]]) -> str:
@@ -175,6 +201,7 @@ class TrackingDataModule(L.LightningDataModule):
         })
         self._splits: dict[str, list[TrackingSequence]] = {}
         self._runs: dict[str, list[EvidenceRuns]] = {}
+        self._listed: dict[Path, list[SequenceEntry]] = {}
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -237,16 +264,19 @@ class TrackingDataModule(L.LightningDataModule):
         targets, ``Jogging-1`` the first."""
         return entry.name in self.val_sequences or entry.folder.name in self.val_sequences
 
-    @staticmethod
-    def _found(folder: Path) -> list[SequenceEntry]:
+    def _found(self, folder: Path) -> list[SequenceEntry]:
         """The sequences under ``folder``: none while it does not exist (the demo until prepare_data makes it, a test
-        split not given); a folder that holds none is an error."""
+        split not given); a folder that holds none is an error that says what a sequence looks like. Listed once, so
+        that what no sequence there reads is named in one warning."""
         if not folder.is_dir():
             return []
-        entries = sequence_entries(folder)
-        if not entries:
-            raise FileNotFoundError(f"{folder}: no tracking sequences found (expected OTB, VOT or TLD folders)")
-        return entries
+        if folder not in self._listed:
+            found = survey(folder)
+            if not found.entries:
+                raise FileNotFoundError(found.none_found())
+            found.warn_unread()
+            self._listed[folder] = found.entries
+        return self._listed[folder]
 
     def _entries(self, split: str) -> list[SequenceEntry]:
         """Where the sequences of ``train``, ``val`` or ``test`` are, found without decoding: what splits them and what
@@ -290,19 +320,35 @@ class TrackingDataModule(L.LightningDataModule):
 
     def _trackable(self, sequences: list[TrackingSequence], split: str) -> list[TrackingSequence]:
         """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation
-        sequence whose target is absent there is left out, with a warning. A test sequence is refused instead:
-        leaving it out would score a smaller benchmark than the one named, not comparable with other scores on it."""
+        sequence without a box there that it can start from is left out, with a warning. A test sequence is refused
+        instead, and so is one with nothing to score: leaving it out (or averaging without it) would score a smaller
+        benchmark than the one named, not comparable with other scores on it."""
         if not sequences:
             raise FileNotFoundError(f"no {split} sequences found under {self.data_root}")
-        absent = [sequence for sequence in sequences if not sequence.visible[0]]
-        if absent and split == "test":
-            names = ", ".join(sequence.name for sequence in absent)
-            raise ValueError(f"{self._test_folder}: the test sequences {names} have no box in the first frame (target "
-                             "absent), where tracking starts; give each a first box or move it out of the test folder "
-                             "rather than score a smaller benchmark")
-        for sequence in absent:
-            logger.warning("%s: no box in the first frame (target absent): left out", sequence.frames)
-        return [sequence for sequence in sequences if sequence.visible[0]]
+        if split == "test":
+            self._refuse_unscorable(sequences)
+            return sequences
+        kept = []
+        for sequence in sequences:
+            problem = _cannot_start(sequence)
+            if problem:
+                logger.warning("%s (%s): %s: left out of %s", sequence.name, sequence.frames, problem, split)
+            else:
+                kept.append(sequence)
+        return kept
+
+    def _refuse_unscorable(self, sequences: list[TrackingSequence]) -> None:
+        """Raise, naming each test sequence that cannot be tracked and scored and why (one line per reason)."""
+        by_reason: dict[str, list[str]] = {}
+        for sequence in sequences:
+            problem = _cannot_score(sequence)
+            if problem:
+                by_reason.setdefault(problem, []).append(sequence.name)
+        if by_reason:
+            reasons = "; ".join(f"{', '.join(names)}: {problem}" for problem, names in by_reason.items())
+            raise ValueError(f"{self._test_folder}: test sequences that cannot be tracked and scored: {reasons}. Fix "
+                             "their ground truth or move them out of the test folder rather than score a smaller "
+                             "benchmark")
 
     def sequences(self, split: str) -> list[TrackingSequence]:
         """The sequences of ``train``, ``val`` or ``test`` (loaded once: counting frames decodes them), once the test

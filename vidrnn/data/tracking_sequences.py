@@ -1,39 +1,60 @@
-"""Single-object tracking sequences: frames plus one ground-truth box per frame, from OTB, VOT and TLD folders.
+"""Single-object tracking sequences: frames plus one ground-truth box per frame, from OTB, GOT-10k, LaSOT, VOT and TLD
+folders.
 
-Three benchmark families store the same thing in three ways, and this module turns each into one record,
+Five benchmark families store the same thing in five ways, and this module turns each into one record,
 :class:`TrackingSequence`, whose boxes are always **0-based pixel** ``x, y, w, h`` (float64, ``[N, 4]``):
 
 * **OTB**: ``img/*.jpg`` + ``groundtruth_rect.txt`` with ``x,y,w,h`` per line, 1-based: becomes ``x-1, y-1, w, h``.
   Following OTB's own conventions, a folder with one file per target (``groundtruth_rect.1.txt``, ``.2.txt``: Jogging,
   Skating2, ...) holds one sequence per target (``Jogging-1``, ``Jogging-2``), and David's annotation starts at its
-  300th image (:attr:`TrackingSequence.first_frame`); sequences whose image folder starts later (BlurCar1 at 0247.jpg)
-  need nothing, their first image is their first annotated frame.
+  300th image (:attr:`TrackingSequence.first_frame`; the folder's name in any case); sequences whose image folder
+  starts later (BlurCar1 at 0247.jpg) need nothing, their first image is their first annotated frame.
+* **GOT-10k**: the frames (``00000001.jpg``, ...) in the folder itself + ``groundtruth.txt`` with ``x,y,w,h``,
+  1-based (its maintainers: "all coordinate values are 1-based"), told from VOT by ``absence.label``,
+  ``cover.label`` or ``meta_info.ini`` beside it. GOT-10k writes a box even where the target is absent; the label
+  files say so: a frame whose ``cover.label`` is 0 (the official toolkit scores only cover > 0) or, without that
+  file, whose ``absence.label`` is 1 is absent. Its test split holds only the first box (its server scores the rest).
+* **LaSOT**: ``img/*.jpg`` + ``groundtruth.txt`` with ``x,y,w,h``, 1-based (LaSOT's toolkit is OTB's); absent frames
+  are already boxes without area, and ``full_occlusion.txt`` / ``out_of_view.txt`` are left alone, as the
+  evaluation toolkits leave them.
 * **VOT**: ``color/*.jpg`` (or images directly in the folder) + ``groundtruth.txt`` with a rotated box as the polygon
-  ``x1,y1,...,x4,y4`` or an upright ``x,y,w,h`` per line, 0-based: a polygon becomes its axis-aligned bounding box.
+  ``x1,y1,...,x4,y4``, an upright ``x,y,w,h`` or (VOT2020 on) a mask ``m<x>,<y>,<w>,<h>,<run lengths>`` per line,
+  0-based: a polygon becomes its axis-aligned bounding box, a mask the tight box of its set pixels (the run lengths
+  alternate unset and set pixels, unset first, row by row over the w x h region whose top-left pixel is x, y, as
+  vot-toolkit reads them; a mask without a set pixel is an absent target).
 * **TLD**: one video file (or images) + ``gt.txt`` with corners ``x1,y1,x2,y2``, 1-based and inclusive: becomes
   ``x1-1, y1-1, x2-x1+1, y2-y1+1``.
+
+Three of them call their file ``groundtruth.txt``: a folder that holds GOT-10k's label or meta files is GOT-10k, one
+with an ``img/`` folder is LaSOT, any other VOT. Layouts that keep the ground truth apart from the frames
+(TrackingNet's and UAV123's ``anno/<sequence>.txt``) are not read: :func:`survey` counts the image folders and videos
+that belong to no sequence and says how to arrange them (a folder per sequence, its frames and its ground truth),
+so that a benchmark is never silently smaller than the folder holding it.
 
 Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file). The TLD convention is the
 one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
-occluded), or a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark
-an absent target), makes that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
+occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target), or
+GOT-10k's label files (above) make that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
 must skip such frames rather than score them, and training must not aim at them (a box without area has no centre
 to search around and no size to take the logarithm of).
 
 **Frames and boxes that disagree in number.** A sequence is the frames that have a box: its length is
 ``min(frames, boxes)``, counted from the first frame. Trailing frames without a box are dropped (OTB's Football1 has
 81 images and 74 boxes, which cover the first 74) and counted in ``unannotated_frames``; trailing boxes without a
-frame are dropped too and counted in ``unmatched_boxes``. Either way a warning is logged. Surplus boxes are not an
+frame are dropped too and counted in ``unmatched_boxes``. Either way a warning is logged, saying that the annotation
+is taken to start at the first frame: ground truth that starts later (a sub-sequence of a longer clip, such as
+UAV123's) would pair every box with the wrong frame, and the count alone cannot tell. Surplus boxes are not an
 error because a video file holds as many frames as the decoder delivers, and decoders can disagree by a frame at the
 end of a stream: refusing the whole sequence on one machine for that would cost more than it protects. The price is
 that a frame missing from the *middle* of a sequence cannot be detected here; the warning is the cue to look. Frames
 are always counted by decoding (:func:`vidrnn.video.probe` with ``count=True``), never taken from the container's
 header, which can be wrong (TLD's ``david.mpg`` declares 760 frames and holds 761).
 
-Malformed ground truth (a wrong number of values, text that is not a number) raises :class:`ValueError` naming
+Malformed ground truth (a wrong number of values, text that is not a number, a mask whose runs overflow its region,
+a GOT-10k label file of another length than the boxes) raises :class:`ValueError` naming
 ``file:line``, so a broken download is found at load time and not as a mysterious tracking score.
 """
 
@@ -50,11 +71,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidrnn.video import VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible
+from vidrnn.video import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
+)
 
 __all__ = [
-    "GROUND_TRUTH_FILES", "SequenceEntry", "TrackingSequence", "find_sequences", "load_entries", "load_sequence",
-    "load_sequences", "sequence_entries", "sequence_folders",
+    "GROUND_TRUTH_FILES", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
+    "load_entries", "load_sequence", "load_sequences", "sequence_entries", "survey",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,6 +103,8 @@ class TrackingSequence:
     unmatched_boxes: int = 0
     #: Index in ``frames`` of the sequence's first frame (OTB's David is annotated from its 300th image on).
     first_frame: int = 0
+    #: The file the boxes were read from, for messages that must say what to fix (``None``: made in memory).
+    ground_truth: Path | None = None
 
     def __post_init__(self) -> None:
         boxes = np.array(self.boxes, dtype=np.float64)  # a copy, so freezing it leaves the caller's array writable
@@ -114,6 +139,14 @@ class TrackingSequence:
         return range(self.first_frame, self.first_frame + self.num_frames)
 
 
+def _claims_any(folder: Path) -> bool:
+    return True
+
+
+def _marks_none(ground_truth: Path, count: int) -> np.ndarray:
+    return np.zeros(count, dtype=bool)
+
+
 @dataclass(frozen=True)
 class _Format:
     """What tells one benchmark format from another, and how to turn its lines into ``x, y, w, h``."""
@@ -124,9 +157,16 @@ class _Format:
     line_meaning: str
     to_xywh: Callable[[np.ndarray], np.ndarray]
     find_frames: Callable[[Path], Path]
+    #: Whether a folder holding ``ground_truth`` is in this format: several benchmarks name their file alike.
+    claims: Callable[[Path], bool] = _claims_any
+    #: ``[N]`` frames marked absent beside the boxes (GOT-10k keeps a box there and says so in label files), given
+    #: the ground-truth file and its number of boxes.
+    marked_absent: Callable[[Path, int], np.ndarray] = _marks_none
+    #: Whether lines may be VOT2020's masks (``m<x>,<y>,<w>,<h>,<run lengths>``) instead of values.
+    masks: bool = False
 
 
-def _otb_box(values: np.ndarray) -> np.ndarray:
+def _one_based_box(values: np.ndarray) -> np.ndarray:
     x, y, width, height = values
     return np.array([x - 1, y - 1, width, height])
 
@@ -143,9 +183,9 @@ def _tld_box(values: np.ndarray) -> np.ndarray:
     return np.array([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
 
 
-def _otb_frames(folder: Path) -> Path:
+def _img_frames(folder: Path) -> Path:
     images = folder / "img"
-    if not images.is_dir():
+    if not images.is_dir():  # only OTB gets here: a LaSOT folder is one with img/
         raise ValueError(f"{folder}: OTB sequence without an img/ folder of frames")
     return images
 
@@ -153,6 +193,50 @@ def _otb_frames(folder: Path) -> Path:
 def _vot_frames(folder: Path) -> Path:
     images = folder / "color"
     return images if images.is_dir() else folder
+
+
+def _folder_frames(folder: Path) -> Path:
+    return folder
+
+
+#: GOT-10k's files beside ``groundtruth.txt``: any of them tells its folder from a VOT one.
+_GOT10K_FILES = ("absence.label", "cover.label", "meta_info.ini")
+
+
+def _got10k_claims(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _GOT10K_FILES)
+
+
+def _lasot_claims(folder: Path) -> bool:
+    return (folder / "img").is_dir()
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a text file, blank ones at the end left out (an editor's last newline, CRLF endings)."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _read_labels(path: Path, ground_truth: Path, count: int) -> np.ndarray:
+    """One whole number per line of a GOT-10k label file, as many as ``ground_truth`` has boxes."""
+    lines = _lines(path)
+    if len(lines) != count:
+        raise ValueError(f"{path}: {len(lines)} lines for the {count} boxes of {ground_truth}; a label file has one "
+                         "line per frame")
+    return np.array([_parse_whole(line.strip(), f"{path}:{number}") for number, line in enumerate(lines, start=1)])
+
+
+def _got10k_absent(ground_truth: Path, count: int) -> np.ndarray:
+    """GOT-10k's frames without a target to score: ``cover.label`` 0 (fully hidden; the official toolkit scores only
+    frames with cover > 0) or, without that file, ``absence.label`` 1. Its test split has neither: nothing marked."""
+    cover, absence = ground_truth.with_name("cover.label"), ground_truth.with_name("absence.label")
+    if cover.is_file():
+        return _read_labels(cover, ground_truth, count) == 0
+    if absence.is_file():
+        return _read_labels(absence, ground_truth, count) == 1
+    return _marks_none(ground_truth, count)
 
 
 def _tld_frames(folder: Path) -> Path:
@@ -164,20 +248,33 @@ def _tld_frames(folder: Path) -> Path:
     return videos[0] if videos else folder
 
 
-#: Checked in this order; the first whose ground-truth file a folder holds decides its format.
+#: Checked in this order; the first whose ground-truth file a folder holds, and which claims the folder, decides its
+#: format. GOT-10k and LaSOT come before VOT, which takes any other folder with a ``groundtruth.txt``.
 _FORMATS = (
-    _Format("otb", "groundtruth_rect.txt", (4,), "x,y,w,h", _otb_box, _otb_frames),
-    _Format("vot", "groundtruth.txt", (8, 4), "x1,y1,...,x4,y4 or x,y,w,h", _vot_box, _vot_frames),
+    _Format("otb", "groundtruth_rect.txt", (4,), "x,y,w,h", _one_based_box, _img_frames),
+    _Format("got10k", "groundtruth.txt", (4,), "x,y,w,h", _one_based_box, _folder_frames, _got10k_claims,
+            _got10k_absent),
+    _Format("lasot", "groundtruth.txt", (4,), "x,y,w,h", _one_based_box, _img_frames, _lasot_claims),
+    _Format("vot", "groundtruth.txt", (8, 4), "x1,y1,...,x4,y4 or x,y,w,h, or a mask m<x>,<y>,<w>,<h>,<run lengths>",
+            _vot_box, _vot_frames, masks=True),
     _Format("tld", "gt.txt", (4,), "x1,y1,x2,y2", _tld_box, _tld_frames),
 )
 
 #: The ground-truth file names that mark a folder as a tracking sequence.
-GROUND_TRUTH_FILES = tuple(spec.ground_truth for spec in _FORMATS)
+GROUND_TRUTH_FILES = tuple(dict.fromkeys(spec.ground_truth for spec in _FORMATS))
+#: What a sequence folder looks like, for messages about folders that hold none.
+SEQUENCE_LAYOUTS = (
+    "a sequence is a folder holding its frames and its ground truth: img/ + groundtruth_rect.txt (OTB: x,y,w,h, "
+    "1-based), the frames + groundtruth.txt + absence.label, cover.label or meta_info.ini (GOT-10k: x,y,w,h, 1-based), "
+    "img/ + groundtruth.txt (LaSOT: x,y,w,h, 1-based), color/ or the frames + groundtruth.txt (VOT: polygons, x,y,w,h "
+    "or masks, 0-based), or a video file or the frames + gt.txt (TLD: x1,y1,x2,y2, 1-based)"
+)
 #: OTB's files for sequences with several targets, one file each (Jogging, Skating2, Human4, ...).
 _OTB_TARGET_FILE = re.compile(r"groundtruth_rect\.(\d+)\.txt")
 #: OTB sequences whose images start before their annotation (OTB's own sequence configuration): the number of the
-#: first annotated image. Applied only when the folder still holds the images before it.
-_OTB_FIRST_ANNOTATED = {"David": 300}
+#: first annotated image, by the folder's name in lower case (a copy renamed ``david`` is still David). Applied only
+#: when the folder still holds the images before it.
+_OTB_FIRST_ANNOTATED = {"david": 300}
 
 _SEPARATOR = re.compile(r"[,\s]+")
 
@@ -192,10 +289,41 @@ def _parse_value(token: str, where: str) -> float:
     return value
 
 
+def _parse_whole(token: str, where: str) -> int:
+    try:
+        return int(token)
+    except ValueError:
+        raise ValueError(f"{where}: {token!r} is not a whole number") from None
+
+
+def _mask_box(text: str, where: str) -> np.ndarray:
+    """The tight box of a VOT mask ``<x>,<y>,<w>,<h>,<run lengths>`` (the text after its ``m``), NaN without a set
+    pixel. As vot-toolkit reads it (``create_mask_from_string``, ``rle_to_mask``): a w x h region whose top-left pixel
+    is x, y, and run lengths that alternate unset and set pixels, unset first, over the region row by row."""
+    tokens = _SEPARATOR.split(text.strip())
+    if len(tokens) < 5:
+        raise ValueError(f"{where}: a mask needs x, y, w, h and run lengths (m<x>,<y>,<w>,<h>,<runs>), found "
+                         f"{len(tokens)} values")
+    left, top, width, height, *runs = (_parse_whole(token, where) for token in tokens)
+    if min(width, height, *runs) < 0:
+        raise ValueError(f"{where}: a mask's size and run lengths cannot be negative")
+    if sum(runs) > width * height:
+        raise ValueError(f"{where}: the mask's run lengths add up to {sum(runs)}, more than the {width}x{height} "
+                         f"region's {width * height} pixels")
+    pixels = np.zeros(width * height, dtype=bool)
+    pixels[: sum(runs)] = np.repeat(np.arange(len(runs)) % 2 == 1, runs)
+    rows, columns = np.nonzero(pixels.reshape(height, width))
+    if not len(rows):
+        return np.full(4, np.nan)
+    return np.array([left + columns.min(), top + rows.min(), np.ptp(columns) + 1, np.ptp(rows) + 1], dtype=np.float64)
+
+
 def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
     """One line as an ``x, y, w, h`` box; any NaN, or no area, blanks the whole box: a partly known box is no box,
     and one without area marks an absent target."""
     text = line.strip()
+    if spec.masks and text.startswith("m"):
+        return _mask_box(text[1:], where)
     tokens = _SEPARATOR.split(text) if text else []
     if len(tokens) not in spec.values_per_line:
         counts = " or ".join(str(n) for n in spec.values_per_line)
@@ -206,20 +334,21 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
 
 
 def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
-    """Parse a ground-truth file into 0-based ``x, y, w, h`` rows; blank lines are allowed only at the end."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    """Parse a ground-truth file into 0-based ``x, y, w, h`` rows, NaN where the target is absent (by the line or by
+    the format's marks beside it); blank lines are allowed only at the end."""
+    lines = _lines(path)
     if not lines:
         raise ValueError(f"{path}: ground-truth file holds no boxes")
-    return np.stack([_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines, start=1)])
+    boxes = np.stack([_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines, start=1)])
+    boxes[spec.marked_absent(path, len(boxes))] = np.nan
+    return boxes
 
 
 def _ground_truth(folder: Path) -> tuple[_Format, dict[str, Path]]:
     """The folder's format and its ground-truth files by sequence name: one, or one per target (OTB's
     ``groundtruth_rect.1.txt``, ``.2.txt``: the sequences ``NAME-1``, ``NAME-2``)."""
     for spec in _FORMATS:
-        if (folder / spec.ground_truth).is_file():
+        if (folder / spec.ground_truth).is_file() and spec.claims(folder):
             return spec, {folder.name: folder / spec.ground_truth}
     targets = sorted((int(match[1]), folder / match[0]) for match in
                      (_OTB_TARGET_FILE.fullmatch(path.name) for path in folder.iterdir()) if match)
@@ -232,7 +361,7 @@ def _ground_truth(folder: Path) -> tuple[_Format, dict[str, Path]]:
 
 def _first_frame(folder: Path, spec: _Format, frames: Path) -> int:
     """Where the annotation starts in ``frames``: 0, except for the OTB sequences that number it otherwise."""
-    first = _OTB_FIRST_ANNOTATED.get(folder.name)
+    first = _OTB_FIRST_ANNOTATED.get(folder.name.casefold())
     if spec.name != "otb" or first is None or not frames.is_dir():
         return 0
     numbers = sorted(int(path.stem) for path in frames.iterdir() if path.stem.isdigit())
@@ -240,19 +369,24 @@ def _first_frame(folder: Path, spec: _Format, frames: Path) -> int:
 
 
 def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tuple[np.ndarray, int, int]:
-    """Keep the frames that have a box; return the boxes kept and how many frames and boxes were left over."""
+    """Keep the frames that have a box; return the boxes kept and how many frames and boxes were left over. The
+    warning says how they were paired: ground truth that starts at a later frame (a sub-sequence of a longer video)
+    cannot be told from one that ends early, and would pair every box with the wrong frame."""
     box_count = len(boxes)
     unannotated, unmatched = max(frame_count - box_count, 0), max(box_count - frame_count, 0)
+    pairing = "the annotation is assumed to start at the first frame; if it starts later, every box is mis-paired"
     if unannotated:
-        logger.warning("%s: %d frames, %d boxes: last %d frames dropped", name, frame_count, box_count, unannotated)
+        logger.warning("%s: %d frames, %d boxes: last %d frames dropped (%s)", name, frame_count, box_count,
+                       unannotated, pairing)
     if unmatched:
-        logger.warning("%s: %d frames, %d boxes: last %d boxes dropped", name, frame_count, box_count, unmatched)
+        logger.warning("%s: %d frames, %d boxes: last %d boxes dropped (%s)", name, frame_count, box_count, unmatched,
+                       pairing)
     return boxes[: min(frame_count, box_count)], unannotated, unmatched
 
 
 def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
-    """Load the sequence in folder ``path`` — or one per target, where OTB annotates several — recognising OTB, VOT
-    or TLD by its ground-truth file.
+    """Load the sequence in folder ``path`` — or one per target, where OTB annotates several — recognising OTB,
+    GOT-10k, LaSOT, VOT or TLD by its ground-truth file and what lies beside it.
 
     Raises :class:`FileNotFoundError` when the folder does not exist, :class:`ValueError` when it is not a sequence or
     its ground truth is malformed, and :class:`vidrnn.video.VideoReadError` when its frames cannot be read.
@@ -267,7 +401,7 @@ def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
     sequences = []
     for name, file in files.items():
         boxes, unannotated, unmatched = _trim_to_common_length(name, _read_boxes(file, spec), frame_count)
-        sequences.append(TrackingSequence(name, frames, boxes, spec.name, unannotated, unmatched, first))
+        sequences.append(TrackingSequence(name, frames, boxes, spec.name, unannotated, unmatched, first, file))
     return sequences
 
 
@@ -278,17 +412,6 @@ def load_sequence(path: str | os.PathLike) -> TrackingSequence:
         names = ", ".join(sequence.name for sequence in sequences)
         raise ValueError(f"{path}: several targets ({names}); load them with load_sequences")
     return sequences[0]
-
-
-def sequence_folders(root: str | os.PathLike, *, skip: Callable[[Path], bool] = lambda folder: False) -> list[Path]:
-    """Every folder under ``root`` (``root`` included; symbolic links followed, each folder once, hidden ones and
-    those ``skip`` names left out: :func:`~vidrnn.video.walk_visible`) that holds one of :data:`GROUND_TRUTH_FILES`:
-    the sequences :func:`find_sequences` loads, found without decoding anything."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    return sorted(folder for folder, names in walk_visible(root, skip=skip)
-                  if any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in names))
 
 
 class SequenceEntry(NamedTuple):
@@ -302,16 +425,105 @@ class SequenceEntry(NamedTuple):
     frames: Path
 
 
+def _holds_ground_truth(names: list[str]) -> bool:
+    return any(name in GROUND_TRUTH_FILES or _OTB_TARGET_FILE.fullmatch(name) for name in names)
+
+
+def _frames_in(folder: Path, names: list[str]) -> list[Path]:
+    """What in ``folder`` could be a sequence's frames: the folder itself when it holds images, and its videos."""
+    suffixes = [Path(name).suffix.lower() for name in names]
+    return ([folder] if any(suffix in IMAGE_EXTENSIONS for suffix in suffixes) else []) + [
+        folder / name for name, suffix in zip(names, suffixes) if suffix in VIDEO_EXTENSIONS]
+
+
+def _annotations_apart(root: Path, folder: Path, names: list[str]) -> bool:
+    """Whether ``folder`` holds ground truth kept apart from its frames: text files in or under a folder named
+    ``anno`` (TrackingNet's ``TRAIN_k/anno/<seq>.txt``, UAV123's ``anno/UAV123/<seq>.txt``)."""
+    parts = (root.name, *folder.relative_to(root).parts)
+    return any(part.casefold() == "anno" for part in parts) and any(name.endswith(".txt") for name in names)
+
+
+def _self_and_parents(path: Path) -> set[Path]:
+    real = path.resolve()
+    return {real, *real.parents}
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What one walk under ``root`` found: the sequences, and what looks like tracking data but no sequence reads,
+    so that a benchmark in a layout vidrnn does not read is named rather than silently left out."""
+
+    root: Path
+    #: The sequences, sorted by name (case ignored).
+    entries: list[SequenceEntry]
+    #: Image folders and video files outside every sequence folder.
+    unread: list[Path]
+    #: Folders of ground truth kept apart from the frames (:func:`_annotations_apart`).
+    apart: list[Path]
+
+    def _advice(self) -> str:
+        """What a sequence folder looks like, and what to do with annotations kept apart from their frames."""
+        advice = SEQUENCE_LAYOUTS
+        if self.apart:
+            folders = ", ".join(str(folder.relative_to(self.root)) for folder in self.apart[:3])
+            advice += (f". {folders}{', ...' if len(self.apart) > 3 else ''} keep the ground truth apart from the "
+                       "frames (TrackingNet's and UAV123's anno/<sequence>.txt), a layout vidrnn does not read: give "
+                       "each sequence a folder of its own holding its frames and its ground-truth file (img/ + "
+                       "groundtruth_rect.txt for 1-based x,y,w,h such as UAV123's, the frames + groundtruth.txt for "
+                       "0-based x,y,w,h) with exactly the frames its boxes annotate, from the first box's frame on "
+                       "(UAV123's sub-sequences start later in their frame folder)")
+        return advice
+
+    def unread_text(self) -> str:
+        """The image folders and videos that belong to no sequence, counted, with a few examples."""
+        examples = ", ".join(str(path.relative_to(self.root)) for path in self.unread[:3])
+        return (f"{len(self.unread)} image folders or video files belong to no sequence and are not read ({examples}"
+                f"{', ...' if len(self.unread) > 3 else ''})")
+
+    def warn_unread(self) -> None:
+        """Log, once per survey, what under ``root`` no sequence reads."""
+        if self.unread:
+            logger.warning("%s: %s; %s", self.root, self.unread_text(), self._advice())
+
+    def none_found(self) -> str:
+        """Why ``root`` holds no sequence, for the error that says so."""
+        unread = f"; {self.unread_text()}" if self.unread else ""
+        return f"{self.root}: no tracking sequences found{unread}; {self._advice()}"
+
+
+def survey(root: str | os.PathLike, *, skip: Callable[[Path], bool] = lambda folder: False) -> Survey:
+    """Walk ``root`` (``root`` included; symbolic links followed, each folder once, hidden ones and those ``skip``
+    names left out: :func:`~vidrnn.video.walk_visible`) once, without decoding: every folder holding one of
+    :data:`GROUND_TRUTH_FILES` is a sequence (a benchmark tree can mix formats and nest them at any depth), and the
+    frames outside all of them are counted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory")
+    folders, frames, apart = [], [], []
+    for folder, names in walk_visible(root, skip=skip):
+        if _holds_ground_truth(names):
+            folders.append(folder)
+        frames += _frames_in(folder, names)
+        if _annotations_apart(root, folder, names):
+            apart.append(folder)
+    entries = []
+    for folder in folders:
+        spec, files = _ground_truth(folder)
+        entries += [SequenceEntry(folder, name, spec.find_frames(folder)) for name in files]
+    read = {path.resolve() for path in folders} | {entry.frames.resolve() for entry in entries}
+    unread = [path for path in frames if read.isdisjoint(_self_and_parents(path))]
+    entries.sort(key=lambda entry: (entry.name.casefold(), str(entry.frames)))
+    return Survey(root, entries, unread, apart)
+
+
 def sequence_entries(root: str | os.PathLike, *,
                      skip: Callable[[Path], bool] = lambda folder: False) -> list[SequenceEntry]:
     """Every sequence under ``root`` (``root`` included; not in folders ``skip`` names), sorted by name, case
-    ignored: the sequences :func:`find_sequences` loads, found without decoding."""
-    entries = []
-    for folder in sequence_folders(root, skip=skip):
-        spec, files = _ground_truth(folder)
-        frames = spec.find_frames(folder)
-        entries += [SequenceEntry(folder, name, frames) for name in files]
-    return sorted(entries, key=lambda entry: (entry.name.casefold(), str(entry.frames)))
+    ignored: the sequences :func:`find_sequences` loads, found without decoding. Image folders and videos that no
+    sequence reads are named in a warning (:meth:`Survey.warn_unread`)."""
+    found = survey(root, skip=skip)
+    found.warn_unread()
+    return found.entries
 
 
 def load_entries(entries: Sequence[SequenceEntry]) -> list[TrackingSequence]:
@@ -327,7 +539,8 @@ def find_sequences(root: str | os.PathLike) -> list[TrackingSequence]:
     """Load every sequence folder under ``root`` (``root`` included), sorted by name, case ignored.
 
     A folder is a sequence when it holds one of :data:`GROUND_TRUTH_FILES`, so a benchmark tree can mix formats and
-    nest them at any depth. Returns an empty list when there is none; one broken sequence raises rather than being
-    skipped, because a silently smaller benchmark gives scores that cannot be compared.
+    nest them at any depth. Returns an empty list when there is none (with a warning when it holds frames no sequence
+    reads: :func:`sequence_entries`); one broken sequence raises rather than being skipped, because a silently
+    smaller benchmark gives scores that cannot be compared.
     """
     return load_entries(sequence_entries(root))

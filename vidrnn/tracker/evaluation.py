@@ -20,7 +20,10 @@ from tqdm import tqdm
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
 
-__all__ = ["ScoreRow", "TrackFunction", "evaluate", "sequence_rows", "track_timed", "with_means", "write_scores"]
+__all__ = [
+    "ScoreRow", "TrackFunction", "evaluate", "sequence_rows", "summary_lines", "track_timed", "with_means",
+    "write_scores",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,20 @@ def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[Tracking
              progress: bool = True) -> list[ScoreRow]:
     """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences)."""
     return with_means(sequence_rows(trackers, sequences, progress))
+
+
+def summary_lines(rows: Sequence[ScoreRow]) -> list[str]:
+    """One line per tracker from its ``MEAN`` row, counting the sequences that mean averages: a sequence without a
+    frame to score is not in it, and the line says how many such there were rather than count them."""
+    lines = []
+    for mean in (row for row in rows if row.sequence == "MEAN"):
+        own = [row.score for row in rows if row.tracker == mean.tracker and row.sequence != "MEAN"]
+        scored = sum(score.scored for score in own)
+        unscored = f"; {len(own) - scored} without a frame to score, not in the mean" if scored < len(own) else ""
+        score = mean.score
+        lines.append(f"{mean.tracker:10s} success AUC {score.success_auc:.3f}  P@20 {score.precision_20:.3f}  "
+                     f"mean IoU {score.mean_iou:.3f}  ({scored} sequences, {score.frames} frames{unscored})")
+    return lines
 
 
 def write_scores(rows: Sequence[ScoreRow], path: Path) -> None:
