@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
 from vidrnn.data.module import VideoDataModule, _CachedSequences
+from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
@@ -81,7 +82,7 @@ def test_batches_carry_lengths_and_training_offsets_vary_while_evaluation_is_fix
     again = next(iter(datamodule.test_dataloader()))
     assert torch.equal(batch.features, again.features)
     train_set = datamodule._datasets["train"]
-    draws = {tuple(train_set[0][0].astype(np.float64).sum(axis=1).round(2)) for _ in range(6)}
+    draws = {tuple(train_set[EpochKey(epoch, 0)][0].astype(np.float64).sum(axis=1).round(2)) for epoch in range(6)}
     assert len(draws) > 1
 
 
@@ -93,26 +94,22 @@ class _StepNumbers:
 
 
 def _drawn_offsets(datamodule: VideoDataModule, num_workers: int, epochs: int) -> list[list[tuple[int, ...]]]:
-    """Per epoch, the offsets of each training clip in loading order (batches of one: clip k from worker k % n)."""
+    """Per epoch, the offsets of each training clip in loading order (batches of one)."""
     module = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, num_workers=num_workers, batch_size=1)
     module._datasets["train"] = _CachedSequences(_StepNumbers(), [f"c{n}" for n in range(8)], [0] * 8, steps=8,
                                                  train=True, seed=0)
     loader = module.train_dataloader()
-    return [[tuple(batch.features[0, :, 0].int().tolist()) for batch in loader] for _ in range(epochs)]
+    drawn = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)  # as Lightning does before every training epoch
+        drawn.append([tuple(batch.features[0, :, 0].int().tolist()) for batch in loader])
+    return drawn
 
 
-def test_each_loader_worker_draws_training_offsets_of_its_own(datamodule: VideoDataModule) -> None:
-    first, second = _drawn_offsets(datamodule, num_workers=2, epochs=2)
-    assert first[0::2] != first[1::2]  # the two workers' clips, pairwise: not one stream copied twice
-    assert len(set(first)) == len(first)
-    assert second != first  # workers persist, and their streams run on from epoch to epoch
-    assert _drawn_offsets(datamodule, num_workers=2, epochs=1) == [first]  # the same seed and workers: the same draws
-
-
-def test_without_workers_training_offsets_are_one_stream_from_the_seed(datamodule: VideoDataModule) -> None:
-    stream = np.random.default_rng(0)
-    expected = [tuple(segment_indices(64, 8, stream).tolist()) for _ in range(16)]
-    assert sum(_drawn_offsets(datamodule, num_workers=0, epochs=2), []) == expected
+def test_training_offsets_are_new_every_epoch_and_do_not_depend_on_the_loader_workers(datamodule) -> None:
+    first, second = _drawn_offsets(datamodule, num_workers=0, epochs=2)
+    assert len(set(first)) == len(first) and second != first
+    assert _drawn_offsets(datamodule, num_workers=2, epochs=2) == [first, second]  # workers copy no generator
 
 
 def test_collate_pads_to_the_longest_clip() -> None:

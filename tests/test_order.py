@@ -14,6 +14,7 @@ from vidrnn.backbones import BackboneSpec
 from vidrnn.data.folders import UNLABELED, unlabeled_index
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.order import OrderTask, reverse_steps, shuffle_parts
+from vidrnn.data.streams import EpochKey, EpochSampler
 from vidrnn.data.synthetic import ORDER_PAIRS, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec, reverse_padded
@@ -32,6 +33,9 @@ class _Clips(torch.utils.data.Dataset):
         return len(self.clips)
 
     def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
+        return self.sample(position, None)
+
+    def sample(self, position: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int, str]:
         return self.clips[position], 7, f"clip{position}"
 
 
@@ -64,18 +68,20 @@ def test_order_verification_is_reproducible_in_evaluation_and_varies_in_training
     np.testing.assert_array_equal(evaluation[0][0], OrderTask(clips, "order_verification", False, 3)[0][0])
     assert evaluation[0][2] == "clip0@shuffled" and evaluation[1][1] == 1
     training = OrderTask(clips, "order_verification", train=True, seed=3)
-    assert len({tuple(training[0][0][:, 1]) for _ in range(10)}) > 1
+    assert len({tuple(training[EpochKey(epoch, 0)][0][:, 1]) for epoch in range(10)}) > 1  # anew every epoch
+    np.testing.assert_array_equal(training[EpochKey(4, 0)][0], training[EpochKey(4, 0)][0])  # one visit, one shuffle
 
 
-def test_each_loader_worker_shuffles_with_a_stream_of_its_own() -> None:
-    def shuffles() -> list[list[float]]:
+def test_training_shuffles_do_not_depend_on_the_loader_workers() -> None:
+    def shuffles(num_workers: int) -> list[list[float]]:
         task = OrderTask(_Clips((16,) * 8), "order_verification", train=True, seed=3)
-        loader = torch.utils.data.DataLoader(task, batch_size=2, num_workers=2, collate_fn=list)
-        return [batch[0][0][:, 1].tolist() for batch in loader]  # batch j: clip j shuffled, then as is; worker j % 2
+        loader = torch.utils.data.DataLoader(task, batch_size=2, num_workers=num_workers, collate_fn=list,
+                                             sampler=EpochSampler(len(task), seed=3, shuffle=False))
+        return [batch[0][0][:, 1].tolist() for batch in loader]  # batch j: clip j shuffled, then as is
 
-    drawn = shuffles()
-    assert drawn[0::2] != drawn[1::2]  # the two workers' clips, pairwise: not one stream copied twice
-    assert shuffles() == drawn  # the same seed and workers: the same shuffles
+    drawn = shuffles(num_workers=0)
+    assert len({tuple(shuffled) for shuffled in drawn}) > 1  # clips are shuffled each in their own way
+    assert shuffles(num_workers=2) == drawn  # workers copying one generator would repeat each other's
 
 
 def test_order_tasks_are_refused_with_nonsense_settings() -> None:

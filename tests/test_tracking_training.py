@@ -14,6 +14,7 @@ import yaml
 
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
+from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
@@ -121,15 +122,17 @@ def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path
     # ones follow its own peaks (its searches, and so its targets, differ from the true-box walks).
     assert np.allclose(runs.evidence[0, 0], runs.evidence[1, 0])
     assert not np.allclose(runs.targets[0, 1:], runs.targets[1, 1:])
-    windows = EvidenceWindows([runs], window=4, length=5, seed=0)
+    windows = EvidenceWindows([runs], window=4, length=5, seed=0, train=False)
     item = windows[0]
     assert item["evidence"].shape == (4, EVIDENCE_DIM) and item["valid"].dtype == torch.bool
-    assert torch.equal(windows[1]["evidence"], EvidenceWindows([runs], window=4, length=5, seed=0)[1]["evidence"])
+    again = EvidenceWindows([runs], window=4, length=5, seed=0, train=False)
+    assert torch.equal(windows[1]["evidence"], again[1]["evidence"])
 
 
-def test_training_windows_differ_between_ddp_ranks_and_follow_the_training_seed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The distributed sampler gives each rank other indices, but a training window is drawn at random whatever its
-    index: drawn from one seeded stream on every rank, N GPUs trained on one GPU's windows N times over."""
+def test_training_windows_follow_the_seed_the_epoch_and_the_item() -> None:
+    """The distributed sampler gives each rank other items, and each item's window is drawn from its own key: the
+    ranks train on different windows (a stream seeded alike on every rank would give N GPUs one GPU's windows N
+    times over), another set every epoch, the same after a resume."""
     from vidrnn.tracker.simulation import EvidenceRuns
 
     steps = 50
@@ -137,16 +140,13 @@ def test_training_windows_differ_between_ddp_ranks_and_follow_the_training_seed(
                         np.zeros((2, steps, 4), np.float32), np.ones((2, steps), bool), np.zeros((2, steps, 3)),
                         np.array([64, 64]))
 
-    def first_windows(rank: int, seed: int) -> list[float]:
-        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: rank is not None)
-        monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
-        torch.manual_seed(seed)  # what seed_everything does on every rank
-        windows = EvidenceWindows([runs], window=4, length=8)
-        return [float(windows[index]["evidence"][0, 0]) for index in range(8)]
+    def starts(seed: int, epoch: int) -> list[float]:
+        windows = EvidenceWindows([runs], window=4, length=8, seed=seed, train=True)
+        return [float(windows[EpochKey(epoch, index)]["evidence"][0, 0]) for index in range(8)]
 
-    assert first_windows(0, seed=1) == first_windows(0, seed=1)
-    assert first_windows(0, seed=1) != first_windows(1, seed=1)
-    assert first_windows(0, seed=1) != first_windows(0, seed=2)
+    assert starts(1, epoch=0) == starts(1, epoch=0)
+    assert len(set(starts(1, epoch=0))) > 4  # items (and so ranks) draw windows of their own
+    assert starts(1, epoch=0) != starts(1, epoch=1) and starts(1, epoch=0) != starts(2, epoch=0)
 
 
 @pytest.mark.slow

@@ -200,6 +200,27 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
     assert min(epochs) >= killed_epoch  # continued, did not start over
 
 
+
+def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fits_weights(config: Path,
+                                                                                         tmp_path: Path) -> None:
+    """Nothing a resumed fit draws may start over: not the clips' order or segment offsets (drawn from the seed, the
+    epoch and the clip), not dropout (torch's generator state travels in the checkpoint)."""
+    def fit(root: Path, epochs: int, *resume: str) -> Path:
+        assert main(["fit", "--config", str(config), "--model.encoder.input_dropout", "0.3",
+                     "--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs), *resume]) == 0
+        newest = max((root / "lightning_logs").glob("version_*"), key=lambda path: int(path.name.split("_")[1]))
+        return newest / "checkpoints" / "latest.ckpt"
+
+    uninterrupted = fit(tmp_path / "a", 3)
+    stopped = fit(tmp_path / "b", 1)
+    resumed = fit(tmp_path / "b", 3, "--ckpt_path", str(stopped))
+    weights = [torch.load(path, map_location="cpu", weights_only=True)["state_dict"] for path in (uninterrupted, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    dropped_out = torch.load(stopped, map_location="cpu", weights_only=True)["state_dict"]
+    assert not all(torch.equal(dropped_out[name], weights[0][name]) for name in weights[0])  # it did train on
+
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 

@@ -30,7 +30,7 @@ from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.data.streams import WorkerRandom
+from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
@@ -50,17 +50,21 @@ class _CachedSequences(Dataset):
 
     def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], steps: int, train: bool, seed: int):
         self.cache, self.keys, self.labels = cache, keys, labels
-        self.steps = steps
-        # Training draws new segment offsets at every visit, each loader worker from its own stream; evaluation takes
-        # the centres (no generator).
-        self.random = WorkerRandom(seed) if train else None
+        self.steps, self.train, self.seed = steps, train, seed
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
+    def __getitem__(self, item: int | EpochKey) -> tuple[np.ndarray, int, str]:
+        """Training draws new segment offsets at every visit (:mod:`vidrnn.data.streams`); evaluation takes the
+        centres."""
+        key = key_of(item)
+        return self.sample(key.index, draws(self.seed, OFFSETS, key) if self.train else None)
+
+    def sample(self, position: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int, str]:
+        """Clip ``position``'s steps: offsets drawn from ``rng``, or the segments' centres without one."""
         features = self.cache.load(self.keys[position])
-        chosen = segment_indices(len(features), self.steps, self.random.generator() if self.random else None)
+        chosen = segment_indices(len(features), self.steps, rng)
         return features[chosen], self.labels[position], self.keys[position]
 
 
@@ -117,7 +121,8 @@ class VideoDataModule(L.LightningDataModule):
             ``prepare_data``.
         retry_failed: decode again the videos that failed before although their files have not changed (a decoder
             killed for memory, a network drive that was away); by default they are left out at once.
-        seed: split and sampling seed.
+        seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
+            epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume).
     """
 
     def __init__(
@@ -261,8 +266,9 @@ class VideoDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]
         training = split == "train"
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=training,
-                          sampler=None if training else evaluation_sampler(dataset),
+        return DataLoader(dataset, batch_size=self.hparams.batch_size,
+                          sampler=EpochSampler(len(dataset), self.hparams.seed, shuffle=True) if training
+                          else evaluation_sampler(dataset), generator=loader_generator(self.hparams.seed),
                           num_workers=self.hparams.num_workers, collate_fn=collate_sequences,
                           persistent_workers=self.hparams.num_workers > 0)
 

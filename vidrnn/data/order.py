@@ -12,10 +12,12 @@ exactly 50 % — chance is a fact of the construction, not an estimate.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from torch.utils.data import Dataset
 
-from vidrnn.data.streams import WorkerRandom
+from vidrnn.data.streams import OFFSETS, SHUFFLES, EpochKey, draws, key_of
 from vidrnn.objectives import ORDER_CLASSES, Objective
 
 __all__ = ["OrderTask", "reverse_steps", "shuffle_parts"]
@@ -46,38 +48,44 @@ def shuffle_parts(features: np.ndarray, parts: int, rng: np.random.Generator) ->
     return np.concatenate([pieces[position] for position in order])
 
 
+class SampledClips(Protocol):
+    """Clips whose steps are sampled with a generator the caller gives (the data module's cached sequences)."""
+
+    def __len__(self) -> int: ...
+
+    def sample(self, position: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int, str]: ...
+
+
 class OrderTask(Dataset):
     """Each clip of ``clips`` twice: as recorded (label 1) and reversed or shuffled (label 0).
 
-    ``clips`` yields ``(features [t,D], label, key)``; its label is dropped. Item ``2i + 1`` is clip ``i`` as
-    sampled, item ``2i`` its altered copy. Training (``train=True``) samples the clip afresh for each copy (the
-    underlying dataset draws new segment offsets) and shuffles with a running generator, one stream per loader worker
-    (:class:`~vidrnn.data.streams.WorkerRandom`); evaluation takes the same centred steps for both copies and a
-    shuffle fixed by ``seed`` and the clip's position, so it is reproducible.
+    ``clips`` gives ``(features [t,D], label, key)`` from its ``sample(position, rng)``; the label is dropped. Item
+    ``2i + 1`` is clip ``i`` as sampled, item ``2i`` its altered copy. Training (``train=True``) samples the clip
+    afresh for each copy (new segment offsets) and shuffles it anew at every visit, drawn from the seed, the epoch and
+    the item (:mod:`vidrnn.data.streams`); evaluation takes the same centred steps for both copies and a shuffle fixed
+    by ``seed`` and the clip's position, so it is reproducible.
     """
 
-    def __init__(self, clips: Dataset, objective: Objective, train: bool, seed: int, parts: int = 4) -> None:
+    def __init__(self, clips: SampledClips, objective: Objective, train: bool, seed: int, parts: int = 4) -> None:
         if objective not in ORDER_CLASSES:
             raise ValueError(f"{objective!r} is not an order task; use one of {', '.join(ORDER_CLASSES)}")
         if parts < 2:
             raise ValueError(f"order verification needs at least 2 parts to shuffle, got {parts}")
-        self.clips, self.objective, self.parts, self.seed = clips, objective, parts, seed
-        # Another stream than the clips' segment offsets (drawn from ``seed``): in step with one stream, the shuffles
-        # would repeat the offsets' random numbers.
-        self.random = WorkerRandom(seed + 1) if train else None
+        self.clips, self.objective, self.parts, self.seed, self.train = clips, objective, parts, seed, train
 
     def __len__(self) -> int:
         return 2 * len(self.clips)
 
-    def __getitem__(self, position: int) -> tuple[np.ndarray, int, str]:
-        clip, as_recorded = divmod(position, 2)
-        features, _, key = self.clips[clip]
+    def __getitem__(self, item: int | EpochKey) -> tuple[np.ndarray, int, str]:
+        visit = key_of(item)
+        clip, as_recorded = divmod(visit.index, 2)
+        features, _, key = self.clips.sample(clip, draws(self.seed, OFFSETS, visit) if self.train else None)
         if as_recorded:
             return features, 1, key
-        return self._alter(features, clip), 0, key + _ALTERED[self.objective]
+        return self._alter(features, clip, visit), 0, key + _ALTERED[self.objective]
 
-    def _alter(self, features: np.ndarray, clip: int) -> np.ndarray:
+    def _alter(self, features: np.ndarray, clip: int, visit: EpochKey) -> np.ndarray:
         if self.objective == "arrow_of_time":
             return reverse_steps(features)
-        rng = self.random.generator() if self.random else np.random.default_rng([self.seed, clip])
+        rng = draws(self.seed, SHUFFLES, visit) if self.train else np.random.default_rng([self.seed, clip])
         return shuffle_parts(features, self.parts, rng)

@@ -1,47 +1,73 @@
-"""Random streams for training datasets that DataLoader worker processes copy.
+"""Random draws of training datasets that depend on the seed, the epoch and the item — on nothing else.
 
-A numpy generator held by a dataset is copied into every worker with the dataset, so every worker draws the same
-numbers: with four workers, four clips in a row would get the same "random" segment offsets or the same shuffle,
-and the augmentation would be a quarter of what it seems. :class:`WorkerRandom` gives each process a stream of its
-own, derived from one seed — and, under DDP, from the rank too: every rank's data module has the same seed, and its
-workers would otherwise draw what the other ranks' workers draw, on other clips.
+A training clip gets new segment offsets (a tracker a new window, an order task a new shuffle) at every visit. Drawn
+from a generator the dataset holds, they would depend on where and when the dataset runs: DataLoader workers copy the
+generator (four workers, four clips in a row with the same "random" offsets), DDP ranks hold equal ones, and a run
+resumed from a checkpoint starts the generator afresh and replays its first epochs' draws instead of going on.
+
+So every draw here is a function of ``(seed, stream, epoch, index)``: the same in any worker, on any rank and after a
+resume, different from epoch to epoch. The epoch reaches the dataset in the keys the sampler yields
+(:class:`EpochSampler`: ``EpochKey(epoch, index)``), which Lightning tells the epoch through ``set_epoch`` before
+every training epoch — also through the ``DistributedSamplerWrapper`` it puts around the sampler under DDP, whose
+ranks then take disjoint shares of the same keys.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
-import torch.distributed as dist
-from torch.utils.data import get_worker_info
+import torch
+from torch.utils.data import Sampler
 
-__all__ = ["WorkerRandom"]
+__all__ = ["OFFSETS", "SHUFFLES", "WINDOWS", "EpochKey", "EpochSampler", "draws", "key_of", "loader_generator"]
+
+#: Streams: independent draws for one item from one seed (in step with one stream, a clip's order-task shuffle would
+#: repeat the random numbers of its segment offsets).
+OFFSETS, SHUFFLES, WINDOWS = 0, 1, 2
 
 
-class WorkerRandom:
-    """One seed, one numpy generator per process that draws from it, made on first use in that process.
+class EpochKey(NamedTuple):
+    """What a training dataset is indexed with: the item and the epoch it is visited in."""
 
-    In the main process (``num_workers=0``) the generator is ``default_rng(seed)``, as a dataset holding one would
-    have. In DataLoader worker ``i`` it is ``default_rng([seed, i + 1])``: the same seed and number of workers give the
-    same draws, whichever worker runs first. On DDP rank ``r > 0`` (the rank when this is made: the data module's
-    ``setup``, after the process group starts) both take ``r`` as a last entry, ``[seed, 0 or i + 1, r]``. A worker that persists across epochs (the data module's loaders keep
-    theirs) runs on through its stream, as the main process does, so draws change from epoch to epoch; a worker
-    started afresh each epoch would start its stream afresh too.
-    """
+    epoch: int
+    index: int
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        self._generator: np.random.Generator | None = None
-        self._process: int | None = None
 
-    def generator(self) -> np.random.Generator:
-        """This process's generator. A copy made in another process (a forked worker inherits the main process's,
-        when the main process drew before the fork) is replaced, never continued."""
-        if self._generator is None or self._process != os.getpid():
-            worker = get_worker_info()
-            stream = 0 if worker is None else worker.id + 1
-            entropy = [self.seed, stream, self.rank] if self.rank else [self.seed, stream] if stream else self.seed
-            self._generator = np.random.default_rng(entropy)
-            self._process = os.getpid()
-        return self._generator
+class EpochSampler(Sampler[EpochKey]):
+    """Every index of a dataset once per epoch, as :class:`EpochKey`; in an order drawn from ``(seed, epoch)`` when
+    ``shuffle``, so a resumed run visits its remaining epochs in the order the uninterrupted one would have."""
+
+    def __init__(self, size: int, seed: int, *, shuffle: bool) -> None:
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every training epoch."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[EpochKey]:
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
+                 else np.arange(self.size))
+        return (EpochKey(self.epoch, int(index)) for index in order)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def key_of(item: int | EpochKey) -> EpochKey:
+    """A dataset's argument as a key: a plain index (a dataset used by hand) is a visit in epoch 0."""
+    return item if isinstance(item, EpochKey) else EpochKey(0, int(item))
+
+
+def draws(seed: int, stream: int, key: EpochKey) -> np.random.Generator:
+    """The generator for one visit of one item."""
+    return np.random.default_rng([seed, stream, key.epoch, key.index])
+
+
+def loader_generator(seed: int) -> torch.Generator:
+    """A DataLoader's own generator: the seed each of its iterators draws for its workers comes from here, not from
+    torch's global generator, whose state checkpoints carry (:mod:`vidrnn.random_state`) — a validation pass between
+    a checkpoint and the next epoch would otherwise move it on in the uninterrupted run only."""
+    return torch.Generator().manual_seed(seed)

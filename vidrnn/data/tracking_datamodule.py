@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
-from vidrnn.data.streams import WorkerRandom
+from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
@@ -62,26 +62,25 @@ logger = logging.getLogger(__name__)
 class EvidenceWindows(Dataset):
     """``length`` windows of ``window`` consecutive steps from simulated runs.
 
-    ``seed=None`` draws a fresh window on every access (training), from a stream of this process's own
-    (:class:`~vidrnn.data.streams.WorkerRandom`: under DDP each rank, in a DataLoader each worker, draws other windows —
-    the distributed sampler's indices do not choose them) seeded from torch's generator when the dataset is made, so
-    ``seed_everything`` still decides them; an integer seed makes item ``i`` the same window forever (validation).
+    Training (``train=True``) draws a fresh window at every visit, from the seed, the epoch and the item
+    (:mod:`vidrnn.data.streams`: under DDP the ranks' items differ, so do their windows); validation makes item ``i``
+    the same window forever.
     """
 
-    def __init__(self, runs: list[EvidenceRuns], window: int, length: int, seed: int | None = None) -> None:
+    def __init__(self, runs: list[EvidenceRuns], window: int, length: int, seed: int, train: bool) -> None:
         self.runs = [run for run in runs if run.steps >= window and run.valid.any()]
         if not self.runs:
             raise ValueError(f"no sequence has the {window + 1} frames a training window needs")
-        self.window, self.length, self.seed = window, length, seed
-        self.random = WorkerRandom(int(torch.randint(0, 2**62, ()).item())) if seed is None else None
+        self.window, self.length, self.seed, self.train = window, length, seed, train
         weights = np.array([run.steps - window + 1 for run in self.runs], dtype=np.float64)
         self.weights = weights / weights.sum()
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = self.random.generator() if self.random is not None else np.random.default_rng((self.seed, index))
+    def __getitem__(self, item: int | EpochKey) -> dict[str, torch.Tensor]:
+        key = key_of(item)
+        rng = draws(self.seed, WINDOWS, key) if self.train else np.random.default_rng((self.seed, key.index))
         run = self.runs[rng.choice(len(self.runs), p=self.weights)]
         walk = int(rng.integers(run.evidence.shape[0]))
         start = int(rng.integers(run.steps - self.window + 1))
@@ -163,6 +162,8 @@ class TrackingDataModule(L.LightningDataModule):
         window: frames per training window (the recurrent head's unrolled length).
         train_windows / val_windows: samples per epoch.
         device: where the CNN runs while caching (``auto``: CUDA when available).
+        seed: the simulated runs' walks, the validation windows and every epoch's training windows (a run resumed
+            from a checkpoint draws the windows the uninterrupted one would have).
     """
 
     def __init__(
@@ -393,14 +394,18 @@ class TrackingDataModule(L.LightningDataModule):
         return self._runs[split]
 
     def train_dataloader(self) -> DataLoader:
-        windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows)
-        return DataLoader(windows, batch_size=self.batch_size, drop_last=True)
+        windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows, self.seed, train=True)
+        return DataLoader(windows, batch_size=self.batch_size, drop_last=True,
+                          sampler=EpochSampler(len(windows), self.seed, shuffle=False),
+                          generator=loader_generator(self.seed))
 
     def val_dataloader(self) -> list[DataLoader]:
         """Two loaders: fixed windows (the loss and window IoU), then whole validation sequences (success AUC of the
         tracker as it runs, from the matching run's cached evidence)."""
         runs = self._split_runs("val")
-        windows = EvidenceWindows(runs, self.window, self.val_windows, seed=self.seed)
+        windows = EvidenceWindows(runs, self.window, self.val_windows, self.seed, train=False)
         sequences = MatchingRuns(runs, self.sequences("val"), self.window)
-        return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows)),
-                DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences))]
+        return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows),
+                           generator=loader_generator(self.seed)),
+                DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences),
+                           generator=loader_generator(self.seed))]

@@ -31,6 +31,7 @@ from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
+from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
@@ -184,6 +185,7 @@ class VideoClassifier(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        self._saved_random_state: dict[str, Any] | None = None
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         arrow = ORDER_CLASSES["arrow_of_time"]
@@ -296,6 +298,11 @@ class VideoClassifier(L.LightningModule):
         require_current(saved)
         self._require_same_data(saved)
         self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
+        self._saved_random_state = checkpoint.get(RANDOM_STATE)  # taken back only if a fit resumes from it
+
+    def on_train_start(self) -> None:
+        restore_random_state(self._saved_random_state)
+        self._saved_random_state = None
 
     def _require_same_data(self, saved: dict[str, Any]) -> None:
         """Refuse weights trained on other classes or other features than this model was built for.
@@ -353,6 +360,7 @@ class VideoClassifier(L.LightningModule):
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
         # checkpoint know which model it holds, and which weights made its features.
         checkpoint["task"] = "classification"
+        checkpoint[RANDOM_STATE] = random_state()
         if self.pipeline is not None:
             checkpoint["backbone_identity"] = self._backbone_identity
 

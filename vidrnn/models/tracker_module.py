@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from vidrnn.metrics import score_sequence
+from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
 from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
@@ -74,6 +75,7 @@ class FrameTracker(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        self._saved_random_state: dict[str, Any] | None = None
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.settings = TrackerSettings.from_dict(tracker or {})
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
@@ -151,6 +153,14 @@ class FrameTracker(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["task"] = "tracking"
+        checkpoint[RANDOM_STATE] = random_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._saved_random_state = checkpoint.get(RANDOM_STATE)  # taken back only if a fit resumes from it
+
+    def on_train_start(self) -> None:
+        restore_random_state(self._saved_random_state)
+        self._saved_random_state = None
 
     def configure_optimizers(self) -> Any:
         parameters = [parameter for parameter in self.parameters() if parameter.requires_grad]
