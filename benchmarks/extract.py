@@ -207,9 +207,8 @@ def main() -> None:
 
     def end_to_end() -> ExtractionReport:
         with tempfile.TemporaryDirectory() as cache_root:
-            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device)
-            return extract_features(items, cache, backbone, device=device, batch_size=args.batch_size,
-                                    num_workers=args.workers, progress=False)
+            cache = FeatureCache(cache_root, backbone.spec, sampling, index.root, device, args.batch_size)
+            return extract_features(items, cache, backbone, device=device, num_workers=args.workers, progress=False)
 
     # Rounds alternate the measurements, and medians are compared: on a shared or throttled machine the speed drifts
     # over minutes, and a single set of runs can land on either side of a drift. Every other round runs the three in

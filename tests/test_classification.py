@@ -71,6 +71,30 @@ def test_a_val_fraction_outside_0_to_1_is_refused_naming_it(fraction: float, tmp
         VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", val_fraction=fraction)
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("extract_batch_size", 0, "data.extract_batch_size must be at least 1, got 0"),
+    ("extract_batch_size", -3, "data.extract_batch_size must be at least 1, got -3"),
+    ("extract_workers", -1, "data.extract_workers must be at least 0"),
+])
+def test_extraction_settings_that_cannot_work_are_refused_naming_them(option: str, value: int, expected: str,
+                                                                      tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=expected):
+        VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", **{option: value})
+
+
+def test_prepare_data_extracts_again_a_feature_file_truncated_since(tmp_path: Path) -> None:
+    """Instead of a fit that dies mid-epoch in numpy, naming no file."""
+    root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=4, size=(48, 64),
+                                       seed=5, classes=CLASSES[:2])
+    first = _module(root, tmp_path / "cache")
+    first.prepare_data()
+    damaged = next((first.cache.dir / "features").rglob("*.npy"))
+    whole = damaged.read_bytes()
+    damaged.write_bytes(whole[:200])
+    _module(root, tmp_path / "cache").prepare_data()
+    assert damaged.read_bytes() == whole
+
+
 def test_model_facts_come_from_the_data(datamodule: VideoDataModule) -> None:
     assert datamodule.num_classes == 6 and datamodule.feature_dim == 1280
     assert datamodule.class_names[:2] == ["Grow", "Shrink"]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ import pytest
 
 from conftest import write_video
 from vidrnn.cli import build_parser, main
-from vidrnn.exit_codes import EXIT_INTERRUPTED, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 
 
 def _subcommands() -> list[str]:
@@ -61,7 +63,8 @@ def test_synth_help_states_the_generators_own_defaults() -> None:
                               "sequence_frames": sequences["num_frames"].default}
 
 
-@pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device"])
+@pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
+                                     "negative batch size", "negative workers", "negative limit", "cache root a file"])
 def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, problem: str,
                                                                  capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "videos"
@@ -70,11 +73,18 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
         "missing root": (["--root", str(tmp_path / "nowhere")], "nowhere"),
         "unknown backbone": (["--root", str(root), "--backbone", "resnet5"], "resnet5"),
         "absent device": (["--root", str(root), "--device", "cuda:99"], "device cuda:99, but PyTorch sees"),
+        "batch size 0": (["--root", str(root), "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        "negative batch size": (["--root", str(root), "--batch-size", "-3"], "--batch-size must be at least 1, got -3"),
+        "negative workers": (["--root", str(root), "--workers", "-1"], "--workers must be at least 0"),
+        "negative limit": (["--root", str(root), "--limit", "-1"], "--limit must be at least 1, got -1"),
+        "cache root a file": (["--root", str(root)], f"{tmp_path / 'cache'} is a file, not a folder"),
     }[problem]
+    if problem == "cache root a file":
+        (tmp_path / "cache").write_text("")
     status = main(["extract", "--dataset", "folders", *options, "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache").is_dir()
 
 
 def test_ctrl_c_keeps_what_is_done_and_says_how_to_go_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -113,3 +123,74 @@ def test_extract_lists_the_videos_that_failed_before_and_retries_them_when_asked
     assert "FAILED BEFORE b/broken.avi: cannot be opened" in out and "--retry-failed" in out
     assert main([*command, "--retry-failed"]) == EXIT_SOME_FAILED
     assert "FAILED b/broken.avi" in capsys.readouterr().out
+
+
+def _extract_command(tmp_path: Path, *options: str) -> list[str]:
+    """``vidrnn extract`` over two small readable videos into ``tmp_path / "cache"``."""
+    root = tmp_path / "videos"
+    for name in ("a/a_g01.avi", "a/a_g02.avi", "b/b_g01.avi", "b/b_g02.avi"):
+        write_video(root / name, 4)
+    return ["extract", "--dataset", "folders", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+            "--input-size", "32", "--workers", "0", "--short-side", "32", *options]
+
+
+def test_extract_with_nothing_to_do_writes_nothing_so_a_finished_cache_serves_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    command = _extract_command(tmp_path)
+    assert main(command) == EXIT_OK
+    capsys.readouterr()
+    cache_root = tmp_path / "cache"
+    opened, made = Path.open, Path.mkdir
+
+    def read_only(path: Path) -> None:
+        if path.is_relative_to(cache_root):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def open_read_only(path: Path, mode: str = "r", *args, **kwargs):
+        if set(mode) & set("wax+"):
+            read_only(path)
+        return opened(path, mode, *args, **kwargs)
+
+    def mkdir_read_only(path: Path, *args, **kwargs) -> None:
+        read_only(path)
+        made(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_read_only)  # a read-only mount, whoever runs the tests (root too)
+    monkeypatch.setattr(Path, "mkdir", mkdir_read_only)
+    assert main(command) == EXIT_OK
+    assert "extracted 0 videos" in capsys.readouterr().out
+
+
+def test_extract_that_cannot_write_the_cache_says_where_and_that_the_same_command_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import vidrnn.features
+
+    def disk_full(path: Path, write) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    command = _extract_command(tmp_path)
+    monkeypatch.setattr(vidrnn.features, "atomic_write", disk_full)
+    assert main(command) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert f"vidrnn extract: error: cannot write the cache {tmp_path / 'cache'}" in error
+    assert "No space left on device" in error and "the same command goes on" in error and "Traceback" not in error
+    monkeypatch.undo()
+    assert main(command) == EXIT_OK
+
+
+def test_a_fit_finds_the_cache_vidrnn_extract_made_with_the_same_batch_size(tmp_path: Path) -> None:
+    from vidrnn.backbones import BackboneSpec
+    from vidrnn.data.module import VideoDataModule
+    from vidrnn.sampling import SamplingSpec
+
+    assert main(_extract_command(tmp_path, "--batch-size", "8")) == EXIT_OK
+
+    def data(extract_batch_size: int) -> VideoDataModule:
+        return VideoDataModule(root=str(tmp_path / "videos"), dataset="folders", cache_dir=str(tmp_path / "cache"),
+                               backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32),
+                               extract_batch_size=extract_batch_size, extract_workers=0)
+
+    same = data(8)
+    items = same.index.video_items()
+    assert same.cache.settled(items) == (items, [])
+    assert not data(32).cache.dir.exists()  # other arithmetic, other cache

@@ -98,3 +98,10 @@ def test_a_host_tensor_needs_no_copy_to_the_host() -> None:
     values = torch.arange(6.0)
     host, copied = start_copy_to_host(values)
     assert host is values and copied is None
+
+
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_a_batch_size_below_1_is_refused(backbone, batch_size: int) -> None:
+    """0 never fills a batch: adding a video ran empty batches forever."""
+    with pytest.raises(ValueError, match=f"batch size must be at least 1, got {batch_size}"):
+        FixedBatcher(backbone, batch_size=batch_size, device=torch.device("cpu"))

@@ -4,6 +4,7 @@ import faulthandler
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,9 +36,9 @@ def small_backbone():
     return build_backbone(BackboneSpec(input_size=64))
 
 
-def _extract(dataset: Path, cache_root: Path, backbone, **kwargs):
+def _extract(dataset: Path, cache_root: Path, backbone, batch_size: int = 32, **kwargs):
     index = ucf101_index(dataset, fold=1)
-    cache = FeatureCache(cache_root, backbone.spec, SAMPLING, index.root)
+    cache = FeatureCache(cache_root, backbone.spec, SAMPLING, index.root, batch_size=batch_size)
     report = extract_features(index.video_items(), cache, backbone, progress=False, **kwargs)
     return index, cache, report
 
@@ -71,9 +72,9 @@ def test_extraction_fills_the_cache_and_a_second_run_is_a_no_op(dataset: Path, s
 def test_features_do_not_depend_on_batch_composition(dataset: Path, small_backbone, tmp_path: Path) -> None:
     _, together, _ = _extract(dataset, tmp_path / "a", small_backbone, batch_size=16, num_workers=0)
     index = ucf101_index(dataset, fold=1)
-    alone = FeatureCache(tmp_path / "b", small_backbone.spec, SAMPLING, index.root)
+    alone = FeatureCache(tmp_path / "b", small_backbone.spec, SAMPLING, index.root, batch_size=16)
     item = index.video_items()[5]
-    extract_features([item], alone, small_backbone, batch_size=16, num_workers=0, progress=False)
+    extract_features([item], alone, small_backbone, num_workers=0, progress=False)
     np.testing.assert_array_equal(alone.load(item.key), together.load(item.key))
 
 
@@ -87,8 +88,8 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     from vidrnn.embedding import VideoItem
 
     mixed = [*items[:4], VideoItem(corrupt, "Grow/corrupt.avi", "Grow"), *items[4:8]]
-    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
-    report = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root, batch_size=8)
+    report = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
     assert (report.extracted, report.failed) == (8, 1)
     errors = json.loads((cache.dir / "errors.json").read_text())
     stat = corrupt.stat()
@@ -96,16 +97,16 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
                        "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}]
     assert len(cache.entries()) == 8
 
-    again = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    again = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
     assert (again.extracted, again.failed, again.skipped) == (0, 0, 8)  # not decoded again: its file is unchanged
     assert again.failed_before == {"Grow/corrupt.avi": errors[0]["reason"]}
 
-    retried = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False,
+    retried = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False,
                                retry_failed=True)
     assert (retried.failed, retried.failed_before) == (1, {})
 
     corrupt.write_bytes(b"\x00other garbage" * 500)  # replaced: tried again without being asked
-    replaced = extract_features(mixed, cache, small_backbone, batch_size=8, num_workers=1, progress=False)
+    replaced = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
     assert (replaced.failed, replaced.failed_before) == (1, {})
     assert json.loads((cache.dir / "errors.json").read_text())[0]["source_bytes"] == corrupt.stat().st_size
 
@@ -127,8 +128,8 @@ def test_a_decoder_that_crashes_its_worker_costs_one_error_entry(dataset: Path, 
         return read(path, *args, **kwargs)
 
     monkeypatch.setattr(embedding, "read_sampled", crashing_read)
-    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
-    report = extract_features(items, cache, small_backbone, batch_size=8, num_workers=2, progress=False)
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root, batch_size=8)
+    report = extract_features(items, cache, small_backbone, num_workers=2, progress=False)
     assert report.failures == {items[2].key: "the decoder crashed: worker process killed by SIGABRT"}
     assert report.extracted == len(items) - 1
     assert [entry["path"] for entry in json.loads((cache.dir / "errors.json").read_text())] == [items[2].key]
@@ -184,8 +185,8 @@ from vidrnn.features import FeatureCache, extract_features
 from vidrnn.sampling import SamplingSpec
 index = ucf101_index(sys.argv[1], fold=1)
 backbone = build_backbone(BackboneSpec(input_size=160))
-cache = FeatureCache(sys.argv[2], backbone.spec, SamplingSpec(strategy="all", short_side=64), index.root)
-extract_features(index.video_items(), cache, backbone, batch_size=4, num_workers=1, progress=False)
+cache = FeatureCache(sys.argv[2], backbone.spec, SamplingSpec(strategy="all", short_side=64), index.root, batch_size=4)
+extract_features(index.video_items(), cache, backbone, num_workers=1, progress=False)
 """
 
 
@@ -356,5 +357,69 @@ def test_a_run_cut_short_by_an_error_releases_its_journal(dataset: Path, small_b
     second.join(timeout=60)
     assert not second.is_alive(), "the second run waits for the first run's journal lock"
     index = ucf101_index(dataset, fold=1)
-    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root, batch_size=4)
     assert sorted(cache.entries()) == sorted(item.key for item in index.video_items())
+
+
+def test_the_newest_line_on_a_video_wins_whatever_the_journals_are_called(tmp_path: Path) -> None:
+    """Journals are named by rank and process id, and a newer run's name can sort first (a restarted container's
+    process ids start again at 1): a killed run's stale error must not override a later run's success."""
+    videos = tmp_path / "videos"
+    item, source = _video(videos, "a.avi")
+    killed = _cache(tmp_path, videos)
+    killed.open_for_writing(rank=0)
+    killed.write_error(item, "the decoder crashed: worker process killed by SIGKILL", source)
+    killed.close_journal()  # killed before it could finalize
+    (killed.dir / f"journal-0-{os.getpid()}.jsonl").rename(killed.dir / "journal-9-2.jsonl")  # sorts last
+    (killed.dir / "journal-9-3.jsonl").write_text(  # a line from before lines had times: older than any
+        json.dumps({"kind": "error", "path": item.key, "reason": "older still"}) + "\n")
+    later = _cache(tmp_path, videos)
+    later.open_for_writing(rank=0)
+    _store(later, item, source)
+    assert later.settled([item]) == ([item], [])
+    later.finalize()
+    assert json.loads((later.dir / "errors.json").read_text()) == []
+    (entry,) = json.loads((later.dir / "manifest.json").read_text())
+    assert entry["path"] == item.key and "written_ns" not in entry  # the manifest does not depend on when it was made
+
+
+def test_a_feature_file_deleted_or_truncated_since_is_named_on_loading_and_extracted_again(
+        dataset: Path, small_backbone, tmp_path: Path) -> None:
+    index = ucf101_index(dataset, fold=1)
+    items = index.video_items()[:3]
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    files = [cache.dir / "features" / f"{item.key}.npy" for item in items]
+    whole = [path.read_bytes() for path in files]
+    files[0].write_bytes(whole[0][:300])  # header and part of the array: numpy's ValueError names no file
+    files[1].write_bytes(b"")  # numpy: EOFError
+    files[2].unlink()
+    for item, path in zip(items, files):
+        with pytest.raises(RuntimeError, match=rf"{re.escape(str(path))}: the feature cache is damaged .*run the same "
+                                               r"`vidrnn extract` \(or fit\) again"):
+            cache.load(item.key)
+    assert cache.settled(items) == ([], [])
+
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (report.extracted, report.skipped) == (3, 0)
+    assert [path.read_bytes() for path in files] == whole
+
+
+def test_the_cnn_batch_size_is_part_of_the_cache_key(dataset: Path, small_backbone, tmp_path: Path) -> None:
+    """Batches of 8 and of 32 round differently: a cache extended with another batch size would hold two
+    arithmetics, and no longer the bytes an uninterrupted run writes."""
+    index = ucf101_index(dataset, fold=1)
+    by_8 = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root, batch_size=8)
+    by_32 = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root, batch_size=32)
+    assert by_8.dir != by_32.dir
+    by_8.open_for_writing()
+    by_8.close_journal()
+    assert json.loads((by_8.dir / "spec.json").read_text())["batch_size"] == 8
+
+
+def test_a_cache_root_that_is_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "a file").write_text("")
+    for root in (tmp_path / "a file", tmp_path / "a file" / "below"):
+        expected = f"feature cache root {root}: {tmp_path / 'a file'} is a file, not a folder"
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            FeatureCache(root, BackboneSpec(input_size=64), SAMPLING, tmp_path)

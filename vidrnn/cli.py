@@ -164,7 +164,9 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--cache-dir", type=Path, default=Path("vidrnn-cache"),
                      help="feature cache root (default: ./vidrnn-cache)")
     run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    run.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch (default: 32)")
+    run.add_argument("--batch-size", type=int, default=32,
+                     help="frames per CNN batch (default: 32); part of the cache's key, as it changes the CNN's "
+                     "rounding: a fit finds this cache with the same data.extract_batch_size")
     run.add_argument("--workers", type=int, default=None,
                      help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                      "entry. 0 decodes in this process, where such a crash ends the run")
@@ -200,6 +202,18 @@ def _init_distributed_from_environment(device: torch.device) -> None:
         dist.init_process_group("gloo")
 
 
+def _check_extract_counts(args: argparse.Namespace) -> None:
+    """Refuse counts that cannot work, before anything slow: a batch size of 0 would never fill a batch (the run spun
+    forever), a negative one or a negative worker count failed deep inside torch, and a negative limit sliced off the
+    last videos without a word."""
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be at least 0 (0: decode in this process), got {args.workers}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+
+
 def _run_extract(args: argparse.Namespace) -> int:
     import torch
 
@@ -210,23 +224,28 @@ def _run_extract(args: argparse.Namespace) -> int:
     from vidrnn.workers import WorkerStartError
 
     try:  # every setting and path checked here, before anything slow
+        _check_extract_counts(args)
         sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
                                 max_frames=args.max_frames, short_side=args.short_side)
         spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
                             input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
         index = _dataset_index(args)
         device = resolve_device(args.device)
+        cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device, args.batch_size)
         backbone = build_backbone(spec)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
         print(f"vidrnn extract: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     _init_distributed_from_environment(device)
-    cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device)
     try:
-        report = extract_features(index.video_items(), cache, backbone, device=device, batch_size=args.batch_size,
-                                  num_workers=args.workers, limit=args.limit, retry_failed=args.retry_failed)
+        report = extract_features(index.video_items(), cache, backbone, device=device, num_workers=args.workers,
+                                  limit=args.limit, retry_failed=args.retry_failed)
     except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
         print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as error:  # a full disk, a read-only or vanished mount: the finished videos are kept
+        print(f"vidrnn extract: error: cannot write the cache {cache.dir}: {error}; once that is fixed, the same "
+              "command goes on from where it stopped", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if torch.distributed.is_initialized():

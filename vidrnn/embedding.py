@@ -228,6 +228,8 @@ class FixedBatcher:
     threads end with it."""
 
     def __init__(self, backbone: FrozenBackbone, batch_size: int, device: torch.device) -> None:
+        if batch_size < 1:  # 0 would never fill a batch: add() would run empty batches forever
+            raise ValueError(f"the CNN's batch size must be at least 1, got {batch_size}")
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.queue: list[tuple[EmbeddedVideo, torch.Tensor]] = []
         self.queued = 0

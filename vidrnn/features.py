@@ -1,26 +1,34 @@
 """The feature cache: run the frozen CNN over every video once, store the result, reuse it for every epoch.
 
-Layout of one cache (a directory under the cache root, named by a hash of backbone, sampling, videos root and
-precision)::
+Layout of one cache (a directory under the cache root, named by a hash of backbone, sampling, videos root,
+precision and CNN batch size)::
 
-    spec.json                      backbone, sampling, videos root, precision: what these features are
+    spec.json                      backbone, sampling, videos root, precision, batch size: what these features are
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
-    manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, ...
+    manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, the
+                                   feature file's size, ...
     errors.json                    videos that could not be read, with the reason and the file's size and mtime
     journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
                                    above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
 
 A killed run loses at most the video it was writing: arrays appear whole or not at all (rename is atomic), and a
-video counts as done only once its journal line is written after its array. Every process appends to a journal of its
-own, holding a lock on it while it runs, so a second extraction into the same cache (a parallel sweep, another
-terminal) neither glues its lines onto a line a killed run left half-written nor has its journal deleted under it:
-merging happens under ``finalize.lock`` and removes only journals whose writer has finished. The next run reads manifest and journals,
-skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, so a resumed cache is
-byte-identical to an uninterrupted one. A video that failed is not decoded again while its file stays as it was (a
-dataset with a few hundred corrupt clips would otherwise pay for them on every fit); a replaced or repaired file is,
-and ``retry_failed`` tries them all again (a decoder killed for memory is not the file's fault). Frames are batched to a fixed size (the last batch is zero-padded) so a
-frame's features never depend on which other frames shared its batch.
+video counts as done only once its journal line is written after its array, and only while its array is there at the
+size it was written (a feature file deleted or truncated since is extracted again). Every process appends to a
+journal of its own, holding a lock on it while it runs, so a second extraction into the same cache (a parallel sweep,
+another terminal) neither glues its lines onto a line a killed run left half-written nor has its journal deleted under
+it: merging happens under ``finalize.lock`` and removes only journals whose writer has finished. Each journal line
+carries the time it was written and lines are applied oldest first, so the newest word on a video wins whatever the
+journals are called (a killed run's stale error never overrides a later run's success). The next run reads manifest
+and journals, skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, without the
+times, so a resumed cache is byte-identical to an uninterrupted one. A run with nothing to do opens no journal and
+writes nothing, so a finished cache can be read from a read-only location.
+
+A video that failed is not decoded again while its file stays as it was (a dataset with a few hundred corrupt clips
+would otherwise pay for them on every fit); a replaced or repaired file is, and ``retry_failed`` tries them all again
+(a decoder killed for memory is not the file's fault). Frames are batched to a fixed size (the last batch is
+zero-padded) so a frame's features never depend on which other frames shared its batch; the size itself changes the
+CNN's rounding, so it is part of the key.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
@@ -61,30 +69,38 @@ def _json_bytes(value: Any) -> bytes:
 
 
 class FeatureCache:
-    """One directory of features for one (backbone, sampling, videos root, precision) under a shared cache root.
+    """One directory of features for one (backbone, sampling, videos root, precision, batch size) under a shared
+    cache root.
 
     ``device`` is where the features are (or were) computed: it decides their arithmetic
     (:func:`vidrnn.backbones.feature_precision`), so a cache extracted on a GPU is found by runs that extract on a GPU,
-    and a CPU run makes its own instead of adding float32 features to float16-autocast ones.
+    and a CPU run makes its own instead of adding float32 features to float16-autocast ones. ``batch_size`` is the
+    number of frames per CNN batch :func:`extract_features` runs; it too changes the rounding, so a run with another
+    batch size makes its own cache instead of mixing two arithmetics in one.
     """
 
     def __init__(self, cache_root: str | os.PathLike, backbone: BackboneSpec, sampling: SamplingSpec, videos_root: Path,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", batch_size: int = 32):
+        cache_root = Path(cache_root).expanduser()
+        _check_cache_root(cache_root)
         self.videos_root = Path(videos_root).resolve()
         self.precision = feature_precision(device)
         # The videos root is part of the key: datasets with the same relative paths (two UCF101 copies, a demo and
-        # a real set) can share one cache root without ever sharing features.
+        # a real set) can share one cache root without ever sharing features. So is the CNN's batch size: the same
+        # frames in batches of 8 and of 32 round differently (about 0.4 % of the float16 values differ).
         self._spec = {
             "version": CACHE_VERSION,
             "backbone": backbone.identity(),
             "sampling": sampling.to_dict(),
             "videos_root": str(self.videos_root),
             "precision": self.precision,
+            "batch_size": batch_size,
         }
         digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
-        self.dir = Path(cache_root).expanduser() / f"{backbone.name}-{backbone.pooling}-{digest}"
-        self.backbone, self.sampling = backbone, sampling
+        self.dir = cache_root / f"{backbone.name}-{backbone.pooling}-{digest}"
+        self.backbone, self.sampling, self.batch_size = backbone, sampling, batch_size
         self._journal_file: TextIO | None = None
+        self._last_written_ns = 0
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -92,7 +108,12 @@ class FeatureCache:
         path = self.dir / name
         return json.loads(path.read_text()) if path.exists() else default
 
-    def _journal_lines(self) -> Iterator[dict[str, Any]]:
+    def _journal_lines(self) -> list[dict[str, Any]]:
+        """Every whole line of every journal, oldest first: by the time it was written, not by the journal's name
+        (names hold process ids, and a newer run's id can sort first, e.g. after a container restart). Equal times
+        keep the order of journal names, then of lines; a line without a time (written before times were) is
+        oldest."""
+        lines = []
         for journal in sorted(self.dir.glob("journal-*.jsonl")):
             try:
                 text = journal.read_text()
@@ -100,15 +121,17 @@ class FeatureCache:
                 continue
             for line in text.splitlines():
                 try:
-                    yield json.loads(line)
+                    lines.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # the line a killed run was writing; its video is simply done again
+        return sorted(lines, key=lambda line: line.get("written_ns", 0))
 
     def _state(self) -> tuple[dict[str, dict], dict[str, dict]]:
         entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
         errors = {error["path"]: error for error in self._read_json("errors.json", [])}
         for line in self._journal_lines():
-            record = {key: value for key, value in line.items() if key != "kind"}
+            # The time orders the lines only: kept out of the manifest, which must not depend on when it was made.
+            record = {key: value for key, value in line.items() if key not in ("kind", "written_ns")}
             if line["kind"] == "video":
                 entries[record["path"]] = record
                 errors.pop(record["path"], None)
@@ -127,16 +150,32 @@ class FeatureCache:
 
     def settled(self, items: Sequence[VideoItem], retry_failed: bool = False) -> tuple[list[VideoItem], list[VideoItem]]:
         """The items whose file is cached as it is now, and those that failed as they are now (none with
-        ``retry_failed``): neither needs decoding again."""
+        ``retry_failed``): neither needs decoding again. A video whose feature file is gone or not the size it was
+        written at counts as not cached, so extraction repairs the cache instead of a fit failing mid-epoch."""
         entries, errors = self._state()
-        cached = [item for item in items if item.key in entries and self.is_current(entries[item.key], item)]
+        cached = [item for item in items if item.key in entries
+                  and self.is_current(entries[item.key], item) and self._intact(entries[item.key])]
         failed = [] if retry_failed else [item for item in items
                                           if item.key in errors and self.is_current(errors[item.key], item)]
         return cached, failed
 
     def load(self, key: str) -> np.ndarray:
-        """The stored float16 features of one video."""
-        return np.load(self.dir / "features" / f"{key}.npy", allow_pickle=False)
+        """The stored float16 features of one video. A file that cannot be read is named, with the way to repair it:
+        numpy's own errors (a truncated array, an empty file) name none."""
+        path = self.dir / "features" / f"{key}.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            raise RuntimeError(f"{path}: the feature cache is damaged ({type(error).__name__}: {error}); run the "
+                               "same `vidrnn extract` (or fit) again to extract this video anew (a damaged file that "
+                               "kept its size must be deleted first)") from error
+
+    def _intact(self, entry: dict[str, Any]) -> bool:
+        """A manifest entry's feature file is there, at the size it was written (a cheap check: one ``stat``)."""
+        try:
+            return (self.dir / entry["file"]).stat().st_size == entry.get("file_bytes")
+        except OSError:
+            return False
 
     def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
         """A manifest or error entry still describes the file on disk (same size and modification time)."""
@@ -168,9 +207,12 @@ class FeatureCache:
             self._journal_file = None
 
     def _journal(self, record: dict[str, Any]) -> None:
+        """Append one line, stamped with the time it was written (never earlier than this process's previous line,
+        should the clock step back), so that the newest line on a video wins when journals are merged."""
         if self._journal_file is None:
             raise RuntimeError("open_for_writing() must come before writing to the cache")
-        self._journal_file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._last_written_ns = max(time.time_ns(), self._last_written_ns + 1)
+        self._journal_file.write(json.dumps({**record, "written_ns": self._last_written_ns}, sort_keys=True) + "\n")
         self._journal_file.flush()
         os.fsync(self._journal_file.fileno())
 
@@ -181,12 +223,14 @@ class FeatureCache:
         stale next time, never recorded as current)."""
         check_key(item.key)
         array = np.ascontiguousarray(features, dtype=np.float16)
-        atomic_write(self.dir / "features" / f"{item.key}.npy", lambda handle: np.save(handle, array, allow_pickle=False))
+        path = self.dir / "features" / f"{item.key}.npy"
+        atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
         self._journal({
             "kind": "video",
             "path": item.key,
             "label": item.label,
             "file": f"features/{item.key}.npy",
+            "file_bytes": path.stat().st_size,
             "frames": int(array.shape[0]),
             "shape": list(array.shape),
             "indices": [int(i) for i in indices],
@@ -207,8 +251,11 @@ class FeatureCache:
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
         have finished (a run still writing keeps its own and merges it when it ends), and the temporary files that
-        killed runs left behind."""
+        killed runs left behind. Without journals the two files already say everything: nothing is written (a
+        finished cache on a read-only mount stays usable)."""
         self.close_journal()
+        if not any(self.dir.glob("journal-*.jsonl")):
+            return
         with (self.dir / "finalize.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             entries, errors = self._state()
@@ -238,6 +285,15 @@ class FeatureCache:
         leftovers += [*self.dir.glob(".manifest.json.*.tmp"), *self.dir.glob(".errors.json.*.tmp")]
         for path in leftovers:
             path.unlink(missing_ok=True)
+
+
+def _check_cache_root(cache_root: Path) -> None:
+    """A cache root is a folder, or will be one: a file there (or in its place further up) is a wrong path, said
+    before any work rather than as a NotADirectoryError once the first feature is written."""
+    existing = next(path for path in (cache_root, *cache_root.parents) if os.path.exists(path))
+    if not existing.is_dir():
+        raise ValueError(f"feature cache root {cache_root}: {existing} is a file, not a folder; choose a folder for "
+                         "the cache (--cache-dir, data.cache_dir; it is created if needed)")
 
 
 def check_key(key: str) -> None:
@@ -281,7 +337,6 @@ def extract_features(
     backbone: FrozenBackbone,
     *,
     device: str | torch.device = "cpu",
-    batch_size: int = 32,
     num_workers: int | None = None,
     limit: int | None = None,
     rank: int | None = None,
@@ -292,8 +347,9 @@ def extract_features(
     """Fill ``cache`` with the features of ``items`` that are not in it yet.
 
     Videos are embedded by :func:`vidrnn.embedding.embed_videos` (decoding in ``num_workers`` processes, the CNN here
-    on ``device``, frames of several videos sharing each batch). Unreadable videos land in the cache's error list and the
-    rest carries on; they are not tried again while their file stays the same, unless ``retry_failed``.
+    on ``device``, frames of several videos sharing each batch of the cache's ``batch_size``). Unreadable videos land
+    in the cache's error list and the rest carries on; they are not tried again while their file stays the same,
+    unless ``retry_failed``. With nothing to do, nothing is written.
 
     Several ranks share the work in one of two ways. Without ``rank``/``world_size``, an initialised
     ``torch.distributed`` default group (``torchrun -m vidrnn extract``) shards it: every rank must call this, they
@@ -316,29 +372,44 @@ def extract_features(
         raise ValueError(f"the cache holds {cache.precision} features but {device} computes "
                          f"{feature_precision(device)}: open the cache with device={device.type!r}")
     backbone = backbone.to(device)
+    cached, failed_before = cache.settled(items, retry_failed)
+    settled = {item.key for item in [*cached, *failed_before]}
+    todo = [item for item in items if item.key not in settled]
+    for item in todo:
+        check_key(item.key)
+    if distributed:
+        # Every rank must shard the same list: one that read the cache after another rank's first write would skip
+        # what it should do and repeat what another does.
+        torch.distributed.barrier()
+    todo = todo[rank::world_size]
+    if limit is not None:
+        todo = todo[:limit]
+    errors = cache.errors()
+    report = ExtractionReport(cache.dir, skipped=len(cached),
+                              failed_before={item.key: errors[item.key] for item in failed_before})
+    if todo:  # nothing to do writes nothing: a finished cache on a read-only mount is still usable
+        _embed_into(cache, todo, backbone, report, device=device, num_workers=num_workers, rank=rank,
+                    progress=progress)
+    if distributed:
+        torch.distributed.barrier()
+    if world_size == 1 or (distributed and rank == 0):
+        cache.finalize()
+    if distributed:
+        torch.distributed.barrier()
+    return report
+
+
+def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: FrozenBackbone, report: ExtractionReport, *,
+                device: torch.device, num_workers: int | None, rank: int, progress: bool) -> None:
+    """Embed ``todo`` into ``cache`` through this rank's journal, counting in ``report``."""
+    # Taken before decoding: a file replaced while it is decoded is tried again next time, never skipped.
+    identities = {item.key: _file_identity(item) for item in todo}
     cache.open_for_writing(rank)
     try:
-        cached, failed_before = cache.settled(items, retry_failed)
-        settled = {item.key for item in [*cached, *failed_before]}
-        todo = [item for item in items if item.key not in settled]
-        for item in todo:
-            check_key(item.key)
-        if distributed:
-            # Every rank must shard the same list: one that read the cache after another rank's first write would
-            # skip what it should do and repeat what another does.
-            torch.distributed.barrier()
-        todo = todo[rank::world_size]
-        if limit is not None:
-            todo = todo[:limit]
-        # Taken before decoding: a file replaced while it is decoded is tried again next time, never skipped.
-        identities = {item.key: _file_identity(item) for item in todo}
-        errors = cache.errors()
-        report = ExtractionReport(cache.dir, skipped=len(cached),
-                                  failed_before={item.key: errors[item.key] for item in failed_before})
         start = time.perf_counter()
-        with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress or not todo,
+        with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress,
                   mininterval=1.0) as bar:
-            for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=batch_size,
+            for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=cache.batch_size,
                                       num_workers=num_workers):
                 if isinstance(video, FailedVideo):
                     cache.write_error(video.item, video.reason, identities[video.item.key])
@@ -356,15 +427,7 @@ def extract_features(
                 bar.set_postfix(frames_per_s=f"{report.frames_per_second:.1f}", failed=report.failed, refresh=False)
         report.seconds = time.perf_counter() - start
     finally:
-        # Also when cut short (an error, Ctrl-C, a barrier that timed out): the journal's lock goes with it. An
-        # interrupted run in a notebook lives on in the traceback, and the next run into this cache from the same
-        # process would wait for the lock forever.
+        # Also when cut short (an error, Ctrl-C): the journal's lock goes with it. An interrupted run in a notebook
+        # lives on in the traceback, and the next run into this cache from the same process would wait for the lock
+        # forever.
         cache.close_journal()
-
-    if distributed:
-        torch.distributed.barrier()
-    if world_size == 1 or (distributed and rank == 0):
-        cache.finalize()
-    if distributed:
-        torch.distributed.barrier()
-    return report

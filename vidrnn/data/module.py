@@ -118,7 +118,8 @@ class VideoDataModule(L.LightningDataModule):
             training, centred otherwise).
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
         extract_batch_size, extract_workers (default: one per available core), device: for building the cache in
-            ``prepare_data``.
+            ``prepare_data``. The batch size and the device's precision are part of the cache's key (they change the
+            stored numbers): ``vidrnn extract`` fills the same cache with the same ``--batch-size`` and device.
         retry_failed: decode again the videos that failed before although their files have not changed (a decoder
             killed for memory, a network drive that was away); by default they are left out at once.
         seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
@@ -158,11 +159,17 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
+        if extract_batch_size < 1:
+            raise ValueError(f"data.extract_batch_size must be at least 1, got {extract_batch_size}")
+        if extract_workers is not None and extract_workers < 0:
+            raise ValueError(f"data.extract_workers must be at least 0 (0: decode in the main process), got "
+                             f"{extract_workers}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
         self.index = self._build_index()  # fails fast on wrong paths, before any slow work
-        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device))
+        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
+                                  extract_batch_size)
         self._feature_dim: int | None = None
         self._clips: dict[str, _CachedSequences] = {}
         self._datasets: dict[str, _CachedSequences | OrderTask] = {}
@@ -212,8 +219,8 @@ class VideoDataModule(L.LightningDataModule):
         if len(cached) + len(failed_before) < len(items):
             backbone = build_backbone(self.pipeline.backbone)
             report = extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
-                                      batch_size=hp.extract_batch_size, num_workers=hp.extract_workers, rank=0,
-                                      world_size=1, retry_failed=hp.retry_failed)
+                                      num_workers=hp.extract_workers, rank=0, world_size=1,
+                                      retry_failed=hp.retry_failed)
             if report.failed:
                 logger.warning("%d videos could not be read and are left out; see %s", report.failed,
                                self.cache.dir / "errors.json")
