@@ -1,45 +1,86 @@
-"""Test accuracy of every model variant over several seeds: the table behind docs/results.md.
+"""Test accuracy of every model variant over several seeds, judged against a baseline: the table behind
+docs/results.md.
 
 One accuracy on 150 test clips moves by 0.7 points per clip, and two seeds of one model often differ by more than two
 models do; so each variant is trained with several seeds and reported as the mean and spread, next to each run. Every
-run is the plain CLI, started as a subprocess:
+run is the plain CLI, started as a subprocess, then its tested checkpoint predicts the test clips one by one:
 
-    vidrnn fit --config BASE --config configs/variants/VARIANT.yaml --seed_everything SEED [DATA ARGS] [EXTRA ARGS]
+    vidrnn fit --config BASE --config configs/variants/VARIANT.yaml --seed_everything SEED --data.seed SEED \\
+        [DATA ARGS] [EXTRA ARGS]
+    vidrnn predict (the same arguments) --ckpt_path TESTED_CHECKPOINT
 
-and reads the tested best checkpoint's metrics from the run's CSV log, with the best validation accuracy (what
-chooses settings: the test column is read once per setting, never to choose). A variant is the name of any file in
-``configs/variants`` or several joined by ``+`` (``gru+unidirectional``: both files, in that order).
+From the fit's CSV log it reads the test metrics and the validation accuracy (and loss) of the checkpoint that was
+tested — the one that chooses; the test column is read once per setting, never to choose — and from ``predict``'s
+``predictions.csv`` which test clips the run got right (their accuracy must equal the logged test accuracy, or the
+run is refused). A variant is the name of any file in ``configs/variants`` or several joined by ``+``
+(``gru+unidirectional``: both files, in that order).
 
     python benchmarks/classify_variants.py --root ../shared/data/ucf101-mini \\
         --splits ../shared/data/ucf101-mini/ucfTrainTestlist [--seeds 0 1 2] [--variants lstm gru mean_pool] \\
-        [--extra --model.encoder.residual false]
+        [--reference mean_pool] [--extra --model.encoder.residual false]
 
 ``{seed}`` in an extra argument becomes each run's seed (``--extra --model.init_from pretrained/seed{seed}.ckpt``:
 each seed's classifier starts from the encoder pretrained with the same seed).
 
+What the seed spread covers. On UCF101 (the test side is the official fold, whatever the seed) a run's seed is both
+``seed_everything`` (initialisation, batch order, dropout) and ``data.seed`` (which training groups validate, the
+training segment offsets, the ``data.train_fraction`` subset, order verification's shuffles): seeds differ in all of
+them. On other datasets ``data.seed`` also draws the test split (class folders) or generates the videos (demo), so
+it stays at the config's value and the spread covers ``seed_everything`` alone; the script says which at its start.
+Neither covers which recordings the test set happens to hold: that is what the bootstrap interval is for.
+
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
-``temporal_conv``). After the table, each other variant gets a verdict against the best baseline by mean test
-accuracy: *above* only when its worst seed beats the baseline's best, *below* when its best seed is under the
-baseline's worst, and otherwise *level*: a gain inside the seed spread is no gain.
+``temporal_conv``). The reference is the baseline with the highest mean validation accuracy at the tested
+checkpoints (ties: the lower validation loss), or the variant ``--reference`` names; never chosen by test accuracy.
+Every other variant is compared with it on the same test clips: the difference of test accuracy with a 95 % interval
+from a paired bootstrap that resamples the test set's (class, recording group) units — clips of one recording are
+near-copies, so they are resampled together (per-clip correctness averaged over the seeds first). The verdict is
+*above* only when the variant's worst seed beats the reference's best AND the interval lies above 0, *below* the
+mirror image, and otherwise *level*: a gain inside the seed spread, or inside what another draw of test recordings
+could give, is no gain.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
 BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "temporal_conv")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
+RESAMPLES = 2000
+#: A clip's recording group in its file name (UCF101's ``_gGG_``; class folders use the same default pattern).
+_GROUP = re.compile(r"_(g\d+)_")
+#: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
+_ALTERED = ("@backwards", "@shuffled")
+
+
+@dataclass
+class Run:
+    """One fit of one variant with one seed: its tested checkpoint's scores and which test clips it got right."""
+
+    seed: int
+    acc: float
+    mean_class_acc: float
+    val_acc: float | None  # at the tested checkpoint; None without a validation split
+    val_loss: float | None
+    seconds: float
+    correct: dict[str, bool] = field(default_factory=dict)  # test clip (row) key -> right or wrong
 
 
 def variant_configs(variant: str) -> list[str]:
@@ -56,37 +97,169 @@ def is_baseline(variant: str) -> bool:
     return any(name in BASELINES for name in variant.split("+"))
 
 
-def verdict(accuracies: list[float], baseline: list[float]) -> str:
-    """A variant's seeds against a baseline's: above or below only when the two ranges of seeds do not overlap."""
-    if min(accuracies) > max(baseline):
+def clustered_difference(variant: np.ndarray, reference: np.ndarray, units: Sequence[Hashable],
+                         resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Accuracy difference ``variant - reference`` on the same clips, and its ``level`` bootstrap interval, resampling
+    whole units (recording groups) with replacement: ``(difference, low, high)`` as fractions.
+
+    ``variant`` and ``reference`` hold each clip's correctness (0/1), as ``[clips]`` or ``[seeds, clips]`` (averaged
+    over seeds per clip first); ``units[i]`` is clip ``i``'s unit. A resample draws as many units as there are, and its
+    difference is that of the accuracies over the clips they hold (units of unequal size weigh by their clips).
+    Clips of one unit move together, so the interval is as wide as the units' disagreement warrants, not as narrow as
+    the count of clips would suggest. Percentile interval; ``seed`` fixes the draws."""
+    variant, reference = (np.asarray(values, dtype=float) for values in (variant, reference))
+    variant, reference = (values.mean(axis=0) if values.ndim == 2 else values for values in (variant, reference))
+    if variant.shape != reference.shape or variant.ndim != 1 or len(units) != len(variant) or not len(variant):
+        raise ValueError(f"need one value per clip on both sides and one unit per clip: {variant.shape}, "
+                         f"{reference.shape}, {len(units)} units")
+    codes: dict[Hashable, int] = {}
+    unit_of_clip = np.array([codes.setdefault(unit, len(codes)) for unit in units])
+    sums = np.bincount(unit_of_clip, weights=variant - reference)
+    sizes = np.bincount(unit_of_clip).astype(float)
+    draws = np.random.default_rng(seed).multinomial(len(codes), np.full(len(codes), 1 / len(codes)), size=resamples)
+    resampled = draws @ sums / (draws @ sizes)
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    return float(sums.sum() / sizes.sum()), float(low), float(high)
+
+
+def verdict(accuracies: Sequence[float], reference: Sequence[float], interval: tuple[float, float]) -> str:
+    """A variant's seeds against the reference's: above or below only when the two ranges of seeds do not overlap and
+    the bootstrap interval ``(low, high)`` of the difference lies on the same side of 0."""
+    low, high = interval
+    apart = min(accuracies) > max(reference) or max(accuracies) < min(reference)
+    if min(accuracies) > max(reference) and low > 0:
         return "above"
-    if max(accuracies) < min(baseline):
+    if max(accuracies) < min(reference) and high < 0:
         return "below"
-    return "level (within the seed spread)"
+    return "level (seeds apart, interval holds 0)" if apart else "level (seed ranges overlap)"
 
 
-def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extra: list[str], workdir: Path) -> dict:
-    """Run one ``vidrnn fit`` (it tests its best checkpoint) and return its test metrics and wall time."""
-    save_dir = workdir / f"{variant}-{seed}"
-    command = [
-        sys.executable, "-m", "vidrnn", "fit", "--config", str(base), *variant_configs(variant),
-        "--seed_everything", str(seed),
-        *data_args, "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(save_dir),
-        "--trainer.default_root_dir", str(save_dir), *(argument.replace("{seed}", str(seed)) for argument in extra),
-    ]
-    start = time.perf_counter()
+def clip_unit(key: str) -> tuple[str, str]:
+    """A test clip's (class, recording group) from its key ``Class/.../v_Class_gGG_cCC.avi`` (an order task's
+    ``@backwards``/``@shuffled`` copy belongs to its clip): the group in the file name, else the sub-folder below the
+    class (as class-folder datasets group), else the clip alone."""
+    for suffix in _ALTERED:
+        key = key.removesuffix(suffix)
+    parts = key.split("/")
+    found = _GROUP.search(parts[-1])
+    if found:
+        return parts[0], found.group(1)
+    return parts[0], "/".join(parts[1:-1]) if len(parts) > 2 else key
+
+
+def pick_reference(results: dict[str, list[Run]], named: str | None) -> tuple[str | None, str]:
+    """The variant every other is judged against, and why: ``named``, else the baseline with the highest mean
+    validation accuracy (ties: the lower mean validation loss). Test scores play no part."""
+    if named is not None:
+        return named, "named by --reference"
+    baselines = {variant: runs for variant, runs in results.items() if is_baseline(variant)}
+    if not baselines or len(baselines) == len(results):
+        return None, "no baseline ran beside the other variants: no verdicts"
+    unvalidated = [variant for variant, runs in baselines.items() if any(run.val_acc is None for run in runs)]
+    if unvalidated:
+        return None, (f"{', '.join(unvalidated)} has no validation score (data.val_fraction 0?): no baseline can be "
+                      "chosen without looking at the test, so no verdicts; name one with --reference")
+
+    def score(variant: str) -> tuple[float, float]:
+        runs = baselines[variant]
+        return (statistics.mean(run.val_acc for run in runs),
+                -statistics.mean(run.val_loss if run.val_loss is not None else 0.0 for run in runs))
+
+    ranked = sorted(baselines, key=score, reverse=True)
+    best = ranked[0]
+    why = f"the baseline with the highest mean validation accuracy ({100 * score(best)[0]:.1f} %"
+    if len(ranked) > 1:
+        runner_up = ranked[1]
+        tied = f" (tied: {best} has the lower validation loss)" if score(runner_up)[0] == score(best)[0] else ""
+        why += f"; next {runner_up} {100 * score(runner_up)[0]:.1f} %{tied}"
+    return best, why + "); test scores play no part in the choice"
+
+
+def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, float], int]:
+    """Difference of test accuracy against the reference (fractions: point, low, high) from the clustered bootstrap
+    over the test clips both predicted, and the number of units resampled."""
+    keys = sorted(reference[0].correct)
+    if any(sorted(run.correct) != keys for run in [*runs, *reference]):
+        raise RuntimeError("the runs predicted different test clips: they cannot be compared clip by clip")
+    units = [clip_unit(key) for key in keys]
+    variant, baseline = (np.array([[run.correct[key] for key in keys] for run in group], dtype=float)
+                         for group in (runs, reference))
+    return clustered_difference(variant, baseline, units), len(set(units))
+
+
+def dataset_of(config_paths: list[str], extra: list[str]) -> str:
+    """The ``data.dataset`` the runs use: the last of the config files and extra arguments that sets it (the data
+    module's default, ``demo``, when none does)."""
+    dataset = "demo"
+    for path in config_paths:
+        data = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("data") or {}
+        dataset = data.get("dataset", dataset)
+    for position, argument in enumerate(extra):
+        if argument == "--data.dataset" and position + 1 < len(extra):
+            dataset = extra[position + 1]
+        elif argument.startswith("--data.dataset="):
+            dataset = argument.split("=", 1)[1]
+    return dataset
+
+
+def _run(command: list[str], what: str) -> None:
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
     if finished.returncode != 0:
-        raise RuntimeError(f"{variant} seed {seed} failed:\n{finished.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{finished.stderr[-3000:]}")
+
+
+def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
+    """The checkpoint ``test_after_fit`` tested and its epoch: the monitored checkpoint when the fit kept one, else
+    the final weights (``latest.ckpt``; no epoch to read a validation score at)."""
+    checkpoints = sorted(save_dir.rglob("*.ckpt"))
+    best = [path for path in checkpoints if not path.stem.startswith("latest")]
+    if len(best) > 1:
+        raise RuntimeError(f"{save_dir}: several monitored checkpoints ({', '.join(p.name for p in best)}); the "
+                           "benchmark needs the one that was tested (save_top_k: 1)")
+    if best:
+        from vidrnn.checkpoints import load_checkpoint
+
+        return best[0], int(load_checkpoint(best[0])["epoch"])
+    latest = [path for path in checkpoints if path.stem == "latest"]
+    if not latest:
+        raise RuntimeError(f"{save_dir}: no checkpoint to predict with (a ModelCheckpoint with filename latest)")
+    return latest[0], None
+
+
+def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extra: list[str], workdir: Path,
+                 link_data_seed: bool) -> Run:
+    """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint."""
+    save_dir = workdir / f"{variant}-{seed}"
+    arguments = [
+        "--config", str(base), *variant_configs(variant), "--seed_everything", str(seed),
+        *(["--data.seed", str(seed)] if link_data_seed else []), *data_args, "--trainer.enable_progress_bar", "false",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+    ]
+    extra = [argument.replace("{seed}", str(seed)) for argument in extra]
+    start = time.perf_counter()
+    _run([sys.executable, "-m", "vidrnn", "fit", *arguments, "--trainer.logger.save_dir", str(save_dir),
+          "--trainer.default_root_dir", str(save_dir), *extra], f"{variant} seed {seed}")
+    seconds = time.perf_counter() - start
     rows = [row for path in save_dir.rglob("metrics.csv") for row in csv.DictReader(path.open())]
     tested = [row for row in rows if row.get("test/acc")]
     if not tested:
         raise RuntimeError(f"{variant} seed {seed}: no test metrics in {save_dir}")
-    validated = [float(row["val/acc"]) for row in rows if row.get("val/acc")]
-    return {"acc": float(tested[-1]["test/acc"]), "mean_class_acc": float(tested[-1]["test/mean_class_acc"]),
-            "val_acc": max(validated), "seconds": seconds}
+    checkpoint, epoch = tested_checkpoint(save_dir)
+    validated = [row for row in rows if row.get("val/acc") and epoch is not None and int(row["epoch"]) == epoch]
+    predicted_dir = workdir / f"{variant}-{seed}-predict"
+    _run([sys.executable, "-m", "vidrnn", "predict", *arguments, "--trainer.logger.save_dir", str(predicted_dir),
+          "--trainer.default_root_dir", str(predicted_dir), *extra, "--ckpt_path", str(checkpoint)],
+         f"{variant} seed {seed}: predict")
+    correct = {row["clip"]: row["true_label"] == row["predicted_label"]
+               for path in predicted_dir.rglob("predictions.csv") for row in csv.DictReader(path.open())}
+    acc = float(tested[-1]["test/acc"])
+    if not correct or abs(sum(correct.values()) / len(correct) - acc) > 0.5 / len(correct):
+        raise RuntimeError(f"{variant} seed {seed}: {checkpoint.name} predicts {sum(correct.values())} of "
+                           f"{len(correct)} test clips right, the test logged {acc:.4f}: not the tested checkpoint")
+    return Run(seed, acc, float(tested[-1]["test/mean_class_acc"]),
+               float(validated[-1]["val/acc"]) if validated else None,
+               float(validated[-1]["val/loss"]) if validated and validated[-1].get("val/loss") else None,
+               seconds, correct)
 
 
 def main() -> None:
@@ -99,6 +272,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                         help=f"files of configs/variants, + joins several (default: {' '.join(VARIANTS)})")
+    parser.add_argument("--reference", default=None,
+                        help="the variant to judge the others against (default: the baseline best on validation)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more CLI arguments for every run (must come last)")
     args = parser.parse_args()
@@ -108,39 +283,63 @@ def main() -> None:
         data_args += ["--data.root", str(args.root.resolve()), "--data.splits", str(args.splits.resolve())]
     if args.cache_dir is not None:
         data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
-    print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, "
-          f"extra {' '.join(args.extra) or '-'}")
     for variant in args.variants:
         variant_configs(variant)  # a typo fails now, not after an hour of runs
-    print("| variant | " + " | ".join(f"seed {seed}" for seed in args.seeds)
-          + " | mean ± sd | mean class acc | best val acc | s/run |")
-    print("|---|" + "---:|" * (len(args.seeds) + 4))
-    results: dict[str, list[float]] = {}
+    if args.reference is not None and args.reference not in args.variants:
+        raise SystemExit(f"--reference {args.reference} is not among --variants")
+    dataset = dataset_of([str(args.config)], args.extra)
+    link_data_seed = dataset == "ucf101"
+    print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}")
+    print("the seed spread covers " + (
+        "seed_everything and data.seed (initialisation, batch order, validation groups, training segment offsets, "
+        "label subset); the test clips are the fold's, the same in every run" if link_data_seed else
+        f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change the "
+        "test split or the videos), so every seed validates on the same groups"), flush=True)
+    results: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="vidrnn-variants-") as workdir:
         for variant in args.variants:
-            runs = [fit_and_test(args.config.resolve(), variant, seed, data_args, args.extra, Path(workdir))
-                    for seed in args.seeds]
-            accuracies = results[variant] = [100 * run["acc"] for run in runs]
-            class_accuracies = [100 * run["mean_class_acc"] for run in runs]
-            spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-            validation = statistics.mean(100 * run["val_acc"] for run in runs)
-            print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
-                  + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} % | {statistics.mean(class_accuracies):.1f} %"
-                  + f" | {validation:.1f} % | {statistics.mean(run['seconds'] for run in runs):.0f} |", flush=True)
-    print_verdicts(results)
+            results[variant] = []
+            for seed in args.seeds:
+                run = fit_and_test(args.config.resolve(), variant, seed, data_args, args.extra, Path(workdir),
+                                   link_data_seed)
+                results[variant].append(run)
+                validation = f"{100 * run.val_acc:.1f} %" if run.val_acc is not None else "-"
+                print(f"  {variant} seed {seed}: test {100 * run.acc:.1f} %, val {validation}, {run.seconds:.0f} s",
+                      file=sys.stderr, flush=True)
+    reference, why = pick_reference(results, args.reference)
+    print_table(results, reference, why)
 
 
-def print_verdicts(results: dict[str, list[float]]) -> None:
-    """Each non-baseline variant against the best baseline run (by mean test accuracy), if one ran."""
-    baselines = {variant: accuracies for variant, accuracies in results.items() if is_baseline(variant)}
-    if not baselines or len(baselines) == len(results):
-        return
-    best = max(baselines, key=lambda variant: statistics.mean(baselines[variant]))
-    print(f"\nagainst the best baseline, {best} ({statistics.mean(baselines[best]):.1f} %, seeds "
-          f"{min(baselines[best]):.1f}-{max(baselines[best]):.1f} %):")
-    for variant, accuracies in results.items():
-        if variant not in baselines:
-            print(f"  {variant}: {verdict(accuracies, baselines[best])}")
+def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> None:
+    """One row per variant: each seed's test accuracy, their mean and spread, the validation accuracy at the tested
+    checkpoints, and (when there is a reference) the difference from it with its interval and the verdict."""
+    seeds = [run.seed for run in next(iter(results.values()))]
+    print(f"\nreference: {reference or '-'}: {why}")
+    print("| variant | " + " | ".join(f"seed {seed}" for seed in seeds)
+          + " | mean ± sd | mean class acc | val acc | Δ vs reference [95 % interval] | verdict | s/run |")
+    print("|---|" + "---:|" * (len(seeds) + 4) + "---|---:|")
+    units = 0
+    for variant, runs in results.items():
+        accuracies = [100 * run.acc for run in runs]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        validated = [run.val_acc for run in runs if run.val_acc is not None]
+        validation = f"{100 * statistics.mean(validated):.1f} %" if len(validated) == len(runs) else "-"
+        difference, judged = "-", "-"
+        if variant == reference:
+            difference, judged = "reference", "-"
+        elif reference is not None:
+            (point, low, high), units = compare(runs, results[reference])
+            difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+            judged = verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
+        print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
+              + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} %"
+              + f" | {statistics.mean(100 * run.mean_class_acc for run in runs):.1f} % | {validation}"
+              + f" | {difference} | {judged} | {statistics.mean(run.seconds for run in runs):.0f} |")
+    if reference is not None:
+        print(f"\nΔ: test accuracy minus the reference's, points, mean over seeds; 95 % interval from {RESAMPLES} "
+              f"resamples of the test set's {units} (class, recording group) units\n(paired: the same clips, each "
+              "clip's correctness averaged over seeds). Verdict: above/below only when the seed ranges do not "
+              "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain.")
 
 
 if __name__ == "__main__":

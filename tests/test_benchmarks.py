@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,15 +39,94 @@ def test_the_comparison_validates_on_the_sequences_the_configs_data_module_valid
     assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
 
 
-def test_variant_verdicts_count_a_gain_only_outside_the_seed_spread(capsys: pytest.CaptureFixture) -> None:
+def test_the_clustered_interval_is_as_wide_as_the_recordings_disagree() -> None:
+    """150 clips from 10 recordings whose clips agree: the variant is right on all of 6 recordings, the reference on
+    the other 4. Per clip the +20 points look sure; per recording they are 6 draws against 4."""
+    variants = _load("classify_variants")
+    units = np.repeat(np.arange(10), 15)
+    variant = (units < 6).astype(float)
+    reference = 1 - variant
+    point, low, high = variants.clustered_difference(variant, reference, list(units))
+    per_clip = variants.clustered_difference(variant, reference, list(range(150)))
+    assert point == per_clip[0] == pytest.approx(0.2)
+    assert 0 < per_clip[1] < per_clip[2] < 0.4  # clips as if independent: clear of 0
+    assert low < 0 < high and high - low > 3 * (per_clip[2] - per_clip[1])
+    # seeds are averaged per clip first; the draws are fixed by the seed
+    assert variants.clustered_difference(np.stack([variant, variant]), np.stack([reference, reference]),
+                                         list(units)) == (point, low, high)
+    assert variants.clustered_difference(variant, variant, list(units)) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError):
+        variants.clustered_difference(variant, reference[:-1], list(units))
+
+
+def test_variant_verdicts_need_the_seeds_apart_and_the_interval_clear_of_zero() -> None:
     variants = _load("classify_variants")
     assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file() for name in variants.VARIANTS)
-    assert variants.verdict([80.0, 81.0], [78.0, 79.5]) == "above"
-    assert variants.verdict([80.0, 83.0], [78.0, 80.5]).startswith("level")
-    assert variants.verdict([70.0, 71.0], [72.0, 75.0]) == "below"
-    variants.print_verdicts({"gru": [80.0, 81.0], "mean_pool": [70.0, 71.0], "temporal_conv+gru": [78.0, 80.5]})
+    assert variants.verdict([80.0, 81.0], [78.0, 79.5], (0.005, 0.04)) == "above"
+    assert variants.verdict([80.0, 81.0], [78.0, 79.5], (-0.01, 0.04)) == "level (seeds apart, interval holds 0)"
+    assert variants.verdict([80.0, 83.0], [78.0, 80.5], (0.01, 0.04)) == "level (seed ranges overlap)"
+    assert variants.verdict([70.0, 71.0], [72.0, 75.0], (-0.05, -0.01)) == "below"
+    assert variants.clip_unit("Grow/v_Grow_g03_c02.avi@backwards") == ("Grow", "g03")
+    assert variants.clip_unit("dog/session3/a.mp4") == ("dog", "session3")
+    assert variants.clip_unit("dog/a.mp4") == ("dog", "dog/a.mp4")
+
+
+def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs stand in for vidrnn fit and predict (each writes what the real command writes). mean_pool tests best
+    but validates worst: the reference is per_frame, by its validation accuracy at the tested checkpoint (epoch 0),
+    not at a later epoch the checkpoint does not hold."""
+    variants = _load("classify_variants")
+    keys = [f"{name}/v_{name}_g{group:02d}_c{clip}.avi" for name in ("A", "B") for group in (1, 2, 3) for clip in (1, 2)]
+    right = {"lstm": set(keys), "mean_pool": set(keys[1:]), "per_frame": set(keys[:4] + keys[6:])}  # A g03 wrong
+    tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
+    commands = []
+
+    def fake_run(command: list[str], **_) -> subprocess.CompletedProcess:
+        commands.append(command)
+        value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
+        variant = Path(value["--trainer.logger.save_dir"]).name.split("-")[0]
+        log = Path(value["--trainer.logger.save_dir"]) / "lightning_logs" / "version_0"
+        log.mkdir(parents=True)
+        if command[3] == "fit":
+            (log / "checkpoints").mkdir()
+            torch.save({"epoch": 0}, log / "checkpoints" / "epoch=0-step=2.ckpt")
+            torch.save({"epoch": 1}, log / "checkpoints" / "latest.ckpt")
+            (log / "metrics.csv").write_text(
+                "epoch,step,val/acc,val/loss,test/acc,test/mean_class_acc\n"
+                f"0,2,{tested_val[variant]},0.5,,\n1,5,0.99,0.1,,\n"
+                f"1,5,,,{len(right[variant]) / len(keys)},0.5\n")
+        else:
+            assert value["--ckpt_path"].endswith("epoch=0-step=2.ckpt")
+            (log / "predictions.csv").write_text("clip,true_label,predicted_label,probability\n" + "".join(
+                f"{key},{key[0]},{key[0] if key in right[variant] else 'other'},0.9\n" for key in keys))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(variants.subprocess, "run", fake_run)
+    config = tmp_path / "base.yaml"
+    config.write_text("data:\n  dataset: ucf101\n")
+    monkeypatch.setattr(sys, "argv", ["classify_variants.py", "--config", str(config), "--root", "", "--seeds", "0",
+                                      "1", "--variants", "lstm", "mean_pool", "per_frame"])
+    variants.main()
     out = capsys.readouterr().out
-    assert "best baseline, temporal_conv+gru (79.2 %" in out and "gru: level" in out and "mean_pool:" not in out
+    assert len(commands) == 12 and {command[3] for command in commands} == {"fit", "predict"}
+    for command in commands:  # the seed moves the data's draws too, in the fit and in its predictions
+        assert command[command.index("--data.seed") + 1] == command[command.index("--seed_everything") + 1]
+    assert "reference: per_frame: the baseline with the highest mean validation accuracy (80.0 %; next mean_pool" in out
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| ")}
+    assert rows["per_frame"][5:8] == ["80.0 %", "reference", "-"]
+    # lstm's seeds are all above per_frame's, but its whole gain lies in one of the six recordings: not clear of 0
+    assert rows["lstm"][5] == "70.0 %" and rows["lstm"][6].startswith("+16.7 [+0.0, ")
+    assert rows["lstm"][7] == "level (seeds apart, interval holds 0)"
+    assert "resamples of the test set's 6 (class, recording group) units" in out
+
+    # a dataset whose data.seed draws the test split keeps it fixed, and says so
+    commands.clear()
+    config.write_text("data:\n  dataset: folders\n")
+    variants.main()
+    assert commands and not any("--data.seed" in command for command in commands)
+    assert "seed_everything only: data.seed stays at the config's value (dataset folders" in capsys.readouterr().out
+    assert variants.dataset_of([str(config)], ["--data.dataset=ucf101"]) == "ucf101"
 
 
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
