@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import save_untrained
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser
@@ -27,6 +28,7 @@ from vidrnn.files import atomic_write
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import probe, read_frames
@@ -402,6 +404,17 @@ def test_a_bad_checkpoint_is_a_usage_error_before_any_work(kind: str, test_video
     assert classify(*test_videos, "--ckpt", checkpoint, "--output", output) == 2
     assert time.perf_counter() - start < 5
     assert str(checkpoint) in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_a_tracking_checkpoint_is_refused_saying_which_it_is(test_videos, tmp_path: Path, capsys) -> None:
+    """It used to fail as 'VideoClassifier.__init__() missing 2 required positional arguments'."""
+    checkpoint = save_untrained(FrameTracker(), tmp_path / "tracker.ckpt")
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output) == 2
+    assert capsys.readouterr().err == (f"vidrnn classify: error: {checkpoint} is a tracking checkpoint; this command "
+                                       "needs a classification one (trained with vidrnn fit on a classification "
+                                       "config, such as configs/demo.yaml)\n")
     assert not output.exists()
 
 

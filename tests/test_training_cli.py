@@ -14,12 +14,14 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_untrained
 from vidrnn.cli import main
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
 from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.models.tracker_module import FrameTracker
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,24 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "tracking"])
+def test_a_checkpoint_of_the_other_task_is_refused_saying_which_it_is(task: str, config: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """A tracker's checkpoint was taken for a classifier's from before model.encoder ('convert it with vidrnn
+    upgrade', which refuses it), and a classifier's hyperparameters failed to parse as a tracker's ('does not accept
+    option model.encoder.cell')."""
+    checkpoints = {"tracking": save_untrained(FrameTracker(), tmp_path / "tracker.ckpt"),
+                   "classification": save_untrained(VideoClassifier(2, 8), tmp_path / "classifier.ckpt")}
+    other = {"classification": "tracking", "tracking": "classification"}[task]
+    command = {"classification": ["test", "--config", str(config)], "tracking": ["test", "--task", "tracking"]}[task]
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--ckpt_path", str(checkpoints[other])])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoints[other]} is a {other} checkpoint; this command needs a {task} "
+                            f"one (trained with vidrnn fit on a {task} config")
 
 
 def test_metrics_csv_is_written_even_where_tensorboard_is_installed(config: Path, tmp_path: Path,

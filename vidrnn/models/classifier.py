@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
 from vidrnn.batches import SequenceBatch
-from vidrnn.checkpoints import load_checkpoint
+from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
@@ -106,8 +106,7 @@ def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> 
     everything else are copied as they are.
     """
     checkpoint = load_checkpoint(source)
-    if checkpoint.get("task", "classification") != "classification":
-        raise ValueError(f"{source} is a {checkpoint['task']} checkpoint, not a classifier's")
+    require_task(checkpoint, VideoClassifier.TASK, source)
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     if "encoder" in hparams:
         raise ValueError(f"{source} is already in today's shape")
@@ -168,6 +167,9 @@ class VideoClassifier(L.LightningModule):
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
             and no scheduler.
     """
+
+    #: What its checkpoints record as their ``task``, and what loading one requires (:func:`require_task`).
+    TASK: ClassVar[str] = "classification"
 
     def __init__(
         self,
@@ -352,7 +354,7 @@ class VideoClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
         # checkpoint know which model it holds, and which weights made its features.
-        checkpoint["task"] = "classification"
+        checkpoint["task"] = self.TASK
         if self.pipeline is not None:
             checkpoint["backbone_identity"] = self._backbone_identity
 
