@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -33,8 +32,6 @@ from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, 
 from vidrnn.pipeline import PipelineSpec
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
-
-logger = logging.getLogger(__name__)
 
 
 class MeanClassAccuracy(MulticlassStatScores):
@@ -294,6 +291,18 @@ class VideoClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
+        self.check_checkpoint(checkpoint)
+
+    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint in an older shape (:func:`require_current`) or one whose weights do not fit this
+        model's data (:meth:`_require_same_data`); warn where they fit but not exactly, or where the backbone's
+        weights have changed since training.
+
+        Every load passes here. The CLI also calls it as soon as the data module and the model are built, so that
+        ``vidrnn test --ckpt_path`` with another backbone or other classes is refused before the data module
+        extracts features for a model that cannot read them; the warnings are issued from fixed places, so Python
+        shows each once, there, and not again when the trainer loads the same checkpoint.
+        """
         saved = checkpoint.get("hyper_parameters", {})
         require_current(saved)
         self._require_same_data(saved)
@@ -325,9 +334,9 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"the checkpoint was trained on features of {there.backbone}, the data module makes them "
                              f"with {here.backbone}: set the data's backbone to the checkpoint's")
         if (there.sampling, there.steps) != (here.sampling, here.steps):
-            logger.warning("the checkpoint was trained with sampling %s and %d steps; the data module has %s and %d "
-                           "steps: scores will not be those of the training protocol", there.sampling, there.steps,
-                           here.sampling, here.steps)
+            warnings.warn(f"the checkpoint was trained with sampling {there.sampling} and {there.steps} steps; the "
+                          f"data module has {here.sampling} and {here.steps} steps: scores will not be those of the "
+                          "training protocol", stacklevel=1)
 
     def _warn_if_weights_changed(self, trained: dict[str, Any] | None) -> None:
         """Warn when the backbone's weights are no longer those the checkpoint was trained on: the spec says
