@@ -21,7 +21,7 @@ import torch
 from conftest import save_untrained
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.classify import add_classify_parser
+from vidrnn.classify import add_classify_parser, record_path
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.files import atomic_write
@@ -202,6 +202,51 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
 
     assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
     assert len(read_csv(output)) == len(test_videos)
+
+
+def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test_videos, tmp_path: Path,
+                                                                   capsys) -> None:
+    """--resume used to append model B's rows to model A's and exit 0, with nothing to tell them apart: now the
+    record beside the output says what made its rows, and a run that would make them otherwise is refused."""
+    _, _, checkpoint = trained
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["state_dict"] = {name: value + 1 for name, value in state["state_dict"].items()}
+    torch.save(state, other)
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    record = json.loads(record_path(output).read_text(encoding="utf-8"))
+    assert record["checkpoint"] == str(checkpoint) and record["made_with"]["top_k"] == 5
+    first = output.read_bytes()
+    capsys.readouterr()
+    for changed, expected in [(("--ckpt", other), f"checkpoint {checkpoint} there, {other} now, with other contents"),
+                              (("--ckpt", checkpoint, "--top-k", "2"), "top_k: 5 there, 2 now")]:
+        assert classify(*test_videos, *changed, "--output", output, "--workers", "0", "--resume") == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"vidrnn classify: error: --resume: the rows in {output} were made otherwise (")
+        assert expected in error and "choose another --output, or drop --resume" in error
+        assert output.read_bytes() == first and json.loads(record_path(output).read_text()) == record
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
+    assert len(read_csv(output)) == len(test_videos)  # made as the record says: resumed
+    assert classify(*test_videos[:2], "--ckpt", other, "--output", output, "--workers", "0") == 0  # replaced
+    assert len(read_csv(output)) == 2 and json.loads(record_path(output).read_text())["checkpoint"] == str(other)
+
+
+def test_resume_refuses_rows_nothing_records_the_making_of(trained, test_videos, tmp_path: Path, capsys) -> None:
+    """An output of an older vidrnn has no record: its rows may be any checkpoint's, and the record a resume wrote
+    would claim them for this one. Without rows there is nothing to mix: the resume goes on."""
+    _, _, checkpoint = trained
+    output = tmp_path / "out.jsonl"
+    arguments = (*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    record_path(output).unlink()
+    before = output.read_bytes()
+    capsys.readouterr()
+    assert classify(*arguments, "--resume") == 2
+    assert f"nothing records which checkpoint made the rows in {output}" in capsys.readouterr().err
+    assert output.read_bytes() == before and not record_path(output).exists()
+    output.write_text("", encoding="utf-8")
+    assert classify(*arguments, "--resume") == 0 and record_path(output).exists()
 
 
 def test_resume_redoes_a_row_cut_after_its_status(trained, test_videos, tmp_path: Path) -> None:
