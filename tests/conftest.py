@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import lightning as L
 import numpy as np
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -20,6 +22,16 @@ def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64)
     for index in range(num_frames):
         writer.write(np.full((height, width, 3), (8 * index) % 256, dtype=np.uint8))
     writer.release()
+    return path
+
+
+def save_untrained(module: L.LightningModule, path: Path) -> Path:
+    """Save ``module`` as a checkpoint ``vidrnn fit`` could have written, without training it: its weights, its
+    hyperparameters and what its ``on_save_checkpoint`` adds (the task it is for)."""
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                  "pytorch-lightning_version": L.__version__}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
     return path
 
 

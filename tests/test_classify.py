@@ -18,15 +18,17 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import save_untrained
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.classify import add_classify_parser
+from vidrnn.classify import add_classify_parser, record_path
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.files import atomic_write
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import probe, read_frames
@@ -202,6 +204,51 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
     assert len(read_csv(output)) == len(test_videos)
 
 
+def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test_videos, tmp_path: Path,
+                                                                   capsys) -> None:
+    """--resume used to append model B's rows to model A's and exit 0, with nothing to tell them apart: now the
+    record beside the output says what made its rows, and a run that would make them otherwise is refused."""
+    _, _, checkpoint = trained
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["state_dict"] = {name: value + 1 for name, value in state["state_dict"].items()}
+    torch.save(state, other)
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    record = json.loads(record_path(output).read_text(encoding="utf-8"))
+    assert record["checkpoint"] == str(checkpoint) and record["made_with"]["top_k"] == 5
+    first = output.read_bytes()
+    capsys.readouterr()
+    for changed, expected in [(("--ckpt", other), f"checkpoint {checkpoint} there, {other} now, with other contents"),
+                              (("--ckpt", checkpoint, "--top-k", "2"), "top_k: 5 there, 2 now")]:
+        assert classify(*test_videos, *changed, "--output", output, "--workers", "0", "--resume") == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"vidrnn classify: error: --resume: the rows in {output} were made otherwise (")
+        assert expected in error and "choose another --output, or drop --resume" in error
+        assert output.read_bytes() == first and json.loads(record_path(output).read_text()) == record
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
+    assert len(read_csv(output)) == len(test_videos)  # made as the record says: resumed
+    assert classify(*test_videos[:2], "--ckpt", other, "--output", output, "--workers", "0") == 0  # replaced
+    assert len(read_csv(output)) == 2 and json.loads(record_path(output).read_text())["checkpoint"] == str(other)
+
+
+def test_resume_refuses_rows_nothing_records_the_making_of(trained, test_videos, tmp_path: Path, capsys) -> None:
+    """An output of an older vidrnn has no record: its rows may be any checkpoint's, and the record a resume wrote
+    would claim them for this one. Without rows there is nothing to mix: the resume goes on."""
+    _, _, checkpoint = trained
+    output = tmp_path / "out.jsonl"
+    arguments = (*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    record_path(output).unlink()
+    before = output.read_bytes()
+    capsys.readouterr()
+    assert classify(*arguments, "--resume") == 2
+    assert f"nothing records which checkpoint made the rows in {output}" in capsys.readouterr().err
+    assert output.read_bytes() == before and not record_path(output).exists()
+    output.write_text("", encoding="utf-8")
+    assert classify(*arguments, "--resume") == 0 and record_path(output).exists()
+
+
 def test_resume_redoes_a_row_cut_after_its_status(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     output = tmp_path / "out.csv"
@@ -211,7 +258,20 @@ def test_resume_redoes_a_row_cut_after_its_status(trained, test_videos, tmp_path
     cut = complete[2][: complete[2].index(",ok,") + 10]  # status and part of the label: killed mid-row
     output.write_text("".join(complete[:2]) + cut, encoding="utf-8")
     assert classify(*arguments, "--resume") == 0
-    assert output.read_text(encoding="utf-8") == "".join(complete)
+    _assert_same_rows(read_csv(output), list(csv.DictReader(complete)))
+
+
+def _assert_same_rows(rows: list[dict[str, str]], expected: list[dict[str, str]]) -> None:
+    """Row for row the same, probabilities to the last printed digit: a resumed run classifies its clips in other
+    batches, which moves float sums by an ulp, and a probability at a rounding boundary by 1e-6."""
+    assert [row["path"] for row in rows] == [row["path"] for row in expected]
+    for row, reference in zip(rows, expected):
+        probabilities = ("top1_probability", "topk_probabilities")
+        assert {k: v for k, v in row.items() if k not in probabilities} == \
+               {k: v for k, v in reference.items() if k not in probabilities}
+        for key in probabilities:
+            np.testing.assert_allclose([float(v) for v in row[key].split(";")],
+                                       [float(v) for v in reference[key].split(";")], atol=1.5e-6)
 
 
 def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_videos, tmp_path: Path,
@@ -402,6 +462,17 @@ def test_a_bad_checkpoint_is_a_usage_error_before_any_work(kind: str, test_video
     assert classify(*test_videos, "--ckpt", checkpoint, "--output", output) == 2
     assert time.perf_counter() - start < 5
     assert str(checkpoint) in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_a_tracking_checkpoint_is_refused_saying_which_it_is(test_videos, tmp_path: Path, capsys) -> None:
+    """It used to fail as 'VideoClassifier.__init__() missing 2 required positional arguments'."""
+    checkpoint = save_untrained(FrameTracker(), tmp_path / "tracker.ckpt")
+    output = tmp_path / "out.csv"
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output) == 2
+    assert capsys.readouterr().err == (f"vidrnn classify: error: {checkpoint} is a tracking checkpoint; this command "
+                                       "needs a classification one (trained with vidrnn fit on a classification "
+                                       "config, such as configs/demo.yaml)\n")
     assert not output.exists()
 
 

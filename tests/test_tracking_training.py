@@ -12,12 +12,14 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_untrained
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
+from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
@@ -331,6 +333,19 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
     assert output.read_text() == "earlier results\n"
     with pytest.raises(SystemExit):
         main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
+
+
+def test_track_refuses_a_classification_checkpoint_saying_which_it_is(tmp_path: Path, capsys) -> None:
+    """It used to stop at 'Error(s) in loading state_dict for FrameTracker:', which says neither."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    checkpoint = save_untrained(VideoClassifier(2, 8), tmp_path / "classifier.ckpt")
+    assert main(["track", str(video), "--box", "1,1,8,8", "--ckpt", str(checkpoint),
+                 "--output", str(tmp_path / "boxes.csv")]) == EXIT_USAGE
+    assert capsys.readouterr().err == (f"vidrnn track: error: {checkpoint} is a classification checkpoint; this "
+                                       "command needs a tracking one (trained with vidrnn fit on a tracking config "
+                                       "(task: tracking, or --task tracking), such as configs/track.yaml)\n")
+    assert not (tmp_path / "boxes.csv").exists()
 
 
 def test_without_a_checkpoint_the_matching_tracker_writes_a_row_per_frame(tmp_path: Path) -> None:

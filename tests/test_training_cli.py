@@ -14,12 +14,15 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_untrained
 from vidrnn.cli import main
+from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
 from vidrnn.exit_codes import EXIT_USAGE
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.models.tracker_module import FrameTracker
 
 
 @pytest.fixture(scope="module")
@@ -87,20 +90,53 @@ def test_predict_writes_one_row_per_test_clip(config: Path) -> None:
     assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows[1:])
 
 
-def test_a_checkpoint_of_other_classes_is_refused_before_its_weights_load(config: Path, tmp_path: Path,
-                                                                           capsys: pytest.CaptureFixture) -> None:
-    """The model is built from the data's classes and then given the checkpoint's weights: a class folder renamed
-    since training (same count) would otherwise print scores and predictions under the wrong names."""
+class _Extracting(Exception):
+    """Where the data module would begin extracting features: a test's proof that nothing slow ran before."""
+
+
+def _extracting(datamodule: VideoDataModule) -> None:
+    raise _Extracting
+
+
+@pytest.mark.parametrize(("command", "change"), [("predict", "classes swapped"), ("test", "class renamed"),
+                                                 ("fit", "another backbone")])
+def test_a_checkpoint_for_other_data_is_refused_before_any_extraction(command: str, change: str, config: Path,
+                                                                       tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model is built from the data's classes and pipeline and then given the checkpoint's weights: a class
+    folder renamed since training (same count) would print scores and predictions under the wrong names, another
+    backbone gives other features. Loading refuses them — but it used to come after prepare_data had extracted the
+    whole dataset into a new cache (hours on a real one), and end in a traceback."""
     checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
     names = list(checkpoint["hyper_parameters"]["class_names"])
-    checkpoint["hyper_parameters"]["class_names"] = [names[1], names[0], *names[2:]]
-    torch.save(checkpoint, tmp_path / "swapped.ckpt")
-    with pytest.raises(ValueError, match="the same names in another order"):
-        main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "swapped.ckpt")])
-    checkpoint["hyper_parameters"]["class_names"] = [*names[:-1], "renamed"]
-    torch.save(checkpoint, tmp_path / "renamed.ckpt")
-    with pytest.raises(ValueError, match=f"not in the data: renamed; not trained on: {names[-1]}"):
-        main(["test", "--config", str(config), "--ckpt_path", str(tmp_path / "renamed.ckpt")])
+    options, expected = {
+        "classes swapped": ([], "the same names in another order"),
+        "class renamed": ([], f"not in the data: renamed; not trained on: {names[-1]}"),
+        "another backbone": (["--data.backbone.input_size", "96"], "the checkpoint was trained on features of"),
+    }[change]
+    checkpoint["hyper_parameters"]["class_names"] = {
+        "classes swapped": [names[1], names[0], *names[2:]], "class renamed": [*names[:-1], "renamed"],
+    }.get(change, names)
+    path = tmp_path / "other.ckpt"
+    torch.save(checkpoint, path)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--config", str(config), "--ckpt_path", str(path), *options])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and error.startswith(f"vidrnn: error: {path}: ") and expected in error
+    assert "Traceback" not in error
+
+
+def test_a_checkpoint_trained_with_other_steps_is_warned_about_before_any_extraction(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another sampling or step count is an evaluation choice, so it is warned about, not refused — before the data
+    module extracts features for it, which another sampling means."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.warns(UserWarning, match="scores will not be those of the training protocol"):
+        with pytest.raises(_Extracting):
+            main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.steps", "4"])
 
 
 def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
@@ -146,6 +182,24 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "tracking"])
+def test_a_checkpoint_of_the_other_task_is_refused_saying_which_it_is(task: str, config: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """A tracker's checkpoint was taken for a classifier's from before model.encoder ('convert it with vidrnn
+    upgrade', which refuses it), and a classifier's hyperparameters failed to parse as a tracker's ('does not accept
+    option model.encoder.cell')."""
+    checkpoints = {"tracking": save_untrained(FrameTracker(), tmp_path / "tracker.ckpt"),
+                   "classification": save_untrained(VideoClassifier(2, 8), tmp_path / "classifier.ckpt")}
+    other = {"classification": "tracking", "tracking": "classification"}[task]
+    command = {"classification": ["test", "--config", str(config)], "tracking": ["test", "--task", "tracking"]}[task]
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--ckpt_path", str(checkpoints[other])])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoints[other]} is a {other} checkpoint; this command needs a {task} "
+                            f"one (trained with vidrnn fit on a {task} config")
 
 
 def test_metrics_csv_is_written_even_where_tensorboard_is_installed(config: Path, tmp_path: Path,

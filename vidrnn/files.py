@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_bytes", "file_sha256"]
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -30,3 +31,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda handle: handle.write(data))
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` as hex, read a block at a time (weights files and checkpoints may be
+    large): what tells two files apart whatever their paths."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
@@ -60,14 +60,30 @@ _CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
 class _VidrnnCommands:
     """What both tasks' commands share: usage errors found before anything slow, and a test run right after fitting."""
 
+    #: The checkpoint ``--ckpt_path`` names and its path, read while the arguments are checked; ``None`` without
+    #: one, or for a keyword (``last``, ``best``) that Lightning resolves itself.
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_path: str | None = None
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file before anything slow (the
-        data module would extract the whole dataset first, and Lightning would fail only then)."""
+        """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
+        other task's, before anything slow: the data module would extract the whole dataset first, and Lightning
+        would fail only then (on the other task's checkpoint: on hyperparameters that name neither task)."""
+        from vidrnn.checkpoints import load_checkpoint, require_task
+
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and not Path(ckpt_path).is_file() and str(ckpt_path).split(":")[0] not in _CKPT_KEYWORDS:
+        if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
+            return
+        if not Path(ckpt_path).is_file():
             _usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        try:
+            self.checkpoint_path = ckpt_path
+            self.checkpoint = load_checkpoint(ckpt_path)
+            require_task(self.checkpoint, self.model_class.TASK, ckpt_path)
+        except ValueError as error:
+            _usage_error(str(error))
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
@@ -115,17 +131,29 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         """Parse and check ``--ckpt_path`` as both tasks do, then refuse a checkpoint saved in an older shape, saying
         how to convert it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail
         on keys it no longer knows without saying why."""
-        super().parse_arguments(parser, args)
-        from vidrnn.checkpoints import load_checkpoint
         from vidrnn.models.classifier import require_current
 
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            try:
-                require_current(load_checkpoint(ckpt_path).get("hyper_parameters", {}))
-            except ValueError as error:
-                _usage_error(f"{ckpt_path}: {error}")
+        super().parse_arguments(parser, args)
+        self._check_checkpoint(lambda checkpoint: require_current(checkpoint.get("hyper_parameters", {})))
+
+    def instantiate_classes(self) -> None:
+        """Make the data module, model and trainer as both tasks do, then hold the ``--ckpt_path`` checkpoint against
+        the model built from the data (its classes, backbone, sampling and steps): what loading it would refuse ends
+        the command now, as a usage error, and what it would warn about is said now — before ``prepare_data``
+        extracts the dataset's features for a model that cannot read them (:meth:`VideoClassifier.check_checkpoint`,
+        the one comparison, which the trainer's load makes again)."""
+        super().instantiate_classes()
+        self._check_checkpoint(self.model.check_checkpoint)
+
+    def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:
+        """Run ``check`` on the ``--ckpt_path`` checkpoint, when one was read; what it refuses ends the command as a
+        usage error naming the file."""
+        if self.checkpoint is None:
+            return
+        try:
+            check(self.checkpoint)
+        except ValueError as error:
+            _usage_error(f"{self.checkpoint_path}: {error}")
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -26,7 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
 from vidrnn.batches import SequenceBatch
-from vidrnn.checkpoints import load_checkpoint
+from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
@@ -34,8 +33,6 @@ from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
-
-logger = logging.getLogger(__name__)
 
 
 class MeanClassAccuracy(MulticlassStatScores):
@@ -107,8 +104,7 @@ def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> 
     everything else are copied as they are.
     """
     checkpoint = load_checkpoint(source)
-    if checkpoint.get("task", "classification") != "classification":
-        raise ValueError(f"{source} is a {checkpoint['task']} checkpoint, not a classifier's")
+    require_task(checkpoint, VideoClassifier.TASK, source)
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     if "encoder" in hparams:
         raise ValueError(f"{source} is already in today's shape")
@@ -169,6 +165,9 @@ class VideoClassifier(L.LightningModule):
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
             and no scheduler.
     """
+
+    #: What its checkpoints record as their ``task``, and what loading one requires (:func:`require_task`).
+    TASK: ClassVar[str] = "classification"
 
     def __init__(
         self,
@@ -294,6 +293,18 @@ class VideoClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
+        self.check_checkpoint(checkpoint)
+
+    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint in an older shape (:func:`require_current`) or one whose weights do not fit this
+        model's data (:meth:`_require_same_data`); warn where they fit but not exactly, or where the backbone's
+        weights have changed since training.
+
+        Every load passes here. The CLI also calls it as soon as the data module and the model are built, so that
+        ``vidrnn test --ckpt_path`` with another backbone or other classes is refused before the data module
+        extracts features for a model that cannot read them; the warnings are issued from fixed places, so Python
+        shows each once, there, and not again when the trainer loads the same checkpoint.
+        """
         saved = checkpoint.get("hyper_parameters", {})
         require_current(saved)
         self._require_same_data(saved)
@@ -330,9 +341,9 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"the checkpoint was trained on features of {there.backbone}, the data module makes them "
                              f"with {here.backbone}: set the data's backbone to the checkpoint's")
         if (there.sampling, there.steps) != (here.sampling, here.steps):
-            logger.warning("the checkpoint was trained with sampling %s and %d steps; the data module has %s and %d "
-                           "steps: scores will not be those of the training protocol", there.sampling, there.steps,
-                           here.sampling, here.steps)
+            warnings.warn(f"the checkpoint was trained with sampling {there.sampling} and {there.steps} steps; the "
+                          f"data module has {here.sampling} and {here.steps} steps: scores will not be those of the "
+                          "training protocol", stacklevel=1)
 
     def _warn_if_weights_changed(self, trained: dict[str, Any] | None) -> None:
         """Warn when the backbone's weights are no longer those the checkpoint was trained on: the spec says
@@ -359,7 +370,7 @@ class VideoClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
         # checkpoint know which model it holds, and which weights made its features.
-        checkpoint["task"] = "classification"
+        checkpoint["task"] = self.TASK
         checkpoint[RANDOM_STATE] = random_state()
         if self.pipeline is not None:
             checkpoint["backbone_identity"] = self._backbone_identity

@@ -13,7 +13,7 @@ the settings (plain values, ``weights_only`` loading), and :func:`vidrnn.track.l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -57,6 +57,10 @@ class FrameTracker(L.LightningModule):
             ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
         giou_weight: weight of the generalised-IoU loss beside L1.
     """
+
+    #: What its checkpoints record as their ``task``, and what loading one requires
+    #: (:func:`~vidrnn.checkpoints.require_task`).
+    TASK: ClassVar[str] = "tracking"
 
     def __init__(
         self,
@@ -152,7 +156,7 @@ class FrameTracker(L.LightningModule):
         return answers
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["task"] = "tracking"
+        checkpoint["task"] = self.TASK
         checkpoint[RANDOM_STATE] = random_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
