@@ -490,3 +490,21 @@ def test_a_tracker_trained_on_real_sequences_tracks_a_real_video(shared_data: Pa
     boxes = np.array([[float(row[key]) for key in "xywh"] for row in rows])
     assert len(boxes) == deer.num_frames == 71
     assert np.nanmean(iou_per_frame(boxes, deer.boxes)[1:]) > 0.4
+
+
+def test_a_head_trained_with_other_tracker_settings_is_refused_before_any_evidence_is_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Its evidence would be made otherwise than what it learnt from, without an error anywhere."""
+    checkpoint = save_untrained(FrameTracker(), tmp_path / "tracker.ckpt")  # the default settings
+
+    def no_caching(self) -> None:
+        raise AssertionError("nothing should be cached for a checkpoint that is refused")
+
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", no_caching)
+    with pytest.raises(SystemExit) as refused:
+        main(["validate", "--task", "tracking", "--data.demo_dir", str(tmp_path / "demo"), "--data.cache_dir",
+              str(tmp_path / "cache"), "--data.tracker.template_rate", "0.05", "--ckpt_path", str(checkpoint)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "other tracker settings (template_rate: 0.01 there, 0.05 here)" in error
+    assert FrameTracker.load_from_checkpoint(checkpoint, weights_only=True).settings == FrameTracker().settings

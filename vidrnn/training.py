@@ -94,6 +94,16 @@ class _VidrnnCommands:
         except (FileNotFoundError, ValueError) as error:
             _usage_error(str(error))
 
+    def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:
+        """Run ``check`` on the ``--ckpt_path`` checkpoint, when one was read; what it refuses ends the command as a
+        usage error naming the file."""
+        if self.checkpoint is None:
+            return
+        try:
+            check(self.checkpoint)
+        except ValueError as error:
+            _usage_error(f"{self.checkpoint_path}: {error}")
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
         TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
@@ -145,16 +155,6 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         super().instantiate_classes()
         self._check_checkpoint(self.model.check_checkpoint)
 
-    def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:
-        """Run ``check`` on the ``--ckpt_path`` checkpoint, when one was read; what it refuses ends the command as a
-        usage error naming the file."""
-        if self.checkpoint is None:
-            return
-        try:
-            check(self.checkpoint)
-        except ValueError as error:
-            _usage_error(f"{self.checkpoint_path}: {error}")
-
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())
 
@@ -166,6 +166,15 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         _add_common_arguments(parser)
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
+
+    def instantiate_classes(self) -> None:
+        """Make the data module, model and trainer, then hold a ``fit``/``validate`` ``--ckpt_path`` checkpoint against
+        the data module's tracker settings (:meth:`FrameTracker.check_checkpoint`) before ``prepare_data`` caches
+        evidence with settings its head was not trained on (LightningCLI gives the model the checkpoint's own
+        settings, so the data's are the ones to compare). ``test`` tracks with the checkpoint's own settings."""
+        super().instantiate_classes()
+        if self.config.get("subcommand") != "test":
+            self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, self.datamodule.settings))
 
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,

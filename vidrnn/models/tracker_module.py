@@ -33,6 +33,18 @@ from vidrnn.tracker.settings import TrackerSettings
 __all__ = ["FrameTracker"]
 
 
+def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The settings, by dotted name, whose values differ between two nested dicts."""
+    found = []
+    for key in sorted(theirs.keys() | ours.keys()):
+        a, b = theirs.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found
+
+
 def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
     return box_iou(xywh_to_xyxy(boxes), xywh_to_xyxy(targets)).diagonal()
 
@@ -160,7 +172,24 @@ class FrameTracker(L.LightningModule):
         checkpoint[RANDOM_STATE] = random_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
+        self.check_checkpoint(checkpoint)
         self._saved_random_state = checkpoint.get(RANDOM_STATE)  # taken back only if a fit resumes from it
+
+    def check_checkpoint(self, checkpoint: dict[str, Any], settings: TrackerSettings | None = None) -> None:
+        """Refuse a checkpoint whose head was trained with other tracker settings than ``settings`` (default: this
+        model's; the CLI passes the data module's, whose evidence the head will read): the head would read evidence
+        made otherwise than the evidence it learnt from, and correct a matching box computed otherwise — without an
+        error anywhere. A checkpoint loaded with its own settings (``vidrnn track``, ``vidrnn test``) always passes."""
+        saved = checkpoint.get("hyper_parameters", {})
+        if "tracker" not in saved:  # an older checkpoint, settings stored one by one: vidrnn.tracker.runtime reads it
+            return
+        ours = (settings or self.settings).to_dict()
+        differences = _differences(TrackerSettings.from_dict(saved["tracker"] or {}).to_dict(), ours)
+        if differences:
+            raise ValueError("the checkpoint's head was trained with other tracker settings ("
+                             + "; ".join(f"{key}: {theirs!r} there, {here!r} here" for key, theirs, here in differences)
+                             + "): set data.tracker as the checkpoint has it, or train a new head")
 
     def on_train_start(self) -> None:
         restore_random_state(self._saved_random_state)
