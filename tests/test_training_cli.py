@@ -255,13 +255,17 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
 
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fits_weights(config: Path,
-                                                                                         tmp_path: Path) -> None:
+                                                                                         tmp_path: Path,
+                                                                                         workers: int) -> None:
     """Nothing a resumed fit draws may start over: not the clips' order or segment offsets (drawn from the seed, the
-    epoch and the clip), not dropout (torch's generator state travels in the checkpoint)."""
+    epoch and the clip; loader workers prefetch before Lightning tells the sampler the epoch), not dropout (torch's
+    generator state travels in the checkpoint)."""
     def fit(root: Path, epochs: int, *resume: str) -> Path:
         assert main(["fit", "--config", str(config), "--model.encoder.input_dropout", "0.3",
-                     "--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs), *resume]) == 0
+                     "--data.num_workers", str(workers), "--trainer.default_root_dir", str(root),
+                     "--trainer.max_epochs", str(epochs), *resume]) == 0
         newest = max((root / "lightning_logs").glob("version_*"), key=lambda path: int(path.name.split("_")[1]))
         return newest / "checkpoints" / "latest.ckpt"
 

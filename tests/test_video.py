@@ -60,7 +60,7 @@ def test_image_folder_reads_through_the_same_interface(tmp_path: Path) -> None:
 
 def test_frames_of_another_size_come_out_at_the_first_ones_or_are_refused_naming_the_frame(tmp_path: Path) -> None:
     """A stream may change resolution and a folder of images mix sizes: for classification the frames are resized to
-    one size; frames whose ground truth is in their own pixels (tracking) ask for one_size, and a stretched frame,
+    one size; frames whose ground truth is in their own pixels (tracking) ask for frame_exact, and a stretched frame,
     whose box would no longer match it, stops the read with the reason."""
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -71,9 +71,9 @@ def test_frames_of_another_size_come_out_at_the_first_ones_or_are_refused_naming
     assert read_frames(folder, [0, 1], size=16).shape == (2, 16, 21, 3)
     for size in (None, 16):
         with pytest.raises(VideoReadError, match="frame 1 is 64x48 pixels, the first frame read 32x24") as error:
-            read_frames(folder, [0, 1], size=size, one_size=True)
+            read_frames(folder, [0, 1], size=size, frame_exact=True)
         assert error.value.path == str(folder)
-    assert read_frames(folder, [1], one_size=True).shape == (1, 48, 64, 3)  # alone, it reads at its own size
+    assert read_frames(folder, [1], frame_exact=True).shape == (1, 48, 64, 3)  # alone, it reads at its own size
 
 
 def test_an_image_folder_passes_over_hidden_files(tmp_path: Path) -> None:
@@ -225,6 +225,8 @@ def test_a_damaged_stretch_in_the_middle_of_a_file_does_not_end_the_video(tmp_pa
     assert counted > 80  # the frames after the damage are read too (the first failure used to end it at about 50)
     frames, indices, info = read_sampled(path, lambda info: np.arange(info.num_frames))
     assert len(frames) == info.num_frames == counted and frames[-1].mean() > 150  # the last frames are the file's last
+    with pytest.raises(VideoReadError, match="damaged stretch"):  # ground truth per frame: renumbered frames would lie
+        read_frames(path, range(counted), frame_exact=True)
 
 
 def test_a_file_name_that_is_not_utf8_is_refused_with_a_clear_error_not_a_crash(tmp_path: Path,

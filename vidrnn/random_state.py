@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
-__all__ = ["RANDOM_STATE", "random_state", "restore_random_state"]
+__all__ = ["RANDOM_STATE", "random_state", "restore_random_state", "state_to_resume"]
 
 #: Where a checkpoint holds the state.
 RANDOM_STATE = "random_state"
@@ -39,3 +41,11 @@ def restore_random_state(state: dict[str, Any] | None) -> None:
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
+
+
+def state_to_resume(module: L.LightningModule, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The generator state in ``checkpoint`` when ``module`` is loading it to resume a fit, else ``None``: a
+    checkpoint loaded to validate, test or predict must not hand its state to a later fit of the module."""
+    trainer = module._trainer
+    fitting = trainer is not None and trainer.state.fn == TrainerFn.FITTING
+    return checkpoint.get(RANDOM_STATE) if fitting else None

@@ -148,6 +148,9 @@ class _FrameSource(abc.ABC):
     width: int
     height: int
     declared_frames: int
+    #: Position of the first frame a damaged stretch took (grabs failed there and reading went on past it): the
+    #: frames after it are numbered as decoded, no longer as in the file.
+    damaged_at: int | None = None
 
     @abc.abstractmethod
     def grab(self) -> bool: ...
@@ -296,8 +299,15 @@ def _output_shape(frame_shape: tuple[int, int], size: FrameSize) -> tuple[int, i
 def _grab_next(source: _FrameSource, position: int) -> bool:
     """Move to the frame at ``position``; False at the end of the video. Before the stated end a failed grab is
     retried (see :data:`_MAX_FAILED_GRABS`): one damaged frame must not cut a video short."""
-    attempts = _MAX_FAILED_GRABS if position < source.declared_frames else 1
-    return any(source.grab() for _ in range(attempts))
+    if source.grab():
+        return True
+    if position >= source.declared_frames:
+        return False
+    if any(source.grab() for _ in range(_MAX_FAILED_GRABS - 1)):
+        if source.damaged_at is None:
+            source.damaged_at = position
+        return True
+    return False
 
 
 def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
@@ -323,7 +333,7 @@ def iter_frames(
     *,
     size: FrameSize = None,
     chunk_size: int = 64,
-    one_size: bool = False,
+    frame_exact: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(frame_indices, frames)`` chunks of at most ``chunk_size`` frames, decoding sequentially.
 
@@ -332,9 +342,11 @@ def iter_frames(
     ``frames_available`` set, after the chunks before it were yielded.
 
     The frames come out at one size, the first frame read's (as ``size`` makes it): a frame of another size (a
-    stream that changes resolution, a folder of images that mixes sizes) is resized to it. ``one_size=True`` refuses
-    such a frame instead, with a :class:`VideoReadError` naming it: for frames with ground truth in their own pixels
-    (tracking sequences), which a resize would leave pointing elsewhere.
+    stream that changes resolution, a folder of images that mixes sizes) is resized to it. ``frame_exact=True`` is
+    for frames with per-frame ground truth (tracking sequences): it refuses such a frame instead, with a
+    :class:`VideoReadError` naming it (a resize would leave its box pointing elsewhere), and a damaged stretch too,
+    which the reader otherwise passes over (the frames after it would be numbered as decoded, not as in the file, and
+    paired with other frames' boxes).
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -342,11 +354,11 @@ def iter_frames(
     if wanted is not None and wanted.size and wanted[0] < 0:
         raise ValueError(f"frame indices must be non-negative, got {int(wanted[0])}")
     with _open(path) as source:
-        yield from _decode(source, path, wanted, size, chunk_size, one_size, read_to_end=False)
+        yield from _decode(source, path, wanted, size, chunk_size, frame_exact, read_to_end=False)
 
 
 def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | None, size: FrameSize,
-            chunk_size: int, one_size: bool, read_to_end: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            chunk_size: int, frame_exact: bool, read_to_end: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`iter_frames`' work on an open source. With ``read_to_end`` the frames after the last wanted one are
     grabbed too; the generator's return value is the number of frames the video was found to hold (when read to its
     end; else the frames grabbed)."""
@@ -358,12 +370,15 @@ def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | 
     while wanted is None or cursor < wanted.size:
         if not _grab_next(source, position):
             break
+        if frame_exact and source.damaged_at is not None:
+            raise VideoReadError(path, f"frames from {source.damaged_at} on could not be decoded (a damaged stretch): "
+                                 "the frames after it can no longer be paired with per-frame ground truth")
         if wanted is None or wanted[cursor] == position:
             frame = source.retrieve()
             if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
                 first_shape = frame.shape[:2]
                 buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
-            elif one_size and frame.shape[:2] != first_shape:
+            elif frame_exact and frame.shape[:2] != first_shape:
                 raise VideoReadError(
                     path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
                     f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
@@ -390,13 +405,13 @@ def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | 
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None,
-                one_size: bool = False) -> np.ndarray:
+                frame_exact: bool = False) -> np.ndarray:
     """Decode the frames at ``indices`` (in the order given, repeats allowed) as RGB uint8 ``[T,H,W,3]`` (``size`` and
-    ``one_size`` as for :func:`iter_frames`)."""
-    return _read(path, indices, size, one_size, read_to_end=False)[0]
+    ``frame_exact`` as for :func:`iter_frames`)."""
+    return _read(path, indices, size, frame_exact, read_to_end=False)[0]
 
 
-def _read(path: str | os.PathLike, indices: Sequence[int], size: FrameSize, one_size: bool,
+def _read(path: str | os.PathLike, indices: Sequence[int], size: FrameSize, frame_exact: bool,
           read_to_end: bool) -> tuple[np.ndarray, int]:
     """:func:`read_frames`, and the number of frames the video holds when ``read_to_end`` (see :func:`_decode`)."""
     order = np.asarray(indices, dtype=np.int64)
@@ -406,7 +421,7 @@ def _read(path: str | os.PathLike, indices: Sequence[int], size: FrameSize, one_
         raise ValueError(f"frame indices must be non-negative, got {int(order.min())}")
     positions, chunks = [], []
     with _open(path) as source:
-        decoding = _decode(source, path, np.unique(order), size, 64, one_size, read_to_end)
+        decoding = _decode(source, path, np.unique(order), size, 64, frame_exact, read_to_end)
         while True:
             try:
                 chunk_positions, chunk = next(decoding)
@@ -435,7 +450,7 @@ def read_sampled(
     info = probe(path)
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
-        frames, length = _read(path, indices, size, one_size=False, read_to_end=True)
+        frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
         if length <= info.num_frames:
             return frames, indices, info
     except VideoReadError as error:

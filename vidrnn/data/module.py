@@ -30,7 +30,7 @@ from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator
+from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
@@ -274,7 +274,8 @@ class VideoDataModule(L.LightningDataModule):
         dataset = self._datasets[split]
         training = split == "train"
         return DataLoader(dataset, batch_size=self.hparams.batch_size,
-                          sampler=EpochSampler(len(dataset), self.hparams.seed, shuffle=True) if training
+                          sampler=EpochSampler(len(dataset), self.hparams.seed, shuffle=True,
+                                               epoch=starting_epoch(self.trainer)) if training
                           else evaluation_sampler(dataset), generator=loader_generator(self.hparams.seed),
                           num_workers=self.hparams.num_workers, collate_fn=collate_sequences,
                           persistent_workers=self.hparams.num_workers > 0)

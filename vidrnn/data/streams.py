@@ -9,19 +9,21 @@ So every draw here is a function of ``(seed, stream, epoch, index)``: the same i
 resume, different from epoch to epoch. The epoch reaches the dataset in the keys the sampler yields
 (:class:`EpochSampler`: ``EpochKey(epoch, index)``), which Lightning tells the epoch through ``set_epoch`` before
 every training epoch — also through the ``DistributedSamplerWrapper`` it puts around the sampler under DDP, whose
-ranks then take disjoint shares of the same keys.
+ranks then take shares of the same keys (disjoint but for the few it repeats to give every rank as many; a repeated
+key repeats its draws too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["OFFSETS", "SHUFFLES", "WINDOWS", "EpochKey", "EpochSampler", "draws", "key_of", "loader_generator"]
+__all__ = ["OFFSETS", "SHUFFLES", "WINDOWS", "EpochKey", "EpochSampler", "draws", "key_of", "loader_generator",
+           "starting_epoch"]
 
 #: Streams: independent draws for one item from one seed (in step with one stream, a clip's order-task shuffle would
 #: repeat the random numbers of its segment offsets).
@@ -39,9 +41,9 @@ class EpochSampler(Sampler[EpochKey]):
     """Every index of a dataset once per epoch, as :class:`EpochKey`; in an order drawn from ``(seed, epoch)`` when
     ``shuffle``, so a resumed run visits its remaining epochs in the order the uninterrupted one would have."""
 
-    def __init__(self, size: int, seed: int, *, shuffle: bool) -> None:
+    def __init__(self, size: int, seed: int, *, shuffle: bool, epoch: int = 0) -> None:
         self.size, self.seed, self.shuffle = size, seed, shuffle
-        self.epoch = 0
+        self.epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before every training epoch."""
@@ -54,6 +56,15 @@ class EpochSampler(Sampler[EpochKey]):
 
     def __len__(self) -> int:
         return self.size
+
+
+def starting_epoch(trainer: Any) -> int:
+    """The epoch a training loader made now serves first (0 without a trainer).
+
+    Lightning makes a loader's iterator before it calls ``set_epoch`` for the epoch — and loader workers start
+    prefetching from the sampler as soon as the iterator exists — so a sampler that started at epoch 0 would hand a
+    fit resumed at epoch ``e`` epoch 0's keys for its first batches (all of them, with few clips)."""
+    return trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
 
 
 def key_of(item: int | EpochKey) -> EpochKey:

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache
-from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator
+from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
@@ -396,7 +396,7 @@ class TrackingDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows, self.seed, train=True)
         return DataLoader(windows, batch_size=self.batch_size, drop_last=True,
-                          sampler=EpochSampler(len(windows), self.seed, shuffle=False),
+                          sampler=EpochSampler(len(windows), self.seed, shuffle=False, epoch=starting_epoch(self.trainer)),
                           generator=loader_generator(self.seed))
 
     def val_dataloader(self) -> list[DataLoader]:

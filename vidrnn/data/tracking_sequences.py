@@ -124,15 +124,15 @@ class TrackingSequence:
         return ~np.isnan(self.boxes).any(axis=1)
 
     def read(self, *, size: FrameSize = None) -> np.ndarray:
-        """All frames of the sequence as RGB uint8 ``[N, H, W, 3]``; for long clips prefer :meth:`iter_frames`. Frames of
-        another size than the first are refused (:func:`~vidrnn.video.iter_frames`' ``one_size``): the boxes are in each
-        frame's own pixels."""
-        return read_frames(self.frames, self._indices, size=size, one_size=True)
+        """All frames of the sequence as RGB uint8 ``[N, H, W, 3]``; for long clips prefer :meth:`iter_frames`. Frames
+        of another size than the first, and damaged stretches, are refused (:func:`~vidrnn.video.iter_frames`'
+        ``frame_exact``): the boxes are in each frame's own pixels and numbering."""
+        return read_frames(self.frames, self._indices, size=size, frame_exact=True)
 
     def iter_frames(self, *, size: FrameSize = None, chunk_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream ``(frame_indices, frames)`` chunks (indices into ``frames``), so memory holds one chunk whatever the
         sequence's length."""
-        return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size, one_size=True)
+        return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size, frame_exact=True)
 
     @property
     def _indices(self) -> range:

@@ -30,7 +30,7 @@ from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
-from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
+from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
@@ -309,7 +309,7 @@ class VideoClassifier(L.LightningModule):
         require_current(saved)
         self._require_same_data(saved)
         self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
-        self._saved_random_state = checkpoint.get(RANDOM_STATE)  # taken back only if a fit resumes from it
+        self._saved_random_state = state_to_resume(self, checkpoint)
 
     def on_train_start(self) -> None:
         restore_random_state(self._saved_random_state)

@@ -25,7 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from vidrnn.metrics import score_sequence
-from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
+from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
@@ -174,7 +174,7 @@ class FrameTracker(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
         self.check_checkpoint(checkpoint)
-        self._saved_random_state = checkpoint.get(RANDOM_STATE)  # taken back only if a fit resumes from it
+        self._saved_random_state = state_to_resume(self, checkpoint)
 
     def check_checkpoint(self, checkpoint: dict[str, Any], settings: TrackerSettings | None = None) -> None:
         """Refuse a checkpoint whose head was trained with other tracker settings than ``settings`` (default: this
