@@ -271,7 +271,7 @@ def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_
     _store(second, *_video(videos, "b.avi"))
     first.finalize()
     assert sorted(first.entries()) == ["Class/a.avi", "Class/b.avi"]
-    assert len(list(first.dir.glob("journal-*"))) == 1  # the second run's, still open
+    assert len(list(first.dir.glob("journal-*.jsonl"))) == 1  # the second run's, still open (and its folded mark)
     _store(second, *_video(videos, "c.avi"))
     second.finalize()
     assert sorted(entry["path"] for entry in json.loads((first.dir / "manifest.json").read_text())) == [
@@ -382,6 +382,26 @@ def test_the_newest_line_on_a_video_wins_whatever_the_journals_are_called(tmp_pa
     (entry,) = json.loads((later.dir / "manifest.json").read_text())
     assert entry["path"] == item.key and "written_ns" not in entry  # the manifest does not depend on when it was made
 
+
+
+def test_a_newer_word_folded_into_the_manifest_is_not_overridden_by_an_older_line_of_a_run_still_writing(
+        tmp_path: Path) -> None:
+    """Run B journals a failure; run A, later, extracts the video and finalizes (its word goes into manifest.json,
+    which keeps no times) while B still writes; B's older line must not win when B finalizes."""
+    videos = tmp_path / "videos"
+    item, source = _video(videos, "a.avi")
+    still_writing = _cache(tmp_path, videos)
+    still_writing.open_for_writing(rank=1)
+    still_writing.write_error(item, "the decoder crashed: worker process killed by SIGKILL", source)
+    later = _cache(tmp_path, videos)
+    later.open_for_writing(rank=0)
+    _store(later, item, source)
+    later.finalize()
+    assert list(_cache(tmp_path, videos).entries()) == [item.key]
+    assert list(still_writing.dir.glob("journal-*.folded"))  # B's lines so far are marked as folded
+    still_writing.finalize()
+    assert list(_cache(tmp_path, videos).entries()) == [item.key] and _cache(tmp_path, videos).errors() == {}
+    assert not list(still_writing.dir.glob("journal-*")) and not list(still_writing.dir.glob(".*.tmp"))
 
 def test_a_feature_file_deleted_or_truncated_since_is_named_on_loading_and_extracted_again(
         dataset: Path, small_backbone, tmp_path: Path) -> None:

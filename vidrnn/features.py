@@ -108,28 +108,31 @@ class FeatureCache:
         path = self.dir / name
         return json.loads(path.read_text()) if path.exists() else default
 
-    def _journal_lines(self) -> list[dict[str, Any]]:
-        """Every whole line of every journal, oldest first: by the time it was written, not by the journal's name
-        (names hold process ids, and a newer run's id can sort first, e.g. after a container restart). Equal times
-        keep the order of journal names, then of lines; a line without a time (written before times were) is
-        oldest."""
+    def _journal_lines(self, read: dict[Path, int] | None = None) -> list[dict[str, Any]]:
+        """Every whole line of every journal not yet folded into the manifest, oldest first: by the time it was
+        written, not by the journal's name (names hold process ids, and a newer run's id can sort first, e.g. after a
+        container restart). Equal times keep the order of journal names, then of lines; a line without a time
+        (written before times were) is oldest. ``read`` gets, per journal, how many bytes of whole lines it held."""
         lines = []
         for journal in sorted(self.dir.glob("journal-*.jsonl")):
             try:
-                text = journal.read_text()
+                data = journal.read_bytes()
             except FileNotFoundError:  # merged and removed by another process since the listing
                 continue
-            for line in text.splitlines():
+            whole = data[: data.rfind(b"\n") + 1]  # a line still being written (or cut by a kill) waits
+            if read is not None:
+                read[journal] = len(whole)
+            for line in whole[_folded_bytes(journal):].decode("utf-8", "replace").splitlines():
                 try:
                     lines.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # the line a killed run was writing; its video is simply done again
         return sorted(lines, key=lambda line: line.get("written_ns", 0))
 
-    def _state(self) -> tuple[dict[str, dict], dict[str, dict]]:
+    def _state(self, read: dict[Path, int] | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
         entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
         errors = {error["path"]: error for error in self._read_json("errors.json", [])}
-        for line in self._journal_lines():
+        for line in self._journal_lines(read):
             # The time orders the lines only: kept out of the manifest, which must not depend on when it was made.
             record = {key: value for key, value in line.items() if key not in ("kind", "written_ns")}
             if line["kind"] == "video":
@@ -258,19 +261,30 @@ class FeatureCache:
             return
         with (self.dir / "finalize.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            entries, errors = self._state()
-            atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
-            error_list = [errors[key] for key in sorted(errors)]
-            atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+            read: dict[Path, int] = {}
+            entries, errors = self._state(read)
+            # A run still writing keeps its journal, whose lines up to here are now in the manifest; marked as folded
+            # (before the manifest is written: a reader in between redoes a video rather than applies a stale line),
+            # they are not applied again over newer words the manifest holds, which keeps no times.
             writing = set()  # process ids of the runs still writing
-            for journal in self.dir.glob("journal-*.jsonl"):
+            finished = []
+            for journal in read:
                 with journal.open("a") as handle:
                     try:
                         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         writing.add(journal.stem.rsplit("-", 1)[1])  # its writer is still running
+                        atomic_write_bytes(_folded_mark(journal), str(read[journal]).encode())
                         continue
-                    journal.unlink()
+                finished.append(journal)
+            atomic_write_bytes(self.dir / "manifest.json", _json_bytes([entries[key] for key in sorted(entries)]))
+            error_list = [errors[key] for key in sorted(errors)]
+            atomic_write_bytes(self.dir / "errors.json", _json_bytes(error_list))
+            for journal in finished:
+                journal.unlink(missing_ok=True)
+            for mark in self.dir.glob("journal-*.folded"):  # of journals merged and removed
+                if not mark.with_suffix(".jsonl").exists():
+                    mark.unlink(missing_ok=True)
             self._remove_leftovers(writing)
 
     def _remove_leftovers(self, writing: set[str]) -> None:
@@ -282,9 +296,23 @@ class FeatureCache:
         journal exists, is left alone."""
         leftovers = [path for path in (self.dir / "features").rglob(".*.tmp")
                      if path.name.rsplit(".", 2)[-2] not in writing]
-        leftovers += [*self.dir.glob(".manifest.json.*.tmp"), *self.dir.glob(".errors.json.*.tmp")]
+        leftovers += [*self.dir.glob(".manifest.json.*.tmp"), *self.dir.glob(".errors.json.*.tmp"),
+                      *self.dir.glob(".journal-*.folded.*.tmp")]
         for path in leftovers:
             path.unlink(missing_ok=True)
+
+
+def _folded_mark(journal: Path) -> Path:
+    """Where a journal's folded length is kept while its run goes on writing."""
+    return journal.with_suffix(".folded")
+
+
+def _folded_bytes(journal: Path) -> int:
+    """How many bytes of ``journal`` are already in the manifest (0: none)."""
+    try:
+        return int(_folded_mark(journal).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def _check_cache_root(cache_root: Path) -> None:
