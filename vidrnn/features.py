@@ -11,6 +11,7 @@ precision and CNN batch size)::
     journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
                                    above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
+    journal-<rank>-<pid>.folded    bytes of a journal still being written that the manifest already holds
 
 A killed run loses at most the video it was writing: arrays appear whole or not at all (rename is atomic), and a
 video counts as done only once its journal line is written after its array, and only while its array is there at the
@@ -19,7 +20,9 @@ journal of its own, holding a lock on it while it runs, so a second extraction i
 another terminal) neither glues its lines onto a line a killed run left half-written nor has its journal deleted under
 it: merging happens under ``finalize.lock`` and removes only journals whose writer has finished. Each journal line
 carries the time it was written and lines are applied oldest first, so the newest word on a video wins whatever the
-journals are called (a killed run's stale error never overrides a later run's success). The next run reads manifest
+journals are called (a killed run's stale error never overrides a later run's success); a journal still being
+written when another run folds it gets a ``.folded`` mark of how much of it the manifest holds, so its older lines
+are not applied again over the newer words folded with them. The next run reads manifest
 and journals, skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, without the
 times, so a resumed cache is byte-identical to an uninterrupted one. A run with nothing to do opens no journal and
 writes nothing, so a finished cache can be read from a read-only location.
