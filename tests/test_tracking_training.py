@@ -438,6 +438,42 @@ def test_sequences_without_a_first_box_are_left_out(tmp_path: Path, caplog: pyte
     assert "no box in the first frame" in caplog.text
 
 
+def test_a_sequence_whose_frames_change_size_is_left_out_once_and_remembered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some GOT-10k videos change resolution midway; their boxes are in each frame's own pixels, so the sequence
+    cannot train. It must not stop the fit: left out with a warning naming it, and the verdict is cached, so every
+    process of a distributed fit reads it and a later fit does not decode the sequence again."""
+    for split in ("train", "val"):
+        make_tracking_sequences(tmp_path / split, num_sequences=2, num_frames=6, size=SIZE, seed=2)
+    resized = sorted((tmp_path / "train" / "Synth02" / "img").glob("*.jpg"))[3]
+    cv2.imwrite(str(resized), cv2.resize(cv2.imread(str(resized)), (SIZE[1] // 2, SIZE[0] // 2)))
+    settings = {"root": str(tmp_path), "cache_dir": str(tmp_path / "cache"), "window": 4, "device": "cpu",
+                "tracker": TrackerSettings(template_cells=5)}
+    module = TrackingDataModule(**settings)
+    module.prepare_data()
+    assert [sequence.name for sequence, _ in module._split_runs("train")] == ["Synth01"]
+    assert "Synth02: left out of train" in caplog.text and "must share a size" in caplog.text
+    assert str(tmp_path / "train" / "Synth02" / "img") in caplog.text
+    assert len(module.train_dataloader().dataset.runs) == 1
+
+    caplog.clear()
+    monkeypatch.setattr("vidrnn.data.tracking_datamodule.simulate_runs", _never_called)
+    again = TrackingDataModule(**settings)
+    again.prepare_data()
+    assert [sequence.name for sequence, _ in again._split_runs("train")] == ["Synth01"]
+    assert "Synth02: left out of train" in caplog.text
+
+    cv2.imwrite(str(resized), cv2.resize(cv2.imread(str(resized)), (SIZE[1], SIZE[0])))  # fixed: simulated again
+    monkeypatch.undo()
+    fixed = TrackingDataModule(**settings)
+    fixed.prepare_data()
+    assert [sequence.name for sequence, _ in fixed._split_runs("train")] == ["Synth01", "Synth02"]
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("simulated again")
+
+
 def test_test_sequences_without_a_first_box_are_refused(tmp_path: Path) -> None:
     """Leaving a test sequence out would score a smaller benchmark than the one named."""
     for split in ("train", "val", "test"):

@@ -6,12 +6,17 @@ the CNN's arithmetic, :data:`EVIDENCE_VERSION`); a file's fingerprint carries wh
 (its frames' path and count, the name, size and modification time of each frame file, a digest of its ground truth),
 so an edited sequence is simulated again. Files are
 written atomically: a killed simulation leaves whole files and resumes with the sequences that are missing.
+
+A sequence that cannot be simulated (an unreadable frame, frames that change size midway) gets a file too, holding only
+why (:class:`Refused`): every process of a distributed fit reads the same verdict, and later fits leave it out without
+decoding it again until its frames or ground truth change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ from vidrnn.files import atomic_write
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import image_files
 
-__all__ = ["EVIDENCE_VERSION", "EvidenceCache"]
+__all__ = ["EVIDENCE_VERSION", "EvidenceCache", "Refused"]
 
 #: Bump when the evidence computation changes, so old caches are not reused.
 EVIDENCE_VERSION = 10
@@ -50,6 +55,13 @@ def _fingerprint(sequence: TrackingSequence) -> str:
     return f"{sequence.frames.resolve()}|{frames}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A sequence found unusable when its runs were simulated, and why (the reader's message, with the path)."""
+
+    reason: str
+
+
 class EvidenceCache:
     """Simulated runs of sequences under ``root``, for one setting (``settings``: plain, JSON-able values)."""
 
@@ -61,16 +73,24 @@ class EvidenceCache:
         """One file per sequence; two sequences of one name in different folders get different files."""
         return self.folder / f"{sequence.name}-{_digest(str(sequence.frames.resolve()).encode())[:8]}.npz"
 
-    def load(self, sequence: TrackingSequence) -> EvidenceRuns | None:
-        """The sequence's cached runs, or ``None`` when there are none for its current frames and boxes."""
+    def load(self, sequence: TrackingSequence) -> EvidenceRuns | Refused | None:
+        """The sequence's cached runs, or why it was refused, or ``None`` when neither is known for its current frames
+        and boxes."""
         path = self.path(sequence)
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
             if str(stored["fingerprint"]) != _fingerprint(sequence):
                 return None
+            if "refused" in stored:
+                return Refused(str(stored["refused"]))
             return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
 
-    def save(self, sequence: TrackingSequence, runs: EvidenceRuns) -> None:
-        arrays = {name: getattr(runs, name) for name in _ARRAYS} | {"fingerprint": np.array(_fingerprint(sequence))}
+    def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused) -> None:
+        """Keep the simulated runs of ``sequence``, or why it could not be simulated."""
+        if isinstance(runs, Refused):
+            arrays = {"refused": np.array(runs.reason)}
+        else:
+            arrays = {name: getattr(runs, name) for name in _ARRAYS}
+        arrays["fingerprint"] = np.array(_fingerprint(sequence))
         atomic_write(self.path(sequence), lambda handle: np.savez(handle, **arrays))

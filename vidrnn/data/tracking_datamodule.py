@@ -25,7 +25,9 @@ Test sequences never train or validate: when a test sequence's frames (the same 
 path) also belong to a training or validation sequence, the module refuses to hand out any split.
 
 Every sequence must let a tracker start: a training or validation sequence whose first box is absent or too small to
-track (:func:`~vidrnn.tracker.geometry.validate_box`) is left out with a warning; a test sequence like that, or one
+track (:func:`~vidrnn.tracker.geometry.validate_box`) is left out with a warning, and so is one whose frames cannot be
+read as its ground truth needs them (an unreadable or damaged frame, frames that change size midway, as some GOT-10k
+videos do), found when its runs are simulated and remembered in the cache; a test sequence like that, or one
 with no box to score after the first (GOT-10k's test split gives only the first box), is refused, since leaving it
 out would score a smaller benchmark than the one named.
 """
@@ -43,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vidrnn.backbones import feature_precision
-from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.evidence_cache import EvidenceCache, Refused
 from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
@@ -53,6 +55,7 @@ from vidrnn.tracker.geometry import validate_box
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
+from vidrnn.video import VideoReadError
 
 __all__ = ["EvidenceWindows", "MatchingRuns", "TrackingDataModule"]
 
@@ -98,11 +101,11 @@ class MatchingRuns(Dataset):
     and the ground truth ``truth [N, 4]`` (frame pixels, NaN where the target is absent); and the training ``window``
     (a recurrent head is also scored reading the sequence in windows of that many steps, as it was trained)."""
 
-    def __init__(self, runs: list[EvidenceRuns], sequences: list[TrackingSequence], window: int) -> None:
+    def __init__(self, paired: list[tuple[TrackingSequence, EvidenceRuns]], window: int) -> None:
         self.items = [{"evidence": torch.from_numpy(run.evidence[0]), "windows": torch.from_numpy(run.windows[0]),
                        "frame_size": torch.from_numpy(run.frame_size), "truth": torch.from_numpy(sequence.boxes.copy()),
                        "window": torch.tensor(window)}
-                      for run, sequence in zip(runs, sequences)]
+                      for sequence, run in paired]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -201,7 +204,7 @@ class TrackingDataModule(L.LightningDataModule):
             "scale_jitter": scale_jitter, "seed": seed, "precision": feature_precision(resolve_device(device)),
         })
         self._splits: dict[str, list[TrackingSequence]] = {}
-        self._runs: dict[str, list[EvidenceRuns]] = {}
+        self._runs: dict[str, list[tuple[TrackingSequence, EvidenceRuns]]] = {}
         self._listed: dict[Path, list[SequenceEntry]] = {}
         self._check_paths()
 
@@ -378,23 +381,32 @@ class TrackingDataModule(L.LightningDataModule):
             # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
             rng = np.random.default_rng([self.seed, *sequence.name.encode()])
             frames = (frame for _, chunk in sequence.iter_frames(chunk_size=16) for frame in chunk)
-            runs = simulate_runs(search, sequence.name, frames, sequence.boxes, self.walks, rng,
-                                 self.position_jitter, self.scale_jitter)
+            try:
+                runs = simulate_runs(search, sequence.name, frames, sequence.boxes, self.walks, rng,
+                                     self.position_jitter, self.scale_jitter)
+            except VideoReadError as error:
+                runs = Refused(str(error))
             self.cache.save(sequence, runs)
 
-    def _split_runs(self, split: str) -> list[EvidenceRuns]:
+    def _split_runs(self, split: str) -> list[tuple[TrackingSequence, EvidenceRuns]]:
+        """The ``train`` or ``val`` sequences with their cached runs; those whose frames could not be read when the runs
+        were simulated are left out, with a warning (every process reads the same verdicts from the cache)."""
         if split not in self._runs:
-            runs = []
+            paired = []
             for sequence in self.sequences(split):
                 loaded = self.cache.load(sequence)
                 if loaded is None:
                     raise RuntimeError(f"{split}/{sequence.name}: no cached runs; prepare_data() must run first")
-                runs.append(loaded)
-            self._runs[split] = runs
+                if isinstance(loaded, Refused):
+                    logger.warning("%s: left out of %s: %s", sequence.name, split, loaded.reason)
+                else:
+                    paired.append((sequence, loaded))
+            self._runs[split] = paired
         return self._runs[split]
 
     def train_dataloader(self) -> DataLoader:
-        windows = EvidenceWindows(self._split_runs("train"), self.window, self.train_windows, self.seed, train=True)
+        runs = [run for _, run in self._split_runs("train")]
+        windows = EvidenceWindows(runs, self.window, self.train_windows, self.seed, train=True)
         return DataLoader(windows, batch_size=self.batch_size, drop_last=True,
                           sampler=EpochSampler(len(windows), self.seed, shuffle=False, epoch=starting_epoch(self.trainer)),
                           generator=loader_generator(self.seed))
@@ -402,9 +414,9 @@ class TrackingDataModule(L.LightningDataModule):
     def val_dataloader(self) -> list[DataLoader]:
         """Two loaders: fixed windows (the loss and window IoU), then whole validation sequences (success AUC of the
         tracker as it runs, from the matching run's cached evidence)."""
-        runs = self._split_runs("val")
-        windows = EvidenceWindows(runs, self.window, self.val_windows, self.seed, train=False)
-        sequences = MatchingRuns(runs, self.sequences("val"), self.window)
+        paired = self._split_runs("val")
+        windows = EvidenceWindows([run for _, run in paired], self.window, self.val_windows, self.seed, train=False)
+        sequences = MatchingRuns(paired, self.window)
         return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows),
                            generator=loader_generator(self.seed)),
                 DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences),
