@@ -31,7 +31,8 @@ Neither covers which recordings the test set happens to hold: that is what the b
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
-``temporal_conv``). The reference is the baseline with the highest mean validation accuracy at the tested
+``temporal_conv``); on a temporal-order task also name ``first_frame`` and ``magnitude_pool``, which solve part of
+such a task without reading order. The reference is the baseline with the highest mean validation accuracy at the tested
 checkpoints (ties: the lower validation loss), or the variant ``--reference`` names; never chosen by test accuracy.
 Every other variant is compared with it on the same test clips: the difference of test accuracy with a 95 % interval
 from a paired bootstrap that resamples the test set's (class, recording group) units — clips of one recording are
@@ -61,6 +62,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
 BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "temporal_conv")
+#: Baselines for temporal-order tasks, run when named: how much of such a task a model without order reading solves
+#: (the first frame alone; order-blind pooling of change sizes).
+ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
 RESAMPLES = 2000
@@ -94,7 +98,7 @@ def variant_configs(variant: str) -> list[str]:
 
 def is_baseline(variant: str) -> bool:
     """Whether a variant (``+``-joined names) is one of the non-recurrent baselines."""
-    return any(name in BASELINES for name in variant.split("+"))
+    return any(name in BASELINES + ORDER_SHORTCUTS for name in variant.split("+"))
 
 
 def clustered_difference(variant: np.ndarray, reference: np.ndarray, units: Sequence[Hashable],

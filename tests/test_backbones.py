@@ -222,6 +222,13 @@ def test_bad_specs_fail_with_a_clear_message(spec: BackboneSpec, message: str) -
         build_backbone(spec)
 
 
+@pytest.mark.parametrize("name", ["no_such_net", "efficientnet_lite_0"])
+def test_an_unknown_backbone_name_is_named_as_such_before_anything_is_built(name: str) -> None:
+    """The cache key resolves the weights first; a misspelt name must not read as a missing weights version."""
+    with pytest.raises(ValueError, match=f"unknown backbone '{name}': use one of efficientnet_lite0"):
+        BackboneSpec(name=name).identity()
+
+
 def test_building_a_backbone_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(0)
     expected = torch.rand(3)

@@ -61,7 +61,9 @@ def test_the_clustered_interval_is_as_wide_as_the_recordings_disagree() -> None:
 
 def test_variant_verdicts_need_the_seeds_apart_and_the_interval_clear_of_zero() -> None:
     variants = _load("classify_variants")
-    assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file() for name in variants.VARIANTS)
+    assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file()
+               for name in variants.VARIANTS + variants.ORDER_SHORTCUTS)
+    assert variants.is_baseline("magnitude_pool") and variants.is_baseline("first_frame+unidirectional")
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (0.005, 0.04)) == "above"
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (-0.01, 0.04)) == "level (seeds apart, interval holds 0)"
     assert variants.verdict([80.0, 83.0], [78.0, 80.5], (0.01, 0.04)) == "level (seed ranges overlap)"

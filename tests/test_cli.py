@@ -71,7 +71,8 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
     write_video(root / "a" / "clip.avi", 4)
     options, expected = {
         "missing root": (["--root", str(tmp_path / "nowhere")], "nowhere"),
-        "unknown backbone": (["--root", str(root), "--backbone", "resnet5"], "resnet5"),
+        "unknown backbone": (["--root", str(root), "--backbone", "efficientnet_lite_0"],
+                             "unknown backbone 'efficientnet_lite_0': use one of"),
         "absent device": (["--root", str(root), "--device", "cuda:99"], "device cuda:99, but PyTorch sees"),
         "batch size 0": (["--root", str(root), "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         "negative batch size": (["--root", str(root), "--batch-size", "-3"], "--batch-size must be at least 1, got -3"),

@@ -17,7 +17,7 @@ COMBOS = [
     for cell, pooling, bidirectional in itertools.product(CELLS, POOLINGS, (False, True))
     if not (cell in ("none", "conv") and pooling == "last")
 ]
-INPUTS = ("frames", "differences", "both")
+INPUTS = ("frames", "differences", "both", "magnitudes")
 
 
 def make_encoder(cell: str, pooling: str = "mean", bidirectional: bool = True, **options) -> TemporalEncoder:
@@ -91,6 +91,41 @@ def test_differences_are_the_change_since_the_previous_frame_and_zero_at_the_fir
     for row, clip in enumerate(clips):
         changes = torch.cat([torch.zeros(1, INPUT_DIM), clip[1:] - clip[:-1]])
         torch.testing.assert_close(out.steps[row, : len(clip)], torch.cat([clip, changes], dim=1))
+
+
+def test_magnitudes_are_the_size_of_each_change_and_blind_to_its_direction() -> None:
+    encoder = make_encoder("none", "mean", inputs="magnitudes", input_norm=False, projection=None)
+    clips = random_clips(4, 2)
+    out = encoder(*pad(clips, 6))
+    for row, clip in enumerate(clips):
+        torch.testing.assert_close(out.steps[row, : len(clip)],
+                                   torch.cat([torch.zeros(1, INPUT_DIM), (clip[1:] - clip[:-1]).abs()]))
+
+
+@pytest.mark.parametrize("pooling", ("mean", "max"))
+def test_pooled_magnitudes_give_a_clip_and_its_reverse_the_same_code_but_see_a_cut(pooling: str) -> None:
+    """Order-blind pooling of change sizes cannot tell the arrow of time, yet it tells a clip from one whose parts
+    were swapped: the cut is a change no step of the clip had."""
+    clip = torch.cumsum(0.1 * random_clips(8)[0], dim=0)  # a smooth clip: small changes
+    swapped = torch.cat([clip[4:], clip[:4]])
+    encoder = make_encoder("conv", pooling, inputs="magnitudes", num_layers=1, kernel_size=1)
+    lengths = torch.tensor([8])
+    with torch.no_grad():
+        code = encoder(clip[None], lengths).pooled
+        torch.testing.assert_close(encoder(clip.flip(0)[None], lengths).pooled, code)
+        assert (encoder(swapped[None], lengths).pooled - code).abs().max() > 1e-3
+
+
+def test_first_pooling_reads_the_first_step_alone() -> None:
+    encoder = make_encoder("none", "first", input_norm=False, projection=None)
+    clips = random_clips(5, 3)
+    changed = [clip.clone() for clip in clips]
+    for clip in changed:
+        clip[1:] += 1.0
+    with torch.no_grad():
+        out = encoder(*pad(clips, 5))
+        torch.testing.assert_close(out.pooled, torch.stack([clip[0] for clip in clips]))
+        torch.testing.assert_close(encoder(*pad(changed, 5)).pooled, out.pooled)
 
 
 @pytest.mark.parametrize("inputs", ("differences", "both"))
@@ -313,6 +348,7 @@ def test_features_of_the_wrong_shape_are_refused() -> None:
     ("options", "message"),
     [
         (dict(cell="none", pooling="last"), "pooling='last' would read the last step alone"),
+        (dict(cell="lstm", pooling="first"), "pooling='first' reads step 0 alone"),
         (dict(cell="conv", pooling="last"), "pooling='last' would read the last step alone"),
         (dict(inputs="flow"), "unknown inputs"),
         (dict(cell="conv", pooling="mean", kernel_size=2), "kernel_size must be odd"),

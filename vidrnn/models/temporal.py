@@ -16,6 +16,13 @@ since the previous frame, and ``cell="conv"`` is a temporal convolution (ReLU la
 steps; ``kernel_size=1`` makes it a per-step network, so over frame changes and mean-pooled it is "frame-difference
 pooling"). A recurrent result counts only against these, not against the order-blind mean alone.
 
+Two rows tell how much a temporal-order task can be solved without reading order (shortcuts, not baselines of the
+task itself): ``inputs="magnitudes"`` gives every step the size of its change, ``|x_t - x_{t-1}|`` per feature, the
+same for a clip and its reverse; pooled without order (``cell="none"`` or ``"conv"`` with ``kernel_size=1``, mean or
+max) it can only tell how a clip moves and whether it jumps — enough to spot the cuts of a shuffled clip. And
+``pooling="first"`` with ``cell="none"`` reads step 0 alone: which frame a clip starts on, which for a clip played
+backwards is its last.
+
 ``residual=True`` puts the two in one model: each step's output is the projected frame feature plus a learned scale
 (zero at initialisation) times the cell's output. The model starts as the order-blind baseline and the training data
 decides how much temporal context to add; on small datasets, where a plain recurrent model memorises its training
@@ -37,9 +44,10 @@ __all__ = [
 ]
 
 Cell = Literal["rnn", "lstm", "gru", "conv", "none"]
-Pooling = Literal["last", "mean", "max", "attention"]
-#: What each step shows the cell: the frame, its change since the previous frame, or both side by side.
-Inputs = Literal["frames", "differences", "both"]
+Pooling = Literal["last", "mean", "max", "attention", "first"]
+#: What each step shows the cell: the frame, its change since the previous frame, both side by side, or the size of the
+#: change (per feature, without its sign).
+Inputs = Literal["frames", "differences", "both", "magnitudes"]
 
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # How many gate blocks are stacked in each cell's weight matrices (PyTorch's order for the LSTM: i, f, g, o).
@@ -137,6 +145,9 @@ def _check_spec(spec: EncoderSpec) -> None:
     if cell in ("none", "conv") and pooling == "last":
         raise ValueError(f"cell={cell!r} has no recurrent state, so pooling='last' would read the last step alone; "
                          "use mean, max or attention")
+    if pooling == "first" and cell != "none":
+        raise ValueError(f"pooling='first' reads step 0 alone, a probe of where a clip starts; with cell={cell!r} it "
+                         "would throw away what the cell read after it (use it with cell: none)")
     for name, value in (("hidden_size", spec.hidden_size), ("num_layers", spec.num_layers),
                         ("attention_dim", spec.attention_dim)):
         if value < 1:
@@ -171,9 +182,11 @@ class EncoderSpec:
         nonlinearity: ``"tanh"`` or ``"relu"`` for the plain RNN; other cells have fixed non-linearities, so
             ``"relu"`` with them is refused rather than silently ignored.
         inputs: ``"frames"`` (each step is the frame's features), ``"differences"`` (its change since the previous
-            frame, ``x_t - x_{t-1}``, zero at step 0) or ``"both"`` (the two concatenated). Changes are taken after
-            ``input_norm``, so their size is measured against a frame's own scale. A cell then sees motion directly
-            instead of having to subtract two of its inputs itself; a clip played backwards has its changes negated.
+            frame, ``x_t - x_{t-1}``, zero at step 0), ``"both"`` (the two concatenated) or ``"magnitudes"``
+            (``|x_t - x_{t-1}|`` per feature: how much, not which way). Changes are taken after ``input_norm``, so
+            their size is measured against a frame's own scale. A cell then sees motion directly instead of having to
+            subtract two of its inputs itself; a clip played backwards has its changes negated and its magnitudes
+            unchanged.
         kernel_size: ``cell="conv"`` only: steps each convolution reads (odd; centred, zero beyond the clip's ends).
         hidden_size: units per direction of each recurrent layer.
         num_layers: stacked recurrent layers.
@@ -186,8 +199,9 @@ class EncoderSpec:
             scale (post-ReLU averages, often far from unit variance) that would otherwise saturate tanh/sigmoid gates;
             LayerNorm works per step, so unlike BatchNorm it keeps a clip independent of its batch and its padding.
         pooling: ``"last"`` (final state: forward's last valid step, backward's first), ``"mean"`` or ``"max"`` over
-            valid steps, or ``"attention"`` (:class:`AdditiveAttention`). ``cell="none"`` refuses ``"last"``: without
-            recurrence it would be the last frame alone, not a baseline anyone means to run.
+            valid steps, ``"attention"`` (:class:`AdditiveAttention`), or ``"first"`` (step 0 alone; ``cell="none"``
+            only: a probe of how much the first frame tells). ``cell="none"`` refuses ``"last"``: it would be the
+            last frame alone, the same probe as ``"first"`` on the reversed clip.
         attention_dim: hidden size of the attention scorer (used only with ``pooling="attention"``).
         residual: per-step output = projected frame feature + ``residual_scale`` x cell output, with the scale a
             learned scalar that starts at 0 (ReZero, Bachlechner et al. 2021; residual recurrent layers as in Wu et
@@ -310,6 +324,8 @@ class TemporalEncoder(nn.Module):
         if self.spec.inputs == "frames":
             return frames
         changes = frame_changes(frames, mask)
+        if self.spec.inputs == "magnitudes":
+            return changes.abs()
         return changes if self.spec.inputs == "differences" else torch.cat([frames, changes], dim=-1)
 
     def _recur(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -339,6 +355,8 @@ class TemporalEncoder(nn.Module):
             return masked_mean(steps, mask), None
         if self.spec.pooling == "max":
             return masked_max(steps, mask), None
+        if self.spec.pooling == "first":
+            return steps[:, 0], None
         return self.attention(steps, mask)
 
 
