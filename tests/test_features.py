@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.features import FeatureCache, extract_features
+from vidrnn.embedding import VideoItem
+from vidrnn.files import file_sha256, source_identity
 from vidrnn.sampling import SamplingSpec
 
 SAMPLING = SamplingSpec(strategy="all", short_side=64)
@@ -94,7 +97,8 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     errors = json.loads((cache.dir / "errors.json").read_text())
     stat = corrupt.stat()
     assert errors == [{"path": "Grow/corrupt.avi", "reason": "cannot be opened as a video (not a video file, or corrupt)",
-                       "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}]
+                       "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns,
+                       "source_sha256": file_sha256(corrupt)}]
     assert len(cache.entries()) == 8
 
     again = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
@@ -109,6 +113,42 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     replaced = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
     assert (replaced.failed, replaced.failed_before) == (1, {})
     assert json.loads((cache.dir / "errors.json").read_text())[0]["source_bytes"] == corrupt.stat().st_size
+
+
+def test_videos_given_new_times_but_the_same_bytes_keep_their_features(dataset: Path, small_backbone, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset copied without its times (cp without -p), re-mounted or touched: the same bytes must not cost a new
+    extraction, a failed video must not be decoded again, and the next run compares times again, hashing nothing."""
+    videos = tmp_path / "videos"
+    shutil.copytree(dataset, videos)
+    index = ucf101_index(videos, fold=1)
+    corrupt = videos / "UCF-101" / index.classes[0] / "v_Corrupt_g01_c01.avi"
+    corrupt.write_bytes(b"\x00garbage" * 500)
+    items = [*index.video_items()[:5], VideoItem(corrupt, f"{index.classes[0]}/v_Corrupt_g01_c01.avi", index.classes[0])]
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root, batch_size=8)
+    first = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (first.extracted, first.failed) == (5, 1)
+    features = {item.key: cache.load(item.key) for item in items[:5]}
+
+    later = time.time_ns() + 10**12
+    for item in items:
+        os.utime(item.path, ns=(later, later))
+    changed = items[1].path
+    changed.write_bytes(bytes(reversed(changed.read_bytes())))  # same size, other bytes: extracted again
+    os.utime(changed, ns=(later, later))
+    again = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (again.skipped, again.extracted, list(again.failed_before)) == (4, 0, [items[5].key])
+    assert again.failures == {items[1].key: again.failures[items[1].key]}  # the reversed bytes are no video
+    assert all(np.array_equal(cache.load(item.key), features[item.key]) for item in items[2:5])
+    assert {entry["source_mtime_ns"] for entry in cache.entries().values()} == {later}
+    assert not list(cache.dir.glob("journal-*"))  # the new times are folded into the manifest
+
+    monkeypatch.setattr("vidrnn.features.file_sha256", _never_hashed)
+    assert cache.settled(items) == ([items[0], *items[2:5]], [items[1], items[5]])
+
+
+def _never_hashed(path: Path) -> str:
+    raise AssertionError(f"{path} hashed again")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched decoder reaches workers by fork")
@@ -136,12 +176,14 @@ def test_a_decoder_that_crashes_its_worker_costs_one_error_entry(dataset: Path, 
 
 
 def test_a_changed_source_video_is_extracted_again(dataset: Path, small_backbone, tmp_path: Path) -> None:
-    index = ucf101_index(dataset, fold=1)
-    items = index.video_items()[:2]
-    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
-    extract_features(items, cache, small_backbone, num_workers=0, progress=False)
-    os.utime(items[0].path, ns=(0, 0))
-    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    videos = tmp_path / "videos"
+    shutil.copytree(dataset, videos)
+    index = ucf101_index(videos, fold=1)
+    items = index.video_items()[:3]
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
+    extract_features(items[:2], cache, small_backbone, num_workers=0, progress=False)
+    shutil.copyfile(items[2].path, items[0].path)  # another video in its place
+    report = extract_features(items[:2], cache, small_backbone, num_workers=0, progress=False)
     assert (report.extracted, report.skipped) == (1, 1)
 
 
@@ -252,8 +294,7 @@ def _video(videos: Path, name: str):
     path = videos / "Class" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not decoded here")
-    stat = path.stat()
-    return VideoItem(path, f"Class/{name}", "Class"), (stat.st_size, stat.st_mtime_ns)
+    return VideoItem(path, f"Class/{name}", "Class"), source_identity(path)
 
 
 def _store(cache: FeatureCache, item, source) -> None:
@@ -314,7 +355,7 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     cache = _cache(tmp_path, videos)
     cache.open_for_writing()
     item, source = _video(videos, "a.avi")
-    _store(cache, item, (source[0] - 1, source[1]))  # the file changed between decoding and storing
+    _store(cache, item, source._replace(size=source.size - 1))  # the file changed between decoding and storing
     assert not cache.is_current(cache.entries()["Class/a.avi"], item)  # so it is extracted again next time
     outside = type(item)(item.path, "Class/../../../escape", "Class")
     with pytest.raises(ValueError, match="inside the cache"):

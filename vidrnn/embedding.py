@@ -26,6 +26,7 @@ import torch
 
 from vidrnn.backbones import FrozenBackbone, Preprocess
 from vidrnn.devices import start_copy_to_host
+from vidrnn.files import source_identity
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 from vidrnn.workers import WorkerCrash, available_cores, isolated_map
@@ -40,15 +41,6 @@ class VideoItem:
     path: Path
     key: str
     label: str | None = None
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    """Size and modification time of a file; ``(-1, -1)`` (never current) when it cannot be read."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return -1, -1
-    return stat.st_size, stat.st_mtime_ns
 
 
 def _to_plain(images: torch.Tensor) -> np.ndarray:
@@ -93,8 +85,9 @@ class DecodedVideos:
         item = self.items[position]
         try:
             # The file's identity as it is decoded: one replaced afterwards is found stale by the next run. A file that
-            # cannot even be looked at is left to the reader, which names the reason.
-            source = _identity(item.path)
+            # cannot even be looked at is left to the reader, which names the reason. Hashed here, in the decoding
+            # processes, which read the file anyway.
+            source = source_identity(item.path)
             frames, indices, info = read_sampled(
                 item.path,
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),

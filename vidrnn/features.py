@@ -6,8 +6,9 @@ precision and CNN batch size)::
     spec.json                      backbone, sampling, videos root, precision, batch size: what these features are
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, the
-                                   feature file's size, ...
-    errors.json                    videos that could not be read, with the reason and the file's size and mtime
+                                   feature file's size, the video file's size, mtime and SHA-256, ...
+    errors.json                    videos that could not be read, with the reason and the file's size, mtime and
+                                   SHA-256
     journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
                                    above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
@@ -29,7 +30,9 @@ writes nothing, so a finished cache can be read from a read-only location.
 
 A video that failed is not decoded again while its file stays as it was (a dataset with a few hundred corrupt clips
 would otherwise pay for them on every fit); a replaced or repaired file is, and ``retry_failed`` tries them all again
-(a decoder killed for memory is not the file's fault). Frames are batched to a fixed size (the last batch is
+(a decoder killed for memory is not the file's fault). A video file counts as the one a record was made from while its
+size and modification time are unchanged, or, with a new time, while its bytes are (a dataset copied without its
+times, a re-mount): the decoding processes hash each file as they read it. Frames are batched to a fixed size (the last batch is
 zero-padded) so a frame's features never depend on which other frames shared its batch; the size itself changes the
 CNN's rounding, so it is part of the key.
 """
@@ -39,6 +42,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -52,7 +56,7 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
-from vidrnn.files import atomic_write, atomic_write_bytes
+from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, file_sha256, source_identity
 from vidrnn.sampling import SamplingSpec
 
 __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
@@ -62,6 +66,8 @@ __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_feature
 #: 3: a video whose container under-states its length is sampled over its real length (it was sampled over the stated
 #: part), and a damaged stretch mid-file no longer ends a video.
 CACHE_VERSION = 3
+
+logger = logging.getLogger(__name__)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -157,13 +163,39 @@ class FeatureCache:
     def settled(self, items: Sequence[VideoItem], retry_failed: bool = False) -> tuple[list[VideoItem], list[VideoItem]]:
         """The items whose file is cached as it is now, and those that failed as they are now (none with
         ``retry_failed``): neither needs decoding again. A video whose feature file is gone or not the size it was
-        written at counts as not cached, so extraction repairs the cache instead of a fit failing mid-epoch."""
+        written at counts as not cached, so extraction repairs the cache instead of a fit failing mid-epoch.
+
+        A file with a new modification time but the same size is hashed: the same bytes (a dataset copied without
+        its times, re-mounted, touched) keep their features, and the new time is recorded so that the next run
+        compares times again instead of hashing."""
         entries, errors = self._state()
-        cached = [item for item in items if item.key in entries
-                  and self.is_current(entries[item.key], item) and self._intact(entries[item.key])]
+        renewed: list[dict[str, Any]] = []
+
+        def current(entry: dict[str, Any], item: VideoItem, kind: str) -> bool:
+            state = _source_state(entry, item.path)
+            if state is _RENEWED:
+                renewed.append({**entry, "kind": kind, "source_mtime_ns": item.path.stat().st_mtime_ns})
+            return state is not _CHANGED
+
+        cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
+                  and current(entries[item.key], item, "video")]
         failed = [] if retry_failed else [item for item in items
-                                          if item.key in errors and self.is_current(errors[item.key], item)]
+                                          if item.key in errors and current(errors[item.key], item, "error")]
+        if renewed:
+            self._record_renewed(renewed)
         return cached, failed
+
+    def _record_renewed(self, records: list[dict[str, Any]]) -> None:
+        """Write the new times of files found unchanged by their digest; a cache that cannot be written (a read-only
+        mount) simply hashes them again next time."""
+        try:
+            self.open_for_writing()
+            for record in records:
+                self._journal(record)
+            self.finalize()
+        except OSError as error:
+            self.close_journal()
+            logger.debug("new modification times of %d videos not recorded in %s: %s", len(records), self.dir, error)
 
     def load(self, key: str) -> np.ndarray:
         """The stored float16 features of one video. A file that cannot be read is named, with the way to repair it:
@@ -184,12 +216,9 @@ class FeatureCache:
             return False
 
     def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
-        """A manifest or error entry still describes the file on disk (same size and modification time)."""
-        try:
-            stat = item.path.stat()
-        except OSError:
-            return False
-        return entry.get("source_bytes") == stat.st_size and entry.get("source_mtime_ns") == stat.st_mtime_ns
+        """A manifest or error entry still describes the file on disk: the same size and modification time, or the
+        same size and bytes."""
+        return _source_state(entry, item.path) is not _CHANGED
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -223,10 +252,10 @@ class FeatureCache:
         os.fsync(self._journal_file.fileno())
 
     def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
-              source: tuple[int, int]) -> None:
+              source: SourceIdentity | None) -> None:
         """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
-        video file's size and modification time as they were when it was decoded (a file replaced since is found
-        stale next time, never recorded as current)."""
+        video file's identity as it was when it was decoded (a file replaced since is found stale next time, never
+        recorded as current)."""
         check_key(item.key)
         array = np.ascontiguousarray(features, dtype=np.float16)
         path = self.dir / "features" / f"{item.key}.npy"
@@ -242,16 +271,15 @@ class FeatureCache:
             "indices": [int(i) for i in indices],
             "source_frames": int(source_frames),
             "source_fps": float(fps),
-            "source_bytes": source[0],
-            "source_mtime_ns": source[1],
+            **_source_fields(source),
         })
 
-    def write_error(self, item: VideoItem, reason: str, source: tuple[int, int] | None) -> None:
-        """Record why a video failed; ``source`` is its file's size and modification time as they were before it was
-        decoded (None when it could not be read at all): unchanged, it is not tried again."""
+    def write_error(self, item: VideoItem, reason: str, source: SourceIdentity | None) -> None:
+        """Record why a video failed; ``source`` is its file's identity as it was before it was decoded (None when it
+        could not be read at all): unchanged, it is not tried again."""
         record: dict[str, Any] = {"kind": "error", "path": item.key, "reason": reason}
         if source is not None:
-            record.update(source_bytes=source[0], source_mtime_ns=source[1])
+            record.update(_source_fields(source))
         self._journal(record)
 
     def finalize(self) -> None:
@@ -354,12 +382,54 @@ class ExtractionReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _file_identity(item: VideoItem) -> tuple[int, int] | None:
+_SAME, _RENEWED, _CHANGED = "same", "renewed", "changed"
+
+
+def _source_fields(source: SourceIdentity | None) -> dict[str, Any]:
+    """A record's fields for its source file (a file that could not be looked at is never current)."""
+    if source is None:
+        return {"source_bytes": -1, "source_mtime_ns": -1}
+    fields: dict[str, Any] = {"source_bytes": source.size, "source_mtime_ns": source.mtime_ns}
+    if source.sha256 is not None:
+        fields["source_sha256"] = source.sha256
+    return fields
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
     try:
-        stat = item.path.stat()
+        stat = path.stat()
     except OSError:
         return None
     return stat.st_size, stat.st_mtime_ns
+
+
+def _failed_identity(item: VideoItem, before: tuple[int, int] | None) -> SourceIdentity | None:
+    """A failed video's identity as it was before it was decoded (``before``: size and time then), hashed only now
+    that it failed (most videos don't) and only while the file is still the one that failed."""
+    if before is None:
+        return None
+    now = source_identity(item.path)
+    if now is None or (now.size, now.mtime_ns) != before:
+        return SourceIdentity(*before, None)
+    return now
+
+
+def _source_state(entry: dict[str, Any], path: Path) -> str:
+    """Whether ``path`` is the file ``entry`` was made from: the same size and time (``_SAME``); the same size and
+    bytes under a new time (``_RENEWED``); else ``_CHANGED`` (also for entries made before digests were kept)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _CHANGED
+    if entry.get("source_bytes") != stat.st_size:
+        return _CHANGED
+    if entry.get("source_mtime_ns") == stat.st_mtime_ns:
+        return _SAME
+    digest = entry.get("source_sha256")
+    try:
+        return _RENEWED if digest is not None and file_sha256(path) == digest else _CHANGED
+    except OSError:
+        return _CHANGED
 
 
 def extract_features(
@@ -434,7 +504,7 @@ def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: Frozen
                 device: torch.device, num_workers: int | None, rank: int, progress: bool) -> None:
     """Embed ``todo`` into ``cache`` through this rank's journal, counting in ``report``."""
     # Taken before decoding: a file replaced while it is decoded is tried again next time, never skipped.
-    identities = {item.key: _file_identity(item) for item in todo}
+    identities = {item.key: _stat(item.path) for item in todo}
     cache.open_for_writing(rank)
     try:
         start = time.perf_counter()
@@ -443,7 +513,7 @@ def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: Frozen
             for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=cache.batch_size,
                                       num_workers=num_workers):
                 if isinstance(video, FailedVideo):
-                    cache.write_error(video.item, video.reason, identities[video.item.key])
+                    cache.write_error(video.item, video.reason, _failed_identity(video.item, identities[video.item.key]))
                     report.failed += 1
                     report.failures[video.item.key] = video.reason
                 else:

@@ -6,9 +6,9 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-__all__ = ["atomic_write", "atomic_write_bytes", "file_sha256"]
+__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "file_sha256", "source_identity"]
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -41,3 +41,25 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SourceIdentity(NamedTuple):
+    """A source file as it was when it was read: size and modification time (cheap to compare again) and the SHA-256
+    of its bytes (what still tells that it is the same file once a copy or a re-mount has given it a new time)."""
+
+    size: int
+    mtime_ns: int
+    sha256: str | None
+
+
+def source_identity(path: Path) -> SourceIdentity | None:
+    """The file's identity, or ``None`` when it cannot be read. The digest is ``None`` when the file changed while it
+    was hashed: a digest of bytes other than those the size and time describe would vouch for the wrong file."""
+    try:
+        before = path.stat()
+        digest = file_sha256(path)
+        after = path.stat()
+    except OSError:
+        return None
+    unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+    return SourceIdentity(before.st_size, before.st_mtime_ns, digest if unchanged else None)
