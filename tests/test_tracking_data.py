@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -391,6 +392,33 @@ def test_a_frame_overwritten_in_place_makes_the_cached_evidence_stale(tmp_path: 
     cv2.imwrite(str(folder / "img" / "0002.jpg"), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
     os.utime(folder / "img", ns=(images.st_atime_ns, images.st_mtime_ns))
     assert cache.load(sequence) is None
+
+
+def test_frames_given_new_times_with_the_same_bytes_keep_their_cached_evidence(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset copied without its times or re-mounted: simulating its runs again would cost hours of CNN time for
+    the same frames. The runs are kept, the new times noted (the next load hashes nothing); other bytes still count
+    as other frames."""
+    folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4"] * 3)
+    sequence = load_sequence(folder)
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs("Toy", 1.0))
+    later = time.time_ns() + 10**12
+    for frame in (folder / "img").iterdir():
+        os.utime(frame, ns=(later, later))
+    assert cache.load(sequence).evidence.max() == 1.0
+
+    monkeypatch.setattr("vidrnn.data.evidence_cache.file_sha256", _never_hashed)
+    assert cache.load(sequence).evidence.max() == 1.0
+    monkeypatch.undo()
+
+    cv2.imwrite(str(folder / "img" / "0002.jpg"), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    os.utime(folder / "img" / "0002.jpg", ns=(later + 1, later + 1))
+    assert cache.load(sequence) is None
+
+
+def _never_hashed(path: Path) -> str:
+    raise AssertionError(f"{path} hashed again")
 
 
 def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_path: Path,

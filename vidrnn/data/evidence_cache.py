@@ -4,7 +4,9 @@ The frozen CNN runs once per (frame, simulated run); every later fit with the sa
 A folder's name carries a digest of everything the evidence depends on (the tracker's settings, the simulation's,
 the CNN's arithmetic, :data:`EVIDENCE_VERSION`); a file's fingerprint carries what the sequence itself contributes
 (its frames' path and count, the name, size and modification time of each frame file, a digest of its ground truth),
-so an edited sequence is simulated again. Files are
+so an edited sequence is simulated again. Beside it a file keeps a digest of the frame files' bytes: frames given new
+times with the same bytes (a dataset copied without its times, a re-mount) keep their runs, and the file is rewritten
+with the new times, so the next fit compares times again. Files are
 written atomically: a killed simulation leaves whole files and resumes with the sequences that are missing.
 
 A sequence that cannot be simulated (an unreadable frame, frames that change size midway) gets a file too, holding only
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from vidrnn.data.tracking_sequences import TrackingSequence
-from vidrnn.files import atomic_write
+from vidrnn.files import atomic_write, file_sha256
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import image_files
 
 __all__ = ["EVIDENCE_VERSION", "EvidenceCache", "Refused"]
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the evidence computation changes, so old caches are not reused.
 EVIDENCE_VERSION = 10
@@ -40,22 +45,34 @@ def _digest(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()[:16]
 
 
+def _frame_files(frames: Path) -> list[Path]:
+    return image_files(frames) if frames.is_dir() else [frames]
+
+
 def _frames_stamp(frames: Path) -> str:
     """A digest of the name, size and modification time of every frame file (a video, or each image of a folder):
     stat calls only, no reading. A folder's own time would not do: a frame overwritten in place leaves it as it was."""
-    files = image_files(frames) if frames.is_dir() else [frames]
-    stats = [(file.name, file.stat()) for file in files]
+    stats = [(file.name, file.stat()) for file in _frame_files(frames)]
     return _digest("\n".join(f"{name}|{stat.st_size}|{stat.st_mtime_ns}" for name, stat in stats).encode())
 
 
-def _fingerprint(sequence: TrackingSequence) -> str:
-    """What the cached runs of a sequence depend on besides the settings: its frames and its ground truth."""
-    frames = _frames_stamp(sequence.frames)
+def _frames_content(frames: Path) -> str:
+    """A digest of the name and bytes of every frame file: what the frames are, whatever their times."""
+    return _digest("\n".join(f"{file.name}|{file_sha256(file)}" for file in _frame_files(frames)).encode())
+
+
+def _content_fingerprint(sequence: TrackingSequence) -> str:
+    return _fingerprint(sequence, _frames_content(sequence.frames))
+
+
+def _fingerprint(sequence: TrackingSequence, stamp: str | None = None) -> str:
+    """What the cached runs of a sequence depend on besides the settings: its frames (``stamp``: their names, sizes and
+    times unless given) and its ground truth."""
+    frames = _frames_stamp(sequence.frames) if stamp is None else stamp
     boxes = _digest(np.ascontiguousarray(sequence.boxes).tobytes())
     return f"{sequence.frames.resolve()}|{frames}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
-@dataclass(frozen=True)
 class Refused:
     """A sequence found unusable when its runs were simulated, and why (the reader's message, with the path)."""
 
@@ -80,11 +97,17 @@ class EvidenceCache:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
-            if str(stored["fingerprint"]) != _fingerprint(sequence):
+            arrays = {name: stored[name] for name in stored.files}
+        if str(arrays["fingerprint"]) != _fingerprint(sequence):
+            if "content" not in arrays or str(arrays["content"]) != _content_fingerprint(sequence):
                 return None
-            if "refused" in stored:
-                return Refused(str(stored["refused"]))
-            return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
+            try:
+                self._write(sequence, arrays)  # the same frames under new times: keep the runs, note the times
+            except OSError as error:  # a read-only cache: compared by content again next time
+                logger.debug("new frame times of %s not recorded: %s", sequence.name, error)
+        if "refused" in arrays:
+            return Refused(str(arrays["refused"]))
+        return EvidenceRuns(sequence.name, *(arrays[name] for name in _ARRAYS))
 
     def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused) -> None:
         """Keep the simulated runs of ``sequence``, or why it could not be simulated."""
@@ -92,5 +115,11 @@ class EvidenceCache:
             arrays = {"refused": np.array(runs.reason)}
         else:
             arrays = {name: getattr(runs, name) for name in _ARRAYS}
-        arrays["fingerprint"] = np.array(_fingerprint(sequence))
-        atomic_write(self.path(sequence), lambda handle: np.savez(handle, **arrays))
+        self._write(sequence, arrays)
+
+    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray]) -> None:
+        """Store ``arrays`` under the sequence's fingerprint as its frames are now (times, and bytes)."""
+        fingerprints = {"fingerprint": np.array(_fingerprint(sequence)),
+                        "content": np.array(_content_fingerprint(sequence))}
+        stored = {name: value for name, value in arrays.items() if name not in fingerprints} | fingerprints
+        atomic_write(self.path(sequence), lambda handle: np.savez(handle, **stored))
