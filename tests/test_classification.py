@@ -229,6 +229,13 @@ def test_a_fit_without_training_clips_fails_before_extracting_naming_what_to_che
     assert len(datamodule.cache.entries()) == len(datamodule.index.split("test")) > 0
 
 
+def test_spatial_maps_are_refused_for_classification_before_the_dataset_is_read(tmp_path: Path) -> None:
+    """A classifier reads a vector per frame; maps ([T,C,h,w], the tracker's) were extracted for every clip before the
+    model failed with 'features must be [B,T,D]'. The root does not exist: nothing of the dataset was looked at."""
+    with pytest.raises(ValueError, match="pooling map .* set data.backbone.pooling to avg .* or grid"):
+        VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", backbone=BackboneSpec(pooling="map"))
+
+
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
         VideoDataModule(root=str(tmp_path / "nowhere"), dataset="ucf101")

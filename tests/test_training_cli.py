@@ -157,7 +157,7 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 
 
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
-                                     "missing data root"])
+                                     "missing data root", "map pooling"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset."""
@@ -175,6 +175,9 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         "bad yaml": (["fit", "--config", str(not_a_checkpoint.with_name("bad.yaml"))], "is not valid YAML"),
         "unknown task": (["fit", "--config", str(fresh), "--task", "segmentation"], "unknown task 'segmentation'"),
         "missing data root": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "nowhere")], "nowhere"),
+        # Spatial maps used to be extracted for every clip before the classifier failed on their shape.
+        "map pooling": (["fit", "--config", str(fresh), "--data.backbone.pooling", "map"],
+                        "set data.backbone.pooling to avg (the default) or grid"),
     }[problem]
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(SystemExit) as ended:

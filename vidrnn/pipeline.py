@@ -21,7 +21,10 @@ __all__ = ["PipelineSpec"]
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """Sampling, backbone and steps: everything between a video file and the features a model reads."""
+    """Sampling, backbone and steps: everything between a video file and the features a model reads.
+
+    The features are a vector per frame (``avg`` or ``grid`` pooling): a pipeline of spatial maps is refused.
+    """
 
     backbone: BackboneSpec
     sampling: SamplingSpec
@@ -30,6 +33,12 @@ class PipelineSpec:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError("steps must be at least 1")
+        if self.backbone.pooling == "map":
+            # Refused here, where the data module describes its features first: accepted, every clip was extracted
+            # before the model failed on features of the wrong shape.
+            raise ValueError("backbone pooling map gives each frame's spatial feature map [C,h,w], which the tracker "
+                             "searches; a classifier reads one vector per frame: set data.backbone.pooling to avg (the "
+                             "default) or grid (a grid x grid average that keeps coarse position)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (a checkpoint loads with ``weights_only=True``)."""
