@@ -201,6 +201,7 @@ def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule
     assert checkpoint["task"] == "classification" and hparams["class_names"] == datamodule.class_names
     pipeline = PipelineSpec.from_dict(hparams["pipeline"])
     assert pipeline == datamodule.pipeline and pipeline.steps == 8
+    assert pipeline.extract_batch_size == datamodule.hparams.extract_batch_size  # vidrnn classify extracts so
     assert EncoderSpec.from_dict(hparams["encoder"]) == EncoderSpec(hidden_size=16, projection=16)
     restored = VideoClassifier.load_from_checkpoint(path, weights_only=True)
     assert restored.pipeline == pipeline and restored.encoder.spec == model.encoder.spec

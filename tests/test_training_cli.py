@@ -311,11 +311,11 @@ def base_hidden_size(name: str) -> int:
 
 def _as_saved_before_encoder(checkpoint: Path, target: Path) -> None:
     """``checkpoint`` as vidrnn saved it before ``model.encoder``: encoder settings, backbone, sampling and steps as
-    hyperparameters of their own (``attention_dim`` was not one)."""
+    hyperparameters of their own (``attention_dim`` and ``extract_batch_size`` were not among them)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = dict(state["hyper_parameters"])
     encoder, pipeline = hparams.pop("encoder"), hparams.pop("pipeline")
-    del encoder["attention_dim"]
+    del encoder["attention_dim"], pipeline["extract_batch_size"]
     torch.save({**state, "hyper_parameters": {**hparams, **encoder, **pipeline}}, target)
 
 

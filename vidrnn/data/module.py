@@ -37,7 +37,7 @@ from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.objectives import ORDER_CLASSES, Objective
-from vidrnn.pipeline import PipelineSpec
+from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
 __all__ = ["VideoDataModule"]
@@ -119,7 +119,8 @@ class VideoDataModule(L.LightningDataModule):
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
         extract_batch_size, extract_workers (default: one per available core), device: for building the cache in
             ``prepare_data``. The batch size and the device's precision are part of the cache's key (they change the
-            stored numbers): ``vidrnn extract`` fills the same cache with the same ``--batch-size`` and device.
+            stored numbers): ``vidrnn extract`` fills the same cache with the same ``--batch-size`` and device. The
+            batch size also travels in the pipeline, so ``vidrnn classify`` extracts new videos the same way.
         retry_failed: decode again the videos that failed before although their files have not changed (a decoder
             killed for memory, a network drive that was away); by default they are left out at once.
         seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
@@ -143,7 +144,7 @@ class VideoDataModule(L.LightningDataModule):
         steps: int = 16,
         batch_size: int = 32,
         num_workers: int = 0,
-        extract_batch_size: int = 32,
+        extract_batch_size: int = EXTRACT_BATCH_SIZE,
         extract_workers: int | None = None,
         device: str = "auto",
         retry_failed: bool = False,
@@ -151,7 +152,7 @@ class VideoDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         #: What the model is told of its input (linked into its checkpoint by the CLI); validated here, first.
-        self.pipeline = PipelineSpec(backbone, sampling, steps)
+        self.pipeline = PipelineSpec(backbone, sampling, steps, extract_batch_size)
         if dataset == "unlabeled" and objective == "classes":
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
@@ -159,8 +160,6 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
-        if extract_batch_size < 1:
-            raise ValueError(f"data.extract_batch_size must be at least 1, got {extract_batch_size}")
         if extract_workers is not None and extract_workers < 0:
             raise ValueError(f"data.extract_workers must be at least 0 (0: decode in the main process), got "
                              f"{extract_workers}")
