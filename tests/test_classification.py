@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
-from vidrnn.data.module import VideoDataModule, _CachedSequences
+from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
@@ -63,6 +63,21 @@ def test_val_fraction_0_trains_on_the_whole_training_side_and_a_fit_skips_valida
     trainer.fit(model, datamodule=whole)
     assert trainer.state.finished and trainer.global_step > 0
     assert not any(name.startswith("val/") for name in trainer.callback_metrics) and not best.best_model_path
+
+
+@pytest.mark.parametrize("train_fraction", [1.0, 0.5])
+def test_the_clips_a_fit_trained_and_validated_on_follow_from_its_settings_alone(datamodule, train_fraction) -> None:
+    """What the CLI holds against a classifier's test clips when its encoder was pretrained elsewhere: the groups a
+    train_fraction below 1 left unused were never seen. Settings a checkpoint predates take today's defaults."""
+    module = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, val_fraction=0.25,
+                     train_fraction=train_fraction)
+    module.setup("fit")
+    fitted = {(module.videos_root / key).resolve() for split in ("train", "val") for key in module.split_keys(split)}
+    settings = dict(module.hparams)
+    if train_fraction == 1.0:
+        del settings["train_fraction"]
+    training_side = {record.path.resolve() for record in module.index.split("train")}
+    assert fitted_clips(settings) == fitted and (fitted == training_side) == (train_fraction == 1.0)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])

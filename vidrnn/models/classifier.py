@@ -127,6 +127,7 @@ def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
     an encoder trained on one CNN's features means nothing on another's.
     """
     checkpoint = load_checkpoint(path)
+    require_task(checkpoint, VideoClassifier.TASK, path)
     saved = checkpoint.get("hyper_parameters", {})
     try:
         require_current(saved)
