@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
-from vidrnn.data.module import VideoDataModule, _CachedSequences
+from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
@@ -63,6 +63,21 @@ def test_val_fraction_0_trains_on_the_whole_training_side_and_a_fit_skips_valida
     trainer.fit(model, datamodule=whole)
     assert trainer.state.finished and trainer.global_step > 0
     assert not any(name.startswith("val/") for name in trainer.callback_metrics) and not best.best_model_path
+
+
+@pytest.mark.parametrize("train_fraction", [1.0, 0.5])
+def test_the_clips_a_fit_trained_and_validated_on_follow_from_its_settings_alone(datamodule, train_fraction) -> None:
+    """What the CLI holds against a classifier's test clips when its encoder was pretrained elsewhere: the groups a
+    train_fraction below 1 left unused were never seen. Settings a checkpoint predates take today's defaults."""
+    module = _module(datamodule.hparams.root, datamodule.hparams.cache_dir, val_fraction=0.25,
+                     train_fraction=train_fraction)
+    module.setup("fit")
+    fitted = {(module.videos_root / key).resolve() for split in ("train", "val") for key in module.split_keys(split)}
+    settings = dict(module.hparams)
+    if train_fraction == 1.0:
+        del settings["train_fraction"]
+    training_side = {record.path.resolve() for record in module.index.split("train")}
+    assert fitted_clips(settings) == fitted and (fitted == training_side) == (train_fraction == 1.0)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
@@ -201,6 +216,7 @@ def test_checkpoint_holds_everything_inference_needs(datamodule: VideoDataModule
     assert checkpoint["task"] == "classification" and hparams["class_names"] == datamodule.class_names
     pipeline = PipelineSpec.from_dict(hparams["pipeline"])
     assert pipeline == datamodule.pipeline and pipeline.steps == 8
+    assert pipeline.extract_batch_size == datamodule.hparams.extract_batch_size  # vidrnn classify extracts so
     assert EncoderSpec.from_dict(hparams["encoder"]) == EncoderSpec(hidden_size=16, projection=16)
     restored = VideoClassifier.load_from_checkpoint(path, weights_only=True)
     assert restored.pipeline == pipeline and restored.encoder.spec == model.encoder.spec
@@ -227,6 +243,13 @@ def test_a_fit_without_training_clips_fails_before_extracting_naming_what_to_che
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.test(model, datamodule=datamodule)  # testing needs only the test side
     assert len(datamodule.cache.entries()) == len(datamodule.index.split("test")) > 0
+
+
+def test_spatial_maps_are_refused_for_classification_before_the_dataset_is_read(tmp_path: Path) -> None:
+    """A classifier reads a vector per frame; maps ([T,C,h,w], the tracker's) were extracted for every clip before the
+    model failed with 'features must be [B,T,D]'. The root does not exist: nothing of the dataset was looked at."""
+    with pytest.raises(ValueError, match="pooling map .* set data.backbone.pooling to avg .* or grid"):
+        VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", backbone=BackboneSpec(pooling="map"))
 
 
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:

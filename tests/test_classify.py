@@ -232,6 +232,47 @@ def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test
     assert len(read_csv(output)) == 2 and json.loads(record_path(output).read_text())["checkpoint"] == str(other)
 
 
+def _with_extract_batch_size(checkpoint: Path, target: Path, batch_size: int | None) -> Path:
+    """``checkpoint`` as one trained on features extracted in batches of ``batch_size`` frames (``None``: saved
+    before the pipeline recorded it)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    pipeline = state["hyper_parameters"]["pipeline"]
+    pipeline.pop("extract_batch_size", None)
+    if batch_size is not None:
+        pipeline["extract_batch_size"] = batch_size
+    torch.save(state, target)
+    return target
+
+
+def test_classify_extracts_in_the_batch_size_the_training_features_were_extracted_in(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The CNN's batch size changes the stored float16 features slightly; classify used 32 whatever the training
+    cache used (configs/ucf101.yaml extracts in batches of 128), and said 'as extraction'."""
+    used: list[int] = []
+    embed = inference.embed_videos
+
+    def recording(*args: object, batch_size: int, **options: object):
+        used.append(batch_size)
+        return embed(*args, batch_size=batch_size, **options)
+
+    monkeypatch.setattr(inference, "embed_videos", recording)
+    checkpoint = _with_extract_batch_size(trained[2], tmp_path / "in5.ckpt", 5)
+    older = _with_extract_batch_size(trained[2], tmp_path / "older.ckpt", None)
+    output = tmp_path / "out.csv"
+    runs = [((checkpoint,), 5), ((checkpoint, "--batch-size", "7"), 7), ((older,), 32)]
+    for (ckpt, *options), expected in runs:
+        assert classify(test_videos[0], "--ckpt", ckpt, "--output", output, "--workers", "0", *options) == 0
+        assert used[-1] == expected == json.loads(record_path(output).read_text())["made_with"]["batch_size"]
+    assert Predictor.from_checkpoint(checkpoint, device="cpu").batch_size == 5
+    # Resuming with the checkpoint's batch size appends to rows made with it; another given one is refused.
+    assert classify(*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
+    capsys.readouterr()
+    assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume",
+                    "--batch-size", "32") == 2
+    assert "batch_size: 5 there, 32 now" in capsys.readouterr().err
+
+
 def test_resume_refuses_rows_nothing_records_the_making_of(trained, test_videos, tmp_path: Path, capsys) -> None:
     """An output of an older vidrnn has no record: its rows may be any checkpoint's, and the record a resume wrote
     would claim them for this one. Without rows there is nothing to mix: the resume goes on."""

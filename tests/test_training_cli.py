@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 
 
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
-                                     "missing data root"])
+                                     "missing data root", "map pooling"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset."""
@@ -175,6 +176,9 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         "bad yaml": (["fit", "--config", str(not_a_checkpoint.with_name("bad.yaml"))], "is not valid YAML"),
         "unknown task": (["fit", "--config", str(fresh), "--task", "segmentation"], "unknown task 'segmentation'"),
         "missing data root": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "nowhere")], "nowhere"),
+        # Spatial maps used to be extracted for every clip before the classifier failed on their shape.
+        "map pooling": (["fit", "--config", str(fresh), "--data.backbone.pooling", "map"],
+                        "set data.backbone.pooling to avg (the default) or grid"),
     }[problem]
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(SystemExit) as ended:
@@ -279,6 +283,75 @@ def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fit
     assert not all(torch.equal(dropped_out[name], weights[0][name]) for name in weights[0])  # it did train on
 
 
+def _pretrained(config: Path, target: Path, data: dict[str, object] | None) -> Path:
+    """A checkpoint whose encoder fits the config's model, as if pretrained on the config's data with these settings
+    changed (``None``: a checkpoint that records no data settings)."""
+    checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
+    assert checkpoint["datamodule_hyper_parameters"]["dataset"] == "ucf101"  # vidrnn fit records them
+    if data is None:
+        del checkpoint["datamodule_hyper_parameters"]
+    else:
+        checkpoint["datamodule_hyper_parameters"].update(data)
+    torch.save(checkpoint, target)
+    return target
+
+
+@pytest.mark.parametrize("pretraining", ["unlabeled over the same folder", "the same fold's training side",
+                                         "moved since", "no record"])
+def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extraction(
+        pretraining: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretraining needs no labels, so an order task over the whole UCF101 folder (data.dataset unlabeled, which
+    draws its own test groups) saw clips of the official test split: the classifier's test accuracy was optimistic
+    and nothing said so. Where the pretraining data cannot be indexed, a warning says the check was not made."""
+    videos = Path(yaml.safe_load(config.read_text())["data"]["root"]) / "UCF-101"
+    data = {"unlabeled over the same folder": {"dataset": "unlabeled", "root": str(videos), "objective":
+                                               "arrow_of_time"},
+            "the same fold's training side": {"objective": "arrow_of_time"},
+            "moved since": {"root": str(tmp_path / "moved")},
+            "no record": None}[pretraining]
+    checkpoint = _pretrained(config, tmp_path / "pretrained.ckpt", data)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    command = ["fit", "--config", str(config), "--model.init_from", str(checkpoint)]
+    capsys.readouterr()
+    if pretraining == "unlabeled over the same folder":
+        with pytest.raises(SystemExit) as refused:
+            main(command)
+        error = capsys.readouterr().err
+        assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+        assert re.search(rf"--model.init_from {checkpoint} was pretrained on \d+ of this fit's 12 test clips \(such as "
+                         rf"{videos}/\w+/v_\w+_g\d+_c\d+.avi\): its test scores would be optimistic. Pretrain on the "
+                         r"training side of this fit's split: data.dataset ucf101 with this fit's data.splits and "
+                         r"data.fold \(1\)", error), error
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(_Extracting):  # checked, and on to the slow part
+            main(command)
+    unchecked = [str(warning.message) for warning in caught if "cannot be checked" in str(warning.message)]
+    assert bool(unchecked) == (pretraining != "the same fold's training side"), unchecked
+    if pretraining == "moved since":
+        assert str(tmp_path / "moved") in unchecked[0]
+
+
+def test_an_init_from_that_cannot_start_this_encoder_is_refused_before_any_extraction(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found only by setup("fit"), after the features were extracted."""
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    checkpoint = _pretrained(config, tmp_path / "pretrained.ckpt", {})
+    tracker = save_untrained(FrameTracker(), tmp_path / "tracker.ckpt")
+    for options, expected in [((str(tmp_path / "typo.ckpt"),), "no such checkpoint file"),
+                              ((str(checkpoint), "--model.encoder.inputs", "differences"),
+                               "its encoder differs from this model's (inputs: 'frames' there, 'differences' here)"),
+                              ((str(tracker),), "is a tracking checkpoint")]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as refused:
+            main(["fit", "--config", str(config), "--model.init_from", *options])
+        error = capsys.readouterr().err
+        assert refused.value.code == EXIT_USAGE and error.startswith("vidrnn: error: --model.init_from ")
+        assert expected in error, error
+
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -308,11 +381,11 @@ def base_hidden_size(name: str) -> int:
 
 def _as_saved_before_encoder(checkpoint: Path, target: Path) -> None:
     """``checkpoint`` as vidrnn saved it before ``model.encoder``: encoder settings, backbone, sampling and steps as
-    hyperparameters of their own (``attention_dim`` was not one)."""
+    hyperparameters of their own (``attention_dim`` and ``extract_batch_size`` were not among them)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = dict(state["hyper_parameters"])
     encoder, pipeline = hparams.pop("encoder"), hparams.pop("pipeline")
-    del encoder["attention_dim"]
+    del encoder["attention_dim"], pipeline["extract_batch_size"]
     torch.save({**state, "hyper_parameters": {**hparams, **encoder, **pipeline}}, target)
 
 

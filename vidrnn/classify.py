@@ -57,8 +57,10 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
                         help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
     parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
     parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="frames per CNN batch (default: 32, as extraction; keep it for bit-identical results)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="frames per CNN batch (default: the checkpoint's, the batch its training features were "
+                        "extracted in, data.extract_batch_size; 32 for a checkpoint older than that record): another "
+                        "size rounds the features differently, and the results differ slightly from vidrnn test's")
     parser.add_argument("--workers", type=int, default=None,
                         help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                         "row. 0 decodes in this process, where such a crash ends the run")
@@ -279,7 +281,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
         return f"--output must end in .csv or .jsonl, got {args.output}"
-    if args.top_k < 1 or args.batch_size < 1 or (args.workers is not None and args.workers < 0):
+    batch_size_given = args.batch_size is not None  # else the checkpoint's
+    if args.top_k < 1 or (batch_size_given and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
     from vidrnn.devices import resolve_device
 
@@ -316,7 +319,8 @@ def run_classify(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"vidrnn classify: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    record = run_record(args.ckpt, predictor, args.top_k, args.batch_size)
+    batch_size = predictor.batch_size if args.batch_size is None else args.batch_size
+    record = run_record(args.ckpt, predictor, args.top_k, batch_size)
     problem = _resume_problem(args.output, kept, record) if args.resume else None
     if problem is not None:
         print(f"vidrnn classify: error: --resume: {problem}; choose another --output, or drop --resume to replace "
@@ -329,7 +333,7 @@ def run_classify(args: argparse.Namespace) -> int:
     failed = 0
     bar = tqdm(total=len(todo), unit="video", desc="classify", disable=not todo)
     try:
-        results = predictor.predict(todo, batch_size=args.batch_size, num_workers=args.workers, top_k=args.top_k)
+        results = predictor.predict(todo, batch_size=batch_size, num_workers=args.workers, top_k=args.top_k)
         for result in results:
             writer.write(result_row(result))
             failed += not result.ok

@@ -132,7 +132,8 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights-path", default=None, help="local state-dict file instead of a download")
     group.add_argument("--input-size", type=int, default=None, help="crop side (default: the weights' own)")
     group.add_argument("--pooling", choices=("avg", "grid", "map"), default="avg",
-                       help="avg: [T,D]; grid: GxG pooled [T,G*G*D]; map: spatial maps [T,C,h,w] (default: avg)")
+                       help="avg: [T,D]; grid: GxG pooled [T,G*G*D]; map: spatial maps [T,C,h,w], which no classifier reads "
+                       "(default: avg)")
     group.add_argument("--grid", type=int, default=2, help="grid side for --pooling grid (default: 2)")
     group.add_argument("--layer", default=None, help="feature layer (default: the last convolutional stage)")
 

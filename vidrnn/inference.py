@@ -7,7 +7,8 @@ steps). :class:`Predictor` replays the training pipeline on new input, step for 
 1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec` and decode them at its size
    (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in decoding processes);
 2. run the frozen CNN in fixed-size batches packed across videos (the extractor's batcher, so a frame's features do
-   not depend on its batch neighbours);
+   not depend on its batch neighbours), of the size the training features were extracted in (the checkpoint's
+   ``extract_batch_size``: a batch of another size rounds them differently);
 3. round the features through float16, because the feature cache stores float16 — without this, predictions would
    differ slightly from what ``vidrnn test`` reports for the same clip;
 4. take the centred ``steps`` of those frames (:func:`~vidrnn.sampling.segment_indices` without a generator, as the
@@ -35,6 +36,7 @@ from vidrnn.checkpoints import load_module
 from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
+from vidrnn.pipeline import EXTRACT_BATCH_SIZE
 from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import resize_frame
 
@@ -99,15 +101,17 @@ def _as_cached(features: torch.Tensor) -> np.ndarray:
 class Predictor:
     """A trained classifier with its frozen backbone, sampling and step count, ready for new videos.
 
-    Build it with :meth:`from_checkpoint`. ``batch_size`` is the number of frames per CNN batch; keep the value
-    extraction used (32 by default) for results that match ``vidrnn test`` to the last bit.
+    Build it with :meth:`from_checkpoint`. ``batch_size`` is the number of frames per CNN batch the predictions run
+    with unless told otherwise: from a checkpoint, the batch its training features were extracted in (its
+    ``data.extract_batch_size``; 32 for a checkpoint older than that record), which gives results that match
+    ``vidrnn test`` to the last bit.
     """
 
     def __init__(self, model: VideoClassifier, backbone: FrozenBackbone, sampling: SamplingSpec, steps: int,
-                 device: torch.device) -> None:
+                 device: torch.device, batch_size: int = EXTRACT_BATCH_SIZE) -> None:
         self.model = model.eval().to(device)
         self.backbone = backbone.to(device)
-        self.sampling, self.steps, self.device = sampling, steps, device
+        self.sampling, self.steps, self.device, self.batch_size = sampling, steps, device, batch_size
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> Predictor:
@@ -122,7 +126,12 @@ class Predictor:
         if pipeline is None:
             raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "
                              "videos (train it with the data module linked, as 'vidrnn fit' does)")
-        return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, resolve_device(device))
+        return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, resolve_device(device),
+                   pipeline.extract_batch_size)
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        """The batch size a call asked for, else the one its features were trained with (:attr:`batch_size`)."""
+        return self.batch_size if batch_size is None else batch_size
 
     @property
     def class_names(self) -> list[str]:
@@ -132,12 +141,13 @@ class Predictor:
     # -- one clip already in memory --------------------------------------------------------------------------------
 
     def predict_frames(self, frames: np.ndarray, fps: float | None = None, *, top_k: int = 5,
-                       batch_size: int = 32) -> Prediction:
+                       batch_size: int | None = None) -> Prediction:
         """Classify a whole clip the caller decoded: uint8 RGB ``[T,H,W,3]``, every frame, in order.
 
         The checkpoint's sampling picks frames from these as it would from the file (``fps``, the source frame
         rate, is needed only for fps-based sampling and for the duration), and each picked frame is resized to the
-        sampling's short side with the decoder's own resize (area interpolation when shrinking).
+        sampling's short side with the decoder's own resize (area interpolation when shrinking). ``batch_size``:
+        frames per CNN batch (default: :attr:`batch_size`).
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
@@ -149,27 +159,28 @@ class Predictor:
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
         crops = self.backbone.preprocess.resize_and_crop(resized)  # as in embed_videos: uint8, normalised in batches
-        with FixedBatcher(self.backbone, batch_size, self.device) as batcher:
+        with FixedBatcher(self.backbone, self._batch_size(batch_size), self.device) as batcher:
             finished = batcher.add(pending, crops) + batcher.flush()
         return dataclasses.replace(self._classify(finished, top_k)[0], path=None)
 
     # -- many video files ------------------------------------------------------------------------------------------
 
-    def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int = 32, num_workers: int | None = None,
-                top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
+    def predict(self, paths: Iterable[str | os.PathLike], *, batch_size: int | None = None,
+                num_workers: int | None = None, top_k: int = 5) -> Iterator[Prediction | PredictionFailure]:
         """Classify video files, yielding one result per path as it finishes (not necessarily in input order; finished
         clips are classified a few at a time, see :data:`CLASSIFY_GROUP`). Clips already embedded when the run ends
         with an error (or Ctrl-C) are still yielded before the error goes on.
 
         Decoding runs in ``num_workers`` processes (default: one per available core) while the CNN runs here in
-        batches of ``batch_size`` frames packed across videos. A video that cannot be read yields a :class:`PredictionFailure`.
+        batches of ``batch_size`` frames (default: :attr:`batch_size`) packed across videos. A video that cannot be
+        read yields a :class:`PredictionFailure`.
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]
         finished: list[EmbeddedVideo] = []
         waiting_since = 0.0
         try:
-            for video in embed_videos(items, self.sampling, self.backbone, device=self.device, batch_size=batch_size,
-                                      num_workers=num_workers):
+            for video in embed_videos(items, self.sampling, self.backbone, device=self.device,
+                                      batch_size=self._batch_size(batch_size), num_workers=num_workers):
                 if isinstance(video, FailedVideo):
                     yield PredictionFailure(video.item.key, video.reason)
                 else:

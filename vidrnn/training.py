@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
 
 import yaml
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from vidrnn.data.module import VideoDataModule
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 
@@ -154,9 +158,60 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the one comparison, which the trainer's load makes again)."""
         super().instantiate_classes()
         self._check_checkpoint(self.model.check_checkpoint)
+        if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
+            self._check_pretrained(self.model.hparams.init_from)
+
+    def _check_pretrained(self, init_from: str) -> None:
+        """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be
+        built like this model's (:func:`pretrained_encoder`, which ``setup("fit")`` runs again to load it), and its
+        pretraining must not have seen this fit's test clips (:func:`_require_unseen_test_clips`). Either would
+        otherwise show only after the features were extracted — or, the second, never."""
+        from vidrnn.checkpoints import load_checkpoint
+        from vidrnn.models.classifier import pretrained_encoder
+
+        if not Path(init_from).is_file():
+            _usage_error(f"--model.init_from {init_from}: no such checkpoint file")
+        encoder = self.model.encoder
+        try:
+            pretrained_encoder(init_from, encoder.input_dim, encoder.spec, self.model.pipeline)
+        except ValueError as error:
+            _usage_error(f"--model.init_from {error}")
+        _require_unseen_test_clips(init_from, load_checkpoint(init_from), self.datamodule)
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())
+
+
+def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datamodule: VideoDataModule) -> None:
+    """Refuse to start a classifier from an encoder pretrained on any of the clips ``datamodule`` tests on.
+
+    Temporal pretraining needs no labels, so it can run over any videos — ``data.dataset unlabeled`` over the UCF101
+    folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
+    optimistic without a word. The pretraining's training and validation clips are read from the settings its
+    checkpoint records (``datamodule_hyper_parameters``), by index alone (:func:`fitted_clips`), and compared by
+    resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made.
+    """
+    from vidrnn.data.module import fitted_clips
+
+    settings = checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY)
+    try:
+        if settings is None:
+            raise ValueError("it records no data module settings")
+        seen = fitted_clips(settings)
+    except (FileNotFoundError, ValueError) as error:
+        warnings.warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
+                      f"checked ({error}); the test scores are honest only if it did not", stacklevel=2)
+        return
+    test = {record.path.resolve() for record in datamodule.index.split("test")}
+    seen_test = sorted(test & seen)
+    if seen_test:
+        hp = datamodule.hparams
+        same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
+                      if hp.dataset in ("ucf101", "demo") else
+                      f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
+        _usage_error(f"--model.init_from {init_from} was pretrained on {len(seen_test)} of this fit's {len(test)} "
+                     f"test clips (such as {seen_test[0]}): its test scores would be optimistic. Pretrain on the "
+                     f"training side of this fit's split: {same_split}")
 
 
 class TrackingCLI(_VidrnnCommands, LightningCLI):

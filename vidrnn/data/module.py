@@ -14,10 +14,12 @@ The labels are the dataset's classes, or (``objective``) a temporal-order task b
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -37,10 +39,10 @@ from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.objectives import ORDER_CLASSES, Objective
-from vidrnn.pipeline import PipelineSpec
+from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-__all__ = ["VideoDataModule"]
+__all__ = ["VideoDataModule", "fitted_clips"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,52 @@ def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare
     return chosen
 
 
+def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, list[VideoRecord]]:
+    """The training side of ``index`` as a fit with a data module's ``settings`` (its hyperparameters) divides it:
+    ``train`` and ``val``, whole groups each (a ``train_fraction`` below 1 leaves the other groups unused)."""
+    train_records = index.split("train")
+    val_fraction, train_fraction, seed = settings["val_fraction"], settings["train_fraction"], settings["seed"]
+    # Any fraction above 0 holds out at least a group per class; 0 holds out none.
+    held_out = _sample_groups(train_records, val_fraction, seed, spare=1) if val_fraction > 0 else set()
+    train = [r for r in train_records if _unit(r) not in held_out]
+    if train_fraction < 1.0:
+        # Drawn with another seed than validation, from the groups left for training.
+        kept = _sample_groups(train, train_fraction, seed + 1, spare=0)
+        train = [r for r in train if _unit(r) in kept]
+    return {"train": train, "val": [r for r in train_records if _unit(r) in held_out]}
+
+
+def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> DatasetIndex:
+    """The clips a data module with ``settings`` (its hyperparameters) reads, split into train and test.
+
+    ``generate_demo=False`` indexes a demo dataset only where one was generated (``FileNotFoundError`` otherwise): for
+    reading what another run's settings name without writing anything.
+    """
+    dataset, root, seed = settings["dataset"], settings["root"], settings["seed"]
+    if dataset == "demo":
+        return ucf101_index(ensure_demo_data(root, seed=seed) if generate_demo else root, fold=settings["fold"])
+    if dataset == "ucf101":
+        return ucf101_index(root, settings["splits"], settings["fold"])
+    if dataset == "unlabeled":
+        return unlabeled_index(root, test_fraction=settings["test_fraction"], seed=seed)
+    return folder_index(root, test_fraction=settings["test_fraction"], seed=seed)
+
+
+def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
+    """The resolved paths of the clips a fit with a data module's ``settings`` trained and validated on — those of
+    another run, as its checkpoint records them (``datamodule_hyper_parameters``; settings it predates take today's
+    defaults). From the index alone: nothing is decoded, extracted or generated.
+
+    Raises ``FileNotFoundError`` or ``ValueError`` when the data cannot be indexed here (moved, or never here).
+    """
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(VideoDataModule.__init__).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    settings = {**defaults, **settings}
+    index = _dataset_index(settings, generate_demo=False)
+    return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
+
+
 class VideoDataModule(L.LightningDataModule):
     """Video classification data over a feature cache.
 
@@ -119,7 +167,8 @@ class VideoDataModule(L.LightningDataModule):
         batch_size, num_workers: for the sequence loaders (features are small; 0 workers is often fastest).
         extract_batch_size, extract_workers (default: one per available core), device: for building the cache in
             ``prepare_data``. The batch size and the device's precision are part of the cache's key (they change the
-            stored numbers): ``vidrnn extract`` fills the same cache with the same ``--batch-size`` and device.
+            stored numbers): ``vidrnn extract`` fills the same cache with the same ``--batch-size`` and device. The
+            batch size also travels in the pipeline, so ``vidrnn classify`` extracts new videos the same way.
         retry_failed: decode again the videos that failed before although their files have not changed (a decoder
             killed for memory, a network drive that was away); by default they are left out at once.
         seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
@@ -143,7 +192,7 @@ class VideoDataModule(L.LightningDataModule):
         steps: int = 16,
         batch_size: int = 32,
         num_workers: int = 0,
-        extract_batch_size: int = 32,
+        extract_batch_size: int = EXTRACT_BATCH_SIZE,
         extract_workers: int | None = None,
         device: str = "auto",
         retry_failed: bool = False,
@@ -151,7 +200,7 @@ class VideoDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         #: What the model is told of its input (linked into its checkpoint by the CLI); validated here, first.
-        self.pipeline = PipelineSpec(backbone, sampling, steps)
+        self.pipeline = PipelineSpec(backbone, sampling, steps, extract_batch_size)
         if dataset == "unlabeled" and objective == "classes":
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
@@ -159,30 +208,18 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
-        if extract_batch_size < 1:
-            raise ValueError(f"data.extract_batch_size must be at least 1, got {extract_batch_size}")
         if extract_workers is not None and extract_workers < 0:
             raise ValueError(f"data.extract_workers must be at least 0 (0: decode in the main process), got "
                              f"{extract_workers}")
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
-        self.index = self._build_index()  # fails fast on wrong paths, before any slow work
+        self.index = _dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
                                   extract_batch_size)
         self._feature_dim: int | None = None
         self._clips: dict[str, _CachedSequences] = {}
         self._datasets: dict[str, _CachedSequences | OrderTask] = {}
-
-    def _build_index(self) -> DatasetIndex:
-        hp = self.hparams
-        if hp.dataset == "demo":
-            return ucf101_index(ensure_demo_data(hp.root, seed=hp.seed), fold=hp.fold)
-        if hp.dataset == "ucf101":
-            return ucf101_index(hp.root, hp.splits, hp.fold)
-        if hp.dataset == "unlabeled":
-            return unlabeled_index(hp.root, test_fraction=hp.test_fraction, seed=hp.seed)
-        return folder_index(hp.root, test_fraction=hp.test_fraction, seed=hp.seed)
 
     # -- what the model needs to know (linked into the model's hyperparameters by the CLI) --------------------
 
@@ -249,16 +286,7 @@ class VideoDataModule(L.LightningDataModule):
         if missing:
             logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
         hp = self.hparams
-        train_records = self.index.split("train")
-        # Any fraction above 0 holds out at least a group per class; 0 holds out none.
-        held_out = _sample_groups(train_records, hp.val_fraction, hp.seed, spare=1) if hp.val_fraction > 0 else set()
-        train = [r for r in train_records if _unit(r) not in held_out]
-        if hp.train_fraction < 1.0:
-            # Drawn with another seed than validation, from the groups left for training.
-            kept = _sample_groups(train, hp.train_fraction, hp.seed + 1, spare=0)
-            train = [r for r in train if _unit(r) in kept]
-        splits = {"train": train, "val": [r for r in train_records if _unit(r) in held_out],
-                  "test": self.index.split("test")}
+        splits = {**_fit_splits(self.index, hp), "test": self.index.split("test")}
         for name, records in splits.items():
             present = [r for r in records if r not in missing]
             keys = [r.path.relative_to(self.index.root).as_posix() for r in present]

@@ -31,6 +31,7 @@ from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
+from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
@@ -126,6 +127,7 @@ def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
     an encoder trained on one CNN's features means nothing on another's.
     """
     checkpoint = load_checkpoint(path)
+    require_task(checkpoint, VideoClassifier.TASK, path)
     saved = checkpoint.get("hyper_parameters", {})
     try:
         require_current(saved)
@@ -163,7 +165,12 @@ class VideoClassifier(L.LightningModule):
             architecture; its head is not used. Loaded in ``setup("fit")``, before Lightning restores a checkpoint to
             resume from, so resuming keeps the resumed weights, and never when a finished model is only loaded.
         optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3, weight_decay=0.01)
-            and no scheduler.
+            and no scheduler. ``ReduceLROnPlateau`` reads the validation loss (``val/loss``) after each validation,
+            so it needs a validation split (``data.val_fraction`` above 0; a fit without one is refused before
+            training).
+        scheduler_interval: step the scheduler after every ``epoch`` (default) or every optimiser ``step``, as its
+            settings count: ``step`` for a warm-up in steps or ``OneCycleLR`` over ``total_steps`` batches.
+            ``ReduceLROnPlateau`` steps after validations only (:func:`~vidrnn.schedules.scheduler_config`).
     """
 
     #: What its checkpoints record as their ``task``, and what loading one requires (:func:`require_task`).
@@ -182,6 +189,7 @@ class VideoClassifier(L.LightningModule):
         init_from: str | None = None,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: SchedulerInterval = "epoch",
     ) -> None:
         super().__init__()
         self._saved_random_state: dict[str, Any] | None = None
@@ -312,6 +320,7 @@ class VideoClassifier(L.LightningModule):
         self._saved_random_state = state_to_resume(self, checkpoint)
 
     def on_train_start(self) -> None:
+        require_validation(self.trainer)
         restore_random_state(self._saved_random_state)
         self._saved_random_state = None
 
@@ -382,4 +391,5 @@ class VideoClassifier(L.LightningModule):
             optimizer = self.optimizer(self.parameters())
         if self.scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler_config(
+            self.scheduler(optimizer), self.hparams.scheduler_interval, self.trainer.check_val_every_n_epoch)}

@@ -26,6 +26,7 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from vidrnn.metrics import score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
+from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
 from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
@@ -68,6 +69,10 @@ class FrameTracker(L.LightningModule):
             :class:`~vidrnn.tracker.runtime.Tracker`).
             ``bidirectional`` tracks offline (whole clip, then boxes); otherwise online, frame by frame.
         giou_weight: weight of the generalised-IoU loss beside L1.
+        optimizer, scheduler: from the config (class_path + init_args); default AdamW(lr=1e-3) and no scheduler.
+            ``ReduceLROnPlateau`` reads the validation windows' loss (``val/loss``) after each validation.
+        scheduler_interval: step the scheduler after every ``epoch`` (default) or every optimiser ``step``, as its
+            settings count (:func:`~vidrnn.schedules.scheduler_config`).
     """
 
     #: What its checkpoints record as their ``task``, and what loading one requires
@@ -89,6 +94,7 @@ class FrameTracker(L.LightningModule):
         giou_weight: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: SchedulerInterval = "epoch",
     ) -> None:
         super().__init__()
         self._saved_random_state: dict[str, Any] | None = None
@@ -136,7 +142,10 @@ class FrameTracker(L.LightningModule):
             with torch.no_grad():
                 metrics[f"{prefix}iou"] = _paired_iou(predicted, targets).mean()
                 metrics[f"{prefix}iou_matching"] = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
-        self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/")
+        # Without the loader's index Lightning would add (validation has two loaders): val/loss, which a plateau
+        # scheduler reads (vidrnn.schedules), as the classifier logs it.
+        self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/",
+                      add_dataloader_idx=False)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
@@ -192,6 +201,7 @@ class FrameTracker(L.LightningModule):
                              + "): set data.tracker as the checkpoint has it, or train a new head")
 
     def on_train_start(self) -> None:
+        require_validation(self.trainer)
         restore_random_state(self._saved_random_state)
         self._saved_random_state = None
 
@@ -200,4 +210,5 @@ class FrameTracker(L.LightningModule):
         optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.AdamW(parameters, lr=1e-3)
         if self.scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler_config(
+            self.scheduler(optimizer), self.hparams.scheduler_interval, self.trainer.check_val_every_n_epoch)}
