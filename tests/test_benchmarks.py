@@ -39,6 +39,38 @@ def test_the_comparison_validates_on_the_sequences_the_configs_data_module_valid
     assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
 
 
+def test_the_comparison_reports_a_noise_floor_from_first_boxes_moved_a_hundredth_of_a_pixel(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Designs were compared at differences of 0.001-0.004 success AUC, while the tracker's boxes change chaotically
+    with the torch thread count: the table must show how large a difference has to be to mean anything."""
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+
+    track_compare = _load("track_compare")
+    make_tracking_sequences(tmp_path, num_sequences=1, num_frames=5, size=(96, 128), seed=3)
+    assert track_compare.main(["--root", str(tmp_path), "--no-opencv", "--noise-floor", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{torch.get_num_threads()} torch threads" in out.splitlines()[0]
+    row = next(line for line in out.splitlines() if line.startswith(f"| {track_compare.NOISE_FLOOR} |"))
+    cells = row.split(" | ")
+    assert cells[1] == "3" and len(cells[3].split(" / ")) == 3 and float(cells[4]) >= 0
+    assert float(cells[2].strip("*")) == pytest.approx(np.mean([float(value) for value in cells[3].split(" / ")]),
+                                                       abs=1e-3)
+    header = next(line for line in out.splitlines() if line.startswith("| sequence |"))
+    assert header == "| sequence | frames | matching-only | noise floor: spread |"
+    synth = next(line for line in out.splitlines() if line.startswith("| Synth01 |"))
+    assert float(synth.split(" | ")[-1].rstrip(" |")) >= 0
+
+
+def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
+    track_compare = _load("track_compare")
+    first_box = np.array([10.0, 20.0, 30.0, 40.0])
+    runs = track_compare.noise_floor_runs(lambda frames, box: [box], 4)
+    assert list(runs) == list(track_compare.noise_floor_runs(lambda frames, box: [box], 4))  # seeded
+    moves = [next(run(iter([]), first_box)) - first_box for run in runs.values()]
+    assert all(np.abs(move).max() <= 0.01 and (move[2:] == 0).all() and (move[:2] != 0).all() for move in moves)
+    assert len({tuple(move) for move in moves}) == 4
+
+
 def test_the_clustered_interval_is_as_wide_as_the_recordings_disagree() -> None:
     """150 clips from 10 recordings whose clips agree: the variant is right on all of 6 recordings, the reference on
     the other 4. Per clip the +20 points look sure; per recording they are 6 draws against 4."""
