@@ -1,4 +1,4 @@
-"""Score trackers on whole annotated sequences: one code path for ``vidrnn test``, the benchmarks and the notebooks.
+"""Score trackers on whole annotated sequences: one code path for ``vidrnn test`` and the benchmarks.
 
 Every tracker gets the first frame's true box and nothing else, frames stream from the decoder, and the boxes are
 scored with :mod:`vidrnn.metrics` (OTB-style: the given first frame and absent-target frames excluded, a lost target
