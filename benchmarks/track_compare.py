@@ -1,7 +1,8 @@
 """Tracking benchmark: vidrnn trackers against OpenCV's MIL and CSRT on whole sequences, one metric code.
 
     python benchmarks/track_compare.py --ckpt lstm=SEED0.ckpt,SEED1.ckpt,SEED2.ckpt --ckpt none=... \\
-        [--root ../shared/data/tracking | --val-of configs/track.yaml] [--markdown table.md] [--no-opencv]
+        [--root ../shared/data/tracking | --val-of configs/track.yaml] [--markdown table.md] [--no-opencv] \\
+        [--noise-floor K]
 
 Each ``--ckpt NAME=PATH[,PATH...]`` adds a trained vidrnn tracker; several paths are training seeds of one design, and
 its row shows their mean with every seed's value and the spread (max - min): a difference between two designs
@@ -9,11 +10,20 @@ inside that spread is no difference. The first checkpoint also gives the **match
 backbone, template matching and rule, no head), so the table shows what the learned head adds. MIL is in every
 OpenCV build; CSRT needs the contrib build (``pip install opencv-contrib-python-headless``, the ``bench`` extra).
 
+``--noise-floor K`` measures how large a difference must be to mean anything: the matching-only tracker runs K more
+times with its first box moved by a hundredth of a pixel or less in x and y (drawn from a fixed seed, so every run
+of the benchmark moves it alike). The tracker is deterministic, but a closed loop of searches turns differences that
+small — or the float rounding of another torch thread count — into different boxes some frames later, and on a
+sequence with a look-alike into another target. The row "matching-only, first box ±0.01 px (noise floor)" gives the
+spread (max - min) of the mean success AUC over those K + 1 runs, and the per-sequence table a column with each
+sequence's spread: differences between designs within it are noise, whatever the seeds say. The header names the
+torch thread count, which moves the float rounding too.
+
 Sequences: every sequence under ``--root`` (default: the evaluation sequences, ``../shared/data/tracking``), or with
 ``--val-of CONFIG`` the validation sequences a tracking config holds out (``data.val_sequences`` under
 ``data.root``) — where designs are compared and settings chosen. All trackers get the first frame's true box and
-nothing else; scores come from :mod:`vidrnn.tracker.evaluation` (first frame and absent-target frames excluded, means
-over sequences). Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over
+nothing else; scores come from :mod:`vidrnn.tracker.evaluation`: OTB-style success AUC (first and absent-target
+frames excluded, a lost target scoring 0 — not OTB's toolkit, see :mod:`vidrnn.metrics`), means over sequences. Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over
 sequences; run the benchmark alone on the machine for speeds that mean anything.
 """
 
@@ -51,6 +61,38 @@ def opencv_tracker(create: Callable[[], object]) -> TrackFunction:
     return track
 
 
+#: The noise floor's row: matching-only runs whose first box moved by at most NOISE_SHIFT pixels in x and y.
+NOISE_FLOOR = "matching-only, first box ±0.01 px (noise floor)"
+#: Largest move of the first box, in pixels, for the noise floor's runs.
+NOISE_SHIFT = 0.01
+#: Seed of the noise floor's moves: every run of the benchmark moves the box alike.
+NOISE_SEED = 0
+
+
+def _first_box_moved(track: TrackFunction, shift: np.ndarray) -> TrackFunction:
+    """``track`` given a first box moved by ``shift`` (x, y pixels); its size is kept."""
+
+    def moved(frames: Iterator[np.ndarray], box: np.ndarray) -> Iterator[np.ndarray]:
+        return iter(track(frames, box + np.r_[shift, 0.0, 0.0]))
+
+    return moved
+
+
+def noise_floor_runs(track: TrackFunction, count: int) -> dict[str, TrackFunction]:
+    """``count`` runs of ``track`` whose first box moved by at most :data:`NOISE_SHIFT` pixels in x and y, drawn from
+    :data:`NOISE_SEED`; named by their move."""
+    shifts = np.random.default_rng(NOISE_SEED).uniform(-NOISE_SHIFT, NOISE_SHIFT, (count, 2))
+    return {f"matching-only, first box {x:+.4f}, {y:+.4f} px": _first_box_moved(track, np.array([x, y]))
+            for x, y in shifts}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of runs, 1 or more; got {text!r}")
+    return value
+
+
 def _parse_checkpoints(text: str) -> tuple[str, list[Path]]:
     name, separator, paths = text.partition("=")
     if not separator or not name or not paths:
@@ -77,7 +119,25 @@ def _summary(name: str, rows: list[ScoreRow]) -> str:
             f"{np.median([row.frames_per_second for row in rows]):.1f} |")
 
 
-def main() -> int:
+def _per_sequence_table(sequences: list[TrackingSequence], designs: dict[str, list[str]],
+                        scores: dict[tuple[str, str], ScoreRow]) -> list[str]:
+    """Success AUC per sequence, mean over each design's seeds; with a noise floor, a last column of its spread."""
+    columns = {name: runs for name, runs in designs.items() if name != NOISE_FLOOR}
+    floor = designs.get(NOISE_FLOOR)
+    lines = ["", "Success AUC per sequence (mean over seeds)", "",
+             "| sequence | frames | " + " | ".join(columns) + (" | noise floor: spread |" if floor else " |"),
+             "|---|---:|" + "---:|" * (len(columns) + bool(floor))]
+    for sequence in sequences:
+        cells = [f"{np.mean([scores[sequence.name, run].score.success_auc for run in runs]):.3f}"
+                 for runs in columns.values()]
+        if floor:
+            aucs = [scores[sequence.name, run].score.success_auc for run in floor]
+            cells.append(f"{max(aucs) - min(aucs):.3f}")
+        lines.append(f"| {sequence.name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=_parse_checkpoints, action="append", default=[],
                         help="NAME=PATH[,PATH...]: FrameTracker checkpoints of one design, one per training seed "
@@ -95,7 +155,11 @@ def main() -> int:
                         help="track every checkpoint with this re-detection threshold (heads trained with confidence; "
                         "default: each checkpoint's own)")
     parser.add_argument("--no-opencv", action="store_true", help="run the vidrnn trackers only (skip MIL and CSRT)")
-    args = parser.parse_args()
+    parser.add_argument("--noise-floor", type=_positive, default=None, metavar="K",
+                        help="also run the matching-only tracker K more times, its first box moved by at most "
+                        f"{NOISE_SHIFT} px in x and y (seeded), and report the spread of success AUC: the smallest "
+                        "difference that means anything")
+    args = parser.parse_args(argv)
 
     sequences = validation_sequences(args.val_of) if args.val_of else find_sequences(args.root)
     trackers: dict[str, TrackFunction] = {}
@@ -123,6 +187,10 @@ def main() -> int:
         else:
             trackers["CSRT"] = opencv_tracker(csrt)
     designs.update({name: [name] for name in trackers if not name.startswith("vidrnn ")})
+    if args.noise_floor:
+        moved = noise_floor_runs(matching.track, args.noise_floor)
+        trackers.update(moved)
+        designs[NOISE_FLOOR] = ["matching-only", *moved]
 
     rows = evaluate(trackers, sequences)
     scores = {(row.sequence, row.tracker): row for row in rows}
@@ -135,12 +203,7 @@ def main() -> int:
         "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [_summary(design, [scores["MEAN", run] for run in runs]) for design, runs in designs.items()]
-    lines += ["", "Success AUC per sequence (mean over seeds)", "",
-              "| sequence | frames | " + " | ".join(designs) + " |", "|---|---:|" + "---:|" * len(designs)]
-    for sequence in sequences:
-        cells = [f"{np.mean([scores[sequence.name, run].score.success_auc for run in runs]):.3f}"
-                 for runs in designs.values()]
-        lines.append(f"| {sequence.name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
+    lines += _per_sequence_table(sequences, designs, scores)
     table = "\n".join(lines)
     print(table)
     if args.markdown is not None:

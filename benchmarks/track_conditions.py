@@ -4,7 +4,10 @@
         [--val-of configs/track.yaml | --root DIR]
 
 Frames are sorted into conditions read off the ground truth and the matching tracker's own evidence, then every
-design's mean IoU is reported per condition (mean over its seeds, with the spread):
+design's mean IoU is reported per condition (mean over its seeds, with the spread) over the frames of all sequences
+**pooled**: a long sequence weighs more than a short one. ``track_compare.py``, ``vidrnn test`` and the success AUC
+table below average per sequence instead (each sequence weighing the same); the row "all, mean over sequences" gives
+that mean IoU beside the pooled one, so the two tables can be read together:
 
 * **after absence** — the first ``AFTER_ABSENCE`` visible frames after the ground truth marked the target absent
   (occluded or out of view: NaN boxes): where a tracker must find the target again;
@@ -20,8 +23,10 @@ A second table gives every design's success AUC (mean over sequences, each seed'
 the frames/s, which need each tracker run on its own.
 
 Every head reads the evidence of one matching run per sequence (the first checkpoint's settings; they must agree):
-the matching box steers every search, so a head's boxes there are exactly what it reports online. Validation
-sequences by default (``--val-of configs/track.yaml``); never tune on the evaluation sequences.
+the matching box steers every search, so a head's boxes there are exactly what it reports online. A checkpoint saved
+with ``redetect_below`` > 0 is refused: its head's doubt widens the next search, so it steers, and its boxes are not
+that one run's; ``track_compare.py`` tracks every checkpoint online and scores it as ``vidrnn track`` runs it.
+Validation sequences by default (``--val-of configs/track.yaml``); never tune on the evaluation sequences.
 """
 
 from __future__ import annotations
@@ -74,10 +79,21 @@ def conditions(truth: np.ndarray, held: np.ndarray, evidence: torch.Tensor) -> d
     return {name: mask & counted for name, mask in masks.items()}
 
 
+def require_one_pass(trackers: dict[str, Tracker]) -> None:
+    """Refuse trackers whose head steers its own searches (``redetect_below`` > 0): one matching run cannot stand
+    for them, so the boxes scored here would not be the boxes ``vidrnn track`` gives."""
+    steering = [name for name, tracker in trackers.items() if tracker.redetect_below > 0]
+    if steering:
+        raise ValueError(f"{', '.join(steering)}: saved with redetect_below > 0, so the head's doubt widens the next "
+                         "search and the tracker does not follow one matching run; score it with "
+                         "benchmarks/track_compare.py, which tracks every checkpoint online")
+
+
 @torch.no_grad()
 def head_ious(trackers: dict[str, Tracker], sequence: TrackingSequence) -> tuple[dict[str, np.ndarray],
                                                                                  dict[str, np.ndarray]]:
     """The condition masks of ``sequence`` and every tracker's IoU per frame (plus the matching-only tracker's)."""
+    require_one_pass(trackers)
     matching = next(iter(trackers.values()))
     frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
     first = next(frames)
@@ -93,6 +109,18 @@ def head_ious(trackers: dict[str, Tracker], sequence: TrackingSequence) -> tuple
     held = np.r_[False, [step.held for step in steps]]
     ious = {name: iou_per_frame(tracked, sequence.boxes) for name, tracked in boxes.items()}
     return conditions(sequence.boxes, held, evidence), ious
+
+
+def _row(label: str, count: str, means: dict[str, float] | None, designs: dict[str, list[str]]) -> str:
+    """One row of the condition table: matching-only's mean IoU, then every design's mean over its seeds with their
+    spread (``means``: by run; ``None`` where nothing counted)."""
+    if means is None:
+        return f"| {label} | {count} | — | " + " | ".join("—" for _ in designs) + " |"
+    cells = [f"{means['matching-only']:.3f}"]
+    for runs in designs.values():
+        values = [means[run] for run in runs]
+        cells.append(f"{np.mean(values):.3f} ({max(values) - min(values):.3f})")
+    return f"| {label} | {count} | " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         designs[name] = [f"{name} #{seed}" for seed, _ in enumerate(paths.split(","))]
         for run, path in zip(designs[name], paths.split(",")):
             trackers[run] = load_tracker(path, device="cpu")
+    try:
+        require_one_pass(trackers)
+    except ValueError as error:
+        parser.error(str(error))
     settings = [tracker.settings for tracker in trackers.values()]
     if any(value != settings[0] for value in settings):
         parser.error(f"the checkpoints track with different matching settings: {settings}")
@@ -133,19 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     mask = {name: np.concatenate(values) for name, values in masks.items()}
     iou = {run: np.concatenate(values) for run, values in ious.items()}
 
-    print(f"{len(sequences)} sequences; mean IoU per condition (mean over seeds, spread in brackets)")
-    print("| condition | frames | matching-only | " + " | ".join(designs) + " |")
+    print(f"{len(sequences)} sequences, {torch.get_num_threads()} torch threads; mean IoU per condition over the "
+          "frames of all sequences pooled (mean over seeds, spread in brackets)")
+    print("| condition | frames, pooled over sequences | matching-only | " + " | ".join(designs) + " |")
     print("|---|---:|---:|" + "---:|" * len(designs))
     for name in CONDITIONS:
         frames = int(mask[name].sum())
-        if frames == 0:
-            print(f"| {name} | 0 | — | " + " | ".join("—" for _ in designs) + " |")
-            continue
-        cells = [f"{iou['matching-only'][mask[name]].mean():.3f}"]
-        for runs in designs.values():
-            values = [iou[run][mask[name]].mean() for run in runs]
-            cells.append(f"{np.mean(values):.3f} ({max(values) - min(values):.3f})")
-        print(f"| {name} | {frames} | " + " | ".join(cells) + " |")
+        pooled = {run: values[mask[name]].mean() for run, values in iou.items()} if frames else None
+        print(_row(name, str(frames), pooled, designs))
+    scored = [index for index, values in enumerate(masks["all"]) if values.any()]
+    per_sequence = {run: np.mean([values[index][masks["all"][index]].mean() for index in scored])
+                    for run, values in ious.items()} if scored else None
+    print(_row("all, mean over sequences (each weighing the same)", f"{len(scored)} sequences", per_sequence,
+               designs))
 
     print("\nSuccess AUC, mean over sequences")
     print("| design | mean | per seed | spread |\n|---|---:|---|---:|")

@@ -39,6 +39,38 @@ def test_the_comparison_validates_on_the_sequences_the_configs_data_module_valid
     assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
 
 
+def test_the_comparison_reports_a_noise_floor_from_first_boxes_moved_a_hundredth_of_a_pixel(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Designs were compared at differences of 0.001-0.004 success AUC, while the tracker's boxes change chaotically
+    with the torch thread count: the table must show how large a difference has to be to mean anything."""
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+
+    track_compare = _load("track_compare")
+    make_tracking_sequences(tmp_path, num_sequences=1, num_frames=5, size=(96, 128), seed=3)
+    assert track_compare.main(["--root", str(tmp_path), "--no-opencv", "--noise-floor", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{torch.get_num_threads()} torch threads" in out.splitlines()[0]
+    row = next(line for line in out.splitlines() if line.startswith(f"| {track_compare.NOISE_FLOOR} |"))
+    cells = row.split(" | ")
+    assert cells[1] == "3" and len(cells[3].split(" / ")) == 3 and float(cells[4]) >= 0
+    assert float(cells[2].strip("*")) == pytest.approx(np.mean([float(value) for value in cells[3].split(" / ")]),
+                                                       abs=1e-3)
+    header = next(line for line in out.splitlines() if line.startswith("| sequence |"))
+    assert header == "| sequence | frames | matching-only | noise floor: spread |"
+    synth = next(line for line in out.splitlines() if line.startswith("| Synth01 |"))
+    assert float(synth.split(" | ")[-1].rstrip(" |")) >= 0
+
+
+def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
+    track_compare = _load("track_compare")
+    first_box = np.array([10.0, 20.0, 30.0, 40.0])
+    runs = track_compare.noise_floor_runs(lambda frames, box: [box], 4)
+    assert list(runs) == list(track_compare.noise_floor_runs(lambda frames, box: [box], 4))  # seeded
+    moves = [next(run(iter([]), first_box)) - first_box for run in runs.values()]
+    assert all(np.abs(move).max() <= 0.01 and (move[2:] == 0).all() and (move[:2] != 0).all() for move in moves)
+    assert len({tuple(move) for move in moves}) == 4
+
+
 def test_the_clustered_interval_is_as_wide_as_the_recordings_disagree() -> None:
     """150 clips from 10 recordings whose clips agree: the variant is right on all of 6 recordings, the reference on
     the other 4. Per clip the +20 points look sure; per recording they are 6 draws against 4."""
@@ -180,6 +212,57 @@ def test_conditions_success_auc_equals_tracking_each_head_online(tmp_path: Path)
     assert online["head"] != online["matching-only"]
     for name in ("head", "matching-only"):
         assert success_auc(ious[name][masks["all"]]) == pytest.approx(online[name], abs=1e-9)
+
+
+def test_conditions_say_their_mean_iou_pools_frames_and_give_the_mean_over_sequences_beside_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The condition table pools frames (a long sequence weighs more), while track_compare.py and vidrnn test average
+    per sequence: the same tracker read 0.503 in one table and 0.484 in the other, with no word why."""
+    from conftest import save_untrained
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+    from vidrnn.data.tracking_sequences import find_sequences
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.tracker.evaluation import evaluate
+    from vidrnn.tracker.runtime import load_tracker
+
+    track_conditions = _load("track_conditions")
+    root = tmp_path / "sequences"
+    short, _ = make_tracking_sequences(root, num_sequences=2, num_frames=12, size=(96, 128), seed=3)
+    truth = short / "groundtruth_rect.txt"
+    truth.write_text("".join(truth.read_text().splitlines(keepends=True)[:4]))  # 4 frames beside 12
+    settings = {"geometry": {"size": 128}, "template_cells": 5}
+    checkpoint = save_untrained(FrameTracker(tracker=settings, hidden_size=8), tmp_path / "head.ckpt")
+    assert track_conditions.main(["--ckpt", f"lstm={checkpoint}", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "mean IoU per condition over the frames of all sequences pooled" in out
+    assert "| condition | frames, pooled over sequences |" in out
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in out.splitlines() if line.startswith("| all")}
+    matching = load_tracker(checkpoint, matching_only=True, device="cpu")
+    online = evaluate({"matching-only": matching.track}, find_sequences(root), progress=False)[-1].score
+    per_sequence = rows["all, mean over sequences (each weighing the same)"]
+    assert per_sequence[1] == "2 sequences" and float(per_sequence[2]) == pytest.approx(online.mean_iou, abs=5e-4)
+    assert rows["all"][1] == "14" and rows["all"][2] != per_sequence[2]
+
+
+def test_conditions_refuse_a_head_that_steers_its_searches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint saved with redetect_below > 0 widens its searches where its head doubts, so one matching run's
+    evidence does not give its boxes: scoring it there reported other boxes than ``vidrnn track`` gives."""
+    from conftest import save_untrained
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.tracker.runtime import load_tracker
+
+    track_conditions = _load("track_conditions")
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8, confidence=True,
+                         redetect_below=0.5)
+    checkpoint = save_untrained(model, tmp_path / "conf.ckpt")
+    tracker = load_tracker(checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="conf #0: saved with redetect_below > 0.*track_compare.py"):
+        track_conditions.head_ious({"conf #0": tracker}, None)
+    monkeypatch.setattr(track_conditions, "load_tracker", lambda path, device: tracker)
+    with pytest.raises(SystemExit) as refused:
+        track_conditions.main(["--ckpt", f"conf={checkpoint}", "--root", str(tmp_path)])
+    assert refused.value.code == 2 and "track_compare.py, which tracks every checkpoint online" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,5 +1,9 @@
 """Tracking metrics against values computed by hand, and the rules for absent targets and the first frame."""
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +91,24 @@ def test_mean_scores_weigh_each_sequence_equally() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="3 predicted boxes for 2 frames"):
         iou_per_frame(np.zeros((3, 4)), np.zeros((2, 4)))
+
+
+def _prose(root: Path) -> dict[str, str]:
+    """The project's own words: README, docs, module and benchmark sources, and the notebooks' markdown cells."""
+    files = [root / "README.md", *root.glob("docs/*.md"), *root.glob("vidrnn/**/*.py"), *root.glob("benchmarks/*.py")]
+    texts = {str(path.relative_to(root)): path.read_text(encoding="utf-8") for path in files}
+    for notebook in root.glob("notebooks/*.ipynb"):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        texts[str(notebook.relative_to(root))] = "\n".join("".join(cell["source"]) for cell in cells
+                                                           if cell["cell_type"] == "markdown")
+    return texts
+
+
+def test_the_scores_are_called_otb_style_never_otbs_own() -> None:
+    """First and absent frames are left out and a lost target scores 0, where OTB's toolkit counts the first frame,
+    counts absent frames as failures and carries a lost tracker's last box: called "OTB success AUC", the numbers
+    invited comparison with published OTB tables."""
+    root = Path(__file__).resolve().parents[1]
+    claims = re.compile(r"\bOTB (success|scores?\b|benchmark defines)|\(OTB, ")
+    found = {name: match.group(0) for name, text in _prose(root).items() if (match := claims.search(text))}
+    assert found == {}

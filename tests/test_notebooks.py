@@ -49,3 +49,15 @@ def test_notebook_runs_in_smoke_mode(path: Path, tmp_path: Path, monkeypatch: py
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError with the failing cell and its traceback
     assert all(cell.execution_count for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_the_docs_claim_the_shared_scoring_path_only_for_notebooks_that_take_it() -> None:
+    """architecture.md and tracker/evaluation.py said the notebooks score through ``vidrnn.tracker.evaluation``, while
+    the tracking notebook runs its own loop (it keeps the frames to draw them) and its own OpenCV wrapper."""
+    takers = [path.stem for path in NOTEBOOKS if any("vidrnn.tracker.evaluation" in cell.source for cell in
+                                                     nbformat.read(path, as_version=4).cells)]
+    said = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8") + (
+        REPO / "vidrnn" / "tracker" / "evaluation.py").read_text(encoding="utf-8")
+    claims = [claim for claim in ("benchmarks, notebooks: one code path", "the benchmarks and the notebooks")
+              if claim in said]
+    assert takers or not claims, claims

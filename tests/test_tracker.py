@@ -21,7 +21,8 @@ from vidrnn.tracker.matching import (
     peak_positions,
     with_motion_prior,
 )
-from vidrnn.tracker.runtime import Tracker
+from vidrnn.models.tracker_module import FrameTracker
+from vidrnn.tracker.runtime import Tracker, trained_tracker
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 
@@ -396,6 +397,23 @@ def test_a_head_trained_for_another_matching_rule_is_refused(small_backbone) -> 
     head = RecurrentBoxHead(cell="lstm", hidden_size=8, rule=MatchingRule(scale_rate=0.3, hold_below=2.5))
     with pytest.raises(ValueError, match="hold_below=2.5"):
         _tracker(small_backbone, head, scale_rate=0.3)
+
+
+@pytest.mark.parametrize("change", [{"template_rate": 0.05}, {"template_cells": 7, "scale_rate": 0.5},
+                                    {"redetect_after": 3}])
+def test_a_trained_head_is_refused_settings_other_than_its_own_naming_each(small_backbone, change: dict) -> None:
+    """A head learnt from evidence made with its own settings: another template rate or template size (which the
+    matching rule alone did not show) makes other evidence, silently, so every setting is compared; a matching-only
+    tracker takes any settings."""
+    model = FrameTracker(tracker=_settings(template_rate=0.01).to_dict(), hidden_size=8)
+    other = MatchingSearch(replace(model.settings, **change), backbone=small_backbone)
+    with pytest.raises(ValueError, match="trained with other tracker settings") as refused:
+        trained_tracker(model, other)
+    for name, value in change.items():
+        assert f"{name}: {getattr(model.settings, name)!r} there, {value!r} here" in str(refused.value)
+    assert "--matching-only" in str(refused.value)
+    Tracker(other)
+    trained_tracker(model, MatchingSearch(model.settings, backbone=small_backbone), redetect_below=0.0)
 
 
 def test_best_scale_is_the_scale_where_the_template_matches_best() -> None:

@@ -335,6 +335,25 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
         main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
 
 
+def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:
+    """--template-rate with a trained head made evidence unlike what the head learnt from, without a word; without
+    the head (--matching-only) any rate is the user's choice."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    checkpoint = save_untrained(FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8),
+                                tmp_path / "tracker.ckpt")
+    output = tmp_path / "boxes.csv"
+    common = ["track", str(video), "--box", "10,10,20,20", "--ckpt", str(checkpoint), "--template-rate", "0.05",
+              "--output", str(output), "--device", "cpu"]
+    assert main(common) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "vidrnn track: error: the checkpoint's head was trained with other tracker settings (template_rate: 0.01 " \
+           "there, 0.05 here)" in error and "--matching-only" in error
+    assert not output.exists()
+    assert main([*common, "--matching-only"]) == 0
+    assert len(output.read_text().splitlines()) == 3 + 1
+
+
 def test_track_refuses_a_classification_checkpoint_saying_which_it_is(tmp_path: Path, capsys) -> None:
     """It used to stop at 'Error(s) in loading state_dict for FrameTracker:', which says neither."""
     video = tmp_path / "clip.mp4"

@@ -1,13 +1,19 @@
-"""Tracking scores as the OTB benchmark defines them: overlap (IoU), success AUC and precision at 20 pixels.
+"""OTB-style tracking scores: overlap (IoU), success AUC and precision at 20 pixels.
+
+The measures and thresholds are the OTB benchmark's, the protocol is not quite its toolkit's — every rule below
+that differs says so — so compare these numbers with published OTB tables only knowing that: they are "OTB-style
+success AUC (first and absent frames excluded; a lost target scores 0)".
 
 Boxes are 0-based pixel ``x, y, w, h`` rows ``[N, 4]``. Three rules decide which frames count:
 
 * frames whose ground truth is NaN (target absent or fully occluded, as TLD marks them) or has no area (width or
   height of 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark an absent target) are left out of
-  every score: a tracker cannot be right or wrong about a box that does not exist;
+  every score: a tracker cannot be right or wrong about a box that does not exist (got10k-toolkit's choice; OTB's
+  toolkit counts such frames as failures);
 * the first frame is left out by default, because the tracker was given its box (``skip_first=False`` restores
   OTB's own habit of counting it, which lifts every tracker equally);
-* a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error.
+* a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error (OTB's
+  toolkit carries the previous box forward instead, which can still overlap the target).
 
 **Success AUC** is the mean, over the 21 overlap thresholds 0, 0.05, ..., 1, of the fraction of frames whose IoU is
 *greater* than the threshold (OTB's success plot, whose area under the curve equals the mean IoU up to the

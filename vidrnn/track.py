@@ -106,7 +106,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--template-rate", type=float, default=None, metavar="RATE",
                         help="how fast the target's template follows its appearance, in [0, 1): after each frame "
                         "template = (1 - RATE) x template + RATE x the new box's appearance; 0 keeps the first "
-                        "frame's (default: the checkpoint's, or 0.01)")
+                        "frame's (default: the checkpoint's, or 0.01). A trained head reads only evidence made "
+                        "at its own rate: with one, another rate is refused (add --matching-only to try it)")
     parser.add_argument("--max-side", type=_parse_max_side, default=DEFAULT_MAX_SIDE, metavar="PIXELS",
                         help="decode frames with their longer side at most this many pixels (default: "
                         f"{DEFAULT_MAX_SIDE}; 0: full resolution). The tracker resizes a region around the target "

@@ -34,18 +34,6 @@ from vidrnn.tracker.settings import TrackerSettings
 __all__ = ["FrameTracker"]
 
 
-def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """The settings, by dotted name, whose values differ between two nested dicts."""
-    found = []
-    for key in sorted(theirs.keys() | ours.keys()):
-        a, b = theirs.get(key), ours.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            found.append((f"{prefix}{key}", a, b))
-    return found
-
-
 def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
     return box_iou(xywh_to_xyxy(boxes), xywh_to_xyxy(targets)).diagonal()
 
@@ -193,12 +181,8 @@ class FrameTracker(L.LightningModule):
         saved = checkpoint.get("hyper_parameters", {})
         if "tracker" not in saved:  # an older checkpoint, settings stored one by one: vidrnn.tracker.runtime reads it
             return
-        ours = (settings or self.settings).to_dict()
-        differences = _differences(TrackerSettings.from_dict(saved["tracker"] or {}).to_dict(), ours)
-        if differences:
-            raise ValueError("the checkpoint's head was trained with other tracker settings ("
-                             + "; ".join(f"{key}: {theirs!r} there, {here!r} here" for key, theirs, here in differences)
-                             + "): set data.tracker as the checkpoint has it, or train a new head")
+        TrackerSettings.from_dict(saved["tracker"] or {}).check_head_reads(
+            settings or self.settings, "set data.tracker as the checkpoint has it, or train a new head")
 
     def on_train_start(self) -> None:
         require_validation(self.trainer)

@@ -1,8 +1,9 @@
-"""Score trackers on whole annotated sequences: one code path for ``vidrnn test``, the benchmarks and the notebooks.
+"""Score trackers on whole annotated sequences: one code path for ``vidrnn test`` and the benchmarks.
 
 Every tracker gets the first frame's true box and nothing else, frames stream from the decoder, and the boxes are
-scored with :mod:`vidrnn.metrics` (the given first frame and absent-target frames excluded; means over sequences, each
-sequence weighing the same). Speed is the tracker's own: the time spent decoding frames is measured and subtracted.
+scored with :mod:`vidrnn.metrics` (OTB-style: the given first frame and absent-target frames excluded, a lost target
+scoring 0; means over sequences, each sequence weighing the same). Speed is the tracker's own: the time spent
+decoding frames is measured and subtracted.
 """
 
 from __future__ import annotations

@@ -135,10 +135,18 @@ def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
     return TrackerSettings.from_dict({"hold_below": 0.0, **values}).to_dict()
 
 
+#: What to do when a head is asked to track with settings other than its own.
+_KEEP_SETTINGS = ("track with the settings it was trained with, or leave its head out (matching_only; "
+                  "vidrnn track --matching-only)")
+
+
 def trained_tracker(model: FrameTracker, search: MatchingSearch, redetect_below: float | None = None) -> Tracker:
     """The tracker a trained ``FrameTracker`` stands for, searching with ``search``: its head, and the re-detection
-    threshold it was saved with (``redetect_below`` overrides it). ``vidrnn track``, ``vidrnn test`` and the benchmarks
-    all build it here, so each scores the tracker the others run."""
+    threshold it was saved with (``redetect_below`` overrides it: it steers searches, it makes no evidence). ``search``
+    must search as the head was trained to read (every tracker setting; a ``ValueError`` names those that differ).
+    ``vidrnn track``, ``vidrnn test`` and the benchmarks all build it here, so each scores the tracker the others
+    run."""
+    model.settings.check_head_reads(search.settings, _KEEP_SETTINGS)
     if redetect_below is None:
         redetect_below = model.hparams.get("redetect_below", 0.0)
     return Tracker(search, model.head, redetect_below=redetect_below)
@@ -156,12 +164,16 @@ def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False,
                  template_rate: float | None = None, redetect_below: float | None = None) -> Tracker:
     """A :class:`Tracker` from a ``FrameTracker`` checkpoint (:func:`trained_tracker`), or the untrained matching
     tracker with default settings when ``ckpt`` is ``None`` (the default of ``vidrnn track``). ``matching_only`` leaves
-    the checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate and
-    ``redetect_below`` the confidence below which the next search is widened."""
+    the checkpoint's head out (its settings stay); ``template_rate`` overrides the template update rate — refused
+    (``ValueError``, before the CNN is built) where a head would read the evidence it makes, since the head learnt
+    from evidence made at its own rate — and ``redetect_below`` the confidence below which the next search is
+    widened."""
     model = None if ckpt is None else _load_model(ckpt)
     settings = TrackerSettings() if model is None else model.settings
     if template_rate is not None:
         settings = dataclasses.replace(settings, template_rate=template_rate)
+    if model is not None and not matching_only:
+        model.settings.check_head_reads(settings, _KEEP_SETTINGS)
     search = MatchingSearch(settings, resolve_device(device))
     if model is None or matching_only:
         return Tracker(search)

@@ -20,6 +20,18 @@ from vidrnn.tracker.matching import MatchingRule
 __all__ = ["TrackerSettings"]
 
 
+def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The settings, by dotted name, whose values differ between two nested dicts."""
+    found = []
+    for key in sorted(theirs.keys() | ours.keys()):
+        a, b = theirs.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found
+
+
 def _map_backbone() -> BackboneSpec:
     return BackboneSpec(name="efficientnet_lite0", pooling="map", layer="blocks.10")
 
@@ -87,3 +99,15 @@ class TrackerSettings:
         if self.redetect_after == 0:
             del values["redetect_after"], values["redetect_widen"]
         return values
+
+    def check_head_reads(self, used: TrackerSettings, remedy: str) -> None:
+        """Refuse to let a head trained with these settings track with ``used``: it would read evidence made
+        otherwise than the evidence it learnt from, and correct a matching box computed otherwise — without an error
+        anywhere. Every setting counts (each one changes the searches a head reads; the re-detection region's size
+        too, once re-detection is on); ``remedy`` says what to do instead. How far a head's doubt widens the search
+        (``redetect_below``) is the model's own, not a setting here."""
+        differences = _differences(self.to_dict(), used.to_dict())
+        if differences:
+            raise ValueError("the checkpoint's head was trained with other tracker settings ("
+                             + "; ".join(f"{key}: {theirs!r} there, {here!r} here" for key, theirs, here in differences)
+                             + f"): {remedy}")
