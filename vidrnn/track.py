@@ -97,8 +97,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
         "that working size, to draw the boxes.",
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
-    parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h in pixels, 0-based (OTB, LaSOT and GOT-10k "
-                        "ground-truth files are 1-based: subtract 1 from x and y)")
+    parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h in pixels, 0-based (the ground-truth "
+                        "files of OTB, LaSOT and GOT-10k are 1-based: subtract 1 from x and y)")
     parser.add_argument("--ckpt", type=Path, default=None,
                         help="FrameTracker checkpoint from 'vidrnn fit' (default: none, the matching tracker)")
     parser.add_argument("--matching-only", action="store_true",
