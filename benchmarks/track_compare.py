@@ -23,8 +23,9 @@ Sequences: every sequence under ``--root`` (default: the evaluation sequences, `
 ``--val-of CONFIG`` the validation sequences a tracking config holds out (``data.val_sequences`` under
 ``data.root``) — where designs are compared and settings chosen. All trackers get the first frame's true box and
 nothing else; scores come from :mod:`vidrnn.tracker.evaluation`: OTB-style success AUC (first and absent-target
-frames excluded, a lost target scoring 0 — not OTB's toolkit, see :mod:`vidrnn.metrics`), means over sequences. Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over
-sequences; run the benchmark alone on the machine for speeds that mean anything.
+frames excluded, a lost target scoring 0 — not OTB's toolkit, see :mod:`vidrnn.metrics`), means over sequences.
+Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over sequences; run the
+benchmark alone on the machine for speeds that mean anything.
 """
 
 from __future__ import annotations
