@@ -119,7 +119,7 @@ class _FrameCount:
 
 def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec, preprocess: Preprocess, workers: int) -> float:
     """Frames per second the decoding processes deliver when nothing waits for their frames."""
-    work = _FrameCount(DecodedVideos(items, sampling, preprocess))
+    work = _FrameCount(DecodedVideos(items, sampling, preprocess, identify=True))  # hashing too, as extraction does
     start = time.perf_counter()
     frames = sum(count for _, count in isolated_map(work, len(items), workers=workers, prefetch=DECODING_PREFETCH,
                                                       initializer=decoding_initializer))

@@ -105,3 +105,24 @@ def test_a_batch_size_below_1_is_refused(backbone, batch_size: int) -> None:
     """0 never fills a batch: adding a video ran empty batches forever."""
     with pytest.raises(ValueError, match=f"batch size must be at least 1, got {batch_size}"):
         FixedBatcher(backbone, batch_size=batch_size, device=torch.device("cpu"))
+
+
+def test_decoding_hashes_a_file_only_for_a_cache_that_records_it(backbone, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vidrnn classify` keeps no record of its inputs: reading each file once more to hash it would be wasted."""
+    from conftest import write_video
+    from vidrnn.embedding import DecodedVideos
+    from vidrnn.files import file_sha256
+    from vidrnn.sampling import SamplingSpec
+
+    path = tmp_path / "clip.avi"
+    write_video(path, 6)
+    items, sampling = [VideoItem(path, key="clip.avi")], SamplingSpec(num_segments=2, short_side=64)
+    identified = DecodedVideos(items, sampling, backbone.preprocess, identify=True)(0)["source"]
+    assert identified.sha256 == file_sha256(path) and identified.size == path.stat().st_size
+
+    def never(path: Path) -> str:
+        raise AssertionError("hashed")
+
+    monkeypatch.setattr("vidrnn.files.file_sha256", never)
+    assert DecodedVideos(items, sampling, backbone.preprocess)(0)["source"] is None

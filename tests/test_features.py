@@ -143,8 +143,37 @@ def test_videos_given_new_times_but_the_same_bytes_keep_their_features(dataset: 
     assert {entry["source_mtime_ns"] for entry in cache.entries().values()} == {later}
     assert not list(cache.dir.glob("journal-*"))  # the new times are folded into the manifest
 
-    monkeypatch.setattr("vidrnn.features.file_sha256", _never_hashed)
+    monkeypatch.setattr("vidrnn.files.file_sha256", _never_hashed)
     assert cache.settled(items) == ([items[0], *items[2:5]], [items[1], items[5]])
+
+
+def test_listing_a_cache_writes_nothing_even_when_it_finds_new_times(dataset: Path, small_backbone,
+                                                                     tmp_path: Path) -> None:
+    """Ranks under torchrun list the cache together before any of them writes: a write while another rank reads
+    could fold a journal between its reading the manifest and the journals, and the ranks would shard different
+    lists. The new times wait for record_renewed, which extract_features calls on rank 0 after that listing."""
+    videos = tmp_path / "videos"
+    shutil.copytree(dataset, videos)
+    index = ucf101_index(videos, fold=1)
+    items = index.video_items()[:2]
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
+    extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    later = time.time_ns() + 10**12
+    os.utime(items[0].path, ns=(later, later))
+    before = _tree(cache.dir)
+    assert cache.settled(items) == (items, [])
+    assert _tree(cache.dir) == before and [record["path"] for record in cache.renewed] == [items[0].key]
+    cache.record_renewed()
+    cache.finalize()
+    assert cache.entries()[items[0].key]["source_mtime_ns"] == later and not cache.renewed
+
+
+def test_what_is_not_a_regular_file_is_never_hashed(tmp_path: Path) -> None:
+    """A pipe or a device given as a video would be read forever; the reader refuses it with its own reason."""
+    fifo = tmp_path / "pipe.avi"
+    os.mkfifo(fifo)
+    identity = source_identity(fifo)
+    assert identity is not None and identity.sha256 is None
 
 
 def _never_hashed(path: Path) -> str:

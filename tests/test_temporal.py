@@ -349,6 +349,7 @@ def test_features_of_the_wrong_shape_are_refused() -> None:
     [
         (dict(cell="none", pooling="last"), "pooling='last' would read the last step alone"),
         (dict(cell="lstm", pooling="first"), "pooling='first' reads step 0 alone"),
+        (dict(cell="none", pooling="first", inputs="differences"), "whose change is zero by definition"),
         (dict(cell="conv", pooling="last"), "pooling='last' would read the last step alone"),
         (dict(inputs="flow"), "unknown inputs"),
         (dict(cell="conv", pooling="mean", kernel_size=2), "kernel_size must be odd"),

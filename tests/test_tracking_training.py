@@ -482,8 +482,16 @@ def test_a_sequence_whose_frames_change_size_is_left_out_once_and_remembered(
     assert [sequence.name for sequence, _ in again._split_runs("train")] == ["Synth01"]
     assert "Synth02: left out of train" in caplog.text
 
-    cv2.imwrite(str(resized), cv2.resize(cv2.imread(str(resized)), (SIZE[1], SIZE[0])))  # fixed: simulated again
     monkeypatch.undo()
+    tried = []
+    monkeypatch.setattr("vidrnn.data.tracking_datamodule.simulate_runs",
+                        lambda search, name, *args: tried.append(name) or simulate_runs(search, name, *args))
+    retried = TrackingDataModule(**settings, retry_refused=True)  # a passing read error: asked to try again
+    retried.prepare_data()
+    assert tried == ["Synth02"] and [sequence.name for sequence, _ in retried._split_runs("train")] == ["Synth01"]
+    monkeypatch.undo()
+
+    cv2.imwrite(str(resized), cv2.resize(cv2.imread(str(resized)), (SIZE[1], SIZE[0])))  # fixed: simulated again
     fixed = TrackingDataModule(**settings)
     fixed.prepare_data()
     assert [sequence.name for sequence, _ in fixed._split_runs("train")] == ["Synth01", "Synth02"]

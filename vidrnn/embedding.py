@@ -78,16 +78,17 @@ class DecodedVideos:
     CPU altogether.
     """
 
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess) -> None:
-        self.items, self.sampling, self.preprocess = items, sampling, preprocess
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess,
+                 identify: bool = False) -> None:
+        self.items, self.sampling, self.preprocess, self.identify = items, sampling, preprocess, identify
 
     def __call__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
         try:
-            # The file's identity as it is decoded: one replaced afterwards is found stale by the next run. A file that
-            # cannot even be looked at is left to the reader, which names the reason. Hashed here, in the decoding
-            # processes, which read the file anyway.
-            source = source_identity(item.path)
+            # With ``identify``, the file's identity as it is decoded (a cache's record: one replaced afterwards is
+            # found stale by the next run), hashed here, in the decoding processes, which read the file anyway. A file
+            # that cannot even be looked at is left to the reader, which names the reason.
+            source = source_identity(item.path) if self.identify else None
             frames, indices, info = read_sampled(
                 item.path,
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
@@ -410,16 +411,18 @@ class FailedVideo:
 
 
 def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
-                 device: torch.device, batch_size: int = 32,
-                 num_workers: int | None = None) -> Iterator[EmbeddedVideo | FailedVideo]:
+                 device: torch.device, batch_size: int = 32, num_workers: int | None = None,
+                 identify: bool = False) -> Iterator[EmbeddedVideo | FailedVideo]:
     """Yield every item once, embedded or failed: a failed one at once, an embedded one once the batch holding its
-    last frame is done (see :class:`FixedBatcher`); not in input order.
+    last frame is done (see :class:`FixedBatcher`); not in input order. With ``identify`` each embedded video's
+    ``decoded["source"]`` is its file's :class:`~vidrnn.files.SourceIdentity` as it was decoded (what a cache
+    records), else ``None``.
 
     ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
     ends the process). Processes that cannot start at all raise :class:`~vidrnn.workers.WorkerStartError`: that is
     the environment, not the videos."""
     workers = available_cores() if num_workers is None else num_workers
-    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess), len(items), workers=workers,
+    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess, identify), len(items), workers=workers,
                             prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
     with FixedBatcher(backbone, batch_size, device) as batcher:  # its threads end with the run, also when cut short
         for position, decoded in decoding:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
-from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, file_sha256, source_identity
+from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity
 from vidrnn.sampling import SamplingSpec
 
 __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
@@ -110,6 +110,8 @@ class FeatureCache:
         self.backbone, self.sampling, self.batch_size = backbone, sampling, batch_size
         self._journal_file: TextIO | None = None
         self._last_written_ns = 0
+        #: Records of files found with new times but the same bytes by the last :meth:`settled`, not yet written.
+        self.renewed: list[dict[str, Any]] = []
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -166,36 +168,36 @@ class FeatureCache:
         written at counts as not cached, so extraction repairs the cache instead of a fit failing mid-epoch.
 
         A file with a new modification time but the same size is hashed: the same bytes (a dataset copied without
-        its times, re-mounted, touched) keep their features, and the new time is recorded so that the next run
-        compares times again instead of hashing."""
+        its times, re-mounted, touched) keep their features. Reading only: the new times wait in :attr:`renewed` for
+        :meth:`record_renewed`, so that ranks listing the cache together never see one of them write."""
         entries, errors = self._state()
-        renewed: list[dict[str, Any]] = []
+        self.renewed = []
 
         def current(entry: dict[str, Any], item: VideoItem, kind: str) -> bool:
-            state = _source_state(entry, item.path)
+            state, mtime_ns = _source_state(entry, item.path)
             if state is _RENEWED:
-                renewed.append({**entry, "kind": kind, "source_mtime_ns": item.path.stat().st_mtime_ns})
+                self.renewed.append({**entry, "kind": kind, "source_mtime_ns": mtime_ns})
             return state is not _CHANGED
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
                   and current(entries[item.key], item, "video")]
         failed = [] if retry_failed else [item for item in items
                                           if item.key in errors and current(errors[item.key], item, "error")]
-        if renewed:
-            self._record_renewed(renewed)
         return cached, failed
 
-    def _record_renewed(self, records: list[dict[str, Any]]) -> None:
-        """Write the new times of files found unchanged by their digest; a cache that cannot be written (a read-only
-        mount) simply hashes them again next time."""
+    def record_renewed(self, rank: int = 0) -> None:
+        """Journal the new times :meth:`settled` found (same bytes), so the next run compares times again instead of
+        hashing; folded by the next :meth:`finalize`. A cache that cannot be written (a read-only mount) is hashed
+        again next time, with a warning."""
+        if not self.renewed:
+            return
         try:
-            self.open_for_writing()
-            for record in records:
-                self._journal(record)
-            self.finalize()
+            self.open_for_writing(rank)
+            self._journal_all(self.renewed)
         except OSError as error:
-            self.close_journal()
-            logger.debug("new modification times of %d videos not recorded in %s: %s", len(records), self.dir, error)
+            logger.warning("%d videos in %s have new modification times but the same bytes; the times cannot be "
+                           "recorded (%s), so every run hashes them again", len(self.renewed), self.dir, error)
+        self.renewed = []
 
     def load(self, key: str) -> np.ndarray:
         """The stored float16 features of one video. A file that cannot be read is named, with the way to repair it:
@@ -218,7 +220,7 @@ class FeatureCache:
     def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
         """A manifest or error entry still describes the file on disk: the same size and modification time, or the
         same size and bytes."""
-        return _source_state(entry, item.path) is not _CHANGED
+        return _source_state(entry, item.path)[0] is not _CHANGED
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -242,12 +244,18 @@ class FeatureCache:
             self._journal_file = None
 
     def _journal(self, record: dict[str, Any]) -> None:
-        """Append one line, stamped with the time it was written (never earlier than this process's previous line,
-        should the clock step back), so that the newest line on a video wins when journals are merged."""
+        """Append one line (see :meth:`_journal_all`)."""
+        self._journal_all([record])
+
+    def _journal_all(self, records: list[dict[str, Any]]) -> None:
+        """Append one line per record, each stamped with the time it was written (never earlier than this process's
+        previous line, should the clock step back), so that the newest line on a video wins when journals are
+        merged; flushed to disk once, after the last."""
         if self._journal_file is None:
             raise RuntimeError("open_for_writing() must come before writing to the cache")
-        self._last_written_ns = max(time.time_ns(), self._last_written_ns + 1)
-        self._journal_file.write(json.dumps({**record, "written_ns": self._last_written_ns}, sort_keys=True) + "\n")
+        for record in records:
+            self._last_written_ns = max(time.time_ns(), self._last_written_ns + 1)
+            self._journal_file.write(json.dumps({**record, "written_ns": self._last_written_ns}, sort_keys=True) + "\n")
         self._journal_file.flush()
         os.fsync(self._journal_file.fileno())
 
@@ -414,22 +422,24 @@ def _failed_identity(item: VideoItem, before: tuple[int, int] | None) -> SourceI
     return now
 
 
-def _source_state(entry: dict[str, Any], path: Path) -> str:
-    """Whether ``path`` is the file ``entry`` was made from: the same size and time (``_SAME``); the same size and
-    bytes under a new time (``_RENEWED``); else ``_CHANGED`` (also for entries made before digests were kept)."""
+def _source_state(entry: dict[str, Any], path: Path) -> tuple[str, int | None]:
+    """Whether ``path`` is the file ``entry`` was made from, and its modification time as it was compared: the same
+    size and time (``_SAME``); the same size and bytes under a new time (``_RENEWED``); else ``_CHANGED`` (also for
+    entries made before digests were kept, and for a file that changed while it was hashed)."""
     try:
         stat = path.stat()
     except OSError:
-        return _CHANGED
+        return _CHANGED, None
     if entry.get("source_bytes") != stat.st_size:
-        return _CHANGED
+        return _CHANGED, None
     if entry.get("source_mtime_ns") == stat.st_mtime_ns:
-        return _SAME
-    digest = entry.get("source_sha256")
-    try:
-        return _RENEWED if digest is not None and file_sha256(path) == digest else _CHANGED
-    except OSError:
-        return _CHANGED
+        return _SAME, stat.st_mtime_ns
+    if entry.get("source_sha256") is None:
+        return _CHANGED, None
+    now = source_identity(path)
+    if now is None or now.sha256 != entry["source_sha256"] or now.size != stat.st_size:
+        return _CHANGED, None
+    return _RENEWED, now.mtime_ns
 
 
 def extract_features(
@@ -483,6 +493,8 @@ def extract_features(
         # what it should do and repeat what another does.
         torch.distributed.barrier()
     todo = todo[rank::world_size]
+    if rank == 0:  # after the ranks have listed the cache: one writer of what they all found
+        cache.record_renewed(rank)
     if limit is not None:
         todo = todo[:limit]
     errors = cache.errors()
@@ -491,6 +503,7 @@ def extract_features(
     if todo:  # nothing to do writes nothing: a finished cache on a read-only mount is still usable
         _embed_into(cache, todo, backbone, report, device=device, num_workers=num_workers, rank=rank,
                     progress=progress)
+    cache.close_journal()  # this rank writes no more: its journal may be folded
     if distributed:
         torch.distributed.barrier()
     if world_size == 1 or (distributed and rank == 0):
@@ -511,7 +524,7 @@ def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: Frozen
         with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress,
                   mininterval=1.0) as bar:
             for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=cache.batch_size,
-                                      num_workers=num_workers):
+                                      num_workers=num_workers, identify=True):
                 if isinstance(video, FailedVideo):
                     cache.write_error(video.item, video.reason, _failed_identity(video.item, identities[video.item.key]))
                     report.failed += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -53,10 +54,13 @@ class SourceIdentity(NamedTuple):
 
 
 def source_identity(path: Path) -> SourceIdentity | None:
-    """The file's identity, or ``None`` when it cannot be read. The digest is ``None`` when the file changed while it
-    was hashed: a digest of bytes other than those the size and time describe would vouch for the wrong file."""
+    """The file's identity, or ``None`` when it cannot be looked at. The digest is ``None`` when the file changed while
+    it was hashed (a digest of bytes other than those the size and time describe would vouch for the wrong file) and
+    for what is not a regular file (a pipe or a device would never end)."""
     try:
         before = path.stat()
+        if not stat.S_ISREG(before.st_mode):
+            return SourceIdentity(before.st_size, before.st_mtime_ns, None)
         digest = file_sha256(path)
         after = path.stat()
     except OSError:

@@ -73,6 +73,7 @@ def _fingerprint(sequence: TrackingSequence, stamp: str | None = None) -> str:
     return f"{sequence.frames.resolve()}|{frames}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
+@dataclass(frozen=True)
 class Refused:
     """A sequence found unusable when its runs were simulated, and why (the reader's message, with the path)."""
 
@@ -97,17 +98,23 @@ class EvidenceCache:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        if str(arrays["fingerprint"]) != _fingerprint(sequence):
-            if "content" not in arrays or str(arrays["content"]) != _content_fingerprint(sequence):
-                return None
-            try:
-                self._write(sequence, arrays)  # the same frames under new times: keep the runs, note the times
-            except OSError as error:  # a read-only cache: compared by content again next time
-                logger.debug("new frame times of %s not recorded: %s", sequence.name, error)
-        if "refused" in arrays:
-            return Refused(str(arrays["refused"]))
-        return EvidenceRuns(sequence.name, *(arrays[name] for name in _ARRAYS))
+            if str(stored["fingerprint"]) != _fingerprint(sequence):
+                content = _content_fingerprint(sequence) if "content" in stored else None
+                if content is None or str(stored["content"]) != content:
+                    return None
+                self._renew(sequence, {name: stored[name] for name in stored.files}, content)
+            if "refused" in stored:
+                return Refused(str(stored["refused"]))
+            return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
+
+    def _renew(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
+        """Rewrite a file whose frames have new times but the same bytes under the new times, so the next load
+        compares times again; a cache that cannot be written compares bytes every time, with a warning."""
+        try:
+            self._write(sequence, arrays, content)
+        except OSError as error:
+            logger.warning("%s: frames with new times but the same bytes; the times cannot be recorded in %s (%s), "
+                           "so every fit hashes them again", sequence.name, self.folder, error)
 
     def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused) -> None:
         """Keep the simulated runs of ``sequence``, or why it could not be simulated."""
@@ -115,11 +122,10 @@ class EvidenceCache:
             arrays = {"refused": np.array(runs.reason)}
         else:
             arrays = {name: getattr(runs, name) for name in _ARRAYS}
-        self._write(sequence, arrays)
+        self._write(sequence, arrays, _content_fingerprint(sequence))
 
-    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray]) -> None:
-        """Store ``arrays`` under the sequence's fingerprint as its frames are now (times, and bytes)."""
-        fingerprints = {"fingerprint": np.array(_fingerprint(sequence)),
-                        "content": np.array(_content_fingerprint(sequence))}
+    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
+        """Store ``arrays`` under the sequence's fingerprints as its frames are now (times, and bytes: ``content``)."""
+        fingerprints = {"fingerprint": np.array(_fingerprint(sequence)), "content": np.array(content)}
         stored = {name: value for name, value in arrays.items() if name not in fingerprints} | fingerprints
         atomic_write(self.path(sequence), lambda handle: np.savez(handle, **stored))

@@ -253,7 +253,10 @@ class VideoDataModule(L.LightningDataModule):
             self._require_training_clips()  # before extracting the test clips, minutes or hours
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
-        if len(cached) + len(failed_before) < len(items):
+        if len(cached) + len(failed_before) == len(items):
+            self.cache.record_renewed()  # files found with new times but their old bytes: no hashing next time
+            self.cache.finalize()
+        else:
             backbone = build_backbone(self.pipeline.backbone)
             report = extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
                                       num_workers=hp.extract_workers, rank=0, world_size=1,

@@ -148,6 +148,9 @@ def _check_spec(spec: EncoderSpec) -> None:
     if pooling == "first" and cell != "none":
         raise ValueError(f"pooling='first' reads step 0 alone, a probe of where a clip starts; with cell={cell!r} it "
                          "would throw away what the cell read after it (use it with cell: none)")
+    if pooling == "first" and spec.inputs in ("differences", "magnitudes"):
+        raise ValueError(f"pooling='first' reads step 0 alone, whose change is zero by definition: with "
+                         f"inputs={spec.inputs!r} every clip would get the same answer (use inputs: frames)")
     for name, value in (("hidden_size", spec.hidden_size), ("num_layers", spec.num_layers),
                         ("attention_dim", spec.attention_dim)):
         if value < 1:
