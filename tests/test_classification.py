@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from conftest import write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
 from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips
@@ -250,6 +252,42 @@ def test_spatial_maps_are_refused_for_classification_before_the_dataset_is_read(
     model failed with 'features must be [B,T,D]'. The root does not exist: nothing of the dataset was looked at."""
     with pytest.raises(ValueError, match="pooling map .* set data.backbone.pooling to avg .* or grid"):
         VideoDataModule(root=str(tmp_path / "never read"), dataset="ucf101", backbone=BackboneSpec(pooling="map"))
+
+
+def test_a_fit_that_can_hold_out_no_validation_group_fails_before_extracting_saying_what_to_do(tmp_path: Path) -> None:
+    """Validation takes whole groups and leaves each class one to train on: with one recording group per class on the
+    training side, the fit validated nothing, saved no best checkpoint and test_after_fit tested the final weights,
+    with only Lightning's warnings about an empty loader and a missing val/acc to say so."""
+    for label in ("a", "b"):
+        for group in (1, 2):  # the test split takes one group of each class, the training side keeps the other
+            write_video(tmp_path / "videos" / label / f"v_{label}_g{group:02d}_c01.avi", 4)
+
+    def data(val_fraction: float) -> VideoDataModule:
+        return VideoDataModule(root=str(tmp_path / "videos"), dataset="folders", cache_dir=str(tmp_path / "cache"),
+                               backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
+                               val_fraction=val_fraction, extract_workers=0)
+
+    model = VideoClassifier(2, 1280, EncoderSpec(hidden_size=8, projection=8))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    with pytest.raises(ValueError, match=r"data.val_fraction 0.2 holds out whole recording groups for validation, but "
+                                         r"each class of .* has only one training recording group.* or set "
+                                         r"--data.val_fraction 0 \(no validation"):
+        trainer.fit(model, datamodule=data(0.2))
+    assert not (tmp_path / "cache").exists()  # nothing was extracted first
+    data(0.0).require_validation_split()
+
+
+def test_one_class_folder_is_refused_for_a_classifier_but_serves_an_order_task(tmp_path: Path) -> None:
+    """torchmetrics refused it only once the model was built: "Expected argument num_classes to be an integer larger
+    than 1, but got 1"."""
+    root = tmp_path / "videos"
+    for group in (1, 2):
+        write_video(root / "only" / f"v_only_g{group:02d}_c01.avi", 4)
+    with pytest.raises(ValueError, match=re.escape(f"found 1 class folder under {root} (only); a classifier needs at "
+                                                   "least 2")):
+        VideoDataModule(root=str(root), dataset="folders")
+    assert VideoDataModule(root=str(root), dataset="folders", objective="arrow_of_time").num_classes == 2
 
 
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:

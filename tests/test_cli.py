@@ -64,7 +64,8 @@ def test_synth_help_states_the_generators_own_defaults() -> None:
 
 
 @pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
-                                     "negative batch size", "negative workers", "negative limit", "cache root a file"])
+                                     "negative batch size", "negative workers", "negative limit", "cache root a file",
+                                     "class folders read as UCF101"])
 def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, problem: str,
                                                                  capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "videos"
@@ -79,6 +80,8 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
         "negative workers": (["--root", str(root), "--workers", "-1"], "--workers must be at least 0"),
         "negative limit": (["--root", str(root), "--limit", "-1"], "--limit must be at least 1, got -1"),
         "cache root a file": (["--root", str(root)], f"{tmp_path / 'cache'} is a file, not a folder"),
+        "class folders read as UCF101": (["--root", str(root), "--dataset", "ucf101"],
+                                         f"if {root} holds one folder per class, use --dataset folders"),
     }[problem]
     if problem == "cache root a file":
         (tmp_path / "cache").write_text("")
@@ -86,6 +89,31 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
     error = capsys.readouterr().err
     assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")
     assert not (tmp_path / "cache").is_dir()
+
+
+def test_classify_help_explains_every_column_of_its_output(capsys: pytest.CaptureFixture) -> None:
+    from vidrnn.classify import FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    epilog = " ".join(capsys.readouterr().out.split("Output columns, one row per video:")[1].split())
+    assert all(f"{field} (" in epilog or f"{field} and" in epilog for field in FIELDS)
+    assert "joined with ';' in CSV" in epilog and "frames_used (the frames the model read" in epilog
+    assert "duration_s (the video's length in seconds" in epilog
+
+
+def test_predict_says_what_it_writes_and_where(capsys: pytest.CaptureFixture) -> None:
+    """It said "class probabilities for the test split's clips"; predictions.csv holds the top-1 label and its
+    probability."""
+    from vidrnn.callbacks import PREDICTION_COLUMNS
+    from vidrnn.cli import LIGHTNING_COMMANDS
+
+    assert "predictions.csv" in LIGHTNING_COMMANDS["predict"] and "probabilities for" not in LIGHTNING_COMMANDS["predict"]
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    description = " ".join(capsys.readouterr().out.split())
+    assert "write predictions.csv into the run's log folder (trainer.default_root_dir/lightning_logs/version_N/)" in \
+        description and f"(columns {', '.join(PREDICTION_COLUMNS)})" in description
 
 
 def test_ctrl_c_keeps_what_is_done_and_says_how_to_go_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import save_untrained
+from conftest import save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
@@ -73,6 +76,14 @@ def test_fit_then_test_after_fit_prints_test_metrics(config: Path, capsys: pytes
     assert f"confusion matrix written to {run / 'confusion_matrix.csv'}" in caplog.text  # on Lightning's INFO log
     assert (run / "confusion_matrix.csv").exists() and (run / "confusion_matrix.png").exists()
     assert (run / "checkpoints" / "latest.ckpt").exists()
+    # The split is said once (not again when test_after_fit tests) and kept beside config.yaml.
+    said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("split: ")]
+    assert said == ["split: UCF101 official split 1 (6 of 6 classes); validation: whole groups, val_fraction=0.2 of "
+                    "each class's training groups, seed=0; clips: train 12, val 12, test 12; per class "
+                    "(train/val/test): Grow 2/2/2, Shrink 2/2/2, FadeIn 2/2/2, FadeOut 2/2/2, RedToBlue 2/2/2, "
+                    "BlueToRed 2/2/2"]
+    record = json.loads((run / "splits.json").read_text())
+    assert record["clips"] == {"train": 12, "val": 12, "test": 12} and (run / "config.yaml").exists()
 
 
 def test_test_command_reports_metrics_of_a_checkpoint(config: Path, capsys: pytest.CaptureFixture) -> None:
@@ -129,6 +140,67 @@ def test_a_checkpoint_for_other_data_is_refused_before_any_extraction(command: s
     assert "Traceback" not in error
 
 
+@pytest.mark.parametrize(("command", "options", "expected"), [
+    ("test", ["--data.fold", "2"], "(data.fold: 1 there, 2 here): the test clips would include clips the model "
+                                   "trained on"),
+    ("predict", ["--data.fold", "3"], "(data.fold: 1 there, 3 here): the test clips"),
+    ("validate", ["--data.seed", "1"], "(data.seed: 0 there, 1 here): the validation clips"),
+])
+def test_a_checkpoint_evaluated_on_another_split_is_refused_before_any_extraction(
+        command: str, options: list[str], expected: str, config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model trained on fold 1 and tested on fold 2 scored clips it trained on (0.83 against 0.58 on UCF101), with
+    no warning: the data module is built from the config and the command line, not from the checkpoint."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--config", str(config), "--ckpt_path", str(checkpoint), *options])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error and expected in error
+    assert error.startswith(f"vidrnn: error: {checkpoint}: the checkpoint was trained with another split of the data")
+    assert f"--config {checkpoint.parent.parent / 'config.yaml'}, without overriding those" in error
+
+
+def test_settings_that_change_no_split_are_not_refused(config: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch size, workers, the cache and another spelling of the root change no clip of the test split, nor does the
+    seed where official lists make it (UCF101)."""
+    checkpoint = _latest_checkpoint(config)
+    root = Path(yaml.safe_load(config.read_text())["data"]["root"])
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.raises(_Extracting):
+        main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.batch_size", "2",
+              "--data.num_workers", "1", "--data.cache_dir", str(tmp_path / "cache"), "--data.seed", "7",
+              "--data.root", str(root / "UCF-101")])
+    assert not [warning for warning in recwarn if "this run reads those under" in str(warning.message)]
+
+
+def _one_group_per_training_side(root: Path) -> Path:
+    """Class folders of two recording groups each: the test split takes one, the training side keeps the other."""
+    for label in ("a", "b"):
+        for group in (1, 2):
+            write_video(root / label / f"v_{label}_g{group:02d}_c01.avi", 4)
+    return root
+
+
+def test_a_fit_that_can_hold_out_no_validation_group_is_refused_saying_what_to_do(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It used to train without validation: only Lightning's warnings about an empty loader and a missing val/acc,
+    no best checkpoint, and test_after_fit tested the final weights."""
+    root = _one_group_per_training_side(tmp_path / "videos")
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    data = ["--data.dataset", "folders", "--data.root", str(root), "--data.cache_dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), *data])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert f"but each class of {root} has only one training recording group" in error
+    assert "or set --data.val_fraction 0" in error
+    with pytest.raises(_Extracting):  # without validation, the fit goes on
+        main(["fit", "--config", str(config), *data, "--data.val_fraction", "0"])
+
+
 def test_a_checkpoint_trained_with_other_steps_is_warned_about_before_any_extraction(
         config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another sampling or step count is an evaluation choice, so it is warned about, not refused — before the data
@@ -158,10 +230,16 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 
 
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
-                                     "missing data root", "map pooling"])
+                                     "missing data root", "test without a checkpoint", "validate without a checkpoint",
+                                     "predict without a checkpoint", "one class folder",
+                                     "class folders read as UCF101", "map pooling"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
-    """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset."""
+    """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
+    Without --ckpt_path, test, validate and predict scored the untrained model (test/acc at chance, a confusion matrix
+    written, exit status 0). One class folder failed in torchmetrics
+    ("Expected argument num_classes to be an integer larger than 1"); class folders read as UCF101 named only the
+    split file that was not found."""
     fresh = tmp_path / "fresh.yaml"  # a cache nothing was extracted into: any extraction would show there
     values = yaml.safe_load(config.read_text())
     values["data"]["cache_dir"] = str(tmp_path / "cache")
@@ -179,7 +257,19 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         # Spatial maps used to be extracted for every clip before the classifier failed on their shape.
         "map pooling": (["fit", "--config", str(fresh), "--data.backbone.pooling", "map"],
                         "set data.backbone.pooling to avg (the default) or grid"),
+        "test without a checkpoint": (["test", "--config", str(fresh)], "vidrnn test needs --ckpt_path (a checkpoint "
+                                      "from vidrnn fit: runs/.../checkpoints/best.ckpt)"),
+        "validate without a checkpoint": (["validate", "--config", str(fresh)], "vidrnn validate needs --ckpt_path"),
+        "predict without a checkpoint": (["predict", "--config", str(fresh)], "vidrnn predict needs --ckpt_path"),
+        "one class folder": (["fit", "--config", str(fresh), "--data.dataset", "folders", "--data.root",
+                              str(tmp_path / "one")], f"found 1 class folder under {tmp_path / 'one'} (only); a "
+                             "classifier needs at least 2"),
+        "class folders read as UCF101": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "one")],
+                                         f"if {tmp_path / 'one'} holds one folder per class, use --dataset folders "
+                                         "(vidrnn extract) or --data.dataset folders (vidrnn fit)"),
     }[problem]
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    (tmp_path / "one" / "only" / "v_only_g01_c01.avi").touch()
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(SystemExit) as ended:
         main(command)
@@ -225,6 +315,23 @@ def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pyte
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["encoder"]["cell"] == "gru" and printed["data"]["backbone"]["name"] == "efficientnet_lite0"
+
+
+def test_the_optimizer_is_set_under_model_and_the_configs_scheduler_stays(capsys: pytest.CaptureFixture) -> None:
+    """A top-level --optimizer replaced the config's model.optimizer and dropped its scheduler, with only Lightning's
+    "configure_optimizers will be overridden" warning: it is now an unknown argument."""
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--optimizer", "SGD", "--optimizer.lr", "0.1",
+              "--print_config"])
+    assert refused.value.code == EXIT_USAGE
+    assert "unrecognized arguments: --optimizer SGD --optimizer.lr 0.1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--model.optimizer", "SGD", "--model.optimizer.lr", "0.1",
+              "--print_config"])
+    assert done.value.code == 0
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert model["optimizer"]["class_path"] == "torch.optim.SGD" and model["optimizer"]["init_args"]["lr"] == 0.1
+    assert model["scheduler"]["class_path"] == "torch.optim.lr_scheduler.CosineAnnealingLR"
 
 
 @pytest.mark.slow
@@ -377,6 +484,45 @@ def test_every_shipped_config_and_variant_parses(name: str, variant: str | None,
 def base_hidden_size(name: str) -> int:
     """The encoder's hidden size in a base config: a variant changes only the keys it names."""
     return yaml.safe_load((CONFIGS / name).read_text())["model"]["encoder"]["hidden_size"]
+
+
+def _readme_commands(marker: str) -> list[list[str]]:
+    """The commands of the README's bash block after ``<!-- marker -->``, one argument list each (continued lines
+    joined)."""
+    text = (CONFIGS.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split(f"<!-- {marker} -->\n```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_readme_quick_start_for_your_own_videos_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """Fit on a folder of class folders (recording groups from _gNN_ names in one class, sub-folders in the other),
+    test the run's checkpoint with its config.yaml, classify new videos: the commands as the README gives them, with
+    only the settings that make them fast added."""
+    videos = tmp_path / "DIR"
+    for group in range(1, 4):
+        for clip in (1, 2):
+            write_video(videos / "walk" / f"walk_g{group:02d}_c{clip:02d}.avi", 6)
+            write_video(videos / "wave" / f"session{group}" / f"take{clip}.avi", 6)
+    write_video(tmp_path / "NEW_VIDEOS" / "new.avi", 6)
+    monkeypatch.chdir(tmp_path)
+    fast = {"fit": ["--trainer.max_epochs", "2", "--data.backbone.input_size", "64", "--data.sampling.short_side", "64",
+                    "--data.sampling.num_segments", "4", "--data.steps", "4", "--data.extract_workers", "0",
+                    "--trainer.enable_progress_bar", "false"],
+            "test": [], "classify": ["--workers", "0"]}
+    commands = _readme_commands("folder-quickstart")
+    assert [command[:2] for command in commands] == [["vidrnn", "fit"], ["vidrnn", "test"], ["vidrnn", "classify"]]
+    for command in commands:
+        arguments = [str(CONFIGS.parent / argument) if argument.startswith("configs/") else argument
+                     for argument in command[1:]]
+        assert main([*arguments, *fast[command[1]]]) == 0, command
+    assert "test/acc" in capsys.readouterr().out
+    run = tmp_path / "runs" / "mine" / "lightning_logs" / "version_0"
+    split = json.loads((run / "splits.json").read_text())
+    assert split["clips"] == {"train": 4, "val": 4, "test": 4}  # a group each per class
+    assert split["rule"].startswith("folder split: whole groups per class (groups from file-name pattern")
+    rows = list(csv.DictReader((tmp_path / "new.csv").open()))
+    assert [(row["path"], row["status"]) for row in rows] == [("NEW_VIDEOS/new.avi", "ok")]
 
 
 def _as_saved_before_encoder(checkpoint: Path, target: Path) -> None:

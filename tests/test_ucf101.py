@@ -151,6 +151,17 @@ def test_a_missing_split_file_is_named(tmp_path: Path) -> None:
     assert ucf101_index(tmp_path, splits, fold=1).counts() == {"test": 1}
 
 
+def test_class_folders_without_split_lists_are_refused_pointing_to_the_folders_dataset(tmp_path: Path) -> None:
+    """A folder of one's own class folders given to a UCF101 command said only that classInd.txt was not found."""
+    (tmp_path / "videos" / "dog").mkdir(parents=True)
+    expected = (f"{tmp_path / 'ucfTrainTestlist' / 'classInd.txt'}: UCF101 split file not found; splits_dir must be "
+                f"the official ucfTrainTestlist folder (classInd.txt, trainlist01-03.txt, testlist01-03.txt); if "
+                f"{tmp_path / 'videos'} holds one folder per class, use --dataset folders (vidrnn extract) or "
+                "--data.dataset folders (vidrnn fit)")
+    with pytest.raises(FileNotFoundError, match=re.escape(expected)):
+        ucf101_index(tmp_path / "videos")
+
+
 def test_a_root_without_any_listed_class_is_refused(tmp_path: Path) -> None:
     _, splits = _make_ucf(tmp_path, {"Other": ["v_Other_g01_c01.avi"]})
 

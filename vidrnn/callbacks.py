@@ -40,7 +40,11 @@ from torch.optim import Optimizer
 
 from vidrnn.distributed import gather_rows
 
-__all__ = ["DEFAULT_POSITIONS", "ClipPredictionWriter", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
+__all__ = ["DEFAULT_POSITIONS", "PREDICTION_COLUMNS", "ClipPredictionWriter", "GradientNormLogger", "input_step_grad_norms", "parameter_grad_norms", "position_key"]
+
+#: The columns of ``vidrnn predict``'s ``predictions.csv``: the clip (its path under the videos root), its true label,
+#: the top-1 predicted label and that label's probability.
+PREDICTION_COLUMNS = ("clip", "true_label", "predicted_label", "probability")
 
 #: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
 DEFAULT_POSITIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -179,7 +183,8 @@ def _as_floats(tensors: dict[str, Tensor]) -> dict[str, float]:
 
 
 class ClipPredictionWriter(BasePredictionWriter):
-    """Writes ``predictions.csv`` (clip, true label, predicted label, its probability) into the run's log folder.
+    """Writes ``predictions.csv`` (:data:`PREDICTION_COLUMNS`: clip, true label, predicted label, its probability)
+    into the run's log folder.
 
     ``vidrnn predict`` adds it, so a prediction run leaves a file a person can open; without it Lightning would
     compute the predictions and discard them. Under DDP every rank predicts its own share of the clips; the rows are
@@ -205,6 +210,6 @@ class ClipPredictionWriter(BasePredictionWriter):
         path = directory / "predictions.csv"
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["clip", "true_label", "predicted_label", "probability"])
+            writer.writerow(PREDICTION_COLUMNS)
             writer.writerows(sorted(rows))
         rank_zero_info(f"predictions written to {path}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
-from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
+from vidrnn.video import IMAGE_FOLDER_FPS, VIDEO_EXTENSIONS, is_hidden
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -36,6 +36,17 @@ __all__ = ["add_classify_parser", "record_path", "run_classify", "run_record"]
 FIELDS = ("path", "status", "top1_label", "top1_probability", "topk_labels", "topk_probabilities", "frames_used",
           "duration_s", "error")
 FORMATS = (".csv", ".jsonl")
+
+#: ``vidrnn classify --help``'s account of a row (the columns of :data:`FIELDS`).
+OUTPUT_COLUMNS = (
+    "Output columns, one row per video: path (the video as given, or as found in a given folder); status (ok or "
+    "error); top1_label and top1_probability (the most likely class); topk_labels and topk_probabilities (the --top-k "
+    "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines); "
+    "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
+    "length in seconds: its frames counted as decoded over its frame rate; a folder of images counts "
+    f"{IMAGE_FOLDER_FPS:g} frames a second, 0 when a file states no rate); error (why an error row's video could not "
+    "be classified). An error row leaves the others empty."
+)
 
 
 def add_classify_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,6 +61,7 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "unreadable videos get an error row with the reason, and the command then ends with exit status 3. "
         "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
         "status 1.",
+        epilog=OUTPUT_COLUMNS,
     )
     parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
     parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")

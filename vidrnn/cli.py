@@ -293,7 +293,8 @@ LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI: --config configs/X.yaml, --print_config, --ckpt_path to resume)",
     "validate": "evaluate a checkpoint on the validation split (--ckpt_path)",
     "test": "evaluate a checkpoint on the test split: confusion matrix, or tracking scores per sequence (--ckpt_path)",
-    "predict": "class probabilities for the test split's clips (--ckpt_path)",
+    "predict": "write predictions.csv into the run's log folder: each test clip's true and predicted label and "
+               "that label's probability (--ckpt_path)",
 }
 
 

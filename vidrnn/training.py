@@ -28,7 +28,7 @@ from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from vidrnn.callbacks import ClipPredictionWriter
+from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -59,6 +59,23 @@ def _usage_error(message: str) -> NoReturn:
 
 #: ``--ckpt_path`` values that name no file: Lightning finds those checkpoints itself.
 _CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+#: The commands that evaluate a trained classifier: without a checkpoint they would score its random initial weights.
+_EVALUATIONS = ("validate", "test", "predict")
+
+#: What ``vidrnn validate|test|predict --help`` say, instead of the first lines of the Trainer methods' docstrings.
+_DESCRIPTIONS = {
+    "validate": "Evaluate a checkpoint (--ckpt_path; required for classification) on the validation split and print "
+                "its metrics.",
+    "test": "Evaluate a checkpoint (--ckpt_path; required for classification) on the test split and print its "
+            "metrics. Classification writes confusion_matrix.csv and .png into the run's log folder, tracking "
+            "tracking_scores.csv (without --ckpt_path, tracking scores an untrained head, which answers as the "
+            "matching tracker).",
+    "predict": "Classify the test split's clips with a checkpoint (--ckpt_path, required) and write predictions.csv "
+               "into the run's log folder (trainer.default_root_dir/lightning_logs/version_N/): a row per clip with "
+               "its true label, the predicted label and that label's probability (columns "
+               f"{', '.join(PREDICTION_COLUMNS)}). Classification only.",
+}
 
 
 class _VidrnnCommands:
@@ -127,6 +144,24 @@ class _VidrnnCommands:
             test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
 
 
+def _as_usage_error(check: Callable[[], None]) -> None:
+    """Run ``check``; what it refuses (a ``ValueError``) ends the command as a usage error with its message."""
+    try:
+        check()
+    except ValueError as error:
+        _usage_error(str(error))
+
+
+def _require_checkpoint(config: Any) -> None:
+    """Refuse ``vidrnn validate|test|predict`` of a classifier without ``--ckpt_path``: Lightning would score the
+    model's random initial weights, print their accuracy and write a confusion matrix without a word of warning.
+    (``fit --test_after_fit`` tests through the trainer, not through these commands, and is not affected.)"""
+    subcommand = config.get("subcommand")
+    if subcommand in _EVALUATIONS and not config[subcommand].get("ckpt_path"):
+        _usage_error(f"vidrnn {subcommand} needs --ckpt_path (a checkpoint from vidrnn fit: "
+                     "runs/.../checkpoints/best.ckpt)")
+
+
 class VidrnnCLI(_VidrnnCommands, LightningCLI):
     """Classification: the data → model links and an optional test run right after fitting."""
 
@@ -148,6 +183,7 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         from vidrnn.models.classifier import require_current
 
         super().parse_arguments(parser, args)
+        _require_checkpoint(self.config)
         self._check_checkpoint(lambda checkpoint: require_current(checkpoint.get("hyper_parameters", {})))
 
     def instantiate_classes(self) -> None:
@@ -155,11 +191,25 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the model built from the data (its classes, backbone, sampling and steps): what loading it would refuse ends
         the command now, as a usage error, and what it would warn about is said now — before ``prepare_data``
         extracts the dataset's features for a model that cannot read them (:meth:`VideoClassifier.check_checkpoint`,
-        the one comparison, which the trainer's load makes again)."""
+        the one comparison, which the trainer's load makes again). Its data settings too, where they decide the split
+        the command reads; a fit's validation split, which must hold something when it is asked for; and the encoder
+        a fit starts from (`model.init_from`: :meth:`_check_pretrained`)."""
         super().instantiate_classes()
         self._check_checkpoint(self.model.check_checkpoint)
+        self._check_checkpoint(self._check_split)
+        if self.config.get("subcommand") == "fit":
+            _as_usage_error(self.datamodule.require_validation_split)
         if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
             self._check_pretrained(self.model.hparams.init_from)
+
+    def _check_split(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a data split other than the checkpoint's (another UCF101 fold, another seed for class folders): its
+        test or validation clips would include clips the model trained on (:func:`vidrnn.data.splits.check_split`)."""
+        from vidrnn.data.splits import check_split
+
+        config = Path(self.checkpoint_path).parent.parent / "config.yaml"
+        check_split(checkpoint.get("datamodule_hyper_parameters"), self.datamodule.hparams, self.config.subcommand,
+                    config if config.is_file() else None)
 
     def _check_pretrained(self, init_from: str) -> None:
         """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be
@@ -313,5 +363,8 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
         args=None if args == sys.argv[1:] else args,  # from the shell, let LightningCLI read sys.argv itself
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "vidrnn"},
+        parser_kwargs={"prog": "vidrnn", **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
+        # The optimiser and scheduler are the model's (model.optimizer, model.scheduler, which the configs set): a
+        # top-level --optimizer would replace them and silently drop the config's scheduler.
+        auto_configure_optimizers=False,
     )

@@ -37,7 +37,7 @@ from pathlib import Path
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.video import VIDEO_EXTENSIONS, is_hidden, walk_visible
 
-__all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "unlabeled_index"]
+__all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
 
 #: UCF101-style recording group in a file name: ``v_Walk_g03_c01.avi`` belongs to group ``g03``.
 DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
@@ -72,7 +72,7 @@ def folder_index(
     """
     root, pattern = _checked(root, test_fraction, group_pattern, "<class>/<video>")
 
-    if all((root / split).is_dir() for split in _EXPLICIT_SPLITS):
+    if has_explicit_split(root):
         return _explicit_index(root, pattern, subfolder_groups)
 
     videos = _scan_classes(root)
@@ -82,6 +82,13 @@ def folder_index(
         records += _split_class(label, groups, root, test_fraction, random.Random(f"{seed}:{label}"))
     rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
     return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
+
+
+def has_explicit_split(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds ``train/`` and ``test/`` folders, which :func:`folder_index` takes as the split as given
+    (so its ``test_fraction`` and ``seed`` decide nothing there)."""
+    root = Path(root).expanduser()
+    return all((root / split).is_dir() for split in _EXPLICIT_SPLITS)
 
 
 def unlabeled_index(

@@ -25,6 +25,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
@@ -32,6 +33,7 @@ from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.data.splits import split_counts, split_summary, validation_rule, write_split_record
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
@@ -73,6 +75,15 @@ class _CachedSequences(Dataset):
 def _unit(record: VideoRecord) -> tuple[str, str]:
     """What moves between train and validation as a whole: the clip's (class, group), or the clip alone."""
     return record.label, record.group or record.path.name
+
+
+def _require_classes(index: DatasetIndex, objective: Objective) -> None:
+    """A classifier of the dataset's classes needs two of them; with one, torchmetrics would refuse it only once the
+    model is built, saying "Expected argument num_classes to be an integer larger than 1" (an order objective makes its
+    own two classes, so one class folder is fine there)."""
+    if objective == "classes" and len(index.classes) < 2:
+        raise ValueError(f"found {len(index.classes)} class folder under {index.root} ({', '.join(index.classes)}); a "
+                         "classifier needs at least 2")
 
 
 def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare: int) -> set[tuple[str, str]]:
@@ -154,9 +165,10 @@ class VideoDataModule(L.LightningDataModule):
         fold: UCF101 official split (1, 2 or 3).
         test_fraction: class folders only: share of each class's groups held out for testing.
         val_fraction: share of each class's training groups held out for validation (whole groups, at least one per
-            class that has two). 0: no validation split, the model trains on the whole training side (UCF101's
-            official training list); a fit then skips validation, so a checkpoint monitoring ``val/...`` saves none
-            (use the unmonitored ``latest.ckpt``) and ``test_after_fit`` tests the final weights.
+            class that has two; a fit where no class has two is refused). 0: no validation split, the model trains on
+            the whole training side (UCF101's official training list); a fit then skips validation, so a checkpoint
+            monitoring ``val/...`` saves none (use the unmonitored ``latest.ckpt``) and ``test_after_fit`` tests the
+            final weights.
         train_fraction: share of each class's remaining training groups that is used (whole groups, seeded): the
             small-labelled-data setting. Validation and test are unchanged.
         cache_dir: feature cache root.
@@ -172,7 +184,10 @@ class VideoDataModule(L.LightningDataModule):
         retry_failed: decode again the videos that failed before although their files have not changed (a decoder
             killed for memory, a network drive that was away); by default they are left out at once.
         seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
-            epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume).
+            epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume). For
+            class folders (``folders``, ``unlabeled``) it also draws the test split, unless the root holds ``train/``
+            and ``test/``: test and predict a checkpoint with the seed it was trained with, or its test clips include
+            clips it trained on (``vidrnn test|predict`` refuse another one).
     """
 
     def __init__(
@@ -215,6 +230,7 @@ class VideoDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
         self.index = _dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
+        _require_classes(self.index, objective)
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
                                   extract_batch_size)
         self._feature_dim: int | None = None
@@ -251,6 +267,7 @@ class VideoDataModule(L.LightningDataModule):
         hp = self.hparams
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self._require_training_clips()  # before extracting the test clips, minutes or hours
+            self.require_validation_split()
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
         if len(cached) + len(failed_before) == len(items):
@@ -282,6 +299,7 @@ class VideoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage == "fit":
             self._require_training_clips()
+            self.require_validation_split()
         entries = self.cache.entries()
         missing = {r for r in self.index.records if r.path.relative_to(self.index.root).as_posix() not in entries}
         if len(missing) == len(self.index.records):
@@ -290,6 +308,7 @@ class VideoDataModule(L.LightningDataModule):
             logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
         hp = self.hparams
         splits = {**_fit_splits(self.index, hp), "test": self.index.split("test")}
+        first_setup = not self._clips
         for name, records in splits.items():
             present = [r for r in records if r not in missing]
             keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
@@ -300,6 +319,40 @@ class VideoDataModule(L.LightningDataModule):
                 self._datasets[name] = clips
             else:
                 self._datasets[name] = OrderTask(clips, hp.objective, name == "train", hp.seed, hp.order_parts)
+        if first_setup:
+            self._report_splits()
+
+    def require_validation_split(self) -> None:
+        """Refuse a ``val_fraction`` above 0 that can hold out nothing: validation takes whole recording groups and
+        leaves every class one to train on, so when no class has two on the training side the split is empty. The
+        fit would then validate nothing, its monitored checkpoint (``best.ckpt``) would never be saved and
+        ``test_after_fit`` would test the final weights, with only Lightning's warnings about an empty loader and a
+        missing ``val/`` metric to say so. Called where a fit starts, before extraction, and by ``vidrnn fit`` before it
+        builds the trainer's run."""
+        hp = self.hparams
+        train = self.index.split("train")
+        if hp.val_fraction > 0 and train and not _sample_groups(train, hp.val_fraction, hp.seed, spare=1):
+            raise ValueError(
+                f"data.val_fraction {hp.val_fraction} holds out whole recording groups for validation, but each class "
+                f"of {self.index.root} has only one training recording group, which it needs for training: nothing "
+                "can be held out, so the fit would validate nothing and save no best checkpoint. Add recording groups "
+                "(clips whose names carry _gNN_, or sub-folders of a class folder), or set --data.val_fraction 0 (no "
+                "validation: latest.ckpt is kept, and test_after_fit tests the final weights)")
+
+    def _report_splits(self) -> None:
+        """Say once, on rank 0, what the split holds — its rule and its clips per split and class — and keep it in the
+        run's log folder as ``splits.json``, beside ``config.yaml``: the numbers every score rests on."""
+        hp = self.hparams
+        rule = f"{self.index.split_rule}; {validation_rule(hp.val_fraction, hp.train_fraction, hp.seed)}"
+        labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
+        counts = split_counts(labels, self.index.classes)
+        rank_zero_info(split_summary(rule, counts))
+        trainer = self.trainer
+        if trainer is None or trainer.logger is None:
+            return
+        log_dir = trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
+        if trainer.is_global_zero and log_dir is not None:
+            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts)
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]

@@ -50,6 +50,10 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
         raise ValueError(f"fold must be one of {FOLDS} (UCF101 has three official splits), got {fold!r}")
     videos_root = _videos_root(Path(root).expanduser())
     splits_dir = videos_root.parent / SPLITS_FOLDER if splits_dir is None else Path(splits_dir).expanduser()
+    if not splits_dir.is_dir():
+        raise FileNotFoundError(f"{splits_dir / 'classInd.txt'}: {_SPLIT_FILE_NOT_FOUND}; if {videos_root} holds one "
+                                "folder per class, use --dataset folders (vidrnn extract) or --data.dataset folders "
+                                "(vidrnn fit)")
     listed_classes = _read_class_ind(_split_file(splits_dir, "classInd.txt"))
     train_list = _split_file(splits_dir, f"trainlist0{fold}.txt")
     test_list = _split_file(splits_dir, f"testlist0{fold}.txt")
@@ -85,13 +89,14 @@ def _videos_root(root: Path) -> Path:
     return nested if nested.is_dir() else root
 
 
+_SPLIT_FILE_NOT_FOUND = (f"UCF101 split file not found; splits_dir must be the official {SPLITS_FOLDER} folder "
+                         "(classInd.txt, trainlist01-03.txt, testlist01-03.txt)")
+
+
 def _split_file(splits_dir: Path, name: str) -> Path:
     path = splits_dir / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: UCF101 split file not found; splits_dir must be the official {SPLITS_FOLDER} folder "
-            "(classInd.txt, trainlist01-03.txt, testlist01-03.txt)"
-        )
+        raise FileNotFoundError(f"{path}: {_SPLIT_FILE_NOT_FOUND}")
     return path
 
 

@@ -1,0 +1,125 @@
+"""A run's split against its checkpoint's, and what a split holds (vidrnn.data.splits)."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidrnn.data.folders import folder_index
+from vidrnn.data.splits import check_split, split_counts, split_summary, write_split_record
+
+#: The data settings of a checkpoint trained on class folders with the data module's defaults.
+TRAINED = {"dataset": "folders", "root": "", "fold": 1, "splits": None, "test_fraction": 0.3, "val_fraction": 0.2,
+           "seed": 0, "batch_size": 32, "num_workers": 0, "cache_dir": "vidrnn-cache", "steps": 16}
+
+
+def _folders(root: Path, explicit: bool = False) -> Path:
+    """Class folders of six recording groups each (``_gNN_`` names), or ``train/`` and ``test/`` folders of them."""
+    for split in ("train", "test") if explicit else ("",):
+        for label in ("a", "b"):
+            for group in range(6):
+                path = root / split / label / f"{label}_g{group:02d}_c01.mp4"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+    return root
+
+
+def _refusal(trained: dict[str, Any], stage: str, **here: Any) -> str | None:
+    """Why ``stage`` with the checkpoint's settings changed by ``here`` is refused; ``None`` when it is not."""
+    try:
+        check_split(trained, {**trained, **here}, stage)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def test_another_seed_draws_test_clips_the_checkpoint_trained_on(tmp_path: Path) -> None:
+    """The walkthrough's case: on class folders, --data.seed at test time draws other test groups, which were training
+    clips under the seed the checkpoint was trained with."""
+    root = _folders(tmp_path)
+    trained_on = {record.path for record in folder_index(root, seed=0).split("train")}
+    assert trained_on & {record.path for record in folder_index(root, seed=1).split("test")}
+    refused = _refusal({**TRAINED, "root": str(root)}, "test", seed=1)
+    assert refused is not None and refused.startswith(
+        "the checkpoint was trained with another split of the data (data.seed: 0 there, 1 here): the test clips "
+        "would include clips the model trained on")
+
+
+@pytest.mark.parametrize(("stage", "change", "refused"), [
+    ("test", {"seed": 1}, "data.seed: 0 there, 1 here"),
+    ("predict", {"test_fraction": 0.5}, "data.test_fraction: 0.3 there, 0.5 here"),
+    ("test", {"dataset": "unlabeled"}, "data.dataset: folders there, unlabeled here"),
+    ("validate", {"val_fraction": 0.4}, "data.val_fraction: 0.2 there, 0.4 here"),
+    ("test", {"val_fraction": 0.4}, None),  # validation is carved from the training side: the test split stays
+    ("fit", {"seed": 2, "test_fraction": 0.5},
+     "data.test_fraction: 0.3 there, 0.5 here; data.seed: 0 there, 2 here"),
+    ("test", {"batch_size": 2, "num_workers": 4, "cache_dir": "elsewhere", "steps": 8}, None),
+])
+def test_class_folders_are_refused_another_split_and_nothing_else(stage: str, change: dict[str, Any],
+                                                                   refused: str | None, tmp_path: Path) -> None:
+    error = _refusal({**TRAINED, "root": str(_folders(tmp_path))}, stage, **change)
+    assert (error is None) if refused is None else (error is not None and f"({refused})" in error)
+
+
+@pytest.mark.parametrize(("stage", "change", "refused"), [
+    ("test", {"fold": 2}, "data.fold: 1 there, 2 here"),
+    ("predict", {"fold": 3}, "data.fold: 1 there, 3 here"),
+    ("test", {"seed": 1, "test_fraction": 0.5}, None),  # the official lists decide UCF101's test split
+    ("validate", {"seed": 1}, "data.seed: 0 there, 1 here"),  # but the seed draws the validation groups
+    ("test", {"dataset": "folders"}, "data.dataset: ucf101 there, folders here"),
+])
+def test_ucf101_is_refused_another_fold_and_for_validation_another_seed(stage: str, change: dict[str, Any],
+                                                                         refused: str | None, tmp_path: Path) -> None:
+    error = _refusal({**TRAINED, "dataset": "ucf101", "root": str(tmp_path)}, stage, **change)
+    assert (error is None) if refused is None else (error is not None and f"({refused})" in error)
+
+
+def test_train_and_test_folders_are_the_test_split_whatever_the_seed_but_the_seed_draws_validation(
+        tmp_path: Path) -> None:
+    trained = {**TRAINED, "root": str(_folders(tmp_path, explicit=True))}
+    assert _refusal(trained, "test", seed=1, test_fraction=0.5) is None
+    assert "(data.seed: 0 there, 1 here): the validation clips" in _refusal(trained, "validate", seed=1)
+
+
+def test_the_fix_names_the_training_runs_config_and_a_checkpoint_without_data_settings_is_not_checked(
+        tmp_path: Path) -> None:
+    trained = {**TRAINED, "root": str(_folders(tmp_path))}
+    config = tmp_path / "version_0" / "config.yaml"
+    with pytest.raises(ValueError, match=re.escape(f"Use the data settings it was trained with: --config {config}, "
+                                                   "without overriding those")):
+        check_split(trained, {**trained, "seed": 1}, "test", config)
+    check_split(None, {**trained, "seed": 1}, "test")  # a checkpoint saved without a data module's settings
+
+
+def test_another_spelling_of_the_root_is_the_same_data_and_other_videos_are_warned_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not refused: testing other videos of the same classes is a fair question. Where the checkpoint's root does not
+    exist here (the data moved, another machine) nothing can be told, and nothing is said."""
+    root = _folders(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    trained = {**TRAINED, "root": str(root)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_split(trained, {**trained, "root": "data"}, "test")
+        check_split({**trained, "root": str(tmp_path / "moved away")}, trained, "test")
+    other = _folders(tmp_path / "other")
+    with pytest.warns(UserWarning, match=f"trained on the videos under {re.escape(str(root))}; this run reads those "
+                                         f"under {re.escape(str(other))}"):
+        check_split(trained, {**trained, "root": str(other)}, "test")
+
+
+def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_path: Path) -> None:
+    counts = split_counts({"train": ["a", "a", "b"], "val": ["a"], "test": ["b", "b"]}, ["a", "b"])
+    assert counts == {"a": {"train": 2, "val": 1, "test": 0}, "b": {"train": 1, "val": 0, "test": 2}}
+    assert split_summary("RULE", counts) == ("split: RULE; clips: train 3, val 1, test 2; per class (train/val/test): "
+                                             "a 2/1/0, b 1/0/2")
+    many = split_counts({"train": [str(k) for k in range(13)]}, [str(k) for k in range(13)])
+    assert split_summary("RULE", many) == "split: RULE; clips: train 13"  # no list of 13 classes in one line
+    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts)
+    assert json.loads((tmp_path / "splits.json").read_text()) == {
+        "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts}

@@ -1,0 +1,139 @@
+"""A classification run's split: whether it is the one a checkpoint was trained with, and what it holds.
+
+``vidrnn validate|test|predict`` build their data module from the config and the command line, not from the checkpoint
+(Lightning restores a model's hyperparameters, not its data module's). A model trained on UCF101's fold 1 and tested
+with ``--data.fold 2`` is tested on clips it trained on, and so is one trained on class folders and tested with another
+``--data.seed``, which draws other test groups: the score is far above the model's real one, and nothing said so. The
+data settings a checkpoint was trained with travel in it (``datamodule_hyper_parameters``); :func:`check_split` holds
+this run's against them before anything slow runs.
+
+:func:`split_summary` and :func:`write_split_record` say what a split holds: the rule that made it and its clips per
+split and class, which a result rests on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vidrnn.data.folders import has_explicit_split
+from vidrnn.data.ucf101 import VIDEOS_FOLDER
+from vidrnn.files import atomic_write_bytes
+
+__all__ = ["check_split", "split_counts", "split_settings", "split_summary", "validation_rule", "write_split_record"]
+
+#: The split each command reads; a resumed fit goes on to test on the test split.
+_SPLIT_READ = {"fit": "test", "validate": "validation", "test": "test", "predict": "test"}
+
+#: Up to this many classes, the summary line gives every class's counts.
+_CLASSES_SHOWN = 12
+
+
+def split_settings(dataset: str, explicit: bool, stage: str) -> tuple[str, ...]:
+    """The data settings (``data.NAME``) that decide which clips ``stage`` reads from ``dataset``.
+
+    The dataset itself; for UCF101 and the demo the ``fold`` of their split lists; for class folders and unlabeled
+    videos the ``test_fraction`` and ``seed`` their test groups are drawn with — unless the root holds ``train/`` and
+    ``test/`` (``explicit``), the split as given. The validation split (``validate``, and a resumed ``fit``) is drawn
+    from the training side with ``val_fraction`` and ``seed`` for every dataset. Batch size, workers, the cache,
+    sampling and steps change no split.
+    """
+    names = ["dataset"]
+    if dataset in ("ucf101", "demo"):
+        names.append("fold")
+    elif not explicit:
+        names += ["test_fraction", "seed"]
+    if stage in ("fit", "validate"):
+        names += ["val_fraction", "seed"]
+    return tuple(dict.fromkeys(names))
+
+
+def _differences(trained: Mapping[str, Any], here: Mapping[str, Any], stage: str) -> list[str]:
+    """Each setting that decides ``stage``'s split (for either side's dataset) and differs, as ``data.NAME: A there,
+    B here``; a setting the checkpoint does not record counts as unchanged."""
+    explicit = here["dataset"] == "folders" and has_explicit_split(here["root"])
+    names = dict.fromkeys(split_settings(trained.get("dataset", here["dataset"]), explicit, stage)
+                          + split_settings(here["dataset"], explicit, stage))
+    return [f"data.{name}: {trained[name]} there, {here[name]} here" for name in names
+            if name in trained and trained[name] != here[name]]
+
+
+def _videos_folder(settings: Mapping[str, Any]) -> Path:
+    """The folder the videos are read from, whatever spelling of the root (relative, through a link, UCF101's parent
+    folder or ``UCF-101`` itself)."""
+    root = Path(settings["root"]).expanduser().resolve()
+    nested = root / VIDEOS_FOLDER
+    return nested if settings["dataset"] in ("ucf101", "demo") and nested.is_dir() else root
+
+
+def _warn_if_other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> None:
+    """Warn when the checkpoint's videos are still where it was trained on them, and this run reads others: its scores
+    are then not those of its test split. Not refused: testing on other videos of the same classes is a fair question,
+    and a root that is not found here is the same data moved (or on another machine), which cannot be told apart."""
+    there, now = _videos_folder(trained), _videos_folder(here)
+    if there != now and there.is_dir():
+        warnings.warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
+                      "they are the same videos split otherwise, the scores include clips it trained on", stacklevel=2)
+
+
+def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stage: str,
+                config: Path | None = None) -> None:
+    """Refuse (``ValueError``) to read a split other than the one the checkpoint was trained with.
+
+    ``trained`` is the checkpoint's ``datamodule_hyper_parameters`` (``None``: it records none, nothing to compare),
+    ``here`` this run's data settings, ``stage`` the command; ``config`` the training run's ``config.yaml``, named in
+    the error as the fix, when it is known.
+    """
+    if trained is None or "dataset" not in trained:
+        return
+    _warn_if_other_videos(trained, here)
+    differing = _differences(trained, here, stage)
+    if differing:
+        fix = (f"--config {config}" if config is not None else
+               "the config.yaml of the run that trained it, beside its checkpoints/ folder")
+        raise ValueError(f"the checkpoint was trained with another split of the data ({'; '.join(differing)}): the "
+                         f"{_SPLIT_READ[stage]} clips would include clips the model trained on or was chosen by, and "
+                         f"its scores would be too good. Use the data settings it was trained with: {fix}, without "
+                         "overriding those")
+
+
+def validation_rule(val_fraction: float, train_fraction: float, seed: int) -> str:
+    """How the data module carves validation (and a reduced training side) out of the index's training side."""
+    rule = (f"validation: whole groups, val_fraction={val_fraction} of each class's training groups, seed={seed}"
+            if val_fraction > 0 else "validation: none (val_fraction=0)")
+    if train_fraction < 1.0:
+        rule += f"; training: train_fraction={train_fraction} of the remaining groups, seed={seed + 1}"
+    return rule
+
+
+def split_counts(labels: Mapping[str, Sequence[str]], classes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Clips per class and split, ``{class: {split: clips}}``, from each split's clip labels."""
+    counted = {split: Counter(names) for split, names in labels.items()}
+    return {name: {split: counts[name] for split, counts in counted.items()} for name in classes}
+
+
+def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
+    """One line: the rule, the clips of each split, and (for a dozen classes or fewer) each class's, as
+    ``class train/val/test``."""
+    splits = list(next(iter(counts.values()), {}))
+    totals = ", ".join(f"{split} {sum(per[split] for per in counts.values())}" for split in splits)
+    line = f"split: {rule}; clips: {totals}"
+    if len(counts) <= _CLASSES_SHOWN:
+        line += (f"; per class ({'/'.join(splits)}): "
+                 + ", ".join(f"{name} {'/'.join(str(per[split]) for split in splits)}" for name, per in counts.items()))
+    return line
+
+
+def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
+                       counts: Mapping[str, Mapping[str, int]]) -> None:
+    """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class)."""
+    splits = list(next(iter(counts.values()), {}))
+    record = {"rule": rule, "root": str(root),
+              "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
+              "per_class": counts}
+    atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
