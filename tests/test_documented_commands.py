@@ -93,7 +93,7 @@ def _commands(path: Path) -> list[list[str]]:
     """The ``vidrnn fit`` commands of a document, one a line, as arguments (config paths made absolute; a ``...``
     standing for options given before is left out)."""
     found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").replace("\\\n", " ").splitlines():  # continued lines joined
         start = line.find("vidrnn fit ")
         if start < 0:
             continue
