@@ -232,14 +232,19 @@ def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test
     assert len(read_csv(output)) == 2 and json.loads(record_path(output).read_text())["checkpoint"] == str(other)
 
 
-def _with_extract_batch_size(checkpoint: Path, target: Path, batch_size: int | None) -> Path:
+def _with_extract_batch_size(checkpoint: Path, target: Path, batch_size: int | None,
+                             data_batch_size: int | None = None) -> Path:
     """``checkpoint`` as one trained on features extracted in batches of ``batch_size`` frames (``None``: saved
-    before the pipeline recorded it)."""
+    before the pipeline recorded it), its data module's setting ``data_batch_size`` (``None``: none recorded)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     pipeline = state["hyper_parameters"]["pipeline"]
     pipeline.pop("extract_batch_size", None)
     if batch_size is not None:
         pipeline["extract_batch_size"] = batch_size
+    data = state.setdefault("datamodule_hyper_parameters", {})
+    data.pop("extract_batch_size", None)
+    if data_batch_size is not None:
+        data["extract_batch_size"] = data_batch_size
     torch.save(state, target)
     return target
 
@@ -257,9 +262,10 @@ def test_classify_extracts_in_the_batch_size_the_training_features_were_extracte
 
     monkeypatch.setattr(inference, "embed_videos", recording)
     checkpoint = _with_extract_batch_size(trained[2], tmp_path / "in5.ckpt", 5)
-    older = _with_extract_batch_size(trained[2], tmp_path / "older.ckpt", None)
+    older = _with_extract_batch_size(trained[2], tmp_path / "older.ckpt", None, data_batch_size=6)
+    oldest = _with_extract_batch_size(trained[2], tmp_path / "oldest.ckpt", None)
     output = tmp_path / "out.csv"
-    runs = [((checkpoint,), 5), ((checkpoint, "--batch-size", "7"), 7), ((older,), 32)]
+    runs = [((checkpoint,), 5), ((checkpoint, "--batch-size", "7"), 7), ((older,), 6), ((oldest,), 32)]
     for (ckpt, *options), expected in runs:
         assert classify(test_videos[0], "--ckpt", ckpt, "--output", output, "--workers", "0", *options) == 0
         assert used[-1] == expected == json.loads(record_path(output).read_text())["made_with"]["batch_size"]

@@ -73,7 +73,13 @@ def _takes(flag: str, options: dict[str, object]) -> bool:
     name = flag.replace(".init_args.", ".")
     parts = name.split(".")
     prefixes = [".".join(parts[:end]) for end in range(1, len(parts))]
-    return name in options or any(prefix in options and not isinstance(options[prefix], dict) for prefix in prefixes)
+    return name in options or any(prefix in options and _open_class(options[prefix]) for prefix in prefixes)
+
+
+def _open_class(value: object) -> bool:
+    """Whether a printed option's value leaves a class to choose (unset, a switch such as ``logger: true``, a list
+    of callbacks), so that flags below it are that class's: a plain value (``data.root``) has nothing below it."""
+    return value is None or isinstance(value, (bool, list))
 
 
 def test_every_flag_the_documentation_quotes_is_one_the_cli_takes(options: dict[str, dict[str, object]]) -> None:

@@ -92,6 +92,10 @@ def test_reduce_lr_on_plateau_is_refused_per_batch_and_in_a_fit_without_validati
     with pytest.raises(ValueError, match=r"this fit validates nothing .*data.val_fraction 0"):
         trainer.fit(_classifier(plateau), _clips(8, 0), DataLoader([], batch_size=4, collate_fn=collate_sequences))
     assert trainer.global_step == 0  # refused before training, not after the first epoch
+    trainer = _trainer(max_epochs=1, limit_val_batches=0)  # Lightning then loads no validation data at all
+    with pytest.raises(ValueError, match=r"this fit validates nothing .*trainer.limit_val_batches 0"):
+        trainer.fit(_classifier(plateau), _clips(8, 0), _clips(4, 1))
+    assert trainer.global_step == 0
 
 
 def test_a_checkpoint_saved_before_scheduler_interval_loads_stepping_per_epoch(tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ def _pretrained(config: Path, target: Path, data: dict[str, object] | None) -> P
 
 
 @pytest.mark.parametrize("pretraining", ["unlabeled over the same folder", "the same fold's training side",
-                                         "moved since", "no record"])
+                                         "moved since", "relative to where it ran", "no record"])
 def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extraction(
         pretraining: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,6 +416,8 @@ def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extractio
                                                "arrow_of_time"},
             "the same fold's training side": {"objective": "arrow_of_time"},
             "moved since": {"root": str(tmp_path / "moved")},
+            "relative to where it ran": {"dataset": "unlabeled", "root": os.path.relpath(videos),
+                                         "objective": "arrow_of_time"},
             "no record": None}[pretraining]
     checkpoint = _pretrained(config, tmp_path / "pretrained.ckpt", data)
     monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
@@ -435,6 +437,10 @@ def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extractio
         warnings.simplefilter("always")
         with pytest.raises(_Extracting):  # checked, and on to the slow part
             main(command)
+    if pretraining == "relative to where it ran":  # the same clips read from here, perhaps not from there
+        assert any("recorded as" in str(warning.message) and "relative to where it was pretrained" in
+                   str(warning.message) for warning in caught), [str(warning.message) for warning in caught]
+        return
     unchecked = [str(warning.message) for warning in caught if "cannot be checked" in str(warning.message)]
     assert bool(unchecked) == (pretraining != "the same fold's training side"), unchecked
     if pretraining == "moved since":

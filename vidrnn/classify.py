@@ -71,8 +71,9 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="frames per CNN batch (default: the checkpoint's, the batch its training features were "
-                        "extracted in, data.extract_batch_size; 32 for a checkpoint older than that record): another "
-                        "size rounds the features differently, and the results differ slightly from vidrnn test's")
+                        "extracted in, data.extract_batch_size; for an older checkpoint the data setting saved beside "
+                        "it, else 32): another size rounds the features differently, and the results differ slightly "
+                        "from vidrnn test's")
     parser.add_argument("--workers", type=int, default=None,
                         help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                         "row. 0 decodes in this process, where such a crash ends the run")

@@ -32,7 +32,7 @@ import torch
 
 from vidrnn.backbones import FrozenBackbone, build_backbone
 from vidrnn.batches import collate_sequences
-from vidrnn.checkpoints import load_module
+from vidrnn.checkpoints import load_checkpoint, load_module
 from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
@@ -103,7 +103,7 @@ class Predictor:
 
     Build it with :meth:`from_checkpoint`. ``batch_size`` is the number of frames per CNN batch the predictions run
     with unless told otherwise: from a checkpoint, the batch its training features were extracted in (its
-    ``data.extract_batch_size``; 32 for a checkpoint older than that record), which gives results that match
+    ``data.extract_batch_size``; for an older checkpoint the data module's setting saved beside it, else 32), which gives results that match
     ``vidrnn test`` to the last bit.
     """
 
@@ -127,7 +127,7 @@ class Predictor:
             raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "
                              "videos (train it with the data module linked, as 'vidrnn fit' does)")
         return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, resolve_device(device),
-                   pipeline.extract_batch_size)
+                   _extraction_batch_size(path, model))
 
     def _batch_size(self, batch_size: int | None) -> int:
         """The batch size a call asked for, else the one its features were trained with (:attr:`batch_size`)."""
@@ -237,3 +237,13 @@ class Predictor:
                 step_outputs=step_outputs[row, :length],
             ))
         return results
+
+
+def _extraction_batch_size(path: str | os.PathLike, model: VideoClassifier) -> int:
+    """The CNN batch size the model's training features were extracted in: its pipeline record, or, for a checkpoint
+    saved before that record held it, the data module's setting Lightning saved beside it (configs/ucf101.yaml
+    extracted in batches of 128), else :data:`~vidrnn.pipeline.EXTRACT_BATCH_SIZE`."""
+    if "extract_batch_size" in (model.hparams.get("pipeline") or {}):
+        return model.pipeline.extract_batch_size
+    data = load_checkpoint(path).get("datamodule_hyper_parameters") or {}
+    return int(data.get("extract_batch_size", EXTRACT_BATCH_SIZE))

@@ -50,7 +50,10 @@ def require_validation(trainer: Trainer) -> None:
     the fit run again with a validation split starts at once.
     """
     plateau = any(config.reduce_on_plateau for config in trainer.lr_scheduler_configs)
-    if plateau and trainer.val_dataloaders is not None and not sum(trainer.num_val_batches):
+    # With limit_val_batches 0 Lightning loads no validation data at all: that too validates nothing.
+    validates_nothing = trainer.limit_val_batches == 0 or (trainer.val_dataloaders is not None
+                                                            and not sum(trainer.num_val_batches))
+    if plateau and validates_nothing:
         raise ValueError(f"ReduceLROnPlateau reads {VALIDATION_LOSS}, but this fit validates nothing (no validation "
                          "batches: data.val_fraction 0, or trainer.limit_val_batches 0): give it a validation split "
                          "or choose another model.scheduler")

@@ -239,7 +239,9 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
     folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
     optimistic without a word. The pretraining's training and validation clips are read from the settings its
     checkpoint records (``datamodule_hyper_parameters``), by index alone (:func:`fitted_clips`), and compared by
-    resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made.
+    resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
+    a root recorded as a relative path may have meant another folder where the pretraining ran, so a match there is
+    a warning too.
     """
     from vidrnn.data.module import fitted_clips
 
@@ -254,6 +256,13 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
         return
     test = {record.path.resolve() for record in datamodule.index.split("test")}
     seen_test = sorted(test & seen)
+    if seen_test and not Path(settings["root"]).is_absolute():
+        # Recorded as given: relative to wherever the pretraining ran, which need not be here.
+        warnings.warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
+                      f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
+                      f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
+                      "scores would be optimistic: pretrain on the training side of this fit's split", stacklevel=2)
+        return
     if seen_test:
         hp = datamodule.hparams
         same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
