@@ -123,3 +123,23 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts}
+
+
+def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:
+    """A model trained on UCF101 tested on your own class folders of the same actions: no clip of the test can be one
+    it trained on, so their dataset kind and seed are theirs to choose (it is said, not refused)."""
+    trained = {**TRAINED, "dataset": "ucf101", "root": str(_folders(tmp_path / "ucf101"))}
+    with pytest.warns(UserWarning, match="this run reads those under"):
+        assert _refusal(trained, "test", dataset="folders", root=str(_folders(tmp_path / "mine")), seed=3) is None
+
+
+def test_ucf101_read_through_other_split_lists_is_refused(tmp_path: Path) -> None:
+    """Any test list can name the clips the official training list trained on."""
+    root = _folders(tmp_path / "UCF101")
+    official, mine = tmp_path / "ucfTrainTestlist", tmp_path / "my_lists"
+    official.mkdir()
+    mine.mkdir()
+    trained = {**TRAINED, "dataset": "ucf101", "root": str(root)}
+    refused = _refusal(trained, "test", splits=str(mine))
+    assert refused is not None and f"(data.splits: {official} there, {mine} here)" in refused
+    assert _refusal(trained, "test", splits=str(official)) is None  # the same lists, named

@@ -319,12 +319,12 @@ def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pyte
 
 def test_the_optimizer_is_set_under_model_and_the_configs_scheduler_stays(capsys: pytest.CaptureFixture) -> None:
     """A top-level --optimizer replaced the config's model.optimizer and dropped its scheduler, with only Lightning's
-    "configure_optimizers will be overridden" warning: it is now an unknown argument."""
+    "configure_optimizers will be overridden" warning: it is now refused, saying where an optimiser goes."""
     with pytest.raises(SystemExit) as refused:
-        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--optimizer", "SGD", "--optimizer.lr", "0.1",
-              "--print_config"])
+        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--optimizer", "SGD"])
     assert refused.value.code == EXIT_USAGE
-    assert "unrecognized arguments: --optimizer SGD --optimizer.lr 0.1" in capsys.readouterr().err
+    assert "--optimizer is not an option of vidrnn: the optimiser and its scheduler are the model's; set " \
+           "--model.optimizer" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--model.optimizer", "SGD", "--model.optimizer.lr", "0.1",
               "--print_config"])
@@ -332,6 +332,17 @@ def test_the_optimizer_is_set_under_model_and_the_configs_scheduler_stays(capsys
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     assert model["optimizer"]["class_path"] == "torch.optim.SGD" and model["optimizer"]["init_args"]["lr"] == 0.1
     assert model["scheduler"]["class_path"] == "torch.optim.lr_scheduler.CosineAnnealingLR"
+
+
+def test_a_config_saved_before_the_optimiser_was_the_models_alone_still_reads(capsys: pytest.CaptureFixture,
+                                                                              tmp_path: Path) -> None:
+    """LightningCLI wrote `optimizer: null` and `lr_scheduler: null` into every run's config.yaml; refusing those keys
+    broke `vidrnn test --config runs/.../config.yaml` for every run saved before."""
+    saved = yaml.safe_load((CONFIGS / "demo.yaml").read_text()) | {"optimizer": None, "lr_scheduler": None}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(tmp_path / "config.yaml"), "--print_config"])
+    assert done.value.code == 0, capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -390,21 +401,28 @@ def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fit
     assert not all(torch.equal(dropped_out[name], weights[0][name]) for name in weights[0])  # it did train on
 
 
-def _pretrained(config: Path, target: Path, data: dict[str, object] | None) -> Path:
+def _pretrained(config: Path, target: Path, data: dict[str, object] | None, resolved: bool = True) -> Path:
     """A checkpoint whose encoder fits the config's model, as if pretrained on the config's data with these settings
-    changed (``None``: a checkpoint that records no data settings)."""
+    changed (``None``: a checkpoint that records no data settings); ``resolved=False``: one of an older version, which
+    recorded the paths only as typed."""
     checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
-    assert checkpoint["datamodule_hyper_parameters"]["dataset"] == "ucf101"  # vidrnn fit records them
+    settings = checkpoint["datamodule_hyper_parameters"]
+    assert settings["dataset"] == "ucf101"  # vidrnn fit records them
+    assert checkpoint["VideoDataModule"]["root"] == str(Path(settings["root"]).resolve())  # and where, resolved
     if data is None:
         del checkpoint["datamodule_hyper_parameters"]
     else:
-        checkpoint["datamodule_hyper_parameters"].update(data)
+        settings.update(data)
+    checkpoint["VideoDataModule"] = {"root": str(Path(settings["root"]).resolve()), "splits": None}
+    if not resolved:
+        del checkpoint["VideoDataModule"]
     torch.save(checkpoint, target)
     return target
 
 
 @pytest.mark.parametrize("pretraining", ["unlabeled over the same folder", "the same fold's training side",
-                                         "moved since", "relative to where it ran", "no record"])
+                                         "moved since", "relative, recorded resolved", "relative to where it ran",
+                                         "no record"])
 def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extraction(
         pretraining: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,14 +434,17 @@ def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extractio
                                                "arrow_of_time"},
             "the same fold's training side": {"objective": "arrow_of_time"},
             "moved since": {"root": str(tmp_path / "moved")},
+            "relative, recorded resolved": {"dataset": "unlabeled", "root": os.path.relpath(videos),
+                                            "objective": "arrow_of_time"},
             "relative to where it ran": {"dataset": "unlabeled", "root": os.path.relpath(videos),
                                          "objective": "arrow_of_time"},
             "no record": None}[pretraining]
-    checkpoint = _pretrained(config, tmp_path / "pretrained.ckpt", data)
+    checkpoint = _pretrained(config, tmp_path / "pretrained.ckpt", data,
+                             resolved=pretraining != "relative to where it ran")
     monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
     command = ["fit", "--config", str(config), "--model.init_from", str(checkpoint)]
     capsys.readouterr()
-    if pretraining == "unlabeled over the same folder":
+    if pretraining in ("unlabeled over the same folder", "relative, recorded resolved"):
         with pytest.raises(SystemExit) as refused:
             main(command)
         error = capsys.readouterr().err
@@ -564,6 +585,13 @@ def test_an_older_checkpoint_is_refused_saying_how_to_convert_it_and_converts(co
     assert upgraded["state_dict"].keys() == current["state_dict"].keys()
     assert all(torch.equal(upgraded["state_dict"][key], value) for key, value in current["state_dict"].items())
     assert load_module(VideoClassifier, converted).encoder.spec.cell == "gru"
+    # The CNN batch its features were extracted in comes from the data settings saved beside (configs/ucf101.yaml: 128).
+    state = torch.load(older, map_location="cpu", weights_only=True)
+    state["datamodule_hyper_parameters"]["extract_batch_size"] = 12
+    torch.save(state, older)
+    assert main(["upgrade", str(older), str(tmp_path / "in12.ckpt")]) == 0
+    upgraded = torch.load(tmp_path / "in12.ckpt", map_location="cpu", weights_only=True)
+    assert upgraded["hyper_parameters"]["pipeline"]["extract_batch_size"] == 12
     capsys.readouterr()
     assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
     assert "test/acc" in capsys.readouterr().out

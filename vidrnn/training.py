@@ -21,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
 import yaml
 from lightning.pytorch import LightningDataModule, Trainer
@@ -49,6 +49,26 @@ def _add_common_arguments(parser) -> None:
         "--test_after_fit", type=bool, default=False,
         help="after fit, evaluate the best checkpoint on the test split and print its metrics",
     )
+    # LightningCLI wrote these two, unset, into every config.yaml saved before the optimiser became the model's alone:
+    # read, so that those runs can still be tested and resumed with their config; a value is refused
+    # (_refuse_top_level_optimizer).
+    for name in _TOP_LEVEL_OPTIMIZER:
+        parser.add_argument(f"--{name}", type=Optional[Any], default=None,
+                            help="not used: the optimiser and scheduler are the model's (--model.optimizer, "
+                            "--model.scheduler)")
+
+
+#: Top-level keys of configs saved by LightningCLI's automatic optimiser set-up, which vidrnn does not use.
+_TOP_LEVEL_OPTIMIZER = ("optimizer", "lr_scheduler")
+
+
+def _refuse_top_level_optimizer(config: Any) -> None:
+    """A top-level ``--optimizer`` replaced the config's ``model.optimizer`` and dropped its scheduler (LightningCLI's
+    automatic set-up, with only a warning): now the model's are the only ones, and a value here says where it goes."""
+    given = [name for name in _TOP_LEVEL_OPTIMIZER if config.get(name) is not None]
+    if given:
+        _usage_error(f"--{given[0]} is not an option of vidrnn: the optimiser and its scheduler are the model's; set "
+                     "--model.optimizer (e.g. --model.optimizer SGD --model.optimizer.lr 0.1) and --model.scheduler")
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -74,7 +94,8 @@ _DESCRIPTIONS = {
     "predict": "Classify the test split's clips with a checkpoint (--ckpt_path, required) and write predictions.csv "
                "into the run's log folder (trainer.default_root_dir/lightning_logs/version_N/): a row per clip with "
                "its true label, the predicted label and that label's probability (columns "
-               f"{', '.join(PREDICTION_COLUMNS)}). Classification only.",
+               f"{', '.join(PREDICTION_COLUMNS)}); on a temporal-order task two rows per clip, the clip as "
+               "recorded and its reversed or shuffled copy (clip@backwards, clip@shuffled). Classification only.",
 }
 
 
@@ -94,6 +115,8 @@ class _VidrnnCommands:
 
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        if subcommand:
+            _refuse_top_level_optimizer(self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
@@ -207,8 +230,10 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         test or validation clips would include clips the model trained on (:func:`vidrnn.data.splits.check_split`)."""
         from vidrnn.data.splits import check_split
 
+        from vidrnn.data.module import recorded_data_settings
+
         config = Path(self.checkpoint_path).parent.parent / "config.yaml"
-        check_split(checkpoint.get("datamodule_hyper_parameters"), self.datamodule.hparams, self.config.subcommand,
+        check_split(recorded_data_settings(checkpoint), self.datamodule.hparams, self.config.subcommand,
                     config if config.is_file() else None)
 
     def _check_pretrained(self, init_from: str) -> None:
@@ -240,12 +265,13 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
     optimistic without a word. The pretraining's training and validation clips are read from the settings its
     checkpoint records (``datamodule_hyper_parameters``), by index alone (:func:`fitted_clips`), and compared by
     resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
-    a root recorded as a relative path may have meant another folder where the pretraining ran, so a match there is
-    a warning too.
+    a checkpoint of an older version that recorded its root as typed, relatively, may have meant another folder where
+    the pretraining ran, so a match there is a warning (newer ones record it resolved: :meth:`VideoDataModule.state_dict`).
     """
-    from vidrnn.data.module import fitted_clips
+    from vidrnn.data.module import VideoDataModule, fitted_clips, recorded_data_settings
 
-    settings = checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY)
+    settings = recorded_data_settings(checkpoint)
+    resolved = VideoDataModule.__qualname__ in checkpoint  # else the root may be recorded as typed, relative
     try:
         if settings is None:
             raise ValueError("it records no data module settings")
@@ -256,7 +282,7 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
         return
     test = {record.path.resolve() for record in datamodule.index.split("test")}
     seen_test = sorted(test & seen)
-    if seen_test and not Path(settings["root"]).is_absolute():
+    if seen_test and not resolved and not Path(settings["root"]).is_absolute():
         # Recorded as given: relative to wherever the pretraining ran, which need not be here.
         warnings.warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
                       f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "

@@ -44,7 +44,7 @@ from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-__all__ = ["VideoDataModule", "fitted_clips"]
+__all__ = ["VideoDataModule", "fitted_clips", "recorded_data_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     settings = {**defaults, **settings}
     index = _dataset_index(settings, generate_demo=False)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
+
+
+def recorded_data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The data settings a classification checkpoint was trained with (Lightning's ``datamodule_hyper_parameters``),
+    with the resolved root and split lists of :meth:`VideoDataModule.state_dict` where it holds them (checkpoints of
+    older versions give the paths as they were typed); ``None`` when it records none."""
+    settings = checkpoint.get(L.LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY)
+    if settings is None:
+        return None
+    resolved = checkpoint.get(VideoDataModule.__qualname__) or {}
+    return {**settings, **{name: value for name, value in resolved.items() if value is not None}}
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -261,6 +272,17 @@ class VideoDataModule(L.LightningDataModule):
         return self._feature_dim
 
     # -- Lightning hooks ------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What Lightning keeps of this module in a checkpoint beside its hyperparameters: the data root and split
+        lists resolved (:func:`recorded_data_settings`), since a relative path names other folders wherever a later
+        run starts."""
+        hp = self.hparams
+        return {"root": str(Path(hp.root).expanduser().resolve()),
+                "splits": str(Path(hp.splits).expanduser().resolve()) if hp.splits else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the recorded paths are for checks on a checkpoint (:func:`recorded_data_settings`)."""
 
     def prepare_data(self) -> None:
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""

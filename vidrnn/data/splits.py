@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidrnn.data.folders import has_explicit_split
-from vidrnn.data.ucf101 import VIDEOS_FOLDER
+from vidrnn.data.ucf101 import SPLITS_FOLDER, VIDEOS_FOLDER
 from vidrnn.files import atomic_write_bytes
 
 __all__ = ["check_split", "split_counts", "split_settings", "split_summary", "validation_rule", "write_split_record"]
@@ -39,7 +39,8 @@ def split_settings(dataset: str, explicit: bool, stage: str) -> tuple[str, ...]:
 
     The dataset itself; for UCF101 and the demo the ``fold`` of their split lists; for class folders and unlabeled
     videos the ``test_fraction`` and ``seed`` their test groups are drawn with — unless the root holds ``train/`` and
-    ``test/`` (``explicit``), the split as given. The validation split (``validate``, and a resumed ``fit``) is drawn
+    ``test/`` (``explicit``), the split as given (UCF101's split lists, ``data.splits``, are compared as folders by
+    :func:`check_split`). The validation split (``validate``, and a resumed ``fit``) is drawn
     from the training side with ``val_fraction`` and ``seed`` for every dataset. Batch size, workers, the cache,
     sampling and steps change no split.
     """
@@ -71,14 +72,33 @@ def _videos_folder(settings: Mapping[str, Any]) -> Path:
     return nested if settings["dataset"] in ("ucf101", "demo") and nested.is_dir() else root
 
 
-def _warn_if_other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> None:
-    """Warn when the checkpoint's videos are still where it was trained on them, and this run reads others: its scores
-    are then not those of its test split. Not refused: testing on other videos of the same classes is a fair question,
-    and a root that is not found here is the same data moved (or on another machine), which cannot be told apart."""
+def _split_lists(settings: Mapping[str, Any]) -> Path:
+    """UCF101's split-list folder as a run reads it: ``data.splits``, or the one beside the videos."""
+    splits = settings.get("splits")
+    return (Path(splits).expanduser().resolve() if splits else
+            _videos_folder(settings).parent / SPLITS_FOLDER)
+
+
+def _other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> bool:
+    """Whether this run reads other videos than the checkpoint was trained on, still where they were: then it is
+    said, not refused — testing on other videos of the same classes is a fair question, and their split settings
+    decide nothing about the training clips. A root that is not found here is taken as the same data moved (or on
+    another machine), which cannot be told apart, and compared as such."""
     there, now = _videos_folder(trained), _videos_folder(here)
-    if there != now and there.is_dir():
-        warnings.warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
-                      "they are the same videos split otherwise, the scores include clips it trained on", stacklevel=2)
+    if there == now or not there.is_dir():
+        return False
+    warnings.warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
+                  "they are the same videos split otherwise, the scores include clips it trained on", stacklevel=3)
+    return True
+
+
+def _other_split_lists(trained: Mapping[str, Any], here: Mapping[str, Any]) -> list[str]:
+    """UCF101 read through other split lists than it was trained with (while those are still found here): any test
+    list could name training clips."""
+    if trained.get("dataset") != "ucf101" or here["dataset"] != "ucf101":
+        return []
+    there, now = _split_lists(trained), _split_lists(here)
+    return [f"data.splits: {there} there, {now} here"] if there != now and there.is_dir() else []
 
 
 def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stage: str,
@@ -89,10 +109,9 @@ def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stag
     ``here`` this run's data settings, ``stage`` the command; ``config`` the training run's ``config.yaml``, named in
     the error as the fix, when it is known.
     """
-    if trained is None or "dataset" not in trained:
+    if trained is None or "dataset" not in trained or _other_videos(trained, here):
         return
-    _warn_if_other_videos(trained, here)
-    differing = _differences(trained, here, stage)
+    differing = _differences(trained, here, stage) + _other_split_lists(trained, here)
     if differing:
         fix = (f"--config {config}" if config is not None else
                "the config.yaml of the run that trained it, beside its checkpoints/ folder")

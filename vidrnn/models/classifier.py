@@ -113,7 +113,10 @@ def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> 
                                                 if name in hparams}).to_dict()
     backbone, sampling, steps = hparams.pop("backbone", None), hparams.pop("sampling", None), hparams.pop("steps", 16)
     if backbone is not None and sampling is not None:
-        pipeline = PipelineSpec.from_dict({"backbone": backbone, "sampling": sampling, "steps": steps})
+        # The CNN batch its features were extracted in: the data module's setting, saved beside (else the default).
+        data = checkpoint.get("datamodule_hyper_parameters") or {}
+        batch = {"extract_batch_size": data["extract_batch_size"]} if "extract_batch_size" in data else {}
+        pipeline = PipelineSpec.from_dict({"backbone": backbone, "sampling": sampling, "steps": steps, **batch})
         hparams["pipeline"] = pipeline.to_dict()
     checkpoint["hyper_parameters"] = hparams
     atomic_write(Path(target), lambda file: torch.save(checkpoint, file))
