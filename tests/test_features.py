@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.embedding import VideoItem
-from vidrnn.files import file_sha256, source_identity
+from vidrnn.files import file_sha256, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
 
 SAMPLING = SamplingSpec(strategy="all", short_side=64)
@@ -369,11 +370,28 @@ def test_finalize_removes_the_temporary_files_of_killed_runs_but_not_those_of_ru
     assert list(cache.entries()) == ["Class/a.avi"] and (features / "a.avi.npy").exists()
 
 
+def test_nodes_sharing_a_cache_keep_journals_of_their_own_even_with_one_process_id(tmp_path: Path, monkeypatch) -> None:
+    """Local rank 0 of two nodes, each process id 1234 in its container: one journal name for both made the second
+    wait on the first's lock (or, without network locks, interleave their lines)."""
+    videos = tmp_path / "videos"
+    monkeypatch.setattr(os, "getpid", lambda: 1234)
+    journals = []
+    for host in ("node-a.cluster", "node-b.cluster"):
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        cache = _cache(tmp_path, videos)
+        cache.open_for_writing(rank=0)
+        _store(cache, *_video(videos, f"{host}.avi"))
+        journals.append(cache._journal_file.name)
+        cache.close_journal()
+    assert journals[0] != journals[1]
+    assert sorted(cache.entries()) == ["Class/node-a.cluster.avi", "Class/node-b.cluster.avi"]
+
+
 def test_a_line_left_half_written_by_a_killed_run_costs_only_its_own_video(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     cache = _cache(tmp_path, videos)
     cache.dir.mkdir(parents=True)
-    (cache.dir / f"journal-0-{os.getpid()}.jsonl").write_text('{"kind": "video", "path": "Class/kil')  # no newline
+    (cache.dir / f"journal-0-{writer_id()}.jsonl").write_text('{"kind": "video", "path": "Class/kil')  # no newline
     cache.open_for_writing()
     _store(cache, *_video(videos, "next.avi"))
     assert list(cache.entries()) == ["Class/next.avi"]
@@ -440,7 +458,7 @@ def test_the_newest_line_on_a_video_wins_whatever_the_journals_are_called(tmp_pa
     killed.open_for_writing(rank=0)
     killed.write_error(item, "the decoder crashed: worker process killed by SIGKILL", source)
     killed.close_journal()  # killed before it could finalize
-    (killed.dir / f"journal-0-{os.getpid()}.jsonl").rename(killed.dir / "journal-9-2.jsonl")  # sorts last
+    (killed.dir / f"journal-0-{writer_id()}.jsonl").rename(killed.dir / "journal-9-2.jsonl")  # sorts last
     (killed.dir / "journal-9-3.jsonl").write_text(  # a line from before lines had times: older than any
         json.dumps({"kind": "error", "path": item.key, "reason": "older still"}) + "\n")
     later = _cache(tmp_path, videos)

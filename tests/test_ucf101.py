@@ -162,6 +162,35 @@ def test_class_folders_without_split_lists_are_refused_pointing_to_the_folders_d
         ucf101_index(tmp_path / "videos")
 
 
+def test_a_link_to_the_videos_folder_finds_the_split_lists_beside_the_folder_it_points_at(tmp_path: Path) -> None:
+    """``data/UCF101 -> /datasets/UCF101/UCF-101`` looked for ucfTrainTestlist beside the link and failed."""
+    (tmp_path / "datasets").mkdir()
+    _make_ucf(tmp_path / "datasets", {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"]})
+    (tmp_path / "project").mkdir()
+    link = tmp_path / "project" / "UCF101"
+    link.symlink_to(tmp_path / "datasets" / "UCF-101", target_is_directory=True)
+
+    index = ucf101_index(link, fold=1)
+
+    assert index.counts() == {"train": 1, "test": 1}
+
+
+def test_split_lists_beside_the_link_win_over_those_beside_its_target(tmp_path: Path) -> None:
+    (tmp_path / "datasets").mkdir()
+    _make_ucf(tmp_path / "datasets", {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"]})
+    link = tmp_path / "project" / "UCF-101"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "datasets" / "UCF-101", target_is_directory=True)
+    beside_link = tmp_path / "project" / "ucfTrainTestlist"
+    beside_link.mkdir()
+    _write_crlf(beside_link / "classInd.txt", ["1 Zeta"])
+    for fold in (1, 2, 3):
+        _write_crlf(beside_link / f"trainlist0{fold}.txt", ["Zeta/v_Zeta_g01_c01.avi 1", "Zeta/v_Zeta_g02_c01.avi 1"])
+        _write_crlf(beside_link / f"testlist0{fold}.txt", [])
+
+    assert ucf101_index(link, fold=1).counts() == {"train": 2}
+
+
 def test_a_root_without_any_listed_class_is_refused(tmp_path: Path) -> None:
     _, splits = _make_ucf(tmp_path, {"Other": ["v_Other_g01_c01.avi"]})
 

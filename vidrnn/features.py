@@ -9,10 +9,10 @@ precision and CNN batch size)::
                                    feature file's size, the video file's size, mtime and SHA-256, ...
     errors.json                    videos that could not be read, with the reason and the file's size, mtime and
                                    SHA-256
-    journal-<rank>-<pid>.jsonl     progress of a run in flight, one file per process (merged into the two files
-                                   above when it ends)
+    journal-<rank>-<host>-<pid>.jsonl  progress of a run in flight, one file per process (merged into the two
+                                   files above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
-    journal-<rank>-<pid>.folded    bytes of a journal still being written that the manifest already holds
+    journal-<rank>-<host>-<pid>.folded  bytes of a journal still being written that the manifest already holds
 
 A killed run loses at most the video it was writing: arrays appear whole or not at all (rename is atomic), and a
 video counts as done only once its journal line is written after its array, and only while its array is there at the
@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
-from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity
+from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
 
 __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
@@ -231,7 +231,7 @@ class FeatureCache:
         if not spec_path.exists():
             atomic_write_bytes(spec_path, _json_bytes(self._spec))
         if self._journal_file is None:
-            handle = (self.dir / f"journal-{rank}-{os.getpid()}.jsonl").open("a", encoding="utf-8")
+            handle = (self.dir / f"journal-{rank}-{writer_id()}.jsonl").open("a", encoding="utf-8")
             fcntl.flock(handle, fcntl.LOCK_EX)
             if handle.tell() > 0:  # a file of an earlier process with this id: never glue onto its last line
                 handle.write("\n")
@@ -305,14 +305,14 @@ class FeatureCache:
             # A run still writing keeps its journal, whose lines up to here are now in the manifest; marked as folded
             # (before the manifest is written: a reader in between redoes a video rather than applies a stale line),
             # they are not applied again over newer words the manifest holds, which keeps no times.
-            writing = set()  # process ids of the runs still writing
+            writing = set()  # writer ids (host and process id) of the runs still writing
             finished = []
             for journal in read:
                 with journal.open("a") as handle:
                     try:
                         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
-                        writing.add(journal.stem.rsplit("-", 1)[1])  # its writer is still running
+                        writing.add(journal.stem.split("-", 2)[-1])  # its writer is still running
                         atomic_write_bytes(_folded_mark(journal), str(read[journal]).encode())
                         continue
                 finished.append(journal)
@@ -327,9 +327,9 @@ class FeatureCache:
             self._remove_leftovers(writing)
 
     def _remove_leftovers(self, writing: set[str]) -> None:
-        """Remove the temporary files (``atomic_write``'s ``.NAME.PID.tmp``) of runs killed while writing them.
+        """Remove the temporary files (``atomic_write``'s ``.NAME.WRITER.tmp``) of runs killed while writing them.
 
-        A feature file is written only while its process holds its journal's lock, so one whose process id has no
+        A feature file is written only while its process holds its journal's lock, so one whose writer id has no
         locked journal is a dead run's (a process id reused by a live run only keeps a leftover one run longer); a
         manifest or error list is written only under ``finalize.lock``, held here. The spec, written before a run's
         journal exists, is left alone."""

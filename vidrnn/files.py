@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "file_sha256", "source_identity"]
+__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "file_sha256", "source_identity", "writer_id"]
+
+
+def writer_id() -> str:
+    """This process among all that may write one folder: host name and process id (nodes of a multi-node run that
+    share a cache on a network file system can hold the same process id). Letters, digits and ``_`` only, then ``-``
+    and the id, so it survives being part of a file name split on ``.``."""
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it into place.
 
     The rename is atomic on POSIX and Windows file systems, so readers see the old file or the new one, never a part;
-    the temporary name carries the process id, so concurrent writers (ranks, parallel runs) never share one.
+    the temporary name carries :func:`writer_id`, so concurrent writers (ranks, parallel runs, nodes) never share one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{writer_id()}.tmp")
     try:
         with temporary.open("wb") as handle:
             write(handle)

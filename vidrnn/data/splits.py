@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidrnn.data.folders import has_explicit_split
-from vidrnn.data.ucf101 import SPLITS_FOLDER, VIDEOS_FOLDER
+from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
 
 __all__ = ["check_split", "split_counts", "split_settings", "split_summary", "validation_rule", "write_split_record"]
@@ -67,16 +67,19 @@ def _differences(trained: Mapping[str, Any], here: Mapping[str, Any], stage: str
 def _videos_folder(settings: Mapping[str, Any]) -> Path:
     """The folder the videos are read from, whatever spelling of the root (relative, through a link, UCF101's parent
     folder or ``UCF-101`` itself)."""
-    root = Path(settings["root"]).expanduser().resolve()
+    return _videos_folder_as_given(settings).resolve()
+
+
+def _videos_folder_as_given(settings: Mapping[str, Any]) -> Path:
+    root = Path(settings["root"]).expanduser()
     nested = root / VIDEOS_FOLDER
     return nested if settings["dataset"] in ("ucf101", "demo") and nested.is_dir() else root
 
 
 def _split_lists(settings: Mapping[str, Any]) -> Path:
-    """UCF101's split-list folder as a run reads it: ``data.splits``, or the one beside the videos."""
+    """UCF101's split-list folder as a run reads it: ``data.splits``, or the default the index finds."""
     splits = settings.get("splits")
-    return (Path(splits).expanduser().resolve() if splits else
-            _videos_folder(settings).parent / SPLITS_FOLDER)
+    return (Path(splits) if splits else default_splits_dir(_videos_folder_as_given(settings))).expanduser().resolve()
 
 
 def _other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> bool:

@@ -49,7 +49,7 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     if fold not in FOLDS:
         raise ValueError(f"fold must be one of {FOLDS} (UCF101 has three official splits), got {fold!r}")
     videos_root = _videos_root(Path(root).expanduser())
-    splits_dir = videos_root.parent / SPLITS_FOLDER if splits_dir is None else Path(splits_dir).expanduser()
+    splits_dir = default_splits_dir(videos_root) if splits_dir is None else Path(splits_dir).expanduser()
     if not splits_dir.is_dir():
         raise FileNotFoundError(f"{splits_dir / 'classInd.txt'}: {_SPLIT_FILE_NOT_FOUND}; if {videos_root} holds one "
                                 "folder per class, use --dataset folders (vidrnn extract) or --data.dataset folders "
@@ -87,6 +87,17 @@ def _videos_root(root: Path) -> Path:
         )
     nested = root / VIDEOS_FOLDER
     return nested if nested.is_dir() else root
+
+
+def default_splits_dir(videos_root: Path) -> Path:
+    """``ucfTrainTestlist`` beside the ``UCF-101`` folder, or beside the folder a symbolic link to it points at: a
+    link such as ``data/UCF101 -> /datasets/UCF101/UCF-101`` leaves the split lists beside the real folder, not the
+    link."""
+    beside = videos_root.parent / SPLITS_FOLDER
+    if beside.is_dir():
+        return beside
+    beside_target = videos_root.resolve().parent / SPLITS_FOLDER
+    return beside_target if beside_target.is_dir() else beside
 
 
 _SPLIT_FILE_NOT_FOUND = (f"UCF101 split file not found; splits_dir must be the official {SPLITS_FOLDER} folder "
