@@ -176,6 +176,21 @@ def test_settings_that_change_no_split_are_not_refused(config: Path, tmp_path: P
     assert not [warning for warning in recwarn if "this run reads those under" in str(warning.message)]
 
 
+def test_a_checkpoints_data_for_analysis_is_its_own_split_and_another_is_refused(config: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path: Path) -> None:
+    """Notebook 02 rebuilt the test split with Lightning's load_from_checkpoint: the root as it was typed (a relative
+    one names another folder from notebooks/), and a ``DATA`` change such as another fold went unchecked."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.chdir(tmp_path)  # anywhere else
+    data = VideoDataModule.from_checkpoint(checkpoint, batch_size=2)
+    root = Path(yaml.safe_load(config.read_text())["data"]["root"])
+    assert Path(data.hparams.root) == root.resolve() and data.hparams.batch_size == 2
+    assert len(data.index.split("test")) == 12
+    with pytest.raises(ValueError, match=re.escape("another split of the data (data.fold: 1 there, 2 here)")):
+        VideoDataModule.from_checkpoint(checkpoint, fold=2)
+
+
 def _one_group_per_training_side(root: Path) -> Path:
     """Class folders of two recording groups each: the test split takes one, the training side keeps the other."""
     for label in ("a", "b"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,10 +31,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.batches import SequenceBatch, collate_sequences
+from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.data.splits import split_counts, split_summary, validation_rule, write_split_record
+from vidrnn.data.splits import check_split, split_counts, split_summary, validation_rule, write_split_record
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
@@ -283,6 +285,26 @@ class VideoDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore: the recorded paths are for checks on a checkpoint (:func:`recorded_data_settings`)."""
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, stage: str = "test", **changes: Any) -> VideoDataModule:
+        """The data a classification checkpoint was trained with, for analysis outside the CLI (notebooks).
+
+        Its recorded settings with the root and split lists resolved (:func:`recorded_data_settings`: a relative
+        root then names the same folder from anywhere), and ``changes`` on top — ``root`` when the videos have moved.
+        Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
+        ``seed`` of class folders, ...) are refused as ``vidrnn test`` refuses them
+        (:func:`vidrnn.data.splits.check_split`): the scores would include clips it trained on.
+        """
+        checkpoint = load_checkpoint(path)
+        require_task(checkpoint, "classification", path)
+        recorded = recorded_data_settings(checkpoint)
+        if recorded is None:
+            raise ValueError(f"{path} records no data settings: it was not written by vidrnn fit with its data module")
+        paths = {name: recorded[name] for name in ("root", "splits") if name in recorded}
+        data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
+        check_split(recorded, data.hparams, stage)
+        return data
 
     def prepare_data(self) -> None:
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
