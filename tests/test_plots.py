@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
 
 from vidrnn.plots import (
     BOX_COLOURS,
@@ -13,6 +15,7 @@ from vidrnn.plots import (
     frame_grid_figure,
     iou_timeline_figure,
     jpeg_bytes,
+    label_fonts,
     normalize_rows,
     probability_timeline_figure,
     read_confusion_csv,
@@ -143,3 +146,23 @@ def test_frames_as_jpeg_are_smaller_than_as_png() -> None:
     figure.savefig(png, format="png")
     assert jpeg[:3] == b"\xff\xd8\xff"
     assert len(jpeg) < len(png.getvalue()) / 2
+
+
+def test_class_names_in_any_script_get_a_font_that_draws_them_or_a_warning(recwarn: pytest.WarningsRecorder) -> None:
+    """Class folders named in a script the default font lacks drew as boxes in the PNG, silently."""
+    default = font_manager.findfont(font_manager.FontProperties())
+    default_characters = set(FT2Font(default).get_charmap())
+    def drawn_by(family: str) -> set[int]:
+        return set(FT2Font(font_manager.findfont(font_manager.FontProperties(family=family))).get_charmap())
+
+    # matplotlib ships STIX and Computer Modern beside DejaVu: some character only another family draws
+    code = next(code for family in {font.name for font in font_manager.fontManager.ttflist}
+                if not family.startswith("Last Resort") for code in sorted(drawn_by(family) - default_characters))
+
+    assert label_fonts(["Dog", "Cat"]) == [font_manager.FontProperties().get_family()[0]]
+    families = label_fonts(["Dog", f"Cat{chr(code)}"])
+    assert len(families) == 2 and code in drawn_by(families[1])
+    assert not recwarn.list
+
+    with pytest.warns(UserWarning, match=r"no installed font draws '\\u0378' of the class names: the PNG shows boxes"):
+        label_fonts(["Dog", "Cat\u0378"])  # unassigned in Unicode

@@ -11,14 +11,18 @@ Convention throughout: rows are the true class, columns the predicted class, as 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
@@ -29,6 +33,7 @@ __all__ = [
     "frame_grid_figure",
     "iou_timeline_figure",
     "jpeg_bytes",
+    "label_fonts",
     "normalize_rows",
     "probability_timeline_figure",
     "read_confusion_csv",
@@ -136,10 +141,43 @@ def _label_axes(axes: Axes, class_names: Sequence[str], inches: float) -> None:
     """Class names on both axes, sized to fit a cell's height; predicted names rotated so long names do not overlap."""
     positions = np.arange(len(class_names))
     font_size = min(9.0, 0.45 * 72.0 * inches / len(class_names))
-    axes.set_xticks(positions, class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=font_size)
-    axes.set_yticks(positions, class_names, fontsize=font_size)
+    fonts = {"fontsize": font_size, "fontfamily": label_fonts(class_names)}
+    axes.set_xticks(positions, class_names, rotation=45, ha="right", rotation_mode="anchor", **fonts)
+    axes.set_yticks(positions, class_names, **fonts)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
+
+
+def label_fonts(names: Sequence[str]) -> list[str]:
+    """Font families that draw every character of ``names``: matplotlib's default, then installed fonts that hold
+    the characters it lacks (class folders named in Chinese, Arabic, ... drew as boxes), which matplotlib falls back
+    to glyph by glyph. Characters no installed font holds are warned about once, pointing to the CSV."""
+    default = font_manager.findfont(font_manager.FontProperties())
+    missing = {ord(character) for name in names for character in name} - _characters(default)
+    families = [font_manager.FontProperties().get_family()[0]]
+    for family in dict.fromkeys(font.name for font in font_manager.fontManager.ttflist):
+        if not missing:
+            break
+        if family.startswith("Last Resort"):  # a box for every character
+            continue
+        # The file matplotlib draws the family with: one name can cover several files (bold, a system copy).
+        drawn_with = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        covered = missing & _characters(drawn_with)
+        if covered:
+            families.append(family)
+            missing -= covered
+    if missing:
+        warnings.warn(f"no installed font draws {''.join(sorted(map(chr, missing)))!r} of the class names: the PNG "
+                      "shows boxes for them; the CSV holds the names", stacklevel=3)
+    return families
+
+
+@functools.cache
+def _characters(font_file: str) -> frozenset[int]:
+    try:
+        return frozenset(FT2Font(font_file).get_charmap())
+    except (OSError, RuntimeError):  # a font file matplotlib listed but cannot open
+        return frozenset()
 
 
 def _annotate(axes: Axes, values: np.ndarray, norm: Normalize, normalize: bool) -> None:
