@@ -21,7 +21,7 @@ import torch
 from conftest import save_untrained
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.classify import add_classify_parser, record_path
+from vidrnn.classify import add_classify_parser, discover, record_path
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.files import atomic_write
@@ -162,6 +162,25 @@ def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, t
     assert sorted(rows) == ["gone.avi", "good.avi", "loop.avi"] and rows["good.avi"]["status"] == "ok"
     assert rows["gone.avi"]["status"] == rows["loop.avi"]["status"] == "error"
     assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
+
+
+def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp_path: Path) -> None:
+    """Path.rglob does not follow links to folders (Python 3.11): the videos of a linked session folder were left
+    out without a word, though a folder dataset over the same folder trains on them. A link cycle ends: each folder
+    is searched once."""
+    session = tmp_path / "recordings" / "session"
+    given = tmp_path / "new"
+    for video in (session / "a.avi", session / "b.avi", given / "here.avi"):
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"")
+    (given / "session_link").symlink_to(session)
+    (session / "gone.avi").symlink_to(tmp_path / "nowhere.avi")  # still an error row, from inside a linked folder
+    (session / "back").symlink_to(given)  # a cycle through the folder searched
+
+    linked = given / "session_link"
+    assert discover([given], recursive=True) == [given / "here.avi", linked / "a.avi", linked / "b.avi",
+                                                 linked / "gone.avi"]
+    assert discover([given], recursive=False) == [given / "here.avi"]
 
 
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
-from vidrnn.video import IMAGE_FOLDER_FPS, VIDEO_EXTENSIONS, is_hidden
+from vidrnn.video import IMAGE_FOLDER_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -68,7 +68,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
                         help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
     parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
-    parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
+    parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders (links to folders followed, each folder "
+                        "once)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="frames per CNN batch (default: the checkpoint's, the batch its training features were "
                         "extracted in, data.extract_batch_size; for an older checkpoint the data setting saved beside "
@@ -104,19 +105,22 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     found: dict[Path, None] = {}
     for path in paths:
         if path.is_dir():
-            candidates = path.rglob("*") if recursive else path.iterdir()
-            videos = sorted(p for p in candidates if _listed_video(path, p))
-            found.update(dict.fromkeys(videos))
+            found.update(dict.fromkeys(_folder_videos(path, recursive)))
         else:
             found[path] = None
     return list(found)
 
 
-def _listed_video(folder: Path, path: Path) -> bool:
-    """Whether ``path``, found in ``folder``, is a video to classify: a video extension, no hidden name between the
-    two (``folder`` itself, hidden or not, the user named), a file or a link."""
-    hidden = any(is_hidden(part) for part in path.relative_to(folder).parts)
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not hidden and _file_or_link(path)
+def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
+    """The videos found in ``folder``, sorted: with ``recursive``, in its sub-folders too, walked as a folder dataset
+    walks its root (:func:`~vidrnn.video.walk_visible`: links to folders followed, each folder once, so a linked
+    session folder is not silently left out and a link cycle ends). ``folder`` itself, hidden or not, the user
+    named."""
+    if recursive:
+        candidates = (Path(directory, name) for directory, names in walk_visible(folder) for name in names)
+    else:
+        candidates = (path for path in folder.iterdir() if not is_hidden(path.name))
+    return sorted(path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path))
 
 
 def _file_or_link(path: Path) -> bool:
