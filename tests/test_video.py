@@ -132,6 +132,11 @@ def _bad_inputs(tmp_path: Path, short_video: Path) -> dict[str, tuple[Path, str]
     truncated.write_bytes(short_video.read_bytes()[: short_video.stat().st_size * 2 // 3])
     empty_dir = tmp_path / "empty_dir"
     empty_dir.mkdir()
+    # A link whose target was moved: `ls` lists it, so "no such file" sent the user looking for the wrong thing.
+    broken = tmp_path / "linked.avi"
+    broken.symlink_to(tmp_path / "moved" / "clip.avi")
+    loop = tmp_path / "loop.avi"
+    loop.symlink_to("loop.avi")
     return {
         "missing": (tmp_path / "nope.avi", "no such file"),
         "directory": (empty_dir, "directory without image files"),
@@ -139,10 +144,13 @@ def _bad_inputs(tmp_path: Path, short_video: Path) -> dict[str, tuple[Path, str]
         "random bytes": (noise, "cannot be opened"),
         "text": (text, "text file"),
         "truncated": (truncated, "ends after"),
+        "broken link": (broken, f"is a symbolic link to {tmp_path / 'moved' / 'clip.avi'}, which does not exist"),
+        "link loop": (loop, "is a symbolic link in a loop"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "random bytes", "text", "truncated"])
+@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "random bytes", "text", "truncated",
+                                  "broken link", "link loop"])
 def test_bad_input_raises_one_error_type_naming_path_and_reason(tmp_path: Path, short_video: Path, case: str) -> None:
     path, reason = _bad_inputs(tmp_path, short_video)[case]
     with pytest.raises(VideoReadError) as caught:

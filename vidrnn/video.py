@@ -18,6 +18,7 @@ A video file and a folder of images (OTB/VOT sequences) look the same to callers
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -244,10 +245,24 @@ class _ImageFolderSource(_FrameSource):
         return self._decode(self._files[self._next - 1])
 
 
+def _absent(path: Path) -> VideoReadError:
+    """Why a path that does not exist cannot be read. A symbolic link is named as one, with where it leads: ``ls``
+    lists a broken link, so "no such file" would send the user looking for the wrong thing."""
+    if not path.is_symlink():
+        return VideoReadError(path, "no such file or directory")
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return VideoReadError(path, "is a symbolic link in a loop (it never reaches a file): fix or remove it")
+    return VideoReadError(path, f"is a symbolic link to {os.path.realpath(path)}, which does not exist: fix or "
+                          "remove the link")
+
+
 def _open(path: str | os.PathLike) -> _FrameSource:
     path = Path(path)
     if not path.exists():
-        raise VideoReadError(path, "no such file or directory")
+        raise _absent(path)
     if path.is_dir():
         return _ImageFolderSource(path)
     try:
