@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_untrained
+from conftest import save_untrained, stating_rate
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser, discover, record_path
@@ -417,6 +417,17 @@ def test_decoding_processes_that_cannot_start_stop_the_run_instead_of_failing_ev
     assert classify(*test_videos[:3], "--ckpt", checkpoint, "--output", output, "--workers", "2") == 1
     assert "the initializer raised OSError: libavcodec.so.60" in capsys.readouterr().err
     assert read_csv(output) == []  # no video is marked as failed: each is still to do for a --resume
+
+
+def test_a_video_stating_an_implausible_rate_has_its_duration_at_30_fps(trained, test_videos, tmp_path: Path) -> None:
+    """Its duration used to be its frames over the rate its container stated: 8 frames at "1000 fps", 0.008 s."""
+    _, _, checkpoint = trained
+    video = stating_rate(Path(shutil.copy(test_videos[0], tmp_path / "screen.avi")), 1000)
+    output = tmp_path / "out.jsonl"
+    with pytest.warns(UserWarning, match="states 1000 frames a second"):
+        assert classify(video, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    (row,) = map(json.loads, output.read_text(encoding="utf-8").splitlines())
+    assert row["status"] == "ok" and row["duration_s"] == pytest.approx(8 / 30)
 
 
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:

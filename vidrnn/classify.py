@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
-from vidrnn.video import IMAGE_FOLDER_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
+from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -43,9 +43,9 @@ OUTPUT_COLUMNS = (
     "error); top1_label and top1_probability (the most likely class); topk_labels and topk_probabilities (the --top-k "
     "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines); "
     "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
-    "length in seconds: its frames counted as decoded over its frame rate; a folder of images counts "
-    f"{IMAGE_FOLDER_FPS:g} frames a second, 0 when a file states no rate); error (why an error row's video could not "
-    "be classified). An error row leaves the others empty."
+    "length in seconds: its frames counted as decoded over its frame rate; a folder of images, and a file stating no "
+    f"plausible rate (0, or above {MAX_PLAUSIBLE_FPS:g}: said in a warning), count {ASSUMED_FPS:g} frames a second); "
+    "error (why an error row's video could not be classified). An error row leaves the others empty."
 )
 
 
