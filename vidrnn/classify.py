@@ -1,9 +1,9 @@
 """``vidrnn classify``: label video files with a trained checkpoint, one output row per video.
 
-Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a time, within about a second), so an
-interrupted run keeps its work and ``--resume`` carries on where it stopped, trying error rows' videos again; a video
-that cannot be read gets an error row with the reason and the rest goes on. Usage errors (a missing checkpoint, an unknown output format) stop
-the command before any video is decoded.
+Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a
+time, within about a second), so an interrupted run keeps its work and ``--resume`` carries on where it stopped,
+trying error rows' videos again; a video that cannot be read gets an error row with the reason and the rest goes on.
+Usage errors (a missing checkpoint, an unknown output format) stop the command before any video is decoded.
 
 Beside the output, ``OUTPUT.meta.json`` records which checkpoint made its rows and the settings that decide their
 content (:func:`run_record`). ``--resume`` appends only to rows made the same way: a results file never mixes two
@@ -69,8 +69,9 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
                         help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
     parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
-    parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders (links to folders followed, each folder "
-                        "once)")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also take videos from sub-folders of given folders (links to folders followed, each "
+                        "folder once)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="frames per CNN batch (default: the checkpoint's, the batch its training features were "
                         "extracted in, data.extract_batch_size; for an older checkpoint the data setting saved beside "
@@ -84,9 +85,10 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="skip videos the output file already holds a result for and append; a video with an "
                         "error row there is tried again (its file may have been fixed), and its new row replaces the "
-                        "error row when the run ends. Without it the output is replaced. Refused when the rows there were made otherwise (another checkpoint, --top-k, --batch-size, "
-                        "device precision or backbone weights, as OUTPUT.meta.json records them) or when nothing "
-                        "records how (an output of an older vidrnn)")
+                        "error row when the run ends. Without it the output is replaced. Refused when the rows "
+                        "there were made otherwise (another checkpoint, --top-k, --batch-size, device precision or "
+                        "backbone weights, as OUTPUT.meta.json records them) or when nothing records how (an output of "
+                        "an older vidrnn)")
     parser.set_defaults(run=run_classify, interrupted=lambda args: f"the rows finished so far are in {args.output}: "
                         "the same command with --resume goes on from there")
 
@@ -165,10 +167,11 @@ def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     A resume tries error rows' videos again and appends their new rows, leaving the error rows where they are until
     the run ends and settles the file (:func:`_settle`): a run killed meanwhile loses nothing, and whatever it left
     both of is settled by the next resume's reading."""
-    classified = {_video_of(row) for row in rows if row["status"] == "ok"}
-    latest = {_video_of(row): position for position, row in enumerate(rows)}
-    return [row for position, row in enumerate(rows) if row["status"] == "ok"
-            or (_video_of(row) not in classified and latest[_video_of(row)] == position)]
+    videos = [_video_of(row) for row in rows]
+    classified = {video for video, row in zip(videos, rows) if row["status"] == "ok"}
+    latest = {video: position for position, video in enumerate(videos)}
+    return [row for position, (video, row) in enumerate(zip(videos, rows))
+            if row["status"] == "ok" or (video not in classified and latest[video] == position)]
 
 
 def _settle(output: Path) -> list[dict[str, Any]]:

@@ -5,9 +5,9 @@ classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded
 processes (:func:`vidrnn.workers.isolated_map`) and sent as uint8 crops to the main process, where they are normalised
 on the CNN's device and the CNN runs; a decoder that crashes its worker (a
 segfault or an abort in native code) costs that one video, reported as failed, never the run. Frames of consecutive
-videos are packed into batches of exactly ``batch_size`` (the last one, and one cut short by a change of frame size,
-zero-padded), so a frame's features never depend on which other frames shared its batch — what makes a resumed or multi-rank cache byte-identical to one
-uninterrupted run, and a prediction equal to ``vidrnn test``'s.
+videos are packed into batches of exactly ``batch_size`` (the last one, and one cut short by a change of frame
+size, zero-padded), so a frame's features never depend on which other frames shared its batch — what makes a resumed
+or multi-rank cache byte-identical to one uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 """
 
 from __future__ import annotations
