@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,18 @@ def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64)
     for index in range(num_frames):
         writer.write(np.full((height, width, 3), (8 * index) % 256, dtype=np.uint8))
     writer.release()
+    return path
+
+
+def stating_rate(path: Path, rate: int) -> Path:
+    """Rewrite an AVI's headers to state ``rate`` frames a second (``dwRate``, with ``dwScale`` 1, and the main header's
+    frame duration), whatever rate its frames were written at: a container that misstates its rate."""
+    data = bytearray(path.read_bytes())
+    stream = data.find(b"strh")
+    struct.pack_into("<II", data, stream + 8 + 20, 1, rate)
+    main = data.find(b"avih")
+    struct.pack_into("<I", data, main + 8, 1_000_000 // rate)
+    path.write_bytes(bytes(data))
     return path
 
 

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_untrained
+from conftest import save_untrained, stating_rate
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.classify import add_classify_parser, record_path
+from vidrnn.classify import add_classify_parser, discover, record_path
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.files import atomic_write
@@ -79,6 +79,13 @@ def classify(*arguments: str | Path) -> int:
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def read_rows(path: Path) -> list[dict[str, object]]:
+    """The rows of a CSV or JSON Lines output."""
+    if path.suffix == ".csv":
+        return read_csv(path)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_classify_agrees_with_evaluation_on_cached_features(trained, predictor, test_videos, tmp_path: Path) -> None:
@@ -164,6 +171,25 @@ def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, t
     assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
 
 
+def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp_path: Path) -> None:
+    """Path.rglob does not follow links to folders (Python 3.11): the videos of a linked session folder were left
+    out without a word, though a folder dataset over the same folder trains on them. A link cycle ends: each folder
+    is searched once."""
+    session = tmp_path / "recordings" / "session"
+    given = tmp_path / "new"
+    for video in (session / "a.avi", session / "b.avi", given / "here.avi"):
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"")
+    (given / "session_link").symlink_to(session)
+    (session / "gone.avi").symlink_to(tmp_path / "nowhere.avi")  # still an error row, from inside a linked folder
+    (session / "back").symlink_to(given)  # a cycle through the folder searched
+
+    linked = given / "session_link"
+    assert discover([given], recursive=True) == [given / "here.avi", linked / "a.avi", linked / "b.avi",
+                                                 linked / "gone.avi"]
+    assert discover([given], recursive=False) == [given / "here.avi"]
+
+
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged
@@ -202,6 +228,65 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
 
     assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
     assert len(read_csv(output)) == len(test_videos)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_resume_tries_error_rows_again_and_ends_with_one_row_per_video(trained, test_videos, tmp_path: Path,
+                                                                       suffix: str) -> None:
+    """--resume skipped every video with a row, error rows too: a file still being copied when the first run read it
+    kept its error row after the copy finished, and the resume exited 0 over an output that still held that row."""
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "a.avi")
+    (folder / "b.avi").write_bytes(b"")  # still being copied
+    output = tmp_path / f"out{suffix}"
+    arguments = (folder, "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 3
+    (kept,) = [row for row in read_rows(output) if row["status"] == "ok"]
+
+    assert classify(*arguments, "--resume") == 3  # tried again, still empty: its new error row replaces the old one
+    assert [(Path(row["path"]).name, row["status"]) for row in read_rows(output)] == [("a.avi", "ok"),
+                                                                                       ("b.avi", "error")]
+    shutil.copy(test_videos[1], folder / "b.avi")  # the copy finished
+    assert classify(*arguments, "--resume") == 0
+    rows = read_rows(output)
+    assert [(Path(row["path"]).name, row["status"]) for row in rows] == [("a.avi", "ok"), ("b.avi", "ok")]
+    assert rows[0] == kept  # a.avi was not classified again
+
+
+def test_resume_exits_with_3_while_the_output_holds_an_error_row(trained, test_videos, tmp_path: Path) -> None:
+    """The exit status speaks for the output as a whole: a resume that classified all it was given still ends with 3
+    while a row it was not asked to try again is an error."""
+    _, _, checkpoint = trained
+    missing = tmp_path / "missing.avi"
+    output = tmp_path / "out.csv"
+    assert classify(test_videos[0], missing, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    assert classify(test_videos[1], "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 3
+    assert {row["path"]: row["status"] for row in read_csv(output)} == {
+        str(test_videos[0]): "ok", str(missing): "error", str(test_videos[1]): "ok"}
+
+
+def test_a_retry_killed_before_it_settled_its_rows_loses_none_and_the_next_resume_settles_them(
+        trained, test_videos, tmp_path: Path, capsys) -> None:
+    """A retried video's error row stays in the file until the run ends (a run killed meanwhile loses nothing); a kill
+    after its new row was appended leaves both, and the next resume keeps the newer, classifying nothing again."""
+    _, _, checkpoint = trained
+    video = tmp_path / "b.avi"
+    video.write_bytes(b"")
+    output, retry = tmp_path / "out.csv", tmp_path / "retry.csv"
+    assert classify(test_videos[0], video, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    shutil.copy(test_videos[1], video)
+    assert classify(video, "--ckpt", checkpoint, "--output", retry, "--workers", "0") == 0
+    new_row = retry.read_text(encoding="utf-8").splitlines(keepends=True)[1]
+    with output.open("a", encoding="utf-8", newline="") as handle:  # what the killed retry left
+        handle.write(new_row)
+    capsys.readouterr()
+    assert classify(test_videos[0], video, "--ckpt", checkpoint, "--output", output, "--workers", "0",
+                    "--resume") == 0
+    assert capsys.readouterr().out.startswith("0 classified, 0 failed, 2 already done")
+    assert [(row["path"], row["status"]) for row in read_csv(output)] == [(str(test_videos[0]), "ok"),
+                                                                          (str(video), "ok")]
 
 
 def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test_videos, tmp_path: Path,
@@ -352,7 +437,7 @@ def test_a_resume_killed_while_it_rewrites_the_kept_rows_loses_none_of_them(tmp_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched decoder reaches workers by fork")
-def test_a_decoder_that_crashes_its_worker_costs_one_error_row_and_resume_skips_it(
+def test_a_decoder_that_crashes_its_worker_costs_one_error_row_and_resume_tries_it_again(
         trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vidrnn import embedding
 
@@ -378,9 +463,8 @@ def test_a_decoder_that_crashes_its_worker_costs_one_error_row_and_resume_skips_
     assert len(rows) == 4 and rows[str(poison)]["status"] == "error"
     assert rows[str(poison)]["error"] == "the decoder crashed: worker process killed by SIGSEGV"
     assert all(row["status"] == "ok" for path, row in rows.items() if path != str(poison))
-    before = output.read_text(encoding="utf-8")
-    assert classify(*arguments, "--resume") == 0  # the crashing file has its row: it is not decoded again
-    assert output.read_text(encoding="utf-8") == before
+    assert classify(*arguments, "--resume") == 3  # its error row is tried again, crashes again, and is replaced
+    assert {row["path"]: row for row in read_csv(output)} == rows
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patched initializer reaches workers by fork")
@@ -398,6 +482,17 @@ def test_decoding_processes_that_cannot_start_stop_the_run_instead_of_failing_ev
     assert classify(*test_videos[:3], "--ckpt", checkpoint, "--output", output, "--workers", "2") == 1
     assert "the initializer raised OSError: libavcodec.so.60" in capsys.readouterr().err
     assert read_csv(output) == []  # no video is marked as failed: each is still to do for a --resume
+
+
+def test_a_video_stating_an_implausible_rate_has_its_duration_at_30_fps(trained, test_videos, tmp_path: Path) -> None:
+    """Its duration used to be its frames over the rate its container stated: 8 frames at "1000 fps", 0.008 s."""
+    _, _, checkpoint = trained
+    video = stating_rate(Path(shutil.copy(test_videos[0], tmp_path / "screen.avi")), 1000)
+    output = tmp_path / "out.jsonl"
+    with pytest.warns(UserWarning, match="states 1000 frames a second"):
+        assert classify(video, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    (row,) = map(json.loads, output.read_text(encoding="utf-8").splitlines())
+    assert row["status"] == "ok" and row["duration_s"] == pytest.approx(8 / 30)
 
 
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:
@@ -545,7 +640,7 @@ def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> Non
 
 
 def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(trained, test_videos,
-                                                                              tmp_path: Path) -> None:
+                                                                              tmp_path: Path, capsys) -> None:
     _, _, checkpoint = trained
     folder = tmp_path / "in"
     folder.mkdir()
@@ -558,5 +653,8 @@ def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(t
     assert rows[str(folder / "good.avi")]["status"] == "ok"
     shown = str(folder) + "/caf\\xe9.avi"  # the byte that is no UTF-8 written as an escape
     assert "not valid UTF-8" in rows[shown]["error"]
-    assert classify(folder, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
-    assert len(read_csv(output)) == 2  # --resume knows the escaped row's video: not tried (and written) again
+    capsys.readouterr()
+    assert classify(folder, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 3
+    # --resume knows the escaped row's video: its error row is tried again and replaced, not joined by another
+    assert "1 already done (1 tried again after an error row)" in capsys.readouterr().out
+    assert len(read_csv(output)) == 2

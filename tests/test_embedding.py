@@ -19,9 +19,9 @@ def backbone():
     return build_backbone(BackboneSpec(input_size=64))
 
 
-def _video(name: str, frames: int, seed: int) -> tuple[EmbeddedVideo, torch.Tensor]:
+def _video(name: str, frames: int, seed: int, size: tuple[int, int] = (64, 64)) -> tuple[EmbeddedVideo, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    crops = torch.randint(0, 256, (frames, 64, 64, 3), dtype=torch.uint8, generator=generator).permute(0, 3, 1, 2)
+    crops = torch.randint(0, 256, (frames, *size, 3), dtype=torch.uint8, generator=generator).permute(0, 3, 1, 2)
     return EmbeddedVideo(VideoItem(Path(f"{name}.avi"), key=name), decoded={}), crops  # crops as the decoding processes send them
 
 
@@ -63,6 +63,28 @@ def test_every_video_comes_back_once_whole_and_as_if_computed_alone(backbone, th
     for video, crops in videos:
         # Frames of a video are spread over batches shared with other videos; a batch's shape never changes, so each
         # frame's features are what it gets alone (the CPU convolution is deterministic for a fixed shape).
+        assert torch.equal(video.features, _alone(backbone, crops, 8))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_frames_of_other_sizes_never_share_a_batch_and_come_back_as_if_computed_alone(threads: int) -> None:
+    """Spatial maps (pooling map) are of whole frames, so landscape and portrait clips give crops of other shapes:
+    the batch the first clip's frames began could not take the next one's, and the whole extraction ended. A batch
+    holds frames of one size (a change of size runs the frames queued before it, padded), so each video's maps are
+    what it gets alone, whichever videos came before and after it."""
+    backbone = build_backbone(BackboneSpec(input_size=64, pooling="map"))
+    with _torch_threads(threads):
+        batcher = FixedBatcher(backbone, batch_size=8, device=torch.device("cpu"))
+    sizes = {"landscape": (64, 96), "portrait": (96, 64), "square": (64, 64), "landscape2": (64, 96)}
+    videos = [_video(name, frames, seed, sizes[name]) for seed, (name, frames) in
+              enumerate([("landscape", 5), ("portrait", 11), ("landscape2", 3), ("square", 2), ("portrait", 4)])]
+    returned = []
+    for video, crops in videos:
+        returned += batcher.add(video, crops)
+    returned += batcher.flush()
+    batcher.close()
+    assert sorted(video.item.key for video in returned) == sorted(video.item.key for video, _ in videos)
+    for video, crops in videos:
         assert torch.equal(video.features, _alone(backbone, crops, 8))
 
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import frame_level, write_video
+from conftest import frame_level, stating_rate, write_video
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import VideoReadError, iter_frames, probe, read_frames, read_sampled
 
@@ -132,6 +133,11 @@ def _bad_inputs(tmp_path: Path, short_video: Path) -> dict[str, tuple[Path, str]
     truncated.write_bytes(short_video.read_bytes()[: short_video.stat().st_size * 2 // 3])
     empty_dir = tmp_path / "empty_dir"
     empty_dir.mkdir()
+    # A link whose target was moved: `ls` lists it, so "no such file" sent the user looking for the wrong thing.
+    broken = tmp_path / "linked.avi"
+    broken.symlink_to(tmp_path / "moved" / "clip.avi")
+    loop = tmp_path / "loop.avi"
+    loop.symlink_to("loop.avi")
     return {
         "missing": (tmp_path / "nope.avi", "no such file"),
         "directory": (empty_dir, "directory without image files"),
@@ -139,10 +145,13 @@ def _bad_inputs(tmp_path: Path, short_video: Path) -> dict[str, tuple[Path, str]
         "random bytes": (noise, "cannot be opened"),
         "text": (text, "text file"),
         "truncated": (truncated, "ends after"),
+        "broken link": (broken, f"is a symbolic link to {tmp_path / 'moved' / 'clip.avi'}, which does not exist"),
+        "link loop": (loop, "is a symbolic link in a loop"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "random bytes", "text", "truncated"])
+@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "random bytes", "text", "truncated",
+                                  "broken link", "link loop"])
 def test_bad_input_raises_one_error_type_naming_path_and_reason(tmp_path: Path, short_video: Path, case: str) -> None:
     path, reason = _bad_inputs(tmp_path, short_video)[case]
     with pytest.raises(VideoReadError) as caught:
@@ -237,3 +246,41 @@ def test_a_file_name_that_is_not_utf8_is_refused_with_a_clear_error_not_a_crash(
     short_video.rename(latin1)
     with pytest.raises(VideoReadError, match="not valid UTF-8"):
         read_frames(latin1, [0])
+
+
+def test_a_stated_rate_of_1000_fps_is_read_as_30_fps_with_a_warning_naming_the_file(tmp_path: Path) -> None:
+    """Screen recorders' files often state 1000 fps (a millisecond time base taken for a frame rate): sampled by time
+    at 5 fps, a 2-second clip recorded at 25 fps gave one frame, and its duration was 0.06 s."""
+    video = stating_rate(write_video(tmp_path / "screen.avi", 60), 1000)
+    spec = SamplingSpec(strategy="fps", fps=5.0, short_side=None)
+    with pytest.warns(UserWarning, match="states 1000 frames a second") as caught:
+        _, indices, info = read_sampled(video, lambda probed: spec.indices(probed.num_frames, probed.fps))
+    assert str(video) in str(caught[0].message) and "read as 30 fps" in str(caught[0].message)
+    assert (info.fps, info.duration) == (30.0, 2.0)
+    assert indices.tolist() == list(range(0, 60, 6))
+
+
+class _CaptureStating:
+    """OpenCV's capture, stating another frame rate (one an AVI header cannot carry: FFmpeg reads a rate of 0 as 25)."""
+
+    def __init__(self, rate: float, capture: cv2.VideoCapture) -> None:
+        self.rate, self.capture = rate, capture
+
+    def get(self, prop: int) -> float:
+        return self.rate if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.capture, name)
+
+
+@pytest.mark.parametrize(("stated", "read_as"), [(0.0, 30.0), (float("nan"), 30.0), (241.0, 30.0), (240.0, 240.0),
+                                                 (0.5, 0.5)])
+def test_a_rate_is_taken_as_stated_only_when_plausible(short_video: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       stated: float, read_as: float) -> None:
+    """Up to 240 fps (phones' slow motion), and any slow rate (time lapses), as stated; 0, NaN and faster as 30."""
+    capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: _CaptureStating(stated, capture(*args)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert probe(short_video).fps == read_as
+    assert [str(short_video) in str(warning.message) for warning in caught] == [True] * (read_as != stated)

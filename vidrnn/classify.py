@@ -1,9 +1,9 @@
 """``vidrnn classify``: label video files with a trained checkpoint, one output row per video.
 
-Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a time, within about a second), so an
-interrupted run keeps its work and ``--resume`` carries on where it stopped; a video that cannot be read gets an
-error row with the reason and the rest goes on. Usage errors (a missing checkpoint, an unknown output format) stop
-the command before any video is decoded.
+Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a
+time, within about a second), so an interrupted run keeps its work and ``--resume`` carries on where it stopped,
+trying error rows' videos again; a video that cannot be read gets an error row with the reason and the rest goes on.
+Usage errors (a missing checkpoint, an unknown output format) stop the command before any video is decoded.
 
 Beside the output, ``OUTPUT.meta.json`` records which checkpoint made its rows and the settings that decide their
 content (:func:`run_record`). ``--resume`` appends only to rows made the same way: a results file never mixes two
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
-from vidrnn.video import IMAGE_FOLDER_FPS, VIDEO_EXTENSIONS, is_hidden
+from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -43,9 +43,9 @@ OUTPUT_COLUMNS = (
     "error); top1_label and top1_probability (the most likely class); topk_labels and topk_probabilities (the --top-k "
     "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines); "
     "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
-    "length in seconds: its frames counted as decoded over its frame rate; a folder of images counts "
-    f"{IMAGE_FOLDER_FPS:g} frames a second, 0 when a file states no rate); error (why an error row's video could not "
-    "be classified). An error row leaves the others empty."
+    "length in seconds: its frames counted as decoded over its frame rate; a folder of images, and a file stating no "
+    f"plausible rate (0, or above {MAX_PLAUSIBLE_FPS:g}: said in a warning), count {ASSUMED_FPS:g} frames a second); "
+    "error (why an error row's video could not be classified). An error row leaves the others empty."
 )
 
 
@@ -58,7 +58,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "training data was. Folders contribute their files with a video extension, except hidden ones (a name "
         "starting with '.', or under such a folder, as macOS's ._clip.mp4); files named explicitly are always tried. "
         "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
-        "unreadable videos get an error row with the reason, and the command then ends with exit status 3. "
+        "unreadable videos get an error row with the reason, and the command ends with exit status 3 while the "
+        "output holds an error row (with --resume, also one an earlier run wrote). "
         "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
         "status 1.",
         epilog=OUTPUT_COLUMNS,
@@ -68,7 +69,9 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
                         help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
     parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
-    parser.add_argument("--recursive", action="store_true", help="also take videos from sub-folders of given folders")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also take videos from sub-folders of given folders (links to folders followed, each "
+                        "folder once)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="frames per CNN batch (default: the checkpoint's, the batch its training features were "
                         "extracted in, data.extract_batch_size; for an older checkpoint the data setting saved beside "
@@ -80,10 +83,12 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
     parser.add_argument("--resume", action="store_true",
-                        help="skip videos already in the output file and append; without it the output is replaced. "
-                        "Refused when the rows there were made otherwise (another checkpoint, --top-k, --batch-size, "
-                        "device precision or backbone weights, as OUTPUT.meta.json records them) or when nothing "
-                        "records how (an output of an older vidrnn)")
+                        help="skip videos the output file already holds a result for and append; a video with an "
+                        "error row there is tried again (its file may have been fixed), and its new row replaces the "
+                        "error row when the run ends. Without it the output is replaced. Refused when the rows "
+                        "there were made otherwise (another checkpoint, --top-k, --batch-size, device precision or "
+                        "backbone weights, as OUTPUT.meta.json records them) or when nothing records how (an output of "
+                        "an older vidrnn)")
     parser.set_defaults(run=run_classify, interrupted=lambda args: f"the rows finished so far are in {args.output}: "
                         "the same command with --resume goes on from there")
 
@@ -104,19 +109,22 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     found: dict[Path, None] = {}
     for path in paths:
         if path.is_dir():
-            candidates = path.rglob("*") if recursive else path.iterdir()
-            videos = sorted(p for p in candidates if _listed_video(path, p))
-            found.update(dict.fromkeys(videos))
+            found.update(dict.fromkeys(_folder_videos(path, recursive)))
         else:
             found[path] = None
     return list(found)
 
 
-def _listed_video(folder: Path, path: Path) -> bool:
-    """Whether ``path``, found in ``folder``, is a video to classify: a video extension, no hidden name between the
-    two (``folder`` itself, hidden or not, the user named), a file or a link."""
-    hidden = any(is_hidden(part) for part in path.relative_to(folder).parts)
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not hidden and _file_or_link(path)
+def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
+    """The videos found in ``folder``, sorted: with ``recursive``, in its sub-folders too, walked as a folder dataset
+    walks its root (:func:`~vidrnn.video.walk_visible`: links to folders followed, each folder once, so a linked
+    session folder is not silently left out and a link cycle ends). ``folder`` itself, hidden or not, the user
+    named."""
+    if recursive:
+        candidates = (Path(directory, name) for directory, names in walk_visible(folder) for name in names)
+    else:
+        candidates = (path for path in folder.iterdir() if not is_hidden(path.name))
+    return sorted(path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path))
 
 
 def _file_or_link(path: Path) -> bool:
@@ -128,8 +136,8 @@ def _file_or_link(path: Path) -> bool:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete rows of an earlier run's output; a row cut short by a crash is dropped (and redone): in CSV, one
-    that lacks a field (a row cut after its status column would otherwise pass for a result)."""
+    """The complete rows of an earlier run's output, in file order; a row cut short by a crash is dropped (and redone):
+    in CSV, one that lacks a field (a row cut after its status column would otherwise pass for a result)."""
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
@@ -139,10 +147,54 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         rows = []
         for line in handle:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(row, dict) and row.get("status") in ("ok", "error") and "path" in row:
+                rows.append(row)
         return rows
+
+
+def _video_of(row: dict[str, Any]) -> str:
+    """Which video a row is about: its path with links followed, so that ``./a.avi`` and ``a.avi`` are one video."""
+    return _resolved(row["path"])
+
+
+def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that stand, in file order: every ``ok`` row, and an error row only while its video has no other row —
+    no ``ok`` one, and none after it (a retry's).
+
+    A resume tries error rows' videos again and appends their new rows, leaving the error rows where they are until
+    the run ends and settles the file (:func:`_settle`): a run killed meanwhile loses nothing, and whatever it left
+    both of is settled by the next resume's reading."""
+    videos = [_video_of(row) for row in rows]
+    classified = {video for video, row in zip(videos, rows) if row["status"] == "ok"}
+    latest = {video: position for position, video in enumerate(videos)}
+    return [row for position, (video, row) in enumerate(zip(videos, rows))
+            if row["status"] == "ok" or (video not in classified and latest[video] == position)]
+
+
+def _settle(output: Path) -> list[dict[str, Any]]:
+    """The output's rows once settled (:func:`_settled`), written back where a retry replaced any — atomically, so a
+    kill meanwhile leaves the file as it was, each video's newer row in it."""
+    rows = _read_rows(output)
+    settled = _settled(rows)
+    if len(settled) < len(rows):
+        _rewrite(output, settled)
+    return settled
+
+
+def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace the file with ``rows`` (and the CSV header), into a temporary file renamed over the old one, so a kill
+    meanwhile leaves the earlier rows whole."""
+    buffer = io.StringIO(newline="")
+    if path.suffix == ".csv":
+        writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        buffer.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode("utf-8")))
 
 
 class RowWriter:
@@ -151,22 +203,10 @@ class RowWriter:
     def __init__(self, path: Path, kept_rows: list[dict[str, Any]]) -> None:
         self.path = path
         self.csv = path.suffix == ".csv"
-        # Rewritten with the kept rows, so a line a crash cut short cannot glue itself to the first new row — into a
-        # temporary file renamed over the old one, so a kill meanwhile leaves the earlier results whole.
-        atomic_write(path, lambda handle: handle.write(self._text(kept_rows).encode("utf-8")))
+        # Rewritten with the kept rows, so a line a crash cut short cannot glue itself to the first new row.
+        _rewrite(path, kept_rows)
         self._handle: TextIO = path.open("a", newline="", encoding="utf-8")
         self._csv_writer = csv.DictWriter(self._handle, fieldnames=FIELDS) if self.csv else None
-
-    def _text(self, rows: list[dict[str, Any]]) -> str:
-        """The file's content holding ``rows`` (and the CSV header)."""
-        buffer = io.StringIO(newline="")
-        if self.csv:
-            writer = csv.DictWriter(buffer, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            buffer.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        return buffer.getvalue()
 
     def _emit(self, row: dict[str, Any]) -> None:
         if self._csv_writer is not None:
@@ -306,9 +346,28 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _plan(videos: list[Path], output: Path, resume: bool) -> tuple[list[dict[str, Any]], list[Path], int]:
+    """Where a run starts: the output's rows it keeps (none unless ``resume``; else settled, :func:`_settled`), the
+    videos still to classify — all but those with an ``ok`` row: an error row's video is tried again, as its file may
+    have been fixed (a copy that had not finished) — and how many of those are such retries."""
+    kept = _settled(_read_rows(output)) if resume else []
+    classified = {_video_of(row) for row in kept if row["status"] == "ok"}
+    failed = {_video_of(row) for row in kept if row["status"] == "error"}
+    todo = [video for video in videos if _shown_path(_resolved(video)) not in classified]
+    return kept, todo, sum(_shown_path(_resolved(video)) in failed for video in todo)
+
+
+def _summary(tried: int, failed: int, skipped: int, retried: int, errors: int, output: Path) -> str:
+    """The run's closing line: what it did, and how many error rows its output holds where earlier runs left some."""
+    retries = f" ({retried} tried again after an error row)" if retried else ""
+    earlier = f" ({errors} error rows in all, earlier runs' included)" if errors > failed else ""
+    return f"{tried - failed} classified, {failed} failed, {skipped} already done{retries}: {output}{earlier}"
+
+
 def run_classify(args: argparse.Namespace) -> int:
-    """Classify every video the arguments name; 0 when all succeeded, 3 when some failed, 2 on usage errors, 1 when
-    the decoding processes cannot start (the rows written until then are kept, for --resume)."""
+    """Classify every video the arguments name; 0 when every row of the output is a result, 3 while any is an error
+    (with --resume, also one from an earlier run), 2 on usage errors, 1 when the decoding processes cannot start (the
+    rows written until then are kept, for --resume)."""
     from tqdm.auto import tqdm
 
     from vidrnn.inference import Predictor
@@ -324,9 +383,7 @@ def run_classify(args: argparse.Namespace) -> int:
         hint = "" if args.recursive else " (add --recursive to search sub-folders)"
         print(f"vidrnn classify: error: no video files in {folders}{hint}", file=sys.stderr)
         return EXIT_USAGE
-    kept = _read_rows(args.output) if args.resume else []
-    done = {_resolved(row["path"]) for row in kept}  # ./a.avi and a.avi are one video
-    todo = [video for video in videos if _shown_path(_resolved(video)) not in done]
+    kept, todo, retried = _plan(videos, args.output, args.resume)
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:
@@ -358,5 +415,6 @@ def run_classify(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         writer.close()
-    print(f"{len(todo) - failed} classified, {failed} failed, {len(videos) - len(todo)} already done: {args.output}")
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    errors = sum(row["status"] == "error" for row in _settle(args.output))
+    print(_summary(len(todo), failed, len(videos) - len(todo), retried, errors, args.output))
+    return EXIT_SOME_FAILED if errors else EXIT_OK

@@ -5,9 +5,9 @@ classifying new videos (:class:`vidrnn.inference.Predictor`). Videos are decoded
 processes (:func:`vidrnn.workers.isolated_map`) and sent as uint8 crops to the main process, where they are normalised
 on the CNN's device and the CNN runs; a decoder that crashes its worker (a
 segfault or an abort in native code) costs that one video, reported as failed, never the run. Frames of consecutive
-videos are packed into batches of exactly ``batch_size`` (the last one zero-padded), so a frame's features never
-depend on which other frames shared its batch — what makes a resumed or multi-rank cache byte-identical to one
-uninterrupted run, and a prediction equal to ``vidrnn test``'s.
+videos are packed into batches of exactly ``batch_size`` (the last one, and one cut short by a change of frame
+size, zero-padded), so a frame's features never depend on which other frames shared its batch — what makes a resumed
+or multi-rank cache byte-identical to one uninterrupted run, and a prediction equal to ``vidrnn test``'s.
 """
 
 from __future__ import annotations
@@ -196,7 +196,8 @@ class _CapturedForward:
 
 
 class FixedBatcher:
-    """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames.
+    """Packs the uint8 crops of consecutive videos into CNN batches of exactly ``batch_size`` frames of one size (a
+    change of size, which only spatial maps of whole frames have, ends the batch being filled: :meth:`add`).
 
     Each video's crops go to the device as they are (a quarter of the bytes of float32) and are normalised there,
     straight into their rows of a float32 input batch that lives as long as the batcher: no concatenation, and no
@@ -240,11 +241,16 @@ class FixedBatcher:
 
     def add(self, pending: EmbeddedVideo, images: torch.Tensor) -> list[EmbeddedVideo]:
         """Queue a video's crops (uint8 ``[T,3,h,w]``, in host memory); return the videos that batches given to the CNN earlier have
-        completed, if this started a batch."""
+        completed, if this started a batch.
+
+        Crops of another size than those queued (spatial maps are of whole frames: a portrait clip after a landscape
+        one) first send the queued frames off as a batch of their own, zero-padded as a last batch is: a batch holds
+        one size, and every frame still sees a batch of ``batch_size``, so its features do not depend on its
+        neighbours."""
+        finished = self._run(self.queued) if self.queue and self.queue[0][1].shape[1:] != images.shape[1:] else []
         pending.remaining = len(images)
         self.queue.append((pending, images))
         self.queued += len(images)
-        finished: list[EmbeddedVideo] = []
         while self.queued >= self.batch_size:
             finished += self._run(self.batch_size)
         return finished

@@ -18,8 +18,11 @@ A video file and a folder of images (OTB/VOT sequences) look the same to callers
 from __future__ import annotations
 
 import abc
+import errno
+import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,9 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "ASSUMED_FPS",
     "IMAGE_EXTENSIONS",
+    "MAX_PLAUSIBLE_FPS",
     "VIDEO_EXTENSIONS",
     "FrameSize",
     "VideoInfo",
@@ -85,8 +90,19 @@ def walk_visible(root: str | os.PathLike, *,
         yield Path(directory), sorted(name for name in files if not is_hidden(name))
 
 
-#: Frame rate reported for a folder of images, which carries none (OTB and VOT are recorded at about 30 fps).
-IMAGE_FOLDER_FPS = 30.0
+#: The frame rate taken where a video states none usable: a folder of images, which carries none (OTB and VOT are
+#: recorded at about 30 fps), or a file whose stated rate is missing or implausible (:data:`MAX_PLAUSIBLE_FPS`) —
+#: the commonest rate of the phones and screen recorders that write such files.
+ASSUMED_FPS = 30.0
+
+#: The fastest stated frame rate taken as the container's word. Cameras store at most 240 fps (phones' slow motion;
+#: broadcast and cinema at most 120); a faster stated rate is almost always a time base taken for a frame rate
+#: (Matroska's millisecond, the "1000 fps" of screen recordings; MPEG-TS's 90 kHz clock), and sampling by time at
+#: it keeps a frame or two of a whole clip. The container's frame count and duration cannot vouch for such a rate:
+#: where it stores a count, its duration is that count at the same rate; where it stores only a duration, FFmpeg
+#: already takes the average rate over it when the nominal one is above 210 fps (``av_guess_frame_rate``). High-speed
+#: footage stored at its capture rate is read as :data:`ASSUMED_FPS` too, with the same warning.
+MAX_PLAUSIBLE_FPS = 240.0
 
 #: ``int``: resize so the shorter side has this many pixels (aspect kept); ``(height, width)``: exact size;
 #: ``None``: keep the decoded size.
@@ -169,6 +185,18 @@ class _FrameSource(abc.ABC):
         self.close()
 
 
+def _usable_fps(path: Path, stated: float) -> float:
+    """The frame rate a file is read at: the one it states when plausible (above 0, at most
+    :data:`MAX_PLAUSIBLE_FPS`), else :data:`ASSUMED_FPS`, with a warning naming the file — sampling by time and the
+    duration depend on it, and a rate of 0 or 1000 would make either absurd without a word."""
+    if math.isfinite(stated) and 0 < stated <= MAX_PLAUSIBLE_FPS:
+        return stated
+    warnings.warn(f"{path}: the container states {stated:g} frames a second, not a plausible frame rate (above 0, at "
+                  f"most {MAX_PLAUSIBLE_FPS:g}): read as {ASSUMED_FPS:g} fps, which sampling by time and its duration "
+                  "assume; remux the file with its real rate to use that", stacklevel=2)
+    return ASSUMED_FPS
+
+
 class _VideoFileSource(_FrameSource):
     def __init__(self, path: Path, decoder_threads: int) -> None:
         self.path = path
@@ -181,7 +209,7 @@ class _VideoFileSource(_FrameSource):
         if codec in _TEXT_CODECS:
             self._cap.release()
             raise VideoReadError(path, "is a text file, not a video")
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = _usable_fps(path, float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0))
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.declared_frames = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
@@ -222,7 +250,7 @@ class _ImageFolderSource(_FrameSource):
         if not self._files:
             raise VideoReadError(path, "is a directory without image files (expected a video file or a folder of frames)")
         self._next = 0
-        self.fps = IMAGE_FOLDER_FPS
+        self.fps = ASSUMED_FPS
         self.declared_frames = len(self._files)
         first = self._decode(self._files[0])
         self.height, self.width = first.shape[:2]
@@ -244,10 +272,24 @@ class _ImageFolderSource(_FrameSource):
         return self._decode(self._files[self._next - 1])
 
 
+def _absent(path: Path) -> VideoReadError:
+    """Why a path that does not exist cannot be read. A symbolic link is named as one, with where it leads: ``ls``
+    lists a broken link, so "no such file" would send the user looking for the wrong thing."""
+    if not path.is_symlink():
+        return VideoReadError(path, "no such file or directory")
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return VideoReadError(path, "is a symbolic link in a loop (it never reaches a file): fix or remove it")
+    return VideoReadError(path, f"is a symbolic link to {os.path.realpath(path)}, which does not exist: fix or "
+                          "remove the link")
+
+
 def _open(path: str | os.PathLike) -> _FrameSource:
     path = Path(path)
     if not path.exists():
-        raise VideoReadError(path, "no such file or directory")
+        raise _absent(path)
     if path.is_dir():
         return _ImageFolderSource(path)
     try:
