@@ -331,6 +331,18 @@ def _store(cache: FeatureCache, item, source) -> None:
     cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, 2, source)
 
 
+def test_features_made_at_an_implausible_stated_frame_rate_are_extracted_again(tmp_path: Path) -> None:
+    """Before stated rates above 240 fps were read as 30, a 1000 fps header chose 2 frames of a 10 s clip under fps
+    sampling; the cache key cannot tell those records apart, so each is redone (and only it)."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    sane, absurd = _video(videos, "sane.avi"), _video(videos, "absurd.avi")
+    _store(cache, *sane)
+    cache.write(absurd[0], np.zeros((2, 4)), np.arange(2), 1000.0, 2, absurd[1])
+    assert cache.settled([sane[0], absurd[0]]) == ([sane[0]], [])
+
+
 def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_meanwhile(tmp_path: Path) -> None:
     """Two extractions into one cache (a parallel sweep, another terminal): the one that finishes first merges the
     journals but leaves the other's, still being written; the other's later lines all reach the manifest."""

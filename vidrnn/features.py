@@ -58,6 +58,7 @@ from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
+from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
 __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
 
@@ -180,7 +181,7 @@ class FeatureCache:
             return state is not _CHANGED
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
-                  and current(entries[item.key], item, "video")]
+                  and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
         failed = [] if retry_failed else [item for item in items
                                           if item.key in errors and current(errors[item.key], item, "error")]
         return cached, failed
@@ -339,6 +340,13 @@ class FeatureCache:
                       *self.dir.glob(".journal-*.folded.*.tmp")]
         for path in leftovers:
             path.unlink(missing_ok=True)
+
+
+def _rate_read_as_now(entry: dict[str, Any]) -> bool:
+    """Whether a video's features were made at the frame rate it is read at now. Entries made before implausible
+    stated rates were replaced (:data:`vidrnn.video.MAX_PLAUSIBLE_FPS`) hold such a rate — 1000 fps chose 2 frames of a
+    10 s clip under ``fps`` sampling — and are extracted again; a rare file, so the whole cache need not be."""
+    return 0 < entry.get("source_fps", ASSUMED_FPS) <= MAX_PLAUSIBLE_FPS
 
 
 def _folded_mark(journal: Path) -> Path:
