@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from conftest import write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
-from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips
+from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips, recorded_data_settings
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
@@ -80,6 +80,25 @@ def test_the_clips_a_fit_trained_and_validated_on_follow_from_its_settings_alone
         del settings["train_fraction"]
     training_side = {record.path.resolve() for record in module.index.split("train")}
     assert fitted_clips(settings) == fitted and (fitted == training_side) == (train_fraction == 1.0)
+
+
+def test_a_checkpoint_records_the_clips_the_model_was_fitted_on_as_the_splits_drew_them(datamodule) -> None:
+    """What validate, test and predict hold their splits against: the same settings draw another split once a class
+    folder's videos change, so the settings alone cannot tell."""
+    fitted = datamodule.state_dict()["fitted_clips"]
+    assert fitted == {split: datamodule.split_keys(split) for split in ("train", "val")}
+    assert datamodule.drawn_keys() == {split: datamodule.split_keys(split) for split in ("train", "val", "test")}
+
+
+def test_the_clips_a_pretraining_was_fitted_on_are_those_its_checkpoint_records(datamodule, tmp_path: Path) -> None:
+    """Drawn again from its settings, a pretraining's split would be another one once its folders changed."""
+    one = datamodule.split_keys("train")[0]
+    state = {**datamodule.state_dict(), "fitted_clips": {"train": [one], "val": []}}
+    checkpoint = {"datamodule_hyper_parameters": dict(datamodule.hparams), "VideoDataModule": state}
+    assert fitted_clips(recorded_data_settings(checkpoint)) == {(datamodule.videos_root / one).resolve()}
+    state["root"] = str(tmp_path / "moved away")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "moved away"))):
+        fitted_clips(recorded_data_settings(checkpoint))
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
