@@ -13,6 +13,8 @@ import pytest
 from vidrnn.data.folders import folder_index
 from vidrnn.data.splits import (
     check_split,
+    copy_warnings,
+    identical_copies,
     split_counts,
     split_summary,
     write_split_record,
@@ -126,10 +128,11 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     many = split_counts({"train": [str(k) for k in range(13)]}, [str(k) for k in range(13)])
     assert split_summary("RULE", many) == "split: RULE; clips: train 13"  # no list of 13 classes in one line
     lists = {"train": ["a/1", "a/2", "b/1"], "val": ["a/3"], "test": ["b/2", "b/3"]}
-    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists)
+    copies = {"test": [["b/2", "a/1"]], "val": [], "different_labels": [["a/1", "b/2"]]}
+    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
-        "clip_lists": lists}
+        "clip_lists": lists, "identical_copies": copies}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:
@@ -216,3 +219,28 @@ def test_a_checkpoint_without_fitted_clips_and_other_videos_are_held_to_the_sett
     with pytest.warns(UserWarning, match="this run reads those under"):
         check_split(trained, {**TRAINED, "root": str(_folders(tmp_path / "other"))}, "test", reads=reads)
 
+
+def test_identical_copies_are_found_by_their_bytes_digest_and_clips_without_one_are_passed_over() -> None:
+    """Copies within one side hide nothing; a copy on both sides, or under two labels, does. A cache older than the
+    digests records none for its videos: nothing to say about them."""
+    lists = {"train": ["a/1", "a/2", "b/1", "b/2"], "val": ["a/3"], "test": ["a/4", "b/3", "b/4"]}
+    labels = {"train": ["a", "a", "b", "b"], "val": ["a"], "test": ["a", "b", "b"]}
+    digests = {"a/1": "x", "a/2": "x", "b/1": "y", "a/3": "x", "a/4": "z", "b/3": "y", "b/4": "w", "b/2": "w"}
+    assert identical_copies(lists, labels, digests) == {
+        "test": [["b/3", "b/1"], ["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2"]], "different_labels": []}
+    assert identical_copies(lists, labels, {**digests, "b/1": "x"}) == {
+        "test": [["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2", "b/1"]],
+        "different_labels": [["a/1", "a/2", "a/3", "b/1"]]}
+    assert identical_copies(lists, labels, {}) == {"test": [], "val": [], "different_labels": []}
+
+
+def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path: Path) -> None:
+    copies = {"test": [[f"a/{n}", f"b/{n}"] for n in range(5)], "val": [], "different_labels": [["a/1", "b/1"]]}
+    test, labels = copy_warnings(copies, tmp_path)
+    assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0, a/1 = b/1, "
+                    "a/2 = b/2 and 2 more): the test scores are optimistic by them, as the model trained on the same "
+                    "video. splits.json lists every copy (identical_copies); remove the copies before training to "
+                    "score only unseen videos")
+    assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "
+                             "label noise")
+    assert copy_warnings({"test": [], "val": [], "different_labels": []}, tmp_path) == []

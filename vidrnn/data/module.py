@@ -26,7 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
@@ -38,6 +38,8 @@ from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.splits import (
     FITTED_CLIPS,
     check_split,
+    copy_warnings,
+    identical_copies,
     split_counts,
     split_summary,
     validation_rule,
@@ -421,21 +423,30 @@ class VideoDataModule(L.LightningDataModule):
                 for name, records in self._split_records().items()}
 
     def _report_splits(self) -> None:
-        """Say once, on rank 0, what the split holds — its rule and its clips per split and class — and keep it in the
-        run's log folder as ``splits.json``, beside ``config.yaml``, with each split's clips: the numbers every score
-        rests on, and the lists another run's split can be compared with."""
+        """Say once, on rank 0, what the split holds — its rule, its clips per split and class, and byte-identical
+        videos on both sides of it or under two labels — and keep it in the run's log folder as ``splits.json``, beside
+        ``config.yaml``, with each split's clips: the numbers every score rests on, and the lists another run's split
+        can be compared with."""
         hp = self.hparams
         rule = f"{self.index.split_rule}; {validation_rule(hp.val_fraction, hp.train_fraction, hp.seed)}"
         labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
         counts = split_counts(labels, self.index.classes)
         rank_zero_info(split_summary(rule, counts))
         trainer = self.trainer
-        if trainer is None or trainer.logger is None:
+        # On every rank: under DDP, Lightning broadcasts the log folder from rank 0.
+        log_dir = trainer.log_dir if trainer is not None and trainer.logger is not None else None
+        if rank_zero_only.rank != 0:
             return
-        log_dir = trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
-        if trainer.is_global_zero and log_dir is not None:
-            clip_lists = {name: list(clips.keys) for name, clips in self._clips.items()}
-            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists)
+        clip_lists = {name: list(clips.keys) for name, clips in self._clips.items()}
+        copies = identical_copies(clip_lists, labels, self._source_digests())
+        for message in copy_warnings(copies, self.index.root):
+            logger.warning(message)
+        if log_dir is not None:
+            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies)
+
+    def _source_digests(self) -> dict[str, str]:
+        """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""
+        return {key: entry["source_sha256"] for key, entry in self.cache.entries().items() if "source_sha256" in entry}
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]

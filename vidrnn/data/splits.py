@@ -11,7 +11,9 @@ clips into the test split. A checkpoint therefore also records the clips it was 
 :func:`check_split` refuses a split that holds any of them.
 
 :func:`split_summary` and :func:`write_split_record` say what a split holds: the rule that made it and its clips per
-split and class, which a result rests on.
+split and class, which a result rests on. :func:`identical_copies` finds what no rule can keep apart: byte-identical
+videos under two names (download copies, a video saved in two class folders), which land on both sides of the split or
+teach one video as two classes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,8 @@ from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["FITTED_CLIPS", "check_split", "split_counts", "split_settings", "split_summary", "validation_rule",
-           "videos_folder", "write_split_record"]
+__all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "split_counts", "split_settings",
+           "split_summary", "validation_rule", "videos_folder", "write_split_record"]
 
 #: The split each command reads; a resumed fit goes on to test on the test split.
 _SPLIT_READ = {"fit": "test", "validate": "validation", "test": "test", "predict": "test"}
@@ -49,6 +51,9 @@ _SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 #: Up to this many classes, the summary line gives every class's counts.
 _CLASSES_SHOWN = 12
+
+#: Copies a warning names; ``splits.json`` lists them all.
+_COPIES_SHOWN = 3
 
 
 def split_settings(dataset: str, explicit: bool, stage: str) -> tuple[str, ...]:
@@ -199,12 +204,66 @@ def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
-                       counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]]) -> None:
-    """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, and each
-    split's clip keys, to compare with another run's)."""
+                       counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]],
+                       copies: Mapping[str, Sequence[Sequence[str]]]) -> None:
+    """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
+    split's clip keys — to compare with another run's — and the byte-identical copies of :func:`identical_copies`)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
-              "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()}}
+              "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
+              "identical_copies": copies}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
 
+
+def identical_copies(clip_lists: Mapping[str, Sequence[str]], labels: Mapping[str, Sequence[str]],
+                     digests: Mapping[str, str]) -> dict[str, list[list[str]]]:
+    """Byte-identical videos across a split, by the SHA-256 of their bytes (``digests``, by clip key: the feature
+    cache records it as it decodes; a clip without one, from an older cache, is passed over).
+
+    ``clip_lists`` and ``labels`` give each split's clip keys and their labels, in the same order. Returns
+    ``{"test": [[clip, training copy, ...], ...], "val": [...], "different_labels": [[clip, ...], ...]}``: each test
+    and validation clip that has training clips of the same bytes, followed by them, and each set of identical videos
+    that carries more than one label.
+    """
+    same: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for split, keys in clip_lists.items():
+        for key, label in zip(keys, labels[split]):
+            if key in digests:
+                same[digests[key]].append((split, key, label))
+    copies: dict[str, list[list[str]]] = {"test": [], "val": [], "different_labels": []}
+    for clips in (clips for clips in same.values() if len(clips) > 1):
+        trained = [key for split, key, _ in clips if split == "train"]
+        for split, key, _ in clips:
+            if split in ("test", "val") and trained:
+                copies[split].append([key, *trained])
+        if len({label for _, _, label in clips}) > 1:
+            copies["different_labels"].append(sorted(key for _, key, _ in clips))
+    return {kind: sorted(found) for kind, found in copies.items()}
+
+
+def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.PathLike) -> list[str]:
+    """What :func:`identical_copies` found, as warnings: how many, the first few, what it does to the scores and what
+    to do. Not refusals: download duplicates are common, and whether two files are one recording is the user's call."""
+    messages = []
+    for split, name in (("test", "test"), ("val", "validation")):
+        count = len(copies[split])
+        if count:
+            clips, are, it = ("clip", "is a byte-identical copy of a training clip", "it") if count == 1 else (
+                "clips", "are byte-identical copies of training clips", "them")
+            messages.append(f"{count} {name} {clips} under {root} {are} ({_shown(copies[split])}): the {name} scores "
+                            f"are optimistic by {it}, as the model trained on the same video. splits.json lists every "
+                            "copy (identical_copies); remove the copies before training to score only unseen videos")
+    mixed = copies["different_labels"]
+    if mixed:
+        videos_have = "video has" if len(mixed) == 1 else "videos have"
+        messages.append(f"{len(mixed)} {videos_have} byte-identical copies under other labels in {root} "
+                        f"({_shown(mixed)}): label noise, the same video taught as two classes. splits.json lists "
+                        "them (identical_copies); keep one copy, in the class it belongs to")
+    return messages
+
+
+def _shown(sets: Sequence[Sequence[str]]) -> str:
+    """The first few sets of identical clips, ``a = b = c``, and how many more."""
+    shown = ", ".join(" = ".join(clips) for clips in sets[:_COPIES_SHOWN])
+    return shown + (f" and {len(sets) - _COPIES_SHOWN} more" if len(sets) > _COPIES_SHOWN else "")
