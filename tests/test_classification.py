@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from conftest import write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
-from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips
+from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips, recorded_data_settings
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier
@@ -80,6 +82,63 @@ def test_the_clips_a_fit_trained_and_validated_on_follow_from_its_settings_alone
         del settings["train_fraction"]
     training_side = {record.path.resolve() for record in module.index.split("train")}
     assert fitted_clips(settings) == fitted and (fitted == training_side) == (train_fraction == 1.0)
+
+
+def test_a_checkpoint_records_the_clips_the_model_was_fitted_on_as_the_splits_drew_them(datamodule) -> None:
+    """What validate, test and predict hold their splits against: the same settings draw another split once a class
+    folder's videos change, so the settings alone cannot tell."""
+    fitted = datamodule.state_dict()["fitted_clips"]
+    assert fitted == {split: datamodule.split_keys(split) for split in ("train", "val")}
+    assert datamodule.drawn_keys() == {split: datamodule.split_keys(split) for split in ("train", "val", "test")}
+
+
+def test_the_clips_a_pretraining_was_fitted_on_are_those_its_checkpoint_records(datamodule, tmp_path: Path) -> None:
+    """Drawn again from its settings, a pretraining's split would be another one once its folders changed."""
+    one = datamodule.split_keys("train")[0]
+    state = {**datamodule.state_dict(), "fitted_clips": {"train": [one], "val": []}}
+    checkpoint = {"datamodule_hyper_parameters": dict(datamodule.hparams), "VideoDataModule": state}
+    assert fitted_clips(recorded_data_settings(checkpoint)) == {(datamodule.videos_root / one).resolve()}
+    state["root"] = str(tmp_path / "moved away")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "moved away"))):
+        fitted_clips(recorded_data_settings(checkpoint))
+
+
+def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_about_and_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Download copies and a video saved under two class folders: the cache has hashed every file, so a copy on both
+    sides of the split (optimistic scores) and identical bytes under two labels (label noise) are said, not refused."""
+    root = tmp_path / "videos"
+    for group in range(3):
+        write_video(root / "a" / f"a_g{group:02d}_c01.avi", 6)  # one video three times, one copy per recording group
+        write_video(root / "b" / f"b_g{group:02d}_c01.avi", 3 + group)  # three different videos
+    write_video(root / "b" / "b_g00_c02.avi", 6)  # a's video again, under b
+    module = VideoDataModule(root=str(root), dataset="folders", cache_dir=str(tmp_path / "cache"),
+                             backbone=BackboneSpec(input_size=64), sampling=SamplingSpec(strategy="all", short_side=64),
+                             steps=4, extract_workers=0)
+    module.prepare_data()
+    module.trainer = L.Trainer(logger=CSVLogger(tmp_path / "runs"), accelerator="cpu")  # for the run's log folder
+    module.setup("fit")
+    split = {key: name for name in ("train", "val", "test") for key in module.split_keys(name)}
+    assert [split[f"a/a_g{group:02d}_c01.avi"] for group in range(3)] == ["train", "val", "test"]
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warned == [
+        f"1 test clip under {module.videos_root} is a byte-identical copy of a training clip (a/a_g02_c01.avi = "
+        "a/a_g00_c01.avi = b/b_g00_c02.avi): the test scores are optimistic by it, as the model trained on the same "
+        "video. splits.json lists every copy (identical_copies); remove the copies before training to score only "
+        "unseen videos",
+        f"1 validation clip under {module.videos_root} is a byte-identical copy of a training clip (a/a_g01_c01.avi "
+        "= a/a_g00_c01.avi = b/b_g00_c02.avi): the validation scores are optimistic by it, as the model trained on "
+        "the same video. splits.json lists every copy (identical_copies); remove the copies before training to score "
+        "only unseen videos",
+        f"1 video has byte-identical copies under other labels in {module.videos_root} (a/a_g00_c01.avi = "
+        "a/a_g01_c01.avi = a/a_g02_c01.avi = b/b_g00_c02.avi): label noise, the same video taught as two classes. "
+        "splits.json lists them (identical_copies); keep one copy, in the class it belongs to"]
+    record = json.loads((Path(module.trainer.log_dir) / "splits.json").read_text())
+    assert record["identical_copies"] == {
+        "test": [["a/a_g02_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
+        "val": [["a/a_g01_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
+        "different_labels": [["a/a_g00_c01.avi", "a/a_g01_c01.avi", "a/a_g02_c01.avi", "b/b_g00_c02.avi"]]}
+    assert record["clip_lists"] == {name: module.split_keys(name) for name in ("train", "val", "test")}
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from vidrnn.data.folders import folder_index
-from vidrnn.data.splits import check_split, split_counts, split_summary, write_split_record
+from vidrnn.data.splits import (
+    check_split,
+    copy_warnings,
+    identical_copies,
+    split_counts,
+    split_summary,
+    write_split_record,
+)
 
 #: The data settings of a checkpoint trained on class folders with the data module's defaults.
 TRAINED = {"dataset": "folders", "root": "", "fold": 1, "splits": None, "test_fraction": 0.3, "val_fraction": 0.2,
@@ -120,9 +127,12 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
                                              "a 2/1/0, b 1/0/2")
     many = split_counts({"train": [str(k) for k in range(13)]}, [str(k) for k in range(13)])
     assert split_summary("RULE", many) == "split: RULE; clips: train 13"  # no list of 13 classes in one line
-    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts)
+    lists = {"train": ["a/1", "a/2", "b/1"], "val": ["a/3"], "test": ["b/2", "b/3"]}
+    copies = {"test": [["b/2", "a/1"]], "val": [], "different_labels": [["a/1", "b/2"]]}
+    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
-        "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts}
+        "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
+        "clip_lists": lists, "identical_copies": copies}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:
@@ -143,3 +153,94 @@ def test_ucf101_read_through_other_split_lists_is_refused(tmp_path: Path) -> Non
     refused = _refusal(trained, "test", splits=str(mine))
     assert refused is not None and f"(data.splits: {official} there, {mine} here)" in refused
     assert _refusal(trained, "test", splits=str(official)) is None  # the same lists, named
+
+
+def _keys(root: Path, records: list) -> list[str]:
+    return [record.path.relative_to(root).as_posix() for record in records]
+
+
+@pytest.mark.parametrize("change", ["videos added", "a video removed"])
+def test_a_test_split_drawn_again_since_training_is_refused_saying_how_many_why_and_what_to_do(
+        change: str, tmp_path: Path) -> None:
+    """The settings are the same, the folder is not: each class's recording groups are shuffled with the seed, so one
+    video more or less draws the class's test groups again, and clips the model trained on become test clips."""
+    root = _folders(tmp_path)
+    trained_on = _keys(root, folder_index(root).split("train"))
+    if change == "videos added":
+        (root / "a" / "a_g06_c01.mp4").touch()  # two new recordings
+        (root / "a" / "a_g07_c01.mp4").touch()
+    else:
+        (root / "a" / "a_g05_c01.mp4").unlink()  # a test clip, deleted after the fit reported it unreadable
+    index = folder_index(root)
+    reads = {"train": _keys(root, index.split("train")), "val": [], "test": _keys(root, index.split("test"))}
+    assert set(reads["test"]) & set(trained_on) == {"a/a_g02_c01.mp4"}  # the reviewer's finding, in miniature
+    trained = {**TRAINED, "root": str(root), "fitted_clips": {"train": trained_on, "val": []}}
+    with pytest.raises(ValueError) as refused:
+        check_split(trained, {**TRAINED, "root": str(root)}, "test", reads=reads)
+    assert str(refused.value) == (
+        f"1 of the {len(reads['test'])} test clips under {root} is a clip the model was trained or validated on (such "
+        f"as a/a_g02_c01.mp4): the videos under {root} have changed since training, and a seeded split over each "
+        "class's recording groups is drawn again when a video is added or removed, so the test scores would be too "
+        f"good. Restore {root} as it was when the model was trained, or train a new model on it as it is now (vidrnn "
+        "fit); to score new videos with this checkpoint, use vidrnn classify")
+
+
+@pytest.mark.parametrize(("stage", "reads", "refused"), [
+    ("test", {"test": ["a/3", "a/1"]}, "1 of the 2 test clips under {root} is a clip the model was trained or "
+                                       "validated on (such as a/1)"),
+    ("predict", {"test": ["a/2", "a/3"]}, "1 of the 2 test clips under {root} is a clip the model was trained or "
+                                          "validated on (such as a/2)"),
+    ("validate", {"val": ["a/1", "a/0"], "test": ["a/1"]}, "2 of the 2 validation clips under {root} are clips the "
+                                                           "model was trained on (such as a/0)"),
+    ("validate", {"val": ["a/2"], "test": ["a/1"]}, None),  # the clips it was validated on; the test split is not read
+    ("test", {"val": ["a/1"], "test": ["a/3"]}, None),  # the validation split is not read
+    ("fit", {"val": ["a/2"], "test": ["a/1"]}, "1 of the 1 test clips"),  # a resumed fit tests at its end
+])
+def test_each_command_is_refused_the_clips_the_model_was_fitted_on_in_the_split_it_reads(
+        stage: str, reads: dict[str, list[str]], refused: str | None, tmp_path: Path) -> None:
+    """A test clip must have been neither trained nor validated on (validation chose the checkpoint); a validation
+    clip must not have been trained on."""
+    trained = {**TRAINED, "root": str(tmp_path), "fitted_clips": {"train": ["a/0", "a/1"], "val": ["a/2"]}}
+    try:
+        check_split(trained, trained, stage, reads=reads)
+    except ValueError as error:
+        assert refused is not None and str(error).startswith(refused.format(root=tmp_path))
+    else:
+        assert refused is None
+
+
+def test_a_checkpoint_without_fitted_clips_and_other_videos_are_held_to_the_settings_alone(tmp_path: Path) -> None:
+    """Checkpoints from before the record keep the settings check; other videos than the model's share no clip with
+    it, whatever their relative paths."""
+    root = _folders(tmp_path / "data")
+    reads = {"train": [], "val": [], "test": ["a/a_g00_c01.mp4"]}
+    check_split({**TRAINED, "root": str(root)}, {**TRAINED, "root": str(root)}, "test", reads=reads)
+    trained = {**TRAINED, "root": str(root), "fitted_clips": {"train": ["a/a_g00_c01.mp4"], "val": []}}
+    with pytest.warns(UserWarning, match="this run reads those under"):
+        check_split(trained, {**TRAINED, "root": str(_folders(tmp_path / "other"))}, "test", reads=reads)
+
+
+def test_identical_copies_are_found_by_their_bytes_digest_and_clips_without_one_are_passed_over() -> None:
+    """Copies within one side hide nothing; a copy on both sides, or under two labels, does. A cache older than the
+    digests records none for its videos: nothing to say about them."""
+    lists = {"train": ["a/1", "a/2", "b/1", "b/2"], "val": ["a/3"], "test": ["a/4", "b/3", "b/4"]}
+    labels = {"train": ["a", "a", "b", "b"], "val": ["a"], "test": ["a", "b", "b"]}
+    digests = {"a/1": "x", "a/2": "x", "b/1": "y", "a/3": "x", "a/4": "z", "b/3": "y", "b/4": "w", "b/2": "w"}
+    assert identical_copies(lists, labels, digests) == {
+        "test": [["b/3", "b/1"], ["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2"]], "different_labels": []}
+    assert identical_copies(lists, labels, {**digests, "b/1": "x"}) == {
+        "test": [["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2", "b/1"]],
+        "different_labels": [["a/1", "a/2", "a/3", "b/1"]]}
+    assert identical_copies(lists, labels, {}) == {"test": [], "val": [], "different_labels": []}
+
+
+def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path: Path) -> None:
+    copies = {"test": [[f"a/{n}", f"b/{n}"] for n in range(5)], "val": [], "different_labels": [["a/1", "b/1"]]}
+    test, labels = copy_warnings(copies, tmp_path)
+    assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0, a/1 = b/1, "
+                    "a/2 = b/2 and 2 more): the test scores are optimistic by them, as the model trained on the same "
+                    "video. splits.json lists every copy (identical_copies); remove the copies before training to "
+                    "score only unseen videos")
+    assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "
+                             "label noise")
+    assert copy_warnings({"test": [], "val": [], "different_labels": []}, tmp_path) == []

@@ -162,6 +162,42 @@ def test_a_checkpoint_evaluated_on_another_split_is_refused_before_any_extractio
     assert f"--config {checkpoint.parent.parent / 'config.yaml'}, without overriding those" in error
 
 
+def test_a_checkpoint_records_the_clips_it_was_fitted_on_and_splits_json_lists_every_split(config: Path) -> None:
+    checkpoint = _latest_checkpoint(config)
+    record = json.loads((checkpoint.parent.parent / "splits.json").read_text())
+    fitted = torch.load(checkpoint, map_location="cpu", weights_only=True)["VideoDataModule"]["fitted_clips"]
+    assert fitted == {split: record["clip_lists"][split] for split in ("train", "val")}
+    assert {split: len(keys) for split, keys in record["clip_lists"].items()} == record["clips"]
+    assert record["identical_copies"] == {"test": [], "val": [], "different_labels": []}
+
+
+@pytest.mark.parametrize(("command", "split", "name"), [("test", "test", "test"), ("predict", "test", "test"),
+                                                        ("validate", "val", "validation")])
+def test_clips_the_model_was_fitted_on_in_the_split_a_command_reads_are_refused_before_any_extraction(
+        command: str, split: str, name: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the settings unchanged, videos added to or removed from class folders since training draw another split,
+    and training clips become test clips: the checkpoint's record of its fitted clips is what tells. Here the record
+    is changed instead of the folders, which is the same to the check."""
+    path = _latest_checkpoint(config)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    moved = json.loads((path.parent.parent / "splits.json").read_text())["clip_lists"][split][-1]
+    checkpoint["VideoDataModule"]["fitted_clips"]["train"].append(moved)
+    changed = tmp_path / "changed.ckpt"
+    torch.save(checkpoint, changed)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--config", str(config), "--ckpt_path", str(changed)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    videos = Path(yaml.safe_load(config.read_text())["data"]["root"]).resolve() / "UCF-101"
+    assert error.startswith(f"vidrnn: error: {changed}: 1 of the 12 {name} clips under {videos} is a clip the model "
+                            f"was trained") and f"(such as {moved})" in error
+    with pytest.raises(ValueError, match=re.escape(f"1 of the 12 {name} clips under {videos}")):
+        VideoDataModule.from_checkpoint(changed, stage=command)
+
+
 def test_settings_that_change_no_split_are_not_refused(config: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch size, workers, the cache and another spelling of the root change no clip of the test split, nor does the

@@ -226,15 +226,17 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             self._check_pretrained(self.model.hparams.init_from)
 
     def _check_split(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a data split other than the checkpoint's (another UCF101 fold, another seed for class folders): its
-        test or validation clips would include clips the model trained on (:func:`vidrnn.data.splits.check_split`)."""
+        """Refuse a data split other than the checkpoint's (another UCF101 fold, another seed for class folders; the
+        same settings over class folders whose videos changed since, where the checkpoint records the clips it was
+        fitted on): its test or validation clips would include clips the model trained on
+        (:func:`vidrnn.data.splits.check_split`)."""
         from vidrnn.data.splits import check_split
 
         from vidrnn.data.module import recorded_data_settings
 
         config = Path(self.checkpoint_path).parent.parent / "config.yaml"
         check_split(recorded_data_settings(checkpoint), self.datamodule.hparams, self.config.subcommand,
-                    config if config.is_file() else None)
+                    config if config.is_file() else None, self.datamodule.drawn_keys())
 
     def _check_pretrained(self, init_from: str) -> None:
         """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be
@@ -262,9 +264,9 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
 
     Temporal pretraining needs no labels, so it can run over any videos — ``data.dataset unlabeled`` over the UCF101
     folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
-    optimistic without a word. The pretraining's training and validation clips are read from the settings its
-    checkpoint records (``datamodule_hyper_parameters``), by index alone (:func:`fitted_clips`), and compared by
-    resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
+    optimistic without a word. The pretraining's training and validation clips are those its checkpoint records, or
+    for older checkpoints those its recorded settings (``datamodule_hyper_parameters``) draw, by index alone
+    (:func:`fitted_clips`), and compared by resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
     a checkpoint of an older version that recorded its root as typed, relatively, may have meant another folder where
     the pretraining ran, so a match there is a warning (newer ones record it resolved: :meth:`VideoDataModule.state_dict`).
     """

@@ -26,7 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
@@ -35,7 +35,17 @@ from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.order import OrderTask
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.data.splits import check_split, split_counts, split_summary, validation_rule, write_split_record
+from vidrnn.data.splits import (
+    FITTED_CLIPS,
+    check_split,
+    copy_warnings,
+    identical_copies,
+    split_counts,
+    split_summary,
+    validation_rule,
+    videos_folder,
+    write_split_record,
+)
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
@@ -138,23 +148,36 @@ def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> D
 
 def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     """The resolved paths of the clips a fit with a data module's ``settings`` trained and validated on — those of
-    another run, as its checkpoint records them (``datamodule_hyper_parameters``; settings it predates take today's
-    defaults). From the index alone: nothing is decoded, extracted or generated.
+    another run, as its checkpoint records them (:func:`recorded_data_settings`). Its record of those clips where it
+    holds one (:data:`~vidrnn.data.splits.FITTED_CLIPS`): drawn again from the settings, the split of folders changed
+    since would be another one. Else from the index alone (settings it predates take today's defaults): nothing is
+    decoded, extracted or generated.
 
-    Raises ``FileNotFoundError`` or ``ValueError`` when the data cannot be indexed here (moved, or never here).
+    Raises ``FileNotFoundError`` or ``ValueError`` when the data cannot be found or indexed here (moved, or never here).
     """
     defaults = {name: parameter.default for name, parameter in
                 inspect.signature(VideoDataModule.__init__).parameters.items()
                 if parameter.default is not inspect.Parameter.empty}
     settings = {**defaults, **settings}
+    if FITTED_CLIPS in settings:
+        return _recorded_clips(settings)
     index = _dataset_index(settings, generate_demo=False)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
 
 
+def _recorded_clips(settings: Mapping[str, Any]) -> set[Path]:
+    """The resolved paths of the fitted clips ``settings`` record, where their videos folder is found here."""
+    folder = videos_folder(settings)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: the videos folder it was trained on is not found here")
+    return {(folder / key).resolve() for keys in settings[FITTED_CLIPS].values() for key in keys}
+
+
 def recorded_data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
     """The data settings a classification checkpoint was trained with (Lightning's ``datamodule_hyper_parameters``),
-    with the resolved root and split lists of :meth:`VideoDataModule.state_dict` where it holds them (checkpoints of
-    older versions give the paths as they were typed); ``None`` when it records none."""
+    with what :meth:`VideoDataModule.state_dict` adds where it holds it: the resolved root and split lists (checkpoints
+    of older versions give the paths as they were typed) and the clips it was fitted on (``fitted_clips``; older ones
+    record none); ``None`` when it records none."""
     settings = checkpoint.get(L.LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY)
     if settings is None:
         return None
@@ -276,12 +299,18 @@ class VideoDataModule(L.LightningDataModule):
     # -- Lightning hooks ------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """What Lightning keeps of this module in a checkpoint beside its hyperparameters: the data root and split
-        lists resolved (:func:`recorded_data_settings`), since a relative path names other folders wherever a later
-        run starts."""
+        """What Lightning keeps of this module in a checkpoint beside its hyperparameters
+        (:func:`recorded_data_settings`): the data root and split lists resolved, since a relative path names other
+        folders wherever a later run starts; and, once set up, the clips the model is trained and validated on (keys
+        relative to the videos folder): the same settings draw another split once videos are added to or removed
+        from a class folder, and only this list tells a later run's test clips from those
+        (:func:`vidrnn.data.splits.check_split`)."""
         hp = self.hparams
-        return {"root": str(Path(hp.root).expanduser().resolve()),
-                "splits": str(Path(hp.splits).expanduser().resolve()) if hp.splits else None}
+        state: dict[str, Any] = {"root": str(Path(hp.root).expanduser().resolve()),
+                                 "splits": str(Path(hp.splits).expanduser().resolve()) if hp.splits else None}
+        if self._clips:
+            state[FITTED_CLIPS] = {split: list(self._clips[split].keys) for split in ("train", "val")}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore: the recorded paths are for checks on a checkpoint (:func:`recorded_data_settings`)."""
@@ -293,8 +322,9 @@ class VideoDataModule(L.LightningDataModule):
         Its recorded settings with the root and split lists resolved (:func:`recorded_data_settings`: a relative
         root then names the same folder from anywhere), and ``changes`` on top — ``root`` when the videos have moved.
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
-        ``seed`` of class folders, ...) are refused as ``vidrnn test`` refuses them
-        (:func:`vidrnn.data.splits.check_split`): the scores would include clips it trained on.
+        ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
+        since), are refused as ``vidrnn test`` refuses them (:func:`vidrnn.data.splits.check_split`): the scores
+        would include clips it trained on.
         """
         checkpoint = load_checkpoint(path)
         require_task(checkpoint, "classification", path)
@@ -303,7 +333,7 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"{path} records no data settings: it was not written by vidrnn fit with its data module")
         paths = {name: recorded[name] for name in ("root", "splits") if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
-        check_split(recorded, data.hparams, stage)
+        check_split(recorded, data.hparams, stage, reads=data.drawn_keys())
         return data
 
     def prepare_data(self) -> None:
@@ -351,9 +381,8 @@ class VideoDataModule(L.LightningDataModule):
         if missing:
             logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
         hp = self.hparams
-        splits = {**_fit_splits(self.index, hp), "test": self.index.split("test")}
         first_setup = not self._clips
-        for name, records in splits.items():
+        for name, records in self._split_records().items():
             present = [r for r in records if r not in missing]
             keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
             labels = [self.index.label_index(r) for r in present]
@@ -383,20 +412,41 @@ class VideoDataModule(L.LightningDataModule):
                 "(clips whose names carry _gNN_, or sub-folders of a class folder), or set --data.val_fraction 0 (no "
                 "validation: latest.ckpt is kept, and test_after_fit tests the final weights)")
 
+    def _split_records(self) -> dict[str, list[VideoRecord]]:
+        """Each split's clips (``train``, ``val``, ``test``) as the index and settings draw them, readable or not."""
+        return {**_fit_splits(self.index, self.hparams), "test": self.index.split("test")}
+
+    def drawn_keys(self) -> dict[str, list[str]]:
+        """Each split's clip keys as drawn before anything is extracted or read: what a command is about to read,
+        which a checkpoint's fitted clips are held against (:func:`vidrnn.data.splits.check_split`)."""
+        return {name: [record.path.relative_to(self.index.root).as_posix() for record in records]
+                for name, records in self._split_records().items()}
+
     def _report_splits(self) -> None:
-        """Say once, on rank 0, what the split holds — its rule and its clips per split and class — and keep it in the
-        run's log folder as ``splits.json``, beside ``config.yaml``: the numbers every score rests on."""
+        """Say once, on rank 0, what the split holds — its rule, its clips per split and class, and byte-identical
+        videos on both sides of it or under two labels — and keep it in the run's log folder as ``splits.json``, beside
+        ``config.yaml``, with each split's clips: the numbers every score rests on, and the lists another run's split
+        can be compared with."""
         hp = self.hparams
         rule = f"{self.index.split_rule}; {validation_rule(hp.val_fraction, hp.train_fraction, hp.seed)}"
         labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
         counts = split_counts(labels, self.index.classes)
         rank_zero_info(split_summary(rule, counts))
         trainer = self.trainer
-        if trainer is None or trainer.logger is None:
+        # On every rank: under DDP, Lightning broadcasts the log folder from rank 0.
+        log_dir = trainer.log_dir if trainer is not None and trainer.logger is not None else None
+        if rank_zero_only.rank != 0:
             return
-        log_dir = trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
-        if trainer.is_global_zero and log_dir is not None:
-            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts)
+        clip_lists = {name: list(clips.keys) for name, clips in self._clips.items()}
+        copies = identical_copies(clip_lists, labels, self._source_digests())
+        for message in copy_warnings(copies, self.index.root):
+            logger.warning(message)
+        if log_dir is not None:
+            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies)
+
+    def _source_digests(self) -> dict[str, str]:
+        """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""
+        return {key: entry["source_sha256"] for key, entry in self.cache.entries().items() if "source_sha256" in entry}
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self._datasets[split]

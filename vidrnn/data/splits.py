@@ -5,10 +5,15 @@
 with ``--data.fold 2`` is tested on clips it trained on, and so is one trained on class folders and tested with another
 ``--data.seed``, which draws other test groups: the score is far above the model's real one, and nothing said so. The
 data settings a checkpoint was trained with travel in it (``datamodule_hyper_parameters``); :func:`check_split` holds
-this run's against them before anything slow runs.
+this run's against them before anything slow runs. The same settings draw another split when the videos change: a
+class folder's test groups are shuffled with the seed, so one video added or removed after training can move training
+clips into the test split. A checkpoint therefore also records the clips it was fitted on (:data:`FITTED_CLIPS`), and
+:func:`check_split` refuses a split that holds any of them.
 
 :func:`split_summary` and :func:`write_split_record` say what a split holds: the rule that made it and its clips per
-split and class, which a result rests on.
+split and class, which a result rests on. :func:`identical_copies` finds what no rule can keep apart: byte-identical
+videos under two names (download copies, a video saved in two class folders), which land on both sides of the split or
+teach one video as two classes.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +30,30 @@ from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["check_split", "split_counts", "split_settings", "split_summary", "validation_rule", "write_split_record"]
+__all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "split_counts", "split_settings",
+           "split_summary", "validation_rule", "videos_folder", "write_split_record"]
 
 #: The split each command reads; a resumed fit goes on to test on the test split.
 _SPLIT_READ = {"fit": "test", "validate": "validation", "test": "test", "predict": "test"}
 
+#: Where a checkpoint's data settings keep the clips it was fitted on: ``{"train": [key, ...], "val": [...]}``, keys
+#: relative to the videos folder (``VideoDataModule.state_dict``).
+FITTED_CLIPS = "fitted_clips"
+
+#: The splits each command reads clips of (a resumed fit validates, and tests at its end).
+_SPLITS_CHECKED = {"fit": ("val", "test"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+#: The fitted clips a split must not hold: validation chose the checkpoint, so a test clip must have been neither
+#: trained nor validated on; a validation clip must not have been trained on.
+_FITTED_BEFORE = {"val": ("train",), "test": ("train", "val")}
+
+_SPLIT_NAMES = {"val": "validation", "test": "test"}
+
 #: Up to this many classes, the summary line gives every class's counts.
 _CLASSES_SHOWN = 12
+
+#: Copies a warning names; ``splits.json`` lists them all.
+_COPIES_SHOWN = 3
 
 
 def split_settings(dataset: str, explicit: bool, stage: str) -> tuple[str, ...]:
@@ -64,9 +86,10 @@ def _differences(trained: Mapping[str, Any], here: Mapping[str, Any], stage: str
             if name in trained and trained[name] != here[name]]
 
 
-def _videos_folder(settings: Mapping[str, Any]) -> Path:
-    """The folder the videos are read from, whatever spelling of the root (relative, through a link, UCF101's parent
-    folder or ``UCF-101`` itself)."""
+def videos_folder(settings: Mapping[str, Any]) -> Path:
+    """The folder the videos of a data module with ``settings`` are read from, resolved: what their clip keys are
+    relative to, whatever spelling of the root (relative, through a link, UCF101's parent folder or ``UCF-101``
+    itself)."""
     return _videos_folder_as_given(settings).resolve()
 
 
@@ -87,7 +110,7 @@ def _other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> bool:
     said, not refused — testing on other videos of the same classes is a fair question, and their split settings
     decide nothing about the training clips. A root that is not found here is taken as the same data moved (or on
     another machine), which cannot be told apart, and compared as such."""
-    there, now = _videos_folder(trained), _videos_folder(here)
+    there, now = videos_folder(trained), videos_folder(here)
     if there == now or not there.is_dir():
         return False
     warnings.warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
@@ -105,12 +128,14 @@ def _other_split_lists(trained: Mapping[str, Any], here: Mapping[str, Any]) -> l
 
 
 def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stage: str,
-                config: Path | None = None) -> None:
+                config: Path | None = None, reads: Mapping[str, Sequence[str]] | None = None) -> None:
     """Refuse (``ValueError``) to read a split other than the one the checkpoint was trained with.
 
     ``trained`` is the checkpoint's ``datamodule_hyper_parameters`` (``None``: it records none, nothing to compare),
     ``here`` this run's data settings, ``stage`` the command; ``config`` the training run's ``config.yaml``, named in
-    the error as the fix, when it is known.
+    the error as the fix, when it is known. ``reads``: the clip keys of each split this run draws (``train``, ``val``,
+    ``test``), held against the clips the checkpoint was fitted on where it records them (:data:`FITTED_CLIPS`;
+    older checkpoints are held to their settings alone).
     """
     if trained is None or "dataset" not in trained or _other_videos(trained, here):
         return
@@ -122,6 +147,33 @@ def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stag
                          f"{_SPLIT_READ[stage]} clips would include clips the model trained on or was chosen by, and "
                          f"its scores would be too good. Use the data settings it was trained with: {fix}, without "
                          "overriding those")
+    if reads is not None and FITTED_CLIPS in trained:
+        _check_fitted_clips(trained[FITTED_CLIPS], reads, here, stage)
+
+
+def _check_fitted_clips(fitted: Mapping[str, Sequence[str]], reads: Mapping[str, Sequence[str]],
+                        here: Mapping[str, Any], stage: str) -> None:
+    """Refuse a split ``stage`` reads that holds clips the model was fitted on (same settings, changed videos)."""
+    for split in _SPLITS_CHECKED[stage]:
+        before = {key for side in _FITTED_BEFORE[split] for key in fitted.get(side, ())}
+        again = sorted(set(reads.get(split, ())) & before)
+        if again:
+            raise ValueError(_fitted_again_message(split, again, len(reads[split]), here))
+
+
+def _fitted_again_message(split: str, again: Sequence[str], total: int, here: Mapping[str, Any]) -> str:
+    """What is wrong (how many, one of them), the likely cause and what to do."""
+    folder = videos_folder(here)
+    name, seen = _SPLIT_NAMES[split], "trained on" if split == "val" else "trained or validated on"
+    clips = f"is a clip the model was {seen}" if len(again) == 1 else f"are clips the model was {seen}"
+    if split == "test" and here["dataset"] in ("ucf101", "demo"):
+        cause = f"the split lists or the videos under {folder} have changed since training"
+    else:
+        cause = (f"the videos under {folder} have changed since training, and a seeded split over each class's "
+                 "recording groups is drawn again when a video is added or removed")
+    return (f"{len(again)} of the {total} {name} clips under {folder} {clips} (such as {again[0]}): {cause}, so the "
+            f"{name} scores would be too good. Restore {folder} as it was when the model was trained, or train a new "
+            "model on it as it is now (vidrnn fit); to score new videos with this checkpoint, use vidrnn classify")
 
 
 def validation_rule(val_fraction: float, train_fraction: float, seed: int) -> str:
@@ -152,10 +204,66 @@ def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
-                       counts: Mapping[str, Mapping[str, int]]) -> None:
-    """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class)."""
+                       counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]],
+                       copies: Mapping[str, Sequence[Sequence[str]]]) -> None:
+    """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
+    split's clip keys — to compare with another run's — and the byte-identical copies of :func:`identical_copies`)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
-              "per_class": counts}
+              "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
+              "identical_copies": copies}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
+
+
+def identical_copies(clip_lists: Mapping[str, Sequence[str]], labels: Mapping[str, Sequence[str]],
+                     digests: Mapping[str, str]) -> dict[str, list[list[str]]]:
+    """Byte-identical videos across a split, by the SHA-256 of their bytes (``digests``, by clip key: the feature
+    cache records it as it decodes; a clip without one, from an older cache, is passed over).
+
+    ``clip_lists`` and ``labels`` give each split's clip keys and their labels, in the same order. Returns
+    ``{"test": [[clip, training copy, ...], ...], "val": [...], "different_labels": [[clip, ...], ...]}``: each test
+    and validation clip that has training clips of the same bytes, followed by them, and each set of identical videos
+    that carries more than one label.
+    """
+    same: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for split, keys in clip_lists.items():
+        for key, label in zip(keys, labels[split]):
+            if key in digests:
+                same[digests[key]].append((split, key, label))
+    copies: dict[str, list[list[str]]] = {"test": [], "val": [], "different_labels": []}
+    for clips in (clips for clips in same.values() if len(clips) > 1):
+        trained = [key for split, key, _ in clips if split == "train"]
+        for split, key, _ in clips:
+            if split in ("test", "val") and trained:
+                copies[split].append([key, *trained])
+        if len({label for _, _, label in clips}) > 1:
+            copies["different_labels"].append(sorted(key for _, key, _ in clips))
+    return {kind: sorted(found) for kind, found in copies.items()}
+
+
+def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.PathLike) -> list[str]:
+    """What :func:`identical_copies` found, as warnings: how many, the first few, what it does to the scores and what
+    to do. Not refusals: download duplicates are common, and whether two files are one recording is the user's call."""
+    messages = []
+    for split, name in (("test", "test"), ("val", "validation")):
+        count = len(copies[split])
+        if count:
+            clips, are, it = ("clip", "is a byte-identical copy of a training clip", "it") if count == 1 else (
+                "clips", "are byte-identical copies of training clips", "them")
+            messages.append(f"{count} {name} {clips} under {root} {are} ({_shown(copies[split])}): the {name} scores "
+                            f"are optimistic by {it}, as the model trained on the same video. splits.json lists every "
+                            "copy (identical_copies); remove the copies before training to score only unseen videos")
+    mixed = copies["different_labels"]
+    if mixed:
+        videos_have = "video has" if len(mixed) == 1 else "videos have"
+        messages.append(f"{len(mixed)} {videos_have} byte-identical copies under other labels in {root} "
+                        f"({_shown(mixed)}): label noise, the same video taught as two classes. splits.json lists "
+                        "them (identical_copies); keep one copy, in the class it belongs to")
+    return messages
+
+
+def _shown(sets: Sequence[Sequence[str]]) -> str:
+    """The first few sets of identical clips, ``a = b = c``, and how many more."""
+    shown = ", ".join(" = ".join(clips) for clips in sets[:_COPIES_SHOWN])
+    return shown + (f" and {len(sets) - _COPIES_SHOWN} more" if len(sets) > _COPIES_SHOWN else "")
