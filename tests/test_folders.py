@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import write_video
 from vidrnn.data.folders import folder_index
 from vidrnn.data.records import DatasetIndex
+from vidrnn.video import read_frames
 
 UCF_MINI_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini" / "UCF-101"
 
@@ -57,6 +60,46 @@ def test_videos_are_found_at_any_depth_with_any_case_and_hidden_entries_are_igno
         "cat/deep/er/b.avi",
     ]
     assert {record.path.name: record.label for record in index.records}["b.avi"] == "cat"
+
+
+def test_camera_and_legacy_extensions_that_opencv_decodes_are_videos(tmp_path: Path) -> None:
+    """Cameras and old encoders name their files .qt, .f4v, .divx, .xvid, .mod, ...; FFmpeg reads them by their
+    content, but the index used to pass them over without a word."""
+    source = write_video(tmp_path / "source.avi", 6)
+    names = ["camera.qt", "flash.f4v", "old.divx", "old.xvid", "raw.mp4v", "phone.3g2", "phone.3gpp", "film.mpe",
+             "camcorder.mod", "camcorder.tod", "motion.mjpeg", "motion.mjpg"]
+    for name in names:
+        (tmp_path / "ds" / "cat").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, tmp_path / "ds" / "cat" / name)
+    _touch(tmp_path / "ds", "dog/a.avi")
+
+    index = folder_index(tmp_path / "ds")
+
+    assert sorted(record.path.name for record in index.records if record.label == "cat") == sorted(names)
+    for record in index.records:
+        if record.label == "cat":
+            assert len(read_frames(record.path, [0, 5])) == 2
+
+
+def test_files_passed_over_for_their_extension_are_named_once_for_the_dataset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Obvious non-videos (images, text, tables, subtitles, audio) and hidden files are passed over quietly; any other
+    extension may be a video under a name the index does not read, and so may a folder of images (frames)."""
+    _touch(tmp_path, "cat/a.avi", "cat/b.h265", "cat/notes.txt", "cat/thumb.jpg", "cat/labels.json", "cat/list.csv",
+           "cat/clip.srt", "cat/sound.wav", "cat/.DS_Store", "cat/README", "dog/c.avi", "dog/d.rmvb", "dog/e.rmvb",
+           *(f"dog/frames/{n:04d}.jpg" for n in range(3)))
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert len(index.records) == 2
+    warned = [record.getMessage() for record in caplog.records if "passed over" in record.getMessage()]
+    assert len(warned) == 1
+    assert "3 files" in warned[0] and "cat/b.h265" in warned[0] and ".rmvb 2" in warned[0]
+    assert "1 folder of images only" in warned[0] and "dog/frames" in warned[0]
+    for quiet in ("notes.txt", "thumb.jpg", "labels.json", "list.csv", "clip.srt", "sound.wav", "DS_Store", "README"):
+        assert quiet not in warned[0]
 
 
 def test_linked_session_folders_are_followed_and_link_cycles_walked_once(tmp_path: Path) -> None:
