@@ -259,6 +259,30 @@ def test_a_root_without_class_folders_is_named(tmp_path: Path) -> None:
         folder_index(tmp_path)
 
 
+def test_videos_lying_directly_in_the_root_are_named_in_a_warning(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A class folder given as the root by mistake made its sub-folders the classes and dropped its own videos."""
+    _ungrouped(tmp_path, {"a": 3, "b": 3})
+    _touch(tmp_path, *(f"loose{n}.mp4" for n in range(5)), "notes.txt")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert len(index.records) == 6
+    assert (f"{tmp_path}: 5 videos directly in it, outside any class folder, not read (such as loose0.mp4, "
+            f"loose1.mp4, loose2.mp4 and 2 more): class folders are {tmp_path}/<class>/<video>") in caplog.text
+    assert "If it is one class's folder, give its parent as the root" in caplog.text
+
+
+def test_a_root_of_videos_whose_folders_hold_none_looks_like_one_class_folder(tmp_path: Path) -> None:
+    _touch(tmp_path, "clip1.avi", "clip2.avi", "thumbnails/a.jpg")
+
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{tmp_path}: no class folder holds a video, but 2 videos directly in it (such as clip1.avi, "
+            "clip2.avi): it looks like one class's folder")):
+        folder_index(tmp_path)
+
+
 def test_class_folders_without_any_video_are_refused(tmp_path: Path) -> None:
     _touch(tmp_path, "a/readme.txt", "b/frame.png")
 

@@ -20,6 +20,10 @@ A group id is qualified by its class (``"dog/g03"``, ``"dog/session3"``): groups
 on ``record.group`` alone is valid. Test groups are drawn per class with a generator seeded by ``seed`` and the class
 name, so adding a class does not reshuffle the others, and the recorded ``split_rule`` reproduces the split.
 
+Videos lying directly in the root, outside any class folder, are not read and are named in a warning (a class's own
+folder given as the root by mistake would otherwise make its sub-folders the classes and drop its videos); a root
+whose folders hold no video but which holds videos itself is refused as one class's folder.
+
 A root holding ``train/`` and ``test/`` folders (each laid out as above) is taken as an explicit split and used as
 given.
 
@@ -166,11 +170,9 @@ class _Found:
 def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
     """Class name → its video files (sorted), in class-name order, and what the search passed over (for
     :func:`_warn_passed_over`); classes without videos are left out."""
-    class_dirs = sorted(
-        (path for path in base.iterdir() if path.is_dir() and not is_hidden(path.name)), key=lambda path: path.name
-    )
-    if not class_dirs:
-        raise FileNotFoundError(f"{base}: no class folders; expected {base}/<class>/<video>, one folder per class")
+    visible = sorted((path for path in base.iterdir() if not is_hidden(path.name)), key=lambda path: path.name)
+    class_dirs = [path for path in visible if path.is_dir()]
+    loose = [path for path in visible if path.suffix.lower() in VIDEO_EXTENSIONS and not path.is_dir()]
     videos: dict[str, list[Path]] = {}
     passed_over = _Found()
     for class_dir in class_dirs:
@@ -181,10 +183,25 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
         else:
             logger.warning("%s holds no video files; class %r is skipped", class_dir, class_dir.name)
     if not videos:
-        raise FileNotFoundError(
-            f"{base}: no class folder holds a video file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
-        )
+        raise FileNotFoundError(_no_class_videos(base, bool(class_dirs), loose))
+    if loose:
+        logger.warning("%s: %s directly in it, outside any class folder, not read (such as %s): class folders are "
+                       "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
+                       "root", base, _count(len(loose), "video"), _relative(loose, base), base)
     return videos, passed_over
+
+
+def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:
+    """Why ``base`` gives no class: no folders, or none holding a video — and when videos lie in ``base`` itself, that
+    it looks like one class's folder given as the root by mistake."""
+    what = "no class folder holds a video" if has_folders else "no class folders"
+    if loose:
+        return (f"{base}: {what}, but {_count(len(loose), 'video')} directly in it (such as {_relative(loose, base)}): it "
+                f"looks like one class's folder. Class folders are {base}/<class>/<video>, one folder per class: give "
+                "the folder that holds them as the root")
+    if has_folders:
+        return f"{base}: {what} file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
+    return f"{base}: {what}; expected {base}/<class>/<video>, one folder per class"
 
 
 def _find(folder: Path) -> _Found:
