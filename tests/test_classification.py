@@ -278,6 +278,28 @@ def test_a_fit_that_can_hold_out_no_validation_group_fails_before_extracting_say
     data(0.0).require_validation_split()
 
 
+def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With one recording group per class in train/, carving validation out of it was refused; val/ was never read."""
+    for split in ("train", "val", "test"):
+        for label in ("a", "b"):
+            write_video(tmp_path / "videos" / split / label / f"v_{label}_g01_c01.avi", 4)
+    data = VideoDataModule(root=str(tmp_path / "videos"), dataset="folders", cache_dir=str(tmp_path / "cache"),
+                           backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
+                           val_fraction=0.2, extract_workers=0)
+    data.require_validation_split()
+    data.prepare_data()
+    with caplog.at_level("INFO"):
+        data.setup("fit")
+
+    assert data.split_keys("val") == ["val/a/v_a_g01_c01.avi", "val/b/v_b_g01_c01.avi"]
+    assert data.split_keys("train") == ["train/a/v_a_g01_c01.avi", "train/b/v_b_g01_c01.avi"]
+    assert ("split: explicit split: the train/, val/ and test/ folders as given; validation: the val/ folder as given "
+            "(val_fraction plays no part); clips: train 2, val 2, test 2") in caplog.text
+    fitted = {path.resolve() for split in ("train", "val") for path in (tmp_path / "videos" / split).glob("*/*.avi")}
+    assert fitted_clips(data.hparams) == fitted
+
+
 def test_one_class_folder_is_refused_for_a_classifier_but_serves_an_order_task(tmp_path: Path) -> None:
     """torchmetrics refused it only once the model was built: "Expected argument num_classes to be an integer larger
     than 1, but got 1"."""

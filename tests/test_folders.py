@@ -247,6 +247,39 @@ def test_train_and_test_folders_are_used_as_given(tmp_path: Path, caplog: pytest
     assert "cat/g01" in caplog.text
 
 
+def test_a_val_folder_beside_train_and_test_is_the_validation_split_and_other_entries_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A root with train/, val/ and test/ used to read train/ and test/ only, dropping val/ and any other folder (a
+    class folder beside them) without a word."""
+    _touch(tmp_path, *(f"{split}/{label}/{label}{n}.mp4" for split in ("train", "val", "test") for label in ("a", "b")
+                       for n in range(2)), "extra_class/x.mp4", "stray.mp4", "README.txt")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert index.counts() == {"train": 4, "val": 4, "test": 4}
+    assert {record.label for record in index.split("val")} == {"a", "b"}
+    assert index.split_rule == "explicit split: the train/, val/ and test/ folders as given"
+    assert (f"{tmp_path} holds the split as given (train/, val/, test/); not read beside them: extra_class/, "
+            "stray.mp4") in caplog.text
+    assert "README.txt" not in caplog.text
+
+
+def test_a_train_or_test_folder_without_the_other_is_said_to_be_read_as_a_class(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _touch(tmp_path, *(f"{split}/{label}/{label}{n}.mp4" for split in ("train", "val") for label in ("a", "b")
+                       for n in range(2)))
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert index.classes == ["train", "val"]
+    assert (f"{tmp_path} holds train/, val/ but no test/: they are read as class folders; a split as given needs "
+            "train/ and test/ (val/ optional)") in caplog.text
+
+
 def test_a_missing_root_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
         folder_index(tmp_path / "nowhere")

@@ -25,7 +25,10 @@ folder given as the root by mistake would otherwise make its sub-folders the cla
 whose folders hold no video but which holds videos itself is refused as one class's folder.
 
 A root holding ``train/`` and ``test/`` folders (each laid out as above) is taken as an explicit split and used as
-given.
+given; a ``val/`` folder beside them, laid out alike, is the validation split (records of split ``"val"``, which the
+data module then uses instead of carving validation out of ``train/``). Whatever else lies beside them is not read,
+and is named in a warning; so are ``train/``, ``val/`` or ``test/`` folders that make no explicit split (``train/``
+without ``test/``), which are read as class folders.
 
 Videos nobody has labelled (:func:`unlabeled_index`: every video under a folder) are one class, ``unlabeled``, split
 by the same group rules; they serve the temporal-order tasks, whose labels come from the clips themselves.
@@ -50,6 +53,9 @@ __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_s
 DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
 
 _EXPLICIT_SPLITS = ("train", "test")
+
+#: The folder an explicit split may give its validation clips in, beside ``train/`` and ``test/``.
+_GIVEN_VALIDATION = "val"
 
 #: The one class of :func:`unlabeled_index`.
 UNLABELED = "unlabeled"
@@ -88,13 +94,15 @@ def folder_index(
     class with a single one stays in train with a warning. ``group_pattern`` is a regular expression searched in the
     file name (its first capture group, or the whole match, names the group); ``None`` turns it off, as
     ``subfolder_groups=False`` turns off sub-folder groups. When ``root`` holds ``train/`` and ``test/`` folders,
-    they are the split and ``test_fraction`` and ``seed`` play no part.
+    they are the split (with ``val/``, if there is one, the validation split) and ``test_fraction`` and ``seed`` play
+    no part.
     """
     root, pattern = _checked(root, test_fraction, group_pattern, "<class>/<video>")
 
     if has_explicit_split(root):
         return _explicit_index(root, pattern, subfolder_groups)
 
+    _warn_split_folders_read_as_classes(root)
     videos, passed_over = _scan_classes(root)
     _warn_passed_over(root, passed_over)
     records: list[VideoRecord] = []
@@ -196,8 +204,8 @@ def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:
     it looks like one class's folder given as the root by mistake."""
     what = "no class folder holds a video" if has_folders else "no class folders"
     if loose:
-        return (f"{base}: {what}, but {_count(len(loose), 'video')} directly in it (such as {_relative(loose, base)}): it "
-                f"looks like one class's folder. Class folders are {base}/<class>/<video>, one folder per class: give "
+        return (f"{base}: {what}, but {_count(len(loose), 'video')} directly in it (such as "
+                f"{_relative(loose, base)}): it looks like one class's folder. Class folders are {base}/<class>/<video>, one folder per class: give "
                 "the folder that holds them as the root")
     if has_folders:
         return f"{base}: {what} file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
@@ -211,12 +219,17 @@ def _find(folder: Path) -> _Found:
     for directory, names in walk_visible(folder):
         files = [directory / name for name in names]
         found.videos += [file for file in files if file.suffix.lower() in VIDEO_EXTENSIONS]
-        found.unlisted += [file for file in files if file.suffix and file.suffix.lower() not in VIDEO_EXTENSIONS
-                           and file.suffix.lower() not in _NOT_VIDEO]
+        found.unlisted += [file for file in files
+                           if _may_be_video(file) and file.suffix.lower() not in VIDEO_EXTENSIONS]
         if len(files) > 1 and all(file.suffix.lower() in IMAGE_EXTENSIONS for file in files):
             found.frame_folders.append(directory)
     found.videos.sort()
     return found
+
+
+def _may_be_video(file: Path) -> bool:
+    """Whether a file's extension leaves it possibly a video (any extension but an obvious non-video's)."""
+    return bool(file.suffix) and file.suffix.lower() not in _NOT_VIDEO
 
 
 def _warn_passed_over(root: Path, found: _Found) -> None:
@@ -317,9 +330,10 @@ def _split_rule(
 
 
 def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> DatasetIndex:
+    splits = ("train", _GIVEN_VALIDATION, "test") if (root / _GIVEN_VALIDATION).is_dir() else _EXPLICIT_SPLITS
     records: list[VideoRecord] = []
     passed_over = _Found()
-    for split in _EXPLICIT_SPLITS:
+    for split in splits:
         base = root / split
         videos, found = _scan_classes(base)
         passed_over.add(found)
@@ -329,20 +343,48 @@ def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_group
                 for file in files
             ]
     _warn_passed_over(root, passed_over)
-    _warn_shared_groups(records, root)
+    _warn_unread_beside(root, splits)
+    for other in splits[1:]:
+        _warn_shared_groups(records, root, other)
     return DatasetIndex(
         root=root,
         classes=sorted({record.label for record in records}),
         records=records,
-        split_rule="explicit split: the train/ and test/ folders as given",
+        split_rule=f"explicit split: the {_folders(splits)} folders as given",
     )
 
 
-def _warn_shared_groups(records: list[VideoRecord], root: Path) -> None:
-    """A given split is the user's call, but one that leaks a recording across train and test deserves a warning."""
-    train, test = ({record.group for record in records if record.split == split} for split in _EXPLICIT_SPLITS)
-    shared = sorted(group for group in train & test if group is not None)
+def _folders(names: tuple[str, ...]) -> str:
+    """``train/, val/ and test/``."""
+    return ", ".join(f"{name}/" for name in names[:-1]) + f" and {names[-1]}/"
+
+
+def _warn_unread_beside(root: Path, splits: tuple[str, ...]) -> None:
+    """Name what lies beside the split's folders that may be data — folders (another class, a ``validation/``) and
+    files that may be videos — since an explicit split reads its split folders alone."""
+    unread = [f"{path.name}/" if path.is_dir() else path.name for path in sorted(root.iterdir())
+              if not is_hidden(path.name) and path.name not in splits and (path.is_dir() or _may_be_video(path))]
+    if unread:
+        logger.warning("%s holds the split as given (%s); not read beside them: %s (an explicit split reads %s, each "
+                       "holding class folders, and nothing else)", root, ", ".join(f"{name}/" for name in splits),
+                       ", ".join(unread), _folders(splits))
+
+
+def _warn_split_folders_read_as_classes(root: Path) -> None:
+    """A root with ``train/`` (or ``test/``) but not both makes no explicit split: its split folders become classes
+    (a classifier of "train" against "val"), which deserves a word."""
+    present = [name for name in ("train", _GIVEN_VALIDATION, "test") if (root / name).is_dir()]
+    if present:
+        absent = " or ".join(f"{name}/" for name in _EXPLICIT_SPLITS if name not in present)
+        logger.warning("%s holds %s but no %s: they are read as class folders; a split as given needs train/ and test/ "
+                       "(%s/ optional)", root, ", ".join(f"{name}/" for name in present), absent, _GIVEN_VALIDATION)
+
+
+def _warn_shared_groups(records: list[VideoRecord], root: Path, other: str) -> None:
+    """A given split is the user's call, but one that leaks a recording from train into test or validation deserves a
+    warning."""
+    train, held_out = ({record.group for record in records if record.split == split} for split in ("train", other))
+    shared = sorted(group for group in train & held_out if group is not None)
     if shared:
-        logger.warning(
-            "%s: groups %s have clips in both train/ and test/; test results will be optimistic", root, shared
-        )
+        logger.warning("%s: groups %s have clips in both train/ and %s/; %s results will be optimistic", root, shared,
+                       other, "validation" if other == _GIVEN_VALIDATION else "test")

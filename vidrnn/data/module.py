@@ -107,17 +107,19 @@ def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare
 
 def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, list[VideoRecord]]:
     """The training side of ``index`` as a fit with a data module's ``settings`` (its hyperparameters) divides it:
-    ``train`` and ``val``, whole groups each (a ``train_fraction`` below 1 leaves the other groups unused)."""
-    train_records = index.split("train")
+    ``train`` and ``val``, whole groups each (a ``train_fraction`` below 1 leaves the other groups unused). Validation
+    clips the index gives (an explicit split's ``val/`` folder) are the validation split as they are, and
+    ``val_fraction`` plays no part."""
+    train_records, given = index.split("train"), index.split("val")
     val_fraction, train_fraction, seed = settings["val_fraction"], settings["train_fraction"], settings["seed"]
     # Any fraction above 0 holds out at least a group per class; 0 holds out none.
-    held_out = _sample_groups(train_records, val_fraction, seed, spare=1) if val_fraction > 0 else set()
+    held_out = _sample_groups(train_records, val_fraction, seed, spare=1) if val_fraction > 0 and not given else set()
     train = [r for r in train_records if _unit(r) not in held_out]
     if train_fraction < 1.0:
         # Drawn with another seed than validation, from the groups left for training.
         kept = _sample_groups(train, train_fraction, seed + 1, spare=0)
         train = [r for r in train if _unit(r) in kept]
-    return {"train": train, "val": [r for r in train_records if _unit(r) in held_out]}
+    return {"train": train, "val": given or [r for r in train_records if _unit(r) in held_out]}
 
 
 def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> DatasetIndex:
@@ -181,7 +183,8 @@ class VideoDataModule(L.LightningDataModule):
             class that has two; a fit where no class has two is refused). 0: no validation split, the model trains on
             the whole training side (UCF101's official training list); a fit then skips validation, so a checkpoint
             monitoring ``val/...`` saves none (use the unmonitored ``latest.ckpt``) and ``test_after_fit`` tests the
-            final weights.
+            final weights. Where the root gives a ``val/`` folder beside ``train/`` and ``test/``, that is the
+            validation split and this plays no part.
         train_fraction: share of each class's remaining training groups that is used (whole groups, seeded): the
             small-labelled-data setting. Validation and test are unchanged.
         cache_dir: feature cache root.
@@ -375,6 +378,8 @@ class VideoDataModule(L.LightningDataModule):
         builds the trainer's run."""
         hp = self.hparams
         train = self.index.split("train")
+        if self.index.split("val"):
+            return  # the split gives its validation clips (val/)
         if hp.val_fraction > 0 and train and not _sample_groups(train, hp.val_fraction, hp.seed, spare=1):
             raise ValueError(
                 f"data.val_fraction {hp.val_fraction} holds out whole recording groups for validation, but each class "
@@ -387,7 +392,8 @@ class VideoDataModule(L.LightningDataModule):
         """Say once, on rank 0, what the split holds — its rule and its clips per split and class — and keep it in the
         run's log folder as ``splits.json``, beside ``config.yaml``: the numbers every score rests on."""
         hp = self.hparams
-        rule = f"{self.index.split_rule}; {validation_rule(hp.val_fraction, hp.train_fraction, hp.seed)}"
+        validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
+        rule = f"{self.index.split_rule}; {validation}"
         labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
         counts = split_counts(labels, self.index.classes)
         rank_zero_info(split_summary(rule, counts))

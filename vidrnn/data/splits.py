@@ -124,10 +124,15 @@ def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stag
                          "overriding those")
 
 
-def validation_rule(val_fraction: float, train_fraction: float, seed: int) -> str:
-    """How the data module carves validation (and a reduced training side) out of the index's training side."""
-    rule = (f"validation: whole groups, val_fraction={val_fraction} of each class's training groups, seed={seed}"
-            if val_fraction > 0 else "validation: none (val_fraction=0)")
+def validation_rule(val_fraction: float, train_fraction: float, seed: int, given: bool = False) -> str:
+    """How the data module carves validation (and a reduced training side) out of the index's training side, or
+    that the split gives its validation clips (``given``: an explicit split's ``val/`` folder)."""
+    if given:
+        rule = "validation: the val/ folder as given (val_fraction plays no part)"
+    elif val_fraction > 0:
+        rule = f"validation: whole groups, val_fraction={val_fraction} of each class's training groups, seed={seed}"
+    else:
+        rule = "validation: none (val_fraction=0)"
     if train_fraction < 1.0:
         rule += f"; training: train_fraction={train_fraction} of the remaining groups, seed={seed + 1}"
     return rule
