@@ -39,6 +39,7 @@ from vidrnn.data.splits import check_split, split_counts, split_summary, validat
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.data.usable import STAGE_SPLITS, UsableClips, require_trained_classes
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
@@ -313,22 +314,17 @@ class VideoDataModule(L.LightningDataModule):
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
         hp = self.hparams
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
-            self._require_training_clips()  # before extracting the test clips, minutes or hours
-            self.require_validation_split()
+            self.require_fit_data()  # before extracting the test clips, minutes or hours
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
         if len(cached) + len(failed_before) == len(items):
             self.cache.record_renewed()  # files found with new times but their old bytes: no hashing next time
             self.cache.finalize()
         else:
-            backbone = build_backbone(self.pipeline.backbone)
-            report = extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
-                                      num_workers=hp.extract_workers, rank=0, world_size=1,
-                                      retry_failed=hp.retry_failed)
-            if report.failed:
-                logger.warning("%d videos could not be read and are left out; see %s", report.failed,
-                               self.cache.dir / "errors.json")
-        if failed_before:
+            backbone = build_backbone(self.pipeline.backbone)  # videos that fail are named by setup, per split
+            extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
+                             num_workers=hp.extract_workers, rank=0, world_size=1, retry_failed=hp.retry_failed)
+        if failed_before and not self._clips:  # once: not again when a fit goes on to test
             logger.warning("%d videos that could not be read before are left out without trying again (their files "
                            "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
                            self.cache.dir / "errors.json")
@@ -343,22 +339,32 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"no training clips in {self.index.root} ({len(self.index.split('test'))} test clips): "
                              f"a fit needs both sides of the split; check {where}")
 
+    def require_fit_data(self) -> None:
+        """Refuse a fit its index cannot serve, before anything slow: no training clips, a class without any (only in
+        an explicit split's ``test/``), a validation split that can hold nothing. Called where a fit starts, before
+        extraction, and by ``vidrnn fit`` before it builds the trainer's run (which makes each a usage error)."""
+        self._require_training_clips()
+        if self.hparams.objective == "classes":
+            require_trained_classes(self.index, self.index.split("train"))
+        self.require_validation_split()
+
     def setup(self, stage: str | None = None) -> None:
+        """Build each split's dataset from the clips the cache can serve (:class:`UsableClips`): those left out are
+        said once; a split ``stage`` needs with none left, or (fitting a classifier) a class without a training clip,
+        ends the run before training (:class:`~vidrnn.data.usable.UnusableData`)."""
         if stage == "fit":
-            self._require_training_clips()
-            self.require_validation_split()
-        entries = self.cache.entries()
-        missing = {r for r in self.index.records if r.path.relative_to(self.index.root).as_posix() not in entries}
-        if len(missing) == len(self.index.records):
-            raise RuntimeError(f"no features cached in {self.cache.dir}; prepare_data did not run or every video failed")
-        if missing:
-            logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
+            self.require_fit_data()
         hp = self.hparams
-        splits = {**_fit_splits(self.index, hp), "test": self.index.split("test")}
+        usable = UsableClips.sort({**_fit_splits(self.index, hp), "test": self.index.split("test")}, self.index,
+                                  self.cache)
+        usable.require(STAGE_SPLITS.get(stage, ()))
+        if stage == "fit" and hp.objective == "classes":
+            usable.require_classes()
         first_setup = not self._clips
-        for name, records in splits.items():
-            present = [r for r in records if r not in missing]
-            keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
+        if first_setup:
+            usable.report()
+        for name, present in usable.usable.items():
+            keys = [self.index.key(r) for r in present]
             labels = [self.index.label_index(r) for r in present]
             clips = _CachedSequences(self.cache, keys, labels, hp.steps, name == "train", hp.seed)
             self._clips[name] = clips
