@@ -387,7 +387,8 @@ def test_a_split_the_stage_needs_with_no_readable_clip_ends_with_an_error_that_n
     data.prepare_data()
 
     with pytest.raises(ValueError, match=re.escape(
-            f"none of the 4 clips under {root} could be read (a/s1/x.mp4: cannot be opened as a video")) as ended:
+            f"no clip under {root} can be used: 4 of 4 could not be read (a/s1/x.mp4: cannot be opened as a "
+            "video")) as ended:
         data.setup("fit")
     assert f"every reason in {data.cache.dir / 'errors.json'}" in str(ended.value)
 

@@ -314,8 +314,8 @@ def test_a_fit_whose_clips_are_all_unreadable_ends_with_status_1_and_a_message_n
               "--data.cache_dir", str(tmp_path / "cache"), "--data.val_fraction", "0"])
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_FAILED
-    assert (f"vidrnn fit: error: none of the 4 clips under {root} could be read (a/s1/x.mp4: cannot be opened as a "
-            "video") in error
+    assert (f"vidrnn fit: error: no clip under {root} can be used: 4 of 4 could not be read (a/s1/x.mp4: cannot "
+            "be opened as a video") in error
 
 
 @pytest.mark.parametrize("task", ["classification", "tracking"])

@@ -33,7 +33,7 @@ from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.data.folders import folder_index, unlabeled_index
-from vidrnn.data.order import OrderTask
+from vidrnn.data.order import TASK_NAMES, OrderTask, shortest_alterable
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.splits import check_split, split_counts, split_summary, validation_rule, write_split_record
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
@@ -355,10 +355,12 @@ class VideoDataModule(L.LightningDataModule):
         if stage == "fit":
             self.require_fit_data()
         hp = self.hparams
+        order_task = hp.objective in ORDER_CLASSES
         usable = UsableClips.sort({**_fit_splits(self.index, hp), "test": self.index.split("test")}, self.index,
-                                  self.cache)
+                                  self.cache, shortest_alterable(hp.objective, hp.order_parts) if order_task else 1,
+                                  TASK_NAMES.get(hp.objective, ""))
         usable.require(STAGE_SPLITS.get(stage, ()))
-        if stage == "fit" and hp.objective == "classes":
+        if stage == "fit" and not order_task:
             usable.require_classes()
         first_setup = not self._clips
         if first_setup:

@@ -11,7 +11,7 @@ report it 0/0/0 beside a perfect accuracy, and ``vidrnn classify`` would offer i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,38 +44,52 @@ class UnusableData(ValueError):
 
 @dataclass
 class UsableClips:
-    """Each split's clips as the feature cache can serve them: ``usable`` (in index order), and ``unreadable`` —
-    without features, their reasons in ``errors`` (the cache's, by key) or not extracted."""
+    """Each split's clips as the feature cache can serve them: ``usable`` (in index order); ``unreadable`` — without
+    features, their reasons in ``errors`` (the cache's, by key) or not extracted; and ``short`` — on a temporal-order
+    ``task``, clips with fewer cached frames than ``shortest``, whose altered copy could not differ from them
+    (:func:`vidrnn.data.order.shortest_alterable`)."""
 
     index: DatasetIndex
     errors_path: Path
     errors: Mapping[str, str]
     usable: dict[str, list[VideoRecord]]
     unreadable: dict[str, list[VideoRecord]]
+    short: dict[str, list[VideoRecord]]
+    shortest: int = 1
+    task: str = ""
 
     @classmethod
-    def sort(cls, splits: Mapping[str, Sequence[VideoRecord]], index: DatasetIndex,
-             cache: FeatureCache) -> UsableClips:
-        """Sort each split's clips by whether ``cache`` holds their features."""
-        entries = cache.entries()
-        usable = {name: [r for r in records if index.key(r) in entries] for name, records in splits.items()}
-        unreadable = {name: [r for r in records if index.key(r) not in entries] for name, records in splits.items()}
-        return cls(index, cache.dir / "errors.json", cache.errors(), usable, unreadable)
+    def sort(cls, splits: Mapping[str, Sequence[VideoRecord]], index: DatasetIndex, cache: FeatureCache,
+             shortest: int = 1, task: str = "") -> UsableClips:
+        """Sort each split's clips by whether ``cache`` holds their features, and (``shortest`` above 1, for the
+        order ``task`` so named) at least ``shortest`` frames of them."""
+        frames = {key: entry["shape"][0] for key, entry in cache.entries().items()}
+
+        def where(keep: Callable[[int | None], bool]) -> dict[str, list[VideoRecord]]:
+            return {name: [r for r in records if keep(frames.get(index.key(r)))] for name, records in splits.items()}
+
+        return cls(index, cache.dir / "errors.json", cache.errors(),
+                   usable=where(lambda count: count is not None and count >= shortest),
+                   unreadable=where(lambda count: count is None),
+                   short=where(lambda count: count is not None and count < shortest), shortest=shortest, task=task)
 
     def require(self, splits: Sequence[str]) -> None:
         """Refuse (:class:`UnusableData`) when any of ``splits`` had clips and none of them can be used — saying so of
         the whole dataset when none of its clips can."""
-        emptied = [split for split in splits if self.unreadable.get(split) and not self.usable[split]]
+        emptied = [split for split in splits if (self.unreadable.get(split) or self.short.get(split))
+                   and not self.usable[split]]
         if not emptied:
             return
-        if not any(self.usable.values()):
-            clips = [record for records in self.unreadable.values() for record in records]
-            said = f"none of the {len(clips)} clips under {self.index.root} could be read"
-        else:
-            clips = self.unreadable[emptied[0]]
-            said = (f"no {_SPLIT_NAMES[emptied[0]]} clip under {self.index.root} can be used: {len(clips)} of "
-                    f"{len(clips)} could not be read")
-        raise UnusableData(f"{said} ({self._reasons(clips)}; every reason in {self.errors_path}). {_FIX_VIDEOS}")
+        whole = not any(self.usable.values())
+        chosen = list(self.unreadable) if whole else emptied[:1]
+        unreadable = [record for split in chosen for record in self.unreadable[split]]
+        short = [record for split in chosen for record in self.short[split]]
+        what = "clip" if whole else f"{_SPLIT_NAMES[emptied[0]]} clip"
+        fixes = [_FIX_VIDEOS] if unreadable else []
+        fixes += [f"{self.task[0].upper()}{self.task[1:]} needs clips of at least {self.shortest} frames: give it "
+                  "longer videos, or cache more of each one's frames (data.sampling)"] if short else []
+        raise UnusableData(f"no {what} under {self.index.root} can be used: "
+                           f"{self._account(unreadable, short, len(unreadable) + len(short))}. {' '.join(fixes)}")
 
     def require_classes(self) -> None:
         """Refuse (:class:`UnusableData`) a fit that would leave a class of the index without a readable training
@@ -94,16 +108,30 @@ class UsableClips:
 
     @rank_zero_only
     def report(self) -> None:
-        """Say once (rank 0) which clips are left out: how many per split, the first few with their reasons, and
-        where every reason is."""
-        left_out = [(split, record) for split, records in self.unreadable.items() for record in records]
-        if not left_out:
-            return
-        total = sum(len(records) for records in self.usable.values()) + len(left_out)
-        shown = _first([f"{self.index.key(record)} ({split}): {self._reason(record)}" for split, record in left_out])
-        per_split = ", ".join(f"{split} {len(records)}" for split, records in self.unreadable.items())
-        logger.warning("%d of %d clips under %s could not be read and are left out (%s): %s; every reason in %s (%s)",
-                       len(left_out), total, self.index.root, per_split, shown, self.errors_path, _DECODED_AGAIN)
+        """Say (on rank 0) which clips are left out — those that could not be read, and those too short for the order
+        task — each with how many per split and the first few (with their reasons, and where all of them are)."""
+        total = sum(len(records) for kind in (self.usable, self.unreadable, self.short) for records in kind.values())
+        unreadable = [(split, record) for split, records in self.unreadable.items() for record in records]
+        if unreadable:
+            shown = _first([f"{self.index.key(record)} ({split}): {self._reason(record)}"
+                            for split, record in unreadable])
+            logger.warning("%d of %d clips under %s could not be read and are left out (%s): %s; every reason in %s "
+                           "(%s)", len(unreadable), total, self.index.root, _per_split(self.unreadable), shown,
+                           self.errors_path, _DECODED_AGAIN)
+        short = [record for records in self.short.values() for record in records]
+        if short:
+            logger.warning("%d of %d clips under %s are left out of %s: with fewer than %d cached frames, a clip's "
+                           "altered copy could not differ from it (%s): %s", len(short), total, self.index.root,
+                           self.task, self.shortest, _per_split(self.short),
+                           _first([self.index.key(record) for record in short]))
+
+    def _account(self, unreadable: Sequence[VideoRecord], short: Sequence[VideoRecord], total: int) -> str:
+        """How many of ``total`` clips could not be read and how many are too short, with the first few of each."""
+        said = [f"{len(unreadable)} of {total} could not be read ({self._reasons(unreadable)}; every reason in "
+                f"{self.errors_path})"] if unreadable else []
+        said += [f"{len(short)} of {total} are too short for {self.task}, with fewer than {self.shortest} cached "
+                 f"frames ({_first([self.index.key(record) for record in short])})"] if short else []
+        return "; ".join(said)
 
     def _reason(self, record: VideoRecord) -> str:
         return self.errors.get(self.index.key(record), _NOT_EXTRACTED)
@@ -142,6 +170,11 @@ def _never_trained(dead: Sequence[str]) -> str:
     """Why a class without training clips is refused."""
     return (f"classifier would be built with {_pick(dead, 'a class', 'classes')} it never trains on, and would offer "
             f"{_pick(dead, 'it', 'them')}")
+
+
+def _per_split(records: Mapping[str, Sequence[VideoRecord]]) -> str:
+    """``train 1, val 0, test 2``."""
+    return ", ".join(f"{split} {len(clips)}" for split, clips in records.items())
 
 
 def _first(said: Sequence[str]) -> str:
