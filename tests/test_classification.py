@@ -337,6 +337,138 @@ def test_a_fit_that_can_hold_out_no_validation_group_fails_before_extracting_say
     data(0.0).require_validation_split()
 
 
+def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With one recording group per class in train/, carving validation out of it was refused; val/ was never read."""
+    for split in ("train", "val", "test"):
+        for label in ("a", "b"):
+            write_video(tmp_path / "videos" / split / label / f"v_{label}_g01_c01.avi", 4)
+    data = VideoDataModule(root=str(tmp_path / "videos"), dataset="folders", cache_dir=str(tmp_path / "cache"),
+                           backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
+                           val_fraction=0.2, extract_workers=0)
+    data.require_validation_split()
+    data.prepare_data()
+    with caplog.at_level("INFO"):
+        data.setup("fit")
+
+    assert data.split_keys("val") == ["val/a/v_a_g01_c01.avi", "val/b/v_b_g01_c01.avi"]
+    assert data.split_keys("train") == ["train/a/v_a_g01_c01.avi", "train/b/v_b_g01_c01.avi"]
+    assert ("split: explicit split: the train/, val/ and test/ folders as given; validation: the val/ folder as given "
+            "(val_fraction plays no part); clips: train 2, val 2, test 2") in caplog.text
+    fitted = {path.resolve() for split in ("train", "val") for path in (tmp_path / "videos" / split).glob("*/*.avi")}
+    assert fitted_clips(data.hparams) == fitted
+
+
+def _folders_module(root: Path, cache: Path, **options: object) -> VideoDataModule:
+    return VideoDataModule(root=str(root), dataset="folders", cache_dir=str(cache),
+                           backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
+                           extract_workers=0, **options)
+
+
+def _three_groups(root: Path, *labels: str) -> None:
+    """Class folders of three recording groups of one 4-frame clip: one is tested, one validates, one trains."""
+    for label in labels:
+        for group in (1, 2, 3):
+            write_video(root / label / f"v_{label}_g{group:02d}_c01.avi", 4)
+
+
+def _unreadable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not a video\n")
+    return path
+
+
+def test_a_class_with_no_training_clips_is_refused_before_extracting_saying_what_to_do(tmp_path: Path) -> None:
+    """A class only in test/ made a head with a class it never trained on, which classify then offered."""
+    for split in ("train", "test"):
+        _three_groups(tmp_path / "videos" / split, "a", "b")
+    write_video(tmp_path / "videos" / "test" / "c" / "v_c_g01_c01.avi", 4)
+    data = _folders_module(tmp_path / "videos", tmp_path / "cache", val_fraction=0)
+    model = VideoClassifier(3, 1280, EncoderSpec(hidden_size=8, projection=8))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+
+    with pytest.raises(ValueError, match=re.escape(
+            "class 'c' has no training clips (test 1): a classifier would be built with a class it never trains on, "
+            f"and would offer it. Give it training clips or remove its folder ({tmp_path / 'videos' / 'test' / 'c'})")):
+        trainer.fit(model, datamodule=data)
+    assert not (tmp_path / "cache").exists()  # nothing was extracted first
+
+
+def test_a_class_whose_training_clips_are_all_unreadable_ends_the_fit_before_training_naming_it(
+        tmp_path: Path) -> None:
+    """Every clip of 'phone' unreadable: the fit trained a 3-way head on two classes, reported phone 0/0/0, tested
+    1.0 and exited 0, and classify offered phone."""
+    root = tmp_path / "videos"
+    _three_groups(root, "a", "b")
+    for session in (1, 2, 3):
+        _unreadable(root / "phone" / f"s{session}" / "IMG_0001.MOV")
+    data = _folders_module(root, tmp_path / "cache")
+    data.prepare_data()
+
+    with pytest.raises(ValueError, match=re.escape(
+            "class 'phone': 1 training clip, none readable (phone/s")) as refused:
+        data.setup("fit")
+    message = str(refused.value)
+    assert f"every reason in {data.cache.dir / 'errors.json'}" in message
+    assert f"fix its videos, or remove its folder ({root / 'phone'})" in message
+
+
+def test_clips_that_could_not_be_read_are_named_once_with_counts_per_split_and_their_reasons(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "videos"
+    _three_groups(root, "a", "b")
+    for group in (1, 2, 3):
+        _unreadable(root / "a" / f"v_a_g{group:02d}_c02.avi")
+    data = _folders_module(root, tmp_path / "cache")
+    data.prepare_data()
+    with caplog.at_level("WARNING"):
+        data.setup("fit")
+        data.prepare_data()  # as a fit's test_after_fit runs it
+        data.setup("test")
+
+    said = [record.getMessage() for record in caplog.records if "could not be read" in record.getMessage()]
+    assert len(said) == 1  # not again when the fit goes on to test
+    assert said[0].startswith(f"3 of 9 clips under {root} could not be read and are left out (train 1, val 1, "
+                              "test 1): a/v_a_g01_c02.avi (train): cannot be opened as a video")
+    assert f"every reason in {data.cache.dir / 'errors.json'}" in said[0]
+    assert len(data.split_keys("train")) == 2
+
+
+def test_a_split_the_stage_needs_with_no_readable_clip_ends_with_an_error_that_names_them(tmp_path: Path) -> None:
+    """Every clip unreadable: setup raised 'no features cached ...; prepare_data did not run or every video failed',
+    a traceback of 40 lines from vidrnn fit."""
+    root = tmp_path / "videos"
+    for label in ("a", "b"):
+        for session in (1, 2):
+            _unreadable(root / label / f"s{session}" / "x.mp4")
+    data = _folders_module(root, tmp_path / "cache", val_fraction=0)
+    data.prepare_data()
+
+    with pytest.raises(ValueError, match=re.escape(
+            f"no clip under {root} can be used: 4 of 4 could not be read (a/s1/x.mp4: cannot be opened as a "
+            "video")) as ended:
+        data.setup("fit")
+    assert f"every reason in {data.cache.dir / 'errors.json'}" in str(ended.value)
+
+
+def test_a_fit_whose_training_clips_are_all_unreadable_ends_naming_them_while_testing_still_works(
+        tmp_path: Path) -> None:
+    root = tmp_path / "videos"
+    for label in ("a", "b"):
+        _unreadable(root / "train" / label / "x.mp4")
+        write_video(root / "test" / label / "y.avi", 4)
+    data = _folders_module(root, tmp_path / "cache", val_fraction=0)
+    data.prepare_data()
+
+    with pytest.raises(ValueError, match=re.escape(
+            f"no training clip under {root} can be used: 2 of 2 could not be read (train/a/x.mp4: cannot be opened as "
+            "a video")):
+        data.setup("fit")
+    data.setup("test")
+    assert data.split_keys("test") == ["test/a/y.avi", "test/b/y.avi"]
+
+
 def test_one_class_folder_is_refused_for_a_classifier_but_serves_an_order_task(tmp_path: Path) -> None:
     """torchmetrics refused it only once the model was built: "Expected argument num_classes to be an integer larger
     than 1, but got 1"."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import write_video
 from vidrnn.data.folders import folder_index
 from vidrnn.data.records import DatasetIndex
+from vidrnn.video import read_frames
 
 UCF_MINI_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini" / "UCF-101"
 
@@ -57,6 +60,46 @@ def test_videos_are_found_at_any_depth_with_any_case_and_hidden_entries_are_igno
         "cat/deep/er/b.avi",
     ]
     assert {record.path.name: record.label for record in index.records}["b.avi"] == "cat"
+
+
+def test_camera_and_legacy_extensions_that_opencv_decodes_are_videos(tmp_path: Path) -> None:
+    """Cameras and old encoders name their files .qt, .f4v, .divx, .xvid, .mod, ...; FFmpeg reads them by their
+    content, but the index used to pass them over without a word."""
+    source = write_video(tmp_path / "source.avi", 6)
+    names = ["camera.qt", "flash.f4v", "old.divx", "old.xvid", "raw.mp4v", "phone.3g2", "phone.3gpp", "film.mpe",
+             "camcorder.mod", "camcorder.tod", "motion.mjpeg", "motion.mjpg"]
+    for name in names:
+        (tmp_path / "ds" / "cat").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, tmp_path / "ds" / "cat" / name)
+    _touch(tmp_path / "ds", "dog/a.avi")
+
+    index = folder_index(tmp_path / "ds")
+
+    assert sorted(record.path.name for record in index.records if record.label == "cat") == sorted(names)
+    for record in index.records:
+        if record.label == "cat":
+            assert len(read_frames(record.path, [0, 5])) == 2
+
+
+def test_files_passed_over_for_their_extension_are_named_once_for_the_dataset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Obvious non-videos (images, text, tables, subtitles, audio) and hidden files are passed over quietly; any other
+    extension may be a video under a name the index does not read, and so may a folder of images (frames)."""
+    _touch(tmp_path, "cat/a.avi", "cat/b.h265", "cat/notes.txt", "cat/thumb.jpg", "cat/labels.json", "cat/list.csv",
+           "cat/clip.srt", "cat/sound.wav", "cat/.DS_Store", "cat/README", "dog/c.avi", "dog/d.rmvb", "dog/e.rmvb",
+           *(f"dog/frames/{n:04d}.jpg" for n in range(3)))
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert len(index.records) == 2
+    warned = [record.getMessage() for record in caplog.records if "passed over" in record.getMessage()]
+    assert len(warned) == 1
+    assert "3 files" in warned[0] and "cat/b.h265" in warned[0] and ".rmvb 2" in warned[0]
+    assert "1 folder of images only" in warned[0] and "dog/frames" in warned[0]
+    for quiet in ("notes.txt", "thumb.jpg", "labels.json", "list.csv", "clip.srt", "sound.wav", "DS_Store", "README"):
+        assert quiet not in warned[0]
 
 
 def test_linked_session_folders_are_followed_and_link_cycles_walked_once(tmp_path: Path) -> None:
@@ -204,6 +247,39 @@ def test_train_and_test_folders_are_used_as_given(tmp_path: Path, caplog: pytest
     assert "cat/g01" in caplog.text
 
 
+def test_a_val_folder_beside_train_and_test_is_the_validation_split_and_other_entries_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A root with train/, val/ and test/ used to read train/ and test/ only, dropping val/ and any other folder (a
+    class folder beside them) without a word."""
+    _touch(tmp_path, *(f"{split}/{label}/{label}{n}.mp4" for split in ("train", "val", "test") for label in ("a", "b")
+                       for n in range(2)), "extra_class/x.mp4", "stray.mp4", "README.txt")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert index.counts() == {"train": 4, "val": 4, "test": 4}
+    assert {record.label for record in index.split("val")} == {"a", "b"}
+    assert index.split_rule == "explicit split: the train/, val/ and test/ folders as given"
+    assert (f"{tmp_path} holds the split as given (train/, val/, test/); not read beside them: extra_class/, "
+            "stray.mp4") in caplog.text
+    assert "README.txt" not in caplog.text
+
+
+def test_a_train_or_test_folder_without_the_other_is_said_to_be_read_as_a_class(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _touch(tmp_path, *(f"{split}/{label}/{label}{n}.mp4" for split in ("train", "val") for label in ("a", "b")
+                       for n in range(2)))
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert index.classes == ["train", "val"]
+    assert (f"{tmp_path} holds train/, val/ but no test/: they are read as class folders; a split as given needs "
+            "train/ and test/ (val/ optional)") in caplog.text
+
+
 def test_a_missing_root_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
         folder_index(tmp_path / "nowhere")
@@ -213,6 +289,30 @@ def test_a_root_without_class_folders_is_named(tmp_path: Path) -> None:
     _touch(tmp_path, "loose.mp4")
 
     with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path}: no class folders")):
+        folder_index(tmp_path)
+
+
+def test_videos_lying_directly_in_the_root_are_named_in_a_warning(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A class folder given as the root by mistake made its sub-folders the classes and dropped its own videos."""
+    _ungrouped(tmp_path, {"a": 3, "b": 3})
+    _touch(tmp_path, *(f"loose{n}.mp4" for n in range(5)), "notes.txt")
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        index = folder_index(tmp_path)
+
+    assert len(index.records) == 6
+    assert (f"{tmp_path}: 5 videos directly in it, outside any class folder, not read (such as loose0.mp4, "
+            f"loose1.mp4, loose2.mp4 and 2 more): class folders are {tmp_path}/<class>/<video>") in caplog.text
+    assert "If it is one class's folder, give its parent as the root" in caplog.text
+
+
+def test_a_root_of_videos_whose_folders_hold_none_looks_like_one_class_folder(tmp_path: Path) -> None:
+    _touch(tmp_path, "clip1.avi", "clip2.avi", "thumbnails/a.jpg")
+
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{tmp_path}: no class folder holds a video, but 2 videos directly in it (such as clip1.avi, "
+            "clip2.avi): it looks like one class's folder")):
         folder_index(tmp_path)
 
 

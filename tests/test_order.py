@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,6 +167,49 @@ def test_unlabeled_videos_are_one_class_split_by_group(tmp_path: Path) -> None:
     assert index.counts()["test"] >= 2
     with pytest.raises(ValueError, match="no classes to learn"):
         VideoDataModule(root=str(tmp_path / "videos"), dataset="unlabeled")
+
+
+@pytest.mark.parametrize(("objective", "kept", "said"), [
+    ("arrow_of_time", {"three", "long"}, "3 of 9 clips under {root} are left out of the arrow of time: with fewer than "
+                                         "2 cached frames, a clip's altered copy could not differ from it (train 1, "
+                                         "val 1, test 1): "),
+    ("order_verification", {"long"}, "6 of 9 clips under {root} are left out of order verification: with fewer than "
+                                     "4 cached frames, a clip's altered copy could not differ from it (train 2, val 2, "
+                                     "test 2): "),
+])
+def test_clips_too_short_for_their_altered_copy_to_differ_are_left_out_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, objective: str, kept: set[str], said: str) -> None:
+    """A 1-frame clip's reversed copy is the clip itself, shown once under each label: contradictory labels in
+    training and a coin flip in every test score, without a word."""
+    root = tmp_path / "videos"
+    for session in (1, 2, 3):  # three recording groups: one trains, one validates, one is tested
+        for name, frames in {"one": 1, "three": 3, "long": 8}.items():
+            write_video(root / f"s{session}" / f"{name}.avi", frames)
+    data = VideoDataModule(root=str(root), dataset="unlabeled", objective=objective, order_parts=4,
+                           cache_dir=str(tmp_path / "cache"), backbone=BackboneSpec(input_size=32),
+                           sampling=SamplingSpec(strategy="all", short_side=32), steps=8, extract_workers=0)
+    data.prepare_data()
+    with caplog.at_level("WARNING"):
+        data.setup("fit")
+
+    for split in ("train", "val", "test"):
+        assert {Path(key).stem for key in data.split_keys(split)} == kept
+    assert said.format(root=root) in caplog.text
+
+
+def test_an_order_task_whose_clips_are_all_too_short_ends_saying_so(tmp_path: Path) -> None:
+    root = tmp_path / "videos"
+    for session in (1, 2):
+        write_video(root / f"s{session}" / "still.avi", 1)
+    data = VideoDataModule(root=str(root), dataset="unlabeled", objective="arrow_of_time", val_fraction=0,
+                           cache_dir=str(tmp_path / "cache"), backbone=BackboneSpec(input_size=32),
+                           sampling=SamplingSpec(strategy="all", short_side=32), steps=8, extract_workers=0)
+    data.prepare_data()
+
+    with pytest.raises(ValueError, match=re.escape(
+            f"no clip under {root} can be used: 2 of 2 are too short for the arrow of time, with fewer than 2 cached "
+            "frames (s1/still.avi; s2/still.avi). The arrow of time needs clips of at least 2 frames")):
+        data.setup("fit")
 
 
 def test_a_pretrained_encoder_starts_the_classifier_when_fitting_and_only_then(generated, tmp_path: Path) -> None:

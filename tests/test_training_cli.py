@@ -23,7 +23,7 @@ from vidrnn.cli import main
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
-from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.models.tracker_module import FrameTracker
@@ -283,7 +283,7 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
-                                     "class folders read as UCF101", "map pooling"])
+                                     "class folders read as UCF101", "map pooling", "a class only in test/"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -318,15 +318,40 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         "class folders read as UCF101": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "one")],
                                          f"if {tmp_path / 'one'} holds one folder per class, use --dataset folders "
                                          "(vidrnn extract) or --data.dataset folders (vidrnn fit)"),
+        # A class only in test/ was trained as a class without clips, reported 0/0/0 and offered by classify.
+        "a class only in test/": (["fit", "--config", str(fresh), "--data.dataset", "folders", "--data.root",
+                                   str(tmp_path / "split"), "--data.val_fraction", "0"],
+                                  "class 'c' has no training clips (test 1): a classifier would be built with a class "
+                                  f"it never trains on, and would offer it. Give it training clips or remove its "
+                                  f"folder ({tmp_path / 'split' / 'test' / 'c'})"),
     }[problem]
     (tmp_path / "one" / "only").mkdir(parents=True)
     (tmp_path / "one" / "only" / "v_only_g01_c01.avi").touch()
+    for clip in ("train/a/x.avi", "train/b/x.avi", "test/a/y.avi", "test/b/y.avi", "test/c/y.avi"):
+        (tmp_path / "split" / clip).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "split" / clip).touch()
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(SystemExit) as ended:
         main(command)
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
+
+
+def test_a_fit_whose_clips_are_all_unreadable_ends_with_status_1_and_a_message_not_a_traceback(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """It ended in a 40-line RuntimeError traceback from the data module's setup: 'no features cached ...'."""
+    root = tmp_path / "videos"
+    for clip in ("a/s1/x.mp4", "a/s2/x.mp4", "b/s1/y.mp4", "b/s2/y.mp4"):
+        (root / clip).parent.mkdir(parents=True)
+        (root / clip).write_text("not a video\n")
+    with pytest.raises(SystemExit) as ended:
+        main(["fit", "--config", str(config), "--data.dataset", "folders", "--data.root", str(root),
+              "--data.cache_dir", str(tmp_path / "cache"), "--data.val_fraction", "0"])
+    error = capsys.readouterr().err
+    assert ended.value.code == EXIT_FAILED
+    assert (f"vidrnn fit: error: no clip under {root} can be used: 4 of 4 could not be read (a/s1/x.mp4: cannot "
+            "be opened as a video") in error
 
 
 @pytest.mark.parametrize("task", ["classification", "tracking"])

@@ -29,7 +29,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
-from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -215,13 +215,14 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the command now, as a usage error, and what it would warn about is said now — before ``prepare_data``
         extracts the dataset's features for a model that cannot read them (:meth:`VideoClassifier.check_checkpoint`,
         the one comparison, which the trainer's load makes again). Its data settings too, where they decide the split
-        the command reads; a fit's validation split, which must hold something when it is asked for; and the encoder
-        a fit starts from (`model.init_from`: :meth:`_check_pretrained`)."""
+        the command reads; what a fit needs of its index (training clips for every class, a validation split that
+        holds something when it is asked for: :meth:`VideoDataModule.require_fit_data`); and the encoder a fit starts
+        from (`model.init_from`: :meth:`_check_pretrained`)."""
         super().instantiate_classes()
         self._check_checkpoint(self.model.check_checkpoint)
         self._check_checkpoint(self._check_split)
         if self.config.get("subcommand") == "fit":
-            _as_usage_error(self.datamodule.require_validation_split)
+            _as_usage_error(self.datamodule.require_fit_data)
         if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
             self._check_pretrained(self.model.hparams.init_from)
 
@@ -383,7 +384,23 @@ def task_of(args: Sequence[str]) -> Task:
 
 
 def run_lightning_cli(args: list[str]) -> LightningCLI:
-    """Run one LightningCLI command (``fit``, ``validate``, ``test`` or ``predict``) with its arguments."""
+    """Run one LightningCLI command (``fit``, ``validate``, ``test`` or ``predict``) with its arguments.
+
+    Data that turns out unable to serve the command once its videos were read (no readable clip in a split it needs,
+    a class without a readable training clip: :class:`~vidrnn.data.usable.UnusableData`) ends it with its message
+    and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing.
+    """
+    from vidrnn.data.usable import UnusableData
+
+    try:
+        return _run_task_cli(args)
+    except UnusableData as error:
+        print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def _run_task_cli(args: list[str]) -> LightningCLI:
+    """The LightningCLI of the task the command line asks for (:func:`task_of`), run."""
     if task_of(args) == "tracking":
         from vidrnn.data.tracking_datamodule import TrackingDataModule
         from vidrnn.models.tracker_module import FrameTracker

@@ -51,6 +51,8 @@ __all__ = [
 VIDEO_EXTENSIONS = frozenset({
     ".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m2v", ".wmv", ".asf", ".flv", ".3gp", ".ogv",
     ".ts", ".mts", ".m2ts", ".vob", ".mxf", ".dv",  # the last six: camcorders, DVDs and broadcast
+    # Names cameras, phones and older encoders give files FFmpeg reads by their content (each checked by decoding one):
+    ".qt", ".f4v", ".divx", ".xvid", ".mp4v", ".3g2", ".3gpp", ".mpe", ".mod", ".tod", ".mjpeg", ".mjpg",
 })
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 

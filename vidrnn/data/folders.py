@@ -3,7 +3,9 @@
 Layout: ``root/<class>/**/<video>``. The top-level folder is the class; deeper sub-folders are free for the user's
 own organisation, and may be symbolic links to folders elsewhere (followed, each folder walked once). A video is
 any file whose extension (any case) is in :data:`vidrnn.video.VIDEO_EXTENSIONS`; hidden files and folders (name
-starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data.
+starting with ``.``) are ignored, so ``.DS_Store`` or a ``.cache`` folder never becomes data. What else is passed over
+and may be video — a file with another extension that is not obviously something else (an image, text, a table,
+subtitles, audio), a folder of images only (a clip stored as frames) — is named once per dataset in a warning.
 
 Splitting is where a folder dataset most easily lies. Clips cut from one recording look alike, and a split that puts
 some in train and their siblings in test measures how well the model remembers a recording, not how well it
@@ -18,8 +20,15 @@ A group id is qualified by its class (``"dog/g03"``, ``"dog/session3"``): groups
 on ``record.group`` alone is valid. Test groups are drawn per class with a generator seeded by ``seed`` and the class
 name, so adding a class does not reshuffle the others, and the recorded ``split_rule`` reproduces the split.
 
+Videos lying directly in the root, outside any class folder, are not read and are named in a warning (a class's own
+folder given as the root by mistake would otherwise make its sub-folders the classes and drop its videos); a root
+whose folders hold no video but which holds videos itself is refused as one class's folder.
+
 A root holding ``train/`` and ``test/`` folders (each laid out as above) is taken as an explicit split and used as
-given.
+given; a ``val/`` folder beside them, laid out alike, is the validation split (records of split ``"val"``, which the
+data module then uses instead of carving validation out of ``train/``). Whatever else lies beside them is not read,
+and is named in a warning; so are ``train/``, ``val/`` or ``test/`` folders that make no explicit split (``train/``
+without ``test/``), which are read as class folders.
 
 Videos nobody has labelled (:func:`unlabeled_index`: every video under a folder) are one class, ``unlabeled``, split
 by the same group rules; they serve the temporal-order tasks, whose labels come from the clips themselves.
@@ -32,10 +41,11 @@ import os
 import random
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
-from vidrnn.video import VIDEO_EXTENSIONS, is_hidden, walk_visible
+from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
 
@@ -44,8 +54,24 @@ DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
 
 _EXPLICIT_SPLITS = ("train", "test")
 
+#: The folder an explicit split may give its validation clips in, beside ``train/`` and ``test/``.
+_GIVEN_VALIDATION = "val"
+
 #: The one class of :func:`unlabeled_index`.
 UNLABELED = "unlabeled"
+
+#: Extensions of files that are no video (images, documents, tables, subtitles, audio, archives, arrays, code): passed
+#: over quietly, as are files without an extension (``README``). A file with any other extension the index does not
+#: read may be a video under a name it does not know, and is named in a warning.
+_NOT_VIDEO = IMAGE_EXTENSIONS | frozenset({
+    ".gif", ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
+    ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
+    ".wav", ".mp3", ".aac", ".flac", ".m4a", ".opus", ".wma", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".npy",
+    ".npz", ".pkl", ".pt", ".ckpt", ".h5", ".py", ".sh", ".db",
+})
+
+#: Files (and folders of frames) named as examples in a warning.
+_EXAMPLES = 3
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +94,17 @@ def folder_index(
     class with a single one stays in train with a warning. ``group_pattern`` is a regular expression searched in the
     file name (its first capture group, or the whole match, names the group); ``None`` turns it off, as
     ``subfolder_groups=False`` turns off sub-folder groups. When ``root`` holds ``train/`` and ``test/`` folders,
-    they are the split and ``test_fraction`` and ``seed`` play no part.
+    they are the split (with ``val/``, if there is one, the validation split) and ``test_fraction`` and ``seed`` play
+    no part.
     """
     root, pattern = _checked(root, test_fraction, group_pattern, "<class>/<video>")
 
     if has_explicit_split(root):
         return _explicit_index(root, pattern, subfolder_groups)
 
-    videos = _scan_classes(root)
+    _warn_split_folders_read_as_classes(root)
+    videos, passed_over = _scan_classes(root)
+    _warn_passed_over(root, passed_over)
     records: list[VideoRecord] = []
     for label, files in videos.items():
         groups = {file: _group_of(file.relative_to(root), pattern, subfolder_groups) for file in files}
@@ -105,7 +134,9 @@ def unlabeled_index(
     split as :func:`folder_index` splits a class.
     """
     root, pattern = _checked(root, test_fraction, group_pattern, "<video>, at any depth")
-    files = _video_files(root)
+    found = _find(root)
+    _warn_passed_over(root, found)
+    files = found.videos
     if not files:
         raise FileNotFoundError(f"{root}: no video files (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     # Seen as if under one class folder, the first sub-folder is where a class folder's sub-folder would be.
@@ -127,32 +158,107 @@ def _checked(
     return root, re.compile(group_pattern) if group_pattern is not None else None
 
 
-def _scan_classes(base: Path) -> dict[str, list[Path]]:
-    """Class name → its video files (sorted), in class-name order; classes without videos are left out."""
-    class_dirs = sorted(
-        (path for path in base.iterdir() if path.is_dir() and not is_hidden(path.name)), key=lambda path: path.name
-    )
-    if not class_dirs:
-        raise FileNotFoundError(f"{base}: no class folders; expected {base}/<class>/<video>, one folder per class")
+@dataclass
+class _Found:
+    """What a search of folders found: the videos the index reads, and what it passed over that may be video too —
+    files with an extension it does not read (obvious non-videos aside, :data:`_NOT_VIDEO`) and folders holding
+    images only (clips stored as frames, which class folders do not take)."""
+
+    videos: list[Path] = field(default_factory=list)
+    unlisted: list[Path] = field(default_factory=list)
+    frame_folders: list[Path] = field(default_factory=list)
+
+    def add(self, other: _Found) -> None:
+        """Take in what another search found (what the index passes over is said once for a whole dataset)."""
+        self.videos += other.videos
+        self.unlisted += other.unlisted
+        self.frame_folders += other.frame_folders
+
+
+def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
+    """Class name → its video files (sorted), in class-name order, and what the search passed over (for
+    :func:`_warn_passed_over`); classes without videos are left out."""
+    visible = sorted((path for path in base.iterdir() if not is_hidden(path.name)), key=lambda path: path.name)
+    class_dirs = [path for path in visible if path.is_dir()]
+    loose = [path for path in visible if path.suffix.lower() in VIDEO_EXTENSIONS and not path.is_dir()]
     videos: dict[str, list[Path]] = {}
+    passed_over = _Found()
     for class_dir in class_dirs:
-        files = _video_files(class_dir)
-        if files:
-            videos[class_dir.name] = files
+        found = _find(class_dir)
+        passed_over.add(found)
+        if found.videos:
+            videos[class_dir.name] = found.videos
         else:
             logger.warning("%s holds no video files; class %r is skipped", class_dir, class_dir.name)
     if not videos:
-        raise FileNotFoundError(
-            f"{base}: no class folder holds a video file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
-        )
-    return videos
+        raise FileNotFoundError(_no_class_videos(base, bool(class_dirs), loose))
+    if loose:
+        logger.warning("%s: %s directly in it, outside any class folder, not read (such as %s): class folders are "
+                       "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
+                       "root", base, _count(len(loose), "video"), _relative(loose, base), base)
+    return videos, passed_over
 
 
-def _video_files(folder: Path) -> list[Path]:
-    """The video files under ``folder``, at any depth, sorted: hidden names skipped, links to folders followed, each
-    folder once (:func:`~vidrnn.video.walk_visible`)."""
-    return sorted(directory / name for directory, names in walk_visible(folder)
-                  for name in names if Path(name).suffix.lower() in VIDEO_EXTENSIONS)
+def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:
+    """Why ``base`` gives no class: no folders, or none holding a video — and when videos lie in ``base`` itself, that
+    it looks like one class's folder given as the root by mistake."""
+    what = "no class folder holds a video" if has_folders else "no class folders"
+    if loose:
+        return (f"{base}: {what}, but {_count(len(loose), 'video')} directly in it (such as "
+                f"{_relative(loose, base)}): it looks like one class's folder. Class folders are {base}/<class>/<video>, one folder per class: give "
+                "the folder that holds them as the root")
+    if has_folders:
+        return f"{base}: {what} file (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
+    return f"{base}: {what}; expected {base}/<class>/<video>, one folder per class"
+
+
+def _find(folder: Path) -> _Found:
+    """The video files under ``folder``, at any depth, sorted — hidden names skipped, links to folders followed, each
+    folder once (:func:`~vidrnn.video.walk_visible`) — and what the search passed over that may be video."""
+    found = _Found()
+    for directory, names in walk_visible(folder):
+        files = [directory / name for name in names]
+        found.videos += [file for file in files if file.suffix.lower() in VIDEO_EXTENSIONS]
+        found.unlisted += [file for file in files
+                           if _may_be_video(file) and file.suffix.lower() not in VIDEO_EXTENSIONS]
+        if len(files) > 1 and all(file.suffix.lower() in IMAGE_EXTENSIONS for file in files):
+            found.frame_folders.append(directory)
+    found.videos.sort()
+    return found
+
+
+def _may_be_video(file: Path) -> bool:
+    """Whether a file's extension leaves it possibly a video (any extension but an obvious non-video's)."""
+    return bool(file.suffix) and file.suffix.lower() not in _NOT_VIDEO
+
+
+def _warn_passed_over(root: Path, found: _Found) -> None:
+    """Name, once for the dataset under ``root``, the files and folders its index passed over that may be videos: a
+    camera's or encoder's extension the index does not know would otherwise drop clips from a class without a word."""
+    said = []
+    if found.unlisted:
+        by_extension = Counter(file.suffix.lower() for file in found.unlisted)
+        said.append(
+            f"{_count(len(found.unlisted), 'file')} with an extension it does not read (by extension: "
+            f"{', '.join(f'{extension} {count}' for extension, count in by_extension.most_common())}; such as "
+            f"{_relative(found.unlisted, root)}): rename those that are videos to an extension it reads "
+            f"({', '.join(sorted(VIDEO_EXTENSIONS))}) or convert them")
+    if found.frame_folders:
+        said.append(f"{_count(len(found.frame_folders), 'folder')} of images only (such as "
+                    f"{_relative(found.frame_folders, root)}), which may be clips stored as frames: the index reads "
+                    "video files only; make each such clip a video file")
+    if said:
+        logger.warning("%s: the index passed over %s", root, "; and ".join(said))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _relative(paths: list[Path], root: Path) -> str:
+    """The first few of ``paths``, relative to ``root``, for a message."""
+    shown = ", ".join(path.relative_to(root).as_posix() for path in paths[:_EXAMPLES])
+    return shown + (f" and {len(paths) - _EXAMPLES} more" if len(paths) > _EXAMPLES else "")
 
 
 def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:
@@ -224,28 +330,61 @@ def _split_rule(
 
 
 def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> DatasetIndex:
+    splits = ("train", _GIVEN_VALIDATION, "test") if (root / _GIVEN_VALIDATION).is_dir() else _EXPLICIT_SPLITS
     records: list[VideoRecord] = []
-    for split in _EXPLICIT_SPLITS:
+    passed_over = _Found()
+    for split in splits:
         base = root / split
-        for label, files in _scan_classes(base).items():
+        videos, found = _scan_classes(base)
+        passed_over.add(found)
+        for label, files in videos.items():
             records += [
                 VideoRecord(file, label, _group_of(file.relative_to(base), pattern, subfolder_groups), split)
                 for file in files
             ]
-    _warn_shared_groups(records, root)
+    _warn_passed_over(root, passed_over)
+    _warn_unread_beside(root, splits)
+    for other in splits[1:]:
+        _warn_shared_groups(records, root, other)
     return DatasetIndex(
         root=root,
         classes=sorted({record.label for record in records}),
         records=records,
-        split_rule="explicit split: the train/ and test/ folders as given",
+        split_rule=f"explicit split: the {_folders(splits)} folders as given",
     )
 
 
-def _warn_shared_groups(records: list[VideoRecord], root: Path) -> None:
-    """A given split is the user's call, but one that leaks a recording across train and test deserves a warning."""
-    train, test = ({record.group for record in records if record.split == split} for split in _EXPLICIT_SPLITS)
-    shared = sorted(group for group in train & test if group is not None)
+def _folders(names: tuple[str, ...]) -> str:
+    """``train/, val/ and test/``."""
+    return ", ".join(f"{name}/" for name in names[:-1]) + f" and {names[-1]}/"
+
+
+def _warn_unread_beside(root: Path, splits: tuple[str, ...]) -> None:
+    """Name what lies beside the split's folders that may be data — folders (another class, a ``validation/``) and
+    files that may be videos — since an explicit split reads its split folders alone."""
+    unread = [f"{path.name}/" if path.is_dir() else path.name for path in sorted(root.iterdir())
+              if not is_hidden(path.name) and path.name not in splits and (path.is_dir() or _may_be_video(path))]
+    if unread:
+        logger.warning("%s holds the split as given (%s); not read beside them: %s (an explicit split reads %s, each "
+                       "holding class folders, and nothing else)", root, ", ".join(f"{name}/" for name in splits),
+                       ", ".join(unread), _folders(splits))
+
+
+def _warn_split_folders_read_as_classes(root: Path) -> None:
+    """A root with ``train/`` (or ``test/``) but not both makes no explicit split: its split folders become classes
+    (a classifier of "train" against "val"), which deserves a word."""
+    present = [name for name in ("train", _GIVEN_VALIDATION, "test") if (root / name).is_dir()]
+    if present:
+        absent = " or ".join(f"{name}/" for name in _EXPLICIT_SPLITS if name not in present)
+        logger.warning("%s holds %s but no %s: they are read as class folders; a split as given needs train/ and test/ "
+                       "(%s/ optional)", root, ", ".join(f"{name}/" for name in present), absent, _GIVEN_VALIDATION)
+
+
+def _warn_shared_groups(records: list[VideoRecord], root: Path, other: str) -> None:
+    """A given split is the user's call, but one that leaks a recording from train into test or validation deserves a
+    warning."""
+    train, held_out = ({record.group for record in records if record.split == split} for split in ("train", other))
+    shared = sorted(group for group in train & held_out if group is not None)
     if shared:
-        logger.warning(
-            "%s: groups %s have clips in both train/ and test/; test results will be optimistic", root, shared
-        )
+        logger.warning("%s: groups %s have clips in both train/ and %s/; %s results will be optimistic", root, shared,
+                       other, "validation" if other == _GIVEN_VALIDATION else "test")

@@ -33,7 +33,7 @@ from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.data.folders import folder_index, unlabeled_index
-from vidrnn.data.order import OrderTask
+from vidrnn.data.order import TASK_NAMES, OrderTask, shortest_alterable
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.splits import (
     FITTED_CLIPS,
@@ -49,6 +49,7 @@ from vidrnn.data.splits import (
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic import ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.data.usable import STAGE_SPLITS, UsableClips, require_trained_classes
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
@@ -117,17 +118,19 @@ def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare
 
 def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, list[VideoRecord]]:
     """The training side of ``index`` as a fit with a data module's ``settings`` (its hyperparameters) divides it:
-    ``train`` and ``val``, whole groups each (a ``train_fraction`` below 1 leaves the other groups unused)."""
-    train_records = index.split("train")
+    ``train`` and ``val``, whole groups each (a ``train_fraction`` below 1 leaves the other groups unused). Validation
+    clips the index gives (an explicit split's ``val/`` folder) are the validation split as they are, and
+    ``val_fraction`` plays no part."""
+    train_records, given = index.split("train"), index.split("val")
     val_fraction, train_fraction, seed = settings["val_fraction"], settings["train_fraction"], settings["seed"]
     # Any fraction above 0 holds out at least a group per class; 0 holds out none.
-    held_out = _sample_groups(train_records, val_fraction, seed, spare=1) if val_fraction > 0 else set()
+    held_out = _sample_groups(train_records, val_fraction, seed, spare=1) if val_fraction > 0 and not given else set()
     train = [r for r in train_records if _unit(r) not in held_out]
     if train_fraction < 1.0:
         # Drawn with another seed than validation, from the groups left for training.
         kept = _sample_groups(train, train_fraction, seed + 1, spare=0)
         train = [r for r in train if _unit(r) in kept]
-    return {"train": train, "val": [r for r in train_records if _unit(r) in held_out]}
+    return {"train": train, "val": given or [r for r in train_records if _unit(r) in held_out]}
 
 
 def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> DatasetIndex:
@@ -204,7 +207,8 @@ class VideoDataModule(L.LightningDataModule):
             class that has two; a fit where no class has two is refused). 0: no validation split, the model trains on
             the whole training side (UCF101's official training list); a fit then skips validation, so a checkpoint
             monitoring ``val/...`` saves none (use the unmonitored ``latest.ckpt``) and ``test_after_fit`` tests the
-            final weights.
+            final weights. Where the root gives a ``val/`` folder beside ``train/`` and ``test/``, that is the
+            validation split and this plays no part.
         train_fraction: share of each class's remaining training groups that is used (whole groups, seeded): the
             small-labelled-data setting. Validation and test are unchanged.
         cache_dir: feature cache root.
@@ -340,22 +344,17 @@ class VideoDataModule(L.LightningDataModule):
         """Extract features of every clip not yet cached (Lightning runs this on one process per node)."""
         hp = self.hparams
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
-            self._require_training_clips()  # before extracting the test clips, minutes or hours
-            self.require_validation_split()
+            self.require_fit_data()  # before extracting the test clips, minutes or hours
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
         if len(cached) + len(failed_before) == len(items):
             self.cache.record_renewed()  # files found with new times but their old bytes: no hashing next time
             self.cache.finalize()
         else:
-            backbone = build_backbone(self.pipeline.backbone)
-            report = extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
-                                      num_workers=hp.extract_workers, rank=0, world_size=1,
-                                      retry_failed=hp.retry_failed)
-            if report.failed:
-                logger.warning("%d videos could not be read and are left out; see %s", report.failed,
-                               self.cache.dir / "errors.json")
-        if failed_before:
+            backbone = build_backbone(self.pipeline.backbone)  # videos that fail are named by setup, per split
+            extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
+                             num_workers=hp.extract_workers, rank=0, world_size=1, retry_failed=hp.retry_failed)
+        if failed_before and not self._clips:  # once: not again when a fit goes on to test
             logger.warning("%d videos that could not be read before are left out without trying again (their files "
                            "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
                            self.cache.dir / "errors.json")
@@ -370,21 +369,34 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"no training clips in {self.index.root} ({len(self.index.split('test'))} test clips): "
                              f"a fit needs both sides of the split; check {where}")
 
+    def require_fit_data(self) -> None:
+        """Refuse a fit its index cannot serve, before anything slow: no training clips, a class without any (only in
+        an explicit split's ``test/``), a validation split that can hold nothing. Called where a fit starts, before
+        extraction, and by ``vidrnn fit`` before it builds the trainer's run (which makes each a usage error)."""
+        self._require_training_clips()
+        if self.hparams.objective == "classes":
+            require_trained_classes(self.index, self.index.split("train"))
+        self.require_validation_split()
+
     def setup(self, stage: str | None = None) -> None:
+        """Build each split's dataset from the clips the cache can serve (:class:`UsableClips`): those left out are
+        said once; a split ``stage`` needs with none left, or (fitting a classifier) a class without a training clip,
+        ends the run before training (:class:`~vidrnn.data.usable.UnusableData`)."""
         if stage == "fit":
-            self._require_training_clips()
-            self.require_validation_split()
-        entries = self.cache.entries()
-        missing = {r for r in self.index.records if r.path.relative_to(self.index.root).as_posix() not in entries}
-        if len(missing) == len(self.index.records):
-            raise RuntimeError(f"no features cached in {self.cache.dir}; prepare_data did not run or every video failed")
-        if missing:
-            logger.warning("%d clips have no features (unreadable, see errors.json) and are left out", len(missing))
+            self.require_fit_data()
         hp = self.hparams
+        order_task = hp.objective in ORDER_CLASSES
+        usable = UsableClips.sort(self._split_records(), self.index, self.cache,
+                                  shortest_alterable(hp.objective, hp.order_parts) if order_task else 1,
+                                  TASK_NAMES.get(hp.objective, ""))
+        usable.require(STAGE_SPLITS.get(stage, ()))
+        if stage == "fit" and not order_task:
+            usable.require_classes()
         first_setup = not self._clips
-        for name, records in self._split_records().items():
-            present = [r for r in records if r not in missing]
-            keys = [r.path.relative_to(self.index.root).as_posix() for r in present]
+        if first_setup:
+            usable.report()
+        for name, present in usable.usable.items():
+            keys = [self.index.key(r) for r in present]
             labels = [self.index.label_index(r) for r in present]
             clips = _CachedSequences(self.cache, keys, labels, hp.steps, name == "train", hp.seed)
             self._clips[name] = clips
@@ -404,6 +416,8 @@ class VideoDataModule(L.LightningDataModule):
         builds the trainer's run."""
         hp = self.hparams
         train = self.index.split("train")
+        if self.index.split("val"):
+            return  # the split gives its validation clips (val/)
         if hp.val_fraction > 0 and train and not _sample_groups(train, hp.val_fraction, hp.seed, spare=1):
             raise ValueError(
                 f"data.val_fraction {hp.val_fraction} holds out whole recording groups for validation, but each class "
@@ -419,8 +433,7 @@ class VideoDataModule(L.LightningDataModule):
     def drawn_keys(self) -> dict[str, list[str]]:
         """Each split's clip keys as drawn before anything is extracted or read: what a command is about to read,
         which a checkpoint's fitted clips are held against (:func:`vidrnn.data.splits.check_split`)."""
-        return {name: [record.path.relative_to(self.index.root).as_posix() for record in records]
-                for name, records in self._split_records().items()}
+        return {name: [self.index.key(record) for record in records] for name, records in self._split_records().items()}
 
     def _report_splits(self) -> None:
         """Say once, on rank 0, what the split holds — its rule, its clips per split and class, and byte-identical
@@ -428,7 +441,8 @@ class VideoDataModule(L.LightningDataModule):
         ``config.yaml``, with each split's clips: the numbers every score rests on, and the lists another run's split
         can be compared with."""
         hp = self.hparams
-        rule = f"{self.index.split_rule}; {validation_rule(hp.val_fraction, hp.train_fraction, hp.seed)}"
+        validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
+        rule = f"{self.index.split_rule}; {validation}"
         labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
         counts = split_counts(labels, self.index.classes)
         rank_zero_info(split_summary(rule, counts))

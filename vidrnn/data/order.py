@@ -7,7 +7,9 @@ Both are built on the feature cache, after the time steps are sampled: the froze
 reversing a clip reverses its sequence of frame features exactly and nothing is extracted again. Every clip appears
 twice, once as recorded (label 1) and once reversed or shuffled (label 0), in training and in evaluation alike: a
 model blind to frame order gives both copies the same answer, so it is right on exactly one of them and scores
-exactly 50 % — chance is a fact of the construction, not an estimate.
+exactly 50 % — chance is a fact of the construction, not an estimate. A clip too short for its altered copy to differ
+(:func:`shortest_alterable`) is left out by the data module, with a warning: it would be the same sequence under both
+labels.
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ from torch.utils.data import Dataset
 from vidrnn.data.streams import OFFSETS, SHUFFLES, EpochKey, draws, key_of
 from vidrnn.objectives import ORDER_CLASSES, Objective
 
-__all__ = ["OrderTask", "reverse_steps", "shuffle_parts"]
+__all__ = ["TASK_NAMES", "OrderTask", "reverse_steps", "shortest_alterable", "shuffle_parts"]
 
 #: Key suffix of a clip's altered copy (in predictions and in the analysis notebook).
 _ALTERED = {"arrow_of_time": "@backwards", "order_verification": "@shuffled"}
+
+#: What each task is called in a message.
+TASK_NAMES = {"arrow_of_time": "the arrow of time", "order_verification": "order verification"}
+
+
+def shortest_alterable(objective: Objective, parts: int) -> int:
+    """The fewest cached frames a clip needs for its altered copy to differ from it: 2 to be reversed, ``parts`` to
+    be cut into that many parts and shuffled. A shorter clip would be shown twice as the same sequence, once under
+    each label — a contradiction in training and a coin flip in every score — so the data module leaves it out."""
+    return 2 if objective == "arrow_of_time" else parts
 
 
 def reverse_steps(features: np.ndarray) -> np.ndarray:

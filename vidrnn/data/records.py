@@ -44,6 +44,10 @@ class DatasetIndex:
         """The records of one split (``"train"``, ``"test"``, ...), in index order."""
         return [record for record in self.records if record.split == name]
 
+    def key(self, record: VideoRecord) -> str:
+        """The record's key in the feature cache: its path relative to the root."""
+        return record.path.relative_to(self.root).as_posix()
+
     def label_index(self, record: VideoRecord) -> int:
         return self.classes.index(record.label)
 
@@ -53,5 +57,4 @@ class DatasetIndex:
 
     def video_items(self) -> list[VideoItem]:
         """Every clip (all splits) as the feature extractor takes it, keyed by its path relative to the root."""
-        return [VideoItem(record.path, record.path.relative_to(self.root).as_posix(), record.label)
-                for record in self.records]
+        return [VideoItem(record.path, self.key(record), record.label) for record in self.records]

@@ -176,10 +176,15 @@ def _fitted_again_message(split: str, again: Sequence[str], total: int, here: Ma
             "model on it as it is now (vidrnn fit); to score new videos with this checkpoint, use vidrnn classify")
 
 
-def validation_rule(val_fraction: float, train_fraction: float, seed: int) -> str:
-    """How the data module carves validation (and a reduced training side) out of the index's training side."""
-    rule = (f"validation: whole groups, val_fraction={val_fraction} of each class's training groups, seed={seed}"
-            if val_fraction > 0 else "validation: none (val_fraction=0)")
+def validation_rule(val_fraction: float, train_fraction: float, seed: int, given: bool = False) -> str:
+    """How the data module carves validation (and a reduced training side) out of the index's training side, or
+    that the split gives its validation clips (``given``: an explicit split's ``val/`` folder)."""
+    if given:
+        rule = "validation: the val/ folder as given (val_fraction plays no part)"
+    elif val_fraction > 0:
+        rule = f"validation: whole groups, val_fraction={val_fraction} of each class's training groups, seed={seed}"
+    else:
+        rule = "validation: none (val_fraction=0)"
     if train_fraction < 1.0:
         rule += f"; training: train_fraction={train_fraction} of the remaining groups, seed={seed + 1}"
     return rule
