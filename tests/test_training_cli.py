@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -419,13 +420,12 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
                              capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = _versions(config)[-1] / "checkpoints" / "latest.ckpt"
-    assert final != last
+    assert final == last  # the run went on in its own folder
     state = torch.load(final, map_location="cpu", weights_only=True)
     assert state["epoch"] == target - 1  # finished the remaining epochs, no more, no fewer
-    metrics = (final.parent.parent / "metrics.csv").read_text().splitlines()
-    epochs = {int(line.split(",")[0]) for line in metrics[1:] if line}
-    assert min(epochs) >= killed_epoch  # continued, did not start over
-
+    rows = list(csv.DictReader((final.parent.parent / "metrics.csv").open()))
+    validated = [int(row["epoch"]) for row in rows if row["val/acc"]]
+    assert validated == list(range(target))  # every epoch's metrics once: on disk with its checkpoint, not repeated
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -444,12 +444,77 @@ def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fit
 
     uninterrupted = fit(tmp_path / "a", 3)
     stopped = fit(tmp_path / "b", 1)
-    resumed = fit(tmp_path / "b", 3, "--ckpt_path", str(stopped))
+    dropped_out = torch.load(stopped, map_location="cpu", weights_only=True)["state_dict"]
+    resumed = fit(tmp_path / "b", 3, "--ckpt_path", str(stopped))  # the same run: its latest.ckpt goes on
     weights = [torch.load(path, map_location="cpu", weights_only=True)["state_dict"] for path in (uninterrupted, resumed)]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
-    dropped_out = torch.load(stopped, map_location="cpu", weights_only=True)["state_dict"]
     assert not all(torch.equal(dropped_out[name], weights[0][name]) for name in weights[0])  # it did train on
+
+
+def _best_first(config: Path, target: Path) -> Path:
+    """The config with a best checkpoint whose best epoch is the first, by construction (the epoch itself, the lower
+    the better): best.ckpt then shows whether a resumed fit remembered it."""
+    values = yaml.safe_load(config.read_text())
+    values["trainer"]["callbacks"][0] = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                         "init_args": {"monitor": "epoch", "mode": "min", "filename": "best"}}
+    target.write_text(yaml.safe_dump(values))
+    return target
+
+
+def _interrupt_at(epoch: int, batch: int) -> Callable[..., None]:
+    """A training-batch hook that presses Ctrl-C at that batch of that epoch: after the epoch before it was saved,
+    with steps logged that the resumed fit runs again."""
+    def hook(self: VideoClassifier, _: object, batch_index: int) -> None:
+        if (self.current_epoch, batch_index) == (epoch, batch):
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrupted_fit_would(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume wrote into a new version_N, where ModelCheckpoint's best score was not restored (Lightning's "dirpath
+    has changed"): the first epoch after the resume became best.ckpt and test_after_fit tested it, metrics.csv was
+    split over two folders and repeated the steps run again after the last checkpoint. Here the run records its
+    folder absolute and the resume names it relative to where it runs, as a user's command line does."""
+    best_first = _best_first(config, tmp_path / "best_first.yaml")
+
+    def fit(root: Path, *options: str) -> int:
+        return main(["fit", "--config", str(best_first), "--trainer.default_root_dir", str(root),
+                     "--trainer.max_epochs", "3", "--test_after_fit", "true", *options])
+
+    assert fit(tmp_path / "a") == 0
+    with monkeypatch.context() as interrupted:
+        interrupted.setattr(VideoClassifier, "on_train_batch_start", _interrupt_at(epoch=2, batch=1))
+        with pytest.raises(SystemExit):
+            fit(tmp_path / "b")
+    monkeypatch.chdir(tmp_path)
+    assert fit(tmp_path / "b", "--ckpt_path", "b/lightning_logs/version_0/checkpoints/latest.ckpt") == 0
+
+    assert [run.name for run in (tmp_path / "b" / "lightning_logs").iterdir()] == ["version_0"]
+    uninterrupted, resumed = (tmp_path / name / "lightning_logs" / "version_0" for name in ("a", "b"))
+    best = [torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["epoch"]
+            for run in (uninterrupted, resumed)]
+    assert best == [0, 0]
+    assert sorted(path.name for path in (resumed / "checkpoints").iterdir()) == ["best.ckpt", "latest.ckpt"]
+    rows = [list(csv.DictReader((run / "metrics.csv").open())) for run in (uninterrupted, resumed)]
+    tested = [[row for row in run if row.get("test/acc")] for run in rows]
+    assert tested[0] and tested[0] == tested[1]
+    assert rows[0] == rows[1]  # every row once, none lost or repeated
+
+
+def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: Path, tmp_path: Path) -> None:
+    """A file that is not in a run's checkpoints/ folder names no run to continue: the resumed fit starts a new
+    version_N, and its ModelCheckpoints start afresh."""
+    root = tmp_path / "runs"
+    command = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
+    assert main([*command, "--trainer.max_epochs", "1"]) == 0
+    kept = tmp_path / "kept.ckpt"
+    kept.write_bytes((root / "lightning_logs" / "version_0" / "checkpoints" / "latest.ckpt").read_bytes())
+    assert main([*command, "--trainer.max_epochs", "2", "--ckpt_path", str(kept)]) == 0
+    assert (root / "lightning_logs" / "version_1" / "checkpoints" / "latest.ckpt").is_file()
+    first = list(csv.DictReader((root / "lightning_logs" / "version_0" / "metrics.csv").open()))
+    assert {row["epoch"] for row in first} == {"0"}
 
 
 def _pretrained(config: Path, target: Path, data: dict[str, object] | None, resolved: bool = True) -> Path:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 import yaml
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
@@ -152,13 +153,29 @@ class _VidrnnCommands:
         """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
         TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
         the notebooks and the benchmarks read ``metrics.csv``. ``--trainer.logger false`` or another logger still
-        wins."""
-        from lightning.pytorch.loggers import CSVLogger
+        wins. A fit resumed from a checkpoint in a run's ``checkpoints/`` folder goes on in that run
+        (:mod:`vidrnn.runs`)."""
+        from vidrnn.runs import ContinuedCheckpoints
 
         configured = self._get(self.config_init, "trainer", default={})
         if configured.get("logger") in (None, True) and "logger" not in kwargs:
-            kwargs["logger"] = CSVLogger(save_dir=configured.get("default_root_dir") or os.getcwd())
-        return super().instantiate_trainer(**kwargs)
+            kwargs["logger"] = self._default_logger(configured.get("default_root_dir") or os.getcwd())
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "fit" and self.checkpoint_path is not None:
+            trainer.callbacks.append(ContinuedCheckpoints(Path(self.checkpoint_path).parent))
+        return trainer
+
+    def _default_logger(self, root: str) -> Logger:
+        """A new ``version_N`` under ``root``; for a fit resumed from a run's checkpoint, that run's folder, its
+        ``metrics.csv`` continued from the checkpoint's step."""
+        from vidrnn.runs import RunLogger, logged_step, run_folder
+
+        run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+        if run is None:
+            return RunLogger(root)
+        rank_zero_info(f"resuming the run in {Path(run.root, run.name, f'version_{run.version}')}: its checkpoints "
+                       "and metrics.csv go on there")
+        return RunLogger(run.root, run.name, run.version, continue_from=logged_step(self.checkpoint))
 
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
