@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -462,13 +462,68 @@ def _best_first(config: Path, target: Path) -> Path:
     return target
 
 
-def _interrupt_at(epoch: int, batch: int) -> Callable[..., None]:
-    """A training-batch hook that presses Ctrl-C at that batch of that epoch: after the epoch before it was saved,
-    with steps logged that the resumed fit runs again."""
+def _stop(how: str) -> None:
+    """Press Ctrl-C, or send this process SIGTERM as a job's time limit, Kubernetes or ``timeout`` do."""
+    if how == "Ctrl-C":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stopping_at(epoch: int, batch: int, how: str = "Ctrl-C") -> Callable[..., None]:
+    """A training-batch hook that stops the fit at that batch of that epoch (:func:`_stop`): after the epoch before it
+    was saved, with steps logged that a resumed fit runs again."""
     def hook(self: VideoClassifier, _: object, batch_index: int) -> None:
         if (self.current_epoch, batch_index) == (epoch, batch):
-            raise KeyboardInterrupt
+            _stop(how)
     return hook
+
+
+@pytest.fixture
+def survives_sigterm() -> Iterator[None]:
+    """A SIGTERM a test sends its own process is the command's to handle; without a handler it would end the tests."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+#: The exit status and the words of a command stopped each way.
+_STOPPED = {"Ctrl-C": (130, "interrupted (Ctrl-C)"), "SIGTERM": (143, "stopped by SIGTERM")}
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+@pytest.mark.usefixtures("survives_sigterm")
+def test_a_fit_stopped_by_ctrl_c_or_sigterm_exits_130_or_143_saying_how_to_resume(
+        how: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Lightning ended a fit stopped by SIGTERM with exit status 0, as if it had finished, without a word and without
+    its test; by Ctrl-C with 1, not the 130 the other commands end with, and neither said how to go on."""
+    monkeypatch.setattr(VideoClassifier, "on_train_batch_start", _stopping_at(epoch=1, batch=1, how=how))
+    root = tmp_path / "runs"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "3"])
+    status, said = _STOPPED[how]
+    latest = root / "lightning_logs" / "version_0" / "checkpoints" / "latest.ckpt"
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vidrnn fit: {said}; the features extracted so far stay in the cache, and the last finished epoch in its "
+        f"checkpoint: resume with the same command and --ckpt_path {latest}")
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+@pytest.mark.usefixtures("survives_sigterm")
+def test_an_evaluation_stopped_while_extracting_exits_130_or_143_saying_what_was_kept(
+        how: str, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Before Lightning's trainer runs, SIGTERM ended the process at once, saying nothing (Lightning handles it only
+    while a loop runs)."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda _: _stop(how))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)])
+    status, said = _STOPPED[how]
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vidrnn test: {said}; the features extracted so far stay in the cache: the same command goes on from there")
 
 
 def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrupted_fit_would(
@@ -485,7 +540,7 @@ def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrup
 
     assert fit(tmp_path / "a") == 0
     with monkeypatch.context() as interrupted:
-        interrupted.setattr(VideoClassifier, "on_train_batch_start", _interrupt_at(epoch=2, batch=1))
+        interrupted.setattr(VideoClassifier, "on_train_batch_start", _stopping_at(epoch=2, batch=1))
         with pytest.raises(SystemExit):
             fit(tmp_path / "b")
     monkeypatch.chdir(tmp_path)

@@ -27,7 +27,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["ContinuedCheckpoints", "RunFolder", "RunLogger", "logged_step", "run_folder"]
+__all__ = ["ContinuedCheckpoints", "RunFolder", "RunLogger", "logged_step", "resume_checkpoint", "run_folder"]
 
 
 class RunFolder(NamedTuple):
@@ -51,6 +51,16 @@ def logged_step(checkpoint: dict[str, Any]) -> int:
     """The step the first row logged after resuming from ``checkpoint`` carries: rows of the run from this step on
     were logged after it was saved, by steps the resumed fit runs again."""
     return checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+
+
+def resume_checkpoint(trainer: Trainer) -> str | None:
+    """The checkpoint a stopped fit resumes from: the newest that a ``ModelCheckpoint`` keeps of every epoch (one
+    without ``monitor``, as the configs' ``latest.ckpt``) or as ``last.ckpt``; ``None`` before any was written. A
+    monitored best is no place to go on from: the epochs after it would run again."""
+    saved = [path for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)
+             for path in (callback.last_model_path, "" if callback.monitor else callback.best_model_path)
+             if path and os.path.isfile(path)]
+    return max(saved, key=os.path.getmtime, default=None)
 
 
 class RunLogger(CSVLogger):

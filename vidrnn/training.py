@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
-from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -108,6 +108,33 @@ class _VidrnnCommands:
     checkpoint: dict[str, Any] | None = None
     checkpoint_path: str | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Run the command as LightningCLI does. Stopped by Ctrl-C or SIGTERM, it ends with exit status 130 or 143 and
+        a line saying what was kept and how to go on: Lightning ended a fit stopped by Ctrl-C with status 1 and one
+        stopped by SIGTERM with 0, as if it had finished (:mod:`vidrnn.signals`)."""
+        from vidrnn.signals import sigterm_stops, stop_status
+
+        with sigterm_stops():
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException as error:
+                status = stop_status(error)
+                if status is None:
+                    raise
+                self._say_stopped(status)
+                raise SystemExit(status) from None
+
+    def _say_stopped(self, status: int) -> None:
+        """Say on stderr (from rank 0) how the command was stopped, what it kept and how to go on."""
+        from vidrnn.runs import resume_checkpoint
+
+        trainer: Trainer | None = getattr(self, "trainer", None)
+        if trainer is not None and not trainer.is_global_zero:
+            return
+        command = getattr(self, "subcommand", None)  # unset while the arguments are parsed
+        checkpoint = resume_checkpoint(trainer) if command == "fit" and trainer is not None else None
+        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint)}", file=sys.stderr)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
         other task's, before anything slow: the data module would extract the whole dataset first, and Lightning
@@ -182,6 +209,19 @@ class _VidrnnCommands:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
             test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
             test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+
+
+def _stopped(status: int, command: str | None, checkpoint: str | None) -> str:
+    """How a command was stopped (``status``: 130 or 143), what it kept and how to go on; ``checkpoint``: the one a
+    stopped fit resumes from, if it saved one."""
+    how = "interrupted (Ctrl-C)" if status == EXIT_INTERRUPTED else "stopped by SIGTERM"
+    if command is None:
+        return f"{how} before it began"
+    if checkpoint is not None:
+        return (f"{how}; the features extracted so far stay in the cache, and the last finished epoch in its "
+                f"checkpoint: resume with the same command and --ckpt_path {checkpoint}")
+    before = " before any epoch finished" if command == "fit" else ""
+    return f"{how}{before}; the features extracted so far stay in the cache: the same command goes on from there"
 
 
 def _as_usage_error(check: Callable[[], None]) -> None:
