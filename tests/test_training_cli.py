@@ -572,6 +572,67 @@ def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: P
     assert {row["epoch"] for row in first} == {"0"}
 
 
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--model.encoder.cell", "lstm", "--model.encoder.hidden_size", "64", "--model.head_dropout", "0.5"],
+     ["model.encoder.cell: gru there, lstm here", "model.encoder.hidden_size: 16 there, 64 here",
+      "model.head_dropout: 0.2 there, 0.5 here"]),
+    (["--model.optimizer", "SGD", "--model.optimizer.lr", "0.1"], ["model.optimizer: None there, torch.optim.SGD here"]),
+    (["--trainer.max_epochs", "5", "--data.batch_size", "4"], []),  # the trainer's and the loader's are free
+])
+def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_extraction(
+        options: list[str], expected: list[str], config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI merges the checkpoint's hyperparameters over the command line, and the optimiser's state brings
+    its learning rate back: another cell, size or learning rate trained the old model at the old rate, exit status 0,
+    and the run's config.yaml recorded the settings it had not used."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    command = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *options]
+    if not expected:
+        with pytest.raises(_Extracting):
+            main(command)
+        return
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoint}: a resumed fit goes on with the checkpoint's model, "
+                            "optimiser and scheduler, so these settings of this command would be ignored (")
+    assert all(difference in error for difference in expected), error
+    assert (f"Resume with the settings it was trained with (--config {checkpoint.parent.parent / 'config.yaml'}, "
+            f"changing only the trainer's), or start a new fit without --ckpt_path (--model.init_from {checkpoint} "
+            "starts its encoder from this checkpoint's)") in error
+
+
+def test_a_resumes_optimiser_is_held_to_its_runs_config_and_unchecked_without_one(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint's hyperparameters leave out the optimiser and the scheduler (they are callables); the run's
+    config.yaml beside its checkpoints/ folder records them."""
+    latest = _latest_checkpoint(config)
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "latest.ckpt"
+    checkpoint.write_bytes(latest.read_bytes())
+    recorded = yaml.safe_load((latest.parent.parent / "config.yaml").read_text())
+    recorded["model"]["optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}}
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded))
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    adamw = ["fit", "--config", str(config), "--model.optimizer", "AdamW"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([*adamw, "--model.optimizer.lr", "0.0001", "--ckpt_path", str(checkpoint)])
+    assert refused.value.code == EXIT_USAGE
+    assert "(model.optimizer.init_args.lr: 0.003 there, 0.0001 here)" in capsys.readouterr().err
+    with pytest.raises(_Extracting):
+        main([*adamw, "--model.optimizer.lr", "0.003", "--ckpt_path", str(checkpoint)])
+    elsewhere = tmp_path / "kept.ckpt"
+    elsewhere.write_bytes(latest.read_bytes())
+    with pytest.warns(UserWarning, match=re.escape(f"{elsewhere}: no config.yaml of its run beside it")):
+        with pytest.raises(_Extracting):
+            main([*adamw, "--model.optimizer.lr", "0.0001", "--ckpt_path", str(elsewhere)])
+
+
 def _pretrained(config: Path, target: Path, data: dict[str, object] | None, resolved: bool = True) -> Path:
     """A checkpoint whose encoder fits the config's model, as if pretrained on the config's data with these settings
     changed (``None``: a checkpoint that records no data settings); ``resolved=False``: one of an older version, which

@@ -156,6 +156,33 @@ class _VidrnnCommands:
             require_task(self.checkpoint, self.model_class.TASK, ckpt_path)
         except ValueError as error:
             _usage_error(str(error))
+        if subcommand == "fit":
+            self._check_checkpoint(self._require_model_settings)
+
+    def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.
+
+        LightningCLI merges the checkpoint's hyperparameters over the config, and the optimiser's and the scheduler's
+        state (learning rate included) come back from the checkpoint: another cell, size or learning rate would be
+        ignored without a word, and written into the run's ``config.yaml`` as if used. The hyperparameters leave out
+        the optimiser and the scheduler (callables), which the run's ``config.yaml`` records (:func:`_run_optimization`).
+        The trainer's settings (``max_epochs`` and the like) may change.
+        """
+        from vidrnn.checkpoints import differing_settings
+
+        given = self.config.fit.model.as_dict()
+        config = Path(self.checkpoint_path).parent.parent / "config.yaml"
+        recorded = {**checkpoint.get("hyper_parameters", {}), **_run_optimization(config, self.checkpoint_path)}
+        differing = differing_settings(recorded, given, "model")
+        if not differing:
+            return
+        same = (f"--config {config}, changing only the trainer's" if config.is_file() else
+                "the config.yaml of the run that trained it")
+        start = (f" (--model.init_from {self.checkpoint_path} starts its encoder from this checkpoint's)"
+                 if "init_from" in given else "")
+        raise ValueError(f"a resumed fit goes on with the checkpoint's model, optimiser and scheduler, so these "
+                         f"settings of this command would be ignored ({'; '.join(differing)}). Resume with the "
+                         f"settings it was trained with ({same}), or start a new fit without --ckpt_path{start}")
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
@@ -209,6 +236,18 @@ class _VidrnnCommands:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
             test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
             test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+
+
+def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
+    """The optimiser and scheduler settings of the run whose ``config.yaml`` this is; where there is none (the
+    checkpoint was moved out of its run), a warning says that they cannot be held to the run's."""
+    if not config.is_file():
+        warnings.warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
+                      "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
+                      "go on as they were, whatever they say", stacklevel=2)
+        return {}
+    model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model") or {}
+    return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
 
 
 def _stopped(status: int, command: str | None, checkpoint: str | None) -> str:
