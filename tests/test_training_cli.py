@@ -253,15 +253,42 @@ def test_a_fit_that_can_hold_out_no_validation_group_is_refused_saying_what_to_d
         main(["fit", "--config", str(config), *data, "--data.val_fraction", "0"])
 
 
+@pytest.mark.parametrize(("option", "expected"), [(["--data.steps", "4"], "data.steps: 8 there, 4 here"),
+                                                  (["--data.extract_batch_size", "16"],
+                                                   "data.extract_batch_size: 32 there, 16 here")])
 def test_a_checkpoint_trained_with_other_steps_is_warned_about_before_any_extraction(
-        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another sampling or step count is an evaluation choice, so it is warned about, not refused — before the data
-    module extracts features for it, which another sampling means."""
+        option: list[str], expected: str, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another sampling, step count or CNN batch (which rounds the features otherwise) is an evaluation choice, so it
+    is warned about, not refused — before the data module extracts features for it, which each means but the steps.
+    The CNN batch went unsaid."""
     checkpoint = _latest_checkpoint(config)
     monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
-    with pytest.warns(UserWarning, match="scores will not be those of the training protocol"):
+    with pytest.warns(UserWarning, match=re.escape(f"({expected}): scores will not be those of the training protocol")):
         with pytest.raises(_Extracting):
-            main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.steps", "4"])
+            main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), *option])
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    (["--data.sampling.short_side", "96"], "data.sampling.short_side: 64 there, 96 here"),
+    (["--data.extract_batch_size", "16"], "data.extract_batch_size: 32 there, 16 here"),
+    (["--data.steps", "4"], "data.steps: 8 there, 4 here"),
+])
+def test_a_resume_with_other_features_is_refused_before_any_extraction(
+        option: list[str], expected: str, config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume with another decode size or CNN batch was accepted, with a warning worded for evaluation or none, and
+    extracted the dataset again: the epochs before and after the resume trained on different features."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *option])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoint}: the checkpoint was trained on input made otherwise "
+                            f"({expected}): the epochs after the resume would train on other input than those "
+                            "before. Resume with the data settings it was trained with (the config.yaml of its run, "
+                            "beside its checkpoints/ folder), or start a new fit"), error
 
 
 def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
@@ -576,7 +603,8 @@ def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: P
     (["--model.encoder.cell", "lstm", "--model.encoder.hidden_size", "64", "--model.head_dropout", "0.5"],
      ["model.encoder.cell: gru there, lstm here", "model.encoder.hidden_size: 16 there, 64 here",
       "model.head_dropout: 0.2 there, 0.5 here"]),
-    (["--model.optimizer", "SGD", "--model.optimizer.lr", "0.1"], ["model.optimizer: None there, torch.optim.SGD here"]),
+    (["--model.optimizer", "SGD", "--model.optimizer.lr", "0.1"],
+     ["model.optimizer: None there, torch.optim.SGD here"]),
     (["--trainer.max_epochs", "5", "--data.batch_size", "4"], []),  # the trainer's and the loader's are free
 ])
 def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_extraction(

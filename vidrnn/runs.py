@@ -99,7 +99,8 @@ class _ContinuedWriter(ExperimentWriter):
 
     def _check_log_dir_exists(self) -> None:
         """Where Lightning's writer warns about a folder with files and deletes ``metrics.csv``, rewrite the file with
-        the rows before the resumed step, at once and atomically: a run stopped again before its next save keeps them."""
+        the rows before the resumed step, at once and atomically: a run stopped again before its next save keeps
+        them."""
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return

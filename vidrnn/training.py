@@ -165,7 +165,8 @@ class _VidrnnCommands:
         LightningCLI merges the checkpoint's hyperparameters over the config, and the optimiser's and the scheduler's
         state (learning rate included) come back from the checkpoint: another cell, size or learning rate would be
         ignored without a word, and written into the run's ``config.yaml`` as if used. The hyperparameters leave out
-        the optimiser and the scheduler (callables), which the run's ``config.yaml`` records (:func:`_run_optimization`).
+        the optimiser and the scheduler (callables), which the run's ``config.yaml`` records
+        (:func:`_run_optimization`).
         The trainer's settings (``max_epochs`` and the like) may change.
         """
         from vidrnn.checkpoints import differing_settings
@@ -314,7 +315,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the command reads; a fit's validation split, which must hold something when it is asked for; and the encoder
         a fit starts from (`model.init_from`: :meth:`_check_pretrained`)."""
         super().instantiate_classes()
-        self._check_checkpoint(self.model.check_checkpoint)
+        resuming = self.subcommand == "fit"
+        self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, resuming=resuming))
         self._check_checkpoint(self._check_split)
         if self.config.get("subcommand") == "fit":
             _as_usage_error(self.datamodule.require_validation_split)
