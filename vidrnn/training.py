@@ -165,8 +165,7 @@ class _VidrnnCommands:
         LightningCLI merges the checkpoint's hyperparameters over the config, and the optimiser's and the scheduler's
         state (learning rate included) come back from the checkpoint: another cell, size or learning rate would be
         ignored without a word, and written into the run's ``config.yaml`` as if used. The hyperparameters leave out
-        the optimiser and the scheduler (callables), which the run's ``config.yaml`` records
-        (:func:`_run_optimization`).
+        the optimiser and the scheduler (callables); the run's ``config.yaml`` records them (:func:`_run_optimization`).
         The trainer's settings (``max_epochs`` and the like) may change.
         """
         from vidrnn.checkpoints import differing_settings
