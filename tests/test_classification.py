@@ -245,9 +245,10 @@ def test_a_checkpoint_is_refused_for_other_features_but_not_for_another_spelling
     model = VideoClassifier(2, 16, EncoderSpec(hidden_size=8, projection=8), class_names=["a", "b"],
                             pipeline=pipeline(weights_path="/abs/weights/r50.pth"))
     saved = {**dict(model.hparams), "pipeline": pipeline(weights_path="weights/r50.pth")}
-    model._require_same_data(saved)
+    model._require_same_data(saved, resuming=True)
     with pytest.raises(ValueError, match="features of"):
-        model._require_same_data({**saved, "pipeline": pipeline(weights_path="weights/r50.pth", pooling="grid")})
+        model._require_same_data({**saved, "pipeline": pipeline(weights_path="weights/r50.pth", pooling="grid")},
+                                 resuming=False)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "none"])

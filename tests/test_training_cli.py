@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -252,15 +253,42 @@ def test_a_fit_that_can_hold_out_no_validation_group_is_refused_saying_what_to_d
         main(["fit", "--config", str(config), *data, "--data.val_fraction", "0"])
 
 
+@pytest.mark.parametrize(("option", "expected"), [(["--data.steps", "4"], "data.steps: 8 there, 4 here"),
+                                                  (["--data.extract_batch_size", "16"],
+                                                   "data.extract_batch_size: 32 there, 16 here")])
 def test_a_checkpoint_trained_with_other_steps_is_warned_about_before_any_extraction(
-        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another sampling or step count is an evaluation choice, so it is warned about, not refused — before the data
-    module extracts features for it, which another sampling means."""
+        option: list[str], expected: str, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another sampling, step count or CNN batch (which rounds the features otherwise) is an evaluation choice, so it
+    is warned about, not refused — before the data module extracts features for it, which each means but the steps.
+    The CNN batch went unsaid."""
     checkpoint = _latest_checkpoint(config)
     monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
-    with pytest.warns(UserWarning, match="scores will not be those of the training protocol"):
+    with pytest.warns(UserWarning, match=re.escape(f"({expected}): scores will not be those of the training protocol")):
         with pytest.raises(_Extracting):
-            main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.steps", "4"])
+            main(["test", "--config", str(config), "--ckpt_path", str(checkpoint), *option])
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    (["--data.sampling.short_side", "96"], "data.sampling.short_side: 64 there, 96 here"),
+    (["--data.extract_batch_size", "16"], "data.extract_batch_size: 32 there, 16 here"),
+    (["--data.steps", "4"], "data.steps: 8 there, 4 here"),
+])
+def test_a_resume_with_other_features_is_refused_before_any_extraction(
+        option: list[str], expected: str, config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume with another decode size or CNN batch was accepted, with a warning worded for evaluation or none, and
+    extracted the dataset again: the epochs before and after the resume trained on different features."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *option])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoint}: the checkpoint was trained on input made otherwise "
+                            f"({expected}): the epochs after the resume would train on other input than those "
+                            "before. Resume with the data settings it was trained with (the config.yaml of its run, "
+                            "beside its checkpoints/ folder), or start a new fit"), error
 
 
 def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
@@ -444,13 +472,12 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint_and_finishes(config: Path
                              capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = _versions(config)[-1] / "checkpoints" / "latest.ckpt"
-    assert final != last
+    assert final == last  # the run went on in its own folder
     state = torch.load(final, map_location="cpu", weights_only=True)
     assert state["epoch"] == target - 1  # finished the remaining epochs, no more, no fewer
-    metrics = (final.parent.parent / "metrics.csv").read_text().splitlines()
-    epochs = {int(line.split(",")[0]) for line in metrics[1:] if line}
-    assert min(epochs) >= killed_epoch  # continued, did not start over
-
+    rows = list(csv.DictReader((final.parent.parent / "metrics.csv").open()))
+    validated = [int(row["epoch"]) for row in rows if row["val/acc"]]
+    assert validated == list(range(target))  # every epoch's metrics once: on disk with its checkpoint, not repeated
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -469,12 +496,194 @@ def test_a_fit_resumed_from_an_epochs_checkpoint_ends_with_the_uninterrupted_fit
 
     uninterrupted = fit(tmp_path / "a", 3)
     stopped = fit(tmp_path / "b", 1)
-    resumed = fit(tmp_path / "b", 3, "--ckpt_path", str(stopped))
+    dropped_out = torch.load(stopped, map_location="cpu", weights_only=True)["state_dict"]
+    resumed = fit(tmp_path / "b", 3, "--ckpt_path", str(stopped))  # the same run: its latest.ckpt goes on
     weights = [torch.load(path, map_location="cpu", weights_only=True)["state_dict"] for path in (uninterrupted, resumed)]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
-    dropped_out = torch.load(stopped, map_location="cpu", weights_only=True)["state_dict"]
     assert not all(torch.equal(dropped_out[name], weights[0][name]) for name in weights[0])  # it did train on
+
+
+def _best_first(config: Path, target: Path) -> Path:
+    """The config with a best checkpoint whose best epoch is the first, by construction (the epoch itself, the lower
+    the better): best.ckpt then shows whether a resumed fit remembered it."""
+    values = yaml.safe_load(config.read_text())
+    values["trainer"]["callbacks"][0] = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                         "init_args": {"monitor": "epoch", "mode": "min", "filename": "best"}}
+    target.write_text(yaml.safe_dump(values))
+    return target
+
+
+def _stop(how: str) -> None:
+    """Press Ctrl-C, or send this process SIGTERM as a job's time limit, Kubernetes or ``timeout`` do."""
+    if how == "Ctrl-C":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stopping_at(epoch: int, batch: int, how: str = "Ctrl-C") -> Callable[..., None]:
+    """A training-batch hook that stops the fit at that batch of that epoch (:func:`_stop`): after the epoch before it
+    was saved, with steps logged that a resumed fit runs again."""
+    def hook(self: VideoClassifier, _: object, batch_index: int) -> None:
+        if (self.current_epoch, batch_index) == (epoch, batch):
+            _stop(how)
+    return hook
+
+
+@pytest.fixture
+def survives_sigterm() -> Iterator[None]:
+    """A SIGTERM a test sends its own process is the command's to handle; without a handler it would end the tests."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+#: The exit status and the words of a command stopped each way.
+_STOPPED = {"Ctrl-C": (130, "interrupted (Ctrl-C)"), "SIGTERM": (143, "stopped by SIGTERM")}
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+@pytest.mark.usefixtures("survives_sigterm")
+def test_a_fit_stopped_by_ctrl_c_or_sigterm_exits_130_or_143_saying_how_to_resume(
+        how: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Lightning ended a fit stopped by SIGTERM with exit status 0, as if it had finished, without a word and without
+    its test; by Ctrl-C with 1, not the 130 the other commands end with, and neither said how to go on."""
+    monkeypatch.setattr(VideoClassifier, "on_train_batch_start", _stopping_at(epoch=1, batch=1, how=how))
+    root = tmp_path / "runs"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "3"])
+    status, said = _STOPPED[how]
+    latest = root / "lightning_logs" / "version_0" / "checkpoints" / "latest.ckpt"
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vidrnn fit: {said}; the features extracted so far stay in the cache, and the last finished epoch in its "
+        f"checkpoint: resume with the same command and --ckpt_path {latest}")
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+@pytest.mark.usefixtures("survives_sigterm")
+def test_an_evaluation_stopped_while_extracting_exits_130_or_143_saying_what_was_kept(
+        how: str, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Before Lightning's trainer runs, SIGTERM ended the process at once, saying nothing (Lightning handles it only
+    while a loop runs)."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda _: _stop(how))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)])
+    status, said = _STOPPED[how]
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vidrnn test: {said}; the features extracted so far stay in the cache: the same command goes on from there")
+
+
+def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrupted_fit_would(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume wrote into a new version_N, where ModelCheckpoint's best score was not restored (Lightning's "dirpath
+    has changed"): the first epoch after the resume became best.ckpt and test_after_fit tested it, metrics.csv was
+    split over two folders and repeated the steps run again after the last checkpoint. Here the run records its
+    folder absolute and the resume names it relative to where it runs, as a user's command line does."""
+    best_first = _best_first(config, tmp_path / "best_first.yaml")
+
+    def fit(root: Path, *options: str) -> int:
+        return main(["fit", "--config", str(best_first), "--trainer.default_root_dir", str(root),
+                     "--trainer.max_epochs", "3", "--test_after_fit", "true", *options])
+
+    assert fit(tmp_path / "a") == 0
+    with monkeypatch.context() as interrupted:
+        interrupted.setattr(VideoClassifier, "on_train_batch_start", _stopping_at(epoch=2, batch=1))
+        with pytest.raises(SystemExit):
+            fit(tmp_path / "b")
+    monkeypatch.chdir(tmp_path)
+    assert fit(tmp_path / "b", "--ckpt_path", "b/lightning_logs/version_0/checkpoints/latest.ckpt") == 0
+
+    assert [run.name for run in (tmp_path / "b" / "lightning_logs").iterdir()] == ["version_0"]
+    uninterrupted, resumed = (tmp_path / name / "lightning_logs" / "version_0" for name in ("a", "b"))
+    best = [torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["epoch"]
+            for run in (uninterrupted, resumed)]
+    assert best == [0, 0]
+    assert sorted(path.name for path in (resumed / "checkpoints").iterdir()) == ["best.ckpt", "latest.ckpt"]
+    rows = [list(csv.DictReader((run / "metrics.csv").open())) for run in (uninterrupted, resumed)]
+    tested = [[row for row in run if row.get("test/acc")] for run in rows]
+    assert tested[0] and tested[0] == tested[1]
+    assert rows[0] == rows[1]  # every row once, none lost or repeated
+
+
+def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: Path, tmp_path: Path) -> None:
+    """A file that is not in a run's checkpoints/ folder names no run to continue: the resumed fit starts a new
+    version_N, and its ModelCheckpoints start afresh."""
+    root = tmp_path / "runs"
+    command = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
+    assert main([*command, "--trainer.max_epochs", "1"]) == 0
+    kept = tmp_path / "kept.ckpt"
+    kept.write_bytes((root / "lightning_logs" / "version_0" / "checkpoints" / "latest.ckpt").read_bytes())
+    assert main([*command, "--trainer.max_epochs", "2", "--ckpt_path", str(kept)]) == 0
+    assert (root / "lightning_logs" / "version_1" / "checkpoints" / "latest.ckpt").is_file()
+    first = list(csv.DictReader((root / "lightning_logs" / "version_0" / "metrics.csv").open()))
+    assert {row["epoch"] for row in first} == {"0"}
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--model.encoder.cell", "lstm", "--model.encoder.hidden_size", "64", "--model.head_dropout", "0.5"],
+     ["model.encoder.cell: gru there, lstm here", "model.encoder.hidden_size: 16 there, 64 here",
+      "model.head_dropout: 0.2 there, 0.5 here"]),
+    (["--model.optimizer", "SGD", "--model.optimizer.lr", "0.1"],
+     ["model.optimizer: None there, torch.optim.SGD here"]),
+    (["--trainer.max_epochs", "5", "--data.batch_size", "4"], []),  # the trainer's and the loader's are free
+])
+def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_extraction(
+        options: list[str], expected: list[str], config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI merges the checkpoint's hyperparameters over the command line, and the optimiser's state brings
+    its learning rate back: another cell, size or learning rate trained the old model at the old rate, exit status 0,
+    and the run's config.yaml recorded the settings it had not used."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    command = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *options]
+    if not expected:
+        with pytest.raises(_Extracting):
+            main(command)
+        return
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {checkpoint}: a resumed fit goes on with the checkpoint's model, "
+                            "optimiser and scheduler, so these settings of this command would be ignored (")
+    assert all(difference in error for difference in expected), error
+    assert (f"Resume with the settings it was trained with (--config {checkpoint.parent.parent / 'config.yaml'}, "
+            f"changing only the trainer's), or start a new fit without --ckpt_path (--model.init_from {checkpoint} "
+            "starts its encoder from this checkpoint's)") in error
+
+
+def test_a_resumes_optimiser_is_held_to_its_runs_config_and_unchecked_without_one(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint's hyperparameters leave out the optimiser and the scheduler (they are callables); the run's
+    config.yaml beside its checkpoints/ folder records them."""
+    latest = _latest_checkpoint(config)
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "latest.ckpt"
+    checkpoint.write_bytes(latest.read_bytes())
+    recorded = yaml.safe_load((latest.parent.parent / "config.yaml").read_text())
+    recorded["model"]["optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}}
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded))
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    adamw = ["fit", "--config", str(config), "--model.optimizer", "AdamW"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([*adamw, "--model.optimizer.lr", "0.0001", "--ckpt_path", str(checkpoint)])
+    assert refused.value.code == EXIT_USAGE
+    assert "(model.optimizer.init_args.lr: 0.003 there, 0.0001 here)" in capsys.readouterr().err
+    with pytest.raises(_Extracting):
+        main([*adamw, "--model.optimizer.lr", "0.003", "--ckpt_path", str(checkpoint)])
+    elsewhere = tmp_path / "kept.ckpt"
+    elsewhere.write_bytes(latest.read_bytes())
+    with pytest.warns(UserWarning, match=re.escape(f"{elsewhere}: no config.yaml of its run beside it")):
+        with pytest.raises(_Extracting):
+            main([*adamw, "--model.optimizer.lr", "0.0001", "--ckpt_path", str(elsewhere)])
 
 
 def _pretrained(config: Path, target: Path, data: dict[str, object] | None, resolved: bool = True) -> Path:

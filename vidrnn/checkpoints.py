@@ -4,12 +4,13 @@ is one of the other task's."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
 
-__all__ = ["load_checkpoint", "load_module", "require_task"]
+__all__ = ["differing_settings", "load_checkpoint", "load_module", "require_task"]
 
 Module = TypeVar("Module", bound=L.LightningModule)
 
@@ -52,6 +53,31 @@ def require_task(checkpoint: dict[str, Any], task: str, path: str | os.PathLike)
     if saved is not None and saved != task:
         raise ValueError(f"{path} is a {saved} checkpoint; this command needs a {task} one (trained with "
                          f"{_MADE_BY[task]})")
+
+
+def differing_settings(there: Mapping[str, Any], here: Mapping[str, Any], prefix: str) -> list[str]:
+    """Each setting recorded both with a checkpoint (``there``) and in this command's settings (``here``) whose values
+    differ, as ``PREFIX.NAME: A there, B here``; records within records compared setting by setting, a class by its
+    ``class_path``. A setting one side lacks is not compared: the checkpoint is older than the setting, or the
+    setting is not the checkpoint's to say (one linked from the data)."""
+    differing = []
+    for name in [name for name in there if name in here]:
+        saved, given, setting = there[name], here[name], f"{prefix}.{name}"
+        if isinstance(saved, Mapping) and isinstance(given, Mapping):
+            differing += differing_settings(saved, given, setting)
+        elif _plain(saved) != _plain(given):
+            differing.append(f"{setting}: {_shown(saved)} there, {_shown(given)} here")
+    return differing
+
+
+def _plain(value: Any) -> Any:
+    """A tuple as the list a YAML or JSON record holds it as."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(value: Any) -> Any:
+    """A class given as ``class_path`` and ``init_args`` by its class; anything else as it is."""
+    return value.get("class_path", value) if isinstance(value, Mapping) else value
 
 
 def load_module(module_class: type[Module], path: str | os.PathLike, **overrides: Any) -> Module:

@@ -10,3 +10,5 @@ EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
 #: Stopped by Ctrl-C (128 + SIGINT, as shells report it); what was finished is kept, and the command says how to go on.
 EXIT_INTERRUPTED = 130
+#: Stopped by SIGTERM (128 + SIGTERM): a job's time limit, Kubernetes, ``timeout``; said and kept as for Ctrl-C.
+EXIT_TERMINATED = 143

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-__all__ = ["RANDOM_STATE", "random_state", "restore_random_state", "state_to_resume"]
+__all__ = ["RANDOM_STATE", "random_state", "restore_random_state", "resuming_fit", "state_to_resume"]
 
 #: Where a checkpoint holds the state.
 RANDOM_STATE = "random_state"
@@ -43,9 +43,14 @@ def restore_random_state(state: dict[str, Any] | None) -> None:
 
 
 
+def resuming_fit(module: L.LightningModule) -> bool:
+    """Whether a checkpoint ``module`` loads now is one a fit resumes from (its trainer is fitting), rather than one
+    loaded to validate, test or predict, or without a trainer."""
+    trainer = module._trainer
+    return trainer is not None and trainer.state.fn == TrainerFn.FITTING
+
+
 def state_to_resume(module: L.LightningModule, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     """The generator state in ``checkpoint`` when ``module`` is loading it to resume a fit, else ``None``: a
     checkpoint loaded to validate, test or predict must not hand its state to a later fit of the module."""
-    trainer = module._trainer
-    fitting = trainer is not None and trainer.state.fn == TrainerFn.FITTING
-    return checkpoint.get(RANDOM_STATE) if fitting else None
+    return checkpoint.get(RANDOM_STATE) if resuming_fit(module) else None

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 import yaml
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -107,6 +108,33 @@ class _VidrnnCommands:
     checkpoint: dict[str, Any] | None = None
     checkpoint_path: str | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Run the command as LightningCLI does. Stopped by Ctrl-C or SIGTERM, it ends with exit status 130 or 143 and
+        a line saying what was kept and how to go on: Lightning ended a fit stopped by Ctrl-C with status 1 and one
+        stopped by SIGTERM with 0, as if it had finished (:mod:`vidrnn.signals`)."""
+        from vidrnn.signals import sigterm_stops, stop_status
+
+        with sigterm_stops():
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException as error:
+                status = stop_status(error)
+                if status is None:
+                    raise
+                self._say_stopped(status)
+                raise SystemExit(status) from None
+
+    def _say_stopped(self, status: int) -> None:
+        """Say on stderr (from rank 0) how the command was stopped, what it kept and how to go on."""
+        from vidrnn.runs import resume_checkpoint
+
+        trainer: Trainer | None = getattr(self, "trainer", None)
+        if trainer is not None and not trainer.is_global_zero:
+            return
+        command = getattr(self, "subcommand", None)  # unset while the arguments are parsed
+        checkpoint = resume_checkpoint(trainer) if command == "fit" and trainer is not None else None
+        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint)}", file=sys.stderr)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
         other task's, before anything slow: the data module would extract the whole dataset first, and Lightning
@@ -128,6 +156,33 @@ class _VidrnnCommands:
             require_task(self.checkpoint, self.model_class.TASK, ckpt_path)
         except ValueError as error:
             _usage_error(str(error))
+        if subcommand == "fit":
+            self._check_checkpoint(self._require_model_settings)
+
+    def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.
+
+        LightningCLI merges the checkpoint's hyperparameters over the config, and the optimiser's and the scheduler's
+        state (learning rate included) come back from the checkpoint: another cell, size or learning rate would be
+        ignored without a word, and written into the run's ``config.yaml`` as if used. The hyperparameters leave out
+        the optimiser and the scheduler (callables); the run's ``config.yaml`` records them (:func:`_run_optimization`).
+        The trainer's settings (``max_epochs`` and the like) may change.
+        """
+        from vidrnn.checkpoints import differing_settings
+
+        given = self.config.fit.model.as_dict()
+        config = Path(self.checkpoint_path).parent.parent / "config.yaml"
+        recorded = {**checkpoint.get("hyper_parameters", {}), **_run_optimization(config, self.checkpoint_path)}
+        differing = differing_settings(recorded, given, "model")
+        if not differing:
+            return
+        same = (f"--config {config}, changing only the trainer's" if config.is_file() else
+                "the config.yaml of the run that trained it")
+        start = (f" (--model.init_from {self.checkpoint_path} starts its encoder from this checkpoint's)"
+                 if "init_from" in given else "")
+        raise ValueError(f"a resumed fit goes on with the checkpoint's model, optimiser and scheduler, so these "
+                         f"settings of this command would be ignored ({'; '.join(differing)}). Resume with the "
+                         f"settings it was trained with ({same}), or start a new fit without --ckpt_path{start}")
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
@@ -152,19 +207,60 @@ class _VidrnnCommands:
         """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
         TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
         the notebooks and the benchmarks read ``metrics.csv``. ``--trainer.logger false`` or another logger still
-        wins."""
-        from lightning.pytorch.loggers import CSVLogger
+        wins. A fit resumed from a checkpoint in a run's ``checkpoints/`` folder goes on in that run
+        (:mod:`vidrnn.runs`)."""
+        from vidrnn.runs import ContinuedCheckpoints
 
         configured = self._get(self.config_init, "trainer", default={})
         if configured.get("logger") in (None, True) and "logger" not in kwargs:
-            kwargs["logger"] = CSVLogger(save_dir=configured.get("default_root_dir") or os.getcwd())
-        return super().instantiate_trainer(**kwargs)
+            kwargs["logger"] = self._default_logger(configured.get("default_root_dir") or os.getcwd())
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "fit" and self.checkpoint_path is not None:
+            trainer.callbacks.append(ContinuedCheckpoints(Path(self.checkpoint_path).parent))
+        return trainer
+
+    def _default_logger(self, root: str) -> Logger:
+        """A new ``version_N`` under ``root``; for a fit resumed from a run's checkpoint, that run's folder, its
+        ``metrics.csv`` continued from the checkpoint's step."""
+        from vidrnn.runs import RunLogger, logged_step, run_folder
+
+        run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+        if run is None:
+            return RunLogger(root)
+        rank_zero_info(f"resuming the run in {Path(run.root, run.name, f'version_{run.version}')}: its checkpoints "
+                       "and metrics.csv go on there")
+        return RunLogger(run.root, run.name, run.version, continue_from=logged_step(self.checkpoint))
 
     def after_fit(self) -> None:
         if self.config.fit.test_after_fit:
             has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
             test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
             test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+
+
+def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
+    """The optimiser and scheduler settings of the run whose ``config.yaml`` this is; where there is none (the
+    checkpoint was moved out of its run), a warning says that they cannot be held to the run's."""
+    if not config.is_file():
+        warnings.warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
+                      "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
+                      "go on as they were, whatever they say", stacklevel=2)
+        return {}
+    model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model") or {}
+    return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
+
+
+def _stopped(status: int, command: str | None, checkpoint: str | None) -> str:
+    """How a command was stopped (``status``: 130 or 143), what it kept and how to go on; ``checkpoint``: the one a
+    stopped fit resumes from, if it saved one."""
+    how = "interrupted (Ctrl-C)" if status == EXIT_INTERRUPTED else "stopped by SIGTERM"
+    if command is None:
+        return f"{how} before it began"
+    if checkpoint is not None:
+        return (f"{how}; the features extracted so far stay in the cache, and the last finished epoch in its "
+                f"checkpoint: resume with the same command and --ckpt_path {checkpoint}")
+    before = " before any epoch finished" if command == "fit" else ""
+    return f"{how}{before}; the features extracted so far stay in the cache: the same command goes on from there"
 
 
 def _as_usage_error(check: Callable[[], None]) -> None:
@@ -219,7 +315,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         holds something when it is asked for: :meth:`VideoDataModule.require_fit_data`); and the encoder a fit starts
         from (`model.init_from`: :meth:`_check_pretrained`)."""
         super().instantiate_classes()
-        self._check_checkpoint(self.model.check_checkpoint)
+        resuming = self.subcommand == "fit"
+        self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, resuming=resuming))
         self._check_checkpoint(self._check_split)
         if self.config.get("subcommand") == "fit":
             _as_usage_error(self.datamodule.require_fit_data)

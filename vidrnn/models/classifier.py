@@ -25,12 +25,12 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
 from vidrnn.batches import SequenceBatch
-from vidrnn.checkpoints import load_checkpoint, require_task
+from vidrnn.checkpoints import differing_settings, load_checkpoint, require_task
 from vidrnn.files import atomic_write
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
-from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
+from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, resuming_fit, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
@@ -304,12 +304,12 @@ class VideoClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
-        self.check_checkpoint(checkpoint)
+        self.check_checkpoint(checkpoint, resuming=resuming_fit(self))
 
-    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+    def check_checkpoint(self, checkpoint: dict[str, Any], *, resuming: bool) -> None:
         """Refuse a checkpoint in an older shape (:func:`require_current`) or one whose weights do not fit this
-        model's data (:meth:`_require_same_data`); warn where they fit but not exactly, or where the backbone's
-        weights have changed since training.
+        model's data (:meth:`_require_same_data`; ``resuming``: a fit goes on from it); warn where they fit but not
+        exactly, or where the backbone's weights have changed since training.
 
         Every load passes here. The CLI also calls it as soon as the data module and the model are built, so that
         ``vidrnn test --ckpt_path`` with another backbone or other classes is refused before the data module
@@ -318,7 +318,7 @@ class VideoClassifier(L.LightningModule):
         """
         saved = checkpoint.get("hyper_parameters", {})
         require_current(saved)
-        self._require_same_data(saved)
+        self._require_same_data(saved, resuming)
         self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
         self._saved_random_state = state_to_resume(self, checkpoint)
 
@@ -327,13 +327,14 @@ class VideoClassifier(L.LightningModule):
         restore_random_state(self._saved_random_state)
         self._saved_random_state = None
 
-    def _require_same_data(self, saved: dict[str, Any]) -> None:
+    def _require_same_data(self, saved: dict[str, Any], resuming: bool) -> None:
         """Refuse weights trained on other classes or other features than this model was built for.
 
         ``vidrnn test|predict|fit --ckpt_path`` build the model from the data module (its classes, its pipeline) and
         then load the checkpoint's weights into it: with a class folder renamed, added or removed, the outputs would be
         read under other names without a word (the same count of classes loads without error). Another backbone means
-        other features. Another sampling or step count is an evaluation choice, but not the one trained with: warned."""
+        other features. Another sampling, step count or CNN batch (:meth:`_require_same_input`) is an evaluation
+        choice, but not the one trained with: warned; a resumed fit would train on two kinds of input: refused."""
         here_names, there_names = self.hparams.get("class_names"), saved.get("class_names")
         if here_names is not None and there_names is not None and list(here_names) != list(there_names):
             raise ValueError(
@@ -352,10 +353,25 @@ class VideoClassifier(L.LightningModule):
         if dataclasses.replace(there.backbone, weights_path=None) != dataclasses.replace(here.backbone, weights_path=None):
             raise ValueError(f"the checkpoint was trained on features of {there.backbone}, the data module makes them "
                              f"with {here.backbone}: set the data's backbone to the checkpoint's")
-        if (there.sampling, there.steps) != (here.sampling, here.steps):
-            warnings.warn(f"the checkpoint was trained with sampling {there.sampling} and {there.steps} steps; the "
-                          f"data module has {here.sampling} and {here.steps} steps: scores will not be those of the "
-                          "training protocol", stacklevel=1)
+        self._require_same_input(there, here, resuming)
+
+    @staticmethod
+    def _require_same_input(there: PipelineSpec, here: PipelineSpec, resuming: bool) -> None:
+        """Warn where the input is made otherwise than it was for training — frames sampled otherwise, another step
+        count, another CNN batch (which rounds the features otherwise: the feature cache keys on it); refuse it for a
+        resumed fit, whose epochs after the resume would otherwise train on other input than those before."""
+        def made(spec: PipelineSpec) -> dict[str, Any]:
+            return {name: value for name, value in spec.to_dict().items() if name != "backbone"}
+
+        differing = differing_settings(made(there), made(here), "data")
+        if not differing:
+            return
+        otherwise = f"the checkpoint was trained on input made otherwise ({'; '.join(differing)})"
+        if resuming:
+            raise ValueError(f"{otherwise}: the epochs after the resume would train on other input than those before. "
+                             "Resume with the data settings it was trained with (the config.yaml of its run, beside "
+                             "its checkpoints/ folder), or start a new fit")
+        warnings.warn(f"{otherwise}: scores will not be those of the training protocol", stacklevel=1)
 
     def _warn_if_weights_changed(self, trained: dict[str, Any] | None) -> None:
         """Warn when the backbone's weights are no longer those the checkpoint was trained on: the spec says

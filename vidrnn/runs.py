@@ -1,0 +1,149 @@
+"""A fit's run folder (``ROOT/lightning_logs/version_N/``), continued by a fit resumed from one of its checkpoints.
+
+Lightning starts a new ``version_N`` for every fit, a resumed one included. There, ``ModelCheckpoint`` does not take
+back the best score it recorded (its folder has changed), so the first epoch after the resume became ``best.ckpt``
+however good it was, and ``test_after_fit`` tested it; the run's ``metrics.csv`` was split over two folders, and the
+steps run again after the last checkpoint were in both. A fit resumed from ``.../version_N/checkpoints/X.ckpt``
+therefore writes into that ``version_N`` again: :class:`RunLogger` continues its ``metrics.csv`` from the
+checkpoint's step, and :class:`ContinuedCheckpoints` gives each ``ModelCheckpoint`` back its state — also where the
+run recorded its folder under another spelling (absolute, relative to another working directory) or before it was
+moved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from vidrnn.files import atomic_write_bytes
+
+__all__ = ["ContinuedCheckpoints", "RunFolder", "RunLogger", "logged_step", "resume_checkpoint", "run_folder"]
+
+
+class RunFolder(NamedTuple):
+    """``root/name/version_{version}``: where Lightning's loggers put a run (``name`` is ``lightning_logs``)."""
+
+    root: str
+    name: str
+    version: int
+
+
+def run_folder(checkpoint: str | os.PathLike) -> RunFolder | None:
+    """The run whose ``checkpoints/`` folder holds ``checkpoint``, or ``None`` for a file kept anywhere else."""
+    path = Path(checkpoint)
+    version = re.fullmatch(r"version_(\d+)", path.parent.parent.name)
+    if path.parent.name != "checkpoints" or version is None:
+        return None
+    return RunFolder(str(path.parents[3]), path.parents[2].name, int(version.group(1)))
+
+
+def logged_step(checkpoint: dict[str, Any]) -> int:
+    """The step the first row logged after resuming from ``checkpoint`` carries: rows of the run from this step on
+    were logged after it was saved, by steps the resumed fit runs again."""
+    return checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+
+
+def resume_checkpoint(trainer: Trainer) -> str | None:
+    """The checkpoint a stopped fit resumes from: the newest that a ``ModelCheckpoint`` keeps of every epoch (one
+    without ``monitor``, as the configs' ``latest.ckpt``) or as ``last.ckpt``; ``None`` before any was written. A
+    monitored best is no place to go on from: the epochs after it would run again."""
+    saved = [path for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)
+             for path in (callback.last_model_path, "" if callback.monitor else callback.best_model_path)
+             if path and os.path.isfile(path)]
+    return max(saved, key=os.path.getmtime, default=None)
+
+
+class RunLogger(CSVLogger):
+    """Lightning's CSV logger (``metrics.csv``), on disk at every checkpoint, and able to continue a run.
+
+    Lightning writes the rows every 100 steps: a run killed between two would leave its checkpoint ahead of its
+    ``metrics.csv``, and the resumed run's file with a gap. ``continue_from``: the step a resumed fit starts at
+    (:func:`logged_step`); the run's rows logged before it are kept, the others dropped (the fit logs them again), where
+    Lightning's own writer would delete the file.
+    """
+
+    def __init__(self, save_dir: str | os.PathLike, name: str = "lightning_logs", version: int | None = None,
+                 continue_from: int | None = None) -> None:
+        super().__init__(save_dir, name=name, version=version)
+        self._continue_from = continue_from
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = (ExperimentWriter(self.log_dir) if self._continue_from is None else
+                                _ContinuedWriter(self.log_dir, self._continue_from))
+        return self._experiment
+
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        self.save()
+
+
+class _ContinuedWriter(ExperimentWriter):
+    """Lightning's writer of ``metrics.csv``, keeping the rows of an existing file that were logged before a step."""
+
+    def __init__(self, log_dir: str, continue_from: int) -> None:
+        self._continue_from = continue_from
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        """Where Lightning's writer warns about a folder with files and deletes ``metrics.csv``, rewrite the file with
+        the rows before the resumed step, at once and atomically: a run stopped again before its next save keeps
+        them."""
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            kept = [row for row in reader if int(row["step"]) < self._continue_from]
+            self.metrics_keys = list(reader.fieldnames or [])
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, text.getvalue().encode())
+
+
+class ContinuedCheckpoints(Callback):
+    """Give each ``ModelCheckpoint`` that writes into ``folder`` — the folder of the checkpoint a fit resumes from —
+    its state back: best score, best and k-th best files.
+
+    ``ModelCheckpoint`` takes them back only when the folder it recorded is spelled as the one it writes to now, and
+    otherwise starts a new best from the first epoch after the resume, overwriting the run's ``best.ckpt``. A run
+    records its folder as its ``default_root_dir`` was given; resumed from another working directory, through another
+    spelling of the path, or after the folder was moved, the recorded paths name the same files under another name:
+    they are moved to the name used now before the state is loaded.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder).resolve()
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("callbacks", {})
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if state and isinstance(callback, ModelCheckpoint) and Path(callback.dirpath).resolve() == self.folder:
+                states[callback.state_key] = _moved_state(state, state["dirpath"], callback.dirpath)
+
+
+def _moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """A ``ModelCheckpoint`` state whose files under ``old`` are named under ``new``."""
+    def moved(path: str) -> str:
+        relative = os.path.relpath(path, old) if path else os.pardir
+        return path if relative.startswith(os.pardir) else os.path.join(new, relative)
+
+    paths = {key: moved(state[key]) for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+             if key in state}
+    return {**state, **paths, "dirpath": new,
+            "best_k_models": {moved(path): score for path, score in state.get("best_k_models", {}).items()}}
