@@ -65,9 +65,10 @@ def test_synth_help_states_the_generators_own_defaults() -> None:
 
 @pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
                                      "negative batch size", "negative workers", "negative limit", "cache root a file",
-                                     "class folders read as UCF101"])
+                                     "class folders read as UCF101", "root this user may not read"])
 def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, problem: str,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "videos"
     write_video(root / "a" / "clip.avi", 4)
     options, expected = {
@@ -82,9 +83,19 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
         "cache root a file": (["--root", str(root)], f"{tmp_path / 'cache'} is a file, not a folder"),
         "class folders read as UCF101": (["--root", str(root), "--dataset", "ucf101"],
                                          f"if {root} holds one folder per class, use --dataset folders"),
+        # A PermissionError traceback (made up here: root reads anything).
+        "root this user may not read": (["--root", str(root)], f"{root / 'a'}: permission denied: this user may not "
+                                        "read it (or a folder on its way); make it readable"),
     }[problem]
     if problem == "cache root a file":
         (tmp_path / "cache").write_text("")
+    if problem == "root this user may not read":
+        import vidrnn.data.folders
+
+        def denied(root: Path, **settings: object) -> None:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(root / "a"))
+
+        monkeypatch.setattr(vidrnn.data.folders, "folder_index", denied)
     status = main(["extract", "--dataset", "folders", *options, "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")

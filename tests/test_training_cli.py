@@ -20,6 +20,8 @@ import yaml
 
 from conftest import save_untrained, write_video
 from vidrnn.cli import main
+from vidrnn.data import module as data_module
+from vidrnn.data.demo_staging import DEMO_MARKER, marker_text
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
@@ -283,7 +285,7 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
-                                     "class folders read as UCF101", "map pooling"])
+                                     "class folders read as UCF101", "map pooling", "another seed's demo"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -318,7 +320,14 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         "class folders read as UCF101": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "one")],
                                          f"if {tmp_path / 'one'} holds one folder per class, use --dataset folders "
                                          "(vidrnn extract) or --data.dataset folders (vidrnn fit)"),
+        # It was generated again over the seed-0 demo the cache and the checkpoints were made from, then refused.
+        "another seed's demo": (["fit", "--config", str(fresh), "--data.dataset", "demo", "--data.root",
+                                 str(tmp_path / "demo"), "--data.seed", "1"],
+                                f"{tmp_path / 'demo'} holds the demo videos generated with seed 0; seed 1 generates "
+                                "other videos"),
     }[problem]
+    (tmp_path / "demo" / "UCF-101").mkdir(parents=True)  # as a complete generation with seed 0 leaves it
+    (tmp_path / "demo" / DEMO_MARKER).write_text(marker_text("vidrnn.data.synthetic.make_classification_dataset", 0))
     (tmp_path / "one" / "only").mkdir(parents=True)
     (tmp_path / "one" / "only" / "v_only_g01_c01.avi").touch()
     not_a_checkpoint.with_name("bad.yaml").write_text("data: [unclosed\n")
@@ -327,6 +336,22 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
+    assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
+
+
+def test_a_data_root_this_user_may_not_read_is_a_usage_error_naming_it(config: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ended in a PermissionError traceback (as root, which reads anything, the denial is made up here)."""
+    def denied(root: str, *args: object) -> None:
+        raise PermissionError(13, "Permission denied", f"{root}/UCF-101")
+
+    monkeypatch.setattr(data_module, "ucf101_index", denied)
+    with pytest.raises(SystemExit) as ended:
+        main(["fit", "--config", str(config)])
+    error = capsys.readouterr().err
+    root = yaml.safe_load(config.read_text())["data"]["root"]
+    assert ended.value.code == EXIT_USAGE and "Traceback" not in error
+    assert f"{root}/UCF-101: permission denied: this user may not read it" in error
 
 
 @pytest.mark.parametrize("task", ["classification", "tracking"])

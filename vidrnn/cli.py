@@ -221,6 +221,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     from vidrnn.backbones import BackboneSpec, WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
     from vidrnn.features import FeatureCache, extract_features
+    from vidrnn.files import denied
     from vidrnn.sampling import SamplingSpec
     from vidrnn.workers import WorkerStartError
 
@@ -236,6 +237,9 @@ def _run_extract(args: argparse.Namespace) -> int:
         backbone = build_backbone(spec)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
         print(f"vidrnn extract: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as error:
+        print(f"vidrnn extract: error: {denied(error)}", file=sys.stderr)
         return EXIT_USAGE
     _init_distributed_from_environment(device)
     try:

@@ -56,7 +56,14 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
-from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity, writer_id
+from vidrnn.files import (
+    SourceIdentity,
+    atomic_write,
+    atomic_write_bytes,
+    nearest_existing,
+    source_identity,
+    writer_id,
+)
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
@@ -365,7 +372,7 @@ def _folded_bytes(journal: Path) -> int:
 def _check_cache_root(cache_root: Path) -> None:
     """A cache root is a folder, or will be one: a file there (or in its place further up) is a wrong path, said
     before any work rather than as a NotADirectoryError once the first feature is written."""
-    existing = next(path for path in (cache_root, *cache_root.parents) if os.path.exists(path))
+    existing = nearest_existing(cache_root)
     if not existing.is_dir():
         raise ValueError(f"feature cache root {cache_root}: {existing} is a file, not a folder; choose a folder for "
                          "the cache (--cache-dir, data.cache_dir; it is created if needed)")

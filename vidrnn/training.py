@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.files import denied
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -131,11 +132,14 @@ class _VidrnnCommands:
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
-        that does not exist, a split list without clips, a device this machine lacks) ends the command as a usage
-        error with their message, before anything slow, instead of a traceback."""
+        that does not exist or that this user may not read, a split list without clips, a demo folder holding
+        something else, a device this machine lacks) ends the command as a usage error with their message, before
+        anything slow, instead of a traceback."""
         try:
             super().instantiate_classes()
-        except (FileNotFoundError, ValueError) as error:
+        except PermissionError as error:
+            _usage_error(denied(error))
+        except (FileExistsError, FileNotFoundError, ValueError) as error:
             _usage_error(str(error))
 
     def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:

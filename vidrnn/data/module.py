@@ -47,7 +47,7 @@ from vidrnn.data.splits import (
     write_split_record,
 )
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
-from vidrnn.data.synthetic import ensure_demo_data
+from vidrnn.data.synthetic import demo_generated, demo_index, ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
@@ -130,15 +130,17 @@ def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, l
     return {"train": train, "val": [r for r in train_records if _unit(r) in held_out]}
 
 
-def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> DatasetIndex:
+def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     """The clips a data module with ``settings`` (its hyperparameters) reads, split into train and test.
 
-    ``generate_demo=False`` indexes a demo dataset only where one was generated (``FileNotFoundError`` otherwise): for
-    reading what another run's settings name without writing anything.
+    Nothing is written: a demo not generated yet is indexed as it will be (:func:`demo_index`), so that the checks a
+    command makes before any work can refuse it before anything is generated (:meth:`VideoDataModule.prepare_data`
+    generates it); a demo folder holding another seed's videos is refused, as generating would replace them.
     """
     dataset, root, seed = settings["dataset"], settings["root"], settings["seed"]
     if dataset == "demo":
-        return ucf101_index(ensure_demo_data(root, seed=seed) if generate_demo else root, fold=settings["fold"])
+        generated = demo_generated(root, seed, setting="data.root")
+        return ucf101_index(root, fold=settings["fold"]) if generated else demo_index(root, settings["fold"])
     if dataset == "ucf101":
         return ucf101_index(root, settings["splits"], settings["fold"])
     if dataset == "unlabeled":
@@ -161,7 +163,7 @@ def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     settings = {**defaults, **settings}
     if FITTED_CLIPS in settings:
         return _recorded_clips(settings)
-    index = _dataset_index(settings, generate_demo=False)
+    index = _dataset_index(settings)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
 
 
@@ -190,7 +192,8 @@ class VideoDataModule(L.LightningDataModule):
 
     Args:
         root: UCF101 (the ``UCF-101`` folder or its parent), a folder of class folders, a folder of videos without
-            labels (``dataset: unlabeled``), or where the demo data is generated on first use (``dataset: demo``).
+            labels (``dataset: unlabeled``), or where the demo data is generated on first use (``dataset: demo``; in
+            ``prepare_data``, once the checks that may refuse the command have passed).
         dataset: ``ucf101`` (official split lists), ``folders`` (``root/<class>/**/<video>``), ``unlabeled`` (every
             video under ``root``; order objectives only) or ``demo``.
         objective: what the labels are: ``classes`` (the dataset's), or a temporal-order task whose labels come from
@@ -223,7 +226,8 @@ class VideoDataModule(L.LightningDataModule):
             epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume). For
             class folders (``folders``, ``unlabeled``) it also draws the test split, unless the root holds ``train/``
             and ``test/``: test and predict a checkpoint with the seed it was trained with, or its test clips include
-            clips it trained on (``vidrnn test|predict`` refuse another one).
+            clips it trained on (``vidrnn test|predict`` refuse another one). For the demo it also seeds the videos:
+            a root holds one seed's demo, and another seed is refused there (give it another root).
     """
 
     def __init__(
@@ -342,6 +346,7 @@ class VideoDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self._require_training_clips()  # before extracting the test clips, minutes or hours
             self.require_validation_split()
+        self._generate_demo()
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
         if len(cached) + len(failed_before) == len(items):
@@ -359,6 +364,12 @@ class VideoDataModule(L.LightningDataModule):
             logger.warning("%d videos that could not be read before are left out without trying again (their files "
                            "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
                            self.cache.dir / "errors.json")
+
+    def _generate_demo(self) -> None:
+        """Generate the demo dataset where it is asked for and not there yet: in ``prepare_data``, once every check
+        that may refuse the command has passed, not as the module is built (its index is known without it)."""
+        if self.hparams.dataset == "demo":
+            ensure_demo_data(self.hparams.root, seed=self.hparams.seed)
 
     def _require_training_clips(self) -> None:
         """A fit needs a training side; a root, split list or fold that leaves none would otherwise fail later, inside
