@@ -629,6 +629,32 @@ def test_a_mistyped_folder_is_a_usage_error_that_leaves_the_previous_output_alon
     assert output.read_text() == "path,status\nthree/a.avi,ok\n"
 
 
+@pytest.mark.parametrize("where", ["under a file", "read-only folder", "a folder"])
+def test_an_output_this_user_cannot_write_is_a_usage_error_before_the_model_is_loaded(
+        where: str, trained, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ended in a PermissionError (or NotADirectoryError) traceback once the model was loaded, exit status 1."""
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "ro").mkdir()
+    output, expected = {
+        "under a file": (tmp_path / "notes.txt" / "out.csv", f"{tmp_path / 'notes.txt'} is a file, not a folder"),
+        "read-only folder": (tmp_path / "ro" / "out.csv", f"this user cannot write in {tmp_path / 'ro'} (permission "
+                                                          "denied, or a read-only file system)"),
+        "a folder": (tmp_path / "ro.csv", f"{tmp_path / 'ro.csv'} is a folder"),
+    }[where]
+    (tmp_path / "ro.csv").mkdir()
+    access = os.access  # root may write anywhere: this folder is made read-only for the test
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: path != tmp_path / "ro" and access(path, mode, **kw))
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    assert classify(test_videos[0], "--ckpt", trained[2], "--output", output) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn classify: error: --output {output}: {expected}; choose an output file")
+    assert "Traceback" not in error
+
+
+def _never_loaded(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the model was loaded")
+
+
 def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "in" / "sub").mkdir(parents=True)
     (tmp_path / "in" / "sub" / "clip.avi").write_bytes(b"")

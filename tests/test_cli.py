@@ -201,6 +201,29 @@ def test_extract_with_nothing_to_do_writes_nothing_so_a_finished_cache_serves_re
     assert "extracted 0 videos" in capsys.readouterr().out
 
 
+def test_extract_into_a_cache_this_user_cannot_write_is_a_usage_error_unless_it_has_nothing_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """It failed at the first feature written, after the CNN was built and a batch decoded."""
+    command = _extract_command(tmp_path)
+    (tmp_path / "cache").mkdir()
+    access = os.access
+
+    def read_only(path: Path, mode: int, **kwargs: object) -> bool:  # root may write anywhere: made read-only here
+        return not Path(path).is_relative_to(tmp_path / "cache") and access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only)
+    assert main(command) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn extract: error: feature cache {tmp_path / 'cache'}/efficientnet_lite0-avg-")
+    assert (f"this user cannot write in {tmp_path / 'cache'} (permission denied, or a read-only file system), and 4 "
+            "of 4 videos wait to be extracted into it; make it writable, or choose a cache folder") in error
+    assert not any((tmp_path / "cache").iterdir())
+    monkeypatch.undo()
+    assert main(command) == EXIT_OK
+    monkeypatch.setattr(os, "access", read_only)
+    assert main(command) == EXIT_OK  # a finished cache serves from a read-only place
+
+
 def test_extract_that_cannot_write_the_cache_says_where_and_that_the_same_command_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     import vidrnn.features

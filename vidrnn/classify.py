@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
+from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, unwritable
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
@@ -324,7 +324,8 @@ def _resolved(path: str | Path) -> str:
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
-    """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file.
+    """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file
+    (also an output this user cannot write: it was found only once the model was loaded, in a traceback).
 
     Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
     typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
@@ -334,6 +335,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
         return f"--output must end in .csv or .jsonl, got {args.output}"
+    reason = f"{args.output} is a folder" if args.output.is_dir() else unwritable(args.output.parent)
+    if reason is not None:
+        return f"--output {args.output}: {reason}; choose an output file this user can write"
     batch_size_given = args.batch_size is not None  # else the checkpoint's
     if args.top_k < 1 or (batch_size_given and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"

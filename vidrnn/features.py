@@ -40,15 +40,16 @@ CNN's rounding, so it is part of the key.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 import torch
@@ -62,12 +63,13 @@ from vidrnn.files import (
     atomic_write_bytes,
     nearest_existing,
     source_identity,
+    unwritable,
     writer_id,
 )
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
-__all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
+__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 #: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
@@ -76,6 +78,30 @@ __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_feature
 CACHE_VERSION = 3
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class CacheWriteError(OSError):
+    """The feature cache could not be written (a full disk, a read-only mount), said naming the cache and how to go on:
+    the ``OSError`` underneath names no cache, or nothing at all (numpy's "20480 requested and 14272 written"). What
+    was finished before it is kept, so the same command, once that is fixed, goes on from where it stopped."""
+
+
+def _writing(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A :class:`FeatureCache` method that writes, its ``OSError`` raised as a :class:`CacheWriteError` naming the
+    cache."""
+    @functools.wraps(method)
+    def writing(self: FeatureCache, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except CacheWriteError:
+            raise
+        except OSError as error:
+            raise CacheWriteError(f"cannot write the cache {self.dir}: {error}; once that is fixed (room on its disk, "
+                                  "a folder this user can write), the same command goes on from where it stopped"
+                                  ) from error
+    return writing
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -230,8 +256,24 @@ class FeatureCache:
         same size and bytes."""
         return _source_state(entry, item.path)[0] is not _CHANGED
 
+    def require_writable(self, items: Sequence[VideoItem], retry_failed: bool = False) -> None:
+        """Refuse (``ValueError`` naming the cache) a cache this user cannot write while any of ``items`` waits to be
+        extracted into it: the run would fail only at its first write, after the CNN is built and the first batch
+        decoded (a fit: after every check, with a traceback). A cache with nothing to extract is only read, so a
+        finished one still serves from a read-only place; only then is it listed (:meth:`settled`)."""
+        reason = unwritable(self.dir)
+        if reason is None:
+            return
+        cached, failed = self.settled(items, retry_failed)
+        waiting = len(items) - len(cached) - len(failed)
+        if waiting:
+            raise ValueError(f"feature cache {self.dir}: {reason}, and {waiting} of {len(items)} videos wait to be "
+                             "extracted into it; make it writable, or choose a cache folder this user can write "
+                             "(--cache-dir; data.cache_dir for vidrnn fit)")
+
     # -- writing -------------------------------------------------------------------------------------------------
 
+    @_writing
     def open_for_writing(self, rank: int = 0) -> None:
         """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet, and this
         process's journal, locked while it writes."""
@@ -267,6 +309,7 @@ class FeatureCache:
         self._journal_file.flush()
         os.fsync(self._journal_file.fileno())
 
+    @_writing
     def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
               source: SourceIdentity | None) -> None:
         """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
@@ -290,6 +333,7 @@ class FeatureCache:
             **_source_fields(source),
         })
 
+    @_writing
     def write_error(self, item: VideoItem, reason: str, source: SourceIdentity | None) -> None:
         """Record why a video failed; ``source`` is its file's identity as it was before it was decoded (None when it
         could not be read at all): unchanged, it is not tried again."""
@@ -298,6 +342,7 @@ class FeatureCache:
             record.update(_source_fields(source))
         self._journal(record)
 
+    @_writing
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
         have finished (a run still writing keeps its own and merges it when it ends), and the temporary files that

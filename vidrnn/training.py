@@ -30,7 +30,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_USAGE
-from vidrnn.files import denied
+from vidrnn.files import denied, unwritable
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -141,6 +141,18 @@ class _VidrnnCommands:
             _usage_error(denied(error))
         except (FileExistsError, FileNotFoundError, ValueError) as error:
             _usage_error(str(error))
+        self._require_writable_run_folders()
+
+    def _require_writable_run_folders(self) -> None:
+        """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``) before
+        anything slow: Lightning makes the log folder only after ``prepare_data`` has extracted the whole dataset,
+        and failed there in a traceback."""
+        folders = {self.trainer.default_root_dir, *(logger.save_dir for logger in self.trainer.loggers)}
+        for folder in sorted(str(folder) for folder in folders if folder and "://" not in str(folder)):
+            reason = unwritable(Path(folder))
+            if reason is not None:
+                _usage_error(f"{folder}: {reason}; the run writes its logs and checkpoints there: choose a folder "
+                             "this user can write (--trainer.default_root_dir)")
 
     def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:
         """Run ``check`` on the ``--ckpt_path`` checkpoint, when one was read; what it refuses ends the command as a
@@ -219,8 +231,9 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the command now, as a usage error, and what it would warn about is said now — before ``prepare_data``
         extracts the dataset's features for a model that cannot read them (:meth:`VideoClassifier.check_checkpoint`,
         the one comparison, which the trainer's load makes again). Its data settings too, where they decide the split
-        the command reads; a fit's validation split, which must hold something when it is asked for; and the encoder
-        a fit starts from (`model.init_from`: :meth:`_check_pretrained`)."""
+        the command reads; a fit's validation split, which must hold something when it is asked for; the encoder
+        a fit starts from (`model.init_from`: :meth:`_check_pretrained`); and, last, the folders ``prepare_data``
+        would write (:meth:`VideoDataModule.require_writable`)."""
         super().instantiate_classes()
         self._check_checkpoint(self.model.check_checkpoint)
         self._check_checkpoint(self._check_split)
@@ -228,6 +241,7 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             _as_usage_error(self.datamodule.require_validation_split)
         if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
             self._check_pretrained(self.model.hparams.init_from)
+        _as_usage_error(self.datamodule.require_writable)
 
     def _check_split(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a data split other than the checkpoint's (another UCF101 fold, another seed for class folders; the

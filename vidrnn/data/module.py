@@ -52,6 +52,7 @@ from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
+from vidrnn.files import unwritable
 from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
@@ -370,6 +371,19 @@ class VideoDataModule(L.LightningDataModule):
         that may refuse the command has passed, not as the module is built (its index is known without it)."""
         if self.hparams.dataset == "demo":
             ensure_demo_data(self.hparams.root, seed=self.hparams.seed)
+
+    def require_writable(self) -> None:
+        """Refuse (``ValueError``), before any work, a folder ``prepare_data`` would write and this user cannot: the
+        demo's while it is not generated, the cache's while videos wait to be extracted into it
+        (:meth:`FeatureCache.require_writable`). Either would fail only at the first write, in a traceback. Called by
+        the CLI once every other check has passed."""
+        hp = self.hparams
+        if hp.dataset == "demo" and not demo_generated(hp.root, hp.seed, setting="data.root"):
+            reason = unwritable(Path(hp.root).expanduser().parent)
+            if reason is not None:
+                raise ValueError(f"data.root {hp.root}: {reason}, and the demo data is to be generated there; choose "
+                                 "a data.root this user can write")
+        self.cache.require_writable(self.index.video_items(), hp.retry_failed)
 
     def _require_training_clips(self) -> None:
         """A fit needs a training side; a root, split list or fold that leaves none would otherwise fail later, inside
