@@ -26,7 +26,8 @@ written when another run folds it gets a ``.folded`` mark of how much of it the 
 are not applied again over the newer words folded with them. The next run reads manifest
 and journals, skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, without the
 times, so a resumed cache is byte-identical to an uninterrupted one. A run with nothing to do opens no journal and
-writes nothing, so a finished cache can be read from a read-only location.
+writes nothing, so a finished cache can be read from a read-only location. A manifest or error list damaged from
+outside (they are only ever replaced whole) is taken as lost, with a warning: what it recorded is done again.
 
 A video that failed is not decoded again while its file stays as it was (a dataset with a few hundred corrupt clips
 would otherwise pay for them on every fit); a replaced or repaired file is, and ``retry_failed`` tries them all again
@@ -146,12 +147,37 @@ class FeatureCache:
         self._last_written_ns = 0
         #: Records of files found with new times but the same bytes by the last :meth:`settled`, not yet written.
         self.renewed: list[dict[str, Any]] = []
+        self._damaged: set[Path] = set()  # manifest or error list found damaged, already warned about
 
     # -- reading -------------------------------------------------------------------------------------------------
 
-    def _read_json(self, name: str, default: Any) -> Any:
+    def _read_records(self, name: str) -> list[dict[str, Any]]:
+        """The records of ``manifest.json`` or ``errors.json`` (none while it does not exist).
+
+        Both are only ever replaced whole (:func:`~vidrnn.files.atomic_write`), so one that cannot be read as records
+        was damaged from outside: it is taken as lost, with a warning naming it (once per cache), rather than stopping
+        every command on this cache. What it recorded is then extracted (or tried) again — the feature files come out
+        the same bytes — and it is written anew when that run ends.
+        """
         path = self.dir / name
-        return json.loads(path.read_text()) if path.exists() else default
+        try:
+            records = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except ValueError as error:  # not JSON, or not UTF-8
+            return self._lost(path, str(error))
+        if not isinstance(records, list) or not all(isinstance(record, dict) and "path" in record
+                                                    for record in records):
+            return self._lost(path, "not a list of records")
+        return records
+
+    def _lost(self, path: Path, problem: str) -> list[dict[str, Any]]:
+        """No records, for a file that cannot be read as any; said once per cache."""
+        if path not in self._damaged:
+            self._damaged.add(path)
+            logger.warning("%s cannot be read (%s); it is taken as lost: the videos it recorded are extracted (or "
+                           "tried) again, and it is written anew when that ends", path, problem)
+        return []
 
     def _journal_lines(self, read: dict[Path, int] | None = None) -> list[dict[str, Any]]:
         """Every whole line of every journal not yet folded into the manifest, oldest first: by the time it was
@@ -175,8 +201,8 @@ class FeatureCache:
         return sorted(lines, key=lambda line: line.get("written_ns", 0))
 
     def _state(self, read: dict[Path, int] | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
-        entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
-        errors = {error["path"]: error for error in self._read_json("errors.json", [])}
+        entries = {entry["path"]: entry for entry in self._read_records("manifest.json")}
+        errors = {error["path"]: error for error in self._read_records("errors.json")}
         for line in self._journal_lines(read):
             # The time orders the lines only: kept out of the manifest, which must not depend on when it was made.
             record = {key: value for key, value in line.items() if key not in ("kind", "written_ns")}
