@@ -555,6 +555,24 @@ def test_a_damaged_manifest_or_error_list_is_taken_as_lost_with_a_warning_naming
     assert _tree(cache.dir) == before
 
 
+def test_a_video_this_user_could_not_read_is_tried_again_once_it_can(dataset: Path, small_backbone, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod changes neither a file's size nor its time, so the failure stood ("FAILED BEFORE ... permission denied")
+    until --retry-failed. Root reads anything: the denial is made up here."""
+    index = ucf101_index(dataset, fold=1)
+    items = index.video_items()[:2]
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: Path(path) != items[0].path and access(path, mode,
+                                                                                                         **kwargs))
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert report.failures == {items[0].key: "is not readable (permission denied)"}
+    assert extract_features(items, cache, small_backbone, num_workers=0, progress=False).failed_before
+    monkeypatch.undo()  # permissions fixed
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (report.extracted, report.skipped, report.failed_before) == (1, 1, {})
+
+
 def test_the_cnn_batch_size_is_part_of_the_cache_key(dataset: Path, small_backbone, tmp_path: Path) -> None:
     """Batches of 8 and of 32 round differently: a cache extended with another batch size would hold two
     arithmetics, and no longer the bytes an uninterrupted run writes."""

@@ -156,7 +156,8 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
         description="Extract per-frame features of every clip of a dataset into a feature cache (one float16 array "
         "per video, a manifest, an error list). Re-running skips finished videos; an interrupted run resumes. "
         "Videos that cannot be read are listed with the reason, the rest is extracted, and the exit status is "
-        f"{EXIT_SOME_FAILED}; they are not decoded again until their file changes (or --retry-failed). Under torchrun every rank extracts its own share into the same cache.",
+        f"{EXIT_SOME_FAILED}; they are not decoded again until their file changes (or, for one this user could not "
+        "read, until it can; or --retry-failed). Under torchrun every rank extracts its own share into the same cache.",
     )
     _add_dataset_arguments(parser)
     _add_backbone_arguments(parser)

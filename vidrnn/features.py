@@ -8,7 +8,7 @@ precision and CNN batch size)::
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, the
                                    feature file's size, the video file's size, mtime and SHA-256, ...
     errors.json                    videos that could not be read, with the reason and the file's size, mtime and
-                                   SHA-256
+                                   SHA-256, and whether this user could read it
     journal-<rank>-<host>-<pid>.jsonl  progress of a run in flight, one file per process (merged into the two
                                    files above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
@@ -30,7 +30,8 @@ writes nothing, so a finished cache can be read from a read-only location. A man
 outside (they are only ever replaced whole) is taken as lost, with a warning: what it recorded is done again.
 
 A video that failed is not decoded again while its file stays as it was (a dataset with a few hundred corrupt clips
-would otherwise pay for them on every fit); a replaced or repaired file is, and ``retry_failed`` tries them all again
+would otherwise pay for them on every fit); a replaced or repaired file is, and so is one that this user could not
+read then and can now (chmod changes neither size nor time), and ``retry_failed`` tries them all again
 (a decoder killed for memory is not the file's fault). A video file counts as the one a record was made from while its
 size and modification time are unchanged, or, with a new time, while its bytes are (a dataset copied without its
 times, a re-mount): the decoding processes hash each file as they read it. Frames are batched to a fixed size (the last batch is
@@ -241,8 +242,9 @@ class FeatureCache:
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
                   and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
-        failed = [] if retry_failed else [item for item in items
-                                          if item.key in errors and current(errors[item.key], item, "error")]
+        failed = [] if retry_failed else [item for item in items if item.key in errors
+                                          and not _readable_again(errors[item.key], item.path)
+                                          and current(errors[item.key], item, "error")]
         return cached, failed
 
     def record_renewed(self, rank: int = 0) -> None:
@@ -362,10 +364,14 @@ class FeatureCache:
     @_writing
     def write_error(self, item: VideoItem, reason: str, source: SourceIdentity | None) -> None:
         """Record why a video failed; ``source`` is its file's identity as it was before it was decoded (None when it
-        could not be read at all): unchanged, it is not tried again."""
+        could not be read at all): unchanged, it is not tried again. Whether this user could read it is part of that
+        identity (``unreadable``): permissions fixed with chmod change neither its size nor its time, and it is tried
+        again once it can be read (:meth:`settled`)."""
         record: dict[str, Any] = {"kind": "error", "path": item.key, "reason": reason}
         if source is not None:
             record.update(_source_fields(source))
+        if not os.access(item.path, os.R_OK):
+            record["unreadable"] = True
         self._journal(record)
 
     @_writing
@@ -418,6 +424,11 @@ class FeatureCache:
                       *self.dir.glob(".journal-*.folded.*.tmp")]
         for path in leftovers:
             path.unlink(missing_ok=True)
+
+
+def _readable_again(error: dict[str, Any], path: Path) -> bool:
+    """Whether a video that failed while this user could not read it can be read now (one ``access`` call)."""
+    return bool(error.get("unreadable")) and os.access(path, os.R_OK)
 
 
 def _rate_read_as_now(entry: dict[str, Any]) -> bool:
