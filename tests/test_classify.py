@@ -418,6 +418,31 @@ def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_v
     assert output.read_text(encoding="utf-8") == first  # ./a.avi is a.avi: nothing classified twice
 
 
+def test_resume_from_another_directory_knows_the_rows_whatever_the_paths_were_given_as(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Rows keep relative paths as given, and a resume resolved them against its own directory: from elsewhere it
+    knew none, classified every video again and left two rows for each one done before."""
+    _, _, checkpoint = trained
+    first = tmp_path / "first"
+    (first / "videos").mkdir(parents=True)
+    for video in test_videos[:3]:
+        shutil.copy(video, first / "videos")
+    names = sorted(video.name for video in test_videos[:3])
+    output = tmp_path / "out.csv"
+    monkeypatch.chdir(first)
+    options = ("--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(f"videos/{names[0]}", *options) == 0  # one done before an interruption
+    assert json.loads(record_path(output).read_text())["directory"] == str(first)
+    monkeypatch.chdir(tmp_path)  # the folder named from here, relative to here
+    assert classify("first/videos", *options, "--resume") == 0
+    assert "2 classified, 0 failed, 1 already done" in capsys.readouterr().out
+    rows = read_csv(output)
+    assert [row["path"] for row in rows] == [f"videos/{name}" for name in names]  # as from the first run's directory
+    monkeypatch.chdir(first.parent.parent)
+    assert classify(first / "videos", *options, "--resume") == 0
+    assert "0 classified, 0 failed, 3 already done" in capsys.readouterr().out and read_csv(output) == rows
+
+
 def test_a_resume_killed_while_it_rewrites_the_kept_rows_loses_none_of_them(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from vidrnn import classify as command
