@@ -329,7 +329,7 @@ class VideoDataModule(L.LightningDataModule):
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
         ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
         since), are refused as ``vidrnn test`` refuses them (:func:`vidrnn.data.splits.check_split`): the scores
-        would include clips it trained on.
+        would include clips it trained on. A demo dataset no longer there is generated again (after that check).
         """
         checkpoint = load_checkpoint(path)
         require_task(checkpoint, "classification", path)
@@ -339,6 +339,7 @@ class VideoDataModule(L.LightningDataModule):
         paths = {name: recorded[name] for name in ("root", "splits") if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
         check_split(recorded, data.hparams, stage, reads=data.drawn_keys())
+        data._generate_demo()  # its clips are read from here on, also without prepare_data
         return data
 
     def prepare_data(self) -> None:
@@ -367,8 +368,9 @@ class VideoDataModule(L.LightningDataModule):
                            self.cache.dir / "errors.json")
 
     def _generate_demo(self) -> None:
-        """Generate the demo dataset where it is asked for and not there yet: in ``prepare_data``, once every check
-        that may refuse the command has passed, not as the module is built (its index is known without it)."""
+        """Generate the demo dataset where it is asked for and not there yet: once the checks that may refuse the
+        command have passed (in ``prepare_data``; in :meth:`from_checkpoint` after its split check), not as the
+        module is built (its index is known without it)."""
         if self.hparams.dataset == "demo":
             ensure_demo_data(self.hparams.root, seed=self.hparams.seed)
 
