@@ -246,8 +246,8 @@ def _listed(classes: Sequence[str], groups: int, clips_per_group: int, fold: int
     for name in classes:
         for group in range(1, groups + 1):
             for clip in range(1, clips_per_group + 1):
-                lists["test" if group in test_groups else "train"].append((f"{name}/{_video_name(name, group, clip)}",
-                                                                           group))
+                split = "test" if group in test_groups else "train"
+                lists[split].append((f"{name}/{_video_name(name, group, clip)}", group))
     return lists
 
 
@@ -312,7 +312,6 @@ def make_classification_dataset(
                 _write_video(videos / name / _video_name(name, group, clip_number), frames, fps)
     _write_split_lists(out_dir / SPLITS_FOLDER, names, groups, clips_per_group)
     return out_dir
-
 
 
 #: What the default demo's marker names as its generator (:func:`ensure_demo_data`).
