@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -16,9 +17,12 @@ from lightning.pytorch.loggers import CSVLogger
 from conftest import write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
+from vidrnn.data import module as data_module
+from vidrnn.data import synthetic
 from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips, recorded_data_settings
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
+from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.pipeline import PipelineSpec
@@ -480,6 +484,34 @@ def test_one_class_folder_is_refused_for_a_classifier_but_serves_an_order_task(t
                                                    "least 2")):
         VideoDataModule(root=str(root), dataset="folders")
     assert VideoDataModule(root=str(root), dataset="folders", objective="arrow_of_time").num_classes == 2
+
+
+class _Extracting(Exception):
+    """Where prepare_data would begin extracting features."""
+
+
+def _extracting(*args: object, **kwargs: object) -> None:
+    raise _Extracting
+
+
+def test_the_demo_is_generated_once_the_checks_have_passed_and_another_seeds_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo was generated as the data module was built — before the checks that may refuse the command — and
+    generated again over the one there for another data.seed, under the features cached from it."""
+    small = functools.partial(synthetic.make_classification_dataset, num_frames=2, size=(16, 16))
+    monkeypatch.setattr(synthetic, "make_classification_dataset", small)
+    monkeypatch.setattr(data_module, "extract_features", _extracting)
+    root = tmp_path / "demo"
+    datamodule = VideoDataModule(root=str(root), dataset="demo", cache_dir=str(tmp_path / "cache"),
+                                 backbone=BackboneSpec(input_size=32), extract_workers=0)
+    assert not root.exists() and datamodule.index.counts() == {"train": 192, "test": 96}
+    with pytest.raises(_Extracting):
+        datamodule.prepare_data()
+    generated = ucf101_index(root)
+    assert [record.path for record in generated.records] == [record.path for record in datamodule.index.records]
+    with pytest.raises(ValueError, match=re.escape(f"{root} holds the demo videos generated with seed 0; seed 1 "
+                                                   "generates other videos")):
+        VideoDataModule(root=str(root), dataset="demo", seed=1)
 
 
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:

@@ -418,6 +418,31 @@ def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_v
     assert output.read_text(encoding="utf-8") == first  # ./a.avi is a.avi: nothing classified twice
 
 
+def test_resume_from_another_directory_knows_the_rows_whatever_the_paths_were_given_as(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Rows keep relative paths as given, and a resume resolved them against its own directory: from elsewhere it
+    knew none, classified every video again and left two rows for each one done before."""
+    _, _, checkpoint = trained
+    first = tmp_path / "first"
+    (first / "videos").mkdir(parents=True)
+    for video in test_videos[:3]:
+        shutil.copy(video, first / "videos")
+    names = sorted(video.name for video in test_videos[:3])
+    output = tmp_path / "out.csv"
+    monkeypatch.chdir(first)
+    options = ("--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(f"videos/{names[0]}", *options) == 0  # one done before an interruption
+    assert json.loads(record_path(output).read_text())["directory"] == str(first)
+    monkeypatch.chdir(tmp_path)  # the folder named from here, relative to here
+    assert classify("first/videos", *options, "--resume") == 0
+    assert "2 classified, 0 failed, 1 already done" in capsys.readouterr().out
+    rows = read_csv(output)
+    assert [row["path"] for row in rows] == [f"videos/{name}" for name in names]  # as from the first run's directory
+    monkeypatch.chdir(first.parent.parent)
+    assert classify(first / "videos", *options, "--resume") == 0
+    assert "0 classified, 0 failed, 3 already done" in capsys.readouterr().out and read_csv(output) == rows
+
+
 def test_a_resume_killed_while_it_rewrites_the_kept_rows_loses_none_of_them(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from vidrnn import classify as command
@@ -627,6 +652,32 @@ def test_a_mistyped_folder_is_a_usage_error_that_leaves_the_previous_output_alon
     assert classify(tmp_path / "thre", "--ckpt", checkpoint, "--output", output) == 2
     assert f"no such file or folder: {tmp_path / 'thre'}" in capsys.readouterr().err
     assert output.read_text() == "path,status\nthree/a.avi,ok\n"
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only folder", "a folder"])
+def test_an_output_this_user_cannot_write_is_a_usage_error_before_the_model_is_loaded(
+        where: str, trained, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ended in a PermissionError (or NotADirectoryError) traceback once the model was loaded, exit status 1."""
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "ro").mkdir()
+    output, expected = {
+        "under a file": (tmp_path / "notes.txt" / "out.csv", f"{tmp_path / 'notes.txt'} is a file, not a folder"),
+        "read-only folder": (tmp_path / "ro" / "out.csv", f"this user cannot write in {tmp_path / 'ro'} (permission "
+                                                          "denied, or a read-only file system)"),
+        "a folder": (tmp_path / "ro.csv", f"{tmp_path / 'ro.csv'} is a folder"),
+    }[where]
+    (tmp_path / "ro.csv").mkdir()
+    access = os.access  # root may write anywhere: this folder is made read-only for the test
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: path != tmp_path / "ro" and access(path, mode, **kw))
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    assert classify(test_videos[0], "--ckpt", trained[2], "--output", output) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn classify: error: --output {output}: {expected}; choose an output file")
+    assert "Traceback" not in error
+
+
+def _never_loaded(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the model was loaded")
 
 
 def test_a_folder_without_videos_is_a_usage_error(tmp_path: Path, capsys) -> None:

@@ -65,9 +65,10 @@ def test_synth_help_states_the_generators_own_defaults() -> None:
 
 @pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
                                      "negative batch size", "negative workers", "negative limit", "cache root a file",
-                                     "class folders read as UCF101"])
+                                     "class folders read as UCF101", "root this user may not read"])
 def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, problem: str,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "videos"
     write_video(root / "a" / "clip.avi", 4)
     options, expected = {
@@ -82,9 +83,19 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
         "cache root a file": (["--root", str(root)], f"{tmp_path / 'cache'} is a file, not a folder"),
         "class folders read as UCF101": (["--root", str(root), "--dataset", "ucf101"],
                                          f"if {root} holds one folder per class, use --dataset folders"),
+        # A PermissionError traceback (made up here: root reads anything).
+        "root this user may not read": (["--root", str(root)], f"{root / 'a'}: permission denied: this user may not "
+                                        "read it (or a folder on its way); make it readable"),
     }[problem]
     if problem == "cache root a file":
         (tmp_path / "cache").write_text("")
+    if problem == "root this user may not read":
+        import vidrnn.data.folders
+
+        def denied(root: Path, **settings: object) -> None:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(root / "a"))
+
+        monkeypatch.setattr(vidrnn.data.folders, "folder_index", denied)
     status = main(["extract", "--dataset", "folders", *options, "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")
@@ -188,6 +199,29 @@ def test_extract_with_nothing_to_do_writes_nothing_so_a_finished_cache_serves_re
     monkeypatch.setattr(Path, "mkdir", mkdir_read_only)
     assert main(command) == EXIT_OK
     assert "extracted 0 videos" in capsys.readouterr().out
+
+
+def test_extract_into_a_cache_this_user_cannot_write_is_a_usage_error_unless_it_has_nothing_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """It failed at the first feature written, after the CNN was built and a batch decoded."""
+    command = _extract_command(tmp_path)
+    (tmp_path / "cache").mkdir()
+    access = os.access
+
+    def read_only(path: Path, mode: int, **kwargs: object) -> bool:  # root may write anywhere: made read-only here
+        return not Path(path).is_relative_to(tmp_path / "cache") and access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only)
+    assert main(command) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn extract: error: feature cache {tmp_path / 'cache'}/efficientnet_lite0-avg-")
+    assert (f"this user cannot write in {tmp_path / 'cache'} (permission denied, or a read-only file system), and 4 "
+            "of 4 videos wait to be extracted into it; make it writable, or choose a cache folder") in error
+    assert not any((tmp_path / "cache").iterdir())
+    monkeypatch.undo()
+    assert main(command) == EXIT_OK
+    monkeypatch.setattr(os, "access", read_only)
+    assert main(command) == EXIT_OK  # a finished cache serves from a read-only place
 
 
 def test_extract_that_cannot_write_the_cache_says_where_and_that_the_same_command_goes_on(

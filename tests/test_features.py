@@ -3,6 +3,7 @@ from __future__ import annotations
 import faulthandler
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -523,6 +524,53 @@ def test_a_feature_file_deleted_or_truncated_since_is_named_on_loading_and_extra
     report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
     assert (report.extracted, report.skipped) == (3, 0)
     assert [path.read_bytes() for path in files] == whole
+
+
+@pytest.mark.parametrize(("name", "damage"), [("manifest.json", "cut"), ("errors.json", "cut"),
+                                             ("manifest.json", "no list")])
+def test_a_damaged_manifest_or_error_list_is_taken_as_lost_with_a_warning_naming_it(
+        name: str, damage: str, dataset: Path, small_backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Both are only ever replaced whole, so damage comes from outside; vidrnn extract ended in a JSONDecodeError
+    traceback and a fit in "vidrnn: error: Unterminated string ...", naming neither the file nor what to do. The
+    feature files are still there: what the file recorded is extracted (or tried) again into the same bytes."""
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"not a video" * 50)
+    index = ucf101_index(dataset, fold=1)
+    items = [*index.video_items()[:3], VideoItem(bad, "Bad/bad.avi", "Bad")]
+
+    def extract():
+        cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
+        return cache, extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+
+    cache, _ = extract()
+    before = _tree(cache.dir)
+    damaged = cache.dir / name
+    damaged.write_bytes(damaged.read_bytes()[:100] if damage == "cut" else b"{}")
+    with caplog.at_level(logging.WARNING, logger="vidrnn.features"):
+        _, report = extract()
+    assert caplog.text.count(f"{damaged} cannot be read") == 1
+    assert "it is taken as lost: the videos it recorded are extracted (or tried) again" in caplog.text
+    lost = {"manifest.json": (3, 0, 0), "errors.json": (0, 3, 1)}[name]
+    assert (report.extracted, report.skipped, report.failed) == lost and len(report.failed_before) == 1 - lost[2]
+    assert _tree(cache.dir) == before
+
+
+def test_a_video_this_user_could_not_read_is_tried_again_once_it_can(dataset: Path, small_backbone, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod changes neither a file's size nor its time, so the failure stood ("FAILED BEFORE ... permission denied")
+    until --retry-failed. Root reads anything: the denial is made up here."""
+    index = ucf101_index(dataset, fold=1)
+    items = index.video_items()[:2]
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: Path(path) != items[0].path and access(path, mode,
+                                                                                                         **kwargs))
+    cache = FeatureCache(tmp_path, small_backbone.spec, SAMPLING, index.root)
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert report.failures == {items[0].key: "is not readable (permission denied)"}
+    assert extract_features(items, cache, small_backbone, num_workers=0, progress=False).failed_before
+    monkeypatch.undo()  # permissions fixed
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (report.extracted, report.skipped, report.failed_before) == (1, 1, {})
 
 
 def test_the_cnn_batch_size_is_part_of_the_cache_key(dataset: Path, small_backbone, tmp_path: Path) -> None:

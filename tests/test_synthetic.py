@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import cv2
@@ -13,6 +16,8 @@ from vidrnn.data.synthetic import (
     CLASSES,
     DEMO_MARKER,
     ORDER_PAIRS,
+    demo_generated,
+    demo_index,
     ensure_demo_data,
     make_classification_dataset,
     render_clip,
@@ -260,6 +265,42 @@ def test_ensure_demo_data_refuses_to_replace_a_foreign_directory(tmp_path: Path)
     with pytest.raises(FileExistsError, match="notes.txt"):
         ensure_demo_data(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_another_seeds_demo_is_refused_and_left_as_it_is(recovered_demo: Path) -> None:
+    """data.seed seeded the generator, and the demo of another seed was generated over the one a cache and models
+    were made from, under the same names, by any command — also one refused later."""
+    before = {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")}
+    for refused in (lambda: ensure_demo_data(recovered_demo, seed=2),
+                    lambda: demo_generated(recovered_demo, seed=2, setting="data.root")):
+        with pytest.raises(ValueError, match=re.escape(f"{recovered_demo} holds the demo videos generated with seed 0; "
+                                                       "seed 2 generates other videos")):
+            refused()
+    with pytest.raises(ValueError, match=re.escape(f"a data.root of its own, such as {recovered_demo}-seed2, or use "
+                                                   "seed 0 here")):
+        demo_generated(recovered_demo, seed=2, setting="data.root")
+    assert {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")} == before
+    assert json.loads((recovered_demo / DEMO_MARKER).read_text())["seed"] == 0
+
+
+def test_the_generated_demo_is_as_readable_as_the_umask_lets_any_folder_be(recovered_demo: Path) -> None:
+    """It was private (0700, tempfile.mkdtemp's staging folder renamed into place): other users and containers could
+    not read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(recovered_demo.stat().st_mode) == 0o777 & ~umask
+
+
+@pytest.mark.parametrize("fold", [1, 2, 3])
+def test_the_demos_index_is_known_before_it_is_generated(recovered_demo: Path, tmp_path: Path, fold: int) -> None:
+    """Commands check their split before anything is generated: the index they read then is the one the generated
+    demo gives."""
+    planned, read = demo_index(tmp_path / "demo", fold), ucf101_index(recovered_demo, fold=fold)
+    assert not (tmp_path / "demo").exists()
+    assert (planned.root, planned.classes, planned.split_rule) == (tmp_path / "demo" / "UCF-101", read.classes,
+                                                                  read.split_rule)
+    assert ([(r.path.relative_to(planned.root), r.label, r.group, r.split) for r in planned.records]
+            == [(r.path.relative_to(read.root), r.label, r.group, r.split) for r in read.records])
 
 
 def test_photo_targets_are_rounded_and_turn_towards_another_look() -> None:

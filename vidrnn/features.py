@@ -8,7 +8,7 @@ precision and CNN batch size)::
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, the
                                    feature file's size, the video file's size, mtime and SHA-256, ...
     errors.json                    videos that could not be read, with the reason and the file's size, mtime and
-                                   SHA-256
+                                   SHA-256, and whether this user could read it
     journal-<rank>-<host>-<pid>.jsonl  progress of a run in flight, one file per process (merged into the two
                                    files above when it ends)
     finalize.lock                  held while journals are merged, so concurrent runs never lose each other's lines
@@ -26,10 +26,12 @@ written when another run folds it gets a ``.folded`` mark of how much of it the 
 are not applied again over the newer words folded with them. The next run reads manifest
 and journals, skips what is done, and ends by rewriting ``manifest.json`` and ``errors.json`` sorted, without the
 times, so a resumed cache is byte-identical to an uninterrupted one. A run with nothing to do opens no journal and
-writes nothing, so a finished cache can be read from a read-only location.
+writes nothing, so a finished cache can be read from a read-only location. A manifest or error list damaged from
+outside (they are only ever replaced whole) is taken as lost, with a warning: what it recorded is done again.
 
 A video that failed is not decoded again while its file stays as it was (a dataset with a few hundred corrupt clips
-would otherwise pay for them on every fit); a replaced or repaired file is, and ``retry_failed`` tries them all again
+would otherwise pay for them on every fit); a replaced or repaired file is, and so is one that this user could not
+read then and can now (chmod changes neither size nor time), and ``retry_failed`` tries them all again
 (a decoder killed for memory is not the file's fault). A video file counts as the one a record was made from while its
 size and modification time are unchanged, or, with a new time, while its bytes are (a dataset copied without its
 times, a re-mount): the decoding processes hash each file as they read it. Frames are batched to a fixed size (the last batch is
@@ -40,15 +42,16 @@ CNN's rounding, so it is part of the key.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 import torch
@@ -56,11 +59,19 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
-from vidrnn.files import SourceIdentity, atomic_write, atomic_write_bytes, source_identity, writer_id
+from vidrnn.files import (
+    SourceIdentity,
+    atomic_write,
+    atomic_write_bytes,
+    nearest_existing,
+    source_identity,
+    unwritable,
+    writer_id,
+)
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
-__all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_features"]
+__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 #: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
@@ -69,6 +80,30 @@ __all__ = ["CACHE_VERSION", "ExtractionReport", "FeatureCache", "extract_feature
 CACHE_VERSION = 3
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class CacheWriteError(OSError):
+    """The feature cache could not be written (a full disk, a read-only mount), said naming the cache and how to go on:
+    the ``OSError`` underneath names no cache, or nothing at all (numpy's "20480 requested and 14272 written"). What
+    was finished before it is kept, so the same command, once that is fixed, goes on from where it stopped."""
+
+
+def _writing(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A :class:`FeatureCache` method that writes, its ``OSError`` raised as a :class:`CacheWriteError` naming the
+    cache."""
+    @functools.wraps(method)
+    def writing(self: FeatureCache, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except CacheWriteError:
+            raise
+        except OSError as error:
+            raise CacheWriteError(f"cannot write the cache {self.dir}: {error}; once that is fixed (room on its disk, "
+                                  "a folder this user can write), the same command goes on from where it stopped"
+                                  ) from error
+    return writing
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -113,12 +148,37 @@ class FeatureCache:
         self._last_written_ns = 0
         #: Records of files found with new times but the same bytes by the last :meth:`settled`, not yet written.
         self.renewed: list[dict[str, Any]] = []
+        self._damaged: set[Path] = set()  # manifest or error list found damaged, already warned about
 
     # -- reading -------------------------------------------------------------------------------------------------
 
-    def _read_json(self, name: str, default: Any) -> Any:
+    def _read_records(self, name: str) -> list[dict[str, Any]]:
+        """The records of ``manifest.json`` or ``errors.json`` (none while it does not exist).
+
+        Both are only ever replaced whole (:func:`~vidrnn.files.atomic_write`), so one that cannot be read as records
+        was damaged from outside: it is taken as lost, with a warning naming it (once per cache), rather than stopping
+        every command on this cache. What it recorded is then extracted (or tried) again — the feature files come out
+        the same bytes — and it is written anew when that run ends.
+        """
         path = self.dir / name
-        return json.loads(path.read_text()) if path.exists() else default
+        try:
+            records = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except ValueError as error:  # not JSON, or not UTF-8
+            return self._lost(path, str(error))
+        if not isinstance(records, list) or not all(isinstance(record, dict) and "path" in record
+                                                    for record in records):
+            return self._lost(path, "not a list of records")
+        return records
+
+    def _lost(self, path: Path, problem: str) -> list[dict[str, Any]]:
+        """No records, for a file that cannot be read as any; said once per cache."""
+        if path not in self._damaged:
+            self._damaged.add(path)
+            logger.warning("%s cannot be read (%s); it is taken as lost: the videos it recorded are extracted (or "
+                           "tried) again, and it is written anew when that ends", path, problem)
+        return []
 
     def _journal_lines(self, read: dict[Path, int] | None = None) -> list[dict[str, Any]]:
         """Every whole line of every journal not yet folded into the manifest, oldest first: by the time it was
@@ -142,8 +202,8 @@ class FeatureCache:
         return sorted(lines, key=lambda line: line.get("written_ns", 0))
 
     def _state(self, read: dict[Path, int] | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
-        entries = {entry["path"]: entry for entry in self._read_json("manifest.json", [])}
-        errors = {error["path"]: error for error in self._read_json("errors.json", [])}
+        entries = {entry["path"]: entry for entry in self._read_records("manifest.json")}
+        errors = {error["path"]: error for error in self._read_records("errors.json")}
         for line in self._journal_lines(read):
             # The time orders the lines only: kept out of the manifest, which must not depend on when it was made.
             record = {key: value for key, value in line.items() if key not in ("kind", "written_ns")}
@@ -182,8 +242,9 @@ class FeatureCache:
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
                   and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
-        failed = [] if retry_failed else [item for item in items
-                                          if item.key in errors and current(errors[item.key], item, "error")]
+        failed = [] if retry_failed else [item for item in items if item.key in errors
+                                          and not _readable_again(errors[item.key], item.path)
+                                          and current(errors[item.key], item, "error")]
         return cached, failed
 
     def record_renewed(self, rank: int = 0) -> None:
@@ -223,8 +284,24 @@ class FeatureCache:
         same size and bytes."""
         return _source_state(entry, item.path)[0] is not _CHANGED
 
+    def require_writable(self, items: Sequence[VideoItem], retry_failed: bool = False) -> None:
+        """Refuse (``ValueError`` naming the cache) a cache this user cannot write while any of ``items`` waits to be
+        extracted into it: the run would fail only at its first write, after the CNN is built and the first batch
+        decoded (a fit: after every check, with a traceback). A cache with nothing to extract is only read, so a
+        finished one still serves from a read-only place; only then is it listed (:meth:`settled`)."""
+        reason = unwritable(self.dir)
+        if reason is None:
+            return
+        cached, failed = self.settled(items, retry_failed)
+        waiting = len(items) - len(cached) - len(failed)
+        if waiting:
+            raise ValueError(f"feature cache {self.dir}: {reason}, and {waiting} of {len(items)} videos wait to be "
+                             "extracted into it; make it writable, or choose a cache folder this user can write "
+                             "(--cache-dir; data.cache_dir for vidrnn fit)")
+
     # -- writing -------------------------------------------------------------------------------------------------
 
+    @_writing
     def open_for_writing(self, rank: int = 0) -> None:
         """Create the directory and its ``spec.json`` (what these features are) if they do not exist yet, and this
         process's journal, locked while it writes."""
@@ -260,6 +337,7 @@ class FeatureCache:
         self._journal_file.flush()
         os.fsync(self._journal_file.fileno())
 
+    @_writing
     def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
               source: SourceIdentity | None) -> None:
         """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
@@ -283,14 +361,20 @@ class FeatureCache:
             **_source_fields(source),
         })
 
+    @_writing
     def write_error(self, item: VideoItem, reason: str, source: SourceIdentity | None) -> None:
         """Record why a video failed; ``source`` is its file's identity as it was before it was decoded (None when it
-        could not be read at all): unchanged, it is not tried again."""
+        could not be read at all): unchanged, it is not tried again. Whether this user could read it is part of that
+        identity (``unreadable``): permissions fixed with chmod change neither its size nor its time, and it is tried
+        again once it can be read (:meth:`settled`)."""
         record: dict[str, Any] = {"kind": "error", "path": item.key, "reason": reason}
         if source is not None:
             record.update(_source_fields(source))
+        if not os.access(item.path, os.R_OK):
+            record["unreadable"] = True
         self._journal(record)
 
+    @_writing
     def finalize(self) -> None:
         """Fold the journals into sorted ``manifest.json`` and ``errors.json``, then remove the journals whose writers
         have finished (a run still writing keeps its own and merges it when it ends), and the temporary files that
@@ -342,6 +426,11 @@ class FeatureCache:
             path.unlink(missing_ok=True)
 
 
+def _readable_again(error: dict[str, Any], path: Path) -> bool:
+    """Whether a video that failed while this user could not read it can be read now (one ``access`` call)."""
+    return bool(error.get("unreadable")) and os.access(path, os.R_OK)
+
+
 def _rate_read_as_now(entry: dict[str, Any]) -> bool:
     """Whether a video's features were made at the frame rate it is read at now. Entries made before implausible
     stated rates were replaced (:data:`vidrnn.video.MAX_PLAUSIBLE_FPS`) hold such a rate — 1000 fps chose 2 frames of a
@@ -365,7 +454,7 @@ def _folded_bytes(journal: Path) -> int:
 def _check_cache_root(cache_root: Path) -> None:
     """A cache root is a folder, or will be one: a file there (or in its place further up) is a wrong path, said
     before any work rather than as a NotADirectoryError once the first feature is written."""
-    existing = next(path for path in (cache_root, *cache_root.parents) if os.path.exists(path))
+    existing = nearest_existing(cache_root)
     if not existing.is_dir():
         raise ValueError(f"feature cache root {cache_root}: {existing} is a file, not a folder; choose a folder for "
                          "the cache (--cache-dir, data.cache_dir; it is created if needed)")

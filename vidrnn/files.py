@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "file_sha256", "source_identity", "writer_id"]
+__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "denied", "file_sha256", "nearest_existing",
+           "source_identity", "unwritable", "writer_id"]
 
 
 def writer_id() -> str:
@@ -77,3 +78,30 @@ def source_identity(path: Path) -> SourceIdentity | None:
         return None
     unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
     return SourceIdentity(before.st_size, before.st_mtime_ns, digest if unchanged else None)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself where it exists, else the nearest folder above it that does: where making it would start."""
+    return next(candidate for candidate in (path, *path.parents) if os.path.exists(candidate))
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why this user cannot make files in ``folder`` (made first where it is missing); ``None`` when it can.
+
+    Asked before slow work that would otherwise fail only at its first write, maybe hours in. ``os.access`` answers
+    for this user and counts a read-only file system as unwritable; root passes every permission check.
+    """
+    existing = nearest_existing(folder)
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"this user cannot write in {existing} (permission denied, or a read-only file system)"
+    return None
+
+
+def denied(error: PermissionError) -> str:
+    """A ``PermissionError`` met while paths are read before any work, as the message of a usage error: the path and
+    what to do (Python's own names the path only)."""
+    where = error.filename if error.filename is not None else error
+    return (f"{where}: permission denied: this user may not read it (or a folder on its way); make it readable "
+            "(chmod, chown) or choose another path")

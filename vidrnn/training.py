@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from vidrnn.files import denied, unwritable
 
 if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
@@ -186,12 +187,27 @@ class _VidrnnCommands:
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
-        that does not exist, a split list without clips, a device this machine lacks) ends the command as a usage
-        error with their message, before anything slow, instead of a traceback."""
+        that does not exist or that this user may not read, a split list without clips, a demo folder holding
+        something else, a device this machine lacks) ends the command as a usage error with their message, before
+        anything slow, instead of a traceback."""
         try:
             super().instantiate_classes()
-        except (FileNotFoundError, ValueError) as error:
+        except PermissionError as error:
+            _usage_error(denied(error))
+        except (FileExistsError, FileNotFoundError, ValueError) as error:
             _usage_error(str(error))
+        self._require_writable_run_folders()
+
+    def _require_writable_run_folders(self) -> None:
+        """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``) before
+        anything slow: Lightning makes the log folder only after ``prepare_data`` has extracted the whole dataset,
+        and failed there in a traceback."""
+        folders = {self.trainer.default_root_dir, *(logger.save_dir for logger in self.trainer.loggers)}
+        for folder in sorted(str(folder) for folder in folders if folder and "://" not in str(folder)):
+            reason = unwritable(Path(folder))
+            if reason is not None:
+                _usage_error(f"{folder}: {reason}; the run writes its logs and checkpoints there: choose a folder "
+                             "this user can write (--trainer.default_root_dir)")
 
     def _check_checkpoint(self, check: Callable[[dict[str, Any]], None]) -> None:
         """Run ``check`` on the ``--ckpt_path`` checkpoint, when one was read; what it refuses ends the command as a
@@ -313,7 +329,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         the one comparison, which the trainer's load makes again). Its data settings too, where they decide the split
         the command reads; what a fit needs of its index (training clips for every class, a validation split that
         holds something when it is asked for: :meth:`VideoDataModule.require_fit_data`); and the encoder a fit starts
-        from (`model.init_from`: :meth:`_check_pretrained`)."""
+        from (`model.init_from`: :meth:`_check_pretrained`); and, last, the folders ``prepare_data`` would write
+        (:meth:`VideoDataModule.require_writable`)."""
         super().instantiate_classes()
         resuming = self.subcommand == "fit"
         self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, resuming=resuming))
@@ -322,6 +339,7 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             _as_usage_error(self.datamodule.require_fit_data)
         if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
             self._check_pretrained(self.model.hparams.init_from)
+        _as_usage_error(self.datamodule.require_writable)
 
     def _check_split(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a data split other than the checkpoint's (another UCF101 fold, another seed for class folders; the

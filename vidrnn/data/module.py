@@ -47,12 +47,13 @@ from vidrnn.data.splits import (
     write_split_record,
 )
 from vidrnn.data.streams import OFFSETS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
-from vidrnn.data.synthetic import ensure_demo_data
+from vidrnn.data.synthetic import demo_generated, demo_index, ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.data.usable import STAGE_SPLITS, UsableClips, require_trained_classes
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
 from vidrnn.features import FeatureCache, extract_features
+from vidrnn.files import unwritable
 from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
@@ -133,15 +134,17 @@ def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, l
     return {"train": train, "val": given or [r for r in train_records if _unit(r) in held_out]}
 
 
-def _dataset_index(settings: Mapping[str, Any], generate_demo: bool = True) -> DatasetIndex:
+def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     """The clips a data module with ``settings`` (its hyperparameters) reads, split into train and test.
 
-    ``generate_demo=False`` indexes a demo dataset only where one was generated (``FileNotFoundError`` otherwise): for
-    reading what another run's settings name without writing anything.
+    Nothing is written: a demo not generated yet is indexed as it will be (:func:`demo_index`), so that the checks a
+    command makes before any work can refuse it before anything is generated (:meth:`VideoDataModule.prepare_data`
+    generates it); a demo folder holding another seed's videos is refused, as generating would replace them.
     """
     dataset, root, seed = settings["dataset"], settings["root"], settings["seed"]
     if dataset == "demo":
-        return ucf101_index(ensure_demo_data(root, seed=seed) if generate_demo else root, fold=settings["fold"])
+        generated = demo_generated(root, seed, setting="data.root")
+        return ucf101_index(root, fold=settings["fold"]) if generated else demo_index(root, settings["fold"])
     if dataset == "ucf101":
         return ucf101_index(root, settings["splits"], settings["fold"])
     if dataset == "unlabeled":
@@ -164,7 +167,7 @@ def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     settings = {**defaults, **settings}
     if FITTED_CLIPS in settings:
         return _recorded_clips(settings)
-    index = _dataset_index(settings, generate_demo=False)
+    index = _dataset_index(settings)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
 
 
@@ -193,7 +196,8 @@ class VideoDataModule(L.LightningDataModule):
 
     Args:
         root: UCF101 (the ``UCF-101`` folder or its parent), a folder of class folders, a folder of videos without
-            labels (``dataset: unlabeled``), or where the demo data is generated on first use (``dataset: demo``).
+            labels (``dataset: unlabeled``), or where the demo data is generated on first use (``dataset: demo``; in
+            ``prepare_data``, once the checks that may refuse the command have passed).
         dataset: ``ucf101`` (official split lists), ``folders`` (``root/<class>/**/<video>``), ``unlabeled`` (every
             video under ``root``; order objectives only) or ``demo``.
         objective: what the labels are: ``classes`` (the dataset's), or a temporal-order task whose labels come from
@@ -227,7 +231,8 @@ class VideoDataModule(L.LightningDataModule):
             epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume). For
             class folders (``folders``, ``unlabeled``) it also draws the test split, unless the root holds ``train/``
             and ``test/``: test and predict a checkpoint with the seed it was trained with, or its test clips include
-            clips it trained on (``vidrnn test|predict`` refuse another one).
+            clips it trained on (``vidrnn test|predict`` refuse another one). For the demo it also seeds the videos:
+            a root holds one seed's demo, and another seed is refused there (give it another root).
     """
 
     def __init__(
@@ -328,7 +333,7 @@ class VideoDataModule(L.LightningDataModule):
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
         ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
         since), are refused as ``vidrnn test`` refuses them (:func:`vidrnn.data.splits.check_split`): the scores
-        would include clips it trained on.
+        would include clips it trained on. A demo dataset no longer there is generated again (after that check).
         """
         checkpoint = load_checkpoint(path)
         require_task(checkpoint, "classification", path)
@@ -338,6 +343,7 @@ class VideoDataModule(L.LightningDataModule):
         paths = {name: recorded[name] for name in ("root", "splits") if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
         check_split(recorded, data.hparams, stage, reads=data.drawn_keys())
+        data._generate_demo()  # its clips are read from here on, also without prepare_data
         return data
 
     def prepare_data(self) -> None:
@@ -345,6 +351,7 @@ class VideoDataModule(L.LightningDataModule):
         hp = self.hparams
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.require_fit_data()  # before extracting the test clips, minutes or hours
+        self._generate_demo()
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)
         if len(cached) + len(failed_before) == len(items):
@@ -358,6 +365,26 @@ class VideoDataModule(L.LightningDataModule):
             logger.warning("%d videos that could not be read before are left out without trying again (their files "
                            "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
                            self.cache.dir / "errors.json")
+
+    def _generate_demo(self) -> None:
+        """Generate the demo dataset where it is asked for and not there yet: once the checks that may refuse the
+        command have passed (in ``prepare_data``; in :meth:`from_checkpoint` after its split check), not as the
+        module is built (its index is known without it)."""
+        if self.hparams.dataset == "demo":
+            ensure_demo_data(self.hparams.root, seed=self.hparams.seed)
+
+    def require_writable(self) -> None:
+        """Refuse (``ValueError``), before any work, a folder ``prepare_data`` would write and this user cannot: the
+        demo's while it is not generated, the cache's while videos wait to be extracted into it
+        (:meth:`FeatureCache.require_writable`). Either would fail only at the first write, in a traceback. Called by
+        the CLI once every other check has passed."""
+        hp = self.hparams
+        if hp.dataset == "demo" and not demo_generated(hp.root, hp.seed, setting="data.root"):
+            reason = unwritable(Path(hp.root).expanduser().parent)
+            if reason is not None:
+                raise ValueError(f"data.root {hp.root}: {reason}, and the demo data is to be generated there; choose "
+                                 "a data.root this user can write")
+        self.cache.require_writable(self.index.video_items(), hp.retry_failed)
 
     def _require_training_clips(self) -> None:
         """A fit needs a training side; a root, split list or fold that leaves none would otherwise fail later, inside

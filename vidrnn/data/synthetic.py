@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidrnn.data.demo_staging import DEMO_MARKER, ensure_generated, marker_text
+from vidrnn.data.demo_staging import DEMO_MARKER, ensure_generated, is_generated, marker_text
 from vidrnn.data.drawing import (
     Look,
     Size,
@@ -52,7 +52,8 @@ from vidrnn.data.drawing import (
     stream_rng,
     to_uint8,
 )
-from vidrnn.data.ucf101 import SPLITS_FOLDER, VIDEOS_FOLDER
+from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.data.ucf101 import SPLITS_FOLDER, VIDEOS_FOLDER, check_fold, official_split_rule
 
 __all__ = [
     "CLASSES",
@@ -60,6 +61,8 @@ __all__ = [
     "ORDER_PAIRS",
     "Clip",
     "Distractor",
+    "demo_generated",
+    "demo_index",
     "ensure_demo_data",
     "make_classification_dataset",
     "render_clip",
@@ -236,22 +239,27 @@ def _write_crlf(path: Path, lines: Sequence[str]) -> None:
     path.write_bytes("".join(f"{line}\r\n" for line in lines).encode("ascii"))
 
 
+def _listed(classes: Sequence[str], groups: int, clips_per_group: int, fold: int) -> dict[str, list[tuple[str, int]]]:
+    """Fold ``fold``'s ``train`` and ``test`` lists: each clip as ``Class/video`` and its group, in list order."""
+    test_groups = _test_groups(groups, fold)
+    lists: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    for name in classes:
+        for group in range(1, groups + 1):
+            for clip in range(1, clips_per_group + 1):
+                split = "test" if group in test_groups else "train"
+                lists[split].append((f"{name}/{_video_name(name, group, clip)}", group))
+    return lists
+
+
 def _write_split_lists(list_dir: Path, classes: Sequence[str], groups: int, clips_per_group: int) -> None:
     list_dir.mkdir(parents=True, exist_ok=True)
     _write_crlf(list_dir / "classInd.txt", [f"{class_id} {name}" for class_id, name in enumerate(classes, 1)])
+    class_ids = {name: class_id for class_id, name in enumerate(classes, 1)}
     for fold in (1, 2, 3):
-        test_groups = _test_groups(groups, fold)
-        train, test = [], []
-        for class_id, name in enumerate(classes, 1):
-            for group in range(1, groups + 1):
-                for clip in range(1, clips_per_group + 1):
-                    listed = f"{name}/{_video_name(name, group, clip)}"
-                    if group in test_groups:
-                        test.append(listed)
-                    else:
-                        train.append(f"{listed} {class_id}")
-        _write_crlf(list_dir / f"trainlist{fold:02d}.txt", train)
-        _write_crlf(list_dir / f"testlist{fold:02d}.txt", test)
+        lists = _listed(classes, groups, clips_per_group, fold)
+        _write_crlf(list_dir / f"trainlist{fold:02d}.txt",
+                    [f"{listed} {class_ids[listed.split('/')[0]]}" for listed, _ in lists["train"]])
+        _write_crlf(list_dir / f"testlist{fold:02d}.txt", [listed for listed, _ in lists["test"]])
 
 
 def _chosen_classes(classes: Sequence[str] | None) -> list[str]:
@@ -306,13 +314,40 @@ def make_classification_dataset(
     return out_dir
 
 
+#: What the default demo's marker names as its generator (:func:`ensure_demo_data`).
+_GENERATOR = "vidrnn.data.synthetic.make_classification_dataset"
+#: The default demo's recording groups per class and clips per group (:func:`ensure_demo_data` generates them,
+#: :func:`demo_index` lists them).
+_DEMO_GROUPS, _DEMO_CLIPS = 6, 8
+
+
+def demo_generated(out_dir: str | os.PathLike, seed: int = 0, setting: str = "folder") -> bool:
+    """Whether the default demo dataset generated with ``seed`` is at ``out_dir`` (nothing is written).
+
+    Refuses (``ValueError``) a folder holding the demo generated with another seed, which generating would replace
+    under the same names (:func:`~vidrnn.data.demo_staging.is_generated`; ``setting`` names what chooses the folder),
+    and (``FileExistsError``) one holding anything else.
+    """
+    return is_generated(Path(out_dir), marker_text(_GENERATOR, seed), {VIDEOS_FOLDER, SPLITS_FOLDER}, setting)
+
 
 def ensure_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """The default classification demo dataset at ``out_dir``, generated once (see :func:`ensure_generated`)."""
-    marker = marker_text("vidrnn.data.synthetic.make_classification_dataset", seed)
     return ensure_generated(
-        Path(out_dir), marker, {VIDEOS_FOLDER, SPLITS_FOLDER},
-        lambda staging: make_classification_dataset(staging, seed=seed),
+        Path(out_dir), marker_text(_GENERATOR, seed), {VIDEOS_FOLDER, SPLITS_FOLDER},
+        lambda staging: make_classification_dataset(staging, groups=_DEMO_GROUPS, clips_per_group=_DEMO_CLIPS,
+                                                    seed=seed),
     )
 
 
+def demo_index(out_dir: str | os.PathLike, fold: int = 1) -> DatasetIndex:
+    """The index :func:`~vidrnn.data.ucf101.ucf101_index` reads from the default demo at ``out_dir`` once it is
+    generated, made without it: what the checks of a command read before anything is generated, so that a command
+    they refuse generates nothing (the seed changes the pixels, not the names)."""
+    check_fold(fold)
+    videos = Path(out_dir).expanduser() / VIDEOS_FOLDER
+    lists = _listed(CLASSES, _DEMO_GROUPS, _DEMO_CLIPS, fold)
+    records = [VideoRecord(videos / listed, listed.split("/")[0], f"g{group:02d}", split)
+               for split in ("train", "test") for listed, group in lists[split]]
+    return DatasetIndex(root=videos, classes=list(CLASSES), records=records,
+                        split_rule=official_split_rule(fold, len(CLASSES), len(CLASSES)))

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidrnn.data.demo_staging import ensure_generated, marker_text
+from vidrnn.data.demo_staging import ensure_generated, is_generated, marker_text
 from vidrnn.data.drawing import PATTERNS, Size, colour, pattern, smooth_noise, stream_rng, to_uint8
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "make_tracking_sequences",
     "render_tracking_frame",
     "sample_tracking_scene",
+    "tracking_demo_generated",
 ]
 
 # The tracking demo's random stream (:func:`~vidrnn.data.drawing.stream_rng`; the classification demo uses 0 and 1).
@@ -366,6 +367,17 @@ TRACKING_DEMO_SPLITS = {"train": (96, 48), "val": (8, 60), "test": (8, 90)}
 TRACKING_DEMO_VERSION = 5
 
 
+def _tracking_marker(seed: int) -> str:
+    return marker_text(f"vidrnn.data.synthetic.ensure_tracking_demo v{TRACKING_DEMO_VERSION} {TRACKING_DEMO_SPLITS}",
+                       seed)
+
+
+def tracking_demo_generated(out_dir: str | os.PathLike, seed: int = 0, setting: str = "folder") -> bool:
+    """Whether the tracking demo generated with ``seed`` is at ``out_dir`` (nothing is written); refused where it
+    holds another seed's, as :func:`~vidrnn.data.synthetic.demo_generated` refuses it."""
+    return is_generated(Path(out_dir), _tracking_marker(seed), set(TRACKING_DEMO_SPLITS), setting)
+
+
 def ensure_tracking_demo(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """The tracking demo at ``out_dir``: ``train/``, ``val/`` and ``test/`` folders of OTB-format sequences.
 
@@ -377,7 +389,4 @@ def ensure_tracking_demo(out_dir: str | os.PathLike, seed: int = 0) -> Path:
             make_tracking_sequences(staging / split, num_sequences=sequences, num_frames=frames,
                                     seed=seed * 1000 + offset)
 
-    marker = marker_text(f"vidrnn.data.synthetic.ensure_tracking_demo v{TRACKING_DEMO_VERSION} {TRACKING_DEMO_SPLITS}",
-                          seed)
-    return ensure_generated(Path(out_dir), marker, set(TRACKING_DEMO_SPLITS), generate)
-
+    return ensure_generated(Path(out_dir), _tracking_marker(seed), set(TRACKING_DEMO_SPLITS), generate)

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache, Refused
 from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
-from vidrnn.data.synthetic_tracking import ensure_tracking_demo
+from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler
@@ -154,7 +154,8 @@ class TrackingDataModule(L.LightningDataModule):
             and so validate together); every other sequence there trains, but for those under ``root/test`` and
             ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
-        demo_dir: where the generated demo lives.
+        demo_dir: where the generated demo lives: one seed's (``seed`` also seeds its scenes, and a ``demo_dir``
+            holding another seed's demo is refused rather than replaced).
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
             ``../shared/data/tracking``; never train or choose settings on it).
         cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
@@ -227,6 +228,8 @@ class TrackingDataModule(L.LightningDataModule):
                 "sub-folders of sequences, or data.val_sequences naming the sequences of root to validate on (or use "
                 "data.root=demo); data.test_root and data.extra_train must be existing folders."
             )
+        if self.root == "demo" or "demo" in self.extra_train:
+            tracking_demo_generated(self.demo_dir, self.seed, setting="data.demo_dir")  # refuses another seed's
         if self.val_sequences is not None and self.root == "demo":
             raise ValueError("data.val_sequences splits a folder of sequences; the demo (data.root=demo) has its own "
                              "train/ and val/ split")

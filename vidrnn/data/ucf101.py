@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 
-__all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "ucf101_index"]
+__all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
 FOLDS = (1, 2, 3)
 VIDEOS_FOLDER = "UCF-101"
@@ -46,8 +46,7 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     official folds put a group number on the same side in every class, so groups are disjoint across train and test
     by name alone, and lists that break this raise rather than yield a leaking split.
     """
-    if fold not in FOLDS:
-        raise ValueError(f"fold must be one of {FOLDS} (UCF101 has three official splits), got {fold!r}")
+    check_fold(fold)
     videos_root = _videos_root(Path(root).expanduser())
     splits_dir = default_splits_dir(videos_root) if splits_dir is None else Path(splits_dir).expanduser()
     if not splits_dir.is_dir():
@@ -75,9 +74,20 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
         root=videos_root,
         classes=classes,
         records=records,
-        split_rule=f"UCF101 official split {fold} ({len(classes)} of {len(listed_classes)} classes)",
+        split_rule=official_split_rule(fold, len(classes), len(listed_classes)),
         missing=missing,
     )
+
+
+def check_fold(fold: int) -> None:
+    """Refuse a fold UCF101's split lists do not have."""
+    if fold not in FOLDS:
+        raise ValueError(f"fold must be one of {FOLDS} (UCF101 has three official splits), got {fold!r}")
+
+
+def official_split_rule(fold: int, present: int, listed: int) -> str:
+    """How an index of ``present`` of the ``listed`` classes was split: the record every run reports."""
+    return f"UCF101 official split {fold} ({present} of {listed} classes)"
 
 
 def _videos_root(root: Path) -> Path:
