@@ -93,6 +93,17 @@ def test_train_and_test_folders_are_the_test_split_whatever_the_seed_but_the_see
     assert "(data.seed: 0 there, 1 here): the validation clips" in _refusal(trained, "validate", seed=1)
 
 
+def test_a_val_folder_is_the_validation_split_whatever_the_validation_fraction_or_seed(tmp_path: Path) -> None:
+    """With train/, val/ and test/ the validation clips are the val/ folder's: another val_fraction was refused as
+    "the validation clips would include clips the model trained on", which was untrue."""
+    root = _folders(tmp_path, explicit=True)
+    (root / "val" / "a").mkdir(parents=True)
+    trained = {**TRAINED, "root": str(root)}
+    assert _refusal(trained, "validate", val_fraction=0.1, seed=1) is None
+    assert "(data.seed: 0 there, 1 here)" in _refusal(trained, "fit", seed=1)  # a resumed fit's epochs draw on it
+    assert _refusal(trained, "fit", val_fraction=0.1) is None
+
+
 def test_the_fix_names_the_training_runs_config_and_a_checkpoint_without_data_settings_is_not_checked(
         tmp_path: Path) -> None:
     trained = {**TRAINED, "root": str(_folders(tmp_path))}

@@ -955,3 +955,16 @@ def test_an_older_checkpoint_is_refused_saying_how_to_convert_it_and_converts(co
     capsys.readouterr()
     assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
     assert "test/acc" in capsys.readouterr().out
+
+
+def test_a_checkpoint_typed_from_inside_its_run_folder_is_still_that_runs(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--ckpt_path checkpoints/latest.ckpt`` typed in the run's folder was no run's: the resume started a new
+    version, and best.ckpt's record was lost, as before resumes went on in their own folder."""
+    from vidrnn.runs import run_folder
+
+    run = tmp_path / "runs" / "lightning_logs" / "version_3"
+    (run / "checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(run)
+    assert run_folder("checkpoints/latest.ckpt") == run_folder(run / "checkpoints" / "latest.ckpt")
+    assert run_folder("checkpoints/latest.ckpt").version == 3

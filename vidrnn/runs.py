@@ -39,8 +39,9 @@ class RunFolder(NamedTuple):
 
 
 def run_folder(checkpoint: str | os.PathLike) -> RunFolder | None:
-    """The run whose ``checkpoints/`` folder holds ``checkpoint``, or ``None`` for a file kept anywhere else."""
-    path = Path(checkpoint)
+    """The run whose ``checkpoints/`` folder holds ``checkpoint``, or ``None`` for a file kept anywhere else. Read
+    from the absolute path, so that ``checkpoints/latest.ckpt`` typed inside the run's folder is that run's too."""
+    path = Path(checkpoint).absolute()
     version = re.fullmatch(r"version_(\d+)", path.parent.parent.name)
     if path.parent.name != "checkpoints" or version is None:
         return None

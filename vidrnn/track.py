@@ -201,7 +201,7 @@ def run_track(args: argparse.Namespace) -> int:
                 progress.update()
             progress.close()
         if args.render is not None:
-            _render(args.video, scale, boxes, args.render, info.fps or 25.0)
+            _render(args.video, scale, boxes, args.render, info.fps)
     except (VideoReadError, ValueError) as error:
         print(f"vidrnn track: error after {len(boxes)} frames: {error}", file=sys.stderr)
         return EXIT_FAILED

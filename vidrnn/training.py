@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
 import yaml
-from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -172,7 +172,7 @@ class _VidrnnCommands:
         from vidrnn.checkpoints import differing_settings
 
         given = self.config.fit.model.as_dict()
-        config = Path(self.checkpoint_path).parent.parent / "config.yaml"
+        config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
         recorded = {**checkpoint.get("hyper_parameters", {}), **_run_optimization(config, self.checkpoint_path)}
         differing = differing_settings(recorded, given, "model")
         if not differing:
@@ -350,7 +350,7 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
 
         from vidrnn.data.module import recorded_data_settings
 
-        config = Path(self.checkpoint_path).parent.parent / "config.yaml"
+        config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
         check_split(recorded_data_settings(checkpoint), self.datamodule.hparams, self.config.subcommand,
                     config if config.is_file() else None, self.datamodule.drawn_keys())
 
@@ -510,7 +510,8 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
     try:
         return _run_task_cli(args)
     except UnusableData as error:
-        print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
+        if rank_zero_only.rank == 0:  # every rank finds it; one says it
+            print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_FAILED) from None
 
 

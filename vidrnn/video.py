@@ -155,8 +155,8 @@ class VideoInfo:
 
     @property
     def duration(self) -> float:
-        """Length in seconds."""
-        return self.num_frames / self.fps if self.fps > 0 else 0.0
+        """Length in seconds (a rate is always above 0: :func:`_usable_fps`)."""
+        return self.num_frames / self.fps
 
 
 class _FrameSource(abc.ABC):

@@ -353,7 +353,7 @@ class VideoDataModule(L.LightningDataModule):
             self.require_fit_data()  # before extracting the test clips, minutes or hours
         self._generate_demo()
         items = self.index.video_items()
-        cached, failed_before = self.cache.settled(items, hp.retry_failed)
+        cached, failed_before = self.cache.settled(items, hp.retry_failed)  # named by setup, per split, with the rest
         if len(cached) + len(failed_before) == len(items):
             self.cache.record_renewed()  # files found with new times but their old bytes: no hashing next time
             self.cache.finalize()
@@ -361,10 +361,6 @@ class VideoDataModule(L.LightningDataModule):
             backbone = build_backbone(self.pipeline.backbone)  # videos that fail are named by setup, per split
             extract_features(items, self.cache, backbone, device=resolve_device(hp.device),
                              num_workers=hp.extract_workers, rank=0, world_size=1, retry_failed=hp.retry_failed)
-        if failed_before and not self._clips:  # once: not again when a fit goes on to test
-            logger.warning("%d videos that could not be read before are left out without trying again (their files "
-                           "are unchanged; data.retry_failed: true tries them); see %s", len(failed_before),
-                           self.cache.dir / "errors.json")
 
     def _generate_demo(self) -> None:
         """Generate the demo dataset where it is asked for and not there yet: once the checks that may refuse the
@@ -480,6 +476,8 @@ class VideoDataModule(L.LightningDataModule):
             return
         clip_lists = {name: list(clips.keys) for name, clips in self._clips.items()}
         copies = identical_copies(clip_lists, labels, self._source_digests())
+        if hp.objective != "classes":  # the labels trained are the clips' order, not these
+            copies["different_labels"] = []
         for message in copy_warnings(copies, self.index.root):
             logger.warning(message)
         if log_dir is not None:

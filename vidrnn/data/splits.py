@@ -56,23 +56,24 @@ _CLASSES_SHOWN = 12
 _COPIES_SHOWN = 3
 
 
-def split_settings(dataset: str, explicit: bool, stage: str) -> tuple[str, ...]:
+def split_settings(dataset: str, explicit: bool, stage: str, validation_given: bool = False) -> tuple[str, ...]:
     """The data settings (``data.NAME``) that decide which clips ``stage`` reads from ``dataset``.
 
     The dataset itself; for UCF101 and the demo the ``fold`` of their split lists; for class folders and unlabeled
     videos the ``test_fraction`` and ``seed`` their test groups are drawn with — unless the root holds ``train/`` and
     ``test/`` (``explicit``), the split as given (UCF101's split lists, ``data.splits``, are compared as folders by
     :func:`check_split`). The validation split (``validate``, and a resumed ``fit``) is drawn
-    from the training side with ``val_fraction`` and ``seed`` for every dataset. Batch size, workers, the cache,
-    sampling and steps change no split.
+    from the training side with ``val_fraction`` and ``seed`` for every dataset, unless an explicit split's ``val/``
+    folder gives it (``validation_given``: then only a resumed fit's ``seed``, which draws its epochs, counts). Batch
+    size, workers, the cache, sampling and steps change no split.
     """
     names = ["dataset"]
     if dataset in ("ucf101", "demo"):
         names.append("fold")
     elif not explicit:
         names += ["test_fraction", "seed"]
-    if stage in ("fit", "validate"):
-        names += ["val_fraction", "seed"]
+    if stage == "fit" or (stage == "validate" and not validation_given):
+        names += ["seed"] if validation_given else ["val_fraction", "seed"]
     return tuple(dict.fromkeys(names))
 
 
@@ -80,8 +81,9 @@ def _differences(trained: Mapping[str, Any], here: Mapping[str, Any], stage: str
     """Each setting that decides ``stage``'s split (for either side's dataset) and differs, as ``data.NAME: A there,
     B here``; a setting the checkpoint does not record counts as unchanged."""
     explicit = here["dataset"] == "folders" and has_explicit_split(here["root"])
-    names = dict.fromkeys(split_settings(trained.get("dataset", here["dataset"]), explicit, stage)
-                          + split_settings(here["dataset"], explicit, stage))
+    given = explicit and (Path(here["root"]).expanduser() / "val").is_dir()
+    names = dict.fromkeys(split_settings(trained.get("dataset", here["dataset"]), explicit, stage, given)
+                          + split_settings(here["dataset"], explicit, stage, given))
     return [f"data.{name}: {trained[name]} there, {here[name]} here" for name in names
             if name in trained and trained[name] != here[name]]
 

@@ -142,7 +142,8 @@ class UsableClips:
 
 
 #: When a video that failed is decoded again.
-_DECODED_AGAIN = "a video that failed is decoded again once its file changes, or with data.retry_failed: true"
+_DECODED_AGAIN = ("a video that failed is decoded again once its file changes (one this user could not read, once it "
+                  "can), or with data.retry_failed: true")
 
 #: What to do about a split whose videos could not be read.
 _FIX_VIDEOS = f"Fix or replace those videos ({_DECODED_AGAIN}), or give data.root a folder of readable ones"
