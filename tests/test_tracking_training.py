@@ -100,6 +100,20 @@ def test_rates_outside_their_range_fail_before_anything_slow(options: dict, mess
         TrackingDataModule(tracker=TrackerSettings(**options))
 
 
+def test_a_tracking_fit_stopped_before_its_first_epoch_names_what_its_cache_kept(
+        config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stop line said "the features extracted so far" also for tracking, whose cache holds simulated runs."""
+    def interrupt(_: TrackingDataModule) -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", interrupt)
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--config", str(config)])
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "vidrnn fit: interrupted (Ctrl-C) before any epoch finished; the simulated tracking runs made so far stay in "
+        "the cache: the same command goes on from there")
+
+
 def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path) -> None:
     folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=10, size=SIZE, seed=3)[0]
     truth = (folder / "groundtruth_rect.txt").read_text().splitlines()

@@ -423,6 +423,28 @@ def test_folders_this_user_cannot_write_are_refused_before_any_extraction(
     assert not folder.exists()
 
 
+def test_a_resume_whose_run_folder_cannot_be_written_says_how_to_go_on_elsewhere(
+        config: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was told to choose another --trainer.default_root_dir, which cannot move a resume: the run goes on in its
+    own folder whatever that flag says."""
+    latest = _latest_checkpoint(config)
+    version = latest.parents[1]
+    capsys.readouterr()
+    access = os.access  # root may write anywhere: the run folder is made read-only for the test
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: Path(path) != version and access(path, mode,
+                                                                                                   **kwargs))
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--ckpt_path", str(latest)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(
+        f"vidrnn: error: {version}: this user cannot write in {version} (permission denied, or a read-only file "
+        f"system); a resumed fit goes on in its own run folder: make it writable for this user, or copy {version} to "
+        f"a folder this user can write (keeping its lightning_logs/{version.name}/ layout) and resume from the "
+        "copy's checkpoints/latest.ckpt")
+
+
 def test_a_cache_that_cannot_be_written_during_a_fit_is_named_saying_how_to_go_on(
         config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk ended the fit in "OSError: 20480 requested and 14272 written", naming nothing."""

@@ -108,6 +108,8 @@ class _VidrnnCommands:
     #: one, or for a keyword (``last``, ``best``) that Lightning resolves itself.
     checkpoint: dict[str, Any] | None = None
     checkpoint_path: str | None = None
+    #: What the task's cache keeps of a stopped command's work, as its stop line names it.
+    cached: str = "the features extracted so far"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Run the command as LightningCLI does. Stopped by Ctrl-C or SIGTERM, it ends with exit status 130 or 143 and
@@ -134,7 +136,8 @@ class _VidrnnCommands:
             return
         command = getattr(self, "subcommand", None)  # unset while the arguments are parsed
         checkpoint = resume_checkpoint(trainer) if command == "fit" and trainer is not None else None
-        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint)}", file=sys.stderr)
+        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint, self.cached)}",
+              file=sys.stderr)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
@@ -199,11 +202,26 @@ class _VidrnnCommands:
         self._require_writable_run_folders()
 
     def _require_writable_run_folders(self) -> None:
-        """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``) before
-        anything slow: Lightning makes the log folder only after ``prepare_data`` has extracted the whole dataset,
-        and failed there in a traceback."""
-        folders = {self.trainer.default_root_dir, *(logger.save_dir for logger in self.trainer.loggers)}
-        for folder in sorted(str(folder) for folder in folders if folder and "://" not in str(folder)):
+        """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``; for a
+        resumed fit, the run's own ``version_N`` folder, where it goes on) before anything slow: Lightning makes the
+        log folder only after ``prepare_data`` has extracted the whole dataset, and failed there in a traceback."""
+        from vidrnn.runs import run_folder
+
+        run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+        if run is not None:
+            version = Path(run.root, run.name, f"version_{run.version}")
+            for folder in (version, version / "checkpoints"):
+                reason = unwritable(folder)
+                if reason is not None:
+                    _usage_error(f"{folder}: {reason}; a resumed fit goes on in its own run folder: make it writable "
+                                 f"for this user, or copy {version} to a folder this user can write (keeping its "
+                                 f"{run.name}/version_{run.version}/ layout) and resume from the copy's "
+                                 "checkpoints/latest.ckpt")
+        folders = {os.path.abspath(folder) for folder in
+                   (self.trainer.default_root_dir, *(logger.save_dir for logger in self.trainer.loggers))
+                   if folder and "://" not in str(folder)}
+        folders -= {run.root} if run is not None else set()  # the resumed run writes only in its version folder
+        for folder in sorted(folders):
             reason = unwritable(Path(folder))
             if reason is not None:
                 _usage_error(f"{folder}: {reason}; the run writes its logs and checkpoints there: choose a folder "
@@ -266,17 +284,17 @@ def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
     return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
 
 
-def _stopped(status: int, command: str | None, checkpoint: str | None) -> str:
+def _stopped(status: int, command: str | None, checkpoint: str | None, cached: str) -> str:
     """How a command was stopped (``status``: 130 or 143), what it kept and how to go on; ``checkpoint``: the one a
-    stopped fit resumes from, if it saved one."""
+    stopped fit resumes from, if it saved one; ``cached``: what the task's cache holds of the work done so far."""
     how = "interrupted (Ctrl-C)" if status == EXIT_INTERRUPTED else "stopped by SIGTERM"
     if command is None:
         return f"{how} before it began"
     if checkpoint is not None:
-        return (f"{how}; the features extracted so far stay in the cache, and the last finished epoch in its "
+        return (f"{how}; {cached} stay in the cache, and the last finished epoch in its "
                 f"checkpoint: resume with the same command and --ckpt_path {checkpoint}")
     before = " before any epoch finished" if command == "fit" else ""
-    return f"{how}{before}; the features extracted so far stay in the cache: the same command goes on from there"
+    return f"{how}{before}; {cached} stay in the cache: the same command goes on from there"
 
 
 def _as_usage_error(check: Callable[[], None]) -> None:
@@ -419,6 +437,8 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
 
 class TrackingCLI(_VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
+
+    cached = "the simulated tracking runs made so far"
 
     def add_arguments_to_parser(self, parser) -> None:
         _add_common_arguments(parser)
