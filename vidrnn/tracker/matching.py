@@ -207,7 +207,7 @@ class TemplateMatcher(nn.Module):
     (see ``benchmarks/RESULTS.md`` for the whole grid).
     """
 
-    def __init__(self, template_cells: int = 5) -> None:
+    def __init__(self, template_cells: int) -> None:
         super().__init__()
         if template_cells < 1 or template_cells % 2 == 0:
             raise ValueError(f"template_cells must be a positive odd number (a centred kernel), got {template_cells}")
