@@ -416,7 +416,7 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     cache.open_for_writing()
     item, source = _video(videos, "a.avi")
     _store(cache, item, source._replace(size=source.size - 1))  # the file changed between decoding and storing
-    assert not cache.is_current(cache.entries()["Class/a.avi"], item)  # so it is extracted again next time
+    assert "Class/a.avi" in cache.entries() and cache.settled([item]) == ([], [])  # so it is extracted again
     outside = type(item)(item.path, "Class/../../../escape", "Class")
     with pytest.raises(ValueError, match="inside the cache"):
         _store(cache, outside, source)

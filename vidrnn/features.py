@@ -279,11 +279,6 @@ class FeatureCache:
         except OSError:
             return False
 
-    def is_current(self, entry: dict[str, Any], item: VideoItem) -> bool:
-        """A manifest or error entry still describes the file on disk: the same size and modification time, or the
-        same size and bytes."""
-        return _source_state(entry, item.path)[0] is not _CHANGED
-
     def require_writable(self, items: Sequence[VideoItem], retry_failed: bool = False) -> None:
         """Refuse (``ValueError`` naming the cache) a cache this user cannot write while any of ``items`` waits to be
         extracted into it: the run would fail only at its first write, after the CNN is built and the first batch
