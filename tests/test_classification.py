@@ -544,3 +544,13 @@ def test_a_clip_that_failed_is_left_out_of_later_fits_without_decoding_until_its
     broken.write_bytes(b"still not a video" * 100)
     with pytest.raises(AssertionError, match="nothing should be decoded"):
         _module(root, tmp_path / "cache").prepare_data()
+
+
+def test_a_checkpoint_of_other_classes_is_refused_naming_how_many_the_list_leaves_out() -> None:
+    """The lists were cut at five names without a word: the sixth class read as if it were in the data."""
+    trained = [f"class{number}" for number in range(7)]
+    model = VideoClassifier(num_classes=7, input_dim=4, class_names=[f"other{number}" for number in range(7)])
+    with pytest.raises(ValueError, match=re.escape(
+            "(not in the data: class0, class1, class2, class3, class4 and 2 more; not trained on: other0, other1, "
+            "other2, other3, other4 and 2 more)")):
+        model.check_checkpoint({"hyper_parameters": {"class_names": trained, "num_classes": 7}}, resuming=False)

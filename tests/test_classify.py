@@ -709,3 +709,14 @@ def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(t
     # --resume knows the escaped row's video: its error row is tried again and replaced, not joined by another
     assert "1 already done (1 tried again after an error row)" in capsys.readouterr().out
     assert len(read_csv(output)) == 2
+
+
+def test_an_order_task_checkpoint_says_what_its_labels_mean(trained, test_videos, tmp_path: Path, capsys) -> None:
+    """An arrow-of-time checkpoint classified videos as forwards/backwards without a word: easily read as classes."""
+    datamodule = trained[0]
+    model = VideoClassifier(2, datamodule.feature_dim, EncoderSpec(hidden_size=16, projection=16),
+                            class_names=["backwards", "forwards"], pipeline=datamodule.pipeline.to_dict())
+    checkpoint = save_untrained(model, tmp_path / "arrow.ckpt")
+    assert classify(*test_videos[:1], "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 0
+    assert ("vidrnn classify: this checkpoint was trained on the arrow of time task: its labels (backwards / "
+            "forwards) say how each video's frames are ordered, not what it shows") in capsys.readouterr().err

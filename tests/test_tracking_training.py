@@ -114,6 +114,20 @@ def test_a_tracking_fit_stopped_before_its_first_epoch_names_what_its_cache_kept
         "the cache: the same command goes on from there")
 
 
+def test_predict_is_refused_for_tracking_before_anything_slow(
+        config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """It simulated every training sequence's runs (an hour and more on a CPU) before Lightning failed on the missing
+    predict_dataloader, in a traceback."""
+    def simulating(_: TrackingDataModule) -> None:
+        raise AssertionError("prepare_data ran")
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", simulating)
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", "--config", str(config)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "vidrnn predict is for classification. A tracker's boxes for a video come from vidrnn track" in error
+
+
 def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path) -> None:
     folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=10, size=SIZE, seed=3)[0]
     truth = (folder / "groundtruth_rect.txt").read_text().splitlines()

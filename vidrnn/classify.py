@@ -19,12 +19,13 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, unwritable
+from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
@@ -397,6 +398,17 @@ def _summary(tried: int, failed: int, skipped: int, retried: int, errors: int, o
     return f"{tried - failed} classified, {failed} failed, {skipped} already done{retries}: {output}{earlier}"
 
 
+def _say_order_task(class_names: Sequence[str]) -> None:
+    """Say what the labels mean when the checkpoint was trained on a temporal-order task: its rows answer whether each
+    video plays forwards (or in order), not what it shows — a checkpoint of ``configs/order_ucf101_cpu.yaml`` is
+    easily taken for a classifier."""
+    for objective, names in ORDER_CLASSES.items():
+        if sorted(class_names) == sorted(names):
+            print(f"vidrnn classify: this checkpoint was trained on the {objective.replace('_', ' ')} task: its labels "
+                  f"({' / '.join(names)}) say how each video's frames are ordered, not what it shows",
+                  file=sys.stderr)
+
+
 def run_classify(args: argparse.Namespace) -> int:
     """Classify every video the arguments name; 0 when every row of the output is a result, 3 while any is an error
     (with --resume, also one from an earlier run), 2 on usage errors, 1 when the decoding processes cannot start (the
@@ -423,6 +435,7 @@ def run_classify(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"vidrnn classify: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    _say_order_task(predictor.class_names)
     batch_size = predictor.batch_size if args.batch_size is None else args.batch_size
     record = run_record(args.ckpt, predictor, args.top_k, batch_size, directory)
     problem = _resume_problem(args.output, kept, record) if args.resume else None

@@ -456,6 +456,16 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse and check ``--ckpt_path`` as both tasks do, then refuse ``predict``, which tracking has no answer
+        for: it simulated every training sequence's runs (an hour and more) before Lightning found no
+        ``predict_dataloader``, in a traceback."""
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand") == "predict":
+            _usage_error("vidrnn predict is for classification. A tracker's boxes for a video come from vidrnn track "
+                         "VIDEO --box x,y,w,h --ckpt CKPT, and its scores on sequences with ground truth from vidrnn "
+                         "test --config CONFIG --ckpt_path CKPT --data.test_root DIR")
+
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer, then hold a ``fit``/``validate`` ``--ckpt_path`` checkpoint against
         the data module's tracker settings (:meth:`FrameTracker.check_checkpoint`) before ``prepare_data`` caches

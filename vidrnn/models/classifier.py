@@ -73,9 +73,15 @@ def _class_difference(trained: list[str], data: list[str]) -> str:
     missing, extra = [name for name in trained if name not in data], [name for name in data if name not in trained]
     if not missing and not extra:
         return "the same names in another order"
-    parts = [f"not in the data: {', '.join(missing[:5])}" if missing else "",
-             f"not trained on: {', '.join(extra[:5])}" if extra else ""]
+    parts = [f"not in the data: {_first_names(missing)}" if missing else "",
+             f"not trained on: {_first_names(extra)}" if extra else ""]
     return "; ".join(part for part in parts if part)
+
+
+def _first_names(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, and how many more there are: a list cut short must not read as complete."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 #: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
