@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
@@ -28,7 +27,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -287,9 +286,9 @@ def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
     """The optimiser and scheduler settings of the run whose ``config.yaml`` this is; where there is none (the
     checkpoint was moved out of its run), a warning says that they cannot be held to the run's."""
     if not config.is_file():
-        warnings.warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
-                      "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
-                      "go on as they were, whatever they say", stacklevel=2)
+        rank_zero_warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
+                       "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
+                       "go on as they were, whatever they say")
         return {}
     model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model") or {}
     return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
@@ -424,17 +423,17 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
             raise ValueError("it records no data module settings")
         seen = fitted_clips(settings)
     except (FileNotFoundError, ValueError) as error:
-        warnings.warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
-                      f"checked ({error}); the test scores are honest only if it did not", stacklevel=2)
+        rank_zero_warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
+                       f"checked ({error}); the test scores are honest only if it did not")
         return
     test = {record.path.resolve() for record in datamodule.index.split("test")}
     seen_test = sorted(test & seen)
     if seen_test and not resolved and not Path(settings["root"]).is_absolute():
         # Recorded as given: relative to wherever the pretraining ran, which need not be here.
-        warnings.warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
-                      f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
-                      f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
-                      "scores would be optimistic: pretrain on the training side of this fit's split", stacklevel=2)
+        rank_zero_warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
+                       f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
+                       f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
+                       "scores would be optimistic: pretrain on the training side of this fit's split")
         return
     if seen_test:
         hp = datamodule.hparams
