@@ -709,3 +709,17 @@ def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(t
     # --resume knows the escaped row's video: its error row is tried again and replaced, not joined by another
     assert "1 already done (1 tried again after an error row)" in capsys.readouterr().out
     assert len(read_csv(output)) == 2
+
+
+def test_more_than_one_process_is_refused_saying_workers_parallelise_decoding(tmp_path: Path, capsys,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank classified every video and wrote the same output file."""
+    (tmp_path / "clip.avi").write_bytes(b"")
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    assert classify(tmp_path / "clip.avi", "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("vidrnn classify: error: launched as 2 processes (WORLD_SIZE=2)") and "--workers" in error
+    assert not (tmp_path / "out.csv").exists()
