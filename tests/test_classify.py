@@ -720,3 +720,17 @@ def test_an_order_task_checkpoint_says_what_its_labels_mean(trained, test_videos
     assert classify(*test_videos[:1], "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 0
     assert ("vidrnn classify: this checkpoint was trained on the arrow of time task: its labels (backwards / "
             "forwards) say how each video's frames are ordered, not what it shows") in capsys.readouterr().err
+
+
+def test_more_than_one_process_is_refused_saying_workers_parallelise_decoding(tmp_path: Path, capsys,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank classified every video and wrote the same output file."""
+    (tmp_path / "clip.avi").write_bytes(b"")
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    assert classify(tmp_path / "clip.avi", "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("vidrnn classify: error: launched as 2 processes (WORLD_SIZE=2)") and "--workers" in error
+    assert not (tmp_path / "out.csv").exists()

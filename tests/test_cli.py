@@ -257,3 +257,23 @@ def test_a_fit_finds_the_cache_vidrnn_extract_made_with_the_same_batch_size(tmp_
     items = same.index.video_items()
     assert same.cache.settled(items) == (items, [])
     assert not data(32).cache.dir.exists()  # other arithmetic, other cache
+
+
+def test_a_lightning_command_ends_with_its_process_group_destroyed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's DDP leaves the gloo group it starts to the interpreter's exit, where tearing it down now and then
+    aborted a finished command ("terminate called without an active exception", exit status 134)."""
+    import torch.distributed as dist
+
+    from vidrnn import training
+
+    def joins_a_group(args: list[str]) -> None:
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+
+    monkeypatch.setattr(training, "run_lightning_cli", joins_a_group)
+    try:
+        assert main(["predict", "--config", "configs/demo.yaml"]) == EXIT_OK
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

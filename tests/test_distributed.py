@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import os
+import socket
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,12 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from vidrnn import distributed
+from vidrnn.cli import main
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import evaluation_sampler, gather_rows, rank_share
+from vidrnn.distributed import TooFewToShare, evaluation_sampler, gather_rows, rank_share
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -40,14 +45,15 @@ def test_a_bare_cuda_device_is_the_gpu_of_this_local_rank(monkeypatch: pytest.Mo
 
 
 def test_one_process_evaluates_everything_itself() -> None:
-    assert evaluation_sampler(list(range(5))) is None
+    assert evaluation_sampler(list(range(5)), "the test split") is None
+    assert evaluation_sampler([0], "the test split") is None
     assert rank_share(["a", "b", "c"]) == ["a", "b", "c"]
     assert gather_rows(("a", "b")) == ["a", "b"]
 
 
 def _sharing_worker(rank: int, init_file: str, answers: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    sampled = list(evaluation_sampler(list(range(5))))
+    sampled = list(evaluation_sampler(list(range(5)), "the test split"))
     shared = rank_share(["s0", "s1", "s2"])
     gathered = gather_rows([f"clip{index}" for index in sampled])
     Path(answers, f"rank{rank}.yaml").write_text(yaml.safe_dump({"sampled": sampled, "shared": shared,
@@ -61,6 +67,18 @@ def test_two_ranks_evaluate_every_item_exactly_once_and_both_get_all_rows(tmp_pa
     assert [answer["sampled"] for answer in ranks] == [[0, 2, 4], [1, 3]]  # no padding with repeats
     assert [answer["shared"] for answer in ranks] == [["s0", "s2"], ["s1"]]
     assert ranks[0]["gathered"] == ranks[1]["gathered"] == ["clip0", "clip2", "clip4", "clip1", "clip3"]
+
+
+def test_an_evaluation_with_fewer_items_than_processes_is_refused_saying_how_to_run_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's sampler ended such a run in a bare AssertionError (after a fit: the test results lost); a process
+    without a batch runs none of Lightning's evaluation hooks, so it cannot join the metrics' reduction."""
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    with pytest.raises(TooFewToShare, match="the test split holds 1 item to evaluate, fewer than the 2 processes "
+                                            r"sharing it .* --trainer.devices 1"):
+        evaluation_sampler([0], "the test split")
+    assert list(evaluation_sampler([0, 1, 2], "the test split")) == [1]
+    assert list(evaluation_sampler([], "the test split")) == []  # nothing to share: Lightning skips it on every rank
 
 
 def _prepare_data_worker(rank: int, dataset: str, cache_root: str, init_file: str) -> None:
@@ -94,10 +112,13 @@ def test_extraction_on_one_rank_never_enters_a_collective_the_others_do_not_join
                                                             str(tmp_path / "init")), nprocs=2)
 
 
+#: What torchrun tells its processes: a test's own runs must not inherit it.
+_TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
 def _vidrnn(*args: str, launcher: list[str] | None = None, timeout: float = 300,
             threads: int | None = None) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    environment = {key: value for key, value in os.environ.items() if key not in _TORCHRUN_VARIABLES}
     if threads is not None:
         environment["OMP_NUM_THREADS"] = str(threads)
     command = [*(launcher or [sys.executable]), "-m", "vidrnn", *args]
@@ -166,3 +187,67 @@ def test_ddp_fit_of_the_demo_config_over_an_uncached_dataset_with_a_broken_video
 
 def _newest_run(runs: Path) -> Path:
     return max((runs / "lightning_logs").glob("version_*"), key=lambda path: int(path.name.split("_")[1]))
+
+
+@pytest.mark.slow
+def test_a_ddp_fit_whose_test_split_is_smaller_than_its_processes_is_refused_before_training(tmp_path: Path) -> None:
+    """With test_after_fit, one test clip on two processes ended the fit in an AssertionError after training, and its
+    test results were lost; now the fit ends before training, saying how to test on one process."""
+    videos = make_classification_dataset(tmp_path / "videos", classes=["Grow", "Shrink"], groups=3, clips_per_group=2,
+                                         num_frames=8, size=(48, 64), seed=4) / "UCF-101"
+    root = tmp_path / "split"
+    for label in ("Grow", "Shrink"):
+        clips = sorted((videos / label).glob("*.avi"))
+        for split, chosen in (("train", clips[:4]), ("val", clips[4:5]), ("test", clips[5:] if label == "Grow" else [])):
+            for clip in chosen:
+                (root / split / label).mkdir(parents=True, exist_ok=True)
+                (root / split / label / clip.name).symlink_to(clip)
+    command = [sys.executable, "-m", "vidrnn", "fit", "--config", "configs/demo.yaml", "--data.dataset", "folders",
+               "--data.root", str(root), "--data.cache_dir", str(tmp_path / "cache"), "--data.steps", "8",
+               "--data.backbone.input_size", "64", "--data.sampling.strategy", "all",
+               "--data.sampling.short_side", "64", "--trainer.default_root_dir", str(tmp_path / "runs"),
+               "--trainer.enable_progress_bar", "false", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+               "--trainer.accelerator", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPOSITORY,
+                            env={key: value for key, value in os.environ.items() if key not in _TORCHRUN_VARIABLES})
+    assert result.returncode == 2, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if "fewer than the 2 processes" in line]
+    assert len(said) == 1 and said[0].startswith("vidrnn fit: error: test_after_fit: the test split holds 1 item")
+    assert "--trainer.devices 1" in said[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "runs").rglob("*.ckpt"))  # refused before training
+
+
+def _extract_worker(rank: int, port: int, arguments: list[str], answers: str) -> None:
+    """One rank of ``torchrun -m vidrnn extract``: the environment torchrun sets, then the command's own entry."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(arguments)
+    Path(answers, f"rank{rank}.yaml").write_text(yaml.safe_dump({"status": status, "out": out.getvalue(),
+                                                                 "err": err.getvalue()}))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_torchrun_extract_shows_one_progress_bar_and_one_total_and_every_rank_exits_3_on_a_failed_video(
+        tmp_path: Path) -> None:
+    """Each rank drew its own bar over the other's, printed its own partial summary (never the total), and only the
+    rank holding the broken video exited 3, which torchrun turned into a failure of the other rank's run too."""
+    root = make_classification_dataset(tmp_path / "videos", classes=["Grow", "Shrink"], groups=3, clips_per_group=1,
+                                       num_frames=4, size=(32, 48), seed=6)
+    broken = sorted((root / "UCF-101").rglob("*.avi"))[1]
+    broken.write_bytes(b"this is not a video")
+    arguments = ["extract", "--root", str(root), "--input-size", "64", "--sampling", "all", "--short-side", "64",
+                 "--workers", "0", "--cache-dir", str(tmp_path / "cache")]
+    torch.multiprocessing.spawn(_extract_worker, args=(_free_port(), arguments, str(tmp_path)), nprocs=2)
+    ranks = [yaml.safe_load((tmp_path / f"rank{rank}.yaml").read_text()) for rank in (0, 1)]
+    assert [answer["status"] for answer in ranks] == [3, 3]
+    assert "extracted 5 videos" in ranks[0]["out"] and "1 failed" in ranks[0]["out"]
+    assert f"FAILED {broken.relative_to(root / 'UCF-101').as_posix()}" in ranks[0]["out"]
+    assert "rank 0's share" in ranks[0]["err"]  # the one bar says what it counts
+    assert ranks[1]["out"] == "" and "extract" not in ranks[1]["err"]

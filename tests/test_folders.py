@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.utilities import rank_zero_only
 
 from conftest import write_video
 from vidrnn.data.folders import folder_index
@@ -343,3 +344,18 @@ def test_the_real_ucf_videos_as_a_folder_dataset_split_by_group() -> None:
     assert all(record.group is not None for record in index.records)
     _assert_groups_disjoint(index)
     assert 0.2 < len(index.split("test")) / len(index.records) < 0.4
+
+
+def test_what_an_index_passes_over_is_said_by_rank_zero_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit or of torchrun builds the index: each said the same warnings again."""
+    _touch(tmp_path, *(f"{split}/a/{split}{n}.mp4" for split in ("train", "test") for n in range(2)), "train/a/b.h265",
+           "extra/x.mp4", "stray.mp4")
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        folder_index(tmp_path)
+    assert caplog.text == ""
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.folders"):
+        folder_index(tmp_path)
+    assert "the index passed over 1 file" in caplog.text and "not read beside them: extra/, stray.mp4" in caplog.text

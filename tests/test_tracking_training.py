@@ -315,7 +315,7 @@ def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkey
 
     monkeypatch.setattr(evaluation, "sequence_rows", record)
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
-                              is_global_zero=False)
+                              is_global_zero=False, world_size=1)
     TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), SimpleNamespace(sequences=lambda split: []),
                      ckpt_path=str(checkpoint))
     tracked = load_tracker(checkpoint, device="cpu")
@@ -332,13 +332,26 @@ def test_vidrnn_test_counts_the_sequences_its_means_average(monkeypatch: pytest.
             for tracker in ("vidrnn", "matching")]
     monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: rows)
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
-                              is_global_zero=True)
+                              is_global_zero=True, world_size=1)
     model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
     sequences = [SimpleNamespace(name="A"), SimpleNamespace(name="B")]
     TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: sequences))
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("(1 sequences, 7 frames; 1 without a frame to score, not in the mean)" in line
                                    for line in lines), lines
+
+
+def test_vidrnn_test_of_a_tracker_says_it_tracks_in_one_process_under_the_ddp_strategy(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Its test bypasses the trainer, which alone starts the processes: with --trainer.devices 2 it tracked in one
+    process without a word, while the docs said the sequences were shared across ranks."""
+    monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: [])
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
+                              is_global_zero=False, world_size=2)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
+    with caplog.at_level("INFO"):
+        TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: []))
+    assert "tracks the test sequences in this one process, not in the 2 of --trainer.devices" in caplog.text
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:

@@ -1036,3 +1036,18 @@ def test_a_checkpoint_typed_from_inside_its_run_folder_is_still_that_runs(tmp_pa
     monkeypatch.chdir(run)
     assert run_folder("checkpoints/latest.ckpt") == run_folder(run / "checkpoints" / "latest.ckpt")
     assert run_folder("checkpoints/latest.ckpt").version == 3
+
+
+def test_a_resume_from_a_checkpoint_moved_out_of_its_run_is_warned_about_by_rank_zero_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit parses the command: each warned again."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from vidrnn.training import _run_optimization
+
+    for rank, expected in ((1, 0), (0, 1)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert _run_optimization(tmp_path / "config.yaml", "kept.ckpt") == {}
+        assert len([w for w in caught if "kept.ckpt: no config.yaml of its run beside it" in str(w.message)]) == expected

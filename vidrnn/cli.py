@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from vidrnn.data.records import DatasetIndex
+    from vidrnn.features import ExtractionReport
 
 
 def _add_probe(commands: argparse._SubParsersAction) -> None:
@@ -217,11 +218,12 @@ def _check_extract_counts(args: argparse.Namespace) -> None:
 
 
 def _run_extract(args: argparse.Namespace) -> int:
-    import torch
-
+    """Extract a dataset's features; under torchrun every rank its share, rank 0 saying the totals of all, and every
+    rank ending with the same status: 3 when any rank's video failed (torchrun itself then reports the ranks failed)."""
     from vidrnn.backbones import BackboneSpec, WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
-    from vidrnn.features import CacheWriteError, FeatureCache, extract_features
+    from vidrnn.distributed import gather_rows, world
+    from vidrnn.features import CacheWriteError, ExtractionReport, FeatureCache, extract_features
     from vidrnn.files import denied
     from vidrnn.sampling import SamplingSpec
     from vidrnn.workers import WorkerStartError
@@ -244,9 +246,11 @@ def _run_extract(args: argparse.Namespace) -> int:
         print(f"vidrnn extract: error: {denied(error)}", file=sys.stderr)
         return EXIT_USAGE
     _init_distributed_from_environment(device)
+    rank, _ = world()
     try:
         report = extract_features(index.video_items(), cache, backbone, device=device, num_workers=args.workers,
                                   limit=args.limit, retry_failed=args.retry_failed)
+        report = ExtractionReport.total(gather_rows([report]))
     except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
         print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
         return EXIT_FAILED
@@ -254,8 +258,13 @@ def _run_extract(args: argparse.Namespace) -> int:
         print(f"vidrnn extract: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        _leave_process_group()
+    if rank == 0:  # under torchrun, the totals of every rank, said once
+        _print_extract_report(report)
+    return EXIT_SOME_FAILED if report.failed or report.failed_before else 0
+
+
+def _print_extract_report(report: ExtractionReport) -> None:
     print(f"cache: {report.cache_dir}")
     print(f"extracted {report.extracted} videos ({report.frames} frames, {report.frames_per_second:.1f} frames/s), "
           f"skipped {report.skipped} already cached, {report.failed} failed")
@@ -266,7 +275,6 @@ def _run_extract(args: argparse.Namespace) -> int:
               "unchanged; --retry-failed tries them):")
         for key, reason in sorted(report.failed_before.items()):
             print(f"  FAILED BEFORE {key}: {reason}")
-    return EXIT_SOME_FAILED if report.failed or report.failed_before else 0
 
 
 def _add_upgrade(commands: argparse._SubParsersAction) -> None:
@@ -332,7 +340,19 @@ def _run_lightning(argv: Sequence[str]) -> int:
     except CacheWriteError as error:
         print(f"vidrnn {argv[0]}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group a command joined, if any, before the interpreter exits: Lightning's DDP leaves the
+    gloo group it starts to the interpreter's teardown, which now and then aborted a finished command ("terminate
+    called without an active exception", exit status 134)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (

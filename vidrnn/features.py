@@ -481,6 +481,17 @@ class ExtractionReport:
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @classmethod
+    def total(cls, reports: Sequence[ExtractionReport]) -> ExtractionReport:
+        """One report of the ranks that shared a run (``torchrun``): their counts summed over the longest rank's time;
+        what every rank found before extracting — the videos cached or failed before — taken once."""
+        first = reports[0]
+        return cls(first.cache_dir, extracted=sum(report.extracted for report in reports), skipped=first.skipped,
+                   failed=sum(report.failed for report in reports), failed_before=first.failed_before,
+                   frames=sum(report.frames for report in reports),
+                   seconds=max(report.seconds for report in reports),
+                   failures={key: reason for report in reports for key, reason in report.failures.items()})
+
 
 _SAME, _RENEWED, _CHANGED = "same", "renewed", "changed"
 
@@ -594,7 +605,7 @@ def extract_features(
                               failed_before={item.key: errors[item.key] for item in failed_before})
     if todo:  # nothing to do writes nothing: a finished cache on a read-only mount is still usable
         _embed_into(cache, todo, backbone, report, device=device, num_workers=num_workers, rank=rank,
-                    progress=progress)
+                    world_size=world_size, progress=progress and rank == 0)
     cache.close_journal()  # this rank writes no more: its journal may be folded
     if distributed:
         torch.distributed.barrier()
@@ -606,14 +617,16 @@ def extract_features(
 
 
 def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: FrozenBackbone, report: ExtractionReport, *,
-                device: torch.device, num_workers: int | None, rank: int, progress: bool) -> None:
-    """Embed ``todo`` into ``cache`` through this rank's journal, counting in ``report``."""
+                device: torch.device, num_workers: int | None, rank: int, world_size: int, progress: bool) -> None:
+    """Embed ``todo`` into ``cache`` through this rank's journal, counting in ``report``; the progress bar (rank 0's
+    alone: the ranks' bars overwrote each other) says when it counts one rank's share."""
+    share = f" (rank {rank}'s share of {world_size} ranks)" if world_size > 1 else ""
     # Taken before decoding: a file replaced while it is decoded is tried again next time, never skipped.
     identities = {item.key: _stat(item.path) for item in todo}
     cache.open_for_writing(rank)
     try:
         start = time.perf_counter()
-        with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}", disable=not progress,
+        with tqdm(total=len(todo), unit="video", desc=f"extract {cache.dir.name}{share}", disable=not progress,
                   mininterval=1.0) as bar:
             for video in embed_videos(todo, cache.sampling, backbone, device=device, batch_size=cache.batch_size,
                                       num_workers=num_workers, identify=True):

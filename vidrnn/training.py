@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
@@ -28,7 +27,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -287,9 +286,9 @@ def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
     """The optimiser and scheduler settings of the run whose ``config.yaml`` this is; where there is none (the
     checkpoint was moved out of its run), a warning says that they cannot be held to the run's."""
     if not config.is_file():
-        warnings.warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
-                      "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
-                      "go on as they were, whatever they say", stacklevel=2)
+        rank_zero_warn(f"{checkpoint_path}: no config.yaml of its run beside it, so this resume cannot hold "
+                       "--model.optimizer and --model.scheduler to the run's: the checkpoint's optimiser and scheduler "
+                       "go on as they were, whatever they say")
         return {}
     model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model") or {}
     return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
@@ -400,6 +399,10 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             _usage_error(f"--model.init_from {error}")
         _require_unseen_test_clips(init_from, load_checkpoint(init_from), self.datamodule)
 
+    def before_fit(self) -> None:
+        """Tell the data module whether the fit ends with a test, so that it checks the test split before training."""
+        self.datamodule.tests_after_fit = self.config.fit.test_after_fit
+
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())
 
@@ -424,17 +427,17 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
             raise ValueError("it records no data module settings")
         seen = fitted_clips(settings)
     except (FileNotFoundError, ValueError) as error:
-        warnings.warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
-                      f"checked ({error}); the test scores are honest only if it did not", stacklevel=2)
+        rank_zero_warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
+                       f"checked ({error}); the test scores are honest only if it did not")
         return
     test = {record.path.resolve() for record in datamodule.index.split("test")}
     seen_test = sorted(test & seen)
     if seen_test and not resolved and not Path(settings["root"]).is_absolute():
         # Recorded as given: relative to wherever the pretraining ran, which need not be here.
-        warnings.warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
-                      f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
-                      f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
-                      "scores would be optimistic: pretrain on the training side of this fit's split", stacklevel=2)
+        rank_zero_warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
+                       f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
+                       f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
+                       "scores would be optimistic: pretrain on the training side of this fit's split")
         return
     if seen_test:
         hp = datamodule.hparams
@@ -478,10 +481,12 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
         built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
-        ``tracking_scores.csv`` into the run's log folder and return the rows. Under DDP each rank tracks its share of
-        the sequences; every rank returns all rows, rank 0 prints and writes them."""
+        ``tracking_scores.csv`` into the run's log folder and return the rows. In a DDP fit's ``test_after_fit`` each
+        rank tracks its share of the sequences; every rank returns all rows, rank 0 prints and writes them. ``vidrnn
+        test`` itself starts no processes (only the trainer's own loops do, and this is none), so it tracks every
+        sequence in one, and says so where the trainer was configured for several."""
         from vidrnn.checkpoints import load_module
-        from vidrnn.distributed import gather_rows, rank_share
+        from vidrnn.distributed import gather_rows, rank_share, world
         from vidrnn.tracker.evaluation import sequence_rows, summary_lines, with_means, write_scores
         from vidrnn.tracker.runtime import Tracker, trained_tracker
         from vidrnn.tracker.search import MatchingSearch
@@ -493,6 +498,10 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
         trackers = {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
         sequences = datamodule.sequences("test")
+        if self.trainer.world_size > 1 and world()[1] == 1:
+            rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
+                           f"{self.trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
+                           "test_after_fit shares them among its processes")
         order = {sequence.name: position for position, sequence in enumerate(sequences)}
         shared = gather_rows(sequence_rows(trackers, rank_share(sequences)))
         rows = with_means(sorted(shared, key=lambda row: order[row.sequence]))
@@ -545,15 +554,18 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
     Data that turns out unable to serve the command once its videos were read (no readable clip in a split it needs,
     a class without a readable training clip: :class:`~vidrnn.data.usable.UnusableData`) ends it with its message
     and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing.
+    An evaluation with fewer items than processes (:class:`~vidrnn.distributed.TooFewToShare`) ends it likewise, as
+    a usage error (exit status 2): the same command in one process runs it.
     """
     from vidrnn.data.usable import UnusableData
+    from vidrnn.distributed import TooFewToShare
 
     try:
         return _run_task_cli(args)
-    except UnusableData as error:
+    except (UnusableData, TooFewToShare) as error:
         if rank_zero_only.rank == 0:  # every rank finds it; one says it
             print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_FAILED) from None
+        raise SystemExit(EXIT_USAGE if isinstance(error, TooFewToShare) else EXIT_FAILED) from None
 
 
 def _run_task_cli(args: list[str]) -> LightningCLI:

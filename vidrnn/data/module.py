@@ -51,7 +51,7 @@ from vidrnn.data.synthetic import demo_generated, demo_index, ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.data.usable import STAGE_SPLITS, UsableClips, require_trained_classes
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import evaluation_sampler
+from vidrnn.distributed import evaluation_sampler, require_shareable
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.files import unwritable
 from vidrnn.objectives import ORDER_CLASSES, Objective
@@ -429,6 +429,24 @@ class VideoDataModule(L.LightningDataModule):
                 self._datasets[name] = OrderTask(clips, hp.objective, name == "train", hp.seed, hp.order_parts)
         if first_setup:
             self._report_splits()
+        if stage == "fit":
+            self._require_shareable_evaluations()
+
+    #: Whether the fit tests its best checkpoint when it ends (``test_after_fit``, which ``vidrnn fit`` sets here): its
+    #: test split is then checked before training, with its validation split.
+    tests_after_fit = False
+
+    def _require_shareable_evaluations(self) -> None:
+        """Under several processes, refuse before training the splits the fit will evaluate that hold fewer items than
+        processes (:func:`~vidrnn.distributed.require_shareable`): the validation split would fail at the first
+        validation, the test split only once training is over, its results lost."""
+        require_shareable(len(self._datasets.get("val", ())), "the val split",
+                          "Hold out more validation clips (data.val_fraction, or a val/ folder) or fit with fewer "
+                          "--trainer.devices")
+        if self.tests_after_fit:
+            require_shareable(len(self._datasets.get("test", ())), "test_after_fit: the test split",
+                              "Fit with --test_after_fit false, then test the best checkpoint in one process: vidrnn "
+                              "test --config RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt --trainer.devices 1")
 
     def require_validation_split(self) -> None:
         """Refuse a ``val_fraction`` above 0 that can hold out nothing: validation takes whole recording groups and
@@ -493,7 +511,8 @@ class VideoDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=self.hparams.batch_size,
                           sampler=EpochSampler(len(dataset), self.hparams.seed, shuffle=True,
                                                epoch=starting_epoch(self.trainer)) if training
-                          else evaluation_sampler(dataset), generator=loader_generator(self.hparams.seed),
+                          else evaluation_sampler(dataset, f"the {split} split"),
+                          generator=loader_generator(self.hparams.seed),
                           num_workers=self.hparams.num_workers, collate_fn=collate_sequences,
                           persistent_workers=self.hparams.num_workers > 0)
 

@@ -428,7 +428,8 @@ class TrackingDataModule(L.LightningDataModule):
         paired = self._split_runs("val")
         windows = EvidenceWindows([run for _, run in paired], self.window, self.val_windows, self.seed, train=False)
         sequences = MatchingRuns(paired, self.window)
-        return [DataLoader(windows, batch_size=self.batch_size, sampler=evaluation_sampler(windows),
+        return [DataLoader(windows, batch_size=self.batch_size,
+                           sampler=evaluation_sampler(windows, "the validation windows (data.val_windows)"),
                            generator=loader_generator(self.seed)),
-                DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences),
+                DataLoader(sequences, batch_size=None, sampler=evaluation_sampler(sequences, "the validation sequences"),
                            generator=loader_generator(self.seed))]
