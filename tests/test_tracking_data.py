@@ -24,11 +24,11 @@ TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
 
 def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg", first: int = 1) -> Path:
-    """Write ``count`` 32x32 frames numbered from ``first``, frame ``i`` a flat grey of level ``8 * i`` (OTB
+    """Write ``count`` 32x32 frames numbered from ``first``, frame ``i`` a flat grey of level ``8 * i`` modulo 256 (OTB
     naming)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        cv2.imwrite(str(folder / pattern.format(index + first)), np.full((32, 32, 3), 8 * index, dtype=np.uint8))
+        cv2.imwrite(str(folder / pattern.format(index + first)), np.full((32, 32, 3), 8 * index % 256, dtype=np.uint8))
     return folder
 
 
@@ -151,6 +151,24 @@ def test_otb_david_starts_at_its_300th_image_when_the_earlier_ones_are_there(tmp
     levels = [round(float(frame.mean()) / 8) for frame in sequence.read()]
     assert levels == [4, 5, 6, 7]  # the frames of images 0300..0303
     assert [index for index, _ in sequence.iter_frames(chunk_size=2)][0].tolist() == [4, 5]
+
+
+@pytest.mark.parametrize(("images", "boxes"), [(20, 20), (310, 310), (8, 6)])
+def test_a_folder_named_david_whose_counts_are_not_otbs_david_reads_from_its_first_image(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, images: int, boxes: int) -> None:
+    """Only OTB's David holds more images than boxes by the images before its annotation (0001..0299): any other
+    folder of that name is read from its first image, each box with its own frame, and no warning says otherwise.
+    Taken for David, 20 images and 20 boxes were refused with a negative frame count, and 310 of each were paired
+    299 frames apart with a warning that 299 boxes had no frame."""
+    folder = write_otb(tmp_path / "david", images, [f"{index + 1},1,4,4" for index in range(boxes)])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        sequence = load_sequence(folder)
+    assert (sequence.first_frame, sequence.num_frames) == (0, min(images, boxes))
+    assert sequence.boxes[:, 0].tolist() == list(range(min(images, boxes)))
+    if images == boxes:
+        assert not caplog.records
+    else:
+        assert f"{images} frames, {boxes} boxes: last {images - boxes} frames dropped" in caplog.text
 
 
 def test_crlf_and_trailing_blank_lines_are_accepted(tmp_path: Path) -> None:
