@@ -603,6 +603,25 @@ def test_a_first_box_too_small_to_track_is_refused_for_test_and_left_out_of_trai
         module.sequences("test")
 
 
+def test_a_sequence_of_one_frame_is_left_out_of_training_and_validation_and_refused_for_test(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A tracker is given the first frame and answers from the second on: a one-frame sequence has nothing to track.
+    In validation it crashed the fit (an LSTM over no steps); in training it was kept without a word."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1")
+    for split in ("train", "val", "test"):
+        write_otb(root / split / "Single", 1, ["1,1,4,4"] * 3)
+    module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_datamodule"):
+        assert _split_names(module, "train", "val") == [["Couple"], ["Crossing"]]
+    left_out = [record.getMessage() for record in caplog.records
+                if record.name == "vidrnn.data.tracking_datamodule" and "Single" in record.getMessage()]
+    assert len(left_out) == 2 and all("one frame to track" in message and "1 frame" in message and "3 boxes" in message
+                                      for message in left_out), left_out
+    assert "left out of train" in left_out[0] and "left out of val" in left_out[1]
+    with pytest.raises(ValueError, match=r"Single: one frame to track"):
+        module.sequences("test")
+
+
 def test_a_test_folder_without_sequences_says_what_a_sequence_looks_like(tmp_path: Path) -> None:
     root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
     bench = tmp_path / "trackingnet" / "TRAIN_0"
