@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,12 +13,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import save_untrained
+from conftest import save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
-from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.tracker_module import FrameTracker
@@ -391,6 +392,51 @@ def test_without_a_checkpoint_the_matching_tracker_writes_a_row_per_frame(tmp_pa
         assert main(["track", str(folder / "img"), "--box", box, *flags, "--output", str(output)]) == 0
         rows.append(output.read_text())
     assert len(rows[0].splitlines()) == 8 + 1 and rows[0] == rows[1]
+
+
+def _zero_frames(video: Path, frames: range) -> Path:
+    """Zero the data of ``frames`` in an MJPG AVI (its ``00dc`` chunks), as a bad sector or a broken download leaves
+    them: the decoder passes over them and numbers the frames after them as decoded."""
+    data = bytearray(video.read_bytes())
+    chunks, at = [], data.find(b"movi")
+    while (at := data.find(b"00dc", at + 1)) >= 0:
+        chunks.append(at)
+    for index in frames:
+        size = struct.unpack_from("<I", data, chunks[index] + 4)[0]
+        data[chunks[index] + 8 : chunks[index] + 8 + size] = bytes(size)
+    video.write_bytes(bytes(data))
+    return video
+
+
+def _frames_changing_size(folder: Path) -> Path:
+    """A folder of 6 frames: 0-2 at 64x48 pixels, 3-5 at 32x24."""
+    folder.mkdir(parents=True)
+    for index in range(6):
+        size = (48, 64) if index < 3 else (24, 32)
+        cv2.imwrite(str(folder / f"{index + 1:04d}.jpg"), np.full((*size, 3), 10 * index, dtype=np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize(("kind", "kept", "says"), [
+    ("damaged", 3, "frames from 3 on could not be decoded"),
+    ("resized", 3, "frame 3 is 32x24 pixels, the first frame read 64x48"),
+])
+def test_track_stops_at_a_frame_it_cannot_number_or_size_as_the_video_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, kept: int, says: str) -> None:
+    """A damaged stretch was passed over and the frames after it numbered as decoded (a 20-frame video with frames
+    5-7 zeroed gave 17 rows, 0-16); frames of another size were resized to the first's, and their boxes written in
+    its pixels. Either way rows no longer said where the target was: the command now ends there, with exit status 1,
+    naming the file and the frame, and keeps the rows of the frames before it."""
+    if kind == "damaged":
+        video = _zero_frames(write_video(tmp_path / "clip.avi", 8, size=(48, 64)), range(3, 5))
+    else:
+        video = _frames_changing_size(tmp_path / "img")
+    output = tmp_path / "boxes.csv"
+    assert main(["track", str(video), "--box", "10,10,20,20", "--output", str(output), "--device", "cpu"]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert f"vidrnn track: error: {video}" in error and says in error, error
+    assert f"{output} holds the boxes of frames 0-{kept - 1}" in error, error
+    assert [int(row["frame"]) for row in csv.DictReader(output.open())] == list(range(kept))
 
 
 def _read_boxes(path: Path) -> np.ndarray:

@@ -124,9 +124,13 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _frames(video: Path, scale: WorkingScale) -> Iterator[np.ndarray]:
+    """The video's frames at the working size, each as the file numbers it and at the first frame's size: a damaged
+    stretch (which would renumber the frames after it) or a frame of another size (whose box would be written in the
+    first frame's pixels) ends the stream with a :class:`~vidrnn.video.VideoReadError` naming it, after the frames
+    before it (``frame_exact``)."""
     from vidrnn.video import iter_frames
 
-    for _, chunk in iter_frames(video, size=scale.size, chunk_size=16):
+    for _, chunk in iter_frames(video, size=scale.size, chunk_size=16, frame_exact=True):
         yield from chunk
 
 
@@ -167,6 +171,13 @@ def _check_box(box: list[float], width: int, height: int, scale: WorkingScale) -
                          "--max-side (0: full resolution)") from error
 
 
+def _rows_kept(output: Path, count: int) -> str:
+    """What a run stopped midway left in ``output``, after ``count`` boxes."""
+    if count == 0:
+        return f"{output} holds no box"
+    return f"{output} holds the boxes of frames 0-{count - 1}"
+
+
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -193,17 +204,16 @@ def run_track(args: argparse.Namespace) -> int:
         with args.output.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["frame", "x", "y", "w", "h"])
-            progress = tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0)
-            for index, box in enumerate(tracker.track(_frames(args.video, scale), scale.down(args.box))):
-                writer.writerow([index, *(f"{value:.2f}" for value in scale.up(box))])
-                handle.flush()
-                boxes.append(box)
-                progress.update()
-            progress.close()
+            with tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0) as progress:
+                for index, box in enumerate(tracker.track(_frames(args.video, scale), scale.down(args.box))):
+                    writer.writerow([index, *(f"{value:.2f}" for value in scale.up(box))])
+                    handle.flush()
+                    boxes.append(box)
+                    progress.update()
         if args.render is not None:
             _render(args.video, scale, boxes, args.render, info.fps)
     except (VideoReadError, ValueError) as error:
-        print(f"vidrnn track: error after {len(boxes)} frames: {error}", file=sys.stderr)
+        print(f"vidrnn track: error: {error}; {_rows_kept(args.output, len(boxes))}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""))
     return EXIT_OK
