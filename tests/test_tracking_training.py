@@ -350,6 +350,35 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
         main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
 
 
+def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:
+    """``--box -5,10,40,40`` ended in argparse's "expected one argument": a value that begins with "-" was taken for
+    an option."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    output = tmp_path / "boxes.csv"
+    assert main(["track", str(video), "--box", "-5,10,20,20", "--output", str(output), "--device", "cpu"]) == 0
+    assert _read_boxes(output)[0].tolist() == [-5, 10, 20, 20]
+
+
+def test_track_refuses_an_existing_output_unless_told_to_overwrite_it(tmp_path: Path, capsys) -> None:
+    """It truncated an earlier run's boxes (by default boxes.csv) as it started, without a word."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    output, rendered = tmp_path / "boxes.csv", tmp_path / "boxes.mp4"
+    output.write_text("earlier results\n")
+    command = ["track", str(video), "--box", "10,10,20,20", "--output", str(output), "--device", "cpu"]
+    assert main(command) == EXIT_USAGE
+    assert f"vidrnn track: error: {output} already exists: give another --output, or --overwrite" in \
+        capsys.readouterr().err
+    assert output.read_text() == "earlier results\n"
+    rendered.write_bytes(b"earlier video")
+    assert main([*command[:-4], "--output", str(tmp_path / "new.csv"), "--render", str(rendered)]) == EXIT_USAGE
+    assert f"{rendered} already exists: give another --render, or --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "new.csv").exists() and rendered.read_bytes() == b"earlier video"
+    assert main([*command, "--render", str(rendered), "--overwrite"]) == 0
+    assert len(_read_boxes(output)) == 3 and rendered.read_bytes() != b"earlier video"
+
+
 def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:
     """--template-rate with a trained head made evidence unlike what the head learnt from, without a word; without
     the head (--matching-only) any rate is the user's choice."""
