@@ -18,7 +18,7 @@ from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.tracker_module import FrameTracker
@@ -296,15 +296,15 @@ def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkey
                 "pytorch-lightning_version": "2.0.0"}, checkpoint)
     used = {}
 
-    def record(trackers, sequences, progress=True):
+    def record(trackers, sequences, progress=True, root=None):
         used.update({name: track.__self__ for name, track in trackers.items()})
-        return []
+        return evaluation.SequenceRows()
 
     monkeypatch.setattr(evaluation, "sequence_rows", record)
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
                               is_global_zero=False)
-    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), SimpleNamespace(sequences=lambda split: []),
-                     ckpt_path=str(checkpoint))
+    datamodule = SimpleNamespace(sequences=lambda split: [], test_folder=tmp_path)
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), datamodule, ckpt_path=str(checkpoint))
     tracked = load_tracker(checkpoint, device="cpu")
     assert used["vidrnn"].redetect_below == tracked.redetect_below == 0.4 and used["vidrnn"].head is not None
     assert used["vidrnn"].settings == tracked.settings
@@ -317,15 +317,82 @@ def test_vidrnn_test_counts_the_sequences_its_means_average(monkeypatch: pytest.
     scored, unscored = SequenceScore(7, 0.5, 0.6, 1.0), SequenceScore(0, float("nan"), float("nan"), float("nan"))
     rows = [evaluation.ScoreRow(name, tracker, score, 10.0) for name, score in (("A", scored), ("B", unscored))
             for tracker in ("vidrnn", "matching")]
-    monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: rows)
+    monkeypatch.setattr(evaluation, "sequence_rows",
+                        lambda trackers, sequences, progress=True, root=None: evaluation.SequenceRows(rows))
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
                               is_global_zero=True)
     model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
-    sequences = [SimpleNamespace(name="A"), SimpleNamespace(name="B")]
-    TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: sequences))
+    sequences = [SimpleNamespace(name_under=lambda root, name=name: name) for name in ("A", "B")]
+    datamodule = SimpleNamespace(sequences=lambda split: sequences, test_folder=Path("bench"))
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), model, datamodule)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("(1 sequences, 7 frames; 1 without a frame to score, not in the mean)" in line
                                    for line in lines), lines
+
+
+def test_vidrnn_test_refuses_an_untrackable_test_sequence_as_a_usage_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-frame test sequence came out of a ValueError traceback; now it is named, with status 2, as the CLI's
+    other refusals are."""
+    bench = tmp_path / "bench"
+    make_tracking_sequences(bench, num_sequences=1, num_frames=4, size=SIZE, seed=4)
+    single = make_tracking_sequences(tmp_path / "one", num_sequences=1, num_frames=3, size=SIZE, seed=5)[0]
+    for image in ("0002.jpg", "0003.jpg"):
+        (single / "img" / image).unlink()
+    single.rename(bench / "Single")
+    with pytest.raises(SystemExit) as refused:
+        main(["test", "--config", str(config), "--data.test_root", str(bench)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {bench}: test sequences that cannot be tracked and scored: Single: one "
+                            "frame to track"), error
+
+
+def test_vidrnn_test_scores_every_readable_sequence_and_names_those_it_could_not_track(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sequence whose frames change size raised only when tracking reached it, and every sequence tracked before
+    was lost; two sequences of one name in different folders were one name in tracking_scores.csv. Now each
+    sequence is named by its path under the test root, the others are scored and written, and the command ends with
+    status 3 naming the sequence it could not track and why."""
+    bench = tmp_path / "bench"
+    for seed, folder in enumerate(("a", "b", "c")):
+        made = make_tracking_sequences(tmp_path / "made", num_sequences=1, num_frames=3, size=SIZE, seed=seed)[0]
+        (bench / folder).mkdir(parents=True)
+        made.rename(bench / folder / "Seq")
+    resized = bench / "c" / "Seq" / "img" / "0002.jpg"
+    cv2.imwrite(str(resized), np.zeros((SIZE[0] // 2, SIZE[1] // 2, 3), np.uint8))
+    for split in ("train", "val"):
+        make_tracking_sequences(tmp_path / split, num_sequences=1, num_frames=3, size=SIZE, seed=len(split))
+    datamodule = TrackingDataModule(root=str(tmp_path), test_root=str(bench), cache_dir=str(tmp_path / "cache"))
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=str(tmp_path / "log"),
+                              is_global_zero=True)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
+    with pytest.raises(SystemExit) as ended:
+        TrackingCLI.test(SimpleNamespace(trainer=trainer), model, datamodule)
+    assert ended.value.code == EXIT_SOME_FAILED
+    rows = list(csv.DictReader((tmp_path / "log" / "tracking_scores.csv").open()))
+    assert [(row["sequence"], row["tracker"]) for row in rows] == [
+        ("a/Seq", "vidrnn"), ("a/Seq", "matching"), ("b/Seq", "vidrnn"), ("b/Seq", "matching"),
+        ("MEAN", "vidrnn"), ("MEAN", "matching")]
+    assert rows[0]["success_auc"] != rows[2]["success_auc"]  # two sequences, not one scored twice
+    error = capsys.readouterr().err
+    assert (f"vidrnn test: error: 1 of 3 test sequences not scored ({tmp_path / 'log' / 'tracking_scores.csv'} "
+            "holds the other 2): "
+            f"c/Seq: {resized.parent}: frame 1 is") in error, error
+
+
+def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_could_not_track(tmp_path: Path) -> None:
+    """The benchmarks' ``evaluate`` tracks every sequence, then names those it could not, rather than print means of
+    a smaller benchmark than the one named."""
+    folders = make_tracking_sequences(tmp_path, num_sequences=2, num_frames=3, size=SIZE, seed=6)
+    cv2.imwrite(str(folders[1] / "img" / "0003.jpg"), np.zeros((8, 8, 3), np.uint8))
+    sequences = [load_sequence(folder) for folder in folders]
+    staying = {"staying": lambda frames, box: [box for _ in frames]}
+    made = evaluation.sequence_rows(staying, sequences, progress=False, root=tmp_path)
+    assert [row.sequence for row in made.rows] == [folders[0].name]
+    assert [item.sequence for item in made.unscored] == [folders[1].name] and "frame 2 is 8x8" in made.unscored[0].reason
+    with pytest.raises(ValueError, match=rf"1 of 2 sequences not scored: {folders[1].name}: .*frame 2 is 8x8"):
+        evaluate(staying, sequences, progress=False)
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:

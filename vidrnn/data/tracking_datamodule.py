@@ -265,7 +265,9 @@ class TrackingDataModule(L.LightningDataModule):
         return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
 
     @property
-    def _test_folder(self) -> Path:
+    def test_folder(self) -> Path:
+        """Where the test sequences are: ``test_root``, else ``root/test``; scores name each sequence by its path
+        under it."""
         return Path(self.test_root) if self.test_root else self.data_root / "test"
 
     @property
@@ -311,7 +313,7 @@ class TrackingDataModule(L.LightningDataModule):
         """Where the sequences of ``train``, ``val`` or ``test`` are, found without decoding: what splits them and what
         :meth:`_check_apart` compares."""
         if split == "test":
-            return self._found(self._test_folder)
+            return self._found(self.test_folder)
         if self.val_sequences is None:
             entries = self._found(self.data_root / split)
         else:
@@ -376,7 +378,7 @@ class TrackingDataModule(L.LightningDataModule):
                 by_reason.setdefault(problem, []).append(sequence.name)
         if by_reason:
             reasons = "; ".join(f"{', '.join(names)}: {problem}" for problem, names in by_reason.items())
-            raise ValueError(f"{self._test_folder}: test sequences that cannot be tracked and scored: {reasons}. Fix "
+            raise ValueError(f"{self.test_folder}: test sequences that cannot be tracked and scored: {reasons}. Fix "
                              "their ground truth or move them out of the test folder rather than score a smaller "
                              "benchmark")
 
@@ -389,8 +391,8 @@ class TrackingDataModule(L.LightningDataModule):
         return self._splits[split]
 
     def _load_split(self, split: str) -> list[TrackingSequence]:
-        if split == "test" and not self._test_folder.is_dir():
-            raise FileNotFoundError(f"no test sequences: {self._test_folder} does not exist; set data.test_root to a "
+        if split == "test" and not self.test_folder.is_dir():
+            raise FileNotFoundError(f"no test sequences: {self.test_folder} does not exist; set data.test_root to a "
                                     "folder of sequences to evaluate on")
         return self._trackable(load_entries(self._entries(split)), split)
 

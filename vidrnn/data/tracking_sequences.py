@@ -136,6 +136,14 @@ class TrackingSequence:
         sequence's length."""
         return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size, frame_exact=True)
 
+    def name_under(self, root: Path) -> str:
+        """The sequence's name preceded by the folders between ``root`` and its own folder (``otb/Couple``, an OTB
+        folder's targets ``otb/Jogging-1``): names alone can repeat under a root (``a/Seq``, ``b/Seq``). Its name
+        alone when its folder is ``root`` itself, lies outside it, or is unknown (a sequence made in memory)."""
+        if self.ground_truth is None or not self.ground_truth.parent.parent.is_relative_to(root):
+            return self.name
+        return (self.ground_truth.parent.parent.relative_to(root) / self.name).as_posix()
+
     @property
     def _indices(self) -> range:
         return range(self.first_frame, self.first_frame + self.num_frames)
