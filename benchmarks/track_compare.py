@@ -101,12 +101,14 @@ def _parse_checkpoints(text: str) -> tuple[str, list[Path]]:
     return name, [Path(path) for path in paths.split(",")]
 
 
-def validation_sequences(config: Path) -> list[TrackingSequence]:
+def validation_sequences(config: Path) -> tuple[list[TrackingSequence], Path]:
     """The sequences a tracking config validates on, split exactly as its data module splits them (``data.root``'s
-    ``val/``, or ``data.val_sequences``: folders or single targets, at any depth, none of the test side)."""
+    ``val/``, or ``data.val_sequences``: folders or single targets, at any depth, none of the test side), and the
+    data root the tables name them under."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))["data"]
     where = {name: data[name] for name in ("root", "val_sequences", "test_root", "demo_dir") if name in data}
-    return TrackingDataModule(**where).sequences("val")
+    module = TrackingDataModule(**where)
+    return module.sequences("val"), module.data_root
 
 
 def _summary(name: str, rows: list[ScoreRow]) -> str:
@@ -120,21 +122,22 @@ def _summary(name: str, rows: list[ScoreRow]) -> str:
             f"{np.median([row.frames_per_second for row in rows]):.1f} |")
 
 
-def _per_sequence_table(sequences: list[TrackingSequence], designs: dict[str, list[str]],
+def _per_sequence_table(sequences: list[TrackingSequence], root: Path, designs: dict[str, list[str]],
                         scores: dict[tuple[str, str], ScoreRow]) -> list[str]:
-    """Success AUC per sequence, mean over each design's seeds; with a noise floor, a last column of its spread."""
+    """Success AUC per sequence (named by its path under ``root``, as the rows are), mean over each design's seeds;
+    with a noise floor, a last column of its spread."""
     columns = {name: runs for name, runs in designs.items() if name != NOISE_FLOOR}
     floor = designs.get(NOISE_FLOOR)
     lines = ["", "Success AUC per sequence (mean over seeds)", "",
              "| sequence | frames | " + " | ".join(columns) + (" | noise floor: spread |" if floor else " |"),
              "|---|---:|" + "---:|" * (len(columns) + bool(floor))]
     for sequence in sequences:
-        cells = [f"{np.mean([scores[sequence.name, run].score.success_auc for run in runs]):.3f}"
-                 for runs in columns.values()]
+        name = sequence.name_under(root)
+        cells = [f"{np.mean([scores[name, run].score.success_auc for run in runs]):.3f}" for runs in columns.values()]
         if floor:
-            aucs = [scores[sequence.name, run].score.success_auc for run in floor]
+            aucs = [scores[name, run].score.success_auc for run in floor]
             cells.append(f"{max(aucs) - min(aucs):.3f}")
-        lines.append(f"| {sequence.name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {sequence.num_frames} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                         "difference that means anything")
     args = parser.parse_args(argv)
 
-    sequences = validation_sequences(args.val_of) if args.val_of else find_sequences(args.root)
+    sequences, root = validation_sequences(args.val_of) if args.val_of else (find_sequences(args.root), args.root)
     trackers: dict[str, TrackFunction] = {}
     designs: dict[str, list[str]] = {}
     for name, paths in args.ckpt:
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         trackers.update(moved)
         designs[NOISE_FLOOR] = ["matching-only", *moved]
 
-    rows = evaluate(trackers, sequences)
+    rows = evaluate(trackers, sequences, root=root)
     scores = {(row.sequence, row.tracker): row for row in rows}
     where = f"the validation sequences of {args.val_of}" if args.val_of else str(args.root)
     lines = [
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [_summary(design, [scores["MEAN", run] for run in runs]) for design, runs in designs.items()]
-    lines += _per_sequence_table(sequences, designs, scores)
+    lines += _per_sequence_table(sequences, root, designs, scores)
     table = "\n".join(lines)
     print(table)
     if args.markdown is not None:

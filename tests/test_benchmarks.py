@@ -35,8 +35,22 @@ def test_the_comparison_validates_on_the_sequences_the_configs_data_module_valid
     (jogging / "groundtruth_rect.2.txt").write_text("2,2,4,4\n" * 3)
     config = tmp_path / "track.yaml"
     config.write_text(f"data:\n  root: {root}\n  val_sequences: [Jogging]\n")
-    validated = _load("track_compare").validation_sequences(config)
-    assert [sequence.name for sequence in validated] == ["Jogging-1", "Jogging-2"]
+    validated, named_under = _load("track_compare").validation_sequences(config)
+    assert [sequence.name_under(named_under) for sequence in validated] == ["Jogging-1", "Jogging-2"]
+
+
+def test_the_comparison_tells_apart_two_sequences_of_one_name_in_different_folders(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scores were keyed by the sequence's name: a/Seq and b/Seq were one row, both showing one of them."""
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+
+    for seed, folder in enumerate(("a", "b")):
+        made = make_tracking_sequences(tmp_path / "made", num_sequences=1, num_frames=3, size=(96, 128), seed=seed)[0]
+        (tmp_path / "bench" / folder).mkdir(parents=True)
+        made.rename(tmp_path / "bench" / folder / "Seq")
+    assert _load("track_compare").main(["--root", str(tmp_path / "bench"), "--no-opencv"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith(("| a/", "| b/"))]
+    assert [row[0] for row in rows] == ["| a/Seq", "| b/Seq"] and rows[0][2] != rows[1][2], rows
 
 
 def test_the_comparison_reports_a_noise_floor_from_first_boxes_moved_a_hundredth_of_a_pixel(

@@ -24,11 +24,11 @@ TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
 
 def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg", first: int = 1) -> Path:
-    """Write ``count`` 32x32 frames numbered from ``first``, frame ``i`` a flat grey of level ``8 * i`` (OTB
+    """Write ``count`` 32x32 frames numbered from ``first``, frame ``i`` a flat grey of level ``8 * i`` modulo 256 (OTB
     naming)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        cv2.imwrite(str(folder / pattern.format(index + first)), np.full((32, 32, 3), 8 * index, dtype=np.uint8))
+        cv2.imwrite(str(folder / pattern.format(index + first)), np.full((32, 32, 3), 8 * index % 256, dtype=np.uint8))
     return folder
 
 
@@ -151,6 +151,24 @@ def test_otb_david_starts_at_its_300th_image_when_the_earlier_ones_are_there(tmp
     levels = [round(float(frame.mean()) / 8) for frame in sequence.read()]
     assert levels == [4, 5, 6, 7]  # the frames of images 0300..0303
     assert [index for index, _ in sequence.iter_frames(chunk_size=2)][0].tolist() == [4, 5]
+
+
+@pytest.mark.parametrize(("images", "boxes"), [(20, 20), (310, 310), (8, 6)])
+def test_a_folder_named_david_whose_counts_are_not_otbs_david_reads_from_its_first_image(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, images: int, boxes: int) -> None:
+    """Only OTB's David holds more images than boxes by the images before its annotation (0001..0299): any other
+    folder of that name is read from its first image, each box with its own frame, and no warning says otherwise.
+    Taken for David, 20 images and 20 boxes were refused with a negative frame count, and 310 of each were paired
+    299 frames apart with a warning that 299 boxes had no frame."""
+    folder = write_otb(tmp_path / "david", images, [f"{index + 1},1,4,4" for index in range(boxes)])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        sequence = load_sequence(folder)
+    assert (sequence.first_frame, sequence.num_frames) == (0, min(images, boxes))
+    assert sequence.boxes[:, 0].tolist() == list(range(min(images, boxes)))
+    if images == boxes:
+        assert not caplog.records
+    else:
+        assert f"{images} frames, {boxes} boxes: last {images - boxes} frames dropped" in caplog.text
 
 
 def test_crlf_and_trailing_blank_lines_are_accepted(tmp_path: Path) -> None:
@@ -582,6 +600,25 @@ def test_a_first_box_too_small_to_track_is_refused_for_test_and_left_out_of_trai
         assert _split_names(module, "train") == [["Couple"]]
     assert "Tiny" in caplog.text and "at least 2x2" in caplog.text
     with pytest.raises(ValueError, match=r"Speck.*at least 2x2 pixels; got w=1.5, h=1.5"):
+        module.sequences("test")
+
+
+def test_a_sequence_of_one_frame_is_left_out_of_training_and_validation_and_refused_for_test(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A tracker is given the first frame and answers from the second on: a one-frame sequence has nothing to track.
+    In validation it crashed the fit (an LSTM over no steps); in training it was kept without a word."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1")
+    for split in ("train", "val", "test"):
+        write_otb(root / split / "Single", 1, ["1,1,4,4"] * 3)
+    module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_datamodule"):
+        assert _split_names(module, "train", "val") == [["Couple"], ["Crossing"]]
+    left_out = [record.getMessage() for record in caplog.records
+                if record.name == "vidrnn.data.tracking_datamodule" and "Single" in record.getMessage()]
+    assert len(left_out) == 2 and all("one frame to track" in message and "1 frame" in message and "3 boxes" in message
+                                      for message in left_out), left_out
+    assert "left out of train" in left_out[0] and "left out of val" in left_out[1]
+    with pytest.raises(ValueError, match=r"Single: one frame to track"):
         module.sequences("test")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,12 +13,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import save_untrained
+from conftest import save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
-from vidrnn.exit_codes import EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.tracker_module import FrameTracker
@@ -309,15 +310,15 @@ def test_vidrnn_test_scores_the_tracker_vidrnn_track_runs(tmp_path: Path, monkey
                 "pytorch-lightning_version": "2.0.0"}, checkpoint)
     used = {}
 
-    def record(trackers, sequences, progress=True):
+    def record(trackers, sequences, progress=True, root=None):
         used.update({name: track.__self__ for name, track in trackers.items()})
-        return []
+        return evaluation.SequenceRows()
 
     monkeypatch.setattr(evaluation, "sequence_rows", record)
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
                               is_global_zero=False, world_size=1)
-    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), SimpleNamespace(sequences=lambda split: []),
-                     ckpt_path=str(checkpoint))
+    datamodule = SimpleNamespace(sequences=lambda split: [], test_folder=tmp_path)
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), datamodule, ckpt_path=str(checkpoint))
     tracked = load_tracker(checkpoint, device="cpu")
     assert used["vidrnn"].redetect_below == tracked.redetect_below == 0.4 and used["vidrnn"].head is not None
     assert used["vidrnn"].settings == tracked.settings
@@ -330,12 +331,14 @@ def test_vidrnn_test_counts_the_sequences_its_means_average(monkeypatch: pytest.
     scored, unscored = SequenceScore(7, 0.5, 0.6, 1.0), SequenceScore(0, float("nan"), float("nan"), float("nan"))
     rows = [evaluation.ScoreRow(name, tracker, score, 10.0) for name, score in (("A", scored), ("B", unscored))
             for tracker in ("vidrnn", "matching")]
-    monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: rows)
+    monkeypatch.setattr(evaluation, "sequence_rows",
+                        lambda trackers, sequences, progress=True, root=None: evaluation.SequenceRows(rows))
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
                               is_global_zero=True, world_size=1)
     model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
-    sequences = [SimpleNamespace(name="A"), SimpleNamespace(name="B")]
-    TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: sequences))
+    sequences = [SimpleNamespace(name_under=lambda root, name=name: name) for name in ("A", "B")]
+    datamodule = SimpleNamespace(sequences=lambda split: sequences, test_folder=Path("bench"))
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), model, datamodule)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("(1 sequences, 7 frames; 1 without a frame to score, not in the mean)" in line
                                    for line in lines), lines
@@ -345,13 +348,80 @@ def test_vidrnn_test_of_a_tracker_says_it_tracks_in_one_process_under_the_ddp_st
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Its test bypasses the trainer, which alone starts the processes: with --trainer.devices 2 it tracked in one
     process without a word, while the docs said the sequences were shared across ranks."""
-    monkeypatch.setattr(evaluation, "sequence_rows", lambda trackers, sequences, progress=True: [])
+    monkeypatch.setattr(evaluation, "sequence_rows",
+                        lambda trackers, sequences, progress=True, root=None: evaluation.SequenceRows([]))
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
                               is_global_zero=False, world_size=2)
     model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
     with caplog.at_level("INFO"):
-        TrackingCLI.test(SimpleNamespace(trainer=trainer), model, SimpleNamespace(sequences=lambda split: []))
+        TrackingCLI.test(SimpleNamespace(trainer=trainer), model,
+                         SimpleNamespace(sequences=lambda split: [], test_folder=Path("bench")))
     assert "tracks the test sequences in this one process, not in the 2 of --trainer.devices" in caplog.text
+
+
+def test_vidrnn_test_refuses_an_untrackable_test_sequence_as_a_usage_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-frame test sequence came out of a ValueError traceback; now it is named, with status 2, as the CLI's
+    other refusals are."""
+    bench = tmp_path / "bench"
+    make_tracking_sequences(bench, num_sequences=1, num_frames=4, size=SIZE, seed=4)
+    single = make_tracking_sequences(tmp_path / "one", num_sequences=1, num_frames=3, size=SIZE, seed=5)[0]
+    for image in ("0002.jpg", "0003.jpg"):
+        (single / "img" / image).unlink()
+    single.rename(bench / "Single")
+    with pytest.raises(SystemExit) as refused:
+        main(["test", "--config", str(config), "--data.test_root", str(bench)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert error.startswith(f"vidrnn: error: {bench}: test sequences that cannot be tracked and scored: Single: one "
+                            "frame to track"), error
+
+
+def test_vidrnn_test_scores_every_readable_sequence_and_names_those_it_could_not_track(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sequence whose frames change size raised only when tracking reached it, and every sequence tracked before
+    was lost; two sequences of one name in different folders were one name in tracking_scores.csv. Now each
+    sequence is named by its path under the test root, the others are scored and written, and the command ends with
+    status 3 naming the sequence it could not track and why."""
+    bench = tmp_path / "bench"
+    for seed, folder in enumerate(("a", "b", "c")):
+        made = make_tracking_sequences(tmp_path / "made", num_sequences=1, num_frames=3, size=SIZE, seed=seed)[0]
+        (bench / folder).mkdir(parents=True)
+        made.rename(bench / folder / "Seq")
+    resized = bench / "c" / "Seq" / "img" / "0002.jpg"
+    cv2.imwrite(str(resized), np.zeros((SIZE[0] // 2, SIZE[1] // 2, 3), np.uint8))
+    for split in ("train", "val"):
+        make_tracking_sequences(tmp_path / split, num_sequences=1, num_frames=3, size=SIZE, seed=len(split))
+    datamodule = TrackingDataModule(root=str(tmp_path), test_root=str(bench), cache_dir=str(tmp_path / "cache"))
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=str(tmp_path / "log"),
+                              is_global_zero=True, world_size=1)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
+    with pytest.raises(SystemExit) as ended:
+        TrackingCLI.test(SimpleNamespace(trainer=trainer), model, datamodule)
+    assert ended.value.code == EXIT_SOME_FAILED
+    rows = list(csv.DictReader((tmp_path / "log" / "tracking_scores.csv").open()))
+    assert [(row["sequence"], row["tracker"]) for row in rows] == [
+        ("a/Seq", "vidrnn"), ("a/Seq", "matching"), ("b/Seq", "vidrnn"), ("b/Seq", "matching"),
+        ("MEAN", "vidrnn"), ("MEAN", "matching")]
+    assert rows[0]["success_auc"] != rows[2]["success_auc"]  # two sequences, not one scored twice
+    error = capsys.readouterr().err
+    assert (f"vidrnn test: error: 1 of 3 test sequences not scored ({tmp_path / 'log' / 'tracking_scores.csv'} "
+            "holds the other 2): "
+            f"c/Seq: {resized.parent}: frame 1 is") in error, error
+
+
+def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_could_not_track(tmp_path: Path) -> None:
+    """The benchmarks' ``evaluate`` tracks every sequence, then names those it could not, rather than print means of
+    a smaller benchmark than the one named."""
+    folders = make_tracking_sequences(tmp_path, num_sequences=2, num_frames=3, size=SIZE, seed=6)
+    cv2.imwrite(str(folders[1] / "img" / "0003.jpg"), np.zeros((8, 8, 3), np.uint8))
+    sequences = [load_sequence(folder) for folder in folders]
+    staying = {"staying": lambda frames, box: [box for _ in frames]}
+    made = evaluation.sequence_rows(staying, sequences, progress=False, root=tmp_path)
+    assert [row.sequence for row in made.rows] == [folders[0].name]
+    assert [item.sequence for item in made.unscored] == [folders[1].name] and "frame 2 is 8x8" in made.unscored[0].reason
+    with pytest.raises(ValueError, match=rf"1 of 2 sequences not scored: {folders[1].name}: .*frame 2 is 8x8"):
+        evaluate(staying, sequences, progress=False)
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:
@@ -374,6 +444,35 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
     assert output.read_text() == "earlier results\n"
     with pytest.raises(SystemExit):
         main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
+
+
+def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:
+    """``--box -5,10,40,40`` ended in argparse's "expected one argument": a value that begins with "-" was taken for
+    an option."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    output = tmp_path / "boxes.csv"
+    assert main(["track", str(video), "--box", "-5,10,20,20", "--output", str(output), "--device", "cpu"]) == 0
+    assert _read_boxes(output)[0].tolist() == [-5, 10, 20, 20]
+
+
+def test_track_refuses_an_existing_output_unless_told_to_overwrite_it(tmp_path: Path, capsys) -> None:
+    """It truncated an earlier run's boxes (by default boxes.csv) as it started, without a word."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    output, rendered = tmp_path / "boxes.csv", tmp_path / "boxes.mp4"
+    output.write_text("earlier results\n")
+    command = ["track", str(video), "--box", "10,10,20,20", "--output", str(output), "--device", "cpu"]
+    assert main(command) == EXIT_USAGE
+    assert f"vidrnn track: error: {output} already exists: give another --output, or --overwrite" in \
+        capsys.readouterr().err
+    assert output.read_text() == "earlier results\n"
+    rendered.write_bytes(b"earlier video")
+    assert main([*command[:-4], "--output", str(tmp_path / "new.csv"), "--render", str(rendered)]) == EXIT_USAGE
+    assert f"{rendered} already exists: give another --render, or --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "new.csv").exists() and rendered.read_bytes() == b"earlier video"
+    assert main([*command, "--render", str(rendered), "--overwrite"]) == 0
+    assert len(_read_boxes(output)) == 3 and rendered.read_bytes() != b"earlier video"
 
 
 def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:
@@ -418,6 +517,51 @@ def test_without_a_checkpoint_the_matching_tracker_writes_a_row_per_frame(tmp_pa
         assert main(["track", str(folder / "img"), "--box", box, *flags, "--output", str(output)]) == 0
         rows.append(output.read_text())
     assert len(rows[0].splitlines()) == 8 + 1 and rows[0] == rows[1]
+
+
+def _zero_frames(video: Path, frames: range) -> Path:
+    """Zero the data of ``frames`` in an MJPG AVI (its ``00dc`` chunks), as a bad sector or a broken download leaves
+    them: the decoder passes over them and numbers the frames after them as decoded."""
+    data = bytearray(video.read_bytes())
+    chunks, at = [], data.find(b"movi")
+    while (at := data.find(b"00dc", at + 1)) >= 0:
+        chunks.append(at)
+    for index in frames:
+        size = struct.unpack_from("<I", data, chunks[index] + 4)[0]
+        data[chunks[index] + 8 : chunks[index] + 8 + size] = bytes(size)
+    video.write_bytes(bytes(data))
+    return video
+
+
+def _frames_changing_size(folder: Path) -> Path:
+    """A folder of 6 frames: 0-2 at 64x48 pixels, 3-5 at 32x24."""
+    folder.mkdir(parents=True)
+    for index in range(6):
+        size = (48, 64) if index < 3 else (24, 32)
+        cv2.imwrite(str(folder / f"{index + 1:04d}.jpg"), np.full((*size, 3), 10 * index, dtype=np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize(("kind", "kept", "says"), [
+    ("damaged", 3, "frames from 3 on could not be decoded"),
+    ("resized", 3, "frame 3 is 32x24 pixels, the first frame read 64x48"),
+])
+def test_track_stops_at_a_frame_it_cannot_number_or_size_as_the_video_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, kept: int, says: str) -> None:
+    """A damaged stretch was passed over and the frames after it numbered as decoded (a 20-frame video with frames
+    5-7 zeroed gave 17 rows, 0-16); frames of another size were resized to the first's, and their boxes written in
+    its pixels. Either way rows no longer said where the target was: the command now ends there, with exit status 1,
+    naming the file and the frame, and keeps the rows of the frames before it."""
+    if kind == "damaged":
+        video = _zero_frames(write_video(tmp_path / "clip.avi", 8, size=(48, 64)), range(3, 5))
+    else:
+        video = _frames_changing_size(tmp_path / "img")
+    output = tmp_path / "boxes.csv"
+    assert main(["track", str(video), "--box", "10,10,20,20", "--output", str(output), "--device", "cpu"]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert f"vidrnn track: error: {video}" in error and says in error, error
+    assert f"{output} holds the boxes of frames 0-{kept - 1}" in error, error
+    assert [int(row["frame"]) for row in csv.DictReader(output.open())] == list(range(kept))
 
 
 def _read_boxes(path: Path) -> np.ndarray:

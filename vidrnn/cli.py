@@ -373,6 +373,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may begin with "-" followed by a digit (``--box -5,10,40,40``: a box partly off the left edge).
+_SIGNED_VALUES = ("--box",)
+
+
+def _attach_signed_values(argv: list[str]) -> list[str]:
+    """``argv`` with ``--box -5,...`` written ``--box=-5,...``: argparse takes a value that begins with "-" for an
+    option (unless it is one negative number) and refuses ``--box`` as given without a value."""
+    attached: list[str] = []
+    for arg in argv:
+        previous = attached[-1] if attached else ""
+        if previous in _SIGNED_VALUES and len(arg) > 1 and arg[0] == "-" and (arg[1].isdigit() or arg[1] == "."):
+            attached[-1] = f"{previous}={arg}"
+        else:
+            attached.append(arg)
+    return attached
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     for stream in (sys.stdout, sys.stderr):  # a file name in another encoding than UTF-8 is shown, not a traceback
@@ -380,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     if argv and argv[0] in LIGHTNING_COMMANDS:
         return _run_lightning(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_signed_values(argv))
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -98,7 +98,8 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("video", type=Path, help="a video file or a folder of frame images (sorted by name)")
     parser.add_argument("--box", type=_parse_box, required=True, help="the target in the first frame: x,y,w,h in pixels, 0-based (the ground-truth "
-                        "files of OTB, LaSOT and GOT-10k are 1-based: subtract 1 from x and y)")
+                        "files of OTB, LaSOT and GOT-10k are 1-based: subtract 1 from x and y); x and y may be "
+                        "negative, for a box partly off the left or top edge (--box -5,10,40,40)")
     parser.add_argument("--ckpt", type=Path, default=None,
                         help="FrameTracker checkpoint from 'vidrnn fit' (default: none, the matching tracker)")
     parser.add_argument("--matching-only", action="store_true",
@@ -114,9 +115,13 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
                         "to a fixed side (448 px by default) whatever the resolution, so more pixels mostly cost "
                         "memory (16 decoded 4K frames: 400 MB); a target only a few dozen pixels wide in a 4K video "
                         "keeps more detail with more")
-    parser.add_argument("--output", type=Path, default=Path("boxes.csv"), help="CSV of boxes (default: boxes.csv)")
+    parser.add_argument("--output", type=Path, default=Path("boxes.csv"),
+                        help="CSV of boxes (default: boxes.csv); an existing file is refused unless --overwrite")
     parser.add_argument("--render", type=Path, default=None,
-                        help="also write this video (.mp4) with the box drawn, at the working size (--max-side)")
+                        help="also write this video (.mp4) with the box drawn, at the working size (--max-side); an "
+                        "existing file is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output (and --render): an earlier run's results are lost")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
     parser.set_defaults(run=run_track, interrupted=lambda args: f"the boxes of the frames tracked so far are in "
@@ -124,9 +129,13 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _frames(video: Path, scale: WorkingScale) -> Iterator[np.ndarray]:
+    """The video's frames at the working size, each as the file numbers it and at the first frame's size: a damaged
+    stretch (which would renumber the frames after it) or a frame of another size (whose box would be written in the
+    first frame's pixels) ends the stream with a :class:`~vidrnn.video.VideoReadError` naming it, after the frames
+    before it (``frame_exact``)."""
     from vidrnn.video import iter_frames
 
-    for _, chunk in iter_frames(video, size=scale.size, chunk_size=16):
+    for _, chunk in iter_frames(video, size=scale.size, chunk_size=16, frame_exact=True):
         yield from chunk
 
 
@@ -167,6 +176,27 @@ def _check_box(box: list[float], width: int, height: int, scale: WorkingScale) -
                          "--max-side (0: full resolution)") from error
 
 
+def _check_outputs(output: Path, render: Path | None, overwrite: bool) -> None:
+    """Refuse outputs that cannot be written, and, without ``overwrite``, existing ones: opening the CSV truncates it,
+    and an earlier run's boxes (by default in boxes.csv, wherever the command runs) would be lost without a word."""
+    if render is not None and render.suffix.lower() != ".mp4":
+        raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {render.name}")
+    for option, path in (("--output", output), ("--render", render)):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists: give another {option}, or --overwrite to replace it")
+
+
+def _rows_kept(output: Path, count: int) -> str:
+    """What a run stopped midway left in ``output``, after ``count`` boxes."""
+    if count == 0:
+        return f"{output} holds no box"
+    return f"{output} holds the boxes of frames 0-{count - 1}"
+
+
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -177,11 +207,7 @@ def run_track(args: argparse.Namespace) -> int:
         info = probe(args.video)
         scale = working_scale(info.width, info.height, args.max_side)
         _check_box(args.box, info.width, info.height, scale)  # before the model loads or the output is opened
-        for output in (args.output, args.render):
-            if output is not None and not output.parent.is_dir():
-                raise FileNotFoundError(f"output folder {output.parent} does not exist")
-        if args.render is not None and args.render.suffix.lower() != ".mp4":
-            raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {args.render.name}")
+        _check_outputs(args.output, args.render, args.overwrite)
         tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
                                template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
@@ -193,17 +219,16 @@ def run_track(args: argparse.Namespace) -> int:
         with args.output.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["frame", "x", "y", "w", "h"])
-            progress = tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0)
-            for index, box in enumerate(tracker.track(_frames(args.video, scale), scale.down(args.box))):
-                writer.writerow([index, *(f"{value:.2f}" for value in scale.up(box))])
-                handle.flush()
-                boxes.append(box)
-                progress.update()
-            progress.close()
+            with tqdm(total=info.num_frames or None, unit="frame", desc="tracking", mininterval=1.0) as progress:
+                for index, box in enumerate(tracker.track(_frames(args.video, scale), scale.down(args.box))):
+                    writer.writerow([index, *(f"{value:.2f}" for value in scale.up(box))])
+                    handle.flush()
+                    boxes.append(box)
+                    progress.update()
         if args.render is not None:
             _render(args.video, scale, boxes, args.render, info.fps)
     except (VideoReadError, ValueError) as error:
-        print(f"vidrnn track: error after {len(boxes)} frames: {error}", file=sys.stderr)
+        print(f"vidrnn track: error: {error}; {_rows_kept(args.output, len(boxes))}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""))
     return EXIT_OK

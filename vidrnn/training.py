@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import denied, unwritable
 
 if TYPE_CHECKING:
@@ -481,40 +481,71 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
         built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
-        ``tracking_scores.csv`` into the run's log folder and return the rows. In a DDP fit's ``test_after_fit`` each
-        rank tracks its share of the sequences; every rank returns all rows, rank 0 prints and writes them. ``vidrnn
-        test`` itself starts no processes (only the trainer's own loops do, and this is none), so it tracks every
-        sequence in one, and says so where the trainer was configured for several."""
+        ``tracking_scores.csv`` into the run's log folder, each sequence named by its path under the test folder, and
+        return the rows. In a DDP fit's ``test_after_fit`` each rank tracks its share of the sequences; every rank
+        returns all rows, rank 0 prints and writes them. ``vidrnn test`` itself starts no processes (only the trainer's
+        own loops do, and this is none), so it tracks every sequence in one, and says so where the trainer was
+        configured for several. Test sequences the data module refuses (nothing to track or score) end the command
+        as a usage error; a sequence whose frames cannot be read, found as it is tracked, is named and the others
+        scored, and the command then ends with exit status 3 naming it."""
         from vidrnn.checkpoints import load_module
         from vidrnn.distributed import gather_rows, rank_share, world
         from vidrnn.tracker.evaluation import sequence_rows, summary_lines, with_means, write_scores
         from vidrnn.tracker.runtime import Tracker, trained_tracker
         from vidrnn.tracker.search import MatchingSearch
 
+        sequences = _test_sequences(datamodule)
         if ckpt_path == "best":
             ckpt_path = self.trainer.checkpoint_callback.best_model_path
         if ckpt_path:
             model = load_module(type(model), ckpt_path)
         search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
         trackers = {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
-        sequences = datamodule.sequences("test")
         if self.trainer.world_size > 1 and world()[1] == 1:
             rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
                            f"{self.trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
                            "test_after_fit shares them among its processes")
-        order = {sequence.name: position for position, sequence in enumerate(sequences)}
-        shared = gather_rows(sequence_rows(trackers, rank_share(sequences)))
+        order = {sequence.name_under(datamodule.test_folder): position for position, sequence in enumerate(sequences)}
+        made = sequence_rows(trackers, rank_share(sequences), root=datamodule.test_folder)
+        shared, unscored = gather_rows(made.rows), gather_rows(made.unscored)
         rows = with_means(sorted(shared, key=lambda row: order[row.sequence]))
         log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
-        if not self.trainer.is_global_zero:
-            return rows
-        for line in summary_lines(rows):
-            print(line)
-        if log_dir is not None:
-            path = Path(log_dir) / "tracking_scores.csv"
-            write_scores(rows, path)
-            rank_zero_info(f"per-sequence tracking scores written to {path}")
+        path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and shared else None
+        if self.trainer.is_global_zero:
+            for line in summary_lines(rows):
+                print(line)
+            if path is not None:
+                write_scores(rows, path)
+                rank_zero_info(f"per-sequence tracking scores written to {path}")
+        if unscored:
+            _end_unscored(unscored, len(sequences), path, self.trainer.is_global_zero)
         return rows
+
+
+def _test_sequences(datamodule: Any) -> list:
+    """The tracking data module's test sequences; a test folder it refuses (no sequences, a malformed or unreadable
+    one, one that cannot be tracked and scored) ends the command as a usage error with its message, not a
+    traceback."""
+    from vidrnn.video import VideoReadError
+
+    try:
+        return datamodule.sequences("test")
+    except (FileNotFoundError, ValueError, VideoReadError) as error:
+        _usage_error(str(error))
+
+
+def _end_unscored(unscored: Sequence[Any], total: int, written: Path | None, say: bool) -> NoReturn:
+    """End ``vidrnn test`` of a tracker with exit status 3, naming (where ``say``: on rank 0) the test sequences it
+    could not track and why, and where the others' scores are (``written``: the CSV, if one was)."""
+    from vidrnn.tracker.evaluation import unscored_text
+
+    if say:
+        scored = total - len(unscored)
+        kept = (f"{written} holds the other {scored}" if written is not None else
+                f"the other {scored} scored above" if scored else "none scored")
+        print(f"vidrnn test: error: {len(unscored)} of {total} test sequences not scored ({kept}): "
+              f"{unscored_text(unscored)}; fix or remove them to score the whole benchmark", file=sys.stderr)
+    raise SystemExit(EXIT_SOME_FAILED)
 
 
 def _config_paths(args: Sequence[str]) -> list[Path]:

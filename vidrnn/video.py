@@ -415,14 +415,16 @@ def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | 
         if not _grab_next(source, position):
             break
         if frame_exact and source.damaged_at is not None:
+            yield from _flushed(kept, buffer)  # the frames before it are the file's own
             raise VideoReadError(path, f"frames from {source.damaged_at} on could not be decoded (a damaged stretch): "
-                                 "the frames after it can no longer be paired with per-frame ground truth")
+                                 "the frames after it would no longer be numbered as in the file")
         if wanted is None or wanted[cursor] == position:
             frame = source.retrieve()
             if cursor == 0 and frame.shape[:2] != first_shape:  # the container's size was not the frames'
                 first_shape = frame.shape[:2]
                 buffer = np.empty((chunk_size, *_output_shape(first_shape, size), 3), dtype=np.uint8)
             elif frame_exact and frame.shape[:2] != first_shape:
+                yield from _flushed(kept, buffer)
                 raise VideoReadError(
                     path, f"frame {position} is {frame.shape[1]}x{frame.shape[0]} pixels, the first frame read "
                     f"{first_shape[1]}x{first_shape[0]}: the frames of one video or sequence must share a size")
@@ -430,11 +432,10 @@ def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | 
             kept.append(position)
             cursor += 1
             if len(kept) == chunk_size:
-                yield np.asarray(kept), buffer[: len(kept)].copy()
+                yield from _flushed(kept, buffer)
                 kept.clear()
         position += 1
-    if kept:
-        yield np.asarray(kept), buffer[: len(kept)].copy()
+    yield from _flushed(kept, buffer)
     if wanted is not None and cursor < wanted.size:
         raise VideoReadError(
             path,
@@ -446,6 +447,13 @@ def _decode(source: _FrameSource, path: str | os.PathLike, wanted: np.ndarray | 
     while read_to_end and _grab_next(source, position):
         position += 1
     return position
+
+
+def _flushed(kept: list[int], buffer: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The chunk being filled, if it holds any frame (also before an error: a stream's reader gets every frame up to
+    the one that stopped it)."""
+    if kept:
+        yield np.asarray(kept), buffer[: len(kept)].copy()
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], *, size: FrameSize = None,

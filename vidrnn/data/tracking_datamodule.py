@@ -25,9 +25,10 @@ Test sequences never train or validate: when a test sequence's frames (the same 
 path) also belong to a training or validation sequence, the module refuses to hand out any split.
 
 Every sequence must let a tracker start: a training or validation sequence whose first box is absent or too small to
-track (:func:`~vidrnn.tracker.geometry.validate_box`) is left out with a warning, and so is one whose frames cannot be
-read as its ground truth needs them (an unreadable or damaged frame, frames that change size midway, as some GOT-10k
-videos do), found when its runs are simulated and remembered in the cache; a test sequence like that, or one
+track (:func:`~vidrnn.tracker.geometry.validate_box`), or that has no frame after it, is left out with a warning, and
+so is one whose frames cannot be read as its ground truth needs them (an unreadable or damaged frame, frames that
+change size midway, as some GOT-10k videos do), found when its runs are simulated and remembered in the cache; a
+test sequence like that, or one
 with no box to score after the first (GOT-10k's test split gives only the first box), is refused, since leaving it
 out would score a smaller benchmark than the one named.
 """
@@ -125,12 +126,29 @@ def _cannot_start(sequence: TrackingSequence) -> str | None:
     return None
 
 
+def _too_short(sequence: TrackingSequence) -> str | None:
+    """Why ``sequence`` has no frame to track — a tracker is given the first frame and answers from the second on — or
+    ``None`` when it has one."""
+    if sequence.num_frames > 1:
+        return None
+    frames, boxes = 1 + sequence.unannotated_frames, 1 + sequence.unmatched_boxes
+    only_first = (": its ground truth holds only the first box (as GOT-10k's test split does, scored by its "
+                  "evaluation server)" if frames > 1 else "")
+    return (f"one frame to track ({frames} frame{'s' * (frames > 1)} in {sequence.frames}, {boxes} "
+            f"box{'es' * (boxes > 1)} in {sequence.ground_truth}){only_first}; a tracker answers from the second frame "
+            "on")
+
+
+def _cannot_track(sequence: TrackingSequence) -> str | None:
+    """Why a tracker cannot run on ``sequence`` (no first box to start from, or no frame after it), or ``None``."""
+    return _cannot_start(sequence) or _too_short(sequence)
+
+
 def _cannot_score(sequence: TrackingSequence) -> str | None:
     """Why ``sequence`` cannot be tracked and scored (the given first frame never counts), or ``None``."""
-    problem = _cannot_start(sequence)
+    problem = _cannot_track(sequence)
     if problem is None and sequence.visible.sum() < 2:
-        return (f"{sequence.ground_truth}: no box after the first frame, nothing to score; the benchmark's ground "
-                "truth holds only the first box (as GOT-10k's test split does, scored by its evaluation server)")
+        return (f"{sequence.ground_truth}: the target is absent in every frame after the first, nothing to score")
     return problem
 
 
@@ -247,7 +265,9 @@ class TrackingDataModule(L.LightningDataModule):
         return Path(self.demo_dir) if self.root == "demo" else Path(self.root)
 
     @property
-    def _test_folder(self) -> Path:
+    def test_folder(self) -> Path:
+        """Where the test sequences are: ``test_root``, else ``root/test``; scores name each sequence by its path
+        under it."""
         return Path(self.test_root) if self.test_root else self.data_root / "test"
 
     @property
@@ -293,7 +313,7 @@ class TrackingDataModule(L.LightningDataModule):
         """Where the sequences of ``train``, ``val`` or ``test`` are, found without decoding: what splits them and what
         :meth:`_check_apart` compares."""
         if split == "test":
-            return self._found(self._test_folder)
+            return self._found(self.test_folder)
         if self.val_sequences is None:
             entries = self._found(self.data_root / split)
         else:
@@ -330,8 +350,9 @@ class TrackingDataModule(L.LightningDataModule):
             return []
 
     def _trackable(self, sequences: list[TrackingSequence], split: str) -> list[TrackingSequence]:
-        """The sequences that can be tracked: a tracker starts from the first frame's box, so a training or validation
-        sequence without a box there that it can start from is left out, with a warning. A test sequence is refused
+        """The sequences that can be tracked: a tracker starts from the first frame's box and answers from the second
+        frame on, so a training or validation sequence without a box there that it can start from, or without a
+        second frame, is left out, with a warning. A test sequence is refused
         instead, and so is one with nothing to score: leaving it out (or averaging without it) would score a smaller
         benchmark than the one named, not comparable with other scores on it."""
         if not sequences:
@@ -341,7 +362,7 @@ class TrackingDataModule(L.LightningDataModule):
             return sequences
         kept = []
         for sequence in sequences:
-            problem = _cannot_start(sequence)
+            problem = _cannot_track(sequence)
             if problem:
                 logger.warning("%s (%s): %s: left out of %s", sequence.name, sequence.frames, problem, split)
             else:
@@ -357,7 +378,7 @@ class TrackingDataModule(L.LightningDataModule):
                 by_reason.setdefault(problem, []).append(sequence.name)
         if by_reason:
             reasons = "; ".join(f"{', '.join(names)}: {problem}" for problem, names in by_reason.items())
-            raise ValueError(f"{self._test_folder}: test sequences that cannot be tracked and scored: {reasons}. Fix "
+            raise ValueError(f"{self.test_folder}: test sequences that cannot be tracked and scored: {reasons}. Fix "
                              "their ground truth or move them out of the test folder rather than score a smaller "
                              "benchmark")
 
@@ -370,8 +391,8 @@ class TrackingDataModule(L.LightningDataModule):
         return self._splits[split]
 
     def _load_split(self, split: str) -> list[TrackingSequence]:
-        if split == "test" and not self._test_folder.is_dir():
-            raise FileNotFoundError(f"no test sequences: {self._test_folder} does not exist; set data.test_root to a "
+        if split == "test" and not self.test_folder.is_dir():
+            raise FileNotFoundError(f"no test sequences: {self.test_folder} does not exist; set data.test_root to a "
                                     "folder of sequences to evaluate on")
         return self._trackable(load_entries(self._entries(split)), split)
 

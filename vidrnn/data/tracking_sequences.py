@@ -7,8 +7,10 @@ Five benchmark families store the same thing in five ways, and this module turns
 * **OTB**: ``img/*.jpg`` + ``groundtruth_rect.txt`` with ``x,y,w,h`` per line, 1-based: becomes ``x-1, y-1, w, h``.
   Following OTB's own conventions, a folder with one file per target (``groundtruth_rect.1.txt``, ``.2.txt``: Jogging,
   Skating2, ...) holds one sequence per target (``Jogging-1``, ``Jogging-2``), and David's annotation starts at its
-  300th image (:attr:`TrackingSequence.first_frame`; the folder's name in any case); sequences whose image folder
-  starts later (BlurCar1 at 0247.jpg) need nothing, their first image is their first annotated frame.
+  300th image (:attr:`TrackingSequence.first_frame`; the folder's name in any case, and only when its images
+  outnumber its boxes by those before the 300th, as OTB's 770 images and 471 boxes do: another folder of that name
+  is read from its first image); sequences whose image folder starts later (BlurCar1 at 0247.jpg) need nothing, their
+  first image is their first annotated frame.
 * **GOT-10k**: the frames (``00000001.jpg``, ...) in the folder itself + ``groundtruth.txt`` with ``x,y,w,h``,
   1-based (its maintainers: "all coordinate values are 1-based"), told from VOT by ``absence.label``,
   ``cover.label`` or ``meta_info.ini`` beside it. GOT-10k writes a box even where the target is absent; the label
@@ -133,6 +135,14 @@ class TrackingSequence:
         """Stream ``(frame_indices, frames)`` chunks (indices into ``frames``), so memory holds one chunk whatever the
         sequence's length."""
         return iter_frames(self.frames, self._indices, size=size, chunk_size=chunk_size, frame_exact=True)
+
+    def name_under(self, root: Path) -> str:
+        """The sequence's name preceded by the folders between ``root`` and its own folder (``otb/Couple``, an OTB
+        folder's targets ``otb/Jogging-1``): names alone can repeat under a root (``a/Seq``, ``b/Seq``). Its name
+        alone when its folder is ``root`` itself, lies outside it, or is unknown (a sequence made in memory)."""
+        if self.ground_truth is None or not self.ground_truth.parent.parent.is_relative_to(root):
+            return self.name
+        return (self.ground_truth.parent.parent.relative_to(root) / self.name).as_posix()
 
     @property
     def _indices(self) -> range:
@@ -273,7 +283,7 @@ SEQUENCE_LAYOUTS = (
 _OTB_TARGET_FILE = re.compile(r"groundtruth_rect\.(\d+)\.txt")
 #: OTB sequences whose images start before their annotation (OTB's own sequence configuration): the number of the
 #: first annotated image, by the folder's name in lower case (a copy renamed ``david`` is still David). Applied only
-#: when the folder still holds the images before it.
+#: when the folder still holds the images before it and has that many more images than boxes (David: 770 and 471).
 _OTB_FIRST_ANNOTATED = {"david": 300}
 
 _SEPARATOR = re.compile(r"[,\s]+")
@@ -359,13 +369,16 @@ def _ground_truth(folder: Path) -> tuple[_Format, dict[str, Path]]:
                      "groundtruth_rect.N.txt per target)")
 
 
-def _first_frame(folder: Path, spec: _Format, frames: Path) -> int:
-    """Where the annotation starts in ``frames``: 0, except for the OTB sequences that number it otherwise."""
+def _first_frame(folder: Path, spec: _Format, frames: Path, frame_count: int, box_count: int) -> int:
+    """Where the annotation starts in ``frames``: 0, except for the OTB sequences that number it otherwise — and only
+    when the counts say it is that sequence: its images outnumber its boxes by exactly the images before the first
+    annotated one. A folder that merely shares the name (any case) is read from its first image, like any other."""
     first = _OTB_FIRST_ANNOTATED.get(folder.name.casefold())
     if spec.name != "otb" or first is None or not frames.is_dir():
         return 0
     numbers = sorted(int(path.stem) for path in frames.iterdir() if path.stem.isdigit())
-    return first - numbers[0] if numbers and numbers[0] < first else 0
+    before = first - numbers[0] if numbers else 0
+    return before if before > 0 and frame_count - box_count == before else 0
 
 
 def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tuple[np.ndarray, int, int]:
@@ -396,11 +409,12 @@ def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
         raise FileNotFoundError(f"{folder}: no such sequence folder")
     spec, files = _ground_truth(folder)
     frames = spec.find_frames(folder)
-    first = _first_frame(folder, spec, frames)
-    frame_count = probe(frames, count=True).num_frames - first
+    frame_count = probe(frames, count=True).num_frames
     sequences = []
     for name, file in files.items():
-        boxes, unannotated, unmatched = _trim_to_common_length(name, _read_boxes(file, spec), frame_count)
+        boxes = _read_boxes(file, spec)
+        first = _first_frame(folder, spec, frames, frame_count, len(boxes))
+        boxes, unannotated, unmatched = _trim_to_common_length(name, boxes, frame_count - first)
         sequences.append(TrackingSequence(name, frames, boxes, spec.name, unannotated, unmatched, first, file))
     return sequences
 

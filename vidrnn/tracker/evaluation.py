@@ -4,6 +4,10 @@ Every tracker gets the first frame's true box and nothing else, frames stream fr
 scored with :mod:`vidrnn.metrics` (OTB-style: the given first frame and absent-target frames excluded, a lost target
 scoring 0; means over sequences, each sequence weighing the same). Speed is the tracker's own: the time spent
 decoding frames is measured and subtracted.
+
+A sequence whose frames cannot be read as its boxes need them (a damaged stretch, frames that change size midway) is
+found only when tracking reaches it: :func:`sequence_rows` names it and goes on with the others, so the sequences
+tracked before it are not lost; :func:`evaluate`, for the benchmarks, refuses to average without it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import csv
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +24,11 @@ from tqdm import tqdm
 
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
+from vidrnn.video import VideoReadError
 
 __all__ = [
-    "ScoreRow", "TrackFunction", "evaluate", "sequence_rows", "summary_lines", "track_timed", "with_means",
-    "write_scores",
+    "ScoreRow", "SequenceRows", "TrackFunction", "Unscored", "evaluate", "sequence_rows", "summary_lines",
+    "track_timed", "unscored_text", "with_means", "write_scores",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,22 @@ class ScoreRow:
     def to_dict(self) -> dict[str, object]:
         return {"sequence": self.sequence, "tracker": self.tracker, **self.score.to_dict(),
                 "frames_per_second": round(self.frames_per_second, 2)}
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A sequence that could not be tracked to its end, so has no score: its name in the rows and why."""
+
+    sequence: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SequenceRows:
+    """What :func:`sequence_rows` made: a row per tracker and scored sequence, and the sequences it could not score."""
+
+    rows: list[ScoreRow] = field(default_factory=list)
+    unscored: list[Unscored] = field(default_factory=list)
 
 
 def _frames(sequence: TrackingSequence, decoding: list[float]) -> Iterator[np.ndarray]:
@@ -68,18 +89,33 @@ def track_timed(track: TrackFunction, sequence: TrackingSequence) -> tuple[np.nd
     return boxes, len(boxes) / max(elapsed, 1e-9)
 
 
-def sequence_rows(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
-                  progress: bool = True) -> list[ScoreRow]:
-    """Every tracker on every sequence: one row each, by sequence, then tracker."""
+def _scored(trackers: Mapping[str, TrackFunction], sequence: TrackingSequence, label: str) -> list[ScoreRow]:
+    """Every tracker on one sequence, a row each, named ``label``."""
     rows = []
-    for sequence in tqdm(sequences, desc="tracking", unit="sequence", disable=not progress):
-        for name, track in trackers.items():
-            boxes, speed = track_timed(track, sequence)
-            row = ScoreRow(sequence.name, name, score_sequence(boxes, sequence.boxes), speed)
-            logger.info("%s %s: success AUC %.3f, P@20 %.3f, %.1f frames/s", sequence.name, name,
-                        row.score.success_auc, row.score.precision_20, speed)
-            rows.append(row)
+    for name, track in trackers.items():
+        boxes, speed = track_timed(track, sequence)
+        row = ScoreRow(label, name, score_sequence(boxes, sequence.boxes), speed)
+        logger.info("%s %s: success AUC %.3f, P@20 %.3f, %.1f frames/s", label, name, row.score.success_auc,
+                    row.score.precision_20, speed)
+        rows.append(row)
     return rows
+
+
+def sequence_rows(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
+                  progress: bool = True, root: Path | None = None) -> SequenceRows:
+    """Every tracker on every sequence: one row each, by sequence, then tracker; a sequence is named by its path under
+    ``root`` where given (:meth:`TrackingSequence.name_under`: two of one name in other folders stay apart), else by
+    its name. A sequence whose frames cannot be read is said (a warning naming it and why) and left unscored, for
+    every tracker, while the others are tracked."""
+    made = SequenceRows()
+    for sequence in tqdm(sequences, desc="tracking", unit="sequence", disable=not progress):
+        label = sequence.name if root is None else sequence.name_under(root)
+        try:
+            made.rows.extend(_scored(trackers, sequence, label))
+        except VideoReadError as error:
+            logger.warning("%s: not scored: %s", label, error)
+            made.unscored.append(Unscored(label, str(error)))
+    return made
 
 
 def with_means(rows: Sequence[ScoreRow]) -> list[ScoreRow]:
@@ -94,9 +130,20 @@ def with_means(rows: Sequence[ScoreRow]) -> list[ScoreRow]:
 
 
 def evaluate(trackers: Mapping[str, TrackFunction], sequences: Sequence[TrackingSequence],
-             progress: bool = True) -> list[ScoreRow]:
-    """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences)."""
-    return with_means(sequence_rows(trackers, sequences, progress))
+             progress: bool = True, root: Path | None = None) -> list[ScoreRow]:
+    """Every tracker on every sequence, then one ``MEAN`` row per tracker (median speed over sequences). A sequence
+    that could not be tracked raises :class:`ValueError` naming each such and why, once the others are tracked: a
+    mean without it would be a smaller benchmark's."""
+    made = sequence_rows(trackers, sequences, progress, root)
+    if made.unscored:
+        raise ValueError(f"{len(made.unscored)} of {len(sequences)} sequences not scored: "
+                         f"{unscored_text(made.unscored)}; fix or remove them to score the benchmark")
+    return with_means(made.rows)
+
+
+def unscored_text(unscored: Iterable[Unscored]) -> str:
+    """The sequences that could not be scored and why, in a line."""
+    return "; ".join(f"{item.sequence}: {item.reason}" for item in unscored)
 
 
 def summary_lines(rows: Sequence[ScoreRow]) -> list[str]:
