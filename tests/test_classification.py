@@ -238,6 +238,39 @@ def test_mean_class_accuracy_averages_the_classes_the_split_holds() -> None:
     assert MeanClassAccuracy(4)(logits, labels) == pytest.approx(MulticlassAccuracy(4, average="macro")(logits, labels))
 
 
+def _test_scores(model: VideoClassifier, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """What ``vidrnn test`` reports for these logits: the model's test metrics, as its test step feeds them."""
+    model.test_metrics.update(logits, labels)
+    return {name: value.item() for name, value in model.test_metrics.compute().items()}
+
+
+def test_test_accuracy_is_the_share_of_all_clips_right_the_confusion_matrix_trace_over_its_total() -> None:
+    """With classes of unequal sizes (4, 1 and 1 clips) the share of clips right (4 of 6) is not the mean of the
+    classes' accuracies (3/4, 1 and 0): acc is the former, mean_class_acc the latter."""
+    model = VideoClassifier(3, 4, EncoderSpec(hidden_size=8, projection=8))
+    labels = torch.tensor([0, 0, 0, 0, 1, 2])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 0, 0, 1, 1, 0]), 3).float()
+    model.confusion.update(logits, labels)
+    matrix = model.confusion.compute()
+    scores = _test_scores(model, logits, labels)
+    assert scores["test/acc"] == pytest.approx((matrix.trace() / matrix.sum()).item()) == pytest.approx(4 / 6)
+    assert scores["test/mean_class_acc"] == pytest.approx((3 / 4 + 1 + 0) / 3)
+
+
+def test_top5_is_the_share_of_clips_whose_class_is_among_their_5_highest_logits() -> None:
+    """Of 7 classes, the true class ranks 1st, 2nd, 5th and 6th in the four clips: top-5 3 of 4, top-1 1 of 4."""
+    model = VideoClassifier(7, 4, EncoderSpec(hidden_size=8, projection=8))
+    logits = torch.zeros(4, 7)
+    for label, rank in enumerate([1, 2, 5, 6]):
+        others = [c for c in range(7) if c != label]
+        order = [*others[:rank - 1], label, *others[rank - 1:]]  # classes from the highest logit down
+        logits[label, order] = torch.arange(7, 0, -1).float()
+    labels = torch.arange(4)
+    assert (logits.topk(5).indices == labels[:, None]).any(1).tolist() == [True, True, True, False]
+    scores = _test_scores(model, logits, labels)
+    assert scores["test/top5"] == pytest.approx(3 / 4) and scores["test/acc"] == pytest.approx(1 / 4)
+
+
 def test_a_checkpoint_is_refused_for_other_features_but_not_for_another_spelling_of_its_weights_file() -> None:
     """The weights file is compared by its digest (the recorded identity), not by its path: trained with
     weights/r50.pth, tested with /abs/weights/r50.pth is the same model."""
@@ -340,6 +373,19 @@ def test_a_fit_that_can_hold_out_no_validation_group_fails_before_extracting_say
         trainer.fit(model, datamodule=data(0.2))
     assert not (tmp_path / "cache").exists()  # nothing was extracted first
     data(0.0).require_validation_split()
+
+
+def test_validation_leaves_every_class_a_training_group_whatever_its_fraction(tmp_path: Path) -> None:
+    """0.75 of a class's two recording groups rounds to both: validation takes one, and the other trains."""
+    for split, groups in (("train", (1, 2)), ("test", (3,))):
+        for label in ("a", "b"):
+            for group in groups:
+                write_video(tmp_path / "videos" / split / label / f"v_{label}_g{group:02d}_c01.avi", 4)
+    drawn = _folders_module(tmp_path / "videos", tmp_path / "cache", val_fraction=0.75).drawn_keys()
+    for split in ("train", "val"):
+        assert sorted(key.split("/")[1] for key in drawn[split]) == ["a", "b"]  # one group of each class
+    assert sorted(drawn["train"] + drawn["val"]) == [f"train/{label}/v_{label}_g{group:02d}_c01.avi"
+                                                     for label in ("a", "b") for group in (1, 2)]
 
 
 def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ import yaml
 from vidrnn import distributed
 from vidrnn.cli import main
 from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.data.synthetic_tracking import make_tracking_sequences
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import TooFewToShare, evaluation_sampler, gather_rows, rank_share
@@ -79,6 +81,45 @@ def test_an_evaluation_with_fewer_items_than_processes_is_refused_saying_how_to_
         evaluation_sampler([0], "the test split")
     assert list(evaluation_sampler([0, 1, 2], "the test split")) == [1]
     assert list(evaluation_sampler([], "the test split")) == []  # nothing to share: Lightning skips it on every rank
+
+
+def _tracking_test_worker(rank: int, init_file: str, root: str, work: str) -> None:
+    """``vidrnn test`` of a tracker as one rank of two runs it: a tiny untrained head over the matching tracker."""
+    import lightning as L
+
+    from vidrnn.data.tracking_datamodule import TrackingDataModule
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.tracker.geometry import SearchGeometry
+    from vidrnn.tracker.settings import TrackerSettings
+    from vidrnn.training import TrackingCLI
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=120))
+    settings = TrackerSettings(geometry=SearchGeometry(size=128), template_cells=5)
+    data = TrackingDataModule(root=root, cache_dir=str(Path(work, "cache")), tracker=settings, device="cpu")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        default_root_dir=str(Path(work, f"rank{rank}")))
+    model = FrameTracker(tracker=settings.to_dict(), hidden_size=8)
+    rows = TrackingCLI.test(SimpleNamespace(trainer=trainer), model, data)
+    Path(work, f"rows{rank}.yaml").write_text(yaml.safe_dump([[row.sequence, row.tracker] for row in rows]))
+    dist.destroy_process_group()
+
+
+def test_two_ranks_testing_a_tracker_score_each_sequence_once(tmp_path: Path) -> None:
+    """Each rank tracks its share of the test sequences and both get every row: a rank tracking them all wrote each
+    sequence's row twice, and averaged each twice into the means."""
+    for offset, (split, count) in enumerate([("train", 1), ("val", 1), ("test", 3)]):
+        make_tracking_sequences(tmp_path / "data" / split, num_sequences=count, num_frames=5, size=(64, 96),
+                                seed=10 + offset)
+    torch.multiprocessing.spawn(_tracking_test_worker, args=(str(tmp_path / "init"), str(tmp_path / "data"),
+                                                             str(tmp_path)), nprocs=2)
+    names = sorted(path.name for path in (tmp_path / "data" / "test").iterdir())
+    expected = [[name, tracker] for name in names for tracker in ("vidrnn", "matching")]
+    expected += [["MEAN", "vidrnn"], ["MEAN", "matching"]]
+    assert [yaml.safe_load((tmp_path / f"rows{rank}.yaml").read_text()) for rank in (0, 1)] == [expected, expected]
+    with next((tmp_path / "rank0").rglob("tracking_scores.csv")).open(newline="") as handle:
+        assert [[row["sequence"], row["tracker"]] for row in csv.DictReader(handle)] == expected
 
 
 def _prepare_data_worker(rank: int, dataset: str, cache_root: str, init_file: str) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import fcntl
 import json
@@ -236,6 +237,35 @@ def test_features_computed_in_another_precision_never_join_a_cache(dataset: Path
     with pytest.raises(ValueError, match="fp16-autocast features but cpu computes fp32"):
         extract_features(index.video_items(), on_gpu, small_backbone, device="cpu", progress=False)
     assert not on_gpu.dir.exists()  # refused before anything was written
+
+
+#: Another value of every SamplingSpec and BackboneSpec field: a field missing here fails its key test below.
+OTHER_SAMPLING = {"strategy": "all", "num_segments": 8, "stride": 2, "fps": 5.0, "max_frames": 32, "short_side": 128}
+OTHER_BACKBONE = {"name": "resnet18", "weights": "IMAGENET1K_V1", "weights_path": "r50.pth", "input_size": 32,
+                  "pooling": "grid", "grid": 3, "layer": "layer3"}
+
+
+def _cache_dir(backbone: BackboneSpec, sampling: SamplingSpec, root: Path) -> Path:
+    return FeatureCache(root, backbone, sampling, root).dir
+
+
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(SamplingSpec)])
+def test_every_sampling_setting_is_part_of_the_cache_key(field: str, tmp_path: Path) -> None:
+    """Features of other frames (another cap, rate, size, ...) must never be served from one cache directory."""
+    backbone, sampling = BackboneSpec(name="resnet50"), SamplingSpec()
+    other = dataclasses.replace(sampling, **{field: OTHER_SAMPLING[field]})
+    assert _cache_dir(backbone, other, tmp_path) != _cache_dir(backbone, sampling, tmp_path)
+
+
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(BackboneSpec)])
+def test_every_backbone_setting_is_part_of_the_cache_key(field: str, tmp_path: Path) -> None:
+    value = OTHER_BACKBONE[field]
+    if field == "weights_path":
+        (tmp_path / value).write_bytes(b"a state dict")
+        value = str(tmp_path / value)
+    backbone = BackboneSpec(name="resnet50")
+    other = dataclasses.replace(backbone, **{field: value})
+    assert _cache_dir(other, SAMPLING, tmp_path) != _cache_dir(backbone, SAMPLING, tmp_path)
 
 
 def test_the_cache_key_holds_the_weights_default_stands_for() -> None:

@@ -59,6 +59,21 @@ def test_center_error_in_pixels() -> None:
     assert center_errors(np.array([[3.0, 4.0, 10, 10]]), np.array([[0.0, 0.0, 10, 10]])) == pytest.approx([5.0])
 
 
+def test_center_error_is_measured_between_centres_not_corners_of_boxes_of_different_sizes() -> None:
+    """A 40x20 box at the origin has its centre at (20, 10), an 8x8 box at (13, 2) at (17, 6): 5 px apart, while
+    their top-left corners are 13.2 px apart."""
+    predicted, truth = np.array([[0.0, 0.0, 40, 20]]), np.array([[13.0, 2.0, 8, 8]])
+    assert center_errors(predicted, truth) == pytest.approx([5.0])
+
+
+def test_a_centre_exactly_20_pixels_off_counts_as_within_precision() -> None:
+    """OTB's precision counts a centre error of at most 20 px; (12, 16) is 20.0 px, (21, 0) is over."""
+    truth = np.array([[0, 0, 10, 10]] * 3, dtype=float)
+    predicted = np.array([[0, 0, 10, 10], [12, 16, 10, 10], [21, 0, 10, 10]], dtype=float)
+    assert center_errors(predicted, truth)[1] == 20.0
+    assert score_sequence(predicted, truth).precision_20 == 0.5
+
+
 def test_success_curve_counts_ious_strictly_above_each_threshold() -> None:
     ious = np.array([0.0, 0.5, 1.0, np.nan])
     curve = success_curve(ious)
@@ -86,6 +101,22 @@ def test_mean_scores_weigh_each_sequence_equally() -> None:
     long = SequenceScore(frames=1000, mean_iou=0.0, success_auc=0.0, precision_20=0.0)
     mean = mean_scores([short, long])
     assert mean.frames == 1010 and mean.success_auc == 0.5 and mean.mean_iou == 0.5
+
+
+def test_mean_scores_average_each_score_from_its_own_field() -> None:
+    first = SequenceScore(frames=4, mean_iou=0.2, success_auc=0.3, precision_20=0.5)
+    second = SequenceScore(frames=6, mean_iou=0.4, success_auc=0.5, precision_20=1.0)
+    assert mean_scores([first, second]) == SequenceScore(frames=10, mean_iou=pytest.approx(0.3),
+                                                         success_auc=pytest.approx(0.4), precision_20=0.75)
+
+
+def test_mean_scores_leave_out_a_sequence_without_a_frame_to_score() -> None:
+    """A sequence whose every frame is absent scores NaN: counted in the mean, it would make every mean NaN."""
+    scored = SequenceScore(frames=8, mean_iou=0.6, success_auc=0.5, precision_20=0.75)
+    absent = score_sequence(np.zeros((3, 4)), np.full((3, 4), np.nan))
+    assert not absent.scored
+    assert mean_scores([scored, absent]) == scored
+    assert not mean_scores([absent]).scored and np.isnan(mean_scores([absent]).success_auc)
 
 
 def test_mismatched_lengths_are_refused() -> None:

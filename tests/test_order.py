@@ -19,7 +19,7 @@ from vidrnn.data.streams import EpochKey, EpochSampler
 from vidrnn.data.synthetic import ORDER_PAIRS, make_classification_dataset
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec, reverse_padded
-from vidrnn.sampling import SamplingSpec
+from vidrnn.sampling import SamplingSpec, segment_indices
 
 from conftest import write_video
 
@@ -71,6 +71,33 @@ def test_order_verification_is_reproducible_in_evaluation_and_varies_in_training
     training = OrderTask(clips, "order_verification", train=True, seed=3)
     assert len({tuple(training[EpochKey(epoch, 0)][0][:, 1]) for epoch in range(10)}) > 1  # anew every epoch
     np.testing.assert_array_equal(training[EpochKey(4, 0)][0], training[EpochKey(4, 0)][0])  # one visit, one shuffle
+
+
+def test_evaluation_shuffles_each_clip_in_its_own_way() -> None:
+    """One shuffle for every clip would test order verification on a single arrangement of parts."""
+    evaluation = OrderTask(_Clips((12,) * 8), "order_verification", train=False, seed=3)
+    shuffles = {tuple(evaluation[2 * clip][0][:, 1]) for clip in range(8)}
+    assert len(shuffles) > 4
+
+
+class _SegmentClips(_Clips):
+    """Clips of 40 steps sampled as the data module samples them: 8 segments, centred without a generator."""
+
+    def __init__(self) -> None:
+        super().__init__((40, 40))
+
+    def sample(self, position: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int, str]:
+        return self.clips[position][segment_indices(40, 8, rng)], 7, f"clip{position}"
+
+
+@pytest.mark.parametrize("objective", ["arrow_of_time", "order_verification"])
+def test_training_samples_new_segment_offsets_every_epoch_and_evaluation_the_centres(objective: str) -> None:
+    training = OrderTask(_SegmentClips(), objective, train=True, seed=3)
+    for item in (0, 1):  # the altered copy and the clip as recorded
+        drawn = {tuple(np.sort(training[EpochKey(epoch, item)][0][:, 1])) for epoch in range(10)}
+        assert len(drawn) > 5
+    evaluation = OrderTask(_SegmentClips(), objective, train=False, seed=3)
+    assert evaluation[1][0][:, 1].tolist() == segment_indices(40, 8).tolist() == [2, 7, 12, 17, 22, 27, 32, 37]
 
 
 def test_training_shuffles_do_not_depend_on_the_loader_workers() -> None:

@@ -37,6 +37,14 @@ def test_target_fps_takes_frames_at_that_rate_of_source_time() -> None:
     assert spec.indices(10, 2.0).tolist() == list(range(10))  # never faster than the source
 
 
+def test_target_fps_takes_the_frame_each_sampling_time_falls_in_never_one_past_the_last() -> None:
+    """At 29.97 fps, 5 fps samples every 5.994 frames: times 0, 5.994, ... 59.94 fall in frames 0, 5, ... 59 (of 0
+    to 59); rounded, the last would be frame 60, which the video does not have."""
+    indices = SamplingSpec(strategy="fps", fps=5.0).indices(60, 29.97)
+    assert indices.max() < 60
+    assert indices.tolist() == [0, 5, 11, 17, 23, 29, 35, 41, 47, 53, 59]
+
+
 def test_cap_keeps_frames_spread_over_the_whole_video() -> None:
     capped = cap_evenly(np.arange(1000), 10)
     assert len(capped) == 10 and capped[0] < 100 and capped[-1] >= 900

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -158,6 +159,26 @@ def test_simulated_runs_cover_every_frame_and_mask_absent_targets(tmp_path: Path
     assert item["evidence"].shape == (4, EVIDENCE_DIM) and item["valid"].dtype == torch.bool
     again = EvidenceWindows([runs], window=4, length=5, seed=0, train=False)
     assert torch.equal(windows[1]["evidence"], again[1]["evidence"])
+
+
+def test_a_step_whose_target_centre_leaves_the_search_region_on_one_axis_is_no_training_step(tmp_path: Path) -> None:
+    """In frame 3 the target jumps left, 0.7 of the search region's side, and not up or down: searched around frame
+    2's box, its centre lies left of the crop (x below 0) while y is inside; no evidence could say where it went."""
+    folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=6, size=SIZE, seed=3)[0]
+    sequence = load_sequence(folder)
+    geometry = SearchGeometry(size=96)
+    truth = sequence.boxes.copy()
+    truth[3] = truth[2] - [0.7 * geometry.window(truth[2]).side, 0, 0, 0]
+    target = geometry.window(truth[2]).box_to_crop(truth[3])
+    centre = target[:2] + target[2:] / 2
+    assert centre[0] < 0 < centre[1] < 1
+    search = MatchingSearch(TrackerSettings(geometry=geometry, template_cells=5, template_rate=0.0, scale_rate=0.0,
+                                            hold_below=0.0))
+    frames = (frame for _, chunk in sequence.iter_frames() for frame in chunk)
+    runs = simulate_runs(search, sequence.name, frames, truth, walks=3, rng=np.random.default_rng(0),
+                         position_jitter=0.0, scale_jitter=0.0)
+    assert runs.targets[1, 2] == pytest.approx(target, abs=1e-5)  # walks 1 and 2 search around the true box
+    assert runs.valid[1:, :2].all() and not runs.valid[1:, 2].any()
 
 
 def test_training_windows_follow_the_seed_the_epoch_and_the_item() -> None:
@@ -422,6 +443,25 @@ def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_coul
     assert [item.sequence for item in made.unscored] == [folders[1].name] and "frame 2 is 8x8" in made.unscored[0].reason
     with pytest.raises(ValueError, match=rf"1 of 2 sequences not scored: {folders[1].name}: .*frame 2 is 8x8"):
         evaluate(staying, sequences, progress=False)
+
+
+def test_evaluation_leaves_out_frames_whose_target_is_absent_and_scores_the_frames_lost_0(tmp_path: Path) -> None:
+    """Of 6 frames, the given first and the two whose target is absent (NaN) are left out, and the frame the tracker
+    lost (NaN) scores 0: 3 frames, 2 of them right. Truth and boxes swapped, the frame it lost would be left out and
+    the absent ones would count as lost: 4 frames, 2 right."""
+    folder = make_tracking_sequences(tmp_path, num_sequences=1, num_frames=6, size=SIZE, seed=1)[0]
+    box = np.array([10.0, 10.0, 20.0, 20.0])
+    truth = np.array([box, box, [np.nan] * 4, box, [np.nan] * 4, box])
+    sequence = dataclasses.replace(load_sequence(folder), boxes=truth)
+
+    def loses_frame_3(frames, first_box):
+        return [np.full(4, np.nan) if index == 3 else first_box for index, _ in enumerate(frames)]
+
+    row, mean = evaluate({"stub": loses_frame_3}, [sequence], progress=False)
+    assert (row.sequence, row.tracker, mean.sequence) == (sequence.name, "stub", "MEAN")
+    assert row.score == mean.score == SequenceScore(frames=3, mean_iou=pytest.approx(2 / 3),
+                                                    success_auc=pytest.approx(2 * 20 / 21 / 3),
+                                                    precision_20=pytest.approx(2 / 3))
 
 
 def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> None:

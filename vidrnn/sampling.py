@@ -52,7 +52,7 @@ class SamplingSpec:
     """Which frames to decode and at what size.
 
     Strategies:
-        ``segments``: ``num_segments`` frames, one per equal segment (TSN); centred unless a generator is passed.
+        ``segments``: ``num_segments`` frames, the centre of each of as many equal segments (TSN).
         ``stride``: every ``stride``-th frame.
         ``fps``: frames at ``fps`` per second of source time (the source frame rate is read from the video). It
         steps through frame numbers at the container's average rate, so on a variable-frame-rate video (phones,
@@ -82,12 +82,12 @@ class SamplingSpec:
         if self.short_side is not None and self.short_side < 1:
             raise ValueError("short_side must be at least 1 (or None to keep the decoded size)")
 
-    def indices(self, num_frames: int, source_fps: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    def indices(self, num_frames: int, source_fps: float) -> np.ndarray:
         """Frame indices (sorted) to decode from a video of ``num_frames`` frames at ``source_fps``."""
         if num_frames < 1:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
         if self.strategy == "segments":
-            chosen = segment_indices(num_frames, self.num_segments, rng)
+            chosen = segment_indices(num_frames, self.num_segments)
         elif self.strategy == "stride":
             chosen = np.arange(0, num_frames, self.stride, dtype=np.int64)
         elif self.strategy == "fps":
