@@ -621,3 +621,10 @@ def test_a_cache_root_that_is_a_file_is_refused_before_any_work(tmp_path: Path) 
         expected = f"feature cache root {root}: {tmp_path / 'a file'} is a file, not a folder"
         with pytest.raises(ValueError, match=re.escape(expected)):
             FeatureCache(root, BackboneSpec(input_size=64), SAMPLING, tmp_path)
+
+
+def test_a_limit_counts_the_whole_runs_videos_before_the_ranks_share_them(dataset: Path, small_backbone,
+                                                                          tmp_path: Path) -> None:
+    """``--limit 3`` under two ranks extracted 3 videos on each (6 in all), against its help's "at most this many"."""
+    _, _, report = _extract(dataset, tmp_path, small_backbone, num_workers=0, limit=3, rank=1, world_size=2)
+    assert report.extracted == 1  # of the first 3 videos, rank 1's share: the second

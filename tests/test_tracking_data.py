@@ -615,10 +615,10 @@ def test_a_sequence_of_one_frame_is_left_out_of_training_and_validation_and_refu
         assert _split_names(module, "train", "val") == [["Couple"], ["Crossing"]]
     left_out = [record.getMessage() for record in caplog.records
                 if record.name == "vidrnn.data.tracking_datamodule" and "Single" in record.getMessage()]
-    assert len(left_out) == 2 and all("one frame to track" in message and "1 frame" in message and "3 boxes" in message
+    assert len(left_out) == 2 and all("nothing to track: one frame with its box" in message and "1 frame" in message and "3 boxes" in message
                                       for message in left_out), left_out
     assert "left out of train" in left_out[0] and "left out of val" in left_out[1]
-    with pytest.raises(ValueError, match=r"Single: one frame to track"):
+    with pytest.raises(ValueError, match=r"Single: nothing to track: one frame with its box"):
         module.sequences("test")
 
 

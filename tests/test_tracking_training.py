@@ -102,18 +102,36 @@ def test_rates_outside_their_range_fail_before_anything_slow(options: dict, mess
         TrackingDataModule(tracker=TrackerSettings(**options))
 
 
-def test_a_tracking_fit_stopped_before_its_first_epoch_names_what_its_cache_kept(
-        config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """The stop line said "the features extracted so far" also for tracking, whose cache holds simulated runs."""
-    def interrupt(_: TrackingDataModule) -> None:
-        raise KeyboardInterrupt
-    monkeypatch.setattr(TrackingDataModule, "prepare_data", interrupt)
+def _interrupt(*_: object, **__: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("command", "where", "said"), [
+    ("fit", (TrackingDataModule, "prepare_data"), " before any epoch finished; the simulated tracking runs made so "
+                                                  "far stay in the cache: the same command goes on from there"),
+    ("test", (evaluation, "sequence_rows"), "; it keeps nothing of its work: the same command starts over"),
+])
+def test_a_stopped_tracking_command_says_what_it_kept(command: str, where: tuple, said: str, config: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The stop line said "the features extracted so far" for tracking, whose cache holds simulated runs — and
+    vidrnn test of a tracker, which tracks online, caches nothing at all."""
+    monkeypatch.setattr(*where, _interrupt)
     with pytest.raises(SystemExit) as stopped:
-        main(["fit", "--config", str(config)])
+        main([command, "--config", str(config)])
     assert stopped.value.code == 130
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "vidrnn fit: interrupted (Ctrl-C) before any epoch finished; the simulated tracking runs made so far stay in "
-        "the cache: the same command goes on from there")
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == f"vidrnn {command}: interrupted (Ctrl-C){said}"
+
+
+def test_vidrnn_test_refuses_the_best_keyword_which_names_no_checkpoint_outside_a_fit(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--ckpt_path best`` found no best checkpoint in a fresh command and scored the untrained head, exit 0."""
+    with pytest.raises(SystemExit) as refused:
+        main(["test", "--config", str(config), "--ckpt_path", "best"])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "--ckpt_path best names the best checkpoint of a fit run by this same command" in error
 
 
 def test_predict_is_refused_for_tracking_before_anything_slow(
@@ -394,8 +412,8 @@ def test_vidrnn_test_refuses_an_untrackable_test_sequence_as_a_usage_error(
         main(["test", "--config", str(config), "--data.test_root", str(bench)])
     error = capsys.readouterr().err
     assert refused.value.code == EXIT_USAGE and "Traceback" not in error
-    assert error.startswith(f"vidrnn: error: {bench}: test sequences that cannot be tracked and scored: Single: one "
-                            "frame to track"), error
+    assert error.startswith(f"vidrnn: error: {bench}: test sequences that cannot be tracked and scored: Single: "
+                            "nothing to track: one frame with its box"), error
 
 
 def test_vidrnn_test_scores_every_readable_sequence_and_names_those_it_could_not_track(
@@ -421,14 +439,32 @@ def test_vidrnn_test_scores_every_readable_sequence_and_names_those_it_could_not
         TrackingCLI.test(SimpleNamespace(trainer=trainer), model, datamodule)
     assert ended.value.code == EXIT_SOME_FAILED
     rows = list(csv.DictReader((tmp_path / "log" / "tracking_scores.csv").open()))
+    # No MEAN rows: they would be those of a smaller benchmark than the one named.
     assert [(row["sequence"], row["tracker"]) for row in rows] == [
-        ("a/Seq", "vidrnn"), ("a/Seq", "matching"), ("b/Seq", "vidrnn"), ("b/Seq", "matching"),
-        ("MEAN", "vidrnn"), ("MEAN", "matching")]
+        ("a/Seq", "vidrnn"), ("a/Seq", "matching"), ("b/Seq", "vidrnn"), ("b/Seq", "matching")]
     assert rows[0]["success_auc"] != rows[2]["success_auc"]  # two sequences, not one scored twice
     error = capsys.readouterr().err
     assert (f"vidrnn test: error: 1 of 3 test sequences not scored ({tmp_path / 'log' / 'tracking_scores.csv'} "
-            "holds the other 2): "
+            "holds the other 2, without means: they would be a smaller benchmark's): "
             f"c/Seq: {resized.parent}: frame 1 is") in error, error
+
+
+def test_a_fit_that_ends_with_a_test_refuses_an_untrackable_test_sequence_before_training(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The usage error came only after the whole fit had trained."""
+    for split in ("train", "val", "test"):
+        made = make_tracking_sequences(tmp_path / split, num_sequences=1, num_frames=3, size=SIZE, seed=len(split))
+    for image in ("0002.jpg", "0003.jpg"):  # the test sequence keeps its first frame alone
+        (made[0] / "img" / image).unlink()
+
+    def training(_: TrackingDataModule) -> None:
+        raise AssertionError("prepare_data ran")
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", training)
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--data.root", str(tmp_path), "--test_after_fit", "true"])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "test sequences that cannot be tracked and scored" in error and "nothing to track" in error
 
 
 def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_could_not_track(tmp_path: Path) -> None:
@@ -513,6 +549,11 @@ def test_track_refuses_an_existing_output_unless_told_to_overwrite_it(tmp_path: 
     assert not (tmp_path / "new.csv").exists() and rendered.read_bytes() == b"earlier video"
     assert main([*command, "--render", str(rendered), "--overwrite"]) == 0
     assert len(_read_boxes(output)) == 3 and rendered.read_bytes() != b"earlier video"
+    # A folder is no output (it ended in IsADirectoryError's traceback with --overwrite); a stream is written to.
+    assert main([*command[:-3], str(tmp_path), "--overwrite"]) == EXIT_USAGE
+    assert f"vidrnn track: error: --output {tmp_path} is a folder: give a file's path inside it" in \
+        capsys.readouterr().err
+    assert main([*command[:-3], "/dev/stdout", "--device", "cpu"]) == 0  # whatever stdout is redirected to
 
 
 def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:

@@ -360,7 +360,7 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
                                      "class folders read as UCF101", "map pooling", "a class only in test/",
-                                     "another seed's demo", "run folder under a file"])
+                                     "another seed's demo", "run folder under a file", "the best keyword"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -406,6 +406,9 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
                                  str(tmp_path / "demo"), "--data.seed", "1"],
                                 f"{tmp_path / 'demo'} holds the demo videos generated with seed 0; seed 1 generates "
                                 "other videos"),
+        # Lightning found no best checkpoint in a fresh trainer only after the extraction, in a traceback.
+        "the best keyword": (["test", "--config", str(fresh), "--ckpt_path", "best"],
+                             "--ckpt_path best names the best checkpoint of a fit run by this same command"),
         # Found only once prepare_data had extracted every clip, in a traceback.
         "run folder under a file": (["fit", "--config", str(fresh), "--trainer.default_root_dir",
                                      str(not_a_checkpoint / "runs")],
@@ -489,6 +492,23 @@ def test_a_resume_whose_run_folder_cannot_be_written_says_how_to_go_on_elsewhere
         f"system); a resumed fit goes on in its own run folder: make it writable for this user, or copy {version} to "
         f"a folder this user can write (keeping its lightning_logs/{version.name}/ layout) and resume from the "
         "copy's checkpoints/latest.ckpt")
+
+
+def test_a_resume_from_a_copied_run_is_not_held_to_the_original_run_folder(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following the advice above — copy the run, resume from the copy — was refused again: the config's
+    default_root_dir, still the original's, was checked, though a resumed run writes in its own folder alone."""
+    import shutil
+
+    original = _latest_checkpoint(config).parents[1]
+    copy = tmp_path / "mine" / "lightning_logs" / original.name
+    shutil.copytree(original, copy)
+    root = original.parents[1]
+    access = os.access  # root may write anywhere: the original run's root is made read-only for the test
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: Path(path) != root and access(path, mode, **kwargs))
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.raises(_Extracting):  # past every check, to the slow part
+        main(["fit", "--config", str(config), "--ckpt_path", str(copy / "checkpoints" / "latest.ckpt")])
 
 
 def test_a_cache_that_cannot_be_written_during_a_fit_is_named_saying_how_to_go_on(

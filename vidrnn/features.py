@@ -595,11 +595,11 @@ def extract_features(
         # Every rank must shard the same list: one that read the cache after another rank's first write would skip
         # what it should do and repeat what another does.
         torch.distributed.barrier()
+    if limit is not None:  # of the whole run's videos, before they are shared among the ranks
+        todo = todo[:limit]
     todo = todo[rank::world_size]
     if rank == 0:  # after the ranks have listed the cache: one writer of what they all found
         cache.record_renewed(rank)
-    if limit is not None:
-        todo = todo[:limit]
     errors = cache.errors()
     report = ExtractionReport(cache.dir, skipped=len(cached),
                               failed_before={item.key: errors[item.key] for item in failed_before})

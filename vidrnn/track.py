@@ -186,7 +186,9 @@ def _check_outputs(output: Path, render: Path | None, overwrite: bool) -> None:
             continue
         if not path.parent.is_dir():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
-        if path.exists() and not overwrite:
+        if path.is_dir():
+            raise IsADirectoryError(f"{option} {path} is a folder: give a file's path inside it")
+        if path.is_file() and Path("/dev") not in path.parents and not overwrite:  # /dev/stdout: a stream
             raise FileExistsError(f"{path} already exists: give another {option}, or --overwrite to replace it")
 
 

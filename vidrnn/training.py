@@ -110,6 +110,8 @@ class _VidrnnCommands:
     checkpoint_path: str | None = None
     #: What the task's cache keeps of a stopped command's work, as its stop line names it.
     cached: str = "the features extracted so far"
+    #: Commands that keep nothing in the cache: stopped, they start over.
+    caching_nothing: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Run the command as LightningCLI does. Stopped by Ctrl-C or SIGTERM, it ends with exit status 130 or 143 and
@@ -136,7 +138,8 @@ class _VidrnnCommands:
             return
         command = getattr(self, "subcommand", None)  # unset while the arguments are parsed
         checkpoint = resume_checkpoint(trainer) if command == "fit" and trainer is not None else None
-        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint, self.cached)}",
+        cached = None if command in self.caching_nothing else self.cached
+        print(f"\nvidrnn{' ' + command if command else ''}: {_stopped(status, command, checkpoint, cached)}",
               file=sys.stderr)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -150,6 +153,10 @@ class _VidrnnCommands:
         if subcommand:
             _refuse_top_level_optimizer(self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand in _EVALUATIONS and ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
+            _usage_error(f"--ckpt_path {ckpt_path} names the {ckpt_path} checkpoint of a fit run by this same command, "
+                         f"and vidrnn {subcommand} runs none (a tracker would be scored untrained): give the "
+                         f"checkpoint's path, such as runs/.../checkpoints/{ckpt_path}.ckpt")
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
         if not Path(ckpt_path).is_file():
@@ -205,7 +212,7 @@ class _VidrnnCommands:
         """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``; for a
         resumed fit, the run's own ``version_N`` folder, where it goes on) before anything slow: Lightning makes the
         log folder only after ``prepare_data`` has extracted the whole dataset, and failed there in a traceback."""
-        from vidrnn.runs import run_folder
+        from vidrnn.runs import RunLogger, run_folder
 
         run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
         if run is not None:
@@ -217,10 +224,11 @@ class _VidrnnCommands:
                                  f"for this user, or copy {version} to a folder this user can write (keeping its "
                                  f"{run.name}/version_{run.version}/ layout) and resume from the copy's "
                                  "checkpoints/latest.ckpt")
-        folders = {os.path.abspath(folder) for folder in
-                   (self.trainer.default_root_dir, *(logger.save_dir for logger in self.trainer.loggers))
-                   if folder and "://" not in str(folder)}
-        folders -= {run.root} if run is not None else set()  # the resumed run writes only in its version folder
+        # A resumed run writes in its version folder alone (checked above), whatever default_root_dir says.
+        places = [logger.save_dir for logger in self.trainer.loggers if run is None or not isinstance(logger, RunLogger)]
+        if run is None:
+            places.append(self.trainer.default_root_dir)
+        folders = {os.path.abspath(folder) for folder in places if folder and "://" not in str(folder)}
         for folder in sorted(folders):
             reason = unwritable(Path(folder))
             if reason is not None:
@@ -294,12 +302,15 @@ def _run_optimization(config: Path, checkpoint_path: str) -> dict[str, Any]:
     return {name: model[name] for name in ("optimizer", "scheduler") if name in model}
 
 
-def _stopped(status: int, command: str | None, checkpoint: str | None, cached: str) -> str:
+def _stopped(status: int, command: str | None, checkpoint: str | None, cached: str | None) -> str:
     """How a command was stopped (``status``: 130 or 143), what it kept and how to go on; ``checkpoint``: the one a
-    stopped fit resumes from, if it saved one; ``cached``: what the task's cache holds of the work done so far."""
+    stopped fit resumes from, if it saved one; ``cached``: what the task's cache holds of the work done so far
+    (``None``: the command caches nothing)."""
     how = "interrupted (Ctrl-C)" if status == EXIT_INTERRUPTED else "stopped by SIGTERM"
     if command is None:
         return f"{how} before it began"
+    if cached is None:
+        return f"{how}; it keeps nothing of its work: the same command starts over"
     if checkpoint is not None:
         return (f"{how}; {cached} stay in the cache, and the last finished epoch in its "
                 f"checkpoint: resume with the same command and --ckpt_path {checkpoint}")
@@ -453,6 +464,7 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     cached = "the simulated tracking runs made so far"
+    caching_nothing = ("test",)  # it tracks the test sequences online, caching nothing
 
     def add_arguments_to_parser(self, parser) -> None:
         _add_common_arguments(parser)
@@ -478,6 +490,12 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         if self.config.get("subcommand") != "test":
             self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, self.datamodule.settings))
 
+    def before_fit(self) -> None:
+        """With ``test_after_fit``, refuse test sequences that cannot be tracked and scored before training, not after
+        it (a usage error, as ``vidrnn test`` says it)."""
+        if self.config.fit.test_after_fit:
+            _test_sequences(self.datamodule)
+
     def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
         built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
@@ -495,8 +513,6 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         from vidrnn.tracker.search import MatchingSearch
 
         sequences = _test_sequences(datamodule)
-        if ckpt_path == "best":
-            ckpt_path = self.trainer.checkpoint_callback.best_model_path
         if ckpt_path:
             model = load_module(type(model), ckpt_path)
         search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
@@ -508,7 +524,9 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         order = {sequence.name_under(datamodule.test_folder): position for position, sequence in enumerate(sequences)}
         made = sequence_rows(trackers, rank_share(sequences), root=datamodule.test_folder)
         shared, unscored = gather_rows(made.rows), gather_rows(made.unscored)
-        rows = with_means(sorted(shared, key=lambda row: order[row.sequence]))
+        rows = sorted(shared, key=lambda row: order[row.sequence])
+        if not unscored:  # a mean without the sequences that could not be tracked would be a smaller benchmark's
+            rows = with_means(rows)
         log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
         path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and shared else None
         if self.trainer.is_global_zero:
@@ -541,8 +559,9 @@ def _end_unscored(unscored: Sequence[Any], total: int, written: Path | None, say
 
     if say:
         scored = total - len(unscored)
-        kept = (f"{written} holds the other {scored}" if written is not None else
-                f"the other {scored} scored above" if scored else "none scored")
+        kept = (f"{written} holds the other {scored}, without means: they would be a smaller benchmark's"
+                if written is not None else f"the other {scored} scored, not written: no log folder" if scored
+                else "none scored")
         print(f"vidrnn test: error: {len(unscored)} of {total} test sequences not scored ({kept}): "
               f"{unscored_text(unscored)}; fix or remove them to score the whole benchmark", file=sys.stderr)
     raise SystemExit(EXIT_SOME_FAILED)

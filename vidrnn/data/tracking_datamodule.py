@@ -134,9 +134,9 @@ def _too_short(sequence: TrackingSequence) -> str | None:
     frames, boxes = 1 + sequence.unannotated_frames, 1 + sequence.unmatched_boxes
     only_first = (": its ground truth holds only the first box (as GOT-10k's test split does, scored by its "
                   "evaluation server)" if frames > 1 else "")
-    return (f"one frame to track ({frames} frame{'s' * (frames > 1)} in {sequence.frames}, {boxes} "
-            f"box{'es' * (boxes > 1)} in {sequence.ground_truth}){only_first}; a tracker answers from the second frame "
-            "on")
+    return (f"nothing to track: one frame with its box ({frames} frame{'s' * (frames > 1)} in {sequence.frames}, "
+            f"{boxes} box{'es' * (boxes > 1)} in {sequence.ground_truth}){only_first}; a tracker is given the first "
+            "frame's box and answers from the second frame on")
 
 
 def _cannot_track(sequence: TrackingSequence) -> str | None:
