@@ -549,11 +549,21 @@ def test_track_refuses_an_existing_output_unless_told_to_overwrite_it(tmp_path: 
     assert not (tmp_path / "new.csv").exists() and rendered.read_bytes() == b"earlier video"
     assert main([*command, "--render", str(rendered), "--overwrite"]) == 0
     assert len(_read_boxes(output)) == 3 and rendered.read_bytes() != b"earlier video"
-    # A folder is no output (it ended in IsADirectoryError's traceback with --overwrite); a stream is written to.
+    # A folder is no output: it ended in IsADirectoryError's traceback with --overwrite.
     assert main([*command[:-3], str(tmp_path), "--overwrite"]) == EXIT_USAGE
     assert f"vidrnn track: error: --output {tmp_path} is a folder: give a file's path inside it" in \
         capsys.readouterr().err
-    assert main([*command[:-3], "/dev/stdout", "--device", "cpu"]) == 0  # whatever stdout is redirected to
+
+
+def test_track_writes_its_boxes_alone_to_standard_output(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """``--output /dev/stdout`` was refused as an existing file when stdout was redirected to one, and the closing
+    line printed into the CSV."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    assert main(["track", str(video), "--box", "10,10,20,20", "--output", "/dev/stdout", "--device", "cpu"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.splitlines() == ["frame,x,y,w,h", *[f"{frame},10.00,10.00,20.00,20.00" for frame in range(3)]]
+    assert "3 boxes written to /dev/stdout" in captured.err
 
 
 def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:

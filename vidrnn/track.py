@@ -232,5 +232,7 @@ def run_track(args: argparse.Namespace) -> int:
     except (VideoReadError, ValueError) as error:
         print(f"vidrnn track: error: {error}; {_rows_kept(args.output, len(boxes))}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""))
+    said = sys.stderr if Path("/dev") in args.output.parents else sys.stdout  # the boxes may be on stdout themselves
+    print(f"{len(boxes)} boxes written to {args.output}" + (f"; video with boxes: {args.render}" if args.render else ""),
+          file=said)
     return EXIT_OK
