@@ -12,6 +12,7 @@ import pytest
 
 from vidrnn.data.folders import folder_index
 from vidrnn.data.splits import (
+    FITTED_CLIPS,
     check_split,
     copy_warnings,
     identical_copies,
@@ -255,3 +256,27 @@ def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path:
     assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "
                              "label noise")
     assert copy_warnings({"test": [], "val": [], "different_labels": []}, tmp_path) == []
+
+
+@pytest.mark.parametrize("dataset", ["ucf101", "folders"])
+def test_clips_read_from_a_copy_of_the_videos_are_held_to_the_fitted_clips_by_name(dataset: str,
+                                                                                   tmp_path: Path) -> None:
+    """A copy of the dataset (on a faster disk) was only warned about as "other videos": a fold-1 model tested on
+    fold 2 of the copy scored 1.0 on clips it trained on. UCF101's names identify its videos, so there it is refused;
+    elsewhere a name can recur in other videos, so it is warned about with the count."""
+    original, copy = _folders(tmp_path / "original"), _folders(tmp_path / "copy")
+    trained = {**TRAINED, "dataset": dataset, "root": str(original),
+               FITTED_CLIPS: {"train": ["a/a_g00_c01.mp4", "b/b_g00_c01.mp4"], "val": ["a/a_g01_c01.mp4"]}}
+    here = {**TRAINED, "dataset": dataset, "root": str(copy), "fold": 2}
+    reads = {"test": ["a/a_g01_c01.mp4", "a/a_g05_c01.mp4", "b/b_g05_c01.mp4"]}
+    found = (f"1 of the 3 test clips under {copy} have the names of clips the model was trained or validated on "
+             f"under {original} (such as a/a_g01_c01.mp4)")
+    if dataset == "ucf101":
+        with pytest.warns(UserWarning, match="this run reads those under"):
+            with pytest.raises(ValueError, match=re.escape(f"{found}: UCF101's names identify its videos")):
+                check_split(trained, here, "test", reads=reads)
+    else:
+        with pytest.warns(UserWarning, match=re.escape(f"{found}: if the videos here are copies of those")):
+            check_split(trained, here, "test", reads=reads)
+    with pytest.warns(UserWarning, match="this run reads those under"):  # no fitted clip's name: the general warning
+        check_split(trained, here, "test", reads={"test": ["a/a_g05_c01.mp4"]})

@@ -916,6 +916,27 @@ def test_an_encoder_pretrained_on_the_test_clips_is_refused_before_any_extractio
         assert str(tmp_path / "moved") in unchecked[0]
 
 
+def test_an_encoder_pretrained_on_a_copy_of_the_test_clips_is_refused_by_their_names(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a copy of the dataset (another folder), fold 2 started from a fold-1 model whose training clips are
+    fold 2's test clips went through without a word: paths differ, names do not."""
+    import shutil
+
+    root = Path(yaml.safe_load(config.read_text())["data"]["root"])
+    copy = shutil.copytree(root, tmp_path / "copy")
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--data.root", str(copy), "--data.fold", "2", "--model.init_from",
+              str(checkpoint)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert re.search(rf"test clips of this fit under {copy}/UCF-101 have the names of clips the model was pretrained "
+                     rf"on under {root}/UCF-101 .*UCF101's names identify its videos.* Pretrain on the training side "
+                     r"of this fit's split", error), error
+
+
 def test_an_init_from_that_cannot_start_this_encoder_is_refused_before_any_extraction(
         config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found only by setup("fit"), after the features were extracted."""

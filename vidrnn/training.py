@@ -430,9 +430,23 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
     the pretraining ran, so a match there is a warning (newer ones record it resolved: :meth:`VideoDataModule.state_dict`).
     """
     from vidrnn.data.module import VideoDataModule, fitted_clips, recorded_data_settings
+    from vidrnn.data.splits import FITTED_CLIPS, named_alike, videos_folder
 
     settings = recorded_data_settings(checkpoint)
     resolved = VideoDataModule.__qualname__ in checkpoint  # else the root may be recorded as typed, relative
+    hp = datamodule.hparams
+    same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
+                  if hp.dataset in ("ucf101", "demo") else
+                  f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
+    if settings is not None and FITTED_CLIPS in settings and videos_folder(settings) != videos_folder(hp):
+        # Pretrained on another copy of the videos, maybe: its clips' paths cannot match this fit's, their names can.
+        fitted = [key for keys in settings[FITTED_CLIPS].values() for key in keys]
+        try:
+            named_alike(fitted, datamodule.drawn_keys()["test"], settings, hp, "test clips of this fit",
+                        "pretrained on", f"Pretrain on the training side of this fit's split: {same_split}")
+        except ValueError as error:
+            _usage_error(f"--model.init_from {init_from}: {error}")
+        return  # under another folder, no clip of its can be one of this fit's by path
     try:
         if settings is None:
             raise ValueError("it records no data module settings")
@@ -451,10 +465,6 @@ def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datam
                        "scores would be optimistic: pretrain on the training side of this fit's split")
         return
     if seen_test:
-        hp = datamodule.hparams
-        same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
-                      if hp.dataset in ("ucf101", "demo") else
-                      f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
         _usage_error(f"--model.init_from {init_from} was pretrained on {len(seen_test)} of this fit's {len(test)} "
                      f"test clips (such as {seen_test[0]}): its test scores would be optimistic. Pretrain on the "
                      f"training side of this fit's split: {same_split}")

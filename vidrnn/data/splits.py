@@ -30,8 +30,8 @@ from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "split_counts", "split_settings",
-           "split_summary", "validation_rule", "videos_folder", "write_split_record"]
+__all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "named_alike", "split_counts",
+           "split_settings", "split_summary", "validation_rule", "videos_folder", "write_split_record"]
 
 #: The split each command reads; a resumed fit goes on to test on the test split.
 _SPLIT_READ = {"fit": "test", "validate": "validation", "test": "test", "predict": "test"}
@@ -48,6 +48,10 @@ _SPLITS_CHECKED = {"fit": ("val", "test"), "validate": ("val",), "test": ("test"
 _FITTED_BEFORE = {"val": ("train",), "test": ("train", "val")}
 
 _SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+#: What to do about a split that holds clips a checkpoint was fitted on, read from a copy of its videos.
+_SAME_SETTINGS = ("Use the data settings it was trained with (the config.yaml of the run that trained it), whichever "
+                  "copy of the videos they are read from")
 
 #: Up to this many classes, the summary line gives every class's counts.
 _CLASSES_SHOWN = 12
@@ -139,7 +143,14 @@ def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stag
     ``test``), held against the clips the checkpoint was fitted on where it records them (:data:`FITTED_CLIPS`;
     older checkpoints are held to their settings alone).
     """
-    if trained is None or "dataset" not in trained or _other_videos(trained, here):
+    if trained is None or "dataset" not in trained:
+        return
+    if _other_videos(trained, here):
+        if reads is not None and FITTED_CLIPS in trained:
+            for split in _SPLITS_CHECKED[stage]:
+                before = [key for side in _FITTED_BEFORE[split] for key in trained[FITTED_CLIPS].get(side, ())]
+                named_alike(before, reads.get(split, ()), trained, here,
+                            f"{_SPLIT_NAMES[split]} clips", "trained on" if split == "val" else "trained or validated on")
         return
     differing = _differences(trained, here, stage) + _other_split_lists(trained, here)
     if differing:
@@ -151,6 +162,25 @@ def check_split(trained: Mapping[str, Any] | None, here: Mapping[str, Any], stag
                          "overriding those")
     if reads is not None and FITTED_CLIPS in trained:
         _check_fitted_clips(trained[FITTED_CLIPS], reads, here, stage)
+
+
+def named_alike(fitted: Sequence[str], reads: Sequence[str], trained: Mapping[str, Any], here: Mapping[str, Any],
+                what: str, seen: str, fix: str = _SAME_SETTINGS) -> None:
+    """Hold clips read from another videos folder than the model's (``here`` against ``trained``) to the keys it was
+    fitted on, by name: a copy of the same dataset (on a faster disk, another mount) reads the very clips under
+    other paths. UCF101's names identify its videos, so a UCF101 clip of a fitted clip's name is refused
+    (``ValueError``); in other datasets a name can recur in other videos, so it is warned about, with the count."""
+    alike = sorted(set(reads) & set(fitted))
+    if not alike:
+        return
+    there, now = videos_folder(trained), videos_folder(here)
+    found = (f"{len(alike)} of the {len(reads)} {what} under {now} have the names of clips the model was {seen} under "
+             f"{there} (such as {alike[0]})")
+    if trained["dataset"] == here["dataset"] == "ucf101":
+        raise ValueError(f"{found}: UCF101's names identify its videos, so these are the same clips, read from a "
+                         f"copy, and the scores would be too good. {fix}")
+    warnings.warn(f"{found}: if the videos here are copies of those, the scores include clips it was {seen}",
+                  stacklevel=3)
 
 
 def _check_fitted_clips(fitted: Mapping[str, Sequence[str]], reads: Mapping[str, Sequence[str]],
