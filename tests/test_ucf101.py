@@ -126,7 +126,9 @@ def test_listed_clips_missing_from_a_present_class_are_reported_and_logged(
 
     assert index.missing == [videos / "Alpha" / "v_Alpha_g02_c01.avi", videos / "Alpha" / "v_Alpha_g01_c01.avi"]
     assert [record.label for record in index.records] == ["Zeta", "Zeta"]
-    assert "2 clips" in caplog.text and str(videos) in caplog.text
+    assert ("2 clips listed for split 3 are missing under " f"{videos}: Alpha/v_Alpha_g02_c01.avi, "
+            "Alpha/v_Alpha_g01_c01.avi; they are left out, so the split is not the full official one") in caplog.text
+    assert index.split_rule.endswith(", 2 listed clips missing")  # what splits.json and the split's summary say
 
 
 @pytest.mark.parametrize("fold", [0, 4])

@@ -499,7 +499,9 @@ class VideoDataModule(L.LightningDataModule):
         for message in copy_warnings(copies, self.index.root):
             logger.warning(message)
         if log_dir is not None:
-            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies)
+            missing = [path.relative_to(self.index.root).as_posix() for path in self.index.missing]
+            write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies,
+                               missing)
 
     def _source_digests(self) -> dict[str, str]:
         """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""

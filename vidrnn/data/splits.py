@@ -242,14 +242,15 @@ def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
 
 def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
                        counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]],
-                       copies: Mapping[str, Sequence[Sequence[str]]]) -> None:
+                       copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = ()) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
-    split's clip keys — to compare with another run's — and the byte-identical copies of :func:`identical_copies`)."""
+    split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, and
+    the clips its split lists name that are not on disk, ``missing``)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
               "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
-              "identical_copies": copies}
+              "identical_copies": copies, "missing": list(missing)}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
 
 

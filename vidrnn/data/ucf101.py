@@ -65,18 +65,19 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
         )
     records, missing = _records(videos_root, {"train": train_list, "test": test_list}, set(classes))
     _check_groups_disjoint(records, splits_dir, fold)
+    rule = official_split_rule(fold, len(classes), len(listed_classes))
     if missing:
-        logger.warning(
-            "%d clips listed for split %d are missing under %s (first: %s); they are left out, see index.missing",
-            len(missing), fold, videos_root, missing[0],
-        )
-    return DatasetIndex(
-        root=videos_root,
-        classes=classes,
-        records=records,
-        split_rule=official_split_rule(fold, len(classes), len(listed_classes)),
-        missing=missing,
-    )
+        logger.warning("%d clips listed for split %d are missing under %s: %s; they are left out, so the split is not "
+                       "the full official one (a run keeps every one in its splits.json, missing)", len(missing), fold,
+                       videos_root, _first_paths(missing, videos_root))
+        rule += f", {len(missing)} listed clip{'s' * (len(missing) > 1)} missing"
+    return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing)
+
+
+def _first_paths(paths: list[Path], root: Path, shown: int = 10) -> str:
+    """The first ``shown`` paths relative to ``root``, and how many more: a long list is cut, and says so."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(path.relative_to(root).as_posix() for path in paths[:shown]) + more
 
 
 def check_fold(fold: int) -> None:
