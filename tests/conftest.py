@@ -53,11 +53,18 @@ def frame_level(frame: np.ndarray) -> int:
     return round(float(frame.mean()) / 8)
 
 
-@pytest.fixture
+def real_data(*parts: str) -> Path:
+    """A folder of the real data in ../shared/data, or a skip saying where it was looked for: the one way the
+    real-data tests find it, so that none of them runs half-way on a checkout without it."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    return real_data()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skimage import data
 from torch import nn
 
 from vidrnn import backbones
@@ -20,7 +21,6 @@ def lite0():
 
 
 def _assert_sees_a_cat(backbone) -> None:
-    data = pytest.importorskip("skimage.data")
     images = backbone.preprocess(data.chelsea()[None])
     with torch.no_grad():
         logits = backbone.trunk.model(images)  # the full EfficientNet-Lite, classifier included

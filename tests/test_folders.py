@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.utilities import rank_zero_only
 
-from conftest import write_video
+from conftest import real_data, write_video
 from vidrnn.data.folders import folder_index
 from vidrnn.data.records import DatasetIndex
 from vidrnn.video import read_frames
 
-UCF_MINI_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini" / "UCF-101"
 
 
 def _touch(root: Path, *relative: str) -> None:
@@ -334,10 +333,7 @@ def test_a_test_fraction_outside_0_to_1_is_refused(tmp_path: Path, fraction: flo
 
 @pytest.mark.realdata
 def test_the_real_ucf_videos_as_a_folder_dataset_split_by_group() -> None:
-    if not UCF_MINI_VIDEOS.is_dir():
-        pytest.skip(f"real data not found at {UCF_MINI_VIDEOS}")
-
-    index = folder_index(UCF_MINI_VIDEOS, test_fraction=0.3, seed=0)
+    index = folder_index(real_data("ucf101-mini", "UCF-101"), test_fraction=0.3, seed=0)
 
     assert index.classes == ["ApplyEyeMakeup", "ApplyLipstick", "BalanceBeam", "BaseballPitch"]
     assert len(index.records) == 517

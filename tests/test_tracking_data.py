@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import write_video
+from conftest import real_data, write_video
 from vidrnn.data.demo_staging import DEMO_MARKER
 from vidrnn.data.evidence_cache import EvidenceCache
 from vidrnn.data.synthetic_tracking import _tracking_marker
@@ -20,7 +20,6 @@ from vidrnn.data.tracking_sequences import (
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import VideoReadError
 
-TRACKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracking"
 
 
 def write_images(folder: Path, count: int, pattern: str = "{:04d}.jpg", first: int = 1) -> Path:
@@ -43,9 +42,7 @@ def write_otb(folder: Path, frames: int, lines: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def real() -> dict[str, TrackingSequence]:
-    if not TRACKING.is_dir():
-        pytest.skip(f"real tracking data not found at {TRACKING}")
-    return {sequence.name: sequence for sequence in find_sequences(TRACKING)}
+    return {sequence.name: sequence for sequence in find_sequences(real_data("tracking"))}
 
 
 @pytest.mark.realdata
@@ -89,7 +86,7 @@ def test_find_sequences_sorts_by_name_ignoring_case(real: dict[str, TrackingSequ
 def test_first_real_box_matches_the_file_by_hand(
     real: dict[str, TrackingSequence], name: str, ground_truth: str, first_line: str, expected: list[float]
 ) -> None:
-    assert (TRACKING / ground_truth).read_text().splitlines()[0] == first_line
+    assert (real_data("tracking") / ground_truth).read_text().splitlines()[0] == first_line
     assert real[name].boxes[0] == pytest.approx(expected, abs=1e-9)
 
 
@@ -109,10 +106,8 @@ def test_tld_frames_are_the_video_counted_by_decoding(real: dict[str, TrackingSe
 
 @pytest.mark.realdata
 def test_football1_drops_its_seven_unannotated_frames_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    if not TRACKING.is_dir():
-        pytest.skip(f"real tracking data not found at {TRACKING}")
     with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking"):
-        football = load_sequence(TRACKING / "otb" / "Football1")
+        football = load_sequence(real_data("tracking") / "otb" / "Football1")
     assert (football.num_frames, football.unannotated_frames) == (74, 7)
     assert "Football1" in caplog.text and "81 frames, 74 boxes" in caplog.text
 

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import real_data
 from vidrnn.data.ucf101 import ucf101_index
 
-UCF_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101-mini"
 MINI_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "BalanceBeam", "BaseballPitch"]
 
 
 @pytest.fixture
 def ucf_mini() -> Path:
-    if not (UCF_MINI / "UCF-101").is_dir():
-        pytest.skip(f"real data not found at {UCF_MINI}")
-    return UCF_MINI
+    real_data("ucf101-mini", "UCF-101")
+    return real_data("ucf101-mini")
 
 
 def _listed_for_mini_classes(list_file: Path) -> int:
