@@ -64,3 +64,22 @@ def test_spec_round_trips_through_a_plain_dict() -> None:
 def test_invalid_specs_fail_at_construction(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         SamplingSpec(**kwargs)
+
+
+@pytest.mark.parametrize(("num_frames", "num_segments"), [(17, 16), (33, 32), (40, 32), (47, 24), (100, 4)])
+def test_random_offsets_never_take_a_frame_twice(num_frames: int, num_segments: int) -> None:
+    """Segments narrower than two frames used to share frames between neighbours (33 frames in 32 segments: a repeat
+    in 999 of 1,000 draws), which an ``inputs: differences`` model saw as a still moment that was never filmed."""
+    # Segment k holds the frames j with k * num_frames / num_segments <= j < (k + 1) * num_frames / num_segments.
+    first = [-(-k * num_frames // num_segments) for k in range(num_segments + 1)]
+    for seed in range(200):
+        drawn = segment_indices(num_frames, num_segments, np.random.default_rng(seed)).tolist()
+        assert all(first[k] <= index < first[k + 1] for k, index in enumerate(drawn)), drawn
+
+
+def test_random_offsets_of_whole_frame_segments_are_drawn_as_before() -> None:
+    """Where every segment spans a whole number of frames (the configs' 32 frames in 16 steps) the draws are those of
+    earlier versions, so their results stay reproducible."""
+    for seed in range(20):
+        points = np.arange(16) * 2 + np.random.default_rng(seed).random(16) * 2
+        assert segment_indices(32, 16, np.random.default_rng(seed)).tolist() == np.floor(points).astype(int).tolist()

@@ -20,9 +20,10 @@ Strategy = Literal["segments", "stride", "fps", "all"]
 def segment_indices(num_frames: int, num_segments: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """TSN-style sampling: one frame from each of ``num_segments`` equal segments.
 
-    With ``rng`` the frame is drawn uniformly inside its segment (training-time augmentation); without it the
-    segment's centre is taken (evaluation, reproducible). A video shorter than ``num_segments`` yields all its frames
-    once: sequences are variable-length, so frames are never invented by repetition.
+    With ``rng`` one of the segment's own frames is drawn, uniformly (training-time augmentation; never a frame of a
+    neighbouring segment, so never one twice); without it the segment's centre is taken (evaluation, reproducible). A
+    video shorter than ``num_segments`` yields all its frames once: sequences are variable-length, so frames are
+    never invented by repetition.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
@@ -30,12 +31,15 @@ def segment_indices(num_frames: int, num_segments: int, rng: np.random.Generator
         raise ValueError(f"num_segments must be positive, got {num_segments}")
     if num_frames <= num_segments:
         return np.arange(num_frames, dtype=np.int64)
-    edges = np.linspace(0.0, num_frames, num_segments + 1)
-    starts, ends = edges[:-1], edges[1:]
     if rng is None:
-        points = (starts + ends) / 2.0
+        edges = np.linspace(0.0, num_frames, num_segments + 1)
+        points = (edges[:-1] + edges[1:]) / 2.0
     else:
-        points = starts + rng.random(num_segments) * (ends - starts)
+        # A segment's own frames, from the first whole frame inside it: drawn over the segment's span instead, a
+        # segment narrower than two frames would share its neighbour's (33 frames in 32 segments repeated one nearly
+        # every draw). Where each segment spans whole frames, these are its edges, and the draws those of the span.
+        first = -(-np.arange(num_segments + 1, dtype=np.int64) * num_frames // num_segments)
+        points = first[:-1] + rng.random(num_segments) * np.diff(first)
     return np.clip(np.floor(points), 0, num_frames - 1).astype(np.int64)
 
 
