@@ -3,15 +3,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import write_video
+from conftest import stating_rate, write_video
 from vidrnn.data.demo_staging import DEMO_MARKER
-from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.evidence_cache import EvidenceCache, Refused
 from vidrnn.data.synthetic_tracking import _tracking_marker
 from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import (
@@ -437,6 +438,30 @@ def test_frames_given_new_times_with_the_same_bytes_keep_their_cached_evidence(t
     assert cache.load(sequence) is None
 
 
+def test_a_cache_that_cannot_record_new_times_is_warned_about_by_rank_zero_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit loads the cached runs: each said again that the times cannot be recorded."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    sequence = load_sequence(write_otb(tmp_path / "Toy", 3, ["1,1,4,4"] * 3))
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs("Toy", 1.0))
+    later = time.time_ns() + 10**12
+    for frame in (tmp_path / "Toy" / "img").iterdir():
+        os.utime(frame, ns=(later, later))
+    monkeypatch.setattr(EvidenceCache, "_write", _read_only)
+    for rank, said in ((1, False), (0, True)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vidrnn.data.evidence_cache"):
+            assert cache.load(sequence).evidence.max() == 1.0
+        assert ("the times cannot be recorded" in caplog.text) == said
+
+
+def _read_only(*args: object) -> None:
+    raise PermissionError("read-only file system")
+
+
 def _never_hashed(path: Path) -> str:
     raise AssertionError(f"{path} hashed again")
 
@@ -620,6 +645,35 @@ def test_a_sequence_of_one_frame_is_left_out_of_training_and_validation_and_refu
     assert "left out of train" in left_out[0] and "left out of val" in left_out[1]
     with pytest.raises(ValueError, match=r"Single: nothing to track: one frame with its box"):
         module.sequences("test")
+
+
+def test_what_every_process_reads_alike_is_warned_about_by_rank_zero_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit lists, loads and reads the cached runs of the same sequences: each said every
+    warning about them again (frames without boxes, frames no sequence reads, a sequence left out, a video's
+    implausible frame rate, a refused simulation)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    write_otb(root / "train" / "Long", 5, ["1,1,4,4"] * 3)
+    write_otb(root / "train" / "Single", 1, ["1,1,4,4"])
+    write_images(root / "train" / "stray", 2)
+    stating_rate(write_video(root / "val" / "01_fast" / "fast.avi", 3, size=(32, 32)), 1000)
+    (root / "val" / "01_fast" / "gt.txt").write_text("1,1,10,10\n" * 3)
+    expected = ("last 2 frames dropped", "belong to no sequence", "Single", "not a plausible frame rate",
+                "Couple: left out of train: broken")
+    for rank in (1, 0):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vidrnn"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module.sequences("val")
+            for sequence in module.sequences("train"):
+                module.cache.save(sequence, Refused("broken") if sequence.name == "Couple" else _runs(sequence.name, 1))
+            module._split_runs("train")
+        said = caplog.text + "".join(str(warning.message) for warning in caught)
+        assert [phrase in said for phrase in expected] == [rank == 0] * len(expected), said
 
 
 def test_a_test_folder_without_sequences_says_what_a_sequence_looks_like(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vidrnn.distributed import warn_once, warnings_from_rank_zero
 from vidrnn.video import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
 )
@@ -389,11 +390,11 @@ def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tu
     unannotated, unmatched = max(frame_count - box_count, 0), max(box_count - frame_count, 0)
     pairing = "the annotation is assumed to start at the first frame; if it starts later, every box is mis-paired"
     if unannotated:
-        logger.warning("%s: %d frames, %d boxes: last %d frames dropped (%s)", name, frame_count, box_count,
-                       unannotated, pairing)
+        warn_once(logger, "%s: %d frames, %d boxes: last %d frames dropped (%s)", name, frame_count, box_count,
+                  unannotated, pairing)
     if unmatched:
-        logger.warning("%s: %d frames, %d boxes: last %d boxes dropped (%s)", name, frame_count, box_count, unmatched,
-                       pairing)
+        warn_once(logger, "%s: %d frames, %d boxes: last %d boxes dropped (%s)", name, frame_count, box_count,
+                  unmatched, pairing)
     return boxes[: min(frame_count, box_count)], unannotated, unmatched
 
 
@@ -409,7 +410,8 @@ def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
         raise FileNotFoundError(f"{folder}: no such sequence folder")
     spec, files = _ground_truth(folder)
     frames = spec.find_frames(folder)
-    frame_count = probe(frames, count=True).num_frames
+    with warnings_from_rank_zero():  # every process of a DDP fit loads the same sequences
+        frame_count = probe(frames, count=True).num_frames
     sequences = []
     for name, file in files.items():
         boxes = _read_boxes(file, spec)
@@ -497,7 +499,7 @@ class Survey:
     def warn_unread(self) -> None:
         """Log, once per survey, what under ``root`` no sequence reads."""
         if self.unread:
-            logger.warning("%s: %s; %s", self.root, self.unread_text(), self._advice())
+            warn_once(logger, "%s: %s; %s", self.root, self.unread_text(), self._advice())
 
     def none_found(self) -> str:
         """Why ``root`` holds no sequence, for the error that says so."""
