@@ -333,6 +333,25 @@ def test_folder_that_is_no_sequence_is_named_in_the_error(tmp_path: Path) -> Non
         load_sequence(tmp_path / "missing")
 
 
+def test_sequence_names_a_table_of_scores_could_not_tell_apart_are_refused(tmp_path: Path) -> None:
+    """tracking_scores.csv names a sequence by its path under the test folder: a sequence folder MEAN there was named
+    as the mean rows, and an OTB folder X's targets X-1, X-2 as a folder X-1 beside it."""
+    write_otb(tmp_path / "mean" / "MEAN", 3, ["1,1,4,4"] * 3)
+    with pytest.raises(ValueError, match=r"MEAN.* the name of the mean rows of tracking_scores.csv"):
+        find_sequences(tmp_path / "mean")
+    assert [sequence.name_under(tmp_path) for sequence in find_sequences(tmp_path)] == ["mean/MEAN"]  # apart
+
+    folder = write_images(tmp_path / "otb" / "Jogging" / "img", 3).parent
+    for target in (1, 2):
+        (folder / f"groundtruth_rect.{target}.txt").write_text("1,1,4,4\n" * 3)
+    write_otb(tmp_path / "otb" / "Jogging-1", 3, ["1,1,4,4"] * 3)
+    with pytest.raises(ValueError, match=r"Jogging-1: two sequences of this name under .*otb: one of the targets of "
+                                         r".*otb/Jogging \(.*\) and .*otb/Jogging-1; rename the folder .*otb/Jogging-1"):
+        find_sequences(tmp_path / "otb")
+    with pytest.raises(ValueError, match=r"otb/Jogging-1: two sequences"):
+        find_sequences(tmp_path)
+
+
 def test_empty_ground_truth_is_an_error(tmp_path: Path) -> None:
     folder = write_otb(tmp_path / "Toy", 2, [])
     with pytest.raises(ValueError, match="holds no boxes"):
