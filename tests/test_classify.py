@@ -734,3 +734,15 @@ def test_more_than_one_process_is_refused_saying_workers_parallelise_decoding(tm
     error = capsys.readouterr().err
     assert error.startswith("vidrnn classify: error: launched as 2 processes (WORLD_SIZE=2)") and "--workers" in error
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_refusal_of_more_than_one_process_is_said_by_rank_zero_alone(tmp_path: Path, capsys,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rank printed the same refusal."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    (tmp_path / "clip.avi").write_bytes(b"")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert classify(tmp_path / "clip.avi", "--ckpt", tmp_path / "model.ckpt", "--output", tmp_path / "out.csv") == 2
+    assert capsys.readouterr().err == ""

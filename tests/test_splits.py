@@ -132,6 +132,24 @@ def test_another_spelling_of_the_root_is_the_same_data_and_other_videos_are_warn
         check_split(trained, {**trained, "root": str(other)}, "test")
 
 
+def test_other_videos_and_copies_named_alike_are_warned_about_by_rank_zero_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP test checks the split: each warned again."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    original, copy = _folders(tmp_path / "original"), _folders(tmp_path / "copy")
+    trained = {**TRAINED, "dataset": "folders", "root": str(original), FITTED_CLIPS: {"train": ["a/a_g00_c01.mp4"]}}
+    here = {**TRAINED, "dataset": "folders", "root": str(copy)}
+    for rank, expected in ((1, 0), (0, 2)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_split(trained, here, "test", reads={"test": ["a/a_g00_c01.mp4"]})
+        said = [str(warning.message) for warning in caught]
+        assert len(said) == expected, said
+    assert "this run reads those under" in said[0] and "have the names of clips the model was" in said[1]
+
+
 def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_path: Path) -> None:
     counts = split_counts({"train": ["a", "a", "b"], "val": ["a"], "test": ["b", "b"]}, ["a", "b"])
     assert counts == {"a": {"train": 2, "val": 1, "test": 0}, "b": {"train": 1, "val": 0, "test": 2}}

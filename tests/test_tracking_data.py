@@ -3,15 +3,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import real_data, write_video
+from conftest import real_data, stating_rate, write_video
 from vidrnn.data.demo_staging import DEMO_MARKER
-from vidrnn.data.evidence_cache import EvidenceCache
+from vidrnn.data.evidence_cache import EvidenceCache, Refused
 from vidrnn.data.synthetic_tracking import _tracking_marker
 from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import (
@@ -327,6 +328,25 @@ def test_folder_that_is_no_sequence_is_named_in_the_error(tmp_path: Path) -> Non
         load_sequence(tmp_path / "missing")
 
 
+def test_sequence_names_a_table_of_scores_could_not_tell_apart_are_refused(tmp_path: Path) -> None:
+    """tracking_scores.csv names a sequence by its path under the test folder: a sequence folder MEAN there was named
+    as the mean rows, and an OTB folder X's targets X-1, X-2 as a folder X-1 beside it."""
+    write_otb(tmp_path / "mean" / "MEAN", 3, ["1,1,4,4"] * 3)
+    with pytest.raises(ValueError, match=r"MEAN.* the name of the mean rows of tracking_scores.csv"):
+        find_sequences(tmp_path / "mean")
+    assert [sequence.name_under(tmp_path) for sequence in find_sequences(tmp_path)] == ["mean/MEAN"]  # apart
+
+    folder = write_images(tmp_path / "otb" / "Jogging" / "img", 3).parent
+    for target in (1, 2):
+        (folder / f"groundtruth_rect.{target}.txt").write_text("1,1,4,4\n" * 3)
+    write_otb(tmp_path / "otb" / "Jogging-1", 3, ["1,1,4,4"] * 3)
+    with pytest.raises(ValueError, match=r"Jogging-1: two sequences of this name under .*otb: one of the targets of "
+                                         r".*otb/Jogging \(.*\) and .*otb/Jogging-1; rename the folder .*otb/Jogging-1"):
+        find_sequences(tmp_path / "otb")
+    with pytest.raises(ValueError, match=r"otb/Jogging-1: two sequences"):
+        find_sequences(tmp_path)
+
+
 def test_empty_ground_truth_is_an_error(tmp_path: Path) -> None:
     folder = write_otb(tmp_path / "Toy", 2, [])
     with pytest.raises(ValueError, match="holds no boxes"):
@@ -430,6 +450,30 @@ def test_frames_given_new_times_with_the_same_bytes_keep_their_cached_evidence(t
     cv2.imwrite(str(folder / "img" / "0002.jpg"), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
     os.utime(folder / "img" / "0002.jpg", ns=(later + 1, later + 1))
     assert cache.load(sequence) is None
+
+
+def test_a_cache_that_cannot_record_new_times_is_warned_about_by_rank_zero_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit loads the cached runs: each said again that the times cannot be recorded."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    sequence = load_sequence(write_otb(tmp_path / "Toy", 3, ["1,1,4,4"] * 3))
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs("Toy", 1.0))
+    later = time.time_ns() + 10**12
+    for frame in (tmp_path / "Toy" / "img").iterdir():
+        os.utime(frame, ns=(later, later))
+    monkeypatch.setattr(EvidenceCache, "_write", _read_only)
+    for rank, said in ((1, False), (0, True)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vidrnn.data.evidence_cache"):
+            assert cache.load(sequence).evidence.max() == 1.0
+        assert ("the times cannot be recorded" in caplog.text) == said
+
+
+def _read_only(*args: object) -> None:
+    raise PermissionError("read-only file system")
 
 
 def _never_hashed(path: Path) -> str:
@@ -615,6 +659,35 @@ def test_a_sequence_of_one_frame_is_left_out_of_training_and_validation_and_refu
     assert "left out of train" in left_out[0] and "left out of val" in left_out[1]
     with pytest.raises(ValueError, match=r"Single: nothing to track: one frame with its box"):
         module.sequences("test")
+
+
+def test_what_every_process_reads_alike_is_warned_about_by_rank_zero_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit lists, loads and reads the cached runs of the same sequences: each said every
+    warning about them again (frames without boxes, frames no sequence reads, a sequence left out, a video's
+    implausible frame rate, a refused simulation)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    write_otb(root / "train" / "Long", 5, ["1,1,4,4"] * 3)
+    write_otb(root / "train" / "Single", 1, ["1,1,4,4"])
+    write_images(root / "train" / "stray", 2)
+    stating_rate(write_video(root / "val" / "01_fast" / "fast.avi", 3, size=(32, 32)), 1000)
+    (root / "val" / "01_fast" / "gt.txt").write_text("1,1,10,10\n" * 3)
+    expected = ("last 2 frames dropped", "belong to no sequence", "Single", "not a plausible frame rate",
+                "Couple: left out of train: broken")
+    for rank in (1, 0):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vidrnn"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module.sequences("val")
+            for sequence in module.sequences("train"):
+                module.cache.save(sequence, Refused("broken") if sequence.name == "Couple" else _runs(sequence.name, 1))
+            module._split_runs("train")
+        said = caplog.text + "".join(str(warning.message) for warning in caught)
+        assert [phrase in said for phrase in expected] == [rank == 0] * len(expected), said
 
 
 def test_a_test_folder_without_sequences_says_what_a_sequence_looks_like(tmp_path: Path) -> None:

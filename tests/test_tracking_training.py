@@ -522,6 +522,26 @@ def test_track_cli_refuses_bad_input_before_decoding(tmp_path: Path, capsys) -> 
         main(["track", str(video), "--box", "1,1,6,6", "--max-side", "-1"])
 
 
+def test_track_under_torchrun_is_refused_once_before_anything_is_read(tmp_path: Path, capsys,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank tracked the same video and wrote the same CSV at once."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    output = tmp_path / "boxes.csv"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("vidrnn.tracker.runtime.load_tracker", _never_called)
+    for rank in (1, 0):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        assert main(["track", str(video), "--box", "1,1,8,8", "--output", str(output)]) == EXIT_USAGE
+        said = capsys.readouterr().err
+        if rank:
+            assert said == ""  # one message, from rank 0
+    assert said.startswith("vidrnn track: error: launched as 2 processes (WORLD_SIZE=2), but track runs in one")
+    assert not output.exists()
+
+
 def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:
     """``--box -5,10,40,40`` ended in argparse's "expected one argument": a value that begins with "-" was taken for
     an option."""

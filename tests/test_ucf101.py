@@ -130,6 +130,20 @@ def test_listed_clips_missing_from_a_present_class_are_reported_and_logged(
     assert index.split_rule.endswith(", 2 listed clips missing")  # what splits.json and the split's summary say
 
 
+def test_missing_clips_are_warned_about_by_rank_zero_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process of a DDP fit or of torchrun builds the index: each said the missing clips again."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"], "Alpha": []})
+    for rank, said in ((1, False), (0, True)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vidrnn.data.ucf101"):
+            assert len(ucf101_index(videos, splits, fold=3).missing) == 2
+        assert ("clips listed for split 3 are missing" in caplog.text) == said
+
+
 @pytest.mark.parametrize("fold", [0, 4])
 def test_a_fold_outside_1_to_3_is_refused(tmp_path: Path, fold: int) -> None:
     _, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi"]})

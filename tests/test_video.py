@@ -202,6 +202,37 @@ def test_ffmpegs_own_messages_which_name_no_file_stay_off_the_terminal_unless_as
     assert ("moov atom not found" in result.stdout + result.stderr) == (level is not None)
 
 
+def _blank_middle_jpeg(path: Path) -> Path:
+    """Overwrite the middle frame of an MJPG AVI, from its JPEG start marker to its end marker, with zeros: a damaged
+    stretch whose packet holds no JPEG at all."""
+    data = bytearray(path.read_bytes())
+    starts = [index for index in range(len(data) - 2) if data[index:index + 3] == b"\xff\xd8\xff"]
+    start = starts[len(starts) // 2]
+    end = data.index(b"\xff\xd9", start) + 2
+    data[start:end] = bytes(end - start)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("level", [None, "24"])
+def test_ffmpegs_fatal_level_messages_on_a_damaged_mjpg_stay_off_the_terminal_unless_asked_for(
+        tmp_path: Path, level: str | None) -> None:
+    """FFmpeg's MJPEG decoder says "No JPEG data found in image" at its fatal level (8), which a log level of 8 still
+    printed, on stdout among the command's own output."""
+    import os
+    import subprocess
+    import sys
+
+    damaged = _blank_middle_jpeg(write_video(tmp_path / "damaged.avi", 9, size=(32, 32)))
+    environment = {key: value for key, value in os.environ.items() if key != "OPENCV_FFMPEG_LOGLEVEL"}
+    if level is not None:
+        environment["OPENCV_FFMPEG_LOGLEVEL"] = level
+    result = subprocess.run([sys.executable, "-m", "vidrnn", "probe", "--count", str(damaged)], capture_output=True,
+                            text=True, env=environment, check=True)
+    assert str(damaged) in result.stdout
+    assert ("No JPEG data found in image" in result.stdout + result.stderr) == (level is not None)
+
+
 def test_a_video_whose_container_understates_its_length_is_sampled_to_its_real_end(tmp_path: Path) -> None:
     parts = []  # three MPEG-TS streams joined, as camcorders and recorders write them: each restarts its timestamps
     for part in range(3):

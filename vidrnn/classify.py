@@ -336,11 +336,6 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
     Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
     typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
-    processes = os.environ.get("WORLD_SIZE", "1")
-    if processes.isdigit() and int(processes) > 1:  # torchrun: every process would classify every video
-        return (f"launched as {processes} processes (WORLD_SIZE={processes}), but classify runs in one: it would "
-                "classify every video in each and write the same output from all of them. Run it without torchrun; "
-                "--workers sets how many processes decode the videos")
     if not any(path.exists() or path.is_symlink() for path in args.paths):
         return f"no such file or folder: {', '.join(str(path) for path in args.paths)}"
     if not args.ckpt.is_file():
@@ -420,9 +415,15 @@ def run_classify(args: argparse.Namespace) -> int:
     rows written until then are kept, for --resume)."""
     from tqdm.auto import tqdm
 
+    from vidrnn.distributed import say_once, several_processes
     from vidrnn.inference import Predictor
     from vidrnn.workers import WorkerStartError
 
+    refusal = several_processes("classify", "it would classify every video in each and write the same output from "
+                                "all of them")
+    if refusal is not None:
+        say_once(f"vidrnn classify: error: {refusal}; --workers sets how many processes decode the videos")
+        return EXIT_USAGE
     problem = _usage_problem(args)
     if problem is not None:
         print(f"vidrnn classify: error: {problem}", file=sys.stderr)

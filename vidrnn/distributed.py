@@ -10,18 +10,31 @@ Every rank needs at least one item, though: Lightning's evaluation loop runs non
 batch, so that rank would never join the reduction of the metrics (nor the gathering of rows) the others wait in. An
 evaluation with fewer items than ranks is therefore refused (:class:`TooFewToShare`), saying how to run it in one
 process, rather than left to hang or to end in Lightning's bare ``AssertionError``.
+
+What every process reads alike — a dataset's index, tracking sequences, cached runs, a checkpoint's split — is said
+by global rank 0 alone (:func:`warn_once`, :func:`warnings_from_rank_zero`): Lightning's ``rank_zero_only.rank``,
+taken from the launcher's environment (``RANK``, else ``LOCAL_RANK``) and set to the global rank when its strategy
+starts; each process said it again, and Lightning's ``prepare_data`` once per node. The commands that run in one
+process refuse a launch as several (:func:`several_processes`), the refusal said once too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["TooFewToShare", "evaluation_sampler", "gather_rows", "rank_share", "require_shareable", "world"]
+__all__ = ["TooFewToShare", "evaluation_sampler", "gather_rows", "rank_share", "require_shareable", "said_here",
+           "say_once", "several_processes", "warn_once", "warnings_from_rank_zero", "world"]
 
 T = TypeVar("T")
 
@@ -76,3 +89,42 @@ def gather_rows(rows: Sequence[T]) -> list[T]:
     everyone: list[list[T] | None] = [None] * processes
     dist.all_gather_object(everyone, list(rows))
     return [row for part in everyone for row in (part or [])]
+
+
+def said_here() -> bool:
+    """Whether this process says what every process would say alike: global rank 0."""
+    return rank_zero_only.rank == 0
+
+
+def say_once(text: str) -> None:
+    """Print ``text`` on stderr from global rank 0 alone (a refusal every process reaches alike)."""
+    if said_here():
+        print(text, file=sys.stderr)
+
+
+def warn_once(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log a warning about what every process reads alike from global rank 0 alone; the record names the caller."""
+    if said_here():
+        logger.warning(message, *args, stacklevel=2)
+
+
+@contextmanager
+def warnings_from_rank_zero() -> Iterator[None]:
+    """Python warnings raised within shown by global rank 0 alone, for code below that cannot know every process
+    runs it alike (a video's implausible frame rate, said where a sequence's video is probed)."""
+    if said_here():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def several_processes(command: str, consequence: str) -> str | None:
+    """Why ``command``, which runs in one process, refuses a launch as several (torchrun's ``WORLD_SIZE`` above 1):
+    ``consequence`` says what each process would do; ``None`` when launched as one."""
+    processes = os.environ.get("WORLD_SIZE", "1")
+    if not processes.isdigit() or int(processes) <= 1:
+        return None
+    return (f"launched as {processes} processes (WORLD_SIZE={processes}), but {command} runs in one: {consequence}. "
+            "Run it without torchrun")

@@ -202,9 +202,15 @@ def _rows_kept(output: Path, count: int) -> str:
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from vidrnn.distributed import say_once, several_processes
     from vidrnn.tracker.runtime import load_tracker
     from vidrnn.video import VideoReadError, probe
 
+    refusal = several_processes("track", "it would track the video in each and write the same boxes to the same "
+                                "output from all of them")
+    if refusal is not None:
+        say_once(f"vidrnn track: error: {refusal}")
+        return EXIT_USAGE
     try:
         info = probe(args.video)
         scale = working_scale(info.width, info.height, args.max_side)

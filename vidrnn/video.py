@@ -116,8 +116,10 @@ _TEXT_CODECS = frozenset({"ansi", "bin", "xbin", "idf", "tty"})
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # FFmpeg warnings on broken files flood a terminal
 # FFmpeg's own lines ("moov atom not found", "error while decoding MB ...") carry no file name, so among a batch's
 # progress they name nothing; VideoReadError names the file and the reason. Read when OpenCV first opens a file, so
-# a user who wants them back sets OPENCV_FFMPEG_LOGLEVEL (24: warnings, 48: debug) before starting.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
+# a user who wants them back sets OPENCV_FFMPEG_LOGLEVEL (24: warnings, 48: debug) before starting. Quiet, not fatal:
+# FFmpeg's MJPEG decoder says "No JPEG data found in image" of a damaged frame at its fatal level (and OpenCV prints
+# what passes on stdout).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 #: Failed grabs in a row passed over before the container's stated end, where a damaged stretch of a file makes the
 #: decoder refuse some frames and then go on (FFmpeg resynchronises at the next key frame); past the stated end one

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vidrnn.data.tracking_sequences import TrackingSequence
+from vidrnn.distributed import warn_once
 from vidrnn.files import atomic_write, file_sha256
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import image_files
@@ -113,8 +114,8 @@ class EvidenceCache:
         try:
             self._write(sequence, arrays, content)
         except OSError as error:
-            logger.warning("%s: frames with new times but the same bytes; the times cannot be recorded in %s (%s), "
-                           "so every fit hashes them again", sequence.name, self.folder, error)
+            warn_once(logger, "%s: frames with new times but the same bytes; the times cannot be recorded in %s "
+                      "(%s), so every fit hashes them again", sequence.name, self.folder, error)
 
     def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused) -> None:
         """Keep the simulated runs of ``sequence``, or why it could not be simulated."""

@@ -44,9 +44,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_only
-
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.distributed import warn_once
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
@@ -76,13 +75,6 @@ _NOT_VIDEO = IMAGE_EXTENSIONS | frozenset({
 _EXAMPLES = 3
 
 logger = logging.getLogger(__name__)
-
-
-def _warn(message: str, *args: object) -> None:
-    """Log a warning about the dataset from rank 0 alone: every process of a DDP fit or of torchrun builds the index,
-    and each said it again."""
-    if rank_zero_only.rank == 0:
-        logger.warning(message, *args, stacklevel=2)
 
 
 def folder_index(
@@ -198,11 +190,11 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
         if found.videos:
             videos[class_dir.name] = found.videos
         else:
-            _warn("%s holds no video files; class %r is skipped", class_dir, class_dir.name)
+            warn_once(logger, "%s holds no video files; class %r is skipped", class_dir, class_dir.name)
     if not videos:
         raise FileNotFoundError(_no_class_videos(base, bool(class_dirs), loose))
     if loose:
-        _warn("%s: %s directly in it, outside any class folder, not read (such as %s): class folders are "
+        warn_once(logger, "%s: %s directly in it, outside any class folder, not read (such as %s): class folders are "
               "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
               "root", base, _count(len(loose), "video"), _relative(loose, base), base)
     return videos, passed_over
@@ -257,7 +249,7 @@ def _warn_passed_over(root: Path, found: _Found) -> None:
                     f"{_relative(found.frame_folders, root)}), which may be clips stored as frames: the index reads "
                     "video files only; make each such clip a video file")
     if said:
-        _warn("%s: the index passed over %s", root, "; and ".join(said))
+        warn_once(logger, "%s: the index passed over %s", root, "; and ".join(said))
 
 
 def _count(number: int, noun: str) -> str:
@@ -290,7 +282,7 @@ def _split_class(
     rng.shuffle(order)
     test_units = _choose_test_units(order, sizes, test_fraction * len(groups))
     if not test_units:
-        _warn("class %r has a single group or clip, so all its clips go to train", label)
+        warn_once(logger, "class %r has a single group or clip, so all its clips go to train", label)
     return [
         VideoRecord(file, label, group, "test" if units[file] in test_units else "train")
         for file, group in groups.items()
@@ -374,7 +366,7 @@ def _warn_unread_beside(root: Path, splits: tuple[str, ...]) -> None:
     unread = [f"{path.name}/" if path.is_dir() else path.name for path in sorted(root.iterdir())
               if not is_hidden(path.name) and path.name not in splits and (path.is_dir() or _may_be_video(path))]
     if unread:
-        _warn("%s holds the split as given (%s); not read beside them: %s (an explicit split reads %s, each "
+        warn_once(logger, "%s holds the split as given (%s); not read beside them: %s (an explicit split reads %s, each "
               "holding class folders, and nothing else)", root, ", ".join(f"{name}/" for name in splits),
               ", ".join(unread), _folders(splits))
 
@@ -385,7 +377,7 @@ def _warn_split_folders_read_as_classes(root: Path) -> None:
     present = [name for name in ("train", _GIVEN_VALIDATION, "test") if (root / name).is_dir()]
     if present:
         absent = " or ".join(f"{name}/" for name in _EXPLICIT_SPLITS if name not in present)
-        _warn("%s holds %s but no %s: they are read as class folders; a split as given needs train/ and test/ "
+        warn_once(logger, "%s holds %s but no %s: they are read as class folders; a split as given needs train/ and test/ "
               "(%s/ optional)", root, ", ".join(f"{name}/" for name in present), absent, _GIVEN_VALIDATION)
 
 
@@ -395,5 +387,5 @@ def _warn_shared_groups(records: list[VideoRecord], root: Path, other: str) -> N
     train, held_out = ({record.group for record in records if record.split == split} for split in ("train", other))
     shared = sorted(group for group in train & held_out if group is not None)
     if shared:
-        _warn("%s: groups %s have clips in both train/ and %s/; %s results will be optimistic", root, shared,
+        warn_once(logger, "%s: groups %s have clips in both train/ and %s/; %s results will be optimistic", root, shared,
               other, "validation" if other == _GIVEN_VALIDATION else "test")

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_warn
 
 from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
@@ -119,8 +120,8 @@ def _other_videos(trained: Mapping[str, Any], here: Mapping[str, Any]) -> bool:
     there, now = videos_folder(trained), videos_folder(here)
     if there == now or not there.is_dir():
         return False
-    warnings.warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
-                  "they are the same videos split otherwise, the scores include clips it trained on", stacklevel=3)
+    rank_zero_warn(f"the checkpoint was trained on the videos under {there}; this run reads those under {now}: if "
+                   "they are the same videos split otherwise, the scores include clips it trained on", stacklevel=5)
     return True
 
 
@@ -179,8 +180,8 @@ def named_alike(fitted: Sequence[str], reads: Sequence[str], trained: Mapping[st
     if trained["dataset"] == here["dataset"] == "ucf101":
         raise ValueError(f"{found}: UCF101's names identify its videos, so these are the same clips, read from a "
                          f"copy, and the scores would be too good. {fix}")
-    warnings.warn(f"{found}: if the videos here are copies of those, the scores include clips it was {seen}",
-                  stacklevel=3)
+    rank_zero_warn(f"{found}: if the videos here are copies of those, the scores include clips it was {seen}",
+                   stacklevel=5)
 
 
 def _check_fitted_clips(fitted: Mapping[str, Sequence[str]], reads: Mapping[str, Sequence[str]],

@@ -51,7 +51,7 @@ from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, 
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import evaluation_sampler
+from vidrnn.distributed import evaluation_sampler, warn_once
 from vidrnn.tracker.geometry import validate_box
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
@@ -364,7 +364,7 @@ class TrackingDataModule(L.LightningDataModule):
         for sequence in sequences:
             problem = _cannot_track(sequence)
             if problem:
-                logger.warning("%s (%s): %s: left out of %s", sequence.name, sequence.frames, problem, split)
+                warn_once(logger, "%s (%s): %s: left out of %s", sequence.name, sequence.frames, problem, split)
             else:
                 kept.append(sequence)
         return kept
@@ -430,7 +430,7 @@ class TrackingDataModule(L.LightningDataModule):
                 if loaded is None:
                     raise RuntimeError(f"{split}/{sequence.name}: no cached runs; prepare_data() must run first")
                 if isinstance(loaded, Refused):
-                    logger.warning("%s: left out of %s: %s", sequence.name, split, loaded.reason)
+                    warn_once(logger, "%s: left out of %s: %s", sequence.name, split, loaded.reason)
                 else:
                     paired.append((sequence, loaded))
             self._runs[split] = paired

@@ -73,16 +73,21 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vidrnn.distributed import warn_once, warnings_from_rank_zero
 from vidrnn.video import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
 )
 
 __all__ = [
-    "GROUND_TRUTH_FILES", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
+    "GROUND_TRUTH_FILES", "MEAN_ROW", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
     "load_entries", "load_sequence", "load_sequences", "sequence_entries", "survey",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: What a table of scores names its mean rows (``tracking_scores.csv``), where a sequence is named by its path under
+#: the folder read: no sequence directly in that folder may be named so.
+MEAN_ROW = "MEAN"
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,9 +145,7 @@ class TrackingSequence:
         """The sequence's name preceded by the folders between ``root`` and its own folder (``otb/Couple``, an OTB
         folder's targets ``otb/Jogging-1``): names alone can repeat under a root (``a/Seq``, ``b/Seq``). Its name
         alone when its folder is ``root`` itself, lies outside it, or is unknown (a sequence made in memory)."""
-        if self.ground_truth is None or not self.ground_truth.parent.parent.is_relative_to(root):
-            return self.name
-        return (self.ground_truth.parent.parent.relative_to(root) / self.name).as_posix()
+        return self.name if self.ground_truth is None else _name_under(self.ground_truth.parent, self.name, root)
 
     @property
     def _indices(self) -> range:
@@ -389,11 +392,11 @@ def _trim_to_common_length(name: str, boxes: np.ndarray, frame_count: int) -> tu
     unannotated, unmatched = max(frame_count - box_count, 0), max(box_count - frame_count, 0)
     pairing = "the annotation is assumed to start at the first frame; if it starts later, every box is mis-paired"
     if unannotated:
-        logger.warning("%s: %d frames, %d boxes: last %d frames dropped (%s)", name, frame_count, box_count,
-                       unannotated, pairing)
+        warn_once(logger, "%s: %d frames, %d boxes: last %d frames dropped (%s)", name, frame_count, box_count,
+                  unannotated, pairing)
     if unmatched:
-        logger.warning("%s: %d frames, %d boxes: last %d boxes dropped (%s)", name, frame_count, box_count, unmatched,
-                       pairing)
+        warn_once(logger, "%s: %d frames, %d boxes: last %d boxes dropped (%s)", name, frame_count, box_count,
+                  unmatched, pairing)
     return boxes[: min(frame_count, box_count)], unannotated, unmatched
 
 
@@ -409,7 +412,8 @@ def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
         raise FileNotFoundError(f"{folder}: no such sequence folder")
     spec, files = _ground_truth(folder)
     frames = spec.find_frames(folder)
-    frame_count = probe(frames, count=True).num_frames
+    with warnings_from_rank_zero():  # every process of a DDP fit loads the same sequences
+        frame_count = probe(frames, count=True).num_frames
     sequences = []
     for name, file in files.items():
         boxes = _read_boxes(file, spec)
@@ -426,6 +430,13 @@ def load_sequence(path: str | os.PathLike) -> TrackingSequence:
         names = ", ".join(sequence.name for sequence in sequences)
         raise ValueError(f"{path}: several targets ({names}); load them with load_sequences")
     return sequences[0]
+
+
+def _name_under(folder: Path, name: str, root: Path) -> str:
+    """:meth:`TrackingSequence.name_under` of sequence ``name`` of ``folder``."""
+    if not folder.parent.is_relative_to(root):
+        return name
+    return (folder.parent.relative_to(root) / name).as_posix()
 
 
 class SequenceEntry(NamedTuple):
@@ -497,7 +508,7 @@ class Survey:
     def warn_unread(self) -> None:
         """Log, once per survey, what under ``root`` no sequence reads."""
         if self.unread:
-            logger.warning("%s: %s; %s", self.root, self.unread_text(), self._advice())
+            warn_once(logger, "%s: %s; %s", self.root, self.unread_text(), self._advice())
 
     def none_found(self) -> str:
         """Why ``root`` holds no sequence, for the error that says so."""
@@ -527,7 +538,29 @@ def survey(root: str | os.PathLike, *, skip: Callable[[Path], bool] = lambda fol
     read = {path.resolve() for path in folders} | {entry.frames.resolve() for entry in entries}
     unread = [path for path in frames if read.isdisjoint(_self_and_parents(path))]
     entries.sort(key=lambda entry: (entry.name.casefold(), str(entry.frames)))
+    _refuse_names_alike(root, entries)
     return Survey(root, entries, unread, apart)
+
+
+def _refuse_names_alike(root: Path, entries: list[SequenceEntry]) -> None:
+    """Refuse (``ValueError``) names a table of scores, which names each sequence by its path under ``root``, could not
+    tell apart: a sequence named :data:`MEAN_ROW` directly in ``root``, and two of one name in one folder (target 1 of
+    an OTB folder ``X``, ``X-1``, beside a folder named ``X-1``; ``data.val_sequences`` could not tell them apart
+    either). The folder named like a target is the one to rename: OTB names targets so."""
+    seen: dict[str, SequenceEntry] = {}
+    for entry in entries:
+        label = _name_under(entry.folder, entry.name, root)
+        if label == MEAN_ROW:
+            raise ValueError(f"{entry.folder}: a sequence named {MEAN_ROW} in {root}, the name of the mean rows of "
+                             "tracking_scores.csv, which names a sequence by its path under the folder it scores; "
+                             "rename the folder")
+        if label in seen:
+            target, other = sorted((seen[label], entry), key=lambda alike: alike.folder.name == alike.name)
+            raise ValueError(f"{label}: two sequences of this name under {root}: one of the targets of "
+                             f"{target.folder} (an OTB folder's targets are named {target.folder.name}-1, "
+                             f"{target.folder.name}-2, ...) and {other.folder}; rename the folder {other.folder}: "
+                             "tables of scores and data.val_sequences could not tell them apart")
+        seen[label] = entry
 
 
 def sequence_entries(root: str | os.PathLike, *,

@@ -23,6 +23,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.distributed import warn_once
 
 __all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
@@ -67,9 +68,9 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     _check_groups_disjoint(records, splits_dir, fold)
     rule = official_split_rule(fold, len(classes), len(listed_classes))
     if missing:
-        logger.warning("%d clips listed for split %d are missing under %s: %s; they are left out, so the split is not "
-                       "the full official one (a run keeps every one in its splits.json, missing)", len(missing), fold,
-                       videos_root, _first_paths(missing, videos_root))
+        warn_once(logger, "%d clips listed for split %d are missing under %s: %s; they are left out, so the split is "
+                  "not the full official one (a run keeps every one in its splits.json, missing)", len(missing), fold,
+                  videos_root, _first_paths(missing, videos_root))
         rule += f", {len(missing)} listed clip{'s' * (len(missing) > 1)} missing"
     return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vidrnn.data.tracking_sequences import TrackingSequence
+from vidrnn.data.tracking_sequences import MEAN_ROW, TrackingSequence
 from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
 from vidrnn.video import VideoReadError
 
@@ -39,7 +39,7 @@ TrackFunction = Callable[[Iterator[np.ndarray], np.ndarray], Iterable[np.ndarray
 
 @dataclass(frozen=True)
 class ScoreRow:
-    """One tracker's scores on one sequence (``sequence == "MEAN"``: the mean over sequences)."""
+    """One tracker's scores on one sequence (``sequence == MEAN_ROW``, "MEAN": the mean over sequences)."""
 
     sequence: str
     tracker: str
@@ -124,7 +124,7 @@ def with_means(rows: Sequence[ScoreRow]) -> list[ScoreRow]:
     means = []
     for name in trackers:
         own = [row for row in rows if row.tracker == name]
-        means.append(ScoreRow("MEAN", name, mean_scores(row.score for row in own),
+        means.append(ScoreRow(MEAN_ROW, name, mean_scores(row.score for row in own),
                               float(np.median([row.frames_per_second for row in own]))))
     return [*rows, *means]
 
@@ -150,8 +150,8 @@ def summary_lines(rows: Sequence[ScoreRow]) -> list[str]:
     """One line per tracker from its ``MEAN`` row, counting the sequences that mean averages: a sequence without a
     frame to score is not in it, and the line says how many such there were rather than count them."""
     lines = []
-    for mean in (row for row in rows if row.sequence == "MEAN"):
-        own = [row.score for row in rows if row.tracker == mean.tracker and row.sequence != "MEAN"]
+    for mean in (row for row in rows if row.sequence == MEAN_ROW):
+        own = [row.score for row in rows if row.tracker == mean.tracker and row.sequence != MEAN_ROW]
         scored = sum(score.scored for score in own)
         unscored = f"; {len(own) - scored} without a frame to score, not in the mean" if scored < len(own) else ""
         score = mean.score
