@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,22 +44,8 @@ import yaml
 
 from vidrnn.data.tracking_datamodule import TrackingDataModule
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
-from vidrnn.tracker.evaluation import ScoreRow, TrackFunction, evaluate
+from vidrnn.tracker.evaluation import ScoreRow, TrackFunction, evaluate, opencv_tracker
 from vidrnn.tracker.runtime import Tracker, load_tracker
-
-
-def opencv_tracker(create: Callable[[], object]) -> TrackFunction:
-    """An OpenCV tracker as a track function (a lost target is NaN: IoU 0)."""
-
-    def track(frames: Iterator[np.ndarray], box: np.ndarray) -> Iterator[np.ndarray]:
-        tracker = create()
-        tracker.init(cv2.cvtColor(next(frames), cv2.COLOR_RGB2BGR), tuple(int(round(value)) for value in box))
-        yield box
-        for frame in frames:
-            found, estimate = tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            yield np.array(estimate, dtype=float) if found else np.full(4, np.nan)
-
-    return track
 
 
 #: The noise floor's row: matching-only runs whose first box moved by at most NOISE_SHIFT pixels in x and y.

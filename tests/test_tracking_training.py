@@ -867,3 +867,29 @@ def test_a_head_trained_with_other_tracker_settings_is_refused_before_any_eviden
     assert refused.value.code == EXIT_USAGE and "Traceback" not in error
     assert "other tracker settings (template_rate: 0.01 there, 0.05 here)" in error
     assert FrameTracker.load_from_checkpoint(checkpoint, weights_only=True).settings == FrameTracker().settings
+
+
+def test_an_opencv_tracker_gets_bgr_frames_and_an_integer_box_and_reports_loss_as_nan() -> None:
+    """``opencv_tracker`` is the benchmarks' and the notebook's one wrapper of OpenCV's trackers: OpenCV takes BGR
+    frames and an integer box, and a target it reports lost must score IoU 0 (NaN), not its last box."""
+    seen: dict[str, list] = {"init": [], "update": []}
+
+    class Recorder:
+        def init(self, frame: np.ndarray, box: tuple) -> None:
+            seen["init"].append((frame.copy(), box))
+
+        def update(self, frame: np.ndarray) -> tuple[bool, tuple]:
+            seen["update"].append(frame.copy())
+            return (len(seen["update"]) == 1, (5, 6, 7, 8))
+
+    frames = [np.zeros((4, 4, 3), dtype=np.uint8) for _ in range(3)]
+    for index, frame in enumerate(frames):
+        frame[..., 0] = 10 * (index + 1)  # red in RGB: the last channel in BGR
+    boxes = list(evaluation.opencv_tracker(Recorder)(iter(frames), np.array([1.4, 2.6, 3.0, 4.5])))
+
+    (first, box), = seen["init"]
+    assert box == (1, 3, 3, 4) and all(isinstance(value, int) for value in box)
+    assert (first[..., 2] == 10).all() and (first[..., 0] == 0).all()
+    assert [frame[0, 0, 2] for frame in seen["update"]] == [20, 30]
+    assert boxes[0].tolist() == [1.4, 2.6, 3.0, 4.5] and boxes[1].tolist() == [5, 6, 7, 8]
+    assert np.isnan(boxes[2]).all()

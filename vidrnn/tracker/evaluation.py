@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -27,14 +28,30 @@ from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
 from vidrnn.video import VideoReadError
 
 __all__ = [
-    "ScoreRow", "SequenceRows", "TrackFunction", "Unscored", "evaluate", "sequence_rows", "summary_lines",
-    "track_timed", "unscored_text", "with_means", "write_scores",
+    "ScoreRow", "SequenceRows", "TrackFunction", "Unscored", "evaluate", "opencv_tracker", "sequence_rows",
+    "summary_lines", "track_timed", "unscored_text", "with_means", "write_scores",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Anything that turns frames and a first box into one box per frame: ``Tracker.track``, an OpenCV wrapper, ...
 TrackFunction = Callable[[Iterator[np.ndarray], np.ndarray], Iterable[np.ndarray]]
+
+
+def opencv_tracker(create: Callable[[], cv2.Tracker]) -> TrackFunction:
+    """One of OpenCV's trackers (``cv2.TrackerMIL_create``, contrib's CSRT, ...) as a track function, for the
+    classical baselines of the benchmarks and the tracking notebook: a fresh tracker per sequence, BGR frames and an
+    integer first box as OpenCV takes them, and NaN where it reports the target lost (which scores IoU 0)."""
+
+    def track(frames: Iterator[np.ndarray], box: np.ndarray) -> Iterator[np.ndarray]:
+        tracker = create()
+        tracker.init(cv2.cvtColor(next(frames), cv2.COLOR_RGB2BGR), tuple(int(round(value)) for value in box))
+        yield np.asarray(box, dtype=np.float64)
+        for frame in frames:
+            found, estimate = tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            yield np.asarray(estimate, dtype=np.float64) if found else np.full(4, np.nan)
+
+    return track
 
 
 @dataclass(frozen=True)
