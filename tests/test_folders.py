@@ -323,6 +323,20 @@ def test_class_folders_without_any_video_are_refused(tmp_path: Path) -> None:
         folder_index(tmp_path)
 
 
+@pytest.mark.parametrize("splits", [("",), ("train/", "test/")])
+def test_a_class_folder_whose_name_holds_a_semicolon_is_refused_naming_it(tmp_path: Path,
+                                                                          splits: tuple[str, ...]) -> None:
+    """vidrnn classify's CSV joins the top-k labels with ';': "sit; stand;walk" could not be split back into the two
+    labels a model of such a class gave."""
+    _touch(tmp_path, *(f"{split}{name}/{clip}.mp4" for split in splits for name in ("sit; stand", "walk")
+                       for clip in "ab"))
+    folder = f"{splits[0]}sit; stand"
+
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / folder}: a class name may not hold ';'") +
+                       ".*rename the folder"):
+        folder_index(tmp_path)
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2])
 def test_a_test_fraction_outside_0_to_1_is_refused(tmp_path: Path, fraction: float) -> None:
     _ungrouped(tmp_path, {"a": 3})

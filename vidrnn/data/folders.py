@@ -47,6 +47,7 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.objectives import LABEL_SEPARATOR
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
@@ -196,6 +197,7 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
         found = _find(class_dir)
         passed_over.add(found)
         if found.videos:
+            _check_class_name(class_dir)
             videos[class_dir.name] = found.videos
         else:
             _warn("%s holds no video files; class %r is skipped", class_dir, class_dir.name)
@@ -206,6 +208,14 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
               "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
               "root", base, _count(len(loose), "video"), _relative(loose, base), base)
     return videos, passed_over
+
+
+def _check_class_name(class_dir: Path) -> None:
+    """Refuse a class folder whose name holds :data:`~vidrnn.objectives.LABEL_SEPARATOR`: a model trained on it would
+    write labels that ``vidrnn classify``'s CSV cannot tell apart."""
+    if LABEL_SEPARATOR in class_dir.name:
+        raise ValueError(f"{class_dir}: a class name may not hold {LABEL_SEPARATOR!r}, which joins the labels of "
+                         "vidrnn classify's CSV rows (topk_labels); rename the folder")
 
 
 def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:
