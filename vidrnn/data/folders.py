@@ -67,7 +67,7 @@ UNLABELED = "unlabeled"
 #: over quietly, as are files without an extension (``README``). A file with any other extension the index does not
 #: read may be a video under a name it does not know, and is named in a warning.
 _NOT_VIDEO = IMAGE_EXTENSIONS | frozenset({
-    ".gif", ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
+    ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
     ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
     ".wav", ".mp3", ".aac", ".flac", ".m4a", ".opus", ".wma", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".npy",
     ".npz", ".pkl", ".pt", ".ckpt", ".h5", ".py", ".sh", ".db",
