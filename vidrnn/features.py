@@ -74,7 +74,7 @@ from vidrnn.files import (
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
-__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features"]
+__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features", "feature_file"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 #: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
