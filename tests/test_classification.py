@@ -110,7 +110,8 @@ def test_the_clips_a_pretraining_was_fitted_on_are_those_its_checkpoint_records(
 def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_about_and_recorded(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Download copies and a video saved under two class folders: the cache has hashed every file, so a copy on both
-    sides of the split (optimistic scores) and identical bytes under two labels (label noise) are said, not refused."""
+    sides of the split (optimistic scores; a test clip copying a validation clip too, as validation chose the
+    checkpoint) and identical bytes under two labels (label noise) are said, not refused."""
     root = tmp_path / "videos"
     for group in range(3):
         write_video(root / "a" / f"a_g{group:02d}_c01.avi", 6)  # one video three times, one copy per recording group
@@ -134,6 +135,10 @@ def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_a
         "= a/a_g00_c01.avi = b/b_g00_c02.avi): the validation scores are optimistic by it, as the model trained on "
         "the same video. splits.json lists every copy (identical_copies); remove the copies before training to score "
         "only unseen videos",
+        f"1 test clip under {module.videos_root} is a byte-identical copy of a validation clip (a/a_g02_c01.avi = "
+        "a/a_g01_c01.avi): the test scores are optimistic by it, as the checkpoint was chosen on the same video. "
+        "splits.json lists every copy (identical_copies); remove the copies before training to score only unseen "
+        "videos",
         f"1 video has byte-identical copies under other labels in {module.videos_root} (a/a_g00_c01.avi = "
         "a/a_g01_c01.avi = a/a_g02_c01.avi = b/b_g00_c02.avi): label noise, the same video taught as two classes. "
         "splits.json lists them (identical_copies); keep one copy, in the class it belongs to"]
@@ -141,6 +146,7 @@ def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_a
     assert record["identical_copies"] == {
         "test": [["a/a_g02_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
         "val": [["a/a_g01_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
+        "test_val": [["a/a_g02_c01.avi", "a/a_g01_c01.avi"]],
         "different_labels": [["a/a_g00_c01.avi", "a/a_g01_c01.avi", "a/a_g02_c01.avi", "b/b_g00_c02.avi"]]}
     assert record["clip_lists"] == {name: module.split_keys(name) for name in ("train", "val", "test")}
 
@@ -484,6 +490,26 @@ def test_clips_that_could_not_be_read_are_named_once_with_counts_per_split_and_t
                               "test 1): a/v_a_g01_c02.avi (train): cannot be opened as a video")
     assert f"every reason in {data.cache.dir / 'errors.json'}" in said[0]
     assert len(data.split_keys("train")) == 2
+
+
+def test_splits_json_lists_the_clips_each_split_left_out_as_unreadable_with_their_reasons(tmp_path: Path) -> None:
+    """A test clip that could not be decoded was absent from clip_lists and per_class without a trace in splits.json,
+    so the record of what a score rests on did not say that the test had a clip fewer than the split drew."""
+    root = tmp_path / "videos"
+    _three_groups(root, "a", "b")
+    broken = {_unreadable(root / "a" / f"v_a_g{group:02d}_c02.avi").relative_to(root).as_posix() for group in (1, 2, 3)}
+    data = _folders_module(root, tmp_path / "cache")
+    data.prepare_data()
+    data.trainer = L.Trainer(logger=CSVLogger(tmp_path / "runs"), accelerator="cpu")  # for the run's log folder
+    data.setup("fit")
+
+    record = json.loads((Path(data.trainer.log_dir) / "splits.json").read_text())
+    unreadable = record["unreadable"]
+    assert sorted(unreadable) == ["test", "train", "val"] and all(len(clips) == 1 for clips in unreadable.values())
+    assert {key for clips in unreadable.values() for key in clips} == broken
+    for split, clips in unreadable.items():
+        assert not set(clips) & set(record["clip_lists"][split])
+        assert all(reason.startswith("cannot be opened as a video") for reason in clips.values())
 
 
 def test_a_split_the_stage_needs_with_no_readable_clip_ends_with_an_error_that_names_them(tmp_path: Path) -> None:

@@ -190,6 +190,13 @@ def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp
     assert discover([given], recursive=False) == [given / "here.avi"]
 
 
+def test_a_folders_gifs_are_classified_as_videos(tmp_path: Path) -> None:
+    """A GIF named on the command line was classified, but one in a named folder was passed over without a word."""
+    for name in ("clip.gif", "anim.GIF", "clip.avi", "still.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert discover([tmp_path], recursive=False) == [tmp_path / "anim.GIF", tmp_path / "clip.avi", tmp_path / "clip.gif"]
+
+
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged
@@ -711,15 +718,32 @@ def test_a_file_name_in_another_encoding_gets_an_error_row_and_the_run_goes_on(t
     assert len(read_csv(output)) == 2
 
 
+def _untrained_checkpoint(datamodule: VideoDataModule, class_names: list[str], path: Path) -> Path:
+    """An untrained two-class classifier over the data module's features, with these class names, saved to ``path``."""
+    model = VideoClassifier(2, datamodule.feature_dim, EncoderSpec(hidden_size=16, projection=16),
+                            class_names=class_names, pipeline=datamodule.pipeline.to_dict())
+    return save_untrained(model, path)
+
+
 def test_an_order_task_checkpoint_says_what_its_labels_mean(trained, test_videos, tmp_path: Path, capsys) -> None:
     """An arrow-of-time checkpoint classified videos as forwards/backwards without a word: easily read as classes."""
-    datamodule = trained[0]
-    model = VideoClassifier(2, datamodule.feature_dim, EncoderSpec(hidden_size=16, projection=16),
-                            class_names=["backwards", "forwards"], pipeline=datamodule.pipeline.to_dict())
-    checkpoint = save_untrained(model, tmp_path / "arrow.ckpt")
+    checkpoint = _untrained_checkpoint(trained[0], ["backwards", "forwards"], tmp_path / "arrow.ckpt")
     assert classify(*test_videos[:1], "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 0
     assert ("vidrnn classify: this checkpoint was trained on the arrow of time task: its labels (backwards / "
             "forwards) say how each video's frames are ordered, not what it shows") in capsys.readouterr().err
+
+
+def test_a_checkpoint_whose_class_names_hold_a_semicolon_writes_json_lines_only(trained, test_videos, tmp_path: Path,
+                                                                              capsys) -> None:
+    """CSV joins the top-k labels with ';' ("sit; stand;walk"); a model trained before class folders with ';' were
+    refused would write cells that cannot be split back. JSON Lines keeps them lists."""
+    checkpoint = _untrained_checkpoint(trained[0], ["sit; stand", "walk"], tmp_path / "semicolon.ckpt")
+    assert classify(*test_videos[:1], "--ckpt", checkpoint, "--output", tmp_path / "out.csv") == 2
+    assert ("vidrnn classify: error: the checkpoint's class 'sit; stand' holds ';', which joins the labels of a CSV "
+            "row (topk_labels): write JSON Lines instead (--output") in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+    assert classify(*test_videos[:1], "--ckpt", checkpoint, "--output", tmp_path / "out.jsonl") == 0
+    assert set(read_rows(tmp_path / "out.jsonl")[0]["topk_labels"]) == {"sit; stand", "walk"}
 
 
 def test_more_than_one_process_is_refused_saying_workers_parallelise_decoding(tmp_path: Path, capsys,

@@ -25,7 +25,7 @@ from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.embedding import VideoItem
-from vidrnn.files import file_sha256, source_identity, writer_id
+from vidrnn.files import atomic_write_bytes, file_sha256, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
 
 SAMPLING = SamplingSpec(strategy="all", short_side=64)
@@ -82,6 +82,46 @@ def test_features_do_not_depend_on_batch_composition(dataset: Path, small_backbo
     item = index.video_items()[5]
     extract_features([item], alone, small_backbone, num_workers=0, progress=False)
     np.testing.assert_array_equal(alone.load(item.key), together.load(item.key))
+
+
+#: Legal file names (under the 255 bytes most file systems take): 246 bytes in UTF-8, whose cache file fits but whose
+#: temporary name did not, and 253, whose cache file does not fit either.
+LONG_NAMES = ["视频" * 38 + " [dQw4w9WgXcQ].mp4", "视频" * 38 + " [dQw4w9WgXcQ] (copy).mp4"]
+
+
+@pytest.mark.parametrize("long_name", LONG_NAMES, ids=["temporary-name-too-long", "cache-name-too-long"])
+def test_a_video_with_a_long_but_legal_name_is_cached_under_a_name_that_fits(dataset: Path, small_backbone,
+                                                                             tmp_path: Path, long_name: str) -> None:
+    """The cache file was the video's name + ".npy" and its temporary name longer still: ENAMETOOLONG stopped the
+    whole extraction, and the same command failed the same way forever. Names that fit keep their cache files."""
+    videos = tmp_path / "videos"
+    (videos / "Class").mkdir(parents=True)
+    source = next(dataset.rglob("*.avi"))
+    for name in (long_name, "short.avi"):
+        shutil.copyfile(source, videos / "Class" / name)
+    items = [VideoItem(videos / "Class" / name, f"Class/{name}", "Class") for name in (long_name, "short.avi")]
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, videos)
+    report = extract_features(items, cache, small_backbone, num_workers=0, progress=False)
+    assert (report.extracted, report.failed) == (2, 0)
+    entries = cache.entries()
+    assert entries["Class/short.avi"]["file"] == "features/Class/short.avi.npy"
+    stored = cache.dir / entries[f"Class/{long_name}"]["file"]
+    assert stored.parent == cache.dir / "features" / "Class" and stored.suffix == ".npy"
+    fits = len(long_name.encode()) + len(".npy") <= 255
+    assert (stored.name == long_name + ".npy") == fits and len(stored.name.encode()) <= 255
+    assert stored.name.startswith("视频" * 30)
+    np.testing.assert_array_equal(cache.load(f"Class/{long_name}"), cache.load("Class/short.avi"))
+    assert extract_features(items, cache, small_backbone, num_workers=0, progress=False).skipped == 2
+
+
+def test_atomic_write_of_a_name_at_the_file_systems_limit_uses_a_temporary_name_within_it(tmp_path: Path) -> None:
+    """The temporary name added a dot, the writer's id and ".tmp" to a name that fit: a name near the limit could
+    not be written at all."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = tmp_path / ("é" * (limit // 2) + "x" * (limit % 2))
+    assert len(longest.name.encode()) == limit
+    atomic_write_bytes(longest, b"whole")
+    assert longest.read_bytes() == b"whole" and [path.name for path in tmp_path.iterdir()] == [longest.name]
 
 
 def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: Path, small_backbone, tmp_path: Path) -> None:

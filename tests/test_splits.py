@@ -158,11 +158,12 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     many = split_counts({"train": [str(k) for k in range(13)]}, [str(k) for k in range(13)])
     assert split_summary("RULE", many) == "split: RULE; clips: train 13"  # no list of 13 classes in one line
     lists = {"train": ["a/1", "a/2", "b/1"], "val": ["a/3"], "test": ["b/2", "b/3"]}
-    copies = {"test": [["b/2", "a/1"]], "val": [], "different_labels": [["a/1", "b/2"]]}
-    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"])
+    copies = {"test": [["b/2", "a/1"]], "val": [], "test_val": [], "different_labels": [["a/1", "b/2"]]}
+    unreadable = {"train": {}, "val": {}, "test": {"b/5": "cannot be opened as a video"}}
+    write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
-        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"]}
+        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:
@@ -257,15 +258,27 @@ def test_identical_copies_are_found_by_their_bytes_digest_and_clips_without_one_
     labels = {"train": ["a", "a", "b", "b"], "val": ["a"], "test": ["a", "b", "b"]}
     digests = {"a/1": "x", "a/2": "x", "b/1": "y", "a/3": "x", "a/4": "z", "b/3": "y", "b/4": "w", "b/2": "w"}
     assert identical_copies(lists, labels, digests) == {
-        "test": [["b/3", "b/1"], ["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2"]], "different_labels": []}
+        "test": [["b/3", "b/1"], ["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2"]], "test_val": [],
+        "different_labels": []}
     assert identical_copies(lists, labels, {**digests, "b/1": "x"}) == {
-        "test": [["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2", "b/1"]],
+        "test": [["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2", "b/1"]], "test_val": [],
         "different_labels": [["a/1", "a/2", "a/3", "b/1"]]}
-    assert identical_copies(lists, labels, {}) == {"test": [], "val": [], "different_labels": []}
+    assert identical_copies(lists, labels, {}) == {"test": [], "val": [], "test_val": [], "different_labels": []}
+
+
+def test_test_clips_identical_to_validation_clips_are_found_though_no_training_clip_is_their_copy() -> None:
+    """Validation chose the checkpoint: a test clip that is a validation clip's copy was scored by the epoch picked
+    on it, and only copies of training clips were looked for."""
+    lists = {"train": ["a/1"], "val": ["a/2", "b/1"], "test": ["a/3", "b/2"]}
+    labels = {"train": ["a"], "val": ["a", "b"], "test": ["a", "b"]}
+    digests = {"a/1": "x", "a/2": "y", "a/3": "y", "b/1": "z", "b/2": "x"}
+    assert identical_copies(lists, labels, digests) == {
+        "test": [["b/2", "a/1"]], "val": [], "test_val": [["a/3", "a/2"]], "different_labels": [["a/1", "b/2"]]}
 
 
 def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path: Path) -> None:
-    copies = {"test": [[f"a/{n}", f"b/{n}"] for n in range(5)], "val": [], "different_labels": [["a/1", "b/1"]]}
+    copies = {"test": [[f"a/{n}", f"b/{n}"] for n in range(5)], "val": [], "test_val": [],
+              "different_labels": [["a/1", "b/1"]]}
     test, labels = copy_warnings(copies, tmp_path)
     assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0, a/1 = b/1, "
                     "a/2 = b/2 and 2 more): the test scores are optimistic by them, as the model trained on the same "
@@ -273,7 +286,12 @@ def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path:
                     "score only unseen videos")
     assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "
                              "label noise")
-    assert copy_warnings({"test": [], "val": [], "different_labels": []}, tmp_path) == []
+    assert copy_warnings({"test": [], "val": [], "test_val": [], "different_labels": []}, tmp_path) == []
+    chosen, = copy_warnings({"test": [], "val": [], "test_val": [["a/3", "a/2"]], "different_labels": []}, tmp_path)
+    assert chosen == (f"1 test clip under {tmp_path} is a byte-identical copy of a validation clip (a/3 = a/2): the "
+                      "test scores are optimistic by it, as the checkpoint was chosen on the same video. splits.json "
+                      "lists every copy (identical_copies); remove the copies before training to score only unseen "
+                      "videos")
 
 
 @pytest.mark.parametrize("dataset", ["ucf101", "folders"])

@@ -415,6 +415,16 @@ def test_sequences_of_one_name_in_two_folders_keep_their_own_cached_evidence(tmp
     assert cache.load(first).evidence.max() == 1.0 and cache.load(second).evidence.max() == 2.0
 
 
+def test_a_sequence_with_a_long_but_legal_folder_name_keeps_its_cached_evidence(tmp_path: Path) -> None:
+    """The evidence file was the sequence's name + a digest + ".npz": a folder name that fits the file system made a
+    file name that did not, and the fit stopped."""
+    name = "序列" * 40 + "-walk"  # 245 bytes in UTF-8
+    sequence = load_sequence(write_otb(tmp_path / name, 3, ["1,1,4,4"] * 3))
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs(name, 1.0))
+    assert len(cache.path(sequence).name.encode()) <= 255 and cache.load(sequence).evidence.max() == 1.0
+
+
 def test_a_frame_overwritten_in_place_makes_the_cached_evidence_stale(tmp_path: Path) -> None:
     """Writing over a frame file changes neither the folder's entries nor its modification time; the evidence
     computed from the old frame must not be read back for the new one."""

@@ -219,7 +219,7 @@ def test_a_checkpoint_records_the_clips_it_was_fitted_on_and_splits_json_lists_e
     fitted = torch.load(checkpoint, map_location="cpu", weights_only=True)["VideoDataModule"]["fitted_clips"]
     assert fitted == {split: record["clip_lists"][split] for split in ("train", "val")}
     assert {split: len(keys) for split, keys in record["clip_lists"].items()} == record["clips"]
-    assert record["identical_copies"] == {"test": [], "val": [], "different_labels": []}
+    assert record["identical_copies"] == {"test": [], "val": [], "test_val": [], "different_labels": []}
 
 
 @pytest.mark.parametrize(("command", "split", "name"), [("test", "test", "test"), ("predict", "test", "test"),

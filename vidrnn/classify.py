@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, unwritable
-from vidrnn.objectives import ORDER_CLASSES
+from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ OUTPUT_COLUMNS = (
     "Output columns, one row per video: path (the video as given, or as found in a given folder; given relative to "
     "another directory than the output's first run, as from that one); status (ok or "
     "error); top1_label and top1_probability (the most likely class); topk_labels and topk_probabilities (the --top-k "
-    "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines); "
+    "most likely classes and their probabilities, best first, joined with ';' in CSV, lists in JSON Lines: no class "
+    "name holds ';', as class folders are refused that do, and a checkpoint whose classes do writes JSON Lines only); "
     "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
     "length in seconds: its frames counted as decoded over its frame rate; a folder of images, and a file stating no "
     f"plausible rate (0, or above {MAX_PLAUSIBLE_FPS:g}: said in a warning), count {ASSUMED_FPS:g} frames a second); "
@@ -228,8 +229,8 @@ class RowWriter:
     def _for_csv(row: dict[str, Any]) -> dict[str, Any]:
         """Lists become ``;``-joined strings and floats get six decimals: one flat, readable cell each."""
         flat = dict(row)
-        flat["topk_labels"] = ";".join(row["topk_labels"])
-        flat["topk_probabilities"] = ";".join(f"{p:.6f}" for p in row["topk_probabilities"])
+        flat["topk_labels"] = LABEL_SEPARATOR.join(row["topk_labels"])
+        flat["topk_probabilities"] = LABEL_SEPARATOR.join(f"{p:.6f}" for p in row["topk_probabilities"])
         for name in ("top1_probability", "duration_s"):
             if flat[name] is not None:
                 flat[name] = f"{flat[name]:.6f}"
@@ -398,6 +399,17 @@ def _summary(tried: int, failed: int, skipped: int, retried: int, errors: int, o
     return f"{tried - failed} classified, {failed} failed, {skipped} already done{retries}: {output}{earlier}"
 
 
+def _csv_problem(output: Path, class_names: Sequence[str]) -> str | None:
+    """Why a CSV output could not hold this checkpoint's labels: a class name holding the separator its cells join
+    labels with (a model trained before folder datasets refused such names). ``None`` when it can."""
+    joined = [name for name in class_names if LABEL_SEPARATOR in name]
+    if output.suffix != ".csv" or not joined:
+        return None
+    return (f"the checkpoint's class {joined[0]!r} holds {LABEL_SEPARATOR!r}, which joins the labels of a CSV row "
+            f"(topk_labels): write JSON Lines instead (--output {output.with_suffix('.jsonl')}), whose rows keep "
+            "them as lists")
+
+
 def _say_order_task(class_names: Sequence[str]) -> None:
     """Say what the labels mean when the checkpoint was trained on a temporal-order task: its rows answer whether each
     video plays forwards (or in order), not what it shows — a checkpoint of ``configs/order_ucf101_cpu.yaml`` is
@@ -440,6 +452,10 @@ def run_classify(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.ckpt, device=args.device)
     except ValueError as error:
         print(f"vidrnn classify: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = _csv_problem(args.output, predictor.class_names)
+    if problem is not None:
+        print(f"vidrnn classify: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     _say_order_task(predictor.class_names)
     batch_size = predictor.batch_size if args.batch_size is None else args.batch_size

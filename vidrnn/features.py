@@ -5,6 +5,7 @@ precision and CNN batch size)::
 
     spec.json                      backbone, sampling, videos root, precision, batch size: what these features are
     features/<Class>/<video>.npy   float16 [T,D] (or [T,C,h,w]) per video, written to a temp file then renamed
+                                   (a name over 255 bytes shortened, with a digest of the video's key)
     manifest.json                  per video: relative path, label, frame indices kept, source fps, shape, the
                                    feature file's size, the video file's size, mtime and SHA-256, ...
     errors.json                    videos that could not be read, with the reason and the file's size, mtime and
@@ -60,9 +61,11 @@ from tqdm.auto import tqdm
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
+    NAME_MAX,
     SourceIdentity,
     atomic_write,
     atomic_write_bytes,
+    fitted_name,
     nearest_existing,
     source_identity,
     unwritable,
@@ -71,7 +74,7 @@ from vidrnn.files import (
 from vidrnn.sampling import SamplingSpec
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
 
-__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features"]
+__all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features", "feature_file"]
 
 #: Bumped when the stored format or the extraction arithmetic changes, so old caches are not mistaken for new ones.
 #: 2: the key holds the precision of the CNN (fp32 on CPU, fp16 autocast on CUDA) and the weights ``DEFAULT`` resolved to.
@@ -264,7 +267,7 @@ class FeatureCache:
     def load(self, key: str) -> np.ndarray:
         """The stored float16 features of one video. A file that cannot be read is named, with the way to repair it:
         numpy's own errors (a truncated array, an empty file) name none."""
-        path = self.dir / "features" / f"{key}.npy"
+        path = self.dir / feature_file(key)
         try:
             return np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
@@ -340,13 +343,14 @@ class FeatureCache:
         recorded as current)."""
         check_key(item.key)
         array = np.ascontiguousarray(features, dtype=np.float16)
-        path = self.dir / "features" / f"{item.key}.npy"
+        file = feature_file(item.key)
+        path = self.dir / file
         atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
         self._journal({
             "kind": "video",
             "path": item.key,
             "label": item.label,
-            "file": f"features/{item.key}.npy",
+            "file": file,
             "file_bytes": path.stat().st_size,
             "frames": int(array.shape[0]),
             "shape": list(array.shape),
@@ -461,6 +465,15 @@ def check_key(key: str) -> None:
     path = PurePosixPath(key)
     if not key or path.is_absolute() or ".." in path.parts:
         raise ValueError(f"{key!r}: a video key must stay inside the cache (a relative path without '..')")
+
+
+def feature_file(key: str) -> str:
+    """Where a video's features are kept, relative to the cache: ``features/<key>.npy``, its file name shortened
+    (:func:`~vidrnn.files.fitted_name`, with a digest of the whole key) where ".npy" takes it past
+    :data:`~vidrnn.files.NAME_MAX` bytes. A video's own name may be that long; every shorter one keeps the name it
+    always had, so caches written before stay valid."""
+    folder, _, name = f"features/{key}".rpartition("/")
+    return f"{folder}/{fitted_name(name, '.npy', NAME_MAX, identity=key)}"
 
 
 @dataclass

@@ -11,8 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["SourceIdentity", "atomic_write", "atomic_write_bytes", "denied", "file_sha256", "nearest_existing",
-           "source_identity", "unwritable", "writer_id"]
+__all__ = ["NAME_MAX", "SourceIdentity", "atomic_write", "atomic_write_bytes", "denied", "file_sha256",
+           "fitted_name", "name_max", "nearest_existing", "source_identity", "unwritable", "writer_id"]
+
+#: The longest file name, in bytes, that Linux's and macOS's file systems take (``NAME_MAX``): assumed where a file
+#: system does not say, and the limit of names derived from a video's (a cache file named after it).
+NAME_MAX = 255
 
 
 def writer_id() -> str:
@@ -23,14 +27,45 @@ def writer_id() -> str:
     return f"{host}-{os.getpid()}"
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that the file system holding ``folder`` (or the nearest folder above it that
+    exists) takes: ``os.pathconf``'s ``PC_NAME_MAX`` where it answers, else :data:`NAME_MAX`."""
+    try:
+        limit = os.pathconf(nearest_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+    return limit if limit > 0 else NAME_MAX
+
+
+def fitted_name(stem: str, suffix: str, limit: int = NAME_MAX, identity: str | None = None) -> str:
+    """``stem + suffix`` where it fits in ``limit`` bytes (UTF-8), else as much of ``stem`` as leaves room for ``~``,
+    16 hex digits of the SHA-256 of ``identity`` (by default the whole name) and ``suffix``.
+
+    A name derived from another (a video's cache file, a temporary name) adds bytes to one that already fit its file
+    system, so it may not; the shortened name keeps its start for people to read and the digest for it to stay one
+    file per ``identity``, the same on every run. Names that fit are left as they are.
+    """
+    name = stem + suffix
+    if len(os.fsencode(name)) <= limit:
+        return name
+    tail = f"~{hashlib.sha256(os.fsencode(identity or name)).hexdigest()[:16]}{suffix}"
+    room = limit - len(os.fsencode(tail))
+    prefix = stem[:max(room, 0)]  # whole characters: at least as many bytes as characters
+    while len(os.fsencode(prefix)) > room:
+        prefix = prefix[:-1]
+    return prefix + tail
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it into place.
 
     The rename is atomic on POSIX and Windows file systems, so readers see the old file or the new one, never a part;
-    the temporary name carries :func:`writer_id`, so concurrent writers (ranks, parallel runs, nodes) never share one.
+    the temporary name carries :func:`writer_id`, so concurrent writers (ranks, parallel runs, nodes) never share one,
+    and is ``.NAME.WRITER.tmp`` with ``NAME`` shortened (:func:`fitted_name`) where that would exceed the file
+    system's limit: a final name that fits is always written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{writer_id()}.tmp")
+    temporary = path.with_name(fitted_name(f".{path.name}", f".{writer_id()}.tmp", name_max(path.parent)))
     try:
         with temporary.open("wb") as handle:
             write(handle)

@@ -27,7 +27,7 @@ import numpy as np
 
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.distributed import warn_once
-from vidrnn.files import atomic_write, file_sha256
+from vidrnn.files import atomic_write, file_sha256, fitted_name, name_max
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import image_files
 
@@ -89,8 +89,10 @@ class EvidenceCache:
         self.folder = Path(root) / f"{prefix}-{key}"
 
     def path(self, sequence: TrackingSequence) -> Path:
-        """One file per sequence; two sequences of one name in different folders get different files."""
-        return self.folder / f"{sequence.name}-{_digest(str(sequence.frames.resolve()).encode())[:8]}.npz"
+        """One file per sequence; two sequences of one name in different folders get different files. A name that
+        would not fit the file system is shortened (:func:`~vidrnn.files.fitted_name`)."""
+        stem = f"{sequence.name}-{_digest(str(sequence.frames.resolve()).encode())[:8]}"
+        return self.folder / fitted_name(stem, ".npz", name_max(self.folder))
 
     def load(self, sequence: TrackingSequence) -> EvidenceRuns | Refused | None:
         """The sequence's cached runs, or why it was refused, or ``None`` when neither is known for its current frames

@@ -243,15 +243,18 @@ def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
 
 def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
                        counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]],
-                       copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = ()) -> None:
+                       copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = (),
+                       unreadable: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
-    split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, and
-    the clips its split lists name that are not on disk, ``missing``)."""
+    split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, the
+    clips its split lists name that are not on disk, ``missing``, and the clips each split drew but left out as
+    unreadable, ``unreadable``: ``{split: {clip: reason}}``; counts and clip lists hold the clips read alone)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
               "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
-              "identical_copies": copies, "missing": list(missing)}
+              "identical_copies": copies, "missing": list(missing),
+              "unreadable": {split: dict(clips) for split, clips in (unreadable or {}).items()}}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
 
 
@@ -261,38 +264,49 @@ def identical_copies(clip_lists: Mapping[str, Sequence[str]], labels: Mapping[st
     cache records it as it decodes; a clip without one, from an older cache, is passed over).
 
     ``clip_lists`` and ``labels`` give each split's clip keys and their labels, in the same order. Returns
-    ``{"test": [[clip, training copy, ...], ...], "val": [...], "different_labels": [[clip, ...], ...]}``: each test
-    and validation clip that has training clips of the same bytes, followed by them, and each set of identical videos
-    that carries more than one label.
+    ``{"test": [[clip, training copy, ...], ...], "val": [...], "test_val": [[clip, validation copy, ...], ...],
+    "different_labels": [[clip, ...], ...]}``: each test and validation clip that has training clips of the same
+    bytes, followed by them; each test clip that has validation clips of the same bytes (validation chose the
+    checkpoint the test scores), followed by them; and each set of identical videos that carries more than one label.
     """
     same: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for split, keys in clip_lists.items():
         for key, label in zip(keys, labels[split]):
             if key in digests:
                 same[digests[key]].append((split, key, label))
-    copies: dict[str, list[list[str]]] = {"test": [], "val": [], "different_labels": []}
+    copies: dict[str, list[list[str]]] = {"test": [], "val": [], "test_val": [], "different_labels": []}
     for clips in (clips for clips in same.values() if len(clips) > 1):
         trained = [key for split, key, _ in clips if split == "train"]
+        validated = [key for split, key, _ in clips if split == "val"]
         for split, key, _ in clips:
             if split in ("test", "val") and trained:
                 copies[split].append([key, *trained])
+            if split == "test" and validated:
+                copies["test_val"].append([key, *validated])
         if len({label for _, _, label in clips}) > 1:
             copies["different_labels"].append(sorted(key for _, key, _ in clips))
     return {kind: sorted(found) for kind, found in copies.items()}
+
+
+#: The copies across a split that :func:`copy_warnings` says: their kind in :func:`identical_copies`, the split they are
+#: in, the split they copy and what that split did with the same video.
+_COPY_KINDS = (("test", "test", "training", "the model trained on"),
+               ("val", "validation", "training", "the model trained on"),
+               ("test_val", "test", "validation", "the checkpoint was chosen on"))
 
 
 def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.PathLike) -> list[str]:
     """What :func:`identical_copies` found, as warnings: how many, the first few, what it does to the scores and what
     to do. Not refusals: download duplicates are common, and whether two files are one recording is the user's call."""
     messages = []
-    for split, name in (("test", "test"), ("val", "validation")):
-        count = len(copies[split])
+    for kind, name, source, seen in _COPY_KINDS:
+        count = len(copies[kind])
         if count:
-            clips, are, it = ("clip", "is a byte-identical copy of a training clip", "it") if count == 1 else (
-                "clips", "are byte-identical copies of training clips", "them")
-            messages.append(f"{count} {name} {clips} under {root} {are} ({_shown(copies[split])}): the {name} scores "
-                            f"are optimistic by {it}, as the model trained on the same video. splits.json lists every "
-                            "copy (identical_copies); remove the copies before training to score only unseen videos")
+            clips, are, it = (("clip", f"is a byte-identical copy of a {source} clip", "it") if count == 1 else
+                              ("clips", f"are byte-identical copies of {source} clips", "them"))
+            messages.append(f"{count} {name} {clips} under {root} {are} ({_shown(copies[kind])}): the {name} scores "
+                            f"are optimistic by {it}, as {seen} the same video. splits.json lists every copy "
+                            "(identical_copies); remove the copies before training to score only unseen videos")
     mixed = copies["different_labels"]
     if mixed:
         videos_have = "video has" if len(mixed) == 1 else "videos have"

@@ -125,6 +125,11 @@ class UsableClips:
                            self.task, self.shortest, _per_split(self.short),
                            _first([self.index.key(record) for record in short]))
 
+    def unreadable_reasons(self) -> dict[str, dict[str, str]]:
+        """Each split's clips left out as unreadable, by key, with the reason (``splits.json`` keeps them)."""
+        return {split: {self.index.key(record): self._reason(record) for record in records}
+                for split, records in self.unreadable.items()}
+
     def _account(self, unreadable: Sequence[VideoRecord], short: Sequence[VideoRecord], total: int) -> str:
         """How many of ``total`` clips could not be read and how many are too short, with the first few of each."""
         said = [f"{len(unreadable)} of {total} could not be read ({self._reasons(unreadable)}; every reason in "
