@@ -80,9 +80,34 @@ def test_configs_name_their_task(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert refused.value.code == EXIT_USAGE and "unknown task 'segmentation'" in capsys.readouterr().err
 
 
-def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("given", [
+    ["-c", "{track}"], ["-c{track}"], ["-c={track}"], ["--config={track}"], ["--conf", "{track}"],
+    ["-c", "task: tracking"],  # a config given as a string, as jsonargparse takes it
+    ["--config", "{classify}", "-c", "{track}"],
+    ["-c", "{track}", "--config", "{classify}"],  # demo.yaml names no task: the first config's stays
+    ["--task", "classification", "-c", "{track}"],  # the last word wins, as jsonargparse merges them
+])
+def test_every_spelling_of_the_config_option_chooses_the_task(given: list[str]) -> None:
+    """``-c`` (LightningCLI's usage line: ``[-c CONFIG]``) was not read, so ``vidrnn fit -c track_demo.yaml`` was
+    parsed as classification and failed on the tracker's keys."""
+    paths = {"track": str(CONFIGS / "track_demo.yaml"), "classify": str(CONFIGS / "demo.yaml")}
+    assert task_of(["fit", *(arg.format(**paths) for arg in given)]) == "tracking"
+
+
+def test_a_later_task_overrides_an_earlier_config() -> None:
+    assert task_of(["fit", "-c", str(CONFIGS / "track_demo.yaml"), "--task", "classification"]) == "classification"
+
+
+def test_a_config_that_cannot_be_read_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        task_of(["fit", "-c", str(tmp_path / "missing.yaml")])
+    assert refused.value.code == EXIT_USAGE and "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--config", "-c"])
+def test_track_demo_config_parses(option: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
-        main(["fit", "--config", str(CONFIGS / "track_demo.yaml"), "--print_config"])
+        main(["fit", option, str(CONFIGS / "track_demo.yaml"), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["task"] == "tracking" and printed["trainer"]["gradient_clip_val"] > 0

@@ -16,12 +16,14 @@ links:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
+import jsonargparse
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -577,32 +579,41 @@ def _end_unscored(unscored: Sequence[Any], total: int, written: Path | None, say
     raise SystemExit(EXIT_SOME_FAILED)
 
 
-def _config_paths(args: Sequence[str]) -> list[Path]:
-    paths = []
-    for position, arg in enumerate(args):
-        if arg == "--config" and position + 1 < len(args):
-            paths.append(Path(args[position + 1]))
-        elif arg.startswith("--config="):
-            paths.append(Path(arg.split("=", 1)[1]))
-    return paths
+def _task_arguments(args: Sequence[str]) -> list[str]:
+    """The command line's config files (``-c``/``--config``) and ``--task`` options, in their order, each written
+    ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+    (``-c X``, ``-cX``, ``-c=X``, ``--config=X``, an abbreviation) is found here too."""
+    found: list[str] = []
+
+    class Keep(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            found.extend((f"--{self.dest}", values))
+
+    finder = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    finder.add_argument("-c", "--config", action=Keep)
+    finder.add_argument("--task", action=Keep)
+    try:
+        finder.parse_known_args(list(args))
+    except argparse.ArgumentError:
+        pass  # an option without its value: LightningCLI's parser says so
+    return found
 
 
 def task_of(args: Sequence[str]) -> Task:
-    """The task a command line asks for: the last ``--task`` given, else the last config file's ``task:`` key."""
-    task: str = "classification"
-    for path in _config_paths(args):
-        if path.is_file():
-            try:
-                values = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as error:
-                _usage_error(f"{path} is not valid YAML: {error}")
-            if isinstance(values, dict) and "task" in values:
-                task = values["task"]
-    for position, arg in enumerate(args):
-        if arg == "--task" and position + 1 < len(args):
-            task = args[position + 1]
-        elif arg.startswith("--task="):
-            task = arg.split("=", 1)[1]
+    """The task a command line asks for: ``task`` as jsonargparse reads it from the config files and ``--task``
+    options, later ones overriding earlier ones. It chooses the parser that reads the rest (a tracking config's keys
+    are errors to the classification one), so only these options are read here, by jsonargparse itself: a config file
+    or a config string, as ``--config`` takes it."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    reader.add_argument("--task", type=str, default="classification")
+    given = _task_arguments(args)
+    try:  # the configs' other keys are the task's parser's to check
+        task = reader.parse_args(given, _skip_validation=True).task
+    except jsonargparse.ArgumentError as error:
+        configs = [value for option, value in zip(given[::2], given[1::2]) if option == "--config"]
+        _usage_error(f"--config {' --config '.join(configs)}: {error}; give a YAML file (configs/*.yaml) or string")
     if task not in get_args(Task):
         _usage_error(f"unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
     return task  # type: ignore[return-value]
