@@ -280,10 +280,12 @@ def _print_extract_report(report: ExtractionReport) -> None:
 def _add_upgrade(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "upgrade",
-        help="convert a classifier checkpoint saved by an older vidrnn to today's shape",
+        help="convert a checkpoint saved by an older vidrnn to today's shape",
         description="Rewrite a VideoClassifier checkpoint whose hyperparameters list the encoder's settings one by one "
         "(model.cell, model.hidden_size, ...) and the backbone, sampling and steps separately, into today's shape "
-        "(model.encoder, one pipeline record). Weights and training state are copied unchanged.",
+        "(model.encoder, one pipeline record); or a FrameTracker checkpoint whose hyperparameters list the tracker's "
+        "settings one by one (backbone, geometry, template_rate, ...), into one tracker record (saved before "
+        "hold_below existed: 0, as it tracked). Weights and training state are copied unchanged.",
     )
     parser.add_argument("source", type=Path, help="the older checkpoint")
     parser.add_argument("target", type=Path, help="where to write the converted one")
@@ -291,10 +293,12 @@ def _add_upgrade(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
-    from vidrnn.models.classifier import upgrade_checkpoint
+    from vidrnn.checkpoints import load_checkpoint
+    from vidrnn.models import classifier, tracker_module
 
     try:
-        upgrade_checkpoint(args.source, args.target)
+        model = tracker_module if load_checkpoint(args.source).get("task") == "tracking" else classifier
+        model.upgrade_checkpoint(args.source, args.target)
     except (OSError, ValueError) as error:
         print(f"vidrnn upgrade: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -36,7 +36,12 @@ from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SOME_FAILED, E
 from vidrnn.files import denied, unwritable
 
 if TYPE_CHECKING:
+    import torch
+
     from vidrnn.data.module import VideoDataModule
+    from vidrnn.data.tracking_datamodule import TrackingDataModule
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.tracker.evaluation import ScoreRow
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 
@@ -169,8 +174,17 @@ class _VidrnnCommands:
             require_task(self.checkpoint, self.model_class.TASK, ckpt_path)
         except ValueError as error:
             _usage_error(str(error))
+        # LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail on keys it no
+        # longer knows without saying why: an older shape is refused first, saying how to convert it.
+        self._check_checkpoint(lambda checkpoint: self._require_current(checkpoint.get("hyper_parameters", {})))
         if subcommand == "fit":
             self._check_checkpoint(self._require_model_settings)
+
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        """Refuse a checkpoint's ``hparams`` saved in an older shape of the task's model, saying how to convert them
+        (a ``ValueError``)."""
+        raise NotImplementedError
 
     def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.
@@ -353,14 +367,15 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
                               apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse and check ``--ckpt_path`` as both tasks do, then refuse a checkpoint saved in an older shape, saying
-        how to convert it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail
-        on keys it no longer knows without saying why."""
-        from vidrnn.models.classifier import require_current
-
+        """Parse and check ``--ckpt_path`` as both tasks do, then refuse an evaluation without one."""
         super().parse_arguments(parser, args)
         _require_checkpoint(self.config)
-        self._check_checkpoint(lambda checkpoint: require_current(checkpoint.get("hyper_parameters", {})))
+
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        from vidrnn.models.classifier import require_current
+
+        require_current(hparams)
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as both tasks do, then hold the ``--ckpt_path`` checkpoint against
@@ -483,6 +498,12 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
 
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        from vidrnn.models.tracker_module import require_current
+
+        require_current(hparams)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse and check ``--ckpt_path`` as both tasks do, then refuse ``predict``, which tracking has no answer
         for: it simulated every training sequence's runs (an hour and more) before Lightning found no
@@ -508,48 +529,81 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         if self.config.fit.test_after_fit:
             _test_sequences(self.datamodule)
 
-    def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
+    def test(self, model: FrameTracker, datamodule: TrackingDataModule, ckpt_path: str | None = None,
+             **_: Any) -> list[ScoreRow]:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
-        built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
-        ``tracking_scores.csv`` into the run's log folder, each sequence named by its path under the test folder, and
-        return the rows. In a DDP fit's ``test_after_fit`` each rank tracks its share of the sequences; every rank
-        returns all rows, rank 0 prints and writes them. ``vidrnn test`` itself starts no processes (only the trainer's
-        own loops do, and this is none), so it tracks every sequence in one, and says so where the trainer was
-        configured for several. Test sequences the data module refuses (nothing to track or score) end the command
-        as a usage error; a sequence whose frames cannot be read, found as it is tracked, is named and the others
-        scored, and the command then ends with exit status 3 naming it."""
-        from vidrnn.checkpoints import load_module
-        from vidrnn.distributed import gather_rows, rank_share, world
-        from vidrnn.tracker.evaluation import sequence_rows, summary_lines, with_means, write_scores
-        from vidrnn.tracker.runtime import Tracker, trained_tracker
-        from vidrnn.tracker.search import MatchingSearch
+        built as ``vidrnn track --ckpt`` builds it; ``ckpt_path``'s, loaded as it loads it, older shapes converted)
+        and without the head (the matching-only ablation); write ``tracking_scores.csv`` into the run's log folder,
+        each sequence named by its path under the test folder, and return the rows. In a DDP fit's ``test_after_fit``
+        each rank tracks its share of the sequences; every rank returns all rows, rank 0 prints and writes them.
+        ``vidrnn test`` itself starts no processes (only the trainer's own loops do, and this is none), so it tracks
+        every sequence in one, and says so where the trainer was configured for several. Test sequences the data
+        module refuses (nothing to track or score) end the command as a usage error; a sequence whose frames cannot
+        be read, found as it is tracked, is named and the others scored, and the command then ends with exit status 3
+        naming it."""
+        from vidrnn.models.tracker_module import load_frame_tracker
 
         sequences = _test_sequences(datamodule)
         if ckpt_path:
-            model = load_module(type(model), ckpt_path)
-        search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
-        trackers = {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
-        if self.trainer.world_size > 1 and world()[1] == 1:
-            rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
-                           f"{self.trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
-                           "test_after_fit shares them among its processes")
-        order = {sequence.name_under(datamodule.test_folder): position for position, sequence in enumerate(sequences)}
-        made = sequence_rows(trackers, rank_share(sequences), root=datamodule.test_folder)
-        shared, unscored = gather_rows(made.rows), gather_rows(made.unscored)
-        rows = sorted(shared, key=lambda row: order[row.sequence])
-        if not unscored:  # a mean without the sequences that could not be tracked would be a smaller benchmark's
-            rows = with_means(rows)
-        log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
-        path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and shared else None
-        if self.trainer.is_global_zero:
-            for line in summary_lines(rows):
-                print(line)
-            if path is not None:
-                write_scores(rows, path)
-                rank_zero_info(f"per-sequence tracking scores written to {path}")
+            model = load_frame_tracker(ckpt_path)
+        _say_tracked_in_one_process(self.trainer)
+        rows, unscored = _score_sequences(_test_trackers(model, self.trainer.strategy.root_device), sequences,
+                                          datamodule.test_folder)
+        path = _report_scores(rows, self.trainer)
         if unscored:
             _end_unscored(unscored, len(sequences), path, self.trainer.is_global_zero)
         return rows
+
+
+def _say_tracked_in_one_process(trainer: Trainer) -> None:
+    """Say where ``vidrnn test`` tracks in one process although ``trainer`` was configured for several."""
+    from vidrnn.distributed import world
+
+    if trainer.world_size > 1 and world()[1] == 1:
+        rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
+                       f"{trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
+                       "test_after_fit shares them among its processes")
+
+
+def _report_scores(rows: list[ScoreRow], trainer: Trainer) -> Path | None:
+    """Print the rows' summary and write them to ``tracking_scores.csv`` in the run's log folder (on rank 0); the
+    file's path, or ``None`` where there is no log folder or nothing was scored."""
+    from vidrnn.tracker.evaluation import summary_lines, write_scores
+
+    log_dir = trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
+    path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and rows else None
+    if trainer.is_global_zero:
+        for line in summary_lines(rows):
+            print(line)
+        if path is not None:
+            write_scores(rows, path)
+            rank_zero_info(f"per-sequence tracking scores written to {path}")
+    return path
+
+
+def _test_trackers(model: FrameTracker, device: torch.device) -> dict[str, Callable[..., Any]]:
+    """What ``vidrnn test`` scores, by name: the tracker ``model`` stands for and its matching-only ablation, sharing
+    one search (one frozen CNN) on ``device``."""
+    from vidrnn.tracker.runtime import Tracker, trained_tracker
+    from vidrnn.tracker.search import MatchingSearch
+
+    search = MatchingSearch(model.settings, device)
+    return {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
+
+
+def _score_sequences(trackers: dict[str, Callable[..., Any]], sequences: list[Any],
+                     test_folder: Path) -> tuple[list[ScoreRow], list[Any]]:
+    """Every rank's share of ``sequences`` tracked and scored, gathered on every rank: the rows in the sequences'
+    order, followed by the means where every sequence was scored (a mean without the others would be a smaller
+    benchmark's), and the sequences that could not be."""
+    from vidrnn.distributed import gather_rows, rank_share
+    from vidrnn.tracker.evaluation import sequence_rows, with_means
+
+    order = {sequence.name_under(test_folder): position for position, sequence in enumerate(sequences)}
+    made = sequence_rows(trackers, rank_share(sequences), root=test_folder)
+    rows, unscored = gather_rows(made.rows), gather_rows(made.unscored)
+    rows = sorted(rows, key=lambda row: order[row.sequence])
+    return (rows if unscored else with_means(rows)), unscored
 
 
 def _test_sequences(datamodule: Any) -> list:
