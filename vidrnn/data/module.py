@@ -58,7 +58,7 @@ from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-__all__ = ["VideoDataModule", "fitted_clips", "recorded_data_settings"]
+__all__ = ["VideoDataModule", "data_settings", "dataset_index", "fitted_clips", "recorded_data_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, l
     return {"train": train, "val": given or [r for r in train_records if _unit(r) in held_out]}
 
 
-def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
+def dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     """The clips a data module with ``settings`` (its hyperparameters) reads, split into train and test.
 
     Nothing is written: a demo not generated yet is indexed as it will be (:func:`demo_index`), so that the checks a
@@ -152,6 +152,15 @@ def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     return folder_index(root, test_fraction=settings["test_fraction"], seed=seed)
 
 
+def data_settings(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A data module's settings: ``given`` over the defaults of those it leaves out (or, recorded by an older
+    version, predates), so that :func:`dataset_index` reads them as a data module made with ``given`` would."""
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(VideoDataModule.__init__).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    return {**defaults, **given}
+
+
 def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     """The resolved paths of the clips a fit with a data module's ``settings`` trained and validated on — those of
     another run, as its checkpoint records them (:func:`recorded_data_settings`). Its record of those clips where it
@@ -161,13 +170,10 @@ def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
 
     Raises ``FileNotFoundError`` or ``ValueError`` when the data cannot be found or indexed here (moved, or never here).
     """
-    defaults = {name: parameter.default for name, parameter in
-                inspect.signature(VideoDataModule.__init__).parameters.items()
-                if parameter.default is not inspect.Parameter.empty}
-    settings = {**defaults, **settings}
+    settings = data_settings(settings)
     if FITTED_CLIPS in settings:
         return _recorded_clips(settings)
-    index = _dataset_index(settings)
+    index = dataset_index(settings)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
 
 
@@ -274,7 +280,7 @@ class VideoDataModule(L.LightningDataModule):
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
-        self.index = _dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
+        self.index = dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
         _require_classes(self.index, objective)
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
                                   extract_batch_size)
