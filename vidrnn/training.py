@@ -49,7 +49,7 @@ __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 Task = Literal["classification", "tracking"]
 
 
-def _add_common_arguments(parser) -> None:
+def _add_common_arguments(parser: LightningArgumentParser) -> None:
     parser.add_argument(
         "--task", type=Task, default="classification",
         help="which model and data module the config is for: classification (default) or tracking",
@@ -355,7 +355,7 @@ def _require_checkpoint(config: Any) -> None:
 class VidrnnCLI(_VidrnnCommands, LightningCLI):
     """Classification: the data → model links and an optional test run right after fitting."""
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         _add_common_arguments(parser)
         for source, target in [
             ("data.num_classes", "model.num_classes"),
@@ -413,8 +413,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
     def _check_pretrained(self, init_from: str) -> None:
         """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be
         built like this model's (:func:`pretrained_encoder`, which ``setup("fit")`` runs again to load it), and its
-        pretraining must not have seen this fit's test clips (:func:`_require_unseen_test_clips`). Either would
-        otherwise show only after the features were extracted — or, the second, never."""
+        pretraining must not have seen this fit's test clips (:meth:`VideoDataModule.require_unseen_test_clips`).
+        Either would otherwise show only after the features were extracted — or, the second, never."""
         from vidrnn.checkpoints import load_checkpoint
         from vidrnn.models.classifier import pretrained_encoder
 
@@ -425,7 +425,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             pretrained_encoder(init_from, encoder.input_dim, encoder.spec, self.model.pipeline)
         except ValueError as error:
             _usage_error(f"--model.init_from {error}")
-        _require_unseen_test_clips(init_from, load_checkpoint(init_from), self.datamodule)
+        _as_usage_error(lambda: self.datamodule.require_unseen_test_clips(load_checkpoint(init_from),
+                                                                          f"--model.init_from {init_from}"))
 
     def before_fit(self) -> None:
         """Tell the data module whether the fit ends with a test, so that it checks the test split before training."""
@@ -435,65 +436,13 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         self.trainer.callbacks.append(ClipPredictionWriter())
 
 
-def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datamodule: VideoDataModule) -> None:
-    """Refuse to start a classifier from an encoder pretrained on any of the clips ``datamodule`` tests on.
-
-    Temporal pretraining needs no labels, so it can run over any videos — ``data.dataset unlabeled`` over the UCF101
-    folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
-    optimistic without a word. The pretraining's training and validation clips are those its checkpoint records, or
-    for older checkpoints those its recorded settings (``datamodule_hyper_parameters``) draw, by index alone
-    (:func:`fitted_clips`), and compared by resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
-    a checkpoint of an older version that recorded its root as typed, relatively, may have meant another folder where
-    the pretraining ran, so a match there is a warning (newer ones record it resolved: :meth:`VideoDataModule.state_dict`).
-    """
-    from vidrnn.data.module import VideoDataModule, fitted_clips, recorded_data_settings
-    from vidrnn.data.splits import FITTED_CLIPS, named_alike, videos_folder
-
-    settings = recorded_data_settings(checkpoint)
-    resolved = VideoDataModule.__qualname__ in checkpoint  # else the root may be recorded as typed, relative
-    hp = datamodule.hparams
-    same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
-                  if hp.dataset in ("ucf101", "demo") else
-                  f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
-    if settings is not None and FITTED_CLIPS in settings and videos_folder(settings) != videos_folder(hp):
-        # Pretrained on another copy of the videos, maybe: its clips' paths cannot match this fit's, their names can.
-        fitted = [key for keys in settings[FITTED_CLIPS].values() for key in keys]
-        try:
-            named_alike(fitted, datamodule.drawn_keys()["test"], settings, hp, "test clips of this fit",
-                        "pretrained on", f"Pretrain on the training side of this fit's split: {same_split}")
-        except ValueError as error:
-            _usage_error(f"--model.init_from {init_from}: {error}")
-        return  # under another folder, no clip of its can be one of this fit's by path
-    try:
-        if settings is None:
-            raise ValueError("it records no data module settings")
-        seen = fitted_clips(settings)
-    except (FileNotFoundError, ValueError) as error:
-        rank_zero_warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
-                       f"checked ({error}); the test scores are honest only if it did not")
-        return
-    test = {record.path.resolve() for record in datamodule.index.split("test")}
-    seen_test = sorted(test & seen)
-    if seen_test and not resolved and not Path(settings["root"]).is_absolute():
-        # Recorded as given: relative to wherever the pretraining ran, which need not be here.
-        rank_zero_warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
-                       f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
-                       f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
-                       "scores would be optimistic: pretrain on the training side of this fit's split")
-        return
-    if seen_test:
-        _usage_error(f"--model.init_from {init_from} was pretrained on {len(seen_test)} of this fit's {len(test)} "
-                     f"test clips (such as {seen_test[0]}): its test scores would be optimistic. Pretrain on the "
-                     f"training side of this fit's split: {same_split}")
-
-
 class TrackingCLI(_VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     cached = "the simulated tracking runs made so far"
     caching_nothing = ("test",)  # it tracks the test sequences online, caching nothing
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         _add_common_arguments(parser)
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
