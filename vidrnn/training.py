@@ -603,6 +603,15 @@ def _task_arguments(args: Sequence[str]) -> list[str]:
     return found
 
 
+def _readable_config(reader: jsonargparse.ArgumentParser, config: str) -> bool:
+    """Whether ``reader`` reads ``config`` (a file or a YAML string) on its own: to name the one that fails."""
+    try:
+        reader.parse_args(["--config", config], _skip_validation=True)
+    except jsonargparse.ArgumentError:
+        return False
+    return True
+
+
 def task_of(args: Sequence[str]) -> Task:
     """The task a command line asks for: ``task`` as jsonargparse reads it from the config files and ``--task``
     options, later ones overriding earlier ones. It chooses the parser that reads the rest (a tracking config's keys
@@ -616,7 +625,8 @@ def task_of(args: Sequence[str]) -> Task:
         task = reader.parse_args(given, _skip_validation=True).task
     except jsonargparse.ArgumentError as error:
         configs = [value for option, value in zip(given[::2], given[1::2]) if option == "--config"]
-        _usage_error(f"--config {' --config '.join(configs)}: {error}; give a YAML file (configs/*.yaml) or string")
+        culprit = next((config for config in configs if not _readable_config(reader, config)), " ".join(configs))
+        _usage_error(f"{culprit} is not valid YAML or not a readable config file: {error}")
     if task not in get_args(Task):
         _usage_error(f"unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
     return task  # type: ignore[return-value]
