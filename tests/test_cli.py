@@ -90,12 +90,12 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
     if problem == "cache root a file":
         (tmp_path / "cache").write_text("")
     if problem == "root this user may not read":
-        import vidrnn.data.folders
+        import vidrnn.data.module
 
         def denied(root: Path, **settings: object) -> None:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(root / "a"))
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(Path(root) / "a"))
 
-        monkeypatch.setattr(vidrnn.data.folders, "folder_index", denied)
+        monkeypatch.setattr(vidrnn.data.module, "folder_index", denied)  # the index extract reads, as a fit does
     status = main(["extract", "--dataset", "folders", *options, "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert status == EXIT_USAGE and expected in error and error.startswith("vidrnn extract: error:")
@@ -145,6 +145,47 @@ def test_the_parser_and_help_do_not_import_torch() -> None:
     """``vidrnn --help`` and ``vidrnn probe`` answer at once: torch takes seconds to import."""
     check = "import sys; from vidrnn.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_extract_defaults_are_the_data_modules(tmp_path: Path) -> None:
+    """Its flags re-declared the backbone's, the sampling's and the cache's defaults by hand: a change to the data
+    module's would have made vidrnn extract fill a cache no fit with default settings reads."""
+    import inspect
+
+    from vidrnn.backbones import BackboneSpec
+    from vidrnn.cli import _extract_specs
+    from vidrnn.data.module import VideoDataModule
+
+    args = build_parser().parse_args(["extract", "--root", str(tmp_path)])
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(VideoDataModule.__init__).parameters.items()}
+    backbone, sampling = _extract_specs(args)
+    assert backbone == defaults["backbone"] == BackboneSpec() and sampling == defaults["sampling"]
+    assert (args.batch_size, args.device, args.fold) == (defaults["extract_batch_size"], defaults["device"],
+                                                         defaults["fold"])
+    assert args.cache_dir == Path(defaults["cache_dir"])
+
+
+def test_extract_reads_every_dataset_the_data_module_reads_but_the_demo() -> None:
+    import typing
+
+    from vidrnn.cli import EXTRACT_DATASETS
+    from vidrnn.data.module import VideoDataModule
+
+    datasets = typing.get_args(typing.get_type_hints(VideoDataModule.__init__)["dataset"])
+    assert set(EXTRACT_DATASETS) == set(datasets) - {"demo"}
+
+
+def test_extract_reads_unlabeled_videos_as_the_data_module_indexes_them(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """An order task over unlabeled videos (configs/order_ucf101_cpu.yaml's kind) could not be pre-extracted."""
+    root = tmp_path / "videos"
+    write_video(root / "walk.avi", 4)
+    write_video(root / "session" / "run.avi", 4)
+    command = ["extract", "--dataset", "unlabeled", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+               "--input-size", "32", "--workers", "0", "--short-side", "32"]
+    assert main(command) == EXIT_OK
+    assert "extracted 2 videos" in capsys.readouterr().out
 
 
 def test_extract_lists_the_videos_that_failed_before_and_retries_them_when_asked(

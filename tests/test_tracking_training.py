@@ -22,7 +22,8 @@ from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
-from vidrnn.models.tracker_module import FrameTracker
+from vidrnn.checkpoints import load_module
+from vidrnn.models.tracker_module import FrameTracker, load_frame_tracker
 from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker import evaluation
@@ -80,9 +81,34 @@ def test_configs_name_their_task(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert refused.value.code == EXIT_USAGE and "unknown task 'segmentation'" in capsys.readouterr().err
 
 
-def test_track_demo_config_parses(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("given", [
+    ["-c", "{track}"], ["-c{track}"], ["-c={track}"], ["--config={track}"], ["--conf", "{track}"],
+    ["-c", "task: tracking"],  # a config given as a string, as jsonargparse takes it
+    ["--config", "{classify}", "-c", "{track}"],
+    ["-c", "{track}", "--config", "{classify}"],  # demo.yaml names no task: the first config's stays
+    ["--task", "classification", "-c", "{track}"],  # the last word wins, as jsonargparse merges them
+])
+def test_every_spelling_of_the_config_option_chooses_the_task(given: list[str]) -> None:
+    """``-c`` (LightningCLI's usage line: ``[-c CONFIG]``) was not read, so ``vidrnn fit -c track_demo.yaml`` was
+    parsed as classification and failed on the tracker's keys."""
+    paths = {"track": str(CONFIGS / "track_demo.yaml"), "classify": str(CONFIGS / "demo.yaml")}
+    assert task_of(["fit", *(arg.format(**paths) for arg in given)]) == "tracking"
+
+
+def test_a_later_task_overrides_an_earlier_config() -> None:
+    assert task_of(["fit", "-c", str(CONFIGS / "track_demo.yaml"), "--task", "classification"]) == "classification"
+
+
+def test_a_config_that_cannot_be_read_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        task_of(["fit", "-c", str(tmp_path / "missing.yaml")])
+    assert refused.value.code == EXIT_USAGE and "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--config", "-c"])
+def test_track_demo_config_parses(option: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
-        main(["fit", "--config", str(CONFIGS / "track_demo.yaml"), "--print_config"])
+        main(["fit", option, str(CONFIGS / "track_demo.yaml"), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["task"] == "tracking" and printed["trainer"]["gradient_clip_val"] > 0
@@ -261,14 +287,92 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     # stored them one by one, and one saved before hold_below existed tracks as it was trained, never holding.
     settings = state["hyper_parameters"]["tracker"]
     assert settings["hold_below"] == 2.5 and settings["geometry"]["size"] == 256
-    older_hyper = {key: value for key, value in state["hyper_parameters"].items() if key != "tracker"}
-    older_hyper.update({key: settings[key] for key in ("backbone", "geometry", "template_cells", "template_rate",
-                                                       "scale_rate")})
-    older = Path(checkpoint).with_name("before-settings.ckpt")
-    torch.save({**state, "hyper_parameters": older_hyper}, older)
+    older = _saved_one_by_one(Path(checkpoint), Path(checkpoint).with_name("before-settings.ckpt"))
     older_settings = load_tracker(older, device="cpu").settings
     assert older_settings.hold_below == 0.0 and older_settings.geometry.size == 256
     _track_cli(Path(checkpoint), tracking_root, capsys)
+
+
+def _saved_one_by_one(checkpoint: Path, target: Path) -> Path:
+    """``checkpoint`` as vidrnn saved it before the tracker's settings were one record: each a hyperparameter of its
+    own, and no ``hold_below`` (it did not exist)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hyper = dict(state["hyper_parameters"])
+    settings = TrackerSettings.from_dict(hyper.pop("tracker") or {}).to_dict()
+    hyper.update({key: settings[key] for key in ("backbone", "geometry", "template_cells", "template_rate",
+                                                 "scale_rate")})
+    torch.save({**state, "hyper_parameters": hyper}, target)
+    return target
+
+
+def _older_tracker(folder: Path) -> Path:
+    """An untrained tracker's checkpoint in the shape saved before the settings were one record, its template
+    following the target at 0.05 (the default: 0.01)."""
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5, "template_rate": 0.05}, hidden_size=8)
+    return _saved_one_by_one(save_untrained(model, folder / "current.ckpt"), folder / "older.ckpt")
+
+
+def _recorded_trackers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Tracker]:
+    """The trackers ``vidrnn test`` scores, by name, recorded instead of tracking anything."""
+    used: dict[str, Tracker] = {}
+
+    def record(trackers, sequences, progress=True, root=None):
+        used.update({name: track.__self__ for name, track in trackers.items()})
+        return evaluation.SequenceRows()
+
+    monkeypatch.setattr(evaluation, "sequence_rows", record)
+    return used
+
+
+def test_vidrnn_test_tracks_an_older_checkpoint_with_its_own_settings(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test command loaded it without converting its settings: the defaults (template_rate 0.01, holding below
+    2.5) tracked in place of those it was trained with, while vidrnn track used its own."""
+    older = _older_tracker(tmp_path)
+    used = _recorded_trackers(monkeypatch)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), log_dir=None,
+                              is_global_zero=False, world_size=1)
+    datamodule = SimpleNamespace(sequences=lambda split: [], test_folder=tmp_path)
+    TrackingCLI.test(SimpleNamespace(trainer=trainer), FrameTracker(), datamodule, ckpt_path=str(older))
+    settings = used["vidrnn"].settings
+    assert settings == load_tracker(older, device="cpu").settings
+    assert settings.template_rate == 0.05 and settings.hold_below == 0.0
+
+
+def test_an_older_tracker_checkpoint_loads_converted_or_is_refused_never_with_other_settings(
+        tmp_path: Path) -> None:
+    """Loaded as a plain LightningModule, its settings one by one were dropped for the defaults without a word."""
+    older = _older_tracker(tmp_path)
+    with pytest.raises(ValueError, match="vidrnn upgrade OLD.ckpt NEW.ckpt"):
+        load_module(FrameTracker, older)
+    with pytest.raises(ValueError, match="vidrnn upgrade OLD.ckpt NEW.ckpt"):  # a trainer's ckpt_path loads it so
+        FrameTracker().on_load_checkpoint(torch.load(older, map_location="cpu", weights_only=True))
+    assert load_frame_tracker(older).settings.template_rate == 0.05
+
+
+@pytest.mark.parametrize("command", ["test", "validate", "fit"])
+def test_lightning_commands_refuse_an_older_tracker_checkpoint_saying_how_to_convert_it(
+        command: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """LightningCLI merges a checkpoint's hyperparameters into the config and failed on these, printing its whole
+    usage and "does not accept option 'model.backbone.name'"."""
+    older = _older_tracker(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--config", str(config), "--ckpt_path", str(older)])
+    error = capsys.readouterr().err.strip()
+    assert refused.value.code == EXIT_USAGE and error.startswith(f"vidrnn: error: {older}: saved by an older vidrnn")
+    assert error.endswith("convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt") and "usage:" not in error
+
+
+def test_vidrnn_upgrade_converts_an_older_tracker_checkpoint(config: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    older, converted = _older_tracker(tmp_path), tmp_path / "converted.ckpt"
+    assert main(["upgrade", str(older), str(converted)]) == 0
+    assert main(["upgrade", str(converted), str(tmp_path / "again.ckpt")]) == EXIT_USAGE
+    hyper = torch.load(converted, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hyper["tracker"] == load_frame_tracker(older).settings.to_dict() and "template_rate" not in hyper
+    used = _recorded_trackers(monkeypatch)
+    assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
+    assert used["vidrnn"].settings.template_rate == 0.05 and used["vidrnn"].settings.hold_below == 0.0
 
 
 def _write_clip(path: Path, frames: list[np.ndarray]) -> None:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vidrnn.backbone_names import LITE_CROP, OFFLINE_DEFAULT
+from vidrnn.backbone_names import DEFAULT_GRID, DEFAULT_POOLING, DEFAULT_WEIGHTS, LITE_CROP, OFFLINE_DEFAULT
 from vidrnn.files import file_sha256
 
 __all__ = ["FP16_AUTOCAST", "LITE_CROP", "OFFLINE_DEFAULT", "BackboneSpec", "FrozenBackbone", "Preprocess", "WeightsUnavailableError",
@@ -78,11 +78,11 @@ class BackboneSpec:
     """
 
     name: str = OFFLINE_DEFAULT
-    weights: str = "DEFAULT"
+    weights: str = DEFAULT_WEIGHTS
     weights_path: str | None = None
     input_size: int | None = None
-    pooling: Pooling = "avg"
-    grid: int = 2
+    pooling: Pooling = DEFAULT_POOLING
+    grid: int = DEFAULT_GRID
     layer: str | None = None
 
     def __post_init__(self) -> None:

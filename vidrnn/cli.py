@@ -18,7 +18,9 @@ from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_
 if TYPE_CHECKING:
     import torch
 
+    from vidrnn.backbones import BackboneSpec
     from vidrnn.data.records import DatasetIndex
+    from vidrnn.sampling import SamplingSpec
     from vidrnn.features import ExtractionReport
 
 
@@ -111,43 +113,66 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The datasets ``vidrnn extract`` reads, as ``data.dataset`` names them (a test holds them to the data module's): all
+#: but the demo, which a fit generates and which, generated, is read as ucf101.
+EXTRACT_DATASETS = ("ucf101", "folders", "unlabeled")
+
+#: Settings of ``vidrnn extract`` that are the data module's (``data.fold``, ``data.cache_dir``, ``data.device``,
+#: ``data.extract_batch_size``): the same defaults, so that it fills the cache a fit with them reads; here without
+#: torch, for ``--help``, and held to the data module's by a test.
+EXTRACT_DEFAULTS = {"fold": 1, "cache_dir": "vidrnn-cache", "device": "auto", "batch_size": 32}
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset")
-    group.add_argument("--dataset", choices=("ucf101", "folders"), default="ucf101",
-                       help="ucf101: official split lists; folders: ROOT/<class>/**/<video> (default: ucf101)")
+    group.add_argument("--dataset", choices=EXTRACT_DATASETS, default="ucf101",
+                       help="ucf101: official split lists; folders: ROOT/<class>/**/<video>; unlabeled: every video "
+                       "under ROOT (for temporal-order tasks); the demo, once generated (vidrnn synth, or its first "
+                       "fit), is ucf101 with --root data/demo (default: ucf101)")
     group.add_argument("--root", type=Path, required=True,
-                       help="UCF101: the UCF-101 folder or its parent; folders: the folder of class folders")
+                       help="UCF101: the UCF-101 folder or its parent; folders: the folder of class folders; "
+                       "unlabeled: any folder of videos")
     group.add_argument("--splits", type=Path, default=None,
                        help="UCF101 split lists folder (default: ucfTrainTestlist beside UCF-101)")
-    group.add_argument("--fold", type=int, default=1, help="UCF101 official split 1, 2 or 3 (default: 1)")
+    group.add_argument("--fold", type=int, default=EXTRACT_DEFAULTS["fold"],
+                       help=f"UCF101 official split 1, 2 or 3 (default: {EXTRACT_DEFAULTS['fold']})")
 
 
 def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    from vidrnn.backbone_names import OFFLINE_DEFAULT
+    from vidrnn.backbone_names import DEFAULT_GRID, DEFAULT_POOLING, DEFAULT_WEIGHTS, OFFLINE_DEFAULT
 
     group = parser.add_argument_group("backbone (frozen ImageNet CNN)")
     group.add_argument("--backbone", default=OFFLINE_DEFAULT,
                        help=f"{OFFLINE_DEFAULT} (default), efficientnet_lite1 or efficientnet_lite2 (offline; larger is "
                             "slower and better), or a torchvision model name, e.g. resnet50")
-    group.add_argument("--weights", default="DEFAULT", help="torchvision weights enum member (default: DEFAULT)")
+    group.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                       help=f"torchvision weights enum member (default: {DEFAULT_WEIGHTS})")
     group.add_argument("--weights-path", default=None, help="local state-dict file instead of a download")
     group.add_argument("--input-size", type=int, default=None, help="crop side (default: the weights' own)")
-    group.add_argument("--pooling", choices=("avg", "grid", "map"), default="avg",
+    group.add_argument("--pooling", choices=("avg", "grid", "map"), default=DEFAULT_POOLING,
                        help="avg: [T,D]; grid: GxG pooled [T,G*G*D]; map: spatial maps [T,C,h,w], which no classifier reads "
-                       "(default: avg)")
-    group.add_argument("--grid", type=int, default=2, help="grid side for --pooling grid (default: 2)")
+                       f"(default: {DEFAULT_POOLING})")
+    group.add_argument("--grid", type=int, default=DEFAULT_GRID,
+                       help=f"grid side for --pooling grid (default: {DEFAULT_GRID})")
     group.add_argument("--layer", default=None, help="feature layer (default: the last convolutional stage)")
 
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    from vidrnn.sampling import SamplingSpec
+
+    default = SamplingSpec()  # the data module's default sampling (held to it by a test)
     group = parser.add_argument_group("frame sampling")
-    group.add_argument("--sampling", choices=("segments", "stride", "fps", "all"), default="segments",
-                       help="segments: one frame per equal segment (default); stride: every Nth; fps: at a rate; all")
-    group.add_argument("--segments", type=int, default=16, help="number of segments (default: 16)")
-    group.add_argument("--stride", type=int, default=1, help="frame stride for --sampling stride (default: 1)")
-    group.add_argument("--fps", type=float, default=None, help="frames per second for --sampling fps")
-    group.add_argument("--max-frames", type=int, default=None, help="cap, spread evenly over the video")
-    group.add_argument("--short-side", type=int, default=256, help="decode size: shorter side in pixels (default: 256)")
+    group.add_argument("--sampling", choices=("segments", "stride", "fps", "all"), default=default.strategy,
+                       help="segments: one frame per equal segment; stride: every Nth; fps: at a rate; all "
+                       f"(default: {default.strategy})")
+    group.add_argument("--segments", type=int, default=default.num_segments,
+                       help=f"number of segments (default: {default.num_segments})")
+    group.add_argument("--stride", type=int, default=default.stride,
+                       help=f"frame stride for --sampling stride (default: {default.stride})")
+    group.add_argument("--fps", type=float, default=default.fps, help="frames per second for --sampling fps")
+    group.add_argument("--max-frames", type=int, default=default.max_frames, help="cap, spread evenly over the video")
+    group.add_argument("--short-side", type=int, default=default.short_side,
+                       help=f"decode size: shorter side in pixels (default: {default.short_side})")
 
 
 def _add_extract(commands: argparse._SubParsersAction) -> None:
@@ -164,12 +189,13 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
     _add_backbone_arguments(parser)
     _add_sampling_arguments(parser)
     run = parser.add_argument_group("run")
-    run.add_argument("--cache-dir", type=Path, default=Path("vidrnn-cache"),
-                     help="feature cache root (default: ./vidrnn-cache)")
-    run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    run.add_argument("--batch-size", type=int, default=32,
-                     help="frames per CNN batch (default: 32); part of the cache's key, as it changes the CNN's "
-                     "rounding: a fit finds this cache with the same data.extract_batch_size")
+    run.add_argument("--cache-dir", type=Path, default=Path(EXTRACT_DEFAULTS["cache_dir"]),
+                     help=f"feature cache root (default: ./{EXTRACT_DEFAULTS['cache_dir']})")
+    run.add_argument("--device", default=EXTRACT_DEFAULTS["device"],
+                     help=f"{EXTRACT_DEFAULTS['device']} (default: CUDA when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--batch-size", type=int, default=EXTRACT_DEFAULTS["batch_size"],
+                     help=f"frames per CNN batch (default: {EXTRACT_DEFAULTS['batch_size']}); part of the cache's key, "
+                     "as it changes the CNN's rounding: a fit finds this cache with the same data.extract_batch_size")
     run.add_argument("--workers", type=int, default=None,
                      help="decoding processes (default: one per available CPU core); a decoder that crashes one costs that video an error "
                      "entry. 0 decodes in this process, where such a crash ends the run")
@@ -182,13 +208,23 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
 
 
 def _dataset_index(args: argparse.Namespace) -> DatasetIndex:
-    if args.dataset == "ucf101":
-        from vidrnn.data.ucf101 import ucf101_index
+    """The clips of the dataset ``args`` name, indexed as a data module with those settings indexes them."""
+    from vidrnn.data.module import data_settings, dataset_index
 
-        return ucf101_index(args.root, args.splits, args.fold)
-    from vidrnn.data.folders import folder_index
+    splits = None if args.splits is None else str(args.splits)
+    return dataset_index(data_settings({"dataset": args.dataset, "root": str(args.root), "splits": splits,
+                                        "fold": args.fold}))
 
-    return folder_index(args.root)
+
+def _extract_specs(args: argparse.Namespace) -> tuple[BackboneSpec, SamplingSpec]:
+    """The backbone and sampling ``args`` describe."""
+    from vidrnn.backbones import BackboneSpec
+    from vidrnn.sampling import SamplingSpec
+
+    return (BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
+                         input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer),
+            SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
+                         max_frames=args.max_frames, short_side=args.short_side))
 
 
 def _init_distributed_from_environment(device: torch.device) -> None:
@@ -220,20 +256,16 @@ def _check_extract_counts(args: argparse.Namespace) -> None:
 def _run_extract(args: argparse.Namespace) -> int:
     """Extract a dataset's features; under torchrun every rank its share, rank 0 saying the totals of all, and every
     rank ending with the same status: 3 when any rank's video failed (torchrun itself then reports the ranks failed)."""
-    from vidrnn.backbones import BackboneSpec, WeightsUnavailableError, build_backbone
+    from vidrnn.backbones import WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
     from vidrnn.distributed import gather_rows, world
     from vidrnn.features import CacheWriteError, ExtractionReport, FeatureCache, extract_features
     from vidrnn.files import denied
-    from vidrnn.sampling import SamplingSpec
     from vidrnn.workers import WorkerStartError
 
     try:  # every setting and path checked here, before anything slow
         _check_extract_counts(args)
-        sampling = SamplingSpec(strategy=args.sampling, num_segments=args.segments, stride=args.stride, fps=args.fps,
-                                max_frames=args.max_frames, short_side=args.short_side)
-        spec = BackboneSpec(name=args.backbone, weights=args.weights, weights_path=args.weights_path,
-                            input_size=args.input_size, pooling=args.pooling, grid=args.grid, layer=args.layer)
+        spec, sampling = _extract_specs(args)
         index = _dataset_index(args)
         device = resolve_device(args.device)
         cache = FeatureCache(args.cache_dir, spec, sampling, index.root, device, args.batch_size)
@@ -280,10 +312,12 @@ def _print_extract_report(report: ExtractionReport) -> None:
 def _add_upgrade(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "upgrade",
-        help="convert a classifier checkpoint saved by an older vidrnn to today's shape",
+        help="convert a checkpoint saved by an older vidrnn to today's shape",
         description="Rewrite a VideoClassifier checkpoint whose hyperparameters list the encoder's settings one by one "
         "(model.cell, model.hidden_size, ...) and the backbone, sampling and steps separately, into today's shape "
-        "(model.encoder, one pipeline record). Weights and training state are copied unchanged.",
+        "(model.encoder, one pipeline record); or a FrameTracker checkpoint whose hyperparameters list the tracker's "
+        "settings one by one (backbone, geometry, template_rate, ...), into one tracker record (saved before "
+        "hold_below existed: 0, as it tracked). Weights and training state are copied unchanged.",
     )
     parser.add_argument("source", type=Path, help="the older checkpoint")
     parser.add_argument("target", type=Path, help="where to write the converted one")
@@ -291,10 +325,12 @@ def _add_upgrade(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
-    from vidrnn.models.classifier import upgrade_checkpoint
+    from vidrnn.checkpoints import load_checkpoint
+    from vidrnn.models import classifier, tracker_module
 
     try:
-        upgrade_checkpoint(args.source, args.target)
+        model = tracker_module if load_checkpoint(args.source).get("task") == "tracking" else classifier
+        model.upgrade_checkpoint(args.source, args.target)
     except (OSError, ValueError) as error:
         print(f"vidrnn upgrade: error: {error}", file=sys.stderr)
         return EXIT_USAGE

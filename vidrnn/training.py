@@ -16,12 +16,14 @@ links:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
+import jsonargparse
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -34,7 +36,12 @@ from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SOME_FAILED, E
 from vidrnn.files import denied, unwritable
 
 if TYPE_CHECKING:
+    import torch
+
     from vidrnn.data.module import VideoDataModule
+    from vidrnn.data.tracking_datamodule import TrackingDataModule
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.tracker.evaluation import ScoreRow
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 
@@ -42,7 +49,7 @@ __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
 Task = Literal["classification", "tracking"]
 
 
-def _add_common_arguments(parser) -> None:
+def _add_common_arguments(parser: LightningArgumentParser) -> None:
     parser.add_argument(
         "--task", type=Task, default="classification",
         help="which model and data module the config is for: classification (default) or tracking",
@@ -167,8 +174,17 @@ class _VidrnnCommands:
             require_task(self.checkpoint, self.model_class.TASK, ckpt_path)
         except ValueError as error:
             _usage_error(str(error))
+        # LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail on keys it no
+        # longer knows without saying why: an older shape is refused first, saying how to convert it.
+        self._check_checkpoint(lambda checkpoint: self._require_current(checkpoint.get("hyper_parameters", {})))
         if subcommand == "fit":
             self._check_checkpoint(self._require_model_settings)
+
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        """Refuse a checkpoint's ``hparams`` saved in an older shape of the task's model, saying how to convert them
+        (a ``ValueError``)."""
+        raise NotImplementedError
 
     def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.
@@ -339,7 +355,7 @@ def _require_checkpoint(config: Any) -> None:
 class VidrnnCLI(_VidrnnCommands, LightningCLI):
     """Classification: the data → model links and an optional test run right after fitting."""
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         _add_common_arguments(parser)
         for source, target in [
             ("data.num_classes", "model.num_classes"),
@@ -351,14 +367,15 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
                               apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse and check ``--ckpt_path`` as both tasks do, then refuse a checkpoint saved in an older shape, saying
-        how to convert it: LightningCLI merges the checkpoint's hyperparameters into the config next, and would fail
-        on keys it no longer knows without saying why."""
-        from vidrnn.models.classifier import require_current
-
+        """Parse and check ``--ckpt_path`` as both tasks do, then refuse an evaluation without one."""
         super().parse_arguments(parser, args)
         _require_checkpoint(self.config)
-        self._check_checkpoint(lambda checkpoint: require_current(checkpoint.get("hyper_parameters", {})))
+
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        from vidrnn.models.classifier import require_current
+
+        require_current(hparams)
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as both tasks do, then hold the ``--ckpt_path`` checkpoint against
@@ -396,8 +413,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
     def _check_pretrained(self, init_from: str) -> None:
         """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be
         built like this model's (:func:`pretrained_encoder`, which ``setup("fit")`` runs again to load it), and its
-        pretraining must not have seen this fit's test clips (:func:`_require_unseen_test_clips`). Either would
-        otherwise show only after the features were extracted — or, the second, never."""
+        pretraining must not have seen this fit's test clips (:meth:`VideoDataModule.require_unseen_test_clips`).
+        Either would otherwise show only after the features were extracted — or, the second, never."""
         from vidrnn.checkpoints import load_checkpoint
         from vidrnn.models.classifier import pretrained_encoder
 
@@ -408,7 +425,8 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
             pretrained_encoder(init_from, encoder.input_dim, encoder.spec, self.model.pipeline)
         except ValueError as error:
             _usage_error(f"--model.init_from {error}")
-        _require_unseen_test_clips(init_from, load_checkpoint(init_from), self.datamodule)
+        _as_usage_error(lambda: self.datamodule.require_unseen_test_clips(load_checkpoint(init_from),
+                                                                          f"--model.init_from {init_from}"))
 
     def before_fit(self) -> None:
         """Tell the data module whether the fit ends with a test, so that it checks the test split before training."""
@@ -418,68 +436,22 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
         self.trainer.callbacks.append(ClipPredictionWriter())
 
 
-def _require_unseen_test_clips(init_from: str, checkpoint: dict[str, Any], datamodule: VideoDataModule) -> None:
-    """Refuse to start a classifier from an encoder pretrained on any of the clips ``datamodule`` tests on.
-
-    Temporal pretraining needs no labels, so it can run over any videos — ``data.dataset unlabeled`` over the UCF101
-    folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
-    optimistic without a word. The pretraining's training and validation clips are those its checkpoint records, or
-    for older checkpoints those its recorded settings (``datamodule_hyper_parameters``) draw, by index alone
-    (:func:`fitted_clips`), and compared by resolved path. Where they cannot be (no settings recorded, the data moved), a warning says the check was not made;
-    a checkpoint of an older version that recorded its root as typed, relatively, may have meant another folder where
-    the pretraining ran, so a match there is a warning (newer ones record it resolved: :meth:`VideoDataModule.state_dict`).
-    """
-    from vidrnn.data.module import VideoDataModule, fitted_clips, recorded_data_settings
-    from vidrnn.data.splits import FITTED_CLIPS, named_alike, videos_folder
-
-    settings = recorded_data_settings(checkpoint)
-    resolved = VideoDataModule.__qualname__ in checkpoint  # else the root may be recorded as typed, relative
-    hp = datamodule.hparams
-    same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
-                  if hp.dataset in ("ucf101", "demo") else
-                  f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
-    if settings is not None and FITTED_CLIPS in settings and videos_folder(settings) != videos_folder(hp):
-        # Pretrained on another copy of the videos, maybe: its clips' paths cannot match this fit's, their names can.
-        fitted = [key for keys in settings[FITTED_CLIPS].values() for key in keys]
-        try:
-            named_alike(fitted, datamodule.drawn_keys()["test"], settings, hp, "test clips of this fit",
-                        "pretrained on", f"Pretrain on the training side of this fit's split: {same_split}")
-        except ValueError as error:
-            _usage_error(f"--model.init_from {init_from}: {error}")
-        return  # under another folder, no clip of its can be one of this fit's by path
-    try:
-        if settings is None:
-            raise ValueError("it records no data module settings")
-        seen = fitted_clips(settings)
-    except (FileNotFoundError, ValueError) as error:
-        rank_zero_warn(f"--model.init_from {init_from}: whether its pretraining saw this fit's test clips cannot be "
-                       f"checked ({error}); the test scores are honest only if it did not")
-        return
-    test = {record.path.resolve() for record in datamodule.index.split("test")}
-    seen_test = sorted(test & seen)
-    if seen_test and not resolved and not Path(settings["root"]).is_absolute():
-        # Recorded as given: relative to wherever the pretraining ran, which need not be here.
-        rank_zero_warn(f"--model.init_from {init_from}: its data root was recorded as {settings['root']!r}, relative "
-                       f"to where it was pretrained; read from here, its clips include {len(seen_test)} of this fit's "
-                       f"test clips (such as {seen_test[0]}). If it was pretrained from this directory, its test "
-                       "scores would be optimistic: pretrain on the training side of this fit's split")
-        return
-    if seen_test:
-        _usage_error(f"--model.init_from {init_from} was pretrained on {len(seen_test)} of this fit's {len(test)} "
-                     f"test clips (such as {seen_test[0]}): its test scores would be optimistic. Pretrain on the "
-                     f"training side of this fit's split: {same_split}")
-
-
 class TrackingCLI(_VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     cached = "the simulated tracking runs made so far"
     caching_nothing = ("test",)  # it tracks the test sequences online, caching nothing
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         _add_common_arguments(parser)
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
+
+    @staticmethod
+    def _require_current(hparams: dict[str, Any]) -> None:
+        from vidrnn.models.tracker_module import require_current
+
+        require_current(hparams)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse and check ``--ckpt_path`` as both tasks do, then refuse ``predict``, which tracking has no answer
@@ -506,48 +478,81 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
         if self.config.fit.test_after_fit:
             _test_sequences(self.datamodule)
 
-    def test(self, model, datamodule, ckpt_path: str | None = None, **_: Any) -> list:
+    def test(self, model: FrameTracker, datamodule: TrackingDataModule, ckpt_path: str | None = None,
+             **_: Any) -> list[ScoreRow]:
         """Track every test sequence online with the tracker the model stands for (its head and re-detection threshold,
-        built as ``vidrnn track --ckpt`` builds it) and without the head (the matching-only ablation); write
-        ``tracking_scores.csv`` into the run's log folder, each sequence named by its path under the test folder, and
-        return the rows. In a DDP fit's ``test_after_fit`` each rank tracks its share of the sequences; every rank
-        returns all rows, rank 0 prints and writes them. ``vidrnn test`` itself starts no processes (only the trainer's
-        own loops do, and this is none), so it tracks every sequence in one, and says so where the trainer was
-        configured for several. Test sequences the data module refuses (nothing to track or score) end the command
-        as a usage error; a sequence whose frames cannot be read, found as it is tracked, is named and the others
-        scored, and the command then ends with exit status 3 naming it."""
-        from vidrnn.checkpoints import load_module
-        from vidrnn.distributed import gather_rows, rank_share, world
-        from vidrnn.tracker.evaluation import sequence_rows, summary_lines, with_means, write_scores
-        from vidrnn.tracker.runtime import Tracker, trained_tracker
-        from vidrnn.tracker.search import MatchingSearch
+        built as ``vidrnn track --ckpt`` builds it; ``ckpt_path``'s, loaded as it loads it, older shapes converted)
+        and without the head (the matching-only ablation); write ``tracking_scores.csv`` into the run's log folder,
+        each sequence named by its path under the test folder, and return the rows. In a DDP fit's ``test_after_fit``
+        each rank tracks its share of the sequences; every rank returns all rows, rank 0 prints and writes them.
+        ``vidrnn test`` itself starts no processes (only the trainer's own loops do, and this is none), so it tracks
+        every sequence in one, and says so where the trainer was configured for several. Test sequences the data
+        module refuses (nothing to track or score) end the command as a usage error; a sequence whose frames cannot
+        be read, found as it is tracked, is named and the others scored, and the command then ends with exit status 3
+        naming it."""
+        from vidrnn.models.tracker_module import load_frame_tracker
 
         sequences = _test_sequences(datamodule)
         if ckpt_path:
-            model = load_module(type(model), ckpt_path)
-        search = MatchingSearch(model.settings, self.trainer.strategy.root_device)
-        trackers = {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
-        if self.trainer.world_size > 1 and world()[1] == 1:
-            rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
-                           f"{self.trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
-                           "test_after_fit shares them among its processes")
-        order = {sequence.name_under(datamodule.test_folder): position for position, sequence in enumerate(sequences)}
-        made = sequence_rows(trackers, rank_share(sequences), root=datamodule.test_folder)
-        shared, unscored = gather_rows(made.rows), gather_rows(made.unscored)
-        rows = sorted(shared, key=lambda row: order[row.sequence])
-        if not unscored:  # a mean without the sequences that could not be tracked would be a smaller benchmark's
-            rows = with_means(rows)
-        log_dir = self.trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
-        path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and shared else None
-        if self.trainer.is_global_zero:
-            for line in summary_lines(rows):
-                print(line)
-            if path is not None:
-                write_scores(rows, path)
-                rank_zero_info(f"per-sequence tracking scores written to {path}")
+            model = load_frame_tracker(ckpt_path)
+        _say_tracked_in_one_process(self.trainer)
+        rows, unscored = _score_sequences(_test_trackers(model, self.trainer.strategy.root_device), sequences,
+                                          datamodule.test_folder)
+        path = _report_scores(rows, self.trainer)
         if unscored:
             _end_unscored(unscored, len(sequences), path, self.trainer.is_global_zero)
         return rows
+
+
+def _say_tracked_in_one_process(trainer: Trainer) -> None:
+    """Say where ``vidrnn test`` tracks in one process although ``trainer`` was configured for several."""
+    from vidrnn.distributed import world
+
+    if trainer.world_size > 1 and world()[1] == 1:
+        rank_zero_info(f"vidrnn test of a tracker tracks the test sequences in this one process, not in the "
+                       f"{trainer.world_size} of --trainer.devices and --trainer.num_nodes: only a DDP fit's "
+                       "test_after_fit shares them among its processes")
+
+
+def _report_scores(rows: list[ScoreRow], trainer: Trainer) -> Path | None:
+    """Print the rows' summary and write them to ``tracking_scores.csv`` in the run's log folder (on rank 0); the
+    file's path, or ``None`` where there is no log folder or nothing was scored."""
+    from vidrnn.tracker.evaluation import summary_lines, write_scores
+
+    log_dir = trainer.log_dir  # on every rank: under DDP, Lightning broadcasts it from rank 0
+    path = Path(log_dir) / "tracking_scores.csv" if log_dir is not None and rows else None
+    if trainer.is_global_zero:
+        for line in summary_lines(rows):
+            print(line)
+        if path is not None:
+            write_scores(rows, path)
+            rank_zero_info(f"per-sequence tracking scores written to {path}")
+    return path
+
+
+def _test_trackers(model: FrameTracker, device: torch.device) -> dict[str, Callable[..., Any]]:
+    """What ``vidrnn test`` scores, by name: the tracker ``model`` stands for and its matching-only ablation, sharing
+    one search (one frozen CNN) on ``device``."""
+    from vidrnn.tracker.runtime import Tracker, trained_tracker
+    from vidrnn.tracker.search import MatchingSearch
+
+    search = MatchingSearch(model.settings, device)
+    return {"vidrnn": trained_tracker(model, search).track, "matching": Tracker(search).track}
+
+
+def _score_sequences(trackers: dict[str, Callable[..., Any]], sequences: list[Any],
+                     test_folder: Path) -> tuple[list[ScoreRow], list[Any]]:
+    """Every rank's share of ``sequences`` tracked and scored, gathered on every rank: the rows in the sequences'
+    order, followed by the means where every sequence was scored (a mean without the others would be a smaller
+    benchmark's), and the sequences that could not be."""
+    from vidrnn.distributed import gather_rows, rank_share
+    from vidrnn.tracker.evaluation import sequence_rows, with_means
+
+    order = {sequence.name_under(test_folder): position for position, sequence in enumerate(sequences)}
+    made = sequence_rows(trackers, rank_share(sequences), root=test_folder)
+    rows, unscored = gather_rows(made.rows), gather_rows(made.unscored)
+    rows = sorted(rows, key=lambda row: order[row.sequence])
+    return (rows if unscored else with_means(rows)), unscored
 
 
 def _test_sequences(datamodule: Any) -> list:
@@ -577,32 +582,51 @@ def _end_unscored(unscored: Sequence[Any], total: int, written: Path | None, say
     raise SystemExit(EXIT_SOME_FAILED)
 
 
-def _config_paths(args: Sequence[str]) -> list[Path]:
-    paths = []
-    for position, arg in enumerate(args):
-        if arg == "--config" and position + 1 < len(args):
-            paths.append(Path(args[position + 1]))
-        elif arg.startswith("--config="):
-            paths.append(Path(arg.split("=", 1)[1]))
-    return paths
+def _task_arguments(args: Sequence[str]) -> list[str]:
+    """The command line's config files (``-c``/``--config``) and ``--task`` options, in their order, each written
+    ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+    (``-c X``, ``-cX``, ``-c=X``, ``--config=X``, an abbreviation) is found here too."""
+    found: list[str] = []
+
+    class Keep(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            found.extend((f"--{self.dest}", values))
+
+    finder = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    finder.add_argument("-c", "--config", action=Keep)
+    finder.add_argument("--task", action=Keep)
+    try:
+        finder.parse_known_args(list(args))
+    except argparse.ArgumentError:
+        pass  # an option without its value: LightningCLI's parser says so
+    return found
+
+
+def _readable_config(reader: jsonargparse.ArgumentParser, config: str) -> bool:
+    """Whether ``reader`` reads ``config`` (a file or a YAML string) on its own: to name the one that fails."""
+    try:
+        reader.parse_args(["--config", config], _skip_validation=True)
+    except jsonargparse.ArgumentError:
+        return False
+    return True
 
 
 def task_of(args: Sequence[str]) -> Task:
-    """The task a command line asks for: the last ``--task`` given, else the last config file's ``task:`` key."""
-    task: str = "classification"
-    for path in _config_paths(args):
-        if path.is_file():
-            try:
-                values = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as error:
-                _usage_error(f"{path} is not valid YAML: {error}")
-            if isinstance(values, dict) and "task" in values:
-                task = values["task"]
-    for position, arg in enumerate(args):
-        if arg == "--task" and position + 1 < len(args):
-            task = args[position + 1]
-        elif arg.startswith("--task="):
-            task = arg.split("=", 1)[1]
+    """The task a command line asks for: ``task`` as jsonargparse reads it from the config files and ``--task``
+    options, later ones overriding earlier ones. It chooses the parser that reads the rest (a tracking config's keys
+    are errors to the classification one), so only these options are read here, by jsonargparse itself: a config file
+    or a config string, as ``--config`` takes it."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    reader.add_argument("--task", type=str, default="classification")
+    given = _task_arguments(args)
+    try:  # the configs' other keys are the task's parser's to check
+        task = reader.parse_args(given, _skip_validation=True).task
+    except jsonargparse.ArgumentError as error:
+        configs = [value for option, value in zip(given[::2], given[1::2]) if option == "--config"]
+        culprit = next((config for config in configs if not _readable_config(reader, config)), " ".join(configs))
+        _usage_error(f"{culprit} is not valid YAML or not a readable config file: {error}")
     if task not in get_args(Task):
         _usage_error(f"unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
     return task  # type: ignore[return-value]

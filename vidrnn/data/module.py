@@ -26,7 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.backbones import BackboneSpec, build_backbone
@@ -40,6 +40,7 @@ from vidrnn.data.splits import (
     check_split,
     copy_warnings,
     identical_copies,
+    named_alike,
     split_counts,
     split_summary,
     validation_rule,
@@ -58,7 +59,7 @@ from vidrnn.objectives import ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-__all__ = ["VideoDataModule", "fitted_clips", "recorded_data_settings"]
+__all__ = ["VideoDataModule", "data_settings", "dataset_index", "fitted_clips", "recorded_data_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _fit_splits(index: DatasetIndex, settings: Mapping[str, Any]) -> dict[str, l
     return {"train": train, "val": given or [r for r in train_records if _unit(r) in held_out]}
 
 
-def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
+def dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     """The clips a data module with ``settings`` (its hyperparameters) reads, split into train and test.
 
     Nothing is written: a demo not generated yet is indexed as it will be (:func:`demo_index`), so that the checks a
@@ -152,6 +153,15 @@ def _dataset_index(settings: Mapping[str, Any]) -> DatasetIndex:
     return folder_index(root, test_fraction=settings["test_fraction"], seed=seed)
 
 
+def data_settings(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A data module's settings: ``given`` over the defaults of those it leaves out (or, recorded by an older
+    version, predates), so that :func:`dataset_index` reads them as a data module made with ``given`` would."""
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(VideoDataModule.__init__).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    return {**defaults, **given}
+
+
 def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
     """The resolved paths of the clips a fit with a data module's ``settings`` trained and validated on — those of
     another run, as its checkpoint records them (:func:`recorded_data_settings`). Its record of those clips where it
@@ -161,13 +171,10 @@ def fitted_clips(settings: Mapping[str, Any]) -> set[Path]:
 
     Raises ``FileNotFoundError`` or ``ValueError`` when the data cannot be found or indexed here (moved, or never here).
     """
-    defaults = {name: parameter.default for name, parameter in
-                inspect.signature(VideoDataModule.__init__).parameters.items()
-                if parameter.default is not inspect.Parameter.empty}
-    settings = {**defaults, **settings}
+    settings = data_settings(settings)
     if FITTED_CLIPS in settings:
         return _recorded_clips(settings)
-    index = _dataset_index(settings)
+    index = dataset_index(settings)
     return {record.path.resolve() for records in _fit_splits(index, settings).values() for record in records}
 
 
@@ -274,7 +281,7 @@ class VideoDataModule(L.LightningDataModule):
         # Checkpoints are loaded with weights_only=True, which admits plain containers only: store the specs as dicts.
         self.save_hyperparameters(ignore=["backbone", "sampling"])
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
-        self.index = _dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
+        self.index = dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
         _require_classes(self.index, objective)
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
                                   extract_batch_size)
@@ -391,6 +398,58 @@ class VideoDataModule(L.LightningDataModule):
                      else "data.root or data.test_fraction")
             raise ValueError(f"no training clips in {self.index.root} ({len(self.index.split('test'))} test clips): "
                              f"a fit needs both sides of the split; check {where}")
+
+    def require_unseen_test_clips(self, checkpoint: Mapping[str, Any], source: str) -> None:
+        """Refuse (``ValueError``) an encoder pretrained on any of the clips this module tests on, to start a
+        classifier from: ``checkpoint`` is the pretraining's, ``source`` how the messages name it
+        (``--model.init_from PATH``).
+
+        Temporal pretraining needs no labels, so it can run over any videos — ``data.dataset unlabeled`` over the
+        UCF101 folder draws its own test groups, not the official fold's — and then the classifier's test accuracy is
+        optimistic without a word. The pretraining's training and validation clips are those its checkpoint records,
+        or for older checkpoints those its recorded settings (``datamodule_hyper_parameters``) draw, by index alone
+        (:func:`fitted_clips`), and compared by resolved path; read from another videos folder, by name
+        (:func:`~vidrnn.data.splits.named_alike`). Where they cannot be (no settings recorded, the data moved), a
+        warning says the check was not made; a checkpoint of an older version that recorded its root as typed,
+        relatively, may have meant another folder where the pretraining ran, so a match there is a warning (newer
+        ones record it resolved: :meth:`state_dict`).
+        """
+        settings = recorded_data_settings(checkpoint)
+        resolved = VideoDataModule.__qualname__ in checkpoint  # else the root may be recorded as typed, relative
+        hp = self.hparams
+        same_split = (f"data.dataset {hp.dataset} with this fit's data.splits and data.fold ({hp.fold})"
+                      if hp.dataset in ("ucf101", "demo") else
+                      f"data.dataset {hp.dataset} with this fit's data.root, data.test_fraction and data.seed")
+        if settings is not None and FITTED_CLIPS in settings and videos_folder(settings) != videos_folder(hp):
+            # Pretrained on another copy of the videos, maybe: its clips' paths cannot match, their names can.
+            fitted = [key for keys in settings[FITTED_CLIPS].values() for key in keys]
+            try:
+                named_alike(fitted, self.drawn_keys()["test"], settings, hp, "test clips of this fit",
+                            "pretrained on", f"Pretrain on the training side of this fit's split: {same_split}")
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from None
+            return  # under another folder, no clip of its can be one of this fit's by path
+        try:
+            if settings is None:
+                raise ValueError("it records no data module settings")
+            seen = fitted_clips(settings)
+        except (FileNotFoundError, ValueError) as error:
+            rank_zero_warn(f"{source}: whether its pretraining saw this fit's test clips cannot be checked ({error}); "
+                           "the test scores are honest only if it did not")
+            return
+        test = {record.path.resolve() for record in self.index.split("test")}
+        seen_test = sorted(test & seen)
+        if seen_test and not resolved and not Path(settings["root"]).is_absolute():
+            # Recorded as given: relative to wherever the pretraining ran, which need not be here.
+            rank_zero_warn(f"{source}: its data root was recorded as {settings['root']!r}, relative to where it was "
+                           f"pretrained; read from here, its clips include {len(seen_test)} of this fit's test clips "
+                           f"(such as {seen_test[0]}). If it was pretrained from this directory, its test scores "
+                           "would be optimistic: pretrain on the training side of this fit's split")
+            return
+        if seen_test:
+            raise ValueError(f"{source} was pretrained on {len(seen_test)} of this fit's {len(test)} test clips (such "
+                             f"as {seen_test[0]}): its test scores would be optimistic. Pretrain on the training side "
+                             f"of this fit's split: {same_split}")
 
     def require_fit_data(self) -> None:
         """Refuse a fit its index cannot serve, before anything slow: no training clips, a class without any (only in

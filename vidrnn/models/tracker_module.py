@@ -8,11 +8,13 @@ boxes the tracker reports online), so a run shows at once whether the head impro
 tracking them online (:mod:`vidrnn.tracker.evaluation`; ``vidrnn test`` does it with this module's head).
 
 The module holds the head and the tracker's settings, never the frozen CNN: a checkpoint is the head's weights plus
-the settings (plain values, ``weights_only`` loading), and :func:`vidrnn.track.load_tracker` rebuilds the CNN from them.
+the settings (plain values, ``weights_only`` loading), and :func:`vidrnn.tracker.runtime.load_tracker` rebuilds the CNN from them.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
@@ -24,6 +26,8 @@ from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
+from vidrnn.checkpoints import load_checkpoint, load_module, require_task
+from vidrnn.files import atomic_write
 from vidrnn.metrics import score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
@@ -31,7 +35,7 @@ from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
-__all__ = ["FrameTracker"]
+__all__ = ["FrameTracker", "current_hyperparameters", "load_frame_tracker", "require_current", "upgrade_checkpoint"]
 
 
 def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
@@ -177,12 +181,14 @@ class FrameTracker(L.LightningModule):
         """Refuse a checkpoint whose head was trained with other tracker settings than ``settings`` (default: this
         model's; the CLI passes the data module's, whose evidence the head will read): the head would read evidence
         made otherwise than the evidence it learnt from, and correct a matching box computed otherwise — without an
-        error anywhere. A checkpoint loaded with its own settings (``vidrnn track``, ``vidrnn test``) always passes."""
+        error anywhere. A checkpoint loaded with its own settings (``vidrnn track``, ``vidrnn test``) always passes; one
+        of the older shape passes where its settings, converted, are these (:func:`load_frame_tracker` loads it so)."""
         saved = checkpoint.get("hyper_parameters", {})
-        if "tracker" not in saved:  # an older checkpoint, settings stored one by one: vidrnn.tracker.runtime reads it
+        current = current_hyperparameters(saved)
+        if "tracker" not in current:  # no settings recorded: nothing to hold them to
             return
-        TrackerSettings.from_dict(saved["tracker"] or {}).check_head_reads(
-            settings or self.settings, "set data.tracker as the checkpoint has it, or train a new head")
+        fix = _CONVERT if _stored_one_by_one(saved) else "set data.tracker as the checkpoint has it, or train a new head"
+        TrackerSettings.from_dict(current["tracker"] or {}).check_head_reads(settings or self.settings, fix)
 
     def on_train_start(self) -> None:
         require_validation(self.trainer)
@@ -196,3 +202,58 @@ class FrameTracker(L.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler_config(
             self.scheduler(optimizer), self.hparams.scheduler_interval, self.trainer.check_val_every_n_epoch)}
+
+
+#: Hyperparameters of checkpoints saved before the settings travelled as one record (``tracker``).
+_SEPARATE_SETTINGS = ("backbone", "geometry", "template_cells", "template_rate", "scale_rate", "hold_below")
+
+#: How to make a checkpoint of that shape one that every command reads.
+_CONVERT = "convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt"
+
+
+def _stored_one_by_one(hparams: dict[str, Any]) -> bool:
+    return "tracker" not in hparams and any(name in hparams for name in _SEPARATE_SETTINGS)
+
+
+def current_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A ``FrameTracker`` checkpoint's ``hparams`` in today's shape: the settings of one saved before they were one
+    record, stored one by one, become ``tracker`` (``hold_below`` absent: saved before it existed, so it never held);
+    today's shape as it is. Lightning would drop those settings for the defaults, which its head never read."""
+    if not _stored_one_by_one(hparams):
+        return dict(hparams)
+    values = {name: hparams[name] for name in _SEPARATE_SETTINGS if hparams.get(name) is not None}
+    rest = {name: value for name, value in hparams.items() if name not in _SEPARATE_SETTINGS}
+    return {**rest, "tracker": TrackerSettings.from_dict({"hold_below": 0.0, **values}).to_dict()}
+
+
+def require_current(hparams: dict[str, Any]) -> None:
+    """Refuse, saying how to convert them, a tracker checkpoint's ``hparams`` in the shape that stored the tracker's
+    settings one by one: LightningCLI merges a checkpoint's hyperparameters into the config, which no longer has those
+    keys, and failed on them without saying why."""
+    if _stored_one_by_one(hparams):
+        raise ValueError("saved by an older vidrnn, with the tracker's settings one by one (backbone, geometry, "
+                         f"template_rate, ...) instead of under tracker; {_CONVERT}")
+
+
+def load_frame_tracker(path: str | os.PathLike) -> FrameTracker:
+    """The ``FrameTracker`` of the checkpoint at ``path``, older shapes converted (:func:`current_hyperparameters`):
+    the one load that ``vidrnn track``, ``vidrnn test`` and the benchmarks make. ``weights_only``; errors as
+    :func:`~vidrnn.checkpoints.load_module` raises them."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    checkpoint = load_checkpoint(path)
+    require_task(checkpoint, FrameTracker.TASK, path)
+    saved = checkpoint.get("hyper_parameters", {})
+    older = {"tracker": current_hyperparameters(saved)["tracker"]} if _stored_one_by_one(saved) else {}
+    return load_module(FrameTracker, path, **older)
+
+
+def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Write the tracker checkpoint at ``source`` to ``target`` with its settings as one record
+    (:func:`current_hyperparameters`); weights, optimiser state and everything else copied as they are."""
+    checkpoint = load_checkpoint(source)
+    require_task(checkpoint, FrameTracker.TASK, source)
+    if not _stored_one_by_one(checkpoint.get("hyper_parameters", {})):
+        raise ValueError(f"{source} is already in today's shape")
+    checkpoint["hyper_parameters"] = current_hyperparameters(checkpoint["hyper_parameters"])
+    atomic_write(Path(target), lambda file: torch.save(checkpoint, file))

@@ -24,14 +24,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
-from vidrnn.checkpoints import load_checkpoint, load_module
 from vidrnn.devices import resolve_device
-from vidrnn.models.tracker_module import FrameTracker
+from vidrnn.models.tracker_module import FrameTracker, load_frame_tracker
 from vidrnn.tracker.geometry import validate_box, within_frame
 from vidrnn.tracker.head import RecurrentBoxHead
 from vidrnn.tracker.search import MatchingSearch, SearchResult
@@ -121,20 +119,6 @@ class Tracker:
             yield within_frame(step.window.box_from_crop(crop_box), step.frame_shape)
 
 
-#: Hyperparameters of checkpoints saved before the settings travelled as one record (``tracker``).
-_SEPARATE_SETTINGS = ("backbone", "geometry", "template_cells", "template_rate", "scale_rate", "hold_below")
-
-
-def _saved_settings(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The settings of a checkpoint that stored them one by one (hold_below absent: saved before it existed, so
-    it never held), as one record; ``None`` for a checkpoint that stores the record itself."""
-    hyper = load_checkpoint(path).get("hyper_parameters", {})
-    if "tracker" in hyper or not any(name in hyper for name in _SEPARATE_SETTINGS):
-        return None
-    values = {name: hyper[name] for name in _SEPARATE_SETTINGS if hyper.get(name) is not None}
-    return TrackerSettings.from_dict({"hold_below": 0.0, **values}).to_dict()
-
-
 #: What to do when a head is asked to track with settings other than its own.
 _KEEP_SETTINGS = ("track with the settings it was trained with, or leave its head out (matching_only; "
                   "vidrnn track --matching-only)")
@@ -152,14 +136,6 @@ def trained_tracker(model: FrameTracker, search: MatchingSearch, redetect_below:
     return Tracker(search, model.head, redetect_below=redetect_below)
 
 
-def _load_model(ckpt: str | os.PathLike) -> FrameTracker:
-    """A ``FrameTracker`` checkpoint (``weights_only``: no code runs from the file), older shapes included."""
-    if not os.path.isfile(ckpt):
-        raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-    older = _saved_settings(ckpt)
-    return load_module(FrameTracker, ckpt, **({"tracker": older} if older else {}))
-
-
 def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False, device: str = "auto",
                  template_rate: float | None = None, redetect_below: float | None = None) -> Tracker:
     """A :class:`Tracker` from a ``FrameTracker`` checkpoint (:func:`trained_tracker`), or the untrained matching
@@ -168,7 +144,7 @@ def load_tracker(ckpt: str | os.PathLike | None, *, matching_only: bool = False,
     (``ValueError``, before the CNN is built) where a head would read the evidence it makes, since the head learnt
     from evidence made at its own rate — and ``redetect_below`` the confidence below which the next search is
     widened."""
-    model = None if ckpt is None else _load_model(ckpt)
+    model = None if ckpt is None else load_frame_tracker(ckpt)
     settings = TrackerSettings() if model is None else model.settings
     if template_rate is not None:
         settings = dataclasses.replace(settings, template_rate=template_rate)
