@@ -110,11 +110,28 @@ def test_variant_verdicts_need_the_seeds_apart_and_the_interval_clear_of_zero() 
     variants = _load("classify_variants")
     assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file()
                for name in variants.VARIANTS + variants.ORDER_SHORTCUTS)
-    assert variants.is_baseline("magnitude_pool") and variants.is_baseline("first_frame+unidirectional")
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (0.005, 0.04)) == "above"
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (-0.01, 0.04)) == "level (seeds apart, interval holds 0)"
     assert variants.verdict([80.0, 83.0], [78.0, 80.5], (0.01, 0.04)) == "level (seed ranges overlap)"
     assert variants.verdict([70.0, 71.0], [72.0, 75.0], (-0.05, -0.01)) == "below"
+
+
+def test_the_reference_is_a_baseline_never_a_shortcut_probe() -> None:
+    """first_frame and magnitude_pool solve part of an order task without reading order: they are reported, but a
+    shortcut best on validation became the reference every model was judged against."""
+    variants = _load("classify_variants")
+    assert variants.is_baseline("temporal_conv") and variants.is_baseline("difference_pool+antisymmetric")
+    assert not any(variants.is_baseline(name) for name in ("magnitude_pool", "first_frame+unidirectional", "lstm",
+                                                          "mean_pool+first_frame"))
+
+    def runs(val_acc: float) -> list:
+        return [variants.Run(seed, 0.7, 0.7, val_acc, 0.5, 1.0) for seed in (0, 1)]
+
+    results = {"lstm": runs(0.9), "first_frame": runs(0.95), "magnitude_pool": runs(0.85), "mean_pool": runs(0.6),
+               "difference_pool": runs(0.8)}
+    reference, why = variants.pick_reference(results, None)
+    assert reference == "difference_pool" and "next mean_pool 60.0 %" in why
+    assert variants.pick_reference({name: results[name] for name in ("lstm", "first_frame")}, None)[0] is None
 
 
 def _touch(root: Path, *relative: str) -> None:
