@@ -34,9 +34,13 @@ The default variants are the recurrent cells and the baselines every result is m
 ``temporal_conv``); on a temporal-order task also name ``first_frame`` and ``magnitude_pool``, which solve part of
 such a task without reading order. The reference is the baseline with the highest mean validation accuracy at the tested
 checkpoints (ties: the lower validation loss), or the variant ``--reference`` names; never chosen by test accuracy.
+The shortcuts are reported in the table but never chosen as the reference: they measure how much of a task needs no order,
+not a model to beat.
 Every other variant is compared with it on the same test clips: the difference of test accuracy with a 95 % interval
 from a paired bootstrap that resamples the test set's (class, recording group) units — clips of one recording are
-near-copies, so they are resampled together (per-clip correctness averaged over the seeds first). The verdict is
+near-copies, so they are resampled together (per-clip correctness averaged over the seeds first). The units are the
+groups the data module kept whole, as each run's ``splits.json`` records them (``test_groups``): the ``_gGG_`` of a
+file name, else a class folder's first sub-folder (unlabeled videos: the root's), else the clip alone. The verdict is
 *above* only when the variant's worst seed beats the reference's best AND the interval lies above 0, *below* the
 mirror image, and otherwise *level*: a gain inside the seed spread, or inside what another draw of test recordings
 could give, is no gain.
@@ -46,13 +50,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,14 +66,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
 BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "temporal_conv")
-#: Baselines for temporal-order tasks, run when named: how much of such a task a model without order reading solves
-#: (the first frame alone; order-blind pooling of change sizes).
+#: Shortcut probes for temporal-order tasks, run when named: how much of such a task a model without order reading
+#: solves (the first frame alone; order-blind pooling of change sizes). Reported, never the reference.
 ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
 RESAMPLES = 2000
-#: A clip's recording group in its file name (UCF101's ``_gGG_``; class folders use the same default pattern).
-_GROUP = re.compile(r"_(g\d+)_")
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
 
@@ -85,6 +87,7 @@ class Run:
     val_loss: float | None
     seconds: float
     correct: dict[str, bool] = field(default_factory=dict)  # test clip (row) key -> right or wrong
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # test clip key -> its (class, recording group)
 
 
 def variant_configs(variant: str) -> list[str]:
@@ -97,8 +100,11 @@ def variant_configs(variant: str) -> list[str]:
 
 
 def is_baseline(variant: str) -> bool:
-    """Whether a variant (``+``-joined names) is one of the non-recurrent baselines."""
-    return any(name in BASELINES + ORDER_SHORTCUTS for name in variant.split("+"))
+    """Whether a variant (``+``-joined names) is one of the non-recurrent baselines, which can be the reference: a
+    baseline's file, and no shortcut probe's (:data:`ORDER_SHORTCUTS`: how much of a task needs no order, not a
+    model to beat)."""
+    names = variant.split("+")
+    return any(name in BASELINES for name in names) and not any(name in ORDER_SHORTCUTS for name in names)
 
 
 def clustered_difference(variant: np.ndarray, reference: np.ndarray, units: Sequence[Hashable],
@@ -138,17 +144,36 @@ def verdict(accuracies: Sequence[float], reference: Sequence[float], interval: t
     return "level (seeds apart, interval holds 0)" if apart else "level (seed ranges overlap)"
 
 
-def clip_unit(key: str) -> tuple[str, str]:
-    """A test clip's (class, recording group) from its key ``Class/.../v_Class_gGG_cCC.avi`` (an order task's
-    ``@backwards``/``@shuffled`` copy belongs to its clip): the group in the file name, else the sub-folder below the
-    class (as class-folder datasets group), else the clip alone."""
-    for suffix in _ALTERED:
-        key = key.removesuffix(suffix)
-    parts = key.split("/")
-    found = _GROUP.search(parts[-1])
-    if found:
-        return parts[0], found.group(1)
-    return parts[0], "/".join(parts[1:-1]) if len(parts) > 2 else key
+def recorded_units(run_dir: Path) -> dict[str, tuple[str, str]]:
+    """Each test clip's (class, recording group) as the run's data module assigned them, from the ``test_groups`` of
+    the ``splits.json`` in its log folder under ``run_dir`` (a clip of no group: the clip alone). Only the dataset's
+    own index knows its groups: a rule read off the keys splits a class folder's nested recordings, merges ``_g01_``
+    across classes or takes an explicit split's ``test/`` for a class."""
+    found = sorted(run_dir.rglob("splits.json"))
+    if len(found) != 1:
+        raise RuntimeError(f"{'no' if not found else 'several'} splits.json under {run_dir}: the bootstrap needs the "
+                           "one its run's data module wrote, with the recording group of each test clip")
+    record = json.loads(found[0].read_text(encoding="utf-8"))
+    if "test_groups" not in record:
+        raise RuntimeError(f"{found[0]} records no test_groups (written by an older vidrnn): the bootstrap resamples "
+                           "the recording groups the data module kept whole, which only that field gives; run the "
+                           "benchmark with this one")
+    return {key: (label, key if group is None else group) for key, (label, group) in record["test_groups"].items()}
+
+
+def row_units(keys: Sequence[str], units: Mapping[str, tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (class, recording group) of each predicted row: its clip's (:func:`recorded_units`); an order task's
+    ``@backwards``/``@shuffled`` copy is its clip's, the same recording."""
+    rows = []
+    for key in keys:
+        clip = key
+        for suffix in _ALTERED:
+            clip = clip.removesuffix(suffix)
+        if clip not in units:
+            raise RuntimeError(f"{key}: not a test clip of the run's splits.json (test_groups), so its recording "
+                               "group is unknown; were the predictions made with another split?")
+        rows.append(units[clip])
+    return rows
 
 
 def pick_reference(results: dict[str, list[Run]], named: str | None) -> tuple[str | None, str]:
@@ -185,7 +210,10 @@ def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, 
     keys = sorted(reference[0].correct)
     if any(sorted(run.correct) != keys for run in [*runs, *reference]):
         raise RuntimeError("the runs predicted different test clips: they cannot be compared clip by clip")
-    units = [clip_unit(key) for key in keys]
+    if any(run.units != reference[0].units for run in [*runs, *reference]):
+        raise RuntimeError("the runs' splits.json give the test clips different recording groups: they cannot be "
+                           "resampled as one test set")
+    units = row_units(keys, reference[0].units)
     variant, baseline = (np.array([[run.correct[key] for key in keys] for run in group], dtype=float)
                          for group in (runs, reference))
     return clustered_difference(variant, baseline, units), len(set(units))
@@ -263,7 +291,7 @@ def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extr
     return Run(seed, acc, float(tested[-1]["test/mean_class_acc"]),
                float(validated[-1]["val/acc"]) if validated else None,
                float(validated[-1]["val/loss"]) if validated and validated[-1].get("val/loss") else None,
-               seconds, correct)
+               seconds, correct, recorded_units(predicted_dir))
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The benchmark scripts' own logic (their measurements live in benchmarks/RESULTS.md, not here)."""
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -109,14 +110,99 @@ def test_variant_verdicts_need_the_seeds_apart_and_the_interval_clear_of_zero() 
     variants = _load("classify_variants")
     assert all((variants.VARIANT_DIR / f"{name}.yaml").is_file()
                for name in variants.VARIANTS + variants.ORDER_SHORTCUTS)
-    assert variants.is_baseline("magnitude_pool") and variants.is_baseline("first_frame+unidirectional")
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (0.005, 0.04)) == "above"
     assert variants.verdict([80.0, 81.0], [78.0, 79.5], (-0.01, 0.04)) == "level (seeds apart, interval holds 0)"
     assert variants.verdict([80.0, 83.0], [78.0, 80.5], (0.01, 0.04)) == "level (seed ranges overlap)"
     assert variants.verdict([70.0, 71.0], [72.0, 75.0], (-0.05, -0.01)) == "below"
-    assert variants.clip_unit("Grow/v_Grow_g03_c02.avi@backwards") == ("Grow", "g03")
-    assert variants.clip_unit("dog/session3/a.mp4") == ("dog", "session3")
-    assert variants.clip_unit("dog/a.mp4") == ("dog", "dog/a.mp4")
+
+
+def test_the_reference_is_a_baseline_never_a_shortcut_probe() -> None:
+    """first_frame and magnitude_pool solve part of an order task without reading order: they are reported, but a
+    shortcut best on validation became the reference every model was judged against."""
+    variants = _load("classify_variants")
+    assert variants.is_baseline("temporal_conv") and variants.is_baseline("difference_pool+antisymmetric")
+    assert not any(variants.is_baseline(name) for name in ("magnitude_pool", "first_frame+unidirectional", "lstm",
+                                                          "mean_pool+first_frame"))
+
+    def runs(val_acc: float) -> list:
+        return [variants.Run(seed, 0.7, 0.7, val_acc, 0.5, 1.0) for seed in (0, 1)]
+
+    results = {"lstm": runs(0.9), "first_frame": runs(0.95), "magnitude_pool": runs(0.85), "mean_pool": runs(0.6),
+               "difference_pool": runs(0.8)}
+    reference, why = variants.pick_reference(results, None)
+    assert reference == "difference_pool" and "next mean_pool 60.0 %" in why
+    assert variants.pick_reference({name: results[name] for name in ("lstm", "first_frame")}, None)[0] is None
+
+
+def _touch(root: Path, *relative: str) -> None:
+    for name in relative:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+
+
+def _record_split(run: Path, index) -> list[str]:
+    """Write the run's splits.json as the data module does, for the test clips of ``index``; their keys."""
+    from vidrnn.data.splits import write_split_record
+
+    keys = [index.key(record) for record in index.split("test")]
+    counts = {name: {"test": sum(record.label == name for record in index.split("test"))} for name in index.classes}
+    write_split_record(run / "lightning_logs" / "version_0" / "splits.json", index.split_rule, index.root, counts,
+                       {"test": keys}, {"test": [], "val": [], "different_labels": []},
+                       test_groups=index.recording_groups(keys))
+    return keys
+
+
+def test_the_bootstrap_units_are_the_recording_groups_the_data_module_assigned(tmp_path: Path) -> None:
+    """A class folder's first sub-folder is its recording (dog/rec1, whatever lies deeper), a clip directly in a class
+    folder is a recording of its own, _g01_ is a group of its class, and a test/ folder is no class. The benchmark
+    guessed units from the keys by UCF101's rule: rec1/partA and rec1/partB two units, every clip of test/ in class
+    "test", the two classes' g01 one unit."""
+    from vidrnn.data.folders import folder_index
+
+    variants = _load("classify_variants")
+    root = tmp_path / "videos"
+    _touch(root, "train/dog/rec9/a.mp4", "train/cat/rec9/a.mp4", "test/dog/rec1/partA/a.mp4",
+           "test/dog/rec1/partB/b.mp4", "test/dog/c.mp4", "test/dog/d.mp4", "test/dog/v_dog_g01_c01.mp4",
+           "test/cat/v_cat_g01_c01.mp4")
+    keys = _record_split(tmp_path / "run", folder_index(root))
+    units = variants.recorded_units(tmp_path / "run")
+    rows = [key + suffix for key in keys for suffix in ("", "@backwards")]
+    assert dict(zip(rows, variants.row_units(rows, units))) == {
+        **{key + suffix: unit for key, unit in (
+            ("test/cat/v_cat_g01_c01.mp4", ("cat", "cat/g01")), ("test/dog/c.mp4", ("dog", "test/dog/c.mp4")),
+            ("test/dog/d.mp4", ("dog", "test/dog/d.mp4")), ("test/dog/rec1/partA/a.mp4", ("dog", "dog/rec1")),
+            ("test/dog/rec1/partB/b.mp4", ("dog", "dog/rec1")), ("test/dog/v_dog_g01_c01.mp4", ("dog", "dog/g01")))
+           for suffix in ("", "@backwards")}}
+
+
+def test_the_bootstrap_units_of_unlabeled_videos_are_their_first_sub_folders(tmp_path: Path) -> None:
+    """Unlabeled videos (order tasks) are grouped by the first sub-folder under the root: the benchmark made each clip
+    of a session its own unit, an interval too narrow by the sessions' count."""
+    from vidrnn.data.folders import unlabeled_index
+
+    variants = _load("classify_variants")
+    root = tmp_path / "videos"
+    _touch(root, *(f"session{session}/clip{clip}.mp4" for session in range(6) for clip in range(3)))
+    keys = _record_split(tmp_path / "run", unlabeled_index(root, test_fraction=0.5))
+    units = variants.row_units([f"{key}@shuffled" for key in keys], variants.recorded_units(tmp_path / "run"))
+    assert units == [("unlabeled", f"unlabeled/{key.split('/')[0]}") for key in keys]
+    assert len(keys) == 9 and len(set(units)) == 3
+
+
+def test_a_run_whose_splits_json_records_no_groups_is_refused(tmp_path: Path) -> None:
+    """Without the groups the data module assigned there is nothing honest to resample: guessing them from the keys
+    is what gave the wrong intervals."""
+    variants = _load("classify_variants")
+    with pytest.raises(RuntimeError, match=f"no splits.json under {re.escape(str(tmp_path))}"):
+        variants.recorded_units(tmp_path)
+    record = tmp_path / "lightning_logs" / "version_0" / "splits.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"rule": "RULE", "clip_lists": {"test": ["A/a.avi"]}}))
+    with pytest.raises(RuntimeError, match=f"{re.escape(str(record))} records no test_groups.*written by an older "
+                                           "vidrnn.*run the benchmark with this one"):
+        variants.recorded_units(tmp_path)
+    with pytest.raises(RuntimeError, match="B/b.avi@backwards: not a test clip of the run's splits.json"):
+        variants.row_units(["B/b.avi@backwards"], {"A/a.avi": ("A", "g01")})
 
 
 def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
@@ -148,6 +234,8 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
             assert value["--ckpt_path"].endswith("epoch=0-step=2.ckpt")
             (log / "predictions.csv").write_text("clip,true_label,predicted_label,probability\n" + "".join(
                 f"{key},{key[0]},{key[0] if key in right[variant] else 'other'},0.9\n" for key in keys))
+            (log / "splits.json").write_text(json.dumps({"test_groups": {key: [key[0], key.split("_")[2]]
+                                                                         for key in keys}}))
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(variants.subprocess, "run", fake_run)

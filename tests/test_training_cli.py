@@ -139,6 +139,8 @@ def test_test_and_predict_report_each_clip_as_classify_reads_it(config: Path, tm
     assert list(rows[0]) == ["clip", "true_label", "predicted_label", "probability"]
     assert len(rows) == 12  # fold 1 tests 1 of 3 groups: 6 classes x 2 clips
     assert all(row["true_label"] == row["clip"].split("/")[0] for row in rows)  # UCF101 keys: Class/v_Class_...
+    groups = json.loads((_versions(config)[-1] / "splits.json").read_text())["test_groups"]
+    assert groups == {row["clip"]: [row["true_label"], row["clip"].split("_")[-2]] for row in rows}  # for the benchmark
     videos = Path(yaml.safe_load(config.read_text())["data"]["root"]) / "UCF-101"
     read = {Path(result.path).relative_to(videos).as_posix(): result for result in
             Predictor.from_checkpoint(checkpoint, device="cpu").predict([videos / row["clip"] for row in rows],

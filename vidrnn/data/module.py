@@ -560,7 +560,8 @@ class VideoDataModule(L.LightningDataModule):
         if log_dir is not None:
             missing = [path.relative_to(self.index.root).as_posix() for path in self.index.missing]
             write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies,
-                               missing, unreadable)
+                               missing, unreadable,
+                               test_groups=self.index.recording_groups(clip_lists.get("test", ())))
 
     def _source_digests(self) -> dict[str, str]:
         """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""

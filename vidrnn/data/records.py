@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,12 @@ class DatasetIndex:
     def key(self, record: VideoRecord) -> str:
         """The record's key in the feature cache: its path relative to the root."""
         return record.path.relative_to(self.root).as_posix()
+
+    def recording_groups(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """Each clip key's class and recording group (``None``: it has none, and is a unit of its own): the units its
+        split keeps whole, which an analysis of the scores must resample whole too (``splits.json``)."""
+        records = {self.key(record): record for record in self.records}
+        return {key: (records[key].label, records[key].group) for key in keys}
 
     def label_index(self, record: VideoRecord) -> int:
         return self.classes.index(record.label)
