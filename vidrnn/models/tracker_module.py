@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
-from torchvision.ops import box_iou, generalized_box_iou_loss
+from torchvision.ops import generalized_box_iou_loss
 
-from vidrnn.metrics import score_sequence
+from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
 from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
@@ -32,10 +32,6 @@ from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
 __all__ = ["FrameTracker"]
-
-
-def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
-    return box_iou(xywh_to_xyxy(boxes), xywh_to_xyxy(targets)).diagonal()
 
 
 class FrameTracker(L.LightningModule):
@@ -120,16 +116,15 @@ class FrameTracker(L.LightningModule):
         if logits is not None:
             # On target: the matching box overlaps the true box enough; absent or missed targets are not on it.
             with torch.no_grad():
-                on_target = valid & (_paired_iou(self.head.matching_boxes(evidence).flatten(0, 1),
-                                                 batch["targets"].flatten(0, 1)).view_as(valid) >= ON_TARGET_IOU)
+                on_target = valid & (paired_iou(self.head.matching_boxes(evidence), batch["targets"]) >= ON_TARGET_IOU)
             confidence = F.binary_cross_entropy_with_logits(logits, on_target.float())
             loss = loss + confidence
             metrics[f"{prefix}confidence_loss"] = confidence
         metrics[f"{prefix}loss"] = loss
         if valid.any():
             with torch.no_grad():
-                metrics[f"{prefix}iou"] = _paired_iou(predicted, targets).mean()
-                metrics[f"{prefix}iou_matching"] = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
+                metrics[f"{prefix}iou"] = paired_iou(predicted, targets).mean()
+                metrics[f"{prefix}iou_matching"] = paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
         # Without the loader's index Lightning would add (validation has two loaders): val/loss, which a plateau
         # scheduler reads (vidrnn.schedules), as the classifier logs it.
         self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/",
