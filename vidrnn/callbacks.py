@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import grad_norm, rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
@@ -49,23 +49,25 @@ PREDICTION_COLUMNS = ("clip", "true_label", "predicted_label", "probability")
 #: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
 DEFAULT_POSITIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
+#: How Lightning's ``grad_norm`` names L2 norms: ``grad_2.0_norm/<parameter name>`` and ``grad_2.0_norm_total``.
+_LIGHTNING_L2 = "grad_2.0_norm"
+
 
 def parameter_grad_norms(module: nn.Module) -> dict[str, Tensor]:
     """L2 gradient norm of each weight matrix, keyed ``grad_norm/<parameter name>``, plus ``grad_norm/total``.
 
-    Only matrices (``dim >= 2``) get a key of their own: they carry the recurrence and the layer-to-layer maps that
-    explode or vanish, and leaving out biases and normalisation gains keeps the log readable. ``total`` covers every
-    parameter with a gradient, so it is the same norm that ``gradient_clip_val`` compares against. Norms are computed
-    in float32 so a half-precision gradient cannot overflow in the square. Returns an empty dict when no parameter has
-    a gradient.
+    Lightning's ``grad_norm`` computes them; this keeps the names the logs have always had. Only matrices
+    (``dim >= 2``) get a key of their own: they carry the recurrence and the layer-to-layer maps that explode or
+    vanish, and leaving out biases and normalisation gains keeps the log readable. ``total`` covers every parameter
+    with a gradient, so it is the same norm that ``gradient_clip_val`` compares against. Returns an empty dict when no
+    parameter has a gradient.
     """
-    grads = {name: param.grad for name, param in module.named_parameters() if param.grad is not None}
-    if not grads:
+    norms = grad_norm(module, norm_type=2)
+    if not norms:
         return {}
-    norms = {name: torch.linalg.vector_norm(grad, dtype=torch.float32) for name, grad in grads.items()}
-    total = torch.linalg.vector_norm(torch.stack(list(norms.values())))
-    per_layer = {f"grad_norm/{name}": norms[name] for name, grad in grads.items() if grad.dim() >= 2}
-    return per_layer | {"grad_norm/total": total}
+    per_layer = {f"grad_norm/{name}": norms[f"{_LIGHTNING_L2}/{name}"] for name, param in module.named_parameters()
+                 if param.grad is not None and param.grad.dim() >= 2}
+    return per_layer | {"grad_norm/total": norms[f"{_LIGHTNING_L2}_total"]}
 
 
 def input_step_grad_norms(grad: Tensor, lengths: Tensor, positions: Sequence[float] = DEFAULT_POSITIONS) -> Tensor:
