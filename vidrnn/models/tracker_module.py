@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
-from torchvision.ops import generalized_box_iou_loss
+from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
-from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
+from vidrnn.tracker.geometry import boxes_from_crops, within_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
@@ -108,7 +108,8 @@ class FrameTracker(L.LightningModule):
         predicted, targets = boxes[valid], batch["targets"][valid]
         if valid.any():
             l1 = F.l1_loss(predicted, targets)
-            giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
+            giou = generalized_box_iou_loss(box_convert(predicted, "xywh", "xyxy"), box_convert(targets, "xywh", "xyxy"),
+                                            reduction="mean")
             loss = l1 + self.hparams.giou_weight * giou
         else:  # no visible target in the batch: no box to aim at (the mean loss of no boxes is NaN, and so the epoch's)
             loss = boxes.sum() * 0
