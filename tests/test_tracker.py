@@ -410,7 +410,7 @@ def test_a_trained_head_is_refused_settings_other_than_its_own_naming_each(small
     with pytest.raises(ValueError, match="trained with other tracker settings") as refused:
         trained_tracker(model, other)
     for name, value in change.items():
-        assert f"{name}: {getattr(model.settings, name)!r} there, {value!r} here" in str(refused.value)
+        assert f"tracker.{name}: {getattr(model.settings, name)} there, {value} here" in str(refused.value)
     assert "--matching-only" in str(refused.value)
     Tracker(other)
     trained_tracker(model, MatchingSearch(model.settings, backbone=small_backbone), redetect_below=0.0)
