@@ -47,6 +47,7 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
+from vidrnn.text import first_few
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
@@ -266,8 +267,7 @@ def _count(number: int, noun: str) -> str:
 
 def _relative(paths: list[Path], root: Path) -> str:
     """The first few of ``paths``, relative to ``root``, for a message."""
-    shown = ", ".join(path.relative_to(root).as_posix() for path in paths[:_EXAMPLES])
-    return shown + (f" and {len(paths) - _EXAMPLES} more" if len(paths) > _EXAMPLES else "")
+    return first_few([path.relative_to(root).as_posix() for path in paths], _EXAMPLES)
 
 
 def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:

@@ -32,6 +32,7 @@ from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, 
 from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, resuming_fit, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
+from vidrnn.text import first_few
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
@@ -73,15 +74,9 @@ def _class_difference(trained: list[str], data: list[str]) -> str:
     missing, extra = [name for name in trained if name not in data], [name for name in data if name not in trained]
     if not missing and not extra:
         return "the same names in another order"
-    parts = [f"not in the data: {_first_names(missing)}" if missing else "",
-             f"not trained on: {_first_names(extra)}" if extra else ""]
+    parts = [f"not in the data: {first_few(missing, 5)}" if missing else "",
+             f"not trained on: {first_few(extra, 5)}" if extra else ""]
     return "; ".join(part for part in parts if part)
-
-
-def _first_names(names: list[str], shown: int = 5) -> str:
-    """The first ``shown`` names, and how many more there are: a list cut short must not read as complete."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 #: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
