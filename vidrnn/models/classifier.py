@@ -213,6 +213,7 @@ class VideoClassifier(L.LightningModule):
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.encoder.output_dim, num_classes))
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         # The evaluation loss as a metric: under DDP its clip-weighted sum and count are reduced over ranks, so ranks
@@ -268,8 +269,9 @@ class VideoClassifier(L.LightningModule):
             self.last_input_features, self.last_input_lengths = features, batch.lengths
         logits = self(features, batch.lengths)
         loss = self.loss(logits, batch.labels)
-        accuracy = (logits.argmax(-1) == batch.labels).float().mean()
-        self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True, batch_size=len(batch.labels))
+        self.train_accuracy(logits, batch.labels)
+        self.log_dict({"train/loss": loss, "train/acc": self.train_accuracy}, prog_bar=True,
+                      batch_size=len(batch.labels))
         if self.encoder.residual_scale is not None:
             self.log("train/residual_scale", self.encoder.residual_scale.detach(), batch_size=len(batch.labels))
         return loss
