@@ -129,14 +129,6 @@ def test_module_without_protocol_gets_parameter_norms_only(tmp_path: Path) -> No
     assert not any(key.startswith("grad_norm/input_pos") for key in rows[0])
 
 
-def test_per_time_step_off_leaves_module_alone(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    module = TinyClassifier()
-    rows = fit(module, GradientNormLogger(log_every_n_steps=1, per_time_step=False), tmp_path, max_steps=2)
-    assert module.tracked_steps == [False, False]
-    assert not any(key.startswith("grad_norm/input_pos") for key in rows[0])
-
-
 def test_tanh_rnn_shows_vanishing_gradients_over_a_long_clip(tmp_path: Path) -> None:
     """With small recurrent weights, how much the first frame moves the loss decays geometrically with distance."""
     torch.manual_seed(0)

@@ -81,7 +81,7 @@ def test_truth_without_area_is_absent_not_a_miss() -> None:
     truth = np.array([[0, 0, 10, 10], [0, 0, 0, 0], [5, 5, 10, 0], [5, 5, -3, 10]], dtype=float)
     predicted = np.array([[0, 0, 10, 10]] * 4, dtype=float)
     assert np.isnan(iou_per_frame(predicted, truth)[1:]).all() and np.isnan(center_errors(predicted, truth)[1:]).all()
-    assert score_sequence(predicted, truth, skip_first=False).frames == 1
+    assert score_sequence(np.r_[predicted[:1], predicted], np.r_[truth[:1], truth]).frames == 1
 
 
 def test_center_error_in_pixels() -> None:
@@ -121,8 +121,6 @@ def test_score_sequence_skips_the_given_first_frame_and_absent_frames() -> None:
     assert score.frames == 2
     assert score.mean_iou == pytest.approx((1 / 3 + 0.0) / 2)
     assert score.precision_20 == pytest.approx(0.5)  # 5 px: in; 30 px: out
-    with_first = score_sequence(predicted, truth, skip_first=False)
-    assert with_first.frames == 3 and with_first.mean_iou == pytest.approx((1 + 1 / 3 + 0) / 3)
 
 
 def test_mean_scores_weigh_each_sequence_equally() -> None:

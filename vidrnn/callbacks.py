@@ -92,7 +92,7 @@ def position_key(position: float) -> str:
 
 
 class GradientNormLogger(Callback):
-    """Log gradient norms per layer and, optionally, per time step, every ``log_every_n_steps`` optimizer steps.
+    """Log gradient norms per layer and per time step, every ``log_every_n_steps`` optimizer steps.
 
     Steps ``0, n, 2n, ...`` are logged, so the very first update (the freshly initialised model) is always in the
     log. The values go straight to the trainer's loggers at ``trainer.global_step``, not through ``self.log``: the
@@ -114,14 +114,13 @@ class GradientNormLogger(Callback):
 
     Args:
         log_every_n_steps: log on every ``n``-th optimizer step (``n >= 1``).
-        per_time_step: also log ``grad_norm/input_pos_<p>`` for each relative position ``p``.
-        positions: relative positions in ``[0, 1]`` within each clip's valid steps.
+        positions: relative positions in ``[0, 1]`` within each clip's valid steps, each logged as
+            ``grad_norm/input_pos_<p>``.
     """
 
     def __init__(
         self,
         log_every_n_steps: int = 25,
-        per_time_step: bool = True,
         positions: Sequence[float] = DEFAULT_POSITIONS,
     ) -> None:
         super().__init__()
@@ -130,27 +129,22 @@ class GradientNormLogger(Callback):
         if not positions or any(not 0.0 <= position <= 1.0 for position in positions):
             raise ValueError(f"positions must be a non-empty list of fractions in [0, 1], got {list(positions)}")
         self.log_every_n_steps = log_every_n_steps
-        self.per_time_step = per_time_step
         self.positions = tuple(float(position) for position in positions)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
                              batch_idx: int) -> None:
         """Ask the module to keep its input gradient, only for a step that will be logged."""
-        if self.per_time_step:
-            pl_module.track_input_gradients = self._should_log(trainer)
+        pl_module.track_input_gradients = self._should_log(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Leave the module not tracking, so later use of it pays nothing."""
-        if self.per_time_step:
-            pl_module.track_input_gradients = False
+        pl_module.track_input_gradients = False
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
         """Compute and log the norms: gradients are complete here and not yet clipped (see the module docstring)."""
         if not self._should_log(trainer):
             return
-        norms = parameter_grad_norms(pl_module)
-        if self.per_time_step:
-            norms |= self._input_norms(trainer, pl_module)
+        norms = parameter_grad_norms(pl_module) | self._input_norms(trainer, pl_module)
         if norms:
             metrics = _as_floats(norms)
             for logger in trainer.loggers:

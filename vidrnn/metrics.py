@@ -10,8 +10,8 @@ Boxes are 0-based pixel ``x, y, w, h`` rows ``[N, 4]``. Three rules decide which
   height of 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark an absent target) are left out of
   every score: a tracker cannot be right or wrong about a box that does not exist (got10k-toolkit's choice; OTB's
   toolkit counts such frames as failures);
-* the first frame is left out by default, because the tracker was given its box (``skip_first=False`` restores
-  OTB's own habit of counting it, which lifts every tracker equally);
+* the first frame is left out, because the tracker was given its box (OTB's toolkit counts it, which lifts every
+  tracker equally);
 * a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error (OTB's
   toolkit carries the previous box forward instead, which can still overlap the target).
 
@@ -132,11 +132,9 @@ class SequenceScore:
         return asdict(self)
 
 
-def score_sequence(predicted: np.ndarray, truth: np.ndarray, *, skip_first: bool = True) -> SequenceScore:
-    """Score one sequence's predicted boxes against its ground truth."""
-    ious, errors = iou_per_frame(predicted, truth), center_errors(predicted, truth)
-    if skip_first:
-        ious, errors = ious[1:], errors[1:]
+def score_sequence(predicted: np.ndarray, truth: np.ndarray) -> SequenceScore:
+    """Score one sequence's predicted boxes against its ground truth, its first frame left out."""
+    ious, errors = iou_per_frame(predicted, truth)[1:], center_errors(predicted, truth)[1:]
     counted = ~np.isnan(ious)
     if not counted.any():
         return SequenceScore(0, float("nan"), float("nan"), float("nan"))
