@@ -27,7 +27,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss
 from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
-from vidrnn.tracker.geometry import boxes_from_crops, within_frame
+from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
@@ -144,7 +144,7 @@ class FrameTracker(L.LightningModule):
         truth = batch["truth"].cpu().numpy()
         windows = batch["windows"].cpu().numpy()
         for suffix, crop_boxes in self.sequence_answers(batch["evidence"], int(batch["window"])).items():
-            boxes = within_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
+            boxes = clamp_to_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
             score = score_sequence(np.concatenate([truth[:1], boxes]), truth)
             self.sequence_scores[f"val/success_auc{suffix}"].update(score.success_auc)
             self.sequence_scores[f"val/precision_20{suffix}"].update(score.precision_20)

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "SearchGeometry", "SearchWindow", "boxes_from_crops", "crop_window", "validate_box", "within_frame",
+    "SearchGeometry", "SearchWindow", "boxes_from_crops", "clamp_to_frame", "crop_window", "validate_box",
 ]
 
 
@@ -48,8 +48,9 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
     return box
 
 
-def within_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """Boxes ``[..., 4]`` that mean something in the frame: sizes between 2 pixels and the frame's, centres inside it.
+def clamp_to_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """Boxes ``[..., 4]`` clamped to mean something in the frame: sizes between 2 pixels and the frame's, centres
+    inside it.
 
     A box larger than the frame means nothing, and a box wholly outside it shows no target: the next search around it
     would see mostly the fill colour, and the tracker would never come back. With its centre kept inside, a box always
