@@ -41,7 +41,7 @@ import torch
 from track_compare import validation_sequences
 from vidrnn.data.tracking_sequences import TrackingSequence, find_sequences
 from vidrnn.metrics import iou_per_frame, success_auc
-from vidrnn.tracker.geometry import validate_box, within_frame
+from vidrnn.tracker.geometry import clamp_to_frame, validate_box
 from vidrnn.tracker.matching import Evidence
 from vidrnn.tracker.runtime import Tracker, load_tracker
 
@@ -104,7 +104,7 @@ def head_ious(trackers: dict[str, Tracker], sequence: TrackingSequence) -> tuple
     boxes = {"matching-only": np.r_[box[None], [step.matching_box for step in steps]]}
     for name, tracker in trackers.items():
         crop_boxes = tracker.head(evidence[None])[0][0].cpu().numpy()
-        boxes[name] = np.r_[box[None], [within_frame(window.box_from_crop(crop), first.shape)
+        boxes[name] = np.r_[box[None], [clamp_to_frame(window.box_from_crop(crop), first.shape)
                                         for window, crop in zip(windows, crop_boxes)]]
     held = np.r_[False, [step.held for step in steps]]
     ious = {name: iou_per_frame(tracked, sequence.boxes) for name, tracked in boxes.items()}

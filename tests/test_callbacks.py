@@ -129,14 +129,6 @@ def test_module_without_protocol_gets_parameter_norms_only(tmp_path: Path) -> No
     assert not any(key.startswith("grad_norm/input_pos") for key in rows[0])
 
 
-def test_per_time_step_off_leaves_module_alone(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    module = TinyClassifier()
-    rows = fit(module, GradientNormLogger(log_every_n_steps=1, per_time_step=False), tmp_path, max_steps=2)
-    assert module.tracked_steps == [False, False]
-    assert not any(key.startswith("grad_norm/input_pos") for key in rows[0])
-
-
 def test_tanh_rnn_shows_vanishing_gradients_over_a_long_clip(tmp_path: Path) -> None:
     """With small recurrent weights, how much the first frame moves the loss decays geometrically with distance."""
     torch.manual_seed(0)
@@ -166,6 +158,22 @@ def test_parameter_total_norm_matches_what_clipping_measures() -> None:
     assert set(norms) == {"grad_norm/0.weight", "grad_norm/2.weight", "grad_norm/total"}
     expected = nn.utils.clip_grad_norm_(module.parameters(), max_norm=float("inf"))
     torch.testing.assert_close(norms["grad_norm/total"], expected)
+
+
+def test_parameter_norms_are_each_matrix_gradients_l2_norm_under_the_logged_names() -> None:
+    """The names are metrics.csv's columns: ``grad_norm/<parameter>`` for matrices, ``grad_norm/total`` for all."""
+    torch.manual_seed(0)
+    module = TinyClassifier(cell=nn.GRU, num_layers=2)
+    module.training_step((torch.randn(5, 7, INPUT_DIM), torch.tensor([7, 3, 5, 1, 7]), torch.tensor([0, 1, 2, 0, 1])),
+                         0).backward()
+    norms = parameter_grad_norms(module)
+    matrices = {name: param.grad for name, param in module.named_parameters() if param.dim() >= 2}
+    assert list(norms) == [f"grad_norm/{name}" for name in matrices] + ["grad_norm/total"]
+    for name, grad in matrices.items():
+        assert norms[f"grad_norm/{name}"].item() == torch.linalg.vector_norm(grad).item()
+    every = torch.cat([param.grad.flatten() for param in module.parameters()])
+    assert norms["grad_norm/total"].item() == pytest.approx(torch.linalg.vector_norm(every).item(), rel=1e-6)
+    assert parameter_grad_norms(nn.Linear(2, 2)) == {}
 
 
 @pytest.mark.parametrize("options", [{"log_every_n_steps": 0}, {"positions": ()}, {"positions": (0.0, 1.5)}])

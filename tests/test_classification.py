@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import re
@@ -261,6 +262,34 @@ def test_test_accuracy_is_the_share_of_all_clips_right_the_confusion_matrix_trac
     scores = _test_scores(model, logits, labels)
     assert scores["test/acc"] == pytest.approx((matrix.trace() / matrix.sum()).item()) == pytest.approx(4 / 6)
     assert scores["test/mean_class_acc"] == pytest.approx((3 / 4 + 1 + 0) / 3)
+
+
+class _SeenLogits(VideoClassifier):
+    """A classifier that keeps the logits of every forward pass, to check what its training steps log."""
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(features, lengths)
+        self.seen.append(logits.detach().clone())
+        return logits
+
+
+def test_training_accuracy_is_logged_each_step_as_the_share_of_that_batchs_clips_right(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _SeenLogits(3, 4, EncoderSpec(hidden_size=8, projection=8))
+    model.seen = []
+    batches = [collate_sequences([(np.random.default_rng(seed + item).normal(size=(5, 4)).astype(np.float32),
+                                   (seed + item) % 3, f"clip{item}") for item in range(7)]) for seed in range(4)]
+    loader = torch.utils.data.DataLoader(batches, batch_size=None)
+    trainer = L.Trainer(max_epochs=2, log_every_n_steps=1, logger=CSVLogger(tmp_path), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, loader)
+    with (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert not any(name.startswith("train/acc_") for name in rows[0])  # one column, train/acc
+    logged = [float(row["train/acc"]) for row in rows if row["train/acc"]]
+    expected = [(logits.argmax(-1) == batch.labels).float().mean().item()
+                for logits, batch in zip(model.seen, batches * 2)]
+    assert logged == expected and len(set(logged)) > 1
 
 
 def test_top5_is_the_share_of_clips_whose_class_is_among_their_5_highest_logits() -> None:

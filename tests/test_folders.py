@@ -53,7 +53,7 @@ def test_videos_are_found_at_any_depth_with_any_case_and_hidden_entries_are_igno
         ".trash/old/e.mp4",
     )
 
-    index = folder_index(tmp_path, subfolder_groups=False)
+    index = folder_index(tmp_path)
 
     assert index.classes == ["bird", "cat"]
     assert sorted(str(record.path.relative_to(tmp_path)) for record in index.records) == [

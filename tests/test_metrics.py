@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_convert, box_iou
 
 from vidrnn.metrics import (
     OVERLAP_THRESHOLDS,
@@ -15,6 +15,7 @@ from vidrnn.metrics import (
     center_errors,
     iou_per_frame,
     mean_scores,
+    paired_iou,
     score_sequence,
     success_auc,
     success_curve,
@@ -38,6 +39,34 @@ def test_iou_agrees_with_torchvision() -> None:
     assert iou_per_frame(predicted, truth) == pytest.approx(expected)
 
 
+def test_paired_iou_is_torchvisions_iou_of_each_pair_in_the_boxes_own_shape_and_dtype() -> None:
+    """The IoU the tracker's training logs and the one its scores use are one function: torchvision's, row by row."""
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.cat([torch.rand(3, 7, 2, generator=generator), torch.rand(3, 7, 2, generator=generator) + 0.1], -1)
+    boxes = targets + 0.1 * torch.randn(3, 7, 4, generator=generator)
+    boxes[..., 2:] = boxes[..., 2:].abs() + 0.01
+    ious = paired_iou(boxes, targets)
+    assert ious.shape == (3, 7) and ious.dtype == torch.float32
+    xyxy = [box_convert(value.flatten(0, 1), "xywh", "xyxy") for value in (boxes, targets)]
+    expected = box_iou(*xyxy).diagonal().view(3, 7)
+    torch.testing.assert_close(ious, expected)
+
+
+def test_paired_iou_of_a_long_sequence_needs_no_all_pairs_matrix() -> None:
+    """200,000 pairs: an all-pairs matrix would hold 4 * 10^10 numbers (160 GB)."""
+    boxes = torch.tensor([0.0, 0.0, 10.0, 10.0]).repeat(200_000, 1)
+    assert paired_iou(boxes, boxes + torch.tensor([5.0, 0.0, 0.0, 0.0])).eq(1 / 3).all()
+
+
+def test_iou_per_frame_is_paired_iou_exactly_where_both_boxes_are_boxes() -> None:
+    rng = np.random.default_rng(1)
+    truth = np.c_[rng.uniform(0, 50, (500, 2)), rng.uniform(1, 30, (500, 2))]
+    predicted = truth + rng.normal(0, 5, truth.shape)
+    predicted[:, 2:] = np.abs(predicted[:, 2:])
+    expected = paired_iou(torch.from_numpy(predicted), torch.from_numpy(truth)).numpy()
+    np.testing.assert_array_equal(iou_per_frame(predicted, truth), expected)
+
+
 def test_absent_truth_is_nan_and_lost_prediction_scores_zero() -> None:
     truth = np.array([[0, 0, 10, 10], [np.nan] * 4, [0, 0, 10, 10]])
     predicted = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4])
@@ -52,7 +81,7 @@ def test_truth_without_area_is_absent_not_a_miss() -> None:
     truth = np.array([[0, 0, 10, 10], [0, 0, 0, 0], [5, 5, 10, 0], [5, 5, -3, 10]], dtype=float)
     predicted = np.array([[0, 0, 10, 10]] * 4, dtype=float)
     assert np.isnan(iou_per_frame(predicted, truth)[1:]).all() and np.isnan(center_errors(predicted, truth)[1:]).all()
-    assert score_sequence(predicted, truth, skip_first=False).frames == 1
+    assert score_sequence(np.r_[predicted[:1], predicted], np.r_[truth[:1], truth]).frames == 1
 
 
 def test_center_error_in_pixels() -> None:
@@ -92,8 +121,6 @@ def test_score_sequence_skips_the_given_first_frame_and_absent_frames() -> None:
     assert score.frames == 2
     assert score.mean_iou == pytest.approx((1 / 3 + 0.0) / 2)
     assert score.precision_20 == pytest.approx(0.5)  # 5 px: in; 30 px: out
-    with_first = score_sequence(predicted, truth, skip_first=False)
-    assert with_first.frames == 3 and with_first.mean_iou == pytest.approx((1 + 1 / 3 + 0) / 3)
 
 
 def test_mean_scores_weigh_each_sequence_equally() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vidrnn.backbones import BackboneSpec, build_backbone
-from vidrnn.tracker.geometry import SearchGeometry, SearchWindow, crop_window, validate_box, within_frame
+from vidrnn.tracker.geometry import SearchGeometry, SearchWindow, clamp_to_frame, crop_window, validate_box
 from vidrnn.tracker.head import RecurrentBoxHead
 from vidrnn.tracker.matching import (
     ASPECTS,
@@ -73,10 +73,10 @@ def test_first_box_is_validated_before_tracking() -> None:
 def test_a_box_keeps_its_centre_in_the_frame_and_boxes_whose_centre_is_inside_are_untouched() -> None:
     shape = (48, 64, 3)
     inside = np.array([[10.0, 5.0, 20.0, 10.0], [50.0, 40.0, 20.0, 16.0]])  # the second: half out, centre on the edge
-    np.testing.assert_array_equal(within_frame(inside, shape), inside)
+    np.testing.assert_array_equal(clamp_to_frame(inside, shape), inside)
     gone = np.array([[500.0, -300.0, 20.0, 10.0], [-90.0, 20.0, 200.0, 4.0]])
     # Centres (510, -295) and (-58, 22) (after the width is cut to the frame's 64) move to the nearest frame edge.
-    assert within_frame(gone, shape).tolist() == [[54.0, -5.0, 20.0, 10.0], [-32.0, 20.0, 64.0, 4.0]]
+    assert clamp_to_frame(gone, shape).tolist() == [[54.0, -5.0, 20.0, 10.0], [-32.0, 20.0, 64.0, 4.0]]
 
 
 # --- matching ---------------------------------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def test_a_trained_head_is_refused_settings_other_than_its_own_naming_each(small
     with pytest.raises(ValueError, match="trained with other tracker settings") as refused:
         trained_tracker(model, other)
     for name, value in change.items():
-        assert f"{name}: {getattr(model.settings, name)!r} there, {value!r} here" in str(refused.value)
+        assert f"tracker.{name}: {getattr(model.settings, name)} there, {value} here" in str(refused.value)
     assert "--matching-only" in str(refused.value)
     Tracker(other)
     trained_tracker(model, MatchingSearch(model.settings, backbone=small_backbone), redetect_below=0.0)

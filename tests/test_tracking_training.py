@@ -702,8 +702,8 @@ def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path
               "--output", str(output), "--device", "cpu"]
     assert main(common) == EXIT_USAGE
     error = capsys.readouterr().err
-    assert "vidrnn track: error: the checkpoint's head was trained with other tracker settings (template_rate: 0.01 " \
-           "there, 0.05 here)" in error and "--matching-only" in error
+    assert "vidrnn track: error: the checkpoint's head was trained with other tracker settings (tracker.template_rate: " \
+           "0.01 there, 0.05 here)" in error and "--matching-only" in error
     assert not output.exists()
     assert main([*common, "--matching-only"]) == 0
     assert len(output.read_text().splitlines()) == 3 + 1
@@ -969,7 +969,7 @@ def test_a_head_trained_with_other_tracker_settings_is_refused_before_any_eviden
               str(tmp_path / "cache"), "--data.tracker.template_rate", "0.05", "--ckpt_path", str(checkpoint)])
     error = capsys.readouterr().err
     assert refused.value.code == EXIT_USAGE and "Traceback" not in error
-    assert "other tracker settings (template_rate: 0.01 there, 0.05 here)" in error
+    assert "other tracker settings (tracker.template_rate: 0.01 there, 0.05 here)" in error
     assert FrameTracker.load_from_checkpoint(checkpoint, weights_only=True).settings == FrameTracker().settings
 
 

@@ -229,12 +229,18 @@ def test_a_clip_name_without_a_group_is_refused(tmp_path: Path) -> None:
         ucf101_index(tmp_path, splits, fold=1)
 
 
-def test_a_list_line_that_leaves_the_videos_folder_is_refused_by_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("train_list", "refused"), [
+    ("Jump/v_Jump_g08_c01.avi 1\nJump/../../../tmp/v_x_g08_c01.avi 1\n", r"trainlist01.txt:2: .* not Class/video"),
+    # Blank lines are passed over, but the number in the message is the one an editor shows.
+    ("Jump/v_Jump_g08_c01.avi 1\n\n  \nv_x_g08_c01.avi 1\n\n", r"trainlist01.txt:4: 'v_x_g08_c01.avi 1' is not Class/video"),
+])
+def test_a_list_line_that_leaves_the_videos_folder_is_refused_by_line(tmp_path: Path, train_list: str,
+                                                                       refused: str) -> None:
     videos, lists = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
     (videos / "Jump").mkdir(parents=True)
     lists.mkdir()
-    (lists / "classInd.txt").write_text("1 Jump\n")
-    (lists / "trainlist01.txt").write_text("Jump/v_Jump_g08_c01.avi 1\nJump/../../../tmp/v_x_g08_c01.avi 1\n")
-    (lists / "testlist01.txt").write_text("Jump/v_Jump_g01_c01.avi\n")
-    with pytest.raises(ValueError, match=r"trainlist01.txt:2: .* not Class/video"):
+    (lists / "classInd.txt").write_text("\n1 Jump\n\n")
+    (lists / "trainlist01.txt").write_text(train_list)
+    (lists / "testlist01.txt").write_text("\nJump/v_Jump_g01_c01.avi\n")
+    with pytest.raises(ValueError, match=refused):
         ucf101_index(tmp_path, fold=1)

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import grad_norm, rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
@@ -49,23 +49,25 @@ PREDICTION_COLUMNS = ("clip", "true_label", "predicted_label", "probability")
 #: Relative positions in a clip (0 = first valid step, 1 = last) at which input-gradient norms are logged.
 DEFAULT_POSITIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
+#: How Lightning's ``grad_norm`` names L2 norms: ``grad_2.0_norm/<parameter name>`` and ``grad_2.0_norm_total``.
+_LIGHTNING_L2 = "grad_2.0_norm"
+
 
 def parameter_grad_norms(module: nn.Module) -> dict[str, Tensor]:
     """L2 gradient norm of each weight matrix, keyed ``grad_norm/<parameter name>``, plus ``grad_norm/total``.
 
-    Only matrices (``dim >= 2``) get a key of their own: they carry the recurrence and the layer-to-layer maps that
-    explode or vanish, and leaving out biases and normalisation gains keeps the log readable. ``total`` covers every
-    parameter with a gradient, so it is the same norm that ``gradient_clip_val`` compares against. Norms are computed
-    in float32 so a half-precision gradient cannot overflow in the square. Returns an empty dict when no parameter has
-    a gradient.
+    Lightning's ``grad_norm`` computes them; this keeps the names the logs have always had. Only matrices
+    (``dim >= 2``) get a key of their own: they carry the recurrence and the layer-to-layer maps that explode or
+    vanish, and leaving out biases and normalisation gains keeps the log readable. ``total`` covers every parameter
+    with a gradient, so it is the same norm that ``gradient_clip_val`` compares against. Returns an empty dict when no
+    parameter has a gradient.
     """
-    grads = {name: param.grad for name, param in module.named_parameters() if param.grad is not None}
-    if not grads:
+    norms = grad_norm(module, norm_type=2)
+    if not norms:
         return {}
-    norms = {name: torch.linalg.vector_norm(grad, dtype=torch.float32) for name, grad in grads.items()}
-    total = torch.linalg.vector_norm(torch.stack(list(norms.values())))
-    per_layer = {f"grad_norm/{name}": norms[name] for name, grad in grads.items() if grad.dim() >= 2}
-    return per_layer | {"grad_norm/total": total}
+    per_layer = {f"grad_norm/{name}": norms[f"{_LIGHTNING_L2}/{name}"] for name, param in module.named_parameters()
+                 if param.grad is not None and param.grad.dim() >= 2}
+    return per_layer | {"grad_norm/total": norms[f"{_LIGHTNING_L2}_total"]}
 
 
 def input_step_grad_norms(grad: Tensor, lengths: Tensor, positions: Sequence[float] = DEFAULT_POSITIONS) -> Tensor:
@@ -90,7 +92,7 @@ def position_key(position: float) -> str:
 
 
 class GradientNormLogger(Callback):
-    """Log gradient norms per layer and, optionally, per time step, every ``log_every_n_steps`` optimizer steps.
+    """Log gradient norms per layer and per time step, every ``log_every_n_steps`` optimizer steps.
 
     Steps ``0, n, 2n, ...`` are logged, so the very first update (the freshly initialised model) is always in the
     log. The values go straight to the trainer's loggers at ``trainer.global_step``, not through ``self.log``: the
@@ -112,14 +114,13 @@ class GradientNormLogger(Callback):
 
     Args:
         log_every_n_steps: log on every ``n``-th optimizer step (``n >= 1``).
-        per_time_step: also log ``grad_norm/input_pos_<p>`` for each relative position ``p``.
-        positions: relative positions in ``[0, 1]`` within each clip's valid steps.
+        positions: relative positions in ``[0, 1]`` within each clip's valid steps, each logged as
+            ``grad_norm/input_pos_<p>``.
     """
 
     def __init__(
         self,
         log_every_n_steps: int = 25,
-        per_time_step: bool = True,
         positions: Sequence[float] = DEFAULT_POSITIONS,
     ) -> None:
         super().__init__()
@@ -128,27 +129,22 @@ class GradientNormLogger(Callback):
         if not positions or any(not 0.0 <= position <= 1.0 for position in positions):
             raise ValueError(f"positions must be a non-empty list of fractions in [0, 1], got {list(positions)}")
         self.log_every_n_steps = log_every_n_steps
-        self.per_time_step = per_time_step
         self.positions = tuple(float(position) for position in positions)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
                              batch_idx: int) -> None:
         """Ask the module to keep its input gradient, only for a step that will be logged."""
-        if self.per_time_step:
-            pl_module.track_input_gradients = self._should_log(trainer)
+        pl_module.track_input_gradients = self._should_log(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Leave the module not tracking, so later use of it pays nothing."""
-        if self.per_time_step:
-            pl_module.track_input_gradients = False
+        pl_module.track_input_gradients = False
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
         """Compute and log the norms: gradients are complete here and not yet clipped (see the module docstring)."""
         if not self._should_log(trainer):
             return
-        norms = parameter_grad_norms(pl_module)
-        if self.per_time_step:
-            norms |= self._input_norms(trainer, pl_module)
+        norms = parameter_grad_norms(pl_module) | self._input_norms(trainer, pl_module)
         if norms:
             metrics = _as_floats(norms)
             for logger in trainer.loggers:

@@ -59,6 +59,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
+from vidrnn.distributed import world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
     NAME_MAX,
@@ -589,9 +590,9 @@ def extract_features(
     """
     if (rank is None) != (world_size is None):
         raise ValueError("give both rank and world_size, or neither (then torch.distributed decides)")
-    distributed = rank is None and torch.distributed.is_available() and torch.distributed.is_initialized()
+    distributed = rank is None and world()[1] > 1  # the process group shares the work, so its ranks keep in step
     if rank is None or world_size is None:
-        rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+        rank, world_size = world()
     if backbone.spec != cache.backbone:
         raise ValueError(f"backbone {backbone.spec} does not match the cache's {cache.backbone}")
     device = torch.device(device)

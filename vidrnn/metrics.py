@@ -10,8 +10,8 @@ Boxes are 0-based pixel ``x, y, w, h`` rows ``[N, 4]``. Three rules decide which
   height of 0 or less: ``0,0,0,0`` is how LaSOT- and GOT-10k-style files mark an absent target) are left out of
   every score: a tracker cannot be right or wrong about a box that does not exist (got10k-toolkit's choice; OTB's
   toolkit counts such frames as failures);
-* the first frame is left out by default, because the tracker was given its box (``skip_first=False`` restores
-  OTB's own habit of counting it, which lifts every tracker equally);
+* the first frame is left out, because the tracker was given its box (OTB's toolkit counts it, which lifts every
+  tracker equally);
 * a predicted box that is NaN (a tracker that reports itself lost) scores IoU 0 and an infinite centre error (OTB's
   toolkit carries the previous box forward instead, which can still overlap the target).
 
@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 __all__ = [
     "OVERLAP_THRESHOLDS",
@@ -35,6 +36,7 @@ __all__ = [
     "center_errors",
     "iou_per_frame",
     "mean_scores",
+    "paired_iou",
     "score_sequence",
     "success_auc",
     "success_curve",
@@ -59,24 +61,30 @@ def _absent(truth: np.ndarray) -> np.ndarray:
     return ~((truth[:, 2] > 0) & (truth[:, 3] > 0)) | np.isnan(truth[:, :2]).any(axis=1)
 
 
-def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """IoU of each predicted box with the true box of the same frame, ``[N]``; NaN where the truth is absent (NaN,
-    or no area).
+def paired_iou(boxes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """IoU of each ``x, y, w, h`` box ``[..., 4]`` with the target in the same place, ``[...]``; 0 where the union
+    has no area.
 
-    Element-wise rather than ``torchvision.ops.box_iou``'s all-pairs matrix, which is quadratic in the length of the
-    sequence. A prediction that is NaN or has no area scores 0.
+    Element-wise, as the tracker's training metrics and its scores want it: ``torchvision.ops.box_iou`` compares
+    every box with every target, quadratic in the length of a sequence, and torchvision has no element-wise IoU.
+    """
+    left = torch.maximum(boxes[..., 0], targets[..., 0])
+    top = torch.maximum(boxes[..., 1], targets[..., 1])
+    right = torch.minimum(boxes[..., 0] + boxes[..., 2], targets[..., 0] + targets[..., 2])
+    bottom = torch.minimum(boxes[..., 1] + boxes[..., 3], targets[..., 1] + targets[..., 3])
+    intersection = (right - left).clamp(min=0) * (bottom - top).clamp(min=0)
+    union = boxes[..., 2] * boxes[..., 3] + targets[..., 2] * targets[..., 3] - intersection
+    return torch.where(union > 0, intersection / union, 0.0)
+
+
+def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """:func:`paired_iou` of each predicted box with the true box of the same frame, ``[N]``; NaN where the truth is
+    absent (NaN, or no area). A prediction that is NaN or has no area scores 0.
     """
     predicted, truth = _as_boxes(predicted), _as_boxes(truth)
     if predicted.shape != truth.shape:
         raise ValueError(f"{len(predicted)} predicted boxes for {len(truth)} frames")
-    left = np.maximum(predicted[:, 0], truth[:, 0])
-    top = np.maximum(predicted[:, 1], truth[:, 1])
-    right = np.minimum(predicted[:, 0] + predicted[:, 2], truth[:, 0] + truth[:, 2])
-    bottom = np.minimum(predicted[:, 1] + predicted[:, 3], truth[:, 1] + truth[:, 3])
-    intersection = np.clip(right - left, 0.0, None) * np.clip(bottom - top, 0.0, None)
-    union = predicted[:, 2] * predicted[:, 3] + truth[:, 2] * truth[:, 3] - intersection
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, intersection / union, 0.0)
+    iou = paired_iou(torch.from_numpy(predicted), torch.from_numpy(truth)).numpy()
     iou = np.where(np.isnan(predicted).any(axis=1), 0.0, iou)
     return np.where(_absent(truth), np.nan, iou)
 
@@ -124,11 +132,9 @@ class SequenceScore:
         return asdict(self)
 
 
-def score_sequence(predicted: np.ndarray, truth: np.ndarray, *, skip_first: bool = True) -> SequenceScore:
-    """Score one sequence's predicted boxes against its ground truth."""
-    ious, errors = iou_per_frame(predicted, truth), center_errors(predicted, truth)
-    if skip_first:
-        ious, errors = ious[1:], errors[1:]
+def score_sequence(predicted: np.ndarray, truth: np.ndarray) -> SequenceScore:
+    """Score one sequence's predicted boxes against its ground truth, its first frame left out."""
+    ious, errors = iou_per_frame(predicted, truth)[1:], center_errors(predicted, truth)[1:]
     counted = ~np.isnan(ious)
     if not counted.any():
         return SequenceScore(0, float("nan"), float("nan"), float("nan"))

@@ -118,16 +118,17 @@ def read_confusion_csv(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def save_confusion_matrix(
-    matrix: np.ndarray | Tensor, class_names: Sequence[str], directory: Path, stem: str = "confusion_matrix"
+    matrix: np.ndarray | Tensor, class_names: Sequence[str], directory: Path
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` (exact counts) and ``<stem>.png`` (row-normalised plot) into ``directory``.
+    """Write ``confusion_matrix.csv`` (exact counts) and ``confusion_matrix.png`` (row-normalised plot) into
+    ``directory``.
 
     The CSV is the record to compute from; the PNG is for looking at. Returns ``(csv_path, png_path)``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    csv_path = write_confusion_csv(matrix, class_names, directory / f"{stem}.csv")
-    png_path = directory / f"{stem}.png"
+    csv_path = write_confusion_csv(matrix, class_names, directory / "confusion_matrix.csv")
+    png_path = directory / "confusion_matrix.png"
     confusion_matrix_figure(matrix, class_names).savefig(png_path, dpi=100)
     return csv_path, png_path
 
@@ -201,11 +202,10 @@ def _accuracy_title(counts: np.ndarray) -> str:
 BOX_COLOURS = ((40, 200, 60), (230, 40, 40), (40, 110, 240), (250, 160, 20), (210, 60, 210))
 
 
-def draw_boxes(frame: np.ndarray, boxes: Sequence[np.ndarray], labels: Sequence[str] | None = None,
-               thickness: int = 2) -> np.ndarray:
+def draw_boxes(frame: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
     """A copy of an RGB ``frame`` with ``x, y, w, h`` boxes drawn in :data:`BOX_COLOURS` (NaN boxes are skipped).
 
-    Used by ``vidrnn track --render`` and the tracking notebook; labels, when given, are written above each box.
+    Used by ``vidrnn track --render`` and the tracking notebook.
     """
     import cv2
 
@@ -215,10 +215,7 @@ def draw_boxes(frame: np.ndarray, boxes: Sequence[np.ndarray], labels: Sequence[
             continue
         colour = BOX_COLOURS[position % len(BOX_COLOURS)]
         x, y, w, h = (int(round(float(value))) for value in box)
-        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
-        if labels is not None:
-            cv2.putText(canvas, labels[position], (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
-                        cv2.LINE_AA)
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, 2)
     return canvas
 
 
@@ -315,12 +312,12 @@ def frame_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence
     return figure
 
 
-def jpeg_bytes(figure: Figure, quality: int = 80) -> bytes:
+def jpeg_bytes(figure: Figure) -> bytes:
     """The figure rendered as JPEG at its own dpi: ``IPython.display.Image(jpeg_bytes(figure))`` in a notebook.
 
     Video frames compress several times smaller as JPEG than as PNG (the inline backend's format), which keeps
     notebooks committed with their outputs small; keep PNG for line plots, where JPEG blurs the edges.
     """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="jpeg", pil_kwargs={"quality": quality})
+    figure.savefig(buffer, format="jpeg", pil_kwargs={"quality": 80})
     return buffer.getvalue()

@@ -11,7 +11,7 @@ Splitting is where a folder dataset most easily lies. Clips cut from one recordi
 some in train and their siblings in test measures how well the model remembers a recording, not how well it
 recognises the class. So when the files reveal their recording, the split keeps each recording (*group*) whole:
 
-1. a file name matching ``group_pattern`` (default: UCF101's ``_gGG_``) belongs to the group it captures;
+1. a file name holding UCF101's ``_gGG_`` (:data:`GROUP_PATTERN`) belongs to group ``gGG``;
 2. otherwise, a file in a sub-folder of its class folder belongs to that sub-folder (``dog/session3/clip.mp4``);
 3. otherwise the clip has no group and is split on its own.
 
@@ -47,12 +47,13 @@ from pathlib import Path
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
 from vidrnn.objectives import LABEL_SEPARATOR
+from vidrnn.text import first_few
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
-__all__ = ["DEFAULT_GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
+__all__ = ["GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
 
 #: UCF101-style recording group in a file name: ``v_Walk_g03_c01.avi`` belongs to group ``g03``.
-DEFAULT_GROUP_PATTERN = r"_(g\d+)_"
+GROUP_PATTERN = re.compile(r"_(g\d+)_")
 
 _EXPLICIT_SPLITS = ("train", "test")
 
@@ -83,8 +84,6 @@ def folder_index(
     *,
     test_fraction: float = 0.3,
     seed: int = 0,
-    group_pattern: str | None = DEFAULT_GROUP_PATTERN,
-    subfolder_groups: bool = True,
 ) -> DatasetIndex:
     """Index ``root/<class>/**/<video>`` and split it into ``"train"`` and ``"test"`` records.
 
@@ -93,25 +92,23 @@ def folder_index(
 
     Per class, test groups are drawn until the test share is as close to ``test_fraction`` as whole groups allow; a
     class with at least two groups (or ungrouped clips) always gets a test group and keeps a train group, while a
-    class with a single one stays in train with a warning. ``group_pattern`` is a regular expression searched in the
-    file name (its first capture group, or the whole match, names the group); ``None`` turns it off, as
-    ``subfolder_groups=False`` turns off sub-folder groups. When ``root`` holds ``train/`` and ``test/`` folders,
+    class with a single one stays in train with a warning. When ``root`` holds ``train/`` and ``test/`` folders,
     they are the split (with ``val/``, if there is one, the validation split) and ``test_fraction`` and ``seed`` play
     no part.
     """
-    root, pattern = _checked(root, test_fraction, group_pattern, "<class>/<video>")
+    root = _checked(root, test_fraction, "<class>/<video>")
 
     if has_explicit_split(root):
-        return _explicit_index(root, pattern, subfolder_groups)
+        return _explicit_index(root)
 
     _warn_split_folders_read_as_classes(root)
     videos, passed_over = _scan_classes(root)
     _warn_passed_over(root, passed_over)
     records: list[VideoRecord] = []
     for label, files in videos.items():
-        groups = {file: _group_of(file.relative_to(root), pattern, subfolder_groups) for file in files}
+        groups = {file: _group_of(file.relative_to(root)) for file in files}
         records += _split_class(label, groups, root, test_fraction, random.Random(f"{seed}:{label}"))
-    rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
+    rule = _split_rule(records, test_fraction, seed)
     return DatasetIndex(root=root, classes=list(videos), records=records, split_rule=rule)
 
 
@@ -127,37 +124,33 @@ def unlabeled_index(
     *,
     test_fraction: float = 0.3,
     seed: int = 0,
-    group_pattern: str | None = DEFAULT_GROUP_PATTERN,
-    subfolder_groups: bool = True,
 ) -> DatasetIndex:
     """Index every video under ``root`` (any depth) as one class, :data:`UNLABELED`, split into train and test.
 
-    Groups come from the file name (``group_pattern``) or the first sub-folder under ``root``, and whole groups are
+    Groups come from the file name (:data:`GROUP_PATTERN`) or the first sub-folder under ``root``, and whole groups are
     split as :func:`folder_index` splits a class.
     """
-    root, pattern = _checked(root, test_fraction, group_pattern, "<video>, at any depth")
+    root = _checked(root, test_fraction, "<video>, at any depth")
     found = _find(root)
     _warn_passed_over(root, found)
     files = found.videos
     if not files:
         raise FileNotFoundError(f"{root}: no video files (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     # Seen as if under one class folder, the first sub-folder is where a class folder's sub-folder would be.
-    groups = {file: _group_of(Path(UNLABELED) / file.relative_to(root), pattern, subfolder_groups) for file in files}
+    groups = {file: _group_of(Path(UNLABELED) / file.relative_to(root)) for file in files}
     records = _split_class(UNLABELED, groups, root, test_fraction, random.Random(f"{seed}:{UNLABELED}"))
-    rule = _split_rule(records, pattern, subfolder_groups, test_fraction, seed)
+    rule = _split_rule(records, test_fraction, seed)
     return DatasetIndex(root=root, classes=[UNLABELED], records=records, split_rule=f"unlabeled videos; {rule}")
 
 
-def _checked(
-    root: str | os.PathLike, test_fraction: float, group_pattern: str | None, layout: str
-) -> tuple[Path, re.Pattern[str] | None]:
-    """The root as a path and the compiled group pattern, after refusing a missing root or a useless fraction."""
+def _checked(root: str | os.PathLike, test_fraction: float, layout: str) -> Path:
+    """The root as a path, after refusing a missing root or a useless fraction."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: video folder not found; expected {root}/{layout}")
-    return root, re.compile(group_pattern) if group_pattern is not None else None
+    return root
 
 
 @dataclass
@@ -268,16 +261,15 @@ def _count(number: int, noun: str) -> str:
 
 def _relative(paths: list[Path], root: Path) -> str:
     """The first few of ``paths``, relative to ``root``, for a message."""
-    shown = ", ".join(path.relative_to(root).as_posix() for path in paths[:_EXAMPLES])
-    return shown + (f" and {len(paths) - _EXAMPLES} more" if len(paths) > _EXAMPLES else "")
+    return first_few([path.relative_to(root).as_posix() for path in paths], _EXAMPLES)
 
 
-def _group_of(relative: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> str | None:
+def _group_of(relative: Path) -> str | None:
     """The group of a clip from its path relative to the split root (``<class>/.../<file>``), class-qualified."""
     label = relative.parts[0]
-    if pattern is not None and (match := pattern.search(relative.name)):
-        return f"{label}/{match.group(1) if pattern.groups else match.group(0)}"
-    if subfolder_groups and len(relative.parts) > 2:
+    if match := GROUP_PATTERN.search(relative.name):
+        return f"{label}/{match.group(1)}"
+    if len(relative.parts) > 2:
         return f"{label}/{relative.parts[1]}"
     return None
 
@@ -328,19 +320,16 @@ def _choose_test_units(units: list[str], sizes: Counter[str], target: float) -> 
     return chosen or {min(units, key=sizes.__getitem__)}
 
 
-def _split_rule(
-    records: list[VideoRecord], pattern: re.Pattern[str] | None, subfolder_groups: bool, test_fraction: float, seed: int
-) -> str:
+def _split_rule(records: list[VideoRecord], test_fraction: float, seed: int) -> str:
     if any(record.group for record in records):
-        sources = [f"file-name pattern {pattern.pattern!r}"] if pattern is not None else []
-        sources += ["sub-folders"] if subfolder_groups else []
-        how = f"whole groups per class (groups from {', then '.join(sources)}; an ungrouped clip is its own group)"
+        how = (f"whole groups per class (groups from file-name pattern {GROUP_PATTERN.pattern!r}, then sub-folders; "
+               "an ungrouped clip is its own group)")
     else:
         how = "clips per class at random (no groups found)"
     return f"folder split: {how}, test_fraction={test_fraction}, seed={seed}"
 
 
-def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_groups: bool) -> DatasetIndex:
+def _explicit_index(root: Path) -> DatasetIndex:
     splits = ("train", _GIVEN_VALIDATION, "test") if (root / _GIVEN_VALIDATION).is_dir() else _EXPLICIT_SPLITS
     records: list[VideoRecord] = []
     passed_over = _Found()
@@ -350,7 +339,7 @@ def _explicit_index(root: Path, pattern: re.Pattern[str] | None, subfolder_group
         passed_over.add(found)
         for label, files in videos.items():
             records += [
-                VideoRecord(file, label, _group_of(file.relative_to(base), pattern, subfolder_groups), split)
+                VideoRecord(file, label, _group_of(file.relative_to(base)), split)
                 for file in files
             ]
     _warn_passed_over(root, passed_over)

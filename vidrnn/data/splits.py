@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
+from vidrnn.text import first_few
 
 __all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "named_alike", "split_counts",
            "split_settings", "split_summary", "validation_rule", "videos_folder", "write_split_record"]
@@ -322,5 +323,4 @@ def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.
 
 def _shown(sets: Sequence[Sequence[str]]) -> str:
     """The first few sets of identical clips, ``a = b = c``, and how many more."""
-    shown = ", ".join(" = ".join(clips) for clips in sets[:_COPIES_SHOWN])
-    return shown + (f" and {len(sets) - _COPIES_SHOWN} more" if len(sets) > _COPIES_SHOWN else "")
+    return first_few([" = ".join(clips) for clips in sets], _COPIES_SHOWN)

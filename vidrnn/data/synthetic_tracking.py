@@ -307,15 +307,14 @@ def sample_tracking_scene(rng: np.random.Generator, num_frames: int, size: Size)
     return TrackingScene(background, camera, gain, size, distractors, target, occluder)
 
 
-def render_tracking_frame(scene: TrackingScene, index: int, *, with_target: bool = True) -> np.ndarray:
-    """Frame ``index`` as RGB uint8 ``[H, W, 3]``; ``with_target=False`` shows what the target covers."""
+def render_tracking_frame(scene: TrackingScene, index: int) -> np.ndarray:
+    """Frame ``index`` as RGB uint8 ``[H, W, 3]``."""
     height, width = scene.frame_size
     x, y = scene.camera[index]
     canvas = scene.background[y : y + height, x : x + width].copy()
     for distractor in scene.distractors:
         _paste(canvas, distractor.texture, distractor.boxes[index])
-    if with_target:
-        _paste(canvas, scene.target.texture_at(index), scene.target.boxes[index])
+    _paste(canvas, scene.target.texture_at(index), scene.target.boxes[index])
     _paste(canvas, scene.occluder.texture, scene.occluder.boxes[index])
     return to_uint8(canvas * scene.gain[index])
 

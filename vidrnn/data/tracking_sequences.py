@@ -74,6 +74,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vidrnn.distributed import warn_once, warnings_from_rank_zero
+from vidrnn.text import text_lines
 from vidrnn.video import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
 )
@@ -224,17 +225,9 @@ def _lasot_claims(folder: Path) -> bool:
     return (folder / "img").is_dir()
 
 
-def _lines(path: Path) -> list[str]:
-    """The lines of a text file, blank ones at the end left out (an editor's last newline, CRLF endings)."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
-
-
 def _read_labels(path: Path, ground_truth: Path, count: int) -> np.ndarray:
     """One whole number per line of a GOT-10k label file, as many as ``ground_truth`` has boxes."""
-    lines = _lines(path)
+    lines = text_lines(path)
     if len(lines) != count:
         raise ValueError(f"{path}: {len(lines)} lines for the {count} boxes of {ground_truth}; a label file has one "
                          "line per frame")
@@ -349,7 +342,7 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
 def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
     """Parse a ground-truth file into 0-based ``x, y, w, h`` rows, NaN where the target is absent (by the line or by
     the format's marks beside it); blank lines are allowed only at the end."""
-    lines = _lines(path)
+    lines = text_lines(path)
     if not lines:
         raise ValueError(f"{path}: ground-truth file holds no boxes")
     boxes = np.stack([_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines, start=1)])

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
+from vidrnn.text import first_few, text_lines
 
 __all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
@@ -70,15 +71,9 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     if missing:
         warn_once(logger, "%d clips listed for split %d are missing under %s: %s; they are left out, so the split is "
                   "not the full official one (a run keeps every one in its splits.json, missing)", len(missing), fold,
-                  videos_root, _first_paths(missing, videos_root))
+                  videos_root, first_few([path.relative_to(videos_root).as_posix() for path in missing], 10))
         rule += f", {len(missing)} listed clip{'s' * (len(missing) > 1)} missing"
     return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing)
-
-
-def _first_paths(paths: list[Path], root: Path, shown: int = 10) -> str:
-    """The first ``shown`` paths relative to ``root``, and how many more: a long list is cut, and says so."""
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-    return ", ".join(path.relative_to(root).as_posix() for path in paths[:shown]) + more
 
 
 def check_fold(fold: int) -> None:
@@ -123,14 +118,9 @@ def _split_file(splits_dir: Path, name: str) -> Path:
     return path
 
 
-def _lines(path: Path) -> list[str]:
-    """Non-blank lines with line endings removed: the official files use CRLF, edited copies often LF."""
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-
-
 def _read_class_ind(path: Path) -> list[str]:
     """Class names in ``classInd.txt`` order (lines ``<index> <Class>``), which fixes the label order."""
-    return [line.split()[-1] for line in _lines(path)]
+    return [line.split()[-1] for line in text_lines(path) if line.strip()]
 
 
 def _read_list(path: Path) -> list[PurePosixPath]:
@@ -139,7 +129,10 @@ def _read_list(path: Path) -> list[PurePosixPath]:
     A clip must stay inside the videos root (its path becomes a key of the feature cache, and a file there): a line
     with ``..`` or an absolute path is refused, naming the line."""
     clips = []
-    for number, line in enumerate(_lines(path), start=1):
+    for number, line in enumerate(text_lines(path), start=1):
+        line = line.strip()
+        if not line:
+            continue
         clip = PurePosixPath(line.split()[0].replace("\\", "/"))
         if clip.is_absolute() or ".." in clip.parts or len(clip.parts) != 2:
             raise ValueError(f"{path}:{number}: {line!r} is not Class/video (a path inside the videos folder)")

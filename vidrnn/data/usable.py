@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.features import FeatureCache
+from vidrnn.text import first_few
 
 __all__ = ["STAGE_SPLITS", "UnusableData", "UsableClips", "require_trained_classes"]
 
@@ -113,8 +114,8 @@ class UsableClips:
         total = sum(len(records) for kind in (self.usable, self.unreadable, self.short) for records in kind.values())
         unreadable = [(split, record) for split, records in self.unreadable.items() for record in records]
         if unreadable:
-            shown = _first([f"{self.index.key(record)} ({split}): {self._reason(record)}"
-                            for split, record in unreadable])
+            shown = first_few([f"{self.index.key(record)} ({split}): {self._reason(record)}"
+                               for split, record in unreadable], _EXAMPLES, "; ")
             logger.warning("%d of %d clips under %s could not be read and are left out (%s): %s; every reason in %s "
                            "(%s)", len(unreadable), total, self.index.root, _per_split(self.unreadable), shown,
                            self.errors_path, _DECODED_AGAIN)
@@ -123,7 +124,7 @@ class UsableClips:
             logger.warning("%d of %d clips under %s are left out of %s: with fewer than %d cached frames, a clip's "
                            "altered copy could not differ from it (%s): %s", len(short), total, self.index.root,
                            self.task, self.shortest, _per_split(self.short),
-                           _first([self.index.key(record) for record in short]))
+                           first_few([self.index.key(record) for record in short], _EXAMPLES, "; "))
 
     def unreadable_reasons(self) -> dict[str, dict[str, str]]:
         """Each split's clips left out as unreadable, by key, with the reason (``splits.json`` keeps them)."""
@@ -134,8 +135,9 @@ class UsableClips:
         """How many of ``total`` clips could not be read and how many are too short, with the first few of each."""
         said = [f"{len(unreadable)} of {total} could not be read ({self._reasons(unreadable)}; every reason in "
                 f"{self.errors_path})"] if unreadable else []
+        keys = first_few([self.index.key(record) for record in short], _EXAMPLES, "; ")
         said += [f"{len(short)} of {total} are too short for {self.task}, with fewer than {self.shortest} cached "
-                 f"frames ({_first([self.index.key(record) for record in short])})"] if short else []
+                 f"frames ({keys})"] if short else []
         return "; ".join(said)
 
     def _reason(self, record: VideoRecord) -> str:
@@ -143,7 +145,7 @@ class UsableClips:
 
     def _reasons(self, records: Sequence[VideoRecord]) -> str:
         """The first few of ``records`` with their reasons, for a message."""
-        return _first([f"{self.index.key(record)}: {self._reason(record)}" for record in records])
+        return first_few([f"{self.index.key(record)}: {self._reason(record)}" for record in records], _EXAMPLES, "; ")
 
 
 #: When a video that failed is decoded again.
@@ -181,12 +183,6 @@ def _never_trained(dead: Sequence[str]) -> str:
 def _per_split(records: Mapping[str, Sequence[VideoRecord]]) -> str:
     """``train 1, val 0, test 2``."""
     return ", ".join(f"{split} {len(clips)}" for split, clips in records.items())
-
-
-def _first(said: Sequence[str]) -> str:
-    """The first few of ``said``, for a message, and how many more there are."""
-    more = f" and {len(said) - _EXAMPLES} more" if len(said) > _EXAMPLES else ""
-    return "; ".join(said[:_EXAMPLES]) + more
 
 
 def _held_out(index: DatasetIndex, label: str) -> str:

@@ -32,6 +32,7 @@ from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, 
 from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, resuming_fit, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
+from vidrnn.text import first_few
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
 
@@ -73,15 +74,9 @@ def _class_difference(trained: list[str], data: list[str]) -> str:
     missing, extra = [name for name in trained if name not in data], [name for name in data if name not in trained]
     if not missing and not extra:
         return "the same names in another order"
-    parts = [f"not in the data: {_first_names(missing)}" if missing else "",
-             f"not trained on: {_first_names(extra)}" if extra else ""]
+    parts = [f"not in the data: {first_few(missing, 5)}" if missing else "",
+             f"not trained on: {first_few(extra, 5)}" if extra else ""]
     return "; ".join(part for part in parts if part)
-
-
-def _first_names(names: list[str], shown: int = 5) -> str:
-    """The first ``shown`` names, and how many more there are: a list cut short must not read as complete."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 #: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
@@ -218,6 +213,7 @@ class VideoClassifier(L.LightningModule):
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.encoder.output_dim, num_classes))
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         # The evaluation loss as a metric: under DDP its clip-weighted sum and count are reduced over ranks, so ranks
@@ -273,8 +269,9 @@ class VideoClassifier(L.LightningModule):
             self.last_input_features, self.last_input_lengths = features, batch.lengths
         logits = self(features, batch.lengths)
         loss = self.loss(logits, batch.labels)
-        accuracy = (logits.argmax(-1) == batch.labels).float().mean()
-        self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True, batch_size=len(batch.labels))
+        self.train_accuracy(logits, batch.labels)
+        self.log_dict({"train/loss": loss, "train/acc": self.train_accuracy}, prog_bar=True,
+                      batch_size=len(batch.labels))
         if self.encoder.residual_scale is not None:
             self.log("train/residual_scale", self.encoder.residual_scale.detach(), batch_size=len(batch.labels))
         return loss

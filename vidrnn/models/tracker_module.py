@@ -24,22 +24,18 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
-from torchvision.ops import box_iou, generalized_box_iou_loss
+from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from vidrnn.checkpoints import load_checkpoint, load_module, require_task
 from vidrnn.files import atomic_write
-from vidrnn.metrics import score_sequence
+from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
-from vidrnn.tracker.geometry import boxes_from_crops, within_frame, xywh_to_xyxy
+from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
 __all__ = ["FrameTracker", "current_hyperparameters", "load_frame_tracker", "require_current", "upgrade_checkpoint"]
-
-
-def _paired_iou(boxes: Tensor, targets: Tensor) -> Tensor:
-    return box_iou(xywh_to_xyxy(boxes), xywh_to_xyxy(targets)).diagonal()
 
 
 class FrameTracker(L.LightningModule):
@@ -116,7 +112,8 @@ class FrameTracker(L.LightningModule):
         predicted, targets = boxes[valid], batch["targets"][valid]
         if valid.any():
             l1 = F.l1_loss(predicted, targets)
-            giou = generalized_box_iou_loss(xywh_to_xyxy(predicted), xywh_to_xyxy(targets), reduction="mean")
+            giou = generalized_box_iou_loss(box_convert(predicted, "xywh", "xyxy"), box_convert(targets, "xywh", "xyxy"),
+                                            reduction="mean")
             loss = l1 + self.hparams.giou_weight * giou
         else:  # no visible target in the batch: no box to aim at (the mean loss of no boxes is NaN, and so the epoch's)
             loss = boxes.sum() * 0
@@ -124,16 +121,15 @@ class FrameTracker(L.LightningModule):
         if logits is not None:
             # On target: the matching box overlaps the true box enough; absent or missed targets are not on it.
             with torch.no_grad():
-                on_target = valid & (_paired_iou(self.head.matching_boxes(evidence).flatten(0, 1),
-                                                 batch["targets"].flatten(0, 1)).view_as(valid) >= ON_TARGET_IOU)
+                on_target = valid & (paired_iou(self.head.matching_boxes(evidence), batch["targets"]) >= ON_TARGET_IOU)
             confidence = F.binary_cross_entropy_with_logits(logits, on_target.float())
             loss = loss + confidence
             metrics[f"{prefix}confidence_loss"] = confidence
         metrics[f"{prefix}loss"] = loss
         if valid.any():
             with torch.no_grad():
-                metrics[f"{prefix}iou"] = _paired_iou(predicted, targets).mean()
-                metrics[f"{prefix}iou_matching"] = _paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
+                metrics[f"{prefix}iou"] = paired_iou(predicted, targets).mean()
+                metrics[f"{prefix}iou_matching"] = paired_iou(self.head.matching_boxes(evidence)[valid], targets).mean()
         # Without the loader's index Lightning would add (validation has two loaders): val/loss, which a plateau
         # scheduler reads (vidrnn.schedules), as the classifier logs it.
         self.log_dict(metrics, prog_bar=True, batch_size=int(valid.sum()), sync_dist=prefix != "train/",
@@ -152,7 +148,7 @@ class FrameTracker(L.LightningModule):
         truth = batch["truth"].cpu().numpy()
         windows = batch["windows"].cpu().numpy()
         for suffix, crop_boxes in self.sequence_answers(batch["evidence"], int(batch["window"])).items():
-            boxes = within_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
+            boxes = clamp_to_frame(boxes_from_crops(crop_boxes.detach().cpu().numpy(), windows), frame_shape)
             score = score_sequence(np.concatenate([truth[:1], boxes]), truth)
             self.sequence_scores[f"val/success_auc{suffix}"].update(score.success_auc)
             self.sequence_scores[f"val/precision_20{suffix}"].update(score.precision_20)

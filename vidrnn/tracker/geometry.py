@@ -28,10 +28,9 @@ from collections.abc import Iterable
 
 import cv2
 import numpy as np
-import torch
 
 __all__ = [
-    "SearchGeometry", "SearchWindow", "boxes_from_crops", "crop_window", "validate_box", "within_frame", "xywh_to_xyxy",
+    "SearchGeometry", "SearchWindow", "boxes_from_crops", "clamp_to_frame", "crop_window", "validate_box",
 ]
 
 
@@ -49,8 +48,9 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
     return box
 
 
-def within_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """Boxes ``[..., 4]`` that mean something in the frame: sizes between 2 pixels and the frame's, centres inside it.
+def clamp_to_frame(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """Boxes ``[..., 4]`` clamped to mean something in the frame: sizes between 2 pixels and the frame's, centres
+    inside it.
 
     A box larger than the frame means nothing, and a box wholly outside it shows no target: the next search around it
     would see mostly the fill colour, and the tracker would never come back. With its centre kept inside, a box always
@@ -71,11 +71,6 @@ def boxes_from_crops(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
     side = windows[..., 2:3]
     corner = windows[..., :2] - side / 2
     return np.concatenate([boxes[..., :2] * side + corner, boxes[..., 2:] * side], axis=-1)
-
-
-def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``x, y, w, h`` → ``x1, y1, x2, y2`` on the last axis (as ``torchvision.ops`` wants them)."""
-    return torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:]], dim=-1)
 
 
 @dataclass(frozen=True)

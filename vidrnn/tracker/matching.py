@@ -18,9 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import roi_align
-
-from vidrnn.tracker.geometry import xywh_to_xyxy
+from torchvision.ops import box_convert, roi_align
 
 __all__ = [
     "ASPECTS",
@@ -232,7 +230,7 @@ class TemplateMatcher(nn.Module):
         height, width = maps.shape[-2:]
         scale = boxes.new_tensor([width, height, width, height])
         rois = torch.cat([torch.arange(len(boxes), device=maps.device, dtype=maps.dtype)[:, None],
-                          xywh_to_xyxy(boxes.to(maps.dtype)) * scale], dim=1)
+                          box_convert(boxes.to(maps.dtype), "xywh", "xyxy") * scale], dim=1)
         shape = tuple(shape) if shape is not None else self.kernel_shape(boxes[0])
         return roi_align(maps, rois, output_size=shape, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 

@@ -30,7 +30,7 @@ import torch
 
 from vidrnn.devices import resolve_device
 from vidrnn.models.tracker_module import FrameTracker, load_frame_tracker
-from vidrnn.tracker.geometry import validate_box, within_frame
+from vidrnn.tracker.geometry import clamp_to_frame, validate_box
 from vidrnn.tracker.head import RecurrentBoxHead
 from vidrnn.tracker.search import MatchingSearch, SearchResult
 from vidrnn.tracker.settings import TrackerSettings
@@ -89,7 +89,7 @@ class Tracker:
                 yield step.matching_box.copy()
                 continue
             crop_box, state = self.head(step.evidence[None, None], state)
-            yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
+            yield clamp_to_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
     def _track_steering(self, first: np.ndarray, box: np.ndarray, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         """Online, with the head's belief steering: when its confidence that the matching box is on the target falls
@@ -105,7 +105,7 @@ class Tracker:
                 continue
             crop_box, logit, state = self.head.read(step.evidence[None, None], state)
             doubt = bool(torch.sigmoid(logit[0, 0]) < self.redetect_below)
-            yield within_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
+            yield clamp_to_frame(step.window.box_from_crop(crop_box[0, 0].cpu().numpy()), step.frame_shape)
 
     def _track_offline(self, steps: Iterator[SearchResult]) -> Iterator[np.ndarray]:
         kept = []
@@ -116,7 +116,7 @@ class Tracker:
             return
         crop_boxes, _ = self.head(torch.stack([step.evidence for step in kept])[None])
         for step, crop_box in zip(kept, crop_boxes[0].cpu().numpy()):
-            yield within_frame(step.window.box_from_crop(crop_box), step.frame_shape)
+            yield clamp_to_frame(step.window.box_from_crop(crop_box), step.frame_shape)
 
 
 #: What to do when a head is asked to track with settings other than its own.

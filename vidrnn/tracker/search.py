@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vidrnn.backbones import FrozenBackbone, build_backbone
-from vidrnn.tracker.geometry import SearchWindow, crop_window, within_frame
+from vidrnn.tracker.geometry import SearchWindow, clamp_to_frame, crop_window
 from vidrnn.tracker.matching import Evidence, TemplateMatcher, match_evidence
 from vidrnn.tracker.settings import TrackerSettings
 
@@ -145,6 +145,6 @@ class MatchingRun:
     def advance(self, step: SearchResult) -> None:
         """Move to this frame's answer: the matching box, kept a sensible size for the frame (``step.matching_box``
         is updated to it), and the template updated there."""
-        self.box = step.matching_box = within_frame(step.matching_box, step.frame_shape)
+        self.box = step.matching_box = clamp_to_frame(step.matching_box, step.frame_shape)
         self.template = self.search.updated_template(self.template, step, self.box)
         self.held_streak = self.held_streak + 1 if step.held else 0

@@ -14,22 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from vidrnn.backbones import BackboneSpec
+from vidrnn.checkpoints import differing_settings
 from vidrnn.tracker.geometry import SearchGeometry
 from vidrnn.tracker.matching import MatchingRule
 
 __all__ = ["TrackerSettings"]
-
-
-def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """The settings, by dotted name, whose values differ between two nested dicts."""
-    found = []
-    for key in sorted(theirs.keys() | ours.keys()):
-        a, b = theirs.get(key), ours.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            found.append((f"{prefix}{key}", a, b))
-    return found
 
 
 def _map_backbone() -> BackboneSpec:
@@ -106,8 +95,7 @@ class TrackerSettings:
         anywhere. Every setting counts (each one changes the searches a head reads; the re-detection region's size
         too, once re-detection is on); ``remedy`` says what to do instead. How far a head's doubt widens the search
         (``redetect_below``) is the model's own, not a setting here."""
-        differences = _differences(self.to_dict(), used.to_dict())
-        if differences:
-            raise ValueError("the checkpoint's head was trained with other tracker settings ("
-                             + "; ".join(f"{key}: {theirs!r} there, {here!r} here" for key, theirs, here in differences)
-                             + f"): {remedy}")
+        differing = differing_settings(self.to_dict(), used.to_dict(), "tracker")
+        if differing:
+            raise ValueError(f"the checkpoint's head was trained with other tracker settings ({'; '.join(differing)}): "
+                             f"{remedy}")
