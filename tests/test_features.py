@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_classification_dataset
@@ -599,7 +600,8 @@ def test_a_feature_file_deleted_or_truncated_since_is_named_on_loading_and_extra
 @pytest.mark.parametrize(("name", "damage"), [("manifest.json", "cut"), ("errors.json", "cut"),
                                              ("manifest.json", "no list")])
 def test_a_damaged_manifest_or_error_list_is_taken_as_lost_with_a_warning_naming_it(
-        name: str, damage: str, dataset: Path, small_backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        name: str, damage: str, dataset: Path, small_backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Both are only ever replaced whole, so damage comes from outside; vidrnn extract ended in a JSONDecodeError
     traceback and a fit in "vidrnn: error: Unterminated string ...", naming neither the file nor what to do. The
     feature files are still there: what the file recorded is extracted (or tried) again into the same bytes."""
@@ -617,6 +619,10 @@ def test_a_damaged_manifest_or_error_list_is_taken_as_lost_with_a_warning_naming
     damaged = cache.dir / name
     damaged.write_bytes(damaged.read_bytes()[:100] if damage == "cut" else b"{}")
     with caplog.at_level(logging.WARNING, logger="vidrnn.features"):
+        monkeypatch.setattr(rank_zero_only, "rank", 1)  # under torchrun every process reads the file: rank 0 says it
+        FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root).entries()
+        assert f"{damaged} cannot be read" not in caplog.text
+        monkeypatch.setattr(rank_zero_only, "rank", 0)
         _, report = extract()
     assert caplog.text.count(f"{damaged} cannot be read") == 1
     assert "it is taken as lost: the videos it recorded are extracted (or tried) again" in caplog.text

@@ -320,6 +320,18 @@ def test_trackingnet_and_uav123_layouts_are_named_with_how_to_arrange_them(tmp_p
     assert "videos/clip.avi" in warnings[0] and "anno" in warnings[0] and "apart from the frames" in warnings[0]
 
 
+def test_a_long_list_of_unread_folders_says_how_many_it_leaves_out(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Three examples of five used to end in ", ...", which reads like a list that goes on a little."""
+    for index in range(5):
+        write_video(tmp_path / "videos" / f"clip{index}.avi", 2, size=(32, 32))
+    write_otb(tmp_path / "as_otb" / "bike1", 2, ["1,1,4,4"] * 2)
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        find_sequences(tmp_path)
+    warning, = [record.getMessage() for record in caplog.records]
+    assert "5 image folders or video files" in warning and "and 2 more" in warning
+
+
 def test_folder_that_is_no_sequence_is_named_in_the_error(tmp_path: Path) -> None:
     folder = write_images(tmp_path / "holiday", 2)
     with pytest.raises(ValueError, match="holiday: not a tracking sequence"):

@@ -59,7 +59,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
-from vidrnn.distributed import world
+from vidrnn.distributed import warn_once, world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
     NAME_MAX,
@@ -177,11 +177,12 @@ class FeatureCache:
         return records
 
     def _lost(self, path: Path, problem: str) -> list[dict[str, Any]]:
-        """No records, for a file that cannot be read as any; said once per cache."""
+        """No records, for a file that cannot be read as any; said once per cache (by rank 0 alone: under torchrun
+        every process reads the same file)."""
         if path not in self._damaged:
             self._damaged.add(path)
-            logger.warning("%s cannot be read (%s); it is taken as lost: the videos it recorded are extracted (or "
-                           "tried) again, and it is written anew when that ends", path, problem)
+            warn_once(logger, "%s cannot be read (%s); it is taken as lost: the videos it recorded are extracted (or "
+                      "tried) again, and it is written anew when that ends", path, problem)
         return []
 
     def _journal_lines(self, read: dict[Path, int] | None = None) -> list[dict[str, Any]]:

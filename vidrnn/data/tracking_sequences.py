@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vidrnn.distributed import warn_once, warnings_from_rank_zero
-from vidrnn.text import text_lines
+from vidrnn.text import first_few, text_lines
 from vidrnn.video import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
 )
@@ -483,8 +483,8 @@ class Survey:
         """What a sequence folder looks like, and what to do with annotations kept apart from their frames."""
         advice = SEQUENCE_LAYOUTS
         if self.apart:
-            folders = ", ".join(str(folder.relative_to(self.root)) for folder in self.apart[:3])
-            advice += (f". {folders}{', ...' if len(self.apart) > 3 else ''} keep the ground truth apart from the "
+            folders = first_few([str(folder.relative_to(self.root)) for folder in self.apart], 3)
+            advice += (f". {folders} keep the ground truth apart from the "
                        "frames (TrackingNet's and UAV123's anno/<sequence>.txt), a layout vidrnn does not read: give "
                        "each sequence a folder of its own holding its frames and its ground-truth file (img/ + "
                        "groundtruth_rect.txt for 1-based x,y,w,h such as UAV123's, the frames + groundtruth.txt for "
@@ -494,9 +494,8 @@ class Survey:
 
     def unread_text(self) -> str:
         """The image folders and videos that belong to no sequence, counted, with a few examples."""
-        examples = ", ".join(str(path.relative_to(self.root)) for path in self.unread[:3])
-        return (f"{len(self.unread)} image folders or video files belong to no sequence and are not read ({examples}"
-                f"{', ...' if len(self.unread) > 3 else ''})")
+        examples = first_few([str(path.relative_to(self.root)) for path in self.unread], 3)
+        return f"{len(self.unread)} image folders or video files belong to no sequence and are not read ({examples})"
 
     def warn_unread(self) -> None:
         """Log, once per survey, what under ``root`` no sequence reads."""
