@@ -397,6 +397,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command in one ``vidrnn --help``; the Lightning commands are only named here (LightningCLI parses their
+    arguments), the others parsed here too."""
     parser = argparse.ArgumentParser(
         prog="vidrnn",
         description="Recurrent models (RNN, LSTM, GRU; stacked, bidirectional) over frozen ImageNet CNN features, "
@@ -427,6 +429,8 @@ def _attach_signed_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status (:mod:`vidrnn.exit_codes`): the Lightning commands go to
+    LightningCLI, the others to their own parser, both with usage errors said in a line, not a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     for stream in (sys.stdout, sys.stderr):  # a file name in another encoding than UTF-8 is shown, not a traceback
         if hasattr(stream, "reconfigure"):

@@ -77,6 +77,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` as the whole of ``path`` or not at all (:func:`atomic_write`)."""
     atomic_write(path, lambda handle: handle.write(data))
 
 

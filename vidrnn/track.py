@@ -200,6 +200,8 @@ def _rows_kept(output: Path, count: int) -> str:
 
 
 def run_track(args: argparse.Namespace) -> int:
+    """Track one target through one video and return the exit status; every argument is checked before the model
+    loads or a frame is decoded, and the CSV is written as it goes, so an interrupted run keeps its rows."""
     from tqdm import tqdm
 
     from vidrnn.distributed import say_once, several_processes

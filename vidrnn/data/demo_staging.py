@@ -18,6 +18,8 @@ DEMO_MARKER = "vidrnn-demo.json"
 
 
 def marker_text(generator: str, seed: int) -> str:
+    """What a finished generation writes in its marker: which generator and seed made the folder, so another seed
+    is refused there rather than mixed in."""
     return json.dumps({"generator": generator, "seed": seed})
 
 

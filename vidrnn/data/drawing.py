@@ -70,6 +70,7 @@ def pattern(kind: str, u: np.ndarray, v: np.ndarray, frequency: float, phase: fl
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image drawn in floats in [0, 1] as the 8-bit pixels a video stores, rounded to the nearest level."""
     return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -110,6 +111,7 @@ class Look:
 
 
 def sample_sprite(rng: np.random.Generator) -> Sprite:
+    """A random appearance for one object, drawn from ``rng`` alone, so a seed gives the same demo everywhere."""
     return Sprite(
         outline=float(rng.choice([1.0, 2.0, np.inf])),
         angle=rng.uniform(0.0, np.pi),
