@@ -9,10 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import yaml
+from lightning.pytorch.accelerators import CUDAAccelerator
+from torch.utils.data import DataLoader
 
 from conftest import save_untrained, write_video
 from vidrnn.cli import main
@@ -24,6 +27,7 @@ from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.checkpoints import load_module
 from vidrnn.models.tracker_module import FrameTracker, load_frame_tracker
+from vidrnn.schedules import TrainingDiverged
 from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker import evaluation
@@ -415,6 +419,32 @@ def test_a_batch_without_a_visible_target_gives_a_finite_loss(monkeypatch: pytes
     assert torch.isfinite(loss) and all(torch.isfinite(value) for value in logged.values())
     loss.backward()
     assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters() if parameter.grad is not None)
+
+
+def test_a_tracking_fit_whose_training_loss_is_nan_stops_saying_why(tmp_path: Path) -> None:
+    """A NaN training loss (diverged weights, float16 AdamW under --trainer.precision 16-true) trained on to the last
+    epoch and saved NaN weights as if a result; the fit now stops at that step (vidrnn fit ends with exit status 1)."""
+    torch.manual_seed(0)
+    model = FrameTracker(tracker={"geometry": {"size": 128}, "template_cells": 5}, hidden_size=8)
+    batch = {"evidence": torch.randn(2, 4, EVIDENCE_DIM), "targets": torch.rand(2, 4, 4) + 1,
+             "valid": torch.ones(2, 4, dtype=torch.bool)}
+    broken = {**batch, "evidence": torch.full_like(batch["evidence"], float("nan"))}
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        default_root_dir=tmp_path)
+    with pytest.raises(TrainingDiverged, match="the training loss is nan at epoch 0, step 1: "):
+        trainer.fit(model, train_dataloaders=DataLoader([batch, broken, batch], batch_size=None))
+
+
+def test_a_gpu_this_machine_lacks_is_a_usage_error_for_tracking_too(config: Path, capsys,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ended in Lightning's MisconfigurationException traceback ("No supported gpu backend found!")."""
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--trainer.accelerator", "gpu"])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "No supported gpu backend found!" in error and "set --trainer.accelerator cpu" in error
 
 
 @pytest.mark.parametrize("cell", ["lstm", "none"])

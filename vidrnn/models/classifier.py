@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassStatScores
 
+from vidrnn.backbones import FP16_AUTOCAST
 from vidrnn.batches import SequenceBatch
 from vidrnn.checkpoints import differing_settings, load_checkpoint, require_task
 from vidrnn.files import atomic_write
@@ -31,7 +32,7 @@ from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, resuming_fit, state_to_resume
-from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
+from vidrnn.schedules import SchedulerInterval, require_finite_loss, require_validation, scheduler_config
 from vidrnn.text import first_few
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
@@ -269,6 +270,7 @@ class VideoClassifier(L.LightningModule):
             self.last_input_features, self.last_input_lengths = features, batch.lengths
         logits = self(features, batch.lengths)
         loss = self.loss(logits, batch.labels)
+        require_finite_loss(loss, self.trainer)
         self.train_accuracy(logits, batch.labels)
         self.log_dict({"train/loss": loss, "train/acc": self.train_accuracy}, prog_bar=True,
                       batch_size=len(batch.labels))
@@ -361,15 +363,19 @@ class VideoClassifier(L.LightningModule):
     @staticmethod
     def _require_same_input(there: PipelineSpec, here: PipelineSpec, resuming: bool) -> None:
         """Warn where the input is made otherwise than it was for training — frames sampled otherwise, another step
-        count, another CNN batch (which rounds the features otherwise: the feature cache keys on it); refuse it for a
-        resumed fit, whose epochs after the resume would otherwise train on other input than those before."""
+        count, another CNN batch or precision (which round the features otherwise: the feature cache keys on both; an
+        older checkpoint's unknown precision is not compared); refuse it for a resumed fit, whose epochs after the
+        resume would otherwise train on other input than those before."""
         def made(spec: PipelineSpec) -> dict[str, Any]:
             return {name: value for name, value in spec.to_dict().items() if name != "backbone"}
 
         differing = differing_settings(made(there), made(here), "data")
         if not differing:
             return
-        otherwise = f"the checkpoint was trained on input made otherwise ({'; '.join(differing)})"
+        known = None not in (there.precision, here.precision)
+        device = (f", and the features' precision is the device's (data.device: {FP16_AUTOCAST} on CUDA, fp32 "
+                  "elsewhere)" if known and there.precision != here.precision else "")
+        otherwise = f"the checkpoint was trained on input made otherwise ({'; '.join(differing)}){device}"
         if resuming:
             raise ValueError(f"{otherwise}: the epochs after the resume would train on other input than those before. "
                              "Resume with the data settings it was trained with (the config.yaml of its run, beside "

@@ -30,7 +30,7 @@ from vidrnn.checkpoints import load_checkpoint, load_module, require_task
 from vidrnn.files import atomic_write
 from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
-from vidrnn.schedules import SchedulerInterval, require_validation, scheduler_config
+from vidrnn.schedules import SchedulerInterval, require_finite_loss, require_validation, scheduler_config
 from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
@@ -137,7 +137,9 @@ class FrameTracker(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
-        return self._step(batch, "train/")
+        loss = self._step(batch, "train/")
+        require_finite_loss(loss, self.trainer)
+        return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_index: int, dataloader_idx: int = 0) -> None:
         if dataloader_idx == 0:
