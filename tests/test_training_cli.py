@@ -362,7 +362,8 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
                                      "class folders read as UCF101", "map pooling", "a class only in test/",
-                                     "another seed's demo", "run folder under a file", "the best keyword"])
+                                     "another seed's demo", "run folder under a file", "the best keyword",
+                                     "no logger"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -411,6 +412,12 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         # Lightning found no best checkpoint in a fresh trainer only after the extraction, in a traceback.
         "the best keyword": (["test", "--config", str(fresh), "--ckpt_path", "best"],
                              "--ckpt_path best names the best checkpoint of a fit run by this same command"),
+        # Every command overwrote trainer.default_root_dir/config.yaml, and wrote no splits.json or confusion matrix.
+        "no logger": (["fit", "--config", str(fresh), "--trainer.logger", "false"],
+                      "--trainer.logger false: vidrnn fit writes its record into the logger's version_N folder "
+                      "(config.yaml; a fit's splits.json, metrics and checkpoints; a test's confusion matrix or "
+                      "tracking scores; predictions.csv); without one it would overwrite the record of the command "
+                      "before in trainer.default_root_dir"),
         # Found only once prepare_data had extracted every clip, in a traceback.
         "run folder under a file": (["fit", "--config", str(fresh), "--trainer.default_root_dir",
                                      str(not_a_checkpoint / "runs")],

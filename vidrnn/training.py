@@ -80,6 +80,17 @@ def _refuse_top_level_optimizer(config: Any) -> None:
                      "--model.optimizer (e.g. --model.optimizer SGD --model.optimizer.lr 0.1) and --model.scheduler")
 
 
+def _refuse_no_logger(subcommand: str, config: Any) -> None:
+    """Without a logger there is no run folder: every command wrote its ``config.yaml`` (and a fit its checkpoints)
+    over the one before in ``trainer.default_root_dir``, and the split record and confusion matrix were not written."""
+    if config.trainer.get("logger") is False:
+        _usage_error(f"--trainer.logger false: vidrnn {subcommand} writes its record into the logger's version_N "
+                     "folder (config.yaml; a fit's splits.json, metrics and checkpoints; a test's confusion matrix or "
+                     "tracking scores; predictions.csv); without one it would overwrite the record of the command "
+                     "before in trainer.default_root_dir, and leave out the split record and the confusion matrix. "
+                     "Leave --trainer.logger out (vidrnn's CSV logger), or choose another logger")
+
+
 def _usage_error(message: str) -> NoReturn:
     """End the command as a usage error: the message on stderr, exit status 2, no traceback."""
     print(f"vidrnn: error: {message}", file=sys.stderr)
@@ -159,6 +170,7 @@ class _VidrnnCommands:
         subcommand = self.config.get("subcommand")
         if subcommand:
             _refuse_top_level_optimizer(self.config[subcommand])
+            _refuse_no_logger(subcommand, self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if subcommand in _EVALUATIONS and ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
             _usage_error(f"--ckpt_path {ckpt_path} names the {ckpt_path} checkpoint of a fit run by this same command, "
@@ -264,8 +276,8 @@ class _VidrnnCommands:
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
         TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
-        the notebooks and the benchmarks read ``metrics.csv``. ``--trainer.logger false`` or another logger still
-        wins. A fit resumed from a checkpoint in a run's ``checkpoints/`` folder goes on in that run
+        the notebooks and the benchmarks read ``metrics.csv``. Another logger still wins (``--trainer.logger
+        false`` is refused: :func:`_refuse_no_logger`). A fit resumed from a checkpoint in a run's ``checkpoints/`` folder goes on in that run
         (:mod:`vidrnn.runs`)."""
         from vidrnn.runs import ContinuedCheckpoints
 
