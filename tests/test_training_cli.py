@@ -750,17 +750,22 @@ def test_an_evaluation_stopped_while_extracting_exits_130_or_143_saying_what_was
         f"vidrnn test: {said}; the features extracted so far stay in the cache: the same command goes on from there")
 
 
+@pytest.mark.parametrize("logger", ["default", "CSVLogger"])
 def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrupted_fit_would(
-        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        logger: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A resume wrote into a new version_N, where ModelCheckpoint's best score was not restored (Lightning's "dirpath
     has changed"): the first epoch after the resume became best.ckpt and test_after_fit tested it, metrics.csv was
-    split over two folders and repeated the steps run again after the last checkpoint. Here the run records its
-    folder absolute and the resume names it relative to where it runs, as a user's command line does."""
+    split over two folders and repeated the steps run again after the last checkpoint; with a logger of its own
+    (--trainer.logger CSVLogger), still, after resumes of the default logger's runs went on in their folder. Here the
+    run records its folder absolute and the resume names it relative to where it runs, as a user's command line
+    does."""
     best_first = _best_first(config, tmp_path / "best_first.yaml")
 
     def fit(root: Path, *options: str) -> int:
+        own = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(root)]
         return main(["fit", "--config", str(best_first), "--trainer.default_root_dir", str(root),
-                     "--trainer.max_epochs", "3", "--test_after_fit", "true", *options])
+                     *(own if logger == "CSVLogger" else []), "--trainer.max_epochs", "3", "--test_after_fit", "true",
+                     *options])
 
     assert fit(tmp_path / "a") == 0
     with monkeypatch.context() as interrupted:
@@ -794,6 +799,43 @@ def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: P
     assert (root / "lightning_logs" / "version_1" / "checkpoints" / "latest.ckpt").is_file()
     first = list(csv.DictReader((root / "lightning_logs" / "version_0" / "metrics.csv").open()))
     assert {row["epoch"] for row in first} == {"0"}
+
+
+@pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
+def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
+        logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume with a logger of its own started a new version_N whatever the logger: best.ckpt was the best since the
+    resume, and test_after_fit tested it, exit status 0. TensorBoard's logger takes the run's version (and purges the
+    events of the steps run again); loggers that cannot write into it are refused before any extraction."""
+    import lightning.fabric.loggers.tensorboard as tensorboard
+
+    monkeypatch.setattr(tensorboard, "_TENSORBOARDX_AVAILABLE", True)  # made, never written: no writer is needed
+    latest = _latest_checkpoint(config)
+    values = yaml.safe_load(config.read_text())
+    values["trainer"]["logger"] = [{"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                    "init_args": {"save_dir": str(tmp_path / name)}} for name in ("a", "b")]
+    if logger == "TensorBoardLogger":
+        values["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                                       "init_args": {"save_dir": str(tmp_path / "elsewhere")}}
+    (tmp_path / "logged.yaml").write_text(yaml.safe_dump(values))
+    loggers = []
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda self: (loggers.append(self.trainer.logger),
+                                                                        _extracting(self)))
+    capsys.readouterr()
+    command = ["fit", "--config", str(tmp_path / "logged.yaml"), "--ckpt_path", str(latest)]
+    if logger == "TensorBoardLogger":
+        with pytest.raises(_Extracting):
+            main(command)
+        step = torch.load(latest, map_location="cpu", weights_only=True)["global_step"]
+        assert loggers[0].log_dir == str(latest.parents[1]) and loggers[0]._kwargs == {"purge_step": step}
+        return
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error and not loggers
+    assert error.startswith(f"vidrnn: error: {latest}: a fit resumed from a run's checkpoint goes on in that run "
+                            f"({latest.parents[1]}), and 2 loggers cannot write into it")
 
 
 @pytest.mark.parametrize(("options", "expected"), [
