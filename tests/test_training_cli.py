@@ -801,6 +801,33 @@ def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: P
     assert {row["epoch"] for row in first} == {"0"}
 
 
+def test_a_runs_config_yaml_records_a_fresh_run_and_a_resume_writes_its_own_beside_it(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume overwrote the run's config.yaml with its own settings, ckpt_path included: `fit --config` of it resumed
+    the run again (training nothing, testing again, exit status 0, the old numbers as if reproduced), and `test
+    --config` of it tested latest.ckpt without --ckpt_path."""
+    root = tmp_path / "runs"
+    run = root / "lightning_logs" / "version_0"
+    command = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
+    assert main([*command, "--trainer.max_epochs", "1"]) == 0
+    first = (run / "config.yaml").read_bytes()
+    step = torch.load(run / "checkpoints" / "latest.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert main([*command, "--trainer.max_epochs", "2", "--ckpt_path", str(run / "checkpoints" / "latest.ckpt")]) == 0
+    assert (run / "config.yaml").read_bytes() == first and yaml.safe_load(first)["ckpt_path"] is None
+    resumed = yaml.safe_load((run / f"config.resumed_at_step_{step}.yaml").read_text())
+    assert resumed["trainer"]["max_epochs"] == 2 and resumed["ckpt_path"] is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["test", "--config", str(run / "config.yaml")])
+    assert refused.value.code == EXIT_USAGE and "vidrnn test needs --ckpt_path" in capsys.readouterr().err
+    versions = []
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda self: (versions.append(self.trainer.logger.version),
+                                                                        _extracting(self)))
+    with pytest.raises(_Extracting):
+        main(["fit", "--config", str(run / "config.yaml")])
+    assert versions == [1]  # a new run
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
 def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
         logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -7,7 +7,8 @@ steps run again after the last checkpoint were in both. A fit resumed from ``...
 therefore writes into that ``version_N`` again, with the logger it was configured with where that logger can
 (:func:`continued_logger`: :class:`RunLogger` continues its ``metrics.csv`` from the checkpoint's step), and
 :class:`ContinuedCheckpoints` gives each ``ModelCheckpoint`` back its state — also where the run recorded its folder
-under another spelling (absolute, relative to another working directory) or before it was moved.
+under another spelling (absolute, relative to another working directory) or before it was moved. The run's
+``config.yaml`` stays the record of its first settings (:class:`RunConfig`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any, NamedTuple
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["ContinuedCheckpoints", "RunFolder", "RunLogger", "continued_logger", "logged_step", "resume_checkpoint",
-           "run_folder"]
+__all__ = ["ContinuedCheckpoints", "RunConfig", "RunFolder", "RunLogger", "continued_logger", "logged_step",
+           "resume_checkpoint", "resumed_config_name", "run_folder"]
 
 
 class RunFolder(NamedTuple):
@@ -113,6 +115,22 @@ def continued_logger(configured: Any, spec: Any, run: RunFolder, step: int) -> L
     given = {} if default else {**spec.init_args.as_dict(), **(spec.get("dict_kwargs") or {})}
     place = {"save_dir": run.root, "name": run.name, "version": run.version}
     return kind(**{**given, **place, **({"continue_from": step} if kind is RunLogger else {"purge_step": step})})
+
+
+def resumed_config_name(checkpoint: dict[str, Any]) -> str:
+    """The file a fit resumed from ``checkpoint`` records its settings in, beside its run's ``config.yaml``."""
+    return f"config.resumed_at_step_{logged_step(checkpoint)}.yaml"
+
+
+class RunConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` of a run, without ``ckpt_path``: the settings of a fresh run, which ``--config``
+    reproduces. Recorded, the checkpoint made ``vidrnn fit --config R/config.yaml`` resume that run (training nothing,
+    testing again as if reproduced) and ``vidrnn test --config`` test it without ``--ckpt_path``."""
+
+    def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
+        super().__init__(parser, config.clone(), **kwargs)
+        if "ckpt_path" in self.config:
+            self.config.ckpt_path = None
 
 
 class _ContinuedWriter(ExperimentWriter):

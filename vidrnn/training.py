@@ -271,11 +271,14 @@ class _VidrnnCommands:
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer as configured (:meth:`_run_logger`). A fit resumed from a checkpoint in a run's ``checkpoints/``
-        folder goes on in that run (:mod:`vidrnn.runs`)."""
-        from vidrnn.runs import ContinuedCheckpoints
+        folder goes on in that run (:mod:`vidrnn.runs`), and records its settings beside the run's ``config.yaml``,
+        which stays the record of the run's first ones."""
+        from vidrnn.runs import ContinuedCheckpoints, resumed_config_name
 
         if "logger" not in kwargs:
             kwargs["logger"] = self._run_logger()
+        if self._resumed_run() is not None:
+            self.save_config_kwargs["config_filename"] = resumed_config_name(self.checkpoint)
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "fit" and self.checkpoint_path is not None:
             trainer.callbacks.append(ContinuedCheckpoints(Path(self.checkpoint_path).parent))
@@ -672,6 +675,8 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
 
 def _run_task_cli(args: list[str]) -> LightningCLI:
     """The LightningCLI of the task the command line asks for (:func:`task_of`), run."""
+    from vidrnn.runs import RunConfig
+
     if task_of(args) == "tracking":
         from vidrnn.data.tracking_datamodule import TrackingDataModule
         from vidrnn.models.tracker_module import FrameTracker
@@ -687,6 +692,7 @@ def _run_task_cli(args: list[str]) -> LightningCLI:
         data_class,
         args=None if args == sys.argv[1:] else args,  # from the shell, let LightningCLI read sys.argv itself
         seed_everything_default=0,
+        save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "vidrnn", **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
         # The optimiser and scheduler are the model's (model.optimizer, model.scheduler, which the configs set): a
