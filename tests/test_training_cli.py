@@ -428,7 +428,8 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
                                      "class folders read as UCF101", "map pooling", "a class only in test/",
-                                     "another seed's demo", "run folder under a file", "the best keyword"])
+                                     "another seed's demo", "run folder under a file", "the best keyword",
+                                     "no logger"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A mistyped --ckpt_path used to be found by Lightning after the data module had extracted the whole dataset.
@@ -477,6 +478,12 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
         # Lightning found no best checkpoint in a fresh trainer only after the extraction, in a traceback.
         "the best keyword": (["test", "--config", str(fresh), "--ckpt_path", "best"],
                              "--ckpt_path best names the best checkpoint of a fit run by this same command"),
+        # Every command overwrote trainer.default_root_dir/config.yaml, and wrote no splits.json or confusion matrix.
+        "no logger": (["fit", "--config", str(fresh), "--trainer.logger", "false"],
+                      "--trainer.logger false: vidrnn fit writes its record into the logger's version_N folder "
+                      "(config.yaml; a fit's splits.json, metrics and checkpoints; a test's confusion matrix or "
+                      "tracking scores; predictions.csv); without one it would overwrite the record of the command "
+                      "before in trainer.default_root_dir"),
         # Found only once prepare_data had extracted every clip, in a traceback.
         "run folder under a file": (["fit", "--config", str(fresh), "--trainer.default_root_dir",
                                      str(not_a_checkpoint / "runs")],
@@ -883,17 +890,22 @@ def test_an_evaluation_stopped_while_extracting_exits_130_or_143_saying_what_was
         f"vidrnn test: {said}; the features extracted so far stay in the cache: the same command goes on from there")
 
 
+@pytest.mark.parametrize("logger", ["default", "CSVLogger"])
 def test_a_resumed_fit_continues_its_run_and_tests_the_checkpoint_the_uninterrupted_fit_would(
-        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        logger: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A resume wrote into a new version_N, where ModelCheckpoint's best score was not restored (Lightning's "dirpath
     has changed"): the first epoch after the resume became best.ckpt and test_after_fit tested it, metrics.csv was
-    split over two folders and repeated the steps run again after the last checkpoint. Here the run records its
-    folder absolute and the resume names it relative to where it runs, as a user's command line does."""
+    split over two folders and repeated the steps run again after the last checkpoint; with a logger of its own
+    (--trainer.logger CSVLogger), still, after resumes of the default logger's runs went on in their folder. Here the
+    run records its folder absolute and the resume names it relative to where it runs, as a user's command line
+    does."""
     best_first = _best_first(config, tmp_path / "best_first.yaml")
 
     def fit(root: Path, *options: str) -> int:
+        own = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(root)]
         return main(["fit", "--config", str(best_first), "--trainer.default_root_dir", str(root),
-                     "--trainer.max_epochs", "3", "--test_after_fit", "true", *options])
+                     *(own if logger == "CSVLogger" else []), "--trainer.max_epochs", "3", "--test_after_fit", "true",
+                     *options])
 
     assert fit(tmp_path / "a") == 0
     with monkeypatch.context() as interrupted:
@@ -927,6 +939,70 @@ def test_a_checkpoint_kept_outside_a_run_folder_resumes_into_a_new_run(config: P
     assert (root / "lightning_logs" / "version_1" / "checkpoints" / "latest.ckpt").is_file()
     first = list(csv.DictReader((root / "lightning_logs" / "version_0" / "metrics.csv").open()))
     assert {row["epoch"] for row in first} == {"0"}
+
+
+def test_a_runs_config_yaml_records_a_fresh_run_and_a_resume_writes_its_own_beside_it(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume overwrote the run's config.yaml with its own settings, ckpt_path included: `fit --config` of it resumed
+    the run again (training nothing, testing again, exit status 0, the old numbers as if reproduced), and `test
+    --config` of it tested latest.ckpt without --ckpt_path."""
+    root = tmp_path / "runs"
+    run = root / "lightning_logs" / "version_0"
+    command = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
+    assert main([*command, "--trainer.max_epochs", "1"]) == 0
+    first = (run / "config.yaml").read_bytes()
+    step = torch.load(run / "checkpoints" / "latest.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert main([*command, "--trainer.max_epochs", "2", "--ckpt_path", str(run / "checkpoints" / "latest.ckpt")]) == 0
+    assert (run / "config.yaml").read_bytes() == first and yaml.safe_load(first)["ckpt_path"] is None
+    resumed = yaml.safe_load((run / f"config.resumed_at_step_{step}.yaml").read_text())
+    assert resumed["trainer"]["max_epochs"] == 2 and resumed["ckpt_path"] is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["test", "--config", str(run / "config.yaml")])
+    assert refused.value.code == EXIT_USAGE and "vidrnn test needs --ckpt_path" in capsys.readouterr().err
+    versions = []
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda self: (versions.append(self.trainer.logger.version),
+                                                                        _extracting(self)))
+    with pytest.raises(_Extracting):
+        main(["fit", "--config", str(run / "config.yaml")])
+    assert versions == [1]  # a new run
+
+
+@pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
+def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
+        logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume with a logger of its own started a new version_N whatever the logger: best.ckpt was the best since the
+    resume, and test_after_fit tested it, exit status 0. TensorBoard's logger takes the run's version (and purges the
+    events of the steps run again); loggers that cannot write into it are refused before any extraction."""
+    import lightning.fabric.loggers.tensorboard as tensorboard
+
+    monkeypatch.setattr(tensorboard, "_TENSORBOARDX_AVAILABLE", True)  # made, never written: no writer is needed
+    latest = _latest_checkpoint(config)
+    values = yaml.safe_load(config.read_text())
+    values["trainer"]["logger"] = [{"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                    "init_args": {"save_dir": str(tmp_path / name)}} for name in ("a", "b")]
+    if logger == "TensorBoardLogger":
+        values["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                                       "init_args": {"save_dir": str(tmp_path / "elsewhere")}}
+    (tmp_path / "logged.yaml").write_text(yaml.safe_dump(values))
+    loggers = []
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda self: (loggers.append(self.trainer.logger),
+                                                                        _extracting(self)))
+    capsys.readouterr()
+    command = ["fit", "--config", str(tmp_path / "logged.yaml"), "--ckpt_path", str(latest)]
+    if logger == "TensorBoardLogger":
+        with pytest.raises(_Extracting):
+            main(command)
+        step = torch.load(latest, map_location="cpu", weights_only=True)["global_step"]
+        assert loggers[0].log_dir == str(latest.parents[1]) and loggers[0]._kwargs == {"purge_step": step}
+        return
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error and not loggers
+    assert error.startswith(f"vidrnn: error: {latest}: a fit resumed from a run's checkpoint goes on in that run "
+                            f"({latest.parents[1]}), and 2 loggers cannot write into it")
 
 
 @pytest.mark.parametrize(("options", "expected"), [

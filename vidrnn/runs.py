@@ -4,10 +4,11 @@ Lightning starts a new ``version_N`` for every fit, a resumed one included. Ther
 back the best score it recorded (its folder has changed), so the first epoch after the resume became ``best.ckpt``
 however good it was, and ``test_after_fit`` tested it; the run's ``metrics.csv`` was split over two folders, and the
 steps run again after the last checkpoint were in both. A fit resumed from ``.../version_N/checkpoints/X.ckpt``
-therefore writes into that ``version_N`` again: :class:`RunLogger` continues its ``metrics.csv`` from the
-checkpoint's step, and :class:`ContinuedCheckpoints` gives each ``ModelCheckpoint`` back its state — also where the
-run recorded its folder under another spelling (absolute, relative to another working directory) or before it was
-moved.
+therefore writes into that ``version_N`` again, with the logger it was configured with where that logger can
+(:func:`continued_logger`: :class:`RunLogger` continues its ``metrics.csv`` from the checkpoint's step), and
+:class:`ContinuedCheckpoints` gives each ``ModelCheckpoint`` back its state — also where the run recorded its folder
+under another spelling (absolute, relative to another working directory) or before it was moved. The run's
+``config.yaml`` stays the record of its first settings (:class:`RunConfig`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import Any, NamedTuple
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["ContinuedCheckpoints", "RunFolder", "RunLogger", "logged_step", "resume_checkpoint", "run_folder"]
+__all__ = ["ContinuedCheckpoints", "RunConfig", "RunFolder", "RunLogger", "continued_logger", "logged_step",
+           "resume_checkpoint", "resumed_config_name", "run_folder"]
 
 
 class RunFolder(NamedTuple):
@@ -36,6 +39,10 @@ class RunFolder(NamedTuple):
     root: str
     name: str
     version: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root, self.name, f"version_{self.version}")
 
 
 def run_folder(checkpoint: str | os.PathLike) -> RunFolder | None:
@@ -74,8 +81,8 @@ class RunLogger(CSVLogger):
     """
 
     def __init__(self, save_dir: str | os.PathLike, name: str = "lightning_logs", version: int | None = None,
-                 continue_from: int | None = None) -> None:
-        super().__init__(save_dir, name=name, version=version)
+                 continue_from: int | None = None, **kwargs: Any) -> None:
+        super().__init__(save_dir, name=name, version=version, **kwargs)
         self._continue_from = continue_from
 
     @property
@@ -89,6 +96,41 @@ class RunLogger(CSVLogger):
 
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
         self.save()
+
+
+def continued_logger(configured: Any, spec: Any, run: RunFolder, step: int) -> Logger:
+    """The logger of a fit resumed at ``step`` from a checkpoint of ``run``: the ``configured`` one (``None`` or
+    ``True``: vidrnn's default), made from its config ``spec`` with the run's folder as its version. A CSV logger goes
+    on as a :class:`RunLogger`, TensorBoard's purging the events of the steps run again. Any other logger (several, or
+    one that takes no version) would write elsewhere, and the run's best checkpoint would start afresh there: a
+    ``ValueError`` says so and what to do."""
+    default = configured in (None, True)
+    kind = RunLogger if default or type(configured) in (CSVLogger, RunLogger) else type(configured)
+    if kind not in (RunLogger, TensorBoardLogger):
+        what = f"{len(configured)} loggers" if isinstance(configured, list) else kind.__name__
+        raise ValueError(f"a fit resumed from a run's checkpoint goes on in that run ({run.path}), and {what} cannot "
+                         "write into it (vidrnn's default logger, Lightning's CSVLogger and TensorBoardLogger can): "
+                         "resume with one of those, or copy the checkpoint out of the run's checkpoints/ folder to "
+                         "resume into a new run whose best checkpoint starts afresh")
+    given = {} if default else {**spec.init_args.as_dict(), **(spec.get("dict_kwargs") or {})}
+    place = {"save_dir": run.root, "name": run.name, "version": run.version}
+    return kind(**{**given, **place, **({"continue_from": step} if kind is RunLogger else {"purge_step": step})})
+
+
+def resumed_config_name(checkpoint: dict[str, Any]) -> str:
+    """The file a fit resumed from ``checkpoint`` records its settings in, beside its run's ``config.yaml``."""
+    return f"config.resumed_at_step_{logged_step(checkpoint)}.yaml"
+
+
+class RunConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` of a run, without ``ckpt_path``: the settings of a fresh run, which ``--config``
+    reproduces. Recorded, the checkpoint made ``vidrnn fit --config R/config.yaml`` resume that run (training nothing,
+    testing again as if reproduced) and ``vidrnn test --config`` test it without ``--ckpt_path``."""
+
+    def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
+        super().__init__(parser, config.clone(), **kwargs)
+        if "ckpt_path" in self.config:
+            self.config.ckpt_path = None
 
 
 class _ContinuedWriter(ExperimentWriter):

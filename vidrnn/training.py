@@ -31,7 +31,6 @@ from lightning.fabric.utilities.seed import max_seed_value
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from vidrnn.callbacks import PREDICTION_COLUMNS, ClipPredictionWriter
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
     from vidrnn.data.module import VideoDataModule
     from vidrnn.data.tracking_datamodule import TrackingDataModule
     from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.runs import RunFolder
     from vidrnn.tracker.evaluation import ScoreRow
 
 __all__ = ["Task", "TrackingCLI", "VidrnnCLI", "run_lightning_cli", "task_of"]
@@ -82,6 +82,17 @@ def _refuse_top_level_optimizer(config: Any) -> None:
                      "optimiser and its scheduler are the model's; set --model.optimizer (e.g. --model.optimizer SGD "
                      "--model.optimizer.lr 0.1) and --model.scheduler, or model.optimizer and model.scheduler in a "
                      "config")
+
+
+def _refuse_no_logger(subcommand: str, config: Any) -> None:
+    """Without a logger there is no run folder: every command wrote its ``config.yaml`` (and a fit its checkpoints)
+    over the one before in ``trainer.default_root_dir``, and the split record and confusion matrix were not written."""
+    if config.trainer.get("logger") is False:
+        _usage_error(f"--trainer.logger false: vidrnn {subcommand} writes its record into the logger's version_N "
+                     "folder (config.yaml; a fit's splits.json, metrics and checkpoints; a test's confusion matrix or "
+                     "tracking scores; predictions.csv); without one it would overwrite the record of the command "
+                     "before in trainer.default_root_dir, and leave out the split record and the confusion matrix. "
+                     "Leave --trainer.logger out (vidrnn's CSV logger), or choose another logger")
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -175,6 +186,7 @@ class _VidrnnCommands:
         subcommand = self.config.get("subcommand")
         if subcommand:
             _refuse_top_level_optimizer(self.config[subcommand])
+            _refuse_no_logger(subcommand, self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if subcommand in _EVALUATIONS and ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
             _usage_error(f"--ckpt_path {ckpt_path} names the {ckpt_path} checkpoint of a fit run by this same command, "
@@ -250,11 +262,9 @@ class _VidrnnCommands:
         """Refuse a run folder this user cannot write (``trainer.default_root_dir``, a logger's ``save_dir``; for a
         resumed fit, the run's own ``version_N`` folder, where it goes on) before anything slow: Lightning makes the
         log folder only after ``prepare_data`` has extracted the whole dataset, and failed there in a traceback."""
-        from vidrnn.runs import RunLogger, run_folder
-
-        run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+        run = self._resumed_run()
         if run is not None:
-            version = Path(run.root, run.name, f"version_{run.version}")
+            version = run.path
             for folder in (version, version / "checkpoints"):
                 reason = unwritable(folder)
                 if reason is not None:
@@ -263,9 +273,7 @@ class _VidrnnCommands:
                                  f"{run.name}/version_{run.version}/ layout) and resume from the copy's "
                                  "checkpoints/latest.ckpt")
         # A resumed run writes in its version folder alone (checked above), whatever default_root_dir says.
-        places = [logger.save_dir for logger in self.trainer.loggers if run is None or not isinstance(logger, RunLogger)]
-        if run is None:
-            places.append(self.trainer.default_root_dir)
+        places = [] if run else [*(logger.save_dir for logger in self.trainer.loggers), self.trainer.default_root_dir]
         folders = {os.path.abspath(folder) for folder in places if folder and "://" not in str(folder)}
         for folder in sorted(folders):
             reason = unwritable(Path(folder))
@@ -284,32 +292,45 @@ class _VidrnnCommands:
             _usage_error(f"{self.checkpoint_path}: {error}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer as configured; its default logger always writes ``metrics.csv``. Lightning's default is
-        TensorBoard's logger wherever tensorboard happens to be installed and a CSV logger elsewhere — and the README,
-        the notebooks and the benchmarks read ``metrics.csv``. ``--trainer.logger false`` or another logger still
-        wins. A fit resumed from a checkpoint in a run's ``checkpoints/`` folder goes on in that run
-        (:mod:`vidrnn.runs`)."""
-        from vidrnn.runs import ContinuedCheckpoints
+        """The trainer as configured (:meth:`_run_logger`). A fit resumed from a checkpoint in a run's ``checkpoints/``
+        folder goes on in that run (:mod:`vidrnn.runs`), and records its settings beside the run's ``config.yaml``,
+        which stays the record of the run's first ones."""
+        from vidrnn.runs import ContinuedCheckpoints, resumed_config_name
 
-        configured = self._get(self.config_init, "trainer", default={})
-        if configured.get("logger") in (None, True) and "logger" not in kwargs:
-            kwargs["logger"] = self._default_logger(configured.get("default_root_dir") or os.getcwd())
+        if "logger" not in kwargs:
+            kwargs["logger"] = self._run_logger()
+        if self._resumed_run() is not None:
+            self.save_config_kwargs["config_filename"] = resumed_config_name(self.checkpoint)
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "fit" and self.checkpoint_path is not None:
             trainer.callbacks.append(ContinuedCheckpoints(Path(self.checkpoint_path).parent))
         return trainer
 
-    def _default_logger(self, root: str) -> Logger:
-        """A new ``version_N`` under ``root``; for a fit resumed from a run's checkpoint, that run's folder, its
-        ``metrics.csv`` continued from the checkpoint's step."""
-        from vidrnn.runs import RunLogger, logged_step, run_folder
+    def _resumed_run(self) -> RunFolder | None:
+        """The run a fit resumed from one of its checkpoints goes on in; ``None`` for other commands and fits."""
+        from vidrnn.runs import run_folder
 
-        run = run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+        return run_folder(self.checkpoint_path) if self.subcommand == "fit" and self.checkpoint_path else None
+
+    def _run_logger(self) -> Any:
+        """The configured logger; where none is, one that always writes ``metrics.csv`` (Lightning's default is
+        TensorBoard's wherever tensorboard happens to be installed, and the README, the notebooks and the benchmarks
+        read ``metrics.csv``). For a resumed run, that logger going on in the run's folder, or a usage error where it
+        cannot (:func:`vidrnn.runs.continued_logger`)."""
+        from vidrnn.runs import RunLogger, continued_logger, logged_step
+
+        trainer = self._get(self.config_init, "trainer", default={})
+        run = self._resumed_run()
         if run is None:
-            return RunLogger(root)
-        rank_zero_info(f"resuming the run in {Path(run.root, run.name, f'version_{run.version}')}: its checkpoints "
-                       "and metrics.csv go on there")
-        return RunLogger(run.root, run.name, run.version, continue_from=logged_step(self.checkpoint))
+            default = trainer.get("logger") in (None, True)
+            return RunLogger(trainer.get("default_root_dir") or os.getcwd()) if default else trainer.get("logger")
+        try:
+            logger = continued_logger(trainer.get("logger"), self._get(self.config, "trainer").get("logger"), run,
+                                      logged_step(self.checkpoint))
+        except ValueError as error:
+            _usage_error(f"{self.checkpoint_path}: {error}")
+        rank_zero_info(f"resuming the run in {run.path}: its checkpoints and metrics go on there")
+        return logger
 
     def after_fit(self) -> None:
         """With ``test_after_fit``, test the best checkpoint: that of the first ``ModelCheckpoint`` with a ``monitor``,
@@ -678,6 +699,8 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
 
 def _run_task_cli(args: list[str]) -> LightningCLI:
     """The LightningCLI of the task the command line asks for (:func:`task_of`), run."""
+    from vidrnn.runs import RunConfig
+
     if task_of(args) == "tracking":
         from vidrnn.data.tracking_datamodule import TrackingDataModule
         from vidrnn.models.tracker_module import FrameTracker
@@ -693,6 +716,7 @@ def _run_task_cli(args: list[str]) -> LightningCLI:
         data_class,
         args=None if args == sys.argv[1:] else args,  # from the shell, let LightningCLI read sys.argv itself
         seed_everything_default=0,
+        save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "vidrnn", **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
         # The optimiser and scheduler are the model's (model.optimizer, model.scheduler, which the configs set): a
