@@ -464,6 +464,19 @@ def _unreadable(path: Path) -> Path:
     return path
 
 
+def test_a_fit_of_a_class_whose_name_holds_a_semicolon_is_refused_but_its_index_is_read(tmp_path: Path) -> None:
+    """vidrnn classify's CSV joins the top-k labels with ';': "sit; stand;walk" could not be split back into the two
+    labels a model of such a class gave. Only training is refused: a model trained on the folder before may still be
+    evaluated (renaming the folder would refuse that as other classes)."""
+    _three_groups(tmp_path / "videos", "sit; stand", "walk")
+    data = _folders_module(tmp_path / "videos", tmp_path / "cache")
+
+    assert data.index.classes == ["sit; stand", "walk"]
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'videos' / 'sit; stand'}: a class name may not hold "
+                                                   "';'") + ".*rename the folder"):
+        data.require_fit_data()
+
+
 def test_a_class_with_no_training_clips_is_refused_before_extracting_saying_what_to_do(tmp_path: Path) -> None:
     """A class only in test/ made a head with a class it never trained on, which classify then offered."""
     for split in ("train", "test"):

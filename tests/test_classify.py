@@ -190,13 +190,6 @@ def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp
     assert discover([given], recursive=False) == [given / "here.avi"]
 
 
-def test_a_folders_gifs_are_classified_as_videos(tmp_path: Path) -> None:
-    """A GIF named on the command line was classified, but one in a named folder was passed over without a word."""
-    for name in ("clip.gif", "anim.GIF", "clip.avi", "still.png"):
-        (tmp_path / name).write_bytes(b"")
-    assert discover([tmp_path], recursive=False) == [tmp_path / "anim.GIF", tmp_path / "clip.avi", tmp_path / "clip.gif"]
-
-
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged

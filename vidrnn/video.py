@@ -53,9 +53,6 @@ VIDEO_EXTENSIONS = frozenset({
     ".ts", ".mts", ".m2ts", ".vob", ".mxf", ".dv",  # the last six: camcorders, DVDs and broadcast
     # Names cameras, phones and older encoders give files FFmpeg reads by their content (each checked by decoding one):
     ".qt", ".f4v", ".divx", ".xvid", ".mp4v", ".3g2", ".3gpp", ".mpe", ".mod", ".tod", ".mjpeg", ".mjpg",
-    # Animated GIFs are clips too (TGIF, GIPHY-sourced datasets); FFmpeg reads their frames and delays. A still GIF is
-    # a one-frame clip. Animated WebP stays an image: OpenCV's FFmpeg finds no frames in it.
-    ".gif",
 })
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 

@@ -46,7 +46,6 @@ from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
-from vidrnn.objectives import LABEL_SEPARATOR
 from vidrnn.text import first_few
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
@@ -65,7 +64,9 @@ UNLABELED = "unlabeled"
 
 #: Extensions of files that are no video (images, documents, tables, subtitles, audio, archives, arrays, code): passed
 #: over quietly, as are files without an extension (``README``). A file with any other extension the index does not
-#: read may be a video under a name it does not know, and is named in a warning.
+#: read may be a video under a name it does not know, and is named in a warning. GIFs are among those: an animated one
+#: is a clip (TGIF-style datasets), a still one a thumbnail that must not become a clip, and no extension tells them
+#: apart, so they are named for the user to convert, not read.
 _NOT_VIDEO = IMAGE_EXTENSIONS | frozenset({
     ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
     ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
@@ -182,7 +183,6 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
         found = _find(class_dir)
         passed_over.add(found)
         if found.videos:
-            _check_class_name(class_dir)
             videos[class_dir.name] = found.videos
         else:
             warn_once(logger, "%s holds no video files; class %r is skipped", class_dir, class_dir.name)
@@ -193,14 +193,6 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
               "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
               "root", base, _count(len(loose), "video"), _relative(loose, base), base)
     return videos, passed_over
-
-
-def _check_class_name(class_dir: Path) -> None:
-    """Refuse a class folder whose name holds :data:`~vidrnn.objectives.LABEL_SEPARATOR`: a model trained on it would
-    write labels that ``vidrnn classify``'s CSV cannot tell apart."""
-    if LABEL_SEPARATOR in class_dir.name:
-        raise ValueError(f"{class_dir}: a class name may not hold {LABEL_SEPARATOR!r}, which joins the labels of "
-                         "vidrnn classify's CSV rows (topk_labels); rename the folder")
 
 
 def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:

@@ -55,7 +55,7 @@ from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler, require_shareable
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.files import unwritable
-from vidrnn.objectives import ORDER_CLASSES, Objective
+from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES, Objective
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
 
@@ -458,7 +458,17 @@ class VideoDataModule(L.LightningDataModule):
         self._require_training_clips()
         if self.hparams.objective == "classes":
             require_trained_classes(self.index, self.index.split("train"))
+            self._require_separable_class_names()
         self.require_validation_split()
+
+    def _require_separable_class_names(self) -> None:
+        """Refuse to train on a class whose name holds :data:`~vidrnn.objectives.LABEL_SEPARATOR`: the model would
+        write labels that ``vidrnn classify``'s CSV cannot tell apart. Only a fit is refused: a model trained on such a
+        class before may still be evaluated (its folder keeps its name), and classify refuses its CSV itself."""
+        joined = [name for name in self.index.classes if LABEL_SEPARATOR in name]
+        if joined:
+            raise ValueError(f"{self.index.root / joined[0]}: a class name may not hold {LABEL_SEPARATOR!r}, which "
+                             "joins the labels of vidrnn classify's CSV rows (topk_labels); rename the folder")
 
     def setup(self, stage: str | None = None) -> None:
         """Build each split's dataset from the clips the cache can serve (:class:`UsableClips`): those left out are
