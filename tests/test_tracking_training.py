@@ -299,8 +299,9 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
 
 def _saved_one_by_one(checkpoint: Path, target: Path) -> Path:
     """``checkpoint`` as vidrnn saved it before the tracker's settings were one record: each a hyperparameter of its
-    own, and no ``hold_below`` (it did not exist)."""
+    own, no ``hold_below`` and no recorded ``task`` (neither existed yet)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state.pop("task", None)
     hyper = dict(state["hyper_parameters"])
     settings = TrackerSettings.from_dict(hyper.pop("tracker") or {}).to_dict()
     hyper.update({key: settings[key] for key in ("backbone", "geometry", "template_cells", "template_rate",

@@ -329,7 +329,7 @@ def _run_upgrade(args: argparse.Namespace) -> int:
     from vidrnn.models import classifier, tracker_module
 
     try:
-        model = tracker_module if load_checkpoint(args.source).get("task") == "tracking" else classifier
+        model = tracker_module if tracker_module.is_tracker_checkpoint(load_checkpoint(args.source)) else classifier
         model.upgrade_checkpoint(args.source, args.target)
     except (OSError, ValueError) as error:
         print(f"vidrnn upgrade: error: {error}", file=sys.stderr)

@@ -35,7 +35,10 @@ from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
-__all__ = ["FrameTracker", "current_hyperparameters", "load_frame_tracker", "require_current", "upgrade_checkpoint"]
+__all__ = [
+    "FrameTracker", "current_hyperparameters", "is_tracker_checkpoint", "load_frame_tracker", "require_current",
+    "upgrade_checkpoint",
+]
 
 
 class FrameTracker(L.LightningModule):
@@ -213,6 +216,15 @@ def _stored_one_by_one(hparams: dict[str, Any]) -> bool:
     return "tracker" not in hparams and any(name in hparams for name in _SEPARATE_SETTINGS)
 
 
+def is_tracker_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    """Whether ``checkpoint`` holds a :class:`FrameTracker`: its recorded task, or, in a checkpoint saved before the
+    task was recorded (every one of the older shape), settings only a tracker has."""
+    if "task" in checkpoint:
+        return checkpoint["task"] == FrameTracker.TASK
+    hparams = checkpoint.get("hyper_parameters", {})
+    return "tracker" in hparams or any(name in hparams for name in _SEPARATE_SETTINGS if name != "backbone")
+
+
 def current_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
     """A ``FrameTracker`` checkpoint's ``hparams`` in today's shape: the settings of one saved before they were one
     record, stored one by one, become ``tracker`` (``hold_below`` absent: saved before it existed, so it never held);
@@ -235,7 +247,8 @@ def require_current(hparams: dict[str, Any]) -> None:
 
 def load_frame_tracker(path: str | os.PathLike) -> FrameTracker:
     """The ``FrameTracker`` of the checkpoint at ``path``, older shapes converted (:func:`current_hyperparameters`):
-    the one load that ``vidrnn track``, ``vidrnn test`` and the benchmarks make. ``weights_only``; errors as
+    the one load that ``vidrnn track``, ``vidrnn test`` and the benchmarks make (the LightningCLI commands refuse an
+    older shape before they get here, pointing to ``vidrnn upgrade``). ``weights_only``; errors as
     :func:`~vidrnn.checkpoints.load_module` raises them."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
