@@ -968,6 +968,25 @@ def test_a_runs_config_yaml_records_a_fresh_run_and_a_resume_writes_its_own_besi
     assert versions == [1]  # a new run
 
 
+def test_a_checkpoint_named_by_a_config_file_is_refused_by_fit_and_said_and_recorded_by_test(
+        config: Path, capsys: pytest.CaptureFixture) -> None:
+    """Runs resumed by older versions hold ckpt_path in their config.yaml: `fit --config` of it resumed the run
+    silently (training nothing, testing again as if reproduced), and `test --config` of it tested latest.ckpt without
+    a word. An evaluation's own config.yaml records the checkpoint it evaluated."""
+    latest = _latest_checkpoint(config)
+    older = config.with_name("older_resumed_config.yaml")
+    older.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "ckpt_path": str(latest)}))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(older)])
+    assert refused.value.code == EXIT_USAGE
+    assert f"ckpt_path {latest} comes from a config file, not from --ckpt_path" in capsys.readouterr().err
+
+    assert main(["test", "--config", str(older)]) == 0
+    assert f"vidrnn test: evaluating {latest}, named by ckpt_path in a config file" in capsys.readouterr().err
+    assert yaml.safe_load((_versions(config)[-1] / "config.yaml").read_text())["ckpt_path"] == str(latest)
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
 def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
         logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

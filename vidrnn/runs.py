@@ -123,14 +123,19 @@ def resumed_config_name(checkpoint: dict[str, Any]) -> str:
 
 
 class RunConfig(SaveConfigCallback):
-    """LightningCLI's ``config.yaml`` of a run, without ``ckpt_path``: the settings of a fresh run, which ``--config``
-    reproduces. Recorded, the checkpoint made ``vidrnn fit --config R/config.yaml`` resume that run (training nothing,
-    testing again as if reproduced) and ``vidrnn test --config`` test it without ``--ckpt_path``."""
+    """LightningCLI's ``config.yaml`` of a run. A fit's holds no ``ckpt_path``: the settings of a fresh run, which
+    ``--config`` reproduces (recorded, the checkpoint made ``vidrnn fit --config R/config.yaml`` resume that run,
+    training nothing and testing again as if reproduced). An evaluation's keeps it: the record of which checkpoint its
+    confusion matrix, predictions or scores are of."""
 
     def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
         super().__init__(parser, config.clone(), **kwargs)
+        self._evaluated = self.config.get("ckpt_path")
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if "ckpt_path" in self.config:
-            self.config.ckpt_path = None
+            self.config.ckpt_path = None if stage == "fit" else self._evaluated
+        super().setup(trainer, pl_module, stage)
 
 
 class _ContinuedWriter(ExperimentWriter):

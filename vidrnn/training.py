@@ -95,6 +95,21 @@ def _refuse_no_logger(subcommand: str, config: Any) -> None:
                      "Leave --trainer.logger out (vidrnn's CSV logger), or choose another logger")
 
 
+def _checkpoint_from_a_config(subcommand: str, ckpt_path: str) -> None:
+    """A ``ckpt_path`` read from a config file rather than given as ``--ckpt_path``: the ``config.yaml`` of a run that
+    an older vidrnn resumed records the checkpoint it resumed from, and an evaluation's the one it evaluated. A fit
+    would resume that run silently, training nothing and testing again as if reproduced: refused. An evaluation is
+    told which checkpoint it scores."""
+    from vidrnn.distributed import say_once
+
+    if subcommand == "fit":
+        _usage_error(f"ckpt_path {ckpt_path} comes from a config file, not from --ckpt_path: fitting with it would "
+                     "resume that run, not start a new one (older vidrnn versions wrote the checkpoint a resumed run "
+                     f"went on from into its config.yaml). Give --ckpt_path {ckpt_path} to resume it, or --ckpt_path "
+                     "null for a new run")
+    say_once(f"vidrnn {subcommand}: evaluating {ckpt_path}, named by ckpt_path in a config file (not --ckpt_path)")
+
+
 def _usage_error(message: str) -> NoReturn:
     """End the command as a usage error: the message on stderr, exit status 2, no traceback."""
     print(f"vidrnn: error: {message}", file=sys.stderr)
@@ -194,6 +209,8 @@ class _VidrnnCommands:
                          f"checkpoint's path, such as runs/.../checkpoints/{ckpt_path}.ckpt")
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
+        if not any(str(argument).startswith("--ckpt") for argument in (sys.argv[1:] if args is None else args)):
+            _checkpoint_from_a_config(subcommand, ckpt_path)
         if not Path(ckpt_path).is_file():
             _usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
         try:
