@@ -383,6 +383,7 @@ def test_a_resume_whose_features_would_be_made_at_another_precision_is_refused(
     assert f"trained on input made otherwise (data.precision: {_OTHER_PRECISION[here]} there, {here} here)" in error
     assert "), and the features' precision is the device's (data.device: fp16-autocast on CUDA, fp32 elsewhere): the " \
            "epochs after the resume would train on other input" in error
+    assert "Resume on a machine of its precision (fp16-autocast: a CUDA GPU)" in error  # no data setting changes it
     with pytest.raises(_Extracting):
         main(["fit", "--config", str(config), "--ckpt_path",
               str(_features_made_at(checkpoint, None, tmp_path / "older.ckpt"))])
@@ -744,6 +745,19 @@ def test_seed_everything_true_draws_a_fresh_seed_and_records_it(config: Path, tm
     assert first != second  # two draws from 2**32 seeds
     assert (first_config["seed_everything"], second_config["seed_everything"]) == (first, second)
     assert f"seed_everything true: drew the seed {first}" in caplog.text
+
+
+def test_seed_everything_true_is_refused_when_processes_start_apart(config: Path, capsys: pytest.CaptureFixture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun each rank drew its own seed (rank 1 4043371322, rank 0 3002814347) and config.yaml recorded rank
+    0's alone; Lightning's own DDP launch hands its processes rank 0's (PL_GLOBAL_SEED) and is not refused."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--seed_everything", "true"])
+    assert refused.value.code == EXIT_USAGE
+    assert "give the seed, such as --seed_everything 1234" in capsys.readouterr().err
 
 
 def test_a_fit_whose_training_loss_is_nan_stops_saying_why(config: Path, tmp_path: Path,

@@ -172,6 +172,12 @@ class _VidrnnCommands:
         drawn is said and written into the config, so the run's ``config.yaml`` reproduces it. A process of rank > 0
         that Lightning's DDP launched takes rank 0's (``PL_GLOBAL_SEED``, inherited), as Lightning does."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("seed_everything") is True and int(os.environ.get("WORLD_SIZE", "1")) > 1 \
+                and "PL_GLOBAL_SEED" not in os.environ:
+            # torchrun, SLURM: the processes start apart, before any process group could share a drawn seed.
+            _usage_error("seed_everything true draws a seed in each process when several are launched together "
+                         "(torchrun, SLURM), and the run's config.yaml would record rank 0's alone: give the seed, "
+                         "such as --seed_everything 1234")
         if config.get("seed_everything") is True and (rank_zero_only.rank == 0 or "PL_GLOBAL_SEED" not in os.environ):
             config["seed_everything"] = secrets.randbelow(max_seed_value + 1)
             rank_zero_info(f"seed_everything true: drew the seed {config['seed_everything']} (the run's config.yaml "

@@ -377,9 +377,12 @@ class VideoClassifier(L.LightningModule):
                   "elsewhere)" if known and there.precision != here.precision else "")
         otherwise = f"the checkpoint was trained on input made otherwise ({'; '.join(differing)}){device}"
         if resuming:
+            where = (f"on a machine of its precision ({there.precision}: "
+                     f"{'a CUDA GPU' if there.precision == FP16_AUTOCAST else 'a CPU, or --data.device cpu'}), "
+                     if device else "")
             raise ValueError(f"{otherwise}: the epochs after the resume would train on other input than those before. "
-                             "Resume with the data settings it was trained with (the config.yaml of its run, beside "
-                             "its checkpoints/ folder), or start a new fit")
+                             f"Resume {where}with the data settings it was trained with (the config.yaml of its run, "
+                             "beside its checkpoints/ folder), or start a new fit")
         warnings.warn(f"{otherwise}: scores will not be those of the training protocol", stacklevel=1)
 
     def _warn_if_weights_changed(self, trained: dict[str, Any] | None) -> None:
