@@ -668,3 +668,21 @@ def test_a_checkpoint_of_other_classes_is_refused_naming_how_many_the_list_leave
             "(not in the data: class0, class1, class2, class3, class4 and 2 more; not trained on: other0, other1, "
             "other2, other3, other4 and 2 more)")):
         model.check_checkpoint({"hyper_parameters": {"class_names": trained, "num_classes": 7}}, resuming=False)
+
+
+def test_both_lightning_modules_record_their_task_and_random_state_and_default_to_adamw() -> None:
+    """What VidrnnModule keeps in one place: a checkpoint names the model it holds and carries the random state a
+    resume takes back; without an optimiser in the config both train with AdamW at 1e-3 over their trained weights."""
+    from vidrnn.models.tracker_module import FrameTracker
+    from vidrnn.random_state import RANDOM_STATE
+
+    for module, task in ((VideoClassifier(3, 16, EncoderSpec(hidden_size=8)), "classification"),
+                         (FrameTracker(hidden_size=8), "tracking")):
+        checkpoint: dict = {}
+        module.on_save_checkpoint(checkpoint)
+        assert checkpoint["task"] == task and RANDOM_STATE in checkpoint
+        optimizer = module.configure_optimizers()
+        assert isinstance(optimizer, torch.optim.AdamW)
+        assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (1e-3, 0.01)
+        trained = [parameter for parameter in module.parameters() if parameter.requires_grad]
+        assert [id(p) for p in optimizer.param_groups[0]["params"]] == [id(p) for p in trained]

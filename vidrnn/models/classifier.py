@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
@@ -28,11 +27,12 @@ from vidrnn.backbones import FP16_AUTOCAST
 from vidrnn.batches import SequenceBatch
 from vidrnn.checkpoints import differing_settings, load_checkpoint, require_task
 from vidrnn.files import atomic_write
+from vidrnn.models.base import VidrnnModule
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
 from vidrnn.pipeline import PipelineSpec
-from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, resuming_fit, state_to_resume
-from vidrnn.schedules import SchedulerInterval, require_finite_loss, require_validation, scheduler_config
+from vidrnn.random_state import resuming_fit, state_to_resume
+from vidrnn.schedules import SchedulerInterval, require_finite_loss
 from vidrnn.text import first_few
 
 __all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
@@ -150,7 +150,7 @@ def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
     return {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
 
 
-class VideoClassifier(L.LightningModule):
+class VideoClassifier(VidrnnModule):
     """A label per clip from a sequence of frame features.
 
     Args:
@@ -197,7 +197,6 @@ class VideoClassifier(L.LightningModule):
         scheduler_interval: SchedulerInterval = "epoch",
     ) -> None:
         super().__init__()
-        self._saved_random_state: dict[str, Any] | None = None
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         arrow = ORDER_CLASSES["arrow_of_time"]
@@ -327,11 +326,6 @@ class VideoClassifier(L.LightningModule):
         self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
         self._saved_random_state = state_to_resume(self, checkpoint)
 
-    def on_train_start(self) -> None:
-        require_validation(self.trainer)
-        restore_random_state(self._saved_random_state)
-        self._saved_random_state = None
-
     def _require_same_data(self, saved: dict[str, Any], resuming: bool) -> None:
         """Refuse weights trained on other classes or other features than this model was built for.
 
@@ -408,19 +402,6 @@ class VideoClassifier(L.LightningModule):
         return self.pipeline.backbone.identity()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a
-        # checkpoint know which model it holds, and which weights made its features.
-        checkpoint["task"] = self.TASK
-        checkpoint[RANDOM_STATE] = random_state()
-        if self.pipeline is not None:
+        super().on_save_checkpoint(checkpoint)
+        if self.pipeline is not None:  # which weights made its features
             checkpoint["backbone_identity"] = self._backbone_identity
-
-    def configure_optimizers(self) -> Any:
-        if self.optimizer is None:
-            optimizer = torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=0.01)
-        else:
-            optimizer = self.optimizer(self.parameters())
-        if self.scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler_config(
-            self.scheduler(optimizer), self.hparams.scheduler_interval, self.trainer.check_val_every_n_epoch)}

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,8 +28,9 @@ from torchvision.ops import box_convert, generalized_box_iou_loss
 from vidrnn.checkpoints import load_checkpoint, load_module, require_task
 from vidrnn.files import atomic_write
 from vidrnn.metrics import paired_iou, score_sequence
-from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state, state_to_resume
-from vidrnn.schedules import SchedulerInterval, require_finite_loss, require_validation, scheduler_config
+from vidrnn.models.base import VidrnnModule
+from vidrnn.random_state import state_to_resume
+from vidrnn.schedules import SchedulerInterval, require_finite_loss
 from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class FrameTracker(L.LightningModule):
+class FrameTracker(VidrnnModule):
     """A box per frame from the first frame's box.
 
     Args:
@@ -88,7 +88,6 @@ class FrameTracker(L.LightningModule):
         scheduler_interval: SchedulerInterval = "epoch",
     ) -> None:
         super().__init__()
-        self._saved_random_state: dict[str, Any] | None = None
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.settings = TrackerSettings.from_dict(tracker or {})
         self.head = RecurrentBoxHead(cell=cell, hidden_size=hidden_size, num_layers=num_layers,
@@ -169,10 +168,6 @@ class FrameTracker(L.LightningModule):
                                            for start in range(0, len(evidence), window)])
         return answers
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["task"] = self.TASK
-        checkpoint[RANDOM_STATE] = random_state()
-
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every load passes here (load_from_checkpoint, a Trainer's ckpt_path) before the weights are loaded.
         self.check_checkpoint(checkpoint)
@@ -190,19 +185,6 @@ class FrameTracker(L.LightningModule):
             return
         fix = _CONVERT if _stored_one_by_one(saved) else "set data.tracker as the checkpoint has it, or train a new head"
         TrackerSettings.from_dict(current["tracker"] or {}).check_head_reads(settings or self.settings, fix)
-
-    def on_train_start(self) -> None:
-        require_validation(self.trainer)
-        restore_random_state(self._saved_random_state)
-        self._saved_random_state = None
-
-    def configure_optimizers(self) -> Any:
-        parameters = [parameter for parameter in self.parameters() if parameter.requires_grad]
-        optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.AdamW(parameters, lr=1e-3)
-        if self.scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler_config(
-            self.scheduler(optimizer), self.hparams.scheduler_interval, self.trainer.check_val_every_n_epoch)}
 
 
 #: Hyperparameters of checkpoints saved before the settings travelled as one record (``tracker``).
