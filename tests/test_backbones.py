@@ -205,7 +205,8 @@ def test_missing_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(ResNet18_Weights, "get_state_dict", offline)
-    with pytest.raises(WeightsUnavailableError, match="weights_path"):
+    with pytest.raises(WeightsUnavailableError,
+                       match=r"weights_path \(--data.backbone.weights_path in a fit, --weights-path in vidrnn extract\)"):
         build_backbone(BackboneSpec(name="resnet18"))
 
 

@@ -363,7 +363,8 @@ def _torchvision(spec: BackboneSpec) -> tuple[nn.Module, tuple, tuple, int, int]
             raise WeightsUnavailableError(
                 f"cannot download {spec.name} weights {weights} ({error}). Fix: run once with internet access "
                 f"(torch caches the file under ~/.cache/torch/hub/checkpoints), or download {weights.url} elsewhere "
-                f"and set weights_path to the file, or use the offline backbone {OFFLINE_DEFAULT!r}."
+                f"and give it as the backbone's weights_path (--data.backbone.weights_path in a fit, --weights-path in "
+                f"vidrnn extract), or use the offline backbone {OFFLINE_DEFAULT!r}."
             ) from error
     model.load_state_dict(state)
     model.eval()
