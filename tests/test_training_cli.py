@@ -1001,6 +1001,23 @@ def test_a_checkpoint_named_by_a_config_file_is_refused_by_fit_and_said_and_reco
     assert yaml.safe_load((_versions(config)[-1] / "config.yaml").read_text())["ckpt_path"] == str(latest)
 
 
+def test_a_csv_logger_of_ones_own_writes_metrics_at_every_checkpoint(config: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's CSVLogger writes metrics.csv every 100 steps: a fit killed between two left its checkpoint ahead of
+    its rows, and the resume could not log them again. Configured, it is made as vidrnn's own (RunLogger), with its
+    settings."""
+    from vidrnn.runs import RunLogger
+
+    loggers = []
+    monkeypatch.setattr(VideoDataModule, "prepare_data", lambda self: (loggers.append(self.trainer.logger),
+                                                                        _extracting(self)))
+    with pytest.raises(_Extracting):
+        main(["fit", "--config", str(config), "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+              "--trainer.logger.save_dir", str(tmp_path / "mine"), "--trainer.logger.name", "csv"])
+    logger, = loggers
+    assert type(logger) is RunLogger and logger.log_dir == str(tmp_path / "mine" / "csv" / "version_0")
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
 def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
         logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

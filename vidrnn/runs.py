@@ -29,8 +29,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from vidrnn.files import atomic_write_bytes
 
-__all__ = ["ContinuedCheckpoints", "RunConfig", "RunFolder", "RunLogger", "continued_logger", "logged_step",
-           "resume_checkpoint", "resumed_config_name", "run_folder"]
+__all__ = ["ContinuedCheckpoints", "RunConfig", "RunFolder", "RunLogger", "continued_logger", "fresh_logger",
+           "logged_step", "resume_checkpoint", "resumed_config_name", "run_folder"]
 
 
 class RunFolder(NamedTuple):
@@ -96,6 +96,17 @@ class RunLogger(CSVLogger):
 
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
         self.save()
+
+
+def fresh_logger(configured: Any, spec: Any, default_root: str) -> Any:
+    """The logger of a fit that starts a run: the ``configured`` one, where none is (``None`` or ``True``) a
+    :class:`RunLogger` under ``default_root``, and a configured ``CSVLogger`` as a :class:`RunLogger` with its
+    settings (``spec``: its config), so that its ``metrics.csv`` keeps up with the checkpoints as the default's does."""
+    if configured in (None, True):
+        return RunLogger(default_root)
+    if type(configured) is CSVLogger:
+        return RunLogger(**{**spec.init_args.as_dict(), **(spec.get("dict_kwargs") or {})})
+    return configured
 
 
 def continued_logger(configured: Any, spec: Any, run: RunFolder, step: int) -> Logger:

@@ -338,15 +338,16 @@ class _VidrnnCommands:
     def _run_logger(self) -> Any:
         """The configured logger; where none is, one that always writes ``metrics.csv`` (Lightning's default is
         TensorBoard's wherever tensorboard happens to be installed, and the README, the notebooks and the benchmarks
-        read ``metrics.csv``). For a resumed run, that logger going on in the run's folder, or a usage error where it
+        read ``metrics.csv``), and a CSV logger one that writes it at every checkpoint (:func:`vidrnn.runs.fresh_logger`).
+        For a resumed run, that logger going on in the run's folder, or a usage error where it
         cannot (:func:`vidrnn.runs.continued_logger`)."""
-        from vidrnn.runs import RunLogger, continued_logger, logged_step
+        from vidrnn.runs import continued_logger, fresh_logger, logged_step
 
         trainer = self._get(self.config_init, "trainer", default={})
         run = self._resumed_run()
         if run is None:
-            default = trainer.get("logger") in (None, True)
-            return RunLogger(trainer.get("default_root_dir") or os.getcwd()) if default else trainer.get("logger")
+            return fresh_logger(trainer.get("logger"), self._get(self.config, "trainer").get("logger"),
+                                trainer.get("default_root_dir") or os.getcwd())
         try:
             logger = continued_logger(trainer.get("logger"), self._get(self.config, "trainer").get("logger"), run,
                                       logged_step(self.checkpoint))
