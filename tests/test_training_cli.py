@@ -751,13 +751,16 @@ def test_seed_everything_true_is_refused_when_processes_start_apart(config: Path
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Under torchrun each rank drew its own seed (rank 1 4043371322, rank 0 3002814347) and config.yaml recorded rank
     0's alone; Lightning's own DDP launch hands its processes rank 0's (PL_GLOBAL_SEED) and is not refused."""
-    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as refused:
-        main(["fit", "--config", str(config), "--seed_everything", "true"])
-    assert refused.value.code == EXIT_USAGE
-    assert "give the seed, such as --seed_everything 1234" in capsys.readouterr().err
+    for launcher in ("WORLD_SIZE", "SLURM_NTASKS"):  # torchrun's, SLURM's (srun sets no WORLD_SIZE)
+        with monkeypatch.context() as launched:
+            launched.delenv("WORLD_SIZE", raising=False)
+            launched.setenv(launcher, "2")
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as refused:
+                main(["fit", "--config", str(config), "--seed_everything", "true"])
+        assert refused.value.code == EXIT_USAGE
+        assert "give the seed, such as --seed_everything 1234" in capsys.readouterr().err
 
 
 def test_a_fit_whose_training_loss_is_nan_stops_saying_why(config: Path, tmp_path: Path,
@@ -991,14 +994,25 @@ def test_a_checkpoint_named_by_a_config_file_is_refused_by_fit_and_said_and_reco
     older = config.with_name("older_resumed_config.yaml")
     older.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "ckpt_path": str(latest)}))
     capsys.readouterr()
-    with pytest.raises(SystemExit) as refused:
-        main(["fit", "--config", str(older)])
-    assert refused.value.code == EXIT_USAGE
-    assert f"ckpt_path {latest} comes from a config file, not from --ckpt_path" in capsys.readouterr().err
+    # A --ckpt_path before the config file is overridden by it: the config's checkpoint is the one parsed.
+    for before in ([], ["--ckpt_path", "null"], [f"--ckpt_path={config}"]):
+        with pytest.raises(SystemExit) as refused:
+            main(["fit", *before, "--config", str(older)])
+        assert refused.value.code == EXIT_USAGE
+        assert f"ckpt_path {latest} comes from a config file, not from --ckpt_path" in capsys.readouterr().err
 
     assert main(["test", "--config", str(older)]) == 0
     assert f"vidrnn test: evaluating {latest}, named by ckpt_path in a config file" in capsys.readouterr().err
-    assert yaml.safe_load((_versions(config)[-1] / "config.yaml").read_text())["ckpt_path"] == str(latest)
+    assert yaml.safe_load((_versions(config)[-1] / "config.yaml").read_text())["ckpt_path"] == str(latest.resolve())
+
+
+def test_an_evaluations_config_records_the_checkpoint_as_a_path_from_anywhere(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded as typed, a relative --ckpt_path named no file once the config was read from another folder."""
+    latest = _latest_checkpoint(config)
+    monkeypatch.chdir(latest.parent)
+    assert main(["test", "--config", str(config), "--ckpt_path", latest.name]) == 0
+    assert yaml.safe_load((_versions(config)[-1] / "config.yaml").read_text())["ckpt_path"] == str(latest.resolve())
 
 
 def test_a_csv_logger_of_ones_own_writes_metrics_at_every_checkpoint(config: Path, tmp_path: Path,

@@ -141,7 +141,9 @@ class RunConfig(SaveConfigCallback):
 
     def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
         super().__init__(parser, config.clone(), **kwargs)
-        self._evaluated = self.config.get("ckpt_path")
+        evaluated = self.config.get("ckpt_path")
+        # As a path from anywhere: as typed it is relative to where the command ran.
+        self._evaluated = str(Path(evaluated).resolve()) if evaluated and Path(evaluated).is_file() else evaluated
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if "ckpt_path" in self.config:

@@ -95,6 +95,18 @@ def _refuse_no_logger(subcommand: str, config: Any) -> None:
                      "Leave --trainer.logger out (vidrnn's CSV logger), or choose another logger")
 
 
+def _last_given(arguments: list[str], option: str) -> str | None:
+    """The value the command line gives last to an option beginning with ``option`` (``--ckpt_path X``,
+    ``--ckpt_path=X``, an abbreviation), or ``None``. Whether it is the one parsed tells where the parsed one came
+    from: a config file given after it overrides it."""
+    given = None
+    for position, argument in enumerate(arguments):
+        if argument.startswith(option):
+            name, equals, value = argument.partition("=")
+            given = value if equals else (arguments[position + 1] if position + 1 < len(arguments) else None)
+    return given
+
+
 def _checkpoint_from_a_config(subcommand: str, ckpt_path: str) -> None:
     """A ``ckpt_path`` read from a config file rather than given as ``--ckpt_path``: the ``config.yaml`` of a run that
     an older vidrnn resumed records the checkpoint it resumed from, and an evaluation's the one it evaluated. A fit
@@ -172,8 +184,8 @@ class _VidrnnCommands:
         drawn is said and written into the config, so the run's ``config.yaml`` reproduces it. A process of rank > 0
         that Lightning's DDP launched takes rank 0's (``PL_GLOBAL_SEED``, inherited), as Lightning does."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.get("seed_everything") is True and int(os.environ.get("WORLD_SIZE", "1")) > 1 \
-                and "PL_GLOBAL_SEED" not in os.environ:
+        processes = int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or 1)
+        if config.get("seed_everything") is True and processes > 1 and "PL_GLOBAL_SEED" not in os.environ:
             # torchrun, SLURM: the processes start apart, before any process group could share a drawn seed.
             _usage_error("seed_everything true draws a seed in each process when several are launched together "
                          "(torchrun, SLURM), and the run's config.yaml would record rank 0's alone: give the seed, "
@@ -215,7 +227,7 @@ class _VidrnnCommands:
                          f"checkpoint's path, such as runs/.../checkpoints/{ckpt_path}.ckpt")
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
-        if not any(str(argument).startswith("--ckpt") for argument in (sys.argv[1:] if args is None else args)):
+        if _last_given(sys.argv[1:] if args is None else list(args), "--ckpt") != str(ckpt_path):
             _checkpoint_from_a_config(subcommand, ckpt_path)
         if not Path(ckpt_path).is_file():
             _usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
