@@ -46,6 +46,25 @@ def test_a_bare_cuda_device_is_the_gpu_of_this_local_rank(monkeypatch: pytest.Mo
         resolve_device("cuda")
 
 
+@pytest.mark.parametrize(("variables", "said"), [
+    ({}, True),
+    ({"NODE_RANK": "0"}, True),
+    ({"NODE_RANK": "1"}, False),  # local rank 0 of a second node started by hand, before its Trainer exists
+    ({"GROUP_RANK": "2"}, False),
+])
+def test_only_the_first_nodes_first_process_says_what_every_process_reads_alike(
+        monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], said: bool) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    for name in ("NODE_RANK", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.said_here() is said
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert distributed.said_here() is False
+
+
 def test_one_process_evaluates_everything_itself() -> None:
     assert evaluation_sampler(list(range(5)), "the test split") is None
     assert evaluation_sampler([0], "the test split") is None

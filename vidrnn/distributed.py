@@ -14,7 +14,8 @@ process, rather than left to hang or to end in Lightning's bare ``AssertionError
 What every process reads alike — a dataset's index, tracking sequences, cached runs, a checkpoint's split — is said
 by global rank 0 alone (:func:`warn_once`, :func:`warnings_from_rank_zero`): Lightning's ``rank_zero_only.rank``,
 taken from the launcher's environment (``RANK``, else ``LOCAL_RANK``) and set to the global rank when its strategy
-starts; each process said it again, and Lightning's ``prepare_data`` once per node. The commands that run in one
+starts, on the first node (``NODE_RANK`` 0); each process said it again, and Lightning's ``prepare_data`` once per
+node. The commands that run in one
 process refuse a launch as several (:func:`several_processes`), the refusal said once too.
 """
 
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import torch.distributed as dist
+from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset, Sampler
@@ -92,8 +94,10 @@ def gather_rows(rows: Sequence[T]) -> list[T]:
 
 
 def said_here() -> bool:
-    """Whether this process says what every process would say alike: global rank 0."""
-    return rank_zero_only.rank == 0
+    """Whether this process says what every process would say alike: global rank 0. Until a Trainer's strategy sets
+    the global rank, a multi-node run started by hand gives each node's first process ``rank_zero_only.rank`` 0 (its
+    launcher sets no ``RANK``); the node rank Lightning reads (``NODE_RANK``, else ``GROUP_RANK``) tells them apart."""
+    return rank_zero_only.rank == 0 and LightningEnvironment().node_rank() == 0
 
 
 def say_once(text: str) -> None:
