@@ -561,6 +561,19 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     assert not list(tmp_path.rglob("escape*"))
 
 
+def test_a_source_of_another_size_is_extracted_again_without_being_hashed(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another size is other bytes for certain: hashing a replaced video (gigabytes, maybe) would tell nothing more."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    item, source = _video(videos, "a.avi")
+    _store(cache, item, source)
+    item.path.write_bytes(b"another video, longer")
+    monkeypatch.setattr("vidrnn.files.file_sha256", _never_hashed)
+    assert cache.settled([item]) == ([], [])
+
+
 def test_a_key_that_would_leave_the_cache_stops_the_run_before_any_decoding(dataset: Path, small_backbone,
                                                                              tmp_path: Path) -> None:
     index = ucf101_index(dataset, fold=1)
