@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -59,6 +58,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
+from vidrnn.cache_keys import settings_key
 from vidrnn.distributed import warn_once, world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
@@ -145,8 +145,7 @@ class FeatureCache:
             "precision": self.precision,
             "batch_size": batch_size,
         }
-        digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
-        self.dir = cache_root / f"{backbone.name}-{backbone.pooling}-{digest}"
+        self.dir = cache_root / f"{backbone.name}-{backbone.pooling}-{settings_key(self._spec)}"
         self.backbone, self.sampling, self.batch_size = backbone, sampling, batch_size
         self._journal_file: TextIO | None = None
         self._last_written_ns = 0
