@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vidrnn.cache_keys import settings_key, short_digest
+from vidrnn.cache_keys import Freshness, Stamped, recheck, settings_key, short_digest
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.distributed import warn_once
 from vidrnn.files import atomic_write, file_sha256, fitted_name, name_max
@@ -57,8 +57,11 @@ def _frames_content(frames: Path) -> str:
     return short_digest("\n".join(f"{file.name}|{file_sha256(file)}" for file in _frame_files(frames)).encode())
 
 
-def _content_fingerprint(sequence: TrackingSequence) -> str:
-    return _fingerprint(sequence, _frames_content(sequence.frames))
+def _stamped(sequence: TrackingSequence) -> Stamped:
+    """The sequence as it is now: its fingerprint by its frames' times (taken first, so that frames changed while
+    they are hashed are found changed next time) and by their bytes."""
+    stamp = _fingerprint(sequence)
+    return Stamped(stamp, _fingerprint(sequence, _frames_content(sequence.frames)))
 
 
 def _fingerprint(sequence: TrackingSequence, stamp: str | None = None) -> str:
@@ -95,20 +98,21 @@ class EvidenceCache:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
-            if str(stored["fingerprint"]) != _fingerprint(sequence):
-                content = _content_fingerprint(sequence) if "content" in stored else None
-                if content is None or str(stored["content"]) != content:
-                    return None
-                self._renew(sequence, {name: stored[name] for name in stored.files}, content)
+            recorded = Stamped(str(stored["fingerprint"]), str(stored["content"]) if "content" in stored else None)
+            check = recheck(recorded, _fingerprint(sequence), lambda: _stamped(sequence))
+            if check.freshness is Freshness.CHANGED:
+                return None
+            if check.freshness is Freshness.RENEWED:
+                self._renew(sequence, {name: stored[name] for name in stored.files}, check.now)
             if "refused" in stored:
                 return Refused(str(stored["refused"]))
             return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
 
-    def _renew(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
+    def _renew(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], now: Stamped) -> None:
         """Rewrite a file whose frames have new times but the same bytes under the new times, so the next load
         compares times again; a cache that cannot be written compares bytes every time, with a warning."""
         try:
-            self._write(sequence, arrays, content)
+            self._write(sequence, arrays, now)
         except OSError as error:
             warn_once(logger, "%s: frames with new times but the same bytes; the times cannot be recorded in %s "
                       "(%s), so every fit hashes them again", sequence.name, self.folder, error)
@@ -119,10 +123,10 @@ class EvidenceCache:
             arrays = {"refused": np.array(runs.reason)}
         else:
             arrays = {name: getattr(runs, name) for name in _ARRAYS}
-        self._write(sequence, arrays, _content_fingerprint(sequence))
+        self._write(sequence, arrays, _stamped(sequence))
 
-    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
-        """Store ``arrays`` under the sequence's fingerprints as its frames are now (times, and bytes: ``content``)."""
-        fingerprints = {"fingerprint": np.array(_fingerprint(sequence)), "content": np.array(content)}
+    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], now: Stamped) -> None:
+        """Store ``arrays`` under the sequence's fingerprints as its frames are now (``now``: by times, and bytes)."""
+        fingerprints = {"fingerprint": np.array(now.stamp), "content": np.array(now.digest)}
         stored = {name: value for name, value in arrays.items() if name not in fingerprints} | fingerprints
         atomic_write(self.path(sequence), lambda handle: np.savez(handle, **stored))
