@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
-from vidrnn.features import FeatureCache, extract_features
+from vidrnn.features import FeatureCache, extract_features, feature_file
 from vidrnn.embedding import VideoItem
 from vidrnn.files import atomic_write_bytes, file_sha256, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
@@ -321,6 +321,73 @@ def test_the_cache_key_holds_the_weights_default_stands_for() -> None:
         BackboneSpec(name="resnet50", weights="IMAGENET9K").identity()
 
 
+# --- names and records older caches were written under: literals computed by the code that wrote them -------------
+
+#: A videos root that is its own resolved path on any machine (it is part of the key).
+PINNED_VIDEOS = Path("/vidrnn-pinned/videos")
+
+
+@pytest.mark.parametrize(("backbone", "sampling", "device", "batch_size", "folder"), [
+    (BackboneSpec(name="resnet50", weights="IMAGENET1K_V1"), SamplingSpec(), "cpu", 32, "resnet50-avg-2523a9b98b0ce0a6"),
+    (BackboneSpec(name="resnet18", weights="IMAGENET1K_V1", pooling="grid", grid=2, layer="layer3"),
+     SamplingSpec(strategy="all", short_side=64), "cuda", 8, "resnet18-grid-c2ef30437f60fdcf"),
+])
+def test_a_cache_keeps_the_folder_name_older_versions_gave_its_settings(backbone: BackboneSpec, sampling: SamplingSpec,
+                                                                        device: str, batch_size: int, folder: str,
+                                                                        tmp_path: Path) -> None:
+    """Caches on users' disks are found by this name: hashing the settings in any other way would leave every one of
+    them behind and extract everything again (hours of CNN time on a real dataset)."""
+    cache = FeatureCache(tmp_path, backbone, sampling, PINNED_VIDEOS, device=device, batch_size=batch_size)
+    assert cache.dir == tmp_path / folder
+
+
+@pytest.mark.parametrize(("key", "file"), [
+    ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "features/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi.npy"),
+    ("dog/session3/clip.mp4", "features/dog/session3/clip.mp4.npy"),
+    ("Class/" + "é" * 126 + ".avi", "features/Class/" + "é" * 117 + "~98ef6e3ff1935486.npy"),
+])
+def test_a_video_keeps_the_feature_file_name_older_versions_gave_it(key: str, file: str) -> None:
+    assert feature_file(key) == file
+
+
+def test_a_cache_records_a_source_file_and_its_new_time_in_the_fields_older_versions_wrote(tmp_path: Path) -> None:
+    """Older manifests are read by these fields: the file's size, time and digest as recorded when it was decoded,
+    then the new time of the same bytes."""
+    videos = tmp_path / "videos"
+    cache = FeatureCache(tmp_path / "cache", BackboneSpec(name="resnet50", weights="IMAGENET1K_V1"), SamplingSpec(),
+                         videos)
+    item = VideoItem(videos / "Class" / "a.avi", "Class/a.avi", "Class")
+    item.path.parent.mkdir(parents=True)
+    item.path.write_bytes(b"pinned video bytes")
+    os.utime(item.path, ns=(1_600_000_000_000_000_000,) * 2)
+    cache.open_for_writing()
+    cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, 2, source_identity(item.path))
+    broken = VideoItem(videos / "Class" / "broken.avi", "Class/broken.avi", "Class")
+    broken.path.write_bytes(b"no video")
+    os.utime(broken.path, ns=(1_600_000_000_000_000_001,) * 2)
+    cache.write_error(broken, "cannot be decoded", source_identity(broken.path))
+    cache.finalize()
+    entry = {"file": "features/Class/a.avi.npy", "file_bytes": 144, "frames": 2, "indices": [0, 1], "label": "Class",
+             "path": "Class/a.avi", "shape": [2, 4], "source_bytes": 18, "source_fps": 25.0, "source_frames": 2,
+             "source_mtime_ns": 1_600_000_000_000_000_000,
+             "source_sha256": "d7e4f468f1efcc5e538437088cc5cb67d931f9aff5054a59a97f385393419e99"}
+    assert json.loads((cache.dir / "manifest.json").read_text()) == [entry]
+    error = {"path": "Class/broken.avi", "reason": "cannot be decoded", "source_bytes": 8,
+             "source_mtime_ns": 1_600_000_000_000_000_001,
+             "source_sha256": "fc1e7fe5ccce9e8aadd458b476288abd6c27df1a8c0f431fd24958e8e7cc4a42"}
+    assert json.loads((cache.dir / "errors.json").read_text()) == [error]
+
+    for path in (item.path, broken.path):
+        os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)
+    assert cache.settled([item, broken]) == ([item], [broken])
+    cache.record_renewed()
+    cache.finalize()
+    assert json.loads((cache.dir / "manifest.json").read_text()) == [
+        {**entry, "source_mtime_ns": 1_700_000_000_000_000_000}]
+    assert json.loads((cache.dir / "errors.json").read_text()) == [
+        {**error, "source_mtime_ns": 1_700_000_000_000_000_000}]
+
+
 _EXTRACT_SCRIPT = """
 import sys
 from vidrnn.backbones import BackboneSpec, build_backbone
@@ -492,6 +559,19 @@ def test_the_cache_records_the_file_as_it_was_decoded_and_keys_stay_inside_it(tm
     with pytest.raises(ValueError, match="inside the cache"):
         _store(cache, outside, source)
     assert not list(tmp_path.rglob("escape*"))
+
+
+def test_a_source_of_another_size_is_extracted_again_without_being_hashed(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another size is other bytes for certain: hashing a replaced video (gigabytes, maybe) would tell nothing more."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    item, source = _video(videos, "a.avi")
+    _store(cache, item, source)
+    item.path.write_bytes(b"another video, longer")
+    monkeypatch.setattr("vidrnn.files.file_sha256", _never_hashed)
+    assert cache.settled([item]) == ([], [])
 
 
 def test_a_key_that_would_leave_the_cache_stops_the_run_before_any_decoding(dataset: Path, small_backbone,

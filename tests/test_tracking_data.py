@@ -502,6 +502,59 @@ def _never_hashed(path: Path) -> str:
     raise AssertionError(f"{path} hashed again")
 
 
+# --- names and records older caches were written under: literals computed by the code that wrote them -------------
+
+
+@pytest.mark.parametrize(("prefix", "settings", "folder"), [
+    ("tracking-resnet18", {"walks": 3, "seed": 7, "precision": "fp32", "tracker": {"scale_rate": 0.3, "name": "café"}},
+     "tracking-resnet18-12f57a9761efe9d4"),
+    ("tracking", {"walks": 1}, "tracking-3e9206f8041c68d7"),
+])
+def test_evidence_keeps_the_folder_name_older_versions_gave_its_settings(prefix: str, settings: dict, folder: str,
+                                                                         tmp_path: Path) -> None:
+    """Cached runs on users' disks are found by this name: hashing the settings in any other way would simulate
+    every sequence again (the CNN over every frame of every run)."""
+    assert EvidenceCache(tmp_path, prefix, settings).folder == tmp_path / folder
+
+
+@pytest.mark.parametrize(("name", "frames", "file"), [
+    ("Toy", "/vidrnn-pinned/otb/Toy/img", "Toy-8bae217b.npz"),
+    ("序列" * 40 + "-walk", "/vidrnn-pinned/long/img", "序列" * 39 + "~bbafae7035b72b0b.npz"),
+])
+def test_a_sequence_keeps_the_evidence_file_name_older_versions_gave_it(name: str, frames: str, file: str,
+                                                                        tmp_path: Path) -> None:
+    sequence = TrackingSequence(name, Path(frames), np.array([[1.0, 1.0, 4.0, 4.0]]), "otb")
+    assert EvidenceCache(tmp_path, "tracking", {"walks": 1}).path(sequence).name == file
+
+
+def test_evidence_records_its_frames_and_their_new_times_in_the_fields_older_versions_wrote(tmp_path: Path) -> None:
+    """Older files are read by these fields: the fingerprint of the frames' names, sizes and times, and of their
+    bytes; renewed, the first holds the new times and the second stays."""
+    frames = tmp_path / "Toy" / "img"
+    frames.mkdir(parents=True)
+    for index in range(3):
+        frame = frames / f"{index + 1:04d}.jpg"
+        frame.write_bytes(b"frame %d" % index)
+        os.utime(frame, ns=(1_600_000_000_000_000_000 + index,) * 2)
+    sequence = TrackingSequence("Toy", frames, np.array([[1.0, 1.0, 4.0, 4.0]] * 3), "otb")
+    cache = EvidenceCache(tmp_path / "cache", "tracking", {"walks": 1})
+    cache.save(sequence, _runs("Toy", 1.0))
+    content = f"{frames.resolve()}|f94f02d49f244f9e|0|3|300fdb92f7bde72c"
+    assert _stored_fingerprints(cache, sequence) == (f"{frames.resolve()}|f2faa268b81cc996|0|3|300fdb92f7bde72c",
+                                                     content)
+    for frame in frames.iterdir():
+        os.utime(frame, ns=(1_700_000_000_000_000_000,) * 2)
+    assert cache.load(sequence).evidence.max() == 1.0
+    assert _stored_fingerprints(cache, sequence) == (f"{frames.resolve()}|38feb2f86ec40e1e|0|3|300fdb92f7bde72c",
+                                                     content)
+
+
+def _stored_fingerprints(cache: EvidenceCache, sequence: TrackingSequence) -> tuple[str, str]:
+    with np.load(cache.path(sequence), allow_pickle=False) as stored:
+        assert stored.files == ["evidence", "targets", "valid", "windows", "frame_size", "fingerprint", "content"]
+        return str(stored["fingerprint"]), str(stored["content"])
+
+
 def test_evidence_made_on_a_gpu_is_kept_apart_from_evidence_made_on_a_cpu(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The CNN computes in float16 autocast on CUDA and float32 on a CPU: the two give different evidence."""

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -52,13 +51,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TextIO, TypeVar
+from typing import Any, NamedTuple, TextIO, TypeVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
+from vidrnn.cache_keys import Check, Freshness, Stamped, recheck, settings_key
 from vidrnn.distributed import warn_once, world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
@@ -145,8 +145,7 @@ class FeatureCache:
             "precision": self.precision,
             "batch_size": batch_size,
         }
-        digest = hashlib.sha256(json.dumps(self._spec, sort_keys=True).encode()).hexdigest()[:16]
-        self.dir = cache_root / f"{backbone.name}-{backbone.pooling}-{digest}"
+        self.dir = cache_root / f"{backbone.name}-{backbone.pooling}-{settings_key(self._spec)}"
         self.backbone, self.sampling, self.batch_size = backbone, sampling, batch_size
         self._journal_file: TextIO | None = None
         self._last_written_ns = 0
@@ -240,10 +239,10 @@ class FeatureCache:
         self.renewed = []
 
         def current(entry: dict[str, Any], item: VideoItem, kind: str) -> bool:
-            state, mtime_ns = _source_state(entry, item.path)
-            if state is _RENEWED:
-                self.renewed.append({**entry, "kind": kind, "source_mtime_ns": mtime_ns})
-            return state is not _CHANGED
+            check = _source_check(entry, item.path)
+            if check.freshness is Freshness.RENEWED:
+                self.renewed.append({**entry, "kind": kind, "source_mtime_ns": check.now.stamp.mtime_ns})
+            return check.freshness is not Freshness.CHANGED
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
                   and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
@@ -508,9 +507,6 @@ class ExtractionReport:
                    failures={key: reason for report in reports for key, reason in report.failures.items()})
 
 
-_SAME, _RENEWED, _CHANGED = "same", "renewed", "changed"
-
-
 def _source_fields(source: SourceIdentity | None) -> dict[str, Any]:
     """A record's fields for its source file (a file that could not be looked at is never current)."""
     if source is None:
@@ -521,15 +517,22 @@ def _source_fields(source: SourceIdentity | None) -> dict[str, Any]:
     return fields
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+class _SizeTime(NamedTuple):
+    """A source file's stamp: what one ``stat`` tells again."""
+
+    size: int
+    mtime_ns: int
+
+
+def _stat(path: Path) -> _SizeTime | None:
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_size, stat.st_mtime_ns
+    return _SizeTime(stat.st_size, stat.st_mtime_ns)
 
 
-def _failed_identity(item: VideoItem, before: tuple[int, int] | None) -> SourceIdentity | None:
+def _failed_identity(item: VideoItem, before: _SizeTime | None) -> SourceIdentity | None:
     """A failed video's identity as it was before it was decoded (``before``: size and time then), hashed only now
     that it failed (most videos don't) and only while the file is still the one that failed."""
     if before is None:
@@ -540,24 +543,21 @@ def _failed_identity(item: VideoItem, before: tuple[int, int] | None) -> SourceI
     return now
 
 
-def _source_state(entry: dict[str, Any], path: Path) -> tuple[str, int | None]:
-    """Whether ``path`` is the file ``entry`` was made from, and its modification time as it was compared: the same
-    size and time (``_SAME``); the same size and bytes under a new time (``_RENEWED``); else ``_CHANGED`` (also for
-    entries made before digests were kept, and for a file that changed while it was hashed)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return _CHANGED, None
-    if entry.get("source_bytes") != stat.st_size:
-        return _CHANGED, None
-    if entry.get("source_mtime_ns") == stat.st_mtime_ns:
-        return _SAME, stat.st_mtime_ns
-    if entry.get("source_sha256") is None:
-        return _CHANGED, None
-    now = source_identity(path)
-    if now is None or now.sha256 != entry["source_sha256"] or now.size != stat.st_size:
-        return _CHANGED, None
-    return _RENEWED, now.mtime_ns
+def _source_check(record: dict[str, Any], path: Path) -> Check:
+    """Whether ``path`` is still the file ``record`` was made from (:func:`~vidrnn.cache_keys.recheck`: its size and
+    time, then its bytes; on ``RENEWED`` the size and time they were hashed at). A file of another size is
+    ``CHANGED`` without being hashed: its bytes differ for certain."""
+    now = _stat(path)
+    if now is None or now.size != record.get("source_bytes"):
+        return Check(Freshness.CHANGED)
+    recorded = Stamped(_SizeTime(record["source_bytes"], record.get("source_mtime_ns")), record.get("source_sha256"))
+    return recheck(recorded, now, lambda: _hashed(path))
+
+
+def _hashed(path: Path) -> Stamped | None:
+    """The file at ``path`` as it is now, its bytes hashed (the digest ``None`` when it changed while it was hashed)."""
+    identity = source_identity(path)
+    return None if identity is None else Stamped(_SizeTime(identity.size, identity.mtime_ns), identity.sha256)
 
 
 def extract_features(

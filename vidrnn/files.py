@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from vidrnn.cache_keys import short_digest
+
 __all__ = ["NAME_MAX", "SourceIdentity", "atomic_write", "atomic_write_bytes", "denied", "file_sha256",
            "fitted_name", "name_max", "nearest_existing", "source_identity", "unwritable", "writer_id"]
 
@@ -48,7 +50,7 @@ def fitted_name(stem: str, suffix: str, limit: int = NAME_MAX, identity: str | N
     name = stem + suffix
     if len(os.fsencode(name)) <= limit:
         return name
-    tail = f"~{hashlib.sha256(os.fsencode(identity or name)).hexdigest()[:16]}{suffix}"
+    tail = f"~{short_digest(os.fsencode(identity or name))}{suffix}"
     room = limit - len(os.fsencode(tail))
     prefix = stem[:max(room, 0)]  # whole characters: at least as many bytes as characters
     while len(os.fsencode(prefix)) > room:

@@ -16,8 +16,6 @@ decoding it again until its frames or ground truth change.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from vidrnn.cache_keys import Freshness, Stamped, recheck, settings_key, short_digest
 from vidrnn.data.tracking_sequences import TrackingSequence
 from vidrnn.distributed import warn_once
 from vidrnn.files import atomic_write, file_sha256, fitted_name, name_max
@@ -42,10 +41,6 @@ EVIDENCE_VERSION = 10
 _ARRAYS = ("evidence", "targets", "valid", "windows", "frame_size")
 
 
-def _digest(value: bytes) -> str:
-    return hashlib.sha256(value).hexdigest()[:16]
-
-
 def _frame_files(frames: Path) -> list[Path]:
     return image_files(frames) if frames.is_dir() else [frames]
 
@@ -54,23 +49,26 @@ def _frames_stamp(frames: Path) -> str:
     """A digest of the name, size and modification time of every frame file (a video, or each image of a folder):
     stat calls only, no reading. A folder's own time would not do: a frame overwritten in place leaves it as it was."""
     stats = [(file.name, file.stat()) for file in _frame_files(frames)]
-    return _digest("\n".join(f"{name}|{stat.st_size}|{stat.st_mtime_ns}" for name, stat in stats).encode())
+    return short_digest("\n".join(f"{name}|{stat.st_size}|{stat.st_mtime_ns}" for name, stat in stats).encode())
 
 
 def _frames_content(frames: Path) -> str:
     """A digest of the name and bytes of every frame file: what the frames are, whatever their times."""
-    return _digest("\n".join(f"{file.name}|{file_sha256(file)}" for file in _frame_files(frames)).encode())
+    return short_digest("\n".join(f"{file.name}|{file_sha256(file)}" for file in _frame_files(frames)).encode())
 
 
-def _content_fingerprint(sequence: TrackingSequence) -> str:
-    return _fingerprint(sequence, _frames_content(sequence.frames))
+def _stamped(sequence: TrackingSequence) -> Stamped:
+    """The sequence as it is now: its fingerprint by its frames' times (taken first, so that frames changed while
+    they are hashed are found changed next time) and by their bytes."""
+    stamp = _fingerprint(sequence)
+    return Stamped(stamp, _fingerprint(sequence, _frames_content(sequence.frames)))
 
 
 def _fingerprint(sequence: TrackingSequence, stamp: str | None = None) -> str:
     """What the cached runs of a sequence depend on besides the settings: its frames (``stamp``: their names, sizes and
     times unless given) and its ground truth."""
     frames = _frames_stamp(sequence.frames) if stamp is None else stamp
-    boxes = _digest(np.ascontiguousarray(sequence.boxes).tobytes())
+    boxes = short_digest(np.ascontiguousarray(sequence.boxes).tobytes())
     return f"{sequence.frames.resolve()}|{frames}|{sequence.first_frame}|{sequence.num_frames}|{boxes}"
 
 
@@ -85,13 +83,12 @@ class EvidenceCache:
     """Simulated runs of sequences under ``root``, for one setting (``settings``: plain, JSON-able values)."""
 
     def __init__(self, root: Path, prefix: str, settings: dict[str, Any]) -> None:
-        key = _digest(json.dumps({"version": EVIDENCE_VERSION, **settings}, sort_keys=True).encode())
-        self.folder = Path(root) / f"{prefix}-{key}"
+        self.folder = Path(root) / f"{prefix}-{settings_key({'version': EVIDENCE_VERSION, **settings})}"
 
     def path(self, sequence: TrackingSequence) -> Path:
         """One file per sequence; two sequences of one name in different folders get different files. A name that
         would not fit the file system is shortened (:func:`~vidrnn.files.fitted_name`)."""
-        stem = f"{sequence.name}-{_digest(str(sequence.frames.resolve()).encode())[:8]}"
+        stem = f"{sequence.name}-{short_digest(str(sequence.frames.resolve()).encode())[:8]}"
         return self.folder / fitted_name(stem, ".npz", name_max(self.folder))
 
     def load(self, sequence: TrackingSequence) -> EvidenceRuns | Refused | None:
@@ -101,20 +98,21 @@ class EvidenceCache:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
-            if str(stored["fingerprint"]) != _fingerprint(sequence):
-                content = _content_fingerprint(sequence) if "content" in stored else None
-                if content is None or str(stored["content"]) != content:
-                    return None
-                self._renew(sequence, {name: stored[name] for name in stored.files}, content)
+            recorded = Stamped(str(stored["fingerprint"]), str(stored["content"]) if "content" in stored else None)
+            check = recheck(recorded, _fingerprint(sequence), lambda: _stamped(sequence))
+            if check.freshness is Freshness.CHANGED:
+                return None
+            if check.freshness is Freshness.RENEWED:
+                self._renew(sequence, {name: stored[name] for name in stored.files}, check.now)
             if "refused" in stored:
                 return Refused(str(stored["refused"]))
             return EvidenceRuns(sequence.name, *(stored[name] for name in _ARRAYS))
 
-    def _renew(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
+    def _renew(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], now: Stamped) -> None:
         """Rewrite a file whose frames have new times but the same bytes under the new times, so the next load
         compares times again; a cache that cannot be written compares bytes every time, with a warning."""
         try:
-            self._write(sequence, arrays, content)
+            self._write(sequence, arrays, now)
         except OSError as error:
             warn_once(logger, "%s: frames with new times but the same bytes; the times cannot be recorded in %s "
                       "(%s), so every fit hashes them again", sequence.name, self.folder, error)
@@ -125,10 +123,10 @@ class EvidenceCache:
             arrays = {"refused": np.array(runs.reason)}
         else:
             arrays = {name: getattr(runs, name) for name in _ARRAYS}
-        self._write(sequence, arrays, _content_fingerprint(sequence))
+        self._write(sequence, arrays, _stamped(sequence))
 
-    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], content: str) -> None:
-        """Store ``arrays`` under the sequence's fingerprints as its frames are now (times, and bytes: ``content``)."""
-        fingerprints = {"fingerprint": np.array(_fingerprint(sequence)), "content": np.array(content)}
+    def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], now: Stamped) -> None:
+        """Store ``arrays`` under the sequence's fingerprints as its frames are now (``now``: by times, and bytes)."""
+        fingerprints = {"fingerprint": np.array(now.stamp), "content": np.array(now.digest)}
         stored = {name: value for name, value in arrays.items() if name not in fingerprints} | fingerprints
         atomic_write(self.path(sequence), lambda handle: np.savez(handle, **stored))
