@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,15 @@ def test_paired_iou_of_a_long_sequence_needs_no_all_pairs_matrix() -> None:
     """200,000 pairs: an all-pairs matrix would hold 4 * 10^10 numbers (160 GB)."""
     boxes = torch.tensor([0.0, 0.0, 10.0, 10.0]).repeat(200_000, 1)
     assert paired_iou(boxes, boxes + torch.tensor([5.0, 0.0, 0.0, 0.0])).eq(1 / 3).all()
+
+
+def test_iou_per_frame_reads_read_only_boxes_without_a_warning() -> None:
+    """A tracking sequence's boxes are read-only: every tracker test printed torch's "NumPy array is not writable"."""
+    boxes = np.array([[0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 2.0, 2.0]])
+    boxes.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(iou_per_frame(boxes, boxes), [1.0, 1.0])
 
 
 def test_iou_per_frame_is_paired_iou_exactly_where_both_boxes_are_boxes() -> None:

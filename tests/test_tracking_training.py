@@ -677,6 +677,25 @@ def test_track_under_torchrun_is_refused_once_before_anything_is_read(tmp_path: 
     assert not output.exists()
 
 
+def test_track_refuses_outputs_that_name_one_file_or_the_video_itself(tmp_path: Path, capsys) -> None:
+    """``--output same.mp4 --render same.mp4`` wrote the boxes, then the video over them (exit 0, no boxes left
+    anywhere); ``--render`` or ``--output`` naming the input video replaced it with ``--overwrite``."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    original = video.read_bytes()
+    same = tmp_path / "same.mp4"
+    base = ["track", str(video), "--box", "10,10,20,20", "--device", "cpu"]
+    assert main([*base, "--output", str(same), "--render", str(same)]) == EXIT_USAGE
+    assert f"--output and --render both name {same}" in capsys.readouterr().err
+    assert not same.exists()
+    for option in ("--render", "--output"):
+        other = "--output" if option == "--render" else "--render"
+        named = ["--overwrite", option, str(tmp_path / "." / "clip.mp4"), other, str(tmp_path / f"other{option[2]}.mp4")]
+        assert main([*base, *named]) == EXIT_USAGE
+        assert f"{option} {tmp_path / '.' / 'clip.mp4'} is the video being tracked" in capsys.readouterr().err
+        assert video.read_bytes() == original
+
+
 def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:
     """``--box -5,10,40,40`` ended in argparse's "expected one argument": a value that begins with "-" was taken for
     an option."""

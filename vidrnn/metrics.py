@@ -84,7 +84,7 @@ def iou_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     predicted, truth = _as_boxes(predicted), _as_boxes(truth)
     if predicted.shape != truth.shape:
         raise ValueError(f"{len(predicted)} predicted boxes for {len(truth)} frames")
-    iou = paired_iou(torch.from_numpy(predicted), torch.from_numpy(truth)).numpy()
+    iou = paired_iou(torch.tensor(predicted), torch.tensor(truth)).numpy()  # copies: sequences' boxes are read-only
     iou = np.where(np.isnan(predicted).any(axis=1), 0.0, iou)
     return np.where(_absent(truth), np.nan, iou)
 

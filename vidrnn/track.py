@@ -176,14 +176,24 @@ def _check_box(box: list[float], width: int, height: int, scale: WorkingScale) -
                          "--max-side (0: full resolution)") from error
 
 
-def _check_outputs(output: Path, render: Path | None, overwrite: bool) -> None:
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one file, existing or not (a link or ``.``/``..`` spelling included)."""
+    return one.resolve() == other.resolve()
+
+
+def _check_outputs(video: Path, output: Path, render: Path | None, overwrite: bool) -> None:
     """Refuse outputs that cannot be written, and, without ``overwrite``, existing ones: opening the CSV truncates it,
-    and an earlier run's boxes (by default in boxes.csv, wherever the command runs) would be lost without a word."""
+    and an earlier run's boxes (by default in boxes.csv, wherever the command runs) would be lost without a word. Even
+    with it, neither output may be the video tracked, nor both one file (the video would be written over the boxes)."""
     if render is not None and render.suffix.lower() != ".mp4":
         raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {render.name}")
+    if render is not None and _same_file(output, render):
+        raise ValueError(f"--output and --render both name {render}: give each its own file")
     for option, path in (("--output", output), ("--render", render)):
         if path is None:
             continue
+        if _same_file(path, video):
+            raise ValueError(f"{option} {path} is the video being tracked: give another path")
         if not path.parent.is_dir():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
         if path.is_dir():
@@ -217,7 +227,7 @@ def run_track(args: argparse.Namespace) -> int:
         info = probe(args.video)
         scale = working_scale(info.width, info.height, args.max_side)
         _check_box(args.box, info.width, info.height, scale)  # before the model loads or the output is opened
-        _check_outputs(args.output, args.render, args.overwrite)
+        _check_outputs(args.video, args.output, args.render, args.overwrite)
         tracker = load_tracker(args.ckpt, matching_only=args.matching_only, device=args.device,
                                template_rate=args.template_rate)
     except (ValueError, FileNotFoundError, OSError, VideoReadError) as error:
