@@ -128,8 +128,9 @@ def clustered_difference(variant: np.ndarray, reference: np.ndarray, units: Sequ
     """Accuracy difference ``variant - reference`` on the same clips, and its ``level`` bootstrap interval, resampling
     whole units (recording groups) with replacement: ``(difference, low, high)`` as fractions.
 
-    ``variant`` and ``reference`` hold each clip's correctness (0/1), as ``[clips]`` or ``[seeds, clips]`` (averaged
-    over seeds per clip first); ``units[i]`` is clip ``i``'s unit. A resample draws as many units as there are, and its
+    ``variant`` and ``reference`` hold each clip's correctness (0/1), or any score per item (``track_compare.py``:
+    a sequence's success AUC, a sequence a unit), as ``[clips]`` or ``[seeds, clips]`` (averaged over seeds per clip
+    first); ``units[i]`` is clip ``i``'s unit. A resample draws as many units as there are, and its
     difference is that of the accuracies over the clips they hold (units of unequal size weigh by their clips).
     Clips of one unit move together, so the interval is as wide as the units' disagreement warrants, not as narrow as
     the count of clips would suggest. Percentile interval; ``seed`` fixes the draws."""

@@ -77,6 +77,31 @@ def test_the_comparison_reports_a_noise_floor_from_first_boxes_moved_a_hundredth
     assert float(synth.split(" | ")[-1].rstrip(" |")) >= 0
 
 
+def test_the_comparison_gives_each_design_a_paired_interval_over_sequences_against_matching_and_csrt() -> None:
+    """The trackers were called "well above CSRT" from means over 10 and 7 sequences, where CSRT won 4 and 3 of
+    them: a paired bootstrap over the sequences, printed with the table, says whether a gap holds beyond them."""
+    from vidrnn.metrics import SequenceScore
+    from vidrnn.tracker.evaluation import ScoreRow
+
+    track_compare = _load("track_compare")
+    aucs = {"vidrnn lstm #0": [0.5, 0.6, 0.7, 0.8], "vidrnn lstm #1": [0.7, 0.6, 0.7, 0.8],
+            "matching-only": [0.6, 0.6, 0.7, 0.8], "CSRT": [0.1, 0.9, 0.2, 0.3]}
+    scores = {(f"s{index}", tracker): ScoreRow(f"s{index}", tracker, SequenceScore(10, auc, auc, auc), 1.0)
+              for tracker, values in aucs.items() for index, auc in enumerate(values)}
+    designs = {"vidrnn lstm": ["vidrnn lstm #0", "vidrnn lstm #1"], "matching-only": ["matching-only"],
+               "CSRT": ["CSRT"]}
+    lines = track_compare.paired_intervals([f"s{index}" for index in range(4)], designs, scores)
+    assert "95 % percentile interval from 2000 bootstrap resamples of the 4 sequences" in lines[0]
+    assert lines[2] == "| design | vs matching-only | vs CSRT |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[4:]}
+    # the seeds are averaged per sequence first: lstm equals matching-only on every sequence
+    assert rows["vidrnn lstm"][0] == "+0.000 [+0.000, +0.000], ahead on 0 of 4"
+    assert rows["vidrnn lstm"][1].startswith("+0.300 [") and rows["vidrnn lstm"][1].endswith("ahead on 3 of 4 |")
+    low, high = (float(value) for value in rows["vidrnn lstm"][1].split("[")[1].split("]")[0].split(", "))
+    assert low < 0 < high  # CSRT's one win, by 0.3, keeps 0 inside: level
+    assert rows["matching-only"][0] == "—" and set(rows) == {"vidrnn lstm", "matching-only"}
+
+
 def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
     track_compare = _load("track_compare")
     first_box = np.array([10.0, 20.0, 30.0, 40.0])
