@@ -22,12 +22,22 @@ run is refused). A variant is the name of any file in ``configs/variants`` or se
 ``{seed}`` in an extra argument becomes each run's seed (``--extra --model.init_from pretrained/seed{seed}.ckpt``:
 each seed's classifier starts from the encoder pretrained with the same seed).
 
-What the seed spread covers. On UCF101 (the test side is the official fold, whatever the seed) a run's seed is both
-``seed_everything`` (initialisation, batch order, dropout) and ``data.seed`` (which training groups validate, the
-training segment offsets, the ``data.train_fraction`` subset, order verification's shuffles): seeds differ in all of
-them. On other datasets ``data.seed`` also draws the test split (class folders) or generates the videos (demo), so
-it stays at the config's value and the spread covers ``seed_everything`` alone; the script says which at its start.
-Neither covers which recordings the test set happens to hold: that is what the bootstrap interval is for.
+What the seed spread covers. ``seed_everything`` sets the initialisation and dropout; ``data.seed`` the batch order
+and training segment offsets (since eeca2a4; before, ``seed_everything`` set the batch order), which training groups
+validate, the ``data.train_fraction`` subset and order verification's shuffles. On UCF101 a run's seed is both, so
+seeds differ in all of them; the test recordings are the official fold's, the same whatever the seed, but order
+verification's shuffled test copies are drawn from ``data.seed`` and differ between seeds (the arrow of time's
+backwards copies do not). On other datasets ``data.seed`` also draws the test split (class folders) or generates the
+videos (demo), so it stays at the config's value and the spread covers initialisation and dropout alone; the script
+says which at its start. Neither covers which recordings the test set happens to hold: that is what the bootstrap
+interval is for.
+
+Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
+the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings.
+A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
+The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
+what they mean there; a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
+the first run.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -51,10 +61,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +73,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from vidrnn.files import atomic_write_bytes, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
@@ -74,6 +87,9 @@ VARIANT_DIR = REPO / "configs" / "variants"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
+#: A finished run's record in its folder: the settings it was made with and how long it took.
+RECORD = "run.json"
+_UNSET = object()
 
 
 @dataclass
@@ -90,13 +106,13 @@ class Run:
     units: dict[str, tuple[str, str]] = field(default_factory=dict)  # test clip key -> its (class, recording group)
 
 
-def variant_configs(variant: str) -> list[str]:
-    """``--config`` arguments of a variant: one file per ``+``-joined name."""
+def variant_configs(variant: str) -> list[Path]:
+    """The config files of a variant: one file per ``+``-joined name."""
     paths = [VARIANT_DIR / f"{name}.yaml" for name in variant.split("+")]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise SystemExit(f"no such variant file: {', '.join(missing)}")
-    return [argument for path in paths for argument in ("--config", str(path))]
+    return paths
 
 
 def is_baseline(variant: str) -> bool:
@@ -112,8 +128,9 @@ def clustered_difference(variant: np.ndarray, reference: np.ndarray, units: Sequ
     """Accuracy difference ``variant - reference`` on the same clips, and its ``level`` bootstrap interval, resampling
     whole units (recording groups) with replacement: ``(difference, low, high)`` as fractions.
 
-    ``variant`` and ``reference`` hold each clip's correctness (0/1), as ``[clips]`` or ``[seeds, clips]`` (averaged
-    over seeds per clip first); ``units[i]`` is clip ``i``'s unit. A resample draws as many units as there are, and its
+    ``variant`` and ``reference`` hold each clip's correctness (0/1), or any score per item (``track_compare.py``:
+    a sequence's success AUC, a sequence a unit), as ``[clips]`` or ``[seeds, clips]`` (averaged over seeds per clip
+    first); ``units[i]`` is clip ``i``'s unit. A resample draws as many units as there are, and its
     difference is that of the accuracies over the clips they hold (units of unequal size weigh by their clips).
     Clips of one unit move together, so the interval is as wide as the units' disagreement warrants, not as narrow as
     the count of clips would suggest. Percentile interval; ``seed`` fixes the draws."""
@@ -180,7 +197,8 @@ def pick_reference(results: dict[str, list[Run]], named: str | None) -> tuple[st
     """The variant every other is judged against, and why: ``named``, else the baseline with the highest mean
     validation accuracy (ties: the lower mean validation loss). Test scores play no part."""
     if named is not None:
-        return named, "named by --reference"
+        return (named, "named by --reference") if named in results else (
+            None, f"the reference {named} did not finish every seed: no verdicts")
     baselines = {variant: runs for variant, runs in results.items() if is_baseline(variant)}
     if not baselines or len(baselines) == len(results):
         return None, "no baseline ran beside the other variants: no verdicts"
@@ -219,25 +237,46 @@ def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, 
     return clustered_difference(variant, baseline, units), len(set(units))
 
 
-def dataset_of(config_paths: list[str], extra: list[str]) -> str:
-    """The ``data.dataset`` the runs use: the last of the config files and extra arguments that sets it (the data
-    module's default, ``demo``, when none does)."""
-    dataset = "demo"
+def configured(config_paths: Sequence[str | Path], extra: list[str], key: str, default: object) -> object:
+    """The value of a dotted setting (``data.dataset``) the runs use: the last of the config files and extra
+    arguments that sets it, ``default`` (the code's) when none does. Read before any run, to refuse early."""
+    value = default
     for path in config_paths:
-        data = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("data") or {}
-        dataset = data.get("dataset", dataset)
+        node = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        for part in key.split("."):
+            node = node.get(part, _UNSET) if isinstance(node, dict) else _UNSET
+        value = value if node is _UNSET else node
     for position, argument in enumerate(extra):
-        if argument == "--data.dataset" and position + 1 < len(extra):
-            dataset = extra[position + 1]
-        elif argument.startswith("--data.dataset="):
-            dataset = argument.split("=", 1)[1]
-    return dataset
+        if argument == f"--{key}" and position + 1 < len(extra):
+            value = yaml.safe_load(extra[position + 1])
+        elif argument.startswith(f"--{key}="):
+            value = yaml.safe_load(argument.split("=", 1)[1])
+    return value
 
 
-def _run(command: list[str], what: str) -> None:
-    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], extra: list[str]) -> list[str]:
+    """Why each variant the runs' task refuses would fail, known from the settings before an hour of other runs:
+    an antisymmetric model scores a clip against its reversal, for the arrow of time alone."""
+    refusals = []
+    for variant in variants:
+        paths = [*config_paths, *variant_configs(variant)]
+        objective = configured(paths, extra, "data.objective", "classes")
+        if configured(paths, extra, "model.antisymmetric", False) and objective != "arrow_of_time":
+            refusals.append(f"{variant}: model.antisymmetric is for data.objective arrow_of_time only, the runs' is "
+                            f"{objective} (leave the variant out, or give a config of the arrow of time)")
+    return refusals
+
+
+def _run(command: list[str], log: Path) -> None:
+    """Run one vidrnn command where the caller is (its relative paths mean what they mean on the caller's command
+    line), with this checkout's vidrnn; its output goes to ``log``, and a failure says its last line."""
+    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    finished = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    log.write_text(finished.stdout + finished.stderr, encoding="utf-8")
     if finished.returncode != 0:
-        raise RuntimeError(f"{what} failed:\n{finished.stderr[-3000:]}")
+        last = next((line for line in reversed(finished.stderr.splitlines()) if line.strip()), "no message")
+        raise RuntimeError(f"{last.strip()} (its output: {log})")
 
 
 def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
@@ -258,43 +297,130 @@ def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
     return latest[0], None
 
 
-def fit_and_test(base: Path, variant: str, seed: int, data_args: list[str], extra: list[str], workdir: Path,
-                 link_data_seed: bool) -> Run:
-    """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint."""
-    save_dir = workdir / f"{variant}-{seed}"
-    arguments = [
-        "--config", str(base), *variant_configs(variant), "--seed_everything", str(seed),
-        *(["--data.seed", str(seed)] if link_data_seed else []), *data_args, "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-    ]
-    extra = [argument.replace("{seed}", str(seed)) for argument in extra]
+@dataclass(frozen=True)
+class Job:
+    """One variant with one seed to run: its folder (``fit/``, ``predict/``, their logs, :data:`RECORD` once done)
+    and the arguments of both its commands but where they write."""
+
+    variant: str
+    seed: int
+    folder: Path
+    arguments: tuple[str, ...]
+
+    def settings(self) -> dict[str, object]:
+        """What makes its results: the arguments, the directory their relative paths start from, each config file's
+        SHA-256. A kept run is reused only where they are the same."""
+        configs = [self.arguments[position + 1] for position, name in enumerate(self.arguments) if name == "--config"]
+        return {"arguments": list(self.arguments), "directory": str(Path.cwd()),
+                "configs": {path: file_sha256(Path(path)) for path in configs}}
+
+    def recorded(self) -> dict | None:
+        """The record a finished run left in its folder (``None``: not finished)."""
+        record = self.folder / RECORD
+        return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+
+def plan(args: argparse.Namespace, data_args: list[str], link_data_seed: bool) -> list[Job]:
+    """Every (variant, seed) run, in order, each in its folder under ``--runs``."""
+    jobs = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            arguments = [
+                "--config", str(args.config.resolve()),
+                *(argument for path in variant_configs(variant) for argument in ("--config", str(path))),
+                "--seed_everything", str(seed), *(["--data.seed", str(seed)] if link_data_seed else []), *data_args,
+                "--trainer.enable_progress_bar", "false", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+                *(argument.replace("{seed}", str(seed)) for argument in args.extra)]
+            jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", tuple(arguments)))
+    return jobs
+
+
+def refuse_other_settings(jobs: list[Job]) -> None:
+    """Refuse, before any run, a folder holding a finished run made with other settings: its numbers would be
+    reported as this command's."""
+    for job in jobs:
+        record = job.recorded()
+        if record is not None and record["settings"] != job.settings():
+            raise SystemExit(f"{job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
+                             "working directory or config files): give another --runs, or remove that folder to run "
+                             "it again")
+
+
+def execute(job: Job) -> None:
+    """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint, and
+    record the run as finished. What an unfinished earlier attempt left in its folder goes first."""
+    shutil.rmtree(job.folder, ignore_errors=True)
+    job.folder.mkdir(parents=True)
+    fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
-    _run([sys.executable, "-m", "vidrnn", "fit", *arguments, "--trainer.logger.save_dir", str(save_dir),
-          "--trainer.default_root_dir", str(save_dir), *extra], f"{variant} seed {seed}")
+    _run([sys.executable, "-m", "vidrnn", "fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
+          "--trainer.default_root_dir", str(fit)], job.folder / "fit.log")
     seconds = time.perf_counter() - start
-    rows = [row for path in save_dir.rglob("metrics.csv") for row in csv.DictReader(path.open())]
+    checkpoint, _ = tested_checkpoint(fit)
+    _run([sys.executable, "-m", "vidrnn", "predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
+          "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)], job.folder / "predict.log")
+    record = {"settings": job.settings(), "seconds": seconds}
+    atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
+
+
+def read_run(job: Job) -> Run:
+    """A finished run's scores from its folder: the test metrics and the validation accuracy (and loss) at the
+    tested checkpoint from the fit's CSV log, which test clips it got right from ``predictions.csv``."""
+    fit, predicted = job.folder / "fit", job.folder / "predict"
+    rows = [row for path in fit.rglob("metrics.csv") for row in csv.DictReader(path.open())]
     tested = [row for row in rows if row.get("test/acc")]
     if not tested:
-        raise RuntimeError(f"{variant} seed {seed}: no test metrics in {save_dir}")
-    checkpoint, epoch = tested_checkpoint(save_dir)
+        raise RuntimeError(f"no test metrics in {fit}")
+    checkpoint, epoch = tested_checkpoint(fit)
     validated = [row for row in rows if row.get("val/acc") and epoch is not None and int(row["epoch"]) == epoch]
-    predicted_dir = workdir / f"{variant}-{seed}-predict"
-    _run([sys.executable, "-m", "vidrnn", "predict", *arguments, "--trainer.logger.save_dir", str(predicted_dir),
-          "--trainer.default_root_dir", str(predicted_dir), *extra, "--ckpt_path", str(checkpoint)],
-         f"{variant} seed {seed}: predict")
     correct = {row["clip"]: row["true_label"] == row["predicted_label"]
-               for path in predicted_dir.rglob("predictions.csv") for row in csv.DictReader(path.open())}
+               for path in predicted.rglob("predictions.csv") for row in csv.DictReader(path.open())}
     acc = float(tested[-1]["test/acc"])
     if not correct or abs(sum(correct.values()) / len(correct) - acc) > 0.5 / len(correct):
-        raise RuntimeError(f"{variant} seed {seed}: {checkpoint.name} predicts {sum(correct.values())} of "
-                           f"{len(correct)} test clips right, the test logged {acc:.4f}: not the tested checkpoint")
-    return Run(seed, acc, float(tested[-1]["test/mean_class_acc"]),
+        raise RuntimeError(f"{checkpoint.name} predicts {sum(correct.values())} of {len(correct)} test clips right, "
+                           f"the test logged {acc:.4f}: not the tested checkpoint")
+    return Run(job.seed, acc, float(tested[-1]["test/mean_class_acc"]),
                float(validated[-1]["val/acc"]) if validated else None,
                float(validated[-1]["val/loss"]) if validated and validated[-1].get("val/loss") else None,
-               seconds, correct, recorded_units(predicted_dir))
+               job.recorded()["seconds"], correct, recorded_units(predicted))
 
 
-def main() -> None:
+def seed_coverage(dataset: str, link_data_seed: bool) -> str:
+    """What the seed spread covers, said at the start: since eeca2a4 batch order and segment offsets are drawn from
+    data.seed, not seed_everything."""
+    if link_data_seed:
+        return ("seed_everything and data.seed (initialisation and dropout; batch order, training segment offsets, "
+                "validation groups, label subset); the test recordings are the fold's, the same in every run, but "
+                "order verification's shuffled test copies are drawn from data.seed, so they differ between seeds "
+                "(the arrow of time's backwards copies do not)")
+    return (f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change "
+            "the test split or the videos), so the seeds vary initialisation and dropout alone: batch order and "
+            "training segment offsets come from data.seed and are the same in every run, as are the validation groups")
+
+
+def run_all(jobs: list[Job]) -> tuple[dict[str, list[Run]], dict[str, list[int]]]:
+    """Each job's run, kept from an earlier command where finished, else run now; a failure is said with its reason
+    and the others go on. Returns the variants every seed of which finished, and the failed seeds of the others."""
+    results: dict[str, list[Run]] = {}
+    failed: dict[str, list[int]] = {}
+    for job in jobs:
+        kept = job.recorded() is not None
+        try:
+            if not kept:
+                execute(job)
+            run = read_run(job)
+        except RuntimeError as error:
+            failed.setdefault(job.variant, []).append(job.seed)
+            print(f"  {job.variant} seed {job.seed} failed: {error}", file=sys.stderr, flush=True)
+            continue
+        results.setdefault(job.variant, []).append(run)
+        validation = f"{100 * run.val_acc:.1f} %" if run.val_acc is not None else "-"
+        print(f"  {job.variant} seed {job.seed}: test {100 * run.acc:.1f} %, val {validation}, {run.seconds:.0f} s"
+              + (" (kept from an earlier command)" if kept else ""), file=sys.stderr, flush=True)
+    return {variant: runs for variant, runs in results.items() if variant not in failed}, failed
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "ucf101_cpu.yaml", help="base config")
     parser.add_argument("--root", type=Path, default=DEFAULT_DATA, help="--data.root ('' keeps the config's data)")
@@ -306,8 +432,11 @@ def main() -> None:
                         help=f"files of configs/variants, + joins several (default: {' '.join(VARIANTS)})")
     parser.add_argument("--reference", default=None,
                         help="the variant to judge the others against (default: the baseline best on validation)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/classify_variants"),
+                        help="where every run's folder is kept (default: %(default)s); a run finished there with the "
+                             "same settings is read, not run again, so the same command goes on after a failure")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="more CLI arguments for every run (must come last)")
+                        help="more CLI arguments for every run (must come last; relative paths as from here)")
     args = parser.parse_args()
 
     data_args = ["--data.fold", str(args.fold)]
@@ -315,31 +444,26 @@ def main() -> None:
         data_args += ["--data.root", str(args.root.resolve()), "--data.splits", str(args.splits.resolve())]
     if args.cache_dir is not None:
         data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
-    for variant in args.variants:
-        variant_configs(variant)  # a typo fails now, not after an hour of runs
     if args.reference is not None and args.reference not in args.variants:
         raise SystemExit(f"--reference {args.reference} is not among --variants")
-    dataset = dataset_of([str(args.config)], args.extra)
+    refusals = task_refusals(args.variants, [args.config], args.extra)  # a typo fails now too, not after an hour
+    if refusals:
+        raise SystemExit("\n".join(refusals))
+    dataset = configured([args.config], args.extra, "data.dataset", "demo")
     link_data_seed = dataset == "ucf101"
-    print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}")
-    print("the seed spread covers " + (
-        "seed_everything and data.seed (initialisation, batch order, validation groups, training segment offsets, "
-        "label subset); the test clips are the fold's, the same in every run" if link_data_seed else
-        f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change the "
-        "test split or the videos), so every seed validates on the same groups"), flush=True)
-    results: dict[str, list[Run]] = {}
-    with tempfile.TemporaryDirectory(prefix="vidrnn-variants-") as workdir:
-        for variant in args.variants:
-            results[variant] = []
-            for seed in args.seeds:
-                run = fit_and_test(args.config.resolve(), variant, seed, data_args, args.extra, Path(workdir),
-                                   link_data_seed)
-                results[variant].append(run)
-                validation = f"{100 * run.val_acc:.1f} %" if run.val_acc is not None else "-"
-                print(f"  {variant} seed {seed}: test {100 * run.acc:.1f} %, val {validation}, {run.seconds:.0f} s",
-                      file=sys.stderr, flush=True)
-    reference, why = pick_reference(results, args.reference)
-    print_table(results, reference, why)
+    jobs = plan(args, data_args, link_data_seed)
+    refuse_other_settings(jobs)
+    print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
+          f"runs kept in {args.runs.absolute()}")
+    print(f"the seed spread covers {seed_coverage(dataset, link_data_seed)}", flush=True)
+    results, failed = run_all(jobs)
+    if results:
+        reference, why = pick_reference(results, args.reference)
+        print_table(results, reference, why)
+    if failed:
+        print("\nnot in the table, a run failed: " + ", ".join(
+            f"{variant} (seed {', '.join(map(str, seeds))})" for variant, seeds in failed.items()))
+    return 1 if failed else 0
 
 
 def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> None:
@@ -375,4 +499,4 @@ def print_table(results: dict[str, list[Run]], reference: str | None, why: str) 
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

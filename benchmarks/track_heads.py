@@ -4,7 +4,10 @@
         --variant lstm="--model.cell lstm" --variant none="--model.cell none" [--seeds 0 1 2] [-- EXTRA OVERRIDES]
 
 Each variant is a set of command-line overrides of ``vidrnn fit``; every variant is trained once per seed
-(``--seed_everything``) over the same cached evidence (the first fit builds it). The score is the validation success
+(``--seed_everything``) over the same cached evidence (the first fit builds it). A seed sets the head's initial
+weights (and dropout, where one is set) and nothing else: since eeca2a4 the training windows follow
+``data.seed``, which stays at the config's value (it also draws the simulated runs, so another one simulates every
+sequence again; give ``--data.seed N`` after ``--`` for that). The score is the validation success
 AUC of whole validation sequences (``val/success_auc``: the tracker's boxes online, read from the matching run's
 cached evidence), at the best epoch (what the checkpoint keeps) and at the last one, beside the matching-only
 tracker's on the same sequences. The table prints the checkpoint of every run, for ``track_compare.py``.
@@ -35,7 +38,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/track_heads"), help="one run folder per variant and seed")
     parser.add_argument("--variant", type=_parse_variant, action="append", required=True,
                         help='NAME="OVERRIDES" (repeatable), e.g. gru="--model.cell gru"')
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="--seed_everything of each run: the head's initial weights (data.seed, which "
+                             "draws the training windows, stays the config's)")
     parser.add_argument("extra", nargs="*", help="overrides for every run (after --), e.g. --data.cache_dir DIR")
     args = parser.parse_args()
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -74,6 +75,31 @@ def test_the_comparison_reports_a_noise_floor_from_first_boxes_moved_a_hundredth
     assert header == "| sequence | frames | matching-only | noise floor: spread |"
     synth = next(line for line in out.splitlines() if line.startswith("| Synth01 |"))
     assert float(synth.split(" | ")[-1].rstrip(" |")) >= 0
+
+
+def test_the_comparison_gives_each_design_a_paired_interval_over_sequences_against_matching_and_csrt() -> None:
+    """The trackers were called "well above CSRT" from means over 10 and 7 sequences, where CSRT won 4 and 3 of
+    them: a paired bootstrap over the sequences, printed with the table, says whether a gap holds beyond them."""
+    from vidrnn.metrics import SequenceScore
+    from vidrnn.tracker.evaluation import ScoreRow
+
+    track_compare = _load("track_compare")
+    aucs = {"vidrnn lstm #0": [0.5, 0.6, 0.7, 0.8], "vidrnn lstm #1": [0.7, 0.6, 0.7, 0.8],
+            "matching-only": [0.6, 0.6, 0.7, 0.8], "CSRT": [0.1, 0.9, 0.2, 0.3]}
+    scores = {(f"s{index}", tracker): ScoreRow(f"s{index}", tracker, SequenceScore(10, auc, auc, auc), 1.0)
+              for tracker, values in aucs.items() for index, auc in enumerate(values)}
+    designs = {"vidrnn lstm": ["vidrnn lstm #0", "vidrnn lstm #1"], "matching-only": ["matching-only"],
+               "CSRT": ["CSRT"]}
+    lines = track_compare.paired_intervals([f"s{index}" for index in range(4)], designs, scores)
+    assert "95 % percentile interval from 2000 bootstrap resamples of the 4 sequences" in lines[0]
+    assert lines[2] == "| design | vs matching-only | vs CSRT |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[4:]}
+    # the seeds are averaged per sequence first: lstm equals matching-only on every sequence
+    assert rows["vidrnn lstm"][0] == "+0.000 [+0.000, +0.000], ahead on 0 of 4"
+    assert rows["vidrnn lstm"][1].startswith("+0.300 [") and rows["vidrnn lstm"][1].endswith("ahead on 3 of 4 |")
+    low, high = (float(value) for value in rows["vidrnn lstm"][1].split("[")[1].split("]")[0].split(", "))
+    assert low < 0 < high  # CSRT's one win, by 0.3, keeps 0 inside: level
+    assert rows["matching-only"][0] == "—" and set(rows) == {"vidrnn lstm", "matching-only"}
 
 
 def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
@@ -205,21 +231,26 @@ def test_a_run_whose_splits_json_records_no_groups_is_refused(tmp_path: Path) ->
         variants.row_units(["B/b.avi@backwards"], {"A/a.avi": ("A", "g01")})
 
 
-def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
-        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runs stand in for vidrnn fit and predict (each writes what the real command writes). mean_pool tests best
-    but validates worst: the reference is per_frame, by its validation accuracy at the tested checkpoint (epoch 0),
-    not at a later epoch the checkpoint does not hold."""
-    variants = _load("classify_variants")
-    keys = [f"{name}/v_{name}_g{group:02d}_c{clip}.avi" for name in ("A", "B") for group in (1, 2, 3) for clip in (1, 2)]
-    right = {"lstm": set(keys), "mean_pool": set(keys[1:]), "per_frame": set(keys[:4] + keys[6:])}  # A g03 wrong
-    tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
-    commands = []
+_VARIANT_KEYS = [f"{name}/v_{name}_g{group:02d}_c{clip}.avi" for name in ("A", "B") for group in (1, 2, 3)
+                 for clip in (1, 2)]
 
-    def fake_run(command: list[str], **_) -> subprocess.CompletedProcess:
-        commands.append(command)
+
+def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
+    """A stand-in for ``vidrnn fit`` and ``vidrnn predict`` as classify_variants runs them: each writes what the real
+    command writes into the run's folder (``RUNS/VARIANT-seedS/fit|predict``); a (variant, seed) in ``failing`` fails
+    its fit as a refused one does. lstm is right on every clip, mean_pool misses one, per_frame misses A g03 (two
+    clips); at the tested epoch 0 per_frame validates best, mean_pool worst."""
+    right = {"lstm": set(_VARIANT_KEYS), "mean_pool": set(_VARIANT_KEYS[1:]),
+             "per_frame": set(_VARIANT_KEYS[:4] + _VARIANT_KEYS[6:])}
+    tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
+
+    def fake_run(command: list[str], **options) -> subprocess.CompletedProcess:
+        commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
-        variant = Path(value["--trainer.logger.save_dir"]).name.split("-")[0]
+        variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
+        if command[3] == "fit" and (variant, value["--seed_everything"]) in failing:
+            return subprocess.CompletedProcess(command, 1, "", "Traceback (most recent call last):\n  ...\n"
+                                                                "vidrnn: error: refused for the test\n")
         log = Path(value["--trainer.logger.save_dir"]) / "lightning_logs" / "version_0"
         log.mkdir(parents=True)
         if command[3] == "fit":
@@ -229,40 +260,143 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
             (log / "metrics.csv").write_text(
                 "epoch,step,val/acc,val/loss,test/acc,test/mean_class_acc\n"
                 f"0,2,{tested_val[variant]},0.5,,\n1,5,0.99,0.1,,\n"
-                f"1,5,,,{len(right[variant]) / len(keys)},0.5\n")
+                f"1,5,,,{len(right[variant]) / len(_VARIANT_KEYS)},0.5\n")
         else:
             assert value["--ckpt_path"].endswith("epoch=0-step=2.ckpt")
             (log / "predictions.csv").write_text("clip,true_label,predicted_label,probability\n" + "".join(
-                f"{key},{key[0]},{key[0] if key in right[variant] else 'other'},0.9\n" for key in keys))
+                f"{key},{key[0]},{key[0] if key in right[variant] else 'other'},0.9\n" for key in _VARIANT_KEYS))
             (log / "splits.json").write_text(json.dumps({"test_groups": {key: [key[0], key.split("_")[2]]
-                                                                         for key in keys}}))
+                                                                         for key in _VARIANT_KEYS}}))
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(variants.subprocess, "run", fake_run)
+    return fake_run
+
+
+def _table_rows(out: str) -> dict[str, list[str]]:
+    return {line.split(" | ")[0].strip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| ")}
+
+
+def _variant_benchmark(monkeypatch: pytest.MonkeyPatch, config: Path, dataset: str, *arguments: str,
+                       failing: set[tuple[str, str]] = frozenset()):
+    """classify_variants with :func:`_fake_vidrnn` for its runs, a base ``config`` of ``dataset`` and its command line
+    ``arguments``: the module and the list the runs' commands go to."""
+    variants = _load("classify_variants")
+    commands = []
+    monkeypatch.setattr(variants.subprocess, "run", _fake_vidrnn(commands, failing))
+    config.write_text(f"data:\n  dataset: {dataset}\n")
+    monkeypatch.setattr(sys, "argv", ["classify_variants.py", "--config", str(config), "--root", "", *arguments])
+    return variants, commands
+
+
+def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs stand in for vidrnn fit and predict (each writes what the real command writes). mean_pool tests best
+    but validates worst: the reference is per_frame, by its validation accuracy at the tested checkpoint (epoch 0),
+    not at a later epoch the checkpoint does not hold."""
     config = tmp_path / "base.yaml"
-    config.write_text("data:\n  dataset: ucf101\n")
-    monkeypatch.setattr(sys, "argv", ["classify_variants.py", "--config", str(config), "--root", "", "--seeds", "0",
-                                      "1", "--variants", "lstm", "mean_pool", "per_frame"])
-    variants.main()
+    variants, commands = _variant_benchmark(monkeypatch, config, "ucf101", "--seeds", "0", "1", "--variants", "lstm",
+                                            "mean_pool", "per_frame", "--runs", str(tmp_path / "runs"))
+    assert variants.main() == 0
     out = capsys.readouterr().out
-    assert len(commands) == 12 and {command[3] for command in commands} == {"fit", "predict"}
-    for command in commands:  # the seed moves the data's draws too, in the fit and in its predictions
+    assert len(commands) == 12 and {command[3] for command, _ in commands} == {"fit", "predict"}
+    for command, _ in commands:  # the seed moves the data's draws too, in the fit and in its predictions
         assert command[command.index("--data.seed") + 1] == command[command.index("--seed_everything") + 1]
+    # the test recordings stay, but an order task's altered test copies are drawn from data.seed: said, not hidden
+    assert "the test recordings are the fold's, the same in every run" in out
+    assert "order verification's shuffled test copies are drawn from data.seed, so they differ" in out
     assert "reference: per_frame: the baseline with the highest mean validation accuracy (80.0 %; next mean_pool" in out
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| ")}
+    rows = _table_rows(out)
     assert rows["per_frame"][5:8] == ["80.0 %", "reference", "-"]
     # lstm's seeds are all above per_frame's, but its whole gain lies in one of the six recordings: not clear of 0
     assert rows["lstm"][5] == "70.0 %" and rows["lstm"][6].startswith("+16.7 [+0.0, ")
     assert rows["lstm"][7] == "level (seeds apart, interval holds 0)"
     assert "resamples of the test set's 6 (class, recording group) units" in out
 
-    # a dataset whose data.seed draws the test split keeps it fixed, and says so
+    # a dataset whose data.seed draws the test split keeps it fixed, and says what the seeds then vary
     commands.clear()
     config.write_text("data:\n  dataset: folders\n")
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--runs", str(tmp_path / "folder-runs")])
     variants.main()
-    assert commands and not any("--data.seed" in command for command in commands)
-    assert "seed_everything only: data.seed stays at the config's value (dataset folders" in capsys.readouterr().out
-    assert variants.dataset_of([str(config)], ["--data.dataset=ucf101"]) == "ucf101"
+    assert commands and not any("--data.seed" in command for command, _ in commands)
+    out = capsys.readouterr().out
+    assert "seed_everything only: data.seed stays at the config's value (dataset folders" in out
+    assert "initialisation and dropout alone: batch order and training segment offsets come from data.seed" in out
+    assert variants.configured([str(config)], ["--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
+
+
+def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One refused run ended the script in a traceback: no table, and the temporary folder with every finished run's
+    checkpoints and predictions deleted. The runs now stay in --runs, a failure is reported with its reason beside the
+    table of the runs that finished (exit status 1), and the same command goes on: finished runs are read, not redone,
+    while a run made with other settings is refused before anything starts."""
+    runs = tmp_path / "runs"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0", "1",
+                                            "--variants", "mean_pool", "lstm", "per_frame", "--runs", str(runs),
+                                            failing={("lstm", "1")})
+    argv = sys.argv
+    assert variants.main() == 1
+    captured = capsys.readouterr()
+    assert f"runs kept in {runs}" in captured.out
+    assert "lstm seed 1 failed: vidrnn: error: refused for the test" in captured.err
+    assert f"(its output: {runs / 'lstm-seed1' / 'fit.log'})" in captured.err
+    rows = _table_rows(captured.out)
+    assert set(rows) >= {"mean_pool", "per_frame"} and "lstm" not in rows
+    assert "not in the table, a run failed: lstm (seed 1)" in captured.out
+    assert len(commands) == 11  # every run was tried
+    assert sorted(runs.glob("*/fit/lightning_logs/version_0/checkpoints/epoch=0-step=2.ckpt")) == [
+        runs / run / "fit" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=0-step=2.ckpt"
+        for run in ("lstm-seed0", "mean_pool-seed0", "mean_pool-seed1", "per_frame-seed0", "per_frame-seed1")]
+
+    # the same command again: only the failed run is run, the rest read from their folders
+    commands.clear()
+    monkeypatch.setattr(variants.subprocess, "run", _fake_vidrnn(commands))
+    assert variants.main() == 0
+    assert [(command[3], command[command.index("--seed_everything") + 1]) for command, _ in commands] == [
+        ("fit", "1"), ("predict", "1")]
+    rows = _table_rows(capsys.readouterr().out)
+    assert rows["lstm"][7] == "level (seeds apart, interval holds 0)" and rows["per_frame"][6] == "reference"
+
+    # other settings over the same folder: refused before any run, naming the run and what to do
+    commands.clear()
+    monkeypatch.setattr(sys, "argv", [*argv, "--extra", "--trainer.max_epochs", "3"])
+    with pytest.raises(SystemExit, match=f"{re.escape(str(runs / 'mean_pool-seed0'))} holds mean_pool seed 0 made "
+                                         "with other settings.*another --runs"):
+        variants.main()
+    assert not commands
+
+
+def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """antisymmetric scores a clip against its reversal, the arrow of time only: on a class task its fit was refused
+    after the other variants had trained, which the script then lost."""
+    config = tmp_path / "base.yaml"
+    variants, commands = _variant_benchmark(monkeypatch, config, "demo", "--seeds", "0", "--variants", "mean_pool",
+                                            "lstm+antisymmetric", "--runs", str(tmp_path))
+    with pytest.raises(SystemExit, match="lstm\\+antisymmetric: model.antisymmetric is for data.objective "
+                                         "arrow_of_time only, the runs' is classes"):
+        variants.main()
+    assert not commands
+    assert variants.task_refusals(["antisymmetric"], [str(config)], ["--data.objective", "arrow_of_time"]) == []
+
+
+def test_the_runs_read_relative_paths_from_the_callers_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs ran in the repository, so a relative --extra path (and a config's relative default) meant a folder
+    of the checkout, while --root, --splits, --cache_dir and --config meant the caller's. Now every run starts where
+    the caller is, with this checkout's vidrnn and its variant files by absolute path."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    monkeypatch.chdir(caller)
+    variants, commands = _variant_benchmark(monkeypatch, Path("base.yaml"), "ucf101", "--seeds", "0", "--variants",
+                                            "mean_pool", "--extra", "--data.cache_dir", "cache")
+    assert variants.main() == 0
+    assert (caller / "runs" / "classify_variants" / "mean_pool-seed0" / "fit").is_dir()  # the default, here
+    for command, options in commands:
+        assert Path(options.get("cwd") or Path.cwd()) == caller
+        assert options["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(variants.REPO)
+        configs = [command[position + 1] for position, name in enumerate(command) if name == "--config"]
+        assert configs == [str(caller / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml")]
 
 
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
