@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import cv2
 import lightning as L
@@ -46,6 +48,17 @@ def save_untrained(module: L.LightningModule, path: Path) -> Path:
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)
     return path
+
+
+def fit_split_record(data: L.LightningDataModule, runs: Path) -> dict[str, Any]:
+    """The ``splits.json`` that ``data``, its features extracted, writes as a fit sets it up in a run folder under
+    ``runs`` (a trainer with a logger gives it the run's log folder)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    data.prepare_data()
+    data.trainer = L.Trainer(logger=CSVLogger(runs), accelerator="cpu")
+    data.setup("fit")
+    return json.loads((Path(data.trainer.log_dir) / "splits.json").read_text())
 
 
 def frame_level(frame: np.ndarray) -> int:

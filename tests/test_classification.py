@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from conftest import write_video
+from conftest import fit_split_record, write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
 from vidrnn.data import module as data_module
@@ -540,12 +540,7 @@ def test_splits_json_lists_the_clips_each_split_left_out_as_unreadable_with_thei
     root = tmp_path / "videos"
     _three_groups(root, "a", "b")
     broken = {_unreadable(root / "a" / f"v_a_g{group:02d}_c02.avi").relative_to(root).as_posix() for group in (1, 2, 3)}
-    data = _folders_module(root, tmp_path / "cache")
-    data.prepare_data()
-    data.trainer = L.Trainer(logger=CSVLogger(tmp_path / "runs"), accelerator="cpu")  # for the run's log folder
-    data.setup("fit")
-
-    record = json.loads((Path(data.trainer.log_dir) / "splits.json").read_text())
+    record = fit_split_record(_folders_module(root, tmp_path / "cache"), tmp_path / "runs")
     unreadable = record["unreadable"]
     assert sorted(unreadable) == ["test", "train", "val"] and all(len(clips) == 1 for clips in unreadable.values())
     assert {key for clips in unreadable.values() for key in clips} == broken

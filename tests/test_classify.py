@@ -24,7 +24,7 @@ from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser, discover, record_path
 from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
-from vidrnn.files import atomic_write
+from vidrnn.files import atomic_write, name_max
 from vidrnn.inference import Prediction, PredictionFailure, Predictor
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
@@ -674,6 +674,34 @@ def test_an_output_this_user_cannot_write_is_a_usage_error_before_the_model_is_l
     error = capsys.readouterr().err
     assert error.startswith(f"vidrnn classify: error: --output {output}: {expected}; choose an output file")
     assert "Traceback" not in error
+
+
+def test_an_output_named_near_the_name_limit_keeps_its_record_under_a_fitted_name(trained, test_videos,
+                                                                                  tmp_path: Path) -> None:
+    """OUTPUT.meta.json is 10 bytes longer than the output's name: for a name of 250 bytes the record could not be
+    written (ENAMETOOLONG), a traceback after the model was loaded and the output replaced."""
+    _, _, checkpoint = trained
+    output = tmp_path / ("r" * 246 + ".csv")
+    arguments = (test_videos[0], "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    record = record_path(output)
+    assert record.parent == output.parent and record.name.startswith("r" * 200) and record.name.endswith(".meta.json")
+    assert len(os.fsencode(record.name)) <= name_max(tmp_path)
+    assert json.loads(record.read_text(encoding="utf-8"))["checkpoint"] == str(checkpoint)
+    assert classify(*arguments, "--resume") == 0 and len(read_csv(output)) == 1
+
+
+def test_an_output_name_over_the_name_limit_is_a_usage_error_before_the_model_is_loaded(
+        test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file system refuses the name itself: it ended in a traceback once the model was loaded."""
+    output = tmp_path / ("r" * 256 + ".csv")
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    assert classify(test_videos[0], "--ckpt", checkpoint, "--output", output) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn classify: error: --output {output}: its name is 260 bytes long, over the "
+                            f"{name_max(tmp_path)} this file system takes; choose a shorter name")
 
 
 def _never_loaded(*args: object, **kwargs: object) -> None:

@@ -21,7 +21,7 @@ from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec, reverse_padded
 from vidrnn.sampling import SamplingSpec, segment_indices
 
-from conftest import write_video
+from conftest import fit_split_record, write_video
 
 
 class _Clips(torch.utils.data.Dataset):
@@ -222,6 +222,28 @@ def test_clips_too_short_for_their_altered_copy_to_differ_are_left_out_with_a_wa
     for split in ("train", "val", "test"):
         assert {Path(key).stem for key in data.split_keys(split)} == kept
     assert said.format(root=root) in caplog.text
+
+
+def test_splits_json_lists_the_clips_left_out_as_too_short_with_their_frames_and_the_frames_needed(
+        tmp_path: Path) -> None:
+    """They were warned about, but splits.json listed unreadable clips only: after the run nothing said which clips it
+    had not used, or why a split held fewer clips than it drew."""
+    root = tmp_path / "videos"
+    for session in (1, 2, 3):
+        for name, frames in {"one": 1, "three": 3, "long": 8}.items():
+            write_video(root / f"s{session}" / f"{name}.avi", frames)
+    data = VideoDataModule(root=str(root), dataset="unlabeled", objective="order_verification", order_parts=4,
+                           cache_dir=str(tmp_path / "cache"), backbone=BackboneSpec(input_size=32),
+                           sampling=SamplingSpec(strategy="all", short_side=32), steps=8, extract_workers=0)
+    record = fit_split_record(data, tmp_path / "runs")
+    too_short = record["too_short"]
+    assert sorted(too_short) == ["test", "train", "val"] and all(len(clips) == 2 for clips in too_short.values())
+    for split, clips in too_short.items():
+        assert not set(clips) & set(record["clip_lists"][split])
+        for key, reason in clips.items():
+            frames = {"one": "1 cached frame", "three": "3 cached frames"}[Path(key).stem]
+            assert reason == f"{frames}, fewer than the 4 order verification needs"
+    assert record["unreadable"] == {"train": {}, "val": {}, "test": {}}
 
 
 def test_an_order_task_whose_clips_are_all_too_short_ends_saying_so(tmp_path: Path) -> None:

@@ -160,13 +160,14 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     lists = {"train": ["a/1", "a/2", "b/1"], "val": ["a/3"], "test": ["b/2", "b/3"]}
     copies = {"test": [["b/2", "a/1"]], "val": [], "test_val": [], "different_labels": [["a/1", "b/2"]]}
     unreadable = {"train": {}, "val": {}, "test": {"b/5": "cannot be opened as a video"}}
+    too_short = {"train": {"a/4": "1 cached frame, fewer than the 2 the arrow of time needs"}, "val": {}, "test": {}}
     groups = {"b/2": ("b", "b/g01"), "b/3": ("b", None)}
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable,
-                       test_groups=groups)
+                       too_short=too_short, test_groups=groups)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
         "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable,
-        "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
+        "too_short": too_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:

@@ -10,14 +10,18 @@ from typing import Any, TypeVar
 
 import lightning as L
 
-__all__ = ["differing_settings", "load_checkpoint", "load_module", "require_task"]
+__all__ = ["CLASSIFICATION", "TRACKING", "differing_settings", "load_checkpoint", "load_module", "require_task"]
 
 Module = TypeVar("Module", bound=L.LightningModule)
 
+#: The ``task`` each model's checkpoints record: here, so that code below the model classes (the migration of older
+#: checkpoints, :mod:`vidrnn.models.upgrade`) names a task without importing them.
+CLASSIFICATION, TRACKING = "classification", "tracking"
+
 #: How a checkpoint of each task is made: said to whoever gives a command the other task's.
 _MADE_BY = {
-    "classification": "vidrnn fit on a classification config, such as configs/demo.yaml",
-    "tracking": "vidrnn fit on a tracking config (task: tracking, or --task tracking), such as configs/track.yaml",
+    CLASSIFICATION: "vidrnn fit on a classification config, such as configs/demo.yaml",
+    TRACKING: "vidrnn fit on a tracking config (task: tracking, or --task tracking), such as configs/track.yaml",
 }
 
 

@@ -5,7 +5,7 @@ time, within about a second), so an interrupted run keeps its work and ``--resum
 trying error rows' videos again; a video that cannot be read gets an error row with the reason and the rest goes on.
 Usage errors (a missing checkpoint, an unknown output format) stop the command before any video is decoded.
 
-Beside the output, ``OUTPUT.meta.json`` records which checkpoint made its rows and the settings that decide their
+Beside the output, ``OUTPUT.meta.json`` (:func:`record_path`) records which checkpoint made its rows and the settings that decide their
 content (:func:`run_record`), and the directory the rows' relative paths start from, so a resume from anywhere
 knows them. ``--resume`` appends only to rows made the same way: a results file never mixes two
 models' rows.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, unwritable
+from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, fitted_name, name_max, unwritable
 from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES
 from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
@@ -244,8 +244,10 @@ class RowWriter:
 
 
 def record_path(output: Path) -> Path:
-    """Where the record of what made ``output``'s rows lies: beside it, ``OUTPUT.meta.json``."""
-    return output.with_name(output.name + ".meta.json")
+    """Where the record of what made ``output``'s rows lies: beside it, ``OUTPUT.meta.json``, shortened
+    (:func:`fitted_name`) where that name is longer than the file system takes — an output's name that fits may not
+    leave room for the 10 bytes added — the same on every run, so a resume finds it."""
+    return output.with_name(fitted_name(output.name, ".meta.json", name_max(output.parent)))
 
 
 def run_record(checkpoint: Path, predictor: Predictor, top_k: int, batch_size: int, directory: str) -> dict[str, Any]:
@@ -343,6 +345,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
         return f"--output must end in .csv or .jsonl, got {args.output}"
+    too_long = _name_too_long(args.output)
+    if too_long is not None:
+        return f"--output {args.output}: {too_long}; choose a shorter name"
     reason = f"{args.output} is a folder" if args.output.is_dir() else unwritable(args.output.parent)
     if reason is not None:
         return f"--output {args.output}: {reason}; choose an output file this user can write"
@@ -356,6 +361,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     except ValueError as error:
         return f"--device: {error}"
     return None
+
+
+def _name_too_long(path: Path) -> str | None:
+    """Why the file system holding ``path`` would not take its name (longer than its ``NAME_MAX``), else ``None``:
+    asked before any work, as the rows' first write (after the model was loaded) failed on it in a traceback."""
+    size, limit = len(os.fsencode(path.name)), name_max(path.parent)
+    return f"its name is {size} bytes long, over the {limit} this file system takes" if size > limit else None
 
 
 def _rows_directory(output: Path, resume: bool) -> str:

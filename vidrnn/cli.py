@@ -325,12 +325,10 @@ def _add_upgrade(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
-    from vidrnn.checkpoints import load_checkpoint
-    from vidrnn.models import classifier, tracker_module
+    from vidrnn.models.upgrade import upgrade_checkpoint
 
     try:
-        model = tracker_module if tracker_module.is_tracker_checkpoint(load_checkpoint(args.source)) else classifier
-        model.upgrade_checkpoint(args.source, args.target)
+        upgrade_checkpoint(args.source, args.target)
     except (OSError, ValueError) as error:
         print(f"vidrnn upgrade: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -452,9 +452,9 @@ class VidrnnCLI(_VidrnnCommands, LightningCLI):
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
-        from vidrnn.models.classifier import require_current
+        from vidrnn.models.upgrade import require_current_classifier
 
-        require_current(hparams)
+        require_current_classifier(hparams)
 
     def instantiate_classes(self) -> None:
         """Make the data module, model and trainer as both tasks do, then hold the ``--ckpt_path`` checkpoint against
@@ -528,9 +528,9 @@ class TrackingCLI(_VidrnnCommands, LightningCLI):
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
-        from vidrnn.models.tracker_module import require_current
+        from vidrnn.models.upgrade import require_current_tracker
 
-        require_current(hparams)
+        require_current_tracker(hparams)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse and check ``--ckpt_path`` as both tasks do, then refuse ``predict``, which tracking has no answer

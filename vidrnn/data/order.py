@@ -8,8 +8,8 @@ reversing a clip reverses its sequence of frame features exactly and nothing is 
 twice, once as recorded (label 1) and once reversed or shuffled (label 0), in training and in evaluation alike: a
 model blind to frame order gives both copies the same answer, so it is right on exactly one of them and scores
 exactly 50 % — chance is a fact of the construction, not an estimate. A clip too short for its altered copy to differ
-(:func:`shortest_alterable`) is left out by the data module, with a warning: it would be the same sequence under both
-labels.
+(:func:`shortest_alterable`) is left out by the data module, with a warning, and listed in the run's ``splits.json``
+(``too_short``): it would be the same sequence under both labels.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
@@ -48,7 +48,7 @@ class UsableClips:
     """Each split's clips as the feature cache can serve them: ``usable`` (in index order); ``unreadable`` — without
     features, their reasons in ``errors`` (the cache's, by key) or not extracted; and ``short`` — on a temporal-order
     ``task``, clips with fewer cached frames than ``shortest``, whose altered copy could not differ from them
-    (:func:`vidrnn.data.order.shortest_alterable`)."""
+    (:func:`vidrnn.data.order.shortest_alterable`); ``frames``: the cached frames of each clip, by key."""
 
     index: DatasetIndex
     errors_path: Path
@@ -58,6 +58,7 @@ class UsableClips:
     short: dict[str, list[VideoRecord]]
     shortest: int = 1
     task: str = ""
+    frames: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def sort(cls, splits: Mapping[str, Sequence[VideoRecord]], index: DatasetIndex, cache: FeatureCache,
@@ -72,7 +73,8 @@ class UsableClips:
         return cls(index, cache.dir / "errors.json", cache.errors(),
                    usable=where(lambda count: count is not None and count >= shortest),
                    unreadable=where(lambda count: count is None),
-                   short=where(lambda count: count is not None and count < shortest), shortest=shortest, task=task)
+                   short=where(lambda count: count is not None and count < shortest), shortest=shortest, task=task,
+                   frames=frames)
 
     def require(self, splits: Sequence[str]) -> None:
         """Refuse (:class:`UnusableData`) when any of ``splits`` had clips and none of them can be used — saying so of
@@ -130,6 +132,16 @@ class UsableClips:
         """Each split's clips left out as unreadable, by key, with the reason (``splits.json`` keeps them)."""
         return {split: {self.index.key(record): self._reason(record) for record in records}
                 for split, records in self.unreadable.items()}
+
+    def too_short_reasons(self) -> dict[str, dict[str, str]]:
+        """Each split's clips left out as too short for the order task, by key, with their cached frames and the frames
+        it needs (``splits.json`` keeps them, as it keeps the unreadable ones: the warning alone left no trace)."""
+        return {split: {self.index.key(record): self._shortness(record) for record in records}
+                for split, records in self.short.items()}
+
+    def _shortness(self, record: VideoRecord) -> str:
+        count = self.frames[self.index.key(record)]
+        return f"{count} cached frame{'' if count == 1 else 's'}, fewer than the {self.shortest} {self.task} needs"
 
     def _account(self, unreadable: Sequence[VideoRecord], short: Sequence[VideoRecord], total: int) -> str:
         """How many of ``total`` clips could not be read and how many are too short, with the first few of each."""

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
@@ -25,17 +23,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from vidrnn.backbones import FP16_AUTOCAST
 from vidrnn.batches import SequenceBatch
-from vidrnn.checkpoints import differing_settings, load_checkpoint, require_task
-from vidrnn.files import atomic_write
+from vidrnn.checkpoints import CLASSIFICATION, differing_settings, load_checkpoint, require_task
 from vidrnn.models.base import VidrnnModule
 from vidrnn.objectives import ORDER_CLASSES
 from vidrnn.models.temporal import EncoderOutput, EncoderSpec, TemporalEncoder, reverse_padded
+from vidrnn.models.upgrade import require_current_classifier
 from vidrnn.pipeline import PipelineSpec
 from vidrnn.random_state import resuming_fit, state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_finite_loss
 from vidrnn.text import first_few
 
-__all__ = ["VideoClassifier", "pretrained_encoder", "require_current", "upgrade_checkpoint"]
+__all__ = ["VideoClassifier", "pretrained_encoder"]
 
 
 class MeanClassAccuracy(MulticlassStatScores):
@@ -80,50 +78,6 @@ def _class_difference(trained: list[str], data: list[str]) -> str:
     return "; ".join(part for part in parts if part)
 
 
-#: Hyperparameters of checkpoints saved before the encoder and the pipeline travelled as one record each.
-_FLAT_ENCODER = ("cell", "nonlinearity", "inputs", "kernel_size", "hidden_size", "num_layers", "bidirectional",
-                 "dropout", "input_dropout", "projection", "input_norm", "pooling", "residual")
-_FLAT_PIPELINE = ("backbone", "sampling", "steps")
-
-
-def require_current(hparams: dict[str, Any]) -> None:
-    """Refuse, saying how to convert them, a classifier checkpoint's ``hparams`` in the shape saved before
-    ``encoder`` and ``pipeline`` were records (their settings one by one).
-
-    Loading them as they are would be wrong silently: Lightning drops hyperparameters the class no longer takes, so
-    the encoder would be built with default settings, and when its shapes happen to match, the weights would load.
-    """
-    if "encoder" not in hparams and any(name in hparams for name in _FLAT_ENCODER + _FLAT_PIPELINE):
-        raise ValueError("saved by an older vidrnn, with the encoder's settings one by one (cell, hidden_size, ...) "
-                         "instead of under encoder; convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt")
-
-
-def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Write the classifier checkpoint at ``source`` to ``target`` with its hyperparameters in today's shape.
-
-    The one migration of old checkpoints: the flat encoder settings become ``encoder`` (settings the checkpoint
-    predates keep the values they had then: their defaults, which are today's), ``backbone``, ``sampling`` and
-    ``steps`` become ``pipeline`` (left out when the checkpoint lacks the specs). Weights, optimiser state and
-    everything else are copied as they are.
-    """
-    checkpoint = load_checkpoint(source)
-    require_task(checkpoint, VideoClassifier.TASK, source)
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    if "encoder" in hparams:
-        raise ValueError(f"{source} is already in today's shape")
-    hparams["encoder"] = EncoderSpec.from_dict({name: hparams.pop(name) for name in _FLAT_ENCODER
-                                                if name in hparams}).to_dict()
-    backbone, sampling, steps = hparams.pop("backbone", None), hparams.pop("sampling", None), hparams.pop("steps", 16)
-    if backbone is not None and sampling is not None:
-        # The CNN batch its features were extracted in: the data module's setting, saved beside (else the default).
-        data = checkpoint.get("datamodule_hyper_parameters") or {}
-        batch = {"extract_batch_size": data["extract_batch_size"]} if "extract_batch_size" in data else {}
-        pipeline = PipelineSpec.from_dict({"backbone": backbone, "sampling": sampling, "steps": steps, **batch})
-        hparams["pipeline"] = pipeline.to_dict()
-    checkpoint["hyper_parameters"] = hparams
-    atomic_write(Path(target), lambda file: torch.save(checkpoint, file))
-
-
 def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
                        pipeline: PipelineSpec | None) -> dict[str, Tensor]:
     """The encoder weights of the checkpoint at ``path``, refused unless its encoder is built like this one.
@@ -135,7 +89,7 @@ def pretrained_encoder(path: str | Path, input_dim: int, encoder: EncoderSpec,
     require_task(checkpoint, VideoClassifier.TASK, path)
     saved = checkpoint.get("hyper_parameters", {})
     try:
-        require_current(saved)
+        require_current_classifier(saved)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     saved_pipeline = saved.get("pipeline")
@@ -179,7 +133,7 @@ class VideoClassifier(VidrnnModule):
     """
 
     #: What its checkpoints record as their ``task``, and what loading one requires (:func:`require_task`).
-    TASK: ClassVar[str] = "classification"
+    TASK: ClassVar[str] = CLASSIFICATION
 
     def __init__(
         self,
@@ -311,9 +265,9 @@ class VideoClassifier(VidrnnModule):
         self.check_checkpoint(checkpoint, resuming=resuming_fit(self))
 
     def check_checkpoint(self, checkpoint: dict[str, Any], *, resuming: bool) -> None:
-        """Refuse a checkpoint in an older shape (:func:`require_current`) or one whose weights do not fit this
-        model's data (:meth:`_require_same_data`; ``resuming``: a fit goes on from it); warn where they fit but not
-        exactly, or where the backbone's weights have changed since training.
+        """Refuse a checkpoint in an older shape (:func:`~vidrnn.models.upgrade.require_current_classifier`) or one
+        whose weights do not fit this model's data (:meth:`_require_same_data`; ``resuming``: a fit goes on from it);
+        warn where they fit but not exactly, or where the backbone's weights have changed since training.
 
         Every load passes here. The CLI also calls it as soon as the data module and the model are built, so that
         ``vidrnn test --ckpt_path`` with another backbone or other classes is refused before the data module
@@ -321,7 +275,7 @@ class VideoClassifier(VidrnnModule):
         shows each once, there, and not again when the trainer loads the same checkpoint.
         """
         saved = checkpoint.get("hyper_parameters", {})
-        require_current(saved)
+        require_current_classifier(saved)
         self._require_same_data(saved, resuming)
         self._warn_if_weights_changed(checkpoint.get("backbone_identity"))
         self._saved_random_state = state_to_resume(self, checkpoint)

@@ -25,20 +25,18 @@ from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 from torchvision.ops import box_convert, generalized_box_iou_loss
 
-from vidrnn.checkpoints import load_checkpoint, load_module, require_task
-from vidrnn.files import atomic_write
+from vidrnn.checkpoints import TRACKING, load_checkpoint, load_module, require_task
 from vidrnn.metrics import paired_iou, score_sequence
 from vidrnn.models.base import VidrnnModule
+from vidrnn.models.upgrade import (CONVERT, current_tracker_hyperparameters, tracker_overrides,
+                                   tracker_settings_one_by_one)
 from vidrnn.random_state import state_to_resume
 from vidrnn.schedules import SchedulerInterval, require_finite_loss
 from vidrnn.tracker.geometry import boxes_from_crops, clamp_to_frame
 from vidrnn.tracker.head import ON_TARGET_IOU, RecurrentBoxHead, TrackerCell
 from vidrnn.tracker.settings import TrackerSettings
 
-__all__ = [
-    "FrameTracker", "current_hyperparameters", "is_tracker_checkpoint", "load_frame_tracker", "require_current",
-    "upgrade_checkpoint",
-]
+__all__ = ["FrameTracker", "load_frame_tracker"]
 
 
 class FrameTracker(VidrnnModule):
@@ -68,7 +66,7 @@ class FrameTracker(VidrnnModule):
 
     #: What its checkpoints record as their ``task``, and what loading one requires
     #: (:func:`~vidrnn.checkpoints.require_task`).
-    TASK: ClassVar[str] = "tracking"
+    TASK: ClassVar[str] = TRACKING
 
     def __init__(
         self,
@@ -180,73 +178,21 @@ class FrameTracker(VidrnnModule):
         error anywhere. A checkpoint loaded with its own settings (``vidrnn track``, ``vidrnn test``) always passes; one
         of the older shape passes where its settings, converted, are these (:func:`load_frame_tracker` loads it so)."""
         saved = checkpoint.get("hyper_parameters", {})
-        current = current_hyperparameters(saved)
+        current = current_tracker_hyperparameters(saved)
         if "tracker" not in current:  # no settings recorded: nothing to hold them to
             return
-        fix = _CONVERT if _stored_one_by_one(saved) else "set data.tracker as the checkpoint has it, or train a new head"
+        fix = (CONVERT if tracker_settings_one_by_one(saved)
+               else "set data.tracker as the checkpoint has it, or train a new head")
         TrackerSettings.from_dict(current["tracker"] or {}).check_head_reads(settings or self.settings, fix)
 
 
-#: Hyperparameters of checkpoints saved before the settings travelled as one record (``tracker``).
-_SEPARATE_SETTINGS = ("backbone", "geometry", "template_cells", "template_rate", "scale_rate", "hold_below")
-
-#: How to make a checkpoint of that shape one that every command reads.
-_CONVERT = "convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt"
-
-
-def _stored_one_by_one(hparams: dict[str, Any]) -> bool:
-    return "tracker" not in hparams and any(name in hparams for name in _SEPARATE_SETTINGS)
-
-
-def is_tracker_checkpoint(checkpoint: dict[str, Any]) -> bool:
-    """Whether ``checkpoint`` holds a :class:`FrameTracker`: its recorded task, or, in a checkpoint saved before the
-    task was recorded (every one of the older shape), settings only a tracker has."""
-    if "task" in checkpoint:
-        return checkpoint["task"] == FrameTracker.TASK
-    hparams = checkpoint.get("hyper_parameters", {})
-    return "tracker" in hparams or any(name in hparams for name in _SEPARATE_SETTINGS if name != "backbone")
-
-
-def current_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
-    """A ``FrameTracker`` checkpoint's ``hparams`` in today's shape: the settings of one saved before they were one
-    record, stored one by one, become ``tracker`` (``hold_below`` absent: saved before it existed, so it never held);
-    today's shape as it is. Lightning would drop those settings for the defaults, which its head never read."""
-    if not _stored_one_by_one(hparams):
-        return dict(hparams)
-    values = {name: hparams[name] for name in _SEPARATE_SETTINGS if hparams.get(name) is not None}
-    rest = {name: value for name, value in hparams.items() if name not in _SEPARATE_SETTINGS}
-    return {**rest, "tracker": TrackerSettings.from_dict({"hold_below": 0.0, **values}).to_dict()}
-
-
-def require_current(hparams: dict[str, Any]) -> None:
-    """Refuse, saying how to convert them, a tracker checkpoint's ``hparams`` in the shape that stored the tracker's
-    settings one by one: LightningCLI merges a checkpoint's hyperparameters into the config, which no longer has those
-    keys, and failed on them without saying why."""
-    if _stored_one_by_one(hparams):
-        raise ValueError("saved by an older vidrnn, with the tracker's settings one by one (backbone, geometry, "
-                         f"template_rate, ...) instead of under tracker; {_CONVERT}")
-
-
 def load_frame_tracker(path: str | os.PathLike) -> FrameTracker:
-    """The ``FrameTracker`` of the checkpoint at ``path``, older shapes converted (:func:`current_hyperparameters`):
-    the one load that ``vidrnn track``, ``vidrnn test`` and the benchmarks make (the LightningCLI commands refuse an
+    """The ``FrameTracker`` of the checkpoint at ``path``, older shapes converted
+    (:func:`~vidrnn.models.upgrade.tracker_overrides`): the one load that ``vidrnn track``, ``vidrnn test`` and the benchmarks make (the LightningCLI commands refuse an
     older shape before they get here, pointing to ``vidrnn upgrade``). ``weights_only``; errors as
     :func:`~vidrnn.checkpoints.load_module` raises them."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     checkpoint = load_checkpoint(path)
     require_task(checkpoint, FrameTracker.TASK, path)
-    saved = checkpoint.get("hyper_parameters", {})
-    older = {"tracker": current_hyperparameters(saved)["tracker"]} if _stored_one_by_one(saved) else {}
-    return load_module(FrameTracker, path, **older)
-
-
-def upgrade_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Write the tracker checkpoint at ``source`` to ``target`` with its settings as one record
-    (:func:`current_hyperparameters`); weights, optimiser state and everything else copied as they are."""
-    checkpoint = load_checkpoint(source)
-    require_task(checkpoint, FrameTracker.TASK, source)
-    if not _stored_one_by_one(checkpoint.get("hyper_parameters", {})):
-        raise ValueError(f"{source} is already in today's shape")
-    checkpoint["hyper_parameters"] = current_hyperparameters(checkpoint["hyper_parameters"])
-    atomic_write(Path(target), lambda file: torch.save(checkpoint, file))
+    return load_module(FrameTracker, path, **tracker_overrides(checkpoint.get("hyper_parameters", {})))
