@@ -133,6 +133,15 @@ def test_synth_help_states_the_minimums_the_generators_hold(tmp_path: Path, caps
             make_tracking_sequences(tmp_path / name, **{**sequences, name: sequences[name] - 1})
 
 
+def test_extract_help_names_the_demo_roots_synth_and_a_fit_write(capsys: pytest.CaptureFixture) -> None:
+    """It said the demo is read with --root data/demo, but vidrnn synth OUT writes it into OUT/classification."""
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--root OUT_DIR/classification after vidrnn synth OUT_DIR" in shown
+    assert "--root data/demo after a fit of configs/demo.yaml" in shown
+
+
 @pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
                                      "negative batch size", "negative workers", "negative limit", "cache root a file",
                                      "class folders read as UCF101", "root this user may not read"])

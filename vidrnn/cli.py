@@ -156,8 +156,9 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset")
     group.add_argument("--dataset", choices=EXTRACT_DATASETS, default="ucf101",
                        help="ucf101: official split lists; folders: ROOT/<class>/**/<video>; unlabeled: every video "
-                       "under ROOT (for temporal-order tasks); the demo, once generated (vidrnn synth, or its first "
-                       "fit), is ucf101 with --root data/demo (default: ucf101)")
+                       "under ROOT (for temporal-order tasks); the demo, once generated, is ucf101: --root "
+                       "OUT_DIR/classification after vidrnn synth OUT_DIR, --root data/demo after a fit of "
+                       "configs/demo.yaml (its data.root) (default: ucf101)")
     group.add_argument("--root", type=Path, required=True,
                        help="UCF101: the UCF-101 folder or its parent; folders: the folder of class folders; "
                        "unlabeled: any folder of videos")
