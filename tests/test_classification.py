@@ -607,7 +607,7 @@ def test_the_demo_is_generated_once_the_checks_have_passed_and_another_seeds_is_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo was generated as the data module was built — before the checks that may refuse the command — and
     generated again over the one there for another data.seed, under the features cached from it."""
-    small = functools.partial(synthetic.make_classification_dataset, num_frames=2, size=(16, 16))
+    small = functools.partial(synthetic.make_classification_dataset, size=(16, 16))
     monkeypatch.setattr(synthetic, "make_classification_dataset", small)
     monkeypatch.setattr(data_module, "extract_features", _extracting)
     root = tmp_path / "demo"
@@ -621,6 +621,22 @@ def test_the_demo_is_generated_once_the_checks_have_passed_and_another_seeds_is_
     with pytest.raises(ValueError, match=re.escape(f"{root} holds the demo videos generated with seed 0; seed 1 "
                                                    "generates other videos")):
         VideoDataModule(root=str(root), dataset="demo", seed=1)
+
+
+def test_a_demo_fit_refuses_the_data_vidrnn_synth_made_with_another_seed_and_keeps_it(tmp_path: Path) -> None:
+    """The fit took vidrnn synth's clips (no marker then) for an interrupted generation: it deleted them without a
+    word and generated the demo of its own seed in their place."""
+    from vidrnn.cli import main
+
+    assert main(["synth", str(tmp_path), "--kind", "classification", "--seed", "1", "--groups", "3",
+                 "--clips-per-group", "1", "--frames", "2"]) == 0
+    root = tmp_path / "classification"
+    before = {path: path.stat().st_mtime_ns for path in root.rglob("*")}
+    with pytest.raises(ValueError, match=re.escape(
+            f"{root} holds the demo videos generated with seed 1, groups 3, clips_per_group 1, num_frames 2; seed 0 "
+            "with the default settings generates other videos")):
+        VideoDataModule(root=str(root), dataset="demo", seed=0, cache_dir=str(tmp_path / "cache")).prepare_data()
+    assert {path: path.stat().st_mtime_ns for path in root.rglob("*")} == before
 
 
 def test_wrong_paths_fail_fast_naming_the_path(tmp_path: Path) -> None:

@@ -63,6 +63,85 @@ def test_synth_help_states_the_generators_own_defaults() -> None:
                               "sequence_frames": sequences["num_frames"].default}
 
 
+def _stamps(root: Path) -> dict[Path, int]:
+    """Every path under ``root`` with its modification time: unchanged stamps mean nothing was rewritten."""
+    return {path: path.stat().st_mtime_ns for path in root.rglob("*")}
+
+
+@pytest.mark.parametrize(("kind", "settings", "made"), [
+    ("classification", ["--groups", "3", "--clips-per-group", "1", "--frames", "2"],
+     "seed 0, groups 3, clips_per_group 1, num_frames 2"),
+    ("tracking", ["--sequences", "1", "--frames", "3"], "seed 0, num_sequences 1, num_frames 3"),
+])
+def test_synth_generates_once_and_refuses_a_folder_it_did_not_make_with_these_settings(
+        tmp_path: Path, kind: str, settings: list[str], made: str, capsys: pytest.CaptureFixture) -> None:
+    """It wrote into whatever was there, exit status 0: another seed's clips over the demo's under the same names,
+    the split lists rewritten, the marker left naming the demo's seed."""
+    command = ["synth", str(tmp_path / "out"), "--kind", kind, *settings]
+    assert main(command) == EXIT_OK
+    folder = tmp_path / "out" / kind
+    before = _stamps(folder)
+    assert main(command) == EXIT_OK and _stamps(folder) == before
+    assert [path.name for path in (tmp_path / "out").iterdir()] == [kind], "staging folder left behind"
+    capsys.readouterr()
+    assert main([*command, "--seed", "2"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn synth: error: {folder} holds the demo videos generated with {made}; seed 2")
+    assert "Traceback" not in error and _stamps(folder) == before
+    (tmp_path / "mine" / kind).mkdir(parents=True)
+    (tmp_path / "mine" / kind / "notes.txt").write_text("mine")
+    assert main(["synth", str(tmp_path / "mine"), "--kind", kind, *settings]) == EXIT_USAGE
+    assert f"{tmp_path / 'mine' / kind} holds notes.txt but no" in capsys.readouterr().err
+    assert [path.name for path in (tmp_path / "mine" / kind).iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--kind", "classification", "--groups", "2"], "--groups must be at least 3 (each fold tests a third), got 2"),
+    (["--kind", "classification", "--clips-per-group", "0"], "--clips-per-group must be at least 1, got 0"),
+    (["--kind", "classification", "--frames", "1"], "--frames must be at least 2 for classification clips, got 1"),
+    (["--kind", "both", "--frames", "2"], "--frames must be at least 3 for tracking sequences, got 2"),
+    (["--kind", "tracking", "--sequences", "0"], "--sequences must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be at least 0, got -1"),
+])
+def test_synth_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, options: list[str], expected: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """Each ended in the generator's traceback, exit status 1."""
+    assert main(["synth", str(tmp_path / "out"), *options]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error == f"vidrnn synth: error: {expected}\n" and not (tmp_path / "out").exists()
+
+
+def test_synth_help_states_the_minimums_the_generators_hold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vidrnn.cli import SYNTH_MINIMUMS
+    from vidrnn.data.synthetic import make_classification_dataset
+    from vidrnn.data.synthetic_tracking import make_tracking_sequences
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(f"at least {least}" in shown for least in SYNTH_MINIMUMS.values())
+    clips = {"groups": SYNTH_MINIMUMS["groups"], "clips_per_group": SYNTH_MINIMUMS["clips_per_group"],
+             "num_frames": SYNTH_MINIMUMS["clip_frames"]}
+    sequences = {"num_sequences": SYNTH_MINIMUMS["sequences"], "num_frames": SYNTH_MINIMUMS["sequence_frames"]}
+    make_classification_dataset(tmp_path / "clips", classes=["Grow"], size=(16, 16), **clips)
+    make_tracking_sequences(tmp_path / "sequences", **sequences)
+    for name in clips:
+        with pytest.raises(ValueError):
+            make_classification_dataset(tmp_path / name, classes=["Grow"], **{**clips, name: clips[name] - 1})
+    for name in sequences:
+        with pytest.raises(ValueError):
+            make_tracking_sequences(tmp_path / name, **{**sequences, name: sequences[name] - 1})
+
+
+def test_extract_help_names_the_demo_roots_synth_and_a_fit_write(capsys: pytest.CaptureFixture) -> None:
+    """It said the demo is read with --root data/demo, but vidrnn synth OUT writes it into OUT/classification."""
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--root OUT_DIR/classification after vidrnn synth OUT_DIR" in shown
+    assert "--root data/demo after a fit of configs/demo.yaml" in shown
+
+
 @pytest.mark.parametrize("problem", ["missing root", "unknown backbone", "absent device", "batch size 0",
                                      "negative batch size", "negative workers", "negative limit", "cache root a file",
                                      "class folders read as UCF101", "root this user may not read"])

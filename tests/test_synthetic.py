@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -13,12 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
+from vidrnn.data import synthetic
 from vidrnn.data.synthetic import (
     CLASSES,
     DEMO_MARKER,
     ORDER_PAIRS,
     demo_generated,
     demo_index,
+    ensure_classification_dataset,
     ensure_demo_data,
     make_classification_dataset,
     render_clip,
@@ -237,18 +240,20 @@ def test_sequences_are_written_in_otb_format(tmp_path: Path) -> None:
 # --- ensure_demo_data ------------------------------------------------------------------------------------------------
 
 
+def _stamps(root: Path) -> dict[Path, int]:
+    """Every path under ``root`` with its modification time: unchanged stamps mean nothing was rewritten."""
+    return {path: path.stat().st_mtime_ns for path in root.rglob("*")}
+
+
 @pytest.fixture(scope="module")
 def recovered_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo directory left behind by an interrupted generation (no marker, a truncated video), then ensured."""
+    """The default demo, generated where nothing was."""
     root = tmp_path_factory.mktemp("cache") / "demo"
-    truncated = root / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi"
-    truncated.parent.mkdir(parents=True)
-    truncated.write_bytes(b"RIFF")
     assert ensure_demo_data(root) == root
     return root
 
 
-def test_ensure_demo_data_redoes_an_interrupted_generation(recovered_demo: Path) -> None:
+def test_ensure_demo_data_writes_the_default_demo(recovered_demo: Path) -> None:
     assert (recovered_demo / DEMO_MARKER).is_file()
     assert probe(recovered_demo / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi", count=True).num_frames == 16
     assert len(list(recovered_demo.rglob("*.avi"))) == len(CLASSES) * 6 * 8  # the default: 6 groups x 8 clips
@@ -256,10 +261,28 @@ def test_ensure_demo_data_redoes_an_interrupted_generation(recovered_demo: Path)
     assert [path.name for path in recovered_demo.parent.iterdir()] == ["demo"], "staging directory left behind"
 
 
+def test_an_interrupted_generation_leaves_nothing_and_is_redone(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generation cut short (here: the disk fills) leaves neither the folder nor its staging; the next one writes
+    it whole."""
+    def fills_the_disk(out_dir: Path, **settings: object) -> None:
+        (Path(out_dir) / "UCF-101").mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(synthetic, "make_classification_dataset", fills_the_disk)
+    with pytest.raises(OSError, match="No space left"):
+        ensure_classification_dataset(tmp_path / "demo", groups=3, clips_per_group=1, num_frames=2)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    ensure_classification_dataset(tmp_path / "demo", groups=3, clips_per_group=1, num_frames=2)
+    assert ucf101_index(tmp_path / "demo").counts() == {"train": 12, "test": 6}
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"]
+
+
 def test_ensure_demo_data_does_not_rewrite_a_complete_dataset(recovered_demo: Path) -> None:
-    before = {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")}
+    before = _stamps(recovered_demo)
     assert ensure_demo_data(recovered_demo) == recovered_demo
-    assert {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")} == before
+    assert _stamps(recovered_demo) == before
 
 
 def test_ensure_demo_data_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
@@ -269,10 +292,53 @@ def test_ensure_demo_data_refuses_to_replace_a_foreign_directory(tmp_path: Path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_demo_data_without_a_marker_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """It was taken for an interrupted generation and deleted: the clips vidrnn synth wrote (no marker) were replaced
+    by the demo without a word. A generation is staged beside its folder, so only the marker says whose it is."""
+    root = tmp_path / "demo"
+    clip = root / "UCF-101" / "Grow" / "v_Grow_g01_c01.avi"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"RIFF")
+    for refused in (lambda: ensure_demo_data(root), lambda: demo_generated(root, setting="data.root")):
+        with pytest.raises(FileExistsError, match=re.escape(
+                f"{root} holds UCF-101 but no {DEMO_MARKER}, the marker a finished generation writes")):
+            refused()
+    assert clip.read_bytes() == b"RIFF" and [path.name for path in tmp_path.iterdir()] == ["demo"]
+
+
+def test_generated_data_is_marked_with_its_settings_and_refused_where_others_are_asked_for(tmp_path: Path) -> None:
+    """vidrnn synth's data of other settings, or another seed, must not be taken for the demo, nor replaced by it."""
+    root = ensure_classification_dataset(tmp_path / "synth", seed=1, groups=3, clips_per_group=1, num_frames=2)
+    before = _stamps(root)
+    assert json.loads((root / DEMO_MARKER).read_text()) == {
+        "generator": "vidrnn.data.synthetic.make_classification_dataset", "seed": 1, "groups": 3,
+        "clips_per_group": 1, "num_frames": 2}
+    assert ensure_classification_dataset(root, seed=1, groups=3, clips_per_group=1, num_frames=2) == root
+    made = "seed 1, groups 3, clips_per_group 1, num_frames 2"
+    for refused, asked in ((lambda: ensure_demo_data(root, seed=1), "seed 1 with the default settings"),
+                           (lambda: demo_generated(root, seed=0, setting="data.root"), "seed 0 with the default settings"),
+                           (lambda: ensure_classification_dataset(root, seed=2, groups=3, clips_per_group=1,
+                                                                  num_frames=2), "seed 2"),
+                           (lambda: ensure_classification_dataset(root, seed=1, groups=4, clips_per_group=1,
+                                                                  num_frames=2), "seed 1, groups 4")):
+        with pytest.raises(ValueError, match=re.escape(f"{root} holds the demo videos generated with {made}; {asked} "
+                                                       "generates other videos")):
+            refused()
+    assert _stamps(root) == before
+
+
+def test_the_default_settings_generate_the_demo(recovered_demo: Path) -> None:
+    """What vidrnn synth writes with its defaults is the demo a fit asks for, and the demo is what it would write."""
+    before = _stamps(recovered_demo)
+    assert ensure_classification_dataset(recovered_demo, seed=0, groups=6, clips_per_group=8,
+                                         num_frames=16) == recovered_demo
+    assert _stamps(recovered_demo) == before
+
+
 def test_another_seeds_demo_is_refused_and_left_as_it_is(recovered_demo: Path) -> None:
     """data.seed seeded the generator, and the demo of another seed was generated over the one a cache and models
     were made from, under the same names, by any command — also one refused later."""
-    before = {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")}
+    before = _stamps(recovered_demo)
     for refused in (lambda: ensure_demo_data(recovered_demo, seed=2),
                     lambda: demo_generated(recovered_demo, seed=2, setting="data.root")):
         with pytest.raises(ValueError, match=re.escape(f"{recovered_demo} holds the demo videos generated with seed 0; "
@@ -281,7 +347,7 @@ def test_another_seeds_demo_is_refused_and_left_as_it_is(recovered_demo: Path) -
     with pytest.raises(ValueError, match=re.escape(f"a data.root of its own, such as {recovered_demo}-seed2, or use "
                                                    "seed 0 here")):
         demo_generated(recovered_demo, seed=2, setting="data.root")
-    assert {path: path.stat().st_mtime_ns for path in recovered_demo.rglob("*")} == before
+    assert _stamps(recovered_demo) == before
     assert json.loads((recovered_demo / DEMO_MARKER).read_text())["seed"] == 0
 
 

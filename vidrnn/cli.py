@@ -58,6 +58,9 @@ def _run_probe(args: argparse.Namespace) -> int:
 #: The demo generators' defaults, for ``vidrnn synth --help`` (which must not import them: they need torch); a test
 #: holds them to the generators' signatures.
 SYNTH_DEFAULTS = {"groups": 6, "clips_per_group": 8, "clip_frames": 16, "sequences": 3, "sequence_frames": 60}
+#: The least of each that the generators take (three groups: each fold tests a third; a sequence's first frame only
+#: starts the track), said in ``--help`` and checked before anything is written; a test holds them to the generators.
+SYNTH_MINIMUMS = {"groups": 3, "clips_per_group": 1, "clip_frames": 2, "sequences": 1, "sequence_frames": 3}
 
 
 def _add_synth(commands: argparse._SubParsersAction) -> None:
@@ -66,7 +69,10 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         help="generate the built-in demo data (classification videos and tracking sequences)",
         description="Write the demo data: real video files in the UCF101 layout with official-style split lists, "
         "whose classes come in pairs that differ only in temporal order, and OTB-format tracking sequences. "
-        "Deterministic for a seed.",
+        "Deterministic for a seed. Each folder is generated once, whole (staged beside it, then renamed), with a "
+        "marker naming the seed and settings: the same command again leaves it as it is, and a folder holding "
+        f"anything else is refused (exit status {EXIT_USAGE}). With the default settings the classification data is "
+        "the demo a fit of configs/demo.yaml generates (data.root OUT_DIR/classification, the same data.seed).",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write into (created if needed)")
     parser.add_argument(
@@ -76,16 +82,20 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         help="what to generate (default: both); classification goes to OUT_DIR/classification, tracking to "
         "OUT_DIR/tracking",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed, at least 0 (default: 0)")
     parser.add_argument("--groups", type=int, default=None,
-                        help=f"recording groups per class (classification; default: {SYNTH_DEFAULTS['groups']})")
+                        help=f"recording groups per class, at least {SYNTH_MINIMUMS['groups']}: each fold tests a "
+                             f"third (classification; default: {SYNTH_DEFAULTS['groups']})")
     parser.add_argument("--clips-per-group", type=int, default=None,
-                        help=f"clips per group (classification; default: {SYNTH_DEFAULTS['clips_per_group']})")
+                        help=f"clips per group, at least {SYNTH_MINIMUMS['clips_per_group']} (classification; "
+                             f"default: {SYNTH_DEFAULTS['clips_per_group']})")
     parser.add_argument("--frames", type=int, default=None,
-                        help=f"frames per clip or sequence (default: {SYNTH_DEFAULTS['clip_frames']} a clip, "
-                             f"{SYNTH_DEFAULTS['sequence_frames']} a sequence)")
+                        help=f"frames per clip or sequence, at least {SYNTH_MINIMUMS['clip_frames']} a clip and "
+                             f"{SYNTH_MINIMUMS['sequence_frames']} a sequence (default: "
+                             f"{SYNTH_DEFAULTS['clip_frames']} a clip, {SYNTH_DEFAULTS['sequence_frames']} a sequence)")
     parser.add_argument("--sequences", type=int, default=None,
-                        help=f"number of tracking sequences (default: {SYNTH_DEFAULTS['sequences']})")
+                        help=f"number of tracking sequences, at least {SYNTH_MINIMUMS['sequences']} (default: "
+                             f"{SYNTH_DEFAULTS['sequences']})")
     parser.set_defaults(run=_run_synth)
 
 
@@ -94,23 +104,42 @@ def _given(**options: object) -> dict[str, object]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _run_synth(args: argparse.Namespace) -> int:
-    from vidrnn.data.synthetic import make_classification_dataset
-    from vidrnn.data.synthetic_tracking import make_tracking_sequences
-
+def _check_synth_counts(args: argparse.Namespace) -> None:
+    """Refuse counts the generators cannot take before anything is written: they ended in a traceback, exit status 1."""
+    frames = []
     if args.kind in ("classification", "both"):
-        root = make_classification_dataset(
-            args.out_dir / "classification",
-            seed=args.seed,
-            **_given(groups=args.groups, clips_per_group=args.clips_per_group, num_frames=args.frames),
-        )
-        print(f"classification videos and split lists: {root}")
+        frames.append(("classification clips", SYNTH_MINIMUMS["clip_frames"]))
     if args.kind in ("tracking", "both"):
-        sequences = make_tracking_sequences(
-            args.out_dir / "tracking", seed=args.seed, **_given(num_sequences=args.sequences, num_frames=args.frames)
-        )
-        print(f"{len(sequences)} tracking sequences (OTB format): {args.out_dir / 'tracking'}")
-    return 0
+        frames.append(("tracking sequences", SYNTH_MINIMUMS["sequence_frames"]))
+    counts = [("--seed", args.seed, 0, ""), ("--groups", args.groups, SYNTH_MINIMUMS["groups"],
+                                              " (each fold tests a third)"),
+              ("--clips-per-group", args.clips_per_group, SYNTH_MINIMUMS["clips_per_group"], ""),
+              ("--sequences", args.sequences, SYNTH_MINIMUMS["sequences"], ""),
+              *(("--frames", args.frames, least, f" for {what}") for what, least in frames)]
+    for option, value, least, why in counts:
+        if value is not None and value < least:
+            raise ValueError(f"{option} must be at least {least}{why}, got {value}")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from vidrnn.data.synthetic import ensure_classification_dataset
+    from vidrnn.data.synthetic_tracking import ensure_tracking_sequences
+
+    try:
+        _check_synth_counts(args)
+        if args.kind in ("classification", "both"):
+            root = ensure_classification_dataset(
+                args.out_dir / "classification", seed=args.seed,
+                **_given(groups=args.groups, clips_per_group=args.clips_per_group, num_frames=args.frames))
+            print(f"classification videos and split lists: {root}")
+        if args.kind in ("tracking", "both"):
+            root = ensure_tracking_sequences(args.out_dir / "tracking", seed=args.seed,
+                                             **_given(num_sequences=args.sequences, num_frames=args.frames))
+            print(f"tracking sequences (OTB format): {root}")
+    except (FileExistsError, ValueError) as error:
+        print(f"vidrnn synth: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 #: The datasets ``vidrnn extract`` reads, as ``data.dataset`` names them (a test holds them to the data module's): all
@@ -127,8 +156,9 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset")
     group.add_argument("--dataset", choices=EXTRACT_DATASETS, default="ucf101",
                        help="ucf101: official split lists; folders: ROOT/<class>/**/<video>; unlabeled: every video "
-                       "under ROOT (for temporal-order tasks); the demo, once generated (vidrnn synth, or its first "
-                       "fit), is ucf101 with --root data/demo (default: ucf101)")
+                       "under ROOT (for temporal-order tasks); the demo, once generated, is ucf101: --root "
+                       "OUT_DIR/classification after vidrnn synth OUT_DIR, --root data/demo after a fit of "
+                       "configs/demo.yaml (its data.root) (default: ucf101)")
     group.add_argument("--root", type=Path, required=True,
                        help="UCF101: the UCF-101 folder or its parent; folders: the folder of class folders; "
                        "unlabeled: any folder of videos")

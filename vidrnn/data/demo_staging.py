@@ -1,4 +1,5 @@
-"""Generated demo data, written once and atomically: a marker file says a folder is complete and whose it is."""
+"""Generated data, written once and atomically: a marker file says a folder is complete, which generator made it and
+with which seed and settings."""
 
 from __future__ import annotations
 
@@ -12,20 +13,18 @@ from typing import Any
 
 __all__ = ["DEMO_MARKER", "ensure_generated", "is_generated", "marker_text"]
 
-#: Written last by :func:`vidrnn.data.synthetic.ensure_demo_data`: its presence means the demo dataset beside it is
-#: complete.
+#: Written last by :func:`ensure_generated`: its presence means the generated data beside it is complete.
 DEMO_MARKER = "vidrnn-demo.json"
 
 
-def marker_text(generator: str, seed: int) -> str:
-    """What a finished generation writes in its marker: which generator and seed made the folder, so another seed
-    is refused there rather than mixed in."""
-    return json.dumps({"generator": generator, "seed": seed})
+def marker_text(generator: str, seed: int, **settings: int) -> str:
+    """What a finished generation writes in its marker: which generator made the folder, with which seed and which
+    settings (those a caller gives; the demos give none), so that other data is refused there rather than mixed in."""
+    return json.dumps({"generator": generator, "seed": seed, **settings})
 
 
 def _found_marker(root: Path) -> dict[str, Any] | None:
-    """The marker a complete generation left in ``root``; ``None`` where there is none (or a damaged one: the
-    generation it stood for is redone)."""
+    """The marker a complete generation left in ``root``; ``None`` where there is none or it cannot be read."""
     try:
         found = json.loads((root / DEMO_MARKER).read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError, ValueError):
@@ -33,48 +32,88 @@ def _found_marker(root: Path) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def _check_replaceable(root: Path, ours: set[str]) -> None:
-    """Refuse to delete a directory that holds anything a demo generation would not have written."""
-    foreign = sorted(entry.name for entry in root.iterdir() if entry.name not in ours | {DEMO_MARKER})
-    if foreign:
-        raise FileExistsError(f"{root} holds {foreign}, which is not demo data; refusing to replace it")
+def _settings(marker: dict[str, Any]) -> dict[str, Any]:
+    """A marker's settings: all it records but the generator and the seed."""
+    return {name: value for name, value in marker.items() if name not in ("generator", "seed")}
 
 
-def is_generated(out_dir: Path, marker: str, ours: set[str], setting: str = "folder") -> bool:
-    """Whether ``out_dir`` holds the complete demo data ``marker`` stands for (``True``), or nothing a generation
-    must keep (``False``: absent, cut short, or an older generator's), which generating replaces. Reads only.
+def _made_with(found: dict[str, Any]) -> str:
+    """The seed and settings of the data there, in words: "seed 1, groups 3"."""
+    return ", ".join([f"seed {found.get('seed')}", *(f"{name} {value}" for name, value in _settings(found).items())])
 
-    Data of the same generator made with another seed is refused (``ValueError``), not replaced: the new videos would
-    take the old ones' names, and the features cached from the old ones (a cache is keyed by the folder, not by the
-    seed) and the models trained on them would be read with the new ones without a word. ``setting`` names what
-    chooses the folder, for the message. Anything a generation would not have written is refused too
-    (``FileExistsError``).
+
+def _asked(wanted: dict[str, Any], found: dict[str, Any]) -> str:
+    """The seed and the settings the generation asked for that differ from the data there, in words: "seed 2",
+    "seed 1, groups 4", "seed 0 with the default settings"."""
+    changed = [f"{name} {value}" for name, value in _settings(wanted).items() if found.get(name) != value]
+    defaults = " with the default settings" if _settings(found) and not _settings(wanted) else ""
+    return ", ".join([f"seed {wanted['seed']}", *changed]) + defaults
+
+
+def _refuse_other_generation(out_dir: Path, wanted: dict[str, Any], found: dict[str, Any], setting: str) -> None:
+    """Refuse (``ValueError``) to generate over the same generator's data made with another seed or other
+    settings: the new videos would take the old ones' names, and the features cached from the old ones (a cache is
+    keyed by the folder, not by the seed) and the models trained on them would be read with the new ones."""
+    made, asked = _made_with(found), _asked(wanted, found)
+    advice = f"Give {asked} a {setting} of its own"
+    if {**found, "seed": wanted["seed"]} == wanted:
+        advice += f", such as {out_dir}-seed{wanted['seed']}, or use seed {found.get('seed')} here"
+    raise ValueError(
+        f"{out_dir} holds the demo videos generated with {made}; {asked} generates other videos, which would replace "
+        "them under the same names (features cached from them and models trained on them would then be read with "
+        f"the new ones). {advice}")
+
+
+def _contents(out_dir: Path, found: dict[str, Any] | None) -> str | None:
+    """What ``out_dir`` holds, in words, after its name ("holds notes.txt ..."); ``None`` where it holds nothing."""
+    if not out_dir.is_dir():
+        return "is a file" if out_dir.exists() else None
+    names = sorted(entry.name for entry in out_dir.iterdir())
+    if not names:
+        return None
+    if found is not None:
+        return f"holds data generated by {found.get('generator')} with seed {found.get('seed')}"
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"holds {shown} but no {DEMO_MARKER}, the marker a finished generation writes"
+
+
+def _refuse_anything_else(out_dir: Path, found: dict[str, Any] | None, setting: str) -> None:
+    """Refuse (``FileExistsError``) to replace a folder that holds anything: a generation is staged beside its folder
+    and renamed into place whole, so what is there is never one cut short, but data of another program, of another
+    generator (an older version's) or of an older ``vidrnn synth``, which wrote no marker."""
+    contents = _contents(out_dir, found)
+    if contents is not None:
+        raise FileExistsError(f"{out_dir} {contents}; it is not replaced: move it away, or give the data to generate "
+                              f"a {setting} of its own")
+
+
+def is_generated(out_dir: Path, marker: str, setting: str = "folder") -> bool:
+    """Whether ``out_dir`` holds the complete data ``marker`` stands for (``True``), or nothing (``False``: absent or
+    an empty folder), where generating writes it. Reads only.
+
+    Anything else is refused, never replaced: the same generator's data made with another seed or other settings
+    (``ValueError``, :func:`_refuse_other_generation`), anything else (``FileExistsError``). ``setting`` names what
+    chooses the folder, for the message.
     """
     wanted, found = json.loads(marker), _found_marker(out_dir)
     if found == wanted:
         return True
     if found is not None and found.get("generator") == wanted["generator"]:
-        raise ValueError(
-            f"{out_dir} holds the demo videos generated with seed {found.get('seed')}; seed {wanted['seed']} "
-            "generates other videos, which would replace them under the same names (features cached from them and "
-            f"models trained on them would then be read with the new ones). Give seed {wanted['seed']} a {setting} of "
-            f"its own, such as {out_dir}-seed{wanted['seed']}, or use seed {found.get('seed')} here")
-    if out_dir.exists():
-        _check_replaceable(out_dir, ours)
+        _refuse_other_generation(out_dir, wanted, found, setting)
+    _refuse_anything_else(out_dir, found, setting)
     return False
 
 
-def ensure_generated(out_dir: Path, marker: str, ours: set[str], generate: Callable[[Path], object]) -> Path:
+def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], setting: str = "folder") -> Path:
     """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
     Generation goes into a hidden sibling directory, the marker file is written last, and only then is the directory
     renamed into place: ``out_dir`` is either absent or complete, and an interrupted generation (killed, disk full) is
-    simply redone by the next call. A directory without the right marker (partial, or an older generator's) is
-    replaced, but only if it holds nothing besides demo data; one made with another seed is refused
+    simply redone by the next call. Only an empty ``out_dir`` is replaced; anything else is refused
     (:func:`is_generated`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
     who may read it), not private as ``tempfile.mkdtemp`` makes it: the demo is read by other users and containers.
     """
-    if is_generated(out_dir, marker, ours):
+    if is_generated(out_dir, marker, setting):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}-{secrets.token_hex(6)}")
@@ -83,7 +122,7 @@ def ensure_generated(out_dir: Path, marker: str, ours: set[str], generate: Calla
         generate(staging)
         (staging / DEMO_MARKER).write_text(marker, encoding="utf-8")
         if out_dir.exists():
-            shutil.rmtree(out_dir)
+            out_dir.rmdir()  # empty, as is_generated found it: a folder filled meanwhile is refused here, not deleted
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

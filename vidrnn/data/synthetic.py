@@ -63,6 +63,7 @@ __all__ = [
     "Distractor",
     "demo_generated",
     "demo_index",
+    "ensure_classification_dataset",
     "ensure_demo_data",
     "make_classification_dataset",
     "render_clip",
@@ -314,30 +315,43 @@ def make_classification_dataset(
     return out_dir
 
 
-#: What the default demo's marker names as its generator (:func:`ensure_demo_data`).
+#: What the markers of the classification data name as its generator (:func:`ensure_classification_dataset`).
 _GENERATOR = "vidrnn.data.synthetic.make_classification_dataset"
-#: The default demo's recording groups per class and clips per group (:func:`ensure_demo_data` generates them,
-#: :func:`demo_index` lists them).
-_DEMO_GROUPS, _DEMO_CLIPS = 6, 8
+#: The default demo's settings, :func:`make_classification_dataset`'s defaults (:func:`ensure_demo_data` generates
+#: them, :func:`demo_index` lists them).
+_DEMO_SETTINGS = {"groups": 6, "clips_per_group": 8, "num_frames": 16}
+
+
+def _marker(seed: int, settings: dict[str, int]) -> str:
+    """The marker of data generated with ``seed`` and ``settings``: these name their settings, the demo's do not, so
+    a demo generated before settings were recorded is recognised as it was."""
+    return marker_text(_GENERATOR, seed, **({} if settings == _DEMO_SETTINGS else settings))
+
+
+def ensure_classification_dataset(out_dir: str | os.PathLike, *, seed: int = 0, groups: int = 6,
+                                  clips_per_group: int = 8, num_frames: int = 16) -> Path:
+    """:func:`make_classification_dataset` at ``out_dir``, generated once and atomically, its marker naming the seed
+    and settings (see :func:`~vidrnn.data.demo_staging.ensure_generated`): a folder holding anything else, the same
+    generator's data of another seed or other settings among it, is refused, not written into or replaced. With the
+    default settings it is the demo :func:`ensure_demo_data` generates."""
+    settings = {"groups": groups, "clips_per_group": clips_per_group, "num_frames": num_frames}
+    return ensure_generated(Path(out_dir), _marker(seed, settings),
+                            lambda staging: make_classification_dataset(staging, seed=seed, **settings))
 
 
 def demo_generated(out_dir: str | os.PathLike, seed: int = 0, setting: str = "folder") -> bool:
     """Whether the default demo dataset generated with ``seed`` is at ``out_dir`` (nothing is written).
 
-    Refuses (``ValueError``) a folder holding the demo generated with another seed, which generating would replace
-    under the same names (:func:`~vidrnn.data.demo_staging.is_generated`; ``setting`` names what chooses the folder),
-    and (``FileExistsError``) one holding anything else.
+    Refuses (``ValueError``) a folder holding the demo generated with another seed or other settings, which
+    generating would replace under the same names (:func:`~vidrnn.data.demo_staging.is_generated`; ``setting`` names
+    what chooses the folder), and (``FileExistsError``) one holding anything else.
     """
-    return is_generated(Path(out_dir), marker_text(_GENERATOR, seed), {VIDEOS_FOLDER, SPLITS_FOLDER}, setting)
+    return is_generated(Path(out_dir), _marker(seed, _DEMO_SETTINGS), setting)
 
 
 def ensure_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """The default classification demo dataset at ``out_dir``, generated once (see :func:`ensure_generated`)."""
-    return ensure_generated(
-        Path(out_dir), marker_text(_GENERATOR, seed), {VIDEOS_FOLDER, SPLITS_FOLDER},
-        lambda staging: make_classification_dataset(staging, groups=_DEMO_GROUPS, clips_per_group=_DEMO_CLIPS,
-                                                    seed=seed),
-    )
+    return ensure_classification_dataset(out_dir, seed=seed, **_DEMO_SETTINGS)
 
 
 def demo_index(out_dir: str | os.PathLike, fold: int = 1) -> DatasetIndex:
@@ -346,7 +360,7 @@ def demo_index(out_dir: str | os.PathLike, fold: int = 1) -> DatasetIndex:
     they refuse generates nothing (the seed changes the pixels, not the names)."""
     check_fold(fold)
     videos = Path(out_dir).expanduser() / VIDEOS_FOLDER
-    lists = _listed(CLASSES, _DEMO_GROUPS, _DEMO_CLIPS, fold)
+    lists = _listed(CLASSES, _DEMO_SETTINGS["groups"], _DEMO_SETTINGS["clips_per_group"], fold)
     records = [VideoRecord(videos / listed, listed.split("/")[0], f"g{group:02d}", split)
                for split in ("train", "test") for listed, group in lists[split]]
     return DatasetIndex(root=videos, classes=list(CLASSES), records=records,
