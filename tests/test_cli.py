@@ -385,12 +385,12 @@ def test_a_lightning_command_ends_with_its_process_group_destroyed(tmp_path: Pat
     aborted a finished command ("terminate called without an active exception", exit status 134)."""
     import torch.distributed as dist
 
-    from vidrnn import training
+    from vidrnn.lightning_cli import entry
 
     def joins_a_group(args: list[str]) -> None:
         dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
 
-    monkeypatch.setattr(training, "run_lightning_cli", joins_a_group)
+    monkeypatch.setattr(entry, "run_lightning_cli", joins_a_group)
     try:
         assert main(["predict", "--config", "configs/demo.yaml"]) == EXIT_OK
         assert not dist.is_initialized()

@@ -107,10 +107,10 @@ def _tracking_test_worker(rank: int, init_file: str, root: str, work: str) -> No
     import lightning as L
 
     from vidrnn.data.tracking_datamodule import TrackingDataModule
+    from vidrnn.lightning_cli.tracking import TrackingCLI
     from vidrnn.models.tracker_module import FrameTracker
     from vidrnn.tracker.geometry import SearchGeometry
     from vidrnn.tracker.settings import TrackerSettings
-    from vidrnn.training import TrackingCLI
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,

@@ -1,0 +1,137 @@
+"""Which task a command line asks for, and the entry point that runs that task's LightningCLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, get_args
+
+import jsonargparse
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
+
+from vidrnn.callbacks import PREDICTION_COLUMNS
+from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
+from vidrnn.lightning_cli.classification import VidrnnCLI
+from vidrnn.lightning_cli.commands import Task
+from vidrnn.lightning_cli.refusals import usage_error
+from vidrnn.lightning_cli.tracking import TrackingCLI
+
+__all__ = ["run_lightning_cli", "task_of"]
+
+
+#: What ``vidrnn validate|test|predict --help`` say, instead of the first lines of the Trainer methods' docstrings.
+_DESCRIPTIONS = {
+    "validate": "Evaluate a checkpoint (--ckpt_path; required for classification) on the validation split and print "
+                "its metrics.",
+    "test": "Evaluate a checkpoint (--ckpt_path; required for classification) on the test split and print its "
+            "metrics. Classification writes confusion_matrix.csv and .png into the run's log folder, tracking "
+            "tracking_scores.csv (without --ckpt_path, tracking scores an untrained head, which answers as the "
+            "matching tracker).",
+    "predict": "Classify the test split's clips with a checkpoint (--ckpt_path, required) and write predictions.csv "
+               "into the run's log folder (trainer.default_root_dir/lightning_logs/version_N/): a row per clip with "
+               "its true label, the predicted label and that label's probability (columns "
+               f"{', '.join(PREDICTION_COLUMNS)}); on a temporal-order task two rows per clip, the clip as "
+               "recorded and its reversed or shuffled copy (clip@backwards, clip@shuffled). Classification only.",
+}
+
+
+def _task_arguments(args: Sequence[str]) -> list[str]:
+    """The command line's config files (``-c``/``--config``) and ``--task`` options, in their order, each written
+    ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+    (``-c X``, ``-cX``, ``-c=X``, ``--config=X``, an abbreviation) is found here too."""
+    found: list[str] = []
+
+    class Keep(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            found.extend((f"--{self.dest}", values))
+
+    finder = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    finder.add_argument("-c", "--config", action=Keep)
+    finder.add_argument("--task", action=Keep)
+    try:
+        finder.parse_known_args(list(args))
+    except argparse.ArgumentError:
+        pass  # an option without its value: LightningCLI's parser says so
+    return found
+
+
+def _readable_config(reader: jsonargparse.ArgumentParser, config: str) -> bool:
+    """Whether ``reader`` reads ``config`` (a file or a YAML string) on its own: to name the one that fails."""
+    try:
+        reader.parse_args(["--config", config], _skip_validation=True)
+    except jsonargparse.ArgumentError:
+        return False
+    return True
+
+
+def task_of(args: Sequence[str]) -> Task:
+    """The task a command line asks for: ``task`` as jsonargparse reads it from the config files and ``--task``
+    options, later ones overriding earlier ones. It chooses the parser that reads the rest (a tracking config's keys
+    are errors to the classification one), so only these options are read here, by jsonargparse itself: a config file
+    or a config string, as ``--config`` takes it."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    reader.add_argument("--task", type=str, default="classification")
+    given = _task_arguments(args)
+    try:  # the configs' other keys are the task's parser's to check
+        task = reader.parse_args(given, _skip_validation=True).task
+    except jsonargparse.ArgumentError as error:
+        configs = [value for option, value in zip(given[::2], given[1::2]) if option == "--config"]
+        culprit = next((config for config in configs if not _readable_config(reader, config)), " ".join(configs))
+        usage_error(f"{culprit} is not valid YAML or not a readable config file: {error}")
+    if task not in get_args(Task):
+        usage_error(f"unknown task {task!r}; use one of: {', '.join(get_args(Task))}")
+    return task  # type: ignore[return-value]
+
+
+def run_lightning_cli(args: list[str]) -> LightningCLI:
+    """Run one LightningCLI command (``fit``, ``validate``, ``test`` or ``predict``) with its arguments.
+
+    Data that turns out unable to serve the command once its videos were read (no readable clip in a split it needs,
+    a class without a readable training clip: :class:`~vidrnn.data.usable.UnusableData`) ends it with its message
+    and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing. So
+    does a fit whose training loss is no longer a number (:class:`~vidrnn.schedules.TrainingDiverged`).
+    An evaluation with fewer items than processes (:class:`~vidrnn.distributed.TooFewToShare`) ends it likewise, as
+    a usage error (exit status 2): the same command in one process runs it.
+    """
+    from vidrnn.data.usable import UnusableData
+    from vidrnn.distributed import TooFewToShare
+    from vidrnn.schedules import TrainingDiverged
+
+    try:
+        return _run_task_cli(args)
+    except (UnusableData, TooFewToShare, TrainingDiverged) as error:
+        if rank_zero_only.rank == 0:  # every rank finds it; one says it
+            print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE if isinstance(error, TooFewToShare) else EXIT_FAILED) from None
+
+
+def _run_task_cli(args: list[str]) -> LightningCLI:
+    """The LightningCLI of the task the command line asks for (:func:`task_of`), run."""
+    from vidrnn.runs import RunConfig
+
+    if task_of(args) == "tracking":
+        from vidrnn.data.tracking_datamodule import TrackingDataModule
+        from vidrnn.models.tracker_module import FrameTracker
+
+        cli_class, model_class, data_class = TrackingCLI, FrameTracker, TrackingDataModule
+    else:
+        from vidrnn.data.module import VideoDataModule
+        from vidrnn.models.classifier import VideoClassifier
+
+        cli_class, model_class, data_class = VidrnnCLI, VideoClassifier, VideoDataModule
+    return cli_class(
+        model_class,
+        data_class,
+        args=None if args == sys.argv[1:] else args,  # from the shell, let LightningCLI read sys.argv itself
+        seed_everything_default=0,
+        save_config_callback=RunConfig,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "vidrnn", **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
+        # The optimiser and scheduler are the model's (model.optimizer, model.scheduler, which the configs set): a
+        # top-level --optimizer would replace them and silently drop the config's scheduler.
+        auto_configure_optimizers=False,
+    )
