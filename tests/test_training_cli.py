@@ -425,6 +425,21 @@ def test_a_checkpoint_records_its_backbone_weights_and_warns_when_they_changed(c
         Predictor.from_checkpoint(tmp_path / "older_weights.ckpt", device="cpu")
 
 
+@pytest.mark.parametrize("content", [b"hello\n", b"# not a checkpoint\n", b"PK\x03\x04junk", b"\x80\x02}q\x00.\n"],
+                         ids=["a word", "markdown", "a broken zip", "an old pickle"])
+def test_a_file_that_is_no_checkpoint_is_named_whatever_torch_fails_with(tmp_path: Path, content: bytes) -> None:
+    """torch.load fails on other bytes with KeyError (``hello``) or "Invalid magic number": vidrnn upgrade, test and
+    classify ended in those tracebacks instead of saying the file is no checkpoint."""
+    from vidrnn.checkpoints import load_checkpoint
+
+    path = tmp_path / "weights.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a PyTorch checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",

@@ -106,10 +106,8 @@ def load_module(module_class: type[Module], path: str | os.PathLike, **overrides
 
 
 def _unreadable(error: Exception) -> bool:
-    """Whether ``torch.load`` failed because the file is no checkpoint it can read (not a zip or pickle, truncated, or
-    holding objects that ``weights_only`` refuses): torch then advises ``weights_only=False``, which is never the
-    answer for a file from elsewhere."""
-    import pickle
-
-    return isinstance(error, (pickle.UnpicklingError, EOFError)) or (
-        isinstance(error, RuntimeError) and any(text in str(error) for text in ("zip", "weights_only", "PytorchStreamReader")))
+    """Whether ``torch.load`` failed because the file is no checkpoint it can read (not a zip or pickle, truncated,
+    holding objects that ``weights_only`` refuses, or bytes its unpickler trips on with a ``KeyError``): anything but
+    the file system's own errors. torch's advice for such a file, ``weights_only=False``, is never the answer for a
+    file from elsewhere."""
+    return not isinstance(error, (OSError, MemoryError))
