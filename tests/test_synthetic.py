@@ -279,6 +279,32 @@ def test_an_interrupted_generation_leaves_nothing_and_is_redone(tmp_path: Path,
     assert [path.name for path in tmp_path.iterdir()] == ["demo"]
 
 
+@pytest.mark.parametrize("other_seed", [None, 5], ids=["the same generation", "another seed's"])
+def test_a_generation_another_process_finished_first_is_taken_or_refused_never_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other_seed: int | None) -> None:
+    """Two processes generating one folder (the first process of each node of a multi-node fit, on a shared file
+    system): the one that finished second ended in "Directory not empty" from removing the folder it had found
+    empty. The same generation there is its own; another is refused as it would have been had it been there first."""
+    make = synthetic.make_classification_dataset
+    settings = {"groups": 3, "clips_per_group": 1, "num_frames": 2}
+
+    def another_process_finishes_meanwhile(out_dir: Path, **given: object) -> None:
+        monkeypatch.setattr(synthetic, "make_classification_dataset", make)
+        seed = given["seed"] if other_seed is None else other_seed
+        ensure_classification_dataset(tmp_path / "demo", **{**settings, "seed": seed})
+        make(out_dir, **given)
+
+    (tmp_path / "demo").mkdir()  # an empty folder, as a user may make first
+    monkeypatch.setattr(synthetic, "make_classification_dataset", another_process_finishes_meanwhile)
+    if other_seed is None:
+        assert ensure_classification_dataset(tmp_path / "demo", **settings) == tmp_path / "demo"
+    else:
+        with pytest.raises(ValueError, match="holds the demo videos generated with seed 5"):
+            ensure_classification_dataset(tmp_path / "demo", **settings)
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"], "staging directory left behind"
+    assert ucf101_index(tmp_path / "demo").counts() == {"train": 12, "test": 6}
+
+
 def test_ensure_demo_data_does_not_rewrite_a_complete_dataset(recovered_demo: Path) -> None:
     before = _stamps(recovered_demo)
     assert ensure_demo_data(recovered_demo) == recovered_demo

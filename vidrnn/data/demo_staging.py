@@ -104,6 +104,20 @@ def is_generated(out_dir: Path, marker: str, setting: str = "folder") -> bool:
     return False
 
 
+def _move_into_place(staging: Path, out_dir: Path, marker: str, setting: str) -> None:
+    """Rename the finished ``staging`` to ``out_dir``, which :func:`is_generated` found absent or empty. Filled
+    meanwhile, it is never deleted: another process's finished generation of the same data (each node's first process
+    of a multi-node fit, on a shared file system) is this one's too, and anything else is refused as it would have
+    been had it been there first."""
+    try:
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except OSError:
+        if not is_generated(out_dir, marker, setting):
+            raise
+
+
 def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], setting: str = "folder") -> Path:
     """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
@@ -121,9 +135,7 @@ def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], obje
     try:
         generate(staging)
         (staging / DEMO_MARKER).write_text(marker, encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, as is_generated found it: a folder filled meanwhile is refused here, not deleted
-        staging.rename(out_dir)
+        _move_into_place(staging, out_dir, marker, setting)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
