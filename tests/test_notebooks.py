@@ -24,6 +24,22 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 300
 #: Committed notebooks carry their rendered outputs; this keeps them reviewable and the repository light.
 MAX_NOTEBOOK_BYTES = 300_000
+ARROW_NOTEBOOK = REPO / "notebooks" / "05_arrow_of_time.ipynb"
+
+
+def notebook_text(path: Path, cell_type: str) -> str:
+    """The sources of one kind of cell, ``markdown`` or ``code``, joined."""
+    return "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == cell_type)
+
+
+def full_settings(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The settings a notebook's first code cell makes outside smoke mode (what a user's run and the committed
+    outputs use), run in this process."""
+    monkeypatch.delenv("VIDRNN_NOTEBOOK_SMOKE", raising=False)
+    first = next(cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    settings: dict = {}
+    exec(first.source, settings)  # noqa: S102 - the committed notebook's own settings cell
+    return settings
 
 
 def test_every_issue_notebook_is_there() -> None:
@@ -61,3 +77,18 @@ def test_the_docs_claim_the_shared_scoring_path_only_for_notebooks_that_take_it(
     claims = [claim for claim in ("benchmarks, notebooks: one code path", "the benchmarks and the notebooks")
               if claim in said]
     assert takers or not claims, claims
+
+
+def test_the_arrow_notebook_reads_a_given_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 05 said it works on any arrow-of-time checkpoint, and notebook 02 sends order-task checkpoints to it,
+    but it had no checkpoint setting: it always trained its own (the smoke run reads the checkpoint it fits through
+    the same setting)."""
+    assert full_settings(ARROW_NOTEBOOK, monkeypatch)["CKPT"] is None
+
+
+def test_the_arrow_notebook_writes_its_cache_where_jupyter_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At full settings notebook 05 wrote its feature cache into the clone's data/cache wherever it ran, while its
+    data and runs went to work/ where Jupyter runs it."""
+    settings = full_settings(ARROW_NOTEBOOK, monkeypatch)
+    assert settings["CACHE_DIR"].is_relative_to(settings["WORK"]), settings["CACHE_DIR"]
+    assert not settings["WORK"].is_absolute()
