@@ -12,6 +12,7 @@ kernel inherits this process's environment plus:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -77,6 +78,20 @@ def test_the_docs_claim_the_shared_scoring_path_only_for_notebooks_that_take_it(
     claims = [claim for claim in ("benchmarks, notebooks: one code path", "the benchmarks and the notebooks")
               if claim in said]
     assert takers or not claims, claims
+
+
+def test_accuracies_are_set_against_the_baselines_of_results_md() -> None:
+    """Notebook 05 set its arrow-of-time accuracy against the order-blind 50 % only, and notebooks 01 and 02 printed a
+    single model's accuracy with nothing to compare it with: 05 cites results.md's rows for the same task (order-aware
+    baselines and the recurrent cells, mean ± sd) and 01 and 02 point to the baseline table."""
+    results = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    table = results.split("### Arrow of time (forwards or backwards)")[1].split("\n\n")[1]
+    rows = dict(re.findall(r"^\| (\S+) \|.*\| ([\d.]+ ± [\d.]+ %) \|", table.replace("**", ""), re.MULTILINE))
+    assert {"difference_pool", "frame_differences", "temporal_conv", "lstm+unidirectional"} <= set(rows)
+    cited = notebook_text(ARROW_NOTEBOOK, "markdown")
+    assert [f"{variant} {score}" for variant, score in rows.items() if f"`{variant}` | {score}" not in cited] == []
+    for path in NOTEBOOKS[:2]:
+        assert "docs/results.md" in notebook_text(path, "markdown"), path.name
 
 
 def test_the_arrow_notebook_reads_a_given_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
