@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbclient import NotebookClient
 
 import vidrnn.callbacks
@@ -104,6 +105,27 @@ def test_what_is_said_of_gated_cells_is_what_notebook_03_measured() -> None:
     claims = [claim for claim in ("gated cells remember longer", "should flatten it") if claim in said]
     gating_flattens = all(float(ratios[cell]) > float(ratios["rnn"]) for cell in ("lstm", "gru"))
     assert gating_flattens or not claims, claims
+
+
+def test_notebook_03_outputs_come_from_the_installed_torch() -> None:
+    """Notebook 03's runs change with the torch build (three seeds reorder), and its committed outputs and prose were
+    once another build's while the text hedged about it: the outputs name their torch release, which must be this
+    one, else re-run the notebook at full settings (``OMP_NUM_THREADS=1``, this checkout on ``PYTHONPATH``)."""
+    recorded = re.search(r"^torch (\S+)$", printed(CELLS_NOTEBOOK), re.MULTILINE)
+    assert recorded, f"{CELLS_NOTEBOOK.name} prints no torch version: re-run it"
+    assert recorded[1].split("+")[0] == torch.__version__.split("+")[0], f"re-run {CELLS_NOTEBOOK.name}"
+
+
+def test_notebook_03_tables_show_every_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its tables printed means over three seeds while at the longer lengths seeds range from chance to 91 %."""
+    settings = full_settings(CELLS_NOTEBOOK, monkeypatch)
+    rows = {line.split()[0]: re.findall(r"\d+\.\d%", line) for line in printed(CELLS_NOTEBOOK).splitlines()
+            if line.split() and re.fullmatch(r"\S+(\s+\d+\.\d%)+", line.strip())}
+    seeds = len(settings["SEEDS"])
+    for length in settings["LENGTHS"]:
+        assert len(rows[str(length)]) == len(settings["CELLS"]) * seeds, length
+    for where in ("start", "middle", "end"):
+        assert len(rows[where]) == 2 * seeds, where
 
 
 def test_accuracies_are_set_against_the_baselines_of_results_md() -> None:
