@@ -109,11 +109,14 @@ def test_what_is_said_of_gated_cells_is_what_notebook_03_measured() -> None:
 
 def test_notebook_03_outputs_come_from_the_installed_torch() -> None:
     """Notebook 03's runs change with the torch build (three seeds reorder), and its committed outputs and prose were
-    once another build's while the text hedged about it: the outputs name their torch release, which must be this
-    one, else re-run the notebook at full settings (``OMP_NUM_THREADS=1``, this checkout on ``PYTHONPATH``)."""
+    once another build's while the text hedged about it: the outputs name their torch release, which must be the
+    development environment's (re-run the notebook at full settings, ``OMP_NUM_THREADS=1``, this checkout on
+    ``PYTHONPATH``); a machine with another release the dependencies allow skips the comparison rather than fail."""
     recorded = re.search(r"^torch (\S+)$", printed(CELLS_NOTEBOOK), re.MULTILINE)
     assert recorded, f"{CELLS_NOTEBOOK.name} prints no torch version: re-run it"
-    assert recorded[1].split("+")[0] == torch.__version__.split("+")[0], f"re-run {CELLS_NOTEBOOK.name}"
+    if recorded[1].split("+")[0] != torch.__version__.split("+")[0]:
+        pytest.skip(f"{CELLS_NOTEBOOK.name}'s outputs are torch {recorded[1]}'s, this machine has {torch.__version__} "
+                    "(the project allows both): when committing outputs, re-run it with the release they name")
 
 
 def test_notebook_03_tables_show_every_seed(monkeypatch: pytest.MonkeyPatch) -> None:
