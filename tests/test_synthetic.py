@@ -318,6 +318,17 @@ def test_ensure_demo_data_refuses_to_replace_a_foreign_directory(tmp_path: Path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_damaged_marker_is_named_as_damaged_not_as_missing(tmp_path: Path) -> None:
+    """A marker that is no JSON object was said to be absent: "holds ..., vidrnn-demo.json but no vidrnn-demo.json"."""
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / DEMO_MARKER).write_text("[]")
+    with pytest.raises(FileExistsError, match=re.escape(
+            f"{root} holds {DEMO_MARKER}, whose record of what made the folder cannot be read")):
+        ensure_demo_data(root)
+    assert (root / DEMO_MARKER).read_text() == "[]"
+
+
 def test_demo_data_without_a_marker_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     """It was taken for an interrupted generation and deleted: the clips vidrnn synth wrote (no marker) were replaced
     by the demo without a word. A generation is staged beside its folder, so only the marker says whose it is."""

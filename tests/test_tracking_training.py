@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -695,6 +696,19 @@ def test_track_refuses_outputs_that_name_one_file_or_the_video_itself(tmp_path: 
         assert main([*base, *named]) == EXIT_USAGE
         assert f"{option} {tmp_path / '.' / 'clip.mp4'} is the video being tracked" in capsys.readouterr().err
         assert video.read_bytes() == original
+    # The same file under another name (a hard link) was truncated, and so was a frame of a frames folder.
+    os.link(video, tmp_path / "linked.mp4")
+    assert main([*base, "--overwrite", "--output", str(tmp_path / "linked.mp4")]) == EXIT_USAGE
+    assert "is the video being tracked" in capsys.readouterr().err and video.read_bytes() == original
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(frames / f"{index:05d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    first = (frames / "00001.jpg").read_bytes()
+    assert main(["track", str(frames), "--box", "10,10,20,20", "--device", "cpu", "--overwrite", "--output",
+                 str(frames / "00001.jpg")]) == EXIT_USAGE
+    assert f"--output {frames / '00001.jpg'} is one of the frames being tracked" in capsys.readouterr().err
+    assert (frames / "00001.jpg").read_bytes() == first
 
 
 def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -176,9 +177,21 @@ def _check_box(box: list[float], width: int, height: int, scale: WorkingScale) -
                          "--max-side (0: full resolution)") from error
 
 
-def _same_file(one: Path, other: Path) -> bool:
-    """Whether two paths name one file, existing or not (a link or ``.``/``..`` spelling included)."""
-    return one.resolve() == other.resolve()
+def _same_path(one: Path, other: Path) -> bool:
+    """Whether two paths, existing or not, name one place (a symbolic link or a ``.``/``..`` spelling included)."""
+    return os.path.realpath(one) == os.path.realpath(other)
+
+
+def _tracked_file(path: Path, video: Path) -> bool:
+    """Whether ``path`` is a file the frames are read from: the video, or an image of a frames folder, whatever the
+    spelling or link (a hard link included: the same file on disk)."""
+    from vidrnn.video import image_files
+
+    if not path.is_file():
+        return False
+    written = path.stat()
+    return any(os.path.samestat(written, source.stat())
+               for source in (image_files(video) if video.is_dir() else [video]))
 
 
 def _check_outputs(video: Path, output: Path, render: Path | None, overwrite: bool) -> None:
@@ -187,13 +200,14 @@ def _check_outputs(video: Path, output: Path, render: Path | None, overwrite: bo
     with it, neither output may be the video tracked, nor both one file (the video would be written over the boxes)."""
     if render is not None and render.suffix.lower() != ".mp4":
         raise ValueError(f"--render writes mp4 video: give a .mp4 path, not {render.name}")
-    if render is not None and _same_file(output, render):
+    if render is not None and _same_path(output, render):
         raise ValueError(f"--output and --render both name {render}: give each its own file")
     for option, path in (("--output", output), ("--render", render)):
         if path is None:
             continue
-        if _same_file(path, video):
-            raise ValueError(f"{option} {path} is the video being tracked: give another path")
+        if _tracked_file(path, video):
+            what = "one of the frames" if video.is_dir() else "the video"
+            raise ValueError(f"{option} {path} is {what} being tracked: give another path")
         if not path.parent.is_dir():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
         if path.is_dir():
