@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidrnn.lightning_cli.entry import run_lightning_cli
+from vidrnn.task_cli.entry import run_lightning_cli
 
 
 def _parse_variant(text: str) -> tuple[str, list[str]]:

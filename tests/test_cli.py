@@ -385,7 +385,7 @@ def test_a_lightning_command_ends_with_its_process_group_destroyed(tmp_path: Pat
     aborted a finished command ("terminate called without an active exception", exit status 134)."""
     import torch.distributed as dist
 
-    from vidrnn.lightning_cli import entry
+    from vidrnn.task_cli import entry
 
     def joins_a_group(args: list[str]) -> None:
         dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)

@@ -107,7 +107,7 @@ def _tracking_test_worker(rank: int, init_file: str, root: str, work: str) -> No
     import lightning as L
 
     from vidrnn.data.tracking_datamodule import TrackingDataModule
-    from vidrnn.lightning_cli.tracking import TrackingCLI
+    from vidrnn.task_cli.tracking import TrackingCLI
     from vidrnn.models.tracker_module import FrameTracker
     from vidrnn.tracker.geometry import SearchGeometry
     from vidrnn.tracker.settings import TrackerSettings

@@ -39,8 +39,8 @@ from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import simulate_runs
-from vidrnn.lightning_cli.entry import run_lightning_cli, task_of
-from vidrnn.lightning_cli.tracking import TrackingCLI
+from vidrnn.task_cli.entry import run_lightning_cli, task_of
+from vidrnn.task_cli.tracking import TrackingCLI
 from vidrnn.video import read_frames
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

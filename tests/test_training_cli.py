@@ -37,7 +37,7 @@ from vidrnn.inference import Predictor
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.plots import read_confusion_csv
-from vidrnn.lightning_cli.entry import run_lightning_cli
+from vidrnn.task_cli.entry import run_lightning_cli
 from vidrnn.models.tracker_module import FrameTracker
 
 
@@ -1383,7 +1383,7 @@ def test_a_resume_from_a_checkpoint_moved_out_of_its_run_is_warned_about_by_rank
     """Every process of a DDP fit parses the command: each warned again."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    from vidrnn.lightning_cli.commands import _run_optimization
+    from vidrnn.task_cli.commands import _run_optimization
 
     for rank, expected in ((1, 0), (0, 1)):
         monkeypatch.setattr(rank_zero_only, "rank", rank)

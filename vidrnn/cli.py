@@ -397,7 +397,7 @@ def _run_lightning(argv: Sequence[str]) -> int:
     """Run a LightningCLI command; a feature cache that cannot be written while a fit (or an evaluation) extracts
     into it ends the command as ``vidrnn extract`` ends, naming the cache and how to go on, not in a traceback."""
     from vidrnn.features import CacheWriteError
-    from vidrnn.lightning_cli.entry import run_lightning_cli
+    from vidrnn.task_cli.entry import run_lightning_cli
 
     try:
         run_lightning_cli(list(argv))

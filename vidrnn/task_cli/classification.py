@@ -14,8 +14,8 @@ from typing import Any
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from vidrnn.callbacks import ClipPredictionWriter
-from vidrnn.lightning_cli.commands import VidrnnCommands, add_common_arguments
-from vidrnn.lightning_cli.refusals import as_usage_error, require_checkpoint, usage_error
+from vidrnn.task_cli.commands import VidrnnCommands, add_common_arguments
+from vidrnn.task_cli.refusals import as_usage_error, require_checkpoint, usage_error
 
 __all__ = ["VidrnnCLI"]
 

@@ -2,7 +2,7 @@
 
 The tracker's settings (backbone, search geometry, template, matching rule) are linked from the data module to the
 model, so the evidence the model was trained on is the evidence ``vidrnn track`` computes. ``test`` tracks whole
-sequences online (:mod:`vidrnn.lightning_cli.tracking_scores`) rather than running Lightning's test loop: a sequence
+sequences online (:mod:`vidrnn.task_cli.tracking_scores`) rather than running Lightning's test loop: a sequence
 is a stream of frames, not a batch.
 """
 
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
-from vidrnn.lightning_cli.commands import VidrnnCommands, add_common_arguments
-from vidrnn.lightning_cli.refusals import usage_error
-from vidrnn.lightning_cli.tracking_scores import (
+from vidrnn.task_cli.commands import VidrnnCommands, add_common_arguments
+from vidrnn.task_cli.refusals import usage_error
+from vidrnn.task_cli.tracking_scores import (
     end_unscored,
     report_scores,
     say_tracked_in_one_process,

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from vidrnn.exit_codes import EXIT_INTERRUPTED
 from vidrnn.files import denied, unwritable
-from vidrnn.lightning_cli.refusals import (
+from vidrnn.task_cli.refusals import (
     EVALUATIONS,
     TOP_LEVEL_OPTIMIZER,
     checkpoint_from_a_config,

@@ -13,10 +13,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.callbacks import PREDICTION_COLUMNS
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
-from vidrnn.lightning_cli.classification import VidrnnCLI
-from vidrnn.lightning_cli.commands import Task
-from vidrnn.lightning_cli.refusals import usage_error
-from vidrnn.lightning_cli.tracking import TrackingCLI
+from vidrnn.task_cli.classification import VidrnnCLI
+from vidrnn.task_cli.commands import Task
+from vidrnn.task_cli.refusals import usage_error
+from vidrnn.task_cli.tracking import TrackingCLI
 
 __all__ = ["run_lightning_cli", "task_of"]
 
