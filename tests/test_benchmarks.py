@@ -102,6 +102,26 @@ def test_the_comparison_gives_each_design_a_paired_interval_over_sequences_again
     assert rows["matching-only"][0] == "—" and set(rows) == {"vidrnn lstm", "matching-only"}
 
 
+def test_the_paired_intervals_compare_the_sequences_the_means_score_and_say_how_many() -> None:
+    """A sequence without a frame to score (the target absent after frame 1) has NaN scores: the means leave it out,
+    but the paired table took it in and printed "+nan [+nan, +nan], ahead on 0 of 3"."""
+    from vidrnn.metrics import SequenceScore
+    from vidrnn.tracker.evaluation import ScoreRow
+
+    track_compare = _load("track_compare")
+    aucs = {"vidrnn lstm #0": [0.5, 0.9, 0.7], "matching-only": [0.4, 0.8, 0.7]}
+    scores = {(f"s{index}", tracker): ScoreRow(f"s{index}", tracker, SequenceScore(10, auc, auc, auc), 1.0)
+              for tracker, values in aucs.items() for index, auc in enumerate(values)}
+    nan = float("nan")
+    scores.update({("s1", tracker): ScoreRow("s1", tracker, SequenceScore(0, nan, nan, nan), 1.0) for tracker in aucs})
+    designs = {"vidrnn lstm": ["vidrnn lstm #0"], "matching-only": ["matching-only"]}
+    lines = track_compare.paired_intervals(["s0", "s1", "s2"], designs, scores)
+    assert "resamples of the 2 sequences with a frame to score (1 without one left out, as in the means)" in lines[0]
+    assert lines[4].startswith("| vidrnn lstm | +0.050 [+0.000, +0.100], ahead on 1 of 2 |")
+    assert track_compare.paired_intervals(["s1"], designs, scores) == [
+        "No paired intervals: none of the 1 sequences has a frame to score (the target absent after the first)"]
+
+
 def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
     track_compare = _load("track_compare")
     first_box = np.array([10.0, 20.0, 30.0, 40.0])
