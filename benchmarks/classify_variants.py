@@ -36,7 +36,7 @@ Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their
 the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
-what they mean there; a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
+what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
 the first run.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -84,6 +83,8 @@ BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "
 ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
+#: The script the runs start: this checkout's vidrnn first on the path, whatever the working directory holds.
+LAUNCHER = Path(__file__).resolve().parent / "vidrnn_checkout.py"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
@@ -267,12 +268,16 @@ def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], e
     return refusals
 
 
+def vidrnn_command(*arguments: str) -> list[str]:
+    """A vidrnn command line that runs this checkout's vidrnn wherever it starts (:data:`LAUNCHER`): ``-m vidrnn``
+    would run a vidrnn in the working directory first."""
+    return [sys.executable, str(LAUNCHER), *arguments]
+
+
 def _run(command: list[str], log: Path) -> None:
     """Run one vidrnn command where the caller is (its relative paths mean what they mean on the caller's command
-    line), with this checkout's vidrnn; its output goes to ``log``, and a failure says its last line."""
-    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-    finished = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    line); its output goes to ``log``, and a failure says its last line."""
+    finished = subprocess.run(command, capture_output=True, text=True)
     log.write_text(finished.stdout + finished.stderr, encoding="utf-8")
     if finished.returncode != 0:
         last = next((line for line in reversed(finished.stderr.splitlines()) if line.strip()), "no message")
@@ -353,12 +358,12 @@ def execute(job: Job) -> None:
     job.folder.mkdir(parents=True)
     fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
-    _run([sys.executable, "-m", "vidrnn", "fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
-          "--trainer.default_root_dir", str(fit)], job.folder / "fit.log")
+    _run(vidrnn_command("fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
+          "--trainer.default_root_dir", str(fit)), job.folder / "fit.log")
     seconds = time.perf_counter() - start
     checkpoint, _ = tested_checkpoint(fit)
-    _run([sys.executable, "-m", "vidrnn", "predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
-          "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)], job.folder / "predict.log")
+    _run(vidrnn_command("predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
+          "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)), job.folder / "predict.log")
     record = {"settings": job.settings(), "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 

@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -268,12 +267,12 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
         commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
         variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
-        if command[3] == "fit" and (variant, value["--seed_everything"]) in failing:
+        if command[2] == "fit" and (variant, value["--seed_everything"]) in failing:
             return subprocess.CompletedProcess(command, 1, "", "Traceback (most recent call last):\n  ...\n"
                                                                 "vidrnn: error: refused for the test\n")
         log = Path(value["--trainer.logger.save_dir"]) / "lightning_logs" / "version_0"
         log.mkdir(parents=True)
-        if command[3] == "fit":
+        if command[2] == "fit":
             (log / "checkpoints").mkdir()
             torch.save({"epoch": 0}, log / "checkpoints" / "epoch=0-step=2.ckpt")
             torch.save({"epoch": 1}, log / "checkpoints" / "latest.ckpt")
@@ -318,7 +317,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
                                             "mean_pool", "per_frame", "--runs", str(tmp_path / "runs"))
     assert variants.main() == 0
     out = capsys.readouterr().out
-    assert len(commands) == 12 and {command[3] for command, _ in commands} == {"fit", "predict"}
+    assert len(commands) == 12 and {command[2] for command, _ in commands} == {"fit", "predict"}
     for command, _ in commands:  # the seed moves the data's draws too, in the fit and in its predictions
         assert command[command.index("--data.seed") + 1] == command[command.index("--seed_everything") + 1]
     # the test recordings stay, but an order task's altered test copies are drawn from data.seed: said, not hidden
@@ -372,7 +371,7 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
     commands.clear()
     monkeypatch.setattr(variants.subprocess, "run", _fake_vidrnn(commands))
     assert variants.main() == 0
-    assert [(command[3], command[command.index("--seed_everything") + 1]) for command, _ in commands] == [
+    assert [(command[2], command[command.index("--seed_everything") + 1]) for command, _ in commands] == [
         ("fit", "1"), ("predict", "1")]
     rows = _table_rows(capsys.readouterr().out)
     assert rows["lstm"][7] == "level (seeds apart, interval holds 0)" and rows["per_frame"][6] == "reference"
@@ -414,9 +413,26 @@ def test_the_runs_read_relative_paths_from_the_callers_directory(
     assert (caller / "runs" / "classify_variants" / "mean_pool-seed0" / "fit").is_dir()  # the default, here
     for command, options in commands:
         assert Path(options.get("cwd") or Path.cwd()) == caller
-        assert options["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(variants.REPO)
+        assert command[:2] == [sys.executable, str(variants.LAUNCHER)]
         configs = [command[position + 1] for position, name in enumerate(command) if name == "--config"]
         assert configs == [str(caller / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml")]
+
+
+def test_the_runs_use_this_checkouts_vidrnn_whatever_the_callers_directory_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m vidrnn`` puts the working directory first on sys.path: a caller's directory holding another
+    vidrnn (a clone, a worktree) ran that code instead of this checkout's."""
+    from vidrnn import __version__
+
+    decoy = tmp_path / "vidrnn"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("__version__ = 'decoy'\n")
+    for name in ("__main__.py", "cli.py"):
+        (decoy / name).write_text("raise SystemExit('the decoy vidrnn ran')\n")
+    monkeypatch.chdir(tmp_path)
+    variants = _load("classify_variants")
+    variants._run(variants.vidrnn_command("--version"), tmp_path / "version.log")
+    assert (tmp_path / "version.log").read_text() == f"vidrnn {__version__}\n"
 
 
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
