@@ -33,7 +33,11 @@ says which at its start. Neither covers which recordings the test set happens to
 interval is for.
 
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
-the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings.
+the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
+other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
+or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint). A folder
+(``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
+re-extracts a video that changed).
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
@@ -302,6 +306,13 @@ def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
     return latest[0], None
 
 
+def named_files(arguments: Sequence[str]) -> list[str]:
+    """The arguments that name an existing file, as given (relative ones from the working directory): a value
+    after its option (``--config mine.yaml``) or joined to it (``--config=mine.yaml``), whatever the option."""
+    values = (argument.partition("=")[2] if argument.startswith("--") else argument for argument in arguments)
+    return [value for value in values if value and Path(value).is_file()]
+
+
 @dataclass(frozen=True)
 class Job:
     """One variant with one seed to run: its folder (``fit/``, ``predict/``, their logs, :data:`RECORD` once done)
@@ -313,11 +324,12 @@ class Job:
     arguments: tuple[str, ...]
 
     def settings(self) -> dict[str, object]:
-        """What makes its results: the arguments, the directory their relative paths start from, each config file's
-        SHA-256. A kept run is reused only where they are the same."""
-        configs = [self.arguments[position + 1] for position, name in enumerate(self.arguments) if name == "--config"]
+        """What makes its results: the arguments, the directory their relative paths start from, and the SHA-256 of
+        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...), so that a file changed
+        in place, as re-running a pretraining does, means other settings. A kept run is reused only where they are
+        the same. What a folder holds (the data) is not hashed: the user's to keep the same."""
         return {"arguments": list(self.arguments), "directory": str(Path.cwd()),
-                "configs": {path: file_sha256(Path(path)) for path in configs}}
+                "files": {path: file_sha256(Path(path)) for path in named_files(self.arguments)}}
 
     def recorded(self) -> dict | None:
         """The record a finished run left in its folder (``None``: not finished)."""
@@ -347,8 +359,8 @@ def refuse_other_settings(jobs: list[Job]) -> None:
         record = job.recorded()
         if record is not None and record["settings"] != job.settings():
             raise SystemExit(f"{job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
-                             "working directory or config files): give another --runs, or remove that folder to run "
-                             "it again")
+                             "working directory, or the contents of a file they name: a config, a checkpoint to start "
+                             "from): give another --runs, or remove that folder to run it again")
 
 
 def execute(job: Job) -> None:
@@ -439,7 +451,10 @@ def main() -> int:
                         help="the variant to judge the others against (default: the baseline best on validation)")
     parser.add_argument("--runs", type=Path, default=Path("runs/classify_variants"),
                         help="where every run's folder is kept (default: %(default)s); a run finished there with the "
-                             "same settings is read, not run again, so the same command goes on after a failure")
+                             "same settings (arguments, working directory, SHA-256 of every file an argument names) "
+                             "is read, not run again, so the same command goes on after a failure. Folders such as "
+                             "--root and --cache_dir are not hashed: the data behind them is yours to keep the same "
+                             "(the feature cache re-extracts a video that changed)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more CLI arguments for every run (must come last; relative paths as from here)")
     args = parser.parse_args()

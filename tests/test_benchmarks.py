@@ -252,6 +252,8 @@ def test_a_run_whose_splits_json_records_no_groups_is_refused(tmp_path: Path) ->
 
 _VARIANT_KEYS = [f"{name}/v_{name}_g{group:02d}_c{clip}.avi" for name in ("A", "B") for group in (1, 2, 3)
                  for clip in (1, 2)]
+#: The real ``subprocess.run``, for the commands :func:`_fake_vidrnn` does not stand in for (``git``).
+_REAL_RUN = subprocess.run
 
 
 def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
@@ -264,6 +266,8 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
     tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
 
     def fake_run(command: list[str], **options) -> subprocess.CompletedProcess:
+        if command[0] != sys.executable:
+            return _REAL_RUN(command, **options)
         commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
         variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
@@ -383,6 +387,45 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
                                          "with other settings.*another --runs"):
         variants.main()
     assert not commands
+
+
+def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only --config files were hashed, and only as ``--config PATH``: a kept run was read back though the encoder it
+    started from (``--model.init_from pre/seed{seed}.ckpt``) or a ``--config=mine.yaml`` had changed since. Every
+    argument naming a file, in either form, is now hashed into the settings; a folder (the data) is not."""
+    from vidrnn.files import file_sha256
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "data").mkdir()
+    for seed in (0, 1):
+        (tmp_path / "pre" / f"seed{seed}.ckpt").write_bytes(b"pretrained")
+    Path("mine.yaml").write_text("trainer:\n  max_epochs: 2\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0", "1",
+                                            "--variants", "mean_pool", "--runs", "runs", "--extra",
+                                            "--model.init_from", "pre/seed{seed}.ckpt", "--config=mine.yaml",
+                                            "--data.cache_dir", "data")
+    assert variants.main() == 0
+    record = json.loads((tmp_path / "runs" / "mean_pool-seed0" / "run.json").read_text())
+    assert set(record["settings"]["files"]) == {str(tmp_path / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml"),
+                                                "pre/seed0.ckpt", "mine.yaml"}  # not the folder
+    (tmp_path / "data" / "more.npy").write_bytes(b"the user's to keep the same")
+    commands.clear()
+    assert variants.main() == 0 and not commands  # the same files: read back
+    assert "mean_pool seed 0: test 91.7 %, val 60.0 %, 0 s (kept from an earlier command)" in capsys.readouterr().err
+
+    for changed in (tmp_path / "pre" / "seed0.ckpt", tmp_path / "mine.yaml"):
+        original = changed.read_bytes()
+        changed.write_bytes(b"other weights")  # as re-running the pretraining does
+        with pytest.raises(SystemExit, match=f"{re.escape(str(tmp_path / 'runs' / 'mean_pool-seed0'))} holds "
+                                             "mean_pool seed 0 made with other settings"):
+            variants.main()
+        assert not commands
+        changed.write_bytes(original)
+    assert variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x",
+                                              "data")).settings()["files"] == {
+        "mine.yaml": file_sha256(tmp_path / "mine.yaml"), "pre/seed1.ckpt": file_sha256(tmp_path / "pre" / "seed1.ckpt")}
 
 
 def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
