@@ -27,8 +27,8 @@ frames excluded, a lost target scoring 0 — not OTB's toolkit, see :mod:`vidrnn
 Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over sequences; run the
 benchmark alone on the machine for speeds that mean anything. Last, each design against matching-only and CSRT:
 the difference of mean success AUC with a 95 % interval from a paired bootstrap over the sequences the means score
-(the helper of ``classify_variants.py``; the table says how many were left out), and on how many sequences it is ahead — a gap between means of a few sequences is level
-while that interval holds 0.
+(the helper of ``classify_variants.py``; the table says how many were left out), and on how many sequences it is
+ahead — a gap between means of a few sequences is level while that interval holds 0.
 """
 
 from __future__ import annotations
