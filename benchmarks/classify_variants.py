@@ -37,11 +37,13 @@ the same command again reads the finished runs and runs the rest, and refuses a 
 other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
 or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint). A folder
 (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
-re-extracts a video that changed).
+re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
+and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
+named at the start, with their commit, and read all the same: a change of code need not change results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
-what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
-the first run.
+what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
+the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -92,8 +94,10 @@ LAUNCHER = Path(__file__).resolve().parent / "vidrnn_checkout.py"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
-#: A finished run's record in its folder: the settings it was made with and how long it took.
+#: A finished run's record in its folder: the settings it was made with, the code that made it, how long it took.
 RECORD = "run.json"
+#: The code of a run made outside a git checkout (or without git): nothing to tell it by.
+UNKNOWN_CODE = "unknown"
 _UNSET = object()
 
 
@@ -288,6 +292,48 @@ def _run(command: list[str], log: Path) -> None:
         raise RuntimeError(f"{last.strip()} (its output: {log})")
 
 
+def code_version(checkout: Path = REPO) -> dict[str, object] | str:
+    """The code that makes a run: the checkout's git commit and whether it has uncommitted changes to tracked files,
+    or :data:`UNKNOWN_CODE` outside a git checkout or without git. Recorded with each run, not part of its settings:
+    a change of code need not change results, but whoever reads a kept run must know which code made it."""
+    git = ["git", "-C", str(checkout)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True)
+    except OSError:
+        return UNKNOWN_CODE
+    if commit.returncode or changes.returncode:
+        return UNKNOWN_CODE
+    return {"commit": commit.stdout.strip(), "uncommitted changes": bool(changes.stdout.strip())}
+
+
+def describe_code(code: dict[str, object] | str) -> str:
+    """A run's code in words: its commit (12 digits) and whether it had uncommitted changes."""
+    if code == UNKNOWN_CODE:
+        return "unknown code (no git checkout)"
+    return f"commit {code['commit'][:12]}" + (" with uncommitted changes" if code["uncommitted changes"] else "")
+
+
+def other_code_notice(jobs: list[Job], now: dict[str, object] | str) -> str | None:
+    """The kept runs of ``jobs`` not known to be made by the code ``now`` (:func:`code_version`), by the code that
+    made them, in a line; ``None`` when there are none. Another commit, uncommitted changes (then or now) and unknown
+    code cannot be told to be the same; such runs are read as they are, and the reader is told."""
+    made_by: dict[str, list[str]] = {}
+    for job in jobs:
+        record = job.recorded()
+        if record is None:
+            continue
+        then = record.get("code", UNKNOWN_CODE)
+        if then != now or then == UNKNOWN_CODE or then["uncommitted changes"]:
+            made_by.setdefault(describe_code(then), []).append(f"{job.variant} seed {job.seed}")
+    if not made_by:
+        return None
+    return (f"kept runs not known to be made by this checkout's code ({describe_code(now)}), read as they are (a "
+            "change of code need not change results; remove a run's folder to run it again): "
+            + "; ".join(f"{', '.join(runs)} by {code}" for code, runs in made_by.items()))
+
+
 def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
     """The checkpoint ``test_after_fit`` tested and its epoch: the monitored checkpoint when the fit kept one, else
     the final weights (``latest.ckpt``; no epoch to read a validation score at)."""
@@ -365,9 +411,11 @@ def refuse_other_settings(jobs: list[Job]) -> None:
 
 def execute(job: Job) -> None:
     """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint, and
-    record the run as finished. What an unfinished earlier attempt left in its folder goes first."""
+    record the run as finished, with the code it started with. What an unfinished earlier attempt left in its folder
+    goes first."""
     shutil.rmtree(job.folder, ignore_errors=True)
     job.folder.mkdir(parents=True)
+    code = code_version()
     fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
     _run(vidrnn_command("fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
@@ -376,7 +424,7 @@ def execute(job: Job) -> None:
     checkpoint, _ = tested_checkpoint(fit)
     _run(vidrnn_command("predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
           "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)), job.folder / "predict.log")
-    record = {"settings": job.settings(), "seconds": seconds}
+    record = {"settings": job.settings(), "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
 
@@ -476,6 +524,9 @@ def main() -> int:
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
     print(f"the seed spread covers {seed_coverage(dataset, link_data_seed)}", flush=True)
+    notice = other_code_notice(jobs, code_version())
+    if notice is not None:
+        print(notice, flush=True)
     results, failed = run_all(jobs)
     if results:
         reference, why = pick_reference(results, args.reference)

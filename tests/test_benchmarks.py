@@ -408,8 +408,8 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
                                             "--data.cache_dir", "data")
     assert variants.main() == 0
     record = json.loads((tmp_path / "runs" / "mean_pool-seed0" / "run.json").read_text())
-    assert set(record["settings"]["files"]) == {str(tmp_path / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml"),
-                                                "pre/seed0.ckpt", "mine.yaml"}  # not the folder
+    assert set(record["settings"]["files"]) == {  # not the folder
+        str(tmp_path / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml"), "pre/seed0.ckpt", "mine.yaml"}
     (tmp_path / "data" / "more.npy").write_bytes(b"the user's to keep the same")
     commands.clear()
     assert variants.main() == 0 and not commands  # the same files: read back
@@ -423,9 +423,38 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
             variants.main()
         assert not commands
         changed.write_bytes(original)
-    assert variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x",
-                                              "data")).settings()["files"] == {
-        "mine.yaml": file_sha256(tmp_path / "mine.yaml"), "pre/seed1.ckpt": file_sha256(tmp_path / "pre" / "seed1.ckpt")}
+    job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x", "data"))
+    assert job.settings()["files"] == {"mine.yaml": file_sha256(tmp_path / "mine.yaml"),
+                                       "pre/seed1.ckpt": file_sha256(tmp_path / "pre" / "seed1.ckpt")}
+
+
+def test_a_run_records_the_code_that_made_it_and_kept_runs_of_other_code_are_said_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept run is read back whatever code made it: its numbers may come from a vidrnn that has changed since. Each
+    run now records the checkout's commit and whether it had uncommitted changes, and the start says which kept runs
+    other code made (or code with uncommitted changes, which cannot be told apart), without refusing them."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0", "1",
+                                            "--variants", "mean_pool", "--runs", str(tmp_path / "runs"))
+    head = _REAL_RUN(["git", "-C", str(variants.REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert variants.code_version()["commit"] == head.stdout.strip()
+    assert variants.code_version(tmp_path) == "unknown"  # outside a git checkout
+    made = {"commit": "a" * 40, "uncommitted changes": False}
+    monkeypatch.setattr(variants, "code_version", lambda: made)
+    assert variants.main() == 0
+    assert json.loads((tmp_path / "runs" / "mean_pool-seed1" / "run.json").read_text())["code"] == made
+    capsys.readouterr()
+    commands.clear()
+    assert variants.main() == 0 and not commands
+    assert "kept runs" not in capsys.readouterr().out  # the same code: nothing to say
+
+    monkeypatch.setattr(variants, "code_version", lambda: {"commit": "b" * 40, "uncommitted changes": True})
+    assert variants.main() == 0 and not commands  # said, not refused
+    captured = capsys.readouterr()
+    said = [line for line in captured.out.splitlines() if line.startswith("kept runs")]
+    assert said == ["kept runs not known to be made by this checkout's code (commit bbbbbbbbbbbb with uncommitted "
+                    "changes), read as they are (a change of code need not change results; remove a run's folder to "
+                    "run it again): mean_pool seed 0, mean_pool seed 1 by commit aaaaaaaaaaaa"]
+    assert captured.out.index(said[0]) < captured.out.index("| variant |")
 
 
 def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
