@@ -419,11 +419,12 @@ def execute(job: Job) -> None:
     fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
     _run(vidrnn_command("fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
-          "--trainer.default_root_dir", str(fit)), job.folder / "fit.log")
+                        "--trainer.default_root_dir", str(fit)), job.folder / "fit.log")
     seconds = time.perf_counter() - start
     checkpoint, _ = tested_checkpoint(fit)
     _run(vidrnn_command("predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
-          "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)), job.folder / "predict.log")
+                        "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)),
+         job.folder / "predict.log")
     record = {"settings": job.settings(), "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
