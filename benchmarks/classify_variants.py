@@ -33,11 +33,17 @@ says which at its start. Neither covers which recordings the test set happens to
 interval is for.
 
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
-the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings.
+the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
+other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
+or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint). A folder
+(``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
+re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
+and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
+named at the start, with their commit, and read all the same: a change of code need not change results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
-what they mean there; a variant the task refuses (``antisymmetric`` outside the arrow of time) is refused before
-the first run.
+what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
+the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -61,7 +67,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -84,11 +89,15 @@ BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "
 ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
+#: The script the runs start: this checkout's vidrnn first on the path, whatever the working directory holds.
+LAUNCHER = Path(__file__).resolve().parent / "vidrnn_checkout.py"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
-#: A finished run's record in its folder: the settings it was made with and how long it took.
+#: A finished run's record in its folder: the settings it was made with, the code that made it, how long it took.
 RECORD = "run.json"
+#: The code of a run made outside a git checkout (or without git): nothing to tell it by.
+UNKNOWN_CODE = "unknown"
 _UNSET = object()
 
 
@@ -267,16 +276,62 @@ def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], e
     return refusals
 
 
+def vidrnn_command(*arguments: str) -> list[str]:
+    """A vidrnn command line that runs this checkout's vidrnn wherever it starts (:data:`LAUNCHER`): ``-m vidrnn``
+    would run a vidrnn in the working directory first."""
+    return [sys.executable, str(LAUNCHER), *arguments]
+
+
 def _run(command: list[str], log: Path) -> None:
     """Run one vidrnn command where the caller is (its relative paths mean what they mean on the caller's command
-    line), with this checkout's vidrnn; its output goes to ``log``, and a failure says its last line."""
-    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-    finished = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    line); its output goes to ``log``, and a failure says its last line."""
+    finished = subprocess.run(command, capture_output=True, text=True)
     log.write_text(finished.stdout + finished.stderr, encoding="utf-8")
     if finished.returncode != 0:
         last = next((line for line in reversed(finished.stderr.splitlines()) if line.strip()), "no message")
         raise RuntimeError(f"{last.strip()} (its output: {log})")
+
+
+def code_version(checkout: Path = REPO) -> dict[str, object] | str:
+    """The code that makes a run: the checkout's git commit and whether it has uncommitted changes to tracked files,
+    or :data:`UNKNOWN_CODE` outside a git checkout or without git. Recorded with each run, not part of its settings:
+    a change of code need not change results, but whoever reads a kept run must know which code made it."""
+    git = ["git", "-C", str(checkout)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True)
+    except OSError:
+        return UNKNOWN_CODE
+    if commit.returncode or changes.returncode:
+        return UNKNOWN_CODE
+    return {"commit": commit.stdout.strip(), "uncommitted changes": bool(changes.stdout.strip())}
+
+
+def describe_code(code: dict[str, object] | str) -> str:
+    """A run's code in words: its commit (12 digits) and whether it had uncommitted changes."""
+    if code == UNKNOWN_CODE:
+        return "unknown code (no git checkout)"
+    return f"commit {code['commit'][:12]}" + (" with uncommitted changes" if code["uncommitted changes"] else "")
+
+
+def other_code_notice(jobs: list[Job], now: dict[str, object] | str) -> str | None:
+    """The kept runs of ``jobs`` not known to be made by the code ``now`` (:func:`code_version`), by the code that
+    made them, in a line; ``None`` when there are none. Another commit, uncommitted changes (then or now) and unknown
+    code cannot be told to be the same; such runs are read as they are, and the reader is told."""
+    made_by: dict[str, list[str]] = {}
+    for job in jobs:
+        record = job.recorded()
+        if record is None:
+            continue
+        then = record.get("code", UNKNOWN_CODE)
+        if then != now or then == UNKNOWN_CODE or then["uncommitted changes"]:
+            made_by.setdefault(describe_code(then), []).append(f"{job.variant} seed {job.seed}")
+    if not made_by:
+        return None
+    return (f"kept runs not known to be made by this checkout's code ({describe_code(now)}), read as they are (a "
+            "change of code need not change results; remove a run's folder to run it again): "
+            + "; ".join(f"{', '.join(runs)} by {code}" for code, runs in made_by.items()))
 
 
 def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
@@ -297,6 +352,13 @@ def tested_checkpoint(save_dir: Path) -> tuple[Path, int | None]:
     return latest[0], None
 
 
+def named_files(arguments: Sequence[str]) -> list[str]:
+    """The arguments that name an existing file, as given (relative ones from the working directory): a value
+    after its option (``--config mine.yaml``) or joined to it (``--config=mine.yaml``), whatever the option."""
+    values = (argument.partition("=")[2] if argument.startswith("--") else argument for argument in arguments)
+    return [value for value in values if value and Path(value).is_file()]
+
+
 @dataclass(frozen=True)
 class Job:
     """One variant with one seed to run: its folder (``fit/``, ``predict/``, their logs, :data:`RECORD` once done)
@@ -308,11 +370,12 @@ class Job:
     arguments: tuple[str, ...]
 
     def settings(self) -> dict[str, object]:
-        """What makes its results: the arguments, the directory their relative paths start from, each config file's
-        SHA-256. A kept run is reused only where they are the same."""
-        configs = [self.arguments[position + 1] for position, name in enumerate(self.arguments) if name == "--config"]
+        """What makes its results: the arguments, the directory their relative paths start from, and the SHA-256 of
+        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...), so that a file changed
+        in place, as re-running a pretraining does, means other settings. A kept run is reused only where they are
+        the same. What a folder holds (the data) is not hashed: the user's to keep the same."""
         return {"arguments": list(self.arguments), "directory": str(Path.cwd()),
-                "configs": {path: file_sha256(Path(path)) for path in configs}}
+                "files": {path: file_sha256(Path(path)) for path in named_files(self.arguments)}}
 
     def recorded(self) -> dict | None:
         """The record a finished run left in its folder (``None``: not finished)."""
@@ -342,24 +405,27 @@ def refuse_other_settings(jobs: list[Job]) -> None:
         record = job.recorded()
         if record is not None and record["settings"] != job.settings():
             raise SystemExit(f"{job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
-                             "working directory or config files): give another --runs, or remove that folder to run "
-                             "it again")
+                             "working directory, or the contents of a file they name: a config, a checkpoint to start "
+                             "from): give another --runs, or remove that folder to run it again")
 
 
 def execute(job: Job) -> None:
     """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint, and
-    record the run as finished. What an unfinished earlier attempt left in its folder goes first."""
+    record the run as finished, with the code it started with. What an unfinished earlier attempt left in its folder
+    goes first."""
     shutil.rmtree(job.folder, ignore_errors=True)
     job.folder.mkdir(parents=True)
+    code = code_version()
     fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
-    _run([sys.executable, "-m", "vidrnn", "fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
-          "--trainer.default_root_dir", str(fit)], job.folder / "fit.log")
+    _run(vidrnn_command("fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
+                        "--trainer.default_root_dir", str(fit)), job.folder / "fit.log")
     seconds = time.perf_counter() - start
     checkpoint, _ = tested_checkpoint(fit)
-    _run([sys.executable, "-m", "vidrnn", "predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
-          "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)], job.folder / "predict.log")
-    record = {"settings": job.settings(), "seconds": seconds}
+    _run(vidrnn_command("predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
+                        "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)),
+         job.folder / "predict.log")
+    record = {"settings": job.settings(), "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
 
@@ -434,7 +500,10 @@ def main() -> int:
                         help="the variant to judge the others against (default: the baseline best on validation)")
     parser.add_argument("--runs", type=Path, default=Path("runs/classify_variants"),
                         help="where every run's folder is kept (default: %(default)s); a run finished there with the "
-                             "same settings is read, not run again, so the same command goes on after a failure")
+                             "same settings (arguments, working directory, SHA-256 of every file an argument names) "
+                             "is read, not run again, so the same command goes on after a failure. Folders such as "
+                             "--root and --cache_dir are not hashed: the data behind them is yours to keep the same "
+                             "(the feature cache re-extracts a video that changed)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more CLI arguments for every run (must come last; relative paths as from here)")
     args = parser.parse_args()
@@ -456,6 +525,9 @@ def main() -> int:
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
     print(f"the seed spread covers {seed_coverage(dataset, link_data_seed)}", flush=True)
+    notice = other_code_notice(jobs, code_version())
+    if notice is not None:
+        print(notice, flush=True)
     results, failed = run_all(jobs)
     if results:
         reference, why = pick_reference(results, args.reference)

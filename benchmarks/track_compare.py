@@ -26,9 +26,9 @@ nothing else; scores come from :mod:`vidrnn.tracker.evaluation`: OTB-style succe
 frames excluded, a lost target scoring 0 — not OTB's toolkit, see :mod:`vidrnn.metrics`), means over sequences.
 Speed (frames/s) is each tracker's own time on this machine, decoding excluded, median over sequences; run the
 benchmark alone on the machine for speeds that mean anything. Last, each design against matching-only and CSRT:
-the difference of mean success AUC with a 95 % interval from a paired bootstrap over the sequences (the helper of
-``classify_variants.py``), and on how many sequences it is ahead — a gap between means of a few sequences is level
-while that interval holds 0.
+the difference of mean success AUC with a 95 % interval from a paired bootstrap over the sequences the means score
+(the helper of ``classify_variants.py``; the table says how many were left out), and on how many sequences it is
+ahead — a gap between means of a few sequences is level while that interval holds 0.
 """
 
 from __future__ import annotations
@@ -131,29 +131,42 @@ def _per_sequence_table(sequences: list[TrackingSequence], root: Path, designs: 
     return lines
 
 
+def scored_sequences(names: list[str], designs: dict[str, list[str]],
+                     scores: dict[tuple[str, str], ScoreRow]) -> list[str]:
+    """The sequences of ``names`` every run of ``designs`` has a score on: those the means average (a sequence
+    without a frame to score, the target absent after the first, has NaN scores and stays out of them)."""
+    return [name for name in names if all(scores[name, run].score.scored for runs in designs.values() for run in runs)]
+
+
 def paired_intervals(names: list[str], designs: dict[str, list[str]], scores: dict[tuple[str, str], ScoreRow],
                      against: tuple[str, ...] = ("matching-only", "CSRT")) -> list[str]:
     """Each design's mean success AUC minus that of matching-only and of CSRT (those present), paired over the
-    sequences ``names`` with a 95 % bootstrap interval over them (``clustered_difference``, a sequence a unit; seeds
-    averaged per sequence first) and how many sequences it is ahead on: a gap in the means of a few sequences is a
-    finding only where the interval excludes 0."""
+    sequences of ``names`` the means score (:func:`scored_sequences`) with a 95 % bootstrap interval over them
+    (``clustered_difference``, a sequence a unit; seeds averaged per sequence first) and how many sequences it is
+    ahead on: a gap in the means of a few sequences is a finding only where the interval excludes 0."""
     baselines = [name for name in against if name in designs]
     if not baselines:
         return []
+    scored = scored_sequences(names, designs, scores)
+    if not scored:
+        return [f"No paired intervals: none of the {len(names)} sequences has a frame to score (the target absent "
+                "after the first)"]
 
     def per_sequence(design: str) -> np.ndarray:
-        return np.array([np.mean([scores[name, run].score.success_auc for run in designs[design]]) for name in names])
+        return np.array([np.mean([scores[name, run].score.success_auc for run in designs[design]]) for name in scored])
 
     def cell(design: str, baseline: str) -> str:
         if design == baseline:
             return "—"
         values, reference = per_sequence(design), per_sequence(baseline)
-        point, low, high = clustered_difference(values, reference, names)
-        return f"{point:+.3f} [{low:+.3f}, {high:+.3f}], ahead on {int((values > reference).sum())} of {len(names)}"
+        point, low, high = clustered_difference(values, reference, scored)
+        return f"{point:+.3f} [{low:+.3f}, {high:+.3f}], ahead on {int((values > reference).sum())} of {len(scored)}"
 
+    left_out = len(names) - len(scored)
     lines = [f"Success AUC minus another tracker's, paired over sequences: 95 % percentile interval from {RESAMPLES} "
-             f"bootstrap resamples of the {len(names)} sequences (seeds averaged per sequence first); a gap whose "
-             "interval holds 0 is level", "",
+             f"bootstrap resamples of the {len(scored)} sequences with a frame to score"
+             + (f" ({left_out} without one left out, as in the means)" if left_out else "")
+             + " (seeds averaged per sequence first); a gap whose interval holds 0 is level", "",
              "| design | " + " | ".join(f"vs {baseline}" for baseline in baselines) + " |",
              "|---|" + "---:|" * len(baselines)]
     return lines + [f"| {design} | " + " | ".join(cell(design, baseline) for baseline in baselines) + " |"

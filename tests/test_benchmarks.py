@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -100,6 +99,26 @@ def test_the_comparison_gives_each_design_a_paired_interval_over_sequences_again
     low, high = (float(value) for value in rows["vidrnn lstm"][1].split("[")[1].split("]")[0].split(", "))
     assert low < 0 < high  # CSRT's one win, by 0.3, keeps 0 inside: level
     assert rows["matching-only"][0] == "—" and set(rows) == {"vidrnn lstm", "matching-only"}
+
+
+def test_the_paired_intervals_compare_the_sequences_the_means_score_and_say_how_many() -> None:
+    """A sequence without a frame to score (the target absent after frame 1) has NaN scores: the means leave it out,
+    but the paired table took it in and printed "+nan [+nan, +nan], ahead on 0 of 3"."""
+    from vidrnn.metrics import SequenceScore
+    from vidrnn.tracker.evaluation import ScoreRow
+
+    track_compare = _load("track_compare")
+    aucs = {"vidrnn lstm #0": [0.5, 0.9, 0.7], "matching-only": [0.4, 0.8, 0.7]}
+    scores = {(f"s{index}", tracker): ScoreRow(f"s{index}", tracker, SequenceScore(10, auc, auc, auc), 1.0)
+              for tracker, values in aucs.items() for index, auc in enumerate(values)}
+    nan = float("nan")
+    scores.update({("s1", tracker): ScoreRow("s1", tracker, SequenceScore(0, nan, nan, nan), 1.0) for tracker in aucs})
+    designs = {"vidrnn lstm": ["vidrnn lstm #0"], "matching-only": ["matching-only"]}
+    lines = track_compare.paired_intervals(["s0", "s1", "s2"], designs, scores)
+    assert "resamples of the 2 sequences with a frame to score (1 without one left out, as in the means)" in lines[0]
+    assert lines[4].startswith("| vidrnn lstm | +0.050 [+0.000, +0.100], ahead on 1 of 2 |")
+    assert track_compare.paired_intervals(["s1"], designs, scores) == [
+        "No paired intervals: none of the 1 sequences has a frame to score (the target absent after the first)"]
 
 
 def test_the_noise_floor_moves_only_the_first_box_by_a_hundredth_of_a_pixel_at_most_alike_every_time() -> None:
@@ -233,6 +252,8 @@ def test_a_run_whose_splits_json_records_no_groups_is_refused(tmp_path: Path) ->
 
 _VARIANT_KEYS = [f"{name}/v_{name}_g{group:02d}_c{clip}.avi" for name in ("A", "B") for group in (1, 2, 3)
                  for clip in (1, 2)]
+#: The real ``subprocess.run``, for the commands :func:`_fake_vidrnn` does not stand in for (``git``).
+_REAL_RUN = subprocess.run
 
 
 def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
@@ -245,15 +266,17 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
     tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
 
     def fake_run(command: list[str], **options) -> subprocess.CompletedProcess:
+        if command[0] != sys.executable:
+            return _REAL_RUN(command, **options)
         commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
         variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
-        if command[3] == "fit" and (variant, value["--seed_everything"]) in failing:
+        if command[2] == "fit" and (variant, value["--seed_everything"]) in failing:
             return subprocess.CompletedProcess(command, 1, "", "Traceback (most recent call last):\n  ...\n"
                                                                 "vidrnn: error: refused for the test\n")
         log = Path(value["--trainer.logger.save_dir"]) / "lightning_logs" / "version_0"
         log.mkdir(parents=True)
-        if command[3] == "fit":
+        if command[2] == "fit":
             (log / "checkpoints").mkdir()
             torch.save({"epoch": 0}, log / "checkpoints" / "epoch=0-step=2.ckpt")
             torch.save({"epoch": 1}, log / "checkpoints" / "latest.ckpt")
@@ -298,7 +321,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
                                             "mean_pool", "per_frame", "--runs", str(tmp_path / "runs"))
     assert variants.main() == 0
     out = capsys.readouterr().out
-    assert len(commands) == 12 and {command[3] for command, _ in commands} == {"fit", "predict"}
+    assert len(commands) == 12 and {command[2] for command, _ in commands} == {"fit", "predict"}
     for command, _ in commands:  # the seed moves the data's draws too, in the fit and in its predictions
         assert command[command.index("--data.seed") + 1] == command[command.index("--seed_everything") + 1]
     # the test recordings stay, but an order task's altered test copies are drawn from data.seed: said, not hidden
@@ -352,7 +375,7 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
     commands.clear()
     monkeypatch.setattr(variants.subprocess, "run", _fake_vidrnn(commands))
     assert variants.main() == 0
-    assert [(command[3], command[command.index("--seed_everything") + 1]) for command, _ in commands] == [
+    assert [(command[2], command[command.index("--seed_everything") + 1]) for command, _ in commands] == [
         ("fit", "1"), ("predict", "1")]
     rows = _table_rows(capsys.readouterr().out)
     assert rows["lstm"][7] == "level (seeds apart, interval holds 0)" and rows["per_frame"][6] == "reference"
@@ -364,6 +387,74 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
                                          "with other settings.*another --runs"):
         variants.main()
     assert not commands
+
+
+def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only --config files were hashed, and only as ``--config PATH``: a kept run was read back though the encoder it
+    started from (``--model.init_from pre/seed{seed}.ckpt``) or a ``--config=mine.yaml`` had changed since. Every
+    argument naming a file, in either form, is now hashed into the settings; a folder (the data) is not."""
+    from vidrnn.files import file_sha256
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "data").mkdir()
+    for seed in (0, 1):
+        (tmp_path / "pre" / f"seed{seed}.ckpt").write_bytes(b"pretrained")
+    Path("mine.yaml").write_text("trainer:\n  max_epochs: 2\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0", "1",
+                                            "--variants", "mean_pool", "--runs", "runs", "--extra",
+                                            "--model.init_from", "pre/seed{seed}.ckpt", "--config=mine.yaml",
+                                            "--data.cache_dir", "data")
+    assert variants.main() == 0
+    record = json.loads((tmp_path / "runs" / "mean_pool-seed0" / "run.json").read_text())
+    assert set(record["settings"]["files"]) == {  # not the folder
+        str(tmp_path / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml"), "pre/seed0.ckpt", "mine.yaml"}
+    (tmp_path / "data" / "more.npy").write_bytes(b"the user's to keep the same")
+    commands.clear()
+    assert variants.main() == 0 and not commands  # the same files: read back
+    assert "mean_pool seed 0: test 91.7 %, val 60.0 %, 0 s (kept from an earlier command)" in capsys.readouterr().err
+
+    for changed in (tmp_path / "pre" / "seed0.ckpt", tmp_path / "mine.yaml"):
+        original = changed.read_bytes()
+        changed.write_bytes(b"other weights")  # as re-running the pretraining does
+        with pytest.raises(SystemExit, match=f"{re.escape(str(tmp_path / 'runs' / 'mean_pool-seed0'))} holds "
+                                             "mean_pool seed 0 made with other settings"):
+            variants.main()
+        assert not commands
+        changed.write_bytes(original)
+    job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x", "data"))
+    assert job.settings()["files"] == {"mine.yaml": file_sha256(tmp_path / "mine.yaml"),
+                                       "pre/seed1.ckpt": file_sha256(tmp_path / "pre" / "seed1.ckpt")}
+
+
+def test_a_run_records_the_code_that_made_it_and_kept_runs_of_other_code_are_said_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept run is read back whatever code made it: its numbers may come from a vidrnn that has changed since. Each
+    run now records the checkout's commit and whether it had uncommitted changes, and the start says which kept runs
+    other code made (or code with uncommitted changes, which cannot be told apart), without refusing them."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0", "1",
+                                            "--variants", "mean_pool", "--runs", str(tmp_path / "runs"))
+    head = _REAL_RUN(["git", "-C", str(variants.REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert variants.code_version()["commit"] == head.stdout.strip()
+    assert variants.code_version(tmp_path) == "unknown"  # outside a git checkout
+    made = {"commit": "a" * 40, "uncommitted changes": False}
+    monkeypatch.setattr(variants, "code_version", lambda: made)
+    assert variants.main() == 0
+    assert json.loads((tmp_path / "runs" / "mean_pool-seed1" / "run.json").read_text())["code"] == made
+    capsys.readouterr()
+    commands.clear()
+    assert variants.main() == 0 and not commands
+    assert "kept runs" not in capsys.readouterr().out  # the same code: nothing to say
+
+    monkeypatch.setattr(variants, "code_version", lambda: {"commit": "b" * 40, "uncommitted changes": True})
+    assert variants.main() == 0 and not commands  # said, not refused
+    captured = capsys.readouterr()
+    said = [line for line in captured.out.splitlines() if line.startswith("kept runs")]
+    assert said == ["kept runs not known to be made by this checkout's code (commit bbbbbbbbbbbb with uncommitted "
+                    "changes), read as they are (a change of code need not change results; remove a run's folder to "
+                    "run it again): mean_pool seed 0, mean_pool seed 1 by commit aaaaaaaaaaaa"]
+    assert captured.out.index(said[0]) < captured.out.index("| variant |")
 
 
 def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
@@ -394,9 +485,26 @@ def test_the_runs_read_relative_paths_from_the_callers_directory(
     assert (caller / "runs" / "classify_variants" / "mean_pool-seed0" / "fit").is_dir()  # the default, here
     for command, options in commands:
         assert Path(options.get("cwd") or Path.cwd()) == caller
-        assert options["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(variants.REPO)
+        assert command[:2] == [sys.executable, str(variants.LAUNCHER)]
         configs = [command[position + 1] for position, name in enumerate(command) if name == "--config"]
         assert configs == [str(caller / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml")]
+
+
+def test_the_runs_use_this_checkouts_vidrnn_whatever_the_callers_directory_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m vidrnn`` puts the working directory first on sys.path: a caller's directory holding another
+    vidrnn (a clone, a worktree) ran that code instead of this checkout's."""
+    from vidrnn import __version__
+
+    decoy = tmp_path / "vidrnn"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("__version__ = 'decoy'\n")
+    for name in ("__main__.py", "cli.py"):
+        (decoy / name).write_text("raise SystemExit('the decoy vidrnn ran')\n")
+    monkeypatch.chdir(tmp_path)
+    variants = _load("classify_variants")
+    variants._run(variants.vidrnn_command("--version"), tmp_path / "version.log")
+    assert (tmp_path / "version.log").read_text() == f"vidrnn {__version__}\n"
 
 
 def test_conditions_sort_frames_by_what_the_truth_and_the_matching_evidence_show() -> None:
