@@ -278,8 +278,8 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
         log.mkdir(parents=True)
         if command[2] == "fit":
             (log / "checkpoints").mkdir()
-            torch.save({"epoch": 0}, log / "checkpoints" / "epoch=0-step=2.ckpt")
-            torch.save({"epoch": 1}, log / "checkpoints" / "latest.ckpt")
+            torch.save({"epoch": 0, "state_dict": {}, "hyper_parameters": {}}, log / "checkpoints" / "epoch=0-step=2.ckpt")
+            torch.save({"epoch": 1, "state_dict": {}, "hyper_parameters": {}}, log / "checkpoints" / "latest.ckpt")
             (log / "metrics.csv").write_text(
                 "epoch,step,val/acc,val/loss,test/acc,test/mean_class_acc\n"
                 f"0,2,{tested_val[variant]},0.5,,\n1,5,0.99,0.1,,\n"

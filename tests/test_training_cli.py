@@ -440,6 +440,23 @@ def test_a_file_that_is_no_checkpoint_is_named_whatever_torch_fails_with(tmp_pat
         load_checkpoint(tmp_path / "missing.ckpt")
 
 
+@pytest.mark.parametrize("content", [{"weight": torch.zeros(2)}, {"state_dict": {}}],
+                         ids=["a bare state dict", "no hyperparameters"])
+def test_a_checkpoint_not_saved_by_lightning_is_refused_saying_so(tmp_path: Path, content: dict) -> None:
+    """``torch.save(model.state_dict())`` passed every check of ``vidrnn test`` (which extracted the features, then
+    ended in ``KeyError: 'pytorch-lightning_version'``), and ``vidrnn upgrade`` "converted" a dict without settings
+    into a classifier of default settings (exit 0)."""
+    from vidrnn.checkpoints import load_checkpoint
+    from vidrnn.models.upgrade import upgrade_checkpoint
+
+    path = tmp_path / "weights.pt"
+    torch.save(content, path)
+    for load in (lambda: load_checkpoint(path), lambda: upgrade_checkpoint(path, tmp_path / "out.ckpt")):
+        with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a checkpoint of vidrnn fit"):
+            load()
+    assert not (tmp_path / "out.ckpt").exists()
+
+
 @pytest.mark.parametrize("problem", ["missing checkpoint", "not a checkpoint", "bad yaml", "unknown task",
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",

@@ -25,6 +25,10 @@ _MADE_BY = {
 }
 
 
+#: What every checkpoint a Lightning fit of a vidrnn model saves holds: its weights and the settings to rebuild it.
+_SAVED_BY_FIT = ("state_dict", "hyper_parameters")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint file at ``path`` as plain values (``weights_only=True``: no code in it runs).
 
@@ -42,6 +46,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                          f"({type(error).__name__})") from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    missing = [key for key in _SAVED_BY_FIT if key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of vidrnn fit: it holds no {' or '.join(missing)} (weights saved "
+                         "alone, as torch.save(model.state_dict()) saves them, carry no settings to rebuild the model "
+                         "with: use the run's checkpoints/best.ckpt)")
     return checkpoint
 
 
