@@ -794,3 +794,25 @@ def test_frames_no_sequence_reads_are_named_once_per_folder(tmp_path: Path, capl
         assert _split_names(module, "train", "val", "test") == [["Couple"], ["Crossing"], ["bike1"]]
     warnings = [record.getMessage() for record in caplog.records if "belong to no sequence" in record.getMessage()]
     assert len(warnings) == 1 and "data_seq/UAV123/bike1" in warnings[0] and "anno/UAV123" in warnings[0]
+
+
+def test_runs_are_recorded_against_the_frames_they_were_simulated_from(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs were fingerprinted when saved, after their simulation: a frame edited meanwhile (the simulation of a
+    long sequence takes minutes) had the old frames' runs recorded as the new frames' and served from then on."""
+    from vidrnn.data import tracking_datamodule
+
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing")
+    module = TrackingDataModule(root=str(root), val_sequences=["Crossing"], cache_dir=str(tmp_path / "cache"))
+
+    def edits_a_frame_meanwhile(search: object, name: str, frames, *rest: object) -> EvidenceRuns:
+        list(frames)
+        frame = sorted((next(root.glob(f"*/{name}")) / "img").iterdir())[1]
+        cv2.imwrite(str(frame), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+        return _runs(name, 1.0)
+
+    monkeypatch.setattr(tracking_datamodule, "MatchingSearch", lambda *arguments: None)
+    monkeypatch.setattr(tracking_datamodule, "simulate_runs", edits_a_frame_meanwhile)
+    module.prepare_data()
+    sequences = module.sequences("train") + module.sequences("val")
+    assert len(sequences) == 2 and [module.cache.load(sequence) for sequence in sequences] == [None, None]

@@ -30,7 +30,7 @@ from vidrnn.files import atomic_write, file_sha256, fitted_name, name_max
 from vidrnn.tracker.simulation import EvidenceRuns
 from vidrnn.video import image_files
 
-__all__ = ["EVIDENCE_VERSION", "EvidenceCache", "Refused"]
+__all__ = ["EVIDENCE_VERSION", "EvidenceCache", "Refused", "frames_as_read"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +57,10 @@ def _frames_content(frames: Path) -> str:
     return short_digest("\n".join(f"{file.name}|{file_sha256(file)}" for file in _frame_files(frames)).encode())
 
 
-def _stamped(sequence: TrackingSequence) -> Stamped:
+def frames_as_read(sequence: TrackingSequence) -> Stamped:
     """The sequence as it is now: its fingerprint by its frames' times (taken first, so that frames changed while
-    they are hashed are found changed next time) and by their bytes."""
+    they are hashed are found changed next time) and by their bytes. Taken before its runs are simulated, it is what
+    they were made from (:meth:`EvidenceCache.save`)."""
     stamp = _fingerprint(sequence)
     return Stamped(stamp, _fingerprint(sequence, _frames_content(sequence.frames)))
 
@@ -99,7 +100,7 @@ class EvidenceCache:
             return None
         with np.load(path, allow_pickle=False) as stored:
             recorded = Stamped(str(stored["fingerprint"]), str(stored["content"]) if "content" in stored else None)
-            check = recheck(recorded, _fingerprint(sequence), lambda: _stamped(sequence))
+            check = recheck(recorded, _fingerprint(sequence), lambda: frames_as_read(sequence))
             if check.freshness is Freshness.CHANGED:
                 return None
             if check.freshness is Freshness.RENEWED:
@@ -117,13 +118,15 @@ class EvidenceCache:
             warn_once(logger, "%s: frames with new times but the same bytes; the times cannot be recorded in %s "
                       "(%s), so every fit hashes them again", sequence.name, self.folder, error)
 
-    def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused) -> None:
-        """Keep the simulated runs of ``sequence``, or why it could not be simulated."""
+    def save(self, sequence: TrackingSequence, runs: EvidenceRuns | Refused, read: Stamped | None = None) -> None:
+        """Keep the simulated runs of ``sequence``, or why it could not be simulated, under its frames as ``read``
+        before the simulation (:func:`frames_as_read`; default: as they are now). Fingerprinted after a simulation of
+        minutes, frames edited meanwhile would have the old frames' runs served for them from then on."""
         if isinstance(runs, Refused):
             arrays = {"refused": np.array(runs.reason)}
         else:
             arrays = {name: getattr(runs, name) for name in _ARRAYS}
-        self._write(sequence, arrays, _stamped(sequence))
+        self._write(sequence, arrays, frames_as_read(sequence) if read is None else read)
 
     def _write(self, sequence: TrackingSequence, arrays: dict[str, np.ndarray], now: Stamped) -> None:
         """Store ``arrays`` under the sequence's fingerprints as its frames are now (``now``: by times, and bytes)."""

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vidrnn.backbones import feature_precision
-from vidrnn.data.evidence_cache import EvidenceCache, Refused
+from vidrnn.data.evidence_cache import EvidenceCache, Refused, frames_as_read
 from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
@@ -408,13 +408,14 @@ class TrackingDataModule(L.LightningDataModule):
         for sequence in tqdm(todo, desc="simulating tracking runs", unit="sequence", mininterval=1.0):
             # Each sequence has its own random stream, so a resumed run caches what an uninterrupted one would.
             rng = np.random.default_rng([self.seed, *sequence.name.encode()])
+            read = frames_as_read(sequence)
             frames = (frame for _, chunk in sequence.iter_frames(chunk_size=16) for frame in chunk)
             try:
                 runs = simulate_runs(search, sequence.name, frames, sequence.boxes, self.walks, rng,
                                      self.position_jitter, self.scale_jitter)
             except VideoReadError as error:
                 runs = Refused(str(error))
-            self.cache.save(sequence, runs)
+            self.cache.save(sequence, runs, read)
 
     def _to_simulate(self, cached: EvidenceRuns | Refused | None) -> bool:
         """Whether a sequence's runs are to be simulated: none cached, or refused before and ``retry_refused``."""
