@@ -412,10 +412,11 @@ def refuse_other_settings(jobs: list[Job]) -> None:
 def execute(job: Job) -> None:
     """Run one ``vidrnn fit`` (it tests its tested checkpoint), then ``vidrnn predict`` with that checkpoint, and
     record the run as finished, with the code it started with. What an unfinished earlier attempt left in its folder
-    goes first."""
+    goes first. The settings, named files' digests included, are those it started with: a file rewritten while
+    it ran (a pretraining re-run beside it) leaves it unrecorded, to be run again."""
     shutil.rmtree(job.folder, ignore_errors=True)
     job.folder.mkdir(parents=True)
-    code = code_version()
+    code, settings = code_version(), job.settings()
     fit, predicted = job.folder / "fit", job.folder / "predict"
     start = time.perf_counter()
     _run(vidrnn_command("fit", *job.arguments, "--trainer.logger.save_dir", str(fit),
@@ -425,7 +426,10 @@ def execute(job: Job) -> None:
     _run(vidrnn_command("predict", *job.arguments, "--trainer.logger.save_dir", str(predicted),
                         "--trainer.default_root_dir", str(predicted), "--ckpt_path", str(checkpoint)),
          job.folder / "predict.log")
-    record = {"settings": job.settings(), "code": code, "seconds": seconds}
+    changed = [path for path, digest in job.settings()["files"].items() if settings["files"].get(path) != digest]
+    if changed:
+        raise RuntimeError(f"{', '.join(changed)} changed while the run read it: not recorded, run it again")
+    record = {"settings": settings, "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
 

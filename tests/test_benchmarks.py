@@ -729,3 +729,22 @@ def test_the_gpu_subset_takes_whole_groups_from_both_sides_of_fold_1_within_its_
     copied_groups = {(record.path.parent.name, record.group) for record in subset.records}
     assert len(copied_groups) * 2 == clips  # whole groups (two clips each) only
     assert {"train", "test"} <= {record.split for record in subset.records}
+
+
+def test_a_run_whose_named_file_changed_while_it_ran_is_not_recorded(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files an argument names were hashed after the run: a checkpoint to start from rewritten during a fit (a
+    pretraining re-run beside it) had the run recorded as made from the new one, and reused as such."""
+    variants = _load("classify_variants")
+    start = tmp_path / "pre.ckpt"
+    start.write_bytes(b"pretraining A")
+    job = variants.Job("lstm", 0, tmp_path / "lstm-seed0", ("--model.init_from", str(start)))
+
+    def rewritten_during_the_fit(command: list[str], log: Path) -> None:
+        start.write_bytes(b"pretraining B")
+
+    monkeypatch.setattr(variants, "_run", rewritten_during_the_fit)
+    monkeypatch.setattr(variants, "tested_checkpoint", lambda fit: (fit / "best.ckpt", 0))
+    with pytest.raises(RuntimeError, match=f"{re.escape(str(start))} changed while the run read it"):
+        variants.execute(job)
+    assert job.recorded() is None

@@ -709,6 +709,15 @@ def test_track_refuses_outputs_that_name_one_file_or_the_video_itself(tmp_path: 
                  str(frames / "00001.jpg")]) == EXIT_USAGE
     assert f"--output {frames / '00001.jpg'} is one of the frames being tracked" in capsys.readouterr().err
     assert (frames / "00001.jpg").read_bytes() == first
+    # A symbolic link looping on itself, or into a missing folder, ended in OSError's traceback (--render: after
+    # tracking every frame).
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    (tmp_path / "nowhere.csv").symlink_to(tmp_path / "missing" / "boxes.csv")
+    for option, path in (("--render", tmp_path / "loop.mp4"), ("--output", tmp_path / "nowhere.csv")):
+        other = ["--output", str(tmp_path / "fine.csv")] if option == "--render" else []
+        assert main([*base, *other, option, str(path)]) == EXIT_USAGE
+        assert f"{option} {path} is a link to nothing it can write through" in capsys.readouterr().err
+    assert not (tmp_path / "fine.csv").exists()
 
 
 def test_track_takes_a_first_box_partly_off_the_left_edge(tmp_path: Path) -> None:

@@ -205,6 +205,9 @@ def _check_outputs(video: Path, output: Path, render: Path | None, overwrite: bo
     for option, path in (("--output", output), ("--render", render)):
         if path is None:
             continue
+        if path.is_symlink() and not path.exists():
+            raise ValueError(f"{option} {path} is a link to nothing it can write through (a loop, or a missing "
+                             "folder): give a plain path")
         if _tracked_file(path, video):
             what = "one of the frames" if video.is_dir() else "the video"
             raise ValueError(f"{option} {path} is {what} being tracked: give another path")
@@ -261,7 +264,7 @@ def run_track(args: argparse.Namespace) -> int:
                     progress.update()
         if args.render is not None:
             _render(args.video, scale, boxes, args.render, info.fps)
-    except (VideoReadError, ValueError) as error:
+    except (VideoReadError, ValueError, OSError) as error:
         print(f"vidrnn track: error: {error}; {_rows_kept(args.output, len(boxes))}", file=sys.stderr)
         return EXIT_FAILED
     said = sys.stderr if Path("/dev") in args.output.parents else sys.stdout  # the boxes may be on stdout themselves
