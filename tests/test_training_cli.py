@@ -286,6 +286,46 @@ def test_a_checkpoints_data_for_analysis_is_its_own_split_and_another_is_refused
         VideoDataModule.from_checkpoint(checkpoint, fold=2)
 
 
+def _recorded_relative(checkpoint: Path, work: Path, names: tuple[str, ...], saved: Path) -> Path:
+    """The checkpoint with the data settings ``names`` recorded relative to ``work``, as a fit started there records
+    paths typed relatively (the configs' ``cache_dir: data/cache``), saved at ``saved``."""
+    values = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    settings = values["datamodule_hyper_parameters"]
+    for name in names:
+        settings[name] = str(Path(settings[name]).relative_to(work))
+    torch.save(values, saved)
+    return saved
+
+
+def test_a_checkpoints_relative_cache_is_read_from_where_its_fit_ran(config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """Notebook 05 rebuilt a checkpoint's data with its cache_dir as recorded, typed (``data/cache`` in every config),
+    so read from notebooks/, where Jupyter runs: not finding the fit's features there, it extracted every clip again
+    (20 minutes on ucf101-mini) into a cache of its own."""
+    work = config.parent
+    changed = _recorded_relative(_latest_checkpoint(config), work, ("cache_dir",), tmp_path / "relative.ckpt")
+    monkeypatch.chdir(tmp_path)  # anywhere else
+    data = VideoDataModule.from_checkpoint(changed, relative_to=work)
+    assert Path(data.hparams.cache_dir) == work / "cache" and data.cache.dir.parent == work / "cache"
+    cached, failed = data.cache.settled(data.index.video_items(), False)
+    assert len(cached) + len(failed) == len(data.index.video_items()) > 0
+
+
+def test_an_older_checkpoints_relative_root_is_read_from_where_its_fit_ran(config: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint of a version that did not record its root resolved gives the root as typed: relative to where its
+    fit ran, as its cache is."""
+    work = config.parent
+    changed = _recorded_relative(_latest_checkpoint(config), work, ("root", "cache_dir"), tmp_path / "older.ckpt")
+    values = torch.load(changed, map_location="cpu", weights_only=True)
+    del values["VideoDataModule"]
+    torch.save(values, changed)
+    monkeypatch.chdir(tmp_path)
+    data = VideoDataModule.from_checkpoint(changed, relative_to=work)
+    root = Path(yaml.safe_load(config.read_text())["data"]["root"])
+    assert Path(data.hparams.root) == root and len(data.index.split("test")) == 12
+
+
 def _one_group_per_training_side(root: Path) -> Path:
     """Class folders of two recording groups each: the test split takes one, the training side keeps the other."""
     for label in ("a", "b"):

@@ -198,6 +198,17 @@ def recorded_data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any] | No
     return {**settings, **{name: value for name, value in resolved.items() if value is not None}}
 
 
+#: The data settings that are paths, which a checkpoint may record as typed: relative to where its fit ran.
+_PATH_SETTINGS = ("root", "splits", "cache_dir")
+
+
+def _paths_from(recorded: Mapping[str, Any], directory: str | os.PathLike) -> dict[str, str]:
+    """The path settings of ``recorded`` read from ``directory``: a relative one joined to it, an absolute one (or
+    one starting with ``~``) as it is."""
+    return {name: str(Path(directory, Path(recorded[name]).expanduser()))
+            for name in _PATH_SETTINGS if recorded.get(name) is not None}
+
+
 class VideoDataModule(L.LightningDataModule):
     """Video classification data over a feature cache.
 
@@ -332,11 +343,16 @@ class VideoDataModule(L.LightningDataModule):
         """Nothing to restore: the recorded paths are for checks on a checkpoint (:func:`recorded_data_settings`)."""
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, stage: str = "test", **changes: Any) -> VideoDataModule:
+    def from_checkpoint(cls, path: str | os.PathLike, stage: str = "test", relative_to: str | os.PathLike = ".",
+                        **changes: Any) -> VideoDataModule:
         """The data a classification checkpoint was trained with, for analysis outside the CLI (notebooks).
 
         Its recorded settings with the root and split lists resolved (:func:`recorded_data_settings`: a relative
         root then names the same folder from anywhere), and ``changes`` on top — ``root`` when the videos have moved.
+        The paths a checkpoint records as typed — always its ``cache_dir``, the root and split lists too for a
+        checkpoint older than their resolved record — are relative to the directory its fit ran in, which it does not
+        record: ``relative_to`` names it (the current one by default), so that the fit's feature cache is found and
+        not extracted again elsewhere. ``changes`` are read as given, from the current directory.
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
         ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
         since), are refused as ``vidrnn test`` refuses them (:func:`vidrnn.data.splits.check_split`): the scores
@@ -347,7 +363,8 @@ class VideoDataModule(L.LightningDataModule):
         recorded = recorded_data_settings(checkpoint)
         if recorded is None:
             raise ValueError(f"{path} records no data settings: it was not written by vidrnn fit with its data module")
-        paths = {name: recorded[name] for name in ("root", "splits") if name in recorded}
+        recorded.update(_paths_from(recorded, relative_to))
+        paths = {name: recorded[name] for name in _PATH_SETTINGS if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
         check_split(recorded, data.hparams, stage, reads=data.drawn_keys())
         data._generate_demo()  # its clips are read from here on, also without prepare_data
