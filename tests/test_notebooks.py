@@ -19,8 +19,11 @@ import nbformat
 import pytest
 import torch
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 import vidrnn.callbacks
+from conftest import save_untrained
+from vidrnn.models.tracker_module import FrameTracker
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -71,13 +74,18 @@ def test_committed_notebook_is_small_and_was_run_in_order_without_errors(path: P
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_in_smoke_mode(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDRNN_NOTEBOOK_SMOKE", "1")
+    notebook = nbformat.read(path, as_version=4)
+    kernel_client(notebook, tmp_path, monkeypatch).execute()  # raises CellExecutionError with the failing cell
+    assert all(cell.execution_count for cell in notebook.cells if cell.cell_type == "code")
+
+
+def kernel_client(notebook: nbformat.NotebookNode, where: Path, monkeypatch: pytest.MonkeyPatch) -> NotebookClient:
+    """A client that runs ``notebook`` in a kernel working in ``where``, with the environment the module docstring
+    describes."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()  # raises CellExecutionError with the failing cell and its traceback
-    assert all(cell.execution_count for cell in notebook.cells if cell.cell_type == "code")
+    return NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+                          resources={"metadata": {"path": str(where)}})
 
 
 def test_the_docs_claim_the_shared_scoring_path_only_for_notebooks_that_take_it() -> None:
@@ -158,3 +166,25 @@ def test_the_arrow_notebook_writes_its_cache_where_jupyter_runs(monkeypatch: pyt
     settings = full_settings(ARROW_NOTEBOOK, monkeypatch)
     assert settings["CACHE_DIR"].is_relative_to(settings["WORK"]), settings["CACHE_DIR"]
     assert not settings["WORK"].is_absolute()
+
+
+def test_the_arrow_notebook_reads_a_checkpoints_relative_paths_from_the_clone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 05 read the cache_dir a checkpoint records as typed (the configs' data/cache) from notebooks/, where
+    Jupyter runs, not from the clone's root, where the configs assume vidrnn fit runs: it extracted every clip again.
+    The reading itself is VideoDataModule.from_checkpoint's (tests/test_training_cli.py)."""
+    settings = full_settings(ARROW_NOTEBOOK, monkeypatch)
+    assert settings["FIT_DIR"] == REPO
+    assert "relative_to=FIT_DIR" in notebook_text(ARROW_NOTEBOOK, "code")
+
+
+def test_the_arrow_notebook_refuses_a_tracking_checkpoint_saying_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 05 loaded CKPT with Lightning's load_from_checkpoint: a tracking checkpoint ended in a TypeError about
+    VideoClassifier's arguments (a file of weights alone in KeyError 'pytorch-lightning_version'), and a GPU-trained
+    one stayed on the GPU, away from the CPU batches. vidrnn's loader says what the file is, on the CPU."""
+    checkpoint = save_untrained(FrameTracker(hidden_size=8), tmp_path / "track.ckpt")
+    notebook = nbformat.read(ARROW_NOTEBOOK, as_version=4)
+    settings, imports, loading = [cell for cell in notebook.cells if cell.cell_type == "code"][:3]
+    notebook.cells = [settings, nbformat.v4.new_code_cell(f"CKPT = {str(checkpoint)!r}"), imports, loading]
+    with pytest.raises(CellExecutionError, match=re.escape(f"{checkpoint} is a tracking checkpoint")):
+        kernel_client(notebook, tmp_path, monkeypatch).execute()
