@@ -33,6 +33,7 @@ CELL_TIMEOUT = 300
 MAX_NOTEBOOK_BYTES = 300_000
 #: The notebook that measures the recurrent cells, whose outputs the project's claims about gating are held to.
 CELLS_NOTEBOOK = REPO / "notebooks" / "03_rnn_cells_and_gradients.ipynb"
+ANALYSIS_NOTEBOOK = REPO / "notebooks" / "02_classification_analysis.ipynb"
 ARROW_NOTEBOOK = REPO / "notebooks" / "05_arrow_of_time.ipynb"
 
 
@@ -168,13 +169,18 @@ def test_the_arrow_notebook_writes_its_cache_where_jupyter_runs(monkeypatch: pyt
     assert not settings["WORK"].is_absolute()
 
 
-def test_the_arrow_notebook_reads_a_checkpoints_relative_paths_from_the_clone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Notebook 05 read the cache_dir a checkpoint records as typed (the configs' data/cache) from notebooks/, where
-    Jupyter runs, not from the clone's root, where the configs assume vidrnn fit runs: it extracted every clip again.
-    The reading itself is VideoDataModule.from_checkpoint's (tests/test_training_cli.py)."""
-    settings = full_settings(ARROW_NOTEBOOK, monkeypatch)
+@pytest.mark.parametrize("path", [ANALYSIS_NOTEBOOK, ARROW_NOTEBOOK], ids=lambda path: path.stem)
+def test_a_notebook_reads_a_checkpoints_relative_paths_from_the_clone(path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebooks 02 and 05 read the cache_dir a checkpoint records as typed (the configs' data/cache) from notebooks/,
+    where Jupyter runs, not from the clone's root, where the configs assume vidrnn fit runs: they extracted every clip
+    again. Their own fits record their caches absolutely, so that FIT_DIR does not move them. The reading itself is
+    VideoDataModule.from_checkpoint's (tests/test_training_cli.py)."""
+    settings = full_settings(path, monkeypatch)
+    code = notebook_text(path, "code")
     assert settings["FIT_DIR"] == REPO
-    assert "relative_to=FIT_DIR" in notebook_text(ARROW_NOTEBOOK, "code")
+    assert "relative_to=FIT_DIR" in code
+    assert re.search(r'"--data\.cache_dir", str\([^\n]*\.resolve\(\)\)', code)
 
 
 def test_the_arrow_notebook_refuses_a_tracking_checkpoint_saying_so(tmp_path: Path,
