@@ -95,6 +95,21 @@ def test_synth_generates_once_and_refuses_a_folder_it_did_not_make_with_these_se
     assert [path.name for path in (tmp_path / "mine" / kind).iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("kind", ["classification", "tracking"])
+def test_synth_refuses_a_folder_whose_marker_is_a_folder_with_status_2(tmp_path: Path, kind: str,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """It ended in an IsADirectoryError traceback, exit status 1."""
+    from vidrnn.data.demo_staging import DEMO_MARKER
+
+    marker = tmp_path / "out" / kind / DEMO_MARKER
+    marker.mkdir(parents=True)
+    assert main(["synth", str(tmp_path / "out"), "--kind", kind, "--frames", "3", "--sequences", "1"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn synth: error: {marker.parent} holds {DEMO_MARKER}, where {marker} is a folder, "
+                            "not the marker file a finished generation writes; it is not replaced: move it away")
+    assert marker.is_dir() and [path.name for path in (tmp_path / "out").iterdir()] == [kind]
+
+
 @pytest.mark.parametrize(("options", "expected"), [
     (["--kind", "classification", "--groups", "2"], "--groups must be at least 3 (each fold tests a third), got 2"),
     (["--kind", "classification", "--clips-per-group", "0"], "--clips-per-group must be at least 1, got 0"),

@@ -329,6 +329,21 @@ def test_a_damaged_marker_is_named_as_damaged_not_as_missing(tmp_path: Path) -> 
     assert (root / DEMO_MARKER).read_text() == "[]"
 
 
+def test_a_marker_that_is_a_folder_is_refused_naming_it_and_left_as_it_is(tmp_path: Path) -> None:
+    """A folder of the marker's name ended every command that looked for the demo in an IsADirectoryError
+    traceback."""
+    root = tmp_path / "demo"
+    (root / DEMO_MARKER / "notes").mkdir(parents=True)
+    for refused in (lambda: ensure_demo_data(root), lambda: demo_generated(root, setting="data.root"),
+                    lambda: ensure_classification_dataset(root, groups=3, clips_per_group=1, num_frames=2)):
+        with pytest.raises(FileExistsError, match=re.escape(
+                f"{root} holds {DEMO_MARKER}, where {root / DEMO_MARKER} is a folder, not the marker file a finished "
+                "generation writes; it is not replaced: move it away")):
+            refused()
+    assert [path.name for path in (root / DEMO_MARKER).iterdir()] == ["notes"]
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"]
+
+
 def test_demo_data_without_a_marker_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     """It was taken for an interrupted generation and deleted: the clips vidrnn synth wrote (no marker) were replaced
     by the demo without a word. A generation is staged beside its folder, so only the marker says whose it is."""
