@@ -3,20 +3,31 @@ with which seed and settings."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from vidrnn.text import first_few
 
-__all__ = ["DEMO_MARKER", "ensure_generated", "is_generated", "marker_text"]
+__all__ = ["DEMO_MARKER", "STAGING_LOCK", "ensure_generated", "is_generated", "marker_text"]
+
+logger = logging.getLogger(__name__)
 
 #: Written last by :func:`ensure_generated`: its presence means the generated data beside it is complete.
 DEMO_MARKER = "vidrnn-demo.json"
+
+#: In a staging folder while its generation runs: locked (``fcntl.flock``) by the generating process as long as it
+#: lives, naming its host and process id (JSON); removed before the folder is renamed into place.
+STAGING_LOCK = ".vidrnn-staging.lock"
 
 
 def marker_text(generator: str, seed: int, **settings: int) -> str:
@@ -131,6 +142,62 @@ def _move_into_place(staging: Path, out_dir: Path, marker: str, setting: str) ->
             raise
 
 
+def _staging_folders(out_dir: Path) -> list[Path]:
+    """The staging folders of generations of ``out_dir``: its hidden siblings named as :func:`ensure_generated` names
+    them (not those of another output whose name starts alike, nor links)."""
+    name = re.compile(re.escape(f".{out_dir.name}-") + "[0-9a-f]{12}")
+    return [path for path in out_dir.parent.iterdir()
+            if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()]
+
+
+@contextmanager
+def _claimed(staging: Path) -> Iterator[None]:
+    """Hold :data:`STAGING_LOCK` in ``staging`` while the block runs, so that a later generation can tell that this
+    one's process has ended (:func:`_ended_owner`). Written and locked under another name, then renamed: a lock file
+    is never found there unlocked while its process lives. Where the file system takes no lock, there is none, and
+    the folder is never taken for a dead generation's."""
+    pending = staging / f"{STAGING_LOCK}.new"
+    descriptor = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(descriptor, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        os.rename(pending, staging / STAGING_LOCK)
+    except OSError:
+        pending.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _ended_owner(staging: Path) -> dict[str, Any] | None:
+    """The host and process id ``staging``'s lock names, where that process has provably ended: it ran on this host
+    and its lock is free (the kernel frees a lock when its process ends, killed or not, and at a restart). ``None``
+    for any other: alive, of another host (a node sharing the file system, whose locks may not show here) or of
+    unknown owner (no lock file: an older vidrnn's, or one stopped in the instant before it locked or after its
+    lock was removed)."""
+    try:
+        with (staging / STAGING_LOCK).open("r+", encoding="utf-8") as lock:
+            owner = json.loads(lock.read())
+            if owner.get("host") != socket.gethostname():
+                return None
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return owner
+
+
+def _remove_abandoned(out_dir: Path) -> None:
+    """Remove the staging folders that generations of ``out_dir`` killed midway (SIGKILL, a power cut) left beside
+    it, each said in a line; those whose generation may still run are left alone."""
+    for staging in _staging_folders(out_dir):
+        owner = _ended_owner(staging)
+        if owner is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            logger.warning("removed %s, the staging folder of a generation of %s by process %s on this host, which "
+                           "ended before it finished", staging, out_dir, owner.get("pid"))
+
+
 def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], setting: str = "folder") -> Path:
     """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
@@ -139,16 +206,21 @@ def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], obje
     simply redone by the next call. Only an empty ``out_dir`` is replaced; anything else is refused
     (:func:`is_generated`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
     who may read it), not private as ``tempfile.mkdtemp`` makes it: the demo is read by other users and containers.
+    A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next one does, once
+    the lock the generation held there says that its process has ended (:func:`_remove_abandoned`).
     """
     if is_generated(out_dir, marker, setting):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}-{secrets.token_hex(6)}")
     os.mkdir(staging)
     try:
-        generate(staging)
-        (staging / DEMO_MARKER).write_text(marker, encoding="utf-8")
-        _move_into_place(staging, out_dir, marker, setting)
+        with _claimed(staging):
+            generate(staging)
+            (staging / DEMO_MARKER).write_text(marker, encoding="utf-8")
+            (staging / STAGING_LOCK).unlink(missing_ok=True)  # still held (open), but not renamed into place
+            _move_into_place(staging, out_dir, marker, setting)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
