@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_video
+from conftest import run_with_reader_gone, write_video
 from vidrnn.cli import build_parser, main
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+)
 
 
 def _subcommands() -> list[str]:
@@ -27,6 +34,16 @@ def test_top_level_help_lists_every_subcommand_and_each_has_its_own_help(capsys:
             main([name, "--help"])
         first_line = capsys.readouterr().out.splitlines()[0]
         assert done.value.code == 0 and first_line.startswith("usage: vidrnn ") and f" {name}" in first_line
+
+
+@pytest.mark.parametrize("command", [["probe"], ["fit", "--config", "configs/demo.yaml", "--print_config"]],
+                         ids=["probe", "print_config"])
+def test_a_command_whose_output_reader_has_gone_stops_quietly(tmp_path: Path, command: list[str]) -> None:
+    """``vidrnn probe ... | head -1`` ended in "Exception ignored ... BrokenPipeError" (exit status 120), ``vidrnn fit
+    --print_config | head`` in a BrokenPipeError traceback: they stop as Unix tools stop, saying nothing."""
+    video = write_video(tmp_path / "clip.avi", 3)
+    status, said = run_with_reader_gone(*command, *([str(video)] if command == ["probe"] else []))
+    assert (status, said) == (EXIT_BROKEN_PIPE, "")
 
 
 def test_probe_reports_good_and_bad_files_and_says_some_failed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
