@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,16 @@ def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64)
         writer.write(np.full((height, width, 3), (8 * index) % 256, dtype=np.uint8))
     writer.release()
     return path
+
+
+def run_with_reader_gone(*command: str) -> tuple[int, str]:
+    """Run ``vidrnn COMMAND`` in a process of its own whose standard output is a pipe the reader closed at once (as
+    ``| head -0`` does), and return its exit status and what it said on standard error."""
+    process = subprocess.Popen([sys.executable, "-m", "vidrnn", *command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    process.stdout.close()
+    said = process.stderr.read()
+    return process.wait(), said
 
 
 def stating_rate(path: Path, rate: int) -> Path:

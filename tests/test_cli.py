@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_video
+from conftest import run_with_reader_gone, write_video
 from vidrnn.cli import build_parser, main
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+)
 
 
 def _subcommands() -> list[str]:
@@ -27,6 +34,16 @@ def test_top_level_help_lists_every_subcommand_and_each_has_its_own_help(capsys:
             main([name, "--help"])
         first_line = capsys.readouterr().out.splitlines()[0]
         assert done.value.code == 0 and first_line.startswith("usage: vidrnn ") and f" {name}" in first_line
+
+
+@pytest.mark.parametrize("command", [["probe"], ["fit", "--config", "configs/demo.yaml", "--print_config"]],
+                         ids=["probe", "print_config"])
+def test_a_command_whose_output_reader_has_gone_stops_quietly(tmp_path: Path, command: list[str]) -> None:
+    """``vidrnn probe ... | head -1`` ended in "Exception ignored ... BrokenPipeError" (exit status 120), ``vidrnn fit
+    --print_config | head`` in a BrokenPipeError traceback: they stop as Unix tools stop, saying nothing."""
+    video = write_video(tmp_path / "clip.avi", 3)
+    status, said = run_with_reader_gone(*command, *([str(video)] if command == ["probe"] else []))
+    assert (status, said) == (EXIT_BROKEN_PIPE, "")
 
 
 def test_probe_reports_good_and_bad_files_and_says_some_failed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -93,6 +110,21 @@ def test_synth_generates_once_and_refuses_a_folder_it_did_not_make_with_these_se
     assert main(["synth", str(tmp_path / "mine"), "--kind", kind, *settings]) == EXIT_USAGE
     assert f"{tmp_path / 'mine' / kind} holds notes.txt but no" in capsys.readouterr().err
     assert [path.name for path in (tmp_path / "mine" / kind).iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kind", ["classification", "tracking"])
+def test_synth_refuses_a_folder_whose_marker_is_a_folder_with_status_2(tmp_path: Path, kind: str,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """It ended in an IsADirectoryError traceback, exit status 1."""
+    from vidrnn.data.demo_staging import DEMO_MARKER
+
+    marker = tmp_path / "out" / kind / DEMO_MARKER
+    marker.mkdir(parents=True)
+    assert main(["synth", str(tmp_path / "out"), "--kind", kind, "--frames", "3", "--sequences", "1"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidrnn synth: error: {marker.parent} holds {DEMO_MARKER}, where {marker} is a folder, "
+                            "not the marker file a finished generation writes; it is not replaced: move it away")
+    assert marker.is_dir() and [path.name for path in (tmp_path / "out").iterdir()] == [kind]
 
 
 @pytest.mark.parametrize(("options", "expected"), [

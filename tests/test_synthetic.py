@@ -6,7 +6,11 @@ import errno
 import json
 import os
 import re
+import signal
 import stat
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -305,6 +309,69 @@ def test_a_generation_another_process_finished_first_is_taken_or_refused_never_a
     assert ucf101_index(tmp_path / "demo").counts() == {"train": 12, "test": 6}
 
 
+#: A generation that runs until it is killed, in a process of its own: ``python -c`` it with the output folder and
+#: the host name it is to believe it runs on ("": the real one).
+_ENDLESS_GENERATION = """
+import socket, sys, time
+from pathlib import Path
+from vidrnn.data.demo_staging import ensure_generated
+
+if sys.argv[2]:
+    socket.gethostname = lambda: sys.argv[2]
+
+def generate(staging):
+    (staging / "started").touch()
+    time.sleep(600)
+
+ensure_generated(Path(sys.argv[1]), '{"generator": "endless", "seed": 0}', generate)
+"""
+
+
+def _generating(out_dir: Path, host: str = "") -> tuple[subprocess.Popen, Path]:
+    """A process generating ``out_dir``, and its staging folder, once its generator runs."""
+    process = subprocess.Popen([sys.executable, "-c", _ENDLESS_GENERATION, str(out_dir), host])
+    deadline = time.monotonic() + 120
+    while not (started := list(out_dir.parent.glob(f".{out_dir.name}-*/started"))):
+        assert process.poll() is None and time.monotonic() < deadline, "the generation did not start"
+        time.sleep(0.05)
+    return process, started[0].parent
+
+
+def _killed(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_a_generation_killed_midway_leaves_a_staging_folder_the_next_one_removes_saying_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A generation killed with SIGKILL (or a power cut) left its hidden staging folder beside the output forever."""
+    process, staging = _generating(tmp_path / "demo")
+    _killed(process)
+    assert staging.is_dir()
+    with caplog.at_level("WARNING"):
+        ensure_classification_dataset(tmp_path / "demo", groups=3, clips_per_group=1, num_frames=2)
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"], "the dead generation's staging folder is left"
+    assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", "ucfTrainTestlist", DEMO_MARKER]
+    said = [record.getMessage() for record in caplog.records if str(staging) in record.getMessage()]
+    assert said == [f"removed {staging}, the staging folder of a generation of {tmp_path / 'demo'} by process "
+                    f"{process.pid} on this host, which ended before it finished"]
+
+
+@pytest.mark.parametrize("host", ["", "another-node"], ids=["alive on this host", "killed on another host"])
+def test_a_staging_folder_whose_generation_may_still_run_is_left_as_it_is(tmp_path: Path, host: str) -> None:
+    """Only a generation that has provably ended is cleaned up after: one still running, here or on another node of
+    a shared file system (whose process this host cannot see), keeps its staging folder."""
+    process, staging = _generating(tmp_path / "demo", host)
+    try:
+        if host:
+            _killed(process)
+        ensure_classification_dataset(tmp_path / "demo", groups=3, clips_per_group=1, num_frames=2)
+        assert (staging / "started").is_file()
+    finally:
+        _killed(process)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [staging.name, "demo"]
+
+
 def test_ensure_demo_data_does_not_rewrite_a_complete_dataset(recovered_demo: Path) -> None:
     before = _stamps(recovered_demo)
     assert ensure_demo_data(recovered_demo) == recovered_demo
@@ -327,6 +394,21 @@ def test_a_damaged_marker_is_named_as_damaged_not_as_missing(tmp_path: Path) -> 
             f"{root} holds {DEMO_MARKER}, whose record of what made the folder cannot be read")):
         ensure_demo_data(root)
     assert (root / DEMO_MARKER).read_text() == "[]"
+
+
+def test_a_marker_that_is_a_folder_is_refused_naming_it_and_left_as_it_is(tmp_path: Path) -> None:
+    """A folder of the marker's name ended every command that looked for the demo in an IsADirectoryError
+    traceback."""
+    root = tmp_path / "demo"
+    (root / DEMO_MARKER / "notes").mkdir(parents=True)
+    for refused in (lambda: ensure_demo_data(root), lambda: demo_generated(root, setting="data.root"),
+                    lambda: ensure_classification_dataset(root, groups=3, clips_per_group=1, num_frames=2)):
+        with pytest.raises(FileExistsError, match=re.escape(
+                f"{root} holds {DEMO_MARKER}, where {root / DEMO_MARKER} is a folder, not the marker file a finished "
+                "generation writes; it is not replaced: move it away")):
+            refused()
+    assert [path.name for path in (root / DEMO_MARKER).iterdir()] == ["notes"]
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"]
 
 
 def test_demo_data_without_a_marker_is_refused_and_left_as_it_is(tmp_path: Path) -> None:

@@ -580,6 +580,15 @@ def test_another_seeds_tracking_demo_is_refused_before_anything_is_generated(tmp
     assert sorted(path.name for path in demo.iterdir()) == ["train", DEMO_MARKER]
 
 
+def test_a_tracking_demo_marker_that_is_a_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    """It ended in an IsADirectoryError traceback."""
+    demo = tmp_path / "demo_tracking"
+    (demo / DEMO_MARKER).mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=f"{demo / DEMO_MARKER} is a folder, not the marker file"):
+        TrackingDataModule(root="demo", demo_dir=str(demo), cache_dir=str(tmp_path / "cache"), seed=0)
+    assert [path.name for path in demo.iterdir()] == [DEMO_MARKER]
+
+
 # --- splits of the tracking data module --------------------------------------------------------------------------
 
 

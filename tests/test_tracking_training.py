@@ -18,12 +18,12 @@ import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
-from conftest import save_untrained, write_video
+from conftest import run_with_reader_gone, save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.tracking_datamodule import EvidenceWindows, TrackingDataModule
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.data.tracking_sequences import load_sequence
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.checkpoints import load_module
@@ -762,6 +762,16 @@ def test_track_writes_its_boxes_alone_to_standard_output(tmp_path: Path, capfd: 
     captured = capfd.readouterr()
     assert captured.out.splitlines() == ["frame,x,y,w,h", *[f"{frame},10.00,10.00,20.00,20.00" for frame in range(3)]]
     assert "3 boxes written to /dev/stdout" in captured.err
+
+
+def test_track_stops_quietly_when_the_reader_of_its_boxes_has_gone(tmp_path: Path) -> None:
+    """``vidrnn track ... --output /dev/stdout | head -2`` said "error: [Errno 32] Broken pipe", exit status 1."""
+    video = tmp_path / "clip.mp4"
+    _write_clip(video, [np.zeros((48, 64, 3), np.uint8)] * 3)
+    status, said = run_with_reader_gone("track", str(video), "--box", "10,10,20,20", "--output", "/dev/stdout",
+                                        "--device", "cpu")
+    assert status == EXIT_BROKEN_PIPE
+    assert "Broken pipe" not in said and "BrokenPipeError" not in said and "error" not in said
 
 
 def test_track_refuses_to_override_the_settings_a_head_was_trained_with(tmp_path: Path, capsys) -> None:

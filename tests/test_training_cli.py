@@ -501,7 +501,8 @@ def test_a_checkpoint_not_saved_by_lightning_is_refused_saying_so(tmp_path: Path
                                      "missing data root", "test without a checkpoint", "validate without a checkpoint",
                                      "predict without a checkpoint", "one class folder",
                                      "class folders read as UCF101", "map pooling", "a class only in test/",
-                                     "another seed's demo", "run folder under a file", "the best keyword",
+                                     "another seed's demo", "a demo marker that is a folder",
+                                     "run folder under a file", "the best keyword",
                                      "no logger"])
 def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: Path, tmp_path: Path, problem: str,
                                                                           capsys: pytest.CaptureFixture) -> None:
@@ -548,6 +549,10 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
                                  str(tmp_path / "demo"), "--data.seed", "1"],
                                 f"{tmp_path / 'demo'} holds the demo videos generated with seed 0; seed 1 generates "
                                 "other videos"),
+        # It ended in an IsADirectoryError traceback.
+        "a demo marker that is a folder": (["fit", "--config", str(fresh), "--data.dataset", "demo", "--data.root",
+                                            str(tmp_path / "marked")],
+                                           f"{tmp_path / 'marked' / DEMO_MARKER} is a folder, not the marker file"),
         # Lightning found no best checkpoint in a fresh trainer only after the extraction, in a traceback.
         "the best keyword": (["test", "--config", str(fresh), "--ckpt_path", "best"],
                              "--ckpt_path best names the best checkpoint of a fit run by this same command"),
@@ -565,6 +570,7 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     }[problem]
     (tmp_path / "demo" / "UCF-101").mkdir(parents=True)  # as a complete generation with seed 0 leaves it
     (tmp_path / "demo" / DEMO_MARKER).write_text(marker_text("vidrnn.data.synthetic.make_classification_dataset", 0))
+    (tmp_path / "marked" / DEMO_MARKER).mkdir(parents=True)
     (tmp_path / "one" / "only").mkdir(parents=True)
     (tmp_path / "one" / "only" / "v_only_g01_c01.avi").touch()
     for clip in ("train/a/x.avi", "train/b/x.avi", "test/a/y.avi", "test/b/y.avi", "test/c/y.avi"):
@@ -577,6 +583,7 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     assert ended.value.code == EXIT_USAGE and expected in error and "Traceback" not in error
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
+    assert [path.name for path in (tmp_path / "marked").iterdir()] == [DEMO_MARKER]
 
 
 def _offline(*args: object, **kwargs: object) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from vidrnn import __version__
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from vidrnn.pipes import stdout_reader_gone, stop_writing_stdout
 
 if TYPE_CHECKING:
     import torch
@@ -458,8 +459,21 @@ def _attach_signed_values(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status (:mod:`vidrnn.exit_codes`): the Lightning commands go to
-    LightningCLI, the others to their own parser, both with usage errors said in a line, not a traceback."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    LightningCLI, the others to their own parser, both with usage errors said in a line, not a traceback. Every
+    command stops quietly when the reader of its standard output has gone (:mod:`vidrnn.pipes`); standard output is
+    flushed here so that a reader gone is found while that can still be handled, not when the interpreter exits."""
+    try:
+        status = _run_command(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise
+        return stop_writing_stdout()
+    return status
+
+
+def _run_command(argv: list[str]) -> int:
+    """Run the command ``argv`` names and return its exit status."""
     for stream in (sys.stdout, sys.stderr):  # a file name in another encoding than UTF-8 is shown, not a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -12,3 +12,6 @@ EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 #: Stopped by SIGTERM (128 + SIGTERM): a job's time limit, Kubernetes, ``timeout``; said and kept as for Ctrl-C.
 EXIT_TERMINATED = 143
+#: Stopped because the reader of standard output has gone (``vidrnn track --output /dev/stdout | head -2``): 128 +
+#: SIGPIPE, as shells report a Unix tool that stopped there; nothing is said.
+EXIT_BROKEN_PIPE = 141

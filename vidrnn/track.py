@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from vidrnn.pipes import stdout_reader_gone
 
 __all__ = ["DEFAULT_MAX_SIDE", "WorkingScale", "add_track_parser", "run_track", "working_scale"]
 
@@ -265,6 +266,8 @@ def run_track(args: argparse.Namespace) -> int:
         if args.render is not None:
             _render(args.video, scale, boxes, args.render, info.fps)
     except (VideoReadError, ValueError, OSError) as error:
+        if isinstance(error, BrokenPipeError) and stdout_reader_gone():
+            raise  # --output /dev/stdout read by one who has gone: vidrnn.cli.main stops quietly
         print(f"vidrnn track: error: {error}; {_rows_kept(args.output, len(boxes))}", file=sys.stderr)
         return EXIT_FAILED
     said = sys.stderr if Path("/dev") in args.output.parents else sys.stdout  # the boxes may be on stdout themselves

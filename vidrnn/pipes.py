@@ -1,0 +1,36 @@
+"""A reader of standard output that has gone (``vidrnn track --output /dev/stdout | head -2``, ``vidrnn probe ... |
+head -1``): the commands stop quietly with :data:`~vidrnn.exit_codes.EXIT_BROKEN_PIPE`, as Unix tools do, not in a
+``BrokenPipeError`` traceback (Python ignores SIGPIPE, so a write there raises instead of ending the process)."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+from vidrnn.exit_codes import EXIT_BROKEN_PIPE
+
+__all__ = ["stdout_reader_gone", "stop_writing_stdout"]
+
+
+def stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll reports an error on it). Only that ending
+    is quiet: a ``BrokenPipeError`` of another pipe (a decoding process's, a named pipe given as an output) is a
+    failure to report."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object without one, or closed
+        return False
+    poll = select.poll()
+    poll.register(descriptor, 0)  # errors are reported whatever is asked for
+    return any(events & select.POLLERR for _, events in poll.poll(0))
+
+
+def stop_writing_stdout() -> int:
+    """Point standard output at the null device and return the exit status of a command whose reader has gone: what
+    is left in its buffer is flushed there when the interpreter exits, not into another "Exception ignored ...
+    BrokenPipeError" (the handling Python's documentation of SIGPIPE gives)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return EXIT_BROKEN_PIPE
