@@ -80,6 +80,7 @@ import numpy as np
 import yaml
 
 from vidrnn.files import atomic_write_bytes, file_sha256
+from vidrnn_checkout import command as vidrnn_command
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
@@ -89,8 +90,6 @@ BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "
 ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
-#: The script the runs start: this checkout's vidrnn first on the path, whatever the working directory holds.
-LAUNCHER = Path(__file__).resolve().parent / "vidrnn_checkout.py"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
@@ -274,12 +273,6 @@ def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], e
             refusals.append(f"{variant}: model.antisymmetric is for data.objective arrow_of_time only, the runs' is "
                             f"{objective} (leave the variant out, or give a config of the arrow of time)")
     return refusals
-
-
-def vidrnn_command(*arguments: str) -> list[str]:
-    """A vidrnn command line that runs this checkout's vidrnn wherever it starts (:data:`LAUNCHER`): ``-m vidrnn``
-    would run a vidrnn in the working directory first."""
-    return [sys.executable, str(LAUNCHER), *arguments]
 
 
 def _run(command: list[str], log: Path) -> None:

@@ -485,7 +485,7 @@ def test_the_runs_read_relative_paths_from_the_callers_directory(
     assert (caller / "runs" / "classify_variants" / "mean_pool-seed0" / "fit").is_dir()  # the default, here
     for command, options in commands:
         assert Path(options.get("cwd") or Path.cwd()) == caller
-        assert command[:2] == [sys.executable, str(variants.LAUNCHER)]
+        assert command[:2] == [sys.executable, str(BENCHMARKS / "vidrnn_checkout.py")]
         configs = [command[position + 1] for position, name in enumerate(command) if name == "--config"]
         assert configs == [str(caller / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml")]
 
@@ -748,3 +748,29 @@ def test_a_run_whose_named_file_changed_while_it_ran_is_not_recorded(tmp_path: P
     with pytest.raises(RuntimeError, match=f"{re.escape(str(start))} changed while the run read it"):
         variants.execute(job)
     assert job.recorded() is None
+
+
+def _module_launches(source: str) -> list[int]:
+    """The lines of ``source`` that build a command line starting the ``vidrnn`` package with ``-m``."""
+    import ast
+
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.List, ast.Tuple))
+            and any(isinstance(first, ast.Constant) and first.value == "-m" and isinstance(second, ast.Constant)
+                    and second.value == "vidrnn" for first, second in zip(node.elts, node.elts[1:]))]
+
+
+def test_no_benchmark_starts_vidrnn_as_a_module_of_the_working_directory(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """faults.py and classify.py started ``python -m vidrnn``: a vidrnn package in the caller's directory ran instead
+    of this checkout's. Every script starts vidrnn through benchmarks/vidrnn_checkout.py."""
+    assert _module_launches('command = [sys.executable, "-m", "vidrnn", "classify"]\n') == [1]
+    launching = {path.name: _module_launches(path.read_text(encoding="utf-8")) for path in BENCHMARKS.glob("*.py")}
+    assert {name: lines for name, lines in launching.items() if lines} == {}
+    decoy = tmp_path / "vidrnn"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy vidrnn ran')\n")
+    monkeypatch.chdir(tmp_path)
+    from vidrnn import __version__
+
+    finished = subprocess.run(_load("faults").vidrnn("--version"), capture_output=True, text=True)
+    assert finished.stdout == f"vidrnn {__version__}\n", finished.stderr
