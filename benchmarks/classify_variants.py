@@ -43,7 +43,9 @@ named at the start, with their commit, and read all the same: a change of code n
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
-the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run.
+the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
+decides whether ``data.seed`` follows the seed) and the task are read from each run's command line as LightningCLI
+reads it: config files (``--extra --config FILE`` too) and ``--KEY`` options in their order, the later overriding.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -75,9 +77,10 @@ import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import jsonargparse
 import numpy as np
-import yaml
 
 from vidrnn.files import atomic_write_bytes, file_sha256
 from vidrnn_checkout import command as vidrnn_command
@@ -97,7 +100,6 @@ _ALTERED = ("@backwards", "@shuffled")
 RECORD = "run.json"
 #: The code of a run made outside a git checkout (or without git): nothing to tell it by.
 UNKNOWN_CODE = "unknown"
-_UNSET = object()
 
 
 @dataclass
@@ -245,34 +247,47 @@ def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, 
     return clustered_difference(variant, baseline, units), len(set(units))
 
 
-def configured(config_paths: Sequence[str | Path], extra: list[str], key: str, default: object) -> object:
-    """The value of a dotted setting (``data.dataset``) the runs use: the last of the config files and extra
-    arguments that sets it, ``default`` (the code's) when none does. Read before any run, to refuse early."""
-    value = default
-    for path in config_paths:
-        node = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        for part in key.split("."):
-            node = node.get(part, _UNSET) if isinstance(node, dict) else _UNSET
-        value = value if node is _UNSET else node
-    for position, argument in enumerate(extra):
-        if argument == f"--{key}" and position + 1 < len(extra):
-            value = yaml.safe_load(extra[position + 1])
-        elif argument.startswith(f"--{key}="):
-            value = yaml.safe_load(argument.split("=", 1)[1])
-    return value
+def given_options(arguments: Sequence[str], *options: str) -> list[str]:
+    """The config files (``-c``/``--config``) and ``options`` the command line ``arguments`` give, in their order, each
+    written ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+    (``-c X``, ``-cX``, ``--config=X``) is found here too. Abbreviations are not (jsonargparse deprecates them)."""
+    found: list[str] = []
+
+    class Keep(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                     option_string: str | None = None) -> None:
+            found.extend((f"--{self.dest}", str(values)))
+
+    finder = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    finder.add_argument("-c", "--config", action=Keep)
+    for option in options:
+        finder.add_argument(option, dest=option.removeprefix("--"), action=Keep)
+    finder.parse_known_args(list(arguments))
+    return found
 
 
-def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], extra: list[str]) -> list[str]:
+def configured(arguments: Sequence[str], key: str, default: object) -> object:
+    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it, read by
+    jsonargparse as LightningCLI reads it: its config files and ``--KEY`` options in command-line order, each later
+    one overriding the earlier (a config given after ``--data.x`` overrides it); ``default`` (the code's) when none
+    sets it. Read before any run, to refuse early; the other settings are the runs' parser's to check."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    reader.add_argument(f"--{key}", type=Any, default=default)
+    return reader.parse_args(given_options(arguments, f"--{key}"), _skip_validation=True).get(key)
+
+
+def task_refusals(jobs: Sequence[Job]) -> list[str]:
     """Why each variant the runs' task refuses would fail, known from the settings before an hour of other runs:
     an antisymmetric model scores a clip against its reversal, for the arrow of time alone."""
-    refusals = []
-    for variant in variants:
-        paths = [*config_paths, *variant_configs(variant)]
-        objective = configured(paths, extra, "data.objective", "classes")
-        if configured(paths, extra, "model.antisymmetric", False) and objective != "arrow_of_time":
-            refusals.append(f"{variant}: model.antisymmetric is for data.objective arrow_of_time only, the runs' is "
-                            f"{objective} (leave the variant out, or give a config of the arrow of time)")
-    return refusals
+    refusals = {}
+    for job in jobs:
+        objective = configured(job.arguments, "data.objective", "classes")
+        if configured(job.arguments, "model.antisymmetric", False) and objective != "arrow_of_time":
+            refusals[job.variant] = (f"{job.variant}: model.antisymmetric is for data.objective arrow_of_time only, "
+                                     f"the runs' is {objective} (leave the variant out, or give a config of the arrow "
+                                     "of time)")
+    return list(refusals.values())
 
 
 def _run(command: list[str], log: Path) -> None:
@@ -376,19 +391,32 @@ class Job:
         return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
 
 
-def plan(args: argparse.Namespace, data_args: list[str], link_data_seed: bool) -> list[Job]:
-    """Every (variant, seed) run, in order, each in its folder under ``--runs``."""
+def plan(args: argparse.Namespace, data_args: list[str]) -> list[Job]:
+    """Every (variant, seed) run, in order, each in its folder under ``--runs``; a run's seed is its ``data.seed``
+    too where its dataset allows (:func:`links_data_seed`), given before ``--extra`` (which may override it)."""
     jobs = []
     for variant in args.variants:
+        configs = [args.config.resolve(), *variant_configs(variant)]
         for seed in args.seeds:
-            arguments = [
-                "--config", str(args.config.resolve()),
-                *(argument for path in variant_configs(variant) for argument in ("--config", str(path))),
-                "--seed_everything", str(seed), *(["--data.seed", str(seed)] if link_data_seed else []), *data_args,
-                "--trainer.enable_progress_bar", "false", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-                *(argument.replace("{seed}", str(seed)) for argument in args.extra)]
-            jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", tuple(arguments)))
+            first = [*(argument for path in configs for argument in ("--config", str(path))),
+                     "--seed_everything", str(seed)]
+            rest = [*data_args, "--trainer.enable_progress_bar", "false",
+                    "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+                    *(argument.replace("{seed}", str(seed)) for argument in args.extra)]
+            linked = ["--data.seed", str(seed)] if links_data_seed(run_dataset([*first, *rest])) else []
+            jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", (*first, *linked, *rest)))
     return jobs
+
+
+def run_dataset(arguments: Sequence[str]) -> str:
+    """The dataset a run's command line reads (:func:`configured`; the data module's default: the demo)."""
+    return str(configured(arguments, "data.dataset", "demo"))
+
+
+def links_data_seed(dataset: str) -> bool:
+    """Whether a run of ``dataset`` takes its seed as ``data.seed`` too: UCF101 only, whose test split is the fold's;
+    elsewhere ``data.seed`` also draws the test split (class folders) or makes the videos (demo)."""
+    return dataset == "ucf101"
 
 
 def refuse_other_settings(jobs: list[Job]) -> None:
@@ -512,16 +540,15 @@ def main() -> int:
         data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
     if args.reference is not None and args.reference not in args.variants:
         raise SystemExit(f"--reference {args.reference} is not among --variants")
-    refusals = task_refusals(args.variants, [args.config], args.extra)  # a typo fails now too, not after an hour
+    jobs = plan(args, data_args)  # a typo fails now too, not after an hour
+    refusals = task_refusals(jobs)
     if refusals:
         raise SystemExit("\n".join(refusals))
-    dataset = configured([args.config], args.extra, "data.dataset", "demo")
-    link_data_seed = dataset == "ucf101"
-    jobs = plan(args, data_args, link_data_seed)
     refuse_other_settings(jobs)
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
-    print(f"the seed spread covers {seed_coverage(dataset, link_data_seed)}", flush=True)
+    for dataset in dict.fromkeys(run_dataset(job.arguments) for job in jobs):
+        print(f"the seed spread covers {seed_coverage(dataset, links_data_seed(dataset))}", flush=True)
     notice = other_code_notice(jobs, code_version())
     if notice is not None:
         print(notice, flush=True)

@@ -259,7 +259,7 @@ _REAL_RUN = subprocess.run
 def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
     """A stand-in for ``vidrnn fit`` and ``vidrnn predict`` as classify_variants runs them: each writes what the real
     command writes into the run's folder (``RUNS/VARIANT-seedS/fit|predict``); a (variant, seed) in ``failing`` fails
-    its fit as a refused one does. lstm is right on every clip, mean_pool misses one, per_frame misses A g03 (two
+    its fit as a refused one does. A joined variant answers as its first file. lstm is right on every clip, mean_pool misses one, per_frame misses A g03 (two
     clips); at the tested epoch 0 per_frame validates best, mean_pool worst."""
     right = {"lstm": set(_VARIANT_KEYS), "mean_pool": set(_VARIANT_KEYS[1:]),
              "per_frame": set(_VARIANT_KEYS[:4] + _VARIANT_KEYS[6:])}
@@ -270,7 +270,7 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
             return _REAL_RUN(command, **options)
         commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
-        variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
+        variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0].split("+")[0]
         if command[2] == "fit" and (variant, value["--seed_everything"]) in failing:
             return subprocess.CompletedProcess(command, 1, "", "Traceback (most recent call last):\n  ...\n"
                                                                 "vidrnn: error: refused for the test\n")
@@ -344,7 +344,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
     out = capsys.readouterr().out
     assert "seed_everything only: data.seed stays at the config's value (dataset folders" in out
     assert "initialisation and dropout alone: batch order and training segment offsets come from data.seed" in out
-    assert variants.configured([str(config)], ["--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
+    assert variants.configured(["--config", str(config), "--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
 
 
 def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
@@ -415,9 +415,10 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
     assert variants.main() == 0 and not commands  # the same files: read back
     assert "mean_pool seed 0: test 91.7 %, val 60.0 %, 0 s (kept from an earlier command)" in capsys.readouterr().err
 
-    for changed in (tmp_path / "pre" / "seed0.ckpt", tmp_path / "mine.yaml"):
+    for changed, other in ((tmp_path / "pre" / "seed0.ckpt", b"other weights"),  # as re-running the pretraining does
+                           (tmp_path / "mine.yaml", b"trainer:\n  max_epochs: 3\n")):
         original = changed.read_bytes()
-        changed.write_bytes(b"other weights")  # as re-running the pretraining does
+        changed.write_bytes(other)
         with pytest.raises(SystemExit, match=f"{re.escape(str(tmp_path / 'runs' / 'mean_pool-seed0'))} holds "
                                              "mean_pool seed 0 made with other settings"):
             variants.main()
@@ -468,7 +469,10 @@ def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
                                          "arrow_of_time only, the runs' is classes"):
         variants.main()
     assert not commands
-    assert variants.task_refusals(["antisymmetric"], [str(config)], ["--data.objective", "arrow_of_time"]) == []
+    job = variants.Job("antisymmetric", 0, tmp_path, ("--config", str(config), "--config",
+                                                       str(variants.VARIANT_DIR / "antisymmetric.yaml"),
+                                                       "--data.objective", "arrow_of_time"))
+    assert variants.task_refusals([job]) == []
 
 
 def test_the_runs_read_relative_paths_from_the_callers_directory(
@@ -774,3 +778,32 @@ def test_no_benchmark_starts_vidrnn_as_a_module_of_the_working_directory(tmp_pat
 
     finished = subprocess.run(_load("faults").vidrnn("--version"), capture_output=True, text=True)
     assert finished.stdout == f"vidrnn {__version__}\n", finished.stderr
+
+
+def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed link and the task refusals read the base and variant configs, then --extra's --KEY flags: a config
+    given as --extra --config FILE (or --config=FILE) went unseen. They now read the runs' command line as LightningCLI
+    does, in its order: a config after a flag overrides it, a flag after a config overrides that."""
+    variants = _load("classify_variants")
+    ucf101, arrow = tmp_path / "ucf101.yaml", tmp_path / "arrow.yaml"
+    ucf101.write_text("data:\n  dataset: ucf101\n")
+    arrow.write_text("data:\n  objective: arrow_of_time\nmodel:\n  antisymmetric: true\n")
+    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset", "demo") == "ucf101"
+    assert variants.configured([f"--config={ucf101}", "--data.dataset=folders"], "data.dataset", "demo") == "folders"
+    assert variants.configured(["-c", str(arrow), "--trainer.max_epochs", "3"], "model.antisymmetric", False) is True
+    assert variants.configured(["--config", str(arrow), "--model.antisymmetric", "false"], "model.antisymmetric",
+                               True) is False
+    assert variants.configured(["--config", str(arrow)], "data.dataset", "demo") == "demo"
+
+    # a base config of class folders, the dataset and the task from --extra's configs: linked, and not refused
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "folders", "--seeds", "3",
+                                            "--variants", "lstm+antisymmetric", "--runs", str(tmp_path / "runs"),
+                                            "--extra", "--config", str(ucf101), f"--config={arrow}")
+    assert variants.main() == 0
+    assert commands and all(command[command.index("--data.seed") + 1] == "3" for command, _ in commands)
+    # the objective given before the config that sets it is overridden by it; after it, it overrides it
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--data.objective", "classes"])
+    with pytest.raises(SystemExit, match="lstm\\+antisymmetric: model.antisymmetric is for data.objective "
+                                         "arrow_of_time only, the runs' is classes"):
+        variants.main()
