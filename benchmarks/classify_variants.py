@@ -41,6 +41,8 @@ re-extracts a video that changed). ``run.json`` also records the code that made 
 and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
 named at the start, with their commit, and read all the same: a change of code need not change results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
+What is refused before the first run (an unknown variant, a variant the task refuses, a config file that cannot be
+read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
 the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
@@ -102,6 +104,11 @@ RECORD = "run.json"
 UNKNOWN_CODE = "unknown"
 
 
+class Refused(Exception):
+    """A command line the runs cannot start from, found before any run: said as a usage error (exit status 2,
+    argparse's), naming the argument and what to do."""
+
+
 @dataclass
 class Run:
     """One fit of one variant with one seed: its tested checkpoint's scores and which test clips it got right."""
@@ -119,9 +126,10 @@ class Run:
 def variant_configs(variant: str) -> list[Path]:
     """The config files of a variant: one file per ``+``-joined name."""
     paths = [VARIANT_DIR / f"{name}.yaml" for name in variant.split("+")]
-    missing = [str(path) for path in paths if not path.is_file()]
+    missing = [str(path.relative_to(REPO)) for path in paths if not path.is_file()]
     if missing:
-        raise SystemExit(f"no such variant file: {', '.join(missing)}")
+        raise Refused(f"--variants {variant}: no {', '.join(missing)}; name files of configs/variants "
+                      f"({', '.join(sorted(path.stem for path in VARIANT_DIR.glob('*.yaml')))}), + joins several")
     return paths
 
 
@@ -262,8 +270,32 @@ def given_options(arguments: Sequence[str], *options: str) -> list[str]:
     finder.add_argument("-c", "--config", action=Keep)
     for option in options:
         finder.add_argument(option, dest=option.removeprefix("--"), action=Keep)
-    finder.parse_known_args(list(arguments))
+    try:
+        finder.parse_known_args(list(arguments))
+    except argparse.ArgumentError as error:
+        raise Refused(f"--extra: {error}: the runs' vidrnn would refuse it; give the option its value") from None
     return found
+
+
+def config_reader(key: str | None = None, default: object = None) -> jsonargparse.ArgumentParser:
+    """A jsonargparse parser of config files (``-c``/``--config``, as LightningCLI takes them) and of the dotted
+    setting ``key``, with its ``default``."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    if key is not None:
+        reader.add_argument(f"--{key}", type=Any, default=default)
+    return reader
+
+
+def refuse_unreadable_configs(arguments: Sequence[str], given_as: str) -> None:
+    """Refuse a config file among ``arguments`` that jsonargparse cannot read (no such file, not YAML, not a
+    mapping), naming it as the command line gives it (``given_as``): its runs would all fail at their start."""
+    for config in given_options(arguments)[1::2]:
+        try:
+            config_reader().parse_args(["--config", config], _skip_validation=True)
+        except jsonargparse.ArgumentError as error:
+            raise Refused(f"{given_as} {config}: not a readable config file ({error}); give a YAML file of settings "
+                          f"(a relative path from {Path.cwd()})") from None
 
 
 def configured(arguments: Sequence[str], key: str, default: object) -> object:
@@ -271,10 +303,7 @@ def configured(arguments: Sequence[str], key: str, default: object) -> object:
     jsonargparse as LightningCLI reads it: its config files and ``--KEY`` options in command-line order, each later
     one overriding the earlier (a config given after ``--data.x`` overrides it); ``default`` (the code's) when none
     sets it. Read before any run, to refuse early; the other settings are the runs' parser's to check."""
-    reader = jsonargparse.ArgumentParser(exit_on_error=False)
-    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
-    reader.add_argument(f"--{key}", type=Any, default=default)
-    return reader.parse_args(given_options(arguments, f"--{key}"), _skip_validation=True).get(key)
+    return config_reader(key, default).parse_args(given_options(arguments, f"--{key}"), _skip_validation=True).get(key)
 
 
 def task_refusals(jobs: Sequence[Job]) -> list[str]:
@@ -284,7 +313,7 @@ def task_refusals(jobs: Sequence[Job]) -> list[str]:
     for job in jobs:
         objective = configured(job.arguments, "data.objective", "classes")
         if configured(job.arguments, "model.antisymmetric", False) and objective != "arrow_of_time":
-            refusals[job.variant] = (f"{job.variant}: model.antisymmetric is for data.objective arrow_of_time only, "
+            refusals[job.variant] = (f"--variants {job.variant}: model.antisymmetric is for data.objective arrow_of_time only, "
                                      f"the runs' is {objective} (leave the variant out, or give a config of the arrow "
                                      "of time)")
     return list(refusals.values())
@@ -394,18 +423,27 @@ class Job:
 def plan(args: argparse.Namespace, data_args: list[str]) -> list[Job]:
     """Every (variant, seed) run, in order, each in its folder under ``--runs``; a run's seed is its ``data.seed``
     too where its dataset allows (:func:`links_data_seed`), given before ``--extra`` (which may override it)."""
+    refuse_unreadable_configs(["--config", str(args.config)], "--config")
+    for seed in args.seeds:
+        refuse_unreadable_configs(seeded(args.extra, seed), "--extra --config")
     jobs = []
     for variant in args.variants:
-        configs = [args.config.resolve(), *variant_configs(variant)]
+        configs = [argument for path in [args.config.resolve(), *variant_configs(variant)]
+                   for argument in ("--config", str(path))]
+        refuse_unreadable_configs(configs[2:], f"--variants {variant}:")
         for seed in args.seeds:
-            first = [*(argument for path in configs for argument in ("--config", str(path))),
-                     "--seed_everything", str(seed)]
+            first = [*configs, "--seed_everything", str(seed)]
             rest = [*data_args, "--trainer.enable_progress_bar", "false",
                     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-                    *(argument.replace("{seed}", str(seed)) for argument in args.extra)]
+                    *seeded(args.extra, seed)]
             linked = ["--data.seed", str(seed)] if links_data_seed(run_dataset([*first, *rest])) else []
             jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", (*first, *linked, *rest)))
     return jobs
+
+
+def seeded(arguments: Sequence[str], seed: int) -> list[str]:
+    """``arguments`` with ``{seed}`` replaced by ``seed``."""
+    return [argument.replace("{seed}", str(seed)) for argument in arguments]
 
 
 def run_dataset(arguments: Sequence[str]) -> str:
@@ -419,13 +457,24 @@ def links_data_seed(dataset: str) -> bool:
     return dataset == "ucf101"
 
 
+def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
+    """Refuse, before any run, a command line that cannot give the table: a reference not run, a variant the task
+    refuses, a folder of ``--runs`` holding another run."""
+    if args.reference is not None and args.reference not in args.variants:
+        raise Refused(f"--reference {args.reference} is not among --variants: name one of them, or add it to them")
+    refusals = task_refusals(jobs)
+    if refusals:
+        raise Refused("\n".join(refusals))
+    refuse_other_settings(jobs)
+
+
 def refuse_other_settings(jobs: list[Job]) -> None:
-    """Refuse, before any run, a folder holding a finished run made with other settings: its numbers would be
-    reported as this command's."""
+    """Refuse a folder holding a finished run made with other settings: its numbers would be reported as this
+    command's."""
     for job in jobs:
         record = job.recorded()
         if record is not None and record["settings"] != job.settings():
-            raise SystemExit(f"{job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
+            raise Refused(f"--runs: {job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
                              "working directory, or the contents of a file they name: a config, a checkpoint to start "
                              "from): give another --runs, or remove that folder to run it again")
 
@@ -538,13 +587,11 @@ def main() -> int:
         data_args += ["--data.root", str(args.root.resolve()), "--data.splits", str(args.splits.resolve())]
     if args.cache_dir is not None:
         data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
-    if args.reference is not None and args.reference not in args.variants:
-        raise SystemExit(f"--reference {args.reference} is not among --variants")
-    jobs = plan(args, data_args)  # a typo fails now too, not after an hour
-    refusals = task_refusals(jobs)
-    if refusals:
-        raise SystemExit("\n".join(refusals))
-    refuse_other_settings(jobs)
+    try:  # a typo fails now, not after an hour
+        jobs = plan(args, data_args)
+        refuse_before_running(args, jobs)
+    except Refused as refusal:
+        parser.error(str(refusal))
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
     for dataset in dict.fromkeys(run_dataset(job.arguments) for job in jobs):

@@ -311,6 +311,15 @@ def _variant_benchmark(monkeypatch: pytest.MonkeyPatch, config: Path, dataset: s
     return variants, commands
 
 
+def _refused(variants, capsys: pytest.CaptureFixture) -> str:
+    """What classify_variants says refusing its command line: a usage error (exit status 2, argparse's)."""
+    with pytest.raises(SystemExit) as refused:
+        variants.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 2, said
+    return said
+
+
 def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runs stand in for vidrnn fit and predict (each writes what the real command writes). mean_pool tests best
@@ -383,9 +392,9 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
     # other settings over the same folder: refused before any run, naming the run and what to do
     commands.clear()
     monkeypatch.setattr(sys, "argv", [*argv, "--extra", "--trainer.max_epochs", "3"])
-    with pytest.raises(SystemExit, match=f"{re.escape(str(runs / 'mean_pool-seed0'))} holds mean_pool seed 0 made "
-                                         "with other settings.*another --runs"):
-        variants.main()
+    said = _refused(variants, capsys)
+    assert re.search(f"--runs: {re.escape(str(runs / 'mean_pool-seed0'))} holds mean_pool seed 0 made with other "
+                     "settings.*another --runs", said), said
     assert not commands
 
 
@@ -419,9 +428,8 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
                            (tmp_path / "mine.yaml", b"trainer:\n  max_epochs: 3\n")):
         original = changed.read_bytes()
         changed.write_bytes(other)
-        with pytest.raises(SystemExit, match=f"{re.escape(str(tmp_path / 'runs' / 'mean_pool-seed0'))} holds "
-                                             "mean_pool seed 0 made with other settings"):
-            variants.main()
+        assert f"{tmp_path / 'runs' / 'mean_pool-seed0'} holds mean_pool seed 0 made with other settings" in _refused(
+            variants, capsys)
         assert not commands
         changed.write_bytes(original)
     job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x", "data"))
@@ -459,15 +467,14 @@ def test_a_run_records_the_code_that_made_it_and_kept_runs_of_other_code_are_sai
 
 
 def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """antisymmetric scores a clip against its reversal, the arrow of time only: on a class task its fit was refused
     after the other variants had trained, which the script then lost."""
     config = tmp_path / "base.yaml"
     variants, commands = _variant_benchmark(monkeypatch, config, "demo", "--seeds", "0", "--variants", "mean_pool",
                                             "lstm+antisymmetric", "--runs", str(tmp_path))
-    with pytest.raises(SystemExit, match="lstm\\+antisymmetric: model.antisymmetric is for data.objective "
-                                         "arrow_of_time only, the runs' is classes"):
-        variants.main()
+    assert ("--variants lstm+antisymmetric: model.antisymmetric is for data.objective arrow_of_time only, the runs' "
+            "is classes") in _refused(variants, capsys)
     assert not commands
     job = variants.Job("antisymmetric", 0, tmp_path, ("--config", str(config), "--config",
                                                        str(variants.VARIANT_DIR / "antisymmetric.yaml"),
@@ -781,7 +788,7 @@ def test_no_benchmark_starts_vidrnn_as_a_module_of_the_working_directory(tmp_pat
 
 
 def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The seed link and the task refusals read the base and variant configs, then --extra's --KEY flags: a config
     given as --extra --config FILE (or --config=FILE) went unseen. They now read the runs' command line as LightningCLI
     does, in its order: a config after a flag overrides it, a flag after a config overrides that."""
@@ -804,6 +811,34 @@ def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
     assert commands and all(command[command.index("--data.seed") + 1] == "3" for command, _ in commands)
     # the objective given before the config that sets it is overridden by it; after it, it overrides it
     monkeypatch.setattr(sys, "argv", [*sys.argv, "--data.objective", "classes"])
-    with pytest.raises(SystemExit, match="lstm\\+antisymmetric: model.antisymmetric is for data.objective "
-                                         "arrow_of_time only, the runs' is classes"):
-        variants.main()
+    assert ("lstm+antisymmetric: model.antisymmetric is for data.objective arrow_of_time only, the runs' is classes"
+            in _refused(variants, capsys))
+
+
+def test_the_up_front_refusals_are_usage_errors_naming_the_argument(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals before any run ended with exit status 1, a failed run's, and an --extra config that could not be read
+    in a traceback. Each is now a usage error (2) naming the argument and what to do."""
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yaml").write_text("data: [1\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    for arguments, said in (
+            (["--variants", "lstm", "lstmx"], "--variants lstmx: no configs/variants/lstmx.yaml; name files of "
+                                              "configs/variants"),
+            (["--variants", "mean_pool", "--reference", "lstm"], "--reference lstm is not among --variants"),
+            (["--variants", "lstm+antisymmetric"], "--variants lstm+antisymmetric: model.antisymmetric is for "
+                                                   "data.objective arrow_of_time only"),
+            (["--config", "missing.yaml", "--variants", "mean_pool"], "--config missing.yaml: not a readable config "
+                                                                      "file"),
+            (["--variants", "mean_pool", "--extra", "--config", "missing.yaml"], "--extra --config missing.yaml: not "
+                                                                                 "a readable config file"),
+            (["--variants", "mean_pool", "--extra", "--config=bad.yaml"], "--extra --config bad.yaml: not a readable "
+                                                                          "config file"),
+            (["--variants", "mean_pool", "--extra", "--trainer.max_epochs", "1", "--config"], "--extra: argument "
+                                                                                              "-c/--config: expected "
+                                                                                              "one argument")):
+        monkeypatch.setattr(sys, "argv", [*argv, *arguments])
+        assert said in _refused(variants, capsys)
+    assert not commands
