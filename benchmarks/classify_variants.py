@@ -35,7 +35,8 @@ interval is for.
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
 the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
 other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
-or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint). A folder
+or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint) or a setting of
+those config files does (``data.splits``, ``model.init_from``), taken as each run starts. A folder
 (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
 re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
 and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
@@ -76,7 +77,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,12 +299,39 @@ def refuse_unreadable_configs(arguments: Sequence[str], given_as: str) -> None:
                           f"(a relative path from {Path.cwd()})") from None
 
 
+def read_settings(arguments: Sequence[str], key: str | None = None, default: object = None) -> jsonargparse.Namespace:
+    """The settings a run's command line ``arguments`` give through its config files and ``--KEY`` options (``key``
+    alone), read by jsonargparse as LightningCLI reads them: in command-line order, each later one overriding the
+    earlier (a config given after ``--data.x`` overrides it). The other settings are the runs' parser's to check."""
+    try:
+        return config_reader(key, default).parse_args(
+            given_options(arguments, *([f"--{key}"] if key else [])), _skip_validation=True)
+    except jsonargparse.ArgumentError as error:
+        raise Refused(f"the runs' config files cannot be read: {error}") from None
+
+
 def configured(arguments: Sequence[str], key: str, default: object) -> object:
-    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it, read by
-    jsonargparse as LightningCLI reads it: its config files and ``--KEY`` options in command-line order, each later
-    one overriding the earlier (a config given after ``--data.x`` overrides it); ``default`` (the code's) when none
-    sets it. Read before any run, to refuse early; the other settings are the runs' parser's to check."""
-    return config_reader(key, default).parse_args(given_options(arguments, f"--{key}"), _skip_validation=True).get(key)
+    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it
+    (:func:`read_settings`), ``default`` (the code's) when none sets it. Read before any run, to refuse early."""
+    return read_settings(arguments, key, default).get(key)
+
+
+def config_named_files(arguments: Sequence[str]) -> list[str]:
+    """The files the config files among a run's ``arguments`` name (a splits file, a checkpoint to start from): the
+    settings they leave in effect (:func:`read_settings`) that name an existing file, relative ones from the working
+    directory, where the runs start and read them."""
+    settings = read_settings(arguments).as_dict()
+    settings.pop("config", None)
+    return [value for value in _strings(settings) if value and Path(value).is_file()]
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a nest of dicts and lists (a config's settings)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
 
 
 def task_refusals(jobs: Sequence[Job]) -> list[str]:
@@ -408,11 +436,13 @@ class Job:
 
     def settings(self) -> dict[str, object]:
         """What makes its results: the arguments, the directory their relative paths start from, and the SHA-256 of
-        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...), so that a file changed
-        in place, as re-running a pretraining does, means other settings. A kept run is reused only where they are
-        the same. What a folder holds (the data) is not hashed: the user's to keep the same."""
+        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...) or their config files
+        name (:func:`config_named_files`: a splits file, ...), so that a file changed in place, as re-running a
+        pretraining does, means other settings. A kept run is reused only where they are the same. What a folder
+        holds (the data) is not hashed: the user's to keep the same."""
+        files = dict.fromkeys([*named_files(self.arguments), *config_named_files(self.arguments)])
         return {"arguments": list(self.arguments), "directory": str(Path.cwd()),
-                "files": {path: file_sha256(Path(path)) for path in named_files(self.arguments)}}
+                "files": {path: file_sha256(Path(path)) for path in files}}
 
     def recorded(self) -> dict | None:
         """The record a finished run left in its folder (``None``: not finished)."""
@@ -549,7 +579,7 @@ def run_all(jobs: list[Job]) -> tuple[dict[str, list[Run]], dict[str, list[int]]
             if not kept:
                 execute(job)
             run = read_run(job)
-        except RuntimeError as error:
+        except (RuntimeError, Refused) as error:  # Refused: a config file unreadable once the run ended
             failed.setdefault(job.variant, []).append(job.seed)
             print(f"  {job.variant} seed {job.seed} failed: {error}", file=sys.stderr, flush=True)
             continue
@@ -574,7 +604,8 @@ def main() -> int:
                         help="the variant to judge the others against (default: the baseline best on validation)")
     parser.add_argument("--runs", type=Path, default=Path("runs/classify_variants"),
                         help="where every run's folder is kept (default: %(default)s); a run finished there with the "
-                             "same settings (arguments, working directory, SHA-256 of every file an argument names) "
+                             "same settings (arguments, working directory, SHA-256 of every file an argument or a "
+                             "config names) "
                              "is read, not run again, so the same command goes on after a failure. Folders such as "
                              "--root and --cache_dir are not hashed: the data behind them is yours to keep the same "
                              "(the feature cache re-extracts a video that changed)")

@@ -842,3 +842,40 @@ def test_the_up_front_refusals_are_usage_errors_naming_the_argument(
         monkeypatch.setattr(sys, "argv", [*argv, *arguments])
         assert said in _refused(variants, capsys)
     assert not commands
+
+
+def test_a_kept_run_is_refused_when_a_file_its_config_files_name_has_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only files named on the command line were hashed: a splits file or a checkpoint to start from named inside a
+    config (the base one, one given through --extra) could change and the kept run was read back as made from it.
+    They are hashed now by the same rules: when the run starts, and a change while it ran leaves it unrecorded."""
+    monkeypatch.chdir(tmp_path)
+    Path("lists").mkdir()
+    Path("lists/split.txt").write_text("A/v_A_g01_c1.avi\n")
+    Path("pre.ckpt").write_bytes(b"pretraining A")
+    Path("mine.yaml").write_text("model:\n  init_from: pre.ckpt\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--variants", "mean_pool", "--runs", "runs", "--extra", "--config",
+                                            "mine.yaml")
+    (tmp_path / "base.yaml").write_text("data:\n  dataset: ucf101\n  splits: lists/split.txt\n")
+    assert variants.main() == 0
+    record = json.loads((tmp_path / "runs" / "mean_pool-seed0" / "run.json").read_text())
+    assert {"lists/split.txt", "pre.ckpt"} <= set(record["settings"]["files"])
+    commands.clear()
+    assert variants.main() == 0 and not commands  # the same files: read back
+    for changed in (Path("lists/split.txt"), Path("pre.ckpt")):
+        original = changed.read_bytes()
+        changed.write_bytes(b"rewritten")
+        assert "holds mean_pool seed 0 made with other settings" in _refused(variants, capsys)
+        changed.write_bytes(original)
+    assert not commands
+
+    def rewritten_during_the_fit(command: list[str], log: Path) -> None:
+        Path("pre.ckpt").write_bytes(b"pretraining B")
+
+    monkeypatch.setattr(variants, "_run", rewritten_during_the_fit)
+    monkeypatch.setattr(variants, "tested_checkpoint", lambda fit: (fit / "best.ckpt", 0))
+    job = variants.Job("lstm", 0, tmp_path / "lstm-seed0", ("--config", "mine.yaml"))
+    with pytest.raises(RuntimeError, match="pre.ckpt changed while the run read it"):
+        variants.execute(job)
+    assert job.recorded() is None
