@@ -36,9 +36,10 @@ Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their
 the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
 other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
 or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint) or a setting of
-those config files does (``data.splits``, ``model.init_from``), taken as each run starts. A folder
-(``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
-re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
+those config files does (``data.splits``, ``model.init_from``), taken as each run starts; a run recorded in an
+older format by older code, which records fewer of them, is refused as such (never deleted: give another ``--runs``
+or move it away). A folder (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep
+the same (the feature cache re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
 and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
 named at the start, with their commit, and read all the same: a change of code need not change results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
@@ -101,6 +102,9 @@ RESAMPLES = 2000
 _ALTERED = ("@backwards", "@shuffled")
 #: A finished run's record in its folder: the settings it was made with, the code that made it, how long it took.
 RECORD = "run.json"
+#: The format of :data:`RECORD` this code writes, recorded in it since 4. Before: 1, the config files' digests alone
+#: (``configs``); 2, every file an argument names (``files``); 3, the code too. 4: the files config files name too.
+RECORD_FORMAT = 4
 #: The code of a run made outside a git checkout (or without git): nothing to tell it by.
 UNKNOWN_CODE = "unknown"
 
@@ -503,10 +507,20 @@ def refuse_other_settings(jobs: list[Job]) -> None:
     command's."""
     for job in jobs:
         record = job.recorded()
-        if record is not None and record["settings"] != job.settings():
-            raise Refused(f"--runs: {job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
-                             "working directory, or the contents of a file they name: a config, a checkpoint to start "
-                             "from): give another --runs, or remove that folder to run it again")
+        if record is not None and record.get("settings") != job.settings():
+            raise Refused(f"--runs: {job.folder} holds {job.variant} seed {job.seed} {unlike(record)}")
+
+
+def unlike(record: dict) -> str:
+    """How a kept run's record differs from this command's settings, and what to do: recorded in an older format
+    (:data:`RECORD_FORMAT`), which records fewer of them, so this code cannot tell; else made with other settings."""
+    if record.get("format", 0) < RECORD_FORMAT:
+        return (f"recorded in an older format (run.json format {record.get('format', 'not recorded')}, this code "
+                f"writes {RECORD_FORMAT}) by older code, whose settings this code cannot compare with these: run "
+                "with another --runs folder, or move that folder away to run it again")
+    return ("made with other settings (arguments, working directory, or the contents of a file they or their config "
+            "files name: a config, a checkpoint to start from, a splits file): give another --runs, or remove that "
+            "folder to run it again")
 
 
 def execute(job: Job) -> None:
@@ -529,7 +543,7 @@ def execute(job: Job) -> None:
     changed = [path for path, digest in job.settings()["files"].items() if settings["files"].get(path) != digest]
     if changed:
         raise RuntimeError(f"{', '.join(changed)} changed while the run read it: not recorded, run it again")
-    record = {"settings": settings, "code": code, "seconds": seconds}
+    record = {"format": RECORD_FORMAT, "settings": settings, "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
 

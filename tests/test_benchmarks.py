@@ -879,3 +879,31 @@ def test_a_kept_run_is_refused_when_a_file_its_config_files_name_has_changed(
     with pytest.raises(RuntimeError, match="pre.ckpt changed while the run read it"):
         variants.execute(job)
     assert job.recorded() is None
+
+
+def test_a_kept_run_recorded_in_an_older_format_is_refused_saying_so_and_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run.json written by older code (its files' digests under "configs", as the first kept runs had them; or
+    without the files its configs name) was refused as made with "other settings", with no word that this code cannot
+    compare it. The refusal now says so, and what to do; the run stays where it is."""
+    runs = tmp_path / "runs"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--variants", "mean_pool", "--runs", str(runs))
+    assert variants.main() == 0
+    kept = runs / "mean_pool-seed0"
+    record = json.loads((kept / "run.json").read_text())
+    assert record["format"] == variants.RECORD_FORMAT
+    older = {"settings": {**record["settings"], "configs": record["settings"]["files"]}, "seconds": 1.0}
+    del older["settings"]["files"]
+    (kept / "run.json").write_text(json.dumps(older))
+    commands.clear()
+    said = _refused(variants, capsys)
+    assert (f"--runs: {kept} holds mean_pool seed 0 recorded in an older format (run.json format not recorded, this "
+            f"code writes {variants.RECORD_FORMAT}) by older code") in said
+    assert "run with another --runs folder, or move that folder away to run it again" in said
+    assert (kept / "run.json").is_file() and (kept / "fit").is_dir() and not commands
+
+    # an older record of the settings this code would record is read back: nothing it lacks can differ
+    del record["format"]
+    (kept / "run.json").write_text(json.dumps(record))
+    assert variants.main() == 0 and not commands
