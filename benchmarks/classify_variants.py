@@ -39,9 +39,10 @@ or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_fro
 those config files does (``data.splits``, ``model.init_from``), taken as each run starts; a run recorded in an
 older format by older code, which records fewer of them, is refused as such (never deleted: give another ``--runs``
 or move it away). A folder (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep
-the same (the feature cache re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
-and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
-named at the start, with their commit, and read all the same: a change of code need not change results.
+the same (the feature cache re-extracts a video that changed). ``run.json`` also records the code that made the run
+(the checkout's git commit and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by
+the code of now are named at the start, with their commit, and read all the same: a change of code need not change
+results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
 What is refused before the first run (an unknown variant, a variant the task refuses, a config file that cannot be
 read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
@@ -345,9 +346,9 @@ def task_refusals(jobs: Sequence[Job]) -> list[str]:
     for job in jobs:
         objective = configured(job.arguments, "data.objective", "classes")
         if configured(job.arguments, "model.antisymmetric", False) and objective != "arrow_of_time":
-            refusals[job.variant] = (f"--variants {job.variant}: model.antisymmetric is for data.objective arrow_of_time only, "
-                                     f"the runs' is {objective} (leave the variant out, or give a config of the arrow "
-                                     "of time)")
+            refusals[job.variant] = (f"--variants {job.variant}: model.antisymmetric is for data.objective "
+                                     f"arrow_of_time only, the runs' is {objective} (leave the variant out, or give "
+                                     "a config of the arrow of time)")
     return list(refusals.values())
 
 

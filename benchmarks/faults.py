@@ -14,8 +14,9 @@ What a long unattended batch job meets, tried on purpose (issue #21):
 
 Every command runs as a user runs it, ``vidrnn ...`` in a subprocess (argument lists, never a shell), on videos
 generated here, with this checkout's vidrnn whatever the working directory holds (``vidrnn_checkout.py``). The
-classifier is untrained (random weights, fixed seed): a fault does not care what the model knows. Kill moments are drawn from the part of a
-run's work: after a new result has appeared, within the time an uninterrupted run took to finish after its first.
+classifier is untrained (random weights, fixed seed): a fault does not care what the model knows. Kill moments are
+drawn from the part of a run's work: after a new result has appeared, within the time an uninterrupted run took to
+finish after its first.
 The three commands' parts run side by side (kill moments follow progress, not the clock). ``--quick`` (four kinds,
 two kills each, fewer videos) is what ``tests/test_benchmarks.py`` runs.
 

@@ -259,8 +259,9 @@ _REAL_RUN = subprocess.run
 def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
     """A stand-in for ``vidrnn fit`` and ``vidrnn predict`` as classify_variants runs them: each writes what the real
     command writes into the run's folder (``RUNS/VARIANT-seedS/fit|predict``); a (variant, seed) in ``failing`` fails
-    its fit as a refused one does. A joined variant answers as its first file. lstm is right on every clip, mean_pool misses one, per_frame misses A g03 (two
-    clips); at the tested epoch 0 per_frame validates best, mean_pool worst."""
+    its fit as a refused one does. A joined variant answers as its first file. lstm is right on every clip, mean_pool
+    misses one, per_frame misses A g03 (two clips); at the tested epoch 0 per_frame validates best, mean_pool
+    worst."""
     right = {"lstm": set(_VARIANT_KEYS), "mean_pool": set(_VARIANT_KEYS[1:]),
              "per_frame": set(_VARIANT_KEYS[:4] + _VARIANT_KEYS[6:])}
     tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
@@ -796,7 +797,8 @@ def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
     ucf101, arrow = tmp_path / "ucf101.yaml", tmp_path / "arrow.yaml"
     ucf101.write_text("data:\n  dataset: ucf101\n")
     arrow.write_text("data:\n  objective: arrow_of_time\nmodel:\n  antisymmetric: true\n")
-    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset", "demo") == "ucf101"
+    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset",
+                               "demo") == "ucf101"
     assert variants.configured([f"--config={ucf101}", "--data.dataset=folders"], "data.dataset", "demo") == "folders"
     assert variants.configured(["-c", str(arrow), "--trainer.max_epochs", "3"], "model.antisymmetric", False) is True
     assert variants.configured(["--config", str(arrow), "--model.antisymmetric", "false"], "model.antisymmetric",
