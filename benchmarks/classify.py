@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract import (CNN_ONLY_CLIPS, DEFAULT_ROOT, RoundTable, cnn_only, cpu_seconds, decode_ceiling,  # noqa: E402
                      profile_main_process, spread, tiny_backbone)
 from video_memory import write_long_video  # noqa: E402
+from vidrnn_checkout import command as vidrnn_command  # noqa: E402
 
 
 def folder_throughput(predictor: Predictor, paths: list[Path], batch_size: int,
@@ -66,8 +67,8 @@ def peak_rss_of_classify(checkpoint: Path, video: Path) -> float:
     """MiB: the high-water mark of a ``vidrnn classify`` process on one video."""
     with tempfile.TemporaryDirectory() as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run([sys.executable, "-m", "vidrnn", "classify", str(video), "--ckpt", str(checkpoint),
-                        "--output", f"{out}/rows.csv", "--workers", "0"], check=True, capture_output=True)
+        subprocess.run(vidrnn_command("classify", video, "--ckpt", checkpoint, "--output", f"{out}/rows.csv",
+                                      "--workers", "0"), check=True, capture_output=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if after <= before:
         raise RuntimeError("an earlier child had a higher peak; run each length in its own benchmark process")

@@ -35,15 +35,22 @@ interval is for.
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
 the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
 other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
-or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint). A folder
-(``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep the same (the feature cache
-re-extracts a video that changed). ``run.json`` also records the code that made the run (the checkout's git commit
-and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by the code of now are
-named at the start, with their commit, and read all the same: a change of code need not change results.
+or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint) or a setting of
+those config files does (``data.splits``, ``model.init_from``), taken as each run starts; a run recorded in an
+older format by older code, which records fewer of them, is refused as such (never deleted: give another ``--runs``
+or move it away). A folder (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep
+the same (the feature cache re-extracts a video that changed). ``run.json`` also records the code that made the run
+(the checkout's git commit and whether it had uncommitted changes, or ``unknown``); kept runs not known to be made by
+the code of now are named at the start, with their commit, and read all the same: a change of code need not change
+results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
+What is refused before the first run (an unknown variant, a variant the task refuses, a config file that cannot be
+read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
-the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run.
+the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
+decides whether ``data.seed`` follows the seed) and the task are read from each run's command line as LightningCLI
+reads it: config files (``--extra --config FILE`` too) and ``--KEY`` options in their order, the later overriding.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -72,14 +79,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import jsonargparse
 import numpy as np
-import yaml
 
 from vidrnn.files import atomic_write_bytes, file_sha256
+from vidrnn_checkout import command as vidrnn_command
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-mini"
@@ -89,16 +98,21 @@ BASELINES = ("mean_pool", "per_frame", "frame_differences", "difference_pool", "
 ORDER_SHORTCUTS = ("first_frame", "magnitude_pool")
 VARIANTS = ("lstm", "gru", "rnn", "rnn_relu", "unidirectional", *BASELINES)
 VARIANT_DIR = REPO / "configs" / "variants"
-#: The script the runs start: this checkout's vidrnn first on the path, whatever the working directory holds.
-LAUNCHER = Path(__file__).resolve().parent / "vidrnn_checkout.py"
 RESAMPLES = 2000
 #: Suffixes of an order task's altered copy of a clip (``vidrnn.data.order``): the same recording.
 _ALTERED = ("@backwards", "@shuffled")
 #: A finished run's record in its folder: the settings it was made with, the code that made it, how long it took.
 RECORD = "run.json"
+#: The format of :data:`RECORD` this code writes, recorded in it since 4. Before: 1, the config files' digests alone
+#: (``configs``); 2, every file an argument names (``files``); 3, the code too. 4: the files config files name too.
+RECORD_FORMAT = 4
 #: The code of a run made outside a git checkout (or without git): nothing to tell it by.
 UNKNOWN_CODE = "unknown"
-_UNSET = object()
+
+
+class Refused(Exception):
+    """A command line the runs cannot start from, found before any run: said as a usage error (exit status 2,
+    argparse's), naming the argument and what to do."""
 
 
 @dataclass
@@ -118,9 +132,10 @@ class Run:
 def variant_configs(variant: str) -> list[Path]:
     """The config files of a variant: one file per ``+``-joined name."""
     paths = [VARIANT_DIR / f"{name}.yaml" for name in variant.split("+")]
-    missing = [str(path) for path in paths if not path.is_file()]
+    missing = [str(path.relative_to(REPO)) for path in paths if not path.is_file()]
     if missing:
-        raise SystemExit(f"no such variant file: {', '.join(missing)}")
+        raise Refused(f"--variants {variant}: no {', '.join(missing)}; name files of configs/variants "
+                      f"({', '.join(sorted(path.stem for path in VARIANT_DIR.glob('*.yaml')))}), + joins several")
     return paths
 
 
@@ -246,40 +261,95 @@ def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, 
     return clustered_difference(variant, baseline, units), len(set(units))
 
 
-def configured(config_paths: Sequence[str | Path], extra: list[str], key: str, default: object) -> object:
-    """The value of a dotted setting (``data.dataset``) the runs use: the last of the config files and extra
-    arguments that sets it, ``default`` (the code's) when none does. Read before any run, to refuse early."""
-    value = default
-    for path in config_paths:
-        node = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        for part in key.split("."):
-            node = node.get(part, _UNSET) if isinstance(node, dict) else _UNSET
-        value = value if node is _UNSET else node
-    for position, argument in enumerate(extra):
-        if argument == f"--{key}" and position + 1 < len(extra):
-            value = yaml.safe_load(extra[position + 1])
-        elif argument.startswith(f"--{key}="):
-            value = yaml.safe_load(argument.split("=", 1)[1])
-    return value
+def given_options(arguments: Sequence[str], *options: str) -> list[str]:
+    """The config files (``-c``/``--config``) and ``options`` the command line ``arguments`` give, in their order, each
+    written ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+    (``-c X``, ``-cX``, ``--config=X``) is found here too. Abbreviations are not (jsonargparse deprecates them)."""
+    found: list[str] = []
+
+    class Keep(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                     option_string: str | None = None) -> None:
+            found.extend((f"--{self.dest}", str(values)))
+
+    finder = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    finder.add_argument("-c", "--config", action=Keep)
+    for option in options:
+        finder.add_argument(option, dest=option.removeprefix("--"), action=Keep)
+    try:
+        finder.parse_known_args(list(arguments))
+    except argparse.ArgumentError as error:
+        raise Refused(f"--extra: {error}: the runs' vidrnn would refuse it; give the option its value") from None
+    return found
 
 
-def task_refusals(variants: Sequence[str], config_paths: Sequence[str | Path], extra: list[str]) -> list[str]:
+def config_reader(key: str | None = None, default: object = None) -> jsonargparse.ArgumentParser:
+    """A jsonargparse parser of config files (``-c``/``--config``, as LightningCLI takes them) and of the dotted
+    setting ``key``, with its ``default``."""
+    reader = jsonargparse.ArgumentParser(exit_on_error=False)
+    reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
+    if key is not None:
+        reader.add_argument(f"--{key}", type=Any, default=default)
+    return reader
+
+
+def refuse_unreadable_configs(arguments: Sequence[str], given_as: str) -> None:
+    """Refuse a config file among ``arguments`` that jsonargparse cannot read (no such file, not YAML, not a
+    mapping), naming it as the command line gives it (``given_as``): its runs would all fail at their start."""
+    for config in given_options(arguments)[1::2]:
+        try:
+            config_reader().parse_args(["--config", config], _skip_validation=True)
+        except jsonargparse.ArgumentError as error:
+            raise Refused(f"{given_as} {config}: not a readable config file ({error}); give a YAML file of settings "
+                          f"(a relative path from {Path.cwd()})") from None
+
+
+def read_settings(arguments: Sequence[str], key: str | None = None, default: object = None) -> jsonargparse.Namespace:
+    """The settings a run's command line ``arguments`` give through its config files and ``--KEY`` options (``key``
+    alone), read by jsonargparse as LightningCLI reads them: in command-line order, each later one overriding the
+    earlier (a config given after ``--data.x`` overrides it). The other settings are the runs' parser's to check."""
+    try:
+        return config_reader(key, default).parse_args(
+            given_options(arguments, *([f"--{key}"] if key else [])), _skip_validation=True)
+    except jsonargparse.ArgumentError as error:
+        raise Refused(f"the runs' config files cannot be read: {error}") from None
+
+
+def configured(arguments: Sequence[str], key: str, default: object) -> object:
+    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it
+    (:func:`read_settings`), ``default`` (the code's) when none sets it. Read before any run, to refuse early."""
+    return read_settings(arguments, key, default).get(key)
+
+
+def config_named_files(arguments: Sequence[str]) -> list[str]:
+    """The files the config files among a run's ``arguments`` name (a splits file, a checkpoint to start from): the
+    settings they leave in effect (:func:`read_settings`) that name an existing file, relative ones from the working
+    directory, where the runs start and read them."""
+    settings = read_settings(arguments).as_dict()
+    settings.pop("config", None)
+    return [value for value in _strings(settings) if value and Path(value).is_file()]
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a nest of dicts and lists (a config's settings)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
+def task_refusals(jobs: Sequence[Job]) -> list[str]:
     """Why each variant the runs' task refuses would fail, known from the settings before an hour of other runs:
     an antisymmetric model scores a clip against its reversal, for the arrow of time alone."""
-    refusals = []
-    for variant in variants:
-        paths = [*config_paths, *variant_configs(variant)]
-        objective = configured(paths, extra, "data.objective", "classes")
-        if configured(paths, extra, "model.antisymmetric", False) and objective != "arrow_of_time":
-            refusals.append(f"{variant}: model.antisymmetric is for data.objective arrow_of_time only, the runs' is "
-                            f"{objective} (leave the variant out, or give a config of the arrow of time)")
-    return refusals
-
-
-def vidrnn_command(*arguments: str) -> list[str]:
-    """A vidrnn command line that runs this checkout's vidrnn wherever it starts (:data:`LAUNCHER`): ``-m vidrnn``
-    would run a vidrnn in the working directory first."""
-    return [sys.executable, str(LAUNCHER), *arguments]
+    refusals = {}
+    for job in jobs:
+        objective = configured(job.arguments, "data.objective", "classes")
+        if configured(job.arguments, "model.antisymmetric", False) and objective != "arrow_of_time":
+            refusals[job.variant] = (f"--variants {job.variant}: model.antisymmetric is for data.objective "
+                                     f"arrow_of_time only, the runs' is {objective} (leave the variant out, or give "
+                                     "a config of the arrow of time)")
+    return list(refusals.values())
 
 
 def _run(command: list[str], log: Path) -> None:
@@ -371,11 +441,13 @@ class Job:
 
     def settings(self) -> dict[str, object]:
         """What makes its results: the arguments, the directory their relative paths start from, and the SHA-256 of
-        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...), so that a file changed
-        in place, as re-running a pretraining does, means other settings. A kept run is reused only where they are
-        the same. What a folder holds (the data) is not hashed: the user's to keep the same."""
+        every file they name (:func:`named_files`: configs, a checkpoint to start from, ...) or their config files
+        name (:func:`config_named_files`: a splits file, ...), so that a file changed in place, as re-running a
+        pretraining does, means other settings. A kept run is reused only where they are the same. What a folder
+        holds (the data) is not hashed: the user's to keep the same."""
+        files = dict.fromkeys([*named_files(self.arguments), *config_named_files(self.arguments)])
         return {"arguments": list(self.arguments), "directory": str(Path.cwd()),
-                "files": {path: file_sha256(Path(path)) for path in named_files(self.arguments)}}
+                "files": {path: file_sha256(Path(path)) for path in files}}
 
     def recorded(self) -> dict | None:
         """The record a finished run left in its folder (``None``: not finished)."""
@@ -383,30 +455,73 @@ class Job:
         return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
 
 
-def plan(args: argparse.Namespace, data_args: list[str], link_data_seed: bool) -> list[Job]:
-    """Every (variant, seed) run, in order, each in its folder under ``--runs``."""
+def plan(args: argparse.Namespace, data_args: list[str]) -> list[Job]:
+    """Every (variant, seed) run, in order, each in its folder under ``--runs``; a run's seed is its ``data.seed``
+    too where its dataset allows (:func:`links_data_seed`), given before ``--extra`` (which may override it)."""
+    refuse_unreadable_configs(["--config", str(args.config)], "--config")
+    for seed in args.seeds:
+        refuse_unreadable_configs(seeded(args.extra, seed), "--extra --config")
     jobs = []
     for variant in args.variants:
+        configs = [argument for path in [args.config.resolve(), *variant_configs(variant)]
+                   for argument in ("--config", str(path))]
+        refuse_unreadable_configs(configs[2:], f"--variants {variant}:")
         for seed in args.seeds:
-            arguments = [
-                "--config", str(args.config.resolve()),
-                *(argument for path in variant_configs(variant) for argument in ("--config", str(path))),
-                "--seed_everything", str(seed), *(["--data.seed", str(seed)] if link_data_seed else []), *data_args,
-                "--trainer.enable_progress_bar", "false", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-                *(argument.replace("{seed}", str(seed)) for argument in args.extra)]
-            jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", tuple(arguments)))
+            first = [*configs, "--seed_everything", str(seed)]
+            rest = [*data_args, "--trainer.enable_progress_bar", "false",
+                    "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+                    *seeded(args.extra, seed)]
+            linked = ["--data.seed", str(seed)] if links_data_seed(run_dataset([*first, *rest])) else []
+            jobs.append(Job(variant, seed, args.runs.absolute() / f"{variant}-seed{seed}", (*first, *linked, *rest)))
     return jobs
 
 
+def seeded(arguments: Sequence[str], seed: int) -> list[str]:
+    """``arguments`` with ``{seed}`` replaced by ``seed``."""
+    return [argument.replace("{seed}", str(seed)) for argument in arguments]
+
+
+def run_dataset(arguments: Sequence[str]) -> str:
+    """The dataset a run's command line reads (:func:`configured`; the data module's default: the demo)."""
+    return str(configured(arguments, "data.dataset", "demo"))
+
+
+def links_data_seed(dataset: str) -> bool:
+    """Whether a run of ``dataset`` takes its seed as ``data.seed`` too: UCF101 only, whose test split is the fold's;
+    elsewhere ``data.seed`` also draws the test split (class folders) or makes the videos (demo)."""
+    return dataset == "ucf101"
+
+
+def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
+    """Refuse, before any run, a command line that cannot give the table: a reference not run, a variant the task
+    refuses, a folder of ``--runs`` holding another run."""
+    if args.reference is not None and args.reference not in args.variants:
+        raise Refused(f"--reference {args.reference} is not among --variants: name one of them, or add it to them")
+    refusals = task_refusals(jobs)
+    if refusals:
+        raise Refused("\n".join(refusals))
+    refuse_other_settings(jobs)
+
+
 def refuse_other_settings(jobs: list[Job]) -> None:
-    """Refuse, before any run, a folder holding a finished run made with other settings: its numbers would be
-    reported as this command's."""
+    """Refuse a folder holding a finished run made with other settings: its numbers would be reported as this
+    command's."""
     for job in jobs:
         record = job.recorded()
-        if record is not None and record["settings"] != job.settings():
-            raise SystemExit(f"{job.folder} holds {job.variant} seed {job.seed} made with other settings (arguments, "
-                             "working directory, or the contents of a file they name: a config, a checkpoint to start "
-                             "from): give another --runs, or remove that folder to run it again")
+        if record is not None and record.get("settings") != job.settings():
+            raise Refused(f"--runs: {job.folder} holds {job.variant} seed {job.seed} {unlike(record)}")
+
+
+def unlike(record: dict) -> str:
+    """How a kept run's record differs from this command's settings, and what to do: recorded in an older format
+    (:data:`RECORD_FORMAT`), which records fewer of them, so this code cannot tell; else made with other settings."""
+    if record.get("format", 0) < RECORD_FORMAT:
+        return (f"recorded in an older format (run.json format {record.get('format', 'not recorded')}, this code "
+                f"writes {RECORD_FORMAT}) by older code, whose settings this code cannot compare with these: run "
+                "with another --runs folder, or move that folder away to run it again")
+    return ("made with other settings (arguments, working directory, or the contents of a file they or their config "
+            "files name: a config, a checkpoint to start from, a splits file): give another --runs, or remove that "
+            "folder to run it again")
 
 
 def execute(job: Job) -> None:
@@ -429,7 +544,7 @@ def execute(job: Job) -> None:
     changed = [path for path, digest in job.settings()["files"].items() if settings["files"].get(path) != digest]
     if changed:
         raise RuntimeError(f"{', '.join(changed)} changed while the run read it: not recorded, run it again")
-    record = {"settings": settings, "code": code, "seconds": seconds}
+    record = {"format": RECORD_FORMAT, "settings": settings, "code": code, "seconds": seconds}
     atomic_write_bytes(job.folder / RECORD, json.dumps(record, indent=1).encode())
 
 
@@ -479,7 +594,7 @@ def run_all(jobs: list[Job]) -> tuple[dict[str, list[Run]], dict[str, list[int]]
             if not kept:
                 execute(job)
             run = read_run(job)
-        except RuntimeError as error:
+        except (RuntimeError, Refused) as error:  # Refused: a config file unreadable once the run ended
             failed.setdefault(job.variant, []).append(job.seed)
             print(f"  {job.variant} seed {job.seed} failed: {error}", file=sys.stderr, flush=True)
             continue
@@ -504,7 +619,8 @@ def main() -> int:
                         help="the variant to judge the others against (default: the baseline best on validation)")
     parser.add_argument("--runs", type=Path, default=Path("runs/classify_variants"),
                         help="where every run's folder is kept (default: %(default)s); a run finished there with the "
-                             "same settings (arguments, working directory, SHA-256 of every file an argument names) "
+                             "same settings (arguments, working directory, SHA-256 of every file an argument or a "
+                             "config names) "
                              "is read, not run again, so the same command goes on after a failure. Folders such as "
                              "--root and --cache_dir are not hashed: the data behind them is yours to keep the same "
                              "(the feature cache re-extracts a video that changed)")
@@ -517,18 +633,15 @@ def main() -> int:
         data_args += ["--data.root", str(args.root.resolve()), "--data.splits", str(args.splits.resolve())]
     if args.cache_dir is not None:
         data_args += ["--data.cache_dir", str(args.cache_dir.resolve())]
-    if args.reference is not None and args.reference not in args.variants:
-        raise SystemExit(f"--reference {args.reference} is not among --variants")
-    refusals = task_refusals(args.variants, [args.config], args.extra)  # a typo fails now too, not after an hour
-    if refusals:
-        raise SystemExit("\n".join(refusals))
-    dataset = configured([args.config], args.extra, "data.dataset", "demo")
-    link_data_seed = dataset == "ucf101"
-    jobs = plan(args, data_args, link_data_seed)
-    refuse_other_settings(jobs)
+    try:  # a typo fails now, not after an hour
+        jobs = plan(args, data_args)
+        refuse_before_running(args, jobs)
+    except Refused as refusal:
+        parser.error(str(refusal))
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
-    print(f"the seed spread covers {seed_coverage(dataset, link_data_seed)}", flush=True)
+    for dataset in dict.fromkeys(run_dataset(job.arguments) for job in jobs):
+        print(f"the seed spread covers {seed_coverage(dataset, links_data_seed(dataset))}", flush=True)
     notice = other_code_notice(jobs, code_version())
     if notice is not None:
         print(notice, flush=True)

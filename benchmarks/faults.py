@@ -12,10 +12,11 @@ What a long unattended batch job meets, tried on purpose (issue #21):
   byte for byte, the rows row for row, none lost or duplicated;
 * **concurrency** — two ``vidrnn extract`` on one cache at once: a complete manifest, equal to an uninterrupted run's.
 
-Every command runs as a user runs it, ``python -m vidrnn ...`` in a subprocess (argument lists, never a shell), on
-videos generated here, with this repository's code first on ``PYTHONPATH``. The classifier is untrained (random
-weights, fixed seed): a fault does not care what the model knows. Kill moments are drawn from the part of a
-run's work: after a new result has appeared, within the time an uninterrupted run took to finish after its first.
+Every command runs as a user runs it, ``vidrnn ...`` in a subprocess (argument lists, never a shell), on videos
+generated here, with this checkout's vidrnn whatever the working directory holds (``vidrnn_checkout.py``). The
+classifier is untrained (random weights, fixed seed): a fault does not care what the model knows. Kill moments are
+drawn from the part of a run's work: after a new result has appeared, within the time an uninterrupted run took to
+finish after its first.
 The three commands' parts run side by side (kill moments follow progress, not the clock). ``--quick`` (four kinds,
 two kills each, fewer videos) is what ``tests/test_benchmarks.py`` runs.
 
@@ -44,7 +45,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from vidrnn_checkout import command as vidrnn
+
 TRACEBACK = "Traceback (most recent call last)"
 #: Small, fast settings shared by every extraction (the cache's identity: every run here must use the same).
 EXTRACT_OPTIONS = ("--input-size", "64", "--segments", "8", "--short-side", "64", "--batch-size", "8",
@@ -55,14 +57,9 @@ BOX = "8,8,24,20"
 CLASS = "Odd"
 
 
-def vidrnn(*arguments: str | Path) -> list[str]:
-    return [sys.executable, "-m", "vidrnn", *map(str, arguments)]
-
-
 def environment() -> dict[str, str]:
-    """The commands run this repository's code (not whatever ``vidrnn`` is installed), without progress bars."""
-    path = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "TQDM_DISABLE": "1"}
+    """The commands' environment: without progress bars."""
+    return {**os.environ, "TQDM_DISABLE": "1"}
 
 
 @dataclass

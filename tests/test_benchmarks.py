@@ -259,8 +259,9 @@ _REAL_RUN = subprocess.run
 def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
     """A stand-in for ``vidrnn fit`` and ``vidrnn predict`` as classify_variants runs them: each writes what the real
     command writes into the run's folder (``RUNS/VARIANT-seedS/fit|predict``); a (variant, seed) in ``failing`` fails
-    its fit as a refused one does. lstm is right on every clip, mean_pool misses one, per_frame misses A g03 (two
-    clips); at the tested epoch 0 per_frame validates best, mean_pool worst."""
+    its fit as a refused one does. A joined variant answers as its first file. lstm is right on every clip, mean_pool
+    misses one, per_frame misses A g03 (two clips); at the tested epoch 0 per_frame validates best, mean_pool
+    worst."""
     right = {"lstm": set(_VARIANT_KEYS), "mean_pool": set(_VARIANT_KEYS[1:]),
              "per_frame": set(_VARIANT_KEYS[:4] + _VARIANT_KEYS[6:])}
     tested_val = {"lstm": 0.7, "mean_pool": 0.6, "per_frame": 0.8}
@@ -270,7 +271,7 @@ def _fake_vidrnn(commands: list, failing: set[tuple[str, str]] = frozenset()):
             return _REAL_RUN(command, **options)
         commands.append((command, options))
         value = {name: command[position + 1] for position, name in enumerate(command) if name.startswith("--")}
-        variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0]
+        variant = Path(value["--trainer.logger.save_dir"]).parent.name.rsplit("-seed", 1)[0].split("+")[0]
         if command[2] == "fit" and (variant, value["--seed_everything"]) in failing:
             return subprocess.CompletedProcess(command, 1, "", "Traceback (most recent call last):\n  ...\n"
                                                                 "vidrnn: error: refused for the test\n")
@@ -311,6 +312,15 @@ def _variant_benchmark(monkeypatch: pytest.MonkeyPatch, config: Path, dataset: s
     return variants, commands
 
 
+def _refused(variants, capsys: pytest.CaptureFixture) -> str:
+    """What classify_variants says refusing its command line: a usage error (exit status 2, argparse's)."""
+    with pytest.raises(SystemExit) as refused:
+        variants.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 2, said
+    return said
+
+
 def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_validation(
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runs stand in for vidrnn fit and predict (each writes what the real command writes). mean_pool tests best
@@ -344,7 +354,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
     out = capsys.readouterr().out
     assert "seed_everything only: data.seed stays at the config's value (dataset folders" in out
     assert "initialisation and dropout alone: batch order and training segment offsets come from data.seed" in out
-    assert variants.configured([str(config)], ["--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
+    assert variants.configured(["--config", str(config), "--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
 
 
 def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
@@ -383,9 +393,9 @@ def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
     # other settings over the same folder: refused before any run, naming the run and what to do
     commands.clear()
     monkeypatch.setattr(sys, "argv", [*argv, "--extra", "--trainer.max_epochs", "3"])
-    with pytest.raises(SystemExit, match=f"{re.escape(str(runs / 'mean_pool-seed0'))} holds mean_pool seed 0 made "
-                                         "with other settings.*another --runs"):
-        variants.main()
+    said = _refused(variants, capsys)
+    assert re.search(f"--runs: {re.escape(str(runs / 'mean_pool-seed0'))} holds mean_pool seed 0 made with other "
+                     "settings.*another --runs", said), said
     assert not commands
 
 
@@ -415,12 +425,12 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
     assert variants.main() == 0 and not commands  # the same files: read back
     assert "mean_pool seed 0: test 91.7 %, val 60.0 %, 0 s (kept from an earlier command)" in capsys.readouterr().err
 
-    for changed in (tmp_path / "pre" / "seed0.ckpt", tmp_path / "mine.yaml"):
+    for changed, other in ((tmp_path / "pre" / "seed0.ckpt", b"other weights"),  # as re-running the pretraining does
+                           (tmp_path / "mine.yaml", b"trainer:\n  max_epochs: 3\n")):
         original = changed.read_bytes()
-        changed.write_bytes(b"other weights")  # as re-running the pretraining does
-        with pytest.raises(SystemExit, match=f"{re.escape(str(tmp_path / 'runs' / 'mean_pool-seed0'))} holds "
-                                             "mean_pool seed 0 made with other settings"):
-            variants.main()
+        changed.write_bytes(other)
+        assert f"{tmp_path / 'runs' / 'mean_pool-seed0'} holds mean_pool seed 0 made with other settings" in _refused(
+            variants, capsys)
         assert not commands
         changed.write_bytes(original)
     job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x", "data"))
@@ -458,17 +468,19 @@ def test_a_run_records_the_code_that_made_it_and_kept_runs_of_other_code_are_sai
 
 
 def test_a_variant_the_task_refuses_is_refused_before_the_first_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """antisymmetric scores a clip against its reversal, the arrow of time only: on a class task its fit was refused
     after the other variants had trained, which the script then lost."""
     config = tmp_path / "base.yaml"
     variants, commands = _variant_benchmark(monkeypatch, config, "demo", "--seeds", "0", "--variants", "mean_pool",
                                             "lstm+antisymmetric", "--runs", str(tmp_path))
-    with pytest.raises(SystemExit, match="lstm\\+antisymmetric: model.antisymmetric is for data.objective "
-                                         "arrow_of_time only, the runs' is classes"):
-        variants.main()
+    assert ("--variants lstm+antisymmetric: model.antisymmetric is for data.objective arrow_of_time only, the runs' "
+            "is classes") in _refused(variants, capsys)
     assert not commands
-    assert variants.task_refusals(["antisymmetric"], [str(config)], ["--data.objective", "arrow_of_time"]) == []
+    job = variants.Job("antisymmetric", 0, tmp_path, ("--config", str(config), "--config",
+                                                       str(variants.VARIANT_DIR / "antisymmetric.yaml"),
+                                                       "--data.objective", "arrow_of_time"))
+    assert variants.task_refusals([job]) == []
 
 
 def test_the_runs_read_relative_paths_from_the_callers_directory(
@@ -485,7 +497,7 @@ def test_the_runs_read_relative_paths_from_the_callers_directory(
     assert (caller / "runs" / "classify_variants" / "mean_pool-seed0" / "fit").is_dir()  # the default, here
     for command, options in commands:
         assert Path(options.get("cwd") or Path.cwd()) == caller
-        assert command[:2] == [sys.executable, str(variants.LAUNCHER)]
+        assert command[:2] == [sys.executable, str(BENCHMARKS / "vidrnn_checkout.py")]
         configs = [command[position + 1] for position, name in enumerate(command) if name == "--config"]
         assert configs == [str(caller / "base.yaml"), str(variants.VARIANT_DIR / "mean_pool.yaml")]
 
@@ -748,3 +760,152 @@ def test_a_run_whose_named_file_changed_while_it_ran_is_not_recorded(tmp_path: P
     with pytest.raises(RuntimeError, match=f"{re.escape(str(start))} changed while the run read it"):
         variants.execute(job)
     assert job.recorded() is None
+
+
+def _module_launches(source: str) -> list[int]:
+    """The lines of ``source`` that build a command line starting the ``vidrnn`` package with ``-m``."""
+    import ast
+
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.List, ast.Tuple))
+            and any(isinstance(first, ast.Constant) and first.value == "-m" and isinstance(second, ast.Constant)
+                    and second.value == "vidrnn" for first, second in zip(node.elts, node.elts[1:]))]
+
+
+def test_no_benchmark_starts_vidrnn_as_a_module_of_the_working_directory(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """faults.py and classify.py started ``python -m vidrnn``: a vidrnn package in the caller's directory ran instead
+    of this checkout's. Every script starts vidrnn through benchmarks/vidrnn_checkout.py."""
+    assert _module_launches('command = [sys.executable, "-m", "vidrnn", "classify"]\n') == [1]
+    launching = {path.name: _module_launches(path.read_text(encoding="utf-8")) for path in BENCHMARKS.glob("*.py")}
+    assert {name: lines for name, lines in launching.items() if lines} == {}
+    decoy = tmp_path / "vidrnn"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy vidrnn ran')\n")
+    monkeypatch.chdir(tmp_path)
+    from vidrnn import __version__
+
+    finished = subprocess.run(_load("faults").vidrnn("--version"), capture_output=True, text=True)
+    assert finished.stdout == f"vidrnn {__version__}\n", finished.stderr
+
+
+def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed link and the task refusals read the base and variant configs, then --extra's --KEY flags: a config
+    given as --extra --config FILE (or --config=FILE) went unseen. They now read the runs' command line as LightningCLI
+    does, in its order: a config after a flag overrides it, a flag after a config overrides that."""
+    variants = _load("classify_variants")
+    ucf101, arrow = tmp_path / "ucf101.yaml", tmp_path / "arrow.yaml"
+    ucf101.write_text("data:\n  dataset: ucf101\n")
+    arrow.write_text("data:\n  objective: arrow_of_time\nmodel:\n  antisymmetric: true\n")
+    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset",
+                               "demo") == "ucf101"
+    assert variants.configured([f"--config={ucf101}", "--data.dataset=folders"], "data.dataset", "demo") == "folders"
+    assert variants.configured(["-c", str(arrow), "--trainer.max_epochs", "3"], "model.antisymmetric", False) is True
+    assert variants.configured(["--config", str(arrow), "--model.antisymmetric", "false"], "model.antisymmetric",
+                               True) is False
+    assert variants.configured(["--config", str(arrow)], "data.dataset", "demo") == "demo"
+
+    # a base config of class folders, the dataset and the task from --extra's configs: linked, and not refused
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "folders", "--seeds", "3",
+                                            "--variants", "lstm+antisymmetric", "--runs", str(tmp_path / "runs"),
+                                            "--extra", "--config", str(ucf101), f"--config={arrow}")
+    assert variants.main() == 0
+    assert commands and all(command[command.index("--data.seed") + 1] == "3" for command, _ in commands)
+    # the objective given before the config that sets it is overridden by it; after it, it overrides it
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--data.objective", "classes"])
+    assert ("lstm+antisymmetric: model.antisymmetric is for data.objective arrow_of_time only, the runs' is classes"
+            in _refused(variants, capsys))
+
+
+def test_the_up_front_refusals_are_usage_errors_naming_the_argument(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals before any run ended with exit status 1, a failed run's, and an --extra config that could not be read
+    in a traceback. Each is now a usage error (2) naming the argument and what to do."""
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yaml").write_text("data: [1\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    for arguments, said in (
+            (["--variants", "lstm", "lstmx"], "--variants lstmx: no configs/variants/lstmx.yaml; name files of "
+                                              "configs/variants"),
+            (["--variants", "mean_pool", "--reference", "lstm"], "--reference lstm is not among --variants"),
+            (["--variants", "lstm+antisymmetric"], "--variants lstm+antisymmetric: model.antisymmetric is for "
+                                                   "data.objective arrow_of_time only"),
+            (["--config", "missing.yaml", "--variants", "mean_pool"], "--config missing.yaml: not a readable config "
+                                                                      "file"),
+            (["--variants", "mean_pool", "--extra", "--config", "missing.yaml"], "--extra --config missing.yaml: not "
+                                                                                 "a readable config file"),
+            (["--variants", "mean_pool", "--extra", "--config=bad.yaml"], "--extra --config bad.yaml: not a readable "
+                                                                          "config file"),
+            (["--variants", "mean_pool", "--extra", "--trainer.max_epochs", "1", "--config"], "--extra: argument "
+                                                                                              "-c/--config: expected "
+                                                                                              "one argument")):
+        monkeypatch.setattr(sys, "argv", [*argv, *arguments])
+        assert said in _refused(variants, capsys)
+    assert not commands
+
+
+def test_a_kept_run_is_refused_when_a_file_its_config_files_name_has_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only files named on the command line were hashed: a splits file or a checkpoint to start from named inside a
+    config (the base one, one given through --extra) could change and the kept run was read back as made from it.
+    They are hashed now by the same rules: when the run starts, and a change while it ran leaves it unrecorded."""
+    monkeypatch.chdir(tmp_path)
+    Path("lists").mkdir()
+    Path("lists/split.txt").write_text("A/v_A_g01_c1.avi\n")
+    Path("pre.ckpt").write_bytes(b"pretraining A")
+    Path("mine.yaml").write_text("model:\n  init_from: pre.ckpt\n")
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--variants", "mean_pool", "--runs", "runs", "--extra", "--config",
+                                            "mine.yaml")
+    (tmp_path / "base.yaml").write_text("data:\n  dataset: ucf101\n  splits: lists/split.txt\n")
+    assert variants.main() == 0
+    record = json.loads((tmp_path / "runs" / "mean_pool-seed0" / "run.json").read_text())
+    assert {"lists/split.txt", "pre.ckpt"} <= set(record["settings"]["files"])
+    commands.clear()
+    assert variants.main() == 0 and not commands  # the same files: read back
+    for changed in (Path("lists/split.txt"), Path("pre.ckpt")):
+        original = changed.read_bytes()
+        changed.write_bytes(b"rewritten")
+        assert "holds mean_pool seed 0 made with other settings" in _refused(variants, capsys)
+        changed.write_bytes(original)
+    assert not commands
+
+    def rewritten_during_the_fit(command: list[str], log: Path) -> None:
+        Path("pre.ckpt").write_bytes(b"pretraining B")
+
+    monkeypatch.setattr(variants, "_run", rewritten_during_the_fit)
+    monkeypatch.setattr(variants, "tested_checkpoint", lambda fit: (fit / "best.ckpt", 0))
+    job = variants.Job("lstm", 0, tmp_path / "lstm-seed0", ("--config", "mine.yaml"))
+    with pytest.raises(RuntimeError, match="pre.ckpt changed while the run read it"):
+        variants.execute(job)
+    assert job.recorded() is None
+
+
+def test_a_kept_run_recorded_in_an_older_format_is_refused_saying_so_and_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run.json written by older code (its files' digests under "configs", as the first kept runs had them; or
+    without the files its configs name) was refused as made with "other settings", with no word that this code cannot
+    compare it. The refusal now says so, and what to do; the run stays where it is."""
+    runs = tmp_path / "runs"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--variants", "mean_pool", "--runs", str(runs))
+    assert variants.main() == 0
+    kept = runs / "mean_pool-seed0"
+    record = json.loads((kept / "run.json").read_text())
+    assert record["format"] == variants.RECORD_FORMAT
+    older = {"settings": {**record["settings"], "configs": record["settings"]["files"]}, "seconds": 1.0}
+    del older["settings"]["files"]
+    (kept / "run.json").write_text(json.dumps(older))
+    commands.clear()
+    said = _refused(variants, capsys)
+    assert (f"--runs: {kept} holds mean_pool seed 0 recorded in an older format (run.json format not recorded, this "
+            f"code writes {variants.RECORD_FORMAT}) by older code") in said
+    assert "run with another --runs folder, or move that folder away to run it again" in said
+    assert (kept / "run.json").is_file() and (kept / "fit").is_dir() and not commands
+
+    # an older record of the settings this code would record is read back: nothing it lacks can differ
+    del record["format"]
+    (kept / "run.json").write_text(json.dumps(record))
+    assert variants.main() == 0 and not commands
