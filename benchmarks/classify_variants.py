@@ -450,9 +450,19 @@ class Job:
                 "files": {path: file_sha256(Path(path)) for path in files}}
 
     def recorded(self) -> dict | None:
-        """The record a finished run left in its folder (``None``: not finished)."""
+        """The record a finished run left in its folder (``None``: not finished). One that is not a JSON object
+        (edited by hand: the script writes it atomically) is refused, never taken for unfinished and run over."""
         record = self.folder / RECORD
-        return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        if not record.is_file():
+            return None
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError as error:
+            found = error
+        if not isinstance(found, dict):
+            raise Refused(f"--runs: {record} cannot be read as a run's record ({found}): give another --runs, or "
+                          "move that folder away to run it again")
+        return found
 
 
 def plan(args: argparse.Namespace, data_args: list[str]) -> list[Job]:

@@ -909,3 +909,20 @@ def test_a_kept_run_recorded_in_an_older_format_is_refused_saying_so_and_kept(
     del record["format"]
     (kept / "run.json").write_text(json.dumps(record))
     assert variants.main() == 0 and not commands
+
+
+def test_a_kept_run_whose_record_cannot_be_read_is_refused_naming_it_and_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run.json that is not JSON (edited by hand, a disk error; the script writes it atomically) ended the command
+    in a JSONDecodeError traceback. It is refused as a usage error naming the file; the run stays where it is."""
+    runs = tmp_path / "runs"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--variants", "mean_pool", "--runs", str(runs))
+    assert variants.main() == 0
+    kept = runs / "mean_pool-seed0"
+    (kept / "run.json").write_text('{"settings": ', encoding="utf-8")
+    commands.clear()
+    said = _refused(variants, capsys)
+    assert f"--runs: {kept / 'run.json'} cannot be read as a run's record" in said
+    assert "move that folder away to run it again" in said
+    assert (kept / "run.json").read_text(encoding="utf-8") == '{"settings": ' and not commands
