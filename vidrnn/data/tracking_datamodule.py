@@ -173,7 +173,9 @@ class TrackingDataModule(L.LightningDataModule):
             ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
         demo_dir: where the generated demo lives: one seed's (``seed`` also seeds its scenes, and a ``demo_dir``
-            holding another seed's demo is refused rather than replaced).
+            holding another seed's demo is refused rather than replaced). A setting of its own, not ``root`` as for
+            the classification demo, because ``extra_train: [demo]`` adds the demo's training sequences to a fit whose
+            ``root`` holds others.
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
             ``../shared/data/tracking``; never train or choose settings on it).
         cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
