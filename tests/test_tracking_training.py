@@ -370,9 +370,18 @@ def test_lightning_commands_refuse_an_older_tracker_checkpoint_saying_how_to_con
     assert error.endswith("convert it once with: vidrnn upgrade OLD.ckpt NEW.ckpt") and "usage:" not in error
 
 
+def _with_retry_refused(checkpoint: Path) -> Path:
+    """``checkpoint`` recording data settings beside its hyperparameters with ``retry_refused``, the tracking data
+    module's name for ``retry_failed`` before the two data modules shared it (a tracking fit records none: its data
+    module keeps no hyperparameters; the readers of a checkpoint must not trip on them all the same)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    torch.save({**state, "datamodule_hyper_parameters": {"retry_refused": True}}, checkpoint)
+    return checkpoint
+
+
 def test_vidrnn_upgrade_converts_an_older_tracker_checkpoint(config: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    older, converted = _older_tracker(tmp_path), tmp_path / "converted.ckpt"
+    older, converted = _with_retry_refused(_older_tracker(tmp_path)), tmp_path / "converted.ckpt"
     assert main(["upgrade", str(older), str(converted)]) == 0
     assert main(["upgrade", str(converted), str(tmp_path / "again.ckpt")]) == EXIT_USAGE
     hyper = torch.load(converted, map_location="cpu", weights_only=True)["hyper_parameters"]
@@ -380,6 +389,33 @@ def test_vidrnn_upgrade_converts_an_older_tracker_checkpoint(config: Path, tmp_p
     used = _recorded_trackers(monkeypatch)
     assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
     assert used["vidrnn"].settings.template_rate == 0.05 and used["vidrnn"].settings.hold_below == 0.0
+
+
+@pytest.mark.parametrize(("recorded", "given", "retries"), [
+    (True, [], True),  # a run's config.yaml records every data setting: this key in each one saved before
+    (False, [], False),
+    (False, ["--data.retry_failed", "true"], True),  # either name asking for a retry retries
+    (None, ["--data.retry_refused", "true"], True),
+])
+def test_the_older_name_retry_refused_still_runs_saying_the_new_one(
+        recorded: bool | None, given: list[str], retries: bool, config: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracking data module's ``retry_refused`` is now ``retry_failed``, as the classification one names it. A
+    config.yaml of an older run, or a command line, that says ``data.retry_refused`` runs as it asked (rather than
+    ending in "unrecognized arguments"), warned to say ``data.retry_failed``; so does a checkpoint that records the
+    older name among its data settings."""
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if recorded is not None:
+        values["data"]["retry_refused"] = recorded
+    older_config = tmp_path / "config.yaml"
+    older_config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    checkpoint = _with_retry_refused(save_untrained(FrameTracker(hidden_size=8), tmp_path / "tracker.ckpt"))
+    _recorded_trackers(monkeypatch)
+    with pytest.warns(FutureWarning, match=r"data\.retry_refused is now data\.retry_failed"):
+        cli = run_lightning_cli(["test", "--config", str(older_config), "--ckpt_path", str(checkpoint),
+                                 "--trainer.default_root_dir", str(tmp_path / "runs"), *given])
+    assert cli.datamodule.retry_failed is retries
+    assert "retry_refused" not in cli.config.test.data and cli.config.test.data.retry_failed is retries
 
 
 def _write_clip(path: Path, frames: list[np.ndarray]) -> None:
@@ -970,7 +1006,7 @@ def test_a_sequence_whose_frames_change_size_is_left_out_once_and_remembered(
     tried = []
     monkeypatch.setattr("vidrnn.data.tracking_datamodule.simulate_runs",
                         lambda search, name, *args: tried.append(name) or simulate_runs(search, name, *args))
-    retried = TrackingDataModule(**settings, retry_refused=True)  # a passing read error: asked to try again
+    retried = TrackingDataModule(**settings, retry_failed=True)  # a passing read error: asked to try again
     retried.prepare_data()
     assert tried == ["Synth02"] and [sequence.name for sequence, _ in retried._split_runs("train")] == ["Synth01"]
     monkeypatch.undo()

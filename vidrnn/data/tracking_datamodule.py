@@ -173,7 +173,9 @@ class TrackingDataModule(L.LightningDataModule):
             ``test_root``.
         extra_train: more folders of sequences for training only; ``demo`` is the generated demo's training split.
         demo_dir: where the generated demo lives: one seed's (``seed`` also seeds its scenes, and a ``demo_dir``
-            holding another seed's demo is refused rather than replaced).
+            holding another seed's demo is refused rather than replaced). A setting of its own, not ``root`` as for
+            the classification demo, because ``extra_train: [demo]`` adds the demo's training sequences to a fit whose
+            ``root`` holds others.
         test_root: evaluate on the sequences in this folder instead of ``root/test`` (e.g. a real benchmark such as
             ``../shared/data/tracking``; never train or choose settings on it).
         cache_dir: where simulated runs are cached (one file per sequence, reused while settings and data agree).
@@ -186,7 +188,7 @@ class TrackingDataModule(L.LightningDataModule):
         device: where the CNN runs while caching (``auto``: CUDA when available).
         seed: the simulated runs' walks, the validation windows and every epoch's training windows (a run resumed
             from a checkpoint draws the windows the uninterrupted one would have).
-        retry_refused: simulate again the sequences whose frames could not be read before (they are left out of later
+        retry_failed: simulate again the sequences whose frames could not be read before (they are left out of later
             fits without being decoded again until their files change; a read that failed for a passing reason, such
             as a network drive, is retried with this).
     """
@@ -209,7 +211,7 @@ class TrackingDataModule(L.LightningDataModule):
         batch_size: int = 32,
         seed: int = 0,
         device: str = "auto",
-        retry_refused: bool = False,
+        retry_failed: bool = False,
     ) -> None:
         super().__init__()
         if window < 2 or walks < 1:
@@ -219,7 +221,7 @@ class TrackingDataModule(L.LightningDataModule):
         self.settings = tracker
         self.walks, self.position_jitter, self.scale_jitter = walks, position_jitter, scale_jitter
         self.window, self.train_windows, self.val_windows = window, train_windows, val_windows
-        self.batch_size, self.seed, self.device, self.retry_refused = batch_size, seed, device, retry_refused
+        self.batch_size, self.seed, self.device, self.retry_failed = batch_size, seed, device, retry_failed
         # The CNN's arithmetic (float16 autocast on CUDA, float32 elsewhere) changes the evidence: a run begun on a
         # GPU and resumed on a CPU must not mix the two in one cache.
         self.cache = EvidenceCache(Path(cache_dir), f"tracking-{tracker.backbone.name}", {
@@ -418,8 +420,8 @@ class TrackingDataModule(L.LightningDataModule):
             self.cache.save(sequence, runs, read)
 
     def _to_simulate(self, cached: EvidenceRuns | Refused | None) -> bool:
-        """Whether a sequence's runs are to be simulated: none cached, or refused before and ``retry_refused``."""
-        return cached is None or (self.retry_refused and isinstance(cached, Refused))
+        """Whether a sequence's runs are to be simulated: none cached, or refused before and ``retry_failed``."""
+        return cached is None or (self.retry_failed and isinstance(cached, Refused))
 
     def _split_runs(self, split: str) -> list[tuple[TrackingSequence, EvidenceRuns]]:
         """The ``train`` or ``val`` sequences with their cached runs; those whose frames could not be read when the runs

@@ -8,9 +8,11 @@ is a stream of frames, not a batch.
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_warn
 
 from vidrnn.task_cli.commands import VidrnnCommands, add_common_arguments
 from vidrnn.task_cli.refusals import usage_error
@@ -40,6 +42,9 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
         add_common_arguments(parser)
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
+        # The older name of data.retry_failed, read only to be taken as it (_take_retry_refused); suppressed: not in
+        # --help nor --print_config.
+        parser.add_argument("--data.retry_refused", type=bool, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
@@ -48,10 +53,12 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
         require_current_tracker(hparams)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse and check ``--ckpt_path`` as both tasks do, then refuse ``predict``, which tracking has no answer
-        for: it simulated every training sequence's runs (an hour and more) before Lightning found no
-        ``predict_dataloader``, in a traceback."""
+        """Parse and check ``--ckpt_path`` as both tasks do, take ``data.retry_refused`` as ``data.retry_failed``
+        (:func:`_take_retry_refused`), then refuse ``predict``, which tracking has no answer for: it simulated every
+        training sequence's runs (an hour and more) before Lightning found no ``predict_dataloader``, in a
+        traceback."""
         super().parse_arguments(parser, args)
+        _take_retry_refused(self.config[self.config.subcommand] if self.config.get("subcommand") else self.config)
         if self.config.get("subcommand") == "predict":
             usage_error("vidrnn predict is for classification. A tracker's boxes for a video come from vidrnn track "
                         "VIDEO --box x,y,w,h --ckpt CKPT, and its scores on sequences with ground truth from vidrnn "
@@ -96,6 +103,18 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
         if unscored:
             end_unscored(unscored, len(sequences), path, self.trainer.is_global_zero)
         return rows
+
+
+def _take_retry_refused(config: Any) -> None:
+    """Take ``data.retry_refused`` in the command's ``config``, the tracking data module's older name of
+    ``retry_failed`` (the classification data module's), as ``retry_failed``, with a warning naming it: the
+    ``config.yaml`` of every tracking run saved before the rename records it, and jsonargparse would end such a
+    command with "unrecognized arguments". A retry asked by either name is made."""
+    if "data.retry_refused" in config:
+        retry = config.data.pop("retry_refused")
+        config.data.retry_failed = config.data.retry_failed or retry
+        rank_zero_warn("data.retry_refused is now data.retry_failed (as for classification): rename it in the config "
+                       "or command line; this run takes it as that", category=FutureWarning)
 
 
 def _test_sequences(datamodule: Any) -> list:
