@@ -190,6 +190,38 @@ def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp
     assert discover([given], recursive=False) == [given / "here.avi"]
 
 
+def test_a_video_named_under_several_spellings_is_found_once_as_first_given(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``classify --recursive ds/pitch ds /abs/ds/pitch/gray.avi ds/beam/../pitch/one_frame.mp4`` wrote a row for each
+    spelling (30 rows for 28 files), while --resume took them for one video: a video is its resolved path, links to a
+    file followed as --resume follows them, and keeps the spelling first given. Broken links stay, each its own."""
+    pitch, beam = tmp_path / "ds" / "pitch", tmp_path / "ds" / "beam"
+    for video in (pitch / "gray.avi", pitch / "one_frame.mp4", beam / "b.avi"):
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"")
+    (beam / "alias.avi").symlink_to(pitch / "gray.avi")
+    (beam / "gone.avi").symlink_to(tmp_path / "nowhere.avi")
+    (pitch / "lost.avi").symlink_to(tmp_path / "elsewhere.avi")
+    monkeypatch.chdir(tmp_path)
+
+    given = [Path("ds/pitch"), Path("ds"), pitch / "gray.avi", Path("ds/beam/../pitch/one_frame.mp4")]
+    assert discover(given, recursive=True) == [Path("ds/pitch/gray.avi"), Path("ds/pitch/lost.avi"),
+                                               Path("ds/pitch/one_frame.mp4"), Path("ds/beam/b.avi"),
+                                               Path("ds/beam/gone.avi")]
+
+
+def test_a_video_named_twice_gets_one_row(trained, test_videos, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "a.avi")
+    shutil.copy(test_videos[1], folder / "b.avi")
+    output = tmp_path / "out.csv"
+    assert classify(folder, folder / ".." / "in" / "b.avi", "--ckpt", checkpoint, "--output", output,
+                    "--workers", "0") == 0
+    assert [row["path"] for row in read_csv(output)] == [str(folder / "a.avi"), str(folder / "b.avi")]
+
+
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged

@@ -109,14 +109,22 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     Symbolic links count as files even when they lead nowhere (or in a loop): like a broken file, a broken link
     gets an error row rather than silently vanishing. A path that is not a folder is taken as given, whatever its
     extension or existence, so a mistyped file the user named gets an error row too.
+
+    A video is its resolved path (:func:`_resolved`), the identity ``--resume`` knows rows by: one named twice — as a
+    relative and an absolute path, through ``..``, or by a link to a file (as a recursive search enters a folder
+    reached by two links once) — is classified once, under the spelling first given, not written twice.
     """
-    found: dict[Path, None] = {}
+    found: dict[str, Path] = {}
     for path in paths:
-        if path.is_dir():
-            found.update(dict.fromkeys(_folder_videos(path, recursive)))
-        else:
-            found[path] = None
-    return list(found)
+        for video in _folder_videos(path, recursive) if path.is_dir() else [path]:
+            found.setdefault(_resolved(video), video)
+    return list(found.values())
+
+
+def _resolved(path: str | Path) -> str:
+    """The path with links followed as far as they lead: ``os.path.realpath``, which, unlike ``Path.resolve``, does
+    not raise on a symbolic-link loop (a loop is a bad input to report in its row, not a reason to stop)."""
+    return os.path.realpath(path)
 
 
 def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
@@ -325,12 +333,6 @@ def _shown_path(path: str | Path) -> str:
     """The path as text that can be written anywhere: a name in another encoding than UTF-8 (an old Windows zip's
     ``café.avi`` in Latin-1) keeps its undecodable bytes as backslash escapes, where writing the name would fail."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _resolved(path: str | Path) -> str:
-    """The path with links followed as far as they lead: ``os.path.realpath``, which, unlike ``Path.resolve``, does
-    not raise on a symbolic-link loop (a loop is a bad input to report in its row, not a reason to stop)."""
-    return os.path.realpath(path)
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
