@@ -258,7 +258,7 @@ def test_resume_after_an_interrupted_run_classifies_each_video_once(trained, tes
     assert len(paths) == len(set(paths)) == len(test_videos)
     assert output.read_text(encoding="utf-8").splitlines(keepends=True)[:3] == complete[:3]
 
-    assert classify(*arguments) == 0  # without --resume the output is replaced, not appended to
+    assert classify(*arguments, "--overwrite") == 0  # replaced, not appended to
     assert len(read_csv(output)) == len(test_videos)
 
 
@@ -341,11 +341,11 @@ def test_resume_refuses_rows_made_with_another_checkpoint_or_top_k(trained, test
         assert classify(*test_videos, *changed, "--output", output, "--workers", "0", "--resume") == 2
         error = capsys.readouterr().err
         assert error.startswith(f"vidrnn classify: error: --resume: the rows in {output} were made otherwise (")
-        assert expected in error and "choose another --output, or drop --resume" in error
+        assert expected in error and "choose another --output, or give --overwrite instead of --resume" in error
         assert output.read_bytes() == first and json.loads(record_path(output).read_text()) == record
     assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
     assert len(read_csv(output)) == len(test_videos)  # made as the record says: resumed
-    assert classify(*test_videos[:2], "--ckpt", other, "--output", output, "--workers", "0") == 0  # replaced
+    assert classify(*test_videos[:2], "--ckpt", other, "--output", output, "--workers", "0", "--overwrite") == 0
     assert len(read_csv(output)) == 2 and json.loads(record_path(output).read_text())["checkpoint"] == str(other)
 
 
@@ -384,11 +384,12 @@ def test_classify_extracts_in_the_batch_size_the_training_features_were_extracte
     output = tmp_path / "out.csv"
     runs = [((checkpoint,), 5), ((checkpoint, "--batch-size", "7"), 7), ((older,), 6), ((oldest,), 32)]
     for (ckpt, *options), expected in runs:
-        assert classify(test_videos[0], "--ckpt", ckpt, "--output", output, "--workers", "0", *options) == 0
+        assert classify(test_videos[0], "--ckpt", ckpt, "--output", output, "--workers", "0", "--overwrite",
+                        *options) == 0
         assert used[-1] == expected == json.loads(record_path(output).read_text())["made_with"]["batch_size"]
     assert Predictor.from_checkpoint(checkpoint, device="cpu").batch_size == 5
     # Resuming with the checkpoint's batch size appends to rows made with it; another given one is refused.
-    assert classify(*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    assert classify(*test_videos[:2], "--ckpt", checkpoint, "--output", output, "--workers", "0", "--overwrite") == 0
     assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
     capsys.readouterr()
     assert classify(*test_videos, "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume",
@@ -706,6 +707,42 @@ def test_an_output_this_user_cannot_write_is_a_usage_error_before_the_model_is_l
     error = capsys.readouterr().err
     assert error.startswith(f"vidrnn classify: error: --output {output}: {expected}; choose an output file")
     assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("existing", ["output", "record", "default output"])
+def test_an_existing_output_is_refused_before_the_model_is_loaded_unless_resumed_or_overwritten(
+        existing: str, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run onto Friday's 28-row keep.csv (another checkpoint's) left it one row and replaced its record too, and
+    every run in a directory replaced the last one's default predictions.csv: as vidrnn track does, an output (or its
+    record) already there is a usage error, unless --resume adds to it or --overwrite replaces it."""
+    monkeypatch.chdir(tmp_path)
+    output = Path("predictions.csv") if existing == "default output" else tmp_path / "keep.csv"
+    output.write_text("path,status\nfriday.avi,ok\n")
+    record_path(output).write_text('{"made_with": {}}\n')
+    if existing == "record":
+        output.unlink()
+    before = {path: path.read_bytes() for path in (output, record_path(output)) if path.exists()}
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never opened")
+    monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
+    given = () if existing == "default output" else ("--output", output)
+    assert classify(test_videos[0], "--ckpt", checkpoint, *given) == 2
+    there = record_path(output) if existing == "record" else output
+    assert capsys.readouterr().err == (f"vidrnn classify: error: --output {output}: {there} already exists: give "
+                                       "--resume to add to its rows, --overwrite to replace them, or another "
+                                       "--output\n")
+    assert {path: path.read_bytes() for path in (output, record_path(output)) if path.exists()} == before
+    with pytest.raises(SystemExit) as refused:
+        classify(test_videos[0], "--ckpt", checkpoint, *given, "--resume", "--overwrite")
+    assert refused.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_an_overwriting_run_interrupted_says_to_resume_in_its_place() -> None:
+    parser = argparse.ArgumentParser()
+    add_classify_parser(parser.add_subparsers())
+    args = parser.parse_args(["classify", "a.avi", "--ckpt", "m.ckpt", "--output", "o.csv", "--overwrite"])
+    assert args.interrupted(args) == ("the rows finished so far are in o.csv: the same command with --resume in "
+                                      "place of --overwrite goes on from there")
 
 
 def test_an_output_named_near_the_name_limit_keeps_its_record_under_a_fitted_name(trained, test_videos,

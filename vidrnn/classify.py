@@ -3,7 +3,8 @@
 Built for long unattended runs over many files: rows are written and flushed as videos finish (classified a few at a
 time, within about a second), so an interrupted run keeps its work and ``--resume`` carries on where it stopped,
 trying error rows' videos again; a video that cannot be read gets an error row with the reason and the rest goes on.
-Usage errors (a missing checkpoint, an unknown output format) stop the command before any video is decoded.
+Usage errors (a missing checkpoint, an unknown output format, an output already there without ``--resume`` or
+``--overwrite``) stop the command before any video is decoded.
 
 Beside the output, ``OUTPUT.meta.json`` (:func:`record_path`) records which checkpoint made its rows and the settings that decide their
 content (:func:`run_record`), and the directory the rows' relative paths start from, so a resume from anywhere
@@ -71,7 +72,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
     parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
-                        help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv)")
+                        help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv); "
+                        "an existing one is refused unless --resume or --overwrite")
     parser.add_argument("--top-k", type=int, default=5, help="classes listed per video (default: 5, at most all)")
     parser.add_argument("--recursive", action="store_true",
                         help="also take videos from sub-folders of given folders (links to folders followed, each "
@@ -86,15 +88,24 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
                         "row. 0 decodes in this process, where such a crash ends the run")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available (default)")
-    parser.add_argument("--resume", action="store_true",
-                        help="skip videos the output file already holds a result for and append; a video with an "
-                        "error row there is tried again (its file may have been fixed), and its new row replaces the "
-                        "error row when the run ends. Without it the output is replaced. Refused when the rows "
-                        "there were made otherwise (another checkpoint, --top-k, --batch-size, device precision or "
-                        "backbone weights, as OUTPUT.meta.json records them) or when nothing records how (an output of "
-                        "an older vidrnn)")
-    parser.set_defaults(run=run_classify, interrupted=lambda args: f"the rows finished so far are in {args.output}: "
-                        "the same command with --resume goes on from there")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="skip videos the output file already holds a result for and append; a video with an "
+                          "error row there is tried again (its file may have been fixed), and its new row replaces "
+                          "the error row when the run ends. Refused when the rows there were made otherwise (another "
+                          "checkpoint, --top-k, --batch-size, device precision or backbone weights, as "
+                          "OUTPUT.meta.json records them) or when nothing records how (an output of an older vidrnn)")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace an existing output and its OUTPUT.meta.json: an earlier run's rows are lost. "
+                          "Without it or --resume, an output already there is refused")
+    parser.set_defaults(run=run_classify, interrupted=_how_to_go_on)
+
+
+def _how_to_go_on(args: argparse.Namespace) -> str:
+    """What an interrupted run says: where its rows are, and the command that goes on from them — an overwriting
+    run's own command would replace them, and --resume is not taken beside --overwrite."""
+    instead = " in place of --overwrite" if args.overwrite else ""
+    return f"the rows finished so far are in {args.output}: the same command with --resume{instead} goes on from there"
 
 
 # -- which files ---------------------------------------------------------------------------------------------------
@@ -353,6 +364,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     reason = f"{args.output} is a folder" if args.output.is_dir() else unwritable(args.output.parent)
     if reason is not None:
         return f"--output {args.output}: {reason}; choose an output file this user can write"
+    existing = None if args.resume or args.overwrite else _existing_output(args.output)
+    if existing is not None:
+        return (f"--output {args.output}: {existing} already exists: give --resume to add to its rows, --overwrite "
+                "to replace them, or another --output")
     batch_size_given = args.batch_size is not None  # else the checkpoint's
     if args.top_k < 1 or (batch_size_given and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
@@ -363,6 +378,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     except ValueError as error:
         return f"--device: {error}"
     return None
+
+
+def _existing_output(output: Path) -> Path | None:
+    """The output, or its record (:func:`record_path`), where an earlier run left either: a run that is not told to
+    resume or overwrite must not replace its rows — by default predictions.csv, wherever the command runs."""
+    return next((path for path in (output, record_path(output)) if path.exists()), None)
 
 
 def _name_too_long(path: Path) -> str | None:
@@ -476,8 +497,8 @@ def run_classify(args: argparse.Namespace) -> int:
     record = run_record(args.ckpt, predictor, args.top_k, batch_size, directory)
     problem = _resume_problem(args.output, kept, record) if args.resume else None
     if problem is not None:
-        print(f"vidrnn classify: error: --resume: {problem}; choose another --output, or drop --resume to replace "
-              "it", file=sys.stderr)
+        print(f"vidrnn classify: error: --resume: {problem}; choose another --output, or give --overwrite instead of "
+              "--resume to replace it", file=sys.stderr)
         return EXIT_USAGE
     # The output first, then its record: a kill between them leaves rows the old record describes (the kept ones of
     # a resume, which match it) or none, never rows a record claims for another checkpoint.
