@@ -88,6 +88,43 @@ def read_rows(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def test_paths_may_come_among_the_options(trained, test_videos, tmp_path: Path) -> None:
+    """``vidrnn classify ds --recursive ds/pitch/gray.avi --ckpt C`` failed with "unrecognized arguments:
+    ds/pitch/gray.avi": paths are taken anywhere among the options, as ls and cp take them, in the order given."""
+    from vidrnn.cli import main
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    shutil.copy(test_videos[0], tmp_path / "in" / "sub" / "a.avi")
+    shutil.copy(test_videos[1], tmp_path / "b.avi")
+    shutil.copy(test_videos[2], tmp_path / "c.avi")
+    output = tmp_path / "out.csv"
+    assert main(["classify", str(tmp_path / "in"), "--recursive", str(tmp_path / "b.avi"), "--ckpt", str(trained[2]),
+                 str(tmp_path / "c.avi"), "--output", str(output), "--workers", "0"]) == 0
+    assert [row["path"] for row in read_csv(output)] == [str(tmp_path / name) for name in ("in/sub/a.avi", "b.avi",
+                                                                                           "c.avi")]
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["--ckpt", "m.ckpt"], "the following arguments are required: paths"),
+    (["a.avi", "--recursive"], "the following arguments are required: --ckpt"),
+    (["a.avi", "--ckpt", "m.ckpt", "--bogus", "b.avi"], "unrecognized arguments: --bogus b.avi"),
+    (["a.avi", "--device", "tpu", "--ckpt", "m.ckpt"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
+    (["a.avi", "--ckpt", "m.ckpt", "--top-k"], "argument --top-k: expected one argument"),
+    (["a.avi", "--top-k", "five", "--ckpt", "m.ckpt"], "argument --top-k: invalid int value: 'five'"),
+    (["a.avi", "--resume", "b.avi", "--overwrite", "--ckpt", "m.ckpt"],
+     "argument --overwrite: not allowed with argument --resume"),
+], ids=["no path", "no checkpoint", "unknown option", "unknown device", "no value", "not a number", "both"])
+def test_usage_errors_of_the_command_line_end_with_status_2_naming_the_argument(arguments: list[str], expected: str,
+                                                                                 capsys) -> None:
+    from vidrnn.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["classify", *arguments])
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and error.startswith("usage: vidrnn classify ")
+    assert error.endswith(f"vidrnn classify: error: {expected}\n")
+
+
 def test_classify_agrees_with_evaluation_on_cached_features(trained, predictor, test_videos, tmp_path: Path) -> None:
     datamodule, model, checkpoint = trained
     reference = {}

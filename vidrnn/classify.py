@@ -69,7 +69,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "status 1.",
         epilog=OUTPUT_COLUMNS,
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="video files and folders of videos")
+    parser.add_argument("paths", nargs="+", type=Path,
+                        help="video files and folders of videos, anywhere among the options")
     parser.add_argument("--ckpt", type=Path, required=True, help="VideoClassifier checkpoint (.ckpt)")
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
                         help="results file; .csv or .jsonl (JSON Lines) by extension (default: predictions.csv); "

@@ -457,6 +457,28 @@ def _attach_signed_values(argv: list[str]) -> list[str]:
     return attached
 
 
+#: Commands whose paths may come anywhere among their options (``vidrnn classify ds --recursive clip.avi``), as
+#: ``ls`` and ``cp`` take them.
+INTERMIXED_COMMANDS = ("classify",)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments of the command ``argv`` names. The ``vidrnn`` parser hands a command's arguments to the command's
+    parser, whose paths then end at the first option (a path after one was an "unrecognized argument"); the commands
+    of :data:`INTERMIXED_COMMANDS` are read by their own parser with argparse's ``parse_intermixed_args``, which takes
+    them anywhere, in the order given."""
+    parser = build_parser()
+    if argv and argv[0] in INTERMIXED_COMMANDS:
+        return _command_parser(parser, argv[0]).parse_intermixed_args(argv[1:])
+    return parser.parse_args(argv)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of the ``vidrnn`` command ``command``."""
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return commands.choices[command]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status (:mod:`vidrnn.exit_codes`): the Lightning commands go to
     LightningCLI, the others to their own parser, both with usage errors said in a line, not a traceback. Every
@@ -479,7 +501,7 @@ def _run_command(argv: list[str]) -> int:
             stream.reconfigure(errors="backslashreplace")
     if argv and argv[0] in LIGHTNING_COMMANDS:
         return _run_lightning(argv)
-    args = build_parser().parse_args(_attach_signed_values(argv))
+    args = _parse(_attach_signed_values(argv))
     try:
         return args.run(args)
     except KeyboardInterrupt:
