@@ -62,6 +62,7 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
         "training data was. Folders contribute their files with a video extension, except hidden ones (a name "
         "starting with '.', or under such a folder, as macOS's ._clip.mp4); files named explicitly are always tried. "
+        "A video named twice (another spelling of its path, a link to it) is classified once, as first named. "
         "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
         "unreadable videos get an error row with the reason, and the command ends with exit status 3 while the "
         "output holds an error row (with --resume, also one an earlier run wrote). "
