@@ -764,8 +764,8 @@ def test_an_existing_output_is_refused_before_the_model_is_loaded_unless_resumed
     monkeypatch.setattr(Predictor, "from_checkpoint", _never_loaded)
     given = () if existing == "default output" else ("--output", output)
     assert classify(test_videos[0], "--ckpt", checkpoint, *given) == 2
-    there = record_path(output) if existing == "record" else output
-    assert capsys.readouterr().err == (f"vidrnn classify: error: --output {output}: {there} already exists: give "
+    there = f": its record {record_path(output)}" if existing == "record" else ""
+    assert capsys.readouterr().err == (f"vidrnn classify: error: --output {output}{there} already exists: give "
                                        "--resume to add to its rows, --overwrite to replace them, or another "
                                        "--output\n")
     assert {path: path.read_bytes() for path in (output, record_path(output)) if path.exists()} == before

@@ -368,8 +368,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"--output {args.output}: {reason}; choose an output file this user can write"
     existing = None if args.resume or args.overwrite else _existing_output(args.output)
     if existing is not None:
-        return (f"--output {args.output}: {existing} already exists: give --resume to add to its rows, --overwrite "
-                "to replace them, or another --output")
+        what = f"--output {args.output}" + ("" if existing == args.output else f": its record {existing}")
+        return (f"{what} already exists: give --resume to add to its rows, --overwrite to replace them, or "
+                "another --output")
     batch_size_given = args.batch_size is not None  # else the checkpoint's
     if args.top_k < 1 or (batch_size_given and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         return "--top-k and --batch-size must be at least 1, --workers at least 0"
