@@ -55,6 +55,14 @@ def test_probe_reports_good_and_bad_files_and_says_some_failed(tmp_path: Path, c
     assert main(["probe", str(good)]) == 0
 
 
+def test_probe_takes_paths_among_its_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn probe a.avi --count b.avi`` failed with "unrecognized arguments: b.avi", as classify did."""
+    first, second = write_video(tmp_path / "a.avi", 4), write_video(tmp_path / "b.avi", 6)
+    assert main(["probe", str(first), "--count", str(second)]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [(row.split()[0], row.split()[-1]) for row in rows] == [("4", str(first)), ("6", str(second))]
+
+
 def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
     from vidrnn.data.tracking_sequences import find_sequences
     from vidrnn.data.ucf101 import ucf101_index

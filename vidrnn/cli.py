@@ -457,9 +457,9 @@ def _attach_signed_values(argv: list[str]) -> list[str]:
     return attached
 
 
-#: Commands whose paths may come anywhere among their options (``vidrnn classify ds --recursive clip.avi``), as
-#: ``ls`` and ``cp`` take them.
-INTERMIXED_COMMANDS = ("classify",)
+#: Commands whose paths may come anywhere among their options (``vidrnn classify ds --recursive clip.avi``, ``vidrnn
+#: probe a.avi --count b.avi``), as ``ls`` and ``cp`` take them.
+INTERMIXED_COMMANDS = ("classify", "probe")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
