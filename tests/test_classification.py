@@ -306,6 +306,16 @@ def test_top5_is_the_share_of_clips_whose_class_is_among_their_5_highest_logits(
     assert scores["test/top5"] == pytest.approx(3 / 4) and scores["test/acc"] == pytest.approx(1 / 4)
 
 
+@pytest.mark.parametrize("num_classes", [2, 4, 5])
+def test_top5_is_not_reported_where_every_class_is_among_the_5_highest(num_classes: int) -> None:
+    """With 5 classes or fewer, top_k=min(5, classes) made "top5" the share of clips whose class is among all
+    classes: 1.0 whatever the model, reported as if it measured something (ucf101-mini's 4 classes, order tasks' 2)."""
+    model = VideoClassifier(num_classes, 4, EncoderSpec(hidden_size=8, projection=8))
+    scores = _test_scores(model, torch.eye(num_classes)[[1, 0]], torch.tensor([0, 1]))
+    assert sorted(scores) == ["test/acc", "test/mean_class_acc"] and scores["test/acc"] == 0
+    assert sorted(model.val_metrics) == ["val/acc", "val/mean_class_acc"]
+
+
 def test_a_checkpoint_is_refused_for_other_features_but_not_for_another_spelling_of_its_weights_file() -> None:
     """The weights file is compared by its digest (the recorded identity), not by its path: trained with
     weights/r50.pth, tested with /abs/weights/r50.pth is the same model."""
