@@ -161,13 +161,14 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     copies = {"test": [["b/2", "a/1"]], "val": [], "test_val": [], "different_labels": [["a/1", "b/2"]]}
     unreadable = {"train": {}, "val": {}, "test": {"b/5": "cannot be opened as a video"}}
     too_short = {"train": {"a/4": "1 cached frame, fewer than the 2 the arrow of time needs"}, "val": {}, "test": {}}
+    cut_short = {"train": {}, "val": {}, "test": {"b/3": "decoded 22 of the 78 frames its container states"}}
     groups = {"b/2": ("b", "b/g01"), "b/3": ("b", None)}
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable,
-                       too_short=too_short, test_groups=groups)
+                       too_short=too_short, cut_short=cut_short, test_groups=groups)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
         "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable,
-        "too_short": too_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
+        "too_short": too_short, "cut_short": cut_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:

@@ -247,13 +247,15 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
                        copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = (),
                        unreadable: Mapping[str, Mapping[str, str]] | None = None, *,
                        too_short: Mapping[str, Mapping[str, str]] | None = None,
+                       cut_short: Mapping[str, Mapping[str, str]] | None = None,
                        test_groups: Mapping[str, tuple[str, str | None]] | None = None) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
     split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, the
     clips its split lists name that are not on disk, ``missing``, the clips each split drew but left out as
     unreadable, ``unreadable``: ``{split: {clip: reason}}`` (counts and clip lists hold the clips read alone), those
     left out of an order task as too short, ``too_short``: ``{split: {clip: its cached frames and those needed}}``,
-    and each test clip's ``[class, recording group]``, ``test_groups``: the units the split kept whole, which a
+    the clips read that held far fewer frames than their containers state, ``cut_short``: ``{split: {clip: the frames
+    found and stated}}`` (a truncated file, read over the frames it holds), and each test clip's ``[class, recording group]``, ``test_groups``: the units the split kept whole, which a
     bootstrap over the test clips resamples whole)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
@@ -262,6 +264,7 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
               "identical_copies": copies, "missing": list(missing),
               "unreadable": {split: dict(clips) for split, clips in (unreadable or {}).items()},
               "too_short": {split: dict(clips) for split, clips in (too_short or {}).items()},
+              "cut_short": {split: dict(clips) for split, clips in (cut_short or {}).items()},
               "test_groups": {key: list(unit) for key, unit in (test_groups or {}).items()}}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
 
