@@ -106,6 +106,10 @@ def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare
 
     ``spare`` units of each class are never drawn (validation must leave a class something to train on); a class
     with no more units than that gives none.
+
+    One generator draws for every class in name order, so a class that gains or loses a recording group changes the
+    draws of the classes after it too (a folder's test groups, drawn per class, stay for unchanged classes). Kept so:
+    a draw per class would change the validation split, and so the chosen checkpoints, of every run made so far.
     """
     chosen: set[tuple[str, str]] = set()
     rng = random.Random(seed)

@@ -202,9 +202,13 @@ def _fitted_again_message(split: str, again: Sequence[str], total: int, here: Ma
     clips = f"is a clip the model was {seen}" if len(again) == 1 else f"are clips the model was {seen}"
     if split == "test" and here["dataset"] in ("ucf101", "demo"):
         cause = f"the split lists or the videos under {folder} have changed since training"
-    else:
+    elif split == "test":
         cause = (f"the videos under {folder} have changed since training, and a seeded split over each class's "
                  "recording groups is drawn again when a video is added or removed")
+    else:
+        cause = (f"the videos under {folder} have changed since training, and the validation groups (and "
+                 "data.train_fraction's) are drawn in one seeded draw over the classes in name order, so a video added "
+                 "to or removed from one class folder draws those of the classes after it again too")
     return (f"{len(again)} of the {total} {name} clips under {folder} {clips} (such as {again[0]}): {cause}, so the "
             f"{name} scores would be too good. Restore {folder} as it was when the model was trained, or train a new "
             "model on it as it is now (vidrnn fit); to score new videos with this checkpoint, use vidrnn classify")
