@@ -52,6 +52,18 @@ def stating_rate(path: Path, rate: int) -> Path:
     return path
 
 
+def stating_frames(path: Path, count: int) -> Path:
+    """Rewrite an AVI's headers to state ``count`` frames (the main header's ``dwTotalFrames`` and the stream's
+    ``dwLength``), whatever number it holds: a container that misstates its length, as a truncated copy's does."""
+    data = bytearray(path.read_bytes())
+    main = data.find(b"avih")
+    struct.pack_into("<I", data, main + 8 + 16, count)
+    stream = data.find(b"strh")
+    struct.pack_into("<I", data, stream + 8 + 32, count)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def save_untrained(module: L.LightningModule, path: Path) -> Path:
     """Save ``module`` as a checkpoint ``vidrnn fit`` could have written, without training it: its weights, its
     hyperparameters and what its ``on_save_checkpoint`` adds (the task it is for)."""

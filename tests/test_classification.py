@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from conftest import fit_split_record, write_video
+from conftest import fit_split_record, stating_frames, write_video
 from vidrnn.backbones import BackboneSpec
 from vidrnn.batches import collate_sequences
 from vidrnn.data import module as data_module
@@ -306,6 +306,16 @@ def test_top5_is_the_share_of_clips_whose_class_is_among_their_5_highest_logits(
     assert scores["test/top5"] == pytest.approx(3 / 4) and scores["test/acc"] == pytest.approx(1 / 4)
 
 
+@pytest.mark.parametrize("num_classes", [2, 4, 5])
+def test_top5_is_not_reported_where_every_class_is_among_the_5_highest(num_classes: int) -> None:
+    """With 5 classes or fewer, top_k=min(5, classes) made "top5" the share of clips whose class is among all
+    classes: 1.0 whatever the model, reported as if it measured something (ucf101-mini's 4 classes, order tasks' 2)."""
+    model = VideoClassifier(num_classes, 4, EncoderSpec(hidden_size=8, projection=8))
+    scores = _test_scores(model, torch.eye(num_classes)[[1, 0]], torch.tensor([0, 1]))
+    assert sorted(scores) == ["test/acc", "test/mean_class_acc"] and scores["test/acc"] == 0
+    assert sorted(model.val_metrics) == ["val/acc", "val/mean_class_acc"]
+
+
 def test_a_checkpoint_is_refused_for_other_features_but_not_for_another_spelling_of_its_weights_file() -> None:
     """The weights file is compared by its digest (the recorded identity), not by its path: trained with
     weights/r50.pth, tested with /abs/weights/r50.pth is the same model."""
@@ -547,6 +557,25 @@ def test_splits_json_lists_the_clips_each_split_left_out_as_unreadable_with_thei
     for split, clips in unreadable.items():
         assert not set(clips) & set(record["clip_lists"][split])
         assert all(reason.startswith("cannot be opened as a video") for reason in clips.values())
+
+
+def test_splits_json_lists_the_clips_cut_short_which_are_said_once_as_they_are_extracted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A truncated clip trained and was tested as a whole one, and nothing a fit left behind said otherwise. It is
+    said once, when it is extracted (not at each setup or fit that reads it from the cache), and splits.json keeps
+    it, with each split's clips."""
+    root = tmp_path / "videos"
+    _three_groups(root, "a", "b")
+    cut = stating_frames(root / "a" / "v_a_g02_c01.avi", 12).relative_to(root).as_posix()
+    with caplog.at_level("WARNING"):
+        records = [fit_split_record(_folders_module(root, tmp_path / "cache"), tmp_path / "runs") for _ in range(2)]
+    said = [message for message in caplog.messages if "frames its container states" in message]
+    assert said == [f"{root / cut}: decoded 4 of the 12 frames its container states (a truncated or damaged file?): "
+                    "only those 4 were sampled"]  # by the first fit, which extracted it; not by the second
+    for record in records:
+        (split,) = [name for name, keys in record["clip_lists"].items() if cut in keys]
+        assert record["cut_short"] == {name: {cut: said[0].split(": ", 1)[1]} if name == split else {}
+                                       for name in ("train", "val", "test")}
 
 
 def test_a_split_the_stage_needs_with_no_readable_clip_ends_with_an_error_that_names_them(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_untrained, stating_rate
+from conftest import save_untrained, stating_frames, stating_rate
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser, discover, record_path
@@ -588,6 +588,20 @@ def test_a_video_stating_an_implausible_rate_has_its_duration_at_30_fps(trained,
         assert classify(video, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
     (row,) = map(json.loads, output.read_text(encoding="utf-8").splitlines())
     assert row["status"] == "ok" and row["duration_s"] == pytest.approx(8 / 30)
+
+
+def test_a_video_cut_short_is_classified_from_the_frames_it_holds_and_its_row_says_so(trained, test_videos,
+                                                                                      tmp_path: Path) -> None:
+    """A truncated video (22 of the 78 frames its container states) got a row like any other: ok, nothing said."""
+    _, _, checkpoint = trained
+    video = stating_frames(Path(shutil.copy(test_videos[0], tmp_path / "cut.avi")), 24)
+    output = tmp_path / "out.jsonl"
+    note = "decoded 8 of the 24 frames its container states (a truncated or damaged file?): only those 8 were sampled"
+    with pytest.warns(UserWarning, match=f"^{video}: decoded 8 of the 24 frames"):
+        assert classify(video, test_videos[1], "--ckpt", checkpoint, "--output", output, "--workers", "0") == 0
+    rows = {row["path"]: row for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+    assert rows[str(video)]["status"] == "ok" and rows[str(video)]["frames_used"] == 8
+    assert rows[str(video)]["error"] == note and rows[str(test_videos[1])]["error"] is None
 
 
 def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:

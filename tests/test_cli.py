@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_with_reader_gone, write_video
+from conftest import run_with_reader_gone, stating_frames, write_video
 from vidrnn.cli import build_parser, main
 from vidrnn.exit_codes import (
     EXIT_BROKEN_PIPE,
@@ -323,6 +323,21 @@ def test_extract_lists_the_videos_that_failed_before_and_retries_them_when_asked
     assert "FAILED BEFORE b/broken.avi: cannot be opened" in out and "--retry-failed" in out
     assert main([*command, "--retry-failed"]) == EXIT_SOME_FAILED
     assert "FAILED b/broken.avi" in capsys.readouterr().out
+
+
+def test_extract_names_a_video_cut_short_in_its_summary_and_ends_with_0(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """A truncated video (22 of the 78 frames its container states) was reported as one more extracted video."""
+    root = tmp_path / "videos"
+    write_video(root / "a" / "whole.avi", 4)
+    stating_frames(write_video(root / "b" / "cut.avi", 4), 12)
+    command = ["extract", "--dataset", "folders", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+               "--input-size", "32", "--workers", "0", "--short-side", "32"]
+    assert main(command) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "extracted 2 videos" in out
+    assert "1 cut short (far fewer frames than their containers state), extracted from the frames they hold:" in out
+    assert "  CUT SHORT b/cut.avi: decoded 4 of the 12 frames its container states" in out
 
 
 def _extract_command(tmp_path: Path, *options: str) -> list[str]:

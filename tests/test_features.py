@@ -21,6 +21,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from conftest import stating_frames, write_video
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
@@ -157,6 +158,30 @@ def test_corrupt_video_lands_in_the_error_list_and_the_rest_is_cached(dataset: P
     replaced = extract_features(mixed, cache, small_backbone, num_workers=1, progress=False)
     assert (replaced.failed, replaced.failed_before) == (1, {})
     assert json.loads((cache.dir / "errors.json").read_text())[0]["source_bytes"] == corrupt.stat().st_size
+
+
+def test_a_video_cut_short_is_said_once_as_it_is_extracted_and_its_manifest_entry_records_it(
+        small_backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A truncated file was extracted as "ok", its manifest saying only source_frames 22 (of 78 its container
+    states). It is said, naming the file and both counts, when it is extracted and never on a cached read; its
+    features are those of the frames it holds, as before."""
+    root = tmp_path / "videos"
+    whole = VideoItem(write_video(root / "a" / "whole.avi", 8), "a/whole.avi", "a")
+    cut = VideoItem(stating_frames(write_video(root / "a" / "cut.avi", 8), 24), "a/cut.avi", "a")
+    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, root, batch_size=8)
+    with caplog.at_level(logging.WARNING):
+        report = extract_features([whole, cut], cache, small_backbone, num_workers=0, progress=False)
+    note = "decoded 8 of the 24 frames its container states (a truncated or damaged file?): only those 8 were sampled"
+    assert report.extracted == 2 and report.cut_short == {"a/cut.avi": note}
+    assert [record.getMessage() for record in caplog.records] == [f"{cut.path}: {note}"]
+    entries = cache.entries()
+    assert entries["a/cut.avi"]["cut_short"] == {"found": 8, "stated": 24} and "cut_short" not in entries["a/whole.avi"]
+    np.testing.assert_array_equal(cache.load("a/cut.avi"), cache.load("a/whole.avi"))  # the same frames, the same bytes
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = extract_features([whole, cut], cache, small_backbone, num_workers=0, progress=False)
+    assert (again.skipped, again.cut_short, caplog.records) == (2, {}, [])
 
 
 def test_videos_given_new_times_but_the_same_bytes_keep_their_features(dataset: Path, small_backbone, tmp_path: Path,

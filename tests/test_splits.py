@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from vidrnn.data.folders import folder_index
+from vidrnn.data.module import _fit_splits
 from vidrnn.data.splits import (
     FITTED_CLIPS,
     check_split,
@@ -161,13 +162,14 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     copies = {"test": [["b/2", "a/1"]], "val": [], "test_val": [], "different_labels": [["a/1", "b/2"]]}
     unreadable = {"train": {}, "val": {}, "test": {"b/5": "cannot be opened as a video"}}
     too_short = {"train": {"a/4": "1 cached frame, fewer than the 2 the arrow of time needs"}, "val": {}, "test": {}}
+    cut_short = {"train": {}, "val": {}, "test": {"b/3": "decoded 22 of the 78 frames its container states"}}
     groups = {"b/2": ("b", "b/g01"), "b/3": ("b", None)}
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable,
-                       too_short=too_short, test_groups=groups)
+                       too_short=too_short, cut_short=cut_short, test_groups=groups)
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
         "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable,
-        "too_short": too_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
+        "too_short": too_short, "cut_short": cut_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
 
 
 def test_other_videos_are_a_fair_test_whatever_their_dataset_kind_or_split_settings(tmp_path: Path) -> None:
@@ -218,6 +220,29 @@ def test_a_test_split_drawn_again_since_training_is_refused_saying_how_many_why_
         "class's recording groups is drawn again when a video is added or removed, so the test scores would be too "
         f"good. Restore {root} as it was when the model was trained, or train a new model on it as it is now (vidrnn "
         "fit); to score new videos with this checkpoint, use vidrnn classify")
+
+
+def test_a_validation_split_drawn_again_for_a_video_of_another_class_is_refused_saying_the_draw_spans_classes(
+        tmp_path: Path) -> None:
+    """Validation groups are drawn in one seeded draw over the classes in name order: a recording added to class a
+    moved b's clips between training and validation, and the refusal blamed the folder's split as if only class a's
+    were drawn again. Each class's test groups are drawn on their own: b's stay."""
+    root = _folders(tmp_path)
+    settings = {**TRAINED, "root": str(root), "val_fraction": 0.3, "train_fraction": 1.0}
+    before, tested = _fit_splits(folder_index(root), settings), _keys(root, folder_index(root).split("test"))
+    (root / "a" / "a_g06_c01.mp4").touch()
+    index = folder_index(root)
+    after = {name: _keys(root, records) for name, records in _fit_splits(index, settings).items()}
+    assert [key for key in _keys(root, index.split("test")) if key.startswith("b/")] == [
+        key for key in tested if key.startswith("b/")]
+    trained = {**settings, "fitted_clips": {name: _keys(root, records) for name, records in before.items()}}
+    with pytest.raises(ValueError) as refused:
+        check_split(trained, settings, "validate", reads={**after, "test": _keys(root, index.split("test"))})
+    assert str(refused.value).startswith(f"1 of the 3 validation clips under {root} is a clip the model was trained "
+                                         "on (such as b/b_g00_c01.mp4): the videos under")
+    assert ("the validation groups (and data.train_fraction's) are drawn in one seeded draw over the classes in name "
+            "order, so a video added to or removed from one class folder draws those of the classes after it again "
+            "too") in str(refused.value)
 
 
 @pytest.mark.parametrize(("stage", "reads", "refused"), [

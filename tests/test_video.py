@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import frame_level, stating_rate, write_video
+from conftest import frame_level, stating_frames, stating_rate, write_video
 from vidrnn.sampling import SamplingSpec
-from vidrnn.video import VideoReadError, iter_frames, probe, read_frames, read_sampled
+from vidrnn.video import CutShort, VideoReadError, iter_frames, probe, read_frames, read_sampled
 
 
 def test_probe_reports_count_rate_size_and_duration(short_video: Path) -> None:
@@ -249,6 +249,32 @@ def test_a_video_whose_container_understates_its_length_is_sampled_to_its_real_e
     frames, indices, info = read_sampled(joined, lambda info: spec.indices(info.num_frames, info.fps))
     assert info.num_frames == 30 and indices.tolist() == spec.indices(30, 25.0).tolist()
     assert [frame_level(frame) for frame in frames] == indices.tolist()  # the frames claimed, to the last segment
+
+
+@pytest.mark.parametrize(("held", "stated", "cut_short"), [(30, 34, False), (60, 66, False), (30, 36, True),
+                                                       (30, 90, True)])
+def test_a_video_holding_far_fewer_frames_than_its_container_states_is_cut_short(tmp_path: Path, held: int,
+                                                                                 stated: int, cut_short: bool) -> None:
+    """A truncated file was sampled over the frames before the cut without a word; a container that over-states its
+    length a little (AVIs and MPEG-1 files, by a frame or more) is no such file: cut short means under 90 % of the
+    stated frames and at least 5 fewer. Said whether the frames sampled reached past the cut or not."""
+    video = stating_frames(write_video(tmp_path / "clip.avi", held), stated)
+    for choose in (lambda info: np.arange(info.num_frames), lambda info: np.arange(10)):
+        _, _, info = read_sampled(video, choose)
+        assert info.cut_short == (CutShort(held, stated) if cut_short else None)
+
+
+@pytest.mark.realdata
+def test_the_first_third_of_a_real_clip_is_cut_short_naming_the_frames_it_holds(shared_data: Path,
+                                                                               tmp_path: Path) -> None:
+    clip = (shared_data / "ucf101-mini" / "UCF-101" / "BalanceBeam" / "v_BalanceBeam_g07_c01.avi").read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(clip[: len(clip) // 3])
+    spec = SamplingSpec(strategy="segments", num_segments=8, short_side=32)
+    _, indices, info = read_sampled(truncated, lambda info: spec.indices(info.num_frames, info.fps))
+    assert info.cut_short == CutShort(22, 78) and indices[-1] < 22
+    assert str(info.cut_short) == ("decoded 22 of the 78 frames its container states (a truncated or damaged file?): "
+                                   "only those 22 were sampled")
 
 
 def test_a_damaged_stretch_in_the_middle_of_a_file_does_not_end_the_video(tmp_path: Path) -> None:

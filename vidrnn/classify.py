@@ -50,7 +50,9 @@ OUTPUT_COLUMNS = (
     "frames_used (the frames the model read, after the checkpoint's sampling and steps); duration_s (the video's "
     "length in seconds: its frames counted as decoded over its frame rate; a folder of images, and a file stating no "
     f"plausible rate (0, or above {MAX_PLAUSIBLE_FPS:g}: said in a warning), count {ASSUMED_FPS:g} frames a second); "
-    "error (why an error row's video could not be classified). An error row leaves the others empty."
+    "error (why an error row's video could not be classified; on an ok row, empty but for a video that held far "
+    "fewer frames than its container states, a truncated or damaged file classified from the frames it holds: how "
+    "many of how many). An error row leaves the others empty."
 )
 
 
@@ -335,7 +337,7 @@ def result_row(result: Prediction | PredictionFailure, path: str) -> dict[str, A
         "topk_probabilities": [float(p) for p in result.top_probabilities],
         "frames_used": result.frames_used,
         "duration_s": float(result.duration),
-        "error": None,
+        "error": None if result.cut_short is None else str(result.cut_short),
     }
 
 

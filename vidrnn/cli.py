@@ -333,6 +333,11 @@ def _print_extract_report(report: ExtractionReport) -> None:
           f"skipped {report.skipped} already cached, {report.failed} failed")
     for key, reason in sorted(report.failures.items()):
         print(f"  FAILED {key}: {reason}")
+    if report.cut_short:
+        print(f"{len(report.cut_short)} cut short (far fewer frames than their containers state), extracted from the "
+              "frames they hold:")
+        for key, note in sorted(report.cut_short.items()):
+            print(f"  CUT SHORT {key}: {note}")
     if report.failed_before:
         print(f"{len(report.failed_before)} videos failed in an earlier run and were not tried again (their files are "
               "unchanged; --retry-failed tries them):")

@@ -100,13 +100,14 @@ class DecodedVideos:
         except Exception as error:  # a decoder bug on one file must not end a batch job: report it, go on
             return {"error": f"{type(error).__name__}: {error}"}
         return {"crops": _to_plain(crops), "indices": indices, "fps": info.fps, "frames": info.num_frames,
-                "source": source}
+                "source": source, "cut_short": info.cut_short}
 
 
 @dataclass
 class EmbeddedVideo:
     """A decoded video and its CNN outputs (``decoded``: the frame ``indices``, source ``fps`` and ``frames`` count the
-    decoder reported)."""
+    decoder reported, and ``cut_short``: its :class:`~vidrnn.video.CutShort` where it held far fewer frames than its
+    container states, else None)."""
 
     item: VideoItem
     decoded: dict[str, Any]

@@ -73,7 +73,7 @@ from vidrnn.files import (
     writer_id,
 )
 from vidrnn.sampling import SamplingSpec
-from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS
+from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, CutShort
 
 __all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features", "feature_file"]
 
@@ -227,6 +227,11 @@ class FeatureCache:
         """Reason for every video that could not be read, by key."""
         return {key: error["reason"] for key, error in self._state()[1].items()}
 
+    def cut_short(self) -> dict[str, CutShort]:
+        """Every cached video that held far fewer frames than its container states, by key (caches written before
+        this was recorded say nothing of theirs)."""
+        return {key: CutShort(**entry["cut_short"]) for key, entry in self.entries().items() if "cut_short" in entry}
+
     def settled(self, items: Sequence[VideoItem], retry_failed: bool = False) -> tuple[list[VideoItem], list[VideoItem]]:
         """The items whose file is cached as it is now, and those that failed as they are now (none with
         ``retry_failed``): neither needs decoding again. A video whose feature file is gone or not the size it was
@@ -338,10 +343,11 @@ class FeatureCache:
 
     @_writing
     def write(self, item: VideoItem, features: np.ndarray, indices: np.ndarray, fps: float, source_frames: int,
-              source: SourceIdentity | None) -> None:
+              source: SourceIdentity | None, cut_short: CutShort | None = None) -> None:
         """Store one video's features atomically, then mark it done in this process's journal. ``source`` is the
         video file's identity as it was when it was decoded (a file replaced since is found stale next time, never
-        recorded as current)."""
+        recorded as current); ``cut_short``, where the video held far fewer frames than its container states, is
+        recorded with it (``cut_short``: found and stated), so a run that reads it from the cache can still say so."""
         check_key(item.key)
         array = np.ascontiguousarray(features, dtype=np.float16)
         file = feature_file(item.key)
@@ -359,6 +365,7 @@ class FeatureCache:
             "source_frames": int(source_frames),
             "source_fps": float(fps),
             **_source_fields(source),
+            **({} if cut_short is None else {"cut_short": cut_short._asdict()}),
         })
 
     @_writing
@@ -490,6 +497,8 @@ class ExtractionReport:
     frames: int = 0
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
+    #: Videos extracted from far fewer frames than their containers state (:class:`~vidrnn.video.CutShort`), said.
+    cut_short: dict[str, str] = field(default_factory=dict)
 
     @property
     def frames_per_second(self) -> float:
@@ -504,7 +513,8 @@ class ExtractionReport:
                    failed=sum(report.failed for report in reports), failed_before=first.failed_before,
                    frames=sum(report.frames for report in reports),
                    seconds=max(report.seconds for report in reports),
-                   failures={key: reason for report in reports for key, reason in report.failures.items()})
+                   failures={key: reason for report in reports for key, reason in report.failures.items()},
+                   cut_short={key: note for report in reports for key, note in report.cut_short.items()})
 
 
 def _source_fields(source: SourceIdentity | None) -> dict[str, Any]:
@@ -653,7 +663,9 @@ def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: Frozen
                     features = video.features.numpy()
                     decoded = video.decoded
                     cache.write(video.item, features, decoded["indices"], decoded["fps"], decoded["frames"],
-                                decoded["source"])
+                                decoded["source"], decoded["cut_short"])
+                    if decoded["cut_short"] is not None:
+                        _say_cut_short(video.item, decoded["cut_short"], report)
                     report.extracted += 1
                     report.frames += len(features)
                 bar.update(1)
@@ -665,3 +677,10 @@ def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: Frozen
         # lives on in the traceback, and the next run into this cache from the same process would wait for the lock
         # forever.
         cache.close_journal()
+
+
+def _say_cut_short(item: VideoItem, shortfall: CutShort, report: ExtractionReport) -> None:
+    """Say, as it is extracted (once: later runs read its features from the cache), that a video held far fewer frames
+    than its container states, and count it in ``report``: its features are a usable result, but of a part of it."""
+    logger.warning("%s: %s", item.path, shortfall)
+    report.cut_short[item.key] = str(shortfall)

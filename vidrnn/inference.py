@@ -39,7 +39,7 @@ from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
 from vidrnn.sampling import SamplingSpec, segment_indices
-from vidrnn.video import resize_frame
+from vidrnn.video import CutShort, resize_frame
 
 __all__ = ["Prediction", "PredictionFailure", "Predictor"]
 
@@ -61,6 +61,8 @@ class Prediction:
     the centred ``steps``); ``frames_used`` is their number. ``duration``: seconds, from the probe (0 for frames
     passed in directly without a frame rate). ``step_probabilities [t,K]``: the head applied after each step
     (:meth:`VideoClassifier.step_probabilities`); ``step_outputs [t,H]``: the encoder's per-step outputs.
+    ``cut_short``: where the video held far fewer frames than its container states (a truncated file, classified
+    from the frames it holds, with a warning), how many it held of how many; else None.
     """
 
     path: str | None
@@ -71,6 +73,7 @@ class Prediction:
     duration: float
     step_probabilities: np.ndarray
     step_outputs: np.ndarray
+    cut_short: CutShort | None = None
 
     ok: ClassVar[bool] = True
 
@@ -159,7 +162,7 @@ class Predictor:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
         indices = self.sampling.indices(len(frames), fps or 0.0)
         resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
-        decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames)}
+        decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames), "cut_short": None}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
         crops = self.backbone.preprocess.resize_and_crop(resized)  # as in embed_videos: uint8, normalised in batches
         with FixedBatcher(self.backbone, self._batch_size(batch_size), self.device) as batcher:
@@ -176,7 +179,8 @@ class Predictor:
 
         Decoding runs in ``num_workers`` processes (default: one per available core) while the CNN runs here in
         batches of ``batch_size`` frames (default: :attr:`batch_size`) packed across videos. A video that cannot be
-        read yields a :class:`PredictionFailure`.
+        read yields a :class:`PredictionFailure`; one that held far fewer frames than its container states is
+        classified from the frames it holds, said in a warning naming it and in its prediction's ``cut_short``.
         """
         items = [VideoItem(Path(path), str(path)) for path in paths]
         finished: list[EmbeddedVideo] = []
@@ -187,6 +191,8 @@ class Predictor:
                 if isinstance(video, FailedVideo):
                     yield PredictionFailure(video.item.key, video.reason)
                 else:
+                    if video.decoded["cut_short"] is not None:
+                        warnings.warn(f"{video.item.key}: {video.decoded['cut_short']}", stacklevel=2)
                     if not finished:
                         waiting_since = time.monotonic()
                     finished.append(video)
@@ -238,6 +244,7 @@ class Predictor:
                 duration=decoded["frames"] / fps if fps > 0 else 0.0,
                 step_probabilities=step_probabilities[row, :length],
                 step_outputs=step_outputs[row, :length],
+                cut_short=decoded["cut_short"],
             ))
         return results
 

@@ -9,6 +9,9 @@ Everything that turns bytes on disk into pixels lives here, and nothing else doe
   or more too many; MKV, WebM and MPEG-TS store no count, so OpenCV estimates duration x frame rate, too few for a
   variable-frame-rate phone video or joined camcorder streams whose timestamps restart. Readers count what they
   actually decode, and :func:`read_sampled` reads on to the real end and re-plans when the hint was wrong either way.
+* A video that holds far fewer frames than its container states (:data:`CUT_SHORT_FRACTION`,
+  :data:`CUT_SHORT_FRAMES`) is still read, over the frames it holds, but :func:`read_sampled` says so
+  (:class:`CutShort`): a file truncated by a broken download or copy would otherwise pass for a whole one.
 * A frame that fails to decode before the stated end (a damaged stretch in the middle of a file) is not the end:
   up to :data:`_MAX_FAILED_GRABS` failures in a row are passed over and reading goes on with the next good frame.
 
@@ -24,17 +27,21 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 __all__ = [
     "ASSUMED_FPS",
+    "CUT_SHORT_FRACTION",
+    "CUT_SHORT_FRAMES",
     "IMAGE_EXTENSIONS",
     "MAX_PLAUSIBLE_FPS",
     "VIDEO_EXTENSIONS",
+    "CutShort",
     "FrameSize",
     "VideoInfo",
     "VideoReadError",
@@ -143,6 +150,34 @@ class VideoReadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+#: A video is cut short when it holds fewer than this share of the frames its container states, and at least
+#: :data:`CUT_SHORT_FRAMES` fewer: containers that merely misstate their length (AVIs and MPEG-1 files over-state it
+#: by a frame or more) stay within either bound, a truncated download or copy falls far outside both.
+CUT_SHORT_FRACTION = 0.9
+CUT_SHORT_FRAMES = 5
+
+
+class CutShort(NamedTuple):
+    """A video that holds far fewer frames than its container states: ``found`` frames decoded to its end, of
+    ``stated``. It is read over the frames it holds (a usable result), and said: a truncated download or copy, or
+    a long damaged stretch, would otherwise pass for a whole file."""
+
+    found: int
+    stated: int
+
+    def __str__(self) -> str:
+        return (f"decoded {self.found} of the {self.stated} frames its container states (a truncated or damaged "
+                f"file?): only those {self.found} were sampled")
+
+
+def _shortfall(found: int, stated: int | None) -> CutShort | None:
+    """The shortfall of a video that held ``found`` frames where its container states ``stated`` (None: states none),
+    when it is cut short (:data:`CUT_SHORT_FRACTION`, :data:`CUT_SHORT_FRAMES`); else None."""
+    if stated is None or found >= CUT_SHORT_FRACTION * stated or stated - found < CUT_SHORT_FRAMES:
+        return None
+    return CutShort(found, stated)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a probe learns about a video without decoding its pixels."""
@@ -154,6 +189,8 @@ class VideoInfo:
     height: int
     #: True when ``num_frames`` was counted frame by frame rather than taken from the container.
     counted: bool
+    #: Set by :func:`read_sampled` when the video held far fewer frames than its container states.
+    cut_short: CutShort | None = None
 
     @property
     def duration(self) -> float:
@@ -499,18 +536,22 @@ def read_sampled(
     The read goes on to the video's end, so its real frame count is known either way the container's was wrong. When
     the container over-stated it (common: the read stops short) or under-stated it (frames after those the probe saw,
     which ``choose`` could never pick), ``choose`` picks again from the counted :class:`VideoInfo` and the read is
-    repeated once. Returns ``(frames, indices, info)`` with ``info`` describing the video as actually decoded.
+    repeated once. Returns ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its
+    ``cut_short`` says when the video held far fewer frames than its container states (:func:`_shortfall`), whether
+    the frames chosen reached past its end or not.
     """
     info = probe(path)
+    stated = None if info.counted else info.num_frames
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
         frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
         if length <= info.num_frames:
-            return frames, indices, info
+            return frames, indices, replace(info, cut_short=_shortfall(length, stated))
     except VideoReadError as error:
         if not error.frames_available:
             raise
         length = error.frames_available
-    info = VideoInfo(info.path, length, info.fps, info.width, info.height, counted=True)
+    info = VideoInfo(info.path, length, info.fps, info.width, info.height, counted=True,
+                     cut_short=_shortfall(length, stated))
     indices = np.asarray(choose(info), dtype=np.int64)
     return read_frames(path, indices, size=size), indices, info

@@ -106,6 +106,10 @@ def _sample_groups(records: list[VideoRecord], fraction: float, seed: int, spare
 
     ``spare`` units of each class are never drawn (validation must leave a class something to train on); a class
     with no more units than that gives none.
+
+    One generator draws for every class in name order, so a class that gains or loses a recording group changes the
+    draws of the classes after it too (a folder's test groups, drawn per class, stay for unchanged classes). Kept so:
+    a draw per class would change the validation split, and so the chosen checkpoints, of every run made so far.
     """
     chosen: set[tuple[str, str]] = set()
     rng = random.Random(seed)
@@ -514,7 +518,7 @@ class VideoDataModule(L.LightningDataModule):
             else:
                 self._datasets[name] = OrderTask(clips, hp.objective, name == "train", hp.seed, hp.order_parts)
         if first_setup:
-            self._report_splits(usable.unreadable_reasons(), usable.too_short_reasons())
+            self._report_splits(usable.unreadable_reasons(), usable.too_short_reasons(), usable.cut_short_notes())
         if stage == "fit":
             self._require_shareable_evaluations()
 
@@ -562,12 +566,13 @@ class VideoDataModule(L.LightningDataModule):
         which a checkpoint's fitted clips are held against (:func:`vidrnn.data.splits.check_split`)."""
         return {name: [self.index.key(record) for record in records] for name, records in self._split_records().items()}
 
-    def _report_splits(self, unreadable: Mapping[str, Mapping[str, str]],
-                       too_short: Mapping[str, Mapping[str, str]]) -> None:
+    def _report_splits(self, unreadable: Mapping[str, Mapping[str, str]], too_short: Mapping[str, Mapping[str, str]],
+                       cut_short: Mapping[str, Mapping[str, str]]) -> None:
         """Say once, on rank 0, what the split holds — its rule, its clips per split and class, and byte-identical
         videos on both sides of it or under two labels — and keep it in the run's log folder as ``splits.json``, beside
         ``config.yaml``, with each split's clips and those it left out (``unreadable`` and, on an order task,
-        ``too_short``: by split, clip and reason):
+        ``too_short``: by split, clip and reason), and those it read that held far fewer frames than their containers
+        state (``cut_short``):
         the numbers every score rests on, and the lists another run's split can be compared with."""
         hp = self.hparams
         validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
@@ -589,7 +594,7 @@ class VideoDataModule(L.LightningDataModule):
         if log_dir is not None:
             missing = [path.relative_to(self.index.root).as_posix() for path in self.index.missing]
             write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies,
-                               missing, unreadable, too_short=too_short,
+                               missing, unreadable, too_short=too_short, cut_short=cut_short,
                                test_groups=self.index.recording_groups(clip_lists.get("test", ())))
 
     def _source_digests(self) -> dict[str, str]:

@@ -202,9 +202,13 @@ def _fitted_again_message(split: str, again: Sequence[str], total: int, here: Ma
     clips = f"is a clip the model was {seen}" if len(again) == 1 else f"are clips the model was {seen}"
     if split == "test" and here["dataset"] in ("ucf101", "demo"):
         cause = f"the split lists or the videos under {folder} have changed since training"
-    else:
+    elif split == "test":
         cause = (f"the videos under {folder} have changed since training, and a seeded split over each class's "
                  "recording groups is drawn again when a video is added or removed")
+    else:
+        cause = (f"the videos under {folder} have changed since training, and the validation groups (and "
+                 "data.train_fraction's) are drawn in one seeded draw over the classes in name order, so a video added "
+                 "to or removed from one class folder draws those of the classes after it again too")
     return (f"{len(again)} of the {total} {name} clips under {folder} {clips} (such as {again[0]}): {cause}, so the "
             f"{name} scores would be too good. Restore {folder} as it was when the model was trained, or train a new "
             "model on it as it is now (vidrnn fit); to score new videos with this checkpoint, use vidrnn classify")
@@ -247,13 +251,15 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
                        copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = (),
                        unreadable: Mapping[str, Mapping[str, str]] | None = None, *,
                        too_short: Mapping[str, Mapping[str, str]] | None = None,
+                       cut_short: Mapping[str, Mapping[str, str]] | None = None,
                        test_groups: Mapping[str, tuple[str, str | None]] | None = None) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
     split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, the
     clips its split lists name that are not on disk, ``missing``, the clips each split drew but left out as
     unreadable, ``unreadable``: ``{split: {clip: reason}}`` (counts and clip lists hold the clips read alone), those
     left out of an order task as too short, ``too_short``: ``{split: {clip: its cached frames and those needed}}``,
-    and each test clip's ``[class, recording group]``, ``test_groups``: the units the split kept whole, which a
+    the clips read that held far fewer frames than their containers state, ``cut_short``: ``{split: {clip: the frames
+    found and stated}}`` (a truncated file, read over the frames it holds), and each test clip's ``[class, recording group]``, ``test_groups``: the units the split kept whole, which a
     bootstrap over the test clips resamples whole)."""
     splits = list(next(iter(counts.values()), {}))
     record = {"rule": rule, "root": str(root),
@@ -262,6 +268,7 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
               "identical_copies": copies, "missing": list(missing),
               "unreadable": {split: dict(clips) for split, clips in (unreadable or {}).items()},
               "too_short": {split: dict(clips) for split, clips in (too_short or {}).items()},
+              "cut_short": {split: dict(clips) for split, clips in (cut_short or {}).items()},
               "test_groups": {key: list(unit) for key, unit in (test_groups or {}).items()}}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
 

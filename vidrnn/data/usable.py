@@ -48,7 +48,8 @@ class UsableClips:
     """Each split's clips as the feature cache can serve them: ``usable`` (in index order); ``unreadable`` — without
     features, their reasons in ``errors`` (the cache's, by key) or not extracted; and ``short`` — on a temporal-order
     ``task``, clips with fewer cached frames than ``shortest``, whose altered copy could not differ from them
-    (:func:`vidrnn.data.order.shortest_alterable`); ``frames``: the cached frames of each clip, by key."""
+    (:func:`vidrnn.data.order.shortest_alterable`); ``frames``: the cached frames of each clip, by key;
+    ``cut_short``: what the cache recorded of each clip that held far fewer frames than its container states, by key."""
 
     index: DatasetIndex
     errors_path: Path
@@ -59,6 +60,7 @@ class UsableClips:
     shortest: int = 1
     task: str = ""
     frames: Mapping[str, int] = field(default_factory=dict)
+    cut_short: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def sort(cls, splits: Mapping[str, Sequence[VideoRecord]], index: DatasetIndex, cache: FeatureCache,
@@ -74,7 +76,7 @@ class UsableClips:
                    usable=where(lambda count: count is not None and count >= shortest),
                    unreadable=where(lambda count: count is None),
                    short=where(lambda count: count is not None and count < shortest), shortest=shortest, task=task,
-                   frames=frames)
+                   frames=frames, cut_short={key: str(shortfall) for key, shortfall in cache.cut_short().items()})
 
     def require(self, splits: Sequence[str]) -> None:
         """Refuse (:class:`UnusableData`) when any of ``splits`` had clips and none of them can be used — saying so of
@@ -138,6 +140,12 @@ class UsableClips:
         it needs (``splits.json`` keeps them, as it keeps the unreadable ones: the warning alone left no trace)."""
         return {split: {self.index.key(record): self._shortness(record) for record in records}
                 for split, records in self.short.items()}
+
+    def cut_short_notes(self) -> dict[str, dict[str, str]]:
+        """Each split's usable clips that held far fewer frames than their containers state, by key, with what was
+        found (``splits.json`` keeps them: they were said once, as they were extracted, not at every read)."""
+        return {split: {key: self.cut_short[key] for key in map(self.index.key, records) if key in self.cut_short}
+                for split, records in self.usable.items()}
 
     def _shortness(self, record: VideoRecord) -> str:
         count = self.frames[self.index.key(record)]
