@@ -173,12 +173,12 @@ def test_the_arrow_notebook_writes_its_cache_where_jupyter_runs(monkeypatch: pyt
 def test_a_notebook_reads_a_checkpoints_relative_paths_from_the_clone(path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Notebooks 02 and 05 read the cache_dir a checkpoint records as typed (the configs' data/cache) from notebooks/,
-    where Jupyter runs, not from the clone's root, where the configs assume vidrnn fit runs: they extracted every clip
-    again. Their own fits record their caches absolutely, so that FIT_DIR does not move them. The reading itself is
-    VideoDataModule.from_checkpoint's (tests/test_training_cli.py)."""
+    where Jupyter runs, not from where its fit ran: they extracted every clip again. By default they read it from the
+    directory the checkpoint records (FIT_DIR: None); their own fits record their caches absolutely. The reading
+    itself is VideoDataModule.from_checkpoint's (tests/test_training_cli.py)."""
     settings = full_settings(path, monkeypatch)
     code = notebook_text(path, "code")
-    assert settings["FIT_DIR"] == REPO
+    assert "FIT_DIR" in settings and settings["FIT_DIR"] is None
     assert "relative_to=FIT_DIR" in code
     assert re.search(r'"--data\.cache_dir", str\([^\n]*\.resolve\(\)\)', code)
 

@@ -311,6 +311,24 @@ def test_a_checkpoints_relative_cache_is_read_from_where_its_fit_ran(config: Pat
     assert len(cached) + len(failed) == len(data.index.video_items()) > 0
 
 
+def test_a_checkpoint_records_the_directory_its_fit_ran_in_and_its_relative_paths_are_read_from_there(
+        config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Notebooks 02 and 05 took the clone's root for the directory every fit ran in: a checkpoint notebook 01 fitted
+    from notebooks/ (cache_dir work/cache) had its cache looked for in the clone's root and extracted again. The
+    fit's directory is recorded, and its relative paths read from it wherever the reader runs."""
+    work = config.parent
+    monkeypatch.chdir(work)
+    assert VideoDataModule(root=str(work / "data"), dataset="ucf101").state_dict()["fit_directory"] == str(work)
+    changed = _recorded_relative(_latest_checkpoint(config), work, ("cache_dir",), tmp_path / "relative.ckpt")
+    values = torch.load(changed, map_location="cpu", weights_only=True)
+    values["VideoDataModule"]["fit_directory"] = str(work)
+    torch.save(values, changed)
+    monkeypatch.chdir(tmp_path)  # anywhere else
+    data = VideoDataModule.from_checkpoint(changed)
+    assert Path(data.hparams.cache_dir) == work / "cache"
+    assert Path(VideoDataModule.from_checkpoint(changed, relative_to=tmp_path).hparams.cache_dir) == tmp_path / "cache"
+
+
 def test_an_older_checkpoints_relative_root_is_read_from_where_its_fit_ran(config: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint of a version that did not record its root resolved gives the root as typed: relative to where its

@@ -205,6 +205,9 @@ def recorded_data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any] | No
 #: The data settings that are paths, which a checkpoint may record as typed: relative to where its fit ran.
 _PATH_SETTINGS = ("root", "splits", "cache_dir")
 
+#: What a checkpoint records of the directory its fit ran in (:meth:`VideoDataModule.state_dict`).
+FIT_DIRECTORY = "fit_directory"
+
 
 def _paths_from(recorded: Mapping[str, Any], directory: str | os.PathLike) -> dict[str, str]:
     """The path settings of ``recorded`` read from ``directory``: a relative one joined to it, an absolute one (or
@@ -335,10 +338,12 @@ class VideoDataModule(L.LightningDataModule):
         folders wherever a later run starts; and, once set up, the clips the model is trained and validated on (keys
         relative to the videos folder): the same settings draw another split once videos are added to or removed
         from a class folder, and only this list tells a later run's test clips from those
-        (:func:`vidrnn.data.splits.check_split`)."""
+        (:func:`vidrnn.data.splits.check_split`). Also the directory the run started in (``fit_directory``), from
+        which the paths it keeps as typed (``cache_dir``) are read by :meth:`from_checkpoint`."""
         hp = self.hparams
         state: dict[str, Any] = {"root": str(Path(hp.root).expanduser().resolve()),
-                                 "splits": str(Path(hp.splits).expanduser().resolve()) if hp.splits else None}
+                                 "splits": str(Path(hp.splits).expanduser().resolve()) if hp.splits else None,
+                                 FIT_DIRECTORY: str(Path.cwd())}
         if self._clips:
             state[FITTED_CLIPS] = {split: list(self._clips[split].keys) for split in ("train", "val")}
         return state
@@ -347,16 +352,17 @@ class VideoDataModule(L.LightningDataModule):
         """Nothing to restore: the recorded paths are for checks on a checkpoint (:func:`recorded_data_settings`)."""
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, stage: str = "test", relative_to: str | os.PathLike = ".",
+    def from_checkpoint(cls, path: str | os.PathLike, stage: str = "test", relative_to: str | os.PathLike | None = None,
                         **changes: Any) -> VideoDataModule:
         """The data a classification checkpoint was trained with, for analysis outside the CLI (notebooks).
 
         Its recorded settings with the root and split lists resolved (:func:`recorded_data_settings`: a relative
         root then names the same folder from anywhere), and ``changes`` on top — ``root`` when the videos have moved.
         The paths a checkpoint records as typed — always its ``cache_dir``, the root and split lists too for a
-        checkpoint older than their resolved record — are relative to the directory its fit ran in, which it does not
-        record: ``relative_to`` names it (the current one by default), so that the fit's feature cache is found and
-        not extracted again elsewhere. ``changes`` are read as given, from the current directory.
+        checkpoint older than their resolved record — are relative to the directory its fit ran in, which it records
+        (``fit_directory``): they are read from there, or from ``relative_to`` where given (for a checkpoint older
+        than that record, the current directory by default), so that the fit's feature cache is found and not
+        extracted again elsewhere. ``changes`` are read as given, from the current directory.
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
         ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
         since), are refused as ``vidrnn test`` refuses them (:func:`vidrnn.data.splits.check_split`): the scores
@@ -367,7 +373,8 @@ class VideoDataModule(L.LightningDataModule):
         recorded = recorded_data_settings(checkpoint)
         if recorded is None:
             raise ValueError(f"{path} records no data settings: it was not written by vidrnn fit with its data module")
-        recorded.update(_paths_from(recorded, relative_to))
+        directory = relative_to if relative_to is not None else recorded.pop(FIT_DIRECTORY, ".")
+        recorded.update(_paths_from(recorded, directory))
         paths = {name: recorded[name] for name in _PATH_SETTINGS if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
         check_split(recorded, data.hparams, stage, reads=data.drawn_keys())
