@@ -36,7 +36,8 @@ Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their
 the same command again reads the finished runs and runs the rest, and refuses a folder made with other settings:
 other arguments, another working directory, or another SHA-256 of a file an argument names (in the base arguments
 or ``--extra``, as ``--opt FILE`` or ``--opt=FILE``: configs, ``--model.init_from``'s checkpoint) or a setting of
-those config files does (``data.splits``, ``model.init_from``), taken as each run starts; a run recorded in an
+those config files does (``data.splits``, ``model.init_from``), or of the group files they read (``--data FILE``, a
+config's ``data: FILE``, hashed too), taken as each run starts; a run recorded in an
 older format by older code, which records fewer of them, is refused as such (never deleted: give another ``--runs``
 or move it away). A folder (``--root``, ``--cache_dir``) is not hashed: the data behind it is the user's to keep
 the same (the feature cache re-extracts a video that changed). ``run.json`` also records the code that made the run
@@ -49,8 +50,10 @@ read, a kept run of other settings) is a usage error, exit status 2, naming the 
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
 the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
-decides whether ``data.seed`` follows the seed) and the task are read from each run's command line as LightningCLI
-reads it: config files (``--extra --config FILE`` too) and ``--KEY`` options in their order, the later overriding.
+decides whether ``data.seed`` follows the seed) and the task are read from each run's command line by the runs' own
+LightningCLI parser (nothing made; a few hundredths of a second a run): config files (``--extra --config FILE`` too),
+group files (``--data FILE``, ``--data.backbone FILE``, a config's ``data: FILE``) and ``--KEY`` options in their
+order, the later overriding, over the code's defaults; a command line it refuses is refused before the first run.
 
 The default variants are the recurrent cells and the baselines every result is measured against: order-blind
 (``mean_pool``, ``per_frame``) and order-aware without recurrence (``frame_differences``, ``difference_pool``,
@@ -261,9 +264,9 @@ def compare(runs: list[Run], reference: list[Run]) -> tuple[tuple[float, float, 
     return clustered_difference(variant, baseline, units), len(set(units))
 
 
-def given_options(arguments: Sequence[str], *options: str) -> list[str]:
-    """The config files (``-c``/``--config``) and ``options`` the command line ``arguments`` give, in their order, each
-    written ``--OPTION VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
+def given_options(arguments: Sequence[str]) -> list[str]:
+    """The config files (``-c``/``--config``) the command line ``arguments`` give, in their order, each written
+    ``--config VALUE``: found by argparse, which LightningCLI's parser is built on, so every spelling it takes
     (``-c X``, ``-cX``, ``--config=X``) is found here too. Abbreviations are not (jsonargparse deprecates them)."""
     found: list[str] = []
 
@@ -274,8 +277,6 @@ def given_options(arguments: Sequence[str], *options: str) -> list[str]:
 
     finder = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     finder.add_argument("-c", "--config", action=Keep)
-    for option in options:
-        finder.add_argument(option, dest=option.removeprefix("--"), action=Keep)
     try:
         finder.parse_known_args(list(arguments))
     except argparse.ArgumentError as error:
@@ -283,13 +284,10 @@ def given_options(arguments: Sequence[str], *options: str) -> list[str]:
     return found
 
 
-def config_reader(key: str | None = None, default: object = None) -> jsonargparse.ArgumentParser:
-    """A jsonargparse parser of config files (``-c``/``--config``, as LightningCLI takes them) and of the dotted
-    setting ``key``, with its ``default``."""
+def config_reader() -> jsonargparse.ArgumentParser:
+    """A jsonargparse parser of config files alone (``-c``/``--config``, as LightningCLI takes them)."""
     reader = jsonargparse.ArgumentParser(exit_on_error=False)
     reader.add_argument("-c", "--config", action=jsonargparse.ActionConfigFile)
-    if key is not None:
-        reader.add_argument(f"--{key}", type=Any, default=default)
     return reader
 
 
@@ -304,39 +302,51 @@ def refuse_unreadable_configs(arguments: Sequence[str], given_as: str) -> None:
                           f"(a relative path from {Path.cwd()})") from None
 
 
-def read_settings(arguments: Sequence[str], key: str | None = None, default: object = None) -> jsonargparse.Namespace:
-    """The settings a run's command line ``arguments`` give through its config files and ``--KEY`` options (``key``
-    alone), read by jsonargparse as LightningCLI reads them: in command-line order, each later one overriding the
-    earlier (a config given after ``--data.x`` overrides it). The other settings are the runs' parser's to check."""
+def read_settings(arguments: Sequence[str]) -> jsonargparse.Namespace:
+    """The settings a run's command line ``arguments`` give, read by the runs' own LightningCLI parser
+    (:func:`vidrnn.task_cli.entry.command_settings`): config files, group files (``--data FILE``, a config's
+    ``data: FILE``) and ``--KEY`` options in command-line order, each later one overriding the earlier, over the
+    code's defaults. A command line that parser refuses is refused here, before the first run."""
+    from vidrnn.task_cli.entry import command_settings
+
     try:
-        return config_reader(key, default).parse_args(
-            given_options(arguments, *([f"--{key}"] if key else [])), _skip_validation=True)
+        return command_settings(arguments)
     except jsonargparse.ArgumentError as error:
-        raise Refused(f"the runs' config files cannot be read: {error}") from None
+        raise Refused(f"the runs' settings (the configs, --extra) are refused by vidrnn fit: {error}; fix that "
+                      "argument or the config that sets it") from None
 
 
-def configured(arguments: Sequence[str], key: str, default: object) -> object:
-    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it
-    (:func:`read_settings`), ``default`` (the code's) when none sets it. Read before any run, to refuse early."""
-    return read_settings(arguments, key, default).get(key)
+def configured(arguments: Sequence[str], key: str) -> object:
+    """The value of a dotted setting (``data.dataset``) a run's command line ``arguments`` give it, the code's
+    default where none sets it (:func:`read_settings`). Read before any run, to refuse early."""
+    return read_settings(arguments).get(key)
 
 
 def config_named_files(arguments: Sequence[str]) -> list[str]:
-    """The files the config files among a run's ``arguments`` name (a splits file, a checkpoint to start from): the
-    settings they leave in effect (:func:`read_settings`) that name an existing file, relative ones from the working
-    directory, where the runs start and read them."""
-    settings = read_settings(arguments).as_dict()
-    settings.pop("config", None)
-    return [value for value in _strings(settings) if value and Path(value).is_file()]
+    """The files the config files among a run's ``arguments`` name (a splits file, a checkpoint to start from) and
+    the group files they read (``--data FILE``, a config's ``data: FILE``): the settings in effect
+    (:func:`read_settings`) that name an existing file, relative ones from the working directory, where the runs
+    start and read them; a group file named inside a config elsewhere by its absolute path (LightningCLI reads it
+    from that config's folder)."""
+    return [value for value in _strings(read_settings(arguments).as_dict()) if value and Path(value).is_file()]
 
 
 def _strings(value: object) -> Iterator[str]:
-    """Every string in a nest of dicts and lists (a config's settings)."""
+    """Every string in a nest of dicts and lists (a config's settings), and every file jsonargparse read them from
+    (:func:`_read_from`)."""
     if isinstance(value, str):
         yield value
+    elif isinstance(value, jsonargparse.Path):
+        yield _read_from(value)
     elif isinstance(value, dict | list):
         for item in value.values() if isinstance(value, dict) else value:
             yield from _strings(item)
+
+
+def _read_from(path: jsonargparse.Path) -> str:
+    """A config or group file as :func:`named_files` names it, given here (relative from here, as given), else by its
+    absolute path."""
+    return path.relative if Path(path.cwd) == Path.cwd() else path.absolute
 
 
 def task_refusals(jobs: Sequence[Job]) -> list[str]:
@@ -344,8 +354,9 @@ def task_refusals(jobs: Sequence[Job]) -> list[str]:
     an antisymmetric model scores a clip against its reversal, for the arrow of time alone."""
     refusals = {}
     for job in jobs:
-        objective = configured(job.arguments, "data.objective", "classes")
-        if configured(job.arguments, "model.antisymmetric", False) and objective != "arrow_of_time":
+        settings = read_settings(job.arguments)
+        objective = settings.get("data.objective")
+        if settings.get("model.antisymmetric") and objective != "arrow_of_time":
             refusals[job.variant] = (f"--variants {job.variant}: model.antisymmetric is for data.objective "
                                      f"arrow_of_time only, the runs' is {objective} (leave the variant out, or give "
                                      "a config of the arrow of time)")
@@ -492,8 +503,8 @@ def seeded(arguments: Sequence[str], seed: int) -> list[str]:
 
 
 def run_dataset(arguments: Sequence[str]) -> str:
-    """The dataset a run's command line reads (:func:`configured`; the data module's default: the demo)."""
-    return str(configured(arguments, "data.dataset", "demo"))
+    """The dataset a run's command line reads (:func:`configured`)."""
+    return str(configured(arguments, "data.dataset"))
 
 
 def links_data_seed(dataset: str) -> bool:

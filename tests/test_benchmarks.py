@@ -354,7 +354,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
     out = capsys.readouterr().out
     assert "seed_everything only: data.seed stays at the config's value (dataset folders" in out
     assert "initialisation and dropout alone: batch order and training segment offsets come from data.seed" in out
-    assert variants.configured(["--config", str(config), "--data.dataset=ucf101"], "data.dataset", "demo") == "ucf101"
+    assert variants.configured(["--config", str(config), "--data.dataset=ucf101"], "data.dataset") == "ucf101"
 
 
 def test_a_failed_run_keeps_the_finished_ones_their_table_and_their_folders(
@@ -433,7 +433,8 @@ def test_a_kept_run_is_refused_when_a_file_an_argument_names_has_changed(
             variants, capsys)
         assert not commands
         changed.write_bytes(original)
-    job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt", "--x", "data"))
+    job = variants.Job("lstm", 0, tmp_path, ("--config=mine.yaml", "--model.init_from=pre/seed1.ckpt",
+                                                 "--data.cache_dir", "data"))
     assert job.settings()["files"] == {"mine.yaml": file_sha256(tmp_path / "mine.yaml"),
                                        "pre/seed1.ckpt": file_sha256(tmp_path / "pre" / "seed1.ckpt")}
 
@@ -797,13 +798,12 @@ def test_the_up_front_checks_read_extra_config_files_in_command_line_order(
     ucf101, arrow = tmp_path / "ucf101.yaml", tmp_path / "arrow.yaml"
     ucf101.write_text("data:\n  dataset: ucf101\n")
     arrow.write_text("data:\n  objective: arrow_of_time\nmodel:\n  antisymmetric: true\n")
-    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset",
-                               "demo") == "ucf101"
-    assert variants.configured([f"--config={ucf101}", "--data.dataset=folders"], "data.dataset", "demo") == "folders"
-    assert variants.configured(["-c", str(arrow), "--trainer.max_epochs", "3"], "model.antisymmetric", False) is True
-    assert variants.configured(["--config", str(arrow), "--model.antisymmetric", "false"], "model.antisymmetric",
-                               True) is False
-    assert variants.configured(["--config", str(arrow)], "data.dataset", "demo") == "demo"
+    assert variants.configured(["--data.dataset", "folders", "--config", str(ucf101)], "data.dataset") == "ucf101"
+    assert variants.configured([f"--config={ucf101}", "--data.dataset=folders"], "data.dataset") == "folders"
+    assert variants.configured(["-c", str(arrow), "--trainer.max_epochs", "3"], "model.antisymmetric") is True
+    assert variants.configured(["--config", str(arrow), "--model.antisymmetric", "false"],
+                               "model.antisymmetric") is False
+    assert variants.configured(["--config", str(arrow)], "data.dataset") == "demo"  # the data module's default
 
     # a base config of class folders, the dataset and the task from --extra's configs: linked, and not refused
     variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "folders", "--seeds", "3",
@@ -926,3 +926,52 @@ def test_a_kept_run_whose_record_cannot_be_read_is_refused_naming_it_and_kept(
     assert f"--runs: {kept / 'run.json'} cannot be read as a run's record" in said
     assert "move that folder away to run it again" in said
     assert (kept / "run.json").read_text(encoding="utf-8") == '{"settings": ' and not commands
+
+
+def test_the_up_front_checks_and_the_hashes_read_group_config_files_as_lightningcli_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI also takes a group's settings from a file (``--data FILE``, ``--data.backbone FILE``, a config's
+    ``data: FILE``); the up-front checks read only ``--config`` files and ``--KEY`` options: an antisymmetric variant
+    was refused though ``--data arrow.yaml`` made the task the arrow of time, ``--data ucf.yaml`` linked no data.seed,
+    and a file such a group file names went unhashed. The runs' own parser reads them now."""
+    monkeypatch.chdir(tmp_path)
+    Path("lists").mkdir()
+    Path("lists/split.txt").write_text("A/v_A_g01_c1.avi\n")
+    Path("w.pt").write_bytes(b"weights")
+    Path("arrow.yaml").write_text("objective: arrow_of_time\n")
+    Path("ucf.yaml").write_text("dataset: ucf101\nsplits: lists/split.txt\n")
+    Path("backbone.yaml").write_text("name: resnet18\nweights_path: w.pt\n")
+    Path("nested").mkdir()
+    Path("nested/data.yaml").write_text("dataset: ucf101\n")
+    Path("nested/run.yaml").write_text("data: data.yaml\n")  # relative to the config, as LightningCLI reads it
+    assert _configured(["--data", "arrow.yaml"], "data.objective") == "arrow_of_time"
+    assert _configured(["--data", "arrow.yaml", "--data.objective", "classes"], "data.objective") == "classes"
+    assert _configured(["--data=ucf.yaml"], "data.dataset") == "ucf101"
+    assert _configured(["--config", "nested/run.yaml"], "data.dataset") == "ucf101"
+    assert {"w.pt", "backbone.yaml"} <= set(_load("classify_variants").config_named_files(
+        ["--data.backbone", "backbone.yaml"]))
+
+    base = tmp_path / "base.yaml"
+    variants, commands = _variant_benchmark(monkeypatch, base, "demo", "--seeds", "0", "--variants",
+                                            "lstm+antisymmetric", "--runs", "arrow", "--extra", "--data", "arrow.yaml")
+    assert variants.main() == 0 and commands  # not refused: the runs' task is the arrow of time
+    for runs, extra in (("group", ["--data", "ucf.yaml"]), ("nested", ["--config", "nested/run.yaml"])):
+        commands.clear()
+        monkeypatch.setattr(sys, "argv", ["classify_variants.py", "--config", str(base), "--root", "", "--seeds", "0",
+                                          "--variants", "mean_pool", "--runs", f"runs/{runs}", "--extra", *extra])
+        assert variants.main() == 0
+        assert commands and all(command[command.index("--data.seed") + 1] == "0" for command, _ in commands)
+        assert "the seed spread covers seed_everything and data.seed" in capsys.readouterr().out
+    files = json.loads(Path("runs/group/mean_pool-seed0/run.json").read_text())["settings"]["files"]
+    assert {"ucf.yaml", "lists/split.txt"} <= set(files)
+    files = json.loads(Path("runs/nested/mean_pool-seed0/run.json").read_text())["settings"]["files"]
+    assert str(tmp_path / "nested" / "data.yaml") in files
+    commands.clear()
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--data.datasett", "ucf101"])  # a typo: vidrnn fit refuses it
+    assert "refused by vidrnn fit: unrecognized arguments: --data.datasett" in _refused(variants, capsys)
+    assert not commands
+
+
+def _configured(arguments: list[str], key: str) -> object:
+    """The value of ``key`` that classify_variants reads from a run's command line ``arguments``."""
+    return _load("classify_variants").configured(arguments, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any, get_args
@@ -18,7 +19,7 @@ from vidrnn.task_cli.commands import Task
 from vidrnn.task_cli.refusals import usage_error
 from vidrnn.task_cli.tracking import TrackingCLI
 
-__all__ = ["run_lightning_cli", "task_of"]
+__all__ = ["command_settings", "run_lightning_cli", "task_of"]
 
 
 #: What ``vidrnn validate|test|predict --help`` say, instead of the first lines of the Trainer methods' docstrings.
@@ -111,27 +112,75 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
 
 def _run_task_cli(args: list[str]) -> LightningCLI:
     """The LightningCLI of the task the command line asks for (:func:`task_of`), run."""
-    from vidrnn.runs import RunConfig
-
-    if task_of(args) == "tracking":
-        from vidrnn.data.tracking_datamodule import TrackingDataModule
-        from vidrnn.models.tracker_module import FrameTracker
-
-        cli_class, model_class, data_class = TrackingCLI, FrameTracker, TrackingDataModule
-    else:
-        from vidrnn.data.module import VideoDataModule
-        from vidrnn.models.classifier import VideoClassifier
-
-        cli_class, model_class, data_class = VidrnnCLI, VideoClassifier, VideoDataModule
+    cli_class, model_class, data_class = _task_classes(task_of(args))
     return cli_class(
         model_class,
         data_class,
         args=None if args == sys.argv[1:] else args,  # from the shell, let LightningCLI read sys.argv itself
-        seed_everything_default=0,
-        save_config_callback=RunConfig,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "vidrnn", **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
+        **_cli_options(),
+    )
+
+
+def _task_classes(task: Task) -> tuple[type[LightningCLI], type, type]:
+    """The task's LightningCLI, model and data module classes, imported on demand (torch, the models, the data)."""
+    if task == "tracking":
+        from vidrnn.data.tracking_datamodule import TrackingDataModule
+        from vidrnn.models.tracker_module import FrameTracker
+
+        return TrackingCLI, FrameTracker, TrackingDataModule
+    from vidrnn.data.module import VideoDataModule
+    from vidrnn.models.classifier import VideoClassifier
+
+    return VidrnnCLI, VideoClassifier, VideoDataModule
+
+
+def _cli_options() -> dict[str, Any]:
+    """How every task's LightningCLI is built, for the commands and for :func:`command_settings` alike, so that the
+    settings read without running are those a run gets (the seed's default among them)."""
+    from vidrnn.runs import RunConfig
+
+    return {
+        "seed_everything_default": 0,
+        "save_config_callback": RunConfig,
+        "save_config_kwargs": {"overwrite": True},
+        "parser_kwargs": {"prog": "vidrnn",
+                          **{command: {"description": text} for command, text in _DESCRIPTIONS.items()}},
         # The optimiser and scheduler are the model's (model.optimizer, model.scheduler, which the configs set): a
         # top-level --optimizer would replace them and silently drop the config's scheduler.
-        auto_configure_optimizers=False,
-    )
+        "auto_configure_optimizers": False,
+    }
+
+
+def command_settings(args: Sequence[str]) -> jsonargparse.Namespace:
+    """The settings ``vidrnn fit ARGS`` runs with, read by its task's own LightningCLI parser, as the run reads them:
+    config files, group files (``--data FILE``, ``--data.backbone FILE``, a config's ``data: FILE``) and ``--KEY``
+    options in command-line order over the code's defaults. Nothing is seeded or made, so it costs a parse, not a
+    model or a dataset: for a script that starts runs to check their settings before the first (the benchmarks).
+    The values are not validated (the runs add what completes them, such as a logger's ``save_dir``); an option
+    the parser does not take, or a group file it cannot read, raises ``jsonargparse.ArgumentError``."""
+    return _settings_parser(task_of(args)).parse_args(list(args), _skip_validation=True)
+
+
+@functools.cache
+def _settings_parser(task: Task) -> jsonargparse.ArgumentParser:
+    """The main parser of the task's LightningCLI (the settings every command takes), built once per process by the
+    CLI itself with ``run=False`` and nothing seeded or instantiated; its usage errors are raised, not exited on."""
+    cli_class, model_class, data_class = _task_classes(task)
+
+    class ParserOnly(cli_class):  # type: ignore[misc, valid-type]
+        def parse_arguments(self, parser: jsonargparse.ArgumentParser, args: object) -> None:
+            """Nothing parsed here: :func:`command_settings` parses each command line with the parser."""
+            self.config = jsonargparse.Namespace()
+
+        def _set_seed(self) -> None:
+            """No seed: nothing runs."""
+
+        def _add_instantiators(self) -> None:
+            """No instantiators: nothing is made."""
+
+        def instantiate_classes(self) -> None:
+            """Nothing made: only the parser is wanted."""
+
+    options = _cli_options()
+    options["parser_kwargs"] = {**options["parser_kwargs"], "exit_on_error": False}
+    return ParserOnly(model_class, data_class, run=False, **options).parser
