@@ -6,6 +6,7 @@ import csv
 import datetime
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -229,11 +230,15 @@ def test_torchrun_extract_fills_the_same_cache_bytes_as_one_process(dataset: Pat
     # process with two threads gives the bytes of two ranks with one each.
     _vidrnn(*arguments, "--cache-dir", str(tmp_path / "one"), threads=2)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
+    shared = _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
     (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
     assert not list(two.glob("journal-*"))
     assert _tree(two) == _tree(one)
     assert len(list(two.rglob("*.npy"))) == 18
+    # Shared, not done by rank 0 alone: its bar counts its share, and the total counts each of the 18 files once.
+    assert "extracted 18 videos" in shared.stdout
+    (share,) = set(re.findall(r"rank 0's share of 2 ranks\): 100%.*?\| (\d+)/\1", shared.stderr))
+    assert 0 < int(share) < 18
 
 
 def _test_clips(root: Path) -> list[str]:
