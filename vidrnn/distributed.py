@@ -62,13 +62,11 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def require_shareable(count: int, what: str, advice: str = "", processes: int | None = None) -> None:
+def require_shareable(count: int, what: str, advice: str = "") -> None:
     """Refuse (:class:`TooFewToShare`) to share ``count`` items of ``what`` among more processes than there are items,
     saying ``advice`` or, without it, to run the same command in one process. Every rank decides alike, so all of them
-    raise together and none is left waiting in a collective. ``processes``: those the run will start, for a check made
-    before they join a process group (else the group's size)."""
-    if processes is None:
-        _, processes = world()
+    raise together and none is left waiting in a collective."""
+    _, processes = world()
     if 0 < count < processes:
         raise TooFewToShare(
             f"{what} holds {count} item{'' if count == 1 else 's'} to evaluate, fewer than the {processes} processes "
