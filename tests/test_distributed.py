@@ -6,6 +6,7 @@ import csv
 import datetime
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.synthetic_tracking import make_tracking_sequences
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import TooFewToShare, evaluation_sampler, gather_rows, rank_share
+from vidrnn.distributed import (RanksDisagree, TooFewToShare, evaluation_sampler, gather_rows, rank_share,
+                                require_agreement)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -88,6 +90,34 @@ def test_two_ranks_evaluate_every_item_exactly_once_and_both_get_all_rows(tmp_pa
     assert [answer["sampled"] for answer in ranks] == [[0, 2, 4], [1, 3]]  # no padding with repeats
     assert [answer["shared"] for answer in ranks] == [["s0", "s2"], ["s1"]]
     assert ranks[0]["gathered"] == ranks[1]["gathered"] == ["clip0", "clip2", "clip4", "clip1", "clip3"]
+
+
+def _agreement_worker(rank: int, init_file: str, answers: str) -> None:
+    """Rank 1 lists a test split lacking one clip and holding another, and its validation split in another order."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    require_agreement({"the test split": ["a (Walk)", "b (Run)"]}, "never said")  # alike: no refusal
+    test = ["a (Walk)", "b (Run)", "c (Run)"] if rank == 0 else ["a (Walk)", "d (Run)"]
+    val = ["e (Walk)", "f (Run)"] if rank == 0 else ["f (Run)", "e (Walk)"]
+    try:
+        require_agreement({"the test split": test, "the val split": val, "the train split": ["g (Walk)"]},
+                          "A node's copy of data.root differs.")
+        said = "nothing"
+    except RanksDisagree as error:
+        said = str(error)
+    Path(answers, f"rank{rank}.txt").write_text(said)
+    dist.destroy_process_group()
+
+
+def test_ranks_that_listed_different_splits_refuse_together_naming_what_differs(tmp_path: Path) -> None:
+    """Each rank sharded the split it listed from its own node's disk: a clip missing on one node left the test with
+    11 of 12 clips, five counted twice and six never, and exit status 0."""
+    torch.multiprocessing.spawn(_agreement_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    said = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]
+    assert said[0] == said[1]
+    assert said[0] == ("the 2 processes of this run listed different items to share (the test split: 3 on rank 0, 2 "
+                       "on rank 1; 3 not on every rank, such as b (Run) (only on rank 0), c (Run) (only on rank 0), "
+                       "d (Run) (only on rank 1); the val split: 2 on rank 0, 2 on rank 1, the same items in another "
+                       "order). A node's copy of data.root differs.")
 
 
 def test_an_evaluation_with_fewer_items_than_processes_is_refused_saying_how_to_run_it(
@@ -200,11 +230,15 @@ def test_torchrun_extract_fills_the_same_cache_bytes_as_one_process(dataset: Pat
     # process with two threads gives the bytes of two ranks with one each.
     _vidrnn(*arguments, "--cache-dir", str(tmp_path / "one"), threads=2)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
+    shared = _vidrnn(*arguments, "--cache-dir", str(tmp_path / "two"), launcher=torchrun, threads=1)
     (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
     assert not list(two.glob("journal-*"))
     assert _tree(two) == _tree(one)
     assert len(list(two.rglob("*.npy"))) == 18
+    # Shared, not done by rank 0 alone: its bar counts its share, and the total counts each of the 18 files once.
+    assert "extracted 18 videos" in shared.stdout
+    (share,) = set(re.findall(r"rank 0's share of 2 ranks\): 100%.*?\| (\d+)/\1", shared.stderr))
+    assert 0 < int(share) < 18
 
 
 def _test_clips(root: Path) -> list[str]:

@@ -286,10 +286,11 @@ def _check_extract_counts(args: argparse.Namespace) -> None:
 
 def _run_extract(args: argparse.Namespace) -> int:
     """Extract a dataset's features; under torchrun every rank its share, rank 0 saying the totals of all, and every
-    rank ending with the same status: 3 when any rank's video failed (torchrun itself then reports the ranks failed)."""
+    rank ending with the same status: 3 when any rank's video failed (torchrun itself then reports the ranks failed),
+    2 when the ranks listed different videos or cache directories (each node's copy of the data must be alike)."""
     from vidrnn.backbones import WeightsUnavailableError, build_backbone
     from vidrnn.devices import resolve_device
-    from vidrnn.distributed import gather_rows, world
+    from vidrnn.distributed import RanksDisagree, gather_rows, world
     from vidrnn.features import CacheWriteError, ExtractionReport, FeatureCache, extract_features
     from vidrnn.files import denied
     from vidrnn.workers import WorkerStartError
@@ -314,6 +315,9 @@ def _run_extract(args: argparse.Namespace) -> int:
         report = extract_features(index.video_items(), cache, backbone, device=device, num_workers=args.workers,
                                   limit=args.limit, retry_failed=args.retry_failed)
         report = ExtractionReport.total(gather_rows([report]))
+    except RanksDisagree as error:  # said on every rank, each node's log holding it; nothing was extracted
+        print(f"vidrnn extract: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except WorkerStartError as error:  # the environment, not a video: no use marking every video as failed
         print(f"vidrnn extract: error: {error} (--workers 0 decodes in this process)", file=sys.stderr)
         return EXIT_FAILED

@@ -21,11 +21,13 @@ process refuse a launch as several (:func:`several_processes`), the refusal said
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -35,14 +37,22 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["TooFewToShare", "evaluation_sampler", "gather_rows", "rank_share", "require_shareable", "said_here",
-           "say_once", "several_processes", "warn_once", "warnings_from_rank_zero", "world"]
+__all__ = ["RanksDisagree", "TooFewToShare", "evaluation_sampler", "gather_rows", "rank_share", "require_agreement",
+           "require_shareable", "said_here", "say_once", "several_processes", "warn_once", "warnings_from_rank_zero",
+           "world"]
 
 T = TypeVar("T")
 
 
 class TooFewToShare(ValueError):
     """An evaluation with fewer items than the processes sharing it; the message says how to run it in one."""
+
+
+class RanksDisagree(ValueError):
+    """Ranks of one run that listed different items to share; the message names what differs, on every rank."""
+
+#: How many items only some ranks hold a refusal names, per list.
+_EXAMPLES = 3
 
 
 def world() -> tuple[int, int]:
@@ -77,6 +87,57 @@ def evaluation_sampler(dataset: Dataset, what: str) -> Sampler | None:
     return UnrepeatedDistributedSampler(dataset, num_replicas=processes, rank=rank, shuffle=False)
 
 
+def require_agreement(lists: Mapping[str, Sequence[str]], cause: str) -> None:
+    """Under a process group, refuse (:class:`RanksDisagree`, on every rank) unless every rank holds the same ``lists``
+    (by name, each item's text in order), which the ranks are about to shard: a rank sharding another list counts
+    items twice and leaves others out without a word. Digests are compared first; only when they differ are the lists
+    themselves gathered, to name the differences and ``cause``, what likely made them."""
+    _, processes = world()
+    if processes == 1:
+        return
+    digests = _everyones({name: _digest(items) for name, items in lists.items()})
+    if all(digest == digests[0] for digest in digests):
+        return
+    everyone = _everyones({name: list(items) for name, items in lists.items()})
+    raise RanksDisagree(f"the {processes} processes of this run listed different items to share "
+                        f"({_differences(everyone)}). {cause}")
+
+
+def _digest(items: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(items)).encode()).hexdigest()
+
+
+def _everyones(value: T) -> list[T]:
+    """``value`` of every rank, in rank order (a collective: every rank must call it)."""
+    everyone: list[T | None] = [None] * world()[1]
+    dist.all_gather_object(everyone, value)
+    return everyone  # type: ignore[return-value]
+
+
+def _differences(everyone: Sequence[Mapping[str, Sequence[str]]]) -> str:
+    """What differs between the ranks' lists, each list named: counts per rank and a few items only some ranks hold
+    (or, with the same items, their order)."""
+    names = sorted({name for lists in everyone for name in lists})
+    said = [f"{name}: {_list_difference([lists.get(name, []) for lists in everyone])}" for name in names
+            if any(list(lists.get(name, [])) != list(everyone[0].get(name, [])) for lists in everyone)]
+    return "; ".join(said)
+
+
+def _list_difference(per_rank: Sequence[Sequence[str]]) -> str:
+    counts = ", ".join(f"{len(items)} on rank {rank}" for rank, items in enumerate(per_rank))
+    holders: dict[str, list[int]] = {}
+    for rank, items in enumerate(per_rank):
+        for item in dict.fromkeys(items):
+            holders.setdefault(item, []).append(rank)
+    partial = [(item, ranks) for item, ranks in holders.items() if len(ranks) < len(per_rank)]
+    if not partial:
+        return f"{counts}, the same items in another order"
+    examples = ", ".join(f"{item} (only on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))})"
+                         for item, ranks in partial[:_EXAMPLES])
+    more = f" and {len(partial) - _EXAMPLES} more" if len(partial) > _EXAMPLES else ""
+    return f"{counts}; {len(partial)} not on every rank, such as {examples}{more}"
+
+
 def rank_share(items: Sequence[T]) -> list[T]:
     """This rank's items of a list every rank holds in the same order: ``items[rank::world]``."""
     rank, processes = world()
@@ -85,12 +146,9 @@ def rank_share(items: Sequence[T]) -> list[T]:
 
 def gather_rows(rows: Sequence[T]) -> list[T]:
     """Every rank's ``rows``, concatenated in rank order, on every rank (this process's own rows alone)."""
-    _, processes = world()
-    if processes == 1:
+    if world()[1] == 1:
         return list(rows)
-    everyone: list[list[T] | None] = [None] * processes
-    dist.all_gather_object(everyone, list(rows))
-    return [row for part in everyone for row in (part or [])]
+    return [row for part in _everyones(list(rows)) for row in part]
 
 
 def said_here() -> bool:

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.cache_keys import Check, Freshness, Stamped, recheck, settings_key
-from vidrnn.distributed import warn_once, world
+from vidrnn.distributed import require_agreement, warn_once, world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
     NAME_MAX,
@@ -611,6 +611,8 @@ def extract_features(
         raise ValueError(f"the cache holds {cache.precision} features but {device} computes "
                          f"{feature_precision(device)}: open the cache with device={device.type!r}")
     backbone = backbone.to(device)
+    if distributed:
+        _require_same_work(items, cache)
     cached, failed_before = cache.settled(items, retry_failed)
     settled = {item.key for item in [*cached, *failed_before]}
     todo = [item for item in items if item.key not in settled]
@@ -639,6 +641,16 @@ def extract_features(
     if distributed:
         torch.distributed.barrier()
     return report
+
+
+def _require_same_work(items: Sequence[VideoItem], cache: FeatureCache) -> None:
+    """Refuse (:class:`~vidrnn.distributed.RanksDisagree`, on every rank) ranks that would shard different work: each
+    lists the videos from its own disk, so a node whose copy lacks one shares out another list (videos extracted twice,
+    others never), and one reading the data under another path fills a cache directory of its own."""
+    require_agreement({"the cache directory": [str(cache.dir)], "the videos to extract": [item.key for item in items]},
+                      "Every rank must see the same videos under the same data root: a node's copy of it differs (a "
+                      "video missing or added), or the ranks were given other paths or settings. Make the copies "
+                      "alike, then run the same command on every node")
 
 
 def _embed_into(cache: FeatureCache, todo: Sequence[VideoItem], backbone: FrozenBackbone, report: ExtractionReport, *,

@@ -18,7 +18,7 @@ import inspect
 import logging
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +52,7 @@ from vidrnn.data.synthetic import demo_generated, demo_index, ensure_demo_data
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.data.usable import STAGE_SPLITS, UsableClips, require_trained_classes
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import evaluation_sampler, require_shareable
+from vidrnn.distributed import evaluation_sampler, require_agreement, require_shareable
 from vidrnn.features import FeatureCache, extract_features
 from vidrnn.files import unwritable
 from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES, Objective
@@ -509,6 +509,7 @@ class VideoDataModule(L.LightningDataModule):
         usable = UsableClips.sort(self._split_records(), self.index, self.cache,
                                   shortest_alterable(hp.objective, hp.order_parts) if order_task else 1,
                                   TASK_NAMES.get(hp.objective, ""))
+        self._require_same_splits(usable.usable)  # before any refusal one rank alone might reach
         usable.require(STAGE_SPLITS.get(stage, ()))
         if stage == "fit" and not order_task:
             usable.require_classes()
@@ -528,6 +529,16 @@ class VideoDataModule(L.LightningDataModule):
             self._report_splits(usable.unreadable_reasons(), usable.too_short_reasons(), usable.cut_short_notes())
         if stage == "fit":
             self._require_shareable_evaluations()
+
+    def _require_same_splits(self, splits: Mapping[str, Sequence[VideoRecord]]) -> None:
+        """Under several processes, refuse (:class:`~vidrnn.distributed.RanksDisagree`, on every rank) ``splits``, the
+        clips each rank is about to shard, where they differ between ranks: each builds them from its own node's copy
+        of ``data.root``, so a copy lacking a clip would have clips counted twice and others never, without a word."""
+        require_agreement({f"the {name} split": [f"{self.index.key(record)} ({record.label})" for record in records]
+                           for name, records in splits.items()},
+                          f"Every node must hold the same videos under data.root ({self.hparams.root}): a node's copy "
+                          "of it differs (a clip missing or added), or its data settings do. Make the copies alike, "
+                          "then run the same command on every node")
 
     #: Whether the fit tests its best checkpoint when it ends (``test_after_fit``, which ``vidrnn fit`` sets here): its
     #: test split is then checked before training, with its validation split.

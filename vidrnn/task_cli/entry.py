@@ -96,18 +96,20 @@ def run_lightning_cli(args: list[str]) -> LightningCLI:
     and exit status 1, without a traceback: the message names the clips and what to do, a traceback adds nothing. So
     does a fit whose training loss is no longer a number (:class:`~vidrnn.schedules.TrainingDiverged`).
     An evaluation with fewer items than processes (:class:`~vidrnn.distributed.TooFewToShare`) ends it likewise, as
-    a usage error (exit status 2): the same command in one process runs it.
+    a usage error (exit status 2): the same command in one process runs it; so do ranks that built different splits
+    (:class:`~vidrnn.distributed.RanksDisagree`), said by every rank.
     """
     from vidrnn.data.usable import UnusableData
-    from vidrnn.distributed import TooFewToShare
+    from vidrnn.distributed import RanksDisagree, TooFewToShare
     from vidrnn.schedules import TrainingDiverged
 
     try:
         return _run_task_cli(args)
-    except (UnusableData, TooFewToShare, TrainingDiverged) as error:
-        if rank_zero_only.rank == 0:  # every rank finds it; one says it
+    except (UnusableData, TooFewToShare, TrainingDiverged, RanksDisagree) as error:
+        # Every rank finds it; one says it, but ranks that disagree each say it, in each node's log.
+        if rank_zero_only.rank == 0 or isinstance(error, RanksDisagree):
             print(f"vidrnn {args[0]}: error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE if isinstance(error, TooFewToShare) else EXIT_FAILED) from None
+        raise SystemExit(EXIT_USAGE if isinstance(error, (TooFewToShare, RanksDisagree)) else EXIT_FAILED) from None
 
 
 def _run_task_cli(args: list[str]) -> LightningCLI:
