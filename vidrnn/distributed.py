@@ -51,6 +51,7 @@ class TooFewToShare(ValueError):
 class RanksDisagree(ValueError):
     """Ranks of one run that listed different items to share; the message names what differs, on every rank."""
 
+
 #: How many items only some ranks hold a refusal names, per list.
 _EXAMPLES = 3
 
