@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import shutil
 import io
 import os
 import re
@@ -132,8 +133,11 @@ def test_an_evaluation_with_fewer_items_than_processes_is_refused_saying_how_to_
     assert list(evaluation_sampler([], "the test split")) == []  # nothing to share: Lightning skips it on every rank
 
 
-def _tracking_test_worker(rank: int, init_file: str, root: str, work: str) -> None:
-    """``vidrnn test`` of a tracker as one rank of two runs it: a tiny untrained head over the matching tracker."""
+def _tracking_test_worker(rank: int, init_file: str, root: str, work: str, rank_one_root: str | None = None) -> None:
+    """``vidrnn test`` of a tracker as one rank of two runs it: a tiny untrained head over the matching tracker
+    (rank 1 reading ``rank_one_root`` where given: another node's copy of the data). Ranks that refuse to share
+    write the refusal in place of their rows."""
+    from vidrnn.distributed import RanksDisagree
     import lightning as L
 
     from vidrnn.data.tracking_datamodule import TrackingDataModule
@@ -146,12 +150,17 @@ def _tracking_test_worker(rank: int, init_file: str, root: str, work: str) -> No
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
                             timeout=datetime.timedelta(seconds=120))
     settings = TrackerSettings(geometry=SearchGeometry(size=128), template_cells=5)
+    root = rank_one_root if rank == 1 and rank_one_root is not None else root
     data = TrackingDataModule(root=root, cache_dir=str(Path(work, "cache")), tracker=settings, device="cpu")
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         default_root_dir=str(Path(work, f"rank{rank}")))
     model = FrameTracker(tracker=settings.to_dict(), hidden_size=8)
-    rows = TrackingCLI.test(SimpleNamespace(trainer=trainer), model, data)
-    Path(work, f"rows{rank}.yaml").write_text(yaml.safe_dump([[row.sequence, row.tracker] for row in rows]))
+    try:
+        rows = TrackingCLI.test(SimpleNamespace(trainer=trainer), model, data)
+    except RanksDisagree as error:
+        Path(work, f"refused{rank}.txt").write_text(str(error))
+    else:
+        Path(work, f"rows{rank}.yaml").write_text(yaml.safe_dump([[row.sequence, row.tracker] for row in rows]))
     dist.destroy_process_group()
 
 
@@ -169,6 +178,22 @@ def test_two_ranks_testing_a_tracker_score_each_sequence_once(tmp_path: Path) ->
     assert [yaml.safe_load((tmp_path / f"rows{rank}.yaml").read_text()) for rank in (0, 1)] == [expected, expected]
     with next((tmp_path / "rank0").rglob("tracking_scores.csv")).open(newline="") as handle:
         assert [[row["sequence"], row["tracker"]] for row in csv.DictReader(handle)] == expected
+
+
+def test_ranks_whose_copies_hold_other_test_sequences_refuse_to_score_them(tmp_path: Path) -> None:
+    """A node whose copy of the test sequences lacks one shared out another list: some sequences were scored twice
+    and others never, into means over the wrong set, without a word. Both ranks now refuse, naming the sequence."""
+    for offset, (split, count) in enumerate([("train", 1), ("val", 1), ("test", 3)]):
+        make_tracking_sequences(tmp_path / "data" / split, num_sequences=count, num_frames=5, size=(64, 96),
+                                seed=10 + offset)
+    shutil.copytree(tmp_path / "data", tmp_path / "copy")
+    missing = sorted((tmp_path / "copy" / "test").iterdir())[1]
+    shutil.rmtree(missing)
+    torch.multiprocessing.spawn(_tracking_test_worker, args=(str(tmp_path / "init"), str(tmp_path / "data"),
+                                                             str(tmp_path), str(tmp_path / "copy")), nprocs=2)
+    for rank in (0, 1):
+        said = (tmp_path / f"refused{rank}.txt").read_text()
+        assert "the test sequences: 3 on rank 0, 2 on rank 1" in said and f"{missing.name} (only on rank 0)" in said
 
 
 def _prepare_data_worker(rank: int, dataset: str, cache_root: str, init_file: str) -> None:

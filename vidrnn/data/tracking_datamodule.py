@@ -51,14 +51,14 @@ from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, 
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
 from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
 from vidrnn.devices import resolve_device
-from vidrnn.distributed import evaluation_sampler, warn_once
+from vidrnn.distributed import evaluation_sampler, require_agreement, warn_once
 from vidrnn.tracker.geometry import validate_box
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
 from vidrnn.video import VideoReadError
 
-__all__ = ["EvidenceWindows", "MatchingRuns", "TrackingDataModule"]
+__all__ = ["SAME_SEQUENCES", "EvidenceWindows", "MatchingRuns", "TrackingDataModule"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,12 @@ def _sharing_frames(role: str, entries: list[SequenceEntry], others: dict[str, l
     shared = [(entry, *seen[entry.frames.resolve()]) for entry in entries if entry.frames.resolve() in seen]
     return "; ".join(f"the {role} sequence {entry.name} ({entry.frames}) shares its frames with the {other_role} "
                      f"sequence {other.name} ({other.frames})" for entry, other_role, other in shared)
+
+
+#: What likely made the ranks of one run list different sequences to share (validation here, the test sequences in
+#: :func:`vidrnn.task_cli.tracking_scores.score_sequences`).
+SAME_SEQUENCES = ("Every node must hold the same sequences under data.root and data.test_root: a node's copy differs (a "
+                  "sequence missing or added). Make the copies alike, then run the same command on every node")
 
 
 class TrackingDataModule(L.LightningDataModule):
@@ -450,6 +456,7 @@ class TrackingDataModule(L.LightningDataModule):
         """Two loaders: fixed windows (the loss and window IoU), then whole validation sequences (success AUC of the
         tracker as it runs, from the matching run's cached evidence)."""
         paired = self._split_runs("val")
+        require_agreement({"the validation sequences": [sequence.name for sequence, _ in paired]}, SAME_SEQUENCES)
         windows = EvidenceWindows([run for _, run in paired], self.window, self.val_windows, self.seed, train=False)
         sequences = MatchingRuns(paired, self.window)
         return [DataLoader(windows, batch_size=self.batch_size,

@@ -64,10 +64,12 @@ def score_sequences(trackers: dict[str, Callable[..., Any]], sequences: list[Any
     """Every rank's share of ``sequences`` tracked and scored, gathered on every rank: the rows in the sequences'
     order, followed by the means where every sequence was scored (a mean without the others would be a smaller
     benchmark's), and the sequences that could not be."""
-    from vidrnn.distributed import gather_rows, rank_share
+    from vidrnn.data.tracking_datamodule import SAME_SEQUENCES
+    from vidrnn.distributed import gather_rows, rank_share, require_agreement
     from vidrnn.tracker.evaluation import sequence_rows, with_means
 
     order = {sequence.name_under(test_folder): position for position, sequence in enumerate(sequences)}
+    require_agreement({"the test sequences": list(order)}, SAME_SEQUENCES)
     made = sequence_rows(trackers, rank_share(sequences), root=test_folder)
     rows, unscored = gather_rows(made.rows), gather_rows(made.unscored)
     rows = sorted(rows, key=lambda row: order[row.sequence])
