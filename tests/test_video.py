@@ -264,6 +264,19 @@ def test_a_video_holding_far_fewer_frames_than_its_container_states_is_cut_short
         assert info.cut_short == (CutShort(held, stated) if cut_short else None)
 
 
+def test_a_cut_short_video_is_sampled_over_the_frames_it_holds_when_the_frames_chosen_lie_before_the_cut(
+        tmp_path: Path) -> None:
+    """23 of 30 stated frames: two segments chose frames 7 and 22, centred on 30, both before the cut, so the video was
+    sampled over a length it does not have, and said to last 1.2 s beside a note saying it holds 23 frames."""
+    video = stating_frames(write_video(tmp_path / "clip.avi", 23), 30)
+    spec = SamplingSpec(strategy="segments", num_segments=2, short_side=None)
+    frames, indices, info = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
+    assert indices.tolist() == spec.indices(23, 25.0).tolist() == [5, 17]
+    assert [frame_level(frame) for frame in frames] == [5, 17]
+    assert (info.num_frames, info.counted, info.cut_short) == (23, True, CutShort(23, 30))
+    assert info.duration == pytest.approx(23 / 25)
+
+
 @pytest.mark.realdata
 def test_the_first_third_of_a_real_clip_is_cut_short_naming_the_frames_it_holds(shared_data: Path,
                                                                                tmp_path: Path) -> None:

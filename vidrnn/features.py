@@ -250,7 +250,8 @@ class FeatureCache:
             return check.freshness is not Freshness.CHANGED
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
-                  and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
+                  and _rate_read_as_now(entries[item.key]) and _sampled_over_frames_held(entries[item.key])
+                  and current(entries[item.key], item, "video")]
         failed = [] if retry_failed else [item for item in items if item.key in errors
                                           and not _readable_again(errors[item.key], item.path)
                                           and current(errors[item.key], item, "error")]
@@ -443,6 +444,15 @@ def _rate_read_as_now(entry: dict[str, Any]) -> bool:
     stated rates were replaced (:data:`vidrnn.video.MAX_PLAUSIBLE_FPS`) hold such a rate — 1000 fps chose 2 frames of a
     10 s clip under ``fps`` sampling — and are extracted again; a rare file, so the whole cache need not be."""
     return 0 < entry.get("source_fps", ASSUMED_FPS) <= MAX_PLAUSIBLE_FPS
+
+
+def _sampled_over_frames_held(entry: dict[str, Any]) -> bool:
+    """Whether a video's features were sampled over the frames it holds. An entry recording it cut short with the
+    stated count as ``source_frames`` was made before a cut-short video was sampled again over its real length (its
+    chosen frames all lay before the cut, spread over the stated length) and is extracted again; entries that record
+    no cut (every healthy video's) are kept as they are."""
+    cut_short = entry.get("cut_short")
+    return cut_short is None or entry["source_frames"] == cut_short["found"]
 
 
 def _folded_mark(journal: Path) -> Path:

@@ -27,7 +27,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -170,10 +170,16 @@ class CutShort(NamedTuple):
                 f"file?): only those {self.found} were sampled")
 
 
+def _far_short(found: int, planned: int) -> bool:
+    """Whether ``found`` frames fall far short of the ``planned`` ones (:data:`CUT_SHORT_FRACTION`,
+    :data:`CUT_SHORT_FRAMES`): more than a container that misstates its length by a frame or two is off by."""
+    return found < CUT_SHORT_FRACTION * planned and planned - found >= CUT_SHORT_FRAMES
+
+
 def _shortfall(found: int, stated: int | None) -> CutShort | None:
-    """The shortfall of a video that held ``found`` frames where its container states ``stated`` (None: states none),
-    when it is cut short (:data:`CUT_SHORT_FRACTION`, :data:`CUT_SHORT_FRAMES`); else None."""
-    if stated is None or found >= CUT_SHORT_FRACTION * stated or stated - found < CUT_SHORT_FRAMES:
+    """The shortfall of a video that held ``found`` frames where its container records ``stated`` (None: records no
+    count, only a duration OpenCV estimates one from), when it is cut short; else None."""
+    if stated is None or not _far_short(found, stated):
         return None
     return CutShort(found, stated)
 
@@ -534,19 +540,21 @@ def read_sampled(
     """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them.
 
     The read goes on to the video's end, so its real frame count is known either way the container's was wrong. When
-    the container over-stated it (common: the read stops short) or under-stated it (frames after those the probe saw,
-    which ``choose`` could never pick), ``choose`` picks again from the counted :class:`VideoInfo` and the read is
-    repeated once. Returns ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its
-    ``cut_short`` says when the video held far fewer frames than its container states (:func:`_shortfall`), whether
-    the frames chosen reached past its end or not.
+    the container over-stated it so that a frame chosen lies past the real end, or far over-stated it
+    (:func:`_far_short`: a video cut short, whose chosen frames may all lie before the cut, yet were spread over a
+    length it does not have), or under-stated it (frames after those the probe saw, which ``choose`` could never
+    pick), ``choose`` picks again from the counted :class:`VideoInfo` and the video is decoded a second time. A
+    container off by a frame or two whose chosen frames all exist keeps them: one pass, as before. Returns
+    ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its ``cut_short`` says when
+    the video held far fewer frames than its container states (:func:`_shortfall`).
     """
     info = probe(path)
     stated = None if info.counted else info.num_frames
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
         frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
-        if length <= info.num_frames:
-            return frames, indices, replace(info, cut_short=_shortfall(length, stated))
+        if length <= info.num_frames and not _far_short(length, info.num_frames):
+            return frames, indices, info
     except VideoReadError as error:
         if not error.frames_available:
             raise
