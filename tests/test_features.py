@@ -521,6 +521,18 @@ def test_a_cut_short_videos_features_sampled_over_its_stated_length_are_extracte
     assert cache.settled([over_stated[0], over_held[0]]) == ([over_held[0]], [])
 
 
+def test_a_cut_recorded_of_a_container_that_records_no_frame_count_is_extracted_again(tmp_path: Path) -> None:
+    """An MKV's frame count is an estimate (duration x rate), which named whole videos cut short; an entry recording
+    such a cut is redone, so the manifest and splits.json stop naming it, while an AVI's stays."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    matroska, avi = _video(videos, "talk.mkv"), _video(videos, "cut.avi")
+    for item, source in (matroska, avi):
+        cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, 23, source, CutShort(23, 30))
+    assert cache.settled([matroska[0], avi[0]]) == ([avi[0]], [])
+
+
 def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_meanwhile(tmp_path: Path) -> None:
     """Two extractions into one cache (a parallel sweep, another terminal): the one that finishes first merges the
     journals but leaves the other's, still being written; the other's later lines all reach the manifest."""

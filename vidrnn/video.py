@@ -11,7 +11,8 @@ Everything that turns bytes on disk into pixels lives here, and nothing else doe
   actually decode, and :func:`read_sampled` reads on to the real end and re-plans when the hint was wrong either way.
 * A video that holds far fewer frames than its container states (:data:`CUT_SHORT_FRACTION`,
   :data:`CUT_SHORT_FRAMES`) is still read, over the frames it holds, but :func:`read_sampled` says so
-  (:class:`CutShort`): a file truncated by a broken download or copy would otherwise pass for a whole one.
+  (:class:`CutShort`): a file truncated by a broken download or copy would otherwise pass for a whole one. Only a
+  count the container records (:data:`COUNTING_CONTAINERS`) can say so; an estimate from its duration cannot.
 * A frame that fails to decode before the stated end (a damaged stretch in the middle of a file) is not the end:
   up to :data:`_MAX_FAILED_GRABS` failures in a row are passed over and reading goes on with the next good frame.
 
@@ -36,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "ASSUMED_FPS",
+    "COUNTING_CONTAINERS",
     "CUT_SHORT_FRACTION",
     "CUT_SHORT_FRAMES",
     "IMAGE_EXTENSIONS",
@@ -61,6 +63,12 @@ VIDEO_EXTENSIONS = frozenset({
     # Names cameras, phones and older encoders give files FFmpeg reads by their content (each checked by decoding one):
     ".qt", ".f4v", ".divx", ".xvid", ".mp4v", ".3g2", ".3gpp", ".mpe", ".mod", ".tod", ".mjpeg", ".mjpg",
 })
+#: Containers that record their video's frame count (AVI's headers; the sample table of MP4, QuickTime and their
+#: kin), so that OpenCV's frame count is a count. The others (MKV, WebM, MPEG-PS and -TS, FLV, ASF, Ogg, ...) record a
+#: duration, and OpenCV estimates duration x frame rate: the file's duration, a longer audio track's included, so
+#: such an estimate cannot tell a video cut short (:class:`CutShort`).
+COUNTING_CONTAINERS = frozenset({".avi", ".divx", ".xvid", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".3gpp",
+                                 ".f4v"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -197,6 +205,9 @@ class VideoInfo:
     counted: bool
     #: Set by :func:`read_sampled` when the video held far fewer frames than its container states.
     cut_short: CutShort | None = None
+    #: True when ``num_frames`` is a frame count the container records (:data:`COUNTING_CONTAINERS`, or a folder's
+    #: images) at a plausible frame rate, not an estimate from its duration: only such a count tells a video cut short.
+    states_count: bool = False
 
     @property
     def duration(self) -> float:
@@ -211,6 +222,8 @@ class _FrameSource(abc.ABC):
     width: int
     height: int
     declared_frames: int
+    #: Whether ``declared_frames`` is a count the container records (see :attr:`VideoInfo.states_count`).
+    states_count: bool
     #: Position of the first frame a damaged stretch took (grabs failed there and reading went on past it): the
     #: frames after it are numbered as decoded, no longer as in the file.
     damaged_at: int | None = None
@@ -232,11 +245,16 @@ class _FrameSource(abc.ABC):
         self.close()
 
 
+def _plausible_fps(stated: float) -> bool:
+    """Whether a stated frame rate is taken as the container's word (above 0, at most :data:`MAX_PLAUSIBLE_FPS`)."""
+    return math.isfinite(stated) and 0 < stated <= MAX_PLAUSIBLE_FPS
+
+
 def _usable_fps(path: Path, stated: float) -> float:
     """The frame rate a file is read at: the one it states when plausible (above 0, at most
     :data:`MAX_PLAUSIBLE_FPS`), else :data:`ASSUMED_FPS`, with a warning naming the file — sampling by time and the
     duration depend on it, and a rate of 0 or 1000 would make either absurd without a word."""
-    if math.isfinite(stated) and 0 < stated <= MAX_PLAUSIBLE_FPS:
+    if _plausible_fps(stated):
         return stated
     warnings.warn(f"{path}: the container states {stated:g} frames a second, not a plausible frame rate (above 0, at "
                   f"most {MAX_PLAUSIBLE_FPS:g}): read as {ASSUMED_FPS:g} fps, which sampling by time and its duration "
@@ -256,10 +274,14 @@ class _VideoFileSource(_FrameSource):
         if codec in _TEXT_CODECS:
             self._cap.release()
             raise VideoReadError(path, "is a text file, not a video")
-        self.fps = _usable_fps(path, float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0))
+        stated_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = _usable_fps(path, stated_fps)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.declared_frames = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        # OpenCV tells no recorded count from its estimate (duration x rate), so the container's kind decides; a count
+        # at an implausible rate (a time base taken for one) vouches for nothing.
+        self.states_count = path.suffix.lower() in COUNTING_CONTAINERS and _plausible_fps(stated_fps)
         if self.width <= 0 or self.height <= 0:
             self._cap.release()
             raise VideoReadError(path, "has no video stream with a frame size")
@@ -299,6 +321,7 @@ class _ImageFolderSource(_FrameSource):
         self._next = 0
         self.fps = ASSUMED_FPS
         self.declared_frames = len(self._files)
+        self.states_count = True
         first = self._decode(self._files[0])
         self.height, self.width = first.shape[:2]
 
@@ -413,7 +436,8 @@ def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
                 num_frames += 1
         if num_frames == 0:
             raise VideoReadError(path, "contains no decodable frames")
-        return VideoInfo(str(path), num_frames, source.fps, source.width, source.height, counted)
+        return VideoInfo(str(path), num_frames, source.fps, source.width, source.height, counted,
+                         states_count=source.states_count and not counted)
 
 
 def iter_frames(
@@ -549,7 +573,7 @@ def read_sampled(
     the video held far fewer frames than its container states (:func:`_shortfall`).
     """
     info = probe(path)
-    stated = None if info.counted else info.num_frames
+    stated = info.num_frames if info.states_count else None
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
         frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
