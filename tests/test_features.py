@@ -29,6 +29,7 @@ from vidrnn.features import FeatureCache, extract_features, feature_file
 from vidrnn.embedding import VideoItem
 from vidrnn.files import atomic_write_bytes, file_sha256, source_identity, writer_id
 from vidrnn.sampling import SamplingSpec
+from vidrnn.video import CutShort
 
 SAMPLING = SamplingSpec(strategy="all", short_side=64)
 
@@ -552,6 +553,31 @@ def test_features_made_at_an_implausible_stated_frame_rate_are_extracted_again(t
     _store(cache, *sane)
     cache.write(absurd[0], np.zeros((2, 4)), np.arange(2), 1000.0, 2, absurd[1])
     assert cache.settled([sane[0], absurd[0]]) == ([sane[0]], [])
+
+
+def test_a_cut_short_videos_features_sampled_over_its_stated_length_are_extracted_again(tmp_path: Path) -> None:
+    """Before a cut-short video was sampled again over the frames it holds, one whose chosen frames all lay before the
+    cut was sampled over the stated length: its entry records that length as source_frames beside its cut_short, so
+    it (and only it) is redone; one sampled over the frames it holds is kept."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    over_stated, over_held = _video(videos, "over_stated.avi"), _video(videos, "over_held.avi")
+    for (item, source), source_frames in ((over_stated, 30), (over_held, 23)):
+        cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, source_frames, source, CutShort(23, 30))
+    assert cache.settled([over_stated[0], over_held[0]]) == ([over_held[0]], [])
+
+
+def test_a_cut_recorded_of_a_container_that_records_no_frame_count_is_extracted_again(tmp_path: Path) -> None:
+    """An MKV's frame count is an estimate (duration x rate), which named whole videos cut short; an entry recording
+    such a cut is redone, so the manifest and splits.json stop naming it, while an AVI's stays."""
+    videos = tmp_path / "videos"
+    cache = _cache(tmp_path, videos)
+    cache.open_for_writing()
+    matroska, avi = _video(videos, "talk.mkv"), _video(videos, "cut.avi")
+    for item, source in (matroska, avi):
+        cache.write(item, np.zeros((2, 4)), np.arange(2), 25.0, 23, source, CutShort(23, 30))
+    assert cache.settled([matroska[0], avi[0]]) == ([avi[0]], [])
 
 
 def test_a_second_run_into_the_same_cache_loses_nothing_when_the_first_finishes_meanwhile(tmp_path: Path) -> None:

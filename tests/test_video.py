@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -262,6 +263,56 @@ def test_a_video_holding_far_fewer_frames_than_its_container_states_is_cut_short
     for choose in (lambda info: np.arange(info.num_frames), lambda info: np.arange(10)):
         _, _, info = read_sampled(video, choose)
         assert info.cut_short == (CutShort(held, stated) if cut_short else None)
+
+
+def test_a_cut_short_video_is_sampled_over_the_frames_it_holds_when_the_frames_chosen_lie_before_the_cut(
+        tmp_path: Path) -> None:
+    """23 of 30 stated frames: two segments chose frames 7 and 22, centred on 30, both before the cut, so the video was
+    sampled over a length it does not have, and said to last 1.2 s beside a note saying it holds 23 frames."""
+    video = stating_frames(write_video(tmp_path / "clip.avi", 23), 30)
+    spec = SamplingSpec(strategy="segments", num_segments=2, short_side=None)
+    frames, indices, info = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
+    assert indices.tolist() == spec.indices(23, 25.0).tolist() == [5, 17]
+    assert [frame_level(frame) for frame in frames] == [5, 17]
+    assert (info.num_frames, info.counted, info.cut_short) == (23, True, CutShort(23, 30))
+    assert info.duration == pytest.approx(23 / 25)
+
+
+def _matroska(path: Path, num_frames: int, *, duration_ms: float | None = None, frame_ns: int | None = None) -> Path:
+    """A Matroska file of ``num_frames`` frames at 25 fps whose segment Duration (what a longer audio track gives it)
+    or track DefaultDuration (a screen recorder's millisecond: 1000 fps) is rewritten. Matroska records no frame
+    count: OpenCV estimates one as duration x frame rate."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for index in range(num_frames):
+        writer.write(np.full((48, 64, 3), 8 * index, dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    if duration_ms is not None:
+        struct.pack_into(">d", data, data.find(b"\x44\x89\x88") + 3, duration_ms)
+    if frame_ns is not None:
+        struct.pack_into(">I", data, data.find(b"\x23\xe3\x83\x84") + 4, frame_ns)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", ["mkv, audio longer", "mkv at 1000 fps", "avi at 1000 fps"])
+def test_a_frame_count_the_container_does_not_record_never_says_a_video_is_cut_short(tmp_path: Path,
+                                                                                    case: str) -> None:
+    """An MKV or WebM records no frame count, so OpenCV's is duration x frame rate: a longer audio track or a 1000 fps
+    time base made a whole video "truncated or damaged". Such a count, or any count at an implausible rate, tells
+    nothing; the video is still sampled over the frames it holds."""
+    video = {"mkv, audio longer": lambda: _matroska(tmp_path / "talk.mkv", 30, duration_ms=3000.0),
+             "mkv at 1000 fps": lambda: _matroska(tmp_path / "screen.mkv", 30, frame_ns=1_000_000),
+             "avi at 1000 fps": lambda: stating_rate(stating_frames(write_video(tmp_path / "screen.avi", 30), 60),
+                                                     1000)}[case]()
+    spec = SamplingSpec(strategy="segments", num_segments=3, short_side=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the 1000 fps ones are warned about, as any implausible rate
+        assert probe(video).num_frames >= 60  # the estimate, or the header's count
+        frames, indices, info = read_sampled(video, lambda info: spec.indices(info.num_frames, info.fps))
+    assert (info.cut_short, info.num_frames) == (None, 30)
+    assert indices.tolist() == spec.indices(30, info.fps).tolist()
+    assert [frame_level(frame) for frame in frames] == indices.tolist()
 
 
 @pytest.mark.realdata

@@ -73,7 +73,7 @@ from vidrnn.files import (
     writer_id,
 )
 from vidrnn.sampling import SamplingSpec
-from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, CutShort
+from vidrnn.video import ASSUMED_FPS, COUNTING_CONTAINERS, MAX_PLAUSIBLE_FPS, CutShort
 
 __all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features", "feature_file"]
 
@@ -250,7 +250,8 @@ class FeatureCache:
             return check.freshness is not Freshness.CHANGED
 
         cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
-                  and _rate_read_as_now(entries[item.key]) and current(entries[item.key], item, "video")]
+                  and _rate_read_as_now(entries[item.key]) and _cut_as_read_now(entries[item.key], item.path)
+                  and current(entries[item.key], item, "video")]
         failed = [] if retry_failed else [item for item in items if item.key in errors
                                           and not _readable_again(errors[item.key], item.path)
                                           and current(errors[item.key], item, "error")]
@@ -443,6 +444,17 @@ def _rate_read_as_now(entry: dict[str, Any]) -> bool:
     stated rates were replaced (:data:`vidrnn.video.MAX_PLAUSIBLE_FPS`) hold such a rate — 1000 fps chose 2 frames of a
     10 s clip under ``fps`` sampling — and are extracted again; a rare file, so the whole cache need not be."""
     return 0 < entry.get("source_fps", ASSUMED_FPS) <= MAX_PLAUSIBLE_FPS
+
+
+def _cut_as_read_now(entry: dict[str, Any], path: Path) -> bool:
+    """Whether a video recorded cut short was extracted as it is read now; entries that record no cut (every healthy
+    video's) are kept as they are. Extracted again: one with the stated count as ``source_frames``, made before a
+    cut-short video was sampled again over its real length (its chosen frames all before the cut, spread over the
+    stated length), and one of a container that records no frame count (:data:`~vidrnn.video.COUNTING_CONTAINERS`),
+    whose estimated count named a whole video cut short."""
+    cut_short = entry.get("cut_short")
+    return cut_short is None or (entry["source_frames"] == cut_short["found"]
+                                 and path.suffix.lower() in COUNTING_CONTAINERS)
 
 
 def _folded_mark(journal: Path) -> Path:

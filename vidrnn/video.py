@@ -11,7 +11,8 @@ Everything that turns bytes on disk into pixels lives here, and nothing else doe
   actually decode, and :func:`read_sampled` reads on to the real end and re-plans when the hint was wrong either way.
 * A video that holds far fewer frames than its container states (:data:`CUT_SHORT_FRACTION`,
   :data:`CUT_SHORT_FRAMES`) is still read, over the frames it holds, but :func:`read_sampled` says so
-  (:class:`CutShort`): a file truncated by a broken download or copy would otherwise pass for a whole one.
+  (:class:`CutShort`): a file truncated by a broken download or copy would otherwise pass for a whole one. Only a
+  count the container records (:data:`COUNTING_CONTAINERS`) can say so; an estimate from its duration cannot.
 * A frame that fails to decode before the stated end (a damaged stretch in the middle of a file) is not the end:
   up to :data:`_MAX_FAILED_GRABS` failures in a row are passed over and reading goes on with the next good frame.
 
@@ -27,7 +28,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "ASSUMED_FPS",
+    "COUNTING_CONTAINERS",
     "CUT_SHORT_FRACTION",
     "CUT_SHORT_FRAMES",
     "IMAGE_EXTENSIONS",
@@ -61,6 +63,12 @@ VIDEO_EXTENSIONS = frozenset({
     # Names cameras, phones and older encoders give files FFmpeg reads by their content (each checked by decoding one):
     ".qt", ".f4v", ".divx", ".xvid", ".mp4v", ".3g2", ".3gpp", ".mpe", ".mod", ".tod", ".mjpeg", ".mjpg",
 })
+#: Containers that record their video's frame count (AVI's headers; the sample table of MP4, QuickTime and their
+#: kin), so that OpenCV's frame count is a count. The others (MKV, WebM, MPEG-PS and -TS, FLV, ASF, Ogg, ...) record a
+#: duration, and OpenCV estimates duration x frame rate: the file's duration, a longer audio track's included, so
+#: such an estimate cannot tell a video cut short (:class:`CutShort`).
+COUNTING_CONTAINERS = frozenset({".avi", ".divx", ".xvid", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".3gpp",
+                                 ".f4v"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -170,10 +178,16 @@ class CutShort(NamedTuple):
                 f"file?): only those {self.found} were sampled")
 
 
+def _far_short(found: int, planned: int) -> bool:
+    """Whether ``found`` frames fall far short of the ``planned`` ones (:data:`CUT_SHORT_FRACTION`,
+    :data:`CUT_SHORT_FRAMES`): more than a container that misstates its length by a frame or two is off by."""
+    return found < CUT_SHORT_FRACTION * planned and planned - found >= CUT_SHORT_FRAMES
+
+
 def _shortfall(found: int, stated: int | None) -> CutShort | None:
-    """The shortfall of a video that held ``found`` frames where its container states ``stated`` (None: states none),
-    when it is cut short (:data:`CUT_SHORT_FRACTION`, :data:`CUT_SHORT_FRAMES`); else None."""
-    if stated is None or found >= CUT_SHORT_FRACTION * stated or stated - found < CUT_SHORT_FRAMES:
+    """The shortfall of a video that held ``found`` frames where its container records ``stated`` (None: records no
+    count, only a duration OpenCV estimates one from), when it is cut short; else None."""
+    if stated is None or not _far_short(found, stated):
         return None
     return CutShort(found, stated)
 
@@ -191,6 +205,9 @@ class VideoInfo:
     counted: bool
     #: Set by :func:`read_sampled` when the video held far fewer frames than its container states.
     cut_short: CutShort | None = None
+    #: True when ``num_frames`` is a frame count the container records (:data:`COUNTING_CONTAINERS`, or a folder's
+    #: images) at a plausible frame rate, not an estimate from its duration: only such a count tells a video cut short.
+    states_count: bool = False
 
     @property
     def duration(self) -> float:
@@ -205,6 +222,8 @@ class _FrameSource(abc.ABC):
     width: int
     height: int
     declared_frames: int
+    #: Whether ``declared_frames`` is a count the container records (see :attr:`VideoInfo.states_count`).
+    states_count: bool
     #: Position of the first frame a damaged stretch took (grabs failed there and reading went on past it): the
     #: frames after it are numbered as decoded, no longer as in the file.
     damaged_at: int | None = None
@@ -226,11 +245,16 @@ class _FrameSource(abc.ABC):
         self.close()
 
 
+def _plausible_fps(stated: float) -> bool:
+    """Whether a stated frame rate is taken as the container's word (above 0, at most :data:`MAX_PLAUSIBLE_FPS`)."""
+    return math.isfinite(stated) and 0 < stated <= MAX_PLAUSIBLE_FPS
+
+
 def _usable_fps(path: Path, stated: float) -> float:
     """The frame rate a file is read at: the one it states when plausible (above 0, at most
     :data:`MAX_PLAUSIBLE_FPS`), else :data:`ASSUMED_FPS`, with a warning naming the file — sampling by time and the
     duration depend on it, and a rate of 0 or 1000 would make either absurd without a word."""
-    if math.isfinite(stated) and 0 < stated <= MAX_PLAUSIBLE_FPS:
+    if _plausible_fps(stated):
         return stated
     warnings.warn(f"{path}: the container states {stated:g} frames a second, not a plausible frame rate (above 0, at "
                   f"most {MAX_PLAUSIBLE_FPS:g}): read as {ASSUMED_FPS:g} fps, which sampling by time and its duration "
@@ -250,10 +274,14 @@ class _VideoFileSource(_FrameSource):
         if codec in _TEXT_CODECS:
             self._cap.release()
             raise VideoReadError(path, "is a text file, not a video")
-        self.fps = _usable_fps(path, float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0))
+        stated_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = _usable_fps(path, stated_fps)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.declared_frames = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        # OpenCV tells no recorded count from its estimate (duration x rate), so the container's kind decides; a count
+        # at an implausible rate (a time base taken for one) vouches for nothing.
+        self.states_count = path.suffix.lower() in COUNTING_CONTAINERS and _plausible_fps(stated_fps)
         if self.width <= 0 or self.height <= 0:
             self._cap.release()
             raise VideoReadError(path, "has no video stream with a frame size")
@@ -293,6 +321,7 @@ class _ImageFolderSource(_FrameSource):
         self._next = 0
         self.fps = ASSUMED_FPS
         self.declared_frames = len(self._files)
+        self.states_count = True
         first = self._decode(self._files[0])
         self.height, self.width = first.shape[:2]
 
@@ -407,7 +436,8 @@ def probe(path: str | os.PathLike, *, count: bool = False) -> VideoInfo:
                 num_frames += 1
         if num_frames == 0:
             raise VideoReadError(path, "contains no decodable frames")
-        return VideoInfo(str(path), num_frames, source.fps, source.width, source.height, counted)
+        return VideoInfo(str(path), num_frames, source.fps, source.width, source.height, counted,
+                         states_count=source.states_count and not counted)
 
 
 def iter_frames(
@@ -534,19 +564,21 @@ def read_sampled(
     """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them.
 
     The read goes on to the video's end, so its real frame count is known either way the container's was wrong. When
-    the container over-stated it (common: the read stops short) or under-stated it (frames after those the probe saw,
-    which ``choose`` could never pick), ``choose`` picks again from the counted :class:`VideoInfo` and the read is
-    repeated once. Returns ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its
-    ``cut_short`` says when the video held far fewer frames than its container states (:func:`_shortfall`), whether
-    the frames chosen reached past its end or not.
+    the container over-stated it so that a frame chosen lies past the real end, or far over-stated it
+    (:func:`_far_short`: a video cut short, whose chosen frames may all lie before the cut, yet were spread over a
+    length it does not have), or under-stated it (frames after those the probe saw, which ``choose`` could never
+    pick), ``choose`` picks again from the counted :class:`VideoInfo` and the video is decoded a second time. A
+    container off by a frame or two whose chosen frames all exist keeps them: one pass, as before. Returns
+    ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its ``cut_short`` says when
+    the video held far fewer frames than its container states (:func:`_shortfall`).
     """
     info = probe(path)
-    stated = None if info.counted else info.num_frames
+    stated = info.num_frames if info.states_count else None
     indices = np.asarray(choose(info), dtype=np.int64)
     try:
         frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
-        if length <= info.num_frames:
-            return frames, indices, replace(info, cut_short=_shortfall(length, stated))
+        if length <= info.num_frames and not _far_short(length, info.num_frames):
+            return frames, indices, info
     except VideoReadError as error:
         if not error.frames_available:
             raise
