@@ -640,6 +640,27 @@ def test_a_fit_that_ends_with_a_test_refuses_an_untrackable_test_sequence_before
     assert "test sequences that cannot be tracked and scored" in error and "nothing to track" in error
 
 
+def test_a_fit_on_more_processes_than_validation_sequences_is_refused_before_any_run_is_simulated(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under DDP with 2 processes and 1 validation sequence the refusal came once every training run was simulated,
+    advising to "evaluate it in one process", which a fit cannot, and left a run folder holding its config alone."""
+    for split in ("train", "val"):
+        make_tracking_sequences(tmp_path / split, num_sequences=1, num_frames=3, size=SIZE, seed=len(split))
+
+    def simulating(_: TrackingDataModule) -> None:
+        raise AssertionError("prepare_data ran")
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", simulating)
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", "--config", str(config), "--data.root", str(tmp_path), "--trainer.accelerator", "cpu",
+              "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.default_root_dir", str(runs)])
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error
+    assert "the validation sequences holds 1 item to evaluate, fewer than the 2 processes" in error
+    assert "Hold out more validation sequences (a val/ folder) or fit with fewer --trainer.devices" in error
+    assert not runs.exists()
+
+
 def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_could_not_track(tmp_path: Path) -> None:
     """The benchmarks' ``evaluate`` tracks every sequence, then names those it could not, rather than print means of
     a smaller benchmark than the one named."""

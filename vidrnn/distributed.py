@@ -63,11 +63,13 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def require_shareable(count: int, what: str, advice: str = "") -> None:
+def require_shareable(count: int, what: str, advice: str = "", processes: int | None = None) -> None:
     """Refuse (:class:`TooFewToShare`) to share ``count`` items of ``what`` among more processes than there are items,
     saying ``advice`` or, without it, to run the same command in one process. Every rank decides alike, so all of them
-    raise together and none is left waiting in a collective."""
-    _, processes = world()
+    raise together and none is left waiting in a collective. ``processes``: how many will share them, where no
+    process group is there yet to say it (before Lightning launches them: its ``trainer.world_size``)."""
+    if processes is None:
+        _, processes = world()
     if 0 < count < processes:
         raise TooFewToShare(
             f"{what} holds {count} item{'' if count == 1 else 's'} to evaluate, fewer than the {processes} processes "

@@ -74,8 +74,15 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
             self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, self.datamodule.settings))
 
     def before_fit(self) -> None:
-        """With ``test_after_fit``, refuse test sequences that cannot be tracked and scored before training, not after
-        it (a usage error, as ``vidrnn test`` says it)."""
+        """Before any run is simulated (minutes), refuse a fit on more processes than validation sequences, which
+        every validation would fail on (:func:`~vidrnn.distributed.require_shareable`, a usage error; Lightning has
+        not launched the processes yet, its trainer counts them); with ``test_after_fit``, refuse test sequences that
+        cannot be tracked and scored before training, not after it (a usage error, as ``vidrnn test`` says it)."""
+        from vidrnn.distributed import require_shareable
+
+        require_shareable(len(self.datamodule.sequences("val")), "the validation sequences",
+                          "Hold out more validation sequences (a val/ folder) or fit with fewer --trainer.devices",
+                          processes=self.trainer.world_size)
         if self.config.fit.test_after_fit:
             _test_sequences(self.datamodule)
 
