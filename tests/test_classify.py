@@ -104,7 +104,20 @@ def test_paths_may_come_among_the_options(trained, test_videos, tmp_path: Path) 
                                                                                            "c.avi")]
 
 
+def test_a_path_beginning_with_a_dash_follows_double_dash(trained, test_videos, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn classify --ckpt C --output o.csv -- -x.avi`` said "the following arguments are required: paths":
+    argparse's parse_intermixed_args loses a ``--`` that no path precedes."""
+    from vidrnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(test_videos[0], tmp_path / "-x.avi")
+    assert main(["classify", "--ckpt", str(trained[2]), "--output", "o.csv", "--workers", "0", "--", "-x.avi"]) == 0
+    assert [row["path"] for row in read_csv(tmp_path / "o.csv")] == ["-x.avi"]
+
+
 @pytest.mark.parametrize(("arguments", "expected"), [
+    ([], "the following arguments are required: paths, --ckpt"),
     (["--ckpt", "m.ckpt"], "the following arguments are required: paths"),
     (["a.avi", "--recursive"], "the following arguments are required: --ckpt"),
     (["a.avi", "--ckpt", "m.ckpt", "--bogus", "b.avi"], "unrecognized arguments: --bogus b.avi"),
@@ -113,7 +126,7 @@ def test_paths_may_come_among_the_options(trained, test_videos, tmp_path: Path) 
     (["a.avi", "--top-k", "five", "--ckpt", "m.ckpt"], "argument --top-k: invalid int value: 'five'"),
     (["a.avi", "--resume", "b.avi", "--overwrite", "--ckpt", "m.ckpt"],
      "argument --overwrite: not allowed with argument --resume"),
-], ids=["no path", "no checkpoint", "unknown option", "unknown device", "no value", "not a number", "both"])
+], ids=["nothing", "no path", "no checkpoint", "unknown option", "unknown device", "no value", "not a number", "both"])
 def test_usage_errors_of_the_command_line_end_with_status_2_naming_the_argument(arguments: list[str], expected: str,
                                                                                  capsys) -> None:
     from vidrnn.cli import main

@@ -63,6 +63,19 @@ def test_probe_takes_paths_among_its_options(tmp_path: Path, capsys: pytest.Capt
     assert [(row.split()[0], row.split()[-1]) for row in rows] == [("4", str(first)), ("6", str(second))]
 
 
+@pytest.mark.parametrize("arguments", [["--", "-x.avi"], ["--count", "--", "-x.avi", "b.avi"],
+                                       ["b.avi", "--count", "--", "-x.avi"]], ids=["alone", "after an option", "both sides"])
+def test_probe_takes_a_path_beginning_with_a_dash_after_double_dash(
+        arguments: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn probe -- -x.avi`` said "the following arguments are required: paths" and ``probe --count -- -x.avi
+    b.avi`` "unrecognized arguments: -x.avi": argparse's parse_intermixed_args loses a ``--`` that no path precedes."""
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "-x.avi", 4), write_video(tmp_path / "b.avi", 6)
+    assert main(["probe", *arguments]) == 0
+    probed = [row.split()[-1] for row in capsys.readouterr().out.splitlines()[1:]]
+    assert probed == [argument for argument in arguments if argument.endswith(".avi")]
+
+
 def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
     from vidrnn.data.tracking_sequences import find_sequences
     from vidrnn.data.ucf101 import ucf101_index
