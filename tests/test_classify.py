@@ -501,6 +501,29 @@ def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_v
     assert output.read_text(encoding="utf-8") == first  # ./a.avi is a.avi: nothing classified twice
 
 
+def test_resume_keeps_one_row_of_a_video_an_older_output_holds_under_several_names(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output written before a video named twice was classified once could hold its rows under a relative, an
+    absolute and a linked name: a resume kept all of them (5 rows for 3 videos), not one row per video."""
+    _, _, checkpoint = trained
+    for name, video in zip("abc", test_videos):
+        shutil.copy(video, tmp_path / f"{name}.avi")
+    (tmp_path / "link.avi").symlink_to(tmp_path / "a.avi")
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "out.csv"
+    arguments = ("a.avi", "b.avi", "c.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    rows = read_csv(output)
+    older = [rows[0], {**rows[0], "path": str(tmp_path / "a.avi")}, *rows[1:], {**rows[0], "path": "link.avi"}]
+    with output.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(older)
+
+    assert classify(*arguments, "--resume") == 0
+    assert read_csv(output) == rows
+
+
 def test_resume_from_another_directory_knows_the_rows_whatever_the_paths_were_given_as(
         trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """Rows keep relative paths as given, and a resume resolved them against its own directory: from elsewhere it
