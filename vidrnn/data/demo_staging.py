@@ -144,10 +144,14 @@ def _move_into_place(staging: Path, out_dir: Path, marker: str, setting: str) ->
 
 def _staging_folders(out_dir: Path) -> list[Path]:
     """The staging folders of generations of ``out_dir``: its hidden siblings named as :func:`ensure_generated` names
-    them (not those of another output whose name starts alike, nor links)."""
+    them (not those of another output whose name starts alike, nor links). None where the parent cannot be listed:
+    a complete output is read, and its parent need not be listable to read it."""
     name = re.compile(re.escape(f".{out_dir.name}-") + "[0-9a-f]{12}")
-    return [path for path in out_dir.parent.iterdir()
-            if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()]
+    try:
+        siblings = list(out_dir.parent.iterdir())
+    except OSError:
+        return []
+    return [path for path in siblings if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()]
 
 
 @contextmanager
@@ -206,10 +210,13 @@ def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], obje
     simply redone by the next call. Only an empty ``out_dir`` is replaced; anything else is refused
     (:func:`is_generated`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
     who may read it), not private as ``tempfile.mkdtemp`` makes it: the demo is read by other users and containers.
-    A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next one does, once
-    the lock the generation held there says that its process has ended (:func:`_remove_abandoned`).
+    A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next call does, once
+    the lock the generation held there says that its process has ended (:func:`_remove_abandoned`), also where it
+    finds the output complete: one killed while another generation of the same folder completed is otherwise never
+    cleaned up after.
     """
     if is_generated(out_dir, marker, setting):
+        _remove_abandoned(out_dir)
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(out_dir)
