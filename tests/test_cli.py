@@ -164,6 +164,31 @@ def test_synth_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, op
     assert error == f"vidrnn synth: error: {expected}\n" and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("kind", ["classification", "tracking"])
+@pytest.mark.parametrize("inside", [False, True], ids=["out_dir read-only", "parent read-only"])
+def test_synth_onto_a_read_only_place_is_a_usage_error_naming_it(
+        tmp_path: Path, kind: str, inside: bool, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn synth OUT`` onto a read-only file system (or under a folder this user cannot write) ended in an
+    OSError traceback from Path.mkdir."""
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    out_dir = read_only / "out" if inside else read_only
+    access, make = os.access, os.mkdir
+
+    def refused(path: str | os.PathLike, *args: object, **kwargs: object) -> None:  # root may write anywhere
+        if Path(path).parent == read_only:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        make(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != read_only and access(path, mode, **kw))
+    monkeypatch.setattr(os, "mkdir", refused)
+    assert main(["synth", str(out_dir), "--kind", kind, "--frames", "3", "--sequences", "1"]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"vidrnn synth: error: {out_dir / kind}: this user cannot write in {read_only} (permission denied, or a "
+        "read-only file system), and the data is to be generated there; choose a folder this user can write\n")
+    assert list(read_only.iterdir()) == []
+
+
 def test_synth_help_states_the_minimums_the_generators_hold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from vidrnn.cli import SYNTH_MINIMUMS
     from vidrnn.data.synthetic import make_classification_dataset

@@ -72,7 +72,8 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         "whose classes come in pairs that differ only in temporal order, and OTB-format tracking sequences. "
         "Deterministic for a seed. Each folder is generated once, whole (staged beside it, then renamed), with a "
         "marker naming the seed and settings: the same command again leaves it as it is, and a folder holding "
-        f"anything else is refused (exit status {EXIT_USAGE}). With the default settings the classification data is "
+        "anything else, or one to generate where this user cannot write (a read-only file system), is refused "
+        f"(exit status {EXIT_USAGE}). With the default settings the classification data is "
         "the demo a fit of configs/demo.yaml generates (data.root OUT_DIR/classification, the same data.seed).",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write into (created if needed)")

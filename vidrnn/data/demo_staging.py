@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vidrnn.files import unwritable
 from vidrnn.text import first_few
 
 __all__ = ["DEMO_MARKER", "STAGING_LOCK", "ensure_generated", "is_generated", "marker_text"]
@@ -202,13 +203,23 @@ def _remove_abandoned(out_dir: Path) -> None:
                            "ended before it finished", staging, out_dir, owner.get("pid"))
 
 
+def _require_writable(out_dir: Path, setting: str) -> None:
+    """Refuse (``ValueError``) to generate where this user cannot make the staging folder beside ``out_dir`` (a
+    read-only file system, a parent without write permission): the first ``mkdir`` ended ``vidrnn synth`` in an
+    ``OSError`` traceback. A complete ``out_dir`` is never asked, so generated data is read from a read-only place."""
+    reason = unwritable(out_dir.parent)
+    if reason is not None:
+        raise ValueError(f"{out_dir}: {reason}, and the data is to be generated there; choose a {setting} this user "
+                         "can write")
+
+
 def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], setting: str = "folder") -> Path:
     """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
     Generation goes into a hidden sibling directory, the marker file is written last, and only then is the directory
     renamed into place: ``out_dir`` is either absent or complete, and an interrupted generation (killed, disk full) is
     simply redone by the next call. Only an empty ``out_dir`` is replaced; anything else is refused
-    (:func:`is_generated`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
+    (:func:`is_generated`), and so is generating where this user cannot write (:func:`_require_writable`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
     who may read it), not private as ``tempfile.mkdtemp`` makes it: the demo is read by other users and containers.
     A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next call does, once
     the lock the generation held there says that its process has ended (:func:`_remove_abandoned`), also where it
@@ -218,6 +229,7 @@ def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], obje
     if is_generated(out_dir, marker, setting):
         _remove_abandoned(out_dir)
         return out_dir
+    _require_writable(out_dir, setting)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}-{secrets.token_hex(6)}")
