@@ -104,7 +104,20 @@ def test_paths_may_come_among_the_options(trained, test_videos, tmp_path: Path) 
                                                                                            "c.avi")]
 
 
+def test_a_path_beginning_with_a_dash_follows_double_dash(trained, test_videos, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn classify --ckpt C --output o.csv -- -x.avi`` said "the following arguments are required: paths":
+    argparse's parse_intermixed_args loses a ``--`` that no path precedes."""
+    from vidrnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(test_videos[0], tmp_path / "-x.avi")
+    assert main(["classify", "--ckpt", str(trained[2]), "--output", "o.csv", "--workers", "0", "--", "-x.avi"]) == 0
+    assert [row["path"] for row in read_csv(tmp_path / "o.csv")] == ["-x.avi"]
+
+
 @pytest.mark.parametrize(("arguments", "expected"), [
+    ([], "the following arguments are required: paths, --ckpt"),
     (["--ckpt", "m.ckpt"], "the following arguments are required: paths"),
     (["a.avi", "--recursive"], "the following arguments are required: --ckpt"),
     (["a.avi", "--ckpt", "m.ckpt", "--bogus", "b.avi"], "unrecognized arguments: --bogus b.avi"),
@@ -113,7 +126,7 @@ def test_paths_may_come_among_the_options(trained, test_videos, tmp_path: Path) 
     (["a.avi", "--top-k", "five", "--ckpt", "m.ckpt"], "argument --top-k: invalid int value: 'five'"),
     (["a.avi", "--resume", "b.avi", "--overwrite", "--ckpt", "m.ckpt"],
      "argument --overwrite: not allowed with argument --resume"),
-], ids=["no path", "no checkpoint", "unknown option", "unknown device", "no value", "not a number", "both"])
+], ids=["nothing", "no path", "no checkpoint", "unknown option", "unknown device", "no value", "not a number", "both"])
 def test_usage_errors_of_the_command_line_end_with_status_2_naming_the_argument(arguments: list[str], expected: str,
                                                                                  capsys) -> None:
     from vidrnn.cli import main
@@ -486,6 +499,29 @@ def test_resume_knows_a_video_under_another_spelling_of_its_path(trained, test_v
     first = output.read_text(encoding="utf-8")
     assert classify("./a.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0", "--resume") == 0
     assert output.read_text(encoding="utf-8") == first  # ./a.avi is a.avi: nothing classified twice
+
+
+def test_resume_keeps_one_row_of_a_video_an_older_output_holds_under_several_names(
+        trained, test_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output written before a video named twice was classified once could hold its rows under a relative, an
+    absolute and a linked name: a resume kept all of them (5 rows for 3 videos), not one row per video."""
+    _, _, checkpoint = trained
+    for name, video in zip("abc", test_videos):
+        shutil.copy(video, tmp_path / f"{name}.avi")
+    (tmp_path / "link.avi").symlink_to(tmp_path / "a.avi")
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "out.csv"
+    arguments = ("a.avi", "b.avi", "c.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0")
+    assert classify(*arguments) == 0
+    rows = read_csv(output)
+    older = [rows[0], {**rows[0], "path": str(tmp_path / "a.avi")}, *rows[1:], {**rows[0], "path": "link.avi"}]
+    with output.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(older)
+
+    assert classify(*arguments, "--resume") == 0
+    assert read_csv(output) == rows
 
 
 def test_resume_from_another_directory_knows_the_rows_whatever_the_paths_were_given_as(

@@ -63,6 +63,19 @@ def test_probe_takes_paths_among_its_options(tmp_path: Path, capsys: pytest.Capt
     assert [(row.split()[0], row.split()[-1]) for row in rows] == [("4", str(first)), ("6", str(second))]
 
 
+@pytest.mark.parametrize("arguments", [["--", "-x.avi"], ["--count", "--", "-x.avi", "b.avi"],
+                                       ["b.avi", "--count", "--", "-x.avi"]], ids=["alone", "after an option", "both sides"])
+def test_probe_takes_a_path_beginning_with_a_dash_after_double_dash(
+        arguments: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn probe -- -x.avi`` said "the following arguments are required: paths" and ``probe --count -- -x.avi
+    b.avi`` "unrecognized arguments: -x.avi": argparse's parse_intermixed_args loses a ``--`` that no path precedes."""
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "-x.avi", 4), write_video(tmp_path / "b.avi", 6)
+    assert main(["probe", *arguments]) == 0
+    probed = [row.split()[-1] for row in capsys.readouterr().out.splitlines()[1:]]
+    assert probed == [argument for argument in arguments if argument.endswith(".avi")]
+
+
 def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
     from vidrnn.data.tracking_sequences import find_sequences
     from vidrnn.data.ucf101 import ucf101_index
@@ -149,6 +162,31 @@ def test_synth_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, op
     assert main(["synth", str(tmp_path / "out"), *options]) == EXIT_USAGE
     error = capsys.readouterr().err
     assert error == f"vidrnn synth: error: {expected}\n" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["classification", "tracking"])
+@pytest.mark.parametrize("inside", [False, True], ids=["out_dir read-only", "parent read-only"])
+def test_synth_onto_a_read_only_place_is_a_usage_error_naming_it(
+        tmp_path: Path, kind: str, inside: bool, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn synth OUT`` onto a read-only file system (or under a folder this user cannot write) ended in an
+    OSError traceback from Path.mkdir."""
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    out_dir = read_only / "out" if inside else read_only
+    access, make = os.access, os.mkdir
+
+    def refused(path: str | os.PathLike, *args: object, **kwargs: object) -> None:  # root may write anywhere
+        if Path(path).parent == read_only:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        make(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != read_only and access(path, mode, **kw))
+    monkeypatch.setattr(os, "mkdir", refused)
+    assert main(["synth", str(out_dir), "--kind", kind, "--frames", "3", "--sequences", "1"]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"vidrnn synth: error: {out_dir / kind}: this user cannot write in {read_only} (permission denied, or a "
+        "read-only file system), and the data is to be generated there; choose a folder this user can write\n")
+    assert list(read_only.iterdir()) == []
 
 
 def test_synth_help_states_the_minimums_the_generators_hold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

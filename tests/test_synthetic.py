@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from vidrnn.data import synthetic
+from vidrnn.data.demo_staging import ensure_generated
 from vidrnn.data.synthetic import (
     CLASSES,
     DEMO_MARKER,
@@ -355,6 +356,37 @@ def test_a_generation_killed_midway_leaves_a_staging_folder_the_next_one_removes
     said = [record.getMessage() for record in caplog.records if str(staging) in record.getMessage()]
     assert said == [f"removed {staging}, the staging folder of a generation of {tmp_path / 'demo'} by process "
                     f"{process.pid} on this host, which ended before it finished"]
+
+
+def test_a_generation_killed_after_another_completed_the_output_leaves_a_staging_folder_the_next_call_removes(
+        tmp_path: Path) -> None:
+    """A generation killed while another generation of the same folder completed left its staging folder forever:
+    every later call found the output complete and returned before it looked for abandoned staging folders."""
+    process, staging = _generating(tmp_path / "demo")
+    try:
+        ensure_generated(tmp_path / "demo", '{"generator": "endless", "seed": 0}', lambda out: (out / "done").touch())
+    finally:
+        _killed(process)
+    assert staging.is_dir()
+    ensure_generated(tmp_path / "demo", '{"generator": "endless", "seed": 0}', lambda out: pytest.fail("regenerated"))
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"], "the dead generation's staging folder is left"
+
+
+def test_a_complete_output_is_read_where_its_parent_cannot_be_listed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looking for abandoned staging folders beside a complete output must not cost reading it: a parent folder
+    that may be passed through but not listed (mode 0711) holds demos others read."""
+    marker = '{"generator": "endless", "seed": 0}'
+    ensure_generated(tmp_path / "demo", marker, lambda out: (out / "done").touch())
+    listed = Path.iterdir
+
+    def unlistable(folder: Path):
+        if folder == tmp_path:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listed(folder)
+
+    monkeypatch.setattr(Path, "iterdir", unlistable)
+    assert ensure_generated(tmp_path / "demo", marker, lambda out: pytest.fail("regenerated")) == tmp_path / "demo"
 
 
 @pytest.mark.parametrize("host", ["", "another-node"], ids=["alive on this host", "killed on another host"])

@@ -64,7 +64,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         description="Classify videos with a VideoClassifier checkpoint, sampling and decoding frames exactly as its "
         "training data was. Folders contribute their files with a video extension, except hidden ones (a name "
         "starting with '.', or under such a folder, as macOS's ._clip.mp4); files named explicitly are always tried. "
-        "A video named twice (another spelling of its path, a link to it) is classified once, as first named. "
+        "A video named twice (another spelling of its path, a symbolic link to it; a hard link is another file) is "
+        "classified once, as first named. "
         "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
         "unreadable videos get an error row with the reason, and the command ends with exit status 3 while the "
         "output holds an error row (with --resume, also one an earlier run wrote). "
@@ -126,8 +127,9 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
     extension or existence, so a mistyped file the user named gets an error row too.
 
     A video is its resolved path (:func:`_resolved`), the identity ``--resume`` knows rows by: one named twice — as a
-    relative and an absolute path, through ``..``, or by a link to a file (as a recursive search enters a folder
-    reached by two links once) — is classified once, under the spelling first given, not written twice.
+    relative and an absolute path, through ``..``, or by a symbolic link to a file (as a recursive search enters a
+    folder reached by two links once) — is classified once, under the spelling first given, not written twice. A hard
+    link is another file: its resolved path is its own, and a row's video may no longer exist to be told by inode.
     """
     found: dict[str, Path] = {}
     for path in paths:
@@ -189,17 +191,21 @@ def _video_of(row: dict[str, Any], directory: str) -> str:
 
 
 def _settled(rows: list[dict[str, Any]], directory: str) -> list[dict[str, Any]]:
-    """The rows that stand, in file order: every ``ok`` row, and an error row only while its video has no other row —
-    no ``ok`` one, and none after it (a retry's).
+    """The rows that stand, in file order, one per video (:func:`_video_of`, the identity :func:`discover` knows
+    videos by): its first ``ok`` row, else its last error row (a retry's).
 
     A resume tries error rows' videos again and appends their new rows, leaving the error rows where they are until
     the run ends and settles the file (:func:`_settle`): a run killed meanwhile loses nothing, and whatever it left
-    both of is settled by the next resume's reading."""
+    both of is settled by the next resume's reading. An output written before a video named twice was classified
+    once may hold its ``ok`` rows under several names (relative, absolute, a link): the first stands."""
     videos = [_video_of(row, directory) for row in rows]
-    classified = {video for video, row in zip(videos, rows) if row["status"] == "ok"}
+    first_ok: dict[str, int] = {}
+    for position, (video, row) in enumerate(zip(videos, rows)):
+        if row["status"] == "ok":
+            first_ok.setdefault(video, position)
     latest = {video: position for position, video in enumerate(videos)}
     return [row for position, (video, row) in enumerate(zip(videos, rows))
-            if row["status"] == "ok" or (video not in classified and latest[video] == position)]
+            if first_ok.get(video, latest[video]) == position]
 
 
 def _settle(output: Path, directory: str) -> list[dict[str, Any]]:

@@ -72,7 +72,8 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         "whose classes come in pairs that differ only in temporal order, and OTB-format tracking sequences. "
         "Deterministic for a seed. Each folder is generated once, whole (staged beside it, then renamed), with a "
         "marker naming the seed and settings: the same command again leaves it as it is, and a folder holding "
-        f"anything else is refused (exit status {EXIT_USAGE}). With the default settings the classification data is "
+        "anything else, or one to generate where this user cannot write (a read-only file system), is refused "
+        f"(exit status {EXIT_USAGE}). With the default settings the classification data is "
         "the demo a fit of configs/demo.yaml generates (data.root OUT_DIR/classification, the same data.seed).",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write into (created if needed)")
@@ -474,12 +475,21 @@ INTERMIXED_COMMANDS = ("classify", "probe")
 def _parse(argv: list[str]) -> argparse.Namespace:
     """The arguments of the command ``argv`` names. The ``vidrnn`` parser hands a command's arguments to the command's
     parser, whose paths then end at the first option (a path after one was an "unrecognized argument"); the commands
-    of :data:`INTERMIXED_COMMANDS` are read by their own parser with argparse's ``parse_intermixed_args``, which takes
-    them anywhere, in the order given."""
+    of :data:`INTERMIXED_COMMANDS` are read by their own parser with :func:`_parse_paths_anywhere`."""
     parser = build_parser()
     if argv and argv[0] in INTERMIXED_COMMANDS:
-        return _command_parser(parser, argv[0]).parse_intermixed_args(argv[1:])
+        return _parse_paths_anywhere(_command_parser(parser, argv[0]), argv[1:])
     return parser.parse_args(argv)
+
+
+def _parse_paths_anywhere(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace:
+    """``args`` read with the paths anywhere among the options, in the order given. argparse's
+    ``parse_intermixed_args`` takes them so, but loses a ``--`` that no path precedes (``probe -- -x.avi`` then said
+    "the following arguments are required: paths") and names only the missing options when nothing is given; so the
+    usual parse reads what it can read whole (the paths in one run, ``--`` honoured), the intermixed one the rest:
+    paths on both sides of an option leave it something over, and then a path precedes any ``--``."""
+    namespace, left_over = parser.parse_known_args(args)
+    return parser.parse_intermixed_args(args) if left_over else namespace
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

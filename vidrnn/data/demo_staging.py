@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vidrnn.files import unwritable
 from vidrnn.text import first_few
 
 __all__ = ["DEMO_MARKER", "STAGING_LOCK", "ensure_generated", "is_generated", "marker_text"]
@@ -144,10 +145,14 @@ def _move_into_place(staging: Path, out_dir: Path, marker: str, setting: str) ->
 
 def _staging_folders(out_dir: Path) -> list[Path]:
     """The staging folders of generations of ``out_dir``: its hidden siblings named as :func:`ensure_generated` names
-    them (not those of another output whose name starts alike, nor links)."""
+    them (not those of another output whose name starts alike, nor links). None where the parent cannot be listed:
+    a complete output is read, and its parent need not be listable to read it."""
     name = re.compile(re.escape(f".{out_dir.name}-") + "[0-9a-f]{12}")
-    return [path for path in out_dir.parent.iterdir()
-            if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()]
+    try:
+        siblings = list(out_dir.parent.iterdir())
+    except OSError:
+        return []
+    return [path for path in siblings if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink()]
 
 
 @contextmanager
@@ -198,19 +203,33 @@ def _remove_abandoned(out_dir: Path) -> None:
                            "ended before it finished", staging, out_dir, owner.get("pid"))
 
 
+def _require_writable(out_dir: Path, setting: str) -> None:
+    """Refuse (``ValueError``) to generate where this user cannot make the staging folder beside ``out_dir`` (a
+    read-only file system, a parent without write permission): the first ``mkdir`` ended ``vidrnn synth`` in an
+    ``OSError`` traceback. A complete ``out_dir`` is never asked, so generated data is read from a read-only place."""
+    reason = unwritable(out_dir.parent)
+    if reason is not None:
+        raise ValueError(f"{out_dir}: {reason}, and the data is to be generated there; choose a {setting} this user "
+                         "can write")
+
+
 def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], setting: str = "folder") -> Path:
     """``out_dir`` as ``generate`` writes it, generated only if a complete one is not already there.
 
     Generation goes into a hidden sibling directory, the marker file is written last, and only then is the directory
     renamed into place: ``out_dir`` is either absent or complete, and an interrupted generation (killed, disk full) is
     simply redone by the next call. Only an empty ``out_dir`` is replaced; anything else is refused
-    (:func:`is_generated`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
+    (:func:`is_generated`), and so is generating where this user cannot write (:func:`_require_writable`). The staging directory is made as any folder is (``os.mkdir``: the user's umask decides
     who may read it), not private as ``tempfile.mkdtemp`` makes it: the demo is read by other users and containers.
-    A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next one does, once
-    the lock the generation held there says that its process has ended (:func:`_remove_abandoned`).
+    A generation killed outright (SIGKILL, a power cut) cannot remove its staging directory; the next call does, once
+    the lock the generation held there says that its process has ended (:func:`_remove_abandoned`), also where it
+    finds the output complete: one killed while another generation of the same folder completed is otherwise never
+    cleaned up after.
     """
     if is_generated(out_dir, marker, setting):
+        _remove_abandoned(out_dir)
         return out_dir
+    _require_writable(out_dir, setting)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}-{secrets.token_hex(6)}")
