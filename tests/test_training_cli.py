@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import shlex
@@ -327,6 +328,23 @@ def test_a_checkpoint_records_the_directory_its_fit_ran_in_and_its_relative_path
     data = VideoDataModule.from_checkpoint(changed)
     assert Path(data.hparams.cache_dir) == work / "cache"
     assert Path(VideoDataModule.from_checkpoint(changed, relative_to=tmp_path).hparams.cache_dir) == tmp_path / "cache"
+
+
+def test_a_checkpoint_whose_fit_directory_is_not_here_has_its_relative_paths_read_from_here_saying_so(
+        config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint copied from a cluster, with its work/cache, had its cache looked for under the cluster's directory,
+    missing here, without a word, and every clip extracted again there (or the folder could not be made)."""
+    work = config.parent
+    changed = _recorded_relative(_latest_checkpoint(config), work, ("cache_dir",), tmp_path / "copied.ckpt")
+    values = torch.load(changed, map_location="cpu", weights_only=True)
+    values["VideoDataModule"]["fit_directory"] = str(tmp_path / "cluster" / "project")
+    torch.save(values, changed)
+    monkeypatch.chdir(work)  # where the cache was copied to
+    with caplog.at_level(logging.WARNING):
+        data = VideoDataModule.from_checkpoint(changed)
+    assert Path(data.hparams.cache_dir) == Path("cache")
+    assert (f"{tmp_path / 'cluster' / 'project'}, the directory its fit ran in, is not here: the paths it records "
+            "relative to it (cache_dir) are read from the current directory") in caplog.text
 
 
 def test_an_older_checkpoints_relative_root_is_read_from_where_its_fit_ran(config: Path, tmp_path: Path,

@@ -216,6 +216,19 @@ def _paths_from(recorded: Mapping[str, Any], directory: str | os.PathLike) -> di
             for name in _PATH_SETTINGS if recorded.get(name) is not None}
 
 
+def _fit_directory_here(recorded: Mapping[str, Any]) -> str:
+    """The directory a checkpoint's fit ran in, which its relative paths start from, where it is found here; else
+    (a checkpoint copied from another machine, or older than that record) the current one, said where recorded."""
+    recorded_here = recorded.get(FIT_DIRECTORY)
+    if recorded_here is not None and not Path(recorded_here).is_dir():
+        relative = [name for name in _PATH_SETTINGS if recorded.get(name) is not None
+                    and not Path(recorded[name]).expanduser().is_absolute()]
+        logger.warning("%s, the directory its fit ran in, is not here: the paths it records relative to it (%s) are "
+                       "read from the current directory", recorded_here, ", ".join(relative) or "none")
+        return "."
+    return recorded_here or "."
+
+
 class VideoDataModule(L.LightningDataModule):
     """Video classification data over a feature cache.
 
@@ -361,7 +374,7 @@ class VideoDataModule(L.LightningDataModule):
         The paths a checkpoint records as typed — always its ``cache_dir``, the root and split lists too for a
         checkpoint older than their resolved record — are relative to the directory its fit ran in, which it records
         (``fit_directory``): they are read from there, or from ``relative_to`` where given (for a checkpoint older
-        than that record, the current directory by default), so that the fit's feature cache is found and not
+        than that record, or one whose directory is not on this machine, the current directory, said), so that the fit's feature cache is found and not
         extracted again elsewhere. ``changes`` are read as given, from the current directory.
         Changes that make ``stage``'s split another one than the model was trained and chosen with (``fold``,
         ``seed`` of class folders, ...), and a split that holds clips it was fitted on (videos added or removed
@@ -373,7 +386,7 @@ class VideoDataModule(L.LightningDataModule):
         recorded = recorded_data_settings(checkpoint)
         if recorded is None:
             raise ValueError(f"{path} records no data settings: it was not written by vidrnn fit with its data module")
-        directory = relative_to if relative_to is not None else recorded.pop(FIT_DIRECTORY, ".")
+        directory = relative_to if relative_to is not None else _fit_directory_here(recorded)
         recorded.update(_paths_from(recorded, directory))
         paths = {name: recorded[name] for name in _PATH_SETTINGS if name in recorded}
         data = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **{**paths, **changes})
