@@ -196,6 +196,44 @@ def test_ranks_whose_copies_hold_other_test_sequences_refuse_to_score_them(tmp_p
         assert "the test sequences: 3 on rank 0, 2 on rank 1" in said and f"{missing.name} (only on rank 0)" in said
 
 
+def _tracking_validation_worker(rank: int, init_file: str, roots: list[str], work: str) -> None:
+    """One rank of two building a tracker's validation loaders from its own copy of the data (``roots[rank]``),
+    writing the refusal it meets, if any."""
+    from vidrnn.data.tracking_datamodule import TrackingDataModule
+    from vidrnn.distributed import RanksDisagree
+    from vidrnn.tracker.geometry import SearchGeometry
+    from vidrnn.tracker.settings import TrackerSettings
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=120))
+    settings = TrackerSettings(geometry=SearchGeometry(size=128), template_cells=5)
+    data = TrackingDataModule(root=roots[rank], cache_dir=str(Path(work, f"cache{rank}")), tracker=settings,
+                              device="cpu", walks=1)
+    data.prepare_data()
+    try:
+        data.val_dataloader()
+    except RanksDisagree as error:
+        Path(work, f"refused{rank}.txt").write_text(str(error))
+    dist.destroy_process_group()
+
+
+def test_ranks_whose_copies_hold_other_validation_sequences_refuse_to_share_them(tmp_path: Path) -> None:
+    """The validation sequences are shared among the ranks of a tracker's DDP fit as the test sequences are: a copy
+    lacking one gave each rank its share of another list."""
+    for offset, (split, count) in enumerate([("train", 1), ("val", 2)]):
+        make_tracking_sequences(tmp_path / "data" / split, num_sequences=count, num_frames=5, size=(64, 96),
+                                seed=20 + offset)
+    shutil.copytree(tmp_path / "data", tmp_path / "copy")
+    missing = sorted((tmp_path / "copy" / "val").iterdir())[0]
+    shutil.rmtree(missing)
+    torch.multiprocessing.spawn(_tracking_validation_worker, args=(str(tmp_path / "init"), [str(tmp_path / "data"),
+                                str(tmp_path / "copy")], str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        said = (tmp_path / f"refused{rank}.txt").read_text()
+        assert "the validation sequences: 2 on rank 0, 1 on rank 1" in said and f"{missing.name} (only on rank 0)" in said
+
+
 def _prepare_data_worker(rank: int, dataset: str, cache_root: str, init_file: str) -> None:
     """What Lightning does with prepare_data: local rank 0 runs it while the other ranks wait in a barrier of their
     own; then all meet. Before the fix, extraction entered collectives rank 1 never joined and timed out."""
