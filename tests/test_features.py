@@ -480,47 +480,48 @@ def test_two_ranks_share_the_work_into_one_cache(dataset: Path, small_backbone, 
     assert min(extracted) > 0 and sum(extracted) == len(list(shared_dir.rglob("*.npy"))) == 18
 
 
-def _disagreeing_worker(rank: int, roots: list[str], lacking: str | None, cache_root: str, init_file: str) -> None:
-    """One rank of two extracting "the same" dataset from its own copy (a node-local disk): ``roots[rank]``, where
-    rank 1's copy lacks the video ``lacking``."""
+def _disagreeing_worker(rank: int, cases: list[tuple[list[str], str | None, str]], init_file: str) -> None:
+    """One rank of two extracting "the same" dataset from its own copy (a node-local disk), once per case: from
+    ``roots[rank]``, where rank 1's copy lacks the video ``lacking``, into ``cache_root``. One process group for
+    every case: starting processes costs more than the cases."""
     from vidrnn.distributed import RanksDisagree
 
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    index = ucf101_index(Path(roots[rank]), fold=1)
-    items = [item for item in index.video_items() if rank == 0 or item.key != lacking]
     backbone = build_backbone(BackboneSpec(input_size=64))
-    try:
-        extract_features(items, FeatureCache(cache_root, backbone.spec, SAMPLING, index.root), backbone,
-                         num_workers=0, progress=False)
-        said = "extracted"
-    except RanksDisagree as error:
-        said = str(error)
-    Path(cache_root).parent.joinpath(f"said{rank}").write_text(said)
+    for roots, lacking, cache_root in cases:
+        index = ucf101_index(Path(roots[rank]), fold=1)
+        items = [item for item in index.video_items() if rank == 0 or item.key != lacking]
+        try:
+            extract_features(items, FeatureCache(cache_root, backbone.spec, SAMPLING, index.root), backbone,
+                             num_workers=0, progress=False)
+            said = "extracted"
+        except RanksDisagree as error:
+            said = str(error)
+        Path(cache_root).parent.joinpath(f"said{rank}").write_text(said)
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("copy", ["lacking a clip", "elsewhere"])
-def test_ranks_listing_other_videos_or_another_cache_refuse_to_extract(dataset: Path, tmp_path: Path,
-                                                                       copy: str) -> None:
+def test_ranks_listing_other_videos_or_another_cache_refuse_to_extract(dataset: Path, tmp_path: Path) -> None:
     """Each rank sharded its own list: with a clip missing on one node some videos were extracted twice, others never,
     and with the data under another path each rank filled a cache directory of its own, while the summary said all
     was done. Now every rank refuses, naming what differs, before anything is written."""
-    roots, lacking = [str(dataset), str(dataset)], None
-    if copy == "elsewhere":
-        roots[1] = str(shutil.copytree(dataset, tmp_path / "copy"))
-    else:
-        lacking = sorted(item.key for item in ucf101_index(dataset, fold=1).video_items())[2]
-    torch.multiprocessing.spawn(_disagreeing_worker, args=(roots, lacking, str(tmp_path / "cache"),
+    lacking = sorted(item.key for item in ucf101_index(dataset, fold=1).video_items())[2]
+    copy = str(shutil.copytree(dataset, tmp_path / "copy"))
+    cases = {"lacking": ([str(dataset), str(dataset)], lacking), "elsewhere": ([str(dataset), copy], None)}
+    for case in cases:
+        (tmp_path / case).mkdir()
+    torch.multiprocessing.spawn(_disagreeing_worker, args=([(roots, gone, str(tmp_path / case / "cache"))
+                                                            for case, (roots, gone) in cases.items()],
                                                            str(tmp_path / "init")), nprocs=2)
-    said = [(tmp_path / f"said{rank}").read_text() for rank in (0, 1)]
-    assert said[0] == said[1] and "listed different items to share" in said[0]
-    if lacking is not None:
-        assert "the videos to extract: 18 on rank 0, 17 on rank 1" in said[0] and "cache directory" not in said[0]
-        assert f"{lacking} (only on rank 0)" in said[0]
-    else:
-        assert "the cache directory" in said[0] and str(tmp_path / "cache") in said[0]
-    assert "data root" in said[0]
-    assert not list((tmp_path / "cache").rglob("*.npy"))
+    for case in cases:
+        said = [(tmp_path / case / f"said{rank}").read_text() for rank in (0, 1)]
+        assert said[0] == said[1] and "listed different items to share" in said[0] and "data root" in said[0]
+        if case == "lacking":
+            assert "the videos to extract: 18 on rank 0, 17 on rank 1" in said[0] and "cache directory" not in said[0]
+            assert f"{lacking} (only on rank 0)" in said[0]
+        else:
+            assert "the cache directory" in said[0] and str(tmp_path / case / "cache") in said[0]
+        assert not list((tmp_path / case / "cache").rglob("*.npy"))
 
 
 # --- the cache under concurrent runs and kills (no CNN: arrays written directly) -----------------------------------
