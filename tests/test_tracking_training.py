@@ -418,6 +418,24 @@ def test_the_older_name_retry_refused_still_runs_saying_the_new_one(
     assert "retry_refused" not in cli.config.test.data and cli.config.test.data.retry_failed is retries
 
 
+@pytest.mark.parametrize(("recorded", "given"), [(True, []), (None, ["--data.retry_refused", "true"])])
+def test_print_config_shows_the_older_retry_refused_as_the_retry_failed_the_run_takes(
+        recorded: bool | None, given: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--print_config`` printed ``retry_failed: false`` for an older config saying ``retry_refused: true``, which
+    the run itself takes as ``retry_failed: true``: it must print the settings the run would use."""
+    values = yaml.safe_load((CONFIGS / "track_demo.yaml").read_text(encoding="utf-8"))
+    if recorded is not None:
+        values["data"]["retry_refused"] = recorded
+    older_config = tmp_path / "config.yaml"
+    older_config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    with pytest.warns(FutureWarning, match=r"data\.retry_refused is now data\.retry_failed"), \
+            pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(older_config), *given, "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert done.value.code == 0
+    assert printed["data"]["retry_failed"] is True and "retry_refused" not in printed["data"]
+
+
 def _write_clip(path: Path, frames: list[np.ndarray]) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (frames[0].shape[1], frames[0].shape[0]))
     for frame in frames:

@@ -32,18 +32,33 @@ if TYPE_CHECKING:
 __all__ = ["TrackingCLI"]
 
 
+class TrackingArgumentParser(LightningArgumentParser):
+    """The tracking CLI's parser, whose :meth:`dump` takes ``data.retry_refused`` as ``data.retry_failed``."""
+
+    def dump(self, cfg: Any, *args: Any, **kwargs: Any) -> str:
+        """Dump ``cfg`` with ``data.retry_refused`` taken as ``data.retry_failed`` (:func:`_take_retry_refused`):
+        ``--print_config`` dumps the parsed settings before :meth:`TrackingCLI.parse_arguments` takes the older name,
+        and printed ``retry_failed: false`` for a config whose run retries."""
+        cfg = cfg.clone()
+        _take_retry_refused(cfg)
+        return super().dump(cfg, *args, **kwargs)
+
+
 class TrackingCLI(VidrnnCommands, LightningCLI):
     """Tracking: the tracker's settings travel from the data module to the model; ``test`` tracks whole sequences."""
 
     cached = "the simulated tracking runs made so far"
     caching_nothing = ("test",)  # it tracks the test sequences online, caching nothing
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, parser_class=TrackingArgumentParser, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         add_common_arguments(parser)
         parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
                               apply_on="instantiate")
-        # The older name of data.retry_failed, read only to be taken as it (_take_retry_refused); suppressed: not in
-        # --help nor --print_config.
+        # The older name of data.retry_failed, read only to be taken as it (_take_retry_refused; --print_config
+        # prints it so: TrackingArgumentParser); suppressed: not in --help.
         parser.add_argument("--data.retry_refused", type=bool, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     @staticmethod
