@@ -24,7 +24,7 @@ import torchvision.models._api as torchvision_api
 import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 
-from conftest import save_untrained, write_video
+from conftest import run_with_reader_gone, save_untrained, write_video
 from vidrnn.backbones import FP16_AUTOCAST, feature_precision
 from vidrnn.cli import main
 from vidrnn.data import module as data_module
@@ -33,7 +33,7 @@ from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.devices import resolve_device
 from vidrnn.checkpoints import load_module
-from vidrnn.exit_codes import EXIT_FAILED, EXIT_USAGE
+from vidrnn.exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE
 from vidrnn.inference import Predictor
 from vidrnn.models.classifier import VideoClassifier, pretrained_encoder
 from vidrnn.models.temporal import EncoderSpec
@@ -891,6 +891,22 @@ def test_a_fit_whose_training_loss_is_nan_stops_saying_why(config: Path, tmp_pat
     assert failed.value.code == EXIT_FAILED and "Traceback" not in captured.err
     assert "vidrnn fit: error: the training loss is nan at epoch 0, step 1:" in captured.err, captured.err
     assert "use --trainer.precision bf16-mixed or 32-true" in captured.err and "test/acc" not in captured.out
+
+
+def test_a_fit_whose_output_reader_has_gone_stops_quietly_keeping_its_checkpoints(config: Path,
+                                                                                  tmp_path: Path) -> None:
+    """``vidrnn fit ... | head -n 3`` ended with exit status 1: the default progress bar (Lightning's rich one, where
+    rich is installed) writes to standard output, and rich's console, finding its reader gone, ends the process with
+    its own ``SystemExit(1)``. It stops as every other command does (141, no traceback), the checkpoints it wrote
+    before then kept."""
+    pytest.importorskip("rich")
+    _latest_checkpoint(config)  # the features are cached
+    runs = tmp_path / "runs"
+    status, said = run_with_reader_gone("fit", "--config", str(config), "--trainer.enable_progress_bar", "true",
+                                        "--trainer.default_root_dir", str(runs))
+    assert status == EXIT_BROKEN_PIPE and "Traceback" not in said, said[-2000:]
+    latest = runs / "lightning_logs" / "version_0" / "checkpoints" / "latest.ckpt"
+    assert torch.load(latest, map_location="cpu", weights_only=True)["epoch"] == 1  # both epochs (max_epochs 2)
 
 
 @pytest.mark.slow

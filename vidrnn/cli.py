@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from vidrnn import __version__
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from vidrnn.pipes import stdout_reader_gone, stop_writing_stdout
+from vidrnn.pipes import stdout_watched, stop_writing_stdout
 
 if TYPE_CHECKING:
     import torch
@@ -501,16 +501,24 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status (:mod:`vidrnn.exit_codes`): the Lightning commands go to
     LightningCLI, the others to their own parser, both with usage errors said in a line, not a traceback. Every
-    command stops quietly when the reader of its standard output has gone (:mod:`vidrnn.pipes`); standard output is
-    flushed here so that a reader gone is found while that can still be handled, not when the interpreter exits."""
-    try:
-        status = _run_command(sys.argv[1:] if argv is None else list(argv))
-        sys.stdout.flush()
-    except BrokenPipeError:
-        if not stdout_reader_gone():
-            raise
-        return stop_writing_stdout()
+    command stops quietly when the reader of its standard output has gone (:mod:`vidrnn.pipes`), also where rich's
+    console (the default progress bar of a fit) found it gone and ended the command with its own ``SystemExit(1)``;
+    standard output is flushed here so that a reader gone is found while that can still be handled, not when the
+    interpreter exits."""
+    with stdout_watched() as reader_gone:
+        try:
+            status = _run_command(sys.argv[1:] if argv is None else list(argv))
+            sys.stdout.flush()
+        except (BrokenPipeError, SystemExit) as error:
+            if not (_broke_pipe(error) and reader_gone()):
+                raise
+            return stop_writing_stdout()
     return status
+
+
+def _broke_pipe(error: BaseException) -> bool:
+    """Whether ``error`` is a ``BrokenPipeError``, or an exit raised while one was handled (rich's console ends so)."""
+    return isinstance(error, BrokenPipeError) or isinstance(error.__context__, BrokenPipeError)
 
 
 def _run_command(argv: list[str]) -> int:

@@ -7,20 +7,43 @@ from __future__ import annotations
 import os
 import select
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from vidrnn.exit_codes import EXIT_BROKEN_PIPE
 
-__all__ = ["stdout_reader_gone", "stop_writing_stdout"]
+__all__ = ["stdout_reader_gone", "stdout_watched", "stop_writing_stdout"]
 
 
 def stdout_reader_gone() -> bool:
-    """Whether standard output is a pipe whose reader has closed it (poll reports an error on it). Only that ending
-    is quiet: a ``BrokenPipeError`` of another pipe (a decoding process's, a named pipe given as an output) is a
-    failure to report."""
+    """Whether standard output is a pipe whose reader has closed it. Only that ending is quiet: a
+    ``BrokenPipeError`` of another pipe (a decoding process's, a named pipe given as an output) is a failure to
+    report."""
     try:
         descriptor = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # replaced by an object without one, or closed
         return False
+    return _reader_gone(descriptor)
+
+
+@contextmanager
+def stdout_watched() -> Iterator[Callable[[], bool]]:
+    """Within the block, a check of whether the reader of standard output, as it was on entry, has gone: it keeps a
+    copy of the descriptor, so it answers even after standard output was pointed elsewhere, as rich's console
+    points it at the null device when its reader has gone, before ending the process with ``SystemExit(1)``."""
+    try:
+        descriptor = os.dup(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced by an object without one, or closed
+        yield lambda: False
+        return
+    try:
+        yield lambda: _reader_gone(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _reader_gone(descriptor: int) -> bool:
+    """Whether ``descriptor`` is a pipe whose reader has closed it (poll reports an error on it)."""
     poll = select.poll()
     poll.register(descriptor, 0)  # errors are reported whatever is asked for
     return any(events & select.POLLERR for _, events in poll.poll(0))
