@@ -76,6 +76,33 @@ def test_probe_takes_a_path_beginning_with_a_dash_after_double_dash(
     assert probed == [argument for argument in arguments if argument.endswith(".avi")]
 
 
+@pytest.mark.parametrize("arguments", [["probe", "--bogus", "--", "-x.avi"], ["probe", "--bogus=1", "--", "-x.avi"],
+                                       ["probe", "b.avi", "--bogus", "--", "-x.avi"],
+                                       ["classify", "--bogus", "--ckpt", "c.ckpt", "--", "-x.avi"]],
+                         ids=["probe", "with a value", "paths on both sides", "classify"])
+def test_an_unknown_option_before_double_dash_is_named(arguments: list[str], capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn probe --bogus -- -x.avi`` said "the following arguments are required: paths" (and ``probe b.avi
+    --bogus -- -x.avi`` named the path after ``--`` as unrecognized too): the parse that takes paths anywhere lost
+    the ``--`` when an unknown option was left over. It is named, as argparse names one elsewhere."""
+    with pytest.raises(SystemExit) as refused:
+        main(arguments)
+    unknown = next(argument for argument in arguments if argument.startswith("--bogus"))
+    assert refused.value.code == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines()[-1] == f"vidrnn {arguments[0]}: error: unrecognized arguments: {unknown}"
+
+
+@pytest.mark.parametrize("path", ["-my clip.avi", "-5"])
+def test_a_path_argparse_reads_as_positional_is_probed_after_an_option(
+        path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A path beginning with "-" that argparse reads as a path (one holding a space, a negative number), left over
+    after an option, is no unknown option: it is probed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / path).write_bytes(write_video(tmp_path / "clip.avi", 4).read_bytes())
+    assert main(["probe", "clip.avi", "--count", path]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 2 and rows[0].endswith(" clip.avi") and rows[1].endswith(f" {path}")
+
+
 def test_synth_writes_demo_data_the_ucf101_loader_reads(tmp_path: Path) -> None:
     from vidrnn.data.tracking_sequences import find_sequences
     from vidrnn.data.ucf101 import ucf101_index

@@ -7,6 +7,7 @@ dependencies lazily, so ``vidrnn --help`` and ``vidrnn probe`` answer instantly.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -487,9 +488,30 @@ def _parse_paths_anywhere(parser: argparse.ArgumentParser, args: list[str]) -> a
     ``parse_intermixed_args`` takes them so, but loses a ``--`` that no path precedes (``probe -- -x.avi`` then said
     "the following arguments are required: paths") and names only the missing options when nothing is given; so the
     usual parse reads what it can read whole (the paths in one run, ``--`` honoured), the intermixed one the rest:
-    paths on both sides of an option leave it something over, and then a path precedes any ``--``."""
+    paths on both sides of an option leave it something over, and then a path precedes any ``--``. An unknown
+    option left over is named first (:func:`_refuse_unknown_options`)."""
     namespace, left_over = parser.parse_known_args(args)
-    return parser.parse_intermixed_args(args) if left_over else namespace
+    if not left_over:
+        return namespace
+    _refuse_unknown_options(parser, args, left_over)
+    return parser.parse_intermixed_args(args)
+
+
+def _refuse_unknown_options(parser: argparse.ArgumentParser, args: list[str], left_over: list[str]) -> None:
+    """End with argparse's usage error naming the options among ``left_over`` (what the usual parse of ``args`` did
+    not take) that come before any ``--``: the intermixed parse, losing the ``--``, said "the following arguments
+    are required: paths" for ``probe --bogus -- -x.avi``, or named the paths after it as unrecognized too."""
+    options = args[:args.index("--")] if "--" in args else args
+    unknown = [argument for argument in left_over if _option_like(argument) and argument in options]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
+def _option_like(argument: str) -> bool:
+    """Whether argparse reads ``argument`` as an option: it begins with "-" and is not "-", a negative number or a
+    string with a space, which argparse reads as positional (paths here: ``probe a.avi --count "-my clip.avi"``)."""
+    return (argument.startswith("-") and argument != "-" and " " not in argument
+            and re.fullmatch(r"-\d+|-\d*\.\d+", argument) is None)
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
