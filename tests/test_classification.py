@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import pickle
 import re
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 import lightning as L
@@ -262,6 +264,21 @@ def test_test_accuracy_is_the_share_of_all_clips_right_the_confusion_matrix_trac
     scores = _test_scores(model, logits, labels)
     assert scores["test/acc"] == pytest.approx((matrix.trace() / matrix.sum()).item()) == pytest.approx(4 / 6)
     assert scores["test/mean_class_acc"] == pytest.approx((3 / 4 + 1 + 0) / 3)
+
+
+def test_each_process_of_a_spawned_ddp_run_counts_its_clips_into_metric_states_of_its_own() -> None:
+    """ddp_spawn sends the model to its processes pickled, its CPU tensors in memory they all share; Lightning gives
+    each its own parameters and buffers, not torchmetrics' states: each rank counted into the others', and the
+    reduction over ranks counted every test clip once per process (a confusion matrix of 24 for 12 clips)."""
+    model = VideoClassifier(3, 4, EncoderSpec(hidden_size=8, projection=8))
+    ranks = [pickle.loads(ForkingPickler.dumps(model)) for _ in range(2)]  # as spawn hands it to two processes
+    logits, labels = torch.nn.functional.one_hot(torch.tensor([0, 1]), 3).float(), torch.tensor([0, 1])
+    for rank in ranks:
+        rank.setup("test")
+        rank.confusion.update(logits, labels)
+        rank.test_loss.update(torch.tensor(1.0), weight=2)
+    assert [int(rank.confusion.compute().sum()) for rank in ranks] == [2, 2]
+    assert [rank.test_loss.weight.item() for rank in ranks] == [2, 2]
 
 
 class _SeenLogits(VideoClassifier):

@@ -133,6 +133,48 @@ def test_an_evaluation_with_fewer_items_than_processes_is_refused_saying_how_to_
     assert list(evaluation_sampler([], "the test split")) == []  # nothing to share: Lightning skips it on every rank
 
 
+def _pickled_as_ddp_spawn_launches(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Let Lightning's ddp_spawn launcher pickle what it would send to each process (the trainer, with its callbacks
+    and the CLI's parser that ``SaveConfigCallback`` holds; the function; the model and data module) without starting
+    any process; what it pickled is returned, one entry a launch (the fit, then ``test_after_fit``'s test)."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    launched: list[bytes] = []
+
+    def pickle_instead(launcher: object, function: object, *args: object, trainer: object = None,
+                       **kwargs: object) -> None:
+        launched.append(bytes(ForkingPickler.dumps([trainer, function, args, kwargs])))
+
+    monkeypatch.setattr(_MultiProcessingLauncher, "launch", pickle_instead)
+    return launched
+
+
+@pytest.mark.parametrize(("task", "launches"), [("classification", 2), ("tracking", 1)])
+def test_a_ddp_spawn_fit_pickles_what_it_sends_to_its_processes(task: str, launches: int, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--trainer.strategy ddp_spawn`` (and any spawned DDP) pickles the trainer, whose SaveConfigCallback holds the
+    CLI's parser: a ``compute_fn=lambda`` linking the data's settings to the model's ended the fit in "Can't pickle
+    local object 'VidrnnCLI.add_arguments_to_parser.<locals>.<lambda>'"."""
+    if task == "classification":
+        root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=4,
+                                           size=(48, 64), seed=3)
+        arguments = ["--config", "configs/demo.yaml", "--data.dataset", "ucf101", "--data.root", str(root)]
+    else:
+        for offset, split in enumerate(("train", "val", "val", "test", "test")):
+            make_tracking_sequences(tmp_path / "data" / split / str(offset), num_sequences=1, num_frames=3,
+                                    size=(64, 96), seed=offset)
+        arguments = ["--config", "configs/track_demo.yaml", "--data.root", str(tmp_path / "data")]
+    launched = _pickled_as_ddp_spawn_launches(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status = main(["fit", *[str(REPOSITORY / a) if a.startswith("configs/") else a for a in arguments],
+                   "--data.cache_dir", str(tmp_path / "cache"), "--trainer.default_root_dir", str(tmp_path / "runs"),
+                   "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2"])
+    assert status == 0
+    assert len(launched) == launches  # the fit, and a classifier's test_after_fit (a tracker's tracks in this process)
+
+
 def _tracking_test_worker(rank: int, init_file: str, root: str, work: str, rank_one_root: str | None = None) -> None:
     """``vidrnn test`` of a tracker as one rank of two runs it: a tiny untrained head over the matching tracker
     (rank 1 reading ``rank_one_root`` where given: another node's copy of the data). Ranks that refuse to share

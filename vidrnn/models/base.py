@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import Metric
 
 from vidrnn.random_state import RANDOM_STATE, random_state, restore_random_state
 from vidrnn.schedules import require_validation, scheduler_config
@@ -25,6 +26,15 @@ class VidrnnModule(L.LightningModule):
     optimizer: OptimizerCallable | None
     scheduler: LRSchedulerCallable | None
     _saved_random_state: dict[str, Any] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Give this process metric states of its own (a reset makes fresh tensors). ``ddp_spawn`` on a CPU sends the
+        model pickled, its tensors in memory every process shares; Lightning unshares parameters and buffers, but
+        torchmetrics' states are neither: each rank counted its clips into the others' states too, and the reduction
+        over ranks then counted every clip once per process."""
+        for module in self.modules():
+            if isinstance(module, Metric):
+                module.reset()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Beside the hyperparameters (which must stay constructor arguments for LightningCLI), so tools opening a

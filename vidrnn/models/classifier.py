@@ -214,6 +214,7 @@ class VideoClassifier(VidrnnModule):
         return self.head(encoded.steps).softmax(-1)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         if stage == "fit" and self.hparams.init_from is not None:
             init_from = self.hparams.init_from
             self.encoder.load_state_dict(pretrained_encoder(init_from, self.encoder.input_dim, self.encoder.spec,

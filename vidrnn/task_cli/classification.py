@@ -8,6 +8,7 @@ checkpoint carries everything ``vidrnn classify`` needs. The config describes th
 
 from __future__ import annotations
 
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ class VidrnnCLI(VidrnnCommands, LightningCLI):
             ("data.class_names", "model.class_names"),
         ]:
             parser.link_arguments(source, target, apply_on="instantiate")
-        parser.link_arguments("data.pipeline", "model.pipeline", compute_fn=lambda spec: spec.to_dict(),
+        # methodcaller, not a lambda: the parser is pickled with the trainer (SaveConfigCallback holds it) by
+        # ddp_spawn and every DDP started by spawn, and a local function cannot be pickled.
+        parser.link_arguments("data.pipeline", "model.pipeline", compute_fn=methodcaller("to_dict"),
                               apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:

@@ -9,6 +9,7 @@ is a stream of frames, not a batch.
 from __future__ import annotations
 
 import argparse
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -55,7 +56,8 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         add_common_arguments(parser)
-        parser.link_arguments("data.settings", "model.tracker", compute_fn=lambda settings: settings.to_dict(),
+        # methodcaller, not a lambda: ddp_spawn pickles the parser with the trainer (as the classification CLI says).
+        parser.link_arguments("data.settings", "model.tracker", compute_fn=methodcaller("to_dict"),
                               apply_on="instantiate")
         # The older name of data.retry_failed, read only to be taken as it (_take_retry_refused; --print_config
         # prints it so: TrackingArgumentParser); suppressed: not in --help.
