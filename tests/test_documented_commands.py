@@ -4,6 +4,7 @@ recipes, whose two commands must build encoders that can exchange weights."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -154,3 +155,19 @@ def test_the_tracking_config_quotes_the_readmes_validation_scores() -> None:
     current = re.search(r"heads score (0\.\d+-0\.\d+) success AUC \(three seeds each\) against (0\.\d+)", readme)
     quoted = re.search(r"heads (0\.\d+-0\.\d+) success AUC over three seeds, matching (0\.\d+)", config)
     assert quoted and current and quoted.groups() == current.groups()
+
+
+def _readme_python_example() -> str:
+    """The code block of the README's "Python API" section."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Python API\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_python_example_guards_its_top_level_as_spawned_decoding_processes_need() -> None:
+    """Under the spawn start method (macOS) each decoding process the Predictor starts runs the user's script again as
+    it starts: unguarded, the example started processes from each of them, which died, and the run stopped after a
+    minute with "worker processes cannot start". Only imports may stand outside the guard."""
+    tree = ast.parse(_readme_python_example())
+    unguarded = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert len(unguarded) == 1 and ast.unparse(unguarded[0].test) == "__name__ == '__main__'", \
+        [ast.unparse(node).splitlines()[0] for node in unguarded]

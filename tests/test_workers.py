@@ -314,6 +314,35 @@ def test_workers_that_cannot_start_stop_the_run_and_name_the_cause(failure: str,
                                f"the last: {cause}\n"), finished.stdout + finished.stderr
 
 
+def test_a_spawned_worker_rerunning_an_unguarded_script_stops_the_run_at_once_saying_to_guard_it(
+        tmp_path: Path) -> None:
+    """Under spawn (macOS) a worker runs the main script again as it starts; unguarded, the script starts workers
+    there too, which multiprocessing refuses, and the worker exits with status 1. Each failed start re-ran the whole
+    script (a Predictor's: imports and a checkpoint, about 23 s), three in a row, and the error named only the status."""
+    script, starts = tmp_path / "unguarded.py", tmp_path / "starts"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing
+        from pathlib import Path
+        from vidrnn import workers
+
+        with Path({str(starts)!r}).open("a") as log:
+            log.write("started\\n")
+        workers._CONTEXT = multiprocessing.get_context("spawn")
+        try:
+            list(workers.isolated_map(abs, 4, workers=1))
+        except workers.WorkerStartError as error:
+            print(f"stopped: {{error}}")
+    """))
+    finished = subprocess.run([sys.executable, str(script)], env=_with_this_checkout(), capture_output=True,
+                              text=True, timeout=60)
+    assert finished.stdout.startswith("stopped: worker processes cannot start: a spawned worker exited with status 1 "
+                                      "before taking any work"), finished.stdout + finished.stderr
+    assert 'guard its top level with `if __name__ == "__main__":`' in finished.stdout
+    assert "or pass 0 workers" in finished.stdout and "standard error" in finished.stdout
+    assert "An attempt has been made to start a new process" in finished.stderr  # the worker's own traceback
+    assert len(_lines(starts)) == 2  # the script and one worker: no further attempts
+
+
 def test_a_worker_that_fails_to_start_costs_no_item(tmp_path: Path) -> None:
     """The items sent to a worker that died in its initializer were never worked on: a fresh worker answers them."""
     failed = tmp_path / "failed once"

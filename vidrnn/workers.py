@@ -16,7 +16,10 @@ A worker that dies before it could start — its initializer raised or crashed, 
 :data:`_START_TIMEOUT` seconds (stuck, say, on a lock that another thread held when it was forked) and was killed —
 was working on no item, so no item is blamed: its items go to the next worker. When starts keep failing, the cause is the environment (a missing library,
 no memory), not the items, and marking every item as crashed would hide it; after a few failed starts in a row the
-run stops with a :class:`WorkerStartError` that names the cause.
+run stops with a :class:`WorkerStartError` that names the cause. A spawned worker that exits with status 1 before its
+first message stops it at once: Python raised as it started the worker, most often because the main script, which a
+spawned worker runs again, starts workers without an ``if __name__ == "__main__":`` guard, and each try re-runs the
+whole script (a model load: the third failure came after over a minute); the error says to guard it.
 
 Answers travel by value, never as handles to memory a worker owns: memory that a dying worker owned cannot be opened
 any more, and the answer it sent just before it crashed would be lost with it. So answers should be plain data (numpy
@@ -441,8 +444,11 @@ class _Pool:
             self.workers.append(_start(self.work, self.initializer, self.workers))
 
     def _failed_start(self, dead: _Worker) -> None:
-        """Count a worker that died before it was ready; stop the run at :data:`_START_ATTEMPTS` of them in a row."""
+        """Count a worker that died before it was ready; stop the run at :data:`_START_ATTEMPTS` of them in a row, or
+        at once for a spawned one that Python's start-up ended (:func:`_spawn_bootstrap_failed`)."""
         self.failed_starts += 1
+        if _spawn_bootstrap_failed(dead):
+            raise WorkerStartError(_UNGUARDED_SCRIPT)
         if self.failed_starts >= _START_ATTEMPTS:
             if dead.timed_out:
                 cause = f"it had not started after {_START_TIMEOUT:g} s and was killed"
@@ -467,6 +473,22 @@ class _Pool:
                 worker.process.kill()
                 worker.process.join()
             worker.close()
+
+
+#: What a spawned worker's start-up failure says: it is most often a script that starts workers unguarded.
+_UNGUARDED_SCRIPT = ("worker processes cannot start: a spawned worker exited with status 1 before taking any work (the "
+                     "traceback it wrote on standard error says why). A script that starts vidrnn's decoding processes "
+                     "under the spawn start method (the default on macOS) must guard its top level with "
+                     '`if __name__ == "__main__":`, as each worker runs the script again as it starts; or pass 0 '
+                     "workers (num_workers=0, --workers 0) to decode in this process")
+
+
+def _spawn_bootstrap_failed(dead: _Worker) -> bool:
+    """Whether a spawned worker exited with status 1 before its first message: Python raised while it started the
+    worker (running the main script again, unpickling the work function), which another start would raise again
+    after as long (seconds: a script that loads a model), so one such failure is enough to stop."""
+    return (_CONTEXT.get_start_method() == "spawn" and dead.start is None and not dead.timed_out
+            and dead.process.exitcode == 1)
 
 
 def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefetch: int = 2,
