@@ -517,3 +517,21 @@ def test_a_lightning_command_ends_with_its_process_group_destroyed(tmp_path: Pat
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_importing_vidrnn_on_windows_says_it_is_not_supported_and_what_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every data command died on Windows in "ModuleNotFoundError: No module named 'fcntl'" (the decoding processes,
+    the feature cache's locks, the demo's staging): the import now says which systems vidrnn runs on."""
+    import importlib.util
+
+    import vidrnn
+
+    spec = importlib.util.spec_from_file_location("vidrnn_on_windows", vidrnn.__file__)
+    said = None
+    with monkeypatch.context() as windows:  # undone before pytest reports: its own paths follow os.name
+        windows.setattr(os, "name", "nt")
+        try:
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        except ImportError as error:
+            said = str(error)
+    assert said is not None and "vidrnn runs on Linux and macOS, not on Windows" in said and "WSL2" in said
