@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import gc
 import mmap
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -244,6 +245,34 @@ def test_a_worker_that_dies_inside_shared_memory_costs_only_that_item_and_its_se
     for position in (0, 1, 3, 4, 5):  # 0 and 1 lie in the dead worker's arena, 3-5 in its successor's
         assert _in_shared_memory(results[position]["crops"])
         assert np.array_equal(results[position]["crops"], _frames(position)["crops"])
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started as on macOS (spawn), which CI on Linux never does otherwise: no arena, arrays through the
+    pipe, the work function pickled. A spawned worker imports this module, so it and the work stay light (no torch)."""
+    monkeypatch.setattr(workers_module, "_CONTEXT", multiprocessing.get_context("spawn"))
+
+
+def _square_or_segfault(position: int) -> int:
+    """Work at module level (a spawned worker gets it pickled): squares, or dies by SIGSEGV at position 3."""
+    if position == 3:
+        faulthandler.disable()
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return position * position
+
+
+def test_spawned_workers_answer_in_order_and_a_crash_costs_only_its_item(spawned: None) -> None:
+    results = list(isolated_map(_square_or_segfault, 8, workers=2, prefetch=2))
+    assert [position for position, _ in results] == list(range(8))
+    assert results[3][1] == WorkerCrash(-signal.SIGSEGV)
+    assert all(answer == position * position for position, answer in results if position != 3)
+
+
+def test_spawned_workers_send_large_arrays_intact_and_writable(spawned: None) -> None:
+    for position, answer in isolated_map(_frames, 3, workers=2, prefetch=2):
+        assert not _in_shared_memory(answer["crops"])  # no arena: spawned workers share no memory with this one
+        assert np.array_equal(answer["crops"], _frames(position)["crops"]) and answer["crops"].flags.writeable
 
 
 def test_without_workers_the_work_runs_here_in_order() -> None:
