@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -535,3 +536,34 @@ def test_importing_vidrnn_on_windows_says_it_is_not_supported_and_what_works(mon
         except ImportError as error:
             said = str(error)
     assert said is not None and "vidrnn runs on Linux and macOS, not on Windows" in said and "WSL2" in said
+
+
+class _BsdPoll:
+    """select.poll as BSD kernels (macOS) answer for a pipe whose reader has gone: POLLHUP, where Linux says POLLERR."""
+
+    def register(self, descriptor: int, events: int) -> None:
+        self.descriptor = descriptor
+
+    def poll(self, timeout: int) -> list[tuple[int, int]]:
+        return [(self.descriptor, select.POLLHUP)]
+
+
+def test_a_stdout_reader_gone_is_seen_as_linux_and_macos_report_it_never_on_a_file_or_terminal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS reports a widowed pipe writer by POLLHUP: taken for a failure, its reader gone was a traceback there."""
+    import pty
+
+    from vidrnn import pipes
+
+    reader, writer = os.pipe()
+    assert not pipes._reader_gone(writer)
+    os.close(reader)
+    assert pipes._reader_gone(writer)  # Linux: POLLERR
+    leader, terminal = pty.openpty()
+    with (tmp_path / "out").open("w") as regular:
+        assert not pipes._reader_gone(terminal) and not pipes._reader_gone(regular.fileno())
+        monkeypatch.setattr(select, "poll", _BsdPoll)
+        assert pipes._reader_gone(writer)
+        assert not pipes._reader_gone(regular.fileno()) and not pipes._reader_gone(terminal)  # a hang-up is no pipe
+    for descriptor in (writer, leader, terminal):
+        os.close(descriptor)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,10 +44,24 @@ def stdout_watched() -> Iterator[Callable[[], bool]]:
 
 
 def _reader_gone(descriptor: int) -> bool:
-    """Whether ``descriptor`` is a pipe whose reader has closed it (poll reports an error on it)."""
+    """Whether ``descriptor`` is a pipe whose reader has closed it. Poll reports that as an error on Linux, as a
+    hang-up on BSD kernels (macOS): a hang-up counts only on a pipe, never on a terminal or another file (on Linux a
+    pipe's writer is told POLLERR alone; a terminal whose other side closed says both, and stays counted by its
+    error, as before)."""
     poll = select.poll()
-    poll.register(descriptor, 0)  # errors are reported whatever is asked for
-    return any(events & select.POLLERR for _, events in poll.poll(0))
+    poll.register(descriptor, 0)  # errors and hang-ups are reported whatever is asked for
+    reported = 0
+    for _, events in poll.poll(0):
+        reported |= events
+    return bool(reported & select.POLLERR) or bool(reported & select.POLLHUP and _is_pipe(descriptor))
+
+
+def _is_pipe(descriptor: int) -> bool:
+    """Whether ``descriptor`` is a pipe (a FIFO): the one kind of file a hang-up tells the reader has gone from."""
+    try:
+        return stat.S_ISFIFO(os.fstat(descriptor).st_mode)
+    except OSError:
+        return False
 
 
 def stop_writing_stdout() -> int:
