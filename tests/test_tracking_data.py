@@ -208,6 +208,17 @@ def test_a_box_without_area_marks_an_absent_frame(tmp_path: Path) -> None:
     assert np.isnan(sequence.boxes[1:3]).all()
 
 
+def test_a_tld_row_without_area_as_written_marks_an_absent_frame(tmp_path: Path) -> None:
+    """TLD-layout files write 0,0,0,0 or -1,-1,-1,-1 where the target is hidden: the inclusive corners' +1 made them
+    visible 1x1 boxes, scored as misses and trained on."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 5, size=(32, 32))
+    (folder / "gt.txt").write_text("1,1,10,10\n0,0,0,0\n-1,-1,-1,-1\n4,4,4,9\n3,4,12,14\n")
+    sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, False, False, False, True]
+    assert np.isnan(sequence.boxes[1:4]).all()
+
+
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [("1,2,3", "expected 4 values"), ("1,2,three,4", "'three' is not a number"), ("1,2,inf,4", "not a finite")],

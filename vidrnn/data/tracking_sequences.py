@@ -38,7 +38,8 @@ one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its firs
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
-occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target), or
+occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target; TLD
+corners without area as written, ``x2 <= x1`` or ``y2 <= y1``, before the inclusive +1), or
 GOT-10k's label files (above) make that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
 must skip such frames rather than score them, and training must not aim at them (a box without area has no centre
 to search around and no size to take the logarithm of).
@@ -193,7 +194,12 @@ def _vot_box(values: np.ndarray) -> np.ndarray:
 
 
 def _tld_box(values: np.ndarray) -> np.ndarray:
+    """Inclusive 1-based corners as ``x, y, w, h``; a row without area as written (``x2 <= x1`` or ``y2 <= y1``:
+    ``0,0,0,0`` and ``-1,-1,-1,-1`` mark a hidden target) is absent, tested before the inclusive +1 that would make
+    it a visible 1x1 box."""
     x1, y1, x2, y2 = values
+    if x2 <= x1 or y2 <= y1:
+        return np.full(4, np.nan)
     return np.array([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
 
 
