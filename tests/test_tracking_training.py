@@ -33,7 +33,7 @@ from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker import evaluation
 from vidrnn.tracker.evaluation import evaluate
-from vidrnn.tracker.geometry import SearchGeometry
+from vidrnn.tracker.geometry import SearchGeometry, validate_box
 from vidrnn.tracker.matching import EVIDENCE_DIM
 from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
@@ -691,6 +691,23 @@ def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_coul
     assert [item.sequence for item in made.unscored] == [folders[1].name] and "frame 2 is 8x8" in made.unscored[0].reason
     with pytest.raises(ValueError, match=rf"1 of 2 sequences not scored: {folders[1].name}: .*frame 2 is 8x8"):
         evaluate(staying, sequences, progress=False)
+
+
+def test_a_sequence_whose_first_box_a_tracker_refuses_is_scored_as_an_error_row_the_others_kept(tmp_path: Path) -> None:
+    """vidrnn test tracked every other sequence (a minute), then a tracker's refusal of a first box outside the frame
+    ended it in a traceback, exit status 1, without tracking_scores.csv: the other sequences' scores lost."""
+    folders = make_tracking_sequences(tmp_path, num_sequences=2, num_frames=3, size=SIZE, seed=6)
+    good, moved = (load_sequence(folder) for folder in folders)
+    moved = dataclasses.replace(moved, boxes=moved.boxes + [3 * SIZE[1], 0, 0, 0], frame_size=None)
+
+    def refusing(frames, box):
+        yield validate_box(box, next(frames).shape)
+        yield from (box for _ in frames)
+
+    made = evaluation.sequence_rows({"refusing": refusing}, [good, moved], progress=False, root=tmp_path)
+    assert [row.sequence for row in made.rows] == [good.name]
+    assert [item.sequence for item in made.unscored] == [moved.name]
+    assert "lies outside the" in made.unscored[0].reason
 
 
 def test_evaluation_leaves_out_frames_whose_target_is_absent_and_scores_the_frames_lost_0(tmp_path: Path) -> None:
