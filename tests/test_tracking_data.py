@@ -272,6 +272,22 @@ def test_malformed_ground_truth_names_file_and_line(tmp_path: Path, bad_line: st
     assert f"{folder / 'groundtruth_rect.txt'}:3" in str(error.value)
 
 
+def test_a_header_line_is_malformed_and_the_message_says_to_delete_it(tmp_path: Path) -> None:
+    """A header of column names said only "'x' is not a number"; the same text further down is no header."""
+    folder = write_otb(tmp_path / "Toy", 3, ["x,y,w,h", "1,1,4,4", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:1: 'x' is not a number; a header line\? Delete it"):
+        load_sequence(folder)
+    folder = write_otb(tmp_path / "Later", 3, ["1,1,4,4", "x,y,w,h", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: 'x' is not a number$"):
+        load_sequence(folder)
+
+
+def test_a_trailing_separator_is_accepted(tmp_path: Path) -> None:
+    """``298,160,48,80,`` holds four numbers: it said "expected 4 values, found 5"."""
+    folder = write_otb(tmp_path / "Toy", 2, ["1,1,4,4,", "2,2,4,4\t"])
+    assert load_sequence(folder).boxes.tolist() == [[0, 0, 4, 4], [1, 1, 4, 4]]
+
+
 def test_a_blank_line_inside_the_ground_truth_is_malformed(tmp_path: Path) -> None:
     folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4", "", "2,2,4,4"])
     with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: expected 4 values .* found 0"):

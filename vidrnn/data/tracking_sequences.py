@@ -33,8 +33,9 @@ with an ``img/`` folder is LaSOT, any other VOT. Layouts that keep the ground tr
 that belong to no sequence and says how to arrange them (a folder per sequence, its frames and its ground truth),
 so that a benchmark is never silently smaller than the folder holding it.
 
-Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file). The TLD convention is the
-one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
+Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file), and a line may end in
+one (``298,160,48,80,``); a header line of column names is malformed, its message says to delete it. The TLD
+convention is the one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
@@ -306,11 +307,15 @@ _OTB_FIRST_ANNOTATED = {"david": 300}
 _SEPARATOR = re.compile(r"[,\s]+")
 
 
+class _NotANumber(ValueError):
+    """Text where a box's value belongs: on the first line, likely a header of column names."""
+
+
 def _parse_value(token: str, where: str) -> float:
     try:
         value = float(token)
     except ValueError:
-        raise ValueError(f"{where}: {token!r} is not a number") from None
+        raise _NotANumber(f"{where}: {token!r} is not a number") from None
     if math.isinf(value):
         raise ValueError(f"{where}: {token!r} is not a finite number")
     return value
@@ -352,6 +357,8 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
     if spec.masks and text.startswith("m"):
         return _mask_box(text[1:], where)
     tokens = _SEPARATOR.split(text) if text else []
+    if tokens[-1:] == [""]:  # a trailing separator, as some tools write: 298,160,48,80,
+        tokens.pop()
     if len(tokens) not in spec.values_per_line:
         counts = " or ".join(str(n) for n in spec.values_per_line)
         raise ValueError(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
@@ -369,9 +376,20 @@ def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
     lines = text_lines(path)
     if not lines:
         raise ValueError(f"{path}: ground-truth file holds no boxes")
-    boxes = np.stack([_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines, start=1)])
+    boxes = np.stack([_first_box(lines[0], path, spec),
+                      *(_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines[1:], start=2))])
     boxes[spec.marked_absent(path, len(boxes))] = np.nan
     return boxes
+
+
+def _first_box(line: str, path: Path, spec: _Format) -> np.ndarray:
+    """Line 1 as a box; text there that is not a number is likely a header of column names, which no layout has, so
+    the message says to delete it (never skipped: a header cannot be told from a broken first box for sure)."""
+    try:
+        return _parse_line(line, f"{path}:1", spec)
+    except _NotANumber as error:
+        hint = f"a header line? Delete it: {path} holds one box per line, {spec.line_meaning}"
+        raise ValueError(f"{error}; {hint}") from None
 
 
 def _ground_truth(folder: Path) -> tuple[_Format, dict[str, Path]]:
