@@ -156,11 +156,11 @@ def test_a_folder_named_david_whose_counts_are_not_otbs_david_reads_from_its_fir
     folder of that name is read from its first image, each box with its own frame, and no warning says otherwise.
     Taken for David, 20 images and 20 boxes were refused with a negative frame count, and 310 of each were paired
     299 frames apart with a warning that 299 boxes had no frame."""
-    folder = write_otb(tmp_path / "david", images, [f"{index + 1},1,4,4" for index in range(boxes)])
+    folder = write_otb(tmp_path / "david", images, [f"{index % 20 + 1},1,4,4" for index in range(boxes)])
     with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
         sequence = load_sequence(folder)
     assert (sequence.first_frame, sequence.num_frames) == (0, min(images, boxes))
-    assert sequence.boxes[:, 0].tolist() == list(range(min(images, boxes)))
+    assert sequence.boxes[:, 0].tolist() == [index % 20 for index in range(min(images, boxes))]
     if images == boxes:
         assert not caplog.records
     else:
@@ -208,6 +208,59 @@ def test_a_box_without_area_marks_an_absent_frame(tmp_path: Path) -> None:
     assert np.isnan(sequence.boxes[1:3]).all()
 
 
+def test_a_tld_row_without_area_as_written_marks_an_absent_frame(tmp_path: Path) -> None:
+    """TLD-layout files write 0,0,0,0 or -1,-1,-1,-1 where the target is hidden: the inclusive corners' +1 made them
+    visible 1x1 boxes, scored as misses and trained on."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 5, size=(32, 32))
+    (folder / "gt.txt").write_text("1,1,10,10\n0,0,0,0\n-1,-1,-1,-1\n4,4,4,9\n3,4,12,14\n")
+    sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, False, False, False, True]
+    assert np.isnan(sequence.boxes[1:4]).all()
+
+
+def test_tld_corners_reversed_are_malformed_and_ask_whether_the_file_is_xywh(tmp_path: Path) -> None:
+    """A gt.txt holding x,y,w,h has rows whose x2 (the width) lies left of x1: read as rows without area they made
+    every frame absent, and the message was only "no box in the first frame"."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 3, size=(32, 32))
+    (folder / "gt.txt").write_text("0,0,0,0\n3,4,12,14\n20,2,8,9\n")
+    with pytest.raises(ValueError, match=r"gt.txt:3: corners reversed: x2 \(8\) is less than x1 \(20\).*is this file x,y,w,h\?"):
+        load_sequence(folder)
+
+
+def test_tld_corners_reversed_by_less_than_the_inclusive_pixel_are_absent_not_malformed(tmp_path: Path) -> None:
+    """Real ground truth (wakeboard5 of ../shared/data/tracking-train) holds sub-pixel targets written with x2 half
+    a pixel left of x1: no area, not a file of another layout."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 2, size=(32, 32))
+    (folder / "gt.txt").write_text("3,4,12,14\n13.5,4,13,6\n")
+    assert load_sequence(folder).visible.tolist() == [True, False]
+
+
+def test_boxes_mostly_outside_the_frame_are_warned_about_naming_the_likely_causes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Corners read as x,y,w,h, or boxes annotated at another resolution than the frames, loaded without a word."""
+    folder = write_otb(tmp_path / "Big", 5, ["2,2,8,8", "2,2,8,8", "25,3,20,8", "26,26,30,30", "40,40,9,9"])
+    write_otb(tmp_path / "Leaving", 5, ["2,2,8,8", "2,2,8,8", "2,2,8,8", "2,2,8,8", "27,2,8,8"])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        load_sequence(folder)
+        load_sequence(tmp_path / "Leaving")
+    assert "Big: 3 of 5 boxes (60 %) lie mostly outside the 32x32 frames" in caplog.text
+    assert "x1,y1,x2,y2 read as x,y,w,h" in caplog.text and "another resolution" in caplog.text
+    assert "Leaving" not in caplog.text
+
+
+def test_corners_read_as_xywh_reaching_past_the_frame_in_a_quarter_of_the_boxes_are_warned_about(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An OTB file holding corners: each box's width is x2, so it reaches past the edge wherever x1 + x2 exceeds the
+    frame's width, while mostly inside it."""
+    write_otb(tmp_path / "Corners", 4, ["2,2,8,8", "2,2,8,8", "16,3,20,8", "18,3,22,8"])
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        load_sequence(tmp_path / "Corners")
+    assert "Corners: 2 of 4 boxes (50 %) lie partly outside the 32x32 frames" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [("1,2,3", "expected 4 values"), ("1,2,three,4", "'three' is not a number"), ("1,2,inf,4", "not a finite")],
@@ -217,6 +270,22 @@ def test_malformed_ground_truth_names_file_and_line(tmp_path: Path, bad_line: st
     with pytest.raises(ValueError, match=message) as error:
         load_sequence(folder)
     assert f"{folder / 'groundtruth_rect.txt'}:3" in str(error.value)
+
+
+def test_a_header_line_is_malformed_and_the_message_says_to_delete_it(tmp_path: Path) -> None:
+    """A header of column names said only "'x' is not a number"; the same text further down is no header."""
+    folder = write_otb(tmp_path / "Toy", 3, ["x,y,w,h", "1,1,4,4", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:1: 'x' is not a number; a header line\? Delete it"):
+        load_sequence(folder)
+    folder = write_otb(tmp_path / "Later", 3, ["1,1,4,4", "x,y,w,h", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: 'x' is not a number$"):
+        load_sequence(folder)
+
+
+def test_a_trailing_separator_is_accepted(tmp_path: Path) -> None:
+    """``298,160,48,80,`` holds four numbers: it said "expected 4 values, found 5"."""
+    folder = write_otb(tmp_path / "Toy", 2, ["1,1,4,4,", "2,2,4,4\t"])
+    assert load_sequence(folder).boxes.tolist() == [[0, 0, 4, 4], [1, 1, 4, 4]]
 
 
 def test_a_blank_line_inside_the_ground_truth_is_malformed(tmp_path: Path) -> None:
@@ -712,17 +781,25 @@ def _with_first_box(folder: Path, line: str) -> Path:
     return folder
 
 
-def test_a_first_box_too_small_to_track_is_refused_for_test_and_left_out_of_training(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The tracker needs a first box of at least 2x2 pixels: found at load time, not after hours of evaluation."""
-    root = _tree(tmp_path / "root", "train/Couple", "train/Tiny", "val/Crossing", "test/Football1", "test/Speck")
-    _with_first_box(root / "train" / "Tiny", "2,2,1,4")
-    _with_first_box(root / "test" / "Speck", "2,2,1.5,1.5")
+@pytest.mark.parametrize(("train_box", "test_box", "train_says", "test_says"), [
+    ("2,2,1,4", "2,2,1.5,1.5", "at least 2x2", r"at least 2x2 pixels; got w=1.5, h=1.5"),
+    ("40,40,8,8", "3,90,8,8", "lies outside the 32x32 frame", r"the first box \[2.0, 89.0, 8.0, 8.0\] lies outside the "
+                                                              "32x32 frame"),
+])
+def test_a_first_box_too_small_or_outside_the_frame_is_refused_for_test_and_left_out_of_training(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, train_box: str, test_box: str, train_says: str,
+        test_says: str) -> None:
+    """The tracker needs a first box of at least 2x2 pixels inside the frame: found at load time, not after hours of
+    evaluation. Boxes annotated at 3x the frames' resolution put the first box outside: it was trained on without a
+    word, and a test sequence like it crashed vidrnn test once the others were tracked."""
+    root = _tree(tmp_path / "root", "train/Couple", "train/Bad", "val/Crossing", "test/Football1", "test/Worse")
+    _with_first_box(root / "train" / "Bad", train_box)
+    _with_first_box(root / "test" / "Worse", test_box)
     module = TrackingDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
     with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_datamodule"):
         assert _split_names(module, "train") == [["Couple"]]
-    assert "Tiny" in caplog.text and "at least 2x2" in caplog.text
-    with pytest.raises(ValueError, match=r"Speck.*at least 2x2 pixels; got w=1.5, h=1.5"):
+    assert "Bad" in caplog.text and train_says in caplog.text and "left out of train" in caplog.text
+    with pytest.raises(ValueError, match=f"Worse: .*{test_says}"):
         module.sequences("test")
 
 

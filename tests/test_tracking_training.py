@@ -33,7 +33,7 @@ from vidrnn.metrics import SequenceScore, iou_per_frame, score_sequence
 from vidrnn.track import WorkingScale, working_scale
 from vidrnn.tracker import evaluation
 from vidrnn.tracker.evaluation import evaluate
-from vidrnn.tracker.geometry import SearchGeometry
+from vidrnn.tracker.geometry import SearchGeometry, validate_box
 from vidrnn.tracker.matching import EVIDENCE_DIM
 from vidrnn.tracker.runtime import Tracker, load_tracker
 from vidrnn.tracker.search import MatchingSearch
@@ -589,22 +589,36 @@ def test_vidrnn_test_of_a_tracker_says_it_tracks_in_one_process_under_the_ddp_st
     assert "tracks the test sequences in this one process, not in the 2 of --trainer.devices" in caplog.text
 
 
+def _one_frame_left(sequence: Path) -> None:
+    for image in ("0002.jpg", "0003.jpg"):
+        (sequence / "img" / image).unlink()
+
+
+def _first_box_outside(sequence: Path) -> None:
+    truth = sequence / "groundtruth_rect.txt"
+    truth.write_text("\n".join(["1000,1,8,8", *truth.read_text().splitlines()[1:]]) + "\n")
+
+
+@pytest.mark.parametrize(("spoil", "reason"), [
+    (_one_frame_left, "nothing to track: one frame with its box"),
+    (_first_box_outside, f"the first box [999.0, 0.0, 8.0, 8.0] lies outside the {SIZE[1]}x{SIZE[0]} frame"),
+])
 def test_vidrnn_test_refuses_an_untrackable_test_sequence_as_a_usage_error(
-        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A one-frame test sequence came out of a ValueError traceback; now it is named, with status 2, as the CLI's
-    other refusals are."""
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], spoil, reason: str) -> None:
+    """A one-frame test sequence came out of a ValueError traceback, and one whose first box lies outside the frame
+    out of one once every other sequence was tracked (their scores lost); now each is named before tracking, with
+    status 2, as the CLI's other refusals are."""
     bench = tmp_path / "bench"
     make_tracking_sequences(bench, num_sequences=1, num_frames=4, size=SIZE, seed=4)
     single = make_tracking_sequences(tmp_path / "one", num_sequences=1, num_frames=3, size=SIZE, seed=5)[0]
-    for image in ("0002.jpg", "0003.jpg"):
-        (single / "img" / image).unlink()
+    spoil(single)
     single.rename(bench / "Single")
     with pytest.raises(SystemExit) as refused:
         main(["test", "--config", str(config), "--data.test_root", str(bench)])
     error = capsys.readouterr().err
     assert refused.value.code == EXIT_USAGE and "Traceback" not in error
     assert error.startswith(f"vidrnn: error: {bench}: test sequences that cannot be tracked and scored: Single: "
-                            "nothing to track: one frame with its box"), error
+                            f"{reason}"), error
 
 
 def test_vidrnn_test_scores_every_readable_sequence_and_names_those_it_could_not_track(
@@ -691,6 +705,23 @@ def test_the_benchmarks_evaluation_refuses_to_average_without_a_sequence_it_coul
     assert [item.sequence for item in made.unscored] == [folders[1].name] and "frame 2 is 8x8" in made.unscored[0].reason
     with pytest.raises(ValueError, match=rf"1 of 2 sequences not scored: {folders[1].name}: .*frame 2 is 8x8"):
         evaluate(staying, sequences, progress=False)
+
+
+def test_a_sequence_whose_first_box_a_tracker_refuses_is_scored_as_an_error_row_the_others_kept(tmp_path: Path) -> None:
+    """vidrnn test tracked every other sequence (a minute), then a tracker's refusal of a first box outside the frame
+    ended it in a traceback, exit status 1, without tracking_scores.csv: the other sequences' scores lost."""
+    folders = make_tracking_sequences(tmp_path, num_sequences=2, num_frames=3, size=SIZE, seed=6)
+    good, moved = (load_sequence(folder) for folder in folders)
+    moved = dataclasses.replace(moved, boxes=moved.boxes + [3 * SIZE[1], 0, 0, 0], frame_size=None)
+
+    def refusing(frames, box):
+        yield validate_box(box, next(frames).shape)
+        yield from (box for _ in frames)
+
+    made = evaluation.sequence_rows({"refusing": refusing}, [good, moved], progress=False, root=tmp_path)
+    assert [row.sequence for row in made.rows] == [good.name]
+    assert [item.sequence for item in made.unscored] == [moved.name]
+    assert "lies outside the" in made.unscored[0].reason
 
 
 def test_evaluation_leaves_out_frames_whose_target_is_absent_and_scores_the_frames_lost_0(tmp_path: Path) -> None:

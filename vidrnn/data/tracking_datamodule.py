@@ -116,11 +116,13 @@ class MatchingRuns(Dataset):
 
 
 def _cannot_start(sequence: TrackingSequence) -> str | None:
-    """Why a tracker cannot start on ``sequence`` from its first box, or ``None`` when it can."""
+    """Why a tracker cannot start on ``sequence`` from its first box (absent, too small, or outside the frame where
+    the frame's size is known), or ``None`` when it can."""
     if not sequence.visible[0]:
         return "no box in the first frame (target absent), where tracking starts"
+    frame_shape = None if sequence.frame_size is None else sequence.frame_size[::-1]
     try:
-        validate_box(sequence.boxes[0])
+        validate_box(sequence.boxes[0], frame_shape)
     except ValueError as error:
         return f"{error} ({sequence.ground_truth}, x,y,w,h 0-based: {sequence.boxes[0].tolist()})"
     return None

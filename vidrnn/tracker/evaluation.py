@@ -5,8 +5,9 @@ scored with :mod:`vidrnn.metrics` (OTB-style: the given first frame and absent-t
 scoring 0; means over sequences, each sequence weighing the same). Speed is the tracker's own: the time spent
 decoding frames is measured and subtracted.
 
-A sequence whose frames cannot be read as its boxes need them (a damaged stretch, frames that change size midway) is
-found only when tracking reaches it: :func:`sequence_rows` names it and goes on with the others, so the sequences
+A sequence whose frames cannot be read as its boxes need them (a damaged stretch, frames that change size midway), or
+whose first box the tracker refuses (outside the frame where its size was not known before), is found only when
+tracking reaches it: :func:`sequence_rows` names it and goes on with the others, so the sequences
 tracked before it are not lost; :func:`evaluate`, for the benchmarks, refuses to average without it.
 """
 
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from vidrnn.data.tracking_sequences import MEAN_ROW, TrackingSequence
 from vidrnn.metrics import SequenceScore, mean_scores, score_sequence
+from vidrnn.tracker.geometry import UntrackableBox
 from vidrnn.video import VideoReadError
 
 __all__ = [
@@ -122,14 +124,14 @@ def sequence_rows(trackers: Mapping[str, TrackFunction], sequences: Sequence[Tra
                   progress: bool = True, root: Path | None = None) -> SequenceRows:
     """Every tracker on every sequence: one row each, by sequence, then tracker; a sequence is named by its path under
     ``root`` where given (:meth:`TrackingSequence.name_under`: two of one name in other folders stay apart), else by
-    its name. A sequence whose frames cannot be read is said (a warning naming it and why) and left unscored, for
-    every tracker, while the others are tracked."""
+    its name. A sequence whose frames cannot be read, or whose first box a tracker refuses, is said (a warning naming
+    it and why) and left unscored, for every tracker, while the others are tracked."""
     made = SequenceRows()
     for sequence in tqdm(sequences, desc="tracking", unit="sequence", disable=not progress):
         label = sequence.name if root is None else sequence.name_under(root)
         try:
             made.rows.extend(_scored(trackers, sequence, label))
-        except VideoReadError as error:
+        except (VideoReadError, UntrackableBox) as error:
             logger.warning("%s: not scored: %s", label, error)
             made.unscored.append(Unscored(label, str(error)))
     return made

@@ -30,21 +30,28 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "SearchGeometry", "SearchWindow", "boxes_from_crops", "clamp_to_frame", "crop_window", "validate_box",
+    "SearchGeometry", "SearchWindow", "UntrackableBox", "boxes_from_crops", "clamp_to_frame", "crop_window",
+    "validate_box",
 ]
 
 
+class UntrackableBox(ValueError):
+    """A first box no tracker can start from: an evaluation names the sequence and scores the others, where any other
+    ``ValueError`` is a fault of the code."""
+
+
 def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The initial box as float64 ``x, y, w, h``, refused early with a reason if it cannot be tracked."""
+    """The initial box as float64 ``x, y, w, h``, refused early with a reason (:class:`UntrackableBox`) if it cannot
+    be tracked."""
     box = np.asarray(list(box), dtype=np.float64)
     if box.shape != (4,) or not np.isfinite(box).all():
-        raise ValueError(f"the first box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
+        raise UntrackableBox(f"the first box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
     if box[2] < 2 or box[3] < 2:
-        raise ValueError(f"the first box must be at least 2x2 pixels; got w={box[2]}, h={box[3]}")
+        raise UntrackableBox(f"the first box must be at least 2x2 pixels; got w={box[2]}, h={box[3]}")
     if frame_shape is not None:
         height, width = frame_shape[:2]
         if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-            raise ValueError(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
+            raise UntrackableBox(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
     return box
 
 
