@@ -45,8 +45,9 @@ the same (the feature cache re-extracts a video that changed). ``run.json`` also
 the code of now are named at the start, with their commit, and read all the same: a change of code need not change
 results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
-What is refused before the first run (an unknown variant, a variant the task refuses, a config file that cannot be
-read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
+What is refused before the first run (an unknown variant, a variant the task refuses, an ``--extra`` setting that
+changes one the variant's own files set, which would report another model under its name, a config file that
+cannot be read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
 the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
@@ -363,6 +364,38 @@ def task_refusals(jobs: Sequence[Job]) -> list[str]:
     return list(refusals.values())
 
 
+def extra_overrides(extra: Sequence[str], jobs: Sequence[Job]) -> list[str]:
+    """Why each variant one of whose own settings ``--extra`` would change is refused: the run would be another model
+    labelled and judged as the variant (``--extra --model.encoder.inputs both`` makes the order-blind mean_pool read
+    frame changes, yet it stays the order-blind reference). A value equal to the variant's own, or of a key its files
+    do not set, changes no variant. Read by the runs' parser (:func:`read_settings`) with and without ``--extra``."""
+    refusals = {}
+    for job in jobs:
+        given = seeded(extra, job.seed)
+        if not given:
+            continue
+        own, run = read_settings(job.arguments[:len(job.arguments) - len(given)]), read_settings(job.arguments)
+        for key, files in variant_keys(job.variant).items():
+            if own.get(key) != run.get(key):
+                refusals[job.variant, key] = (
+                    f"--variants {job.variant}: --extra gives {key} {run.get(key)}, {files} sets {own.get(key)}: the "
+                    f"runs would not be {job.variant}, yet be reported as it; leave {job.variant} out of this run "
+                    "(--variants), or write a variant file with that setting (configs/variants/NAME.yaml) and name "
+                    f"it ({job.variant}+NAME)")
+    return list(refusals.values())
+
+
+def variant_keys(variant: str) -> dict[str, str]:
+    """Each setting (dotted key) a variant's config files set, with the files that set it."""
+    keys: dict[str, list[str]] = {}
+    for path in variant_configs(variant):
+        read = config_reader().parse_args(["--config", str(path)], _skip_validation=True)
+        for key in read.keys():
+            if key != "config":
+                keys.setdefault(key, []).append(str(path.relative_to(REPO)))
+    return {key: " and ".join(files) for key, files in keys.items()}
+
+
 def _run(command: list[str], log: Path) -> None:
     """Run one vidrnn command where the caller is (its relative paths mean what they mean on the caller's command
     line); its output goes to ``log``, and a failure says its last line."""
@@ -518,7 +551,7 @@ def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
     refuses, a folder of ``--runs`` holding another run."""
     if args.reference is not None and args.reference not in args.variants:
         raise Refused(f"--reference {args.reference} is not among --variants: name one of them, or add it to them")
-    refusals = task_refusals(jobs)
+    refusals = task_refusals(jobs) + extra_overrides(args.extra, jobs)
     if refusals:
         raise Refused("\n".join(refusals))
     refuse_other_settings(jobs)

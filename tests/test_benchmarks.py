@@ -975,3 +975,33 @@ def test_the_up_front_checks_and_the_hashes_read_group_config_files_as_lightning
 def _configured(arguments: list[str], key: str) -> object:
     """The value of ``key`` that classify_variants reads from a run's command line ``arguments``."""
     return _load("classify_variants").configured(arguments, key)
+
+
+def test_an_extra_setting_that_changes_a_variants_own_setting_is_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--extra went after the variant files and silently overrode them: --model.encoder.inputs both made the
+    order-blind mean_pool and per_frame read frame changes, still labelled (and chosen) as the order-blind reference;
+    --model.encoder.cell gru made every baseline a GRU. Such a setting is now refused, naming the variant, the key and
+    both values; one equal to the variant's own, or of a key no variant file sets, is run."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    for arguments, said in (
+            (["--variants", "lstm", "mean_pool", "per_frame", "--extra", "--model.encoder.inputs", "both"],
+             ["--variants mean_pool: --extra gives model.encoder.inputs both, configs/variants/mean_pool.yaml sets "
+              "frames", "--variants per_frame: --extra gives model.encoder.inputs both, configs/variants/per_frame.yaml"
+              " sets frames", "leave mean_pool out of this run (--variants), or write a variant file"]),
+            (["--variants", "gru+unidirectional", "temporal_conv", "--extra", "--model.encoder.cell=gru"],
+             ["--variants temporal_conv: --extra gives model.encoder.cell gru, configs/variants/temporal_conv.yaml "
+              "sets conv"])):
+        monkeypatch.setattr(sys, "argv", [*argv, *arguments])
+        refused = _refused(variants, capsys)
+        assert all(part in refused for part in said), refused
+        assert "lstm:" not in refused and "gru+unidirectional:" not in refused
+    assert not commands
+    for runs, arguments in (("a", ["--variants", "lstm", "per_frame", "--extra", "--model.encoder.inputs", "frames"]),
+                            ("b", ["--variants", "mean_pool", "--extra", "--model.encoder.residual", "false",
+                                   "--model.encoder.hidden_size", "64"])):
+        monkeypatch.setattr(sys, "argv", [*argv, "--runs", str(tmp_path / runs), *arguments])
+        assert variants.main() == 0
+    assert {command[2] for command, _ in commands} == {"fit", "predict"}
