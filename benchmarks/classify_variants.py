@@ -29,7 +29,9 @@ seeds differ in all of them; the test recordings are the official fold's, the sa
 verification's shuffled test copies are drawn from ``data.seed`` and differ between seeds (the arrow of time's
 backwards copies do not). On other datasets ``data.seed`` also draws the test split (class folders) or generates the
 videos (demo), so it stays at the config's value and the spread covers initialisation and dropout alone; the script
-says which at its start. Neither covers which recordings the test set happens to hold: that is what the bootstrap
+says which at its start. ``--extra --data.seed {seed}`` varies it there too: where it draws the test split (or makes
+the videos) the runs would test different clips, which cannot be compared clip by clip, so that is refused before
+the first run; a root holding ``train/`` and ``test/`` folders, whose split no seed draws, runs. Neither covers which recordings the test set happens to hold: that is what the bootstrap
 interval is for.
 
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
@@ -91,6 +93,8 @@ from typing import Any
 import jsonargparse
 import numpy as np
 
+from vidrnn.data.folders import has_explicit_split
+from vidrnn.data.splits import split_settings
 from vidrnn.files import atomic_write_bytes, file_sha256
 from vidrnn_checkout import command as vidrnn_command
 
@@ -554,7 +558,36 @@ def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
     refusals = task_refusals(jobs) + extra_overrides(args.extra, jobs)
     if refusals:
         raise Refused("\n".join(refusals))
+    refuse_different_test_clips(jobs)
     refuse_other_settings(jobs)
+
+
+def refuse_different_test_clips(jobs: Sequence[Job]) -> None:
+    """Refuse runs whose settings would test different clips (``--extra --data.seed {seed}`` on class folders, whose
+    test split it draws): they cannot be compared clip by clip, which would be found only after every run."""
+    first = jobs[0]
+    tested = test_split(first.arguments)
+    for job in jobs[1:]:
+        here = test_split(job.arguments)
+        differing = [key for key in dict.fromkeys([*tested, *here]) if tested.get(key) != here.get(key)]
+        if differing:
+            raise Refused(
+                f"the runs would test different clips: {first.variant} seed {first.seed} has "
+                + ", ".join(f"{key} {tested.get(key)}" for key in differing)
+                + f", {job.variant} seed {job.seed} " + ", ".join(f"{key} {here.get(key)}" for key in differing)
+                + f" (they draw the test split of dataset {tested['data.dataset']}), so they could not be compared "
+                "clip by clip; give every run the same " + ", ".join(differing) + " (no {seed} in --extra's), or "
+                "split the videos into train/ and test/ folders under data.root, whose test split no setting draws")
+
+
+def test_split(arguments: Sequence[str]) -> dict[str, object]:
+    """The settings that decide which clips a run's command line tests (:func:`vidrnn.data.splits.split_settings`;
+    the demo's ``data.seed`` too, which makes its videos), with their values."""
+    settings = read_settings(arguments)
+    dataset = settings.get("data.dataset")
+    explicit = dataset == "folders" and has_explicit_split(settings.get("data.root"))
+    names = split_settings(dataset, explicit, "test") + (("seed",) if dataset == "demo" else ())
+    return {f"data.{name}": settings.get(f"data.{name}") for name in dict.fromkeys(names)}
 
 
 def refuse_other_settings(jobs: list[Job]) -> None:
@@ -624,14 +657,24 @@ def read_run(job: Job) -> Run:
                job.recorded()["seconds"], correct, recorded_units(predicted))
 
 
-def seed_coverage(dataset: str, link_data_seed: bool) -> str:
+def data_seed_varies(jobs: Sequence[Job]) -> dict[str, bool]:
+    """Each dataset the runs read, and whether their ``data.seed`` follows the seed (:func:`links_data_seed`) or
+    differs between them (``--extra --data.seed {seed}``)."""
+    seeds: dict[str, set[object]] = {}
+    for job in jobs:
+        seeds.setdefault(run_dataset(job.arguments), set()).add(configured(job.arguments, "data.seed"))
+    return {dataset: links_data_seed(dataset) or len(values) > 1 for dataset, values in seeds.items()}
+
+
+def seed_coverage(dataset: str, data_seed_varies: bool) -> str:
     """What the seed spread covers, said at the start: since eeca2a4 batch order and segment offsets are drawn from
-    data.seed, not seed_everything."""
-    if link_data_seed:
+    data.seed, not seed_everything. Runs whose data.seed would draw other test clips are refused before this."""
+    if data_seed_varies:
+        tested = ("the test recordings are the fold's, the same in every run" if dataset == "ucf101" else
+                  "the test clips are the same in every run (those of data.root's test/ folder)")
         return ("seed_everything and data.seed (initialisation and dropout; batch order, training segment offsets, "
-                "validation groups, label subset); the test recordings are the fold's, the same in every run, but "
-                "order verification's shuffled test copies are drawn from data.seed, so they differ between seeds "
-                "(the arrow of time's backwards copies do not)")
+                f"validation groups, label subset); {tested}, but order verification's shuffled test copies are "
+                "drawn from data.seed, so they differ between seeds (the arrow of time's backwards copies do not)")
     return (f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change "
             "the test split or the videos), so the seeds vary initialisation and dropout alone: batch order and "
             "training segment offsets come from data.seed and are the same in every run, as are the validation groups")
@@ -694,30 +737,33 @@ def main() -> int:
         parser.error(str(refusal))
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
-    for dataset in dict.fromkeys(run_dataset(job.arguments) for job in jobs):
-        print(f"the seed spread covers {seed_coverage(dataset, links_data_seed(dataset))}", flush=True)
+    for dataset, varies in data_seed_varies(jobs).items():
+        print(f"the seed spread covers {seed_coverage(dataset, varies)}", flush=True)
     notice = other_code_notice(jobs, code_version())
     if notice is not None:
         print(notice, flush=True)
     results, failed = run_all(jobs)
+    compared = True
     if results:
         reference, why = pick_reference(results, args.reference)
-        print_table(results, reference, why)
+        compared = print_table(results, reference, why)
     if failed:
         print("\nnot in the table, a run failed: " + ", ".join(
             f"{variant} (seed {', '.join(map(str, seeds))})" for variant, seeds in failed.items()))
-    return 1 if failed else 0
+    return 1 if failed or not compared else 0
 
 
-def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> None:
+def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> bool:
     """One row per variant: each seed's test accuracy, their mean and spread, the validation accuracy at the tested
-    checkpoints, and (when there is a reference) the difference from it with its interval and the verdict."""
+    checkpoints, and (when there is a reference) the difference from it with its interval and the verdict. A variant
+    whose runs cannot be compared with the reference's (other test clips: the videos changed between runs) is marked,
+    the reason said below the table; returns whether every variant was compared."""
     seeds = [run.seed for run in next(iter(results.values()))]
     print(f"\nreference: {reference or '-'}: {why}")
     print("| variant | " + " | ".join(f"seed {seed}" for seed in seeds)
           + " | mean ± sd | mean class acc | val acc | Δ vs reference [95 % interval] | verdict | s/run |")
     print("|---|" + "---:|" * (len(seeds) + 4) + "---|---:|")
-    units = 0
+    units, uncompared = 0, []
     for variant, runs in results.items():
         accuracies = [100 * run.acc for run in runs]
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
@@ -727,9 +773,14 @@ def print_table(results: dict[str, list[Run]], reference: str | None, why: str) 
         if variant == reference:
             difference, judged = "reference", "-"
         elif reference is not None:
-            (point, low, high), units = compare(runs, results[reference])
-            difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-            judged = verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
+            try:
+                (point, low, high), units = compare(runs, results[reference])
+            except RuntimeError as error:
+                uncompared.append(f"{variant} not compared with {reference}: {error}")
+                judged = "not compared"
+            else:
+                difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+                judged = verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
         print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
               + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} %"
               + f" | {statistics.mean(100 * run.mean_class_acc for run in runs):.1f} % | {validation}"
@@ -739,6 +790,9 @@ def print_table(results: dict[str, list[Run]], reference: str | None, why: str) 
               f"resamples of the test set's {units} (class, recording group) units\n(paired: the same clips, each "
               "clip's correctness averaged over seeds). Verdict: above/below only when the seed ranges do not "
               "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain.")
+    for reason in uncompared:
+        print(f"\n{reason} (its runs are kept; run them again on the same videos)")
+    return not uncompared
 
 
 if __name__ == "__main__":

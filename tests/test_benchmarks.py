@@ -1005,3 +1005,41 @@ def test_an_extra_setting_that_changes_a_variants_own_setting_is_refused_before_
         monkeypatch.setattr(sys, "argv", [*argv, "--runs", str(tmp_path / runs), *arguments])
         assert variants.main() == 0
     assert {command[2] for command, _ in commands} == {"fit", "predict"}
+
+
+def test_runs_that_would_test_different_clips_are_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--extra --data.seed {seed} on class folders (data.seed draws their test split) ran every job, then died
+    comparing them (RuntimeError: the runs predicted different test clips), and the opening line said data.seed stayed
+    the same in every run. Such a plan is now refused before any run; with train/ and test/ folders, whose split
+    data.seed does not draw, it runs, saying that data.seed varies."""
+    root = tmp_path / "videos"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "folders", "--seeds", "0", "1",
+                                            "--variants", "lstm", "mean_pool", "--runs", str(tmp_path / "runs"),
+                                            "--extra", "--data.seed", "{seed}")
+    (tmp_path / "base.yaml").write_text(f"data:\n  dataset: folders\n  root: {root}\n")
+    refused = _refused(variants, capsys)
+    assert ("the runs would test different clips: lstm seed 0 has data.seed 0, lstm seed 1 data.seed 1 (they draw "
+            "the test split of dataset folders)") in refused
+    assert "give every run the same data.seed" in refused and "train/ and test/ folders" in refused
+    assert not commands
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+    assert variants.main() == 0
+    out = capsys.readouterr().out
+    assert "seed_everything and data.seed (" in out and "stays at the config's value" not in out
+    assert "the test clips are the same in every run" in out
+
+
+def test_runs_that_tested_different_clips_are_said_beside_the_table_without_a_traceback(
+        capsys: pytest.CaptureFixture) -> None:
+    """Runs whose test clips differ (videos added to a class folder between them) cannot be compared clip by clip:
+    the table is printed, the variant marked, the reason said below it, and the caller told (False)."""
+    variants = _load("classify_variants")
+    units = {key: (key[0], key.split("_")[2]) for key in _VARIANT_KEYS}
+    reference = variants.Run(0, 0.5, 0.5, 0.5, 0.5, 1.0, dict.fromkeys(_VARIANT_KEYS, True), units)
+    other = variants.Run(0, 0.5, 0.5, 0.5, 0.5, 1.0, dict.fromkeys(_VARIANT_KEYS[1:], True), units)
+    assert not variants.print_table({"lstm": [other], "mean_pool": [reference]}, "mean_pool", "named by --reference")
+    out = capsys.readouterr().out
+    assert _table_rows(out)["lstm"][5:7] == ["-", "not compared"]
+    assert "lstm not compared with mean_pool: the runs predicted different test clips" in out
