@@ -72,7 +72,8 @@ groups the data module kept whole, as each run's ``splits.json`` records them (`
 file name, else a class folder's first sub-folder (unlabeled videos: the root's), else the clip alone. The verdict is
 *above* only when the variant's worst seed beats the reference's best AND the interval lies above 0, *below* the
 mirror image, and otherwise *level*: a gain inside the seed spread, or inside what another draw of test recordings
-could give, is no gain.
+could give, is no gain. With one seed there is no seed range to judge by (its worst is its best): the table gives the
+mean alone and no verdict; a seed given twice is refused.
 """
 
 from __future__ import annotations
@@ -551,8 +552,13 @@ def links_data_seed(dataset: str) -> bool:
 
 
 def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
-    """Refuse, before any run, a command line that cannot give the table: a reference not run, a variant the task
-    refuses, a folder of ``--runs`` holding another run."""
+    """Refuse, before any run, a command line that cannot give the table: a seed given twice, a reference not run, a
+    variant the task refuses or whose own settings ``--extra`` changes, runs that would test different clips, a folder
+    of ``--runs`` holding another run."""
+    repeated = [seed for seed in dict.fromkeys(args.seeds) if args.seeds.count(seed) > 1]
+    if repeated:
+        raise Refused(f"--seeds {' '.join(map(str, args.seeds))}: seed {', '.join(map(str, repeated))} is given more than once, "
+                      "which would count one run as two seeds; give each seed once")
     if args.reference is not None and args.reference not in args.variants:
         raise Refused(f"--reference {args.reference} is not among --variants: name one of them, or add it to them")
     refusals = task_refusals(jobs) + extra_overrides(args.extra, jobs)
@@ -753,6 +759,13 @@ def main() -> int:
     return 1 if failed or not compared else 0
 
 
+def mean_spread(accuracies: Sequence[float]) -> str:
+    """Accuracies' mean and standard deviation (``91.3 ± 1.2 %``); the mean alone for one seed, whose ``± 0.0``
+    would read as no variation between seeds."""
+    mean = statistics.mean(accuracies)
+    return f"{mean:.1f} ± {statistics.stdev(accuracies):.1f} %" if len(accuracies) > 1 else f"{mean:.1f} %"
+
+
 def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> bool:
     """One row per variant: each seed's test accuracy, their mean and spread, the validation accuracy at the tested
     checkpoints, and (when there is a reference) the difference from it with its interval and the verdict. A variant
@@ -761,12 +774,12 @@ def print_table(results: dict[str, list[Run]], reference: str | None, why: str) 
     seeds = [run.seed for run in next(iter(results.values()))]
     print(f"\nreference: {reference or '-'}: {why}")
     print("| variant | " + " | ".join(f"seed {seed}" for seed in seeds)
-          + " | mean ± sd | mean class acc | val acc | Δ vs reference [95 % interval] | verdict | s/run |")
+          + f" | {'mean ± sd' if len(seeds) > 1 else 'mean'} | mean class acc | val acc | Δ vs reference [95 % "
+          "interval] | verdict | s/run |")
     print("|---|" + "---:|" * (len(seeds) + 4) + "---|---:|")
     units, uncompared = 0, []
     for variant, runs in results.items():
         accuracies = [100 * run.acc for run in runs]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         validated = [run.val_acc for run in runs if run.val_acc is not None]
         validation = f"{100 * statistics.mean(validated):.1f} %" if len(validated) == len(runs) else "-"
         difference, judged = "-", "-"
@@ -780,16 +793,18 @@ def print_table(results: dict[str, list[Run]], reference: str | None, why: str) 
                 judged = "not compared"
             else:
                 difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-                judged = verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
-        print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
-              + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} %"
+                judged = (verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
+                          if len(seeds) > 1 else "none (one seed)")
+        print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies) + f" | {mean_spread(accuracies)}"
               + f" | {statistics.mean(100 * run.mean_class_acc for run in runs):.1f} % | {validation}"
               + f" | {difference} | {judged} | {statistics.mean(run.seconds for run in runs):.0f} |")
     if reference is not None:
         print(f"\nΔ: test accuracy minus the reference's, points, mean over seeds; 95 % interval from {RESAMPLES} "
               f"resamples of the test set's {units} (class, recording group) units\n(paired: the same clips, each "
               "clip's correctness averaged over seeds). Verdict: above/below only when the seed ranges do not "
-              "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain.")
+              "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain."
+              + ("" if len(seeds) > 1 else "\nno verdict with one seed: the rule needs each variant's seed range "
+                 "(one seed's worst is its best), so run two seeds or more (--seeds 0 1 2)"))
     for reason in uncompared:
         print(f"\n{reason} (its runs are kept; run them again on the same videos)")
     return not uncompared

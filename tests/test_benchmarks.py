@@ -1043,3 +1043,23 @@ def test_runs_that_tested_different_clips_are_said_beside_the_table_without_a_tr
     out = capsys.readouterr().out
     assert _table_rows(out)["lstm"][5:7] == ["-", "not compared"]
     assert "lstm not compared with mean_pool: the runs predicted different test clips" in out
+
+
+def test_one_seed_gives_no_verdict_and_a_repeated_seed_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one seed, "worst seed beats the reference's best" holds by construction, so the verdict said above or
+    below on the interval alone, and "± 0.0" read as no seed variation; --seeds 0 0 counted one run twice. One seed
+    now gives the mean alone and no verdict, said why; a repeated seed is refused before any run."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--variants", "lstm",
+                                            "mean_pool", "per_frame", "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "1", "0"])
+    assert "--seeds 0 1 0: seed 0 is given more than once" in _refused(variants, capsys)
+    assert not commands
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0"])
+    assert variants.main() == 0
+    out = capsys.readouterr().out
+    assert "| mean | mean class acc |" in out and "±" not in out
+    assert _table_rows(out)["lstm"][2:3] == ["100.0 %"] and _table_rows(out)["lstm"][5:7] == [
+        "+16.7 [+0.0, +50.0]", "none (one seed)"]
+    assert "no verdict with one seed: the rule needs each variant's seed range" in out
