@@ -29,7 +29,9 @@ seeds differ in all of them; the test recordings are the official fold's, the sa
 verification's shuffled test copies are drawn from ``data.seed`` and differ between seeds (the arrow of time's
 backwards copies do not). On other datasets ``data.seed`` also draws the test split (class folders) or generates the
 videos (demo), so it stays at the config's value and the spread covers initialisation and dropout alone; the script
-says which at its start. Neither covers which recordings the test set happens to hold: that is what the bootstrap
+says which at its start. ``--extra --data.seed {seed}`` varies it there too: where it draws the test split (or makes
+the videos) the runs would test different clips, which cannot be compared clip by clip, so that is refused before
+the first run; a root holding ``train/`` and ``test/`` folders, whose split no seed draws, runs. Neither covers which recordings the test set happens to hold: that is what the bootstrap
 interval is for.
 
 Every run keeps its folder under ``--runs`` (``RUN/fit``, ``RUN/predict``, their logs; ``run.json`` once finished):
@@ -45,8 +47,9 @@ the same (the feature cache re-extracts a video that changed). ``run.json`` also
 the code of now are named at the start, with their commit, and read all the same: a change of code need not change
 results.
 A failed run is said with its reason and the table shows the variants whose every seed finished (exit status 1).
-What is refused before the first run (an unknown variant, a variant the task refuses, a config file that cannot be
-read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
+What is refused before the first run (an unknown variant, a variant the task refuses, an ``--extra`` setting that
+changes one the variant's own files set, which would report another model under its name, a config file that
+cannot be read, a kept run of other settings) is a usage error, exit status 2, naming the argument and what to do.
 The runs start in the caller's directory, so relative paths in ``--extra`` and a config's relative defaults mean
 what they mean there, with this checkout's vidrnn whatever that directory holds (``vidrnn_checkout.py``); a variant
 the task refuses (``antisymmetric`` outside the arrow of time) is refused before the first run. The dataset (which
@@ -69,7 +72,8 @@ groups the data module kept whole, as each run's ``splits.json`` records them (`
 file name, else a class folder's first sub-folder (unlabeled videos: the root's), else the clip alone. The verdict is
 *above* only when the variant's worst seed beats the reference's best AND the interval lies above 0, *below* the
 mirror image, and otherwise *level*: a gain inside the seed spread, or inside what another draw of test recordings
-could give, is no gain.
+could give, is no gain. With one seed there is no seed range to judge by (its worst is its best): the table gives the
+mean alone and no verdict; a seed given twice is refused.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ from typing import Any
 import jsonargparse
 import numpy as np
 
+from vidrnn.data.folders import has_explicit_split
+from vidrnn.data.splits import split_settings
 from vidrnn.files import atomic_write_bytes, file_sha256
 from vidrnn_checkout import command as vidrnn_command
 
@@ -363,6 +369,38 @@ def task_refusals(jobs: Sequence[Job]) -> list[str]:
     return list(refusals.values())
 
 
+def extra_overrides(extra: Sequence[str], jobs: Sequence[Job]) -> list[str]:
+    """Why each variant one of whose own settings ``--extra`` would change is refused: the run would be another model
+    labelled and judged as the variant (``--extra --model.encoder.inputs both`` makes the order-blind mean_pool read
+    frame changes, yet it stays the order-blind reference). A value equal to the variant's own, or of a key its files
+    do not set, changes no variant. Read by the runs' parser (:func:`read_settings`) with and without ``--extra``."""
+    refusals = {}
+    for job in jobs:
+        given = seeded(extra, job.seed)
+        if not given:
+            continue
+        own, run = read_settings(job.arguments[:len(job.arguments) - len(given)]), read_settings(job.arguments)
+        for key, files in variant_keys(job.variant).items():
+            if own.get(key) != run.get(key):
+                refusals[job.variant, key] = (
+                    f"--variants {job.variant}: --extra gives {key} {run.get(key)}, {files} sets {own.get(key)}: the "
+                    f"runs would not be {job.variant}, yet be reported as it; leave {job.variant} out of this run "
+                    "(--variants), or write a variant file with that setting (configs/variants/NAME.yaml) and name "
+                    f"it ({job.variant}+NAME)")
+    return list(refusals.values())
+
+
+def variant_keys(variant: str) -> dict[str, str]:
+    """Each setting (dotted key) a variant's config files set, with the files that set it."""
+    keys: dict[str, list[str]] = {}
+    for path in variant_configs(variant):
+        read = config_reader().parse_args(["--config", str(path)], _skip_validation=True)
+        for key in read.keys():
+            if key != "config":
+                keys.setdefault(key, []).append(str(path.relative_to(REPO)))
+    return {key: " and ".join(files) for key, files in keys.items()}
+
+
 def _run(command: list[str], log: Path) -> None:
     """Run one vidrnn command where the caller is (its relative paths mean what they mean on the caller's command
     line); its output goes to ``log``, and a failure says its last line."""
@@ -514,14 +552,48 @@ def links_data_seed(dataset: str) -> bool:
 
 
 def refuse_before_running(args: argparse.Namespace, jobs: list[Job]) -> None:
-    """Refuse, before any run, a command line that cannot give the table: a reference not run, a variant the task
-    refuses, a folder of ``--runs`` holding another run."""
+    """Refuse, before any run, a command line that cannot give the table: a seed given twice, a reference not run, a
+    variant the task refuses or whose own settings ``--extra`` changes, runs that would test different clips, a folder
+    of ``--runs`` holding another run."""
+    repeated = [seed for seed in dict.fromkeys(args.seeds) if args.seeds.count(seed) > 1]
+    if repeated:
+        raise Refused(f"--seeds {' '.join(map(str, args.seeds))}: seed {', '.join(map(str, repeated))} is given more than once, "
+                      "which would count one run as two seeds; give each seed once")
     if args.reference is not None and args.reference not in args.variants:
         raise Refused(f"--reference {args.reference} is not among --variants: name one of them, or add it to them")
-    refusals = task_refusals(jobs)
+    refusals = task_refusals(jobs) + extra_overrides(args.extra, jobs)
     if refusals:
         raise Refused("\n".join(refusals))
+    refuse_different_test_clips(jobs)
     refuse_other_settings(jobs)
+
+
+def refuse_different_test_clips(jobs: Sequence[Job]) -> None:
+    """Refuse runs whose settings would test different clips (``--extra --data.seed {seed}`` on class folders, whose
+    test split it draws): they cannot be compared clip by clip, which would be found only after every run."""
+    first = jobs[0]
+    tested = test_split(first.arguments)
+    for job in jobs[1:]:
+        here = test_split(job.arguments)
+        differing = [key for key in dict.fromkeys([*tested, *here]) if tested.get(key) != here.get(key)]
+        if differing:
+            raise Refused(
+                f"the runs would test different clips: {first.variant} seed {first.seed} has "
+                + ", ".join(f"{key} {tested.get(key)}" for key in differing)
+                + f", {job.variant} seed {job.seed} " + ", ".join(f"{key} {here.get(key)}" for key in differing)
+                + f" (they draw the test split of dataset {tested['data.dataset']}), so they could not be compared "
+                "clip by clip; give every run the same " + ", ".join(differing) + " (no {seed} in --extra's), or "
+                "split the videos into train/ and test/ folders under data.root, whose test split no setting draws")
+
+
+def test_split(arguments: Sequence[str]) -> dict[str, object]:
+    """The settings that decide which clips a run's command line tests (:func:`vidrnn.data.splits.split_settings`;
+    the demo's ``data.seed`` too, which makes its videos), with their values."""
+    settings = read_settings(arguments)
+    dataset = settings.get("data.dataset")
+    explicit = dataset == "folders" and has_explicit_split(settings.get("data.root"))
+    names = split_settings(dataset, explicit, "test") + (("seed",) if dataset == "demo" else ())
+    return {f"data.{name}": settings.get(f"data.{name}") for name in dict.fromkeys(names)}
 
 
 def refuse_other_settings(jobs: list[Job]) -> None:
@@ -591,14 +663,24 @@ def read_run(job: Job) -> Run:
                job.recorded()["seconds"], correct, recorded_units(predicted))
 
 
-def seed_coverage(dataset: str, link_data_seed: bool) -> str:
+def data_seed_varies(jobs: Sequence[Job]) -> dict[str, bool]:
+    """Each dataset the runs read, and whether their ``data.seed`` follows the seed (:func:`links_data_seed`) or
+    differs between them (``--extra --data.seed {seed}``)."""
+    seeds: dict[str, set[object]] = {}
+    for job in jobs:
+        seeds.setdefault(run_dataset(job.arguments), set()).add(configured(job.arguments, "data.seed"))
+    return {dataset: links_data_seed(dataset) or len(values) > 1 for dataset, values in seeds.items()}
+
+
+def seed_coverage(dataset: str, data_seed_varies: bool) -> str:
     """What the seed spread covers, said at the start: since eeca2a4 batch order and segment offsets are drawn from
-    data.seed, not seed_everything."""
-    if link_data_seed:
+    data.seed, not seed_everything. Runs whose data.seed would draw other test clips are refused before this."""
+    if data_seed_varies:
+        tested = ("the test recordings are the fold's, the same in every run" if dataset == "ucf101" else
+                  "the test clips are the same in every run (those of data.root's test/ folder)")
         return ("seed_everything and data.seed (initialisation and dropout; batch order, training segment offsets, "
-                "validation groups, label subset); the test recordings are the fold's, the same in every run, but "
-                "order verification's shuffled test copies are drawn from data.seed, so they differ between seeds "
-                "(the arrow of time's backwards copies do not)")
+                f"validation groups, label subset); {tested}, but order verification's shuffled test copies are "
+                "drawn from data.seed, so they differ between seeds (the arrow of time's backwards copies do not)")
     return (f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change "
             "the test split or the videos), so the seeds vary initialisation and dropout alone: batch order and "
             "training segment offsets come from data.seed and are the same in every run, as are the validation groups")
@@ -661,51 +743,71 @@ def main() -> int:
         parser.error(str(refusal))
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
-    for dataset in dict.fromkeys(run_dataset(job.arguments) for job in jobs):
-        print(f"the seed spread covers {seed_coverage(dataset, links_data_seed(dataset))}", flush=True)
+    for dataset, varies in data_seed_varies(jobs).items():
+        print(f"the seed spread covers {seed_coverage(dataset, varies)}", flush=True)
     notice = other_code_notice(jobs, code_version())
     if notice is not None:
         print(notice, flush=True)
     results, failed = run_all(jobs)
+    compared = True
     if results:
         reference, why = pick_reference(results, args.reference)
-        print_table(results, reference, why)
+        compared = print_table(results, reference, why)
     if failed:
         print("\nnot in the table, a run failed: " + ", ".join(
             f"{variant} (seed {', '.join(map(str, seeds))})" for variant, seeds in failed.items()))
-    return 1 if failed else 0
+    return 1 if failed or not compared else 0
 
 
-def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> None:
+def mean_spread(accuracies: Sequence[float]) -> str:
+    """Accuracies' mean and standard deviation (``91.3 ± 1.2 %``); the mean alone for one seed, whose ``± 0.0``
+    would read as no variation between seeds."""
+    mean = statistics.mean(accuracies)
+    return f"{mean:.1f} ± {statistics.stdev(accuracies):.1f} %" if len(accuracies) > 1 else f"{mean:.1f} %"
+
+
+def print_table(results: dict[str, list[Run]], reference: str | None, why: str) -> bool:
     """One row per variant: each seed's test accuracy, their mean and spread, the validation accuracy at the tested
-    checkpoints, and (when there is a reference) the difference from it with its interval and the verdict."""
+    checkpoints, and (when there is a reference) the difference from it with its interval and the verdict. A variant
+    whose runs cannot be compared with the reference's (other test clips: the videos changed between runs) is marked,
+    the reason said below the table; returns whether every variant was compared."""
     seeds = [run.seed for run in next(iter(results.values()))]
     print(f"\nreference: {reference or '-'}: {why}")
     print("| variant | " + " | ".join(f"seed {seed}" for seed in seeds)
-          + " | mean ± sd | mean class acc | val acc | Δ vs reference [95 % interval] | verdict | s/run |")
+          + f" | {'mean ± sd' if len(seeds) > 1 else 'mean'} | mean class acc | val acc | Δ vs reference [95 % "
+          "interval] | verdict | s/run |")
     print("|---|" + "---:|" * (len(seeds) + 4) + "---|---:|")
-    units = 0
+    units, uncompared = 0, []
     for variant, runs in results.items():
         accuracies = [100 * run.acc for run in runs]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         validated = [run.val_acc for run in runs if run.val_acc is not None]
         validation = f"{100 * statistics.mean(validated):.1f} %" if len(validated) == len(runs) else "-"
         difference, judged = "-", "-"
         if variant == reference:
             difference, judged = "reference", "-"
         elif reference is not None:
-            (point, low, high), units = compare(runs, results[reference])
-            difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-            judged = verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
-        print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies)
-              + f" | {statistics.mean(accuracies):.1f} ± {spread:.1f} %"
+            try:
+                (point, low, high), units = compare(runs, results[reference])
+            except RuntimeError as error:
+                uncompared.append(f"{variant} not compared with {reference}: {error}")
+                judged = "not compared"
+            else:
+                difference = f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+                judged = (verdict(accuracies, [100 * run.acc for run in results[reference]], (low, high))
+                          if len(seeds) > 1 else "none (one seed)")
+        print(f"| {variant} | " + " | ".join(f"{value:.1f} %" for value in accuracies) + f" | {mean_spread(accuracies)}"
               + f" | {statistics.mean(100 * run.mean_class_acc for run in runs):.1f} % | {validation}"
               + f" | {difference} | {judged} | {statistics.mean(run.seconds for run in runs):.0f} |")
     if reference is not None:
         print(f"\nΔ: test accuracy minus the reference's, points, mean over seeds; 95 % interval from {RESAMPLES} "
               f"resamples of the test set's {units} (class, recording group) units\n(paired: the same clips, each "
               "clip's correctness averaged over seeds). Verdict: above/below only when the seed ranges do not "
-              "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain.")
+              "overlap and\nthe interval excludes 0; otherwise level: a gain inside the seed spread is no gain."
+              + ("" if len(seeds) > 1 else "\nno verdict with one seed: the rule needs each variant's seed range "
+                 "(one seed's worst is its best), so run two seeds or more (--seeds 0 1 2)"))
+    for reason in uncompared:
+        print(f"\n{reason} (its runs are kept; run them again on the same videos)")
+    return not uncompared
 
 
 if __name__ == "__main__":

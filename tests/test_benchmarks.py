@@ -975,3 +975,91 @@ def test_the_up_front_checks_and_the_hashes_read_group_config_files_as_lightning
 def _configured(arguments: list[str], key: str) -> object:
     """The value of ``key`` that classify_variants reads from a run's command line ``arguments``."""
     return _load("classify_variants").configured(arguments, key)
+
+
+def test_an_extra_setting_that_changes_a_variants_own_setting_is_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--extra went after the variant files and silently overrode them: --model.encoder.inputs both made the
+    order-blind mean_pool and per_frame read frame changes, still labelled (and chosen) as the order-blind reference;
+    --model.encoder.cell gru made every baseline a GRU. Such a setting is now refused, naming the variant, the key and
+    both values; one equal to the variant's own, or of a key no variant file sets, is run."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--seeds", "0",
+                                            "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    for arguments, said in (
+            (["--variants", "lstm", "mean_pool", "per_frame", "--extra", "--model.encoder.inputs", "both"],
+             ["--variants mean_pool: --extra gives model.encoder.inputs both, configs/variants/mean_pool.yaml sets "
+              "frames", "--variants per_frame: --extra gives model.encoder.inputs both, configs/variants/per_frame.yaml"
+              " sets frames", "leave mean_pool out of this run (--variants), or write a variant file"]),
+            (["--variants", "gru+unidirectional", "temporal_conv", "--extra", "--model.encoder.cell=gru"],
+             ["--variants temporal_conv: --extra gives model.encoder.cell gru, configs/variants/temporal_conv.yaml "
+              "sets conv"])):
+        monkeypatch.setattr(sys, "argv", [*argv, *arguments])
+        refused = _refused(variants, capsys)
+        assert all(part in refused for part in said), refused
+        assert "lstm:" not in refused and "gru+unidirectional:" not in refused
+    assert not commands
+    for runs, arguments in (("a", ["--variants", "lstm", "per_frame", "--extra", "--model.encoder.inputs", "frames"]),
+                            ("b", ["--variants", "mean_pool", "--extra", "--model.encoder.residual", "false",
+                                   "--model.encoder.hidden_size", "64"])):
+        monkeypatch.setattr(sys, "argv", [*argv, "--runs", str(tmp_path / runs), *arguments])
+        assert variants.main() == 0
+    assert {command[2] for command, _ in commands} == {"fit", "predict"}
+
+
+def test_runs_that_would_test_different_clips_are_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--extra --data.seed {seed} on class folders (data.seed draws their test split) ran every job, then died
+    comparing them (RuntimeError: the runs predicted different test clips), and the opening line said data.seed stayed
+    the same in every run. Such a plan is now refused before any run; with train/ and test/ folders, whose split
+    data.seed does not draw, it runs, saying that data.seed varies."""
+    root = tmp_path / "videos"
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "folders", "--seeds", "0", "1",
+                                            "--variants", "lstm", "mean_pool", "--runs", str(tmp_path / "runs"),
+                                            "--extra", "--data.seed", "{seed}")
+    (tmp_path / "base.yaml").write_text(f"data:\n  dataset: folders\n  root: {root}\n")
+    refused = _refused(variants, capsys)
+    assert ("the runs would test different clips: lstm seed 0 has data.seed 0, lstm seed 1 data.seed 1 (they draw "
+            "the test split of dataset folders)") in refused
+    assert "give every run the same data.seed" in refused and "train/ and test/ folders" in refused
+    assert not commands
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+    assert variants.main() == 0
+    out = capsys.readouterr().out
+    assert "seed_everything and data.seed (" in out and "stays at the config's value" not in out
+    assert "the test clips are the same in every run" in out
+
+
+def test_runs_that_tested_different_clips_are_said_beside_the_table_without_a_traceback(
+        capsys: pytest.CaptureFixture) -> None:
+    """Runs whose test clips differ (videos added to a class folder between them) cannot be compared clip by clip:
+    the table is printed, the variant marked, the reason said below it, and the caller told (False)."""
+    variants = _load("classify_variants")
+    units = {key: (key[0], key.split("_")[2]) for key in _VARIANT_KEYS}
+    reference = variants.Run(0, 0.5, 0.5, 0.5, 0.5, 1.0, dict.fromkeys(_VARIANT_KEYS, True), units)
+    other = variants.Run(0, 0.5, 0.5, 0.5, 0.5, 1.0, dict.fromkeys(_VARIANT_KEYS[1:], True), units)
+    assert not variants.print_table({"lstm": [other], "mean_pool": [reference]}, "mean_pool", "named by --reference")
+    out = capsys.readouterr().out
+    assert _table_rows(out)["lstm"][5:7] == ["-", "not compared"]
+    assert "lstm not compared with mean_pool: the runs predicted different test clips" in out
+
+
+def test_one_seed_gives_no_verdict_and_a_repeated_seed_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one seed, "worst seed beats the reference's best" holds by construction, so the verdict said above or
+    below on the interval alone, and "± 0.0" read as no seed variation; --seeds 0 0 counted one run twice. One seed
+    now gives the mean alone and no verdict, said why; a repeated seed is refused before any run."""
+    variants, commands = _variant_benchmark(monkeypatch, tmp_path / "base.yaml", "ucf101", "--variants", "lstm",
+                                            "mean_pool", "per_frame", "--runs", str(tmp_path / "runs"))
+    argv = sys.argv
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "1", "0"])
+    assert "--seeds 0 1 0: seed 0 is given more than once" in _refused(variants, capsys)
+    assert not commands
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0"])
+    assert variants.main() == 0
+    out = capsys.readouterr().out
+    assert "| mean | mean class acc |" in out and "±" not in out
+    assert _table_rows(out)["lstm"][2:3] == ["100.0 %"] and _table_rows(out)["lstm"][5:7] == [
+        "+16.7 [+0.0, +50.0]", "none (one seed)"]
+    assert "no verdict with one seed: the rule needs each variant's seed range" in out

@@ -73,14 +73,23 @@ def random_batches(total_length: int, min_length: int, batch_size: int = 8) -> D
     return DataLoader(TensorDataset(features, lengths, labels), batch_size=batch_size)
 
 
+def repeated_batch(total_length: int = 12, min_length: int = 3, batch_size: int = 8) -> DataLoader:
+    """Four copies of one batch of :func:`random_batches`: every micro-batch the same."""
+    features, lengths, labels = next(iter(random_batches(total_length, min_length, batch_size)))
+    return DataLoader(TensorDataset(*(tensor.repeat(4, *[1] * (tensor.dim() - 1))
+                                      for tensor in (features, lengths, labels))), batch_size=batch_size)
+
+
 def fit(module: LightningModule, callback: GradientNormLogger, directory: Path, max_steps: int = 6,
-        total_length: int = 12, min_length: int = 3) -> list[dict[str, str]]:
-    """Train on CPU with heavy gradient clipping; return the rows of the CSV log."""
+        total_length: int = 12, min_length: int = 3, batches: DataLoader | None = None,
+        accumulate_grad_batches: int = 1) -> list[dict[str, str]]:
+    """Train on CPU with heavy gradient clipping (on ``batches``, else random ones); return the rows of the CSV
+    log."""
     logger = CSVLogger(directory)
     trainer = Trainer(max_steps=max_steps, log_every_n_steps=1, logger=logger, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=CLIP_VALUE,
-                      accelerator="cpu", callbacks=[callback])
-    trainer.fit(module, random_batches(total_length, min_length))
+                      accelerator="cpu", callbacks=[callback], accumulate_grad_batches=accumulate_grad_batches)
+    trainer.fit(module, batches or random_batches(total_length, min_length))
     with open(Path(logger.log_dir) / "metrics.csv", newline="") as stream:
         return list(csv.DictReader(stream))
 
@@ -102,6 +111,22 @@ def test_logs_per_layer_total_and_per_step_norms(tmp_path: Path) -> None:
         assert sorted(values) == list(range(6))
         assert all(value >= 0.0 and math.isfinite(value) for value in values.values())
     assert all(value > 0.0 for value in logged(rows, position_key(1.0)).values())
+
+
+def test_accumulated_steps_log_the_last_micro_batchs_true_norms(tmp_path: Path) -> None:
+    """Lightning divides each micro-batch's loss by accumulate_grad_batches: the per-position norms were divided by
+    it too (the per-layer ones, the accumulated mean gradient, were not). Two micro-batches equal to one whole batch
+    now log what that batch logs alone, per layer and per position."""
+    logs = []
+    for accumulate in (1, 2):
+        torch.manual_seed(0)
+        rows = fit(TinyClassifier(), GradientNormLogger(log_every_n_steps=1), tmp_path / str(accumulate), max_steps=1,
+                   batches=repeated_batch(), accumulate_grad_batches=accumulate)
+        logs.append(next(row for row in rows if row.get("grad_norm/total")))
+    keys = [key for key in logs[0] if key.startswith("grad_norm/")]
+    assert position_key(0.0) in keys and "grad_norm/rnn.weight_hh_l0" in keys
+    for key in keys:
+        assert float(logs[1][key]) == pytest.approx(float(logs[0][key]), rel=1e-5), key
 
 
 def test_total_norm_is_taken_before_clipping(tmp_path: Path) -> None:

@@ -299,6 +299,24 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     _track_cli(Path(checkpoint), tracking_root, capsys)
 
 
+@pytest.mark.parametrize("name", ["track.yaml", "track_demo.yaml"])
+def test_the_tracking_configs_log_per_layer_gradient_norms(name: str, config: Path, tmp_path: Path) -> None:
+    """The README says gradient norms are in the metrics of every run, but the tracking configs' trainers logged
+    none. A fit with their callbacks now logs the tracker's per-layer norms (before clipping) and the total; a
+    FrameTracker exposes no input features, so no per-position norms."""
+    values = yaml.safe_load(config.read_text())
+    values["data"] |= {"train_windows": 64, "val_windows": 8}
+    values["trainer"] |= {"max_epochs": 1, "log_every_n_steps": 1, "default_root_dir": str(tmp_path),
+                          "callbacks": yaml.safe_load((CONFIGS / name).read_text())["trainer"]["callbacks"]}
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(values), encoding="utf-8")
+    cli = run_lightning_cli(["fit", "--config", str(tiny)])
+    rows = list(csv.DictReader((Path(cli.trainer.log_dir) / "metrics.csv").open()))
+    logged = {key for row in rows for key, value in row.items() if key.startswith("grad_norm/") and value}
+    assert "grad_norm/total" in logged and any(key.endswith(".weight_hh_l0") for key in logged), logged
+    assert not any("input_pos" in key for key in logged)
+
+
 def _saved_one_by_one(checkpoint: Path, target: Path) -> Path:
     """``checkpoint`` as vidrnn saved it before the tracker's settings were one record: each a hyperparameter of its
     own, no ``hold_below`` and no recorded ``task`` (neither existed yet)."""

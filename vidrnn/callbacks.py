@@ -112,9 +112,10 @@ class GradientNormLogger(Callback):
       and exposes it as ``pl_module.last_input_features [B,T,D]`` with ``pl_module.last_input_lengths [B]``.
 
     A module that does not expose those attributes (or whose tensor got no gradient) simply gets no per-step keys;
-    that is not an error. With gradient accumulation the per-step norms describe the last micro-batch only. Under
-    16-bit mixed precision the input gradient is divided by the loss scale, since the scaler unscales only the
-    optimizer's parameters.
+    that is not an error. With gradient accumulation the per-layer norms are of the accumulated gradient (the mean
+    over the micro-batches) and the per-step ones of the last micro-batch's own loss: Lightning divides each
+    micro-batch's loss by ``accumulate_grad_batches``, so the input gradient is multiplied back by it. Under 16-bit
+    mixed precision it is divided by the loss scale, since the scaler unscales only the optimizer's parameters.
 
     Args:
         log_every_n_steps: log on every ``n``-th optimizer step (``n >= 1``).
@@ -165,14 +166,16 @@ class GradientNormLogger(Callback):
         lengths = getattr(pl_module, "last_input_lengths", None)
         if features is None or lengths is None or features.grad is None:
             return {}
-        norms = input_step_grad_norms(features.grad, lengths, self.positions) / _loss_scale(trainer)
+        norms = input_step_grad_norms(features.grad, lengths, self.positions) / _loss_factor(trainer)
         return {position_key(position): norm for position, norm in zip(self.positions, norms)}
 
 
-def _loss_scale(trainer: Trainer) -> float:
-    """The factor the loss was multiplied by before ``backward`` (mixed-precision ``GradScaler``), else 1."""
+def _loss_factor(trainer: Trainer) -> float:
+    """The factor a micro-batch's loss was multiplied by before ``backward``: the mixed-precision ``GradScaler``'s
+    scale (else 1) over ``accumulate_grad_batches``, by which Lightning divides it."""
     scaler = getattr(trainer.precision_plugin, "scaler", None)
-    return float(scaler.get_scale()) if scaler is not None else 1.0
+    scale = float(scaler.get_scale()) if scaler is not None else 1.0
+    return scale / trainer.accumulate_grad_batches
 
 
 def _as_floats(tensors: dict[str, Tensor]) -> dict[str, float]:
