@@ -165,10 +165,11 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     cut_short = {"train": {}, "val": {}, "test": {"b/3": "decoded 22 of the 78 frames its container states"}}
     groups = {"b/2": ("b", "b/g01"), "b/3": ("b", None)}
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable,
-                       too_short=too_short, cut_short=cut_short, test_groups=groups)
+                       too_short=too_short, cut_short=cut_short, test_groups=groups, unlisted=["c", "b/6"])
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
-        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable,
+        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unlisted": ["c", "b/6"],
+        "unreadable": unreadable,
         "too_short": too_short, "cut_short": cut_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
 
 

@@ -623,10 +623,11 @@ class VideoDataModule(L.LightningDataModule):
         for message in copy_warnings(copies, self.index.root):
             logger.warning(message)
         if log_dir is not None:
-            missing = [path.relative_to(self.index.root).as_posix() for path in self.index.missing]
+            missing, unlisted = ([path.relative_to(self.index.root).as_posix() for path in paths]
+                                 for paths in (self.index.missing, self.index.unlisted))
             write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies,
                                missing, unreadable, too_short=too_short, cut_short=cut_short,
-                               test_groups=self.index.recording_groups(clip_lists.get("test", ())))
+                               test_groups=self.index.recording_groups(clip_lists.get("test", ())), unlisted=unlisted)
 
     def _source_digests(self) -> dict[str, str]:
         """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""

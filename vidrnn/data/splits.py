@@ -252,10 +252,12 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
                        unreadable: Mapping[str, Mapping[str, str]] | None = None, *,
                        too_short: Mapping[str, Mapping[str, str]] | None = None,
                        cut_short: Mapping[str, Mapping[str, str]] | None = None,
-                       test_groups: Mapping[str, tuple[str, str | None]] | None = None) -> None:
+                       test_groups: Mapping[str, tuple[str, str | None]] | None = None,
+                       unlisted: Sequence[str] = ()) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
     split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, the
-    clips its split lists name that are not on disk, ``missing``, the clips each split drew but left out as
+    clips its split lists name that are not on disk, ``missing``, the files and class folders on disk they do not name,
+    not read, ``unlisted``, the clips each split drew but left out as
     unreadable, ``unreadable``: ``{split: {clip: reason}}`` (counts and clip lists hold the clips read alone), those
     left out of an order task as too short, ``too_short``: ``{split: {clip: its cached frames and those needed}}``,
     the clips read that held far fewer frames than their containers state, ``cut_short``: ``{split: {clip: the frames
@@ -265,7 +267,7 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
               "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
-              "identical_copies": copies, "missing": list(missing),
+              "identical_copies": copies, "missing": list(missing), "unlisted": list(unlisted),
               "unreadable": {split: dict(clips) for split, clips in (unreadable or {}).items()},
               "too_short": {split: dict(clips) for split, clips in (too_short or {}).items()},
               "cut_short": {split: dict(clips) for split, clips in (cut_short or {}).items()},
