@@ -189,12 +189,28 @@ def test_a_missing_split_file_is_named(tmp_path: Path) -> None:
 def test_class_folders_without_split_lists_are_refused_pointing_to_the_folders_dataset(tmp_path: Path) -> None:
     """A folder of one's own class folders given to a UCF101 command said only that classInd.txt was not found."""
     (tmp_path / "videos" / "dog").mkdir(parents=True)
-    expected = (f"{tmp_path / 'ucfTrainTestlist' / 'classInd.txt'}: UCF101 split file not found; splits_dir must be "
-                f"the official ucfTrainTestlist folder (classInd.txt, trainlist01-03.txt, testlist01-03.txt); if "
-                f"{tmp_path / 'videos'} holds one folder per class, use --dataset folders (vidrnn extract) or "
-                "--data.dataset folders (vidrnn fit)")
+    expected = (f"{tmp_path / 'ucfTrainTestlist' / 'classInd.txt'}: UCF101 split file not found. Put the official "
+                "ucfTrainTestlist folder (classInd.txt, trainlist01-03.txt, testlist01-03.txt) beside "
+                f"{tmp_path / 'videos'}, or give where it is: --data.splits DIR (vidrnn fit, validate, test, predict) "
+                "or --splits DIR (vidrnn extract). Without the official lists, --data.dataset folders (--dataset "
+                f"folders for vidrnn extract) reads {tmp_path / 'videos'} as one folder per class with a split of its "
+                "own, which gives up the official fold (scores not comparable to published ones)")
     with pytest.raises(FileNotFoundError, match=re.escape(expected)):
         ucf101_index(tmp_path / "videos")
+
+
+def test_a_split_lists_folder_without_a_list_names_the_options_that_give_the_official_one(tmp_path: Path) -> None:
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi"]})
+    (splits / "trainlist01.txt").unlink()
+
+    with pytest.raises(FileNotFoundError) as refusal:
+        ucf101_index(videos, splits, fold=1)
+    said = str(refusal.value)
+    assert said.startswith(f"{splits / 'trainlist01.txt'}: UCF101 split file not found. Put the official "
+                           "ucfTrainTestlist folder")
+    assert said.index("--data.splits DIR") < said.index("--splits DIR (vidrnn extract)") < said.index(
+        "--data.dataset folders")
+    assert "splits_dir" not in said
 
 
 def test_a_link_to_the_videos_folder_finds_the_split_lists_beside_the_folder_it_points_at(tmp_path: Path) -> None:

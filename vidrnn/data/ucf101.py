@@ -55,13 +55,9 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     check_fold(fold)
     videos_root = _videos_root(Path(root).expanduser())
     splits_dir = default_splits_dir(videos_root) if splits_dir is None else Path(splits_dir).expanduser()
-    if not splits_dir.is_dir():
-        raise FileNotFoundError(f"{splits_dir / 'classInd.txt'}: {_SPLIT_FILE_NOT_FOUND}; if {videos_root} holds one "
-                                "folder per class, use --dataset folders (vidrnn extract) or --data.dataset folders "
-                                "(vidrnn fit)")
-    listed_classes = _read_class_ind(_split_file(splits_dir, "classInd.txt"))
-    train_list = _split_file(splits_dir, f"trainlist0{fold}.txt")
-    test_list = _split_file(splits_dir, f"testlist0{fold}.txt")
+    listed_classes = _read_class_ind(_split_file(splits_dir, "classInd.txt", videos_root))
+    train_list = _split_file(splits_dir, f"trainlist0{fold}.txt", videos_root)
+    test_list = _split_file(splits_dir, f"testlist0{fold}.txt", videos_root)
 
     classes = [name for name in listed_classes if (videos_root / name).is_dir()]
     if not classes:
@@ -115,15 +111,22 @@ def default_splits_dir(videos_root: Path) -> Path:
     return beside_target if beside_target.is_dir() else beside
 
 
-_SPLIT_FILE_NOT_FOUND = (f"UCF101 split file not found; splits_dir must be the official {SPLITS_FOLDER} folder "
-                         "(classInd.txt, trainlist01-03.txt, testlist01-03.txt)")
-
-
-def _split_file(splits_dir: Path, name: str) -> Path:
+def _split_file(splits_dir: Path, name: str, videos_root: Path) -> Path:
     path = splits_dir / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {_SPLIT_FILE_NOT_FOUND}")
+        raise FileNotFoundError(_split_file_not_found(path, videos_root))
     return path
+
+
+def _split_file_not_found(path: Path, videos_root: Path) -> str:
+    """Why ``path`` is needed and how to give it, by the options each command has: the official lists first, as only
+    they give the published fold; the folders dataset last, as it gives that fold up (a folder of one's own class
+    folders given to a UCF101 command ends here too)."""
+    return (f"{path}: UCF101 split file not found. Put the official {SPLITS_FOLDER} folder (classInd.txt, "
+            f"trainlist01-03.txt, testlist01-03.txt) beside {videos_root}, or give where it is: --data.splits DIR "
+            "(vidrnn fit, validate, test, predict) or --splits DIR (vidrnn extract). Without the official lists, "
+            f"--data.dataset folders (--dataset folders for vidrnn extract) reads {videos_root} as one folder per "
+            "class with a split of its own, which gives up the official fold (scores not comparable to published ones)")
 
 
 def _read_class_ind(path: Path) -> list[str]:
