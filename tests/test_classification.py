@@ -460,8 +460,8 @@ def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
                            backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
                            val_fraction=0.2, extract_workers=0)
     data.require_validation_split()
-    data.prepare_data()
     with caplog.at_level("INFO"):
+        data.prepare_data()
         data.setup("fit")
 
     assert data.split_keys("val") == ["val/a/v_a_g01_c01.avi", "val/b/v_b_g01_c01.avi"]
@@ -470,6 +470,31 @@ def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
             "(val_fraction plays no part); clips: train 2, val 2, test 2") in caplog.text
     fitted = {path.resolve() for split in ("train", "val") for path in (tmp_path / "videos" / split).glob("*/*.avi")}
     assert fitted_clips(data.hparams) == fitted
+
+
+def test_the_split_is_said_before_extraction_begins_and_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cold cache the split line came only in setup, after every clip was extracted (hours on UCF101)."""
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            write_video(tmp_path / "videos" / split / label / f"v_{label}_g01_c01.avi", 4)
+    data = _folders_module(tmp_path / "videos", tmp_path / "cache", val_fraction=0)
+    said_before_extraction = []
+    extract = data_module.extract_features
+
+    def extract_noting(*args: object, **kwargs: object) -> object:
+        said_before_extraction.append([r.getMessage() for r in caplog.records if r.getMessage().startswith("split: ")])
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "extract_features", extract_noting)
+    with caplog.at_level("INFO"):
+        data.prepare_data()
+        data.setup("fit")
+
+    line = ("split: explicit split: the train/ and test/ folders as given; validation: none (val_fraction=0); clips: "
+            "train 2, val 0, test 2; per class (train/val/test): a 1/0/1, b 1/0/1")
+    assert said_before_extraction == [[line]]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("split: ")] == [line]
 
 
 def _folders_module(root: Path, cache: Path, **options: object) -> VideoDataModule:
