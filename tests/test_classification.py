@@ -23,9 +23,11 @@ from vidrnn.batches import collate_sequences
 from vidrnn.data import module as data_module
 from vidrnn.data import synthetic
 from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips, recorded_data_settings
+from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.data.usable import UnusableData, require_trained_classes
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.pipeline import PipelineSpec
@@ -544,6 +546,26 @@ def test_a_class_with_no_training_clips_is_refused_before_extracting_saying_what
             f"and would offer it. Give it training clips or remove its folder ({tmp_path / 'videos' / 'test' / 'c'})")):
         trainer.fit(model, datamodule=data)
     assert not (tmp_path / "cache").exists()  # nothing was extracted first
+
+
+@pytest.mark.parametrize(("missing", "unlisted", "why"), [
+    (1, 2, "the split lists name 1 clip of it, missing from the disk, and its folder holds 2 files they do not name"),
+    (0, 0, "the split lists name none of it, and its folder holds none"),
+])
+def test_a_class_without_any_clip_is_refused_saying_why_and_naming_its_folder(tmp_path: Path, missing: int,
+                                                                              unlisted: int, why: str) -> None:
+    """A class with no records was said to have no training clips '()' and its folder to be removed '()'."""
+    folder = tmp_path / "HandstandPushups"
+    index = DatasetIndex(root=tmp_path, classes=["a", "HandstandPushups"],
+                         records=[VideoRecord(tmp_path / "a" / "v_a_g01_c01.avi", "a", "g01", "train")], split_rule="r",
+                         missing=[folder / f"v_HandStandPushups_g0{n}_c01.avi" for n in range(1, missing + 1)],
+                         unlisted=[folder / f"v_{n}.avi" for n in range(unlisted)])
+
+    with pytest.raises(UnusableData) as refusal:
+        require_trained_classes(index, index.split("train"))
+    assert str(refusal.value) == (f"class 'HandstandPushups' has no clips in any split ({why}): a classifier would be "
+                                  "built with a class it never trains on, and would offer it. Give it training clips "
+                                  f"or remove its folder ({folder})")
 
 
 def test_a_class_whose_training_clips_are_all_unreadable_ends_the_fit_before_training_naming_it(
