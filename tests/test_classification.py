@@ -149,9 +149,9 @@ def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_a
         "splits.json lists them (identical_copies); keep one copy, in the class it belongs to"]
     record = json.loads((Path(module.trainer.log_dir) / "splits.json").read_text())
     assert record["identical_copies"] == {
-        "test": [["a/a_g02_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
-        "val": [["a/a_g01_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
-        "test_val": [["a/a_g02_c01.avi", "a/a_g01_c01.avi"]],
+        "test": [{"test": ["a/a_g02_c01.avi"], "train": ["a/a_g00_c01.avi", "b/b_g00_c02.avi"]}],
+        "val": [{"val": ["a/a_g01_c01.avi"], "train": ["a/a_g00_c01.avi", "b/b_g00_c02.avi"]}],
+        "test_val": [{"test": ["a/a_g02_c01.avi"], "val": ["a/a_g01_c01.avi"]}],
         "different_labels": [["a/a_g00_c01.avi", "a/a_g01_c01.avi", "a/a_g02_c01.avi", "b/b_g00_c02.avi"]]}
     assert record["clip_lists"] == {name: module.split_keys(name) for name in ("train", "val", "test")}
 
