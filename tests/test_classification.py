@@ -23,9 +23,11 @@ from vidrnn.batches import collate_sequences
 from vidrnn.data import module as data_module
 from vidrnn.data import synthetic
 from vidrnn.data.module import VideoDataModule, _CachedSequences, fitted_clips, recorded_data_settings
+from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.data.streams import EpochKey
 from vidrnn.data.synthetic import CLASSES, make_classification_dataset
 from vidrnn.data.ucf101 import ucf101_index
+from vidrnn.data.usable import UnusableData, require_trained_classes
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.pipeline import PipelineSpec
@@ -147,9 +149,9 @@ def test_byte_identical_videos_across_the_split_or_under_two_labels_are_warned_a
         "splits.json lists them (identical_copies); keep one copy, in the class it belongs to"]
     record = json.loads((Path(module.trainer.log_dir) / "splits.json").read_text())
     assert record["identical_copies"] == {
-        "test": [["a/a_g02_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
-        "val": [["a/a_g01_c01.avi", "a/a_g00_c01.avi", "b/b_g00_c02.avi"]],
-        "test_val": [["a/a_g02_c01.avi", "a/a_g01_c01.avi"]],
+        "test": [{"test": ["a/a_g02_c01.avi"], "train": ["a/a_g00_c01.avi", "b/b_g00_c02.avi"]}],
+        "val": [{"val": ["a/a_g01_c01.avi"], "train": ["a/a_g00_c01.avi", "b/b_g00_c02.avi"]}],
+        "test_val": [{"test": ["a/a_g02_c01.avi"], "val": ["a/a_g01_c01.avi"]}],
         "different_labels": [["a/a_g00_c01.avi", "a/a_g01_c01.avi", "a/a_g02_c01.avi", "b/b_g00_c02.avi"]]}
     assert record["clip_lists"] == {name: module.split_keys(name) for name in ("train", "val", "test")}
 
@@ -460,8 +462,8 @@ def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
                            backbone=BackboneSpec(input_size=32), sampling=SamplingSpec(short_side=32), steps=4,
                            val_fraction=0.2, extract_workers=0)
     data.require_validation_split()
-    data.prepare_data()
     with caplog.at_level("INFO"):
+        data.prepare_data()
         data.setup("fit")
 
     assert data.split_keys("val") == ["val/a/v_a_g01_c01.avi", "val/b/v_b_g01_c01.avi"]
@@ -470,6 +472,31 @@ def test_a_given_val_folder_is_the_validation_split_not_carved_from_train(
             "(val_fraction plays no part); clips: train 2, val 2, test 2") in caplog.text
     fitted = {path.resolve() for split in ("train", "val") for path in (tmp_path / "videos" / split).glob("*/*.avi")}
     assert fitted_clips(data.hparams) == fitted
+
+
+def test_the_split_is_said_before_extraction_begins_and_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cold cache the split line came only in setup, after every clip was extracted (hours on UCF101)."""
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            write_video(tmp_path / "videos" / split / label / f"v_{label}_g01_c01.avi", 4)
+    data = _folders_module(tmp_path / "videos", tmp_path / "cache", val_fraction=0)
+    said_before_extraction = []
+    extract = data_module.extract_features
+
+    def extract_noting(*args: object, **kwargs: object) -> object:
+        said_before_extraction.append([r.getMessage() for r in caplog.records if r.getMessage().startswith("split: ")])
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "extract_features", extract_noting)
+    with caplog.at_level("INFO"):
+        data.prepare_data()
+        data.setup("fit")
+
+    line = ("split: explicit split: the train/ and test/ folders as given; validation: none (val_fraction=0); clips: "
+            "train 2, val 0, test 2; per class (train/val/test): a 1/0/1, b 1/0/1")
+    assert said_before_extraction == [[line]]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("split: ")] == [line]
 
 
 def _folders_module(root: Path, cache: Path, **options: object) -> VideoDataModule:
@@ -519,6 +546,26 @@ def test_a_class_with_no_training_clips_is_refused_before_extracting_saying_what
             f"and would offer it. Give it training clips or remove its folder ({tmp_path / 'videos' / 'test' / 'c'})")):
         trainer.fit(model, datamodule=data)
     assert not (tmp_path / "cache").exists()  # nothing was extracted first
+
+
+@pytest.mark.parametrize(("missing", "unlisted", "why"), [
+    (1, 2, "the split lists name 1 clip of it, missing from the disk, and its folder holds 2 files they do not name"),
+    (0, 0, "the split lists name none of it, and its folder holds none"),
+])
+def test_a_class_without_any_clip_is_refused_saying_why_and_naming_its_folder(tmp_path: Path, missing: int,
+                                                                              unlisted: int, why: str) -> None:
+    """A class with no records was said to have no training clips '()' and its folder to be removed '()'."""
+    folder = tmp_path / "HandstandPushups"
+    index = DatasetIndex(root=tmp_path, classes=["a", "HandstandPushups"],
+                         records=[VideoRecord(tmp_path / "a" / "v_a_g01_c01.avi", "a", "g01", "train")], split_rule="r",
+                         missing=[folder / f"v_HandStandPushups_g0{n}_c01.avi" for n in range(1, missing + 1)],
+                         unlisted=[folder / f"v_{n}.avi" for n in range(unlisted)])
+
+    with pytest.raises(UnusableData) as refusal:
+        require_trained_classes(index, index.split("train"))
+    assert str(refusal.value) == (f"class 'HandstandPushups' has no clips in any split ({why}): a classifier would be "
+                                  "built with a class it never trains on, and would offer it. Give it training clips "
+                                  f"or remove its folder ({folder})")
 
 
 def test_a_class_whose_training_clips_are_all_unreadable_ends_the_fit_before_training_naming_it(

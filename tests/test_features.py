@@ -217,19 +217,49 @@ def test_videos_given_new_times_but_the_same_bytes_keep_their_features(dataset: 
     assert cache.settled(items) == ([items[0], *items[2:5]], [items[1], items[5]])
 
 
+def _cached_then_touched(dataset: Path, backbone, tmp_path: Path, videos: int,
+                         touched: int) -> tuple[FeatureCache, list[VideoItem], int]:
+    """A cache of the first ``videos`` clips of a copy of ``dataset``, then the first ``touched`` given a later time
+    (returned): the same bytes, as after a copy without times."""
+    shutil.copytree(dataset, tmp_path / "videos")
+    index = ucf101_index(tmp_path / "videos", fold=1)
+    items = index.video_items()[:videos]
+    cache = FeatureCache(tmp_path / "cache", backbone.spec, SAMPLING, index.root)
+    extract_features(items, cache, backbone, num_workers=0, progress=False)
+    later = time.time_ns() + 10**12
+    for item in items[:touched]:
+        os.utime(item.path, ns=(later, later))
+    return cache, items, later
+
+
+def test_checking_the_bytes_of_videos_with_new_times_is_said_before_it_begins(
+        dataset: Path, small_backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Every video given new times was hashed without a word (13k files, 6.5 GB on UCF101) before anything was said."""
+    cache, items, _ = _cached_then_touched(dataset, small_backbone, tmp_path, videos=3, touched=2)
+    said_as_hashed = []
+
+    def hashing(path: Path) -> str:
+        said_as_hashed.append(caplog.text)
+        return file_sha256(path)
+
+    monkeypatch.setattr("vidrnn.files.file_sha256", hashing)
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert cache.settled(items) == (items, [])
+
+    message = (f"2 videos under {cache.videos_root} have new modification times (copied without them, re-mounted or "
+               "touched?): checking their bytes; those unchanged keep their features")
+    assert len(said_as_hashed) == 2 and all(message in text for text in said_as_hashed)
+    assert "checking bytes: 100%" in capsys.readouterr().err and caplog.text.count(message) == 1
+
+
 def test_listing_a_cache_writes_nothing_even_when_it_finds_new_times(dataset: Path, small_backbone,
                                                                      tmp_path: Path) -> None:
     """Ranks under torchrun list the cache together before any of them writes: a write while another rank reads
     could fold a journal between its reading the manifest and the journals, and the ranks would shard different
     lists. The new times wait for record_renewed, which extract_features calls on rank 0 after that listing."""
-    videos = tmp_path / "videos"
-    shutil.copytree(dataset, videos)
-    index = ucf101_index(videos, fold=1)
-    items = index.video_items()[:2]
-    cache = FeatureCache(tmp_path / "cache", small_backbone.spec, SAMPLING, index.root)
-    extract_features(items, cache, small_backbone, num_workers=0, progress=False)
-    later = time.time_ns() + 10**12
-    os.utime(items[0].path, ns=(later, later))
+    cache, items, later = _cached_then_touched(dataset, small_backbone, tmp_path, videos=2, touched=1)
     before = _tree(cache.dir)
     assert cache.settled(items) == (items, [])
     assert _tree(cache.dir) == before and [record["path"] for record in cache.renewed] == [items[0].key]

@@ -159,16 +159,18 @@ def test_the_summary_gives_the_rule_and_the_clips_of_each_split_and_class(tmp_pa
     many = split_counts({"train": [str(k) for k in range(13)]}, [str(k) for k in range(13)])
     assert split_summary("RULE", many) == "split: RULE; clips: train 13"  # no list of 13 classes in one line
     lists = {"train": ["a/1", "a/2", "b/1"], "val": ["a/3"], "test": ["b/2", "b/3"]}
-    copies = {"test": [["b/2", "a/1"]], "val": [], "test_val": [], "different_labels": [["a/1", "b/2"]]}
+    copies = {"test": [{"test": ["b/2"], "train": ["a/1"]}], "val": [], "test_val": [],
+              "different_labels": [["a/1", "b/2"]]}
     unreadable = {"train": {}, "val": {}, "test": {"b/5": "cannot be opened as a video"}}
     too_short = {"train": {"a/4": "1 cached frame, fewer than the 2 the arrow of time needs"}, "val": {}, "test": {}}
     cut_short = {"train": {}, "val": {}, "test": {"b/3": "decoded 22 of the 78 frames its container states"}}
     groups = {"b/2": ("b", "b/g01"), "b/3": ("b", None)}
     write_split_record(tmp_path / "splits.json", "RULE", tmp_path, counts, lists, copies, ["b/4"], unreadable,
-                       too_short=too_short, cut_short=cut_short, test_groups=groups)
+                       too_short=too_short, cut_short=cut_short, test_groups=groups, unlisted=["c", "b/6"])
     assert json.loads((tmp_path / "splits.json").read_text()) == {
         "rule": "RULE", "root": str(tmp_path), "clips": {"train": 3, "val": 1, "test": 2}, "per_class": counts,
-        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unreadable": unreadable,
+        "clip_lists": lists, "identical_copies": copies, "missing": ["b/4"], "unlisted": ["c", "b/6"],
+        "unreadable": unreadable,
         "too_short": too_short, "cut_short": cut_short, "test_groups": {"b/2": ["b", "b/g01"], "b/3": ["b", None]}}
 
 
@@ -287,11 +289,11 @@ def test_identical_copies_are_found_by_their_bytes_digest_and_clips_without_one_
     labels = {"train": ["a", "a", "b", "b"], "val": ["a"], "test": ["a", "b", "b"]}
     digests = {"a/1": "x", "a/2": "x", "b/1": "y", "a/3": "x", "a/4": "z", "b/3": "y", "b/4": "w", "b/2": "w"}
     assert identical_copies(lists, labels, digests) == {
-        "test": [["b/3", "b/1"], ["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2"]], "test_val": [],
-        "different_labels": []}
+        "test": [{"test": ["b/3"], "train": ["b/1"]}, {"test": ["b/4"], "train": ["b/2"]}],
+        "val": [{"val": ["a/3"], "train": ["a/1", "a/2"]}], "test_val": [], "different_labels": []}
     assert identical_copies(lists, labels, {**digests, "b/1": "x"}) == {
-        "test": [["b/4", "b/2"]], "val": [["a/3", "a/1", "a/2", "b/1"]], "test_val": [],
-        "different_labels": [["a/1", "a/2", "a/3", "b/1"]]}
+        "test": [{"test": ["b/4"], "train": ["b/2"]}], "val": [{"val": ["a/3"], "train": ["a/1", "a/2", "b/1"]}],
+        "test_val": [], "different_labels": [["a/1", "a/2", "a/3", "b/1"]]}
     assert identical_copies(lists, labels, {}) == {"test": [], "val": [], "test_val": [], "different_labels": []}
 
 
@@ -302,21 +304,42 @@ def test_test_clips_identical_to_validation_clips_are_found_though_no_training_c
     labels = {"train": ["a"], "val": ["a", "b"], "test": ["a", "b"]}
     digests = {"a/1": "x", "a/2": "y", "a/3": "y", "b/1": "z", "b/2": "x"}
     assert identical_copies(lists, labels, digests) == {
-        "test": [["b/2", "a/1"]], "val": [], "test_val": [["a/3", "a/2"]], "different_labels": [["a/1", "b/2"]]}
+        "test": [{"test": ["b/2"], "train": ["a/1"]}], "val": [], "test_val": [{"test": ["a/3"], "val": ["a/2"]}],
+        "different_labels": [["a/1", "b/2"]]}
+
+
+def test_identical_copies_are_one_entry_per_set_of_copies_and_their_warning_is_capped(tmp_path: Path) -> None:
+    """Every test copy was listed with every training copy (273 MB of splits.json for hard links to 8 files), and the
+    warning showed each such list whole (198k characters)."""
+    lists = {"train": [f"a/{n}" for n in range(40)], "test": [f"b/{n}" for n in range(30)]}
+    labels = {"train": ["a"] * 40, "test": ["a"] * 30}
+    digests = {key: str(int(key[2:]) % 2) for keys in lists.values() for key in keys}  # two videos, copied
+
+    copies = identical_copies(lists, labels, digests)
+
+    assert copies["test"] == [{"test": sorted(f"b/{n}" for n in range(0, 30, 2)),
+                               "train": sorted(f"a/{n}" for n in range(0, 40, 2))},
+                              {"test": sorted(f"b/{n}" for n in range(1, 30, 2)),
+                               "train": sorted(f"a/{n}" for n in range(1, 40, 2))}]
+    test, = copy_warnings(copies, tmp_path)
+    assert test.startswith(f"30 test clips under {tmp_path}, in 2 sets of byte-identical videos, are byte-identical "
+                           "copies of training clips (b/0 = b/10 = b/12 = b/14 = b/16 and 30 more; b/1 = b/11 = b/13 = "
+                           "b/15 = b/17 and 30 more): the test scores")
 
 
 def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path: Path) -> None:
-    copies = {"test": [[f"a/{n}", f"b/{n}"] for n in range(5)], "val": [], "test_val": [],
+    copies = {"test": [{"test": [f"a/{n}"], "train": [f"b/{n}"]} for n in range(5)], "val": [], "test_val": [],
               "different_labels": [["a/1", "b/1"]]}
     test, labels = copy_warnings(copies, tmp_path)
-    assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0, a/1 = b/1, "
+    assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0; a/1 = b/1; "
                     "a/2 = b/2 and 2 more): the test scores are optimistic by them, as the model trained on the same "
                     "video. splits.json lists every copy (identical_copies); remove the copies before training to "
                     "score only unseen videos")
     assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "
                              "label noise")
     assert copy_warnings({"test": [], "val": [], "test_val": [], "different_labels": []}, tmp_path) == []
-    chosen, = copy_warnings({"test": [], "val": [], "test_val": [["a/3", "a/2"]], "different_labels": []}, tmp_path)
+    chosen, = copy_warnings({"test": [], "val": [], "test_val": [{"test": ["a/3"], "val": ["a/2"]}],
+                             "different_labels": []}, tmp_path)
     assert chosen == (f"1 test clip under {tmp_path} is a byte-identical copy of a validation clip (a/3 = a/2): the "
                       "test scores are optimistic by it, as the checkpoint was chosen on the same video. splits.json "
                       "lists every copy (identical_copies); remove the copies before training to score only unseen "

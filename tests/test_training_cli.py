@@ -572,8 +572,10 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
                               str(tmp_path / "one")], f"found 1 class folder under {tmp_path / 'one'} (only); a "
                              "classifier needs at least 2"),
         "class folders read as UCF101": (["fit", "--config", str(fresh), "--data.root", str(tmp_path / "one")],
-                                         f"if {tmp_path / 'one'} holds one folder per class, use --dataset folders "
-                                         "(vidrnn extract) or --data.dataset folders (vidrnn fit)"),
+                                         "or give where it is: --data.splits DIR (vidrnn fit, validate, test, "
+                                         "predict) or --splits DIR (vidrnn extract). Without the official lists, "
+                                         "--data.dataset folders (--dataset folders for vidrnn extract) reads "
+                                         f"{tmp_path / 'one'} as one folder per class"),
         # A class only in test/ was trained as a class without clips, reported 0/0/0 and offered by classify.
         "a class only in test/": (["fit", "--config", str(fresh), "--data.dataset", "folders", "--data.root",
                                    str(tmp_path / "split"), "--data.val_fraction", "0"],

@@ -130,6 +130,26 @@ def test_listed_clips_missing_from_a_present_class_are_reported_and_logged(
     assert index.split_rule.endswith(", 2 listed clips missing")  # what splits.json and the split's summary say
 
 
+def test_clips_and_class_folders_the_lists_do_not_name_are_said_once_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files in a class folder that no list of the fold names, and folders that are no class of classInd.txt, were
+    passed over without a word (listed clips missing from the disk were warned about)."""
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi", "v_Zeta_g09_c01.avi"],
+                                          "Alpha": ["v_Alpha_g01_c01.avi", "v_Alpha_g02_c01.avi", ".DS_Store"],
+                                          "Beta": ["v_Beta_g01_c01.avi"], "Gamma": []})
+
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.ucf101"):
+        index = ucf101_index(videos, splits, fold=1)
+
+    assert index.unlisted == [videos / "Beta", videos / "Gamma", videos / "Zeta" / "v_Zeta_g09_c01.avi"]
+    assert (f"{videos}: not read, as the split lists do not name them: 1 file in the class folders that neither "
+            "trainlist01.txt nor testlist01.txt names (Zeta/v_Zeta_g09_c01.avi) and 2 folders that are no class of "
+            "classInd.txt (Beta, Gamma)") in caplog.text
+    assert caplog.text.count("not read, as the split lists") == 1
+    assert index.counts() == {"train": 2, "test": 2}
+
+
 def test_missing_clips_are_warned_about_by_rank_zero_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Every process of a DDP fit or of torchrun builds the index: each said the missing clips again."""
@@ -169,12 +189,28 @@ def test_a_missing_split_file_is_named(tmp_path: Path) -> None:
 def test_class_folders_without_split_lists_are_refused_pointing_to_the_folders_dataset(tmp_path: Path) -> None:
     """A folder of one's own class folders given to a UCF101 command said only that classInd.txt was not found."""
     (tmp_path / "videos" / "dog").mkdir(parents=True)
-    expected = (f"{tmp_path / 'ucfTrainTestlist' / 'classInd.txt'}: UCF101 split file not found; splits_dir must be "
-                f"the official ucfTrainTestlist folder (classInd.txt, trainlist01-03.txt, testlist01-03.txt); if "
-                f"{tmp_path / 'videos'} holds one folder per class, use --dataset folders (vidrnn extract) or "
-                "--data.dataset folders (vidrnn fit)")
+    expected = (f"{tmp_path / 'ucfTrainTestlist' / 'classInd.txt'}: UCF101 split file not found. Put the official "
+                "ucfTrainTestlist folder (classInd.txt, trainlist01-03.txt, testlist01-03.txt) beside "
+                f"{tmp_path / 'videos'}, or give where it is: --data.splits DIR (vidrnn fit, validate, test, predict) "
+                "or --splits DIR (vidrnn extract). Without the official lists, --data.dataset folders (--dataset "
+                f"folders for vidrnn extract) reads {tmp_path / 'videos'} as one folder per class with a split of its "
+                "own, which gives up the official fold (scores not comparable to published ones)")
     with pytest.raises(FileNotFoundError, match=re.escape(expected)):
         ucf101_index(tmp_path / "videos")
+
+
+def test_a_split_lists_folder_without_a_list_names_the_options_that_give_the_official_one(tmp_path: Path) -> None:
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi"]})
+    (splits / "trainlist01.txt").unlink()
+
+    with pytest.raises(FileNotFoundError) as refusal:
+        ucf101_index(videos, splits, fold=1)
+    said = str(refusal.value)
+    assert said.startswith(f"{splits / 'trainlist01.txt'}: UCF101 split file not found. Put the official "
+                           "ucfTrainTestlist folder")
+    assert said.index("--data.splits DIR") < said.index("--splits DIR (vidrnn extract)") < said.index(
+        "--data.dataset folders")
+    assert "splits_dir" not in said
 
 
 def test_a_link_to_the_videos_folder_finds_the_split_lists_beside_the_folder_it_points_at(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from vidrnn.backbones import BackboneSpec, FrozenBackbone, feature_precision
 from vidrnn.cache_keys import Check, Freshness, Stamped, recheck, settings_key
-from vidrnn.distributed import require_agreement, warn_once, world
+from vidrnn.distributed import require_agreement, said_here, warn_once, world
 from vidrnn.embedding import FailedVideo, VideoItem, embed_videos
 from vidrnn.files import (
     NAME_MAX,
@@ -73,6 +73,7 @@ from vidrnn.files import (
     writer_id,
 )
 from vidrnn.sampling import SamplingSpec
+from vidrnn.text import counted
 from vidrnn.video import ASSUMED_FPS, COUNTING_CONTAINERS, MAX_PLAUSIBLE_FPS, CutShort
 
 __all__ = ["CACHE_VERSION", "CacheWriteError", "ExtractionReport", "FeatureCache", "extract_features", "feature_file"]
@@ -241,21 +242,35 @@ class FeatureCache:
         its times, re-mounted, touched) keep their features. Reading only: the new times wait in :attr:`renewed` for
         :meth:`record_renewed`, so that ranks listing the cache together never see one of them write."""
         entries, errors = self._state()
+        cached = [(entries[item.key], item, "video") for item in items if item.key in entries
+                  and self._intact(entries[item.key]) and _rate_read_as_now(entries[item.key])
+                  and _cut_as_read_now(entries[item.key], item.path)]
+        failed = [] if retry_failed else [(errors[item.key], item, "error") for item in items if item.key in errors
+                                          and not _readable_again(errors[item.key], item.path)]
+        current = self._current(cached + failed)
+        return ([item for (_, item, _), kept in zip(cached, current[:len(cached)]) if kept],
+                [item for (_, item, _), kept in zip(failed, current[len(cached):]) if kept])
+
+    def _current(self, records: list[tuple[dict[str, Any], VideoItem, str]]) -> list[bool]:
+        """Whether each ``(record, item, kind)``'s file is still the one its record was made from, by size and time,
+        and by bytes where the time alone changed (:func:`_source_check`). Hashing them takes minutes on a large
+        dataset given new times (UCF101's 13,320 videos are 6.5 GB), so it is said before it begins, with a progress
+        bar; the same bytes' new times wait in :attr:`renewed`."""
         self.renewed = []
-
-        def current(entry: dict[str, Any], item: VideoItem, kind: str) -> bool:
-            check = _source_check(entry, item.path)
-            if check.freshness is Freshness.RENEWED:
-                self.renewed.append({**entry, "kind": kind, "source_mtime_ns": check.now.stamp.mtime_ns})
-            return check.freshness is not Freshness.CHANGED
-
-        cached = [item for item in items if item.key in entries and self._intact(entries[item.key])
-                  and _rate_read_as_now(entries[item.key]) and _cut_as_read_now(entries[item.key], item.path)
-                  and current(entries[item.key], item, "video")]
-        failed = [] if retry_failed else [item for item in items if item.key in errors
-                                          and not _readable_again(errors[item.key], item.path)
-                                          and current(errors[item.key], item, "error")]
-        return cached, failed
+        stamps = [_stat(item.path) for _, item, _ in records]
+        to_hash = sum(_needs_bytes(record, stamp) for (record, _, _), stamp in zip(records, stamps))
+        if to_hash:
+            warn_once(logger, "%s under %s have new modification times (copied without them, re-mounted or touched?): "
+                      "checking their bytes; those unchanged keep their features", counted(to_hash, "video"),
+                      self.videos_root)
+        current = []
+        with tqdm(total=to_hash, unit="video", desc="checking bytes", disable=not to_hash or not said_here()) as bar:
+            for (record, item, kind), stamp in zip(records, stamps):
+                check = _source_check(record, item.path, stamp, bar.update)
+                if check.freshness is Freshness.RENEWED:
+                    self.renewed.append({**record, "kind": kind, "source_mtime_ns": check.now.stamp.mtime_ns})
+                current.append(check.freshness is not Freshness.CHANGED)
+        return current
 
     def record_renewed(self, rank: int = 0) -> None:
         """Journal the new times :meth:`settled` found (same bytes), so the next run compares times again instead of
@@ -565,20 +580,33 @@ def _failed_identity(item: VideoItem, before: _SizeTime | None) -> SourceIdentit
     return now
 
 
-def _source_check(record: dict[str, Any], path: Path) -> Check:
-    """Whether ``path`` is still the file ``record`` was made from (:func:`~vidrnn.cache_keys.recheck`: its size and
-    time, then its bytes; on ``RENEWED`` the size and time they were hashed at). A file of another size is
-    ``CHANGED`` without being hashed: its bytes differ for certain."""
-    now = _stat(path)
+def _source_check(record: dict[str, Any], path: Path, now: _SizeTime | None, on_hashed: Callable[[], object]) -> Check:
+    """Whether ``path``, whose size and time are ``now``, is still the file ``record`` was made from
+    (:func:`~vidrnn.cache_keys.recheck`: its size and time, then its bytes, ``on_hashed`` called once they are
+    hashed; on ``RENEWED`` the size and time they were hashed at). A file of another size is ``CHANGED`` without
+    being hashed: its bytes differ for certain."""
     if now is None or now.size != record.get("source_bytes"):
         return Check(Freshness.CHANGED)
-    recorded = Stamped(_SizeTime(record["source_bytes"], record.get("source_mtime_ns")), record.get("source_sha256"))
-    return recheck(recorded, now, lambda: _hashed(path))
+    return recheck(_recorded_stamp(record), now, lambda: _hashed(path, on_hashed))
 
 
-def _hashed(path: Path) -> Stamped | None:
+def _recorded_stamp(record: dict[str, Any]) -> Stamped:
+    return Stamped(_SizeTime(record["source_bytes"], record.get("source_mtime_ns")), record.get("source_sha256"))
+
+
+def _needs_bytes(record: dict[str, Any], now: _SizeTime | None) -> bool:
+    """Whether :func:`_source_check` will hash the file: its size is the recorded one, its time is not, and a digest
+    was recorded to compare with."""
+    if now is None or now.size != record.get("source_bytes"):
+        return False
+    recorded = _recorded_stamp(record)
+    return now != recorded.stamp and recorded.digest is not None
+
+
+def _hashed(path: Path, on_hashed: Callable[[], object]) -> Stamped | None:
     """The file at ``path`` as it is now, its bytes hashed (the digest ``None`` when it changed while it was hashed)."""
     identity = source_identity(path)
+    on_hashed()
     return None if identity is None else Stamped(_SizeTime(identity.size, identity.mtime_ns), identity.sha256)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["first_few", "text_lines"]
+__all__ = ["counted", "first_few", "text_lines"]
 
 
 def first_few(items: Sequence[str], shown: int, separator: str = ", ") -> str:
@@ -14,6 +14,11 @@ def first_few(items: Sequence[str], shown: int, separator: str = ", ") -> str:
     not read as complete."""
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
     return separator.join(items[:shown]) + more
+
+
+def counted(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless it is one: the counts a message names."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def text_lines(path: Path) -> list[str]:

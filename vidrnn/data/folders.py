@@ -46,7 +46,7 @@ from pathlib import Path
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
-from vidrnn.text import first_few
+from vidrnn.text import counted, first_few
 from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
 
 __all__ = ["GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
@@ -191,7 +191,7 @@ def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
     if loose:
         warn_once(logger, "%s: %s directly in it, outside any class folder, not read (such as %s): class folders are "
               "%s/<class>/<video>, one folder per class. If it is one class's folder, give its parent as the "
-              "root", base, _count(len(loose), "video"), _relative(loose, base), base)
+              "root", base, counted(len(loose), "video"), _relative(loose, base), base)
     return videos, passed_over
 
 
@@ -200,7 +200,7 @@ def _no_class_videos(base: Path, has_folders: bool, loose: list[Path]) -> str:
     it looks like one class's folder given as the root by mistake."""
     what = "no class folder holds a video" if has_folders else "no class folders"
     if loose:
-        return (f"{base}: {what}, but {_count(len(loose), 'video')} directly in it (such as "
+        return (f"{base}: {what}, but {counted(len(loose), 'video')} directly in it (such as "
                 f"{_relative(loose, base)}): it looks like one class's folder. Class folders are {base}/<class>/<video>, one folder per class: give "
                 "the folder that holds them as the root")
     if has_folders:
@@ -235,20 +235,16 @@ def _warn_passed_over(root: Path, found: _Found) -> None:
     if found.unlisted:
         by_extension = Counter(file.suffix.lower() for file in found.unlisted)
         said.append(
-            f"{_count(len(found.unlisted), 'file')} with an extension it does not read (by extension: "
+            f"{counted(len(found.unlisted), 'file')} with an extension it does not read (by extension: "
             f"{', '.join(f'{extension} {count}' for extension, count in by_extension.most_common())}; such as "
             f"{_relative(found.unlisted, root)}): rename those that are videos to an extension it reads "
             f"({', '.join(sorted(VIDEO_EXTENSIONS))}) or convert them")
     if found.frame_folders:
-        said.append(f"{_count(len(found.frame_folders), 'folder')} of images only (such as "
+        said.append(f"{counted(len(found.frame_folders), 'folder')} of images only (such as "
                     f"{_relative(found.frame_folders, root)}), which may be clips stored as frames: the index reads "
                     "video files only; make each such clip a video file")
     if said:
         warn_once(logger, "%s: the index passed over %s", root, "; and ".join(said))
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _relative(paths: list[Path], root: Path) -> str:

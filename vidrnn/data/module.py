@@ -318,6 +318,7 @@ class VideoDataModule(L.LightningDataModule):
         self.cache = FeatureCache(cache_dir, backbone, sampling, self.index.root, extracting_on, extract_batch_size)
         self._feature_dim: int | None = None
         self._clips: dict[str, _CachedSequences] = {}
+        self._split_said = False
         self._datasets: dict[str, _CachedSequences | OrderTask] = {}
 
     # -- what the model needs to know (linked into the model's hyperparameters by the CLI) --------------------
@@ -400,6 +401,7 @@ class VideoDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.require_fit_data()  # before extracting the test clips, minutes or hours
         self._generate_demo()
+        self._say_split()  # before the hashing and extraction below, which take hours on a cold UCF101
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)  # named by setup, per split, with the rest
         if len(cached) + len(failed_before) == len(items):
@@ -528,6 +530,7 @@ class VideoDataModule(L.LightningDataModule):
             usable.require_classes()
         first_setup = not self._clips
         if first_setup:
+            self._say_split()
             usable.report()
         for name, present in usable.usable.items():
             keys = [self.index.key(r) for r in present]
@@ -599,18 +602,16 @@ class VideoDataModule(L.LightningDataModule):
 
     def _report_splits(self, unreadable: Mapping[str, Mapping[str, str]], too_short: Mapping[str, Mapping[str, str]],
                        cut_short: Mapping[str, Mapping[str, str]]) -> None:
-        """Say once, on rank 0, what the split holds — its rule, its clips per split and class, and byte-identical
-        videos on both sides of it or under two labels — and keep it in the run's log folder as ``splits.json``, beside
+        """Say once, on rank 0, the byte-identical videos on both sides of the split or under two labels, and keep the
+        split (its rule, its clips per split and class, said as the run starts: :meth:`_say_split`) in the run's log folder as ``splits.json``, beside
         ``config.yaml``, with each split's clips and those it left out (``unreadable`` and, on an order task,
         ``too_short``: by split, clip and reason), and those it read that held far fewer frames than their containers
         state (``cut_short``):
         the numbers every score rests on, and the lists another run's split can be compared with."""
         hp = self.hparams
-        validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
-        rule = f"{self.index.split_rule}; {validation}"
+        rule = self._split_rule()
         labels = {name: [self.index.classes[label] for label in clips.labels] for name, clips in self._clips.items()}
         counts = split_counts(labels, self.index.classes)
-        rank_zero_info(split_summary(rule, counts))
         trainer = self.trainer
         # On every rank: under DDP, Lightning broadcasts the log folder from rank 0.
         log_dir = trainer.log_dir if trainer is not None and trainer.logger is not None else None
@@ -623,10 +624,27 @@ class VideoDataModule(L.LightningDataModule):
         for message in copy_warnings(copies, self.index.root):
             logger.warning(message)
         if log_dir is not None:
-            missing = [path.relative_to(self.index.root).as_posix() for path in self.index.missing]
+            missing, unlisted = ([path.relative_to(self.index.root).as_posix() for path in paths]
+                                 for paths in (self.index.missing, self.index.unlisted))
             write_split_record(Path(log_dir) / "splits.json", rule, self.index.root, counts, clip_lists, copies,
                                missing, unreadable, too_short=too_short, cut_short=cut_short,
-                               test_groups=self.index.recording_groups(clip_lists.get("test", ())))
+                               test_groups=self.index.recording_groups(clip_lists.get("test", ())), unlisted=unlisted)
+
+    def _split_rule(self) -> str:
+        """How the split was made: the index's rule and the validation rule the settings add."""
+        hp = self.hparams
+        validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
+        return f"{self.index.split_rule}; {validation}"
+
+    def _say_split(self) -> None:
+        """Say the split as drawn — its rule, its clips per split and class — once a run, on rank 0: where it starts
+        (:meth:`prepare_data`, before any file is hashed or extracted), or in the first :meth:`setup` of a module whose
+        data was not prepared. Clips later found unreadable are said by setup and left out of ``splits.json``."""
+        if self._split_said:
+            return
+        self._split_said = True
+        labels = {name: [record.label for record in records] for name, records in self._split_records().items()}
+        rank_zero_info(split_summary(self._split_rule(), split_counts(labels, self.index.classes)))
 
     def _source_digests(self) -> dict[str, str]:
         """The SHA-256 of each cached video's bytes, by key, where the cache recorded it (older caches did not)."""

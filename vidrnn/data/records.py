@@ -31,7 +31,8 @@ class DatasetIndex:
     """The clips of a dataset, their classes and how the split was made.
 
     ``classes`` fixes the label order (index ``i`` of a model's output is ``classes[i]``). ``missing`` lists clips the
-    split files name but the disk lacks; ``split_rule`` records how train and test were separated, so a result can
+    split files name but the disk lacks, ``unlisted`` files and folders on disk they do not name (neither is read);
+    ``split_rule`` records how train and test were separated, so a result can
     always be traced back to its split.
     """
 
@@ -40,6 +41,7 @@ class DatasetIndex:
     records: list[VideoRecord]
     split_rule: str
     missing: list[Path] = field(default_factory=list)
+    unlisted: list[Path] = field(default_factory=list)
 
     def split(self, name: str) -> list[VideoRecord]:
         """The records of one split (``"train"``, ``"test"``, ...), in index order."""

@@ -58,8 +58,9 @@ _SAME_SETTINGS = ("Use the data settings it was trained with (the config.yaml of
 #: Up to this many classes, the summary line gives every class's counts.
 _CLASSES_SHOWN = 12
 
-#: Copies a warning names; ``splits.json`` lists them all.
+#: Sets of copies a warning names, and clips of each set; ``splits.json`` lists them all.
 _COPIES_SHOWN = 3
+_CLIPS_SHOWN = 5
 
 
 def split_settings(dataset: str, explicit: bool, stage: str, validation_given: bool = False) -> tuple[str, ...]:
@@ -248,14 +249,16 @@ def split_summary(rule: str, counts: Mapping[str, Mapping[str, int]]) -> str:
 
 def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLike,
                        counts: Mapping[str, Mapping[str, int]], clip_lists: Mapping[str, Sequence[str]],
-                       copies: Mapping[str, Sequence[Sequence[str]]], missing: Sequence[str] = (),
+                       copies: Mapping[str, Sequence[Any]], missing: Sequence[str] = (),
                        unreadable: Mapping[str, Mapping[str, str]] | None = None, *,
                        too_short: Mapping[str, Mapping[str, str]] | None = None,
                        cut_short: Mapping[str, Mapping[str, str]] | None = None,
-                       test_groups: Mapping[str, tuple[str, str | None]] | None = None) -> None:
+                       test_groups: Mapping[str, tuple[str, str | None]] | None = None,
+                       unlisted: Sequence[str] = ()) -> None:
     """Keep the split a run read in ``path`` (JSON: the rule, the videos' root, clips per split and per class, each
     split's clip keys — to compare with another run's —, the byte-identical copies of :func:`identical_copies`, the
-    clips its split lists name that are not on disk, ``missing``, the clips each split drew but left out as
+    clips its split lists name that are not on disk, ``missing``, the files and class folders on disk they do not name,
+    not read, ``unlisted``, the clips each split drew but left out as
     unreadable, ``unreadable``: ``{split: {clip: reason}}`` (counts and clip lists hold the clips read alone), those
     left out of an order task as too short, ``too_short``: ``{split: {clip: its cached frames and those needed}}``,
     the clips read that held far fewer frames than their containers state, ``cut_short``: ``{split: {clip: the frames
@@ -265,7 +268,7 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
     record = {"rule": rule, "root": str(root),
               "clips": {split: sum(per[split] for per in counts.values()) for split in splits},
               "per_class": counts, "clip_lists": {split: list(keys) for split, keys in clip_lists.items()},
-              "identical_copies": copies, "missing": list(missing),
+              "identical_copies": copies, "missing": list(missing), "unlisted": list(unlisted),
               "unreadable": {split: dict(clips) for split, clips in (unreadable or {}).items()},
               "too_short": {split: dict(clips) for split, clips in (too_short or {}).items()},
               "cut_short": {split: dict(clips) for split, clips in (cut_short or {}).items()},
@@ -274,33 +277,42 @@ def write_split_record(path: str | os.PathLike, rule: str, root: str | os.PathLi
 
 
 def identical_copies(clip_lists: Mapping[str, Sequence[str]], labels: Mapping[str, Sequence[str]],
-                     digests: Mapping[str, str]) -> dict[str, list[list[str]]]:
+                     digests: Mapping[str, str]) -> dict[str, list[Any]]:
     """Byte-identical videos across a split, by the SHA-256 of their bytes (``digests``, by clip key: the feature
     cache records it as it decodes; a clip without one, from an older cache, is passed over).
 
-    ``clip_lists`` and ``labels`` give each split's clip keys and their labels, in the same order. Returns
-    ``{"test": [[clip, training copy, ...], ...], "val": [...], "test_val": [[clip, validation copy, ...], ...],
-    "different_labels": [[clip, ...], ...]}``: each test and validation clip that has training clips of the same
-    bytes, followed by them; each test clip that has validation clips of the same bytes (validation chose the
-    checkpoint the test scores), followed by them; and each set of identical videos that carries more than one label.
+    ``clip_lists`` and ``labels`` give each split's clip keys and their labels, in the same order. Returns one entry
+    per set of identical videos, each split's clips sorted: ``{"test": [{"test": [clip, ...], "train": [copy, ...]},
+    ...], "val": [{"val": [...], "train": [...]}, ...], "test_val": [{"test": [...], "val": [...]}, ...],
+    "different_labels": [[clip, ...], ...]}``: each set holding test or validation clips and training clips; each
+    holding test and validation clips (validation chose the checkpoint the test scores); and each that carries more
+    than one label. One entry per set, not per clip: a layout of many copies of a few videos lists each copy once.
     """
     same: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for split, keys in clip_lists.items():
         for key, label in zip(keys, labels[split]):
             if key in digests:
                 same[digests[key]].append((split, key, label))
-    copies: dict[str, list[list[str]]] = {"test": [], "val": [], "test_val": [], "different_labels": []}
+    copies: dict[str, list[Any]] = {"test": [], "val": [], "test_val": [], "different_labels": []}
     for clips in (clips for clips in same.values() if len(clips) > 1):
-        trained = [key for split, key, _ in clips if split == "train"]
-        validated = [key for split, key, _ in clips if split == "val"]
+        by_split: defaultdict[str, list[str]] = defaultdict(list)
         for split, key, _ in clips:
-            if split in ("test", "val") and trained:
-                copies[split].append([key, *trained])
-            if split == "test" and validated:
-                copies["test_val"].append([key, *validated])
+            by_split[split].append(key)
+        for kind, held, source in _COPY_SIDES:
+            if by_split[held] and by_split[source]:
+                copies[kind].append({held: sorted(by_split[held]), source: sorted(by_split[source])})
         if len({label for _, _, label in clips}) > 1:
             copies["different_labels"].append(sorted(key for _, key, _ in clips))
-    return {kind: sorted(found) for kind, found in copies.items()}
+    return {kind: sorted(found, key=_first_clip) for kind, found in copies.items()}
+
+
+#: Each kind of :func:`identical_copies` across a split: the split whose clips it counts and the split they copy.
+_COPY_SIDES = (("test", "test", "train"), ("val", "val", "train"), ("test_val", "test", "val"))
+
+
+def _first_clip(entry: Mapping[str, Sequence[str]] | Sequence[str]) -> str:
+    """What sorts the sets of :func:`identical_copies`: the first clip of the split they count."""
+    return next(iter(entry.values()))[0] if isinstance(entry, Mapping) else entry[0]
 
 
 #: The copies across a split that :func:`copy_warnings` says: their kind in :func:`identical_copies`, the split they are
@@ -310,16 +322,19 @@ _COPY_KINDS = (("test", "test", "training", "the model trained on"),
                ("test_val", "test", "validation", "the checkpoint was chosen on"))
 
 
-def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.PathLike) -> list[str]:
+def copy_warnings(copies: Mapping[str, Sequence[Any]], root: str | os.PathLike) -> list[str]:
     """What :func:`identical_copies` found, as warnings: how many, the first few, what it does to the scores and what
     to do. Not refusals: download duplicates are common, and whether two files are one recording is the user's call."""
     messages = []
-    for kind, name, source, seen in _COPY_KINDS:
-        count = len(copies[kind])
+    for (kind, name, source, seen), (_, held, _) in zip(_COPY_KINDS, _COPY_SIDES):
+        sets = copies[kind]
+        count = sum(len(entry[held]) for entry in sets)
         if count:
             clips, are, it = (("clip", f"is a byte-identical copy of a {source} clip", "it") if count == 1 else
                               ("clips", f"are byte-identical copies of {source} clips", "them"))
-            messages.append(f"{count} {name} {clips} under {root} {are} ({_shown(copies[kind])}): the {name} scores "
+            grouped = f", in {len(sets)} sets of byte-identical videos," if len(sets) < count else ""
+            shown = _shown([[clip for side in entry.values() for clip in side] for entry in sets])
+            messages.append(f"{count} {name} {clips} under {root}{grouped} {are} ({shown}): the {name} scores "
                             f"are optimistic by {it}, as {seen} the same video. splits.json lists every copy "
                             "(identical_copies); remove the copies before training to score only unseen videos")
     mixed = copies["different_labels"]
@@ -332,5 +347,6 @@ def copy_warnings(copies: Mapping[str, Sequence[Sequence[str]]], root: str | os.
 
 
 def _shown(sets: Sequence[Sequence[str]]) -> str:
-    """The first few sets of identical clips, ``a = b = c``, and how many more."""
-    return first_few([" = ".join(clips) for clips in sets], _COPIES_SHOWN)
+    """The first few sets of identical clips, ``a = b = c``, each cut to its first few clips, and how many more: a
+    set of thousands of copies is a count, not a list."""
+    return first_few([first_few(clips, _CLIPS_SHOWN, " = ") for clips in sets], _COPIES_SHOWN, "; ")

@@ -12,7 +12,10 @@ The official download unpacks into two folders side by side::
 
 Working on part of the dataset is normal (a few classes for a quick experiment), so the classes are those of
 ``classInd.txt`` that have a folder on disk. Clips of absent classes are out of scope; a clip the lists name for a
-present class but the disk lacks is a real gap and is reported in :attr:`DatasetIndex.missing`.
+present class but the disk lacks is a real gap and is reported in :attr:`DatasetIndex.missing`. What the lists do not
+name — a file in a class folder that is in neither list of the fold, a folder that is no class of ``classInd.txt`` —
+is not read, and is said once and kept in :attr:`DatasetIndex.unlisted`: a clip added by hand would otherwise be
+left out without a word.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path, PurePosixPath
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
-from vidrnn.text import first_few, text_lines
+from vidrnn.text import counted, first_few, text_lines
+from vidrnn.video import is_hidden
 
 __all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
@@ -51,13 +55,9 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     check_fold(fold)
     videos_root = _videos_root(Path(root).expanduser())
     splits_dir = default_splits_dir(videos_root) if splits_dir is None else Path(splits_dir).expanduser()
-    if not splits_dir.is_dir():
-        raise FileNotFoundError(f"{splits_dir / 'classInd.txt'}: {_SPLIT_FILE_NOT_FOUND}; if {videos_root} holds one "
-                                "folder per class, use --dataset folders (vidrnn extract) or --data.dataset folders "
-                                "(vidrnn fit)")
-    listed_classes = _read_class_ind(_split_file(splits_dir, "classInd.txt"))
-    train_list = _split_file(splits_dir, f"trainlist0{fold}.txt")
-    test_list = _split_file(splits_dir, f"testlist0{fold}.txt")
+    listed_classes = _read_class_ind(_split_file(splits_dir, "classInd.txt", videos_root))
+    train_list = _split_file(splits_dir, f"trainlist0{fold}.txt", videos_root)
+    test_list = _split_file(splits_dir, f"testlist0{fold}.txt", videos_root)
 
     classes = [name for name in listed_classes if (videos_root / name).is_dir()]
     if not classes:
@@ -65,7 +65,8 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
             f"{videos_root}: none of the {len(listed_classes)} classes of classInd.txt has a folder here; "
             f"expected {videos_root}/<Class>/v_<Class>_gGG_cCC.avi"
         )
-    records, missing = _records(videos_root, {"train": train_list, "test": test_list}, set(classes))
+    lists = {"train": _read_list(train_list), "test": _read_list(test_list)}
+    records, missing = _records(videos_root, lists, {"train": train_list, "test": test_list}, set(classes))
     _check_groups_disjoint(records, splits_dir, fold)
     rule = official_split_rule(fold, len(classes), len(listed_classes))
     if missing:
@@ -73,7 +74,10 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
                   "not the full official one (a run keeps every one in its splits.json, missing)", len(missing), fold,
                   videos_root, first_few([path.relative_to(videos_root).as_posix() for path in missing], 10))
         rule += f", {len(missing)} listed clip{'s' * (len(missing) > 1)} missing"
-    return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing)
+    unlisted = _unlisted(videos_root, classes, set(listed_classes) | {splits_dir.name}, lists)
+    _warn_unlisted(videos_root, unlisted, fold)
+    return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing,
+                        unlisted=unlisted)
 
 
 def check_fold(fold: int) -> None:
@@ -107,15 +111,22 @@ def default_splits_dir(videos_root: Path) -> Path:
     return beside_target if beside_target.is_dir() else beside
 
 
-_SPLIT_FILE_NOT_FOUND = (f"UCF101 split file not found; splits_dir must be the official {SPLITS_FOLDER} folder "
-                         "(classInd.txt, trainlist01-03.txt, testlist01-03.txt)")
-
-
-def _split_file(splits_dir: Path, name: str) -> Path:
+def _split_file(splits_dir: Path, name: str, videos_root: Path) -> Path:
     path = splits_dir / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {_SPLIT_FILE_NOT_FOUND}")
+        raise FileNotFoundError(_split_file_not_found(path, videos_root))
     return path
+
+
+def _split_file_not_found(path: Path, videos_root: Path) -> str:
+    """Why ``path`` is needed and how to give it, by the options each command has: the official lists first, as only
+    they give the published fold; the folders dataset last, as it gives that fold up (a folder of one's own class
+    folders given to a UCF101 command ends here too)."""
+    return (f"{path}: UCF101 split file not found. Put the official {SPLITS_FOLDER} folder (classInd.txt, "
+            f"trainlist01-03.txt, testlist01-03.txt) beside {videos_root}, or give where it is: --data.splits DIR "
+            "(vidrnn fit, validate, test, predict) or --splits DIR (vidrnn extract). Without the official lists, "
+            f"--data.dataset folders (--dataset folders for vidrnn extract) reads {videos_root} as one folder per "
+            "class with a split of its own, which gives up the official fold (scores not comparable to published ones)")
 
 
 def _read_class_ind(path: Path) -> list[str]:
@@ -141,12 +152,13 @@ def _read_list(path: Path) -> list[PurePosixPath]:
 
 
 def _records(
-    videos_root: Path, lists: dict[str, Path], classes: set[str]
+    videos_root: Path, lists: dict[str, list[PurePosixPath]], list_files: dict[str, Path], classes: set[str]
 ) -> tuple[list[VideoRecord], list[Path]]:
     records: list[VideoRecord] = []
     missing: list[Path] = []
-    for split, list_file in lists.items():
-        for clip in _read_list(list_file):
+    for split, clips in lists.items():
+        list_file = list_files[split]
+        for clip in clips:
             label = clip.parts[0]
             if label not in classes:
                 continue
@@ -156,6 +168,37 @@ def _records(
             else:
                 missing.append(path)
     return records, missing
+
+
+def _unlisted(videos_root: Path, classes: list[str], listed_classes: set[str],
+              lists: dict[str, list[PurePosixPath]]) -> list[Path]:
+    """What lies under ``videos_root`` that the split lists do not name, sorted: visible folders that are no listed
+    class (``listed_classes``; the split lists' own folder is among them) and, in the present ``classes``' folders,
+    visible entries no list names. One directory listing per folder, so 13k clips take a moment, not a stat each."""
+    named = {clip.as_posix() for clips in lists.values() for clip in clips}
+    folders = [entry for entry in os.scandir(videos_root) if entry.is_dir() and not is_hidden(entry.name)]
+    unlisted = [Path(entry.path) for entry in folders if entry.name not in listed_classes]
+    for label in classes:
+        unlisted += [Path(entry.path) for entry in os.scandir(videos_root / label)
+                     if not is_hidden(entry.name) and f"{label}/{entry.name}" not in named]
+    return sorted(unlisted)
+
+
+def _warn_unlisted(videos_root: Path, unlisted: list[Path], fold: int) -> None:
+    """Say, once, the files and folders :func:`_unlisted` found: how many and the first few of each."""
+    folders = [path for path in unlisted if path.parent == videos_root]
+    files = [path.relative_to(videos_root).as_posix() for path in unlisted if path.parent != videos_root]
+    said = []
+    if files:
+        said.append(f"{counted(len(files), 'file')} in the class folders that neither trainlist0{fold}.txt nor "
+                    f"testlist0{fold}.txt names ({first_few(files, 5)})")
+    if folders:
+        said.append(f"{counted(len(folders), 'folder')} that {'is' if len(folders) == 1 else 'are'} no class of "
+                    f"classInd.txt ({first_few([path.name for path in folders], 5)})")
+    if said:
+        warn_once(logger, "%s: not read, as the split lists do not name them: %s (a run keeps them in its "
+                  "splits.json, unlisted); to read them, use the folders dataset, which gives up the official fold",
+                  videos_root, " and ".join(said))
 
 
 def _group(clip: PurePosixPath, list_file: Path) -> str:

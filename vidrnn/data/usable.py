@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.features import FeatureCache
-from vidrnn.text import first_few
+from vidrnn.text import counted, first_few
 
 __all__ = ["STAGE_SPLITS", "UnusableData", "UsableClips", "require_trained_classes"]
 
@@ -183,10 +183,20 @@ def require_trained_classes(index: DatasetIndex, train: Sequence[VideoRecord]) -
     dead = [label for label in index.classes if label not in trained]
     if not dead:
         return
-    said = (f"class {dead[0]!r} has no training clips ({_held_out(index, dead[0])})" if len(dead) == 1 else
+    said = (f"class {dead[0]!r} has {_no_training_clips(index, dead[0])} ({_held_out(index, dead[0])})"
+            if len(dead) == 1 else
             f"classes {', '.join(f'{label!r} ({_held_out(index, label)})' for label in dead)} have no training clips")
     fix = _pick(dead, "Give it training clips or remove its folder", "Give them training clips or remove their folders")
     raise UnusableData(f"{said}: a {_never_trained(dead)}. {fix} ({_class_folders(index, dead)})")
+
+
+def _no_training_clips(index: DatasetIndex, label: str) -> str:
+    """``no training clips``, or ``no clips in any split`` for a class without a clip."""
+    return "no training clips" if _has_clips(index, label) else "no clips in any split"
+
+
+def _has_clips(index: DatasetIndex, label: str) -> bool:
+    return any(record.label == label for record in index.records)
 
 
 def _pick(labels: Sequence[str], one: str, many: str) -> str:
@@ -206,17 +216,32 @@ def _per_split(records: Mapping[str, Sequence[VideoRecord]]) -> str:
 
 
 def _held_out(index: DatasetIndex, label: str) -> str:
-    """``test 1, val 2``: where a class's clips are, when none is in training."""
+    """``test 1, val 2``: where a class's clips are, when none is in training; for a class with no clip at all
+    (UCF101: a folder whose clips the split lists do not name, or name but the disk lacks), why."""
     counts = {split: sum(r.label == label for r in index.split(split)) for split in ("val", "test")}
-    return ", ".join(f"{split} {count}" for split, count in counts.items() if count)
+    if any(counts.values()):
+        return ", ".join(f"{split} {count}" for split, count in counts.items() if count)
+    return _why_no_clips(index, label)
+
+
+def _why_no_clips(index: DatasetIndex, label: str) -> str:
+    """What the split lists name of a class without clips and what its folder holds that they do not name."""
+    folder = index.root / label
+    missing = sum(path.parent == folder for path in index.missing)
+    unlisted = sum(path.parent == folder for path in index.unlisted)
+    listed = f"name {counted(missing, 'clip')} of it, missing from the disk" if missing else "name none of it"
+    held = f"holds {counted(unlisted, 'file')} they do not name" if unlisted else "holds none"
+    return f"the split lists {listed}, and its folder {held}"
 
 
 def _class_folders(index: DatasetIndex, labels: Sequence[str]) -> str:
-    """The folders that hold ``labels``' clips (``root/<class>``, or ``root/<split>/<class>`` in an explicit split)."""
+    """The folders that hold ``labels``' clips (``root/<class>``, or ``root/<split>/<class>`` in an explicit split);
+    a class without clips, its folder ``root/<class>`` (UCF101's, the one dataset whose classes may have none)."""
     folders: list[Path] = []
     for record in index.records:
         if record.label in labels:
             parts = record.path.relative_to(index.root).parts
             folder = index.root.joinpath(*parts[:parts.index(record.label) + 1])
             folders += [folder] if folder not in folders else []
+    folders += [index.root / label for label in labels if not _has_clips(index, label)]
     return ", ".join(str(folder) for folder in folders)
