@@ -581,9 +581,17 @@ def refuse_different_test_clips(jobs: Sequence[Job]) -> None:
                 f"the runs would test different clips: {first.variant} seed {first.seed} has "
                 + ", ".join(f"{key} {tested.get(key)}" for key in differing)
                 + f", {job.variant} seed {job.seed} " + ", ".join(f"{key} {here.get(key)}" for key in differing)
-                + f" (they draw the test split of dataset {tested['data.dataset']}), so they could not be compared "
-                "clip by clip; give every run the same " + ", ".join(differing) + " (no {seed} in --extra's), or "
-                "split the videos into train/ and test/ folders under data.root, whose test split no setting draws")
+                + f" ({_what_they_decide(str(tested['data.dataset']))}), so they could not be compared clip by clip; "
+                "give every run the same " + ", ".join(differing) + " (no {seed} in --extra's)"
+                + (", or split the videos into train/ and test/ folders under data.root, whose test split no setting "
+                   "draws" if tested["data.dataset"] == "folders" else ""))
+
+
+def _what_they_decide(dataset: str) -> str:
+    """What the settings that differ decide for ``dataset``, for the refusal of runs testing different clips."""
+    if dataset == "demo":
+        return "on the demo data.seed makes the videos themselves"
+    return f"they draw the test split of dataset {dataset}"
 
 
 def test_split(arguments: Sequence[str]) -> dict[str, object]:
@@ -664,26 +672,34 @@ def read_run(job: Job) -> Run:
 
 
 def data_seed_varies(jobs: Sequence[Job]) -> dict[str, bool]:
-    """Each dataset the runs read, and whether their ``data.seed`` follows the seed (:func:`links_data_seed`) or
-    differs between them (``--extra --data.seed {seed}``)."""
+    """Each dataset the runs read, and whether their ``data.seed`` follows the seed: it differs between them (linked
+    by :func:`links_data_seed`, or ``--extra --data.seed {seed}``), or, with one seed, is that seed. A ``data.seed``
+    that ``--extra`` pins is the same in every run, whatever the dataset."""
     seeds: dict[str, set[object]] = {}
+    follows: dict[str, bool] = {}
     for job in jobs:
-        seeds.setdefault(run_dataset(job.arguments), set()).add(configured(job.arguments, "data.seed"))
-    return {dataset: links_data_seed(dataset) or len(values) > 1 for dataset, values in seeds.items()}
+        dataset, value = run_dataset(job.arguments), configured(job.arguments, "data.seed")
+        seeds.setdefault(dataset, set()).add(value)
+        follows[dataset] = follows.get(dataset, True) and str(value) == str(job.seed)
+    return {dataset: len(values) > 1 or follows[dataset] for dataset, values in seeds.items()}
 
 
-def seed_coverage(dataset: str, data_seed_varies: bool) -> str:
+def seed_coverage(dataset: str, data_seed_varies: bool, draws_test_clips: bool) -> str:
     """What the seed spread covers, said at the start: since eeca2a4 batch order and segment offsets are drawn from
-    data.seed, not seed_everything. Runs whose data.seed would draw other test clips are refused before this."""
+    data.seed, not seed_everything. Runs whose data.seed would draw other test clips are refused before this;
+    ``draws_test_clips``: whether data.seed decides the runs' test clips (:func:`test_split`), which is why it was
+    kept at one value."""
     if data_seed_varies:
         tested = ("the test recordings are the fold's, the same in every run" if dataset == "ucf101" else
                   "the test clips are the same in every run (those of data.root's test/ folder)")
         return ("seed_everything and data.seed (initialisation and dropout; batch order, training segment offsets, "
                 f"validation groups, label subset); {tested}, but order verification's shuffled test copies are "
                 "drawn from data.seed, so they differ between seeds (the arrow of time's backwards copies do not)")
-    return (f"seed_everything only: data.seed stays at the config's value (dataset {dataset}: it would also change "
-            "the test split or the videos), so the seeds vary initialisation and dropout alone: batch order and "
-            "training segment offsets come from data.seed and are the same in every run, as are the validation groups")
+    why = (f"dataset {dataset}: it would also change the test split or the videos" if draws_test_clips else
+           "the same in every run as given; --extra --data.seed {seed} would vary it too")
+    return (f"seed_everything only: data.seed stays at one value ({why}), so the seeds vary initialisation and "
+            "dropout alone: batch order and training segment offsets come from data.seed and are the same in every "
+            "run, as are the validation groups")
 
 
 def run_all(jobs: list[Job]) -> tuple[dict[str, list[Run]], dict[str, list[int]]]:
@@ -744,7 +760,8 @@ def main() -> int:
     print(f"base config {args.config}, fold {args.fold}, seeds {args.seeds}, extra {' '.join(args.extra) or '-'}; "
           f"runs kept in {args.runs.absolute()}")
     for dataset, varies in data_seed_varies(jobs).items():
-        print(f"the seed spread covers {seed_coverage(dataset, varies)}", flush=True)
+        draws = any("data.seed" in test_split(job.arguments) for job in jobs if run_dataset(job.arguments) == dataset)
+        print(f"the seed spread covers {seed_coverage(dataset, varies, draws)}", flush=True)
     notice = other_code_notice(jobs, code_version())
     if notice is not None:
         print(notice, flush=True)

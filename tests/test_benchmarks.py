@@ -344,6 +344,12 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
     assert rows["lstm"][5] == "70.0 %" and rows["lstm"][6].startswith("+16.7 [+0.0, ")
     assert rows["lstm"][7] == "level (seeds apart, interval holds 0)"
     assert "resamples of the test set's 6 (class, recording group) units" in out
+    # a data.seed that --extra pins is the same in every run, on UCF101 too: the opening line must not say it varies
+    argv = sys.argv
+    monkeypatch.setattr(sys, "argv", [*argv, "--runs", str(tmp_path / "pinned-runs"), "--extra", "--data.seed", "5"])
+    assert variants.main() == 0
+    assert "seed_everything only: data.seed stays at one value (the same in every run as given" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", argv)
 
     # a dataset whose data.seed draws the test split keeps it fixed, and says what the seeds then vary
     commands.clear()
@@ -352,7 +358,7 @@ def test_the_variant_table_links_the_data_seed_and_picks_the_reference_on_valida
     variants.main()
     assert commands and not any("--data.seed" in command for command, _ in commands)
     out = capsys.readouterr().out
-    assert "seed_everything only: data.seed stays at the config's value (dataset folders" in out
+    assert "seed_everything only: data.seed stays at one value (dataset folders: it would also change the test" in out
     assert "initialisation and dropout alone: batch order and training segment offsets come from data.seed" in out
     assert variants.configured(["--config", str(config), "--data.dataset=ucf101"], "data.dataset") == "ucf101"
 
@@ -1027,7 +1033,20 @@ def test_runs_that_would_test_different_clips_are_refused_before_any_run(
         (root / split).mkdir(parents=True)
     assert variants.main() == 0
     out = capsys.readouterr().out
-    assert "seed_everything and data.seed (" in out and "stays at the config's value" not in out
+    assert "seed_everything and data.seed (" in out and "stays at one value" not in out
+    # without --extra's {seed}, nothing varies data.seed there, and the line says so rather than blaming the split
+    monkeypatch.setattr(sys, "argv", [*(argument for argument in sys.argv if argument not in ("--extra", "--data.seed",
+                                                                                             "{seed}")),
+                                      "--runs", str(tmp_path / "unseeded-runs")])
+    assert variants.main() == 0
+    assert ("data.seed stays at one value (the same in every run as given; --extra --data.seed {seed} would vary it"
+            in capsys.readouterr().out)
+    # on the demo, data.seed makes the videos: train/ and test/ folders are no way out there
+    (tmp_path / "base.yaml").write_text("data:\n  dataset: demo\n")
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--runs", str(tmp_path / "demo-runs"), "--extra", "--data.seed",
+                                      "{seed}"])
+    refused = _refused(variants, capsys)
+    assert "(on the demo data.seed makes the videos themselves)" in refused and "train/" not in refused
     assert "the test clips are the same in every run" in out
 
 

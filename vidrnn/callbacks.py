@@ -112,10 +112,12 @@ class GradientNormLogger(Callback):
       and exposes it as ``pl_module.last_input_features [B,T,D]`` with ``pl_module.last_input_lengths [B]``.
 
     A module that does not expose those attributes (or whose tensor got no gradient) simply gets no per-step keys;
-    that is not an error. With gradient accumulation the per-layer norms are of the accumulated gradient (the mean
-    over the micro-batches) and the per-step ones of the last micro-batch's own loss: Lightning divides each
-    micro-batch's loss by ``accumulate_grad_batches``, so the input gradient is multiplied back by it. Under 16-bit
-    mixed precision it is divided by the loss scale, since the scaler unscales only the optimizer's parameters.
+    that is not an error. With gradient accumulation the per-layer norms are of the gradient the optimizer applies (the
+    accumulated micro-batches' sum divided by ``accumulate_grad_batches``: their mean, except in an epoch's last,
+    shorter window, which Lightning divides by the same number) and the per-step ones of the last micro-batch's own
+    loss: Lightning divides each micro-batch's loss by ``accumulate_grad_batches``, so the input gradient is
+    multiplied back by it. Under 16-bit mixed precision it is divided by the loss scale, since the scaler unscales
+    only the optimizer's parameters.
 
     Args:
         log_every_n_steps: log on every ``n``-th optimizer step (``n >= 1``).

@@ -267,10 +267,11 @@ class VideoDataModule(L.LightningDataModule):
             killed for memory, a network drive that was away); by default they are left out at once.
         seed: the validation split, and every epoch's training order and segment offsets (drawn from the seed, the
             epoch and the clip: the same with any number of loader workers or DDP ranks, and after a resume). For
-            class folders (``folders``, ``unlabeled``) it also draws the test split, unless the root holds ``train/``
-            and ``test/``: test and predict a checkpoint with the seed it was trained with, or its test clips include
-            clips it trained on (``vidrnn test|predict`` refuse another one). For the demo it also seeds the videos:
-            a root holds one seed's demo, and another seed is refused there (give it another root).
+            class folders (``folders``) it also draws the test split, unless the root holds ``train/`` and ``test/``,
+            and for ``unlabeled`` videos always (their folders are recording groups): test and predict a checkpoint
+            with the seed it was trained with, or its test clips include clips it trained on (``vidrnn test|predict``
+            refuse another one). For the demo it also seeds the videos: a root holds one seed's demo, and another seed
+            is refused there (give it another root).
     """
 
     def __init__(
