@@ -219,14 +219,30 @@ def test_a_tld_row_without_area_as_written_marks_an_absent_frame(tmp_path: Path)
     assert np.isnan(sequence.boxes[1:4]).all()
 
 
-def test_tld_corners_reversed_are_malformed_and_ask_whether_the_file_is_xywh(tmp_path: Path) -> None:
+def test_a_tld_file_mostly_of_reversed_corners_is_refused_asking_whether_it_is_xywh(tmp_path: Path) -> None:
     """A gt.txt holding x,y,w,h has rows whose x2 (the width) lies left of x1: read as rows without area they made
     every frame absent, and the message was only "no box in the first frame"."""
     folder = tmp_path / "01_toy"
-    write_video(folder / "toy.avi", 3, size=(32, 32))
-    (folder / "gt.txt").write_text("0,0,0,0\n3,4,12,14\n20,2,8,9\n")
-    with pytest.raises(ValueError, match=r"gt.txt:3: corners reversed: x2 \(8\) is less than x1 \(20\).*is this file x,y,w,h\?"):
+    write_video(folder / "toy.avi", 4, size=(32, 32))
+    (folder / "gt.txt").write_text("0,0,0,0\n20,2,8,9\n3,4,12,14\n15,6,8,9\n")
+    with pytest.raises(ValueError, match=r"gt.txt: corners reversed in 2 of the 3 boxes \(lines 2, 4\); line 2: x2 "
+                                         r"\(8\) is less than x1 \(20\).*is this file x,y,w,h\? Then convert it"):
         load_sequence(folder)
+
+
+def test_an_isolated_reversed_tld_row_is_an_absent_frame_warned_about_naming_the_file_and_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One swapped annotation row made a real sequence unloadable, with advice to convert the whole (correct) file."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 4, size=(32, 32))
+    (folder / "gt.txt").write_text("3,4,12,14\n3,4,12,14\n20,4,12,14\n3,4,12,14\n")
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, True, False, True]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and f"{folder / 'gt.txt'}: corners reversed on line 3 (x2 (12) is less than x1 (20))" \
+        in warnings[0], warnings
+    assert "x,y,w,h" not in warnings[0]
 
 
 def test_tld_corners_reversed_by_less_than_the_inclusive_pixel_are_absent_not_malformed(tmp_path: Path) -> None:
