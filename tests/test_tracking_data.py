@@ -304,6 +304,15 @@ def test_a_trailing_separator_is_accepted(tmp_path: Path) -> None:
     assert load_sequence(folder).boxes.tolist() == [[0, 0, 4, 4], [1, 1, 4, 4]]
 
 
+@pytest.mark.parametrize("line", ["10,20,30,40,,,,", "10,20,30,40,,", "10,,20,30,40"])
+def test_empty_fields_beyond_one_trailing_separator_are_malformed(tmp_path: Path, line: str) -> None:
+    """A cut-off VOT polygon (blank CSV cells) was read as the box x,y,w,h 10,20,30,40."""
+    folder = write_images(tmp_path / "toy", 2)
+    (folder / "groundtruth.txt").write_text(f"1,2,3,4\n{line}\n")
+    with pytest.raises(ValueError, match=r"groundtruth.txt:2: expected 8 or 4 values .*, found \d+: "):
+        load_sequence(folder)
+
+
 def test_a_blank_line_inside_the_ground_truth_is_malformed(tmp_path: Path) -> None:
     folder = write_otb(tmp_path / "Toy", 3, ["1,1,4,4", "", "2,2,4,4"])
     with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: expected 4 values .* found 0"):

@@ -34,7 +34,8 @@ that belong to no sequence and says how to arrange them (a folder per sequence, 
 so that a benchmark is never silently smaller than the folder holding it.
 
 Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file), and a line may end in
-one (``298,160,48,80,``); a header line of column names is malformed, its message says to delete it. The TLD
+one (``298,160,48,80,``); two commas in a row hold an empty field, which is malformed (``10,20,30,40,,,,`` is a VOT
+polygon cut short, not a box); a header line of column names is malformed, its message says to delete it. The TLD
 convention is the one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
 ``147,110,180,142`` read as 1-based inclusive corners.
 
@@ -326,7 +327,8 @@ _OTB_TARGET_FILE = re.compile(r"groundtruth_rect\.(\d+)\.txt")
 #: when the folder still holds the images before it and has that many more images than boxes (David: 770 and 471).
 _OTB_FIRST_ANNOTATED = {"david": 300}
 
-_SEPARATOR = re.compile(r"[,\s]+")
+#: One comma (spaces around it allowed) or a run of whitespace: two commas in a row hold an empty field.
+_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 
 
 class _NotANumber(ValueError):
@@ -378,9 +380,8 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
     text = line.strip()
     if spec.masks and text.startswith("m"):
         return _mask_box(text[1:], where)
+    text = text[:-1].rstrip() if text.endswith(",") else text  # one trailing separator, as tools write: 298,160,48,80,
     tokens = _SEPARATOR.split(text) if text else []
-    if tokens[-1:] == [""]:  # a trailing separator, as some tools write: 298,160,48,80,
-        tokens.pop()
     if len(tokens) not in spec.values_per_line:
         counts = " or ".join(str(n) for n in spec.values_per_line)
         raise ValueError(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
