@@ -40,8 +40,8 @@ convention is the one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumpi
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
-occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target; TLD
-corners without area as written, ``x2 <= x1`` or ``y2 <= y1``, before the inclusive +1), or
+occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target; TLD's
+marks, all four values 0 or all negative, before the inclusive +1 that makes ``x2 == x1`` a box one pixel wide), or
 GOT-10k's label files (above) make that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
 must skip such frames rather than score them, and training must not aim at them (a box without area has no centre
 to search around and no size to take the logarithm of).
@@ -201,15 +201,15 @@ def _vot_box(values: np.ndarray) -> np.ndarray:
 
 
 def _tld_box(values: np.ndarray) -> np.ndarray:
-    """Inclusive 1-based corners as ``x, y, w, h``; a row without area as written (``x2 <= x1`` or ``y2 <= y1``:
-    ``0,0,0,0`` and ``-1,-1,-1,-1`` mark a hidden target) is absent, tested before the inclusive +1 that would make
-    it a visible 1x1 box. Corners reversed by more than that pixel raise :class:`_ReversedCorners`: a malformed row,
-    or, in most rows, a file of ``x, y, w, h`` read as corners (:func:`_judge_reversed`)."""
+    """Inclusive 1-based corners as ``x, y, w, h``: ``x2 == x1`` is a box one pixel wide. TLD's occlusion marks
+    (all four values 0, or all negative) are absent, read before the inclusive +1 that would make them visible 1x1
+    boxes. Corners reversed by more than that pixel raise :class:`_ReversedCorners`: a malformed row, or, in most
+    rows, a file of ``x, y, w, h`` read as corners (:func:`_judge_reversed`)."""
+    if (values == 0).all() or (values < 0).all():
+        return np.full(4, np.nan)
     x1, y1, x2, y2 = values
     _refuse_reversed("x", x1, x2)
     _refuse_reversed("y", y1, y2)
-    if x2 <= x1 or y2 <= y1:
-        return np.full(4, np.nan)
     return np.array([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
 
 
@@ -218,8 +218,8 @@ class _ReversedCorners(ValueError):
 
 
 def _refuse_reversed(axis: str, first: float, second: float) -> None:
-    """Refuse a second corner more than the inclusive pixel before the first on ``axis``; sub-pixel reversals are
-    real annotations of targets under a pixel wide (``../shared/data/tracking-train``'s wakeboard5), read as absent."""
+    """Refuse a second corner more than the inclusive pixel before the first on ``axis``; a reversal by less keeps
+    its inclusive reading, a box under a pixel wide (none left at the whole pixel: absent)."""
     if second < first - 1:
         raise _ReversedCorners(f"{axis}2 ({second:g}) is less than {axis}1 ({first:g})")
 
