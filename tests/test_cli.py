@@ -77,6 +77,18 @@ def test_probe_takes_a_path_beginning_with_a_dash_after_double_dash(
     assert probed == [argument for argument in arguments if argument.endswith(".avi")]
 
 
+def test_a_path_after_double_dash_spelled_as_an_option_given_before_it_is_probed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn probe a.avi --count a.avi -- -x.avi --count`` said "unrecognized arguments: --count": the path after
+    ``--`` was taken for an option because the option of that name was given before it."""
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "a.avi", 4), write_video(tmp_path / "-x.avi", 5)
+    (tmp_path / "--count").write_bytes(write_video(tmp_path / "clip.avi", 6).read_bytes())
+    assert main(["probe", "a.avi", "--count", "a.avi", "--", "-x.avi", "--count"]) == 0
+    probed = [row.split()[-1] for row in capsys.readouterr().out.splitlines()[1:]]
+    assert probed == ["a.avi", "a.avi", "-x.avi", "--count"]
+
+
 @pytest.mark.parametrize("arguments", [["probe", "--bogus", "--", "-x.avi"], ["probe", "--bogus=1", "--", "-x.avi"],
                                        ["probe", "b.avi", "--bogus", "--", "-x.avi"],
                                        ["classify", "--bogus", "--ckpt", "c.ckpt", "--", "-x.avi"]],

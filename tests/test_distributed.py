@@ -175,6 +175,39 @@ def test_a_ddp_spawn_fit_pickles_what_it_sends_to_its_processes(task: str, launc
     assert len(launched) == launches  # the fit, and a classifier's test_after_fit (a tracker's tracks in this process)
 
 
+def test_a_ddp_spawn_fit_tests_after_fit_in_the_run_folder_of_its_checkpoints(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each launch's rank 0 writes with the logger it was sent: its version resolved there, the fit's folder stood
+    when the test was launched, and ``test_after_fit`` wrote its results into a new ``version_1``; a writer made
+    there deletes the ``metrics.csv`` it finds, the fit's rows."""
+    import pickle
+
+    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    folders: list[str] = []
+
+    def make_log_folder_as_rank_zero(launcher: object, function: object, *args: object, trainer: object = None,
+                                     **kwargs: object) -> None:
+        sent = pickle.loads(pickle.dumps(trainer.logger))
+        folders.append(sent.log_dir)
+        sent.log_metrics({"launch": len(folders)}, step=len(folders))
+        sent.save()
+
+    monkeypatch.setattr(_MultiProcessingLauncher, "launch", make_log_folder_as_rank_zero)
+    root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=4, size=(48, 64),
+                                       seed=3)
+    monkeypatch.chdir(tmp_path)
+    status = main(["fit", "--config", str(REPOSITORY / "configs/demo.yaml"), "--data.dataset", "ucf101",
+                   "--data.root", str(root), "--data.cache_dir", str(tmp_path / "cache"),
+                   "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.accelerator", "cpu",
+                   "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2"])
+    assert status == 0
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    assert folders == [str(run)] * 2
+    with (run / "metrics.csv").open(newline="") as rows:
+        assert [row["launch"] for row in csv.DictReader(rows)] == ["1", "2"]
+
+
 def _tracking_test_worker(rank: int, init_file: str, root: str, work: str, rank_one_root: str | None = None) -> None:
     """``vidrnn test`` of a tracker as one rank of two runs it: a tiny untrained head over the matching tracker
     (rank 1 reading ``rank_one_root`` where given: another node's copy of the data). Ranks that refuse to share

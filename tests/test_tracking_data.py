@@ -208,34 +208,61 @@ def test_a_box_without_area_marks_an_absent_frame(tmp_path: Path) -> None:
     assert np.isnan(sequence.boxes[1:3]).all()
 
 
-def test_a_tld_row_without_area_as_written_marks_an_absent_frame(tmp_path: Path) -> None:
-    """TLD-layout files write 0,0,0,0 or -1,-1,-1,-1 where the target is hidden: the inclusive corners' +1 made them
-    visible 1x1 boxes, scored as misses and trained on."""
+def test_a_tld_rows_occlusion_marks_are_absent_and_a_one_pixel_box_is_visible(tmp_path: Path) -> None:
+    """TLD-layout files write 0,0,0,0, -1,-1,-1,-1 or NaN where the target is hidden: the inclusive corners' +1 made
+    the first two visible 1x1 boxes. Corners with x2 == x1 are a box one pixel wide, as TLD's convention reads them."""
     folder = tmp_path / "01_toy"
-    write_video(folder / "toy.avi", 5, size=(32, 32))
-    (folder / "gt.txt").write_text("1,1,10,10\n0,0,0,0\n-1,-1,-1,-1\n4,4,4,9\n3,4,12,14\n")
+    write_video(folder / "toy.avi", 6, size=(32, 32))
+    (folder / "gt.txt").write_text("1,1,10,10\n0,0,0,0\n-1,-1,-1,-1\nNaN,NaN,NaN,NaN\n4,4,4,9\n3,4,12,14\n")
     sequence = load_sequence(folder)
-    assert sequence.visible.tolist() == [True, False, False, False, True]
+    assert sequence.visible.tolist() == [True, False, False, False, True, True]
     assert np.isnan(sequence.boxes[1:4]).all()
+    assert sequence.boxes[4].tolist() == [3, 3, 1, 6]
 
 
-def test_tld_corners_reversed_are_malformed_and_ask_whether_the_file_is_xywh(tmp_path: Path) -> None:
+def test_a_tld_file_mostly_of_reversed_corners_is_refused_asking_whether_it_is_xywh(tmp_path: Path) -> None:
     """A gt.txt holding x,y,w,h has rows whose x2 (the width) lies left of x1: read as rows without area they made
     every frame absent, and the message was only "no box in the first frame"."""
     folder = tmp_path / "01_toy"
-    write_video(folder / "toy.avi", 3, size=(32, 32))
-    (folder / "gt.txt").write_text("0,0,0,0\n3,4,12,14\n20,2,8,9\n")
-    with pytest.raises(ValueError, match=r"gt.txt:3: corners reversed: x2 \(8\) is less than x1 \(20\).*is this file x,y,w,h\?"):
+    write_video(folder / "toy.avi", 4, size=(32, 32))
+    (folder / "gt.txt").write_text("0,0,0,0\n20,2,8,9\n3,4,12,14\n15,6,8,9\n")
+    with pytest.raises(ValueError, match=r"gt.txt: corners reversed in 2 of the 3 boxes \(lines 2, 4\); line 2: x2 "
+                                         r"\(8\) is less than x1 \(20\).*is this file x,y,w,h\? Then convert it"):
         load_sequence(folder)
 
 
-def test_tld_corners_reversed_by_less_than_the_inclusive_pixel_are_absent_not_malformed(tmp_path: Path) -> None:
-    """Real ground truth (wakeboard5 of ../shared/data/tracking-train) holds sub-pixel targets written with x2 half
-    a pixel left of x1: no area, not a file of another layout."""
+def test_an_isolated_reversed_tld_row_is_an_absent_frame_warned_about_naming_the_file_and_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One swapped annotation row made a real sequence unloadable, with advice to convert the whole (correct) file."""
     folder = tmp_path / "01_toy"
-    write_video(folder / "toy.avi", 2, size=(32, 32))
-    (folder / "gt.txt").write_text("3,4,12,14\n13.5,4,13,6\n")
-    assert load_sequence(folder).visible.tolist() == [True, False]
+    write_video(folder / "toy.avi", 4, size=(32, 32))
+    (folder / "gt.txt").write_text("3,4,12,14\n3,4,12,14\n20,4,12,14\n3,4,12,14\n")
+    with caplog.at_level(logging.WARNING, logger="vidrnn.data.tracking_sequences"):
+        sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, True, False, True]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and f"{folder / 'gt.txt'}: corners reversed on line 3 (x2 (12) is less than x1 (20))" \
+        in warnings[0], warnings
+    assert "x,y,w,h" not in warnings[0]
+
+
+def test_tld_corners_reversed_by_less_than_the_inclusive_pixel_keep_their_inclusive_reading(tmp_path: Path) -> None:
+    """Real ground truth (wakeboard5 of ../shared/data/tracking-train) holds sub-pixel targets written with x2 half
+    a pixel left of x1: under the inclusive +1 a box half a pixel wide, not a file of another layout."""
+    folder = tmp_path / "01_toy"
+    write_video(folder / "toy.avi", 3, size=(32, 32))
+    (folder / "gt.txt").write_text("3,4,12,14\n13.5,4,13,6\n13,4,12,6\n")
+    sequence = load_sequence(folder)
+    assert sequence.visible.tolist() == [True, True, False]  # reversed by the whole pixel: no area left
+    assert sequence.boxes[1].tolist() == [12.5, 3, 0.5, 3]
+
+
+def test_wakeboard5_reads_as_before_its_one_pixel_boxes_visible() -> None:
+    """Its rows 525, 527 and 530 (``342.50,181.00,342.50,184.50``) are 1 px wide boxes, visible to the code before
+    zero-width corners were taken for absent: 559 visible boxes of 559."""
+    sequence = load_sequence(real_data("tracking-train", "wakeboard5"))
+    assert int(sequence.visible.sum()) == 559 == sequence.num_frames
+    assert sequence.boxes[524].tolist() == [341.5, 180, 1, 4.5]
 
 
 def test_boxes_mostly_outside_the_frame_are_warned_about_naming_the_likely_causes(
@@ -286,6 +313,15 @@ def test_a_trailing_separator_is_accepted(tmp_path: Path) -> None:
     """``298,160,48,80,`` holds four numbers: it said "expected 4 values, found 5"."""
     folder = write_otb(tmp_path / "Toy", 2, ["1,1,4,4,", "2,2,4,4\t"])
     assert load_sequence(folder).boxes.tolist() == [[0, 0, 4, 4], [1, 1, 4, 4]]
+
+
+@pytest.mark.parametrize("line", ["10,20,30,40,,,,", "10,20,30,40,,", "10,,20,30,40"])
+def test_empty_fields_beyond_one_trailing_separator_are_malformed(tmp_path: Path, line: str) -> None:
+    """A cut-off VOT polygon (blank CSV cells) was read as the box x,y,w,h 10,20,30,40."""
+    folder = write_images(tmp_path / "toy", 2)
+    (folder / "groundtruth.txt").write_text(f"1,2,3,4\n{line}\n")
+    with pytest.raises(ValueError, match=r"groundtruth.txt:2: expected 8 or 4 values .*, found \d+: "):
+        load_sequence(folder)
 
 
 def test_a_blank_line_inside_the_ground_truth_is_malformed(tmp_path: Path) -> None:

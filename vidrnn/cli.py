@@ -493,16 +493,18 @@ def _parse_paths_anywhere(parser: argparse.ArgumentParser, args: list[str]) -> a
     namespace, left_over = parser.parse_known_args(args)
     if not left_over:
         return namespace
-    _refuse_unknown_options(parser, args, left_over)
+    _refuse_unknown_options(parser, left_over)
     return parser.parse_intermixed_args(args)
 
 
-def _refuse_unknown_options(parser: argparse.ArgumentParser, args: list[str], left_over: list[str]) -> None:
-    """End with argparse's usage error naming the options among ``left_over`` (what the usual parse of ``args`` did
-    not take) that come before any ``--``: the intermixed parse, losing the ``--``, said "the following arguments
-    are required: paths" for ``probe --bogus -- -x.avi``, or named the paths after it as unrecognized too."""
-    options = args[:args.index("--")] if "--" in args else args
-    unknown = [argument for argument in left_over if _option_like(argument) and argument in options]
+def _refuse_unknown_options(parser: argparse.ArgumentParser, left_over: list[str]) -> None:
+    """End with argparse's usage error naming the options among ``left_over`` (what the usual parse of the arguments did
+    not take, in order) that come before any ``--``: the intermixed parse, losing the ``--``, said "the following
+    arguments are required: paths" for ``probe --bogus -- -x.avi``, or named the paths after it as unrecognized too.
+    What argparse leaves over from after the ``--`` follows that ``--`` in ``left_over``: paths, whatever they look
+    like, even an option given before it (``probe a.avi --count a.avi -- -x.avi --count``)."""
+    before = left_over[:left_over.index("--")] if "--" in left_over else left_over
+    unknown = [argument for argument in before if _option_like(argument)]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -26,11 +27,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 
 from vidrnn.files import atomic_write_bytes
 
 __all__ = ["ContinuedCheckpoints", "RunConfig", "RunFolder", "RunLogger", "continued_logger", "fresh_logger",
-           "logged_step", "resume_checkpoint", "resumed_config_name", "run_folder"]
+           "keep_logged_rows", "logged_step", "resume_checkpoint", "resumed_config_name", "run_folder",
+           "settle_versions"]
 
 
 class RunFolder(NamedTuple):
@@ -81,7 +84,7 @@ class RunLogger(CSVLogger):
     """
 
     def __init__(self, save_dir: str | os.PathLike, name: str = "lightning_logs", version: int | None = None,
-                 continue_from: int | None = None, **kwargs: Any) -> None:
+                 continue_from: float | None = None, **kwargs: Any) -> None:
         super().__init__(save_dir, name=name, version=version, **kwargs)
         self._continue_from = continue_from
 
@@ -97,6 +100,10 @@ class RunLogger(CSVLogger):
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
         self.save()
 
+    def keep_logged_rows(self) -> None:
+        """Have the writer made next keep every row of the run's ``metrics.csv`` (:func:`keep_logged_rows`)."""
+        self._continue_from = math.inf
+
 
 def fresh_logger(configured: Any, spec: Any, default_root: str) -> Any:
     """The logger of a fit that starts a run: the ``configured`` one, where none is (``None`` or ``True``) a
@@ -107,6 +114,35 @@ def fresh_logger(configured: Any, spec: Any, default_root: str) -> Any:
     if type(configured) is CSVLogger:
         return RunLogger(**{**spec.init_args.as_dict(), **(spec.get("dict_kwargs") or {})})
     return configured
+
+
+def settle_versions(trainer: Trainer) -> None:
+    """Give the trainer's CSV and TensorBoard loggers their ``version_N`` now, where Lightning's launcher starts the
+    processes from this one (``ddp_spawn``, ``ddp_fork``): each launch sends them its logger as it stands, so a
+    version left open was chosen by each launch's rank 0 apart, and ``test_after_fit``'s, finding the fit's folder,
+    wrote its results into a new one. ``ddp``'s processes run the command again, each choosing as this one does."""
+    if not _launched_from_here(trainer):
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)):
+            logger.version  # read, the next free version is chosen and kept
+
+
+def keep_logged_rows(trainer: Trainer) -> None:
+    """Have the next launch of the trainer's processes keep the rows the last one wrote into ``metrics.csv``: each
+    launch's rank 0 makes its own writer, which would delete the fit's rows as ``test_after_fit`` begins. One process
+    (or ``ddp``) keeps one writer, which appends."""
+    if not _launched_from_here(trainer):
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, RunLogger):
+            logger.keep_logged_rows()
+
+
+def _launched_from_here(trainer: Trainer) -> bool:
+    """Whether Lightning's launcher starts the trainer's processes from this one (spawned or forked), sending each
+    launch the trainer as it stands here."""
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
 
 
 def continued_logger(configured: Any, spec: Any, run: RunFolder, step: int) -> Logger:
@@ -154,7 +190,7 @@ class RunConfig(SaveConfigCallback):
 class _ContinuedWriter(ExperimentWriter):
     """Lightning's writer of ``metrics.csv``, keeping the rows of an existing file that were logged before a step."""
 
-    def __init__(self, log_dir: str, continue_from: int) -> None:
+    def __init__(self, log_dir: str, continue_from: float) -> None:
         self._continue_from = continue_from
         super().__init__(log_dir)
 

@@ -16,10 +16,11 @@ A worker that dies before it could start — its initializer raised or crashed, 
 :data:`_START_TIMEOUT` seconds (stuck, say, on a lock that another thread held when it was forked) and was killed —
 was working on no item, so no item is blamed: its items go to the next worker. When starts keep failing, the cause is the environment (a missing library,
 no memory), not the items, and marking every item as crashed would hide it; after a few failed starts in a row the
-run stops with a :class:`WorkerStartError` that names the cause. A spawned worker that exits with status 1 before its
-first message stops it at once: Python raised as it started the worker, most often because the main script, which a
-spawned worker runs again, starts workers without an ``if __name__ == "__main__":`` guard, and each try re-runs the
-whole script (a model load: the third failure came after over a minute); the error says to guard it.
+run stops with a :class:`WorkerStartError` that names the cause. A spawned worker runs the main script again as it
+starts; a script that starts workers without an ``if __name__ == "__main__":`` guard would start them there too, and
+each try re-run the whole script (a model load: the third failure came after over a minute). Asked for workers while
+it is still running the main script, a spawned worker exits with :data:`_UNGUARDED_MAIN`, and that one failure stops
+the run, the error saying to guard the script; any other failed start (too many open files for a moment) is retried.
 
 Answers travel by value, never as handles to memory a worker owns: memory that a dying worker owned cannot be opened
 any more, and the answer it sent just before it crashed would be lost with it. So answers should be plain data (numpy
@@ -445,9 +446,9 @@ class _Pool:
 
     def _failed_start(self, dead: _Worker) -> None:
         """Count a worker that died before it was ready; stop the run at :data:`_START_ATTEMPTS` of them in a row, or
-        at once for a spawned one that Python's start-up ended (:func:`_spawn_bootstrap_failed`)."""
+        at once for a spawned one that ran an unguarded main script (:func:`_ran_unguarded_main`)."""
         self.failed_starts += 1
-        if _spawn_bootstrap_failed(dead):
+        if _ran_unguarded_main(dead):
             raise WorkerStartError(_UNGUARDED_SCRIPT)
         if self.failed_starts >= _START_ATTEMPTS:
             if dead.timed_out:
@@ -475,20 +476,31 @@ class _Pool:
             worker.close()
 
 
-#: What a spawned worker's start-up failure says: it is most often a script that starts workers unguarded.
-_UNGUARDED_SCRIPT = ("worker processes cannot start: a spawned worker exited with status 1 before taking any work (the "
-                     "traceback it wrote on standard error says why). A script that starts vidrnn's decoding processes "
-                     "under the spawn start method (the default on macOS) must guard its top level with "
+#: The status a spawned worker exits with when the main script it runs again as it starts asks for workers: the
+#: script is unguarded, and every further start would run it again. Python itself exits with 1 there, as for any error.
+_UNGUARDED_MAIN = 86
+
+#: What stops the run when a spawned worker exits with :data:`_UNGUARDED_MAIN`.
+_UNGUARDED_SCRIPT = ("worker processes cannot start: a spawned worker ran the main script again as it started, and the "
+                     "script started workers there. A script that starts vidrnn's decoding processes under the spawn "
+                     "start method (the default on macOS) must guard its top level with "
                      '`if __name__ == "__main__":`, as each worker runs the script again as it starts; or pass 0 '
                      "workers (num_workers=0, --workers 0) to decode in this process")
 
 
-def _spawn_bootstrap_failed(dead: _Worker) -> bool:
-    """Whether a spawned worker exited with status 1 before its first message: Python raised while it started the
-    worker (running the main script again, unpickling the work function), which another start would raise again
-    after as long (seconds: a script that loads a model), so one such failure is enough to stop."""
+def _running_parents_main() -> bool:
+    """Whether this is a spawned worker still running the main script of the process that started it: where
+    multiprocessing refuses to start a process (``_inheriting``, its own check) and vidrnn's workers are spawned."""
+    return (_CONTEXT.get_start_method() == "spawn"
+            and getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
+def _ran_unguarded_main(dead: _Worker) -> bool:
+    """Whether a spawned worker exited as it started because the main script it ran again asked for workers
+    (:func:`_running_parents_main`): every further start would do so again, after as long (seconds: a script that
+    loads a model)."""
     return (_CONTEXT.get_start_method() == "spawn" and dead.start is None and not dead.timed_out
-            and dead.process.exitcode == 1)
+            and dead.process.exitcode == _UNGUARDED_MAIN)
 
 
 def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefetch: int = 2,
@@ -504,6 +516,8 @@ def isolated_map(work: Callable[[int], Any], count: int, *, workers: int, prefet
         raise ValueError(f"need workers >= 0 and prefetch >= 1, got {workers} and {prefetch}")
     if workers == 0:
         return ((position, work(position)) for position in range(count))
+    if _running_parents_main():
+        raise SystemExit(_UNGUARDED_MAIN)
     return _Pool(work, count, workers, prefetch, initializer).results()
 
 

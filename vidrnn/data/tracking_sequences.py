@@ -34,13 +34,14 @@ that belong to no sequence and says how to arrange them (a folder per sequence, 
 so that a benchmark is never silently smaller than the folder holding it.
 
 Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file), and a line may end in
-one (``298,160,48,80,``); a header line of column names is malformed, its message says to delete it. The TLD
+one (``298,160,48,80,``); two commas in a row hold an empty field, which is malformed (``10,20,30,40,,,,`` is a VOT
+polygon cut short, not a box); a header line of column names is malformed, its message says to delete it. The TLD
 convention is the one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
 ``147,110,180,142`` read as 1-based inclusive corners.
 
 **Absent targets.** A line holding ``NaN`` (any case; TLD writes it when the target leaves the view or is fully
-occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target; TLD
-corners without area as written, ``x2 <= x1`` or ``y2 <= y1``, before the inclusive +1), or
+occluded), a box without area (width or height 0 or less: ``0,0,0,0`` is how LaSOT marks an absent target; TLD's
+marks, all four values 0 or all negative, before the inclusive +1 that makes ``x2 == x1`` a box one pixel wide), or
 GOT-10k's label files (above) make that frame's whole box NaN; :attr:`TrackingSequence.visible` is false there. Evaluation
 must skip such frames rather than score them, and training must not aim at them (a box without area has no centre
 to search around and no size to take the logarithm of).
@@ -58,9 +59,10 @@ are always counted by decoding (:func:`vidrnn.video.probe` with ``count=True``),
 header, which can be wrong (TLD's ``david.mpg`` declares 760 frames and holds 761).
 
 Malformed ground truth (a wrong number of values, text that is not a number, a mask whose runs overflow its region,
-TLD corners reversed by more than the inclusive pixel, a GOT-10k label file of another length than the boxes)
-raises :class:`ValueError` naming ``file:line``, so a broken download is found at load time and not as a mysterious
-tracking score. Boxes lying outside the frames in a noticeable share (:data:`_OUTSIDE_LIMITS`) are warned about as the
+a GOT-10k label file of another length than the boxes) raises :class:`ValueError` naming ``file:line``, so a broken
+download is found at load time and not as a mysterious tracking score. TLD corners reversed by more than the
+inclusive pixel are malformed rows: in most of a file's boxes they are a file of ``x, y, w, h``, refused; a few are
+read as absent frames, with one warning naming the file and their lines. Boxes lying outside the frames in a noticeable share (:data:`_OUTSIDE_LIMITS`) are warned about as the
 sequence loads, when its frames are probed: ground truth in another layout or resolution than its frames.
 """
 
@@ -199,24 +201,45 @@ def _vot_box(values: np.ndarray) -> np.ndarray:
 
 
 def _tld_box(values: np.ndarray) -> np.ndarray:
-    """Inclusive 1-based corners as ``x, y, w, h``; a row without area as written (``x2 <= x1`` or ``y2 <= y1``:
-    ``0,0,0,0`` and ``-1,-1,-1,-1`` mark a hidden target) is absent, tested before the inclusive +1 that would make
-    it a visible 1x1 box. Corners reversed by more than that pixel are refused: a file of ``x, y, w, h`` read as
-    corners, whose rows would all be absent."""
+    """Inclusive 1-based corners as ``x, y, w, h``: ``x2 == x1`` is a box one pixel wide. TLD's occlusion marks
+    (all four values 0, or all negative) are absent, read before the inclusive +1 that would make them visible 1x1
+    boxes. Corners reversed by more than that pixel raise :class:`_ReversedCorners`: a malformed row, or, in most
+    rows, a file of ``x, y, w, h`` read as corners (:func:`_judge_reversed`)."""
+    if (values == 0).all() or (values < 0).all():
+        return np.full(4, np.nan)
     x1, y1, x2, y2 = values
     _refuse_reversed("x", x1, x2)
     _refuse_reversed("y", y1, y2)
-    if x2 <= x1 or y2 <= y1:
-        return np.full(4, np.nan)
     return np.array([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
 
 
+class _ReversedCorners(ValueError):
+    """A TLD row whose second corner lies more than the inclusive pixel before its first."""
+
+
 def _refuse_reversed(axis: str, first: float, second: float) -> None:
-    """Refuse a second corner more than the inclusive pixel before the first on ``axis``; sub-pixel reversals are
-    real annotations of targets under a pixel wide (``../shared/data/tracking-train``'s wakeboard5), read as absent."""
+    """Refuse a second corner more than the inclusive pixel before the first on ``axis``; a reversal by less keeps
+    its inclusive reading, a box under a pixel wide (none left at the whole pixel: absent)."""
     if second < first - 1:
-        raise ValueError(f"corners reversed: {axis}2 ({second:g}) is less than {axis}1 ({first:g}); this layout's rows are x1,y1,x2,y2 — is this file x,y,w,h? Then "
-                         "convert it, or keep it as an OTB folder (img/ + groundtruth_rect.txt, 1-based x,y,w,h)")
+        raise _ReversedCorners(f"{axis}2 ({second:g}) is less than {axis}1 ({first:g})")
+
+
+def _judge_reversed(path: Path, reversed_rows: list[tuple[int, str]], visible: int) -> None:
+    """Refuse a file whose rows are mostly reversed corners (more of them than visible boxes): ``x, y, w, h`` read as
+    corners, where each row would be malformed; otherwise warn once about the few, read as absent frames: one swapped
+    row must not make a real sequence unloadable, nor be answered with advice that would corrupt a correct file."""
+    if not reversed_rows:
+        return
+    numbers = [str(number) for number, _ in reversed_rows]
+    first_number, first_reason = reversed_rows[0]
+    if len(reversed_rows) > visible:
+        raise ValueError(f"{path}: corners reversed in {len(reversed_rows)} of the {len(reversed_rows) + visible} "
+                         f"boxes (lines {first_few(numbers, 5)}); line {first_number}: {first_reason}; this layout's "
+                         "rows are x1,y1,x2,y2 — is this file x,y,w,h? Then convert it, or keep it as an OTB folder "
+                         "(img/ + groundtruth_rect.txt, 1-based x,y,w,h)")
+    line = f"line {numbers[0]}" if len(numbers) == 1 else f"lines {first_few(numbers, 5)}"
+    warn_once(logger, "%s: corners reversed on %s (%s): malformed x1,y1,x2,y2 rows, read as absent frames; correct "
+              "them to score or train on those frames", path, line, first_reason)
 
 
 def _img_frames(folder: Path) -> Path:
@@ -304,7 +327,8 @@ _OTB_TARGET_FILE = re.compile(r"groundtruth_rect\.(\d+)\.txt")
 #: when the folder still holds the images before it and has that many more images than boxes (David: 770 and 471).
 _OTB_FIRST_ANNOTATED = {"david": 300}
 
-_SEPARATOR = re.compile(r"[,\s]+")
+#: One comma (spaces around it allowed) or a run of whitespace: two commas in a row hold an empty field.
+_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 
 
 class _NotANumber(ValueError):
@@ -356,17 +380,13 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
     text = line.strip()
     if spec.masks and text.startswith("m"):
         return _mask_box(text[1:], where)
+    text = text[:-1].rstrip() if text.endswith(",") else text  # one trailing separator, as tools write: 298,160,48,80,
     tokens = _SEPARATOR.split(text) if text else []
-    if tokens[-1:] == [""]:  # a trailing separator, as some tools write: 298,160,48,80,
-        tokens.pop()
     if len(tokens) not in spec.values_per_line:
         counts = " or ".join(str(n) for n in spec.values_per_line)
         raise ValueError(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
     values = np.array([_parse_value(token, where) for token in tokens])
-    try:
-        box = spec.to_xywh(values)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}: {line!r}") from None
+    box = spec.to_xywh(values)
     return box if box[2] > 0 and box[3] > 0 and not np.isnan(box).any() else np.full(4, np.nan)
 
 
@@ -376,8 +396,15 @@ def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
     lines = text_lines(path)
     if not lines:
         raise ValueError(f"{path}: ground-truth file holds no boxes")
-    boxes = np.stack([_first_box(lines[0], path, spec),
-                      *(_parse_line(line, f"{path}:{number}", spec) for number, line in enumerate(lines[1:], start=2))])
+    rows, reversed_rows = [], []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(_first_box(line, path, spec) if number == 1 else _parse_line(line, f"{path}:{number}", spec))
+        except _ReversedCorners as error:
+            rows.append(np.full(4, np.nan))
+            reversed_rows.append((number, str(error)))
+    boxes = np.stack(rows)
+    _judge_reversed(path, reversed_rows, int((~np.isnan(boxes).any(axis=1)).sum()))
     boxes[spec.marked_absent(path, len(boxes))] = np.nan
     return boxes
 

@@ -241,8 +241,9 @@ class VidrnnCommands:
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer as configured (:meth:`_run_logger`). A fit resumed from a checkpoint in a run's ``checkpoints/``
         folder goes on in that run (:mod:`vidrnn.runs`), and records its settings beside the run's ``config.yaml``,
-        which stays the record of the run's first ones."""
-        from vidrnn.runs import ContinuedCheckpoints, resumed_config_name
+        which stays the record of the run's first ones. Processes spawned or forked from this one write into the run
+        folder chosen here (:func:`vidrnn.runs.settle_versions`)."""
+        from vidrnn.runs import ContinuedCheckpoints, resumed_config_name, settle_versions
 
         if "logger" not in kwargs:
             kwargs["logger"] = self._run_logger()
@@ -251,6 +252,7 @@ class VidrnnCommands:
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "fit" and self.checkpoint_path is not None:
             trainer.callbacks.append(ContinuedCheckpoints(Path(self.checkpoint_path).parent))
+        settle_versions(trainer)
         return trainer
 
     def _resumed_run(self) -> RunFolder | None:
@@ -284,7 +286,10 @@ class VidrnnCommands:
         """With ``test_after_fit``, test the best checkpoint: that of the first ``ModelCheckpoint`` with a ``monitor``,
         wherever it stands among the callbacks (Lightning's ``ckpt_path="best"`` asks the first ``ModelCheckpoint``,
         which, listed first, would be the one keeping ``latest.ckpt``, and test the final weights as if the best); the
-        final weights where no checkpoint was chosen by a score (no validation split), saying so."""
+        final weights where no checkpoint was chosen by a score (no validation split), saying so. Its rows go on in
+        the fit's ``metrics.csv`` (:func:`vidrnn.runs.keep_logged_rows`)."""
+        from vidrnn.runs import keep_logged_rows
+
         if not self.config.fit.test_after_fit:
             return
         best = next((callback for callback in self.trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)
@@ -293,6 +298,7 @@ class VidrnnCommands:
             rank_zero_info(f"testing the best checkpoint by {best.monitor}: {best.best_model_path}")
         else:
             rank_zero_info("testing the final weights: no checkpoint was chosen by a validation score")
+        keep_logged_rows(self.trainer)
         test = getattr(self, "test", self.trainer.test)  # the subcommand's own method, as LightningCLI picks it
         test(model=self.model, datamodule=self.datamodule, ckpt_path=best.best_model_path if best else None)
 
