@@ -279,7 +279,7 @@ def test_extract_usage_errors_end_before_any_work_with_status_2(tmp_path: Path, 
         "negative limit": (["--root", str(root), "--limit", "-1"], "--limit must be at least 1, got -1"),
         "cache root a file": (["--root", str(root)], f"{tmp_path / 'cache'} is a file, not a folder"),
         "class folders read as UCF101": (["--root", str(root), "--dataset", "ucf101"],
-                                         f"if {root} holds one folder per class, use --dataset folders"),
+                                         "(--dataset folders for vidrnn extract) reads"),
         # A PermissionError traceback (made up here: root reads anything).
         "root this user may not read": (["--root", str(root)], f"{root / 'a'}: permission denied: this user may not "
                                         "read it (or a folder on its way); make it readable"),

@@ -252,6 +252,11 @@ def test_checking_the_bytes_of_videos_with_new_times_is_said_before_it_begins(
                "touched?): checking their bytes; those unchanged keep their features")
     assert len(said_as_hashed) == 2 and all(message in text for text in said_as_hashed)
     assert "checking bytes: 100%" in capsys.readouterr().err and caplog.text.count(message) == 1
+    # a fit lists the cache again as it extracts: what was hashed is not hashed, nor announced, a second time
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cache.settled(items) == (items, [])
+    assert len(said_as_hashed) == 2 and message not in caplog.text
 
 
 def test_listing_a_cache_writes_nothing_even_when_it_finds_new_times(dataset: Path, small_backbone,

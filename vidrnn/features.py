@@ -152,6 +152,9 @@ class FeatureCache:
         self._last_written_ns = 0
         #: Records of files found with new times but the same bytes by the last :meth:`settled`, not yet written.
         self.renewed: list[dict[str, Any]] = []
+        #: Files hashed by this cache's :meth:`settled`, by path, size and time: a fit lists the cache in prepare_data
+        #: and again as it extracts, which hashed (and announced) every file with new times twice.
+        self._digests: dict[tuple[Path, _SizeTime], Stamped | None] = {}
         self._damaged: set[Path] = set()  # manifest or error list found damaged, already warned about
 
     # -- reading -------------------------------------------------------------------------------------------------
@@ -258,7 +261,8 @@ class FeatureCache:
         bar; the same bytes' new times wait in :attr:`renewed`."""
         self.renewed = []
         stamps = [_stat(item.path) for _, item, _ in records]
-        to_hash = sum(_needs_bytes(record, stamp) for (record, _, _), stamp in zip(records, stamps))
+        to_hash = sum(_needs_bytes(record, stamp) and (item.path, stamp) not in self._digests
+                      for (record, item, _), stamp in zip(records, stamps))
         if to_hash:
             warn_once(logger, "%s under %s have new modification times (copied without them, re-mounted or touched?): "
                       "checking their bytes; those unchanged keep their features", counted(to_hash, "video"),
@@ -266,11 +270,17 @@ class FeatureCache:
         current = []
         with tqdm(total=to_hash, unit="video", desc="checking bytes", disable=not to_hash or not said_here()) as bar:
             for (record, item, kind), stamp in zip(records, stamps):
-                check = _source_check(record, item.path, stamp, bar.update)
+                check = _source_check(record, stamp, lambda: self._hashed_once(item.path, stamp, bar.update))
                 if check.freshness is Freshness.RENEWED:
                     self.renewed.append({**record, "kind": kind, "source_mtime_ns": check.now.stamp.mtime_ns})
                 current.append(check.freshness is not Freshness.CHANGED)
         return current
+
+    def _hashed_once(self, path: Path, stamp: _SizeTime, on_hashed: Callable[[], object]) -> Stamped | None:
+        """``path`` hashed (:func:`_hashed`), or as this cache hashed it at the same size and time."""
+        if (path, stamp) not in self._digests:
+            self._digests[path, stamp] = _hashed(path, on_hashed)
+        return self._digests[path, stamp]
 
     def record_renewed(self, rank: int = 0) -> None:
         """Journal the new times :meth:`settled` found (same bytes), so the next run compares times again instead of
@@ -580,14 +590,14 @@ def _failed_identity(item: VideoItem, before: _SizeTime | None) -> SourceIdentit
     return now
 
 
-def _source_check(record: dict[str, Any], path: Path, now: _SizeTime | None, on_hashed: Callable[[], object]) -> Check:
-    """Whether ``path``, whose size and time are ``now``, is still the file ``record`` was made from
-    (:func:`~vidrnn.cache_keys.recheck`: its size and time, then its bytes, ``on_hashed`` called once they are
-    hashed; on ``RENEWED`` the size and time they were hashed at). A file of another size is ``CHANGED`` without
-    being hashed: its bytes differ for certain."""
+def _source_check(record: dict[str, Any], now: _SizeTime | None, hashed: Callable[[], Stamped | None]) -> Check:
+    """Whether the file whose size and time are ``now`` is still the one ``record`` was made from
+    (:func:`~vidrnn.cache_keys.recheck`: its size and time, then its bytes, ``hashed`` giving them; on ``RENEWED``
+    the size and time they were hashed at). A file of another size is ``CHANGED`` without being hashed: its bytes
+    differ for certain."""
     if now is None or now.size != record.get("source_bytes"):
         return Check(Freshness.CHANGED)
-    return recheck(_recorded_stamp(record), now, lambda: _hashed(path, on_hashed))
+    return recheck(_recorded_stamp(record), now, hashed)
 
 
 def _recorded_stamp(record: dict[str, Any]) -> Stamped:
