@@ -323,8 +323,8 @@ def test_identical_copies_are_one_entry_per_set_of_copies_and_their_warning_is_c
                                "train": sorted(f"a/{n}" for n in range(1, 40, 2))}]
     test, = copy_warnings(copies, tmp_path)
     assert test.startswith(f"30 test clips under {tmp_path}, in 2 sets of byte-identical videos, are byte-identical "
-                           "copies of training clips (b/0 = b/10 = b/12 = b/14 = b/16 and 30 more; b/1 = b/11 = b/13 = "
-                           "b/15 = b/17 and 30 more): the test scores")
+                           "copies of training clips (b/0 = b/10 = b/12 = b/14 = b/16 = 30 more copies; b/1 = b/11 = "
+                           "b/13 = b/15 = b/17 = 30 more copies): the test scores")
 
 
 def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path: Path) -> None:
@@ -332,7 +332,7 @@ def test_the_copy_warnings_count_show_the_first_few_and_say_what_to_do(tmp_path:
               "different_labels": [["a/1", "b/1"]]}
     test, labels = copy_warnings(copies, tmp_path)
     assert test == (f"5 test clips under {tmp_path} are byte-identical copies of training clips (a/0 = b/0; a/1 = b/1; "
-                    "a/2 = b/2 and 2 more): the test scores are optimistic by them, as the model trained on the same "
+                    "a/2 = b/2; and 2 more sets): the test scores are optimistic by them, as the model trained on the same "
                     "video. splits.json lists every copy (identical_copies); remove the copies before training to "
                     "score only unseen videos")
     assert labels.startswith(f"1 video has byte-identical copies under other labels in {tmp_path} (a/1 = b/1): "

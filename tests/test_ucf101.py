@@ -136,14 +136,16 @@ def test_clips_and_class_folders_the_lists_do_not_name_are_said_once_and_kept(
     """Files in a class folder that no list of the fold names, and folders that are no class of classInd.txt, were
     passed over without a word (listed clips missing from the disk were warned about)."""
     videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi", "v_Zeta_g09_c01.avi"],
-                                          "Alpha": ["v_Alpha_g01_c01.avi", "v_Alpha_g02_c01.avi", ".DS_Store"],
+                                          "Alpha": ["v_Alpha_g01_c01.avi", "v_Alpha_g02_c01.avi", ".DS_Store",
+                                                    "README.txt", "Thumbs.db"],
                                           "Beta": ["v_Beta_g01_c01.avi"], "Gamma": []})
 
+    (videos / "Alpha" / "notes").mkdir()  # what is no video the folders dataset would not read either: not said
     with caplog.at_level(logging.WARNING, logger="vidrnn.data.ucf101"):
         index = ucf101_index(videos, splits, fold=1)
 
     assert index.unlisted == [videos / "Beta", videos / "Gamma", videos / "Zeta" / "v_Zeta_g09_c01.avi"]
-    assert (f"{videos}: not read, as the split lists do not name them: 1 file in the class folders that neither "
+    assert (f"{videos}: not read, as the split lists do not name them: 1 video in the class folders that neither "
             "trainlist01.txt nor testlist01.txt names (Zeta/v_Zeta_g09_c01.avi) and 2 folders that are no class of "
             "classInd.txt (Beta, Gamma)") in caplog.text
     assert caplog.text.count("not read, as the split lists") == 1

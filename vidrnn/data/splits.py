@@ -30,7 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from vidrnn.data.folders import has_explicit_split
 from vidrnn.data.ucf101 import VIDEOS_FOLDER, default_splits_dir
 from vidrnn.files import atomic_write_bytes
-from vidrnn.text import first_few
+from vidrnn.text import counted
 
 __all__ = ["FITTED_CLIPS", "check_split", "copy_warnings", "identical_copies", "named_alike", "split_counts",
            "split_settings", "split_summary", "validation_rule", "videos_folder", "write_split_record"]
@@ -349,4 +349,11 @@ def copy_warnings(copies: Mapping[str, Sequence[Any]], root: str | os.PathLike) 
 def _shown(sets: Sequence[Sequence[str]]) -> str:
     """The first few sets of identical clips, ``a = b = c``, each cut to its first few clips, and how many more: a
     set of thousands of copies is a count, not a list."""
-    return first_few([first_few(clips, _CLIPS_SHOWN, " = ") for clips in sets], _COPIES_SHOWN, "; ")
+    def one_set(clips: Sequence[str]) -> str:
+        hidden = len(clips) - _CLIPS_SHOWN
+        return " = ".join(clips[:_CLIPS_SHOWN]) + (f" = {hidden} more {'copy' if hidden == 1 else 'copies'}"
+                                                   if hidden > 0 else "")
+
+    hidden = len(sets) - _COPIES_SHOWN
+    return "; ".join(one_set(clips) for clips in sets[:_COPIES_SHOWN]) + (
+        f"; and {counted(hidden, 'more set')}" if hidden > 0 else "")

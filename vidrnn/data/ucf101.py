@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
 from vidrnn.text import counted, first_few, text_lines
-from vidrnn.video import is_hidden
+from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
 
 __all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
@@ -174,13 +174,15 @@ def _unlisted(videos_root: Path, classes: list[str], listed_classes: set[str],
               lists: dict[str, list[PurePosixPath]]) -> list[Path]:
     """What lies under ``videos_root`` that the split lists do not name, sorted: visible folders that are no listed
     class (``listed_classes``; the split lists' own folder is among them) and, in the present ``classes``' folders,
-    visible entries no list names. One directory listing per folder, so 13k clips take a moment, not a stat each."""
+    visible video files no list names (a README or Thumbs.db is no clip, and the folders dataset would not read it
+    either). One directory listing per folder, so 13k clips take a moment, not a stat each."""
     named = {clip.as_posix() for clips in lists.values() for clip in clips}
     folders = [entry for entry in os.scandir(videos_root) if entry.is_dir() and not is_hidden(entry.name)]
     unlisted = [Path(entry.path) for entry in folders if entry.name not in listed_classes]
     for label in classes:
         unlisted += [Path(entry.path) for entry in os.scandir(videos_root / label)
-                     if not is_hidden(entry.name) and f"{label}/{entry.name}" not in named]
+                     if not is_hidden(entry.name) and Path(entry.name).suffix.lower() in VIDEO_EXTENSIONS
+                     and entry.is_file() and f"{label}/{entry.name}" not in named]
     return sorted(unlisted)
 
 
@@ -190,7 +192,7 @@ def _warn_unlisted(videos_root: Path, unlisted: list[Path], fold: int) -> None:
     files = [path.relative_to(videos_root).as_posix() for path in unlisted if path.parent != videos_root]
     said = []
     if files:
-        said.append(f"{counted(len(files), 'file')} in the class folders that neither trainlist0{fold}.txt nor "
+        said.append(f"{counted(len(files), 'video')} in the class folders that neither trainlist0{fold}.txt nor "
                     f"testlist0{fold}.txt names ({first_few(files, 5)})")
     if folders:
         said.append(f"{counted(len(folders), 'folder')} that {'is' if len(folders) == 1 else 'are'} no class of "
