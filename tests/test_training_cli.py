@@ -1165,6 +1165,22 @@ def test_a_csv_logger_of_ones_own_writes_metrics_at_every_checkpoint(config: Pat
     assert type(logger) is RunLogger and logger.log_dir == str(tmp_path / "mine" / "csv" / "version_0")
 
 
+def test_a_resumed_runs_writer_drops_the_earlier_test_rows_wherever_they_were_logged(tmp_path: Path) -> None:
+    """A ddp_spawn fit's test after fit logs at step 0 (the parent's trainer never steps): resumed, the run kept that
+    earlier test's row beside the new one, two test rows that could not be told apart. A resumed writer keeps the
+    rows before its step, but no test row; the writer of a test after a spawned fit keeps them all."""
+    from vidrnn.runs import RunLogger
+
+    rows = "epoch,step,train/loss,val/acc,test/acc\n0,0,0.9,,\n0,1,,0.5,\n1,2,0.7,,\n0,0,,,0.6\n"
+    for continue_from, kept in ((2, ["0,0,0.9,,", "0,1,,0.5,"]),
+                                (float("inf"), ["0,0,0.9,,", "0,1,,0.5,", "1,2,0.7,,", "0,0,,,0.6"])):
+        run = tmp_path / str(continue_from) / "lightning_logs" / "version_0"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(rows)
+        RunLogger(tmp_path / str(continue_from), version=0, continue_from=continue_from).experiment
+        assert (run / "metrics.csv").read_text().splitlines() == ["epoch,step,train/loss,val/acc,test/acc", *kept]
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "two CSVLoggers"])
 def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_logger_that_cannot(
         logger: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -188,7 +188,9 @@ class RunConfig(SaveConfigCallback):
 
 
 class _ContinuedWriter(ExperimentWriter):
-    """Lightning's writer of ``metrics.csv``, keeping the rows of an existing file that were logged before a step."""
+    """Lightning's writer of ``metrics.csv``, keeping the rows of an existing file that were logged before a step;
+    resuming a fit (a finite step), none of an earlier test after fit, which the resumed fit makes again (under
+    ``ddp_spawn`` it was logged at step 0, as the launching process's trainer never steps)."""
 
     def __init__(self, log_dir: str, continue_from: float) -> None:
         self._continue_from = continue_from
@@ -203,7 +205,9 @@ class _ContinuedWriter(ExperimentWriter):
             return
         with path.open(newline="") as file:
             reader = csv.DictReader(file)
-            kept = [row for row in reader if int(row["step"]) < self._continue_from]
+            resumed = math.isfinite(self._continue_from)
+            kept = [row for row in reader if int(row["step"]) < self._continue_from
+                    and not (resumed and any(row[key] for key in row if key.startswith("test/")))]
             self.metrics_keys = list(reader.fieldnames or [])
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
