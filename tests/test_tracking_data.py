@@ -229,6 +229,10 @@ def test_a_tld_file_mostly_of_reversed_corners_is_refused_asking_whether_it_is_x
     with pytest.raises(ValueError, match=r"gt.txt: corners reversed in 2 of the 3 boxes \(lines 2, 4\); line 2: x2 "
                                          r"\(8\) is less than x1 \(20\).*is this file x,y,w,h\? Then convert it"):
         load_sequence(folder)
+    # x,y,w,h of a large target near the corner: a minority of its rows reversed, the rest wrong boxes; refused too
+    (folder / "gt.txt").write_text("".join(f"{10 + 6 * n},2,20,20\n" for n in range(4)) + "3,4,12,14\n" * 36)
+    with pytest.raises(ValueError, match=r"corners reversed in 2 of the 40 boxes \(lines 3, 4\).*is this file x,y,w,h"):
+        load_sequence(folder)
 
 
 def test_an_isolated_reversed_tld_row_is_an_absent_frame_warned_about_naming_the_file_and_line(
