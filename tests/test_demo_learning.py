@@ -2,7 +2,7 @@
 
 Settings are those of configs/demo.yaml; the final weights are tested.
 
-The demo's classes come in pairs whose clips are the same frames in opposite order. A bidirectional LSTM or GRU over
+The demo's classes come in pairs whose clips are the same frames in opposite order. A bidirectional LSTM over
 the frame features must separate them; the mean of frame features must stay at chance within each pair (it still
 tells the pairs apart, which is why the within-pair figure is the one that measures order).
 """
@@ -35,8 +35,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> VideoDataModule:
     return module
 
 
-def _train_and_test(demo: VideoDataModule, **encoder: object) -> tuple[float, float]:
-    """Test accuracy, and accuracy within pairs (among clips whose pair was recognised)."""
+def _train_and_test(demo: VideoDataModule, epochs: int = 60, **encoder: object) -> tuple[float, float]:
+    """Test accuracy, and accuracy within pairs (among clips whose pair was recognised), after ``epochs``."""
     L.seed_everything(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small recurrent matrices: a second thread costs more in handoff than it gains
@@ -45,9 +45,9 @@ def _train_and_test(demo: VideoDataModule, **encoder: object) -> tuple[float, fl
         classifier = VideoClassifier(
             demo.num_classes, demo.feature_dim, spec,
             optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=3e-3, weight_decay=0.05),
-            scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60),
+            scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs),
         )
-        trainer = L.Trainer(max_epochs=60, accelerator="cpu", logger=False, enable_checkpointing=False,
+        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
         trainer.fit(classifier, datamodule=demo)
         outputs = trainer.predict(classifier, datamodule=demo)
@@ -60,15 +60,16 @@ def _train_and_test(demo: VideoDataModule, **encoder: object) -> tuple[float, fl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_bidirectional_recurrent_models_learn_the_order_pairs(demo: VideoDataModule, cell: str) -> None:
-    accuracy, within_pairs = _train_and_test(demo, cell=cell, bidirectional=True, pooling="last")
-    assert accuracy >= 0.95, f"{cell}: test accuracy {accuracy:.3f}"
+def test_a_bidirectional_lstm_learns_the_order_pairs(demo: VideoDataModule) -> None:
+    """The demo config's model, end to end (the GRU's cell learns order in tests/test_temporal.py)."""
+    accuracy, within_pairs = _train_and_test(demo, cell="lstm", bidirectional=True, pooling="last")
+    assert accuracy >= 0.95, f"test accuracy {accuracy:.3f}"
     assert within_pairs >= 0.95
 
 
 @pytest.mark.slow
 def test_the_mean_of_frame_features_stays_at_chance_within_pairs(demo: VideoDataModule) -> None:
-    accuracy, within_pairs = _train_and_test(demo, cell="none", pooling="mean")
+    """A clip and its reversal have the same mean, so within a pair no number of epochs gets past chance: 20 do."""
+    accuracy, within_pairs = _train_and_test(demo, epochs=20, cell="none", pooling="mean")
     assert within_pairs <= 0.65, f"order-blind baseline separated reversed clips: {within_pairs:.3f}"
     assert accuracy <= 0.65
