@@ -43,7 +43,7 @@ def folder_throughput(predictor: Predictor, paths: list[Path], batch_size: int,
                       workers: int) -> tuple[tuple[float, float, float], float]:
     """Videos per second: what the CNN alone allows for the same frames, what the decoders allow, end to end; and the
     main process's CPU time per video end to end (all its threads: batching, the CNN, the classifier)."""
-    sampling = predictor.sampling
+    sampling = predictor.frames  # the frames classify decodes: the centred steps of the checkpoint's sampling
     # The CNN's speed needs no more than a few dozen clips in memory (a thousand would take gigabytes).
     crops = [
         predictor.backbone.preprocess.resize_and_crop(
@@ -103,8 +103,8 @@ def main() -> None:
         predictor.backbone = tiny_backbone(predictor.backbone).to(predictor.device)
     index = ucf101_index(args.root, fold=1)
     paths = [item.path for item in spread(index.video_items(), args.videos)]
-    print(f"{len(paths)} videos, CNN {args.cnn}, {predictor.sampling.strategy} sampling, device {predictor.device}, "
-          f"batch {args.batch_size}, {args.workers} workers")
+    print(f"{len(paths)} videos, CNN {args.cnn}, {predictor.sampling.strategy} sampling, {predictor.steps} steps, "
+          f"device {predictor.device}, batch {args.batch_size}, {args.workers} workers")
     table, cpu_ms = RoundTable("v/s"), []
     for _ in range(args.rounds):
         rates, cpu = folder_throughput(predictor, paths, args.batch_size, args.workers)

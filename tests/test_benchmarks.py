@@ -676,7 +676,7 @@ def test_classify_benchmark_runs_a_checkpoint_with_the_nearly_free_cnn(
     classify.main()
     out = capsys.readouterr().out
     lines, profile = out.split("profiled end-to-end run: ")[0].splitlines(), out.split("profiled end-to-end run: ")[1]
-    assert lines[0].startswith("6 videos, CNN tiny, segments sampling, device cpu")
+    assert lines[0].startswith("6 videos, CNN tiny, segments sampling, 8 steps, device cpu")
     assert "Ordered by: internal time" in profile and "List reduced" in profile  # the main process's costliest calls
     median = lines[-3].split()
     cnn, decode, full, ratio = (float(value) for value in [*median[1:7:2], median[-1]])

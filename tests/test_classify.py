@@ -30,7 +30,7 @@ from vidrnn.models.classifier import VideoClassifier
 from vidrnn.models.temporal import EncoderSpec
 from vidrnn.models.tracker_module import FrameTracker
 from vidrnn.objectives import ORDER_CLASSES
-from vidrnn.sampling import SamplingSpec
+from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import probe, read_frames
 
 
@@ -654,6 +654,36 @@ def test_jsonl_output_has_lists(trained, test_videos, tmp_path: Path) -> None:
         assert row["topk_probabilities"] == sorted(row["topk_probabilities"], reverse=True)
         assert row["top1_label"] == row["topk_labels"][0] and row["frames_used"] == 8
     assert rows[str(bad)]["status"] == "error" and "no such file" in rows[str(bad)]["error"]
+
+
+def test_only_the_frames_the_model_reads_are_decoded(trained, test_videos, monkeypatch) -> None:
+    """Evaluation reads the centred ``steps`` of a clip's sampled frames; decoding the rest only cost memory (a long
+    video under ``all`` sampling held every crop) and CNN time. The probabilities stay those of the cached clip."""
+    datamodule, model, _ = trained
+    backbone = build_backbone(datamodule.pipeline.backbone)
+    predictor = Predictor(model, backbone, datamodule.pipeline.sampling, 4, torch.device("cpu"))
+    decoded = []
+    embed = inference.embed_videos
+
+    def recording(*args, **kwargs):
+        for video in embed(*args, **kwargs):
+            decoded.append(len(video.decoded["indices"]))
+            yield video
+
+    monkeypatch.setattr("vidrnn.inference.embed_videos", recording)
+    predictions = {p.path: p for p in predictor.predict(test_videos, num_workers=0)}
+    assert decoded == [4] * len(test_videos)
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            centred = batch.features[:, segment_indices(8, 4)]
+            expected = model(centred, torch.full_like(batch.lengths, 4)).softmax(-1).numpy()
+            for key, row in zip(batch.keys, expected):
+                prediction = predictions[str(datamodule.videos_root / key)]
+                np.testing.assert_allclose(prediction.probabilities, row, atol=1e-4)
+                np.testing.assert_array_equal(prediction.frame_indices, [1, 3, 5, 7])
+    frames = read_frames(test_videos[0], range(8))
+    from_frames = predictor.predict_frames(frames, fps=25.0)
+    np.testing.assert_allclose(from_frames.probabilities, predictions[str(test_videos[0])].probabilities, atol=1e-6)
 
 
 def test_predict_frames_matches_predict_on_the_file(predictor, test_videos) -> None:

@@ -27,7 +27,7 @@ import torch
 from vidrnn.backbones import FrozenBackbone, Preprocess
 from vidrnn.devices import start_copy_to_host
 from vidrnn.files import source_identity
-from vidrnn.sampling import SamplingSpec
+from vidrnn.sampling import EvaluationFrames, SamplingSpec
 from vidrnn.video import VideoReadError, read_sampled
 from vidrnn.workers import WorkerCrash, available_cores, isolated_map
 
@@ -78,7 +78,7 @@ class DecodedVideos:
     CPU altogether.
     """
 
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess,
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec | EvaluationFrames, preprocess: Preprocess,
                  identify: bool = False) -> None:
         self.items, self.sampling, self.preprocess, self.identify = items, sampling, preprocess, identify
 
@@ -417,7 +417,7 @@ class FailedVideo:
     reason: str
 
 
-def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
+def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec | EvaluationFrames, backbone: FrozenBackbone, *,
                  device: torch.device, batch_size: int = 32, num_workers: int | None = None,
                  identify: bool = False) -> Iterator[EmbeddedVideo | FailedVideo]:
     """Yield every item once, embedded or failed: a failed one at once, an embedded one once the batch holding its

@@ -4,16 +4,16 @@ A :class:`~vidrnn.models.classifier.VideoClassifier` checkpoint carries everythi
 the preprocessing pipeline (:class:`~vidrnn.pipeline.PipelineSpec`: backbone spec, sampling spec, number of time
 steps). :class:`Predictor` replays the training pipeline on new input, step for step:
 
-1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec` and decode them at its size
-   (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in decoding processes);
+1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec`, keep the centred ``steps`` of
+   them (:class:`~vidrnn.sampling.EvaluationFrames`: what the data module's evaluation loaders read of a cached clip)
+   and decode those at its size (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in
+   decoding processes): memory stays at ``steps`` frames a video however long it is;
 2. run the frozen CNN in fixed-size batches packed across videos (the extractor's batcher, so a frame's features do
    not depend on its batch neighbours), of the size the training features were extracted in (the checkpoint's
    ``extract_batch_size``: a batch of another size rounds them differently);
 3. round the features through float16, because the feature cache stores float16 — without this, predictions would
    differ slightly from what ``vidrnn test`` reports for the same clip;
-4. take the centred ``steps`` of those frames (:func:`~vidrnn.sampling.segment_indices` without a generator, as the
-   data module's evaluation loaders do);
-5. run the recurrent classifier.
+4. run the recurrent classifier.
 
 Unreadable videos become :class:`PredictionFailure` values instead of exceptions, so a batch of thousands goes on.
 """
@@ -38,7 +38,7 @@ from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
-from vidrnn.sampling import SamplingSpec, segment_indices
+from vidrnn.sampling import EvaluationFrames, SamplingSpec
 from vidrnn.video import CutShort, resize_frame
 
 __all__ = ["Prediction", "PredictionFailure", "Predictor"]
@@ -116,6 +116,7 @@ class Predictor:
         self.model = model.eval().to(device)
         self.backbone = backbone.to(device)
         self.sampling, self.steps, self.device, self.batch_size = sampling, steps, device, batch_size
+        self.frames = EvaluationFrames(sampling, steps)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> Predictor:
@@ -150,7 +151,7 @@ class Predictor:
                        batch_size: int | None = None) -> Prediction:
         """Classify a whole clip the caller decoded: uint8 RGB ``[T,H,W,3]``, every frame, in order.
 
-        The checkpoint's sampling picks frames from these as it would from the file (``fps``, the source frame
+        The checkpoint's sampling and steps pick frames from these as they would from the file (``fps``, the source frame
         rate, is needed only for fps-based sampling and for the duration), and each picked frame is resized to the
         sampling's short side with the decoder's own resize (area interpolation when shrinking). ``batch_size``:
         frames per CNN batch (default: :attr:`batch_size`).
@@ -160,7 +161,7 @@ class Predictor:
             raise ValueError(f"expected uint8 RGB frames [T,H,W,3] with T >= 1, got {frames.dtype} {frames.shape}")
         if self.sampling.strategy == "fps" and not fps:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
-        indices = self.sampling.indices(len(frames), fps or 0.0)
+        indices = self.frames.indices(len(frames), fps or 0.0)
         resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames), "cut_short": None}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
@@ -186,7 +187,7 @@ class Predictor:
         finished: list[EmbeddedVideo] = []
         waiting_since = 0.0
         try:
-            for video in embed_videos(items, self.sampling, self.backbone, device=self.device,
+            for video in embed_videos(items, self.frames, self.backbone, device=self.device,
                                       batch_size=self._batch_size(batch_size), num_workers=num_workers):
                 if isinstance(video, FailedVideo):
                     yield PredictionFailure(video.item.key, video.reason)
@@ -211,12 +212,7 @@ class Predictor:
         """Run the classifier over videos whose CNN features are complete, as one padded batch."""
         if not finished:
             return []
-        chosen, sequences = [], []
-        for pending in finished:
-            features = _as_cached(pending.features)
-            steps = segment_indices(len(features), self.steps, rng=None)
-            chosen.append(steps)
-            sequences.append((features[steps], 0, pending.item.key))
+        sequences = [(_as_cached(pending.features), 0, pending.item.key) for pending in finished]
         batch = collate_sequences(sequences)
         features = batch.features.to(self.device)
         with torch.no_grad():
@@ -231,7 +227,7 @@ class Predictor:
         k = min(top_k, len(self.class_names))
         results = []
         for row, pending in enumerate(finished):
-            length = len(chosen[row])
+            length = len(pending.decoded["indices"])
             order = np.argsort(-probabilities[row], kind="stable")[:k]
             decoded = pending.decoded
             fps = float(decoded["fps"])
@@ -240,7 +236,7 @@ class Predictor:
                 probabilities=probabilities[row],
                 top_labels=[self.class_names[i] for i in order],
                 top_probabilities=probabilities[row][order],
-                frame_indices=np.asarray(decoded["indices"])[chosen[row]],
+                frame_indices=np.asarray(decoded["indices"]),
                 duration=decoded["frames"] / fps if fps > 0 else 0.0,
                 step_probabilities=step_probabilities[row, :length],
                 step_outputs=step_outputs[row, :length],
