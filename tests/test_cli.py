@@ -91,12 +91,15 @@ def test_a_path_after_double_dash_spelled_as_an_option_given_before_it_is_probed
 
 @pytest.mark.parametrize("arguments", [["probe", "--bogus", "--", "-x.avi"], ["probe", "--bogus=1", "--", "-x.avi"],
                                        ["probe", "b.avi", "--bogus", "--", "-x.avi"],
-                                       ["classify", "--bogus", "--ckpt", "c.ckpt", "--", "-x.avi"]],
-                         ids=["probe", "with a value", "paths on both sides", "classify"])
+                                       ["classify", "--bogus", "--ckpt", "c.ckpt", "--", "-x.avi"],
+                                       ["classify", "--bogus", "--", "x.avi", "--ckpt", "c.ckpt"]],
+                         ids=["probe", "with a value", "paths on both sides", "classify", "classify, --ckpt a path"])
 def test_an_unknown_option_before_double_dash_is_named(arguments: list[str], capsys: pytest.CaptureFixture) -> None:
     """``vidrnn probe --bogus -- -x.avi`` said "the following arguments are required: paths" (and ``probe b.avi
     --bogus -- -x.avi`` named the path after ``--`` as unrecognized too): the parse that takes paths anywhere lost
-    the ``--`` when an unknown option was left over. It is named, as argparse names one elsewhere."""
+    the ``--`` when an unknown option was left over. It is named, as argparse names one elsewhere, and before any
+    required argument is missed: ``classify --bogus -- x.avi --ckpt c.ckpt`` (``--ckpt`` a path, after ``--``) said
+    "the following arguments are required: --ckpt"."""
     with pytest.raises(SystemExit) as refused:
         main(arguments)
     unknown = next(argument for argument in arguments if argument.startswith("--bogus"))

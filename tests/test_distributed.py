@@ -7,6 +7,7 @@ import datetime
 import shutil
 import io
 import os
+import pickle
 import re
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import yaml
 
 from vidrnn import distributed
 from vidrnn.cli import main
+from vidrnn.data.module import VideoDataModule
 from vidrnn.data.synthetic import make_classification_dataset
 from vidrnn.data.synthetic_tracking import make_tracking_sequences
 from vidrnn.data.ucf101 import ucf101_index
@@ -153,10 +155,13 @@ def _pickled_as_ddp_spawn_launches(monkeypatch: pytest.MonkeyPatch) -> list[byte
 
 @pytest.mark.parametrize(("task", "launches"), [("classification", 2), ("tracking", 1)])
 def test_a_ddp_spawn_fit_pickles_what_it_sends_to_its_processes(task: str, launches: int, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """``--trainer.strategy ddp_spawn`` (and any spawned DDP) pickles the trainer, whose SaveConfigCallback holds the
     CLI's parser: a ``compute_fn=lambda`` linking the data's settings to the model's ended the fit in "Can't pickle
-    local object 'VidrnnCLI.add_arguments_to_parser.<locals>.<lambda>'"."""
+    local object 'VidrnnCLI.add_arguments_to_parser.<locals>.<lambda>'". A classifier's split is said once a run: it
+    was said by each launch's data module as it prepared its data (the fit's, then the test's), as the launching
+    process, whose module each launch is sent, never learnt that the first had said it."""
     if task == "classification":
         root = make_classification_dataset(tmp_path / "data", groups=3, clips_per_group=1, num_frames=4,
                                            size=(48, 64), seed=3)
@@ -168,11 +173,19 @@ def test_a_ddp_spawn_fit_pickles_what_it_sends_to_its_processes(task: str, launc
         arguments = ["--config", "configs/track_demo.yaml", "--data.root", str(tmp_path / "data")]
     launched = _pickled_as_ddp_spawn_launches(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    status = main(["fit", *[str(REPOSITORY / a) if a.startswith("configs/") else a for a in arguments],
-                   "--data.cache_dir", str(tmp_path / "cache"), "--trainer.default_root_dir", str(tmp_path / "runs"),
-                   "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2"])
-    assert status == 0
-    assert len(launched) == launches  # the fit, and a classifier's test_after_fit (a tracker's tracks in this process)
+    with caplog.at_level("INFO"):
+        status = main(["fit", *[str(REPOSITORY / a) if a.startswith("configs/") else a for a in arguments],
+                       "--data.cache_dir", str(tmp_path / "cache"), "--trainer.default_root_dir",
+                       str(tmp_path / "runs"), "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp_spawn",
+                       "--trainer.devices", "2"])
+        assert status == 0
+        assert len(launched) == launches  # the fit, and a classifier's test_after_fit (a tracker's tracks here)
+        if task == "classification":
+            for sent in launched:  # as each launch's rank 0 starts: its data module prepares the data
+                _, _, args, _ = pickle.loads(sent)
+                next(arg for arg in args if isinstance(arg, VideoDataModule)).prepare_data()
+            said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("split: ")]
+            assert len(said) == 1 and said[0].startswith("split: UCF101 official split 1 (6 of 6 classes)")
 
 
 def test_a_ddp_spawn_fit_tests_after_fit_in_the_run_folder_of_its_checkpoints(tmp_path: Path,
@@ -180,8 +193,6 @@ def test_a_ddp_spawn_fit_tests_after_fit_in_the_run_folder_of_its_checkpoints(tm
     """Each launch's rank 0 writes with the logger it was sent: its version resolved there, the fit's folder stood
     when the test was launched, and ``test_after_fit`` wrote its results into a new ``version_1``; a writer made
     there deletes the ``metrics.csv`` it finds, the fit's rows."""
-    import pickle
-
     from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
     folders: list[str] = []

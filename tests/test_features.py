@@ -259,6 +259,25 @@ def test_checking_the_bytes_of_videos_with_new_times_is_said_before_it_begins(
     assert len(said_as_hashed) == 2 and message not in caplog.text
 
 
+def test_a_cache_this_user_cannot_write_is_refused_before_any_video_is_hashed(
+        dataset: Path, small_backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only cache with videos to extract was refused only once every video given new times was hashed (minutes
+    on a copied UCF101), though a video it holds nothing for already says that one waits. A finished read-only cache
+    still serves: only then are the bytes checked, as they alone tell whether its videos are still those it holds."""
+    cache, items, _ = _cached_then_touched(dataset, small_backbone, tmp_path, videos=3, touched=2)
+    everything = ucf101_index(tmp_path / "videos", fold=1).video_items()
+    access = os.access  # root may write anywhere: the cache is made read-only here
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: not Path(path).is_relative_to(tmp_path / "cache")
+                        and access(path, mode, **kwargs))
+    monkeypatch.setattr("vidrnn.files.file_sha256", _never_hashed)
+    with pytest.raises(ValueError, match=rf"^feature cache {re.escape(str(cache.dir))}: this user cannot write in "
+                                         rf".*, and {len(everything) - 3} of {len(everything)} videos wait to be "
+                                         "extracted into it; make it writable, or choose a cache folder"):
+        cache.require_writable(everything)
+    monkeypatch.setattr("vidrnn.files.file_sha256", file_sha256)
+    cache.require_writable(items)
+
+
 def test_listing_a_cache_writes_nothing_even_when_it_finds_new_times(dataset: Path, small_backbone,
                                                                      tmp_path: Path) -> None:
     """Ranks under torchrun list the cache together before any of them writes: a write while another rank reads

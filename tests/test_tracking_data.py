@@ -304,13 +304,19 @@ def test_malformed_ground_truth_names_file_and_line(tmp_path: Path, bad_line: st
 
 
 def test_a_header_line_is_malformed_and_the_message_says_to_delete_it(tmp_path: Path) -> None:
-    """A header of column names said only "'x' is not a number"; the same text further down is no header."""
+    """A header of column names said only "'x' is not a number", and one number alone (a frame count, as some tools
+    write) only "expected 4 values"; the same text further down is no header."""
     folder = write_otb(tmp_path / "Toy", 3, ["x,y,w,h", "1,1,4,4", "2,2,4,4"])
     with pytest.raises(ValueError, match=r"groundtruth_rect.txt:1: 'x' is not a number; a header line\? Delete it"):
         load_sequence(folder)
-    folder = write_otb(tmp_path / "Later", 3, ["1,1,4,4", "x,y,w,h", "2,2,4,4"])
-    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: 'x' is not a number$"):
+    folder = write_otb(tmp_path / "Count", 3, ["40", "1,1,4,4", "2,2,4,4"])
+    with pytest.raises(ValueError, match=r"groundtruth_rect.txt:1: expected 4 values \(x,y,w,h\), found 1: '40'; a "
+                                         r"header line\? Delete it: .*groundtruth_rect.txt holds one box per line"):
         load_sequence(folder)
+    for name, line in (("Later", "x,y,w,h"), ("LaterCount", "40")):
+        folder = write_otb(tmp_path / name, 3, ["1,1,4,4", line, "2,2,4,4"])
+        with pytest.raises(ValueError, match=r"groundtruth_rect.txt:2: [^;]*$"):
+            load_sequence(folder)
 
 
 def test_a_trailing_separator_is_accepted(tmp_path: Path) -> None:
@@ -824,14 +830,17 @@ def _with_first_box(folder: Path, line: str) -> Path:
 @pytest.mark.parametrize(("train_box", "test_box", "train_says", "test_says"), [
     ("2,2,1,4", "2,2,1.5,1.5", "at least 2x2", r"at least 2x2 pixels; got w=1.5, h=1.5"),
     ("40,40,8,8", "3,90,8,8", "lies outside the 32x32 frame", r"the first box \[2.0, 89.0, 8.0, 8.0\] lies outside the "
-                                                              "32x32 frame"),
+     r"32x32 frame \(.*Worse/groundtruth_rect.txt, x,y,w,h 0-based: .*\): likely .*Worse/groundtruth_rect.txt does "
+     r"not hold x,y,w,h as its layout reads it \(corners x1,y1,x2,y2 read as x,y,w,h\), or its boxes were annotated "
+     "at another resolution than these frames"),
 ])
 def test_a_first_box_too_small_or_outside_the_frame_is_refused_for_test_and_left_out_of_training(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, train_box: str, test_box: str, train_says: str,
         test_says: str) -> None:
     """The tracker needs a first box of at least 2x2 pixels inside the frame: found at load time, not after hours of
     evaluation. Boxes annotated at 3x the frames' resolution put the first box outside: it was trained on without a
-    word, and a test sequence like it crashed vidrnn test once the others were tracked."""
+    word, and a test sequence like it crashed vidrnn test once the others were tracked. Refused, it is said with the
+    likely causes that the warning about boxes outside the frames names (it named the file alone)."""
     root = _tree(tmp_path / "root", "train/Couple", "train/Bad", "val/Crossing", "test/Football1", "test/Worse")
     _with_first_box(root / "train" / "Bad", train_box)
     _with_first_box(root / "test" / "Worse", test_box)

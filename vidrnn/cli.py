@@ -489,12 +489,27 @@ def _parse_paths_anywhere(parser: argparse.ArgumentParser, args: list[str]) -> a
     "the following arguments are required: paths") and names only the missing options when nothing is given; so the
     usual parse reads what it can read whole (the paths in one run, ``--`` honoured), the intermixed one the rest:
     paths on both sides of an option leave it something over, and then a path precedes any ``--``. An unknown
-    option left over is named first (:func:`_refuse_unknown_options`)."""
+    option is named first (:func:`_refuse_unknown_options`), before any required argument is missed."""
+    _refuse_unknown_options(parser, _left_over(parser, args))
     namespace, left_over = parser.parse_known_args(args)
     if not left_over:
         return namespace
-    _refuse_unknown_options(parser, left_over)
     return parser.parse_intermixed_args(args)
+
+
+def _left_over(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """What the usual parse of ``args`` does not take, found without its check that the required arguments were given,
+    which would end the command first: ``classify --bogus -- x.avi --ckpt c.ckpt`` (``--ckpt`` a path after ``--``)
+    said "the following arguments are required: --ckpt", not that ``--bogus`` is unknown. The parser is built for this
+    one command line, so its arguments are made optional for this parse only."""
+    required = [action for action in parser._actions if action.required]
+    for action in required:
+        action.required = False
+    try:
+        return parser.parse_known_args(args)[1]
+    finally:
+        for action in required:
+            action.required = True
 
 
 def _refuse_unknown_options(parser: argparse.ArgumentParser, left_over: list[str]) -> None:

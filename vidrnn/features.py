@@ -87,6 +87,9 @@ CACHE_VERSION = 3
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+#: A video's record in the cache, the video, and whether the record is of its features (``video``) or of its failure
+#: (``error``).
+_Record = tuple[dict[str, Any], VideoItem, str]
 
 
 class CacheWriteError(OSError):
@@ -244,17 +247,25 @@ class FeatureCache:
         A file with a new modification time but the same size is hashed: the same bytes (a dataset copied without
         its times, re-mounted, touched) keep their features. Reading only: the new times wait in :attr:`renewed` for
         :meth:`record_renewed`, so that ranks listing the cache together never see one of them write."""
+        cached, failed = self._recorded(items, retry_failed)
+        current = self._current(cached + failed)
+        return ([item for (_, item, _), kept in zip(cached, current[:len(cached)]) if kept],
+                [item for (_, item, _), kept in zip(failed, current[len(cached):]) if kept])
+
+    def _recorded(self, items: Sequence[VideoItem], retry_failed: bool) -> tuple[list[_Record], list[_Record]]:
+        """The ``(record, item, kind)`` of the items this cache holds features of (intact, read as they would be
+        now), and of those it holds a failure of that stands (none with ``retry_failed``), before their files are held
+        to the records (:meth:`_current`, which may hash them): any other item waits to be extracted, whatever the
+        files' bytes."""
         entries, errors = self._state()
         cached = [(entries[item.key], item, "video") for item in items if item.key in entries
                   and self._intact(entries[item.key]) and _rate_read_as_now(entries[item.key])
                   and _cut_as_read_now(entries[item.key], item.path)]
         failed = [] if retry_failed else [(errors[item.key], item, "error") for item in items if item.key in errors
                                           and not _readable_again(errors[item.key], item.path)]
-        current = self._current(cached + failed)
-        return ([item for (_, item, _), kept in zip(cached, current[:len(cached)]) if kept],
-                [item for (_, item, _), kept in zip(failed, current[len(cached):]) if kept])
+        return cached, failed
 
-    def _current(self, records: list[tuple[dict[str, Any], VideoItem, str]]) -> list[bool]:
+    def _current(self, records: list[_Record]) -> list[bool]:
         """Whether each ``(record, item, kind)``'s file is still the one its record was made from, by size and time,
         and by bytes where the time alone changed (:func:`_source_check`). Hashing them takes minutes on a large
         dataset given new times (UCF101's 13,320 videos are 6.5 GB), so it is said before it begins, with a progress
@@ -318,12 +329,15 @@ class FeatureCache:
         """Refuse (``ValueError`` naming the cache) a cache this user cannot write while any of ``items`` waits to be
         extracted into it: the run would fail only at its first write, after the CNN is built and the first batch
         decoded (a fit: after every check, with a traceback). A cache with nothing to extract is only read, so a
-        finished one still serves from a read-only place; only then is it listed (:meth:`settled`)."""
+        finished one still serves from a read-only place; only then is it listed (:meth:`settled`). An item it holds
+        no record of waits whatever its bytes, so the files with records are hashed (minutes for a dataset copied
+        without its times) only when every item has one."""
         reason = unwritable(self.dir)
         if reason is None:
             return
-        cached, failed = self.settled(items, retry_failed)
-        waiting = len(items) - len(cached) - len(failed)
+        cached, failed = self._recorded(items, retry_failed)
+        unrecorded = len(items) - len(cached) - len(failed)
+        waiting = unrecorded or len(items) - sum(self._current(cached + failed))
         if waiting:
             raise ValueError(f"feature cache {self.dir}: {reason}, and {waiting} of {len(items)} videos wait to be "
                              "extracted into it; make it writable, or choose a cache folder this user can write "

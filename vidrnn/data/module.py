@@ -402,7 +402,7 @@ class VideoDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.require_fit_data()  # before extracting the test clips, minutes or hours
         self._generate_demo()
-        self._say_split()  # before the hashing and extraction below, which take hours on a cold UCF101
+        self.say_split()  # before the hashing and extraction below, which take hours on a cold UCF101
         items = self.index.video_items()
         cached, failed_before = self.cache.settled(items, hp.retry_failed)  # named by setup, per split, with the rest
         if len(cached) + len(failed_before) == len(items):
@@ -531,7 +531,7 @@ class VideoDataModule(L.LightningDataModule):
             usable.require_classes()
         first_setup = not self._clips
         if first_setup:
-            self._say_split()
+            self.say_split()
             usable.report()
         for name, present in usable.usable.items():
             keys = [self.index.key(r) for r in present]
@@ -604,7 +604,7 @@ class VideoDataModule(L.LightningDataModule):
     def _report_splits(self, unreadable: Mapping[str, Mapping[str, str]], too_short: Mapping[str, Mapping[str, str]],
                        cut_short: Mapping[str, Mapping[str, str]]) -> None:
         """Say once, on rank 0, the byte-identical videos on both sides of the split or under two labels, and keep the
-        split (its rule, its clips per split and class, said as the run starts: :meth:`_say_split`) in the run's log folder as ``splits.json``, beside
+        split (its rule, its clips per split and class, said as the run starts: :meth:`say_split`) in the run's log folder as ``splits.json``, beside
         ``config.yaml``, with each split's clips and those it left out (``unreadable`` and, on an order task,
         ``too_short``: by split, clip and reason), and those it read that held far fewer frames than their containers
         state (``cut_short``):
@@ -637,10 +637,12 @@ class VideoDataModule(L.LightningDataModule):
         validation = validation_rule(hp.val_fraction, hp.train_fraction, hp.seed, given=bool(self.index.split("val")))
         return f"{self.index.split_rule}; {validation}"
 
-    def _say_split(self) -> None:
+    def say_split(self) -> None:
         """Say the split as drawn — its rule, its clips per split and class — once a run, on rank 0: where it starts
         (:meth:`prepare_data`, before any file is hashed or extracted), or in the first :meth:`setup` of a module whose
-        data was not prepared. Clips later found unreadable are said by setup and left out of ``splits.json``."""
+        data was not prepared. ``vidrnn fit`` says it before Lightning launches any process: ``ddp_spawn`` sends each
+        launch (the fit, then its test) this process's module, so a split said in the first launch would be said again
+        by the second. Clips later found unreadable are said by setup and left out of ``splits.json``."""
         if self._split_said:
             return
         self._split_said = True

@@ -49,10 +49,12 @@ from vidrnn.backbones import feature_precision
 from vidrnn.data.evidence_cache import EvidenceCache, Refused, frames_as_read
 from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
-from vidrnn.data.tracking_sequences import SequenceEntry, TrackingSequence, load_entries, sequence_entries, survey
+from vidrnn.data.tracking_sequences import (
+    SequenceEntry, TrackingSequence, load_entries, outside_frame_causes, sequence_entries, survey,
+)
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler, require_agreement, warn_once
-from vidrnn.tracker.geometry import validate_box
+from vidrnn.tracker.geometry import BoxOutsideFrame, validate_box
 from vidrnn.tracker.search import MatchingSearch
 from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
@@ -117,14 +119,16 @@ class MatchingRuns(Dataset):
 
 def _cannot_start(sequence: TrackingSequence) -> str | None:
     """Why a tracker cannot start on ``sequence`` from its first box (absent, too small, or outside the frame where
-    the frame's size is known), or ``None`` when it can."""
+    the frame's size is known: then with the likely causes, as boxes outside the frames are warned about), or
+    ``None`` when it can."""
     if not sequence.visible[0]:
         return "no box in the first frame (target absent), where tracking starts"
     frame_shape = None if sequence.frame_size is None else sequence.frame_size[::-1]
     try:
         validate_box(sequence.boxes[0], frame_shape)
     except ValueError as error:
-        return f"{error} ({sequence.ground_truth}, x,y,w,h 0-based: {sequence.boxes[0].tolist()})"
+        where = f"{error} ({sequence.ground_truth}, x,y,w,h 0-based: {sequence.boxes[0].tolist()})"
+        return f"{where}: {outside_frame_causes(sequence)}" if isinstance(error, BoxOutsideFrame) else where
     return None
 
 

@@ -35,7 +35,7 @@ so that a benchmark is never silently smaller than the folder holding it.
 
 Values may be separated by commas, tabs or spaces (OTB mixes them, even within one file), and a line may end in
 one (``298,160,48,80,``); two commas in a row hold an empty field, which is malformed (``10,20,30,40,,,,`` is a VOT
-polygon cut short, not a box); a header line of column names is malformed, its message says to delete it. The TLD
+polygon cut short, not a box); a header line (column names, or one number such as a frame count) is malformed, its message says to delete it. The TLD
 convention is the one OTB itself confirms: OTB's ``Jumping`` is TLD's ``02_jumping``, and its first box ``147,110,34,33`` is TLD's
 ``147,110,180,142`` read as 1-based inclusive corners.
 
@@ -87,7 +87,7 @@ from vidrnn.video import (
 
 __all__ = [
     "GROUND_TRUTH_FILES", "MEAN_ROW", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
-    "load_entries", "load_sequence", "load_sequences", "sequence_entries", "survey",
+    "load_entries", "load_sequence", "load_sequences", "outside_frame_causes", "sequence_entries", "survey",
 ]
 
 logger = logging.getLogger(__name__)
@@ -340,15 +340,16 @@ _OTB_FIRST_ANNOTATED = {"david": 300}
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
 
 
-class _NotANumber(ValueError):
-    """Text where a box's value belongs: on the first line, likely a header of column names."""
+class _HeaderLike(ValueError):
+    """A line no box looks like — text where a box's value belongs, or one number alone: on the first line, likely a
+    header (column names, or a frame count as some tools write)."""
 
 
 def _parse_value(token: str, where: str) -> float:
     try:
         value = float(token)
     except ValueError:
-        raise _NotANumber(f"{where}: {token!r} is not a number") from None
+        raise _HeaderLike(f"{where}: {token!r} is not a number") from None
     if math.isinf(value):
         raise ValueError(f"{where}: {token!r} is not a finite number")
     return value
@@ -393,7 +394,8 @@ def _parse_line(line: str, where: str, spec: _Format) -> np.ndarray:
     tokens = _SEPARATOR.split(text) if text else []
     if len(tokens) not in spec.values_per_line:
         counts = " or ".join(str(n) for n in spec.values_per_line)
-        raise ValueError(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
+        malformed = _HeaderLike if len(tokens) == 1 else ValueError
+        raise malformed(f"{where}: expected {counts} values ({spec.line_meaning}), found {len(tokens)}: {line!r}")
     values = np.array([_parse_value(token, where) for token in tokens])
     box = spec.to_xywh(values)
     return box if box[2] > 0 and box[3] > 0 and not np.isnan(box).any() else np.full(4, np.nan)
@@ -419,11 +421,12 @@ def _read_boxes(path: Path, spec: _Format) -> np.ndarray:
 
 
 def _first_box(line: str, path: Path, spec: _Format) -> np.ndarray:
-    """Line 1 as a box; text there that is not a number is likely a header of column names, which no layout has, so
-    the message says to delete it (never skipped: a header cannot be told from a broken first box for sure)."""
+    """Line 1 as a box; text there that is not a number, or one number alone, is likely a header (column names, a
+    frame count), which no layout has, so the message says to delete it (never skipped: a header cannot be told from a
+    broken first box for sure)."""
     try:
         return _parse_line(line, f"{path}:1", spec)
-    except _NotANumber as error:
+    except _HeaderLike as error:
         hint = f"a header line? Delete it: {path} holds one box per line, {spec.line_meaning}"
         raise ValueError(f"{error}; {hint}") from None
 
@@ -492,7 +495,7 @@ def load_sequences(path: str | os.PathLike) -> list[TrackingSequence]:
         boxes, unannotated, unmatched = _trim_to_common_length(name, boxes, info.num_frames - first)
         sequence = TrackingSequence(name, frames, boxes, spec.name, unannotated, unmatched, first, file,
                                     (info.width, info.height))
-        _warn_outside_frame(sequence, spec)
+        _warn_outside_frame(sequence)
         sequences.append(sequence)
     return sequences
 
@@ -513,7 +516,15 @@ def _share_inside(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     return np.prod(high - low, axis=1) / np.prod(boxes[:, 2:], axis=1)
 
 
-def _warn_outside_frame(sequence: TrackingSequence, spec: _Format) -> None:
+def outside_frame_causes(sequence: TrackingSequence) -> str:
+    """The likely causes of boxes outside the frames of a sequence loaded from its files, in words: said by the warning
+    about such boxes and by the refusal of a first box outside the frame, so that both point at what to check."""
+    layout = next(spec.line_meaning for spec in _FORMATS if spec.name == sequence.format)
+    return (f"likely {sequence.ground_truth} does not hold {layout} as its layout reads it (corners x1,y1,x2,y2 read "
+            "as x,y,w,h), or its boxes were annotated at another resolution than these frames")
+
+
+def _warn_outside_frame(sequence: TrackingSequence) -> None:
     """Warn when a noticeable share of the visible boxes lie outside the frames (:data:`_OUTSIDE_LIMITS`): the ground
     truth then is likely in another layout than its file name says, or at another resolution than the frames, and
     would train and score silently wrong boxes."""
@@ -523,12 +534,10 @@ def _warn_outside_frame(sequence: TrackingSequence, spec: _Format) -> None:
         outside = int((inside < least_inside).sum())
         if outside and outside >= share * len(boxes):
             width, height = sequence.frame_size
-            warn_once(logger, "%s: %d of %d boxes (%.0f %%) lie %s outside the %dx%d frames of %s: likely %s does "
-                      "not hold %s as its layout reads it (corners x1,y1,x2,y2 read as x,y,w,h), or its boxes were "
-                      "annotated at another resolution than these frames; check it before training or scoring on it",
-                      sequence.name, outside, len(boxes), 100 * outside / len(boxes),
-                      "mostly" if least_inside <= 0.5 else "partly", width, height, sequence.frames,
-                      sequence.ground_truth, spec.line_meaning)
+            warn_once(logger, "%s: %d of %d boxes (%.0f %%) lie %s outside the %dx%d frames of %s: %s; check it "
+                      "before training or scoring on it", sequence.name, outside, len(boxes),
+                      100 * outside / len(boxes), "mostly" if least_inside <= 0.5 else "partly", width, height,
+                      sequence.frames, outside_frame_causes(sequence))
             return
 
 

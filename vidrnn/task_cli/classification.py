@@ -100,8 +100,11 @@ class VidrnnCLI(VidrnnCommands, LightningCLI):
                                                                           f"--model.init_from {init_from}"))
 
     def before_fit(self) -> None:
-        """Tell the data module whether the fit ends with a test, so that it checks the test split before training."""
+        """Tell the data module whether the fit ends with a test, so that it checks the test split before training;
+        and say the split here, in the process that launches the fit and its test (:meth:`VideoDataModule.say_split`),
+        so that neither says it again."""
         self.datamodule.tests_after_fit = self.config.fit.test_after_fit
+        self.datamodule.say_split()
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(ClipPredictionWriter())

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "SearchGeometry", "SearchWindow", "UntrackableBox", "boxes_from_crops", "clamp_to_frame", "crop_window",
+    "BoxOutsideFrame", "SearchGeometry", "SearchWindow", "UntrackableBox", "boxes_from_crops", "clamp_to_frame", "crop_window",
     "validate_box",
 ]
 
@@ -38,6 +38,11 @@ __all__ = [
 class UntrackableBox(ValueError):
     """A first box no tracker can start from: an evaluation names the sequence and scores the others, where any other
     ``ValueError`` is a fault of the code."""
+
+
+class BoxOutsideFrame(UntrackableBox):
+    """A first box wholly outside the frame: where it was read from a file, the file's layout or resolution is likely
+    wrong, which a message about it can say."""
 
 
 def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -51,7 +56,7 @@ def validate_box(box: Iterable[float], frame_shape: tuple[int, ...] | None = Non
     if frame_shape is not None:
         height, width = frame_shape[:2]
         if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-            raise UntrackableBox(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
+            raise BoxOutsideFrame(f"the first box {box.tolist()} lies outside the {width}x{height} frame")
     return box
 
 
