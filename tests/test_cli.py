@@ -107,6 +107,23 @@ def test_an_unknown_option_before_double_dash_is_named(arguments: list[str], cap
     assert capsys.readouterr().err.splitlines()[-1] == f"vidrnn {arguments[0]}: error: unrecognized arguments: {unknown}"
 
 
+@pytest.mark.parametrize("command", ["classify", "probe"])
+def test_a_file_whose_name_begins_with_a_dash_is_named_with_the_way_to_give_it(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``vidrnn classify -dash.avi`` said only "unrecognized arguments: -dash.avi": argparse reads a name beginning
+    with a dash as an option. An unknown option that is a file here (or ends like a video) is said to be one, with
+    the two ways to give it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-dash.avi").write_bytes(b"")
+    with pytest.raises(SystemExit) as refused:
+        main([command, "-dash.avi", "-other.mp4", "--bogus", *(["--ckpt", "c.ckpt"] if command == "classify" else [])])
+    assert refused.value.code == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"vidrnn {command}: error: unrecognized arguments: -dash.avi -other.mp4 --bogus (-dash.avi and -other.mp4 "
+        "look like paths: a path beginning with '-' is read as an option; write it as ./-dash.avi, or put the paths "
+        "after --)")
+
+
 @pytest.mark.parametrize("path", ["-my clip.avi", "-5"])
 def test_a_path_argparse_reads_as_positional_is_probed_after_an_option(
         path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

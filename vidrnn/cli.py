@@ -7,6 +7,7 @@ dependencies lazily, so ``vidrnn --help`` and ``vidrnn probe`` answer instantly.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -521,7 +522,20 @@ def _refuse_unknown_options(parser: argparse.ArgumentParser, left_over: list[str
     before = left_over[:left_over.index("--")] if "--" in left_over else left_over
     unknown = [argument for argument in before if _option_like(argument)]
     if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{_dashed_paths_hint(unknown)}")
+
+
+def _dashed_paths_hint(unknown: list[str]) -> str:
+    """How to give the paths among ``unknown`` options (a file here, or a name ending as a video does): argparse reads
+    ``-dash.avi`` as an option, and "unrecognized arguments: -dash.avi" alone does not say why."""
+    from vidrnn.video import VIDEO_EXTENSIONS
+
+    paths = [argument for argument in unknown
+             if os.path.lexists(argument) or Path(argument).suffix.lower() in VIDEO_EXTENSIONS]
+    if not paths:
+        return ""
+    one = len(paths) == 1
+    return (f" ({' and '.join(paths)} look{'s' if one else ''} like {'a path' if one else 'paths'}: a path beginning with '-' is read as an option; write it as ./{paths[0]}, or put the paths after --)")
 
 
 def _option_like(argument: str) -> bool:
