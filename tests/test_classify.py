@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_untrained, stating_frames, stating_rate
+from conftest import deny_listing, save_untrained, stating_frames, stating_rate
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser, discover, record_path
@@ -219,6 +219,30 @@ def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, t
     assert sorted(rows) == ["gone.avi", "good.avi", "loop.avi"] and rows["good.avi"]["status"] == "ok"
     assert rows["gone.avi"]["status"] == rows["loop.avi"]["status"] == "error"
     assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
+
+
+def test_folders_a_recursive_search_cannot_read_get_error_rows(trained, test_videos, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sub-folder this user may not list, or a link to a folder that leads nowhere or in a loop, was passed over:
+    "1 classified, 0 failed", exit status 0."""
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    (folder / "private").mkdir(parents=True)
+    shutil.copy(test_videos[0], folder / "good.avi")
+    (folder / "usb").symlink_to(tmp_path / "unmounted" / "usb")
+    (folder / "delta").symlink_to("delta")
+    (folder / "again").symlink_to(".")  # a cycle back to the folder searched: ended quietly
+    deny_listing(monkeypatch, folder / "private")
+    output = tmp_path / "out.csv"
+
+    assert classify(folder, "--recursive", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+
+    rows = {Path(row["path"]).name: row for row in read_csv(output)}
+    assert sorted(rows) == ["delta", "good.avi", "private", "usb"] and rows["good.avi"]["status"] == "ok"
+    assert rows["usb"]["error"] == f"is a symbolic link to {tmp_path / 'unmounted' / 'usb'}, which does not exist: " \
+                                   "fix or remove the link"
+    assert "symbolic link in a loop" in rows["delta"]["error"]
+    assert rows["private"]["error"].startswith("cannot be listed: permission denied")
 
 
 def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp_path: Path) -> None:

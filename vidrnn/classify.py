@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, fitted_name, name_max, unwritable
 from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES
-from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
+from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, VideoReadError, is_hidden, walk_visible
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -67,7 +67,8 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "A video named twice (another spelling of its path, a symbolic link to it; a hard link is another file) is "
         "classified once, as first named. "
         "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
-        "unreadable videos get an error row with the reason, and the command ends with exit status 3 while the "
+        "unreadable videos, and folders that cannot be listed or followed (a link to an unmounted disk), get an "
+        "error row with the reason, and the command ends with exit status 3 while the "
         "output holds an error row (with --resume, also one an earlier run wrote). "
         "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
         "status 1.",
@@ -148,12 +149,16 @@ def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
     """The videos found in ``folder``, sorted: with ``recursive``, in its sub-folders too, walked as a folder dataset
     walks its root (:func:`~vidrnn.video.walk_visible`: links to folders followed, each folder once, so a linked
     session folder is not silently left out and a link cycle ends). ``folder`` itself, hidden or not, the user
-    named."""
+    named. A sub-folder the walk cannot list or follow (a link to an unmounted disk) is among them, as a broken link
+    to a video is: reading it fails, and its error row says why, where passing it over would lose its videos unsaid."""
+    unreadable: list[VideoReadError] = []
     if recursive:
-        candidates = (Path(directory, name) for directory, names in walk_visible(folder) for name in names)
+        candidates = [Path(directory, name)
+                      for directory, names in walk_visible(folder, unreadable=unreadable.append) for name in names]
     else:
-        candidates = (path for path in folder.iterdir() if not is_hidden(path.name))
-    return sorted(path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path))
+        candidates = [path for path in folder.iterdir() if not is_hidden(path.name)]
+    videos = [path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path)]
+    return sorted(videos + [Path(problem.path) for problem in unreadable])
 
 
 def _file_or_link(path: Path) -> bool:
