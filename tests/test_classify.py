@@ -798,6 +798,29 @@ def test_a_mistyped_folder_is_a_usage_error_that_leaves_the_previous_output_alon
     assert output.read_text() == "path,status\nthree/a.avi,ok\n"
 
 
+def test_a_folder_this_user_may_not_list_is_a_usage_error_alone_and_an_error_row_beside_others(
+        trained, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn classify DIR`` on a folder this user may not read ended in a PermissionError traceback, no CSV. Named
+    alone it gives nothing to classify, as a mistyped folder does (a usage error); beside a video, an error row."""
+    _, _, checkpoint = trained
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(test_videos[0], tmp_path / "good.avi")
+    deny_listing(monkeypatch, private)
+    output = tmp_path / "out.csv"
+
+    assert classify(private, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 2
+    error = capsys.readouterr().err
+    assert error == (f"vidrnn classify: error: {private}: cannot be listed: permission denied: this user may not read "
+                     "it; make it readable (chmod, chown) or remove it\n")
+    assert not output.exists()
+
+    assert classify(private, tmp_path / "good.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    rows = {Path(row["path"]).name: row for row in read_csv(output)}
+    assert rows["good.avi"]["status"] == "ok" and rows["private"]["status"] == "error"
+    assert rows["private"]["error"].startswith("cannot be listed: permission denied")
+
+
 @pytest.mark.parametrize("where", ["under a file", "read-only folder", "a folder"])
 def test_an_output_this_user_cannot_write_is_a_usage_error_before_the_model_is_loaded(
         where: str, trained, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:

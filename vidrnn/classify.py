@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, fitted_name, name_max, unwritable
 from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES
-from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, VideoReadError, is_hidden, walk_visible
+from vidrnn.video import (
+    ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, VideoReadError, is_hidden, listing_error, walk_visible,
+)
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -156,9 +158,32 @@ def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
         candidates = [Path(directory, name)
                       for directory, names in walk_visible(folder, unreadable=unreadable.append) for name in names]
     else:
-        candidates = [path for path in folder.iterdir() if not is_hidden(path.name)]
+        candidates = _listed(folder, unreadable)
     videos = [path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path)]
     return sorted(videos + [Path(problem.path) for problem in unreadable])
+
+
+def _listed(folder: Path, unreadable: list[VideoReadError]) -> list[Path]:
+    """The visible entries of ``folder``; none where it cannot be listed (this user may not read it), which is added
+    to ``unreadable`` instead, to get its error row."""
+    try:
+        return [path for path in folder.iterdir() if not is_hidden(path.name)]
+    except OSError as error:
+        unreadable.append(listing_error(error))
+        return []
+
+
+def _unusable(path: Path) -> str | None:
+    """Why a named path gives nothing to classify — it does not exist, or it is a folder this user cannot list —
+    else ``None``."""
+    if not (path.exists() or path.is_symlink()):
+        return f"no such file or folder: {path}"
+    if path.is_dir():
+        try:
+            os.scandir(path).close()
+        except OSError as error:
+            return str(listing_error(error))
+    return None
 
 
 def _file_or_link(path: Path) -> bool:
@@ -365,10 +390,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file
     (also an output this user cannot write: it was found only once the model was loaded, in a traceback).
 
-    Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
-    typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
-    if not any(path.exists() or path.is_symlink() for path in args.paths):
-        return f"no such file or folder: {', '.join(str(path) for path in args.paths)}"
+    Named paths that do not exist, or folders this user cannot list, are error rows of a batch that goes on — unless
+    every one is such a path: then the request is a typo (``thre`` for ``three``) or a folder to make readable first,
+    and running it would replace the previous output with error rows alone."""
+    unusable = [_unusable(path) for path in args.paths]
+    if all(unusable):
+        return "; ".join(reason for reason in unusable if reason)
     if not args.ckpt.is_file():
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
