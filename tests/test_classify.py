@@ -296,6 +296,28 @@ def test_a_video_named_twice_gets_one_row(trained, test_videos, tmp_path: Path) 
     assert [row["path"] for row in read_csv(output)] == [str(folder / "a.avi"), str(folder / "b.avi")]
 
 
+def test_a_video_found_through_a_link_keeps_its_real_path_and_the_run_says_what_was_merged(
+        trained, test_videos, tmp_path: Path, capsys) -> None:
+    """``wild/link_file.avi -> ok_normal.avi`` kept the link's path (first in sorted order) and the run said nothing
+    of the path it merged: the summary read as if every path found had a row. The path without a symbolic link is
+    kept, whichever comes first, and one line says how many paths were merged, with an example pair."""
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "ok_normal.avi")
+    (folder / "link_file.avi").symlink_to("ok_normal.avi")
+    shutil.copy(test_videos[1], tmp_path / "b.avi")
+    output = tmp_path / "out.csv"
+
+    assert classify(folder, tmp_path / "b.avi", tmp_path / "." / "b.avi", "--ckpt", checkpoint, "--output", output,
+                    "--workers", "0") == 0
+
+    assert [row["path"] for row in read_csv(output)] == [str(folder / "ok_normal.avi"), str(tmp_path / "b.avi")]
+    said = capsys.readouterr().err
+    assert ("vidrnn classify: 2 paths named a video found under another path too, each classified once (such as "
+            f"{folder / 'link_file.avi'}, the same video as {folder / 'ok_normal.avi'})") in said
+
+
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
     _, _, checkpoint = trained
     given = tmp_path / ".stash"  # a folder the user names is searched, hidden or not; only what it holds is judged
