@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -16,6 +18,22 @@ import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def deny_listing(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Make listing ``folders`` fail as a folder of mode 000 does for a user other than root (the tests run as root,
+    which lists anything): ``os.scandir`` (what ``os.walk`` lists with) and ``os.listdir`` (``Path.iterdir``'s)."""
+    denied = {os.fspath(folder) for folder in folders}
+
+    def guarded(listing):
+        def list_unless_denied(path=".", *args):
+            if os.fspath(path) in denied:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+            return listing(path, *args)
+        return list_unless_denied
+
+    monkeypatch.setattr(os, "scandir", guarded(os.scandir))
+    monkeypatch.setattr(os, "listdir", guarded(os.listdir))
 
 
 def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64), fps: float = 25.0) -> Path:

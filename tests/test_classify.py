@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import save_untrained, stating_frames, stating_rate
+from conftest import deny_listing, save_untrained, stating_frames, stating_rate
 from vidrnn import inference
 from vidrnn.backbones import BackboneSpec, build_backbone
 from vidrnn.classify import add_classify_parser, discover, record_path
@@ -221,6 +221,30 @@ def test_broken_links_in_a_folder_get_error_rows_instead_of_vanishing(trained, t
     assert rows["gone.avi"]["error"] and rows["loop.avi"]["error"]
 
 
+def test_folders_a_recursive_search_cannot_read_get_error_rows(trained, test_videos, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sub-folder this user may not list, or a link to a folder that leads nowhere or in a loop, was passed over:
+    "1 classified, 0 failed", exit status 0."""
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    (folder / "private").mkdir(parents=True)
+    shutil.copy(test_videos[0], folder / "good.avi")
+    (folder / "usb").symlink_to(tmp_path / "unmounted" / "usb")
+    (folder / "delta").symlink_to("delta")
+    (folder / "again").symlink_to(".")  # a cycle back to the folder searched: ended quietly
+    deny_listing(monkeypatch, folder / "private")
+    output = tmp_path / "out.csv"
+
+    assert classify(folder, "--recursive", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+
+    rows = {Path(row["path"]).name: row for row in read_csv(output)}
+    assert sorted(rows) == ["delta", "good.avi", "private", "usb"] and rows["good.avi"]["status"] == "ok"
+    assert rows["usb"]["error"] == f"is a symbolic link to {tmp_path / 'unmounted' / 'usb'}, which does not exist: " \
+                                   "fix or remove the link"
+    assert "symbolic link in a loop" in rows["delta"]["error"]
+    assert rows["private"]["error"].startswith("cannot be listed: permission denied")
+
+
 def test_a_recursive_search_follows_linked_folders_as_the_folder_datasets_do(tmp_path: Path) -> None:
     """Path.rglob does not follow links to folders (Python 3.11): the videos of a linked session folder were left
     out without a word, though a folder dataset over the same folder trains on them. A link cycle ends: each folder
@@ -270,6 +294,28 @@ def test_a_video_named_twice_gets_one_row(trained, test_videos, tmp_path: Path) 
     assert classify(folder, folder / ".." / "in" / "b.avi", "--ckpt", checkpoint, "--output", output,
                     "--workers", "0") == 0
     assert [row["path"] for row in read_csv(output)] == [str(folder / "a.avi"), str(folder / "b.avi")]
+
+
+def test_a_video_found_through_a_link_keeps_its_real_path_and_the_run_says_what_was_merged(
+        trained, test_videos, tmp_path: Path, capsys) -> None:
+    """``wild/link_file.avi -> ok_normal.avi`` kept the link's path (first in sorted order) and the run said nothing
+    of the path it merged: the summary read as if every path found had a row. The path without a symbolic link is
+    kept, whichever comes first, and one line says how many paths were merged, with an example pair."""
+    _, _, checkpoint = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_videos[0], folder / "ok_normal.avi")
+    (folder / "link_file.avi").symlink_to("ok_normal.avi")
+    shutil.copy(test_videos[1], tmp_path / "b.avi")
+    output = tmp_path / "out.csv"
+
+    assert classify(folder, tmp_path / "b.avi", tmp_path / "." / "b.avi", "--ckpt", checkpoint, "--output", output,
+                    "--workers", "0") == 0
+
+    assert [row["path"] for row in read_csv(output)] == [str(folder / "ok_normal.avi"), str(tmp_path / "b.avi")]
+    said = capsys.readouterr().err
+    assert ("vidrnn classify: 2 paths named a video found under another path too, each classified once (such as "
+            f"{folder / 'link_file.avi'}, the same video as {folder / 'ok_normal.avi'})") in said
 
 
 def test_hidden_files_and_folders_found_in_a_folder_are_not_videos(trained, test_videos, tmp_path: Path) -> None:
@@ -802,6 +848,29 @@ def test_a_mistyped_folder_is_a_usage_error_that_leaves_the_previous_output_alon
     assert classify(tmp_path / "thre", "--ckpt", checkpoint, "--output", output) == 2
     assert f"no such file or folder: {tmp_path / 'thre'}" in capsys.readouterr().err
     assert output.read_text() == "path,status\nthree/a.avi,ok\n"
+
+
+def test_a_folder_this_user_may_not_list_is_a_usage_error_alone_and_an_error_row_beside_others(
+        trained, test_videos, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vidrnn classify DIR`` on a folder this user may not read ended in a PermissionError traceback, no CSV. Named
+    alone it gives nothing to classify, as a mistyped folder does (a usage error); beside a video, an error row."""
+    _, _, checkpoint = trained
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(test_videos[0], tmp_path / "good.avi")
+    deny_listing(monkeypatch, private)
+    output = tmp_path / "out.csv"
+
+    assert classify(private, "--ckpt", checkpoint, "--output", output, "--workers", "0") == 2
+    error = capsys.readouterr().err
+    assert error == (f"vidrnn classify: error: {private}: cannot be listed: permission denied: this user may not read "
+                     "it; make it readable (chmod, chown) or remove it\n")
+    assert not output.exists()
+
+    assert classify(private, tmp_path / "good.avi", "--ckpt", checkpoint, "--output", output, "--workers", "0") == 3
+    rows = {Path(row["path"]).name: row for row in read_csv(output)}
+    assert rows["good.avi"]["status"] == "ok" and rows["private"]["status"] == "error"
+    assert rows["private"]["error"].startswith("cannot be listed: permission denied")
 
 
 @pytest.mark.parametrize("where", ["under a file", "read-only folder", "a folder"])

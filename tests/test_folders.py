@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.utilities import rank_zero_only
 
-from conftest import real_data, write_video
-from vidrnn.data.folders import folder_index
+from conftest import deny_listing, real_data, write_video
+from vidrnn.data.folders import folder_index, unlabeled_index
 from vidrnn.data.records import DatasetIndex
 from vidrnn.video import read_frames
 
@@ -135,6 +135,41 @@ def test_linked_session_folders_are_followed_and_link_cycles_walked_once(tmp_pat
     ]
     assert {record.group for record in index.records} == {"dog/session0", "dog/session1", "dog/session2"}
     _assert_groups_disjoint(index)
+
+
+def test_class_and_session_folders_that_cannot_be_read_refuse_the_index_naming_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class folder linked to an unmounted disk or to itself, or one this user may not list, vanished and the model
+    trained on the others (a folder of mode 000 was said to hold no video); so did such a session folder inside a
+    class, without a word. A silently smaller dataset is refused, every such path named with why."""
+    _ungrouped(tmp_path / "ds", {"alpha": 3, "beta": 3, "denied": 3})
+    root = tmp_path / "ds"
+    (root / "gamma").symlink_to(tmp_path / "unmounted" / "gamma")
+    (root / "delta").symlink_to("delta")
+    (root / "beta" / "sess9").symlink_to(tmp_path / "nowhere")
+    (root / "alpha" / "sess2").mkdir()
+    (root / "alpha" / "looplink").symlink_to(".")  # a cycle back to a folder walked: ended quietly, as before
+    deny_listing(monkeypatch, root / "denied", root / "alpha" / "sess2")
+
+    with pytest.raises(ValueError) as refused:
+        folder_index(root)
+
+    message = str(refused.value)
+    assert message.startswith(f"{root}: 5 folders or links cannot be read")
+    assert f"{root / 'gamma'}: is a symbolic link to {tmp_path / 'unmounted' / 'gamma'}, which does not exist" in message
+    assert f"{root / 'delta'}: is a symbolic link in a loop" in message
+    assert f"{root / 'beta' / 'sess9'}: is a symbolic link to {tmp_path / 'nowhere'}" in message
+    assert f"{root / 'denied'}: cannot be listed: permission denied" in message
+    assert f"{root / 'alpha' / 'sess2'}: cannot be listed: permission denied" in message
+    assert "looplink" not in message and "holds no video" not in message
+    assert "mount" in message and "remove the link" in message
+
+
+def test_an_unlabeled_index_refuses_a_folder_it_cannot_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _touch(tmp_path, "clips/a.mp4", "clips/b.mp4", "clips/private/c.mp4")
+    deny_listing(monkeypatch, tmp_path / "clips" / "private")
+    with pytest.raises(ValueError, match="private: cannot be listed: permission denied"):
+        unlabeled_index(tmp_path / "clips")
 
 
 def test_ucf_style_names_split_by_whole_groups_in_every_class(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import real_data, stating_rate, write_video
+from conftest import deny_listing, real_data, stating_rate, write_video
 from vidrnn.data.demo_staging import DEMO_MARKER
 from vidrnn.data.evidence_cache import EvidenceCache, Refused
 from vidrnn.data.synthetic_tracking import _tracking_marker
@@ -753,6 +753,19 @@ def test_sequence_entries_end_a_link_cycle_and_pass_over_hidden_things(tmp_path:
     (root / "a" / "loop").symlink_to(root, target_is_directory=True)
     write_otb(root / ".trash" / "Old", 2, ["1,1,4,4"] * 2)
     assert [entry.folder.name for entry in sequence_entries(root)] == ["Couple"]
+
+
+def test_sequence_entries_refuse_folders_they_cannot_list_or_follow(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sequence folder linked to an unmounted disk, or one this user may not list, left the benchmark smaller
+    without a word: its scores could no longer be compared."""
+    root = _tree(tmp_path / "root", "a/Couple", "b/Crossing")
+    (root / "usb").symlink_to(tmp_path / "unmounted")
+    deny_listing(monkeypatch, root / "b")
+    with pytest.raises(ValueError) as refused:
+        sequence_entries(root)
+    assert f"{root / 'usb'}: is a symbolic link to {tmp_path / 'unmounted'}, which does not exist" in str(refused.value)
+    assert f"{root / 'b'}: cannot be listed: permission denied" in str(refused.value)
 
 
 def test_a_tld_folder_passes_over_hidden_video_files(tmp_path: Path) -> None:

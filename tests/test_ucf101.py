@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import real_data
+from conftest import deny_listing, real_data
 from vidrnn.data.ucf101 import ucf101_index
 
 MINI_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "BalanceBeam", "BaseballPitch"]
@@ -113,6 +113,22 @@ def test_classes_are_the_present_ones_in_class_ind_order_and_crlf_is_stripped(tm
         (videos / "Alpha" / "v_Alpha_g01_c01.avi", "Alpha", "g01", "test"),
     ]
     assert index.missing == []
+
+
+def test_class_folders_that_cannot_be_read_refuse_the_index_naming_each(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class folder linked to an unmounted disk was left out as a class not on disk (the run trained on a subset
+    of classes without a word), and one this user may not list ended in a PermissionError from its listing."""
+    videos, splits = _make_ucf(tmp_path, {"Zeta": ["v_Zeta_g01_c01.avi", "v_Zeta_g02_c01.avi"], "Absent": []})
+    (videos / "Alpha").symlink_to(tmp_path / "unmounted" / "Alpha")
+    deny_listing(monkeypatch, videos / "Absent")
+
+    with pytest.raises(ValueError) as refused:
+        ucf101_index(videos, splits, fold=1)
+
+    message = str(refused.value)
+    assert f"{videos / 'Alpha'}: is a symbolic link to {tmp_path / 'unmounted' / 'Alpha'}, which does not exist" in message
+    assert f"{videos / 'Absent'}: cannot be listed: permission denied" in message
 
 
 def test_listed_clips_missing_from_a_present_class_are_reported_and_logged(

@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import frame_level, stating_frames, stating_rate, write_video
+from conftest import deny_listing, frame_level, stating_frames, stating_rate, write_video
 from vidrnn.sampling import SamplingSpec
-from vidrnn.video import CutShort, VideoReadError, iter_frames, probe, read_frames, read_sampled
+from vidrnn.video import (
+    CutShort, VideoReadError, iter_frames, probe, read_frames, read_sampled, walk_visible,
+)
 
 
 def test_probe_reports_count_rate_size_and_duration(short_video: Path) -> None:
@@ -392,3 +394,28 @@ def test_a_rate_is_taken_as_stated_only_when_plausible(short_video: Path, monkey
         warnings.simplefilter("always")
         assert probe(short_video).fps == read_as
     assert [str(short_video) in str(warning.message) for warning in caught] == [True] * (read_as != stated)
+
+
+def test_a_search_reports_the_folders_it_cannot_list_or_follow_and_still_ends_cycles_quietly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.walk without onerror swallowed a folder it could not list, and a link to a folder that leads nowhere or
+    in a loop landed among the files, where a search for videos dropped it: the folder's videos vanished unsaid."""
+    root = tmp_path / "root"
+    (root / "denied").mkdir(parents=True)
+    (root / "cycle").symlink_to(".")  # back to a folder already walked: ended on purpose, not an error
+    (root / "gamma").symlink_to(tmp_path / "unmounted" / "gamma")
+    (root / "delta").symlink_to("delta")
+    (root / "clip.avi").symlink_to(tmp_path / "nowhere.avi")  # a file to its reader, which says it is broken
+    deny_listing(monkeypatch, root / "denied")
+    problems: list[VideoReadError] = []
+
+    walked = {folder.name: names for folder, names in walk_visible(root, unreadable=problems.append)}
+
+    assert walked == {"root": ["clip.avi"]}
+    reasons = {Path(problem.path).name: problem.reason for problem in problems}
+    assert sorted(reasons) == ["delta", "denied", "gamma"]
+    assert reasons["gamma"].startswith(f"is a symbolic link to {tmp_path / 'unmounted' / 'gamma'}, which does not "
+                                       "exist")
+    assert "symbolic link in a loop" in reasons["delta"] and "permission denied" in reasons["denied"]
+    with pytest.raises(VideoReadError, match="delta: is a symbolic link in a loop"):
+        list(walk_visible(root))

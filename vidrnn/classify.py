@@ -27,7 +27,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from vidrnn.files import atomic_write, atomic_write_bytes, file_sha256, fitted_name, name_max, unwritable
 from vidrnn.objectives import LABEL_SEPARATOR, ORDER_CLASSES
-from vidrnn.video import ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, is_hidden, walk_visible
+from vidrnn.text import counted
+from vidrnn.video import (
+    ASSUMED_FPS, MAX_PLAUSIBLE_FPS, VIDEO_EXTENSIONS, VideoReadError, is_hidden, listing_error, walk_visible,
+)
 
 if TYPE_CHECKING:
     from vidrnn.inference import Prediction, PredictionFailure, Predictor
@@ -65,9 +68,11 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
         "training data was. Folders contribute their files with a video extension, except hidden ones (a name "
         "starting with '.', or under such a folder, as macOS's ._clip.mp4); files named explicitly are always tried. "
         "A video named twice (another spelling of its path, a symbolic link to it; a hard link is another file) is "
-        "classified once, as first named. "
+        "classified once, under its path without symbolic links where it has one, else as first named; the run "
+        "says how many paths it merged so. "
         "One row per video is written (and flushed) as it finishes (a few at a time, within about a second); "
-        "unreadable videos get an error row with the reason, and the command ends with exit status 3 while the "
+        "unreadable videos, and folders that cannot be listed or followed (a link to an unmounted disk), get an "
+        "error row with the reason, and the command ends with exit status 3 while the "
         "output holds an error row (with --resume, also one an earlier run wrote). "
         "Decoding processes that cannot start at all (an environment problem, not a video's) stop the run with exit "
         "status 1.",
@@ -116,7 +121,8 @@ def _how_to_go_on(args: argparse.Namespace) -> str:
 # -- which files ---------------------------------------------------------------------------------------------------
 
 
-def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
+def discover(paths: Iterable[Path], recursive: bool,
+             merged: list[tuple[Path, Path]] | None = None) -> list[Path]:
     """The videos to classify, in a stable order, each once.
 
     A folder contributes its files with a video extension (any case), sorted; sub-folders only when ``recursive``.
@@ -128,14 +134,28 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Path]:
 
     A video is its resolved path (:func:`_resolved`), the identity ``--resume`` knows rows by: one named twice — as a
     relative and an absolute path, through ``..``, or by a symbolic link to a file (as a recursive search enters a
-    folder reached by two links once) — is classified once, under the spelling first given, not written twice. A hard
+    folder reached by two links once) — is classified once, at the place it was first found, under its spelling
+    without symbolic links where it has one (:func:`_link_free`: the file itself, not whichever link sorts first),
+    else the first given; each path left out is added to ``merged`` with the one kept, for the run to say. A hard
     link is another file: its resolved path is its own, and a row's video may no longer exist to be told by inode.
     """
     found: dict[str, Path] = {}
     for path in paths:
         for video in _folder_videos(path, recursive) if path.is_dir() else [path]:
-            found.setdefault(_resolved(video), video)
+            kept = found.setdefault(_resolved(video), video)
+            if kept is video:
+                continue
+            if _link_free(video) and not _link_free(kept):
+                found[_resolved(video)], kept, video = video, video, kept
+            if merged is not None:
+                merged.append((video, kept))
     return list(found.values())
+
+
+def _link_free(path: Path) -> bool:
+    """Whether ``path`` reaches its file through no symbolic link: the spelling of a video a row keeps, if it has
+    one, as the file's own place outlives the links to it."""
+    return os.path.realpath(path) == os.path.abspath(path)
 
 
 def _resolved(path: str | Path) -> str:
@@ -148,12 +168,39 @@ def _folder_videos(folder: Path, recursive: bool) -> list[Path]:
     """The videos found in ``folder``, sorted: with ``recursive``, in its sub-folders too, walked as a folder dataset
     walks its root (:func:`~vidrnn.video.walk_visible`: links to folders followed, each folder once, so a linked
     session folder is not silently left out and a link cycle ends). ``folder`` itself, hidden or not, the user
-    named."""
+    named. A sub-folder the walk cannot list or follow (a link to an unmounted disk) is among them, as a broken link
+    to a video is: reading it fails, and its error row says why, where passing it over would lose its videos unsaid."""
+    unreadable: list[VideoReadError] = []
     if recursive:
-        candidates = (Path(directory, name) for directory, names in walk_visible(folder) for name in names)
+        candidates = [Path(directory, name)
+                      for directory, names in walk_visible(folder, unreadable=unreadable.append) for name in names]
     else:
-        candidates = (path for path in folder.iterdir() if not is_hidden(path.name))
-    return sorted(path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path))
+        candidates = _listed(folder, unreadable)
+    videos = [path for path in candidates if path.suffix.lower() in VIDEO_EXTENSIONS and _file_or_link(path)]
+    return sorted(videos + [Path(problem.path) for problem in unreadable])
+
+
+def _listed(folder: Path, unreadable: list[VideoReadError]) -> list[Path]:
+    """The visible entries of ``folder``; none where it cannot be listed (this user may not read it), which is added
+    to ``unreadable`` instead, to get its error row."""
+    try:
+        return [path for path in folder.iterdir() if not is_hidden(path.name)]
+    except OSError as error:
+        unreadable.append(listing_error(error))
+        return []
+
+
+def _unusable(path: Path) -> str | None:
+    """Why a named path gives nothing to classify — it does not exist, or it is a folder this user cannot list —
+    else ``None``."""
+    if not (path.exists() or path.is_symlink()):
+        return f"no such file or folder: {path}"
+    if path.is_dir():
+        try:
+            os.scandir(path).close()
+        except OSError as error:
+            return str(listing_error(error))
+    return None
 
 
 def _file_or_link(path: Path) -> bool:
@@ -360,10 +407,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     """What makes the request unrunnable, checked before the (slow) model load, any decoding and the output file
     (also an output this user cannot write: it was found only once the model was loaded, in a traceback).
 
-    Named paths that do not exist are error rows of a batch that goes on — unless none exists: then the request is a
-    typo (``thre`` for ``three``), and running it would replace the previous output with one error row."""
-    if not any(path.exists() or path.is_symlink() for path in args.paths):
-        return f"no such file or folder: {', '.join(str(path) for path in args.paths)}"
+    Named paths that do not exist, or folders this user cannot list, are error rows of a batch that goes on — unless
+    every one is such a path: then the request is a typo (``thre`` for ``three``) or a folder to make readable first,
+    and running it would replace the previous output with error rows alone."""
+    unusable = [_unusable(path) for path in args.paths]
+    if all(unusable):
+        return "; ".join(reason for reason in unusable if reason)
     if not args.ckpt.is_file():
         return f"checkpoint not found: {args.ckpt}"
     if args.output.suffix not in FORMATS:
@@ -438,6 +487,15 @@ def _plan(videos: list[Path], output: Path, resume: bool,
     return kept, todo, sum(_shown_path(_resolved(video)) in failed for video in todo)
 
 
+def _merged_note(merged: list[tuple[Path, Path]]) -> str:
+    """What the run says of paths that named a video found under another (:func:`discover`): how many, and the first
+    pair, so that a summary counting fewer rows than paths found is not read as videos lost."""
+    left_out, kept = merged[0]
+    return (f"vidrnn classify: {counted(len(merged), 'path')} named a video found under another path too, each "
+            f"classified once (such as {_shown_path(left_out)}, the same video as {_shown_path(kept)}): a row keeps "
+            "the path without symbolic links where there is one, else the first given")
+
+
 def _summary(tried: int, failed: int, skipped: int, retried: int, errors: int, output: Path) -> str:
     """The run's closing line: what it did, and how many error rows its output holds where earlier runs left some."""
     retries = f" ({retried} tried again after an error row)" if retried else ""
@@ -486,7 +544,10 @@ def run_classify(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"vidrnn classify: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    videos = discover(args.paths, args.recursive)
+    merged: list[tuple[Path, Path]] = []
+    videos = discover(args.paths, args.recursive, merged)
+    if merged:
+        print(_merged_note(merged), file=sys.stderr)
     if not videos:
         folders = ", ".join(str(path) for path in args.paths)
         hint = "" if args.recursive else " (add --recursive to search sub-folders)"

@@ -50,6 +50,9 @@ __all__ = [
     "image_files",
     "is_hidden",
     "walk_visible",
+    "UnreadableFolders",
+    "listing_error",
+    "unfollowable",
     "iter_frames",
     "probe",
     "read_frames",
@@ -82,8 +85,13 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _raise(problem: VideoReadError) -> None:
+    raise problem
+
+
 def walk_visible(root: str | os.PathLike, *,
-                 skip: Callable[[Path], bool] = lambda folder: False) -> Iterator[tuple[Path, list[str]]]:
+                 skip: Callable[[Path], bool] = lambda folder: False,
+                 unreadable: Callable[[VideoReadError], None] = _raise) -> Iterator[tuple[Path, list[str]]]:
     """Each folder under ``root`` (``root`` included) with the names of its visible files, sorted: what a search for
     videos or sequences looks through.
 
@@ -91,6 +99,11 @@ def walk_visible(root: str | os.PathLike, *,
     session folders must not silently lose them — but a folder already reached on this walk (a link cycle, a second
     link to one folder) is not entered again, so a cycle ends and nothing is found twice. Folders for which ``skip``
     is true are not entered (a test split inside a training tree).
+
+    What cannot be searched is handed to ``unreadable`` (by default raised), never passed over unsaid: a folder this
+    user may not list (:func:`listing_error`), and a link that leads nowhere or in a loop (:func:`unfollowable`),
+    which may have been a folder of videos on a disk not mounted. A link with a video extension stays among the
+    names: it is a file to its reader, which says it is broken.
     """
     visited = {os.path.realpath(root)}
 
@@ -101,10 +114,48 @@ def walk_visible(root: str | os.PathLike, *,
         visited.add(real)
         return True
 
-    for directory, subdirs, files in os.walk(root, followlinks=True):
+    def listing_failed(error: OSError) -> None:
+        unreadable(listing_error(error))
+
+    for directory, subdirs, files in os.walk(root, onerror=listing_failed, followlinks=True):
         subdirs[:] = [name for name in sorted(subdirs) if not is_hidden(name)
                       and not skip(Path(directory, name)) and first_visit(Path(directory, name))]
-        yield Path(directory), sorted(name for name in files if not is_hidden(name))
+        names = sorted(name for name in files if not is_hidden(name))
+        broken = {name: problem for name in names
+                  if Path(name).suffix.lower() not in VIDEO_EXTENSIONS
+                  and (problem := unfollowable(Path(directory, name))) is not None}
+        for problem in broken.values():
+            unreadable(problem)
+        yield Path(directory), [name for name in names if name not in broken]
+
+
+def unfollowable(path: Path) -> VideoReadError | None:
+    """Why ``path``, a symbolic link, cannot be followed (its target missing, or a loop), in the words a broken link
+    to a video gets; ``None`` for a link that leads somewhere and for anything that is no link."""
+    return _absent(path) if path.is_symlink() and not path.exists() else None
+
+
+def listing_error(error: OSError) -> VideoReadError:
+    """A folder that could not be listed (``error``, from ``os.scandir`` or ``os.listdir``), as the error naming it
+    and what to do: listing is where a folder of mode 000 or on a stale mount fails, and Python names only the path."""
+    folder = Path(os.fsdecode(error.filename)) if error.filename is not None else Path("?")
+    if isinstance(error, PermissionError):
+        return VideoReadError(folder, "cannot be listed: permission denied: this user may not read it; make it "
+                              "readable (chmod, chown) or remove it")
+    return VideoReadError(folder, f"cannot be listed ({error.strerror or error}): mount it, or remove it")
+
+
+class UnreadableFolders(ValueError):
+    """Folders and links under a dataset's root that its index could not search (:func:`walk_visible`'s
+    ``unreadable``): refused, every one named, because a dataset silently lacking their videos trains and scores
+    on what remains as if it were whole."""
+
+    def __init__(self, root: Path, problems: Sequence[VideoReadError]) -> None:
+        self.problems = list(problems)
+        listed = "; ".join(str(problem) for problem in self.problems)
+        what = "folder or link" if len(self.problems) == 1 else "folders or links"
+        super().__init__(f"{root}: {len(self.problems)} {what} cannot be read, and the dataset would silently lack what they hold: {listed}. Mount what is not "
+                         "mounted, make the folders readable, or remove the links, then run again")
 
 
 #: The frame rate taken where a video states none usable: a folder of images, which carries none (OTB and VOT are
@@ -306,9 +357,14 @@ def _natural_order(path: Path) -> list[tuple[int, int | str]]:
 
 def image_files(folder: Path) -> list[Path]:
     """The frames of a folder of images, in the order they are read: files with an image extension, in natural
-    order, hidden ones passed over (macOS's ``._0001.jpg`` beside every frame copied from a Mac)."""
-    return sorted((p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p.name) and p.is_file()),
+    order, hidden ones passed over (macOS's ``._0001.jpg`` beside every frame copied from a Mac); a folder that
+    cannot be listed is a :class:`VideoReadError` naming it (:func:`listing_error`), as a bad video is."""
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise listing_error(error) from error
+    files = (folder / name for name in names)
+    return sorted((p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p.name) and p.is_file()),
                   key=_natural_order)
 
 
@@ -351,7 +407,7 @@ def _absent(path: Path) -> VideoReadError:
         path.stat()
     except OSError as error:
         if error.errno == errno.ELOOP:
-            return VideoReadError(path, "is a symbolic link in a loop (it never reaches a file): fix or remove it")
+            return VideoReadError(path, "is a symbolic link in a loop (it never reaches a file or folder): fix or remove it")
     return VideoReadError(path, f"is a symbolic link to {os.path.realpath(path)}, which does not exist: fix or "
                           "remove the link")
 

@@ -47,7 +47,9 @@ from pathlib import Path
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
 from vidrnn.text import counted, first_few
-from vidrnn.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_hidden, walk_visible
+from vidrnn.video import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, UnreadableFolders, VideoReadError, is_hidden, unfollowable, walk_visible,
+)
 
 __all__ = ["GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
 
@@ -133,6 +135,7 @@ def unlabeled_index(
     """
     root = _checked(root, test_fraction, "<video>, at any depth")
     found = _find(root)
+    found.refuse_unreadable(root)
     _warn_passed_over(root, found)
     files = found.videos
     if not files:
@@ -163,25 +166,38 @@ class _Found:
     videos: list[Path] = field(default_factory=list)
     unlisted: list[Path] = field(default_factory=list)
     frame_folders: list[Path] = field(default_factory=list)
+    unreadable: list[VideoReadError] = field(default_factory=list)
 
     def add(self, other: _Found) -> None:
         """Take in what another search found (what the index passes over is said once for a whole dataset)."""
         self.videos += other.videos
         self.unlisted += other.unlisted
         self.frame_folders += other.frame_folders
+        self.unreadable += other.unreadable
+
+    def refuse_unreadable(self, root: Path) -> None:
+        """Refuse (:class:`~vidrnn.video.UnreadableFolders`) a search that met folders it could not list or links it
+        could not follow: the dataset would silently lack their videos."""
+        if self.unreadable:
+            raise UnreadableFolders(root, self.unreadable)
 
 
 def _scan_classes(base: Path) -> tuple[dict[str, list[Path]], _Found]:
     """Class name → its video files (sorted), in class-name order, and what the search passed over (for
-    :func:`_warn_passed_over`); classes without videos are left out."""
+    :func:`_warn_passed_over`); classes without videos are left out. Refused when a class or session folder cannot
+    be read (:meth:`_Found.refuse_unreadable`), a link to one that leads nowhere included: such a class would
+    vanish, or lose clips, without a word."""
     visible = sorted((path for path in base.iterdir() if not is_hidden(path.name)), key=lambda path: path.name)
     class_dirs = [path for path in visible if path.is_dir()]
     loose = [path for path in visible if path.suffix.lower() in VIDEO_EXTENSIONS and not path.is_dir()]
     videos: dict[str, list[Path]] = {}
-    passed_over = _Found()
-    for class_dir in class_dirs:
-        found = _find(class_dir)
+    passed_over = _Found(unreadable=[problem for path in visible if path.suffix.lower() not in VIDEO_EXTENSIONS
+                                     and (problem := unfollowable(path)) is not None])
+    found_in = {class_dir: _find(class_dir) for class_dir in class_dirs}
+    for found in found_in.values():
         passed_over.add(found)
+    passed_over.refuse_unreadable(base)
+    for class_dir, found in found_in.items():
         if found.videos:
             videos[class_dir.name] = found.videos
         else:
@@ -212,7 +228,7 @@ def _find(folder: Path) -> _Found:
     """The video files under ``folder``, at any depth, sorted — hidden names skipped, links to folders followed, each
     folder once (:func:`~vidrnn.video.walk_visible`) — and what the search passed over that may be video."""
     found = _Found()
-    for directory, names in walk_visible(folder):
+    for directory, names in walk_visible(folder, unreadable=found.unreadable.append):
         files = [directory / name for name in names]
         found.videos += [file for file in files if file.suffix.lower() in VIDEO_EXTENSIONS]
         found.unlisted += [file for file in files

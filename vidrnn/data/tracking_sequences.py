@@ -82,7 +82,8 @@ import numpy as np
 from vidrnn.distributed import warn_once, warnings_from_rank_zero
 from vidrnn.text import first_few, text_lines
 from vidrnn.video import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, is_hidden, iter_frames, probe, read_frames, walk_visible,
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, UnreadableFolders, is_hidden, iter_frames, probe, read_frames,
+    walk_visible,
 )
 
 __all__ = [
@@ -637,17 +638,20 @@ def survey(root: str | os.PathLike, *, skip: Callable[[Path], bool] = lambda fol
     """Walk ``root`` (``root`` included; symbolic links followed, each folder once, hidden ones and those ``skip``
     names left out: :func:`~vidrnn.video.walk_visible`) once, without decoding: every folder holding one of
     :data:`GROUND_TRUTH_FILES` is a sequence (a benchmark tree can mix formats and nest them at any depth), and the
-    frames outside all of them are counted."""
+    frames outside all of them are counted. A folder it cannot list, or a link to one that leads nowhere, is refused
+    (:class:`~vidrnn.video.UnreadableFolders`): a benchmark silently smaller gives scores that cannot be compared."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
-    folders, frames, apart = [], [], []
-    for folder, names in walk_visible(root, skip=skip):
+    folders, frames, apart, unreadable = [], [], [], []
+    for folder, names in walk_visible(root, skip=skip, unreadable=unreadable.append):
         if _holds_ground_truth(names):
             folders.append(folder)
         frames += _frames_in(folder, names)
         if _annotations_apart(root, folder, names):
             apart.append(folder)
+    if unreadable:
+        raise UnreadableFolders(root, unreadable)
     entries = []
     for folder in folders:
         spec, files = _ground_truth(folder)

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
 from vidrnn.text import counted, first_few, text_lines
-from vidrnn.video import VIDEO_EXTENSIONS, is_hidden
+from vidrnn.video import VIDEO_EXTENSIONS, UnreadableFolders, is_hidden, listing_error, unfollowable
 
 __all__ = ["FOLDS", "SPLITS_FOLDER", "VIDEOS_FOLDER", "check_fold", "official_split_rule", "ucf101_index"]
 
@@ -59,6 +59,7 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     train_list = _split_file(splits_dir, f"trainlist0{fold}.txt", videos_root)
     test_list = _split_file(splits_dir, f"testlist0{fold}.txt", videos_root)
 
+    _refuse_unreadable_classes(videos_root, listed_classes)
     classes = [name for name in listed_classes if (videos_root / name).is_dir()]
     if not classes:
         raise FileNotFoundError(
@@ -78,6 +79,25 @@ def ucf101_index(root: str | os.PathLike, splits_dir: str | os.PathLike | None =
     _warn_unlisted(videos_root, unlisted, fold)
     return DatasetIndex(root=videos_root, classes=classes, records=records, split_rule=rule, missing=missing,
                         unlisted=unlisted)
+
+
+def _refuse_unreadable_classes(videos_root: Path, listed_classes: list[str]) -> None:
+    """Refuse (:class:`~vidrnn.video.UnreadableFolders`) listed classes whose folder is a link that leads nowhere (a
+    disk not mounted) or that this user may not list: the first would be taken for a class not on disk, the run
+    training on the others without a word; the second's clips for missing ones."""
+    problems = []
+    for name in listed_classes:
+        folder = videos_root / name
+        problem = unfollowable(folder)
+        if problem is None and folder.is_dir():
+            try:
+                os.scandir(folder).close()
+            except OSError as error:
+                problem = listing_error(error)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise UnreadableFolders(videos_root, problems)
 
 
 def check_fold(fold: int) -> None:
