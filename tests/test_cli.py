@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_with_reader_gone, stating_frames, write_video
+from conftest import run_with_reader_gone, stating_frames, stating_rate, write_video
 from vidrnn.cli import build_parser, main
 from vidrnn.exit_codes import (
     EXIT_BROKEN_PIPE,
@@ -54,6 +54,17 @@ def test_probe_reports_good_and_bad_files_and_says_some_failed(tmp_path: Path, c
     assert status == EXIT_SOME_FAILED
     assert "10" in out.splitlines()[1] and "missing.avi  ERROR: no such file or directory" in out
     assert main(["probe", str(good)]) == 0
+
+
+def test_a_warning_of_vidrnn_is_one_line_without_the_source_line_that_raised_it(tmp_path: Path) -> None:
+    """A file stating 1000 fps was said as Python's warning format: the file and line of vidrnn that warned, then that
+    source line (``self.fps = _usable_fps(path, stated_fps)``), which tell a user of the command nothing."""
+    video = stating_rate(write_video(tmp_path / "fast.avi", 10), 1000)
+    result = subprocess.run([sys.executable, "-m", "vidrnn", "probe", str(video)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{video}: the container states 1000 frames a second, not a plausible frame rate (above 0, at most 240): read "
+        "as 30 fps, which sampling by time and its duration assume; remux the file with its real rate to use that"]
 
 
 def test_probe_takes_paths_among_its_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

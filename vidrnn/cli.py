@@ -7,10 +7,12 @@ dependencies lazily, so ``vidrnn --help`` and ``vidrnn probe`` answer instantly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -558,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console (the default progress bar of a fit) found it gone and ended the command with its own ``SystemExit(1)``;
     standard output is flushed here so that a reader gone is found while that can still be handled, not when the
     interpreter exits."""
-    with stdout_watched() as reader_gone:
+    with stdout_watched() as reader_gone, _warnings_of_vidrnn_in_a_line():
         try:
             status = _run_command(sys.argv[1:] if argv is None else list(argv))
             sys.stdout.flush()
@@ -567,6 +569,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             return stop_writing_stdout()
     return status
+
+
+@contextlib.contextmanager
+def _warnings_of_vidrnn_in_a_line() -> Iterator[None]:
+    """Show a warning vidrnn raises as its message alone, as its log records are shown: Python's format adds the file
+    and line of vidrnn that warned and that source line (``self.fps = _usable_fps(path, stated_fps)``), which tell a
+    user of the command nothing. Others' warnings (torch's, Lightning's) keep their format. Decoding processes forked
+    during the command format theirs the same way."""
+    python_format = warnings.formatwarning
+    package = str(Path(__file__).resolve().parent) + os.sep
+
+    def formatted(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+        if str(filename).startswith(package):
+            return f"{message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatted
+    try:
+        yield
+    finally:
+        warnings.formatwarning = python_format
 
 
 def _broke_pipe(error: BaseException) -> bool:
