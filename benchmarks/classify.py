@@ -30,6 +30,7 @@ import torch
 from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.embedding import VideoItem
 from vidrnn.inference import Predictor
+from vidrnn.sampling import segment_indices
 from vidrnn.video import read_sampled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,11 +44,12 @@ def folder_throughput(predictor: Predictor, paths: list[Path], batch_size: int,
                       workers: int) -> tuple[tuple[float, float, float], float]:
     """Videos per second: what the CNN alone allows for the same frames, what the decoders allow, end to end; and the
     main process's CPU time per video end to end (all its threads: batching, the CNN, the classifier)."""
-    sampling = predictor.frames  # the frames classify decodes: the centred steps of the checkpoint's sampling
+    sampling, steps = predictor.sampling, predictor.steps  # classify decodes the centred steps of the sampled frames
     # The CNN's speed needs no more than a few dozen clips in memory (a thousand would take gigabytes).
     crops = [
         predictor.backbone.preprocess.resize_and_crop(
-            read_sampled(p, lambda i: sampling.indices(i.num_frames, i.fps), size=sampling.short_side)[0]
+            read_sampled(p, lambda i: sampling.indices(i.num_frames, i.fps), size=sampling.short_side,
+                         keep=lambda chosen: segment_indices(chosen, steps))[0]
         )
         for p in paths[:CNN_ONLY_CLIPS]
     ]
@@ -55,7 +57,7 @@ def folder_throughput(predictor: Predictor, paths: list[Path], batch_size: int,
     bound = cnn_only(predictor.backbone, torch.cat(crops).contiguous(memory_format=torch.channels_last), batch_size,
                      predictor.device) / frames_per_video
     items = [VideoItem(p, str(p)) for p in paths]
-    ceiling = decode_ceiling(items, sampling, predictor.backbone.preprocess, workers) / frames_per_video
+    ceiling = decode_ceiling(items, sampling, predictor.backbone.preprocess, workers, steps) / frames_per_video
     cpu_before, start = cpu_seconds()[0], time.perf_counter()
     results = list(predictor.predict(paths, batch_size=batch_size, num_workers=workers))
     seconds, cpu = time.perf_counter() - start, cpu_seconds()[0] - cpu_before

@@ -48,7 +48,7 @@ from vidrnn.data.ucf101 import ucf101_index
 from vidrnn.embedding import (DECODING_PREFETCH, DecodedVideos, EmbeddedVideo, FixedBatcher, VideoItem,
                               decoding_initializer)
 from vidrnn.features import ExtractionReport, FeatureCache, extract_features
-from vidrnn.sampling import EvaluationFrames, SamplingSpec
+from vidrnn.sampling import SamplingSpec
 from vidrnn.video import read_sampled
 from vidrnn.workers import isolated_map
 
@@ -117,10 +117,11 @@ class _FrameCount:
         return 0 if "error" in answer else len(answer["indices"])
 
 
-def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec | EvaluationFrames, preprocess: Preprocess,
-                   workers: int) -> float:
-    """Frames per second the decoding processes deliver when nothing waits for their frames."""
-    work = _FrameCount(DecodedVideos(items, sampling, preprocess, identify=True))  # hashing too, as extraction does
+def decode_ceiling(items: list[VideoItem], sampling: SamplingSpec, preprocess: Preprocess, workers: int,
+                   steps: int | None = None) -> float:
+    """Frames per second the decoding processes deliver when nothing waits for their frames (of the centred ``steps``
+    alone, as classify decodes them, when given)."""
+    work = _FrameCount(DecodedVideos(items, sampling, preprocess, identify=True, steps=steps))  # hashing too
     start = time.perf_counter()
     frames = sum(count for _, count in isolated_map(work, len(items), workers=workers, prefetch=DECODING_PREFETCH,
                                                       initializer=decoding_initializer))

@@ -732,6 +732,27 @@ def test_only_the_frames_the_model_reads_are_decoded(trained, test_videos, monke
     np.testing.assert_allclose(from_frames.probabilities, predictions[str(test_videos[0])].probabilities, atol=1e-6)
 
 
+def test_a_video_whose_container_states_a_frame_too_many_is_read_as_its_cached_clip(trained, test_videos,
+                                                                                      tmp_path: Path) -> None:
+    """A container stating 9 of its 8 frames: extraction, choosing every frame, finds the ninth missing and chooses
+    again over 8; the centred 3 of those are frames 1, 4, 6 (of 9 they would be 1, 4, 7). Classify must read those."""
+    datamodule, model, _ = trained
+    predictor = Predictor(model, build_backbone(datamodule.pipeline.backbone), datamodule.pipeline.sampling, 3,
+                          torch.device("cpu"))
+    video = test_videos[0]
+    overstated = stating_frames(Path(shutil.copy(video, tmp_path / video.name)), 9)
+    (prediction,) = predictor.predict([overstated], num_workers=0)
+    np.testing.assert_array_equal(prediction.frame_indices, [1, 4, 6])
+    key = str(video.relative_to(datamodule.videos_root))
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            if key in batch.keys:
+                row = batch.keys.index(key)
+                expected = model(batch.features[row:row + 1, [1, 4, 6]], torch.tensor([3])).softmax(-1)[0].numpy()
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-4)
+    assert prediction.duration == pytest.approx(8 / 25)
+
+
 def test_predict_frames_matches_predict_on_the_file(predictor, test_videos) -> None:
     video = test_videos[0]
     info = probe(video, count=True)

@@ -107,6 +107,26 @@ def test_read_sampled_recovers_when_container_overstates_length(tmp_path: Path, 
     assert asked == [30, 30] and len(frames) == 30 and info.counted
 
 
+@pytest.mark.parametrize("stated", [41, 39])
+def test_frames_kept_of_a_choice_are_those_of_the_choice_made_over_the_real_length(tmp_path: Path,
+                                                                                    stated: int) -> None:
+    """Evaluation decodes the centred steps of a sampling's frames (``keep``). With every frame chosen, a container
+    stating 41 of 40 frames re-plans over 40 (its last choice lies past the end) where the 8 kept would not: they must
+    still come from the choice over the real 40 frames, as extraction's cached sequence does (one stating 39 re-plans
+    either way: the probe could not choose frame 39)."""
+    video = stating_frames(write_video(tmp_path / "v.avi", 40), stated)
+    every_frame = SamplingSpec(strategy="all", short_side=None)
+
+    def choose(info):
+        return every_frame.indices(info.num_frames, info.fps)
+
+    whole, chosen, info = read_sampled(video, choose)
+    kept, kept_indices, kept_info = read_sampled(video, choose, keep=lambda count: np.arange(count)[::5])
+    np.testing.assert_array_equal(kept_indices, chosen[::5])
+    np.testing.assert_array_equal(kept, whole[::5])
+    assert len(chosen) == kept_info.num_frames == info.num_frames == 40
+
+
 @pytest.mark.realdata
 def test_real_mpeg1_container_understates_its_frame_count_and_reader_counts_truth(shared_data: Path) -> None:
     video = shared_data / "tracking" / "tld" / "01_david" / "david.mpg"

@@ -27,7 +27,7 @@ import torch
 from vidrnn.backbones import FrozenBackbone, Preprocess
 from vidrnn.devices import start_copy_to_host
 from vidrnn.files import source_identity
-from vidrnn.sampling import EvaluationFrames, SamplingSpec
+from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import VideoReadError, read_sampled
 from vidrnn.workers import WorkerCrash, available_cores, isolated_map
 
@@ -78,9 +78,14 @@ class DecodedVideos:
     CPU altogether.
     """
 
-    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec | EvaluationFrames, preprocess: Preprocess,
-                 identify: bool = False) -> None:
+    def __init__(self, items: Sequence[VideoItem], sampling: SamplingSpec, preprocess: Preprocess,
+                 identify: bool = False, steps: int | None = None) -> None:
         self.items, self.sampling, self.preprocess, self.identify = items, sampling, preprocess, identify
+        self.steps = steps
+
+    def _kept(self, chosen: int) -> np.ndarray:
+        """Positions of the frames decoded among the ``chosen`` ones: the centred ``steps`` (evaluation's)."""
+        return segment_indices(chosen, self.steps)
 
     def __call__(self, position: int) -> dict[str, Any]:
         item = self.items[position]
@@ -93,6 +98,7 @@ class DecodedVideos:
                 item.path,
                 lambda probed: self.sampling.indices(probed.num_frames, probed.fps),
                 size=self.sampling.short_side,
+                keep=None if self.steps is None else self._kept,
             )
             crops = self.preprocess.resize_and_crop(frames)
         except VideoReadError as error:
@@ -417,20 +423,22 @@ class FailedVideo:
     reason: str
 
 
-def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec | EvaluationFrames, backbone: FrozenBackbone, *,
+def embed_videos(items: Sequence[VideoItem], sampling: SamplingSpec, backbone: FrozenBackbone, *,
                  device: torch.device, batch_size: int = 32, num_workers: int | None = None,
-                 identify: bool = False) -> Iterator[EmbeddedVideo | FailedVideo]:
+                 identify: bool = False, steps: int | None = None) -> Iterator[EmbeddedVideo | FailedVideo]:
     """Yield every item once, embedded or failed: a failed one at once, an embedded one once the batch holding its
     last frame is done (see :class:`FixedBatcher`); not in input order. With ``identify`` each embedded video's
     ``decoded["source"]`` is its file's :class:`~vidrnn.files.SourceIdentity` as it was decoded (what a cache
     records), else ``None``.
 
+    ``steps``: decode only the centred ``steps`` of the frames ``sampling`` chooses (evaluation reads no others of a
+    cached clip; inference on new videos then holds ``steps`` frames a video however long it is); None: all of them.
     ``num_workers`` decoding processes (default: one per available core; 0: decode here, where a crashing decoder
     ends the process). Processes that cannot start at all raise :class:`~vidrnn.workers.WorkerStartError`: that is
     the environment, not the videos."""
     workers = available_cores() if num_workers is None else num_workers
-    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess, identify), len(items), workers=workers,
-                            prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
+    decoding = isolated_map(DecodedVideos(items, sampling, backbone.preprocess, identify, steps), len(items),
+                            workers=workers, prefetch=DECODING_PREFETCH, initializer=decoding_initializer)
     with FixedBatcher(backbone, batch_size, device) as batcher:  # its threads end with the run, also when cut short
         for position, decoded in decoding:
             item = items[position]

@@ -5,8 +5,8 @@ the preprocessing pipeline (:class:`~vidrnn.pipeline.PipelineSpec`: backbone spe
 steps). :class:`Predictor` replays the training pipeline on new input, step for step:
 
 1. choose frame indices with the checkpoint's :class:`~vidrnn.sampling.SamplingSpec`, keep the centred ``steps`` of
-   them (:class:`~vidrnn.sampling.EvaluationFrames`: what the data module's evaluation loaders read of a cached clip)
-   and decode those at its size (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in
+   them (:func:`~vidrnn.sampling.segment_indices` without a generator: what the data module's evaluation loaders read
+   of a cached clip) and decode those at its size (the same :func:`~vidrnn.video.read_sampled` call feature extraction makes, in
    decoding processes): memory stays at ``steps`` frames a video however long it is;
 2. run the frozen CNN in fixed-size batches packed across videos (the extractor's batcher, so a frame's features do
    not depend on its batch neighbours), of the size the training features were extracted in (the checkpoint's
@@ -38,7 +38,7 @@ from vidrnn.devices import resolve_device, start_copy_to_host
 from vidrnn.embedding import EmbeddedVideo, FailedVideo, FixedBatcher, VideoItem, embed_videos
 from vidrnn.models.classifier import VideoClassifier
 from vidrnn.pipeline import EXTRACT_BATCH_SIZE, PipelineSpec
-from vidrnn.sampling import EvaluationFrames, SamplingSpec
+from vidrnn.sampling import SamplingSpec, segment_indices
 from vidrnn.video import CutShort, resize_frame
 
 __all__ = ["Prediction", "PredictionFailure", "Predictor"]
@@ -116,7 +116,6 @@ class Predictor:
         self.model = model.eval().to(device)
         self.backbone = backbone.to(device)
         self.sampling, self.steps, self.device, self.batch_size = sampling, steps, device, batch_size
-        self.frames = EvaluationFrames(sampling, steps)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> Predictor:
@@ -161,7 +160,8 @@ class Predictor:
             raise ValueError(f"expected uint8 RGB frames [T,H,W,3] with T >= 1, got {frames.dtype} {frames.shape}")
         if self.sampling.strategy == "fps" and not fps:
             raise ValueError("this checkpoint samples frames by time (strategy 'fps'): pass the clip's fps")
-        indices = self.frames.indices(len(frames), fps or 0.0)
+        sampled = self.sampling.indices(len(frames), fps or 0.0)
+        indices = sampled[segment_indices(len(sampled), self.steps)]
         resized = np.stack([resize_frame(frame, self.sampling.short_side) for frame in frames[indices]])
         decoded = {"indices": indices, "fps": fps or 0.0, "frames": len(frames), "cut_short": None}
         pending = EmbeddedVideo(VideoItem(Path("<frames>"), "<frames>"), decoded)
@@ -187,7 +187,7 @@ class Predictor:
         finished: list[EmbeddedVideo] = []
         waiting_since = 0.0
         try:
-            for video in embed_videos(items, self.frames, self.backbone, device=self.device,
+            for video in embed_videos(items, self.sampling, self.backbone, device=self.device, steps=self.steps,
                                       batch_size=self._batch_size(batch_size), num_workers=num_workers):
                 if isinstance(video, FailedVideo):
                     yield PredictionFailure(video.item.key, video.reason)

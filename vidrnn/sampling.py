@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["EvaluationFrames", "SamplingSpec", "Strategy", "cap_evenly", "segment_indices"]
+__all__ = ["SamplingSpec", "Strategy", "cap_evenly", "segment_indices"]
 
 Strategy = Literal["segments", "stride", "fps", "all"]
 
@@ -107,27 +107,3 @@ class SamplingSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplingSpec:
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class EvaluationFrames:
-    """The frames evaluation reads of a video: the ``sampling``'s frames, then the centred ``steps`` of them.
-
-    A feature cache keeps every sampled frame, because training draws random offsets among them; evaluation reads
-    only the centred ``steps`` (:func:`segment_indices` without a generator). Inference on new videos decodes just
-    those, so its memory is ``steps`` frames a video whatever the video's length or the sampling (``all`` on an
-    hour of video would otherwise hold ninety thousand crops), and the CNN runs on no frame the model never reads.
-    A frame's features do not depend on the others decoded with it, so the readings are those of the cached clip.
-    """
-
-    sampling: SamplingSpec
-    steps: int
-
-    @property
-    def short_side(self) -> int | None:
-        return self.sampling.short_side
-
-    def indices(self, num_frames: int, source_fps: float) -> np.ndarray:
-        """Frame indices (sorted) to decode from a video of ``num_frames`` frames at ``source_fps``."""
-        sampled = self.sampling.indices(num_frames, source_fps)
-        return sampled[segment_indices(len(sampled), self.steps)]

@@ -616,8 +616,10 @@ def read_sampled(
     choose: Callable[[VideoInfo], np.ndarray],
     *,
     size: FrameSize = None,
+    keep: Callable[[int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
-    """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them.
+    """Probe a video, let ``choose`` pick frame indices from what the probe saw, and decode them (with ``keep``, only
+    those at the positions ``keep`` gives among the chosen, told their number).
 
     The read goes on to the video's end, so its real frame count is known either way the container's was wrong. When
     the container over-stated it so that a frame chosen lies past the real end, or far over-stated it
@@ -627,13 +629,18 @@ def read_sampled(
     container off by a frame or two whose chosen frames all exist keeps them: one pass, as before. Returns
     ``(frames, indices, info)`` with ``info`` describing the video as actually decoded; its ``cut_short`` says when
     the video held far fewer frames than its container states (:func:`_shortfall`).
+
+    Whether ``choose`` picks again is decided on every frame it chose, kept or not: evaluation decodes the centred
+    steps of a sampling's frames, which must be those of the choice extraction, decoding every chosen frame, ends
+    with (a kept frame may exist where the last frame chosen does not).
     """
     info = probe(path)
     stated = info.num_frames if info.states_count else None
-    indices = np.asarray(choose(info), dtype=np.int64)
+    chosen = np.asarray(choose(info), dtype=np.int64)
+    indices = chosen if keep is None else chosen[keep(len(chosen))]
     try:
         frames, length = _read(path, indices, size, frame_exact=False, read_to_end=True)
-        if length <= info.num_frames and not _far_short(length, info.num_frames):
+        if length <= info.num_frames and not _far_short(length, info.num_frames) and (chosen < length).all():
             return frames, indices, info
     except VideoReadError as error:
         if not error.frames_available:
@@ -641,5 +648,6 @@ def read_sampled(
         length = error.frames_available
     info = VideoInfo(info.path, length, info.fps, info.width, info.height, counted=True,
                      cut_short=_shortfall(length, stated))
-    indices = np.asarray(choose(info), dtype=np.int64)
+    chosen = np.asarray(choose(info), dtype=np.int64)
+    indices = chosen if keep is None else chosen[keep(len(chosen))]
     return read_frames(path, indices, size=size), indices, info
