@@ -118,6 +118,18 @@ def test_an_unknown_option_before_double_dash_is_named(arguments: list[str], cap
     assert capsys.readouterr().err.splitlines()[-1] == f"vidrnn {arguments[0]}: error: unrecognized arguments: {unknown}"
 
 
+@pytest.mark.parametrize("arguments", [["--help"], ["x.avi", "--ckpt", "c.ckpt", "--workers", "abc"]],
+                         ids=["help", "a value of the wrong type"])
+def test_classify_shows_its_required_option_as_required(arguments: list[str], capsys: pytest.CaptureFixture) -> None:
+    """The parse that finds unknown options first makes every option optional for a moment; help and errors of
+    that parse showed ``[--ckpt CKPT]``, as if a checkpoint were optional."""
+    with pytest.raises(SystemExit):
+        main(["classify", *arguments])
+    shown = capsys.readouterr()
+    usage = " ".join((shown.out + shown.err).split())
+    assert "usage: vidrnn classify [-h] --ckpt CKPT" in usage and "[--ckpt CKPT]" not in usage
+
+
 @pytest.mark.parametrize("command", ["classify", "probe"])
 def test_a_file_whose_name_begins_with_a_dash_is_named_with_the_way_to_give_it(
         command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -147,7 +147,7 @@ def discover(paths: Iterable[Path], recursive: bool,
                 continue
             if _link_free(video) and not _link_free(kept):
                 found[_resolved(video)], kept, video = video, video, kept
-            if merged is not None:
+            if merged is not None and video != kept:  # one spelling named twice is no pair to tell of
                 merged.append((video, kept))
     return list(found.values())
 

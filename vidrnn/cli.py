@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from vidrnn import __version__
 from vidrnn.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
@@ -500,19 +500,36 @@ def _parse_paths_anywhere(parser: argparse.ArgumentParser, args: list[str]) -> a
     return parser.parse_intermixed_args(args)
 
 
+class _NotParsed(Exception):
+    """An error of the parse :func:`_left_over` makes, left for the usual parse to say."""
+
+
 def _left_over(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
     """What the usual parse of ``args`` does not take, found without its check that the required arguments were given,
     which would end the command first: ``classify --bogus -- x.avi --ckpt c.ckpt`` (``--ckpt`` a path after ``--``)
     said "the following arguments are required: --ckpt", not that ``--bogus`` is unknown. The parser is built for this
-    one command line, so its arguments are made optional for this parse only."""
+    one command line, so its arguments are made optional for this parse only; help and any other error of this parse
+    are left to the usual one (whose usage line shows the required options as required), so none is found here."""
+    given = args[:args.index("--")] if "--" in args else args
+    if "-h" in given or "--help" in given:
+        return []
     required = [action for action in parser._actions if action.required]
     for action in required:
         action.required = False
+    usual_error = parser.error
+    parser.error = _raise_not_parsed
     try:
         return parser.parse_known_args(args)[1]
+    except _NotParsed:
+        return []
     finally:
+        parser.error = usual_error
         for action in required:
             action.required = True
+
+
+def _raise_not_parsed(message: str) -> NoReturn:
+    raise _NotParsed(message)
 
 
 def _refuse_unknown_options(parser: argparse.ArgumentParser, left_over: list[str]) -> None:
