@@ -80,9 +80,11 @@ def is_hidden(name: str) -> bool:
 
     Hidden names hold no user's video but often wear a video extension: macOS's ``._clip.mp4`` metadata beside every
     clip copied from a Mac, a ``.cache`` or ``.trash`` folder. Every search of a folder for videos (datasets,
-    ``vidrnn classify``) or for the frames of an image folder asks this one rule.
+    ``vidrnn classify``) or for the frames of an image folder asks this one rule. ``lost+found``, the folder a file
+    system keeps at a disk's root for its repairs, is passed over too: no class, and one a user can neither read nor
+    remove.
     """
-    return name.startswith(".")
+    return name.startswith(".") or name == "lost+found"
 
 
 def _raise(problem: VideoReadError) -> None:
@@ -101,9 +103,10 @@ def walk_visible(root: str | os.PathLike, *,
     is true are not entered (a test split inside a training tree).
 
     What cannot be searched is handed to ``unreadable`` (by default raised), never passed over unsaid: a folder this
-    user may not list (:func:`listing_error`), and a link that leads nowhere or in a loop (:func:`unfollowable`),
-    which may have been a folder of videos on a disk not mounted. A link with a video extension stays among the
-    names: it is a file to its reader, which says it is broken.
+    user may not list (:func:`listing_error`), and a link without an extension that leads nowhere or in a loop
+    (:func:`unfollowable`), which may have been a folder of videos on a disk not mounted. Other links stay among the
+    names, as files: one with a video extension to its reader, which says it is broken; one with another extension
+    (``notes.txt``, ``cover.jpg``) to a search that passes it over, as it could hold no video.
     """
     visited = {os.path.realpath(root)}
 
@@ -122,8 +125,7 @@ def walk_visible(root: str | os.PathLike, *,
                       and not skip(Path(directory, name)) and first_visit(Path(directory, name))]
         names = sorted(name for name in files if not is_hidden(name))
         broken = {name: problem for name in names
-                  if Path(name).suffix.lower() not in VIDEO_EXTENSIONS
-                  and (problem := unfollowable(Path(directory, name))) is not None}
+                  if not Path(name).suffix and (problem := unfollowable(Path(directory, name))) is not None}
         for problem in broken.values():
             unreadable(problem)
         yield Path(directory), [name for name in names if name not in broken]
