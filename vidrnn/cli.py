@@ -554,7 +554,8 @@ def _dashed_paths_hint(unknown: list[str]) -> str:
     if not paths:
         return ""
     one = len(paths) == 1
-    return (f" ({' and '.join(paths)} look{'s' if one else ''} like {'a path' if one else 'paths'}: a path beginning with '-' is read as an option; write it as ./{paths[0]}, or put the paths after --)")
+    return (f" ({' and '.join(paths)} look{'s' if one else ''} like {'a path' if one else 'paths'}: a path beginning "
+            f"with '-' is read as an option; write it as ./{paths[0]}, or put the paths after --)")
 
 
 def _option_like(argument: str) -> bool:

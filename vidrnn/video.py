@@ -156,8 +156,9 @@ class UnreadableFolders(ValueError):
         self.problems = list(problems)
         listed = "; ".join(str(problem) for problem in self.problems)
         what = "folder or link" if len(self.problems) == 1 else "folders or links"
-        super().__init__(f"{root}: {len(self.problems)} {what} cannot be read, and the dataset would silently lack what they hold: {listed}. Mount what is not "
-                         "mounted, make the folders readable, or remove the links, then run again")
+        super().__init__(f"{root}: {len(self.problems)} {what} cannot be read, and the dataset would silently lack "
+                         f"what they hold: {listed}. Mount what is not mounted, make the folders readable, or remove "
+                         "the links, then run again")
 
 
 #: The frame rate taken where a video states none usable: a folder of images, which carries none (OTB and VOT are
