@@ -19,7 +19,7 @@ import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
-from conftest import run_with_reader_gone, save_untrained, write_video
+from conftest import refused_as_usage_error, run_with_reader_gone, save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
@@ -302,16 +302,6 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     _refuses_the_data_it_was_fitted_on(Path(checkpoint), config, tracking_root, tmp_path, capsys, monkeypatch)
 
 
-def _refused(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The error of a command that must end as a usage error, before any run is simulated or sequence tracked."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as refused:
-        main(arguments)
-    error = capsys.readouterr().err
-    assert refused.value.code == EXIT_USAGE and "Traceback" not in error, error
-    return error
-
-
 def _refuses_the_data_it_was_fitted_on(checkpoint: Path, config: Path, tracking_root: Path, work: Path,
                                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A tracker's checkpoint recorded no sequences: vidrnn test scored it on its own training sequences whenever the
@@ -329,25 +319,24 @@ def _refuses_the_data_it_was_fitted_on(checkpoint: Path, config: Path, tracking_
 
     copies = work / "copies"
     shutil.copytree(tracking_root / "val" / "Synth02", copies / "renamed")
-    error = _refused(["test", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.test_root",
-                      str(copies)], capsys)
+    resume = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint)]
+    test = ["test", "--config", str(config), "--ckpt_path", str(checkpoint)]
+    error = refused_as_usage_error([*test, "--data.test_root", str(copies)], capsys)
     assert f"the test sequence renamed ({copies / 'renamed'}) is the validation sequence Synth02 (the same ground " \
            "truth)" in error and "Score it on sequences it neither trained nor validated on (data.test_root)" in error
-    assert "the test sequence Synth10" in _refused(["test", "--config", str(config), "--ckpt_path", str(checkpoint),
-                                                    "--data.test_root", str(tracking_root / "train")], capsys)
+    error = refused_as_usage_error([*test, "--data.test_root", str(tracking_root / "train")], capsys)
+    assert "the test sequence Synth10" in error
 
     swapped = work / "swapped"
     swapped.mkdir()
     (swapped / "train").symlink_to(tracking_root / "val")
     (swapped / "val").symlink_to(tracking_root / "train")
-    error = _refused(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.root", str(swapped)],
-                     capsys)
+    error = refused_as_usage_error([*resume, "--data.root", str(swapped)], capsys)
     assert "the checkpoint was trained and validated on other sequences (training sequences here that it was not " \
            "fitted on: Synth01, Synth02; training sequences it was fitted on that are not here: Synth01, " in error
-    assert "the validation sequence Synth03" in _refused(["validate", "--config", str(config), "--ckpt_path",
-                                                          str(checkpoint), "--data.root", str(swapped)], capsys)
-    error = _refused(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), "--data.seed", "3",
-                      "--data.walks", "2"], capsys)
+    error = refused_as_usage_error(["validate", *test[1:], "--data.root", str(swapped)], capsys)
+    assert "the validation sequence Synth03" in error
+    error = refused_as_usage_error([*resume, "--data.seed", "3", "--data.walks", "2"], capsys)
     assert "the checkpoint was trained with other data settings (data.seed: 0 there, 3 here; data.walks: 3 there, 2 " \
            "here): the epochs after the resume would train and validate on other windows" in error
 
@@ -1164,7 +1153,7 @@ def _never_called(*args, **kwargs):
     raise AssertionError("simulated again")
 
 
-def test_test_sequences_without_a_first_box_are_refused(tmp_path: Path) -> None:
+def test_test_sequences_without_a_first_box_arerefused_as_usage_error(tmp_path: Path) -> None:
     """Leaving a test sequence out would score a smaller benchmark than the one named."""
     for split in ("train", "val", "test"):
         make_tracking_sequences(tmp_path / split, num_sequences=3, num_frames=4, size=SIZE, seed=2)

@@ -24,7 +24,7 @@ import torchvision.models._api as torchvision_api
 import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 
-from conftest import run_with_reader_gone, save_untrained, write_video
+from conftest import refused_as_usage_error, run_with_reader_gone, save_untrained, write_video
 from vidrnn.backbones import FP16_AUTOCAST, feature_precision
 from vidrnn.cli import main
 from vidrnn.data import module as data_module
@@ -622,6 +622,33 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
     assert [path.name for path in (tmp_path / "marked").iterdir()] == [DEMO_MARKER]
+
+
+@pytest.mark.parametrize(("command", "keyword", "said"), [
+    ("fit", "last", "names Lightning's last.ckpt, which vidrnn's configs do not write (they keep the newest checkpoint "
+                    "as latest.ckpt): the fit would start over in a new version_N"),
+    ("fit", "best", "names the best checkpoint of a fit run by this same command, and a fit has none before it trains"),
+    ("test", "last", "names Lightning's last.ckpt, which vidrnn's configs do not write (they keep the newest "
+                     "checkpoint as latest.ckpt)"),
+])
+def test_the_best_and_last_keywords_are_refused_naming_the_newest_latest_checkpoint(
+        command: str, keyword: str, said: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit --ckpt_path last started over in a new version_N, with Lightning's warning alone (no last.ckpt: the configs
+    keep latest.ckpt), redoing the epochs the user believed resumed; fit --ckpt_path best ended in a traceback; and
+    test --ckpt_path last suggested runs/.../checkpoints/last.ckpt, a file the configs never write."""
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    runs = tmp_path / "runs"
+    arguments = [command, "--config", str(config), "--trainer.default_root_dir", str(runs), "--ckpt_path", keyword]
+    error = refused_as_usage_error(arguments, capsys)
+    assert f"--ckpt_path {keyword} {said}" in error and "such as runs/.../checkpoints/latest.ckpt" in error
+    for version, age in [(0, 100), (2, 50), (1, 0)]:
+        latest = runs / "lightning_logs" / f"version_{version}" / "checkpoints" / "latest.ckpt"
+        latest.parent.mkdir(parents=True)
+        latest.touch()
+        os.utime(latest, (time.time() - age, time.time() - age))
+    assert f"give the checkpoint's path: the newest latest.ckpt under {runs} is {latest}" in refused_as_usage_error(
+        arguments, capsys)
 
 
 def _offline(*args: object, **kwargs: object) -> None:

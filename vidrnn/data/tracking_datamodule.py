@@ -62,8 +62,8 @@ from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
 from vidrnn.video import VideoReadError
 
-__all__ = ["FITTED_SEQUENCES", "FIT_SETTINGS", "SAME_SEQUENCES", "EvidenceWindows", "MatchingRuns", "TrackingDataModule",
-           "fitted_record"]
+__all__ = ["FITTED_SEQUENCES", "FIT_SETTINGS", "SAME_SEQUENCES", "EvidenceWindows", "MatchingRuns",
+           "TrackingDataModule", "fitted_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -467,8 +467,8 @@ class TrackingDataModule(L.LightningDataModule):
         differing = [f"data.{name}: {there} there, {getattr(self, name)} here"
                      for name, there in record[FIT_SETTINGS].items() if there != getattr(self, name)]
         if differing:
-            raise ValueError(f"the checkpoint was trained with other data settings ({'; '.join(differing)}): the epochs "
-                             "after the resume would train and validate on other windows than those before, and "
+            raise ValueError(f"the checkpoint was trained with other data settings ({'; '.join(differing)}): the "
+                             "epochs after the resume would train and validate on other windows than those before, and "
                              "best.ckpt would compare epochs scored on different sets. Resume with the data settings "
                              f"it was trained with ({fix}), or start a new fit without --ckpt_path")
         changed = [change for split in ("train", "val")

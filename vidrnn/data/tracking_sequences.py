@@ -89,7 +89,8 @@ from vidrnn.video import (
 
 __all__ = [
     "GROUND_TRUTH_FILES", "MEAN_ROW", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
-    "ground_truth_digest", "load_entries", "load_sequence", "load_sequences", "outside_frame_causes", "sequence_entries", "survey",
+    "ground_truth_digest", "load_entries", "load_sequence", "load_sequences", "outside_frame_causes",
+    "sequence_entries", "survey",
 ]
 
 logger = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from vidrnn.exit_codes import EXIT_INTERRUPTED
 from vidrnn.files import denied, unwritable
 from vidrnn.task_cli.refusals import (
-    EVALUATIONS,
     TOP_LEVEL_OPTIMIZER,
     checkpoint_from_a_config,
     last_given,
+    refuse_checkpoint_keyword,
     refuse_no_logger,
     refuse_top_level_optimizer,
     usage_error,
@@ -123,8 +123,10 @@ class VidrnnCommands:
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
-        other task's, before anything slow: the data module would extract the whole dataset first, and Lightning
-        would fail only then (on the other task's checkpoint: on hyperparameters that name neither task)."""
+        other task's, or the keyword ``best`` or ``last`` where Lightning would find no such checkpoint
+        (:func:`refuse_checkpoint_keyword`), before anything slow: the data module would extract the whole dataset
+        first, and Lightning would fail only then (on the other task's checkpoint: on hyperparameters that name
+        neither task)."""
         from vidrnn.checkpoints import load_checkpoint, require_task
 
         super().parse_arguments(parser, args)
@@ -133,10 +135,8 @@ class VidrnnCommands:
             refuse_top_level_optimizer(self.config[subcommand])
             refuse_no_logger(subcommand, self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if subcommand in EVALUATIONS and ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
-            usage_error(f"--ckpt_path {ckpt_path} names the {ckpt_path} checkpoint of a fit run by this same command, "
-                        f"and vidrnn {subcommand} runs none (a tracker would be scored untrained): give the "
-                        f"checkpoint's path, such as runs/.../checkpoints/{ckpt_path}.ckpt")
+        if ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
+            refuse_checkpoint_keyword(subcommand, ckpt_path, self.config[subcommand].trainer.get("default_root_dir"))
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
         if last_given(sys.argv[1:] if args is None else list(args), "--ckpt") != str(ckpt_path):
