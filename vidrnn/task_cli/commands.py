@@ -154,12 +154,40 @@ class VidrnnCommands:
         self._check_checkpoint(lambda checkpoint: self._require_current(checkpoint.get("hyper_parameters", {})))
         if subcommand == "fit":
             self._check_checkpoint(self._require_model_settings)
+            self._check_checkpoint(self._require_run_seed)
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
         """Refuse a checkpoint's ``hparams`` saved in an older shape of the task's model, saying how to convert them
         (a ``ValueError``)."""
         raise NotImplementedError
+
+    def _run_config(self) -> Path | None:
+        """The ``config.yaml`` of the run the ``--ckpt_path`` checkpoint was saved in, or ``None`` where there is none
+        beside its ``checkpoints/`` folder (moved out of its run)."""
+        config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
+        return config if config.is_file() else None
+
+    def _run_config_fix(self) -> str:
+        """Where a resume finds the settings the checkpoint was trained with, for a refusal to name."""
+        config = self._run_config()
+        return f"--config {config}" if config else "the config.yaml of the run that trained it"
+
+    def _require_run_seed(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resumed fit given another ``seed_everything`` than its run's ``config.yaml`` records: the fit goes
+        on with the random state its checkpoint saved (clip order, segment offsets, dropout), so the seed would be
+        ignored, while ``config.resumed_at_step_N.yaml`` recorded it as used. ``true`` (a fresh seed, drawn later)
+        and a run without its ``config.yaml`` are not compared."""
+        given, config = self.config.fit.get("seed_everything"), self._run_config()
+        if config is None or isinstance(given, bool):
+            return
+        recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("seed_everything")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != given:
+            raise ValueError(f"this resume gives another seed (seed_everything: {recorded} there, {given} here): a "
+                             "resumed fit goes on with the random state its checkpoint saved (clip order, segment "
+                             "offsets, dropout), so the seed would be ignored, while config.resumed_at_step_N.yaml "
+                             "recorded it as used. Leave --seed_everything out and resume with "
+                             f"{self._run_config_fix()}, or start a new fit without --ckpt_path")
 
     def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 from operator import methodcaller
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -106,9 +105,7 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
                            f"vidrnn), so whether vidrnn {self.subcommand} reads sequences it was fitted on cannot be "
                            "checked")
         elif self.subcommand == "fit":
-            config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
-            self.datamodule.require_resumable(record, f"--config {config}" if config.is_file() else
-                                              "the config.yaml of the run that trained it")
+            self.datamodule.require_resumable(record, self._run_config_fix())
         else:
             self.datamodule.require_unseen(record, "val" if self.subcommand == "validate" else "test")
 
