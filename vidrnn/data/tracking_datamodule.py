@@ -356,9 +356,9 @@ class TrackingDataModule(L.LightningDataModule):
             entries = self._found(self.data_root / split)
         else:
             entries = [entry for entry in self._pool if self._held_out(entry) == (split == "val")]
-        if split == "train":
-            for folder in self.extra_train:
-                entries += self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder))
+        if split == "train":  # a new list: the root's is the one listed once (_found), not to be extended
+            entries = [*entries, *(entry for folder in self.extra_train for entry in
+                                   self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)))]
         return entries
 
     def _check_apart(self) -> None:
