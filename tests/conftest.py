@@ -36,6 +36,19 @@ def deny_listing(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
     monkeypatch.setattr(os, "listdir", guarded(os.listdir))
 
 
+def refused_as_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The error of a ``vidrnn`` command line that must end as a usage error (status 2, no traceback)."""
+    from vidrnn.cli import main
+    from vidrnn.exit_codes import EXIT_USAGE
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(arguments)
+    error = capsys.readouterr().err
+    assert refused.value.code == EXIT_USAGE and "Traceback" not in error, error
+    return error
+
+
 def write_video(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64), fps: float = 25.0) -> Path:
     """Write an MJPG AVI whose frame ``i`` is a flat grey of level ``8 * i`` (so content identifies the index)."""
     height, width = size

@@ -804,6 +804,17 @@ def test_test_sequences_that_also_train_or_validate_are_refused(tmp_path: Path, 
             module.sequences(split)
 
 
+def test_an_extra_training_folder_trains_each_of_its_sequences_once(tmp_path: Path) -> None:
+    """Each listing of the training sequences appended data.extra_train's to the root's cached list in place: the
+    training split held the extra sequence twice (counted double in every epoch), and more with each split asked."""
+    root = _tree(tmp_path / "root", "train/Couple", "val/Crossing", "test/Football1")
+    extra = _tree(tmp_path / "extra", "Walking")
+    module = TrackingDataModule(root=str(root), extra_train=[str(extra)], cache_dir=str(tmp_path / "cache"))
+    for split in ("val", "test", "train"):
+        module.sequences(split)
+    assert [sequence.name for sequence in module.sequences("train")] == ["Couple", "Walking"]
+
+
 def test_val_sequences_name_a_folder_or_its_targets_never_a_target_apart_from_its_sibling(tmp_path: Path) -> None:
     """OTB's Jogging holds two targets, Jogging-1 and Jogging-2, in the same frames: naming the folder validates on
     both; naming one target alone would validate on the frames the other trains on."""

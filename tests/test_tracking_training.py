@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import shutil
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
-from conftest import run_with_reader_gone, save_untrained, write_video
+from conftest import refused_as_usage_error, run_with_reader_gone, save_untrained, write_video
 from vidrnn.cli import main
 from vidrnn.data.synthetic_tracking import make_tracking_sequences, render_tracking_frame, sample_tracking_scene
 from vidrnn.data.streams import EpochKey
@@ -252,7 +253,8 @@ def test_training_windows_follow_the_seed_the_epoch_and_the_item() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root: Path, capsys) -> None:
+def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root: Path, capsys,
+                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Fit (cache + training) and test through the CLI; the trained tracker follows the target far better than a
     box that stays where it started, and the scores land in tracking_scores.csv."""
     cli = run_lightning_cli(["fit", "--config", str(config), "--test_after_fit", "true"])
@@ -297,6 +299,46 @@ def test_tiny_tracker_learns_and_follows_the_target(config: Path, tracking_root:
     older_settings = load_tracker(older, device="cpu").settings
     assert older_settings.hold_below == 0.0 and older_settings.geometry.size == 256
     _track_cli(Path(checkpoint), tracking_root, capsys)
+    _refuses_the_data_it_was_fitted_on(Path(checkpoint), config, tracking_root, tmp_path, capsys, monkeypatch)
+
+
+def _refuses_the_data_it_was_fitted_on(checkpoint: Path, config: Path, tracking_root: Path, work: Path,
+                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tracker's checkpoint recorded no sequences: vidrnn test scored it on its own training sequences whenever the
+    test folder was not under the config's root (exit 0), and a resume took another root (train and val swapped),
+    seed, window or walk count without a word, validating on what it had trained on. Sequences are matched by their
+    ground truth, so a namesake in another dataset (the test split's Synth01 is not the training split's) is
+    scored, and a copy under another name is refused."""
+    def working(*_: object, **__: object) -> None:
+        raise AssertionError("the command started working")
+    monkeypatch.setattr(TrackingDataModule, "prepare_data", working)
+    monkeypatch.setattr(evaluation, "sequence_rows", working)
+    record = torch.load(checkpoint, map_location="cpu", weights_only=True)["TrackingDataModule"]
+    assert [name for name, _ in record["fitted_sequences"]["val"]] == ["Synth01", "Synth02"]
+    assert len(record["fitted_sequences"]["train"]) == 10 and record["fit_settings"]["window"] == 8
+
+    copies = work / "copies"
+    shutil.copytree(tracking_root / "val" / "Synth02", copies / "renamed")
+    resume = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint)]
+    test = ["test", "--config", str(config), "--ckpt_path", str(checkpoint)]
+    error = refused_as_usage_error([*test, "--data.test_root", str(copies)], capsys)
+    assert f"the test sequence renamed ({copies / 'renamed'}) is the validation sequence Synth02 (the same ground " \
+           "truth)" in error and "Score it on sequences it neither trained nor validated on (data.test_root)" in error
+    error = refused_as_usage_error([*test, "--data.test_root", str(tracking_root / "train")], capsys)
+    assert "the test sequence Synth10" in error
+
+    swapped = work / "swapped"
+    swapped.mkdir()
+    (swapped / "train").symlink_to(tracking_root / "val")
+    (swapped / "val").symlink_to(tracking_root / "train")
+    error = refused_as_usage_error([*resume, "--data.root", str(swapped)], capsys)
+    assert "the checkpoint was trained and validated on other sequences (training sequences here that it was not " \
+           "fitted on: Synth01, Synth02; training sequences it was fitted on that are not here: Synth01, " in error
+    error = refused_as_usage_error(["validate", *test[1:], "--data.root", str(swapped)], capsys)
+    assert "the validation sequence Synth03" in error
+    error = refused_as_usage_error([*resume, "--data.seed", "3", "--data.walks", "2"], capsys)
+    assert "the checkpoint was trained with other data settings (data.seed: 0 there, 3 here; data.walks: 3 there, 2 " \
+           "here): the epochs after the resume would train and validate on other windows" in error
 
 
 @pytest.mark.parametrize("name", ["track.yaml", "track_demo.yaml"])
@@ -405,7 +447,9 @@ def test_vidrnn_upgrade_converts_an_older_tracker_checkpoint(config: Path, tmp_p
     hyper = torch.load(converted, map_location="cpu", weights_only=True)["hyper_parameters"]
     assert hyper["tracker"] == load_frame_tracker(older).settings.to_dict() and "template_rate" not in hyper
     used = _recorded_trackers(monkeypatch)
-    assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
+    with pytest.warns(UserWarning, match="the checkpoint records no training sequences .saved by an older vidrnn., so "
+                                         "whether vidrnn test reads sequences it was fitted on cannot be checked"):
+        assert main(["test", "--config", str(config), "--ckpt_path", str(converted)]) == 0
     assert used["vidrnn"].settings.template_rate == 0.05 and used["vidrnn"].settings.hold_below == 0.0
 
 
@@ -1109,7 +1153,7 @@ def _never_called(*args, **kwargs):
     raise AssertionError("simulated again")
 
 
-def test_test_sequences_without_a_first_box_are_refused(tmp_path: Path) -> None:
+def test_test_sequences_without_a_first_box_arerefused_as_usage_error(tmp_path: Path) -> None:
     """Leaving a test sequence out would score a smaller benchmark than the one named."""
     for split in ("train", "val", "test"):
         make_tracking_sequences(tmp_path / split, num_sequences=3, num_frames=4, size=SIZE, seed=2)

@@ -24,7 +24,7 @@ import torchvision.models._api as torchvision_api
 import yaml
 from lightning.pytorch.accelerators import CUDAAccelerator
 
-from conftest import run_with_reader_gone, save_untrained, write_video
+from conftest import refused_as_usage_error, run_with_reader_gone, save_untrained, write_video
 from vidrnn.backbones import FP16_AUTOCAST, feature_precision
 from vidrnn.cli import main
 from vidrnn.data import module as data_module
@@ -622,6 +622,33 @@ def test_usage_errors_end_before_any_work_with_status_2_and_what_to_fix(config: 
     assert "weights_only" not in error and not (tmp_path / "cache").exists()
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["UCF-101", DEMO_MARKER]
     assert [path.name for path in (tmp_path / "marked").iterdir()] == [DEMO_MARKER]
+
+
+@pytest.mark.parametrize(("command", "keyword", "said"), [
+    ("fit", "last", "names Lightning's last.ckpt, which vidrnn's configs do not write (they keep the newest checkpoint "
+                    "as latest.ckpt): the fit would start over in a new version_N"),
+    ("fit", "best", "names the best checkpoint of a fit run by this same command, and a fit has none before it trains"),
+    ("test", "last", "names Lightning's last.ckpt, which vidrnn's configs do not write (they keep the newest "
+                     "checkpoint as latest.ckpt)"),
+])
+def test_the_best_and_last_keywords_are_refused_naming_the_newest_latest_checkpoint(
+        command: str, keyword: str, said: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit --ckpt_path last started over in a new version_N, with Lightning's warning alone (no last.ckpt: the configs
+    keep latest.ckpt), redoing the epochs the user believed resumed; fit --ckpt_path best ended in a traceback; and
+    test --ckpt_path last suggested runs/.../checkpoints/last.ckpt, a file the configs never write."""
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    runs = tmp_path / "runs"
+    arguments = [command, "--config", str(config), "--trainer.default_root_dir", str(runs), "--ckpt_path", keyword]
+    error = refused_as_usage_error(arguments, capsys)
+    assert f"--ckpt_path {keyword} {said}" in error and "such as runs/.../checkpoints/latest.ckpt" in error
+    for version, age in [(0, 100), (2, 50), (1, 0)]:
+        latest = runs / "lightning_logs" / f"version_{version}" / "checkpoints" / "latest.ckpt"
+        latest.parent.mkdir(parents=True)
+        latest.touch()
+        os.utime(latest, (time.time() - age, time.time() - age))
+    assert f"give the checkpoint's path: the newest latest.ckpt under {runs} is {latest}" in refused_as_usage_error(
+        arguments, capsys)
 
 
 def _offline(*args: object, **kwargs: object) -> None:
@@ -1224,7 +1251,7 @@ def test_a_resume_goes_on_in_its_run_with_a_tensorboard_logger_and_refuses_a_log
       "model.head_dropout: 0.2 there, 0.5 here"]),
     (["--model.optimizer", "SGD", "--model.optimizer.lr", "0.1"],
      ["model.optimizer: None there, torch.optim.SGD here"]),
-    (["--trainer.max_epochs", "5", "--data.batch_size", "4"], []),  # the trainer's and the loader's are free
+    (["--trainer.max_epochs", "5"], []),  # the trainer's are free (another data.batch_size is not: other batches)
 ])
 def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_extraction(
         options: list[str], expected: list[str], config: Path, capsys: pytest.CaptureFixture,
@@ -1250,6 +1277,31 @@ def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_ex
     assert (f"Resume with the settings it was trained with (--config {checkpoint.parent.parent / 'config.yaml'}, "
             f"changing only the trainer's), or start a new fit without --ckpt_path (--model.init_from {checkpoint} "
             "starts its encoder from this checkpoint's)") in error
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--seed_everything", "5"], "(seed_everything: 0 there, 5 here): a resumed fit goes on with the random state its "
+                                 "checkpoint saved"),
+    (["--data.batch_size", "4"], "the checkpoint was trained in other batches (data.batch_size: 8 there, 4 here): the "
+                                 "epochs after the resume would draw other batches than the uninterrupted fit"),
+    (["--seed_everything", "0", "--data.batch_size", "8", "--trainer.max_epochs", "3"], None),
+])
+def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extraction(
+        options: list[str], expected: str | None, config: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--seed_everything 5 was ignored by a resume (it ended as the seed-0 run) while config.resumed_at_step_N.yaml
+    recorded 5, and --data.batch_size 8 was taken without a word, though the resumed fit then ends with other weights
+    than the uninterrupted fit's, which the README promises. The trainer's settings may still change."""
+    checkpoint = _latest_checkpoint(config)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    command = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *options]
+    if expected is None:
+        with pytest.raises(_Extracting):
+            main(command)
+        return
+    error = refused_as_usage_error(command, capsys)
+    assert error.startswith(f"vidrnn: error: {checkpoint}: ") and expected in error, error
+    assert f"--config {checkpoint.parent.parent / 'config.yaml'}" in error
 
 
 def test_a_resumes_optimiser_is_held_to_its_runs_config_and_unchecked_without_one(

@@ -36,8 +36,10 @@ out would score a smaller benchmark than the one named.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from functools import cached_property
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -50,7 +52,7 @@ from vidrnn.data.evidence_cache import EvidenceCache, Refused, frames_as_read
 from vidrnn.data.streams import WINDOWS, EpochKey, EpochSampler, draws, key_of, loader_generator, starting_epoch
 from vidrnn.data.synthetic_tracking import ensure_tracking_demo, tracking_demo_generated
 from vidrnn.data.tracking_sequences import (
-    SequenceEntry, TrackingSequence, load_entries, outside_frame_causes, sequence_entries, survey,
+    SequenceEntry, TrackingSequence, ground_truth_digest, load_entries, outside_frame_causes, sequence_entries, survey,
 )
 from vidrnn.devices import resolve_device
 from vidrnn.distributed import evaluation_sampler, require_agreement, warn_once
@@ -60,7 +62,8 @@ from vidrnn.tracker.settings import TrackerSettings
 from vidrnn.tracker.simulation import EvidenceRuns, simulate_runs
 from vidrnn.video import VideoReadError
 
-__all__ = ["SAME_SEQUENCES", "EvidenceWindows", "MatchingRuns", "TrackingDataModule"]
+__all__ = ["FITTED_SEQUENCES", "FIT_SETTINGS", "SAME_SEQUENCES", "EvidenceWindows", "MatchingRuns",
+           "TrackingDataModule", "fitted_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +176,26 @@ SAME_SEQUENCES = ("Every node must hold the same sequences under data.root and d
                   "sequence missing or added). Make the copies alike, then run the same command on every node")
 
 
+#: Where a tracker's checkpoint keeps the sequences its fit trained and validated on: ``{"train": [[name, digest],
+#: ...], "val": [...]}``, each digest its ground truth's (:meth:`TrackingDataModule.state_dict`).
+FITTED_SEQUENCES = "fitted_sequences"
+#: Where it keeps the data settings of :data:`RESUME_SETTINGS`, by name.
+FIT_SETTINGS = "fit_settings"
+#: The data settings that decide, beside the sequences, what a fit trains and validates on: the simulated runs (seed,
+#: walks, jitters), the windows drawn from them (seed, window, train_windows, val_windows) and their batches.
+RESUME_SETTINGS = ("seed", "walks", "position_jitter", "scale_jitter", "window", "train_windows", "val_windows",
+                   "batch_size")
+
+_ROLES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def fitted_record(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a tracker's ``checkpoint`` records of the data its fit trained and validated on
+    (:meth:`TrackingDataModule.state_dict`), or ``None`` for a checkpoint saved before it recorded that."""
+    record = checkpoint.get(TrackingDataModule.__qualname__) or {}
+    return record if FITTED_SEQUENCES in record else None
+
+
 class TrackingDataModule(L.LightningDataModule):
     """Tracking sequences → cached simulated runs for training and validation, whole sequences for test.
 
@@ -243,6 +266,7 @@ class TrackingDataModule(L.LightningDataModule):
         self._splits: dict[str, list[TrackingSequence]] = {}
         self._runs: dict[str, list[tuple[TrackingSequence, EvidenceRuns]]] = {}
         self._listed: dict[Path, list[SequenceEntry]] = {}
+        self._digests: dict[SequenceEntry, str] = {}
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -332,9 +356,9 @@ class TrackingDataModule(L.LightningDataModule):
             entries = self._found(self.data_root / split)
         else:
             entries = [entry for entry in self._pool if self._held_out(entry) == (split == "val")]
-        if split == "train":
-            for folder in self.extra_train:
-                entries += self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder))
+        if split == "train":  # a new list: the root's is the one listed once (_found), not to be extended
+            entries = [*entries, *(entry for folder in self.extra_train for entry in
+                                   self._found(Path(self.demo_dir) / "train" if folder == "demo" else Path(folder)))]
         return entries
 
     def _check_apart(self) -> None:
@@ -409,6 +433,75 @@ class TrackingDataModule(L.LightningDataModule):
             raise FileNotFoundError(f"no test sequences: {self.test_folder} does not exist; set data.test_root to a "
                                     "folder of sequences to evaluate on")
         return self._trackable(load_entries(self._entries(split)), split)
+
+    def _digest(self, entry: SequenceEntry) -> str:
+        """``entry``'s ground-truth digest (:func:`ground_truth_digest`), read once."""
+        if entry not in self._digests:
+            self._digests[entry] = ground_truth_digest(entry)
+        return self._digests[entry]
+
+    def _fingerprints(self, split: str) -> list[list[str]]:
+        """``[name, ground-truth digest]`` of each sequence of ``train`` or ``val``: a name alone may be another
+        dataset's sequence (``seq01``), and a copy under another root is the same sequence."""
+        return [[entry.name, self._digest(entry)] for entry in self._entries(split)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What Lightning keeps of this module in a checkpoint, once a fit has found its sequences: the settings of
+        :data:`RESUME_SETTINGS` and each training and validation sequence (:meth:`_fingerprints`), which a resumed
+        fit (:meth:`require_resumable`) and a test or validation (:meth:`require_unseen`) are held against."""
+        if not {"train", "val"} <= self._splits.keys():
+            return {}
+        return {FIT_SETTINGS: {name: getattr(self, name) for name in RESUME_SETTINGS},
+                FITTED_SEQUENCES: {split: self._fingerprints(split) for split in ("train", "val")}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the record is for checks made before a command starts (:func:`fitted_record`)."""
+
+    def require_resumable(self, record: Mapping[str, Any], fix: str) -> None:
+        """Refuse (``ValueError``) to resume a fit whose checkpoint ``record`` (:func:`fitted_record`) was trained on
+        other data: another setting of :data:`RESUME_SETTINGS` draws other runs, windows or batches, so the epochs
+        after the resume would train otherwise than those before and ``best.ckpt`` would compare epochs scored on
+        different validation windows; other sequences (another ``data.root``, ``val_sequences`` or ``extra_train``)
+        would validate on sequences it trained on, or train on those it validated on. ``fix`` says where its
+        settings are."""
+        differing = [f"data.{name}: {there} there, {getattr(self, name)} here"
+                     for name, there in record[FIT_SETTINGS].items() if there != getattr(self, name)]
+        if differing:
+            raise ValueError(f"the checkpoint was trained with other data settings ({'; '.join(differing)}): the "
+                             "epochs after the resume would train and validate on other windows than those before, and "
+                             "best.ckpt would compare epochs scored on different sets. Resume with the data settings "
+                             f"it was trained with ({fix}), or start a new fit without --ckpt_path")
+        changed = [change for split in ("train", "val")
+                   for change in self._changed_sequences(split, record[FITTED_SEQUENCES][split])]
+        if changed:
+            raise ValueError(f"the checkpoint was trained and validated on other sequences ({'; '.join(changed)}): "
+                             "the epochs after the resume would train or validate on other sequences than those "
+                             "before (one it trained on, validated, flatters it). Resume with data.root, "
+                             f"data.val_sequences and data.extra_train finding the sequences it was fitted on ({fix}), "
+                             "or start a new fit without --ckpt_path")
+
+    def _changed_sequences(self, split: str, recorded: list[list[str]]) -> list[str]:
+        """How ``split``'s sequences here differ from those ``recorded`` (by name and ground truth), in words."""
+        here, there = {tuple(pair) for pair in self._fingerprints(split)}, {tuple(pair) for pair in recorded}
+        role = _ROLES[split]
+        added, missing = sorted(name for name, _ in here - there), sorted(name for name, _ in there - here)
+        return ([f"{role} sequences here that it was not fitted on: {', '.join(added)}"] * bool(added)
+                + [f"{role} sequences it was fitted on that are not here: {', '.join(missing)}"] * bool(missing))
+
+    def require_unseen(self, record: Mapping[str, Any], split: str) -> None:
+        """Refuse (``ValueError``) to score a checkpoint whose ``record`` (:func:`fitted_record`) shows it trained on
+        a sequence of ``split`` (``val``), or trained or validated on one of ``test``: matched by the content of the
+        ground truth, so a copy under another root or name is found, and a namesake in another dataset is not."""
+        sides = ("train",) if split == "val" else ("train", "val")
+        seen = {digest: (name, side) for side in sides for name, digest in record[FITTED_SEQUENCES][side]}
+        entries = self._readable_test_entries() if split == "test" else self._entries(split)
+        again = [(entry, *seen[self._digest(entry)]) for entry in entries if self._digest(entry) in seen]
+        if again:
+            named = "; ".join(f"the {_ROLES[split]} sequence {entry.name} ({entry.folder}) is the {_ROLES[side]} "
+                              f"sequence {name} (the same ground truth)" for entry, name, side in again)
+            raise ValueError(f"the checkpoint was fitted on sequences this command scores ({named}): its scores would "
+                             "measure memory, not tracking. Score it on sequences it neither trained nor validated on "
+                             f"({'data.test_root' if split == 'test' else 'data.root and data.val_sequences'})")
 
     def prepare_data(self) -> None:
         """Generate the demo if asked for, then simulate and cache the runs that are missing (rank 0 only)."""

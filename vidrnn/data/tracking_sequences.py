@@ -80,6 +80,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vidrnn.distributed import warn_once, warnings_from_rank_zero
+from vidrnn.files import file_sha256
 from vidrnn.text import first_few, text_lines
 from vidrnn.video import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSize, UnreadableFolders, is_hidden, iter_frames, probe, read_frames,
@@ -88,7 +89,8 @@ from vidrnn.video import (
 
 __all__ = [
     "GROUND_TRUTH_FILES", "MEAN_ROW", "SEQUENCE_LAYOUTS", "SequenceEntry", "Survey", "TrackingSequence", "find_sequences",
-    "load_entries", "load_sequence", "load_sequences", "outside_frame_causes", "sequence_entries", "survey",
+    "ground_truth_digest", "load_entries", "load_sequence", "load_sequences", "outside_frame_causes",
+    "sequence_entries", "survey",
 ]
 
 logger = logging.getLogger(__name__)
@@ -692,6 +694,13 @@ def sequence_entries(root: str | os.PathLike, *,
     found = survey(root, skip=skip)
     found.warn_unread()
     return found.entries
+
+
+def ground_truth_digest(entry: SequenceEntry) -> str:
+    """The SHA-256 of ``entry``'s ground-truth file: what tells a sequence from another whatever its name and folder
+    (unrelated datasets both hold a ``seq01``; a copy under another root is the same sequence), read without
+    decoding a frame."""
+    return file_sha256(_ground_truth(entry.folder)[1][entry.name])
 
 
 def load_entries(entries: Sequence[SequenceEntry]) -> list[TrackingSequence]:

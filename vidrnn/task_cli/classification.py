@@ -63,6 +63,7 @@ class VidrnnCLI(VidrnnCommands, LightningCLI):
         self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, resuming=resuming))
         self._check_checkpoint(self._check_split)
         if self.config.get("subcommand") == "fit":
+            self._check_checkpoint(self._check_batches)
             as_usage_error(self.datamodule.require_fit_data)
         if self.config.get("subcommand") == "fit" and self.model.hparams.init_from is not None:
             self._check_pretrained(self.model.hparams.init_from)
@@ -77,9 +78,14 @@ class VidrnnCLI(VidrnnCommands, LightningCLI):
 
         from vidrnn.data.module import recorded_data_settings
 
-        config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
         check_split(recorded_data_settings(checkpoint), self.datamodule.hparams, self.config.subcommand,
-                    config if config.is_file() else None, self.datamodule.drawn_keys())
+                    self._run_config(), self.datamodule.drawn_keys())
+
+    def _check_batches(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resume whose batches differ from the checkpoint's (:meth:`VideoDataModule.require_resumable`)."""
+        from vidrnn.data.module import recorded_data_settings
+
+        self.datamodule.require_resumable(recorded_data_settings(checkpoint) or {}, self._run_config_fix())
 
     def _check_pretrained(self, init_from: str) -> None:
         """Hold the checkpoint ``model.init_from`` names against this fit before anything slow: its encoder must be

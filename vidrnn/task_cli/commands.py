@@ -22,10 +22,10 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from vidrnn.exit_codes import EXIT_INTERRUPTED
 from vidrnn.files import denied, unwritable
 from vidrnn.task_cli.refusals import (
-    EVALUATIONS,
     TOP_LEVEL_OPTIMIZER,
     checkpoint_from_a_config,
     last_given,
+    refuse_checkpoint_keyword,
     refuse_no_logger,
     refuse_top_level_optimizer,
     usage_error,
@@ -123,8 +123,10 @@ class VidrnnCommands:
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does, then refuse a ``--ckpt_path`` that names no file, no checkpoint or one of the
-        other task's, before anything slow: the data module would extract the whole dataset first, and Lightning
-        would fail only then (on the other task's checkpoint: on hyperparameters that name neither task)."""
+        other task's, or the keyword ``best`` or ``last`` where Lightning would find no such checkpoint
+        (:func:`refuse_checkpoint_keyword`), before anything slow: the data module would extract the whole dataset
+        first, and Lightning would fail only then (on the other task's checkpoint: on hyperparameters that name
+        neither task)."""
         from vidrnn.checkpoints import load_checkpoint, require_task
 
         super().parse_arguments(parser, args)
@@ -133,10 +135,8 @@ class VidrnnCommands:
             refuse_top_level_optimizer(self.config[subcommand])
             refuse_no_logger(subcommand, self.config[subcommand])
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if subcommand in EVALUATIONS and ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
-            usage_error(f"--ckpt_path {ckpt_path} names the {ckpt_path} checkpoint of a fit run by this same command, "
-                        f"and vidrnn {subcommand} runs none (a tracker would be scored untrained): give the "
-                        f"checkpoint's path, such as runs/.../checkpoints/{ckpt_path}.ckpt")
+        if ckpt_path in ("best", "last") and not Path(ckpt_path).is_file():
+            refuse_checkpoint_keyword(subcommand, ckpt_path, self.config[subcommand].trainer.get("default_root_dir"))
         if not ckpt_path or (str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS and not Path(ckpt_path).is_file()):
             return
         if last_given(sys.argv[1:] if args is None else list(args), "--ckpt") != str(ckpt_path):
@@ -154,12 +154,40 @@ class VidrnnCommands:
         self._check_checkpoint(lambda checkpoint: self._require_current(checkpoint.get("hyper_parameters", {})))
         if subcommand == "fit":
             self._check_checkpoint(self._require_model_settings)
+            self._check_checkpoint(self._require_run_seed)
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
         """Refuse a checkpoint's ``hparams`` saved in an older shape of the task's model, saying how to convert them
         (a ``ValueError``)."""
         raise NotImplementedError
+
+    def _run_config(self) -> Path | None:
+        """The ``config.yaml`` of the run the ``--ckpt_path`` checkpoint was saved in, or ``None`` where there is none
+        beside its ``checkpoints/`` folder (moved out of its run)."""
+        config = Path(self.checkpoint_path).absolute().parent.parent / "config.yaml"
+        return config if config.is_file() else None
+
+    def _run_config_fix(self) -> str:
+        """Where a resume finds the settings the checkpoint was trained with, for a refusal to name."""
+        config = self._run_config()
+        return f"--config {config}" if config else "the config.yaml of the run that trained it"
+
+    def _require_run_seed(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resumed fit given another ``seed_everything`` than its run's ``config.yaml`` records: the fit goes
+        on with the random state its checkpoint saved (clip order, segment offsets, dropout), so the seed would be
+        ignored, while ``config.resumed_at_step_N.yaml`` recorded it as used. ``true`` (a fresh seed, drawn later)
+        and a run without its ``config.yaml`` are not compared."""
+        given, config = self.config.fit.get("seed_everything"), self._run_config()
+        if config is None or isinstance(given, bool):
+            return
+        recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("seed_everything")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != given:
+            raise ValueError(f"this resume gives another seed (seed_everything: {recorded} there, {given} here): a "
+                             "resumed fit goes on with the random state its checkpoint saved (clip order, segment "
+                             "offsets, dropout), so the seed would be ignored, while config.resumed_at_step_N.yaml "
+                             "recorded it as used. Leave --seed_everything out and resume with "
+                             f"{self._run_config_fix()}, or start a new fit without --ckpt_path")
 
     def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from vidrnn.exit_codes import EXIT_USAGE
 
 __all__ = [
     "EVALUATIONS", "TOP_LEVEL_OPTIMIZER", "as_usage_error", "checkpoint_from_a_config", "last_given",
-    "refuse_no_logger", "refuse_top_level_optimizer", "require_checkpoint", "usage_error",
+    "refuse_checkpoint_keyword", "refuse_no_logger", "refuse_top_level_optimizer", "require_checkpoint", "usage_error",
 ]
 
 #: Top-level keys of configs saved by LightningCLI's automatic optimiser set-up, which vidrnn does not use.
@@ -66,6 +67,32 @@ def checkpoint_from_a_config(subcommand: str, ckpt_path: str) -> None:
                     f"went on from into its config.yaml). Give --ckpt_path {ckpt_path} to resume it, or --ckpt_path "
                     "null for a new run")
     say_once(f"vidrnn {subcommand}: evaluating {ckpt_path}, named by ckpt_path in a config file (not --ckpt_path)")
+
+
+def refuse_checkpoint_keyword(subcommand: str, keyword: str, root_dir: str | None) -> NoReturn:
+    """Refuse ``--ckpt_path best`` or ``last`` where Lightning would find no such checkpoint: ``last`` names its
+    ``last.ckpt``, which vidrnn's configs never write (a fit started over in a new ``version_N`` with a warning alone,
+    redoing the epochs the user meant to resume; a tracker was scored untrained); ``best`` that of a fit run by this
+    same command (a fit has none yet: a traceback). The error names the checkpoint to give instead
+    (:func:`_checkpoint_to_give`), under ``root_dir`` (``trainer.default_root_dir``; ``None``: the current one)."""
+    if keyword == "last":
+        why = ("names Lightning's last.ckpt, which vidrnn's configs do not write (they keep the newest checkpoint as "
+               "latest.ckpt)" + (": the fit would start over in a new version_N" if subcommand == "fit" else ""))
+    else:
+        why = ("names the best checkpoint of a fit run by this same command, and "
+               + ("a fit has none before it trains" if subcommand == "fit" else
+                  f"vidrnn {subcommand} runs none (a tracker would be scored untrained)"))
+    usage_error(f"--ckpt_path {keyword} {why}: give the checkpoint's path: "
+                f"{_checkpoint_to_give(subcommand, keyword, Path(root_dir or '.'))}")
+
+
+def _checkpoint_to_give(subcommand: str, keyword: str, root_dir: Path) -> str:
+    """The newest checkpoint under ``root_dir`` that the command likely meant, to copy: ``best.ckpt`` for an
+    evaluation's ``best``, else ``latest.ckpt`` (what a fit resumes from); or the shape of its path, where there is
+    none."""
+    name = "best.ckpt" if keyword == "best" and subcommand != "fit" else "latest.ckpt"
+    found = sorted(root_dir.glob(f"**/checkpoints/{name}"), key=lambda path: path.stat().st_mtime)
+    return f"the newest {name} under {root_dir} is {found[-1]}" if found else f"such as runs/.../checkpoints/{name}"
 
 
 def usage_error(message: str) -> NoReturn:

@@ -85,10 +85,29 @@ class TrackingCLI(VidrnnCommands, LightningCLI):
         """Make the data module, model and trainer, then hold a ``fit``/``validate`` ``--ckpt_path`` checkpoint against
         the data module's tracker settings (:meth:`FrameTracker.check_checkpoint`) before ``prepare_data`` caches
         evidence with settings its head was not trained on (LightningCLI gives the model the checkpoint's own
-        settings, so the data's are the ones to compare). ``test`` tracks with the checkpoint's own settings."""
+        settings, so the data's are the ones to compare). ``test`` tracks with the checkpoint's own settings. Then
+        hold it against the data the command reads (:meth:`_check_data`)."""
         super().instantiate_classes()
         if self.config.get("subcommand") != "test":
             self._check_checkpoint(lambda checkpoint: self.model.check_checkpoint(checkpoint, self.datamodule.settings))
+        self._check_checkpoint(self._check_data)
+
+    def _check_data(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, before any run is simulated or sequence tracked, a resumed fit on other data than the checkpoint's
+        (:meth:`TrackingDataModule.require_resumable`), and a test or validation on sequences it was fitted on
+        (:meth:`TrackingDataModule.require_unseen`); a checkpoint older than that record is used as it is, saying once
+        that this cannot be checked."""
+        from vidrnn.data.tracking_datamodule import fitted_record
+
+        record = fitted_record(checkpoint)
+        if record is None:
+            rank_zero_warn(f"{self.checkpoint_path}: the checkpoint records no training sequences (saved by an older "
+                           f"vidrnn), so whether vidrnn {self.subcommand} reads sequences it was fitted on cannot be "
+                           "checked")
+        elif self.subcommand == "fit":
+            self.datamodule.require_resumable(record, self._run_config_fix())
+        else:
+            self.datamodule.require_unseen(record, "val" if self.subcommand == "validate" else "test")
 
     def before_fit(self) -> None:
         """Before any run is simulated (minutes), refuse a fit on more processes than validation sequences, which
