@@ -187,6 +187,17 @@ def test_ucf_style_names_split_by_whole_groups_in_every_class(tmp_path: Path) ->
     assert "test_fraction=0.3" in index.split_rule and "seed=0" in index.split_rule
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_test_fraction_is_a_share_of_clips_taken_as_whole_groups(tmp_path: Path, seed: int) -> None:
+    # One recording of 20 clips and 4 single clips: 30 % of 24 clips is 7.2, and the closest whole groups reach is the
+    # 4 single clips (4 of 5 groups), never the 20-clip recording; a share of groups would test 1 or 2 of them.
+    _touch(tmp_path, *(f"dog/session/take{t:02d}.mov" for t in range(20)), *(f"dog/loose{n}.mov" for n in range(4)))
+
+    index = folder_index(tmp_path, test_fraction=0.3, seed=seed)
+
+    assert sorted(_test_files(index)) == [f"loose{n}.mov" for n in range(4)]
+
+
 def test_sub_folders_are_groups_when_file_names_carry_none(tmp_path: Path) -> None:
     _touch(tmp_path, *(f"dog/session{s}/take{t}.mov" for s in range(4) for t in range(3)), "dog/loose.mov")
 

@@ -93,7 +93,8 @@ def folder_index(
     Classes are the top-level folder names in sorted order. A class folder without videos is skipped with a warning
     rather than failing: stray folders (notes, thumbnails) are common, and the warning names them.
 
-    Per class, test groups are drawn until the test share is as close to ``test_fraction`` as whole groups allow; a
+    Per class, test groups are drawn until the test share of the class's clips (not of its groups: a large recording
+    counts for its clips) is as close to ``test_fraction`` as whole groups allow; a
     class with at least two groups (or ungrouped clips) always gets a test group and keeps a train group, while a
     class with a single one stays in train with a warning. When ``root`` holds ``train/`` and ``test/`` folders,
     they are the split (with ``val/``, if there is one, the validation split) and ``test_fraction`` and ``seed`` play

@@ -244,7 +244,8 @@ class VideoDataModule(L.LightningDataModule):
         order_parts: order verification: the number of parts a clip is cut into before they are shuffled.
         splits: UCF101 split lists folder; default ``ucfTrainTestlist`` beside ``UCF-101``.
         fold: UCF101 official split (1, 2 or 3).
-        test_fraction: class folders only: share of each class's groups held out for testing.
+        test_fraction: class folders only: share of each class's clips held out for testing, taken as whole recording
+            groups (as close as they allow: with unequal groups the share of groups differs).
         val_fraction: share of each class's training groups held out for validation (whole groups, at least one per
             class that has two; a fit where no class has two is refused). 0: no validation split, the model trains on
             the whole training side (UCF101's official training list); a fit then skips validation, so a checkpoint
