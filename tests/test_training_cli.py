@@ -1284,6 +1284,8 @@ def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_ex
                                  "checkpoint saved"),
     (["--data.batch_size", "4"], "the checkpoint was trained in other batches (data.batch_size: 8 there, 4 here): the "
                                  "epochs after the resume would draw other batches than the uninterrupted fit"),
+    (["--data.train_fraction", "0.5"], "the checkpoint was trained in other batches (data.train_fraction: 1.0 there, "
+                                       "0.5 here): the epochs after the resume would draw other batches"),
     (["--seed_everything", "0", "--data.batch_size", "8", "--trainer.max_epochs", "3"], None),
 ])
 def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extraction(
@@ -1291,7 +1293,8 @@ def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extracti
         monkeypatch: pytest.MonkeyPatch) -> None:
     """--seed_everything 5 was ignored by a resume (it ended as the seed-0 run) while config.resumed_at_step_N.yaml
     recorded 5, and --data.batch_size 8 was taken without a word, though the resumed fit then ends with other weights
-    than the uninterrupted fit's, which the README promises. The trainer's settings may still change."""
+    than the uninterrupted fit's, which the README promises; so was --data.train_fraction, which trains on other
+    groups. The trainer's settings may still change."""
     checkpoint = _latest_checkpoint(config)
     monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
     command = ["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *options]

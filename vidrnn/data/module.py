@@ -448,13 +448,15 @@ class VideoDataModule(L.LightningDataModule):
         """Refuse (``ValueError``) to resume a fit whose checkpoint's data settings (``recorded``:
         :func:`recorded_data_settings`) batched its clips otherwise: the epochs after the resume would draw other
         batches, and the fit would not end with the weights the uninterrupted one would have. ``fix`` says where its
-        settings are. (Its split and its input are held to the checkpoint's by the split and model checks.)"""
-        there, here = recorded.get("batch_size"), self.hparams.batch_size
-        if there is not None and there != here:
-            raise ValueError(f"the checkpoint was trained in other batches (data.batch_size: {there} there, {here} "
-                             "here): the epochs after the resume would draw other batches than the uninterrupted fit "
-                             f"and end with other weights. Resume with the data settings it was trained with ({fix}), "
-                             "or start a new fit without --ckpt_path")
+        settings are: ``batch_size``, and ``train_fraction``, which keeps other training groups. (Its split and its
+        input are held to the checkpoint's by the split and model checks.)"""
+        differing = [f"data.{name}: {recorded[name]} there, {self.hparams[name]} here" for name in ("batch_size",
+                     "train_fraction") if recorded.get(name) is not None and recorded[name] != self.hparams[name]]
+        if differing:
+            raise ValueError(f"the checkpoint was trained in other batches ({'; '.join(differing)}): the epochs after "
+                             "the resume would draw other batches than the uninterrupted fit and end with other "
+                             f"weights. Resume with the data settings it was trained with ({fix}), or start a new fit "
+                             "without --ckpt_path")
 
     def require_unseen_test_clips(self, checkpoint: Mapping[str, Any], source: str) -> None:
         """Refuse (``ValueError``) an encoder pretrained on any of the clips this module tests on, to start a
