@@ -444,18 +444,19 @@ def test_a_search_reports_the_folders_it_cannot_list_or_follow_and_still_ends_cy
 def test_a_search_passes_over_what_cannot_hold_videos_as_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refusing what cannot be searched refused legitimate datasets: ``lost+found`` at a disk's root (mode 700, owned
     by root: a user can neither read nor remove it) and a broken link to a file a dataset holds beside its videos
-    (``notes.txt``, ``cover.jpg``), which could hold no video. Both are passed over, as before; a broken link without
-    an extension (a folder, perhaps) is still said."""
+    (``notes.txt``, ``cover.jpg``), which could hold no video. Both are passed over, as before; any other broken link
+    (a folder, perhaps: ``session``, ``part.2``) is still said."""
     root = tmp_path / "root"
     (root / "lost+found").mkdir(parents=True)
     (root / "cat").mkdir()
     (root / "cat" / "notes.txt").symlink_to(tmp_path / "gone" / "notes.txt")
     (root / "cat" / "cover.jpg").symlink_to(tmp_path / "gone" / "cover.jpg")
     (root / "cat" / "session").symlink_to(tmp_path / "gone" / "session")
+    (root / "cat" / "part.2").symlink_to(tmp_path / "gone" / "walking_part2")  # a folder's name with a dot
     deny_listing(monkeypatch, root / "lost+found")
     problems: list[VideoReadError] = []
 
     walked = {folder.name: names for folder, names in walk_visible(root, unreadable=problems.append)}
 
     assert walked == {"root": [], "cat": ["cover.jpg", "notes.txt"]}
-    assert [Path(problem.path).name for problem in problems] == ["session"]
+    assert [Path(problem.path).name for problem in problems] == ["part.2", "session"]

@@ -41,6 +41,7 @@ __all__ = [
     "CUT_SHORT_FRACTION",
     "CUT_SHORT_FRAMES",
     "IMAGE_EXTENSIONS",
+    "NOT_VIDEO_EXTENSIONS",
     "MAX_PLAUSIBLE_FPS",
     "VIDEO_EXTENSIONS",
     "CutShort",
@@ -74,6 +75,19 @@ COUNTING_CONTAINERS = frozenset({".avi", ".divx", ".xvid", ".mp4", ".m4v", ".mov
                                  ".f4v"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
+#: Extensions of files that are no video (images, documents, tables, subtitles, audio, archives, arrays, code): a
+#: dataset index passes them over quietly, as files without an extension (``README``), and :func:`walk_visible` a
+#: broken link so named (no folder of videos lost). A file with any other extension an index does not read may be a
+#: video under a name it does not know, and is named in a warning. GIFs are among those: an animated one
+#: is a clip (TGIF-style datasets), a still one a thumbnail that must not become a clip, and no extension tells them
+#: apart, so they are named for the user to convert, not read.
+NOT_VIDEO_EXTENSIONS = IMAGE_EXTENSIONS | frozenset({
+    ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
+    ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
+    ".wav", ".mp3", ".aac", ".flac", ".m4a", ".opus", ".wma", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".npy",
+    ".npz", ".pkl", ".pt", ".ckpt", ".h5", ".py", ".sh", ".db",
+})
+
 
 def is_hidden(name: str) -> bool:
     """Whether a file or folder name is hidden (starts with ``.``), so that a search for videos passes it over.
@@ -103,10 +117,10 @@ def walk_visible(root: str | os.PathLike, *,
     is true are not entered (a test split inside a training tree).
 
     What cannot be searched is handed to ``unreadable`` (by default raised), never passed over unsaid: a folder this
-    user may not list (:func:`listing_error`), and a link without an extension that leads nowhere or in a loop
-    (:func:`unfollowable`), which may have been a folder of videos on a disk not mounted. Other links stay among the
-    names, as files: one with a video extension to its reader, which says it is broken; one with another extension
-    (``notes.txt``, ``cover.jpg``) to a search that passes it over, as it could hold no video.
+    user may not list (:func:`listing_error`), and a link that leads nowhere or in a loop (:func:`unfollowable`),
+    which may have been a folder of videos on a disk not mounted (``session``, ``part.2``). A link named as a video
+    or as an obvious non-video (:data:`NOT_VIDEO_EXTENSIONS`: ``notes.txt``, ``cover.jpg``) stays among the names, a
+    file: the first to its reader, which says it is broken; the second to a search that passes it over.
     """
     visited = {os.path.realpath(root)}
 
@@ -125,7 +139,8 @@ def walk_visible(root: str | os.PathLike, *,
                       and not skip(Path(directory, name)) and first_visit(Path(directory, name))]
         names = sorted(name for name in files if not is_hidden(name))
         broken = {name: problem for name in names
-                  if not Path(name).suffix and (problem := unfollowable(Path(directory, name))) is not None}
+                  if Path(name).suffix.lower() not in VIDEO_EXTENSIONS | NOT_VIDEO_EXTENSIONS
+                  and (problem := unfollowable(Path(directory, name))) is not None}
         for problem in broken.values():
             unreadable(problem)
         yield Path(directory), [name for name in names if name not in broken]

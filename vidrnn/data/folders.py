@@ -48,7 +48,8 @@ from vidrnn.data.records import DatasetIndex, VideoRecord
 from vidrnn.distributed import warn_once
 from vidrnn.text import counted, first_few
 from vidrnn.video import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, UnreadableFolders, VideoReadError, is_hidden, unfollowable, walk_visible,
+    IMAGE_EXTENSIONS, NOT_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS, UnreadableFolders, VideoReadError, is_hidden,
+    unfollowable, walk_visible,
 )
 
 __all__ = ["GROUP_PATTERN", "UNLABELED", "folder_index", "has_explicit_split", "unlabeled_index"]
@@ -64,17 +65,6 @@ _GIVEN_VALIDATION = "val"
 #: The one class of :func:`unlabeled_index`.
 UNLABELED = "unlabeled"
 
-#: Extensions of files that are no video (images, documents, tables, subtitles, audio, archives, arrays, code): passed
-#: over quietly, as are files without an extension (``README``). A file with any other extension the index does not
-#: read may be a video under a name it does not know, and is named in a warning. GIFs are among those: an animated one
-#: is a clip (TGIF-style datasets), a still one a thumbnail that must not become a clip, and no extension tells them
-#: apart, so they are named for the user to convert, not read.
-_NOT_VIDEO = IMAGE_EXTENSIONS | frozenset({
-    ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
-    ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
-    ".wav", ".mp3", ".aac", ".flac", ".m4a", ".opus", ".wma", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".npy",
-    ".npz", ".pkl", ".pt", ".ckpt", ".h5", ".py", ".sh", ".db",
-})
 
 #: Files (and folders of frames) named as examples in a warning.
 _EXAMPLES = 3
@@ -161,7 +151,7 @@ def _checked(root: str | os.PathLike, test_fraction: float, layout: str) -> Path
 @dataclass
 class _Found:
     """What a search of folders found: the videos the index reads, and what it passed over that may be video too —
-    files with an extension it does not read (obvious non-videos aside, :data:`_NOT_VIDEO`) and folders holding
+    files with an extension it does not read (obvious non-videos aside, :data:`NOT_VIDEO_EXTENSIONS`) and folders holding
     images only (clips stored as frames, which class folders do not take)."""
 
     videos: list[Path] = field(default_factory=list)
@@ -242,7 +232,7 @@ def _find(folder: Path) -> _Found:
 
 def _may_be_video(file: Path) -> bool:
     """Whether a file's extension leaves it possibly a video (any extension but an obvious non-video's)."""
-    return bool(file.suffix) and file.suffix.lower() not in _NOT_VIDEO
+    return bool(file.suffix) and file.suffix.lower() not in NOT_VIDEO_EXTENSIONS
 
 
 def _warn_passed_over(root: Path, found: _Found) -> None:
