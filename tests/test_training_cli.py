@@ -651,6 +651,26 @@ def test_the_best_and_last_keywords_are_refused_naming_the_newest_latest_checkpo
         arguments, capsys)
 
 
+@pytest.mark.parametrize("command", ["fit", "validate"])
+def test_a_checkpoint_file_named_as_lightnings_keyword_is_the_file(command: str, config: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint copied to a file named ``last`` passed vidrnn's checks, then went to Lightning as the keyword
+    ``last``: the fit started over in a new version_N and validate scored the untrained model. Lightning is handed
+    the file's own path."""
+    (tmp_path / "last").write_bytes(_latest_checkpoint(config).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    handed = []
+
+    def recording(self, model, datamodule=None, ckpt_path=None, **kwargs):
+        handed.append(ckpt_path)
+        raise _Extracting
+
+    monkeypatch.setattr(f"lightning.pytorch.Trainer.{command}", recording)
+    with pytest.raises(_Extracting):
+        main([command, "--config", str(config), "--ckpt_path", "last", "--trainer.max_epochs", "3"])
+    assert handed == [str(tmp_path / "last")]
+
+
 def _offline(*args: object, **kwargs: object) -> None:
     raise urllib.error.URLError("Name or service not known")
 

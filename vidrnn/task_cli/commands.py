@@ -143,6 +143,8 @@ class VidrnnCommands:
             checkpoint_from_a_config(subcommand, ckpt_path)
         if not Path(ckpt_path).is_file():
             usage_error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if str(ckpt_path).split(":")[0] in _CKPT_KEYWORDS:  # a file so named, which Lightning would read as its keyword
+            ckpt_path = self.config[subcommand]["ckpt_path"] = str(Path(ckpt_path).absolute())
         try:
             self.checkpoint_path = ckpt_path
             self.checkpoint = load_checkpoint(ckpt_path)
