@@ -1327,6 +1327,27 @@ def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extracti
     assert f"--config {checkpoint.parent.parent / 'config.yaml'}" in error
 
 
+@pytest.mark.parametrize("seed_option", [[], ["--seed_everything", "true"]], ids=["from the config", "true"])
+def test_a_resume_whose_seed_is_not_given_on_the_command_line_takes_its_runs(
+        seed_option: list[str], config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run begun with --seed_everything true (its config.yaml records the seed drawn, say 7), resumed by the README's
+    command (the config file's seed, 0) was refused as giving another seed, and resumed with --seed_everything true
+    drew a new seed, which config.resumed_at_step_N.yaml recorded though the random state went on from the
+    checkpoint. Neither is a seed the user asked for: the resume takes the run's."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "latest.ckpt"
+    checkpoint.write_bytes(_latest_checkpoint(config).read_bytes())
+    recorded = yaml.safe_load((_latest_checkpoint(config).parent.parent / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**recorded, "seed_everything": 7}))
+    seeds = []
+    monkeypatch.setattr("lightning.pytorch.cli.seed_everything", lambda seed=None, **kwargs: seeds.append(seed) or 7)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    with pytest.raises(_Extracting):
+        main(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *seed_option])
+    assert seeds == [7]
+
+
 def test_a_resumes_optimiser_is_held_to_its_runs_config_and_unchecked_without_one(
         config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checkpoint's hyperparameters leave out the optimiser and the scheduler (they are callables); the run's

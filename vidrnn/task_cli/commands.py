@@ -156,7 +156,8 @@ class VidrnnCommands:
         self._check_checkpoint(lambda checkpoint: self._require_current(checkpoint.get("hyper_parameters", {})))
         if subcommand == "fit":
             self._check_checkpoint(self._require_model_settings)
-            self._check_checkpoint(self._require_run_seed)
+            arguments = sys.argv[1:] if args is None else list(args)
+            self._check_checkpoint(lambda checkpoint: self._require_run_seed(arguments))
 
     @staticmethod
     def _require_current(hparams: dict[str, Any]) -> None:
@@ -175,21 +176,27 @@ class VidrnnCommands:
         config = self._run_config()
         return f"--config {config}" if config else "the config.yaml of the run that trained it"
 
-    def _require_run_seed(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a resumed fit given another ``seed_everything`` than its run's ``config.yaml`` records: the fit goes
-        on with the random state its checkpoint saved (clip order, segment offsets, dropout), so the seed would be
-        ignored, while ``config.resumed_at_step_N.yaml`` recorded it as used. ``true`` (a fresh seed, drawn later)
-        and a run without its ``config.yaml`` are not compared."""
+    def _require_run_seed(self, arguments: list[str]) -> None:
+        """Hold a resumed fit to the ``seed_everything`` its run's ``config.yaml`` records: the fit goes on with the
+        random state its checkpoint saved (clip order, segment offsets, dropout), so another seed would be ignored,
+        while ``config.resumed_at_step_N.yaml`` recorded it as used. A seed given as ``--seed_everything N`` on the
+        command line (``arguments``) is refused; one from a config file (the run began with ``--seed_everything N``
+        or ``true``, its resume reads the config's) and ``true`` (a fresh seed) become the run's. A run without its
+        ``config.yaml``, or one that records no seed, is not compared."""
         given, config = self.config.fit.get("seed_everything"), self._run_config()
-        if config is None or isinstance(given, bool):
+        if config is None:
             return
         recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("seed_everything")
-        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != given:
-            raise ValueError(f"this resume gives another seed (seed_everything: {recorded} there, {given} here): a "
-                             "resumed fit goes on with the random state its checkpoint saved (clip order, segment "
-                             "offsets, dropout), so the seed would be ignored, while config.resumed_at_step_N.yaml "
-                             "recorded it as used. Leave --seed_everything out and resume with "
-                             f"{self._run_config_fix()}, or start a new fit without --ckpt_path")
+        if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded == given:
+            return
+        if isinstance(given, bool) or last_given(arguments, "--seed_everything") != str(given):
+            self.config.fit.seed_everything = recorded
+            return
+        raise ValueError(f"this resume gives another seed (seed_everything: {recorded} there, {given} here): a "
+                         "resumed fit goes on with the random state its checkpoint saved (clip order, segment "
+                         "offsets, dropout), so the seed would be ignored, while config.resumed_at_step_N.yaml "
+                         f"recorded it as used. Leave --seed_everything out, and the resume takes the seed its "
+                         f"{self._run_config_fix()} records, or start a new fit without --ckpt_path")
 
     def _require_model_settings(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a resumed fit whose model settings differ from the checkpoint's, naming each.
