@@ -1306,6 +1306,8 @@ def test_a_resume_with_other_model_settings_is_refused_naming_each_before_any_ex
                                  "epochs after the resume would draw other batches than the uninterrupted fit"),
     (["--data.train_fraction", "0.5"], "the checkpoint was trained in other batches (data.train_fraction: 1.0 there, "
                                        "0.5 here): the epochs after the resume would draw other batches"),
+    (["--seed_every", "5"], "(seed_everything: 0 there, 5 here)"),  # an abbreviation argparse takes
+    (["--seed_everything", "05"], "(seed_everything: 0 there, 5 here)"),
     (["--seed_everything", "0", "--data.batch_size", "8", "--trainer.max_epochs", "3"], None),
 ])
 def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extraction(
@@ -1329,7 +1331,8 @@ def test_a_resume_with_another_seed_or_batch_size_is_refused_before_any_extracti
 
 @pytest.mark.parametrize("seed_option", [[], ["--seed_everything", "true"]], ids=["from the config", "true"])
 def test_a_resume_whose_seed_is_not_given_on_the_command_line_takes_its_runs(
-        seed_option: list[str], config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        seed_option: list[str], config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A run begun with --seed_everything true (its config.yaml records the seed drawn, say 7), resumed by the README's
     command (the config file's seed, 0) was refused as giving another seed, and resumed with --seed_everything true
     drew a new seed, which config.resumed_at_step_N.yaml recorded though the random state went on from the
@@ -1346,6 +1349,29 @@ def test_a_resume_whose_seed_is_not_given_on_the_command_line_takes_its_runs(
     with pytest.raises(_Extracting):
         main(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *seed_option])
     assert seeds == [7]
+    if seed_option:  # a run that recorded no seed of its own (older ones recorded true): the drawn one goes unused
+        (run / "config.yaml").write_text(yaml.safe_dump({**recorded, "seed_everything": True}))
+        with caplog.at_level("INFO"), pytest.raises(_Extracting):
+            main(["fit", "--config", str(config), "--ckpt_path", str(checkpoint), *seed_option])
+        assert f"drew the seed {seeds[-1]} (unused: a resumed fit goes on with the random state its checkpoint " in (
+            caplog.text)
+
+
+def test_a_checkpoint_older_than_train_fraction_resumes_only_with_all_its_groups(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint saved before data.train_fraction existed trained on every training group (1.0); a resume with 0.5
+    was taken without a word, the setting being unrecorded."""
+    checkpoint = torch.load(_latest_checkpoint(config), weights_only=True)
+    del checkpoint["datamodule_hyper_parameters"]["train_fraction"]
+    older = _latest_checkpoint(config).parent / "older_than_train_fraction.ckpt"
+    torch.save(checkpoint, older)
+    monkeypatch.setattr(VideoDataModule, "prepare_data", _extracting)
+    try:
+        error = refused_as_usage_error(["fit", "--config", str(config), "--ckpt_path", str(older),
+                                        "--data.train_fraction", "0.5"], capsys)
+    finally:
+        older.unlink()
+    assert "(data.train_fraction: 1.0 there, 0.5 here)" in error
 
 
 def test_a_resumes_optimiser_is_held_to_its_runs_config_and_unchecked_without_one(

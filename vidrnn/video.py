@@ -85,7 +85,8 @@ NOT_VIDEO_EXTENSIONS = IMAGE_EXTENSIONS | frozenset({
     ".heic", ".heif", ".svg", ".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml",
     ".yml", ".ini", ".log", ".html", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".srt", ".vtt", ".ass", ".ssa", ".sub",
     ".wav", ".mp3", ".aac", ".flac", ".m4a", ".opus", ".wma", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".npy",
-    ".npz", ".pkl", ".pt", ".ckpt", ".h5", ".py", ".sh", ".db",
+    ".npz", ".pkl", ".pt", ".pth", ".ckpt", ".safetensors", ".onnx", ".h5", ".hdf5", ".mat", ".parquet", ".feather",
+    ".markdown", ".py", ".sh", ".db",
 })
 
 

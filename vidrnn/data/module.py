@@ -450,8 +450,11 @@ class VideoDataModule(L.LightningDataModule):
         batches, and the fit would not end with the weights the uninterrupted one would have. ``fix`` says where its
         settings are: ``batch_size``, and ``train_fraction``, which keeps other training groups. (Its split and its
         input are held to the checkpoint's by the split and model checks.)"""
-        differing = [f"data.{name}: {recorded[name]} there, {self.hparams[name]} here" for name in ("batch_size",
-                     "train_fraction") if recorded.get(name) is not None and recorded[name] != self.hparams[name]]
+        if not recorded:
+            return
+        there = {"train_fraction": 1.0, **recorded}  # a checkpoint older than the setting trained on every group
+        differing = [f"data.{name}: {there[name]} there, {self.hparams[name]} here" for name in ("batch_size",
+                     "train_fraction") if there.get(name) is not None and there[name] != self.hparams[name]]
         if differing:
             raise ValueError(f"the checkpoint was trained in other batches ({'; '.join(differing)}): the epochs after "
                              "the resume would draw other batches than the uninterrupted fit and end with other "

@@ -104,8 +104,10 @@ class VidrnnCommands:
                         "such as --seed_everything 1234")
         if config.get("seed_everything") is True and (rank_zero_only.rank == 0 or "PL_GLOBAL_SEED" not in os.environ):
             config["seed_everything"] = secrets.randbelow(max_seed_value + 1)
-            rank_zero_info(f"seed_everything true: drew the seed {config['seed_everything']} (the run's config.yaml "
-                           "records it)")
+            resumed = self.subcommand == "fit" and config.get("ckpt_path")
+            rank_zero_info(f"seed_everything true: drew the seed {config['seed_everything']} " + (
+                "(unused: a resumed fit goes on with the random state its checkpoint saved)" if resumed
+                else "(the run's config.yaml records it)"))
         super()._set_seed()
 
     def _say_stopped(self, status: int) -> None:
@@ -182,14 +184,15 @@ class VidrnnCommands:
         while ``config.resumed_at_step_N.yaml`` recorded it as used. A seed given as ``--seed_everything N`` on the
         command line (``arguments``) is refused; one from a config file (the run began with ``--seed_everything N``
         or ``true``, its resume reads the config's) and ``true`` (a fresh seed) become the run's. A run without its
-        ``config.yaml``, or one that records no seed, is not compared."""
+        ``config.yaml``, or one that records no seed, is not compared. Any ``--seed...`` argument counts as given
+        (argparse takes ``--seed_every 5`` and ``05``)."""
         given, config = self.config.fit.get("seed_everything"), self._run_config()
         if config is None:
             return
         recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("seed_everything")
         if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded == given:
             return
-        if isinstance(given, bool) or last_given(arguments, "--seed_everything") != str(given):
+        if isinstance(given, bool) or not any(argument.startswith("--seed") for argument in arguments):
             self.config.fit.seed_everything = recorded
             return
         raise ValueError(f"this resume gives another seed (seed_everything: {recorded} there, {given} here): a "
